@@ -1,0 +1,319 @@
+//! API errors in kube-apiserver's shape.
+//!
+//! Every failure the API server returns is a `meta/v1` `Status` object with the same `reason`,
+//! `code` and message wording as upstream (`k8s.io/apimachinery/pkg/api/errors`), and every
+//! validation failure carries `details.causes[]` built from [`FieldError`]s, which mirror
+//! upstream's `field.Error` (`k8s.io/apimachinery/pkg/util/validation/field`).
+
+use serde_json::{Value, json};
+
+use super::registry::ResourceInfo;
+
+/// The kind of a field validation error, as upstream's `field.ErrorType`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldErrorType {
+    /// `Required value`
+    Required,
+    /// `Invalid value`
+    Invalid,
+    /// `Unsupported value`
+    NotSupported,
+    /// `Forbidden`
+    Forbidden,
+    /// `Duplicate value`
+    Duplicate,
+    /// `Too long`
+    TooLong,
+    /// `Too many`
+    TooMany,
+    /// `Not found`
+    NotFound,
+    /// `Internal error`
+    Internal,
+    /// `Invalid value` with a type mismatch (upstream `FieldValueTypeInvalid`).
+    TypeInvalid,
+}
+
+impl FieldErrorType {
+    /// The `details.causes[].reason` string (upstream `metav1.CauseType`).
+    pub fn cause_type(self) -> &'static str {
+        match self {
+            Self::Required => "FieldValueRequired",
+            Self::Invalid => "FieldValueInvalid",
+            Self::NotSupported => "FieldValueNotSupported",
+            Self::Forbidden => "FieldValueForbidden",
+            Self::Duplicate => "FieldValueDuplicate",
+            Self::TooLong => "FieldValueTooLong",
+            Self::TooMany => "FieldValueTooMany",
+            Self::NotFound => "FieldValueNotFound",
+            Self::Internal => "InternalError",
+            Self::TypeInvalid => "FieldValueTypeInvalid",
+        }
+    }
+
+    /// The human text upstream prints for this type.
+    pub fn text(self) -> &'static str {
+        match self {
+            Self::Required => "Required value",
+            Self::Invalid | Self::TypeInvalid => "Invalid value",
+            Self::NotSupported => "Unsupported value",
+            Self::Forbidden => "Forbidden",
+            Self::Duplicate => "Duplicate value",
+            Self::TooLong => "Too long",
+            Self::TooMany => "Too many",
+            Self::NotFound => "Not found",
+            Self::Internal => "Internal error",
+        }
+    }
+}
+
+/// One validation failure on one field, as upstream's `field.Error`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FieldError {
+    /// What went wrong.
+    pub kind: FieldErrorType,
+    /// The JSON path of the field, upstream style: `spec.template.spec.containers[0].name`.
+    pub field: String,
+    /// The offending value, printed in the message for the value-carrying types.
+    pub value: Option<Value>,
+    /// The rule that was broken, in upstream's words.
+    pub detail: String,
+}
+
+impl FieldError {
+    pub fn new(
+        kind: FieldErrorType,
+        field: impl Into<String>,
+        value: Option<Value>,
+        detail: impl Into<String>,
+    ) -> Self {
+        Self { kind, field: field.into(), value, detail: detail.into() }
+    }
+    pub fn required(field: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self::new(FieldErrorType::Required, field, None, detail)
+    }
+    pub fn invalid(field: impl Into<String>, value: Value, detail: impl Into<String>) -> Self {
+        Self::new(FieldErrorType::Invalid, field, Some(value), detail)
+    }
+    pub fn forbidden(field: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self::new(FieldErrorType::Forbidden, field, None, detail)
+    }
+    pub fn not_supported(field: impl Into<String>, value: Value, supported: &[&str]) -> Self {
+        let list = supported.iter().map(|s| format!("{s:?}")).collect::<Vec<_>>().join(", ");
+        Self::new(FieldErrorType::NotSupported, field, Some(value), format!("supported values: {list}"))
+    }
+    pub fn duplicate(field: impl Into<String>, value: Value) -> Self {
+        Self::new(FieldErrorType::Duplicate, field, Some(value), "")
+    }
+
+    /// Upstream's `ErrorBody()`: the message without the field path.
+    pub fn body(&self) -> String {
+        let mut s = self.kind.text().to_string();
+        let carries_value = !matches!(
+            self.kind,
+            FieldErrorType::Required | FieldErrorType::Forbidden | FieldErrorType::TooLong | FieldErrorType::Internal
+        );
+        if carries_value && let Some(v) = &self.value {
+            s.push_str(": ");
+            s.push_str(&format_value(v));
+        }
+        if !self.detail.is_empty() {
+            s.push_str(": ");
+            s.push_str(&self.detail);
+        }
+        s
+    }
+}
+
+impl std::fmt::Display for FieldError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.field, self.body())
+    }
+}
+
+/// Values print the way Go's `%#v`-ish formatting in `field.Error` does: strings quoted, numbers
+/// and booleans bare, `null` for nil, anything compound as compact JSON.
+fn format_value(v: &Value) -> String {
+    match v {
+        Value::String(s) => format!("{s:?}"),
+        Value::Null => "null".to_string(),
+        Value::Number(n) => n.to_string(),
+        Value::Bool(b) => b.to_string(),
+        other => other.to_string(),
+    }
+}
+
+/// An error the API server answers with: an HTTP code and a `Status` body.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{code} {reason}: {message}")]
+pub struct StatusError {
+    pub code: u16,
+    pub reason: &'static str,
+    pub message: String,
+    /// `details`, when upstream sends them.
+    pub details: Option<Value>,
+}
+
+impl StatusError {
+    pub fn new(code: u16, reason: &'static str, message: impl Into<String>) -> Self {
+        Self { code, reason, message: message.into(), details: None }
+    }
+
+    pub fn with_details(mut self, details: Value) -> Self {
+        self.details = Some(details);
+        self
+    }
+
+    /// The `Status` object for the response body.
+    pub fn to_status(&self) -> Value {
+        let mut s = json!({
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": self.message,
+            "reason": self.reason,
+            "code": self.code,
+        });
+        if let Some(d) = &self.details {
+            s["details"] = d.clone();
+        }
+        s
+    }
+
+    pub fn not_found(info: &ResourceInfo, name: &str) -> Self {
+        Self::new(404, "NotFound", format!("{} \"{name}\" not found", info.group_resource()))
+            .with_details(json!({"name": name, "group": info.group, "kind": info.resource}))
+    }
+
+    pub fn already_exists(info: &ResourceInfo, name: &str) -> Self {
+        Self::new(409, "AlreadyExists", format!("{} \"{name}\" already exists", info.group_resource()))
+            .with_details(json!({"name": name, "group": info.group, "kind": info.resource}))
+    }
+
+    /// The optimistic-concurrency conflict, word for word as kube-apiserver.
+    pub fn conflict(info: &ResourceInfo, name: &str) -> Self {
+        Self::conflict_msg(
+            info,
+            name,
+            "the object has been modified; please apply your changes to the latest version and try again",
+        )
+    }
+
+    pub fn conflict_msg(info: &ResourceInfo, name: &str, why: &str) -> Self {
+        Self::new(
+            409,
+            "Conflict",
+            format!("Operation cannot be fulfilled on {} \"{name}\": {why}", info.group_resource()),
+        )
+        .with_details(json!({"name": name, "group": info.group, "kind": info.resource}))
+    }
+
+    /// 422 Invalid with `details.causes`, as `errors.NewInvalid`.
+    pub fn invalid(info: &ResourceInfo, name: &str, errs: &[FieldError]) -> Self {
+        let qualified = info.group_kind();
+        let list = match errs {
+            [one] => one.to_string(),
+            many => format!("[{}]", many.iter().map(|e| e.to_string()).collect::<Vec<_>>().join(", ")),
+        };
+        let causes: Vec<Value> = errs
+            .iter()
+            .map(|e| json!({"reason": e.kind.cause_type(), "message": e.body(), "field": e.field}))
+            .collect();
+        Self::new(422, "Invalid", format!("{qualified} \"{name}\" is invalid: {list}"))
+            .with_details(json!({"name": name, "group": info.group, "kind": info.kind, "causes": causes}))
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(400, "BadRequest", message)
+    }
+
+    /// 410 for a watch or list from a resourceVersion older than the kept history.
+    pub fn expired(message: impl Into<String>) -> Self {
+        Self::new(410, "Expired", message)
+    }
+
+    pub fn gone(message: impl Into<String>) -> Self {
+        Self::new(410, "Gone", message)
+    }
+
+    pub fn method_not_allowed(message: impl Into<String>) -> Self {
+        Self::new(405, "MethodNotAllowed", message)
+    }
+
+    pub fn unsupported_media_type(content_type: &str) -> Self {
+        Self::new(
+            415,
+            "UnsupportedMediaType",
+            format!(
+                "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json; got {content_type:?}"
+            ),
+        )
+    }
+
+    pub fn too_large(limit: usize) -> Self {
+        Self::new(413, "RequestEntityTooLarge", format!("Request entity too large: limit is {limit}"))
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(403, "Forbidden", message)
+    }
+
+    pub fn unauthorized() -> Self {
+        Self::new(401, "Unauthorized", "Unauthorized")
+    }
+
+    /// 404 for a path that names no served resource (upstream answers a bare 404 Status).
+    pub fn no_route(path: &str) -> Self {
+        Self::new(404, "NotFound", format!("the server could not find the requested resource ({path})"))
+            .with_details(json!({"causes": [{"reason": "UnexpectedServerResponse", "message": "404 page not found"}]}))
+    }
+
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(500, "InternalError", format!("Internal error occurred: {}", message.into()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::apiserver::registry::Registry;
+
+    #[test]
+    fn invalid_message_matches_upstream_shape() {
+        let reg = Registry::builtin();
+        let jobs = reg.get("batch", "v1", "jobs").unwrap();
+        let e = StatusError::invalid(
+            &jobs,
+            "x",
+            &[FieldError::not_supported("spec.template.spec.restartPolicy", json!("Always"), &["OnFailure", "Never"])],
+        );
+        assert_eq!(e.code, 422);
+        assert_eq!(
+            e.message,
+            "Job.batch \"x\" is invalid: spec.template.spec.restartPolicy: Unsupported value: \"Always\": supported values: \"OnFailure\", \"Never\""
+        );
+        let s = e.to_status();
+        assert_eq!(s["details"]["causes"][0]["field"], "spec.template.spec.restartPolicy");
+        assert_eq!(s["details"]["causes"][0]["reason"], "FieldValueNotSupported");
+        assert_eq!(s["details"]["kind"], "Job");
+    }
+
+    #[test]
+    fn several_causes_are_bracketed_and_core_kinds_unqualified() {
+        let reg = Registry::builtin();
+        let pods = reg.get("", "v1", "pods").unwrap();
+        let e = StatusError::invalid(
+            &pods,
+            "p",
+            &[FieldError::required("spec.containers", ""), FieldError::invalid("metadata.name", json!("A"), "bad")],
+        );
+        assert_eq!(
+            e.message,
+            "Pod \"p\" is invalid: [spec.containers: Required value, metadata.name: Invalid value: \"A\": bad]"
+        );
+        assert_eq!(StatusError::not_found(&pods, "p").message, "pods \"p\" not found");
+        let jobs = reg.get("batch", "v1", "jobs").unwrap();
+        assert_eq!(StatusError::not_found(&jobs, "j").message, "jobs.batch \"j\" not found");
+    }
+}

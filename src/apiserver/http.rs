@@ -1,0 +1,3 @@
+//! HTTP routing for the API server.
+//!
+//! STUB: owned by the API-server-core work item.

@@ -1,0 +1,198 @@
+//! The table of resources the API server serves.
+//!
+//! One [`ResourceInfo`] per group/version/resource drives routing, discovery, OpenAPI, tables,
+//! defaulting and validation. Built-in resources are listed in [`Registry::builtin`]; custom
+//! resources are added at run time when a CustomResourceDefinition is stored.
+
+use std::sync::{Arc, RwLock};
+
+/// What the server knows about one served resource.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResourceInfo {
+    /// API group, `""` for the core group.
+    pub group: String,
+    /// API version, e.g. `v1`.
+    pub version: String,
+    /// Plural resource name used in URLs, e.g. `jobs`.
+    pub resource: String,
+    /// Kind, e.g. `Job`.
+    pub kind: String,
+    /// Singular name, e.g. `job`.
+    pub singular: String,
+    /// Whether objects live in a namespace.
+    pub namespaced: bool,
+    /// `kubectl` short names, e.g. `po`.
+    pub short_names: Vec<String>,
+    /// Categories, e.g. `all`.
+    pub categories: Vec<String>,
+    /// Subresources served, e.g. `status`, `log`, `binding`.
+    pub subresources: Vec<String>,
+    /// Which store the objects live in, when two resources share one (core/v1 and
+    /// events.k8s.io/v1 events). Defaults to `group/resource`.
+    pub storage_key: String,
+}
+
+/// The verbs every served resource supports.
+pub const VERBS: &[&str] = &["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"];
+
+impl ResourceInfo {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        group: &str,
+        version: &str,
+        resource: &str,
+        kind: &str,
+        namespaced: bool,
+        short_names: &[&str],
+        categories: &[&str],
+        subresources: &[&str],
+    ) -> Self {
+        Self {
+            group: group.into(),
+            version: version.into(),
+            resource: resource.into(),
+            kind: kind.into(),
+            singular: kind.to_lowercase(),
+            namespaced,
+            short_names: short_names.iter().map(|s| s.to_string()).collect(),
+            categories: categories.iter().map(|s| s.to_string()).collect(),
+            subresources: subresources.iter().map(|s| s.to_string()).collect(),
+            storage_key: format!("{group}/{resource}"),
+        }
+    }
+
+    /// `apiVersion` as written in objects: `v1` or `batch/v1`.
+    pub fn api_version(&self) -> String {
+        if self.group.is_empty() { self.version.clone() } else { format!("{}/{}", self.group, self.version) }
+    }
+
+    /// `jobs.batch` or `pods`, as upstream prints a GroupResource.
+    pub fn group_resource(&self) -> String {
+        if self.group.is_empty() { self.resource.clone() } else { format!("{}.{}", self.resource, self.group) }
+    }
+
+    /// `Job.batch` or `Pod`, as upstream prints a GroupKind.
+    pub fn group_kind(&self) -> String {
+        if self.group.is_empty() { self.kind.clone() } else { format!("{}.{}", self.kind, self.group) }
+    }
+
+    pub fn has_subresource(&self, sub: &str) -> bool {
+        self.subresources.iter().any(|s| s == sub)
+    }
+
+    /// URL prefix of the group version: `/api/v1` or `/apis/batch/v1`.
+    pub fn gv_path(&self) -> String {
+        if self.group.is_empty() {
+            format!("/api/{}", self.version)
+        } else {
+            format!("/apis/{}/{}", self.group, self.version)
+        }
+    }
+}
+
+/// All served resources. Cheap to clone; shared between the HTTP layer and the controllers that
+/// add custom resources.
+#[derive(Debug, Clone)]
+pub struct Registry {
+    inner: Arc<RwLock<Vec<ResourceInfo>>>,
+}
+
+impl Registry {
+    /// The built-in resources of jobwright's API server.
+    pub fn builtin() -> Self {
+        let r = ResourceInfo::new;
+        let mut events_new = r("events.k8s.io", "v1", "events", "Event", true, &["ev"], &[], &[]);
+        events_new.storage_key = "/events".into();
+        let list = vec![
+            r("", "v1", "namespaces", "Namespace", false, &["ns"], &[], &["status", "finalize"]),
+            r("", "v1", "nodes", "Node", false, &["no"], &[], &["status"]),
+            r("", "v1", "pods", "Pod", true, &["po"], &["all"], &["status", "log", "binding", "eviction"]),
+            r("", "v1", "events", "Event", true, &["ev"], &[], &[]),
+            r("", "v1", "services", "Service", true, &["svc"], &["all"], &["status"]),
+            r("", "v1", "configmaps", "ConfigMap", true, &["cm"], &[], &[]),
+            r("", "v1", "serviceaccounts", "ServiceAccount", true, &["sa"], &[], &[]),
+            r("", "v1", "secrets", "Secret", true, &[], &[], &[]),
+            r("batch", "v1", "jobs", "Job", true, &[], &["all"], &["status"]),
+            r("batch", "v1", "cronjobs", "CronJob", true, &["cj"], &["all"], &["status"]),
+            r("coordination.k8s.io", "v1", "leases", "Lease", true, &[], &[], &[]),
+            events_new,
+            r("apps", "v1", "deployments", "Deployment", true, &["deploy"], &["all"], &["status", "scale"]),
+            r("policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget", true, &["pdb"], &[], &["status"]),
+            r("rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", false, &[], &[], &[]),
+            r("rbac.authorization.k8s.io", "v1", "clusterrolebindings", "ClusterRoleBinding", false, &[], &[], &[]),
+            r("rbac.authorization.k8s.io", "v1", "roles", "Role", true, &[], &[], &[]),
+            r("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding", true, &[], &[], &[]),
+            r(
+                "apiextensions.k8s.io",
+                "v1",
+                "customresourcedefinitions",
+                "CustomResourceDefinition",
+                false,
+                &["crd", "crds"],
+                &[],
+                &["status"],
+            ),
+        ];
+        Self { inner: Arc::new(RwLock::new(list)) }
+    }
+
+    /// Look up a resource by group, version and plural name.
+    pub fn get(&self, group: &str, version: &str, resource: &str) -> Option<ResourceInfo> {
+        self.read().iter().find(|r| r.group == group && r.version == version && r.resource == resource).cloned()
+    }
+
+    /// Look up a resource by `apiVersion` and kind, as written in an object.
+    pub fn by_kind(&self, api_version: &str, kind: &str) -> Option<ResourceInfo> {
+        self.read().iter().find(|r| r.api_version() == api_version && r.kind == kind).cloned()
+    }
+
+    /// Every served resource, in registration order.
+    pub fn all(&self) -> Vec<ResourceInfo> {
+        self.read().clone()
+    }
+
+    /// Every served group version, as `(group, version)`, core first, in registration order.
+    pub fn group_versions(&self) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = Vec::new();
+        for r in self.read().iter() {
+            let gv = (r.group.clone(), r.version.clone());
+            if !out.contains(&gv) {
+                out.push(gv);
+            }
+        }
+        out
+    }
+
+    /// Serve a new resource (a custom resource); replaces one with the same group/version/resource.
+    pub fn add(&self, info: ResourceInfo) {
+        let mut list = self.inner.write().unwrap_or_else(|e| e.into_inner());
+        list.retain(|r| !(r.group == info.group && r.version == info.version && r.resource == info.resource));
+        list.push(info);
+    }
+
+    /// Stop serving a resource.
+    pub fn remove(&self, group: &str, version: &str, resource: &str) {
+        let mut list = self.inner.write().unwrap_or_else(|e| e.into_inner());
+        list.retain(|r| !(r.group == group && r.version == version && r.resource == resource));
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Vec<ResourceInfo>> {
+        self.inner.read().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_share_one_store_across_groups() {
+        let reg = Registry::builtin();
+        let core = reg.get("", "v1", "events").unwrap();
+        let new = reg.get("events.k8s.io", "v1", "events").unwrap();
+        assert_eq!(core.storage_key, new.storage_key);
+        assert_eq!(reg.get("batch", "v1", "jobs").unwrap().group_resource(), "jobs.batch");
+        assert_eq!(reg.by_kind("batch/v1", "Job").unwrap().resource, "jobs");
+        assert!(reg.get("batch", "v1", "nope").is_none());
+    }
+}
