@@ -41,6 +41,8 @@ pub mod events;
 pub mod indexes;
 pub mod labels;
 pub mod plan;
+#[cfg(test)]
+mod plan_tests;
 pub mod pods;
 pub mod policy;
 pub mod status;
