@@ -45,6 +45,8 @@ pub mod plan;
 mod plan_tests;
 pub mod pods;
 pub mod policy;
+#[cfg(test)]
+mod sim_tests;
 pub mod status;
 pub mod template;
 #[cfg(test)]
