@@ -356,7 +356,7 @@ pub fn plan_with(job: &Job, all_pods: &[Pod], now: DateTime<Utc>, config: &Confi
         let mut p = Plan::skip(Outcome::Finished, job, now);
         p.finalizer_removals = owned
             .iter()
-            .filter(|p| pods::has_tracking_finalizer(p))
+            .filter(|p| pods::has_tracking_finalizer(p) && !sctx.pending_finalizer_removals.contains(pods::uid(p)))
             .map(|p| removal(p, FinalizerReason::NotCounted))
             .collect();
         return p;

@@ -17,7 +17,7 @@ use rand::{Rng, SeedableRng};
 
 use super::indexes::Indexes;
 use super::labels::JOB_TRACKING_FINALIZER;
-use super::plan::{DeletionReason, Outcome, Plan, plan};
+use super::plan::{DeletionReason, FinalizerReason, Outcome, Plan, SyncContext, plan_with};
 use super::pods::{self, to_time};
 use super::status;
 use super::testing::{JobBuilder, at, test_config};
@@ -26,6 +26,9 @@ use super::testing::{JobBuilder, at, test_config};
 enum End {
     Succeeded,
     Failed,
+    /// Terminated by the controller after its finalizer was removed without counting it (scale
+    /// down, suspension, or a Job that already met its success criteria).
+    Dropped,
 }
 
 struct World {
@@ -35,10 +38,23 @@ struct World {
     history: BTreeMap<String, (End, Option<i32>)>,
     seq: usize,
     now: DateTime<Utc>,
+    /// Pods as they were before the last apply: what a lagging informer cache shows.
+    lagged: Vec<Pod>,
+    /// Names of pods created, and UIDs of pods deleted or stripped of their finalizer, by the last
+    /// apply: what the shell's expectations remember.
+    created: BTreeSet<String>,
+    deleted: BTreeSet<String>,
+    unfinalized: BTreeSet<String>,
+    /// How pods whose finalizer was removed before they finished were accounted.
+    early: BTreeMap<String, FinalizerReason>,
 }
 
 impl World {
     fn apply(&mut self, plan: &Plan, crash_at: Option<usize>) {
+        self.lagged = self.pods.values().cloned().collect();
+        self.created.clear();
+        self.deleted.clear();
+        self.unfinalized.clear();
         let mut step = 0usize;
         let go = |step: &mut usize| {
             *step += 1;
@@ -51,8 +67,10 @@ impl World {
             if let Some(p) = self.pods.get_mut(&d.name) {
                 if d.remove_finalizer_first {
                     p.metadata.finalizers = None;
+                    self.early.insert(d.uid.clone(), FinalizerReason::NotCounted);
                 }
                 p.metadata.deletion_timestamp = Some(to_time(self.now));
+                self.deleted.insert(d.uid.clone());
             }
         }
         for c in &plan.creations {
@@ -66,6 +84,7 @@ impl World {
             p.metadata.uid = Some(format!("uid-{}", self.seq));
             p.metadata.creation_timestamp = Some(to_time(self.now));
             p.status = Some(PodStatus { phase: Some("Running".into()), ..Default::default() });
+            self.created.insert(name.clone());
             self.pods.insert(name, p);
         }
         if plan.status_changed {
@@ -81,8 +100,24 @@ impl World {
             }
             if let Some(p) = self.pods.get_mut(&r.name) {
                 p.metadata.finalizers.get_or_insert_with(Vec::new).retain(|f| f != JOB_TRACKING_FINALIZER);
+                if !pods::is_terminal(p) {
+                    self.early.insert(r.uid.clone(), r.reason);
+                } else if plan.outcome == Outcome::Sync
+                    && let Some(h) = self.history.get_mut(pods::uid(p))
+                {
+                    // A lagging cache showed the pod still running (or terminating) when the Job
+                    // reached a terminal state: as upstream, the controller's view decides how
+                    // it is accounted (terminated by a failing Job: failed; by a succeeding Job:
+                    // not counted).
+                    match r.reason {
+                        FinalizerReason::Failed => h.0 = End::Failed,
+                        FinalizerReason::NotCounted if h.0 == End::Failed => h.0 = End::Dropped,
+                        _ => {}
+                    }
+                }
             }
             removed.insert(r.uid.clone());
+            self.unfinalized.insert(r.uid.clone());
         }
         if !go(&mut step) {
             return;
@@ -111,7 +146,12 @@ impl World {
             }]),
             ..Default::default()
         });
-        self.history.insert(pods::uid(p).to_string(), (end, pods::completion_index(p)));
+        let counted_as = match self.early.get(pods::uid(p)) {
+            Some(FinalizerReason::Failed) => End::Failed,
+            Some(_) => End::Dropped,
+            None => end,
+        };
+        self.history.insert(pods::uid(p).to_string(), (counted_as, pods::completion_index(p)));
     }
 
     /// The kubelet, evictions and pod GC.
@@ -141,6 +181,32 @@ impl World {
         }
     }
 
+    /// What the shell would pass: either the fresh pods, or the lagging cache with the
+    /// expectations the shell recorded for the operations the cache does not show yet.
+    fn observe(&self, lag: bool) -> (Vec<Pod>, SyncContext) {
+        if !lag {
+            return (self.pods.values().cloned().collect(), SyncContext::default());
+        }
+        let seen_names: BTreeSet<&str> = self.lagged.iter().map(pods::name).collect();
+        let creations_seen = self.created.iter().all(|n| seen_names.contains(n.as_str()));
+        let deletions_seen = self
+            .lagged
+            .iter()
+            .filter(|p| self.deleted.contains(pods::uid(p)))
+            .all(|p| p.metadata.deletion_timestamp.is_some());
+        let pending = self
+            .lagged
+            .iter()
+            .filter(|p| self.unfinalized.contains(pods::uid(p)) && pods::has_tracking_finalizer(p))
+            .map(|p| pods::uid(p).to_string())
+            .collect();
+        let ctx = SyncContext {
+            expectations_satisfied: creations_seen && deletions_seen,
+            pending_finalizer_removals: pending,
+        };
+        (self.lagged.clone(), ctx)
+    }
+
     fn active(&self) -> usize {
         self.pods.values().filter(|p| pods::is_active(p)).count()
     }
@@ -153,6 +219,7 @@ fn simulate(
     parallelism: i32,
     backoff_limit: i32,
     only_failed: bool,
+    lagging: bool,
 ) {
     let mut rng = StdRng::seed_from_u64(seed);
     let mut b = JobBuilder::new("sim").parallelism(parallelism).backoff_limit(backoff_limit);
@@ -166,13 +233,25 @@ fn simulate(
     if only_failed {
         b = b.pod_replacement_policy("Failed");
     }
-    let mut w = World { job: b.build(), pods: BTreeMap::new(), history: BTreeMap::new(), seq: 0, now: at(0) };
+    let mut w = World {
+        job: b.build(),
+        pods: BTreeMap::new(),
+        history: BTreeMap::new(),
+        seq: 0,
+        now: at(0),
+        lagged: vec![],
+        created: BTreeSet::new(),
+        deleted: BTreeSet::new(),
+        unfinalized: BTreeSet::new(),
+        early: BTreeMap::new(),
+    };
     let cfg = test_config();
     let fail_p = rng.random_range(0.0..0.3);
     let mut finished = false;
     for _ in 0..400 {
-        let pods: Vec<Pod> = w.pods.values().cloned().collect();
-        let p = plan(&w.job, &pods, w.now, &cfg);
+        let lag = lagging && rng.random_bool(0.3);
+        let (pods, ctx) = w.observe(lag);
+        let p = plan_with(&w.job, &pods, w.now, &cfg, &ctx);
         for d in &p.deletions {
             assert!(
                 !matches!(d.reason, DeletionReason::ExcessActive | DeletionReason::DuplicateIndex),
@@ -242,8 +321,9 @@ proptest! {
         parallelism in 1i32..5,
         backoff_limit in 0i32..12,
         only_failed in any::<bool>(),
+        lagging in any::<bool>(),
     ) {
         let completions = if indexed { Some(completions.unwrap_or(3)) } else { completions };
-        simulate(seed, indexed, completions, parallelism, backoff_limit, only_failed);
+        simulate(seed, indexed, completions, parallelism, backoff_limit, only_failed, lagging);
     }
 }
