@@ -33,7 +33,26 @@
 //! - writes status with the `resourceVersion` of the Job it planned from (409 → re-plan), and
 //!   never removes a finalizer unless the first status write succeeded;
 //! - runs at most one sync per Job at a time;
-//! - removes the finalizer of pods whose Job is gone or finished ([`orphan_needs_finalizer_removal`]).
+//! - removes the finalizer of pods whose Job is gone or finished ([`orphan_needs_finalizer_removal`]);
+//! - when it adopts an orphan, adds the tracking finalizer in the same patch (upstream's claim does),
+//!   so the adopted pod is counted like the others;
+//! - on a failed creation or scaling deletion, calls [`Plan::account_pod_ops`] before writing the
+//!   status; on a failed deletion of a finishing Job (reason `JobFinishing`), stops and re-plans.
+//!
+//! One race is inherent, here as upstream: a pod that finished after the snapshot was taken but is
+//! still shown running when the Job reaches a terminal state is accounted as the controller saw it
+//! (terminated by a failing Job: failed; by a succeeding Job: not counted). The property tests in
+//! `sim_tests` model a lagging cache and check every other count is exact.
+//!
+//! # Differences from upstream, on purpose
+//!
+//! - The pod re-creation backoff is derived from the pods (failures finished after the last
+//!   success), not from an in-memory record, so it survives controller restarts.
+//! - While pod re-creation is delayed by the backoff, `status.active` keeps counting the pods that
+//!   are running (upstream reports 0 in that sync).
+//! - Active pods of an index that failed (backoffLimitPerIndex) are deleted (`FailedIndex`).
+//! - Which Jobs are managed: `spec.managedBy == jobwright.dev/job-controller`, or with
+//!   `manage_all` also Jobs without `managedBy` or with the built-in controller's value.
 
 pub mod backoff;
 pub mod config;
@@ -49,7 +68,6 @@ pub mod policy;
 mod sim_tests;
 pub mod status;
 pub mod template;
-#[cfg(test)]
 pub mod testing;
 
 pub use config::Config;

@@ -206,6 +206,29 @@ impl Plan {
         }
     }
 
+    /// Adjusts `active` / `ready` / `terminating` of [`Plan::status`] for pod operations that
+    /// failed: `not_created` creations (failed or skipped by slow start) and the deletions whose
+    /// UIDs are in `not_deleted`, as upstream's `manageJob` does with its counters. If a deletion
+    /// of a finishing Job failed, the shell must not go on with this plan (upstream then holds the
+    /// terminal condition back): it returns the error and re-plans.
+    pub fn account_pod_ops(&mut self, not_created: usize, not_deleted: &BTreeSet<String>) {
+        let mut active = self.status.active.unwrap_or(0) - i32::try_from(not_created).unwrap_or(i32::MAX);
+        let mut ready = self.status.ready.unwrap_or(0);
+        let mut terminating = self.status.terminating.unwrap_or(0);
+        for d in self.deletions.iter().filter(|d| not_deleted.contains(&d.uid)) {
+            active += 1;
+            terminating -= 1;
+            if d.ready {
+                ready += 1;
+            }
+        }
+        self.status.active = nonzero(active.max(0));
+        self.status.ready = Some(ready.max(0));
+        self.status.terminating = Some(terminating.max(0));
+        self.terminating_after = terminating.max(0);
+        self.status_changed = true;
+    }
+
     /// The terminal condition this plan will set once the Job's pods are all counted and gone.
     pub fn pending_finish(&self) -> Option<&JobCondition> {
         self.finish.as_ref()
@@ -943,7 +966,7 @@ fn track_status(
     if reached_max {
         requeue = Some(requeue.map_or(ctx.config.min_requeue, |r| r.min(ctx.config.min_requeue)));
     }
-    let status_changed = st != *old_status;
+    let status_changed = normalized(&st) != normalized(old_status);
     Plan {
         outcome: Outcome::Sync,
         deletions: s.deletions,
@@ -960,6 +983,29 @@ fn track_status(
         completions: ctx.completions,
         now,
     }
+}
+
+/// The status with empty values folded to `None`, so that a server that drops zero counters or
+/// empty lists never makes the plan write the same status again and again.
+fn normalized(st: &JobStatus) -> JobStatus {
+    let mut st = st.clone();
+    for v in [&mut st.active, &mut st.ready, &mut st.terminating, &mut st.succeeded, &mut st.failed] {
+        if *v == Some(0) {
+            *v = None;
+        }
+    }
+    for v in [&mut st.completed_indexes, &mut st.failed_indexes] {
+        if v.as_deref() == Some("") {
+            *v = None;
+        }
+    }
+    if st.conditions.as_ref().is_some_and(Vec::is_empty) {
+        st.conditions = None;
+    }
+    if status::uncounted_len(&st) == 0 {
+        st.uncounted_terminated_pods = None;
+    }
+    st
 }
 
 /// Upstream's `canRemoveFinalizer`.

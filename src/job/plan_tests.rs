@@ -1110,3 +1110,49 @@ fn orphan_finalizers() {
     assert!(!orphan_needs_finalizer_removal(&pod(&job).no_finalizer().build(), None, &cfg));
     let _ = Duration::ZERO;
 }
+
+#[test]
+fn failed_pod_operations_correct_the_counters() {
+    let job = JobBuilder::new("j").completions(10).parallelism(4).start_time(t0()).build();
+    let mut p = plan(&job, &[], at(1), &test_config());
+    assert_eq!(p.creations.len(), 4);
+    // Slow start: the second batch (2 pods) failed, the last one was skipped.
+    p.account_pod_ops(3, &BTreeSet::new());
+    assert_eq!(p.status.active, Some(1));
+
+    let many = pods(&job, 6, |p| p.ready());
+    let mut p = plan(&job, &many, at(1), &test_config());
+    assert_eq!(p.deletions.len(), 2);
+    let failed: BTreeSet<String> = [p.deletions[0].uid.clone()].into();
+    p.account_pod_ops(0, &failed);
+    assert_eq!((p.status.active, p.status.ready, p.status.terminating), (Some(5), Some(5), Some(1)));
+}
+
+#[test]
+fn a_status_the_server_normalised_is_not_written_again() {
+    let job = JobBuilder::new("j").completions(2).parallelism(1).start_time(t0()).build();
+    let ps = pods(&job, 1, |p| p.running());
+    let p = plan(&job, &ps, at(1), &test_config());
+    assert!(p.status_changed, "first sync records active/ready/terminating");
+    // The server dropped the empty uncounted lists and zero counters.
+    let mut written = p.status.clone();
+    written.uncounted_terminated_pods = None;
+    written.terminating = None;
+    let job = Job { status: Some(written), ..job };
+    let again = plan(&job, &ps, at(2), &test_config());
+    assert!(!again.status_changed);
+    assert!(again.after_finalizers(&BTreeSet::new()).is_none());
+}
+
+#[test]
+fn upstream_event_wording() {
+    use super::events::*;
+    assert_eq!(created("j-abcde"), JobEvent::normal("SuccessfulCreate", "Created pod: j-abcde"));
+    assert_eq!(deleted("j-abcde"), JobEvent::normal("SuccessfulDelete", "Deleted pod: j-abcde"));
+    let e = failed_create("quota exceeded");
+    assert_eq!(
+        (e.type_.as_str(), e.reason.as_str(), e.message.as_str()),
+        ("Warning", "FailedCreate", "Error creating: quota exceeded")
+    );
+    assert_eq!(failed_delete("boom").message, "Error deleting: boom");
+}
