@@ -6,11 +6,11 @@
 //! taken by the pure function [`plan::plan`] (`(job, its pods, now, config) -> Plan`): no I/O, no
 //! async, no clock. The shell (kube-runtime wiring, expectations, the API calls) only observes and
 //! executes a [`Plan`]; the execution order and the exactly-once counting argument are in the
-//! [`plan`] module docs.
+//! [`mod@plan`] module docs.
 //!
 //! | module | role |
 //! |---|---|
-//! | [`plan`] | the sync decision and the [`Plan`] it returns |
+//! | [`mod@plan`] | the sync decision and the [`Plan`] it returns |
 //! | [`status`] | conditions, finished checks, uncounted → counters |
 //! | [`policy`] | podFailurePolicy and successPolicy matching |
 //! | [`indexes`] | `"1,3-5,7"` interval sets |
