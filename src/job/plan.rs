@@ -212,7 +212,7 @@ impl Plan {
     /// of a finishing Job failed, the shell must not go on with this plan (upstream then holds the
     /// terminal condition back): it returns the error and re-plans.
     pub fn account_pod_ops(&mut self, not_created: usize, not_deleted: &BTreeSet<String>) {
-        let mut active = self.status.active.unwrap_or(0) - i32::try_from(not_created).unwrap_or(i32::MAX);
+        let mut active = self.status.active.unwrap_or(0).saturating_sub(i32::try_from(not_created).unwrap_or(i32::MAX));
         let mut ready = self.status.ready.unwrap_or(0);
         let mut terminating = self.status.terminating.unwrap_or(0);
         for d in self.deletions.iter().filter(|d| not_deleted.contains(&d.uid)) {
@@ -510,8 +510,8 @@ fn sync<'a>(ctx: &Ctx<'a>, sctx: &SyncContext, owned: Vec<&'a Pod>) -> Plan {
         .filter(|p| ctx.is_tracked(p) && !unc_fail.contains(pods::uid(p)) && pods::is_pod_failed(p, job))
         .filter(|p| ctx.counts_failure(p))
         .count() as i32;
-    s.succeeded = st.succeeded.unwrap_or(0) + new_succeeded + unc_succ.len() as i32;
-    s.failed = st.failed.unwrap_or(0) + new_failed_counted + unc_fail.len() as i32;
+    s.succeeded = st.succeeded.unwrap_or(0).saturating_add(new_succeeded).saturating_add(unc_succ.len() as i32);
+    s.failed = st.failed.unwrap_or(0).saturating_add(new_failed_counted).saturating_add(unc_fail.len() as i32);
 
     let suspended = spec.suspend == Some(true);
     if st.start_time.is_none() && !suspended {
@@ -771,9 +771,9 @@ fn manage_job(ctx: &Ctx, s: &mut State) {
     let want_active = match ctx.completions {
         None if s.succeeded > 0 => active,
         None => parallelism,
-        Some(c) => (c - s.succeeded).clamp(0, parallelism),
+        Some(c) => c.saturating_sub(s.succeeded).clamp(0, parallelism),
     };
-    let rm_at_least = (active - want_active).max(0) as usize;
+    let rm_at_least = active.saturating_sub(want_active).max(0) as usize;
     let mut to_delete = active_pods_for_removal(ctx, s, rm_at_least);
     to_delete.truncate(cfg.max_batch);
     if !to_delete.is_empty() {
@@ -785,7 +785,7 @@ fn manage_job(ctx: &Ctx, s: &mut State) {
         return;
     }
     let terminating = if pods::only_replace_failed_pods(ctx.job) { s.terminating } else { 0 };
-    let mut diff = want_active - terminating - active;
+    let mut diff = want_active.saturating_sub(terminating).saturating_sub(active);
     if diff <= 0 {
         return;
     }

@@ -327,3 +327,63 @@ proptest! {
         simulate(seed, indexed, completions, parallelism, backoff_limit, only_failed, lagging);
     }
 }
+
+fn garbage_pod(job: &Job, phase: u8, index: &str, deleting: bool, fin: bool, restarts: i32) -> Pod {
+    let phase = ["Pending", "Running", "Succeeded", "Failed", "Unknown", "", "Weird"][phase as usize % 7];
+    let mut b = super::testing::PodBuilder::for_job(job).phase(phase).restarts(restarts);
+    if !index.is_empty() {
+        b = b
+            .annotation(super::labels::JOB_COMPLETION_INDEX, index)
+            .annotation(super::labels::JOB_INDEX_FAILURE_COUNT, index);
+    }
+    if deleting {
+        b = b.deleting();
+    }
+    if !fin {
+        b = b.no_finalizer();
+    }
+    b.build()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+    /// Whatever a user (or a bug) put in the spec and status, planning never panics.
+    #[test]
+    fn plan_never_panics_on_garbage(
+        indexed in any::<bool>(),
+        completions in proptest::option::of(any::<i32>()),
+        parallelism in any::<i32>(),
+        backoff_limit in any::<i32>(),
+        per_index in proptest::option::of(any::<i32>()),
+        max_failed in proptest::option::of(any::<i32>()),
+        ads in proptest::option::of(any::<i64>()),
+        succeeded in any::<i32>(),
+        failed in any::<i32>(),
+        completed in ".{0,12}",
+        failed_ix in ".{0,12}",
+        pods_spec in proptest::collection::vec((any::<u8>(), "[-0-9a]{0,4}", any::<bool>(), any::<bool>(), any::<i32>()), 0..8),
+        now_secs in -1_000_000i64..1_000_000_000,
+    ) {
+        let mut b = JobBuilder::new("g")
+            .parallelism(parallelism)
+            .backoff_limit(backoff_limit)
+            .succeeded(succeeded)
+            .failed(failed)
+            .completed_indexes(&completed)
+            .failed_indexes(&failed_ix)
+            .start_time(at(0))
+            .uncounted(&["u1"], &["u2"]);
+        b = match completions { Some(c) => b.completions(c), None => b.no_completions() };
+        if indexed { b = b.indexed(); }
+        if let Some(n) = per_index { b = b.backoff_limit_per_index(n); }
+        if let Some(n) = max_failed { b = b.max_failed_indexes(n); }
+        if let Some(n) = ads { b = b.active_deadline(n); }
+        let job = b.build();
+        let ps: Vec<Pod> = pods_spec.iter().map(|(ph, ix, del, fin, r)| garbage_pod(&job, *ph, ix, *del, *fin, *r)).collect();
+        let p = super::plan::plan(&job, &ps, at(now_secs), &test_config());
+        let all: BTreeSet<String> = p.finalizer_removals.iter().map(|r| r.uid.clone()).collect();
+        let _ = p.after_finalizers(&all);
+        prop_assert!(p.creations.len() <= 500);
+    }
+}
