@@ -1156,3 +1156,59 @@ fn upstream_event_wording() {
     );
     assert_eq!(failed_delete("boom").message, "Error deleting: boom");
 }
+
+#[test]
+fn edge_cases() {
+    let job = JobBuilder::new("j").completions(2).parallelism(2).start_time(t0()).build();
+    let cases = vec![
+        case(
+            "more succeeded pods than completions: Complete with a TooManySucceededPods warning",
+            job.clone(),
+            pods(&job, 3, |p| p.succeeded()),
+            Want {
+                succeeded: Some(3),
+                conditions: Some(vec![(SCM, "True", "CompletionsReached"), (DONE, "True", "CompletionsReached")]),
+                events: Some(vec!["TooManySucceededPods", "Completed"]),
+                ..Default::default()
+            },
+        ),
+        case(
+            "a succeeded pod being deleted counts as succeeded, not failed",
+            job.clone(),
+            pods(&job, 1, |p| p.succeeded().deleting()),
+            Want {
+                succeeded: Some(1),
+                failed: Some(0),
+                terminating: Some(0),
+                creations: Some(1),
+                ..Default::default()
+            },
+        ),
+        case(
+            "a job being deleted still counts its failed pods",
+            JobBuilder::new("j").completions(2).parallelism(2).start_time(t0()).deleting().build(),
+            pods(&job, 2, |p| p.failed()),
+            Want { failed: Some(2), creations: Some(0), removals: Some(2), ..Default::default() },
+        ),
+        case(
+            "terminating job: ready pods deleted lower ready",
+            JobBuilder::new("j").completions(2).parallelism(2).backoff_limit(0).start_time(t0()).build(),
+            cat(vec![pods(&job, 1, |p| p.failed()), pods(&job, 1, |p| p.ready())]),
+            Want {
+                deletions: Some(vec![DeletionReason::JobFinishing]),
+                ready: Some(0),
+                active: Some(0),
+                terminating: Some(1),
+                failed: Some(2),
+                ..Default::default()
+            },
+        ),
+        case(
+            "suspended job with a finished pod still counts it",
+            JobBuilder::new("j").completions(2).parallelism(2).suspend(true).start_time(t0()).build(),
+            pods(&job, 1, |p| p.succeeded()),
+            Want { succeeded: Some(1), deletions: Some(vec![]), creations: Some(0), ..Default::default() },
+        ),
+    ];
+    run(cases);
+}
