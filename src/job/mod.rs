@@ -20,12 +20,14 @@
 //! | [`events`] | the Job's events, as upstream words them |
 //! | [`labels`] | well-known strings |
 //! | [`config`] | controller settings |
+//! | [`adopt`] | which pods a Job claims (adopt / release) |
 //!
 //! # What the shell must guarantee
 //!
 //! The plan is safe to compute on a stale informer snapshot as long as the shell:
 //! - passes only pods whose controller ownerReference is the Job (after adopting matching orphans
-//!   with the tracking finalizer added, as upstream's `ClaimPods`); others are ignored anyway;
+//!   with the tracking finalizer added, as upstream's `ClaimPods`, see [`adopt::claim`]); others
+//!   are ignored anyway;
 //! - sets [`SyncContext::expectations_satisfied`] to false while creations/deletions it issued
 //!   are not yet observed (then no pod is created or deleted for scaling and no terminal
 //!   condition is declared), and passes finalizer removals issued but not observed in
@@ -54,6 +56,7 @@
 //! - Which Jobs are managed: `spec.managedBy == jobwright.dev/job-controller`, or with
 //!   `manage_all` also Jobs without `managedBy` or with the built-in controller's value.
 
+pub mod adopt;
 pub mod backoff;
 pub mod config;
 pub mod events;
