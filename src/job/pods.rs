@@ -233,3 +233,34 @@ pub fn removal_order(a: &Pod, b: &Pod) -> Ordering {
         Ordering::Equal
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::job::testing::{JobBuilder, PodBuilder, at};
+
+    #[test]
+    fn finished_time_falls_back_as_upstream() {
+        let job = JobBuilder::new("j").build();
+        let from_containers = PodBuilder::for_job(&job).failed().finished_at(at(7)).build();
+        assert_eq!(finished_time(&from_containers), at(7));
+        let from_ready = PodBuilder::for_job(&job).phase("Failed").condition_at("Ready", "False", at(5)).build();
+        let mut from_ready = from_ready;
+        from_ready.status.as_mut().unwrap().container_statuses = None;
+        assert_eq!(finished_time(&from_ready), at(5));
+        let deleted = PodBuilder::for_job(&job).running().deleting().build();
+        assert_eq!(finished_time(&deleted), at(-30), "deletionTimestamp minus the grace period");
+        let created = PodBuilder::for_job(&job).created_at(at(3)).running().build();
+        assert_eq!(finished_time(&created), at(3));
+    }
+
+    #[test]
+    fn completion_index_and_failure_counts_ignore_garbage() {
+        let job = JobBuilder::new("j").build();
+        let ix = |v: &str| completion_index(&PodBuilder::for_job(&job).annotation(JOB_COMPLETION_INDEX, v).build());
+        assert_eq!((ix("3"), ix("-1"), ix("x"), ix("99999999999")), (Some(3), None, None, None));
+        let fc =
+            |v: &str| index_failure_count(&PodBuilder::for_job(&job).annotation(JOB_INDEX_FAILURE_COUNT, v).build());
+        assert_eq!((fc("2"), fc("-4"), fc("nope"), fc("3000000000")), (2, 0, 0, 0));
+    }
+}
