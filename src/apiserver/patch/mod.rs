@@ -271,11 +271,27 @@ fn json_patch(current: &Value, body: &[u8]) -> Result<Value, StatusError> {
     // all end as the generic 422, like a failed `test`.
     let patch: json_patch::Patch = serde_json::from_value(v).map_err(|_| unprocessable())?;
     let mut doc = current.clone();
-    json_patch::patch(&mut doc, &patch).map_err(|_| unprocessable())?;
+    for op in patch.0 {
+        // evanphx/json-patch v4: testing a missing key of an existing object against `null`
+        // passes. kube-runtime's finalizer helper relies on it (`test /metadata/finalizers null`).
+        if let json_patch::PatchOperation::Test(t) = &op
+            && t.value.is_null()
+            && missing_key_of_object(&doc, t.path.as_str())
+        {
+            continue;
+        }
+        json_patch::patch(&mut doc, std::slice::from_ref(&op)).map_err(|_| unprocessable())?;
+    }
     if !doc.is_object() {
         return Err(not_an_object(&doc));
     }
     Ok(doc)
+}
+
+/// Whether `pointer` names a key that an existing object lacks.
+fn missing_key_of_object(doc: &Value, pointer: &str) -> bool {
+    let Some((parent, _)) = pointer.rsplit_once('/') else { return false };
+    doc.pointer(pointer).is_none() && doc.pointer(parent).is_some_and(Value::is_object)
 }
 
 fn merge_patch(current: &Value, body: &[u8]) -> Result<Value, StatusError> {

@@ -576,4 +576,4 @@ fn merge_set_element_order(
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
