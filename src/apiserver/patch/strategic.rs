@@ -304,7 +304,7 @@ fn merge_slice(
     normalize_element_order(patch_items, server_only, &patch, &server_order, merge_key, kind)
 }
 
-fn as_map<'v>(v: &'v Value) -> Result<&'v Map<String, Value>, MergeError> {
+fn as_map(v: &Value) -> Result<&Map<String, Value>, MergeError> {
     v.as_object().ok_or_else(|| bad_arg_type("map[string]interface {}", v))
 }
 
