@@ -416,3 +416,44 @@ fn manager_names_follow_upstream() {
     assert_eq!(c(None, None), "");
     assert_eq!(c(None, Some(&*"x".repeat(300).leak())).len(), 128);
 }
+
+proptest::proptest! {
+    /// Applying any configuration twice gives the same object the second time (same timestamp
+    /// too), and never panics; conflicts only arise against other managers.
+    #[test]
+    fn apply_is_idempotent(spec in crate::apiserver::patch::strategic::tests::arb_json(3),
+                           labels in proptest::collection::btree_map("[a-c]", "[x-z]", 0..3),
+                           other in crate::apiserver::patch::strategic::tests::arb_json(3)) {
+        let pods = Registry::builtin().get("", "v1", "pods").unwrap();
+        let live = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "labels": {"a": "q"}},
+            "spec": {"containers": [{"name": "c", "image": "i", "env": [{"name": "E", "value": "1"}]}]}});
+        let seeded = apply_patch_at(&pods, Some(&live), PatchType::Apply,
+            serde_json::to_vec(&json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": other})).unwrap().as_slice(),
+            &ctx("seed"), t(0));
+        let live = seeded.unwrap_or(live);
+        let config = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "labels": labels}, "spec": spec});
+        let body = serde_json::to_vec(&config).unwrap();
+        let c = WriteContext { force: true, ..ctx("me") };
+        if let Ok(first) = apply_patch_at(&pods, Some(&live), PatchType::Apply, &body, &c, t(1)) {
+            proptest::prop_assert!(first.is_object());
+            let second = apply_patch_at(&pods, Some(&first), PatchType::Apply, &body, &c, t(2)).unwrap();
+            proptest::prop_assert_eq!(second, first);
+        }
+    }
+
+    /// Recording a write twice (the second time as a no-op) changes nothing more.
+    #[test]
+    fn record_write_is_stable(spec_old in crate::apiserver::patch::strategic::tests::arb_json(3),
+                              spec_new in crate::apiserver::patch::strategic::tests::arb_json(3)) {
+        let pods = Registry::builtin().get("", "v1", "pods").unwrap();
+        let old = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": spec_old});
+        let mut old_recorded = old.clone();
+        record_write_at(&pods, None, &mut old_recorded, &ctx("a"), t(0));
+        let mut new = json!({"apiVersion": "v1", "kind": "Pod", "metadata": old_recorded["metadata"].clone(), "spec": spec_new});
+        record_write_at(&pods, Some(&old_recorded), &mut new, &ctx("b"), t(1));
+        let again = new.clone();
+        let mut new2 = new.clone();
+        record_write_at(&pods, Some(&again), &mut new2, &ctx("c"), t(2));
+        proptest::prop_assert_eq!(new2, new);
+    }
+}
