@@ -102,8 +102,67 @@ pub fn record_update(
             }),
         }
     }
+    cap_update_managers(&mut entries);
     set_managed_fields(new, &entries);
 }
+
+/// Most `Update` entries kept per object (upstream `DefaultMaxUpdateManagers`).
+pub const MAX_UPDATE_MANAGERS: usize = 10;
+
+/// Upstream `capUpdateManagers`: past [`MAX_UPDATE_MANAGERS`] `Update` entries, the oldest are
+/// merged into an `ancient-changes` entry per API version.
+fn cap_update_managers(entries: &mut Vec<ManagedEntry>) {
+    let mut updaters: Vec<usize> = (0..entries.len()).filter(|i| entries[*i].operation == "Update").collect();
+    if updaters.len() <= MAX_UPDATE_MANAGERS {
+        return;
+    }
+    let secs = |e: &ManagedEntry| {
+        e.time.as_deref().and_then(|t| DateTime::parse_from_rfc3339(t).ok()).map_or(0, |t| t.timestamp())
+    };
+    updaters.sort_by(|a, b| {
+        let (a, b) = (&entries[*a], &entries[*b]);
+        secs(a).cmp(&secs(b)).then_with(|| a.identifier().cmp(&b.identifier()))
+    });
+    let mut first_by_version: Vec<(String, usize)> = Vec::new();
+    let mut removed: Vec<usize> = Vec::new();
+    let mut length = updaters.len();
+    for &i in &updaters {
+        if length <= MAX_UPDATE_MANAGERS {
+            break;
+        }
+        let version = entries[i].api_version.clone();
+        let Some(&(_, first)) = first_by_version.iter().find(|(v, _)| *v == version) else {
+            first_by_version.push((version, i));
+            continue;
+        };
+        let bucket = match (0..entries.len())
+            .find(|b| !removed.contains(b) && entries[*b].same_identity(ANCIENT, "Update", &version, ""))
+        {
+            Some(b) => b,
+            None => {
+                // The first entry of this version becomes the bucket.
+                entries[first].manager = ANCIENT.into();
+                entries[first].subresource.clear();
+                first
+            }
+        };
+        if bucket == i {
+            continue;
+        }
+        entries[bucket].fields = entries[bucket].fields.union(&entries[i].fields);
+        entries[bucket].time = entries[i].time.clone();
+        removed.push(i);
+        length -= 1;
+    }
+    let mut idx = 0;
+    entries.retain(|_| {
+        let keep = !removed.contains(&idx);
+        idx += 1;
+        keep
+    });
+}
+
+const ANCIENT: &str = "ancient-changes";
 
 /// Parse an apply body: YAML (JSON is YAML). An empty body is an empty object.
 fn parse_apply_body(body: &[u8]) -> Result<Map<String, Value>, StatusError> {

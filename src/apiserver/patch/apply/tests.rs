@@ -457,3 +457,24 @@ proptest::proptest! {
         proptest::prop_assert_eq!(new2, new);
     }
 }
+
+#[test]
+fn update_managers_are_capped_into_ancient_changes() {
+    let mut job = json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "pi", "labels": {}}});
+    for i in 0..12u32 {
+        let old = job.clone();
+        job["metadata"]["labels"][format!("l{i}")] = json!("x");
+        record_write_at(&jobs(), Some(&old), &mut job, &ctx(&format!("m{i:02}")), t(i));
+    }
+    let ms = managers(&job);
+    assert_eq!(ms.len(), 10, "{ms:?}");
+    let ancient = entry(&job, "ancient-changes");
+    assert_eq!(
+        ancient["fieldsV1"],
+        json!({"f:metadata": {"f:labels": {"f:l0": {}, "f:l1": {}, "f:l2": {}}}}),
+        "the three oldest merged"
+    );
+    assert_eq!(ancient["time"], "2025-01-02T03:04:02Z");
+    assert!(ms.iter().any(|(m, _)| m == "m11"));
+    assert!(!ms.iter().any(|(m, _)| m == "m00" || m == "m02"));
+}
