@@ -226,9 +226,8 @@ fn validate_keys(v: &Value, shape: &'static Shape, path: &mut Vec<String>) -> Re
                         return Err(format!("{}: element {i}: {what}", path_string(path)));
                     };
                     if seen.contains(&pe) {
-                        let mut p = path.clone();
-                        p.push(pe);
-                        return Err(format!("{}: duplicate entries for key", path_string(&p)));
+                        let key = path_string(std::slice::from_ref(&pe));
+                        return Err(format!("{}: duplicate entries for key {key}", path_string(path)));
                     }
                     path.push(pe.clone());
                     validate_keys(item, &list.item, path)?;

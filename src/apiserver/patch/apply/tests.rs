@@ -127,6 +127,11 @@ fn apply_rejects_bad_bodies_like_upstream() {
             "failed to create typed patch object (batch/v1, Kind=Job /x): .spec.template.spec.containers: element 0: associative list with keys has an element that omits key field \"name\" (and doesn't have default value)",
         ),
         (
+            "apiVersion: batch/v1\nkind: Job\nmetadata: {name: x}\nspec: {template: {spec: {containers: [{name: c}, {name: c}]}}}\n",
+            500,
+            "failed to create typed patch object (batch/v1, Kind=Job /x): .spec.template.spec.containers: duplicate entries for key [name=\"c\"]",
+        ),
+        (
             "- a\n- b\n",
             400,
             "error decoding YAML: error unmarshaling JSON: while decoding JSON: json: cannot unmarshal array into Go value of type map[string]interface {}",
