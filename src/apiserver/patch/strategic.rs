@@ -130,8 +130,21 @@ fn discard_nulls(v: &mut Value) {
             m.retain(|_, v| !v.is_null());
             m.values_mut().for_each(discard_nulls);
         }
-        Value::Array(a) => a.iter_mut().filter(|v| v.is_object()).for_each(discard_nulls),
+        Value::Array(a) => a.iter_mut().for_each(discard_nulls),
         _ => {}
+    }
+}
+
+/// Upstream `removeDirectives`, for patch values taken as a whole: a map carrying `$patch` is
+/// dropped (`None`), as are list items carrying it.
+fn remove_directives(v: Value) -> Option<Value> {
+    match v {
+        Value::Object(m) if m.contains_key(DIRECTIVE) => None,
+        Value::Object(m) => {
+            Some(Value::Object(m.into_iter().filter_map(|(k, v)| remove_directives(v).map(|v| (k, v))).collect()))
+        }
+        Value::Array(a) => Some(Value::Array(a.into_iter().filter_map(remove_directives).collect())),
+        other => Some(other),
     }
 }
 
@@ -180,7 +193,9 @@ fn merge_map(
             if !is_delete_list {
                 let mut v = patch_v;
                 discard_nulls(&mut v);
-                original.insert(key, v);
+                if let Some(v) = remove_directives(v) {
+                    original.insert(key, v);
+                }
             }
             continue;
         };
@@ -197,8 +212,15 @@ fn merge_map(
             (orig_v, mut patch_v) => {
                 let same_kind = std::mem::discriminant(orig_v) == std::mem::discriminant(&patch_v);
                 if same_kind || !is_delete_list {
-                    discard_nulls(&mut patch_v);
-                    *orig_v = patch_v;
+                    if !same_kind {
+                        discard_nulls(&mut patch_v);
+                    }
+                    match remove_directives(patch_v) {
+                        Some(v) => *orig_v = v,
+                        None => {
+                            original.remove(&key);
+                        }
+                    }
                 }
             }
         }

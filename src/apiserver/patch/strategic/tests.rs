@@ -437,3 +437,65 @@ pub(crate) fn arb_json(depth: u32) -> impl proptest::strategy::Strategy<Value = 
         ]
     })
 }
+
+/// Cases whose expected results were produced by `kubectl patch --local --type strategic`
+/// (v1.32, upstream's own merge code with the typed Pod schema).
+#[test]
+fn agrees_with_kubectl_patch_local() {
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            r#"{"spec":{"containers":[{"name":"a"},{"name":"b"},{"name":"c"}]}}"#,
+            r#"{"spec":{"$setElementOrder/containers":[{"name":"c"},{"name":"d"}],"containers":[{"name":"d","image":"i"}]}}"#,
+            r#"{"spec":{"containers":[{"name":"a"},{"name":"b"},{"name":"c"},{"image":"i","name":"d"}]}}"#,
+        ),
+        (
+            r#"{"spec":{"containers":[{"name":"a","env":[{"name":"X","value":"1"},{"name":"Y","value":"2"},{"name":"Z","value":"3"}]}]}}"#,
+            r#"{"spec":{"containers":[{"name":"a","env":[{"name":"W","value":"0"},{"name":"Y","$patch":"delete"}],"$setElementOrder/env":[{"name":"Z"},{"name":"W"},{"name":"X"}]}]}}"#,
+            r#"{"spec":{"containers":[{"env":[{"name":"Z","value":"3"},{"name":"W","value":"0"},{"name":"X","value":"1"}],"name":"a"}]}}"#,
+        ),
+        (
+            r#"{"spec":{"containers":[{"name":"a"}]},"metadata":{"finalizers":["a","b","c"]}}"#,
+            r#"{"metadata":{"$deleteFromPrimitiveList/finalizers":["b"],"finalizers":["d","a"]}}"#,
+            r#"{"spec":{"containers":[{"name":"a"}]},"metadata":{"finalizers":["d","a","c"]}}"#,
+        ),
+        (
+            r#"{"spec":{"containers":[{"name":"a"}]},"metadata":{"finalizers":["a","b","c"]}}"#,
+            r#"{"metadata":{"$setElementOrder/finalizers":["c","x","a"],"finalizers":["x"]}}"#,
+            r#"{"spec":{"containers":[{"name":"a"}]},"metadata":{"finalizers":["b","c","x","a"]}}"#,
+        ),
+        (
+            r#"{"spec":{"containers":[{"name":"a","image":"x"}],"initContainers":[{"name":"i1"},{"name":"i2"}]}}"#,
+            r#"{"spec":{"initContainers":[{"name":"i0"},{"name":"i2","image":"n"}]}}"#,
+            r#"{"spec":{"containers":[{"image":"x","name":"a"}],"initContainers":[{"name":"i0"},{"name":"i1"},{"image":"n","name":"i2"}]}}"#,
+        ),
+        (
+            r#"{"spec":{"containers":[{"name":"a","volumeMounts":[{"mountPath":"/a","name":"v"},{"mountPath":"/b","name":"w"}]}]}}"#,
+            r#"{"spec":{"containers":[{"name":"a","volumeMounts":[{"mountPath":"/b","readOnly":true},{"mountPath":"/c","name":"x"}]}]}}"#,
+            r#"{"spec":{"containers":[{"name":"a","volumeMounts":[{"mountPath":"/a","name":"v"},{"mountPath":"/b","name":"w","readOnly":true},{"mountPath":"/c","name":"x"}]}]}}"#,
+        ),
+        (
+            r#"{"spec":{"containers":[{"name":"a"}],"topologySpreadConstraints":[{"topologyKey":"z","maxSkew":1,"whenUnsatisfiable":"DoNotSchedule"}]}}"#,
+            r#"{"spec":{"topologySpreadConstraints":[{"topologyKey":"z","maxSkew":3},{"topologyKey":"h","maxSkew":1,"whenUnsatisfiable":"ScheduleAnyway"}]}}"#,
+            r#"{"spec":{"containers":[{"name":"a"}],"topologySpreadConstraints":[{"maxSkew":3,"topologyKey":"z","whenUnsatisfiable":"DoNotSchedule"},{"maxSkew":1,"topologyKey":"h","whenUnsatisfiable":"ScheduleAnyway"}]}}"#,
+        ),
+        (
+            r#"{"spec":{"containers":[{"name":"a"}]}}"#,
+            r#"{"spec":{"nodeSelector":{"$patch":"replace","a":"b"},"affinity":{"nodeAffinity":{"$patch":"delete"}},"securityContext":{"runAsUser":1}}}"#,
+            r#"{"spec":{"affinity":{},"containers":[{"name":"a"}],"securityContext":{"runAsUser":1}}}"#,
+        ),
+        (
+            r#"{"spec":{"containers":[{"name":"a"}]},"metadata":{"labels":{"a":"1"}}}"#,
+            r#"{"metadata":{"labels":{"$patch":"delete"},"annotations":{"$patch":"replace"}}}"#,
+            r#"{"spec":{"containers":[{"name":"a"}]},"metadata":{"labels":{}}}"#,
+        ),
+        (
+            r#"{"spec":{"containers":[{"name":"a"}],"hostname":"x"}}"#,
+            r#"{"spec":{"hostname":{"$patch":"delete"},"tolerations":[{"key":"a"},{"$patch":"delete","key":"b"}]}}"#,
+            r#"{"spec":{"containers":[{"name":"a"}],"tolerations":[{"key":"a"}]}}"#,
+        ),
+    ];
+    for (original, patch, want) in cases {
+        let got = smp(pod(), serde_json::from_str(original).unwrap(), serde_json::from_str(patch).unwrap()).unwrap();
+        assert_eq!(got, serde_json::from_str::<Value>(want).unwrap(), "{patch}");
+    }
+}
