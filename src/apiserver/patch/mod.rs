@@ -269,23 +269,46 @@ fn json_patch(current: &Value, body: &[u8]) -> Result<Value, StatusError> {
     }
     // Upstream decodes leniently and fails when applying: an unknown op, a missing path or value
     // all end as the generic 422, like a failed `test`.
-    let patch: json_patch::Patch = serde_json::from_value(v).map_err(|_| unprocessable())?;
     let mut doc = current.clone();
-    for op in patch.0 {
-        // evanphx/json-patch v4: testing a missing key of an existing object against `null`
-        // passes. kube-runtime's finalizer helper relies on it (`test /metadata/finalizers null`).
-        if let json_patch::PatchOperation::Test(t) = &op
-            && t.value.is_null()
-            && missing_key_of_object(&doc, t.path.as_str())
-        {
-            continue;
-        }
+    for raw in ops {
+        let Some(op) = v4_semantics(&doc, raw) else { continue };
+        let op: json_patch::PatchOperation = serde_json::from_value(op).map_err(|_| unprocessable())?;
         json_patch::patch(&mut doc, std::slice::from_ref(&op)).map_err(|_| unprocessable())?;
     }
     if !doc.is_object() {
         return Err(not_an_object(&doc));
     }
     Ok(doc)
+}
+
+/// Rewrite one operation so that RFC 6902 as the `json-patch` crate implements it behaves like
+/// `gopkg.in/evanphx/json-patch.v4`, which kube-apiserver uses (checked against
+/// `kubectl patch --local --type json`): a missing `value` is `null`; `test` against `null` of a
+/// key an existing object lacks passes (kube-runtime's finalizer helper relies on it);
+/// `replace` of such a key adds it; `copy` from such a key copies `null`. `None`: nothing to do.
+fn v4_semantics(doc: &Value, raw: &Value) -> Option<Value> {
+    let mut op = raw.clone();
+    let Some(m) = op.as_object_mut() else { return Some(op) };
+    let kind = m.get("op").and_then(Value::as_str).unwrap_or_default().to_string();
+    let path = m.get("path").and_then(Value::as_str).unwrap_or_default().to_string();
+    if matches!(kind.as_str(), "add" | "replace" | "test") && !m.contains_key("value") {
+        m.insert("value".into(), Value::Null);
+    }
+    match kind.as_str() {
+        "test" if m["value"].is_null() && missing_key_of_object(doc, &path) => return None,
+        "replace" if missing_key_of_object(doc, &path) => {
+            m.insert("op".into(), json!("add"));
+        }
+        "copy" => {
+            let from = m.get("from").and_then(Value::as_str).unwrap_or_default().to_string();
+            if missing_key_of_object(doc, &from) {
+                m.insert("op".into(), json!("add"));
+                m.insert("value".into(), Value::Null);
+            }
+        }
+        _ => {}
+    }
+    Some(op)
 }
 
 /// Whether `pointer` names a key that an existing object lacks.

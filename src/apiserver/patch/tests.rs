@@ -84,17 +84,44 @@ fn kube_runtime_finalizer_patches() {
     assert_eq!(e.code, 422);
 }
 
+/// Results checked against `kubectl patch --local --type json` (evanphx/json-patch v4).
+#[test]
+fn json_patch_follows_evanphx_v4_quirks() {
+    let ok = |body: &str| patch(PatchType::Json, body).unwrap_or_else(|e| panic!("{body}: {e}"));
+    assert_eq!(
+        ok(r#"[{"op":"replace","path":"/metadata/annotations","value":{}}]"#)["metadata"]["annotations"],
+        json!({})
+    );
+    assert_eq!(ok(r#"[{"op":"add","path":"/metadata/labels/b"}]"#)["metadata"]["labels"], json!({"a": "1", "b": null}));
+    assert_eq!(ok(r#"[{"op":"copy","from":"/nope","path":"/metadata/x"}]"#)["metadata"]["x"], Value::Null);
+    assert_eq!(ok(r#"[{"op":"test","path":"/metadata/labels/zz","value":null}]"#), pod());
+    assert_eq!(ok(r#"[{"op":"remove","path":"/metadata/labels/a","value":5}]"#)["metadata"]["labels"], json!({}));
+    assert_eq!(ok(r#"[{"op":"add","path":"/metadata/labels/~1x","value":"1"}]"#)["metadata"]["labels"]["/x"], "1");
+    assert_eq!(
+        ok(r#"[{"op":"add","path":"/spec/containers/1","value":{"name":"q"}}]"#)["spec"]["containers"],
+        json!([{"name": "c", "image": "x"}, {"name": "q"}])
+    );
+}
+
 #[test]
 fn json_patch_failures_are_the_generic_422() {
     for body in [
         r#"[{"op":"test","path":"/metadata/name","value":"q"}]"#,
         r#"[{"op":"remove","path":"/metadata/annotations/x"}]"#,
         r#"[{"op":"replace","path":"/nope/x","value":1}]"#,
-        r#"[{"op":"replace","path":"/metadata/annotations","value":{}}]"#,
         r#"[{"op":"add","path":"/spec/containers/5","value":{}}]"#,
         r#"[{"op":"move","from":"/nope","path":"/x"}]"#,
         r#"[{"op":"frobnicate","path":"/a"}]"#,
         r#"[{"op":"add","value":1}]"#,
+        r#"[{"op":"remove","path":"/metadata/labels/zz"}]"#,
+        r#"[{"op":"replace","path":"/spec/containers/3","value":{}}]"#,
+        r#"[{"op":"add","path":"/spec/containers/3","value":{}}]"#,
+        r#"[{"op":"replace","path":"/metadata/annotations/x","value":"1"}]"#,
+        r#"[{"op":"add","path":"metadata/labels/q","value":"x"}]"#,
+        r#"[{"op":"remove","path":"/spec/containers/-"}]"#,
+        r#"[{"op":"test","path":"/nope/zz","value":null}]"#,
+        r#"[{"op":"test","path":"","value":null}]"#,
+        r#"[{"path":"/a","value":1}]"#,
         r#"[null]"#,
     ] {
         let e = err(PatchType::Json, body);
