@@ -320,13 +320,49 @@ fn missing_key_of_object(doc: &Value, pointer: &str) -> bool {
 fn merge_patch(current: &Value, body: &[u8]) -> Result<Value, StatusError> {
     let patch: Value = serde_json::from_slice(body).map_err(|_| StatusError::bad_request("Invalid JSON Patch"))?;
     match &patch {
-        Value::Object(_) => {
+        Value::Object(p) => {
             let mut doc = current.clone();
-            json_patch::merge(&mut doc, &patch);
+            match doc.as_object_mut() {
+                Some(d) => merge_docs(d, p),
+                None => doc = prune_nulls(patch.clone()),
+            }
             Ok(doc)
         }
         Value::Array(_) => Err(not_an_object(&patch)),
         _ => Err(StatusError::bad_request("Invalid JSON Patch")),
+    }
+}
+
+/// RFC 7386 as `evanphx/json-patch` v4 `MergePatch` implements it: `null` deletes, objects merge,
+/// anything else replaces with `null`s pruned from nested objects (also inside arrays), except
+/// that a non-object replacing an object keeps its `null`s.
+fn merge_docs(doc: &mut serde_json::Map<String, Value>, patch: &serde_json::Map<String, Value>) {
+    for (k, v) in patch {
+        if v.is_null() {
+            doc.remove(k);
+            continue;
+        }
+        match doc.get_mut(k) {
+            Some(Value::Object(cur)) => match v {
+                Value::Object(p) => merge_docs(cur, p),
+                other => {
+                    doc.insert(k.clone(), other.clone());
+                }
+            },
+            _ => {
+                doc.insert(k.clone(), prune_nulls(v.clone()));
+            }
+        }
+    }
+}
+
+fn prune_nulls(v: Value) -> Value {
+    match v {
+        Value::Object(m) => {
+            Value::Object(m.into_iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k, prune_nulls(v))).collect())
+        }
+        Value::Array(a) => Value::Array(a.into_iter().map(prune_nulls).collect()),
+        other => other,
     }
 }
 

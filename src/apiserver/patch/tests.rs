@@ -184,6 +184,17 @@ fn merge_patch_is_rfc7386() {
             .unwrap();
     assert_eq!(got["metadata"]["labels"], json!({"b": "2"}));
     assert_eq!(got["spec"]["containers"], json!([{"name": "d"}]), "lists are replaced");
+    // Checked against `kubectl patch --local --type merge` (evanphx/json-patch v4).
+    let got = patch(
+        PatchType::Merge,
+        r#"{"metadata":{"labels":{"b":{"c":null}},"annotations":{"x":null}},"spec":{"containers":[{"name":"b","image":null},null]}}"#,
+    )
+    .unwrap();
+    assert_eq!(got["metadata"]["labels"], json!({"a": "1", "b": {}}));
+    assert_eq!(got["metadata"]["annotations"], json!({}));
+    assert_eq!(got["spec"]["containers"], json!([{"name": "b"}, null]));
+    let got = patch(PatchType::Merge, r#"{"metadata":{"labels":[{"x":null}]}}"#).unwrap();
+    assert_eq!(got["metadata"]["labels"], json!([{"x": null}]), "an object replaced by a non-object keeps nulls");
 }
 
 #[test]
