@@ -73,13 +73,17 @@ pub fn record_update(
     let api_version = info.api_version();
     let empty = json!({});
     let old_v = old.unwrap_or(&empty);
-    // Clients may rewrite managedFields on the main resource; otherwise keep the live ones.
-    let new_has_entries =
-        new.pointer("/metadata/managedFields").and_then(Value::as_array).is_some_and(|a| !a.is_empty());
-    let mut entries = if subresource.is_empty() && new_has_entries {
-        decode_managed_fields(new)
-    } else {
+    // Upstream `decodeLiveOrNew`: on the main resource a client may reset managedFields (`[]` or
+    // `[{}]`) or rewrite them; a request without any keeps the live ones.
+    let sent = new.pointer("/metadata/managedFields").and_then(Value::as_array);
+    let reset = sent.is_some_and(|a| a.is_empty() || (a.len() == 1 && a[0] == json!({})));
+    let mut entries = if !subresource.is_empty() {
         decode_managed_fields(old_v)
+    } else if reset {
+        Vec::new()
+    } else {
+        let sent_entries = decode_managed_fields(new);
+        if sent_entries.is_empty() { decode_managed_fields(old_v) } else { sent_entries }
     };
     let c = scoped_comparison(info, subresource, old_v, new);
     let changed = c.added.union(&c.modified);

@@ -483,3 +483,21 @@ fn update_managers_are_capped_into_ancient_changes() {
     assert!(ms.iter().any(|(m, _)| m == "m11"));
     assert!(!ms.iter().any(|(m, _)| m == "m00" || m == "m02"));
 }
+
+#[test]
+fn record_write_resets_managed_fields_on_request() {
+    let mut job =
+        json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "pi"}, "spec": {"parallelism": 1}});
+    record_write_at(&jobs(), None, &mut job, &ctx("create"), t(0));
+    for reset in [json!([]), json!([{}])] {
+        let mut new = job.clone();
+        new["metadata"]["managedFields"] = reset.clone();
+        record_write_at(&jobs(), Some(&job), &mut new, &ctx("edit"), t(1));
+        assert!(new["metadata"].get("managedFields").is_none(), "{reset}: {new}");
+    }
+    // Dropping the field altogether keeps the live entries.
+    let mut new = job.clone();
+    new["metadata"].as_object_mut().unwrap().remove("managedFields");
+    record_write_at(&jobs(), Some(&job), &mut new, &ctx("edit"), t(1));
+    assert_eq!(managers(&new), [("create".to_string(), "Update".to_string())]);
+}
