@@ -14,6 +14,15 @@
 //! a patch is a 400; a JSON patch that does not apply (failed `test`, missing path, unknown op)
 //! is the generic 422 `the server rejected our request due to an error in our request`, which
 //! kube-runtime's finalizer helper relies on; strategic merge patch on a custom resource is a 415.
+//!
+//! JSON and merge patches follow `gopkg.in/evanphx/json-patch.v4` (the library kube-apiserver
+//! uses) rather than the letter of the RFCs where they differ; those quirks and the strategic
+//! merge results were checked against `kubectl patch --local`, which runs the same Go code.
+//!
+//! The HTTP layer is expected to: validate options with [`validate_patch_options`]; call
+//! [`apply_patch`]; for every write but an apply, call [`record_write`] with the stored object
+//! and the object about to be stored (after defaulting); for an apply that creates, fill in
+//! name, namespace, uid and the other system fields itself.
 
 pub mod apply;
 pub mod fields;
