@@ -1,0 +1,503 @@
+use chrono::TimeZone;
+use serde_json::json;
+
+use super::*;
+use crate::apiserver::patch::{PatchType, apply_patch_at, record_write_at};
+use crate::apiserver::registry::Registry;
+
+fn jobs() -> ResourceInfo {
+    Registry::builtin().get("batch", "v1", "jobs").unwrap()
+}
+
+fn t(sec: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2025, 1, 2, 3, 4, sec).unwrap()
+}
+
+fn ctx(manager: &str) -> WriteContext<'_> {
+    WriteContext { field_manager: Some(manager), ..Default::default() }
+}
+
+fn apply(
+    current: Option<&Value>,
+    body: &str,
+    manager: &str,
+    force: bool,
+    now: DateTime<Utc>,
+) -> Result<Value, StatusError> {
+    let c = WriteContext { force, ..ctx(manager) };
+    apply_patch_at(&jobs(), current, PatchType::Apply, body.as_bytes(), &c, now)
+}
+
+const JOB_YAML: &str = r#"
+# applied by kubectl apply --server-side
+apiVersion: batch/v1
+kind: Job
+metadata:
+  name: pi
+  namespace: default
+  labels:
+    app: pi
+spec:
+  parallelism: 2
+  template:
+    spec:
+      restartPolicy: Never
+      containers:
+      - name: main
+        image: busybox
+        ports:
+        - containerPort: 80
+"#;
+
+fn entry<'v>(obj: &'v Value, manager: &str) -> &'v Value {
+    obj["metadata"]["managedFields"]
+        .as_array()
+        .and_then(|a| a.iter().find(|e| e["manager"] == manager))
+        .unwrap_or_else(|| panic!("no entry for {manager} in {obj}"))
+}
+
+fn managers(obj: &Value) -> Vec<(String, String)> {
+    obj["metadata"]["managedFields"]
+        .as_array()
+        .map(|a| {
+            a.iter().map(|e| (e["manager"].as_str().unwrap().into(), e["operation"].as_str().unwrap().into())).collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn apply_creates_and_records_ownership() {
+    let job = apply(None, JOB_YAML, "kubectl", false, t(1)).unwrap();
+    assert_eq!(job["spec"]["parallelism"], 2);
+    assert_eq!(job["metadata"]["labels"], json!({"app": "pi"}));
+    let e = entry(&job, "kubectl");
+    assert_eq!(e["operation"], "Apply");
+    assert_eq!(e["apiVersion"], "batch/v1");
+    assert_eq!(e["time"], "2025-01-02T03:04:01Z");
+    assert_eq!(e["fieldsType"], "FieldsV1");
+    assert!(e.get("subresource").is_none());
+    assert_eq!(
+        e["fieldsV1"],
+        json!({
+            "f:metadata": {"f:labels": {"f:app": {}}},
+            "f:spec": {"f:parallelism": {}, "f:template": {"f:spec": {
+                "f:restartPolicy": {},
+                "f:containers": {"k:{\"name\":\"main\"}": {".": {}, "f:name": {}, "f:image": {},
+                    "f:ports": {"k:{\"containerPort\":80,\"protocol\":\"TCP\"}": {".": {}, "f:containerPort": {}}}}}
+            }}}
+        })
+    );
+}
+
+#[test]
+fn apply_accepts_json_bodies() {
+    let body = r#"{"apiVersion":"batch/v1","kind":"Job","metadata":{"name":"pi"},"spec":{"parallelism":3}}"#;
+    let job = apply(None, body, "ctrl", false, t(0)).unwrap();
+    assert_eq!(job["spec"]["parallelism"], 3);
+    assert_eq!(entry(&job, "ctrl")["fieldsV1"], json!({"f:spec": {"f:parallelism": {}}}));
+}
+
+#[test]
+fn apply_rejects_bad_bodies_like_upstream() {
+    let cases: &[(&str, u16, &str)] = &[
+        (
+            "apiVersion: v1\nkind: Job\n",
+            400,
+            "Incorrect version specified in apply patch. Specified patch version: v1, expected: batch/v1",
+        ),
+        (
+            "kind: Job\n",
+            400,
+            "Incorrect version specified in apply patch. Specified patch version: , expected: batch/v1",
+        ),
+        ("", 400, "Incorrect version specified in apply patch. Specified patch version: , expected: batch/v1"),
+        (
+            "apiVersion: batch/v1\nkind: Job\nmetadata:\n  managedFields: []\n",
+            400,
+            "metadata.managedFields must be nil",
+        ),
+        (
+            "apiVersion: batch/v1\nkind: Jbo\nmetadata:\n  name: x\n  namespace: d\n",
+            500,
+            "failed to create typed patch object (batch/v1, Kind=Jbo d/x): no corresponding type for batch/v1, Kind=Jbo",
+        ),
+        (
+            "apiVersion: batch/v1\nkind: Job\nmetadata: {name: x}\nspec: {template: {spec: {containers: [{image: b}]}}}\n",
+            500,
+            "failed to create typed patch object (batch/v1, Kind=Job /x): .spec.template.spec.containers: element 0: associative list with keys has an element that omits key field \"name\" (and doesn't have default value)",
+        ),
+        (
+            "apiVersion: batch/v1\nkind: Job\nmetadata: {name: x}\nspec: {template: {spec: {containers: [{name: c}, {name: c}]}}}\n",
+            500,
+            "failed to create typed patch object (batch/v1, Kind=Job /x): .spec.template.spec.containers: duplicate entries for key [name=\"c\"]",
+        ),
+        (
+            "- a\n- b\n",
+            400,
+            "error decoding YAML: error unmarshaling JSON: while decoding JSON: json: cannot unmarshal array into Go value of type map[string]interface {}",
+        ),
+    ];
+    for (body, code, msg) in cases {
+        let e = apply(None, body, "m", false, t(0)).unwrap_err();
+        assert_eq!((e.code, e.message.as_str()), (*code, *msg), "{body}");
+    }
+    let e = apply(None, "a: [b\n", "m", false, t(0)).unwrap_err();
+    assert_eq!(e.code, 400);
+    assert!(e.message.starts_with("error decoding YAML: "), "{}", e.message);
+}
+
+#[test]
+fn reapplying_the_same_config_changes_nothing() {
+    let job = apply(None, JOB_YAML, "kubectl", false, t(1)).unwrap();
+    let again = apply(Some(&job), JOB_YAML, "kubectl", false, t(9)).unwrap();
+    assert_eq!(again, job, "same object, same timestamp");
+}
+
+#[test]
+fn conflict_with_an_update_manager_is_409_with_causes() {
+    // `kubectl create` then `kubectl apply` (client side) wrote parallelism: 1.
+    let mut live = json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "pi", "namespace": "default"},
+        "spec": {"parallelism": 1, "template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "main", "image": "busybox"}]}}}});
+    record_write_at(&jobs(), None, &mut live, &ctx("kubectl-client-side-apply"), t(0));
+    let e = apply(Some(&live), JOB_YAML, "kubectl", false, t(1)).unwrap_err();
+    assert_eq!((e.code, e.reason), (409, "Conflict"));
+    assert_eq!(
+        e.message,
+        "Apply failed with 1 conflict: conflict with \"kubectl-client-side-apply\" using batch/v1: .spec.parallelism"
+    );
+    assert_eq!(
+        e.to_status()["details"],
+        json!({"causes": [{"reason": "FieldManagerConflict", "message": "conflict with \"kubectl-client-side-apply\" using batch/v1", "field": ".spec.parallelism"}]})
+    );
+
+    // Same values for the shared fields: no conflict, both own them.
+    let same = JOB_YAML.replace("parallelism: 2", "parallelism: 1");
+    let shared = apply(Some(&live), &same, "kubectl", false, t(1)).unwrap();
+    assert!(entry(&shared, "kubectl")["fieldsV1"]["f:spec"]["f:parallelism"].is_object());
+    assert!(entry(&shared, "kubectl-client-side-apply")["fieldsV1"]["f:spec"]["f:parallelism"].is_object());
+}
+
+#[test]
+fn several_conflicts_are_grouped_by_manager() {
+    let base = apply(
+        None,
+        "apiVersion: batch/v1\nkind: Job\nmetadata: {name: pi}\nspec: {parallelism: 1}\n",
+        "a",
+        false,
+        t(0),
+    )
+    .unwrap();
+    let mut live = base.clone();
+    live["spec"]["completions"] = json!(1);
+    live["spec"]["backoffLimit"] = json!(1);
+    record_write_at(&jobs(), Some(&base), &mut live, &ctx("b"), t(1));
+    let e = apply(
+        Some(&live),
+        "apiVersion: batch/v1\nkind: Job\nmetadata: {name: pi}\nspec: {parallelism: 2, completions: 2, backoffLimit: 2}\n",
+        "c",
+        false,
+        t(2),
+    )
+    .unwrap_err();
+    assert_eq!(
+        e.message,
+        "Apply failed with 3 conflicts: conflicts with \"a\":\n- .spec.parallelism\nconflicts with \"b\" using batch/v1:\n- .spec.backoffLimit\n- .spec.completions"
+    );
+    assert_eq!(e.to_status()["details"]["causes"].as_array().unwrap().len(), 3);
+}
+
+#[test]
+fn force_moves_ownership_to_the_applier() {
+    let mut live = json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "pi"}, "spec": {"parallelism": 1, "suspend": false}});
+    record_write_at(&jobs(), None, &mut live, &ctx("kubectl-client-side-apply"), t(0));
+    let job = apply(
+        Some(&live),
+        "apiVersion: batch/v1\nkind: Job\nmetadata: {name: pi}\nspec: {parallelism: 5}\n",
+        "kubectl",
+        true,
+        t(1),
+    )
+    .unwrap();
+    assert_eq!(job["spec"]["parallelism"], 5);
+    assert_eq!(entry(&job, "kubectl")["fieldsV1"], json!({"f:spec": {"f:parallelism": {}}}));
+    assert_eq!(entry(&job, "kubectl-client-side-apply")["fieldsV1"], json!({"f:spec": {"f:suspend": {}}}));
+}
+
+#[test]
+fn fields_no_longer_applied_are_removed_unless_owned_elsewhere() {
+    let v1 = "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: pi\n  labels: {a: '1', b: '2', c: '3'}\n";
+    let job = apply(None, v1, "one", false, t(0)).unwrap();
+    // Another applier also sets c to the same value: it co-owns it.
+    let job = apply(
+        Some(&job),
+        "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: pi\n  labels: {c: '3'}\n",
+        "two",
+        false,
+        t(1),
+    )
+    .unwrap();
+    let v2 = "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: pi\n  labels: {a: '1'}\n";
+    let job = apply(Some(&job), v2, "one", false, t(2)).unwrap();
+    assert_eq!(job["metadata"]["labels"], json!({"a": "1", "c": "3"}));
+    assert_eq!(entry(&job, "one")["fieldsV1"], json!({"f:metadata": {"f:labels": {"f:a": {}}}}));
+    // Nothing left: the whole labels map goes.
+    let job = apply(Some(&job), "apiVersion: batch/v1\nkind: Job\nmetadata: {name: pi}\n", "two", false, t(3)).unwrap();
+    assert_eq!(job["metadata"]["labels"], json!({"a": "1"}));
+    let job = apply(Some(&job), "apiVersion: batch/v1\nkind: Job\nmetadata: {name: pi}\n", "one", false, t(4)).unwrap();
+    assert!(job["metadata"].get("labels").is_none(), "{job}");
+    assert!(job["metadata"].get("managedFields").is_none(), "no manager owns anything: {job}");
+}
+
+#[test]
+fn associative_lists_merge_by_key_and_drop_unapplied_items() {
+    let v1 = r#"{"apiVersion":"batch/v1","kind":"Job","metadata":{"name":"pi"},"spec":{"template":{"spec":{"containers":[
+        {"name":"a","image":"x","env":[{"name":"A","value":"1"}]},{"name":"b","image":"y"}]}}}}"#;
+    let mut job = apply(None, v1, "app", false, t(0)).unwrap();
+    // The server defaulted a field nobody owns; another writer injected a sidecar.
+    let before = job.clone();
+    job["spec"]["template"]["spec"]["containers"][0]["terminationMessagePath"] = json!("/dev/termination-log");
+    job["spec"]["template"]["spec"]["containers"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"name": "sidecar", "image": "s"}));
+    record_write_at(&jobs(), Some(&before), &mut job, &ctx("injector"), t(1));
+    let injector = entry(&job, "injector")["fieldsV1"]["f:spec"]["f:template"]["f:spec"]["f:containers"].clone();
+    assert_eq!(
+        injector,
+        json!({"k:{\"name\":\"a\"}": {"f:terminationMessagePath": {}}, "k:{\"name\":\"sidecar\"}": {".": {}, "f:image": {}, "f:name": {}}})
+    );
+
+    // Re-apply: container b dropped, a gets a new image and env var.
+    let v2 = r#"{"apiVersion":"batch/v1","kind":"Job","metadata":{"name":"pi"},"spec":{"template":{"spec":{"containers":[
+        {"name":"a","image":"x2","env":[{"name":"A","value":"1"},{"name":"B","value":"2"}]}]}}}}"#;
+    let job = apply(Some(&job), v2, "app", false, t(2)).unwrap();
+    let containers = &job["spec"]["template"]["spec"]["containers"];
+    assert_eq!(
+        *containers,
+        json!([
+            {"name": "a", "image": "x2", "env": [{"name": "A", "value": "1"}, {"name": "B", "value": "2"}], "terminationMessagePath": "/dev/termination-log"},
+            {"name": "sidecar", "image": "s"}
+        ])
+    );
+}
+
+#[test]
+fn sets_merge_as_unions() {
+    let job =
+        apply(None, "apiVersion: batch/v1\nkind: Job\nmetadata: {name: pi, finalizers: [a]}\n", "one", false, t(0))
+            .unwrap();
+    let job = apply(
+        Some(&job),
+        "apiVersion: batch/v1\nkind: Job\nmetadata: {name: pi, finalizers: [b]}\n",
+        "two",
+        false,
+        t(1),
+    )
+    .unwrap();
+    assert_eq!(job["metadata"]["finalizers"], json!(["a", "b"]));
+    assert_eq!(entry(&job, "two")["fieldsV1"], json!({"f:metadata": {"f:finalizers": {"v:\"b\"": {}}}}));
+    let job = apply(Some(&job), "apiVersion: batch/v1\nkind: Job\nmetadata: {name: pi}\n", "one", false, t(2)).unwrap();
+    assert_eq!(job["metadata"]["finalizers"], json!(["b"]));
+}
+
+#[test]
+fn status_is_scoped_to_its_subresource() {
+    let body = "apiVersion: batch/v1\nkind: Job\nmetadata: {name: pi}\nspec: {parallelism: 1}\nstatus: {active: 3}\n";
+    let job = apply(None, body, "m", false, t(0)).unwrap();
+    assert!(job.get("status").is_none(), "the main resource ignores status");
+    let c = WriteContext { subresource: Some("status"), ..ctx("ctrl") };
+    let status = apply_patch_at(&jobs(), Some(&job), PatchType::Apply, body.as_bytes(), &c, t(1)).unwrap();
+    assert_eq!(status["status"]["active"], 3);
+    let e = entry(&status, "ctrl");
+    assert_eq!(e["subresource"], "status");
+    assert_eq!(e["fieldsV1"], json!({"f:status": {"f:active": {}}}));
+    assert_eq!(managers(&status), [("m".into(), "Apply".into()), ("ctrl".into(), "Apply".into())]);
+}
+
+#[test]
+fn record_write_shapes_update_entries() {
+    let mut job = json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "pi", "namespace": "d", "labels": {"app": "pi"}, "uid": "u", "resourceVersion": "1"},
+        "spec": {"parallelism": 1, "template": {"spec": {"containers": [{"name": "c", "image": "x"}]}}}, "status": {"active": 1}});
+    let ua = WriteContext { user_agent: Some("kubectl/v1.32.0 (linux/amd64) kubernetes/abc"), ..Default::default() };
+    record_write_at(&jobs(), None, &mut job, &ua, t(5));
+    let e = entry(&job, "kubectl");
+    assert_eq!(e["operation"], "Update");
+    assert_eq!(e["time"], "2025-01-02T03:04:05Z");
+    assert_eq!(
+        e["fieldsV1"],
+        json!({
+            "f:metadata": {"f:labels": {".": {}, "f:app": {}}},
+            "f:spec": {"f:parallelism": {}, "f:template": {"f:spec": {"f:containers": {"k:{\"name\":\"c\"}": {".": {}, "f:image": {}, "f:name": {}}}}}}
+        }),
+        "identity, system metadata and status are not owned"
+    );
+}
+
+#[test]
+fn record_write_moves_and_drops_ownership() {
+    let mut job = json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "pi"}, "spec": {"parallelism": 1, "completions": 1}});
+    record_write_at(&jobs(), None, &mut job, &ctx("create"), t(0));
+    let old = job.clone();
+    job["spec"]["parallelism"] = json!(2);
+    job["spec"].as_object_mut().unwrap().remove("completions");
+    record_write_at(&jobs(), Some(&old), &mut job, &ctx("edit"), t(1));
+    assert_eq!(entry(&job, "edit")["fieldsV1"], json!({"f:spec": {"f:parallelism": {}}}));
+    assert!(job["metadata"]["managedFields"].as_array().unwrap().iter().all(|e| e["manager"] != "create"), "{job}");
+
+    // The same manager again: entries merge and the time moves.
+    let old = job.clone();
+    job["spec"]["suspend"] = json!(true);
+    record_write_at(&jobs(), Some(&old), &mut job, &ctx("edit"), t(2));
+    let e = entry(&job, "edit");
+    assert_eq!(e["fieldsV1"], json!({"f:spec": {"f:parallelism": {}, "f:suspend": {}}}));
+    assert_eq!(e["time"], "2025-01-02T03:04:02Z");
+    assert_eq!(job["metadata"]["managedFields"].as_array().unwrap().len(), 1);
+
+    // A no-op write changes nothing, not even the time.
+    let old = job.clone();
+    record_write_at(&jobs(), Some(&old), &mut job, &ctx("edit"), t(9));
+    assert_eq!(job, old);
+}
+
+#[test]
+fn record_write_takes_fields_from_appliers() {
+    let job = apply(
+        None,
+        "apiVersion: batch/v1\nkind: Job\nmetadata: {name: pi}\nspec: {parallelism: 1, completions: 1}\n",
+        "kubectl",
+        false,
+        t(0),
+    )
+    .unwrap();
+    let mut edited = job.clone();
+    edited["spec"]["parallelism"] = json!(3);
+    record_write_at(&jobs(), Some(&job), &mut edited, &ctx("kubectl-edit"), t(1));
+    assert_eq!(entry(&edited, "kubectl")["fieldsV1"], json!({"f:spec": {"f:completions": {}}}));
+    // Applying the old value again now conflicts with the editor.
+    let e = apply(
+        Some(&edited),
+        "apiVersion: batch/v1\nkind: Job\nmetadata: {name: pi}\nspec: {parallelism: 1, completions: 1}\n",
+        "kubectl",
+        false,
+        t(2),
+    )
+    .unwrap_err();
+    assert_eq!(
+        e.message,
+        "Apply failed with 1 conflict: conflict with \"kubectl-edit\" using batch/v1: .spec.parallelism"
+    );
+}
+
+#[test]
+fn record_write_scopes_status_writes() {
+    let mut job =
+        json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "pi"}, "spec": {"parallelism": 1}});
+    record_write_at(&jobs(), None, &mut job, &ctx("create"), t(0));
+    let old = job.clone();
+    job["status"] = json!({"active": 1, "conditions": [{"type": "Complete", "status": "True"}]});
+    let c = WriteContext { subresource: Some("status"), ..ctx("job-controller") };
+    record_write_at(&jobs(), Some(&old), &mut job, &c, t(1));
+    let e = entry(&job, "job-controller");
+    assert_eq!(e["subresource"], "status");
+    assert_eq!(
+        e["fieldsV1"],
+        json!({"f:status": {"f:active": {}, "f:conditions": {"k:{\"type\":\"Complete\"}": {".": {}, "f:status": {}, "f:type": {}}}}})
+    );
+    // A main-resource write that carries a status change does not own it.
+    let old = job.clone();
+    job["status"]["active"] = json!(0);
+    record_write_at(&jobs(), Some(&old), &mut job, &ctx("other"), t(2));
+    assert_eq!(managers(&job).iter().filter(|(m, _)| m == "other").count(), 0);
+}
+
+#[test]
+fn manager_names_follow_upstream() {
+    let c = |fm: Option<&'static str>, ua: Option<&'static str>| {
+        manager_name(&WriteContext { field_manager: fm, user_agent: ua, ..Default::default() })
+    };
+    assert_eq!(c(Some("kubectl-create"), Some("kubectl/v1.32")), "kubectl-create");
+    assert_eq!(c(None, Some("kube-rs/0.99 x")), "kube-rs");
+    assert_eq!(c(Some(""), Some("jobwright")), "jobwright");
+    assert_eq!(c(None, None), "");
+    assert_eq!(c(None, Some(&*"x".repeat(300).leak())).len(), 128);
+}
+
+proptest::proptest! {
+    /// Applying any configuration twice gives the same object the second time (same timestamp
+    /// too), and never panics; conflicts only arise against other managers.
+    #[test]
+    fn apply_is_idempotent(spec in crate::apiserver::patch::strategic::tests::arb_json(3),
+                           labels in proptest::collection::btree_map("[a-c]", "[x-z]", 0..3),
+                           other in crate::apiserver::patch::strategic::tests::arb_json(3)) {
+        let pods = Registry::builtin().get("", "v1", "pods").unwrap();
+        let live = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "labels": {"a": "q"}},
+            "spec": {"containers": [{"name": "c", "image": "i", "env": [{"name": "E", "value": "1"}]}]}});
+        let seeded = apply_patch_at(&pods, Some(&live), PatchType::Apply,
+            serde_json::to_vec(&json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": other})).unwrap().as_slice(),
+            &ctx("seed"), t(0));
+        let live = seeded.unwrap_or(live);
+        let config = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "labels": labels}, "spec": spec});
+        let body = serde_json::to_vec(&config).unwrap();
+        let c = WriteContext { force: true, ..ctx("me") };
+        if let Ok(first) = apply_patch_at(&pods, Some(&live), PatchType::Apply, &body, &c, t(1)) {
+            proptest::prop_assert!(first.is_object());
+            let second = apply_patch_at(&pods, Some(&first), PatchType::Apply, &body, &c, t(2)).unwrap();
+            proptest::prop_assert_eq!(second, first);
+        }
+    }
+
+    /// Recording a write twice (the second time as a no-op) changes nothing more.
+    #[test]
+    fn record_write_is_stable(spec_old in crate::apiserver::patch::strategic::tests::arb_json(3),
+                              spec_new in crate::apiserver::patch::strategic::tests::arb_json(3)) {
+        let pods = Registry::builtin().get("", "v1", "pods").unwrap();
+        let old = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": spec_old});
+        let mut old_recorded = old.clone();
+        record_write_at(&pods, None, &mut old_recorded, &ctx("a"), t(0));
+        let mut new = json!({"apiVersion": "v1", "kind": "Pod", "metadata": old_recorded["metadata"].clone(), "spec": spec_new});
+        record_write_at(&pods, Some(&old_recorded), &mut new, &ctx("b"), t(1));
+        let again = new.clone();
+        let mut new2 = new.clone();
+        record_write_at(&pods, Some(&again), &mut new2, &ctx("c"), t(2));
+        proptest::prop_assert_eq!(new2, new);
+    }
+}
+
+#[test]
+fn update_managers_are_capped_into_ancient_changes() {
+    let mut job = json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "pi", "labels": {}}});
+    for i in 0..12u32 {
+        let old = job.clone();
+        job["metadata"]["labels"][format!("l{i}")] = json!("x");
+        record_write_at(&jobs(), Some(&old), &mut job, &ctx(&format!("m{i:02}")), t(i));
+    }
+    let ms = managers(&job);
+    assert_eq!(ms.len(), 10, "{ms:?}");
+    let ancient = entry(&job, "ancient-changes");
+    assert_eq!(
+        ancient["fieldsV1"],
+        json!({"f:metadata": {"f:labels": {"f:l0": {}, "f:l1": {}, "f:l2": {}}}}),
+        "the three oldest merged"
+    );
+    assert_eq!(ancient["time"], "2025-01-02T03:04:02Z");
+    assert!(ms.iter().any(|(m, _)| m == "m11"));
+    assert!(!ms.iter().any(|(m, _)| m == "m00" || m == "m02"));
+}
+
+#[test]
+fn record_write_resets_managed_fields_on_request() {
+    let mut job =
+        json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "pi"}, "spec": {"parallelism": 1}});
+    record_write_at(&jobs(), None, &mut job, &ctx("create"), t(0));
+    for reset in [json!([]), json!([{}])] {
+        let mut new = job.clone();
+        new["metadata"]["managedFields"] = reset.clone();
+        record_write_at(&jobs(), Some(&job), &mut new, &ctx("edit"), t(1));
+        assert!(new["metadata"].get("managedFields").is_none(), "{reset}: {new}");
+    }
+    // Dropping the field altogether keeps the live entries.
+    let mut new = job.clone();
+    new["metadata"].as_object_mut().unwrap().remove("managedFields");
+    record_write_at(&jobs(), Some(&job), &mut new, &ctx("edit"), t(1));
+    assert_eq!(managers(&new), [("create".to_string(), "Update".to_string())]);
+}
