@@ -132,11 +132,12 @@ impl std::fmt::Display for FieldError {
 }
 
 /// Values print the way Go's `%#v`-ish formatting in `field.Error` does: strings quoted, numbers
-/// and booleans bare, `null` for nil, anything compound as compact JSON.
+/// and booleans bare, `"null"` (quoted: upstream substitutes the string "null") for nil, anything
+/// compound as compact JSON.
 fn format_value(v: &Value) -> String {
     match v {
         Value::String(s) => format!("{s:?}"),
-        Value::Null => "null".to_string(),
+        Value::Null => "\"null\"".to_string(),
         Value::Number(n) => n.to_string(),
         Value::Bool(b) => b.to_string(),
         other => other.to_string(),
@@ -212,15 +213,30 @@ impl StatusError {
     /// 422 Invalid with `details.causes`, as `errors.NewInvalid`.
     pub fn invalid(info: &ResourceInfo, name: &str, errs: &[FieldError]) -> Self {
         let qualified = info.group_kind();
-        let list = match errs {
-            [one] => one.to_string(),
-            many => format!("[{}]", many.iter().map(|e| e.to_string()).collect::<Vec<_>>().join(", ")),
+        // Like `ErrorList.ToAggregate()`, the message lists each distinct error once (the causes
+        // keep every entry).
+        let mut msgs: Vec<String> = vec![];
+        for e in errs {
+            let m = e.to_string();
+            if !msgs.contains(&m) {
+                msgs.push(m);
+            }
+        }
+        let list = match msgs.as_slice() {
+            [] => String::new(),
+            [one] => one.clone(),
+            many => format!("[{}]", many.join(", ")),
+        };
+        let message = if list.is_empty() {
+            format!("{qualified} \"{name}\" is invalid")
+        } else {
+            format!("{qualified} \"{name}\" is invalid: {list}")
         };
         let causes: Vec<Value> = errs
             .iter()
             .map(|e| json!({"reason": e.kind.cause_type(), "message": e.body(), "field": e.field}))
             .collect();
-        Self::new(422, "Invalid", format!("{qualified} \"{name}\" is invalid: {list}"))
+        Self::new(422, "Invalid", message)
             .with_details(json!({"name": name, "group": info.group, "kind": info.kind, "causes": causes}))
     }
 

@@ -1,0 +1,128 @@
+//! Defaulting and validation per kind, as upstream's registry strategies
+//! (`PrepareForCreate`/`PrepareForUpdate`, defaulters, `Validate*`).
+//!
+//! # Design
+//!
+//! Objects stay `serde_json::Value` all the way through (the contract with `http.rs` and the store):
+//! every rule reads the JSON with small total accessors ([`json`]) so that no input, however wrong,
+//! can panic. Before any rule runs, [`strict`] round-trips the object through its k8s-openapi type:
+//! that both rejects wrong types (a 400, as kube-apiserver's decoder does) and finds unknown fields
+//! for `?fieldValidation=`.
+//!
+//! The pipeline for one write mirrors kube-apiserver's:
+//!
+//! 1. decode: type check + unknown fields ([`strict`]);
+//! 2. defaulting (`SetDefaults_*`, run on every decode, so on updates too);
+//! 3. `PrepareForCreate` / `PrepareForUpdate` (status reset, generated Job selector, pod status);
+//! 4. validation (`Validate`/`ValidateUpdate` of the strategy), a 422 listing every [`FieldError`];
+//! 5. defaulting again: kube-apiserver answers with the object as decoded back from storage, and
+//!    that decode defaults again (this is how a Job gets its `metadata.labels` from the generated
+//!    template labels).
+//!
+//! Submodules by kind: [`meta`] (ObjectMeta, names, labels, selectors), [`pod`] (Pod and pod
+//! template defaults and validation), [`job`], [`cronjob`], [`other`] (Namespace, Node, Lease, Event).
+
+pub mod cronjob;
+pub mod job;
+pub mod json;
+pub mod meta;
+pub mod other;
+pub mod pod;
+pub mod strict;
+
+use serde_json::Value;
+
+use super::errors::{FieldError, StatusError};
+use super::registry::ResourceInfo;
+
+/// Which write is being admitted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    /// POST (or an apply patch that creates).
+    Create,
+    /// PUT or PATCH of the main resource.
+    Update,
+    /// PUT or PATCH of the `status` subresource.
+    UpdateStatus,
+}
+
+/// `?fieldValidation=`: what to do with unknown or duplicate fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FieldValidation {
+    /// Drop unknown fields silently.
+    Ignore,
+    /// Drop unknown fields and warn about each (`Warning: unknown field "spec.foo"`).
+    #[default]
+    Warn,
+    /// Reject the request with a 400 naming every unknown field.
+    Strict,
+}
+
+impl FieldValidation {
+    /// Parse the query parameter value as kube-apiserver does (`Ignore`, `Warn`, `Strict`; empty
+    /// means the default `Warn`). Anything else is a 400 with upstream's message.
+    pub fn parse(s: &str) -> Result<Self, StatusError> {
+        match s {
+            "" | "Warn" => Ok(Self::Warn),
+            "Ignore" => Ok(Self::Ignore),
+            "Strict" => Ok(Self::Strict),
+            other => Err(StatusError::bad_request(format!(
+                "fieldValidation parameter unsupported: {other}. Valid values are Ignore, Warn, Strict"
+            ))),
+        }
+    }
+}
+
+/// A list of field errors, as upstream's `field.ErrorList`.
+pub type ErrorList = Vec<FieldError>;
+
+/// Default, prepare and validate `obj` for `op`. `old` is the stored object on updates.
+///
+/// The generic parts (uid, resourceVersion, creationTimestamp, status reset on create, old status
+/// kept on main-resource writes, generation) are done by the store before this is called; this does
+/// what is particular to a kind. Returns the warnings to send in `Warning` headers, or a 422.
+///
+/// Kinds this module does not know pass through with only the unknown-field check skipped and
+/// generic metadata validation applied.
+pub fn admit(
+    info: &ResourceInfo,
+    op: Operation,
+    obj: &mut Value,
+    old: Option<&Value>,
+    fv: FieldValidation,
+) -> Result<Vec<String>, StatusError> {
+    if !obj.is_object() {
+        return Err(StatusError::bad_request(format!(
+            "{} in version {:?} cannot be handled as a {}: the body must be a JSON object",
+            info.kind, info.version, info.kind
+        )));
+    }
+    let old = old.filter(|o| o.is_object());
+    // An update without a stored object cannot be validated against it: treat it as a create.
+    let op = if old.is_none() { Operation::Create } else { op };
+    // 1. decode
+    let mut warnings = strict::check(info, obj, fv)?;
+    let name = json::str_at(obj, &["metadata", "name"]).unwrap_or_default().to_string();
+    let kind = (info.group.as_str(), info.kind.as_str());
+    // 2-4. defaults, prepare, validate
+    let result: Result<Vec<String>, ErrorList> = match kind {
+        ("batch", "Job") => job::admit(op, obj, old),
+        ("batch", "CronJob") => cronjob::admit(op, obj, old),
+        ("", "Pod") => pod::admit(op, obj, old),
+        ("", "Namespace") => other::admit_namespace(op, obj, old),
+        ("", "Node") => other::admit_node(op, obj, old),
+        ("coordination.k8s.io", "Lease") => other::admit_lease(op, obj, old),
+        ("", "Event") | ("events.k8s.io", "Event") => other::admit_event(info, op, obj, old),
+        _ => other::admit_generic(info, op, obj, old),
+    };
+    match result {
+        Ok(w) => {
+            warnings.extend(w);
+            Ok(warnings)
+        }
+        Err(errs) => Err(StatusError::invalid(info, &name, &errs)),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,146 @@
+//! The other kinds: Namespace (defaults and name rules), Node, Lease, Event, and the generic
+//! metadata validation every remaining kind gets.
+
+use serde_json::{Value, json};
+
+use super::json::{at, child, int_of, str_at, str_of};
+use super::meta::{self, NameFn, nonnegative};
+use super::{ErrorList, Operation};
+use crate::apiserver::errors::FieldError;
+use crate::apiserver::registry::ResourceInfo;
+
+fn finish(errs: ErrorList) -> Result<Vec<String>, ErrorList> {
+    if errs.is_empty() { Ok(vec![]) } else { Err(errs) }
+}
+
+fn meta_rules(obj: &Value, old: Option<&Value>, op: Operation, namespaced: bool, name_fn: NameFn) -> ErrorList {
+    match (op, old) {
+        (Operation::Create, _) | (_, None) => meta::validate_object_meta(obj, namespaced, name_fn),
+        (_, Some(old)) => meta::validate_object_meta_update(obj, old),
+    }
+}
+
+fn keep_from_old(obj: &mut Value, old: Option<&Value>, op: Operation, has_status: bool) {
+    let (Some(old), Some(m)) = (old, obj.as_object_mut()) else { return };
+    match op {
+        Operation::Update if has_status => {
+            m.insert("status".into(), old.get("status").cloned().unwrap_or(json!({})));
+        }
+        Operation::UpdateStatus => {
+            m.insert("spec".into(), old.get("spec").cloned().unwrap_or(json!({})));
+        }
+        _ => {}
+    }
+}
+
+/// Namespaces: the `kubernetes.io/metadata.name` label, `spec.finalizers: [kubernetes]` and
+/// `status.phase: Active` on create; DNS-label names; finalizers and status kept on updates.
+pub fn admit_namespace(op: Operation, obj: &mut Value, old: Option<&Value>) -> Result<Vec<String>, ErrorList> {
+    let name = str_at(obj, &["metadata", "name"]).unwrap_or_default().to_string();
+    if let Some(md) = obj.get_mut("metadata").filter(|m| m.is_object()) {
+        let labels = super::json::ensure_obj(md, "labels");
+        labels["kubernetes.io/metadata.name"] = json!(name);
+    }
+    match (op, old) {
+        (Operation::Create, _) | (_, None) => {
+            if let Some(m) = obj.as_object_mut() {
+                m.insert("status".into(), json!({"phase": "Active"}));
+                let spec = m.entry("spec").or_insert_with(|| json!({}));
+                if spec.is_object() {
+                    spec["finalizers"] = json!(["kubernetes"]);
+                }
+            }
+        }
+        (Operation::Update, Some(old)) => {
+            if let Some(m) = obj.as_object_mut() {
+                m.insert("spec".into(), old.get("spec").cloned().unwrap_or(json!({})));
+            }
+            keep_from_old(obj, Some(old), op, true);
+        }
+        (Operation::UpdateStatus, Some(old)) => keep_from_old(obj, Some(old), op, true),
+    }
+    finish(meta_rules(obj, old, op, false, meta::name_is_dns_label))
+}
+
+/// Nodes: DNS-subdomain names, cluster-scoped.
+pub fn admit_node(op: Operation, obj: &mut Value, old: Option<&Value>) -> Result<Vec<String>, ErrorList> {
+    keep_from_old(obj, old, op, true);
+    finish(meta_rules(obj, old, op, false, meta::name_is_dns_subdomain))
+}
+
+/// Leases: `leaseDurationSeconds > 0`, `leaseTransitions >= 0`.
+pub fn admit_lease(op: Operation, obj: &mut Value, old: Option<&Value>) -> Result<Vec<String>, ErrorList> {
+    let mut errs = meta_rules(obj, old, op, true, meta::name_is_dns_subdomain);
+    let spec = obj.get("spec").unwrap_or(&Value::Null);
+    if let Some(d) = int_of(spec, "leaseDurationSeconds")
+        && d <= 0
+    {
+        errs.push(FieldError::invalid("spec.leaseDurationSeconds", json!(d), "must be greater than 0"));
+    }
+    if let Some(t) = int_of(spec, "leaseTransitions") {
+        errs.extend(nonnegative(t, "spec.leaseTransitions"));
+    }
+    finish(errs)
+}
+
+/// Events (both API groups): names, and the event's namespace must match its involved object's.
+pub fn admit_event(
+    info: &ResourceInfo,
+    op: Operation,
+    obj: &mut Value,
+    old: Option<&Value>,
+) -> Result<Vec<String>, ErrorList> {
+    let mut errs = meta_rules(obj, old, op, true, meta::name_is_dns_subdomain);
+    let regarding = if info.group.is_empty() { "involvedObject" } else { "regarding" };
+    let ns = str_at(obj, &["metadata", "namespace"]).unwrap_or_default();
+    if let Some(ons) = at(obj, &[regarding, "namespace"]).and_then(Value::as_str)
+        && !ons.is_empty()
+        && !ns.is_empty()
+        && ons != ns
+    {
+        errs.push(FieldError::invalid(child(regarding, "namespace"), json!(ons), "does not match event.namespace"));
+    }
+    finish(errs)
+}
+
+/// Every other kind: metadata rules with the kind's name format (RBAC names are path segments,
+/// Services DNS-1035 labels, the rest DNS subdomains); status and spec kept across the two write
+/// paths when the resource has a status subresource.
+pub fn admit_generic(
+    info: &ResourceInfo,
+    op: Operation,
+    obj: &mut Value,
+    old: Option<&Value>,
+) -> Result<Vec<String>, ErrorList> {
+    keep_from_old(obj, old, op, info.has_subresource("status"));
+    let name_fn: NameFn = match (info.group.as_str(), info.kind.as_str()) {
+        ("rbac.authorization.k8s.io", _) => path_segment_name,
+        ("", "Service") => service_name,
+        _ => meta::name_is_dns_subdomain,
+    };
+    let _ = str_of;
+    finish(meta_rules(obj, old, op, info.namespaced, name_fn))
+}
+
+/// `ValidatePathSegmentName` (RBAC objects allow `:` and capitals).
+pub fn path_segment_name(name: &str, prefix: bool) -> Vec<String> {
+    if !prefix && (name == "." || name == "..") {
+        return vec![format!("may not be '{name}'")];
+    }
+    let mut errs = vec![];
+    for bad in ["/", "%"] {
+        if name.contains(bad) {
+            errs.push(format!("may not contain '{bad}'"));
+        }
+    }
+    errs
+}
+
+fn service_name(name: &str, prefix: bool) -> Vec<String> {
+    let n = if prefix && name.len() > 1 && name.ends_with('-') {
+        format!("{}a", &name[..name.len() - 1])
+    } else {
+        name.to_string()
+    };
+    meta::is_dns1035_label(&n)
+}
