@@ -174,12 +174,14 @@ const FIELDS: [Bounds; 5] = [(0, 59, &[]), (0, 23, &[]), (1, 31, &[]), (1, 12, M
 /// `cron.ParseStandard`: five fields (minute hour dom month dow) or a descriptor (`@hourly`,
 /// `@every 5m`, ...), optionally prefixed by `TZ=`/`CRON_TZ=`. Errors use robfig/cron's wording.
 pub fn parse_standard(spec: &str) -> Result<(), String> {
-    let mut spec = spec.trim();
+    let mut spec = spec;
     if spec.is_empty() {
         return Err("empty spec string".into());
     }
     if spec.starts_with("TZ=") || spec.starts_with("CRON_TZ=") {
-        let (tz, rest) = spec.split_once(' ').unwrap_or((spec, ""));
+        let Some((tz, rest)) = spec.split_once(' ') else {
+            return Err(format!("invalid location descriptior: {spec}"));
+        };
         let name = tz.split_once('=').map(|(_, n)| n).unwrap_or_default();
         if !validate_time_zone(Some(name), "").is_empty() {
             return Err(format!("provided bad location {name}: unknown time zone {name}"));
@@ -215,7 +217,15 @@ fn parse_int(expr: &str, names: &[&str]) -> Result<u32, String> {
     match expr.parse::<i64>() {
         Ok(n) if n < 0 => Err(format!("negative number ({n}) not allowed: {expr}")),
         Ok(n) => Ok(u32::try_from(n).unwrap_or(u32::MAX)),
-        Err(_) => Err(format!("failed to parse int from {expr}: strconv.Atoi: parsing {expr:?}: invalid syntax")),
+        Err(_) => {
+            let digits = expr.strip_prefix(['+', '-']).unwrap_or(expr);
+            let why = if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+                "value out of range"
+            } else {
+                "invalid syntax"
+            };
+            Err(format!("failed to parse int from {expr}: strconv.Atoi: parsing {expr:?}: {why}"))
+        }
     }
 }
 
@@ -223,7 +233,7 @@ fn parse_range(expr: &str, (min, max, names): Bounds) -> Result<(), String> {
     let parts: Vec<&str> = expr.split('/').collect();
     let low_high: Vec<&str> = parts[0].split('-').collect();
     let single = low_high.len() == 1;
-    let (start, end) = if low_high[0] == "*" || low_high[0] == "?" {
+    let (start, mut end) = if low_high[0] == "*" || low_high[0] == "?" {
         (min, max)
     } else {
         let s = parse_int(low_high[0], names)?;
@@ -234,17 +244,18 @@ fn parse_range(expr: &str, (min, max, names): Bounds) -> Result<(), String> {
         };
         (s, e)
     };
-    match parts.len() {
-        1 => {}
+    let step = match parts.len() {
+        1 => 1,
         2 => {
             let step = parse_int(parts[1], &[])?;
-            if step == 0 {
-                return Err(format!("step of range should be a positive number: {expr}"));
+            // "N/step" means "N-max/step".
+            if single {
+                end = max;
             }
-            let _ = single;
+            step
         }
         _ => return Err(format!("too many slashes: {expr}")),
-    }
+    };
     if start < min {
         return Err(format!("beginning of range ({start}) below minimum ({min}): {expr}"));
     }
@@ -253,6 +264,9 @@ fn parse_range(expr: &str, (min, max, names): Bounds) -> Result<(), String> {
     }
     if start > end {
         return Err(format!("beginning of range ({start}) beyond end of range ({end}): {expr}"));
+    }
+    if step == 0 {
+        return Err(format!("step of range should be a positive number: {expr}"));
     }
     Ok(())
 }

@@ -71,7 +71,8 @@ pub fn admit(op: Operation, obj: &mut Value, old: Option<&Value>) -> Result<Vec<
                 return Err(errs);
             }
             default_job(obj);
-            Ok(warnings_for_job_spec(obj))
+            let generation = |o: &Value| at(o, &["metadata", "generation"]).and_then(Value::as_i64);
+            if generation(obj) != generation(old) { Ok(warnings_for_job_spec(obj)) } else { Ok(vec![]) }
         }
         (Operation::UpdateStatus, Some(old)) => {
             if let Some(m) = obj.as_object_mut() {

@@ -102,6 +102,9 @@ pub fn admit(
     let op = if old.is_none() { Operation::Create } else { op };
     // 1. decode
     let mut warnings = strict::check(info, obj, fv)?;
+    if op == Operation::Create {
+        generate_name(obj);
+    }
     let name = json::str_at(obj, &["metadata", "name"]).unwrap_or_default().to_string();
     let kind = (info.group.as_str(), info.kind.as_str());
     // 2-4. defaults, prepare, validate
@@ -122,6 +125,34 @@ pub fn admit(
         }
         Err(errs) => Err(StatusError::invalid(info, &name, &errs)),
     }
+}
+
+/// `names.SimpleNameGenerator`: when `metadata.name` is empty and `metadata.generateName` is set,
+/// the name is the prefix (cut to 58 bytes) plus five random characters from upstream's alphabet.
+/// kube-apiserver does this before admission; doing it here too is a no-op when the store already
+/// did.
+pub fn generate_name(obj: &mut Value) {
+    use rand::Rng;
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    let Some(md) = obj.get_mut("metadata").and_then(Value::as_object_mut) else { return };
+    let name_empty = md.get("name").and_then(Value::as_str).is_none_or(str::is_empty);
+    let Some(prefix) = md.get("generateName").and_then(Value::as_str).filter(|p| !p.is_empty()) else { return };
+    if !name_empty {
+        return;
+    }
+    let mut base: String = prefix.to_string();
+    if base.len() > 58 {
+        let mut cut = 58;
+        while !base.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        base.truncate(cut);
+    }
+    let mut rng = rand::rng();
+    for _ in 0..5 {
+        base.push(ALPHABET[rng.random_range(0..ALPHABET.len())] as char);
+    }
+    md.insert("name".into(), Value::String(base));
 }
 
 #[cfg(test)]

@@ -252,8 +252,7 @@ pub fn admission_defaults(pod: &mut Value) {
         let tolerated = tolerations.iter().any(|t| {
             let effect = str_of(t, "effect").unwrap_or_default();
             let k = str_of(t, "key").unwrap_or_default();
-            (effect.is_empty() || effect == "NoExecute")
-                && (k == key || (k.is_empty() && str_of(t, "operator") == Some("Exists")))
+            (effect.is_empty() || effect == "NoExecute") && (k == key || k.is_empty())
         });
         if !tolerated {
             tolerations.push(json!({

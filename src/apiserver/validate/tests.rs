@@ -1009,3 +1009,81 @@ mod garbage {
         }
     }
 }
+
+#[test]
+fn generate_name_makes_a_name_before_validation() {
+    let mut j = base_job();
+    j["metadata"].as_object_mut().unwrap().remove("name");
+    j["metadata"]["generateName"] = json!("batch-");
+    let (job, _) = create(&jobs(), j).unwrap();
+    let name = job["metadata"]["name"].as_str().unwrap();
+    assert!(name.starts_with("batch-") && name.len() == 11, "{name}");
+    assert!(name[6..].chars().all(|c| "bcdfghjklmnpqrstvwxz2456789".contains(c)), "{name}");
+    assert_eq!(job["spec"]["template"]["metadata"]["labels"]["job-name"], name);
+    let mut bad = base_pod();
+    bad["metadata"].as_object_mut().unwrap().remove("name");
+    bad["metadata"]["generateName"] = json!("Bad_");
+    let err = create(&pods(), bad).unwrap_err();
+    assert!(
+        causes(&err)[0].starts_with("metadata.generateName: Invalid value: \"Bad_\": a lowercase RFC 1123 subdomain")
+    );
+}
+
+#[test]
+fn no_new_finalizers_once_deleting() {
+    let (mut old, _) = create(
+        &info("", "configmaps"),
+        json!({"metadata": {"name": "c", "namespace": "default", "finalizers": ["a.io/x"]}}),
+    )
+    .unwrap();
+    old["metadata"]["deletionTimestamp"] = json!("2024-01-01T00:00:00Z");
+    let new = with(old.clone(), json!({"metadata": {"finalizers": ["a.io/x", "b.io/y"]}}));
+    let err = update(&info("", "configmaps"), Operation::Update, &old, new).unwrap_err();
+    assert_eq!(
+        causes(&err),
+        vec![
+            "metadata.finalizers: Forbidden: no new finalizers can be added if the object is being deleted, found new finalizers []string{\"b.io/y\"}"
+        ]
+    );
+    let removed = with(old.clone(), json!({"metadata": {"finalizers": []}}));
+    update(&info("", "configmaps"), Operation::Update, &old, removed).expect("removing finalizers is fine");
+}
+
+#[test]
+fn pod_admission_tolerations_respect_existing_ones() {
+    let p = with(
+        base_pod(),
+        json!({"spec": {"tolerations": [{"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 10}]}}),
+    );
+    let (pod, _) = create(&pods(), p).unwrap();
+    assert_eq!(
+        pod["spec"]["tolerations"],
+        json!([
+        {"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 10},
+        {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300}])
+    );
+    let all = with(base_pod(), json!({"spec": {"tolerations": [{"operator": "Exists"}]}}));
+    let (pod, _) = create(&pods(), all).unwrap();
+    assert_eq!(pod["spec"]["tolerations"], json!([{"operator": "Exists"}]));
+    let err = create(&pods(), with(base_pod(), json!({"spec": {"tolerations": [{"key": "k", "value": "v", "operator": "Exists", "tolerationSeconds": 1}]}}))).unwrap_err();
+    assert_eq!(
+        causes(&err),
+        vec![
+            "spec.tolerations[0].effect: Invalid value: \"\": effect must be 'NoExecute' when `tolerationSeconds` is set",
+            "spec.tolerations[0].operator: Invalid value: {\"key\":\"k\",\"operator\":\"Exists\",\"tolerationSeconds\":1,\"value\":\"v\"}: value must be empty when `operator` is 'Exists'"
+        ]
+    );
+}
+
+#[test]
+fn namespace_updates_keep_finalizers_and_status() {
+    let (old, _) = create(&info("", "namespaces"), json!({"metadata": {"name": "ns"}})).unwrap();
+    let new = with(
+        old.clone(),
+        json!({"spec": {"finalizers": []}, "status": {"phase": "Terminating"}, "metadata": {"labels": {"a": "b"}}}),
+    );
+    let got = update(&info("", "namespaces"), Operation::Update, &old, new).unwrap();
+    assert_eq!(got["spec"]["finalizers"], json!(["kubernetes"]));
+    assert_eq!(got["status"]["phase"], "Active");
+    assert_eq!(got["metadata"]["labels"], json!({"a": "b", "kubernetes.io/metadata.name": "ns"}));
+}
