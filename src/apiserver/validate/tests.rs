@@ -728,6 +728,14 @@ fn strict_field_validation() {
     let err = admit(&jobs(), Operation::Create, &mut bad, None, FieldValidation::Ignore).unwrap_err();
     assert_eq!(err.code, 400);
     assert!(err.message.starts_with("Job in version \"v1\" cannot be handled as a Job: "), "{}", err.message);
+    // Numbers that do not fit the field's Go type are a 400 too, never a panic or a wrap-around.
+    for huge in [json!(1e20), json!(i64::MAX), json!(2147483648u64), json!(1.5)] {
+        let mut bad = with(base_job(), json!({"spec": {"completions": huge}}));
+        let err = admit(&jobs(), Operation::Create, &mut bad, None, FieldValidation::Strict).unwrap_err();
+        assert_eq!(err.code, 400, "{huge}");
+    }
+    let mut nulls = with(base_job(), json!({"spec": {"completions": null, "template": {"metadata": null}}}));
+    admit(&jobs(), Operation::Create, &mut nulls, None, FieldValidation::Strict).expect("nulls are absent fields");
     // ConfigMap data keys are free-form.
     let mut cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "default"}, "data": {"whatever": "x"}});
     assert_eq!(
