@@ -44,12 +44,7 @@ pub fn admit(op: Operation, obj: &mut Value, old: Option<&Value>) -> Result<Vec<
         }
         (Operation::UpdateStatus, Some(old)) => {
             prepare_for_status_update(obj, old);
-            let mut errs = meta::validate_object_meta_update(obj, old);
-            errs.extend(immutable(
-                obj.get("status").and_then(|s| s.get("qosClass")),
-                old.get("status").and_then(|s| s.get("qosClass")),
-                "status.qosClass",
-            ));
+            let errs = validate_pod_status_update(obj, old);
             if errs.is_empty() { Ok(vec![]) } else { Err(errs) }
         }
     }
@@ -749,6 +744,70 @@ pub fn validate_tolerations(tolerations: &[Value], path: &str) -> ErrorList {
                 json!(effect),
                 &["NoSchedule", "PreferNoSchedule", "NoExecute"],
             ));
+        }
+    }
+    errs
+}
+
+/// `ValidatePodStatusUpdate`: metadata update rules, qosClass immutable, and no container that
+/// terminated for good (per the restart policy) may be reported running again.
+pub fn validate_pod_status_update(pod: &Value, old: &Value) -> ErrorList {
+    let mut errs = meta::validate_object_meta_update(pod, old);
+    let null = Value::Null;
+    let status = pod.get("status").unwrap_or(&null);
+    let old_status = old.get("status").unwrap_or(&null);
+    let spec = old.get("spec").unwrap_or(&null);
+    let policy = str_of(spec, "restartPolicy").unwrap_or("Always");
+    errs.extend(state_transition(
+        arr_of(status, "containerStatuses"),
+        arr_of(old_status, "containerStatuses"),
+        "status.containerStatuses",
+        |_| policy,
+    ));
+    let init_policy = |name: &str| {
+        let sidecar = arr_of(spec, "initContainers")
+            .iter()
+            .any(|c| str_of(c, "name") == Some(name) && str_of(c, "restartPolicy") == Some("Always"));
+        if sidecar { "Always" } else { policy }
+    };
+    errs.extend(state_transition(
+        arr_of(status, "initContainerStatuses"),
+        arr_of(old_status, "initContainerStatuses"),
+        "status.initContainerStatuses",
+        init_policy,
+    ));
+    errs.extend(immutable(status.get("qosClass"), old_status.get("qosClass"), "status.qosClass"));
+    errs
+}
+
+/// `ValidateContainerStateTransition`.
+fn state_transition<'a>(
+    new: &[Value],
+    old: &'a [Value],
+    path: &str,
+    policy_of: impl Fn(&'a str) -> &'a str,
+) -> ErrorList {
+    let mut errs = vec![];
+    for (i, o) in old.iter().enumerate() {
+        let name = str_of(o, "name").unwrap_or_default();
+        let policy = policy_of(name);
+        if policy == "Always" {
+            continue;
+        }
+        let Some(term) = o.get("state").and_then(|s| s.get("terminated")).filter(|t| !t.is_null()) else {
+            continue;
+        };
+        if int_of(term, "exitCode").unwrap_or(0) != 0 && policy == "OnFailure" {
+            continue;
+        }
+        for n in new {
+            let still = n.get("state").and_then(|s| s.get("terminated")).is_some_and(|t| !t.is_null());
+            if str_of(n, "name") == Some(name) && !still {
+                errs.push(FieldError::forbidden(
+                    child(&index(path, i), "state"),
+                    "may not be transitioned to non-terminated state",
+                ));
+            }
         }
     }
     errs

@@ -223,6 +223,11 @@ fn job_create_acceptances() {
         ),
         ("valid managedBy", json!({"spec": {"managedBy": "jobwright.dev/job-controller"}})),
         (
+            "quantities may be JSON numbers",
+            json!({"spec": {"template": {"spec": {"containers": [{"name": "abc", "image": "i",
+            "resources": {"limits": {"cpu": 1, "memory": "64Mi"}}}]}}}}),
+        ),
+        (
             "high completions with bounded parallelism",
             json!({"spec": {"completionMode": "Indexed", "completions": 1_000_000_000, "parallelism": 10_000, "maxFailedIndexes": 10_000, "backoffLimitPerIndex": 1}}),
         ),
@@ -694,6 +699,15 @@ fn pod_update_may_only_change_allowed_fields() {
         update(&pods(), Operation::Update, &old, with(old.clone(), json!({"spec": {"activeDeadlineSeconds": 10}})))
             .map(|_| ());
     assert!(err.is_ok(), "setting activeDeadlineSeconds is allowed");
+    // A container that terminated under restartPolicy Never cannot come back.
+    let mut never = with(old.clone(), json!({"spec": {"restartPolicy": "Never"}}));
+    never["status"]["containerStatuses"] = json!([{"name": "c", "state": {"terminated": {"exitCode": 0}}}]);
+    let back = with(never.clone(), json!({"status": {"containerStatuses": [{"name": "c", "state": {"running": {}}}]}}));
+    let err = update(&pods(), Operation::UpdateStatus, &never, back).unwrap_err();
+    assert_eq!(
+        causes(&err),
+        vec!["status.containerStatuses[0].state: Forbidden: may not be transitioned to non-terminated state"]
+    );
     // Status writes keep the spec.
     let st = with(old.clone(), json!({"spec": {"nodeName": "n1"}, "status": {"phase": "Running"}}));
     let got = update(&pods(), Operation::UpdateStatus, &old, st).unwrap();
