@@ -18,7 +18,10 @@ use crate::apiserver::errors::StatusError;
 use crate::apiserver::registry::ResourceInfo;
 
 fn roundtrip<T: DeserializeOwned + Serialize>(v: &Value) -> Result<Value, String> {
-    let typed = T::deserialize(v).map_err(|e| e.to_string())?;
+    let typed: T = serde_path_to_error::deserialize(v).map_err(|e| {
+        let path = e.path().to_string();
+        if path.is_empty() || path == "." { e.inner().to_string() } else { format!("{path}: {}", e.inner()) }
+    })?;
     serde_json::to_value(&typed).map_err(|e| e.to_string())
 }
 

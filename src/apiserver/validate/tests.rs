@@ -741,7 +741,10 @@ fn strict_field_validation() {
     let mut bad = with(base_job(), json!({"spec": {"parallelism": "two"}}));
     let err = admit(&jobs(), Operation::Create, &mut bad, None, FieldValidation::Ignore).unwrap_err();
     assert_eq!(err.code, 400);
-    assert!(err.message.starts_with("Job in version \"v1\" cannot be handled as a Job: "), "{}", err.message);
+    assert_eq!(
+        err.message,
+        "Job in version \"v1\" cannot be handled as a Job: spec.parallelism: invalid type: string \"two\", expected i32"
+    );
     // Numbers that do not fit the field's Go type are a 400 too, never a panic or a wrap-around.
     for huge in [json!(1e20), json!(i64::MAX), json!(2147483648u64), json!(1.5)] {
         let mut bad = with(base_job(), json!({"spec": {"completions": huge}}));
@@ -861,6 +864,22 @@ fn cronjob_defaults_and_validation() {
         let err = create(&cronjobs(), with(base_cronjob(), patch)).err().unwrap_or_else(|| panic!("{name}: accepted"));
         assert_eq!(causes(&err), want, "{name}");
     }
+    if std::path::Path::new("/usr/share/zoneinfo/Europe/Rome").is_file() {
+        create(&cronjobs(), with(base_cronjob(), json!({"spec": {"timeZone": "Europe/Rome"}}))).expect("a real zone");
+        let err =
+            create(&cronjobs(), with(base_cronjob(), json!({"spec": {"timeZone": "Europe/InvalidRome"}}))).unwrap_err();
+        assert_eq!(
+            causes(&err),
+            vec!["spec.timeZone: Invalid value: \"Europe/InvalidRome\": unknown time zone Europe/InvalidRome"]
+        );
+    }
+    let err = create(&cronjobs(), with(base_cronjob(), json!({"spec": {"timeZone": "Local"}}))).unwrap_err();
+    assert_eq!(
+        causes(&err),
+        vec![
+            "spec.timeZone: Invalid value: \"Local\": timeZone must be an explicit time zone as defined in https://www.iana.org/time-zones"
+        ]
+    );
 }
 
 #[test]
