@@ -132,14 +132,26 @@ impl std::fmt::Display for FieldError {
 }
 
 /// Values print the way Go's `%#v`-ish formatting in `field.Error` does: strings quoted, numbers
-/// and booleans bare, `"null"` (quoted: upstream substitutes the string "null") for nil, anything
-/// compound as compact JSON.
+/// and booleans bare, `"null"` (quoted: upstream substitutes the string "null") for nil. The two
+/// compound shapes whose Go type is unambiguous print as Go does: an object of strings is a
+/// `map[string]string{"a":"b", "c":"d"}` (labels, selectors' matchLabels) and an array of strings a
+/// `[]string{"a", "b"}`; anything else as compact JSON.
 fn format_value(v: &Value) -> String {
     match v {
         Value::String(s) => format!("{s:?}"),
         Value::Null => "\"null\"".to_string(),
         Value::Number(n) => n.to_string(),
         Value::Bool(b) => b.to_string(),
+        Value::Object(m) if m.values().all(Value::is_string) => {
+            let mut kv: Vec<(&String, &str)> = m.iter().map(|(k, v)| (k, v.as_str().unwrap_or_default())).collect();
+            kv.sort();
+            let body = kv.iter().map(|(k, v)| format!("{k:?}:{v:?}")).collect::<Vec<_>>().join(", ");
+            format!("map[string]string{{{body}}}")
+        }
+        Value::Array(a) if !a.is_empty() && a.iter().all(Value::is_string) => {
+            let body = a.iter().map(|v| format!("{:?}", v.as_str().unwrap_or_default())).collect::<Vec<_>>().join(", ");
+            format!("[]string{{{body}}}")
+        }
         other => other.to_string(),
     }
 }
@@ -329,6 +341,11 @@ mod tests {
             "Pod \"p\" is invalid: [spec.containers: Required value, metadata.name: Invalid value: \"A\": bad]"
         );
         assert_eq!(StatusError::not_found(&pods, "p").message, "pods \"p\" not found");
+        let labels = FieldError::invalid("l", json!({"b": "2", "a": "1"}), "x");
+        assert_eq!(labels.to_string(), "l: Invalid value: map[string]string{\"a\":\"1\", \"b\":\"2\"}: x");
+        let list = FieldError::invalid("f", json!(["orphan", "x"]), "y");
+        assert_eq!(list.to_string(), "f: Invalid value: []string{\"orphan\", \"x\"}: y");
+        assert_eq!(FieldError::invalid("n", Value::Null, "z").to_string(), "n: Invalid value: \"null\": z");
         let jobs = reg.get("batch", "v1", "jobs").unwrap();
         assert_eq!(StatusError::not_found(&jobs, "j").message, "jobs.batch \"j\" not found");
     }

@@ -311,45 +311,36 @@ pub fn prepare_for_status_update(pod: &mut Value, old: &Value) {
     }
 }
 
-/// The pod's QoS class from its containers' cpu/memory requests and limits (`qos.GetPodQOS`).
+/// The pod's QoS class from its containers' cpu/memory requests and limits (`qos.GetPodQOS`):
+/// BestEffort without any, Guaranteed when every container limits both cpu and memory and the
+/// summed requests equal the summed limits, Burstable otherwise. Zero quantities don't count.
 pub fn qos_class(spec: &Value) -> &'static str {
-    let mut requests: BTreeSet<&str> = BTreeSet::new();
-    let mut limits: BTreeSet<&str> = BTreeSet::new();
+    use std::collections::BTreeMap;
+    let mut requests: BTreeMap<&str, f64> = BTreeMap::new();
+    let mut limits: BTreeMap<&str, f64> = BTreeMap::new();
     let mut guaranteed = true;
-    let containers = arr_of(spec, "containers").iter().chain(arr_of(spec, "initContainers"));
-    for c in containers {
+    for c in arr_of(spec, "containers").iter().chain(arr_of(spec, "initContainers")) {
         let res = c.get("resources").unwrap_or(&Value::Null);
-        let req = obj_of(res, "requests");
-        let lim = obj_of(res, "limits");
-        let mut climits: BTreeSet<&str> = BTreeSet::new();
+        let mut climits = 0;
         for r in ["cpu", "memory"] {
-            let rq = req.and_then(|m| m.get(r)).map(quantity);
-            let lm = lim.and_then(|m| m.get(r)).map(quantity);
-            if let Some(q) = rq.filter(|q| *q != 0.0) {
-                requests.insert(r);
-                if lm.is_some_and(|l| l != 0.0 && l != q) {
-                    guaranteed = false;
-                }
+            if let Some(q) = obj_of(res, "requests").and_then(|m| m.get(r)).map(quantity).filter(|q| *q != 0.0) {
+                *requests.entry(r).or_default() += q;
             }
-            if let Some(l) = lm.filter(|l| *l != 0.0) {
-                limits.insert(r);
-                climits.insert(r);
-                if rq.is_none_or(|q| q != l) {
-                    guaranteed = false;
-                }
+            if let Some(l) = obj_of(res, "limits").and_then(|m| m.get(r)).map(quantity).filter(|l| *l != 0.0) {
+                *limits.entry(r).or_default() += l;
+                climits += 1;
             }
         }
-        if climits.len() != 2 {
+        if climits != 2 {
             guaranteed = false;
         }
     }
     if requests.is_empty() && limits.is_empty() {
-        "BestEffort"
-    } else if guaranteed {
-        "Guaranteed"
-    } else {
-        "Burstable"
+        return "BestEffort";
     }
+    let all_match =
+        requests.iter().all(|(k, q)| limits.get(k).is_some_and(|l| (l - q).abs() <= f64::EPSILON * l.abs().max(1.0)));
+    if guaranteed && all_match { "Guaranteed" } else { "Burstable" }
 }
 
 /// A resource quantity as a number (good enough to compare requests with limits).

@@ -149,13 +149,13 @@ fn job_create_rejections_name_the_field_and_rule() {
             vec!["spec.managedBy: Invalid value: \"controller\": must be a domain-prefixed path (such as \"acme.io/foo\")"]),
         ("manual selector must match the template labels",
             json!({"spec": {"manualSelector": true, "selector": {"matchLabels": {"a": "b"}}, "template": {"metadata": {"labels": {"a": "c"}}}}}),
-            vec!["spec.template.metadata.labels: Invalid value: {\"a\":\"c\"}: `selector` does not match template `labels`"]),
+            vec!["spec.template.metadata.labels: Invalid value: map[string]string{\"a\":\"c\"}: `selector` does not match template `labels`"]),
         ("manual selector is required",
             json!({"spec": {"manualSelector": true}}),
             vec!["spec.selector: Required value", "spec.template.metadata.labels: Invalid value: \"null\": `selector` does not match template `labels`"]),
         ("user-set generated label with the wrong uid",
             json!({"spec": {"template": {"metadata": {"labels": {"controller-uid": "other"}}}}}),
-            vec!["spec.template.metadata.labels[controller-uid]: Invalid value: {\"batch.kubernetes.io/controller-uid\":\"1a2b3c\",\"batch.kubernetes.io/job-name\":\"myjob\",\"controller-uid\":\"other\",\"job-name\":\"myjob\"}: must be '1a2b3c'"]),
+            vec!["spec.template.metadata.labels[controller-uid]: Invalid value: map[string]string{\"batch.kubernetes.io/controller-uid\":\"1a2b3c\", \"batch.kubernetes.io/job-name\":\"myjob\", \"controller-uid\":\"other\", \"job-name\":\"myjob\"}: must be '1a2b3c'"]),
         ("selector that does not select the generated labels",
             json!({"spec": {"selector": {"matchLabels": {"x": "y"}}, "template": {"metadata": {"labels": {"x": "y"}}}}}),
             vec!["spec.selector: Invalid value: {\"matchLabels\":{\"batch.kubernetes.io/controller-uid\":\"1a2b3c\",\"x\":\"y\"}}: `selector` not auto-generated"]),
@@ -386,7 +386,7 @@ fn job_update_rules() {
             json!({"spec": {"selector": {"matchLabels": {"batch.kubernetes.io/controller-uid": "1a2b3c", "x": "y"}}}}),
             vec![
                 "spec.selector: Invalid value: {\"matchLabels\":{\"batch.kubernetes.io/controller-uid\":\"1a2b3c\",\"x\":\"y\"}}: `selector` not auto-generated",
-                "spec.template.metadata.labels: Invalid value: {\"batch.kubernetes.io/controller-uid\":\"1a2b3c\",\"batch.kubernetes.io/job-name\":\"myjob\",\"controller-uid\":\"1a2b3c\",\"job-name\":\"myjob\"}: `selector` does not match template `labels`",
+                "spec.template.metadata.labels: Invalid value: map[string]string{\"batch.kubernetes.io/controller-uid\":\"1a2b3c\", \"batch.kubernetes.io/job-name\":\"myjob\", \"controller-uid\":\"1a2b3c\", \"job-name\":\"myjob\"}: `selector` does not match template `labels`",
                 "spec.selector: Invalid value: {\"matchLabels\":{\"batch.kubernetes.io/controller-uid\":\"1a2b3c\",\"x\":\"y\"}}: field is immutable",
             ],
         ),
@@ -422,8 +422,8 @@ fn job_update_rules() {
             "name is immutable (and no longer matches the generated labels)",
             json!({"metadata": {"name": "other"}}),
             vec![
-                "spec.template.metadata.labels[job-name]: Invalid value: {\"batch.kubernetes.io/controller-uid\":\"1a2b3c\",\"batch.kubernetes.io/job-name\":\"myjob\",\"controller-uid\":\"1a2b3c\",\"job-name\":\"myjob\"}: must be 'other'",
-                "spec.template.metadata.labels[batch.kubernetes.io/job-name]: Invalid value: {\"batch.kubernetes.io/controller-uid\":\"1a2b3c\",\"batch.kubernetes.io/job-name\":\"myjob\",\"controller-uid\":\"1a2b3c\",\"job-name\":\"myjob\"}: must be 'other'",
+                "spec.template.metadata.labels[job-name]: Invalid value: map[string]string{\"batch.kubernetes.io/controller-uid\":\"1a2b3c\", \"batch.kubernetes.io/job-name\":\"myjob\", \"controller-uid\":\"1a2b3c\", \"job-name\":\"myjob\"}: must be 'other'",
+                "spec.template.metadata.labels[batch.kubernetes.io/job-name]: Invalid value: map[string]string{\"batch.kubernetes.io/controller-uid\":\"1a2b3c\", \"batch.kubernetes.io/job-name\":\"myjob\", \"controller-uid\":\"1a2b3c\", \"job-name\":\"myjob\"}: must be 'other'",
                 "metadata.name: Invalid value: \"other\": field is immutable",
             ],
         ),
@@ -913,7 +913,7 @@ fn namespaces_nodes_leases_events_and_generic_kinds() {
             "metadata.ownerReferences.kind: Invalid value: \"\": must not be empty",
             "metadata.ownerReferences.name: Invalid value: \"\": must not be empty",
             "metadata.ownerReferences.uid: Invalid value: \"\": must not be empty",
-            "metadata.finalizers: Invalid value: [\"orphan\",\"foregroundDeletion\"]: finalizer orphan and foregroundDeletion cannot be both set"
+            "metadata.finalizers: Invalid value: []string{\"orphan\", \"foregroundDeletion\"}: finalizer orphan and foregroundDeletion cannot be both set"
         ]
     );
     let big = "x".repeat(300 * 1024);
