@@ -92,10 +92,8 @@ pub fn admit(
     fv: FieldValidation,
 ) -> Result<Vec<String>, StatusError> {
     if !obj.is_object() {
-        return Err(StatusError::bad_request(format!(
-            "{} in version {:?} cannot be handled as a {}: the body must be a JSON object",
-            info.kind, info.version, info.kind
-        )));
+        let why = format!("json: cannot unmarshal {} into Go value of type struct", json_type(obj));
+        return Err(strict::decode_error(info, obj, &why));
     }
     let old = old.filter(|o| o.is_object());
     // An update without a stored object cannot be validated against it: treat it as a create.
@@ -124,6 +122,17 @@ pub fn admit(
             Ok(warnings)
         }
         Err(errs) => Err(StatusError::invalid(info, &name, &errs)),
+    }
+}
+
+fn json_type(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "bool",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
     }
 }
 

@@ -90,12 +90,7 @@ pub fn check(info: &ResourceInfo, obj: &mut Value, fv: FieldValidation) -> Resul
     let Some(rt) = typed_roundtrip(&info.group, &info.kind, obj) else {
         return Ok(vec![]);
     };
-    let cannot_handle = |why: &str| {
-        StatusError::bad_request(format!(
-            "{} in version {:?} cannot be handled as a {}: {why}",
-            info.kind, info.version, info.kind
-        ))
-    };
+    let cannot_handle = |why: &str| decode_error(info, obj, why);
     let out = rt.map_err(|e| cannot_handle(&e))?;
     let unknown: Vec<String> =
         unknown_fields(obj, &out).into_iter().filter(|p| p != "apiVersion" && p != "kind").collect();
@@ -116,6 +111,34 @@ pub fn check(info: &ResourceInfo, obj: &mut Value, fv: FieldValidation) -> Resul
                 remove_path(obj, p);
             }
             Ok(vec![])
+        }
+    }
+}
+
+/// Upstream's `transformDecodeError`: `<Kind> in version "<v>" cannot be handled as a <Kind>: ...`
+/// when the body names its kind, else `the object provided is unrecognized (must be of type
+/// <Kind>): ... (<first 30 bytes of the body>)`.
+pub fn decode_error(info: &ResourceInfo, obj: &Value, why: &str) -> StatusError {
+    let kind = obj.get("kind").and_then(Value::as_str).filter(|k| !k.is_empty());
+    match kind {
+        Some(kind) => {
+            let api_version = obj.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
+            let version = api_version.rsplit('/').next().unwrap_or_default();
+            StatusError::bad_request(format!(
+                "{kind} in version {version:?} cannot be handled as a {}: {why}",
+                info.kind
+            ))
+        }
+        None => {
+            let body = obj.to_string();
+            let summary = match body.char_indices().nth(30) {
+                Some((i, _)) => format!("{} ...", &body[..i]),
+                None => body,
+            };
+            StatusError::bad_request(format!(
+                "the object provided is unrecognized (must be of type {}): {why} ({summary})",
+                info.kind
+            ))
         }
     }
 }

@@ -751,6 +751,15 @@ fn strict_field_validation() {
         let err = admit(&jobs(), Operation::Create, &mut bad, None, FieldValidation::Strict).unwrap_err();
         assert_eq!(err.code, 400, "{huge}");
     }
+    let mut kindless = with(base_job(), json!({"spec": {"parallelism": "two"}}));
+    kindless.as_object_mut().unwrap().remove("kind");
+    let err = admit(&jobs(), Operation::Create, &mut kindless, None, FieldValidation::Strict).unwrap_err();
+    assert_eq!(
+        err.message,
+        "the object provided is unrecognized (must be of type Job): spec.parallelism: invalid type: string \"two\", expected i32 ({\"apiVersion\":\"batch/v1\",\"meta ...)"
+    );
+    let err = admit(&jobs(), Operation::Create, &mut json!([1]), None, FieldValidation::Strict).unwrap_err();
+    assert_eq!(err.code, 400);
     let mut nulls = with(base_job(), json!({"spec": {"completions": null, "template": {"metadata": null}}}));
     admit(&jobs(), Operation::Create, &mut nulls, None, FieldValidation::Strict).expect("nulls are absent fields");
     // ConfigMap data keys are free-form.
