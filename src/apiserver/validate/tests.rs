@@ -1137,3 +1137,114 @@ fn namespace_updates_keep_finalizers_and_status() {
     assert_eq!(got["status"]["phase"], "Active");
     assert_eq!(got["metadata"]["labels"], json!({"a": "b", "kubernetes.io/metadata.name": "ns"}));
 }
+
+#[test]
+fn name_and_key_rules() {
+    let cases: Vec<(&str, Vec<String>, Vec<&str>)> = vec![
+        ("a valid qualified name with a prefix", meta::is_qualified_name("example.com/MyName"), vec![]),
+        ("an empty prefix", meta::is_qualified_name("/a"), vec!["prefix part must be non-empty"]),
+        (
+            "an upper-case prefix",
+            meta::is_qualified_name("Example.com/a"),
+            vec![
+                "prefix part a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')",
+            ],
+        ),
+        (
+            "an empty name part",
+            meta::is_qualified_name("a/"),
+            vec![
+                "name part must be non-empty",
+                "name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')",
+            ],
+        ),
+        (
+            "a 64-character name part",
+            meta::is_qualified_name(&"a".repeat(64)),
+            vec!["name part must be no more than 63 characters"],
+        ),
+        (
+            "a 64-character label value",
+            meta::is_valid_label_value(&"a".repeat(64)),
+            vec!["must be no more than 63 characters"],
+        ),
+        ("an empty label value is fine", meta::is_valid_label_value(""), vec![]),
+        ("a DNS label with dots", meta::is_dns1123_label("a.b"), vec!["must not contain dots"]),
+        (
+            "a 254-character subdomain",
+            meta::is_dns1123_subdomain(&"a".repeat(254)),
+            vec!["must be no more than 253 characters"],
+        ),
+        ("generateName may end with a dash", meta::name_is_dns_subdomain("job-", true), vec![]),
+        (
+            "a name may not",
+            meta::name_is_dns_subdomain("job-", false),
+            vec![
+                "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')",
+            ],
+        ),
+        ("a port name needs a letter", pod::is_valid_port_name("80"), vec!["must contain at least one letter (a-z)"]),
+        (
+            "a port name without double hyphens",
+            pod::is_valid_port_name("a--b"),
+            vec!["must not contain consecutive hyphens"],
+        ),
+    ];
+    for (name, got, want) in cases {
+        assert_eq!(got, want, "{name}");
+    }
+}
+
+#[test]
+fn label_selector_rules() {
+    let sel = json!({"matchExpressions": [
+        {"key": "a", "operator": "In", "values": []},
+        {"key": "b", "operator": "Exists", "values": ["x"]},
+        {"key": "c", "operator": "Near"},
+        {"key": "d", "operator": "NotIn", "values": ["-x-"]}]});
+    let errs: Vec<String> =
+        meta::validate_label_selector(&sel, "spec.selector", false).iter().map(|e| e.to_string()).collect();
+    assert_eq!(
+        errs,
+        vec![
+            "spec.selector.matchExpressions[0].values: Required value: must be specified when `operator` is 'In' or 'NotIn'",
+            "spec.selector.matchExpressions[1].values: Forbidden: may not be specified when `operator` is 'Exists' or 'DoesNotExist'",
+            "spec.selector.matchExpressions[2].operator: Invalid value: \"Near\": not a valid selector operator",
+            "spec.selector.matchExpressions[3].values[0]: Invalid value: \"-x-\": a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')"
+        ]
+    );
+    let labels = |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<Vec<_>>();
+    let cases: Vec<(&str, Option<Value>, Vec<(String, String)>, Option<bool>)> = vec![
+        ("a missing selector matches nothing", None, labels(&[("a", "b")]), Some(false)),
+        ("an empty selector matches everything", Some(json!({})), labels(&[]), Some(true)),
+        ("matchLabels", Some(json!({"matchLabels": {"a": "b"}})), labels(&[("a", "b"), ("c", "d")]), Some(true)),
+        ("matchLabels mismatch", Some(json!({"matchLabels": {"a": "b"}})), labels(&[("a", "c")]), Some(false)),
+        (
+            "In",
+            Some(json!({"matchExpressions": [{"key": "a", "operator": "In", "values": ["x", "b"]}]})),
+            labels(&[("a", "b")]),
+            Some(true),
+        ),
+        (
+            "NotIn with the key absent",
+            Some(json!({"matchExpressions": [{"key": "a", "operator": "NotIn", "values": ["b"]}]})),
+            labels(&[]),
+            Some(true),
+        ),
+        (
+            "DoesNotExist",
+            Some(json!({"matchExpressions": [{"key": "a", "operator": "DoesNotExist"}]})),
+            labels(&[("a", "b")]),
+            Some(false),
+        ),
+        (
+            "an invalid selector cannot be evaluated",
+            Some(json!({"matchExpressions": [{"key": "a", "operator": "In", "values": []}]})),
+            labels(&[]),
+            None,
+        ),
+    ];
+    for (name, sel, l, want) in cases {
+        assert_eq!(meta::selector_matches(sel.as_ref(), &l), want, "{name}");
+    }
+}
