@@ -1214,7 +1214,8 @@ fn label_selector_rules() {
         ]
     );
     let labels = |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<Vec<_>>();
-    let cases: Vec<(&str, Option<Value>, Vec<(String, String)>, Option<bool>)> = vec![
+    type Labels = Vec<(String, String)>;
+    let cases: Vec<(&str, Option<Value>, Labels, Option<bool>)> = vec![
         ("a missing selector matches nothing", None, labels(&[("a", "b")]), Some(false)),
         ("an empty selector matches everything", Some(json!({})), labels(&[]), Some(true)),
         ("matchLabels", Some(json!({"matchLabels": {"a": "b"}})), labels(&[("a", "b"), ("c", "d")]), Some(true)),
