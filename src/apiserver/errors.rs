@@ -156,6 +156,19 @@ fn format_value(v: &Value) -> String {
     }
 }
 
+/// `metav1.StatusDetails` as upstream serializes it: `name` and `group` are `omitempty`, so they
+/// are absent (not `""`) for core kinds and nameless errors.
+fn status_details(name: &str, group: &str, kind: &str) -> Value {
+    let mut d = json!({ "kind": kind });
+    if !name.is_empty() {
+        d["name"] = json!(name);
+    }
+    if !group.is_empty() {
+        d["group"] = json!(group);
+    }
+    d
+}
+
 /// An error the API server answers with: an HTTP code and a `Status` body.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("{code} {reason}: {message}")]
@@ -196,12 +209,12 @@ impl StatusError {
 
     pub fn not_found(info: &ResourceInfo, name: &str) -> Self {
         Self::new(404, "NotFound", format!("{} \"{name}\" not found", info.group_resource()))
-            .with_details(json!({"name": name, "group": info.group, "kind": info.resource}))
+            .with_details(status_details(name, &info.group, &info.resource))
     }
 
     pub fn already_exists(info: &ResourceInfo, name: &str) -> Self {
         Self::new(409, "AlreadyExists", format!("{} \"{name}\" already exists", info.group_resource()))
-            .with_details(json!({"name": name, "group": info.group, "kind": info.resource}))
+            .with_details(status_details(name, &info.group, &info.resource))
     }
 
     /// The optimistic-concurrency conflict, word for word as kube-apiserver.
@@ -219,7 +232,7 @@ impl StatusError {
             "Conflict",
             format!("Operation cannot be fulfilled on {} \"{name}\": {why}", info.group_resource()),
         )
-        .with_details(json!({"name": name, "group": info.group, "kind": info.resource}))
+        .with_details(status_details(name, &info.group, &info.resource))
     }
 
     /// 422 Invalid with `details.causes`, as `errors.NewInvalid`.
@@ -248,8 +261,11 @@ impl StatusError {
             .iter()
             .map(|e| json!({"reason": e.kind.cause_type(), "message": e.body(), "field": e.field}))
             .collect();
-        Self::new(422, "Invalid", message)
-            .with_details(json!({"name": name, "group": info.group, "kind": info.kind, "causes": causes}))
+        Self::new(422, "Invalid", message).with_details({
+            let mut d = status_details(name, &info.group, &info.kind);
+            d["causes"] = Value::Array(causes);
+            d
+        })
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -325,6 +341,7 @@ mod tests {
         assert_eq!(s["details"]["causes"][0]["field"], "spec.template.spec.restartPolicy");
         assert_eq!(s["details"]["causes"][0]["reason"], "FieldValueNotSupported");
         assert_eq!(s["details"]["kind"], "Job");
+        assert_eq!(s["details"]["group"], "batch");
     }
 
     #[test]
@@ -341,6 +358,7 @@ mod tests {
             "Pod \"p\" is invalid: [spec.containers: Required value, metadata.name: Invalid value: \"A\": bad]"
         );
         assert_eq!(StatusError::not_found(&pods, "p").message, "pods \"p\" not found");
+        assert_eq!(StatusError::not_found(&pods, "p").details, Some(json!({"name": "p", "kind": "pods"})));
         let labels = FieldError::invalid("l", json!({"b": "2", "a": "1"}), "x");
         assert_eq!(labels.to_string(), "l: Invalid value: map[string]string{\"a\":\"1\", \"b\":\"2\"}: x");
         let list = FieldError::invalid("f", json!(["orphan", "x"]), "y");
