@@ -259,11 +259,16 @@ pub fn admission_defaults(pod: &mut Value) {
     spec["tolerations"] = Value::Array(tolerations);
 }
 
-/// The v1 conversion writes the deprecated `serviceAccount` from `serviceAccountName`.
+/// The v1 conversion: `serviceAccount` is a deprecated alias of `serviceAccountName` (which wins
+/// when both are set), and the output carries both.
 pub fn sync_deprecated_service_account(spec: Option<&mut Value>) {
-    if let Some(spec) = spec.filter(|s| s.is_object())
-        && let Some(sa) = str_of(spec, "serviceAccountName").filter(|s| !s.is_empty()).map(str::to_string)
+    let Some(spec) = spec.filter(|s| s.is_object()) else { return };
+    if empty_str(spec, "serviceAccountName")
+        && let Some(sa) = str_of(spec, "serviceAccount").filter(|s| !s.is_empty()).map(str::to_string)
     {
+        spec["serviceAccountName"] = json!(sa);
+    }
+    if let Some(sa) = str_of(spec, "serviceAccountName").filter(|s| !s.is_empty()).map(str::to_string) {
         spec["serviceAccount"] = json!(sa);
     }
 }
