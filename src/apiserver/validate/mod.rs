@@ -59,16 +59,23 @@ pub enum FieldValidation {
 }
 
 impl FieldValidation {
-    /// Parse the query parameter value as kube-apiserver does (`Ignore`, `Warn`, `Strict`; empty
-    /// means the default `Warn`). Anything else is a 400 with upstream's message.
-    pub fn parse(s: &str) -> Result<Self, StatusError> {
-        match s {
+    /// Parse the `?fieldValidation=` value as kube-apiserver does: `Ignore`, `Warn`, `Strict`, or
+    /// empty for the default `Warn`. Anything else is the 422 upstream's options validation
+    /// answers, on the options kind of the verb (`CreateOptions`, `UpdateOptions`,
+    /// `PatchOptions`): `CreateOptions.meta.k8s.io "" is invalid: fieldValidation: Unsupported
+    /// value: "Foo": supported values: "", "Ignore", "Strict", "Warn"`.
+    pub fn parse(value: &str, options_kind: &str) -> Result<Self, StatusError> {
+        match value {
             "" | "Warn" => Ok(Self::Warn),
             "Ignore" => Ok(Self::Ignore),
             "Strict" => Ok(Self::Strict),
-            other => Err(StatusError::bad_request(format!(
-                "fieldValidation parameter unsupported: {other}. Valid values are Ignore, Warn, Strict"
-            ))),
+            other => {
+                let e =
+                    FieldError::not_supported("fieldValidation", Value::from(other), &["", "Ignore", "Strict", "Warn"]);
+                Err(StatusError::new(422, "Invalid", format!("{options_kind}.meta.k8s.io \"\" is invalid: {e}"))
+                    .with_details(serde_json::json!({"group": "meta.k8s.io", "kind": options_kind,
+                        "causes": [{"reason": e.kind.cause_type(), "message": e.body(), "field": e.field}]})))
+            }
         }
     }
 }

@@ -1249,3 +1249,16 @@ fn label_selector_rules() {
         assert_eq!(meta::selector_matches(sel.as_ref(), &l), want, "{name}");
     }
 }
+
+#[test]
+fn field_validation_parameter() {
+    assert_eq!(FieldValidation::parse("", "CreateOptions").unwrap(), FieldValidation::Warn);
+    assert_eq!(FieldValidation::parse("Strict", "PatchOptions").unwrap(), FieldValidation::Strict);
+    assert_eq!(FieldValidation::parse("Ignore", "UpdateOptions").unwrap(), FieldValidation::Ignore);
+    let err = FieldValidation::parse("strict", "CreateOptions").unwrap_err();
+    assert_eq!(err.code, 422);
+    assert_eq!(
+        err.message,
+        "CreateOptions.meta.k8s.io \"\" is invalid: fieldValidation: Unsupported value: \"strict\": supported values: \"\", \"Ignore\", \"Strict\", \"Warn\""
+    );
+}
