@@ -865,26 +865,48 @@ pub fn validate_pod_update(pod: &Value, old: &Value) -> ErrorList {
             Some(v) => m.insert("activeDeadlineSeconds".into(), v.clone()),
             None => m.remove("activeDeadlineSeconds"),
         };
-        let old_t = arr_of(old_spec, "tolerations");
+        // Only additions to tolerations (and tolerationSeconds changes) are allowed.
         let new_t = arr_of(spec, "tolerations");
-        if old_t.iter().all(|t| new_t.contains(t)) {
-            match old_spec.get("tolerations") {
-                Some(v) => m.insert("tolerations".into(), v.clone()),
-                None => m.remove("tolerations"),
-            };
+        let without_seconds = |t: &Value| {
+            let mut t = t.clone();
+            if let Some(o) = t.as_object_mut() {
+                o.remove("tolerationSeconds");
+            }
+            t
+        };
+        for (i, t) in arr_of(old_spec, "tolerations").iter().enumerate() {
+            let t = without_seconds(t);
+            if !new_t.iter().any(|n| semantic_eq(&without_seconds(n), &t)) {
+                errs.push(FieldError::forbidden(
+                    index("spec.tolerations", i),
+                    "existing toleration can not be modified except its tolerationSeconds",
+                ));
+            }
         }
+        match old_spec.get("tolerations") {
+            Some(v) => m.insert("tolerations".into(), v.clone()),
+            None => m.remove("tolerations"),
+        };
         if int_of(old_spec, "terminationGracePeriodSeconds").is_some_and(|g| g < 0)
             && int_of(spec, "terminationGracePeriodSeconds") == Some(1)
         {
             m.insert("terminationGracePeriodSeconds".into(), old_spec["terminationGracePeriodSeconds"].clone());
         }
+        // Scheduling gates may only be removed.
         let old_gates = arr_of(old_spec, "schedulingGates");
-        if arr_of(spec, "schedulingGates").iter().all(|g| old_gates.contains(g)) {
-            match old_spec.get("schedulingGates") {
-                Some(v) => m.insert("schedulingGates".into(), v.clone()),
-                None => m.remove("schedulingGates"),
-            };
+        for g in arr_of(spec, "schedulingGates") {
+            if !old_gates.contains(g) {
+                let name = str_of(g, "name").unwrap_or_default();
+                errs.push(FieldError::forbidden(
+                    "spec.schedulingGates",
+                    format!("only deletion is allowed, but found new scheduling gate '{name}'"),
+                ));
+            }
         }
+        match old_spec.get("schedulingGates") {
+            Some(v) => m.insert("schedulingGates".into(), v.clone()),
+            None => m.remove("schedulingGates"),
+        };
     }
     if !semantic_eq(&munged, old_spec) {
         errs.push(FieldError::forbidden(

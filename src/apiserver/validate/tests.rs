@@ -699,6 +699,24 @@ fn pod_update_may_only_change_allowed_fields() {
         update(&pods(), Operation::Update, &old, with(old.clone(), json!({"spec": {"activeDeadlineSeconds": 10}})))
             .map(|_| ());
     assert!(err.is_ok(), "setting activeDeadlineSeconds is allowed");
+    // Tolerations may be added, existing ones only get new tolerationSeconds.
+    let added = with(
+        old.clone(),
+        json!({"spec": {"tolerations": [
+        {"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 10},
+        {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300},
+        {"key": "extra", "operator": "Exists"}]}}),
+    );
+    update(&pods(), Operation::Update, &old, added).expect("adding a toleration");
+    let removed = with(old.clone(), json!({"spec": {"tolerations": []}}));
+    let err = update(&pods(), Operation::Update, &old, removed).unwrap_err();
+    assert_eq!(
+        causes(&err),
+        vec![
+            "spec.tolerations[0]: Forbidden: existing toleration can not be modified except its tolerationSeconds",
+            "spec.tolerations[1]: Forbidden: existing toleration can not be modified except its tolerationSeconds"
+        ]
+    );
     // A container that terminated under restartPolicy Never cannot come back.
     let mut never = with(old.clone(), json!({"spec": {"restartPolicy": "Never"}}));
     never["status"]["containerStatuses"] = json!([{"name": "c", "state": {"terminated": {"exitCode": 0}}}]);
