@@ -21,6 +21,19 @@
 //!
 //! Submodules by kind: [`meta`] (ObjectMeta, names, labels, selectors), [`pod`] (Pod and pod
 //! template defaults and validation), [`job`], [`cronjob`], [`other`] (Namespace, Node, Lease, Event).
+//!
+//! # Fidelity
+//!
+//! Messages, field paths and rule order follow Kubernetes 1.33 (`pkg/apis/batch/validation`,
+//! `pkg/registry/batch/job/strategy.go` with `JobManagedBy` on, `pkg/apis/core/validation`).
+//! Known differences:
+//! - compound bad values print as JSON (or `map[string]string{..}` / `[]string{..}`), where
+//!   upstream prints Go structs with `%#v`;
+//! - type errors name the JSON path and serde's wording, not `json: cannot unmarshal ...`;
+//! - duplicate JSON keys are not reported (the body is already a map when it gets here);
+//! - the ServiceAccount admission plugin's token volume is not added to Pods;
+//! - only the pod-spec rules workloads need are checked (no probes, security contexts,
+//!   affinity or topology spread validation).
 
 pub mod cronjob;
 pub mod job;
