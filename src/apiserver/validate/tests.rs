@@ -1075,6 +1075,33 @@ mod garbage {
             let mut whole = doc.pointer(PLACES[place]).cloned().unwrap_or(Value::Null);
             let _ = admit(&jobs(), Operation::Create, &mut whole, None, fv);
         }
+
+        /// The per-kind code behind the type check must be total on its own too: feed it garbage
+        /// of every JSON type directly, as both the new and the old object.
+        #[test]
+        fn per_kind_rules_are_total(place in 0..PLACES.len(), v in any_json(), w in any_json(), op in 0..3usize) {
+            let op = [Operation::Create, Operation::Update, Operation::UpdateStatus][op];
+            let mut doc = base_job();
+            put(&mut doc, PLACES[place], v.clone());
+            let mut old = created_job(json!({}));
+            put(&mut old, PLACES[place], w.clone());
+            let run = |f: &dyn Fn(&mut Value, Option<&Value>)| {
+                for (d, o) in [(&doc, &old), (&v, &w), (&doc, &w), (&v, &old)] {
+                    let mut d1 = d.clone();
+                    f(&mut d1, Some(o));
+                    let mut d2 = d.clone();
+                    f(&mut d2, None);
+                }
+            };
+            run(&|d, o| { let _ = job::admit(op, d, o); });
+            run(&|d, o| { let _ = cronjob::admit(op, d, o); });
+            run(&|d, o| { let _ = pod::admit(op, d, o); });
+            run(&|d, o| { let _ = other::admit_namespace(op, d, o); });
+            run(&|d, o| { let _ = other::admit_node(op, d, o); });
+            run(&|d, o| { let _ = other::admit_lease(op, d, o); });
+            run(&|d, o| { let _ = other::admit_event(&info("", "events"), op, d, o); });
+            run(&|d, o| { let _ = other::admit_generic(&info("", "configmaps"), op, d, o); });
+        }
     }
 }
 
