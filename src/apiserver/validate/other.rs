@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use super::json::{at, child, int_of, str_at, str_of};
+use super::json::{at, child, int_of, str_at};
 use super::meta::{self, NameFn, nonnegative};
 use super::{ErrorList, Operation};
 use crate::apiserver::errors::FieldError;
@@ -118,8 +118,57 @@ pub fn admit_generic(
         ("", "Service") => service_name,
         _ => meta::name_is_dns_subdomain,
     };
-    let _ = str_of;
-    finish(meta_rules(obj, old, op, info.namespaced, name_fn))
+    let mut errs = meta_rules(obj, old, op, info.namespaced, name_fn);
+    if matches!((info.group.as_str(), info.kind.as_str()), ("", "ConfigMap") | ("", "Secret")) {
+        errs.extend(validate_data_keys(obj, info.kind == "ConfigMap"));
+    }
+    finish(errs)
+}
+
+/// `IsConfigMapKey` (ConfigMap and Secret data keys).
+pub fn is_config_map_key(key: &str) -> Vec<String> {
+    let mut errs = vec![];
+    if key.len() > 253 {
+        errs.push(meta::max_len_error(253));
+    }
+    if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric() || "-._".contains(c)) {
+        errs.push(meta::regex_error(
+            "a valid config key must consist of alphanumeric characters, '-', '_' or '.'",
+            "[-._a-zA-Z0-9]+",
+            &["key.name", "KEY_NAME", "key-name"],
+        ));
+    }
+    match key {
+        "." => errs.push("must not be '.'".into()),
+        ".." => errs.push("must not be '..'".into()),
+        k if k.starts_with("..") => errs.push("must not start with '..'".into()),
+        _ => {}
+    }
+    errs
+}
+
+/// The 1 MiB limit on a ConfigMap's or Secret's data (`MaxSecretSize`).
+pub const MAX_DATA_SIZE: usize = 1024 * 1024;
+
+fn validate_data_keys(obj: &Value, config_map: bool) -> ErrorList {
+    let mut errs = vec![];
+    let (first, second) = if config_map { ("data", "binaryData") } else { ("data", "stringData") };
+    let mut total = 0;
+    for bag in [first, second] {
+        let Some(m) = obj.get(bag).and_then(Value::as_object) else { continue };
+        for (k, v) in m {
+            let p = super::json::key(bag, k);
+            errs.extend(is_config_map_key(k).into_iter().map(|msg| FieldError::invalid(&p, json!(k), msg)));
+            if config_map && bag == "data" && obj.get("binaryData").and_then(|b| b.get(k)).is_some() {
+                errs.push(FieldError::invalid(&p, json!(k), "duplicate of key present in binaryData"));
+            }
+            total += v.as_str().map(str::len).unwrap_or(0);
+        }
+    }
+    if config_map && total > MAX_DATA_SIZE {
+        errs.push(meta::too_long("", MAX_DATA_SIZE));
+    }
+    errs
 }
 
 /// `ValidatePathSegmentName` (RBAC objects allow `:` and capitals).

@@ -1307,3 +1307,21 @@ fn field_validation_parameter() {
         "CreateOptions.meta.k8s.io \"\" is invalid: fieldValidation: Unsupported value: \"strict\": supported values: \"\", \"Ignore\", \"Strict\", \"Warn\""
     );
 }
+
+#[test]
+fn configmap_and_secret_keys() {
+    let cm = json!({"metadata": {"name": "c", "namespace": "default"}, "data": {"ok.key": "v", "bad key": "v", "..x": "v", "dup": "v"}, "binaryData": {"dup": "AA=="}});
+    let err = create(&info("", "configmaps"), cm).unwrap_err();
+    assert_eq!(
+        causes(&err),
+        vec![
+            "data[..x]: Invalid value: \"..x\": must not start with '..'",
+            "data[bad key]: Invalid value: \"bad key\": a valid config key must consist of alphanumeric characters, '-', '_' or '.' (e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', regex used for validation is '[-._a-zA-Z0-9]+')",
+            "data[dup]: Invalid value: \"dup\": duplicate of key present in binaryData"
+        ]
+    );
+    let secret = json!({"metadata": {"name": "s", "namespace": "default"}, "stringData": {"a/b": "x"}});
+    let err = create(&info("", "secrets"), secret).unwrap_err();
+    assert_eq!(causes(&err).len(), 1);
+    assert!(causes(&err)[0].starts_with("stringData[a/b]: Invalid value: \"a/b\": a valid config key"));
+}
