@@ -562,6 +562,14 @@ fn validate_resources(res: Option<&Value>, path: &str) -> ErrorList {
     let mut errs = vec![];
     let Some(res) = res else { return errs };
     let lim = obj_of(res, "limits");
+    for bag in ["limits", "requests"] {
+        for (k, q) in obj_of(res, bag).into_iter().flatten() {
+            if quantity(q) < 0.0 {
+                let qs = q.as_str().map(str::to_string).unwrap_or_else(|| q.to_string());
+                errs.push(FieldError::invalid(format!("{path}.{bag}[{k}]"), json!(qs), meta::IS_NEGATIVE));
+            }
+        }
+    }
     for (k, q) in obj_of(res, "requests").into_iter().flatten() {
         if let Some(l) = lim.and_then(|m| m.get(k))
             && quantity(q) > quantity(l)

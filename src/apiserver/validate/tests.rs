@@ -186,6 +186,11 @@ fn job_create_rejections_name_the_field_and_rule() {
         ("duplicate volume names",
             json!({"spec": {"template": {"spec": {"volumes": [{"name": "v", "emptyDir": {}}, {"name": "v", "emptyDir": {}}]}}}}),
             vec!["spec.template.spec.volumes[1].name: Duplicate value: \"v\""]),
+        ("requests above limits and negative quantities",
+            json!({"spec": {"template": {"spec": {"containers": [{"name": "abc", "image": "i", "resources": {
+                "limits": {"cpu": "500m", "memory": "-1"}, "requests": {"cpu": "1"}}}]}}}}),
+            vec!["spec.template.spec.containers[0].resources.limits[memory]: Invalid value: \"-1\": must be greater than or equal to 0",
+                 "spec.template.spec.containers[0].resources.requests[cpu]: Invalid value: \"1\": must be less than or equal to cpu limit of 500m"]),
         ("pod activeDeadlineSeconds must be positive",
             json!({"spec": {"template": {"spec": {"activeDeadlineSeconds": 0}}}}),
             vec!["spec.template.spec.activeDeadlineSeconds: Invalid value: 0: must be between 1 and 2147483647, inclusive"]),
