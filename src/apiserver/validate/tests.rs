@@ -1330,3 +1330,58 @@ fn configmap_and_secret_keys() {
     assert_eq!(causes(&err).len(), 1);
     assert!(causes(&err)[0].starts_with("stringData[a/b]: Invalid value: \"a/b\": a valid config key"));
 }
+
+/// The status writes upstream's Job controller makes, in order, are each accepted: this is the
+/// contract the Job controller must follow (FailureTarget before Failed, SuccessCriteriaMet before
+/// Complete, counters through uncountedTerminatedPods, nothing active/terminating once finished).
+#[test]
+fn job_controller_status_sequences_are_accepted() {
+    let t = |ty: &str, reason: &str| {
+        json!({"type": ty, "status": "True", "reason": reason, "message": "",
+        "lastProbeTime": "2024-01-01T00:00:10Z", "lastTransitionTime": "2024-01-01T00:00:10Z"})
+    };
+    let success = [
+        json!({"startTime": "2024-01-01T00:00:00Z", "active": 1, "ready": 0, "terminating": 0, "uncountedTerminatedPods": {}}),
+        json!({"startTime": "2024-01-01T00:00:00Z", "active": 1, "ready": 1, "terminating": 0, "uncountedTerminatedPods": {}}),
+        json!({"startTime": "2024-01-01T00:00:00Z", "active": 0, "ready": 0, "terminating": 0, "uncountedTerminatedPods": {"succeeded": ["u1"]}}),
+        json!({"startTime": "2024-01-01T00:00:00Z", "active": 0, "ready": 0, "terminating": 0, "succeeded": 1, "uncountedTerminatedPods": {},
+            "conditions": [t("SuccessCriteriaMet", "CompletionsReached")]}),
+        json!({"startTime": "2024-01-01T00:00:00Z", "active": 0, "ready": 0, "terminating": 0, "succeeded": 1, "uncountedTerminatedPods": {},
+            "completionTime": "2024-01-01T00:00:10Z",
+            "conditions": [t("SuccessCriteriaMet", "CompletionsReached"), t("Complete", "CompletionsReached")]}),
+    ];
+    let failure = [
+        json!({"startTime": "2024-01-01T00:00:00Z", "active": 1, "ready": 1, "failed": 6, "terminating": 0}),
+        json!({"startTime": "2024-01-01T00:00:00Z", "active": 0, "ready": 0, "failed": 6, "terminating": 1,
+            "conditions": [t("FailureTarget", "BackoffLimitExceeded")]}),
+        json!({"startTime": "2024-01-01T00:00:00Z", "active": 0, "ready": 0, "failed": 7, "terminating": 0,
+            "conditions": [t("FailureTarget", "BackoffLimitExceeded"), t("Failed", "BackoffLimitExceeded")]}),
+    ];
+    for (name, steps) in [("success", &success[..]), ("failure", &failure[..])] {
+        let mut cur = created_job(json!({}));
+        for (i, st) in steps.iter().enumerate() {
+            let mut next = cur.clone();
+            next["status"] = st.clone();
+            cur =
+                update(&jobs(), Operation::UpdateStatus, &cur, next).unwrap_or_else(|e| panic!("{name} step {i}: {e}"));
+        }
+        assert!(job::is_finished(&cur), "{name}");
+    }
+    // Skipping the intermediate conditions is what upstream rejects.
+    let cur = created_job(json!({}));
+    let mut next = cur.clone();
+    next["status"] =
+        json!({"startTime": "2024-01-01T00:00:00Z", "failed": 1, "conditions": [t("Failed", "BackoffLimitExceeded")]});
+    let err = update(&jobs(), Operation::UpdateStatus, &cur, next).unwrap_err();
+    assert_eq!(
+        causes(&err),
+        vec![
+            "status.conditions: Invalid value: cannot set Failed=True condition without the FailureTarget=true condition"
+        ]
+    );
+    let mut next = cur.clone();
+    next["status"] = json!({"startTime": "2024-01-01T00:00:00Z", "active": 0, "terminating": 2,
+        "conditions": [t("FailureTarget", "DeadlineExceeded"), t("Failed", "DeadlineExceeded")]});
+    let err = update(&jobs(), Operation::UpdateStatus, &cur, next).unwrap_err();
+    assert_eq!(causes(&err), vec!["status.terminating: Invalid value: 2: terminating>0 is invalid for finished job"]);
+}
