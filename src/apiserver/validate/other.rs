@@ -62,10 +62,51 @@ pub fn admit_namespace(op: Operation, obj: &mut Value, old: Option<&Value>) -> R
     finish(meta_rules(obj, old, op, false, meta::name_is_dns_label))
 }
 
-/// Nodes: DNS-subdomain names, cluster-scoped.
+/// Nodes: DNS-subdomain names, cluster-scoped, valid taints. Unlike most kinds, a Node may be
+/// created with its status (the kubelet registers that way).
 pub fn admit_node(op: Operation, obj: &mut Value, old: Option<&Value>) -> Result<Vec<String>, ErrorList> {
     keep_from_old(obj, old, op, true);
-    finish(meta_rules(obj, old, op, false, meta::name_is_dns_subdomain))
+    let mut errs = meta_rules(obj, old, op, false, meta::name_is_dns_subdomain);
+    let taints = obj.get("spec").map(|s| super::json::arr_of(s, "taints")).unwrap_or(&[]);
+    errs.extend(validate_taints(taints, "spec.taints"));
+    finish(errs)
+}
+
+/// `validateNodeTaints`: qualified keys, label values, a known effect, unique (key, effect).
+pub fn validate_taints(taints: &[Value], path: &str) -> ErrorList {
+    let mut errs = vec![];
+    let mut seen = std::collections::BTreeSet::new();
+    for (i, t) in taints.iter().enumerate() {
+        let p = super::json::index(path, i);
+        let key = t.get("key").and_then(Value::as_str).unwrap_or_default();
+        let value = t.get("value").and_then(Value::as_str).unwrap_or_default();
+        let effect = t.get("effect").and_then(Value::as_str).unwrap_or_default();
+        errs.extend(
+            meta::is_qualified_name(key).into_iter().map(|m| FieldError::invalid(child(&p, "key"), json!(key), m)),
+        );
+        let msgs = meta::is_valid_label_value(value);
+        if !msgs.is_empty() {
+            errs.push(FieldError::invalid(child(&p, "value"), json!(value), msgs.join(";")));
+        }
+        match effect {
+            "" => errs.push(FieldError::required(child(&p, "effect"), "")),
+            "NoSchedule" | "PreferNoSchedule" | "NoExecute" => {}
+            other => errs.push(FieldError::not_supported(
+                child(&p, "effect"),
+                json!(other),
+                &["NoSchedule", "PreferNoSchedule", "NoExecute"],
+            )),
+        }
+        if !seen.insert((key, effect)) {
+            errs.push(FieldError::new(
+                crate::apiserver::errors::FieldErrorType::Duplicate,
+                &p,
+                Some(t.clone()),
+                "taints must be unique by key and effect pair",
+            ));
+        }
+    }
+    errs
 }
 
 /// Leases: `leaseDurationSeconds > 0`, `leaseTransitions >= 0`.

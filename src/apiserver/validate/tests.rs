@@ -923,6 +923,22 @@ fn namespaces_nodes_leases_events_and_generic_kinds() {
     let err = create(&info("", "namespaces"), json!({"metadata": {"name": "a.b"}})).unwrap_err();
     assert_eq!(causes(&err), vec!["metadata.name: Invalid value: \"a.b\": must not contain dots"]);
     create(&info("", "nodes"), json!({"metadata": {"name": "node-1.example"}})).unwrap();
+    let (node, _) = create(
+        &info("", "nodes"),
+        json!({"metadata": {"name": "n"}, "status": {"daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}}}}),
+    )
+    .unwrap();
+    assert_eq!(node["status"]["daemonEndpoints"]["kubeletEndpoint"]["Port"], 10250, "a node registers with its status");
+    let err = create(&info("", "nodes"), json!({"metadata": {"name": "n"}, "spec": {"taints": [
+        {"key": "k", "effect": "NoSchedule"}, {"key": "k", "effect": "NoSchedule"}, {"key": "j", "effect": "Sometimes"}, {"key": "i"}]}})).unwrap_err();
+    assert_eq!(
+        causes(&err),
+        vec![
+            "spec.taints[1]: Duplicate value: map[string]string{\"effect\":\"NoSchedule\", \"key\":\"k\"}: taints must be unique by key and effect pair",
+            "spec.taints[2].effect: Unsupported value: \"Sometimes\": supported values: \"NoSchedule\", \"PreferNoSchedule\", \"NoExecute\"",
+            "spec.taints[3].effect: Required value"
+        ]
+    );
     let err = create(
         &info("coordination.k8s.io", "leases"),
         json!({"metadata": {"name": "l", "namespace": "default"}, "spec": {"leaseDurationSeconds": 0}}),
