@@ -437,6 +437,9 @@ pub fn validate_pod_spec(spec: &Value, path: &str) -> ErrorList {
             if !names.insert(name) {
                 errs.push(FieldError::duplicate(child(&p, "name"), json!(name)));
             }
+            if has(c, "restartPolicy") {
+                errs.push(FieldError::forbidden(child(&p, "restartPolicy"), "may not be set for non-init containers"));
+            }
         }
     }
     let all_names: BTreeSet<&str> = containers.iter().map(|c| str_of(c, "name").unwrap_or_default()).collect();
@@ -448,6 +451,12 @@ pub fn validate_pod_spec(spec: &Value, path: &str) -> ErrorList {
         let name = str_of(c, "name").unwrap_or_default();
         if all_names.contains(name) || !init_names.insert(name) {
             errs.push(FieldError::duplicate(child(&p, "name"), json!(name)));
+        }
+        // Only sidecars (`restartPolicy: Always`) may set a container restart policy.
+        if let Some(rp) = c.get("restartPolicy").filter(|v| !v.is_null())
+            && rp.as_str() != Some("Always")
+        {
+            errs.push(FieldError::not_supported(child(&p, "restartPolicy"), rp.clone(), &["Always"]));
         }
     }
     errs.extend(one_of(spec, "restartPolicy", &child(path, "restartPolicy"), &["Always", "OnFailure", "Never"]));

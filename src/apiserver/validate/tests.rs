@@ -183,6 +183,12 @@ fn job_create_rejections_name_the_field_and_rule() {
                  "spec.template.spec.containers[1].image: Required value",
                  "spec.template.spec.containers[1].name: Duplicate value: \"abc\"",
                  "spec.template.spec.containers[2].name: Invalid value: \"Bad_Name\": a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')"]),
+        ("container restart policies: only init containers, only Always",
+            json!({"spec": {"template": {"spec": {
+                "containers": [{"name": "abc", "image": "i", "restartPolicy": "Always"}],
+                "initContainers": [{"name": "side", "image": "i", "restartPolicy": "Always"}, {"name": "init", "image": "i", "restartPolicy": "Never"}]}}}}),
+            vec!["spec.template.spec.containers[0].restartPolicy: Forbidden: may not be set for non-init containers",
+                 "spec.template.spec.initContainers[1].restartPolicy: Unsupported value: \"Never\": supported values: \"Always\""]),
         ("duplicate volume names",
             json!({"spec": {"template": {"spec": {"volumes": [{"name": "v", "emptyDir": {}}, {"name": "v", "emptyDir": {}}]}}}}),
             vec!["spec.template.spec.volumes[1].name: Duplicate value: \"v\""]),
