@@ -46,8 +46,15 @@ pub fn admit_namespace(op: Operation, obj: &mut Value, old: Option<&Value>) -> R
             if let Some(m) = obj.as_object_mut() {
                 m.insert("status".into(), json!({"phase": "Active"}));
                 let spec = m.entry("spec").or_insert_with(|| json!({}));
+                if spec.is_null() {
+                    *spec = json!({});
+                }
                 if spec.is_object() {
-                    spec["finalizers"] = json!(["kubernetes"]);
+                    let mut fins = super::json::arr_of(spec, "finalizers").to_vec();
+                    if !fins.iter().any(|f| f == "kubernetes") {
+                        fins.push(json!("kubernetes"));
+                    }
+                    spec["finalizers"] = Value::Array(fins);
                 }
             }
         }
@@ -59,7 +66,22 @@ pub fn admit_namespace(op: Operation, obj: &mut Value, old: Option<&Value>) -> R
         }
         (Operation::UpdateStatus, Some(old)) => keep_from_old(obj, Some(old), op, true),
     }
-    finish(meta_rules(obj, old, op, false, meta::name_is_dns_label))
+    let mut errs = meta_rules(obj, old, op, false, meta::name_is_dns_label);
+    let fins = obj.get("spec").map(|s| super::json::arr_of(s, "finalizers")).unwrap_or(&[]);
+    for (i, f) in fins.iter().enumerate() {
+        let f = f.as_str().unwrap_or_default();
+        let p = super::json::index("spec.finalizers", i);
+        let msgs = meta::is_qualified_name(f);
+        errs.extend(msgs.iter().map(|m| FieldError::invalid(&p, json!(f), m.clone())));
+        if msgs.is_empty() && f != "kubernetes" && !f.contains('/') {
+            errs.push(FieldError::invalid(
+                &p,
+                json!(f),
+                "name is neither a standard finalizer name nor is it fully qualified",
+            ));
+        }
+    }
+    finish(errs)
 }
 
 /// Nodes: DNS-subdomain names, cluster-scoped, valid taints. Unlike most kinds, a Node may be

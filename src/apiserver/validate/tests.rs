@@ -926,6 +926,18 @@ fn namespaces_nodes_leases_events_and_generic_kinds() {
     assert_eq!(ns["metadata"]["labels"]["kubernetes.io/metadata.name"], "team-a");
     assert_eq!(ns["spec"]["finalizers"], json!(["kubernetes"]));
     assert_eq!(ns["status"]["phase"], "Active");
+    let (ns, _) =
+        create(&info("", "namespaces"), json!({"metadata": {"name": "b"}, "spec": {"finalizers": ["example.com/x"]}}))
+            .unwrap();
+    assert_eq!(ns["spec"]["finalizers"], json!(["example.com/x", "kubernetes"]));
+    let err = create(&info("", "namespaces"), json!({"metadata": {"name": "b"}, "spec": {"finalizers": ["mine"]}}))
+        .unwrap_err();
+    assert_eq!(
+        causes(&err),
+        vec![
+            "spec.finalizers[0]: Invalid value: \"mine\": name is neither a standard finalizer name nor is it fully qualified"
+        ]
+    );
     let err = create(&info("", "namespaces"), json!({"metadata": {"name": "a.b"}})).unwrap_err();
     assert_eq!(causes(&err), vec!["metadata.name: Invalid value: \"a.b\": must not contain dots"]);
     create(&info("", "nodes"), json!({"metadata": {"name": "node-1.example"}})).unwrap();
