@@ -146,24 +146,146 @@ pub fn admit_lease(op: Operation, obj: &mut Value, old: Option<&Value>) -> Resul
     finish(errs)
 }
 
-/// Events (both API groups): names, and the event's namespace must match its involved object's.
+/// Events, as upstream's `ValidateEventCreate`/`ValidateEventUpdate`: the legacy rules for both
+/// API groups (namespace agreement; for "new" events with an `eventTime`: reporting controller
+/// and instance, action and reason, with their length limits), plus for `events.k8s.io` the strict
+/// rules (metadata, `eventTime` required, `type` Normal|Warning, the deprecated fields unset, a
+/// series counts from 2) and on update the immutable fields. Error paths use the core/v1 names, as
+/// upstream's internal type does.
 pub fn admit_event(
     info: &ResourceInfo,
     op: Operation,
     obj: &mut Value,
     old: Option<&Value>,
 ) -> Result<Vec<String>, ErrorList> {
-    let mut errs = meta_rules(obj, old, op, true, meta::name_is_dns_subdomain);
-    let regarding = if info.group.is_empty() { "involvedObject" } else { "regarding" };
-    let ns = str_at(obj, &["metadata", "namespace"]).unwrap_or_default();
-    if let Some(ons) = at(obj, &[regarding, "namespace"]).and_then(Value::as_str)
-        && !ons.is_empty()
-        && !ns.is_empty()
-        && ons != ns
-    {
-        errs.push(FieldError::invalid(child(regarding, "namespace"), json!(ons), "does not match event.namespace"));
+    let new_api = !info.group.is_empty();
+    let mut errs = legacy_validate_event(obj, new_api);
+    if !new_api {
+        // Only the generic ObjectMeta check every create gets (`rest.BeforeCreate`).
+        errs.extend(meta_rules(obj, old, op, true, path_segment_name));
+        return finish(errs);
+    }
+    let s = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
+    match (op, old) {
+        (Operation::Create, _) | (_, None) => {
+            errs.extend(meta::validate_object_meta(obj, true, meta::name_is_dns_subdomain));
+            errs.extend(validate_series(obj));
+            if s(obj, "eventTime").is_empty() {
+                errs.push(FieldError::required("eventTime", ""));
+            }
+            let ty = s(obj, "type");
+            if ty != "Normal" && ty != "Warning" {
+                errs.push(FieldError::invalid("type", json!(""), format!("has invalid value: {ty}")));
+            }
+            for (k, path) in [
+                ("deprecatedFirstTimestamp", "deprecatedFirstTimestamp"),
+                ("deprecatedLastTimestamp", "deprecatedLastTimestamp"),
+            ] {
+                if !s(obj, k).is_empty() {
+                    errs.push(FieldError::invalid(path, json!(""), "needs to be unset"));
+                }
+            }
+            if int_of(obj, "deprecatedCount").unwrap_or(0) != 0 {
+                errs.push(FieldError::invalid("deprecatedCount", json!(""), "needs to be unset"));
+            }
+            let src = obj.get("deprecatedSource").unwrap_or(&Value::Null);
+            if !s(src, "component").is_empty() || !s(src, "host").is_empty() {
+                errs.push(FieldError::invalid("deprecatedSource", json!(""), "needs to be unset"));
+            }
+        }
+        (_, Some(old)) => {
+            errs.extend(meta::validate_object_meta_update(obj, old));
+            if obj.get("series") != old.get("series") {
+                errs.extend(validate_series(obj));
+            }
+            for (k, path) in [
+                ("regarding", "involvedObject"),
+                ("reason", "reason"),
+                ("note", "message"),
+                ("deprecatedSource", "source"),
+                ("deprecatedFirstTimestamp", "firstTimestamp"),
+                ("deprecatedLastTimestamp", "lastTimestamp"),
+                ("deprecatedCount", "count"),
+                ("type", "type"),
+                ("action", "action"),
+                ("related", "related"),
+                ("reportingController", "reportingController"),
+                ("reportingInstance", "reportingInstance"),
+            ] {
+                errs.extend(meta::immutable(obj.get(k), old.get(k), path));
+            }
+            let micros = |v: &Value| {
+                v.get("eventTime")
+                    .and_then(Value::as_str)
+                    .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                    .map(|t| t.timestamp_micros())
+            };
+            if micros(obj) != micros(old) {
+                errs.extend(meta::immutable(obj.get("eventTime"), old.get("eventTime"), "eventTime"));
+            }
+        }
     }
     finish(errs)
+}
+
+fn validate_series(obj: &Value) -> ErrorList {
+    let mut errs = vec![];
+    if let Some(series) = obj.get("series").filter(|v| !v.is_null()) {
+        if int_of(series, "count").unwrap_or(0) < 2 {
+            errs.push(FieldError::invalid("series.count", json!(""), "should be at least 2"));
+        }
+        if series.get("lastObservedTime").and_then(Value::as_str).is_none_or(str::is_empty) {
+            errs.push(FieldError::required("series.lastObservedTime", ""));
+        }
+    }
+    errs
+}
+
+/// `legacyValidateEvent`.
+fn legacy_validate_event(obj: &Value, new_api: bool) -> ErrorList {
+    let mut errs = vec![];
+    let s = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
+    let (regarding, message, rc_field) = if new_api {
+        ("regarding", "note", "reportingController")
+    } else {
+        ("involvedObject", "message", "reportingComponent")
+    };
+    let ns = str_at(obj, &["metadata", "namespace"]).unwrap_or_default();
+    let ons = at(obj, &[regarding, "namespace"]).and_then(Value::as_str).unwrap_or_default();
+    let mismatch = || FieldError::invalid("involvedObject.namespace", json!(ons), "does not match event.namespace");
+    if s(obj, "eventTime").is_empty() {
+        if ons.is_empty() {
+            if !ns.is_empty() && ns != "default" {
+                errs.push(mismatch());
+            }
+        } else if ns != ons {
+            errs.push(mismatch());
+        }
+    } else {
+        if ons.is_empty() && ns != "default" && ns != "kube-system" {
+            errs.push(mismatch());
+        }
+        let rc = s(obj, rc_field);
+        if rc.is_empty() {
+            errs.push(FieldError::required(rc_field, ""));
+        }
+        errs.extend(meta::is_qualified_name(&rc).into_iter().map(|m| FieldError::invalid(rc_field, json!(rc), m)));
+        let limited = |errs: &mut ErrorList, k: &str, path: &str, limit: usize, required: bool| {
+            let v = s(obj, k);
+            if required && v.is_empty() {
+                errs.push(FieldError::required(path, ""));
+            }
+            if v.len() > limit {
+                errs.push(FieldError::invalid(path, json!(""), format!("can have at most {limit} characters")));
+            }
+        };
+        limited(&mut errs, "reportingInstance", "reportingInstance", 128, true);
+        limited(&mut errs, "action", "action", 128, true);
+        limited(&mut errs, "reason", "reason", 128, true);
+        limited(&mut errs, message, "message", 1024, false);
+    }
+    errs.extend(meta::name_is_dns_label(ns, false).into_iter().map(|m| FieldError::invalid("namespace", json!(ns), m)));
+    errs
 }
 
 /// Every other kind: metadata rules with the kind's name format (RBAC names are path segments,

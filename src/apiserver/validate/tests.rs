@@ -1419,3 +1419,63 @@ fn job_controller_status_sequences_are_accepted() {
     let err = update(&jobs(), Operation::UpdateStatus, &cur, next).unwrap_err();
     assert_eq!(causes(&err), vec!["status.terminating: Invalid value: 2: terminating>0 is invalid for finished job"]);
 }
+
+fn recorder_event() -> Value {
+    // What kube-runtime's Recorder posts to events.k8s.io/v1.
+    json!({"apiVersion": "events.k8s.io/v1", "kind": "Event",
+        "metadata": {"name": "myjob.17a2b3c4d5e6f708", "namespace": "default"},
+        "eventTime": "2024-01-01T00:00:00.000000Z", "action": "Create", "reason": "SuccessfulCreate", "note": "Created pod: myjob-abcde",
+        "type": "Normal", "reportingController": "jobwright.dev/job-controller", "reportingInstance": "jobwright",
+        "regarding": {"apiVersion": "batch/v1", "kind": "Job", "name": "myjob", "namespace": "default", "uid": "1a2b3c"}})
+}
+
+#[test]
+fn events_as_upstream() {
+    let new_events = info("events.k8s.io", "events");
+    let (ev, _) = create(&new_events, recorder_event()).expect("the Recorder's event");
+    let repeat = with(ev.clone(), json!({"series": {"count": 2, "lastObservedTime": "2024-01-01T00:00:05.000000Z"}}));
+    update(&new_events, Operation::Update, &ev, repeat).expect("a series update");
+    let cases: Vec<(&str, Value, Vec<&str>)> = vec![
+        (
+            "reporting fields and type",
+            json!({"reportingController": null, "reportingInstance": "", "action": "", "type": "Info"}),
+            vec![
+                "reportingController: Required value",
+                "reportingController: Invalid value: \"\": name part must be non-empty",
+                "reportingController: Invalid value: \"\": name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')",
+                "reportingInstance: Required value",
+                "action: Required value",
+                "type: Invalid value: \"\": has invalid value: Info",
+            ],
+        ),
+        ("namespace of the regarding object", json!({"regarding": {"namespace": "other"}}), vec![]),
+        ("eventTime is required on the new API", json!({"eventTime": null}), vec!["eventTime: Required value"]),
+        (
+            "a series counts from 2",
+            json!({"series": {"count": 1, "lastObservedTime": "2024-01-01T00:00:05Z"}}),
+            vec!["series.count: Invalid value: \"\": should be at least 2"],
+        ),
+        (
+            "deprecated fields must be unset",
+            json!({"deprecatedCount": 3}),
+            vec!["deprecatedCount: Invalid value: \"\": needs to be unset"],
+        ),
+    ];
+    for (name, patch, want) in cases {
+        let res = create(&new_events, with(recorder_event(), patch));
+        match res {
+            Ok(_) => assert!(want.is_empty(), "{name}: accepted"),
+            Err(e) => assert_eq!(causes(&e), want, "{name}"),
+        }
+    }
+    let changed = with(ev.clone(), json!({"reason": "Other"}));
+    let err = update(&new_events, Operation::Update, &ev, changed).unwrap_err();
+    assert_eq!(causes(&err), vec!["reason: Invalid value: \"Other\": field is immutable"]);
+    // Legacy core/v1 events: only the namespace rules.
+    let core = json!({"metadata": {"name": "e", "namespace": "default"}, "involvedObject": {"kind": "Pod", "name": "p", "namespace": "other"}, "reason": "X"});
+    let err = create(&info("", "events"), core).unwrap_err();
+    assert_eq!(
+        causes(&err),
+        vec!["involvedObject.namespace: Invalid value: \"other\": does not match event.namespace"]
+    );
+}
