@@ -120,8 +120,9 @@ pub fn admit(
     let op = if old.is_none() { Operation::Create } else { op };
     // 1. decode
     let mut warnings = strict::check(info, obj, fv)?;
-    if op == Operation::Create {
-        generate_name(obj);
+    match old {
+        None => generate_name(obj),
+        Some(old) => before_update(obj, old),
     }
     let name = json::str_at(obj, &["metadata", "name"]).unwrap_or_default().to_string();
     let kind = (info.group.as_str(), info.kind.as_str());
@@ -142,6 +143,30 @@ pub fn admit(
             Ok(warnings)
         }
         Err(errs) => Err(StatusError::invalid(info, &name, &errs)),
+    }
+}
+
+/// The parts of upstream's `rest.BeforeUpdate` that run before the strategy: a missing uid comes
+/// from the stored object; creationTimestamp, generation and an existing deletionTimestamp /
+/// deletionGracePeriodSeconds cannot be changed by a write, so they are copied from it. (The store
+/// may already have done this; doing it again is a no-op.)
+pub fn before_update(obj: &mut Value, old: &Value) {
+    let Some(old_md) = old.get("metadata").and_then(Value::as_object) else { return };
+    let Some(m) = obj.as_object_mut() else { return };
+    let md = m.entry("metadata").or_insert_with(|| Value::Object(Default::default()));
+    if md.is_null() {
+        *md = Value::Object(Default::default());
+    }
+    let Some(md) = md.as_object_mut() else { return };
+    if md.get("uid").and_then(Value::as_str).is_none_or(str::is_empty)
+        && let Some(uid) = old_md.get("uid")
+    {
+        md.insert("uid".into(), uid.clone());
+    }
+    for k in ["creationTimestamp", "generation", "deletionTimestamp", "deletionGracePeriodSeconds"] {
+        if let Some(v) = old_md.get(k).filter(|v| !v.is_null()) {
+            md.insert(k.into(), v.clone());
+        }
     }
 }
 

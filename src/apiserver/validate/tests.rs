@@ -1479,3 +1479,18 @@ fn events_as_upstream() {
         vec!["involvedObject.namespace: Invalid value: \"other\": does not match event.namespace"]
     );
 }
+
+#[test]
+fn updates_take_system_metadata_from_the_stored_object() {
+    let mut old = created_job(json!({}));
+    old["metadata"]["creationTimestamp"] = json!("2024-01-01T00:00:00Z");
+    let mut new = old.clone();
+    let md = new["metadata"].as_object_mut().unwrap();
+    md.remove("uid");
+    md.remove("creationTimestamp");
+    md.insert("generation".into(), json!(7));
+    let got = update(&jobs(), Operation::Update, &old, new).expect("a PUT without uid is fine");
+    assert_eq!(got["metadata"]["uid"], "1a2b3c");
+    assert_eq!(got["metadata"]["creationTimestamp"], "2024-01-01T00:00:00Z");
+    assert_eq!(got["metadata"]["generation"], 1, "generation is the server's");
+}
