@@ -132,15 +132,41 @@ impl std::fmt::Display for FieldError {
 }
 
 /// Values print the way Go's `%#v`-ish formatting in `field.Error` does: strings quoted, numbers
-/// and booleans bare, `null` for nil, anything compound as compact JSON.
+/// and booleans bare, `"null"` (quoted: upstream substitutes the string "null") for nil. The two
+/// compound shapes whose Go type is unambiguous print as Go does: an object of strings is a
+/// `map[string]string{"a":"b", "c":"d"}` (labels, selectors' matchLabels) and an array of strings a
+/// `[]string{"a", "b"}`; anything else as compact JSON.
 fn format_value(v: &Value) -> String {
     match v {
         Value::String(s) => format!("{s:?}"),
-        Value::Null => "null".to_string(),
+        Value::Null => "\"null\"".to_string(),
         Value::Number(n) => n.to_string(),
         Value::Bool(b) => b.to_string(),
+        Value::Object(m) if m.values().all(Value::is_string) => {
+            let mut kv: Vec<(&String, &str)> = m.iter().map(|(k, v)| (k, v.as_str().unwrap_or_default())).collect();
+            kv.sort();
+            let body = kv.iter().map(|(k, v)| format!("{k:?}:{v:?}")).collect::<Vec<_>>().join(", ");
+            format!("map[string]string{{{body}}}")
+        }
+        Value::Array(a) if !a.is_empty() && a.iter().all(Value::is_string) => {
+            let body = a.iter().map(|v| format!("{:?}", v.as_str().unwrap_or_default())).collect::<Vec<_>>().join(", ");
+            format!("[]string{{{body}}}")
+        }
         other => other.to_string(),
     }
+}
+
+/// `metav1.StatusDetails` as upstream serializes it: `name` and `group` are `omitempty`, so they
+/// are absent (not `""`) for core kinds and nameless errors.
+fn status_details(name: &str, group: &str, kind: &str) -> Value {
+    let mut d = json!({ "kind": kind });
+    if !name.is_empty() {
+        d["name"] = json!(name);
+    }
+    if !group.is_empty() {
+        d["group"] = json!(group);
+    }
+    d
 }
 
 /// An error the API server answers with: an HTTP code and a `Status` body.
@@ -183,12 +209,12 @@ impl StatusError {
 
     pub fn not_found(info: &ResourceInfo, name: &str) -> Self {
         Self::new(404, "NotFound", format!("{} \"{name}\" not found", info.group_resource()))
-            .with_details(json!({"name": name, "group": info.group, "kind": info.resource}))
+            .with_details(status_details(name, &info.group, &info.resource))
     }
 
     pub fn already_exists(info: &ResourceInfo, name: &str) -> Self {
         Self::new(409, "AlreadyExists", format!("{} \"{name}\" already exists", info.group_resource()))
-            .with_details(json!({"name": name, "group": info.group, "kind": info.resource}))
+            .with_details(status_details(name, &info.group, &info.resource))
     }
 
     /// The optimistic-concurrency conflict, word for word as kube-apiserver.
@@ -206,22 +232,40 @@ impl StatusError {
             "Conflict",
             format!("Operation cannot be fulfilled on {} \"{name}\": {why}", info.group_resource()),
         )
-        .with_details(json!({"name": name, "group": info.group, "kind": info.resource}))
+        .with_details(status_details(name, &info.group, &info.resource))
     }
 
     /// 422 Invalid with `details.causes`, as `errors.NewInvalid`.
     pub fn invalid(info: &ResourceInfo, name: &str, errs: &[FieldError]) -> Self {
         let qualified = info.group_kind();
-        let list = match errs {
-            [one] => one.to_string(),
-            many => format!("[{}]", many.iter().map(|e| e.to_string()).collect::<Vec<_>>().join(", ")),
+        // Like `ErrorList.ToAggregate()`, the message lists each distinct error once (the causes
+        // keep every entry).
+        let mut msgs: Vec<String> = vec![];
+        for e in errs {
+            let m = e.to_string();
+            if !msgs.contains(&m) {
+                msgs.push(m);
+            }
+        }
+        let list = match msgs.as_slice() {
+            [] => String::new(),
+            [one] => one.clone(),
+            many => format!("[{}]", many.join(", ")),
+        };
+        let message = if list.is_empty() {
+            format!("{qualified} \"{name}\" is invalid")
+        } else {
+            format!("{qualified} \"{name}\" is invalid: {list}")
         };
         let causes: Vec<Value> = errs
             .iter()
             .map(|e| json!({"reason": e.kind.cause_type(), "message": e.body(), "field": e.field}))
             .collect();
-        Self::new(422, "Invalid", format!("{qualified} \"{name}\" is invalid: {list}"))
-            .with_details(json!({"name": name, "group": info.group, "kind": info.kind, "causes": causes}))
+        Self::new(422, "Invalid", message).with_details({
+            let mut d = status_details(name, &info.group, &info.kind);
+            d["causes"] = Value::Array(causes);
+            d
+        })
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -297,6 +341,7 @@ mod tests {
         assert_eq!(s["details"]["causes"][0]["field"], "spec.template.spec.restartPolicy");
         assert_eq!(s["details"]["causes"][0]["reason"], "FieldValueNotSupported");
         assert_eq!(s["details"]["kind"], "Job");
+        assert_eq!(s["details"]["group"], "batch");
     }
 
     #[test]
@@ -313,6 +358,12 @@ mod tests {
             "Pod \"p\" is invalid: [spec.containers: Required value, metadata.name: Invalid value: \"A\": bad]"
         );
         assert_eq!(StatusError::not_found(&pods, "p").message, "pods \"p\" not found");
+        assert_eq!(StatusError::not_found(&pods, "p").details, Some(json!({"name": "p", "kind": "pods"})));
+        let labels = FieldError::invalid("l", json!({"b": "2", "a": "1"}), "x");
+        assert_eq!(labels.to_string(), "l: Invalid value: map[string]string{\"a\":\"1\", \"b\":\"2\"}: x");
+        let list = FieldError::invalid("f", json!(["orphan", "x"]), "y");
+        assert_eq!(list.to_string(), "f: Invalid value: []string{\"orphan\", \"x\"}: y");
+        assert_eq!(FieldError::invalid("n", Value::Null, "z").to_string(), "n: Invalid value: \"null\": z");
         let jobs = reg.get("batch", "v1", "jobs").unwrap();
         assert_eq!(StatusError::not_found(&jobs, "j").message, "jobs.batch \"j\" not found");
     }

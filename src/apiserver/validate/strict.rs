@@ -1,0 +1,175 @@
+//! Decoding checks: wrong JSON types (a 400, as kube-apiserver's decoder answers) and unknown
+//! fields for `?fieldValidation=`.
+//!
+//! Unknown fields are found by deserializing the object into its k8s-openapi type (which skips
+//! fields it does not know) and serializing it back: every key of the request that is missing from
+//! the round-tripped object is unknown. Keys are compared, not values, so free-form maps (labels,
+//! annotations, ConfigMap data, CRD schemas) round-trip untouched. Known limits: a `null` value is
+//! never reported (k8s-openapi drops `null` optional fields, so an unknown `null` key cannot be
+//! told from a known one), and duplicate keys cannot be seen here because the body has already been
+//! parsed into a map by the time it arrives (upstream reports `duplicate field "x"`).
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use super::FieldValidation;
+use crate::apiserver::errors::StatusError;
+use crate::apiserver::registry::ResourceInfo;
+
+fn roundtrip<T: DeserializeOwned + Serialize>(v: &Value) -> Result<Value, String> {
+    let typed: T = serde_path_to_error::deserialize(v).map_err(|e| {
+        let path = e.path().to_string();
+        if path.is_empty() || path == "." { e.inner().to_string() } else { format!("{path}: {}", e.inner()) }
+    })?;
+    serde_json::to_value(&typed).map_err(|e| e.to_string())
+}
+
+/// The typed round trip for a built-in kind, `None` for kinds without a k8s-openapi type.
+pub fn typed_roundtrip(group: &str, kind: &str, v: &Value) -> Option<Result<Value, String>> {
+    use k8s_openapi::api::{apps, batch, coordination, core, events, policy, rbac};
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1 as apiext;
+    Some(match (group, kind) {
+        ("", "Namespace") => roundtrip::<core::v1::Namespace>(v),
+        ("", "Node") => roundtrip::<core::v1::Node>(v),
+        ("", "Pod") => roundtrip::<core::v1::Pod>(v),
+        ("", "Event") => roundtrip::<core::v1::Event>(v),
+        ("", "Service") => roundtrip::<core::v1::Service>(v),
+        ("", "ConfigMap") => roundtrip::<core::v1::ConfigMap>(v),
+        ("", "ServiceAccount") => roundtrip::<core::v1::ServiceAccount>(v),
+        ("", "Secret") => roundtrip::<core::v1::Secret>(v),
+        ("batch", "Job") => roundtrip::<batch::v1::Job>(v),
+        ("batch", "CronJob") => roundtrip::<batch::v1::CronJob>(v),
+        ("coordination.k8s.io", "Lease") => roundtrip::<coordination::v1::Lease>(v),
+        ("events.k8s.io", "Event") => roundtrip::<events::v1::Event>(v),
+        ("apps", "Deployment") => roundtrip::<apps::v1::Deployment>(v),
+        ("policy", "PodDisruptionBudget") => roundtrip::<policy::v1::PodDisruptionBudget>(v),
+        ("rbac.authorization.k8s.io", "ClusterRole") => roundtrip::<rbac::v1::ClusterRole>(v),
+        ("rbac.authorization.k8s.io", "ClusterRoleBinding") => roundtrip::<rbac::v1::ClusterRoleBinding>(v),
+        ("rbac.authorization.k8s.io", "Role") => roundtrip::<rbac::v1::Role>(v),
+        ("rbac.authorization.k8s.io", "RoleBinding") => roundtrip::<rbac::v1::RoleBinding>(v),
+        ("apiextensions.k8s.io", "CustomResourceDefinition") => roundtrip::<apiext::CustomResourceDefinition>(v),
+        _ => return None,
+    })
+}
+
+/// The paths (`spec.template.spec.containers[0].foo`) of keys in `input` that `output` lacks.
+pub fn unknown_fields(input: &Value, output: &Value) -> Vec<String> {
+    let mut out = vec![];
+    walk(input, output, "", &mut out);
+    out
+}
+
+fn walk(input: &Value, output: &Value, path: &str, out: &mut Vec<String>) {
+    match (input, output) {
+        (Value::Object(i), Value::Object(o)) => {
+            for (k, v) in i {
+                if v.is_null() {
+                    continue;
+                }
+                let p = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                match o.get(k) {
+                    None => out.push(p),
+                    Some(ov) => walk(v, ov, &p, out),
+                }
+            }
+        }
+        (Value::Array(i), Value::Array(o)) => {
+            for (n, (a, b)) in i.iter().zip(o).enumerate() {
+                walk(a, b, &format!("{path}[{n}]"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Decode-time checks for `obj` of `info`'s kind: a 400 for values of the wrong type, and for
+/// unknown fields a 400 (`Strict`), warnings (`Warn`) or nothing (`Ignore`). Unknown fields are
+/// dropped from `obj` (the decoder never keeps them).
+pub fn check(info: &ResourceInfo, obj: &mut Value, fv: FieldValidation) -> Result<Vec<String>, StatusError> {
+    let Some(rt) = typed_roundtrip(&info.group, &info.kind, obj) else {
+        return Ok(vec![]);
+    };
+    let cannot_handle = |why: &str| decode_error(info, obj, why);
+    let out = rt.map_err(|e| cannot_handle(&e))?;
+    let unknown: Vec<String> =
+        unknown_fields(obj, &out).into_iter().filter(|p| p != "apiVersion" && p != "kind").collect();
+    if unknown.is_empty() {
+        return Ok(vec![]);
+    }
+    let msgs: Vec<String> = unknown.iter().map(|p| format!("unknown field {p:?}")).collect();
+    match fv {
+        FieldValidation::Strict => Err(cannot_handle(&format!("strict decoding error: {}", msgs.join(", ")))),
+        FieldValidation::Warn => {
+            for p in &unknown {
+                remove_path(obj, p);
+            }
+            Ok(msgs)
+        }
+        FieldValidation::Ignore => {
+            for p in &unknown {
+                remove_path(obj, p);
+            }
+            Ok(vec![])
+        }
+    }
+}
+
+/// Upstream's `transformDecodeError`: `<Kind> in version "<v>" cannot be handled as a <Kind>: ...`
+/// when the body names its kind, else `the object provided is unrecognized (must be of type
+/// <Kind>): ... (<first 30 bytes of the body>)`.
+pub fn decode_error(info: &ResourceInfo, obj: &Value, why: &str) -> StatusError {
+    let kind = obj.get("kind").and_then(Value::as_str).filter(|k| !k.is_empty());
+    match kind {
+        Some(kind) => {
+            let api_version = obj.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
+            let version = api_version.rsplit('/').next().unwrap_or_default();
+            StatusError::bad_request(format!(
+                "{kind} in version {version:?} cannot be handled as a {}: {why}",
+                info.kind
+            ))
+        }
+        None => {
+            let body = obj.to_string();
+            let summary = match body.char_indices().nth(30) {
+                Some((i, _)) => format!("{} ...", &body[..i]),
+                None => body,
+            };
+            StatusError::bad_request(format!(
+                "the object provided is unrecognized (must be of type {}): {why} ({summary})",
+                info.kind
+            ))
+        }
+    }
+}
+
+/// Remove the key at an upstream-style path (`a.b[0].c`). Keys containing dots are ambiguous;
+/// those are left alone.
+fn remove_path(obj: &mut Value, path: &str) {
+    let mut segs: Vec<(String, Option<usize>)> = vec![];
+    for part in path.split('.') {
+        let (name, idx) = match part.split_once('[') {
+            Some((n, rest)) => (n, rest.trim_end_matches(']').split("][").filter_map(|i| i.parse().ok()).next()),
+            None => (part, None),
+        };
+        segs.push((name.to_string(), idx));
+    }
+    let Some(((last, last_idx), init)) = segs.split_last() else { return };
+    if last_idx.is_some() {
+        return;
+    }
+    let mut cur = obj;
+    for (name, idx) in init {
+        let Some(next) = cur.get_mut(name.as_str()) else { return };
+        cur = match idx {
+            Some(i) => match next.get_mut(*i) {
+                Some(n) => n,
+                None => return,
+            },
+            None => next,
+        };
+    }
+    if let Some(m) = cur.as_object_mut() {
+        m.remove(last.as_str());
+    }
+}
