@@ -788,7 +788,7 @@ mod tests {
         s["spec"]["parallelism"] = json!(5);
         let o2 = api.update(&jobs, "default", "a", Some("status"), s, &WriteOptions::default()).unwrap().object;
         assert_eq!(o2["status"]["active"], 1);
-        assert!(o2["spec"].get("parallelism").is_none());
+        assert_eq!(o2["spec"]["parallelism"], o["spec"]["parallelism"], "a status write keeps the old spec");
         assert_eq!(o2["metadata"]["generation"], 1);
         let mut m = o2.clone();
         m["status"] = json!({});
