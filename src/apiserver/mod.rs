@@ -9,12 +9,13 @@
 //! - [`registry`]: which resources are served, shared by every other part.
 //! - [`store`]: objects, resourceVersions, watch history.
 //! - [`http`]: URL routing, content negotiation, the verbs.
-//! - [`patch`], [`validate`], [`selector`], [`table`], [`discovery`]: per-request pure helpers.
+//! - [`patch`], [`validate`], [`selector`], [`table`], [`discovery`], [`openapi`]: per-request pure helpers.
 //! - [`errors`]: `Status` objects in upstream's shape.
 
 pub mod discovery;
 pub mod errors;
 pub mod http;
+pub mod openapi;
 pub mod patch;
 pub mod registry;
 pub mod selector;
