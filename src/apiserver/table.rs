@@ -50,6 +50,92 @@ impl IncludeObject {
     }
 }
 
+/// What a client asked to receive instead of the objects themselves, from `Accept`
+/// (`application/json;as=Table;v=v1;g=meta.k8s.io`, kube-rs' metadata API's
+/// `application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1`...).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AsTransform {
+    /// `as=Table`: answer [`to_table`] (with `apiVersion` `meta.k8s.io/{version}`).
+    Table {
+        /// `v1` or `v1beta1`.
+        version: String,
+    },
+    /// `as=PartialObjectMetadata`: a single object's metadata ([`partial_object_metadata`]).
+    PartialObjectMetadata {
+        /// `v1` or `v1beta1`.
+        version: String,
+    },
+    /// `as=PartialObjectMetadataList`: a list of metadata ([`partial_object_metadata_list`]).
+    PartialObjectMetadataList {
+        /// `v1` or `v1beta1`.
+        version: String,
+    },
+}
+
+impl AsTransform {
+    /// The `Content-Type` of the transformed response, e.g.
+    /// `application/json;as=Table;v=v1;g=meta.k8s.io`.
+    pub fn content_type(&self) -> String {
+        let (kind, v) = match self {
+            Self::Table { version } => ("Table", version),
+            Self::PartialObjectMetadata { version } => ("PartialObjectMetadata", version),
+            Self::PartialObjectMetadataList { version } => ("PartialObjectMetadataList", version),
+        };
+        format!("application/json;as={kind};v={v};g=meta.k8s.io")
+    }
+}
+
+/// Negotiate `Accept` as kube-apiserver does: the first clause it can serve wins. A plain
+/// `application/json` (or `*/*`) clause before any `as=` clause means "the objects themselves"
+/// (`None`); clauses it cannot serve (protobuf, unknown `as`/`g`/`v`) are skipped.
+pub fn negotiate_as(accept: &str) -> Option<AsTransform> {
+    for clause in accept.split(',') {
+        let mut parts = clause.split(';').map(str::trim);
+        let media = parts.next().unwrap_or("");
+        if !matches!(media, "application/json" | "*/*" | "application/*" | "application/yaml") {
+            continue;
+        }
+        let (mut as_, mut g, mut v) = (None, None, None);
+        for p in parts {
+            match p.split_once('=') {
+                Some(("as", x)) => as_ = Some(x),
+                Some(("g", x)) => g = Some(x),
+                Some(("v", x)) => v = Some(x),
+                _ => {}
+            }
+        }
+        // A plain clause first: the objects themselves.
+        let as_ = as_?;
+        if g != Some("meta.k8s.io") || !matches!(v, Some("v1" | "v1beta1")) {
+            continue;
+        }
+        let version = v.unwrap_or("v1").to_string();
+        match as_ {
+            "Table" => return Some(AsTransform::Table { version }),
+            "PartialObjectMetadata" => return Some(AsTransform::PartialObjectMetadata { version }),
+            "PartialObjectMetadataList" => return Some(AsTransform::PartialObjectMetadataList { version }),
+            _ => continue,
+        }
+    }
+    None
+}
+
+/// `meta.k8s.io/v1` `PartialObjectMetadata` of an object.
+pub fn partial_object_metadata(obj: &Value) -> Value {
+    json!({
+        "kind": "PartialObjectMetadata",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": obj.get("metadata").cloned().unwrap_or_else(|| json!({})),
+    })
+}
+
+/// `meta.k8s.io/v1` `PartialObjectMetadataList` of objects; the caller fills
+/// `metadata.resourceVersion`/`continue`.
+pub fn partial_object_metadata_list(objects: &[Value]) -> Value {
+    let items: Vec<Value> = objects.iter().map(partial_object_metadata).collect();
+    json!({"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1", "metadata": {}, "items": items})
+}
+
 /// Render `objects` (full objects of `info`'s kind) as a Table. The caller fills
 /// `metadata.resourceVersion`/`continue`.
 pub fn to_table(info: &ResourceInfo, objects: &[Value], include: IncludeObject, now: DateTime<Utc>) -> Value {
@@ -107,11 +193,7 @@ fn row_object(o: &Value, include: IncludeObject) -> Value {
     match include {
         IncludeObject::None => Value::Null,
         IncludeObject::Object => o.clone(),
-        IncludeObject::Metadata => json!({
-            "kind": "PartialObjectMetadata",
-            "apiVersion": "meta.k8s.io/v1",
-            "metadata": o.get("metadata").cloned().unwrap_or_else(|| json!({})),
-        }),
+        IncludeObject::Metadata => partial_object_metadata(o),
     }
 }
 
@@ -1494,6 +1576,32 @@ mod tests {
         );
         assert_eq!(t["columnDefinitions"][2]["description"], "the phase");
         assert_eq!(t["columnDefinitions"][3]["priority"], 1);
+    }
+
+    #[test]
+    fn accept_negotiation() {
+        let kubectl = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json";
+        assert_eq!(negotiate_as(kubectl), Some(AsTransform::Table { version: "v1".into() }));
+        assert_eq!(negotiate_as(kubectl).unwrap().content_type(), "application/json;as=Table;v=v1;g=meta.k8s.io");
+        assert_eq!(
+            negotiate_as("application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"),
+            Some(AsTransform::PartialObjectMetadataList { version: "v1".into() })
+        );
+        assert_eq!(
+            negotiate_as(
+                "application/vnd.kubernetes.protobuf;as=Table;v=v1;g=meta.k8s.io, application/json; as=Table; v=v1beta1; g=meta.k8s.io"
+            ),
+            Some(AsTransform::Table { version: "v1beta1".into() })
+        );
+        assert_eq!(negotiate_as("application/json"), None);
+        assert_eq!(negotiate_as("application/json, application/json;as=Table;v=v1;g=meta.k8s.io"), None);
+        assert_eq!(negotiate_as("application/json;as=Table;v=v9;g=meta.k8s.io"), None);
+        assert_eq!(negotiate_as(""), None);
+        let l = partial_object_metadata_list(&[json!({"kind": "Pod", "metadata": {"name": "a"}, "spec": {}})]);
+        assert_eq!(
+            l["items"][0],
+            json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": {"name": "a"}})
+        );
     }
 
     #[test]
