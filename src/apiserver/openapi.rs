@@ -784,6 +784,93 @@ fn capitalize(s: &str) -> String {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Unknown fields (fieldValidation=Strict/Warn)
+// ---------------------------------------------------------------------------------------------
+
+/// The fields of `obj` its kind's schema does not know, as kube-apiserver's strict decoder names
+/// them (`spec.foo`, `spec.template.spec.containers[0].bar`), keys of an object in sorted order
+/// (upstream reports them in document order). Maps
+/// (`additionalProperties`), `x-kubernetes-preserve-unknown-fields` and int-or-string values are
+/// open; an unknown kind has no unknown fields. Used for `?fieldValidation=Strict` (400, see
+/// [`strict_decoding_message`]) and `Warn` (one `Warning: 299 - "unknown field \"spec.foo\""`
+/// header per field).
+pub fn unknown_fields(reg: &Registry, info: &ResourceInfo, obj: &Value, custom: &CustomSchemas) -> Vec<String> {
+    let Some((doc, _)) = v3_document_with_hash(reg, &info.group, &info.version, custom) else { return Vec::new() };
+    let schemas = &doc["components"]["schemas"];
+    let name = builtin_schema(&mut SchemaGenerator::new(SchemaSettings::openapi3()), &info.group, &info.kind)
+        .unwrap_or_else(|| custom_schema_name(&info.group, &info.version, &info.kind));
+    let Some(schema) = schemas.get(&name) else { return Vec::new() };
+    let mut out = Vec::new();
+    walk_unknown(schemas, schema, obj, "", &mut out, 0);
+    out
+}
+
+fn resolve<'a>(schemas: &'a Value, mut s: &'a Value) -> &'a Value {
+    for _ in 0..32 {
+        if let Some(r) = s.get("$ref").and_then(Value::as_str) {
+            match schemas.get(r.trim_start_matches("#/components/schemas/")) {
+                Some(t) => s = t,
+                None => return s,
+            }
+        } else if let Some([only]) = s.get("allOf").and_then(Value::as_array).map(Vec::as_slice) {
+            if s.get("properties").is_some() {
+                return s;
+            }
+            s = only;
+        } else {
+            return s;
+        }
+    }
+    s
+}
+
+fn walk_unknown(schemas: &Value, schema: &Value, v: &Value, path: &str, out: &mut Vec<String>, depth: usize) {
+    if depth > 64 {
+        return;
+    }
+    let schema = resolve(schemas, schema);
+    if schema.get("x-kubernetes-preserve-unknown-fields").and_then(Value::as_bool) == Some(true)
+        || schema.get("x-kubernetes-int-or-string").and_then(Value::as_bool) == Some(true)
+    {
+        return;
+    }
+    match v {
+        Value::Object(m) => {
+            if let Some(props) = schema.get("properties").and_then(Value::as_object) {
+                for (k, child) in m {
+                    let p = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                    match props.get(k) {
+                        Some(ps) => walk_unknown(schemas, ps, child, &p, out, depth + 1),
+                        None => out.push(p),
+                    }
+                }
+            } else if let Some(ap) = schema.get("additionalProperties").filter(|a| a.is_object()) {
+                for (k, child) in m {
+                    let p = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                    walk_unknown(schemas, ap, child, &p, out, depth + 1);
+                }
+            }
+        }
+        Value::Array(a) => {
+            if let Some(items) = schema.get("items") {
+                for (i, child) in a.iter().enumerate() {
+                    walk_unknown(schemas, items, child, &format!("{path}[{i}]"), out, depth + 1);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The 400 message kube-apiserver sends for unknown fields under `fieldValidation=Strict` on
+/// create/update: `Job in version "v1" cannot be handled as a Job: strict decoding error:
+/// unknown field "spec.foo", unknown field "spec.bar"`.
+pub fn strict_decoding_message(kind: &str, version: &str, fields: &[String]) -> String {
+    let list: Vec<String> = fields.iter().map(|f| format!("unknown field {f:?}")).collect();
+    format!("{kind} in version {version:?} cannot be handled as a {kind}: strict decoding error: {}", list.join(", "))
+}
+
+// ---------------------------------------------------------------------------------------------
 // v2
 // ---------------------------------------------------------------------------------------------
 
@@ -949,6 +1036,54 @@ mod tests {
         assert!(patch["requestBody"]["content"].get("application/strategic-merge-patch+json").is_none());
         assert!(patch["parameters"].as_array().unwrap().iter().any(|p| p["name"] == "fieldValidation"));
         assert!(v3_index(&reg, &custom)["paths"]["apis/stable.example.com/v1"].is_object());
+    }
+
+    #[test]
+    fn unknown_fields_are_found_where_the_schema_is_closed() {
+        let reg = Registry::builtin();
+        let jobs = reg.get("batch", "v1", "jobs").unwrap();
+        let job = json!({"apiVersion": "batch/v1", "kind": "Job",
+            "metadata": {"name": "j", "labels": {"any": "thing"}, "bogus": 1},
+            "spec": {"backoffLimit": 1, "foo": true, "template": {"metadata": {"annotations": {"a": "b"}},
+                "spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "i", "bar": 1,
+                    "resources": {"limits": {"cpu": "1"}}, "ports": [{"containerPort": 80, "baz": 2}]}]}}},
+            "status": {"succeeded": 1}});
+        let u = unknown_fields(&reg, &jobs, &job, &CustomSchemas::new());
+        assert_eq!(
+            u,
+            [
+                "metadata.bogus",
+                "spec.foo",
+                "spec.template.spec.containers[0].bar",
+                "spec.template.spec.containers[0].ports[0].baz"
+            ]
+        );
+        assert_eq!(
+            strict_decoding_message("Job", "v1", &u[1..2]),
+            "Job in version \"v1\" cannot be handled as a Job: strict decoding error: unknown field \"spec.foo\""
+        );
+        let pods = reg.get("", "v1", "pods").unwrap();
+        assert!(
+            unknown_fields(
+                &reg,
+                &pods,
+                &json!({"metadata": {"name": "p"}, "spec": {"containers": []}}),
+                &CustomSchemas::new()
+            )
+            .is_empty()
+        );
+        let reg2 = Registry::builtin();
+        reg2.add(ResourceInfo::new("example.com", "v1", "foos", "Foo", true, &[], &[], &[]));
+        let foo = reg2.get("example.com", "v1", "foos").unwrap();
+        let custom: CustomSchemas = [(
+            ("example.com".to_string(), "v1".to_string(), "Foo".to_string()),
+            json!({"type": "object", "properties": {"spec": {"type": "object", "properties": {"a": {"type": "string"}}},
+                "status": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}),
+        )]
+        .into_iter()
+        .collect();
+        let u = unknown_fields(&reg2, &foo, &json!({"spec": {"a": "x", "b": 1}, "status": {"anything": 1}}), &custom);
+        assert_eq!(u, ["spec.b"]);
     }
 
     #[test]
