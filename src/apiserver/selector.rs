@@ -894,8 +894,13 @@ impl FieldSelector {
     }
 
     /// [`matches`](Self::matches) against an object, computing its fields with [`selectable_fields`].
+    /// Computes only the fields the terms name (no map is built), so it is cheap enough for
+    /// every watch event.
     pub fn matches_object(&self, info: &ResourceInfo, obj: &Value) -> bool {
-        self.is_empty() || self.matches(&selectable_fields(info, obj))
+        self.terms.iter().all(|t| {
+            let have = field_value(info, obj, &t.field).unwrap_or_default();
+            (have == t.value) != t.negated
+        })
     }
 }
 
@@ -912,6 +917,82 @@ impl fmt::Display for FieldSelector {
 
 fn str_at<'a>(obj: &'a Value, ptr: &str) -> &'a str {
     obj.pointer(ptr).and_then(Value::as_str).unwrap_or("")
+}
+
+/// The value of one selectable field of `obj` (see [`selectable_fields`]); `None` when the kind
+/// does not expose that field.
+pub fn field_value(info: &ResourceInfo, obj: &Value, field: &str) -> Option<String> {
+    match field {
+        "metadata.name" => return Some(str_at(obj, "/metadata/name").to_string()),
+        "metadata.namespace" if info.namespaced => return Some(str_at(obj, "/metadata/namespace").to_string()),
+        _ => {}
+    }
+    match (info.group.as_str(), info.kind.as_str()) {
+        ("", "Pod") => Some(match field {
+            "spec.nodeName" => str_at(obj, "/spec/nodeName").to_string(),
+            "spec.restartPolicy" => str_at(obj, "/spec/restartPolicy").to_string(),
+            "spec.schedulerName" => str_at(obj, "/spec/schedulerName").to_string(),
+            "spec.serviceAccountName" => str_at(obj, "/spec/serviceAccountName").to_string(),
+            "spec.hostNetwork" => {
+                let host = obj.pointer("/spec/hostNetwork").and_then(Value::as_bool).unwrap_or(false);
+                host.to_string()
+            }
+            "status.phase" => str_at(obj, "/status/phase").to_string(),
+            "status.podIP" => obj
+                .pointer("/status/podIPs/0/ip")
+                .and_then(Value::as_str)
+                .unwrap_or_else(|| str_at(obj, "/status/podIP"))
+                .to_string(),
+            "status.nominatedNodeName" => str_at(obj, "/status/nominatedNodeName").to_string(),
+            _ => return None,
+        }),
+        ("", "Node") if field == "spec.unschedulable" => {
+            Some(obj.pointer("/spec/unschedulable").and_then(Value::as_bool).unwrap_or(false).to_string())
+        }
+        ("", "Namespace") if field == "status.phase" => Some(str_at(obj, "/status/phase").to_string()),
+        ("", "Secret") if field == "type" => Some(str_at(obj, "/type").to_string()),
+        ("", "Service") => match field {
+            "spec.clusterIP" => Some(str_at(obj, "/spec/clusterIP").to_string()),
+            "spec.type" => Some(str_at(obj, "/spec/type").to_string()),
+            _ => None,
+        },
+        ("", "ReplicationController") | ("apps", "ReplicaSet") if field == "status.replicas" => {
+            Some(obj.pointer("/status/replicas").and_then(Value::as_i64).unwrap_or(0).to_string())
+        }
+        ("batch", "Job") if field == "status.successful" => {
+            Some(obj.pointer("/status/succeeded").and_then(Value::as_i64).unwrap_or(0).to_string())
+        }
+        ("" | "events.k8s.io", "Event") => {
+            let reference = if obj.get("involvedObject").is_some() { "involvedObject" } else { "regarding" };
+            let controller = || {
+                let c = str_at(obj, "/reportingController");
+                if c.is_empty() { str_at(obj, "/reportingComponent") } else { c }
+            };
+            Some(match field {
+                "reason" => str_at(obj, "/reason").to_string(),
+                "type" => str_at(obj, "/type").to_string(),
+                "reportingComponent" => controller().to_string(),
+                "source" => {
+                    let component = obj
+                        .pointer("/source/component")
+                        .or_else(|| obj.pointer("/deprecatedSource/component"))
+                        .and_then(Value::as_str)
+                        .unwrap_or("");
+                    if component.is_empty() { controller() } else { component }.to_string()
+                }
+                f => {
+                    let sub = f.strip_prefix("involvedObject.")?;
+                    if !["kind", "namespace", "name", "uid", "apiVersion", "resourceVersion", "fieldPath"]
+                        .contains(&sub)
+                    {
+                        return None;
+                    }
+                    str_at(obj, &format!("/{reference}/{sub}")).to_string()
+                }
+            })
+        }
+        _ => None,
+    }
 }
 
 /// The selectable fields of `obj` with their values, as upstream's `GetAttrs`/`ToSelectableFields`.
@@ -1156,6 +1237,12 @@ mod tests {
         assert!(f("metadata.name=p,metadata.namespace=ns"));
         assert!(!f("status.podIPs=10.0.0.1"), "accepted but not a selectable field: only matches \"\"");
         assert!(f("status.podIPs="));
+        // matches_object (no map) agrees with matches over selectable_fields for every field.
+        let fields = selectable_fields(&pods, &pod);
+        for (k, v) in &fields {
+            assert_eq!(field_value(&pods, &pod, k).as_deref(), Some(v.as_str()), "{k}");
+        }
+        assert_eq!(field_value(&pods, &pod, "status.podIPs"), None);
         let e = FieldSelector::parse(&pods, "spec.foo=bar").unwrap_err();
         assert_eq!((e.code, e.message.as_str()), (400, "field label not supported: spec.foo"));
         let e = FieldSelector::parse(&pods, "foo").unwrap_err();
@@ -1207,7 +1294,11 @@ mod tests {
         assert_eq!(f["involvedObject.namespace"], "");
         let new = json!({"metadata": {"name": "e", "namespace": "ns"}, "regarding": {"kind": "Pod", "name": "p", "namespace": "ns"},
             "reason": "Started", "type": "Warning", "reportingController": "kubelet"});
-        let f = selectable_fields(&reg.get("events.k8s.io", "v1", "events").unwrap(), &new);
+        let new_info = reg.get("events.k8s.io", "v1", "events").unwrap();
+        for (k, v) in selectable_fields(&new_info, &new) {
+            assert_eq!(field_value(&new_info, &new, &k), Some(v), "{k}");
+        }
+        let f = selectable_fields(&new_info, &new);
         assert_eq!(f["involvedObject.name"], "p");
         assert_eq!(f["reportingComponent"], "kubelet");
         assert_eq!(f["source"], "kubelet", "source falls back to reportingController");
