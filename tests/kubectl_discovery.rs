@@ -19,6 +19,9 @@ use jobwright::apiserver::registry::Registry;
 use jobwright::apiserver::table::{self, IncludeObject};
 use serde_json::{Value, json};
 
+mod support;
+use support::Kubectl;
+
 #[derive(Clone)]
 struct App {
     reg: Registry,
@@ -124,42 +127,6 @@ async fn serve(app: App) -> String {
         axum::serve(listener, router).await.unwrap();
     });
     format!("http://{addr}")
-}
-
-struct Kubectl {
-    dir: tempfile::TempDir,
-}
-
-impl Kubectl {
-    fn new(server: &str) -> Option<Self> {
-        if std::env::var("JOBWRIGHT_SKIP_KUBECTL").is_ok_and(|v| v == "1") {
-            return None;
-        }
-        let dir = tempfile::tempdir().unwrap();
-        let kubeconfig = format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: t\n  cluster:\n    server: {server}\ncontexts:\n- name: t\n  context:\n    cluster: t\n    user: t\n    namespace: default\ncurrent-context: t\nusers:\n- name: t\n  user: {{}}\n"
-        );
-        std::fs::write(dir.path().join("kubeconfig"), kubeconfig).unwrap();
-        Some(Self { dir })
-    }
-
-    async fn run(&self, args: &[&str]) -> (bool, String, String) {
-        let mut cmd = tokio::process::Command::new("kubectl");
-        cmd.arg("--kubeconfig").arg(self.dir.path().join("kubeconfig")).args(args);
-        cmd.env("KUBECACHEDIR", self.dir.path().join("cache"));
-        let out = cmd.output().await.expect("kubectl on PATH (or set JOBWRIGHT_SKIP_KUBECTL=1)");
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    }
-
-    async fn ok(&self, args: &[&str]) -> String {
-        let (ok, out, err) = self.run(args).await;
-        assert!(ok, "kubectl {args:?} failed:\n{out}\n{err}");
-        out
-    }
 }
 
 fn fixture_app() -> App {
