@@ -256,6 +256,30 @@ pub fn aggregated_apis(reg: &Registry) -> Value {
     discovery_list(items)
 }
 
+/// Aggregated discovery for `/api` (`core = true`) or `/apis`: [`aggregated_core`] or
+/// [`aggregated_apis`]. Always `Some`; the caller answers with [`AGGREGATED_CONTENT_TYPE`].
+pub fn aggregated_discovery(reg: &Registry, core: bool) -> Option<Value> {
+    Some(if core { aggregated_core(reg) } else { aggregated_apis(reg) })
+}
+
+/// `GET /openapi/v2` as JSON ([`super::openapi::v2_document_json`]); client-go asks for protobuf,
+/// which the HTTP layer answers with [`super::openapi::v2_document_protobuf`].
+pub fn openapi_v2(_reg: &Registry) -> Option<Value> {
+    Some(super::openapi::v2_document_json())
+}
+
+/// `GET /openapi/v3`: the index `{"paths": {"api/v1": {"serverRelativeURL": ...}, ...}}`.
+/// Custom resources are published with an open schema; see [`super::openapi::v3_index`] to pass
+/// their CRD schemas.
+pub fn openapi_v3_index(reg: &Registry) -> Value {
+    super::openapi::v3_index(reg, &super::openapi::CustomSchemas::new())
+}
+
+/// `GET /openapi/v3/{path}` (e.g. `api/v1`, `apis/batch/v1`), `None` → 404.
+pub fn openapi_v3_gv(reg: &Registry, path: &str) -> Option<Value> {
+    super::openapi::v3_document_for_path(reg, path, &super::openapi::CustomSchemas::new()).map(|(d, _)| d)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
