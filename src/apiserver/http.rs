@@ -370,6 +370,10 @@ fn parse_json_body(body: &[u8], headers: &HeaderMap) -> Result<Value, StatusErro
             .map_err(|e| StatusError::bad_request(format!("the object provided is unrecognized or malformed: {e}"))),
         "application/yaml" => serde_saphyr::from_slice::<Value>(body)
             .map_err(|e| StatusError::bad_request(format!("the object provided is unrecognized or malformed: {e}"))),
+        // kubectl's typed commands (`create job`, ...) send protobuf, as client-go clientsets do.
+        super::protobuf::PROTOBUF_CONTENT_TYPE => {
+            super::protobuf::decode_object(body).map_err(StatusError::bad_request)
+        }
         other => Err(StatusError::new(
             415,
             "UnsupportedMediaType",
