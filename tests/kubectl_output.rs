@@ -246,3 +246,37 @@ async fn label_and_annotate_with_selectors_and_selector_errors() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn typed_create_commands_send_protobuf_the_server_decodes() {
+    let Some((_api, k)) = setup().await else { return };
+    let get = async |args: &[&str]| -> Value { serde_json::from_str(&k.ok(args).await).unwrap() };
+
+    assert_eq!(
+        k.ok(&["create", "job", "j", "--image=busybox", "--", "echo", "hi"]).await.trim(),
+        "job.batch/j created"
+    );
+    let j = get(&["get", "job", "j", "-o", "json"]).await;
+    let c = &j["spec"]["template"]["spec"];
+    assert_eq!(c["restartPolicy"], "Never");
+    assert_eq!(
+        c["containers"][0],
+        json!({"name": "j", "image": "busybox", "command": ["echo", "hi"], "resources": {}})
+    );
+
+    k.ok(&["create", "cronjob", "cj", "--image=busybox", "--schedule=*/5 * * * *", "--", "date"]).await;
+    let cj = get(&["get", "cronjob", "cj", "-o", "json"]).await;
+    assert_eq!(cj["spec"]["schedule"], "*/5 * * * *");
+    assert_eq!(cj["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["command"], json!(["date"]));
+    assert_eq!(cj["spec"]["jobTemplate"]["metadata"]["name"], "cj");
+
+    k.ok(&["create", "namespace", "team-a"]).await;
+    assert_eq!(get(&["get", "namespace", "team-a", "-o", "json"]).await["metadata"]["name"], "team-a");
+
+    k.ok(&["create", "configmap", "cm", "--from-literal=a=1", "--from-literal=b=2"]).await;
+    assert_eq!(get(&["get", "configmap", "cm", "-o", "json"]).await["data"], json!({"a": "1", "b": "2"}));
+
+    k.ok(&["create", "secret", "generic", "s", "--type=example.com/t", "--from-literal=k=v"]).await;
+    let s = get(&["get", "secret", "s", "-o", "json"]).await;
+    assert_eq!((s["type"].as_str(), s["data"]["k"].as_str()), (Some("example.com/t"), Some("dg==")));
+}

@@ -181,6 +181,18 @@ pub fn to_table_with_columns(
     })
 }
 
+/// The `additionalPrinterColumns` of version `version` of a CRD object, for
+/// [`to_table_with_columns`] (empty when it has none, which gives the default `Age` column).
+pub fn crd_printer_columns(crd: &Value, version: &str) -> Vec<Value> {
+    crd.pointer("/spec/versions")
+        .and_then(Value::as_array)
+        .and_then(|vs| vs.iter().find(|v| v.get("name").and_then(Value::as_str) == Some(version)))
+        .and_then(|v| v.get("additionalPrinterColumns"))
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default()
+}
+
 /// The column definitions a Table of `info`'s kind carries (the CRD default for custom resources).
 pub fn columns_for(info: &ResourceInfo) -> Vec<Value> {
     match Printer::for_info(info) {
@@ -1602,6 +1614,16 @@ mod tests {
             l["items"][0],
             json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": {"name": "a"}})
         );
+    }
+
+    #[test]
+    fn crd_printer_columns_by_version() {
+        let crd = json!({"spec": {"versions": [
+            {"name": "v1", "additionalPrinterColumns": [{"name": "Phase", "type": "string", "jsonPath": ".status.phase"}]},
+            {"name": "v2"}]}});
+        assert_eq!(crd_printer_columns(&crd, "v1")[0]["name"], "Phase");
+        assert!(crd_printer_columns(&crd, "v2").is_empty());
+        assert!(crd_printer_columns(&crd, "v3").is_empty());
     }
 
     #[test]
