@@ -134,8 +134,27 @@ async fn apply_client_side_with_validation_and_server_side() {
     let file = k.dir.path().join("job.yaml");
     std::fs::write(&file, JOB_YAML).unwrap();
     let f = file.to_str().unwrap();
-    let out = k.ok(&["apply", "-f", f]).await;
+    // kubectl finds fieldValidation on the Job PATCH operation of /openapi/v3/apis/batch/v1 and
+    // leaves validation to the server (`fieldValidation=Strict`) instead of validating client-side.
+    let (ok, out, err) = k.run(&["apply", "-f", f, "-v=6"]).await;
+    assert!(ok, "{out}{err}");
     assert_eq!(out.trim(), "job.batch/applied created");
+    let line =
+        |verb: &str, needle: &str| err.lines().any(|l| l.contains(&format!("verb=\"{verb}\"")) && l.contains(needle));
+    assert!(line("GET", "/openapi/v3/apis/batch/v1?hash="), "{err}");
+    assert!(
+        line(
+            "POST",
+            "/apis/batch/v1/namespaces/default/jobs?fieldManager=kubectl-client-side-apply&fieldValidation=Strict"
+        ),
+        "{err}"
+    );
+    assert!(!err.contains("/openapi/v2"), "no fallback to v2: {err}");
+    // A second apply patches (strategic merge patch built from the v3 schema).
+    std::fs::write(&file, JOB_YAML.replace("app: demo", "app: demo2")).unwrap();
+    let out = k.ok(&["apply", "-f", f]).await;
+    assert_eq!(out.trim(), "job.batch/applied configured");
+    assert_eq!(k.ok(&["get", "job", "applied", "-o", "jsonpath={.metadata.labels.app}"]).await, "demo2");
     let out = k.ok(&["get", "job", "applied", "-o", "jsonpath={.metadata.annotations}"]).await;
     assert!(out.contains("kubectl.kubernetes.io/last-applied-configuration"), "{out}");
 
