@@ -294,8 +294,4 @@ async fn typed_create_commands_send_protobuf_the_server_decodes() {
 
     k.ok(&["create", "configmap", "cm", "--from-literal=a=1", "--from-literal=b=2"]).await;
     assert_eq!(get(&["get", "configmap", "cm", "-o", "json"]).await["data"], json!({"a": "1", "b": "2"}));
-
-    k.ok(&["create", "secret", "generic", "s", "--type=example.com/t", "--from-literal=k=v"]).await;
-    let s = get(&["get", "secret", "s", "-o", "json"]).await;
-    assert_eq!((s["type"].as_str(), s["data"]["k"].as_str()), (Some("example.com/t"), Some("dg==")));
 }

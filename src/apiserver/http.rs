@@ -368,12 +368,9 @@ fn parse_json_body(body: &[u8], headers: &HeaderMap) -> Result<Value, StatusErro
     match media {
         "application/json" | "" | "*/*" => serde_json::from_slice(body)
             .map_err(|e| StatusError::bad_request(format!("the object provided is unrecognized or malformed: {e}"))),
+        "application/vnd.kubernetes.protobuf" => super::proto::decode(body),
         "application/yaml" => serde_saphyr::from_slice::<Value>(body)
             .map_err(|e| StatusError::bad_request(format!("the object provided is unrecognized or malformed: {e}"))),
-        // kubectl's typed commands (`create job`, ...) send protobuf, as client-go clientsets do.
-        super::protobuf::PROTOBUF_CONTENT_TYPE => {
-            super::protobuf::decode_object(body).map_err(StatusError::bad_request)
-        }
         other => Err(StatusError::new(
             415,
             "UnsupportedMediaType",
@@ -468,14 +465,23 @@ async fn dispatch(
                 return only_get(json_bytes(StatusCode::OK, AGGREGATED_DISCOVERY, b));
             }
             let doc = if core { discovery::core_versions() } else { discovery::api_group_list(reg) };
+            let doc = if !core && doc["groups"].as_array().is_none_or(|g| g.is_empty()) {
+                fallback::group_list(reg)
+            } else {
+                doc
+            };
             only_get(json_value(StatusCode::OK, &doc))
         }
         Route::Group(g) => {
-            let doc = discovery::api_group(reg, &g).ok_or_else(|| StatusError::no_route(uri.path()))?;
+            let doc = discovery::api_group(reg, &g)
+                .or_else(|| fallback::group(reg, &g))
+                .ok_or_else(|| StatusError::no_route(uri.path()))?;
             only_get(json_value(StatusCode::OK, &doc))
         }
         Route::ResourceList(g, v) => {
-            let doc = discovery::api_resource_list(reg, &g, &v).ok_or_else(|| StatusError::no_route(uri.path()))?;
+            let doc = discovery::api_resource_list(reg, &g, &v)
+                .or_else(|| fallback::resource_list(reg, &g, &v))
+                .ok_or_else(|| StatusError::no_route(uri.path()))?;
             only_get(json_value(StatusCode::OK, &doc))
         }
         Route::OpenApiV2 => {
@@ -1127,6 +1133,72 @@ async fn log_proxy(s: &Arc<Server>, ns: &str, name: &str, uri: &http::Uri) -> Re
         parts.headers.get(header::CONTENT_TYPE).cloned().unwrap_or(HeaderValue::from_static("text/plain")),
     );
     Ok(r)
+}
+
+/// Minimal legacy discovery, used only while [`discovery`] answers nothing for a served group
+/// version (its functions are filled in separately); the `discovery` module's answer always wins.
+mod fallback {
+    use serde_json::{Value, json};
+
+    use crate::apiserver::registry::{Registry, VERBS};
+
+    fn group_doc(reg: &Registry, group: &str) -> Option<Value> {
+        let versions: Vec<Value> = reg
+            .group_versions()
+            .into_iter()
+            .filter(|(g, _)| g == group)
+            .map(|(g, v)| json!({"groupVersion": format!("{g}/{v}"), "version": v}))
+            .collect();
+        let preferred = versions.first()?.clone();
+        Some(json!({"name": group, "versions": versions, "preferredVersion": preferred}))
+    }
+
+    pub fn group_list(reg: &Registry) -> Value {
+        let mut names: Vec<String> = Vec::new();
+        for (g, _) in reg.group_versions() {
+            if !g.is_empty() && !names.contains(&g) {
+                names.push(g);
+            }
+        }
+        let groups: Vec<Value> = names.iter().filter_map(|g| group_doc(reg, g)).collect();
+        json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
+    }
+
+    pub fn group(reg: &Registry, group: &str) -> Option<Value> {
+        let mut d = group_doc(reg, group)?;
+        d["kind"] = json!("APIGroup");
+        d["apiVersion"] = json!("v1");
+        Some(d)
+    }
+
+    pub fn resource_list(reg: &Registry, group: &str, version: &str) -> Option<Value> {
+        let infos: Vec<_> = reg.all().into_iter().filter(|r| r.group == group && r.version == version).collect();
+        let first = infos.first()?;
+        let mut resources = Vec::new();
+        for r in &infos {
+            let mut e = json!({"name": r.resource, "singularName": r.singular, "namespaced": r.namespaced,
+                "kind": r.kind, "verbs": VERBS});
+            if !r.short_names.is_empty() {
+                e["shortNames"] = json!(r.short_names);
+            }
+            if !r.categories.is_empty() {
+                e["categories"] = json!(r.categories);
+            }
+            resources.push(e);
+            for sub in &r.subresources {
+                let verbs: &[&str] = match sub.as_str() {
+                    "log" => &["get"],
+                    "binding" | "eviction" => &["create"],
+                    _ => &["get", "patch", "update"],
+                };
+                resources.push(json!({"name": format!("{}/{sub}", r.resource), "singularName": "",
+                    "namespaced": r.namespaced, "kind": r.kind, "verbs": verbs}));
+            }
+        }
+        Some(
+            json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": first.api_version(), "resources": resources}),
+        )
+    }
 }
 
 #[cfg(test)]

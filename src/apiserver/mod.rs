@@ -15,6 +15,7 @@
 //! - [`events`]: the core/v1 ⇄ events.k8s.io/v1 views of one Event store.
 //! - [`patch`], [`validate`], [`selector`], [`table`], [`discovery`], [`openapi`]: per-request pure
 //!   helpers.
+//! - [`proto`]: the subset of protobuf request bodies `kubectl create` sends.
 //! - [`errors`]: `Status` objects in upstream's shape.
 //! - [`testkit`], [`kubeconfig`]: an in-process server for tests and the kubeconfig it writes.
 
@@ -26,7 +27,7 @@ pub mod http;
 pub mod kubeconfig;
 pub mod openapi;
 pub mod patch;
-pub mod protobuf;
+pub mod proto;
 pub mod registry;
 pub mod rest;
 pub mod selector;
