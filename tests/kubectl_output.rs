@@ -278,10 +278,9 @@ async fn typed_create_commands_send_protobuf_the_server_decodes() {
     let j = get(&["get", "job", "j", "-o", "json"]).await;
     let c = &j["spec"]["template"]["spec"];
     assert_eq!(c["restartPolicy"], "Never");
-    assert_eq!(
-        c["containers"][0],
-        json!({"name": "j", "image": "busybox", "command": ["echo", "hi"], "resources": {}})
-    );
+    let c0 = &c["containers"][0];
+    assert_eq!((c0["name"].as_str(), c0["image"].as_str()), (Some("j"), Some("busybox")));
+    assert_eq!(c0["command"], json!(["echo", "hi"]));
 
     k.ok(&["create", "cronjob", "cj", "--image=busybox", "--schedule=*/5 * * * *", "--", "date"]).await;
     let cj = get(&["get", "cronjob", "cj", "-o", "json"]).await;
