@@ -294,3 +294,52 @@ async fn typed_create_commands_send_protobuf_the_server_decodes() {
     k.ok(&["create", "configmap", "cm", "--from-literal=a=1", "--from-literal=b=2"]).await;
     assert_eq!(get(&["get", "configmap", "cm", "-o", "json"]).await["data"], json!({"a": "1", "b": "2"}));
 }
+
+#[tokio::test]
+async fn namespaces_nodes_and_default_printer_columns() {
+    let Some((api, k)) = setup().await else { return };
+    let out = k.ok(&["get", "namespaces"]).await;
+    let r = rows(&out);
+    assert_eq!(r[0], ["NAME", "STATUS", "AGE"]);
+    assert!(r.iter().any(|row| row[0] == "default"), "{out}");
+
+    let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(api.client());
+    let node = serde_json::from_value(json!({"apiVersion": "v1", "kind": "Node",
+        "metadata": {"name": "n1", "labels": {"node-role.kubernetes.io/worker": ""}}}))
+    .unwrap();
+    nodes.create(&PostParams::default(), &node).await.unwrap();
+    let status = json!({"status": {"conditions": [{"type": "Ready", "status": "True"}],
+        "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}], "nodeInfo": {"kubeletVersion": "v1.33.0"}}});
+    nodes.patch_status("n1", &PatchParams::default(), &Patch::Merge(&status)).await.unwrap();
+    let out = k.ok(&["get", "nodes", "-o", "wide"]).await;
+    let r = rows(&out);
+    assert_eq!(
+        r[0],
+        [
+            "NAME",
+            "STATUS",
+            "ROLES",
+            "AGE",
+            "VERSION",
+            "INTERNAL-IP",
+            "EXTERNAL-IP",
+            "OS-IMAGE",
+            "KERNEL-VERSION",
+            "CONTAINER-RUNTIME"
+        ]
+    );
+    assert_eq!(r[1][..3], ["n1", "Ready", "worker"]);
+    assert_eq!(r[1][4..], ["v1.33.0", "127.0.0.1", "<none>", "<unknown>", "<unknown>", "<unknown>"]);
+
+    // Kinds without a printer get the default convertor's Name / Created At.
+    let roles: Api<k8s_openapi::api::rbac::v1::Role> = Api::namespaced(api.client(), "default");
+    let role = serde_json::from_value(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+        "metadata": {"name": "r"}, "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}]}))
+    .unwrap();
+    roles.create(&PostParams::default(), &role).await.unwrap();
+    let out = k.ok(&["get", "roles"]).await;
+    let r = rows(&out);
+    assert_eq!(r[0], ["NAME", "CREATED", "AT"]);
+    assert_eq!(r[1][0], "r");
+    assert!(r[1][1].ends_with('Z') && r[1][1].contains('T'), "RFC 3339: {out}");
+}
