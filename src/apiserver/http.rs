@@ -485,6 +485,12 @@ async fn dispatch(
             only_get(json_value(StatusCode::OK, &doc))
         }
         Route::OpenApiV2 => {
+            // client-go only reads the protobuf form of /openapi/v2.
+            let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
+            if accept.contains(super::openapi::V2_PROTOBUF_CONTENT_TYPE) {
+                let b = Bytes::from(super::openapi::v2_document_protobuf());
+                return only_get(json_bytes(StatusCode::OK, super::openapi::V2_PROTOBUF_CONTENT_TYPE, b));
+            }
             let doc = discovery::openapi_v2(reg).ok_or_else(|| StatusError::no_route(uri.path()))?;
             only_get(json_value(StatusCode::OK, &doc))
         }

@@ -13,7 +13,8 @@
 //! - [`gc`]: the garbage collector and namespace lifecycle, a task inside the server.
 //! - [`http`]: URL routing, content negotiation, watch streaming, binding and log proxying.
 //! - [`events`]: the core/v1 ⇄ events.k8s.io/v1 views of one Event store.
-//! - [`patch`], [`validate`], [`selector`], [`table`], [`discovery`]: per-request pure helpers.
+//! - [`patch`], [`validate`], [`selector`], [`table`], [`discovery`], [`openapi`]: per-request pure
+//!   helpers.
 //! - [`proto`]: the subset of protobuf request bodies `kubectl create` sends.
 //! - [`errors`]: `Status` objects in upstream's shape.
 //! - [`testkit`], [`kubeconfig`]: an in-process server for tests and the kubeconfig it writes.
@@ -24,6 +25,7 @@ pub mod events;
 pub mod gc;
 pub mod http;
 pub mod kubeconfig;
+pub mod openapi;
 pub mod patch;
 pub mod proto;
 pub mod registry;
