@@ -1,3 +1,6 @@
-//! The node simulator: plays scheduler and kubelet for pods.
-//!
-//! STUB: owned by the node-simulator work item.
+//! The node simulator: plays scheduler and kubelet for pods, against any API server.
+
+pub mod env;
+pub mod logs;
+pub mod process;
+pub mod simulate;
