@@ -312,7 +312,7 @@ fn kubelet_conditions(spec: &PodSpec, run: &PodRun, phase: &str) -> Vec<PodCondi
     // Initialized
     let any_main_started = run.main.iter().any(|c| c.container_id.is_some());
     let incomplete: Vec<String> =
-        run.init.iter().filter(|c| !c.exit().is_some_and(|e| e.exit_code == 0)).map(|c| c.name.clone()).collect();
+        run.init.iter().filter(|c| c.exit().is_none_or(|e| e.exit_code != 0)).map(|c| c.name.clone()).collect();
     out.push(if phase == "Succeeded" {
         cond("Initialized", true, Some("PodCompleted"), None)
     } else if any_main_started || incomplete.is_empty() {
@@ -446,7 +446,7 @@ pub fn qos_class(spec: &PodSpec) -> &'static str {
             if limits.contains_key(r) || requests.contains_key(r) {
                 any = true;
             }
-            if limits.get(r).is_none() || limits.get(r) != requests.get(r) {
+            if !limits.contains_key(r) || limits.get(r) != requests.get(r) {
                 guaranteed = false;
             }
         }
