@@ -17,11 +17,14 @@ struct Cli {
 enum Command {
     /// Run the envtest-style API server alone.
     Apiserver,
+    /// Run the node simulator (scheduler + kubelet for pods) against any API server.
+    Kubelet(jobwright::kubelet::cli::KubeletArgs),
 }
 
 fn main() {
     let cli = Cli::parse();
     match cli.command {
         Command::Apiserver => {}
+        Command::Kubelet(args) => std::process::exit(jobwright::kubelet::cli::main(args)),
     }
 }

@@ -164,9 +164,10 @@ pub fn normalize_image(image: &str) -> String {
     full + &suffix
 }
 
-/// A chrono time as the API's `Time`.
+/// A chrono time as the API's `Time` (whole seconds).
 pub fn time(t: DateTime<Utc>) -> Time {
-    let ts = k8s_openapi::jiff::Timestamp::new(t.timestamp(), t.timestamp_subsec_nanos() as i32);
+    // The API keeps whole seconds; so do we, so a status read back compares equal.
+    let ts = k8s_openapi::jiff::Timestamp::new(t.timestamp(), 0);
     Time(ts.unwrap_or(k8s_openapi::jiff::Timestamp::UNIX_EPOCH))
 }
 

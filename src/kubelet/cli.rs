@@ -1,0 +1,114 @@
+//! `jobwright kubelet`: the node simulator alone, against any API server.
+//!
+//! `main.rs` only parses [`KubeletArgs`] and calls [`main`].
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::{Backoff, ExecutorKind, Kubelet, KubeletConfig};
+
+/// Arguments of `jobwright kubelet`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct KubeletArgs {
+    /// Kubeconfig of the API server (default: $KUBECONFIG, ~/.kube/config, or in-cluster).
+    #[arg(long, env = "KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Number of nodes to simulate.
+    #[arg(long, default_value_t = 1)]
+    pub nodes: usize,
+    /// How containers run: local processes, or simulated from pod annotations.
+    #[arg(long, value_enum, default_value_t = ExecutorKind::Process)]
+    pub executor: ExecutorKind,
+    /// Pod capacity of each node.
+    #[arg(long, default_value_t = 110)]
+    pub pods_per_node: usize,
+    /// Node names are PREFIX-0, PREFIX-1, ...
+    #[arg(long, default_value = "jobwright-node")]
+    pub node_prefix: String,
+    /// Directory for pods' working directories and logs (default: a temporary directory).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// First container restart back-off delay, in seconds (doubles up to 300).
+    #[arg(long, default_value_t = 10.0)]
+    pub backoff_seconds: f64,
+}
+
+impl KubeletArgs {
+    /// The simulator configuration these arguments describe.
+    pub fn config(&self) -> KubeletConfig {
+        let base = Duration::try_from_secs_f64(self.backoff_seconds.max(0.0)).unwrap_or(Duration::from_secs(10));
+        KubeletConfig {
+            nodes: self.nodes,
+            node_prefix: self.node_prefix.clone(),
+            pods_per_node: self.pods_per_node,
+            executor: self.executor,
+            data_dir: self.data_dir.clone(),
+            backoff: Backoff { base, max: Duration::from_secs(300).max(base) },
+            ..Default::default()
+        }
+    }
+}
+
+/// A client for the kubeconfig at `path`, or the default kube-rs inference when `None`.
+pub async fn client(path: Option<&std::path::Path>) -> Result<kube::Client, String> {
+    let config = match path {
+        Some(p) => {
+            let kc = kube::config::Kubeconfig::read_from(p).map_err(|e| format!("reading {}: {e}", p.display()))?;
+            kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+                .await
+                .map_err(|e| format!("loading {}: {e}", p.display()))?
+        }
+        None => kube::Config::infer().await.map_err(|e| e.to_string())?,
+    };
+    kube::Client::try_from(config).map_err(|e| e.to_string())
+}
+
+async fn wait_for_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+    }
+}
+
+/// Run the node simulator until SIGINT/SIGTERM; the process exit code.
+pub fn main(args: KubeletArgs) -> i32 {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,kube=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .try_init();
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return 1;
+        }
+    };
+    rt.block_on(async {
+        let client = match client(args.kubeconfig.as_deref()).await {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return 1;
+            }
+        };
+        let kubelet = match Kubelet::start(client, args.config()).await {
+            Ok(k) => k,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return 1;
+            }
+        };
+        eprintln!(
+            "jobwright kubelet: {} node(s) {:?}, logs on 127.0.0.1:{}; Ctrl-C to stop",
+            kubelet.node_names().len(),
+            kubelet.node_names(),
+            kubelet.log_port()
+        );
+        wait_for_signal().await;
+        kubelet.shutdown().await;
+        0
+    })
+}
