@@ -651,4 +651,68 @@ mod tests {
         f.finish();
         assert!(rx.recv().await.is_none(), "the stream ends with the run");
     }
+
+    async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let req = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+        stream.write_all(req.as_bytes()).await.unwrap();
+        let mut buf = Vec::new();
+        stream.read_to_end(&mut buf).await.unwrap();
+        let text = String::from_utf8_lossy(&buf).into_owned();
+        let code = text[9..12].parse().unwrap();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap();
+        // Decode a chunked body (streamed responses).
+        let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+            let mut out = String::new();
+            let mut rest = body;
+            while let Some((size, tail)) = rest.split_once("\r\n") {
+                let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+                if n == 0 {
+                    break;
+                }
+                out.push_str(&tail[..n]);
+                rest = &tail[n + 2..];
+            }
+            out
+        } else {
+            body.to_string()
+        };
+        (code, body)
+    }
+
+    #[tokio::test]
+    async fn http_endpoint_serves_container_logs() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LogStore::new(dir.path().to_path_buf());
+        store.register_pod("ns", "p", "u", vec!["a".into(), "b".into()]);
+        let first = store.begin_run("ns", "p", "u", "a", 0).unwrap();
+        first.write_chunk(Stream::Stdout, b"first run\n", Utc::now());
+        first.finish();
+        let current = store.begin_run("ns", "p", "u", "a", 1).unwrap();
+        current.write_chunk(Stream::Stdout, b"line 1\n", Utc::now());
+        current.write_chunk(Stream::Stderr, b"line 2\n", Utc::now());
+        let stop = CancellationToken::new();
+        let addr = serve(store.clone(), stop.clone()).await.unwrap();
+
+        assert_eq!(http_get(addr, "/containerLogs/ns/p/a").await, (200, "line 1\nline 2\n".into()));
+        assert_eq!(http_get(addr, "/containerLogs/ns/p/a?tailLines=1").await, (200, "line 2\n".into()));
+        assert_eq!(http_get(addr, "/containerLogs/ns/p/a?previous=true").await, (200, "first run\n".into()));
+        let (code, body) = http_get(addr, "/containerLogs/ns/p/a?timestamps=true&limitBytes=40").await;
+        assert_eq!(code, 200);
+        assert!(body.len() == 40 && body.contains("Z line 1\n"), "{body:?}");
+        let (code, body) = http_get(addr, "/containerLogs/ns/p").await;
+        assert_eq!((code, body.as_str()), (400, "a container name must be specified for pod p, choose one of: [a b]"));
+        assert_eq!(http_get(addr, "/containerLogs/ns/missing/a").await.0, 404);
+        assert_eq!(http_get(addr, "/containerLogs/ns/p/a?tailLines=abc").await.0, 400);
+
+        // follow: the response ends when the run ends.
+        let follow = tokio::spawn(http_get(addr, "/containerLogs/ns/p/a?follow=true"));
+        current.write_chunk(Stream::Stdout, b"line 3\n", Utc::now());
+        current.finish();
+        let (code, body) = follow.await.unwrap();
+        assert_eq!(code, 200);
+        assert!(body.starts_with("line 1\nline 2\n") && body.ends_with("line 3\n"), "{body:?}");
+        stop.cancel();
+    }
 }

@@ -274,7 +274,11 @@ impl Worker {
                         }
                     }
                 }
-                _ = health.changed() => {
+                changed = health.changed() => {
+                    if changed.is_err() {
+                        self.kill_all().await;
+                        return Outcome::Abandoned;
+                    }
                     let h = *health.borrow_and_update();
                     if h != NodeHealth::Healthy {
                         self.kill_all().await;
