@@ -31,6 +31,9 @@ pub struct KubeletArgs {
     /// First container restart back-off delay, in seconds (doubles up to 300).
     #[arg(long, default_value_t = 10.0)]
     pub backoff_seconds: f64,
+    /// Do not emit kubelet/scheduler events (fewer API writes for scale runs).
+    #[arg(long)]
+    pub no_events: bool,
 }
 
 impl KubeletArgs {
@@ -44,6 +47,7 @@ impl KubeletArgs {
             executor: self.executor,
             data_dir: self.data_dir.clone(),
             backoff: Backoff { base, max: Duration::from_secs(300).max(base) },
+            events: !self.no_events,
             ..Default::default()
         }
     }

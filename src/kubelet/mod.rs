@@ -32,9 +32,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::{Node, ObjectReference, Pod};
 use kube::Api;
 use kube::runtime::WatchStreamExt;
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::watcher;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::{JoinHandle, JoinSet};
@@ -65,6 +66,9 @@ pub struct KubeletConfig {
     pub data_dir: Option<PathBuf>,
     /// Also play the scheduler (bind pending pods). On by default.
     pub schedule: bool,
+    /// Emit events as the kubelet and scheduler do (`Scheduled`, `Pulled`, `Created`, `Started`,
+    /// `Killing`, `BackOff`, `Failed`). On by default; turn off for scale runs.
+    pub events: bool,
 }
 
 impl Default for KubeletConfig {
@@ -79,6 +83,7 @@ impl Default for KubeletConfig {
             backoff: Backoff { base: Duration::from_secs(10), max: Duration::from_secs(300) },
             data_dir: None,
             schedule: true,
+            events: true,
         }
     }
 }
@@ -162,13 +167,14 @@ impl Kubelet {
             pods_dir: root.join("pods"),
             backoff: config.backoff,
             shutdown: shutdown.clone(),
+            events: config.events,
         });
         let (commands, commands_rx) = mpsc::unbounded_channel();
         let (bind_tx, bind_rx) = mpsc::unbounded_channel();
         let nodes = slots.iter().map(|s| s.name.clone()).collect();
         let dispatcher = Dispatcher {
             ctx,
-            client,
+            client: client.clone(),
             nodes: slots,
             pods: HashMap::new(),
             pending: VecDeque::new(),
@@ -177,6 +183,9 @@ impl Kubelet {
             bind_tx,
             schedule: config.schedule,
             relist: None,
+            scheduler_events: config.events.then(|| {
+                Recorder::new(client.clone(), Reporter { controller: "default-scheduler".into(), instance: None })
+            }),
         };
         let dispatcher = tokio::spawn(dispatcher.run(commands_rx, bind_rx, shutdown.clone()));
         Ok(Self { nodes, port: addr.port(), commands, shutdown, dispatcher, heartbeats, root, owns_root, logs })
@@ -262,6 +271,8 @@ struct Dispatcher {
     schedule: bool,
     /// Uids seen since a watcher (re)list began.
     relist: Option<HashSet<String>>,
+    /// The scheduler's event recorder, when events are on.
+    scheduler_events: Option<Recorder>,
 }
 
 type BindResult = (String, usize, Result<(), kube::Error>);
@@ -437,6 +448,32 @@ impl Dispatcher {
             Ok(()) => {
                 if entry.node.is_none() {
                     entry.node = Some(node);
+                }
+                if let Some(recorder) = self.scheduler_events.clone() {
+                    let reference = ObjectReference {
+                        api_version: Some("v1".into()),
+                        kind: Some("Pod".into()),
+                        name: Some(entry.name.clone()),
+                        namespace: Some(entry.namespace.clone()),
+                        uid: Some(uid.clone()),
+                        ..Default::default()
+                    };
+                    let note = format!(
+                        "Successfully assigned {}/{} to {}",
+                        entry.namespace, entry.name, self.nodes[node].name
+                    );
+                    let ev = Event {
+                        type_: EventType::Normal,
+                        reason: "Scheduled".into(),
+                        note: Some(note),
+                        action: "Binding".into(),
+                        secondary: None,
+                    };
+                    tokio::spawn(async move {
+                        if let Err(e) = recorder.publish(&ev, &reference).await {
+                            debug!(error = %e, "publishing event failed");
+                        }
+                    });
                 }
             }
             Err(e) => {

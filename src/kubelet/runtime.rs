@@ -23,9 +23,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use k8s_openapi::api::core::v1::{ConfigMap, Container, Pod, PodCondition, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, Container, ObjectReference, Pod, PodCondition, Secret};
 use kube::Api;
 use kube::api::{DeleteParams, PostParams, Preconditions};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -93,6 +94,8 @@ pub struct PodContext {
     pub backoff: Backoff,
     /// Kubelet shutdown.
     pub shutdown: CancellationToken,
+    /// Emit the kubelet's events (Pulled, Created, Started, Killing, BackOff, Failed).
+    pub events: bool,
 }
 
 /// How a worker ended.
@@ -170,6 +173,7 @@ pub struct Worker {
     events_tx: mpsc::UnboundedSender<ContainerEvent>,
     events_rx: mpsc::UnboundedReceiver<ContainerEvent>,
     pod_dir: PathBuf,
+    recorder: Option<Recorder>,
 }
 
 impl Worker {
@@ -185,7 +189,12 @@ impl Worker {
         let (stop_tx, _) = watch::channel(None);
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         let pod_dir = ctx.pods_dir.join(format!("{namespace}_{name}_{uid}"));
+        let node = spec.node_name.clone().unwrap_or_default();
+        let recorder = ctx.events.then(|| {
+            Recorder::new(ctx.client.clone(), Reporter { controller: "kubelet".into(), instance: Some(node) })
+        });
         Self {
+            recorder,
             ctx,
             api,
             name,
@@ -300,7 +309,42 @@ impl Worker {
         }
     }
 
+    /// Publish an event about a container of this pod, in the background.
+    fn event(&self, key: Key, type_: EventType, reason: &str, note: String) {
+        let Some(recorder) = self.recorder.clone() else { return };
+        let field = if key.0 { "initContainers" } else { "containers" };
+        let name = if key.0 { &self.run.init[key.1].name } else { &self.run.main[key.1].name };
+        let reference = ObjectReference {
+            api_version: Some("v1".into()),
+            kind: Some("Pod".into()),
+            name: Some(self.name.clone()),
+            namespace: Some(self.namespace.clone()),
+            uid: Some(self.uid.clone()),
+            field_path: Some(format!("spec.{field}{{{name}}}")),
+            ..Default::default()
+        };
+        let ev = Event { type_, reason: reason.into(), note: Some(note), action: reason.into(), secondary: None };
+        tokio::spawn(async move {
+            if let Err(e) = recorder.publish(&ev, &reference).await {
+                debug!(error = %e, "publishing event failed");
+            }
+        });
+    }
+
+    /// `Killing` events for every running container.
+    fn killing_events(&self) {
+        let running: Vec<(Key, String)> = (self.run.init.iter().enumerate().map(|(i, c)| ((true, i), c)))
+            .chain(self.run.main.iter().enumerate().map(|(i, c)| ((false, i), c)))
+            .filter(|(_, c)| matches!(c.state, RunState::Running { .. }))
+            .map(|(k, c)| (k, c.name.clone()))
+            .collect();
+        for (key, name) in running {
+            self.event(key, EventType::Normal, "Killing", format!("Stopping container {name}"));
+        }
+    }
+
     fn begin_deletion(&mut self) {
+        self.killing_events();
         self.deleting = true;
         self.run.terminal = true;
         self.timers.clear();
@@ -319,6 +363,7 @@ impl Worker {
             && d <= now
             && !self.run.terminal
         {
+            self.killing_events();
             self.run.terminal = true;
             self.run.reason = Some((DEADLINE_REASON.into(), DEADLINE_MESSAGE.into()));
             self.timers.clear();
@@ -337,13 +382,27 @@ impl Worker {
         match ev {
             ContainerEvent::Started { key, at } => {
                 self.record(key).state = RunState::Running { started_at: at };
+                let (name, image) = (self.record(key).name.clone(), self.record(key).image.clone());
+                self.event(
+                    key,
+                    EventType::Normal,
+                    "Pulled",
+                    format!("Container image \"{image}\" already present on machine"),
+                );
+                self.event(key, EventType::Normal, "Created", format!("Created container: {name}"));
+                self.event(key, EventType::Normal, "Started", format!("Started container {name}"));
             }
             ContainerEvent::Exited { key, exit } => {
                 self.active.remove(&key);
+                if matches!(exit.reason.as_str(), "StartError" | "CreateContainerError") {
+                    let msg = exit.message.clone().unwrap_or_default();
+                    self.event(key, EventType::Warning, "Failed", format!("Error: {msg}"));
+                }
                 self.record(key).state = RunState::Terminated(exit);
             }
             ContainerEvent::ConfigError { key, message } => {
                 self.active.remove(&key);
+                self.event(key, EventType::Warning, "Failed", format!("Error: {message}"));
                 let rec = self.record(key);
                 rec.state = RunState::Waiting { reason: "CreateContainerConfigError".into(), message: Some(message) };
                 // Nothing ran: the retry is not a restart.
@@ -422,6 +481,13 @@ impl Worker {
             self.start_container(key);
             return;
         }
+        let cname = self.record(key).name.clone();
+        self.event(
+            key,
+            EventType::Warning,
+            "BackOff",
+            format!("Back-off restarting failed container {cname} in pod {pod}"),
+        );
         let rec = self.record(key);
         rec.state = RunState::Waiting {
             reason: "CrashLoopBackOff".into(),
