@@ -265,6 +265,13 @@ async fn a_failed_node_loses_its_pods() {
         "default",
         pod("after", "Never", json!([{"name": "c", "image": "busybox", "command": ["true"]}])),
     );
+    let after = api
+        .wait_for("pods", "default", "after", |p| p.and_then(|p| condition(p, "PodScheduled")).is_some())
+        .await
+        .unwrap();
+    let sched = condition(&after, "PodScheduled").unwrap();
+    assert_eq!((sched["status"].as_str(), sched["reason"].as_str()), (Some("False"), Some("Unschedulable")));
+    assert!(sched["message"].as_str().unwrap().starts_with("0/1 nodes are available: 1 node(s) had untolerated taint"));
     kubelet.shutdown().await;
     assert!(api.get("pods", "default", "after").unwrap()["spec"]["nodeName"].is_null());
 }
@@ -338,11 +345,13 @@ async fn shutdown_kills_running_processes() {
             "long",
             "Never",
             json!([{"name": "c", "image": "busybox",
-        "command": ["sh", "-c", format!("exec -a {marker} sleep 600")]}]),
+        "command": ["sh", "-c", format!("sleep 600; echo {marker}")]}]),
         ),
     );
     api.wait_for("pods", "default", "long", |p| phase(p) == Some("Running")).await;
+    let pgrep = || std::process::Command::new("pgrep").args(["-f", &marker]).output().unwrap().stdout;
+    assert!(!pgrep().is_empty(), "the pod's shell runs");
     kubelet.shutdown().await;
-    let out = std::process::Command::new("pgrep").args(["-f", &marker]).output().unwrap();
-    assert!(out.stdout.is_empty(), "a process survived shutdown");
+    let out = pgrep();
+    assert!(out.is_empty(), "a process survived shutdown");
 }

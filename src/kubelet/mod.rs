@@ -257,6 +257,7 @@ struct PodEntry {
     queued: bool,
     binding: bool,
     delete_sent: bool,
+    marked_unschedulable: bool,
 }
 
 struct Dispatcher {
@@ -511,7 +512,10 @@ impl Dispatcher {
                     healthy: *n.health.borrow() == NodeHealth::Healthy,
                 })
                 .collect();
-            let Some(idx) = scheduler::pick(&candidates, self.cursor) else { break };
+            let Some(idx) = scheduler::pick(&candidates, self.cursor) else {
+                self.mark_unschedulable(&candidates);
+                break;
+            };
             self.pending.pop_front();
             self.cursor = idx + 1;
             let Some(entry) = self.pods.get_mut(&uid) else { continue };
@@ -524,6 +528,42 @@ impl Dispatcher {
             tokio::spawn(async move {
                 let result = scheduler::bind(&client, &ns, &name, &uid, &node).await;
                 let _ = tx.send((uid, idx, result));
+            });
+        }
+    }
+
+    /// Tell the newly queued pods that no node can take them (each pod once).
+    fn mark_unschedulable(&mut self, candidates: &[scheduler::Candidate]) {
+        let message = scheduler::unschedulable_message(candidates);
+        for uid in self.pending.iter().rev() {
+            let Some(entry) = self.pods.get_mut(uid) else { continue };
+            if entry.marked_unschedulable {
+                break;
+            }
+            entry.marked_unschedulable = true;
+            let (client, ns, name, uid, message) =
+                (self.client.clone(), entry.namespace.clone(), entry.name.clone(), uid.clone(), message.clone());
+            let recorder = self.scheduler_events.clone();
+            tokio::spawn(async move {
+                scheduler::mark_unschedulable(&client, &ns, &name, &uid, &message).await;
+                if let Some(recorder) = recorder {
+                    let reference = ObjectReference {
+                        api_version: Some("v1".into()),
+                        kind: Some("Pod".into()),
+                        name: Some(name),
+                        namespace: Some(ns),
+                        uid: Some(uid),
+                        ..Default::default()
+                    };
+                    let ev = Event {
+                        type_: EventType::Warning,
+                        reason: "FailedScheduling".into(),
+                        note: Some(message),
+                        action: "Scheduling".into(),
+                        secondary: None,
+                    };
+                    let _ = recorder.publish(&ev, &reference).await;
+                }
             });
         }
     }

@@ -7,7 +7,7 @@
 //! `POST pods/{name}/binding` with a `v1 Binding` targeting the node; the server sets `nodeName`
 //! and the `PodScheduled` condition.
 
-use k8s_openapi::api::core::v1::{Binding, ObjectReference, Pod};
+use k8s_openapi::api::core::v1::{Binding, ObjectReference, Pod, PodCondition};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Api;
 use kube::api::PostParams;
@@ -47,6 +47,66 @@ pub fn pick(nodes: &[Candidate], cursor: usize) -> Option<usize> {
         .filter(|&i| nodes[i].healthy && nodes[i].load < nodes[i].capacity)
         // `min_by_key` keeps the first of equal minima: the first at or after the cursor.
         .min_by_key(|&i| nodes[i].load)
+}
+
+/// The scheduler's message for a pod no node can take, in upstream's format, e.g.
+/// `0/2 nodes are available: 1 Too many pods, 1 node(s) had untolerated taint {...}. preemption: ...`.
+pub fn unschedulable_message(nodes: &[Candidate]) -> String {
+    let n = nodes.len();
+    let tainted = nodes.iter().filter(|c| !c.healthy).count();
+    let full = nodes.iter().filter(|c| c.healthy && c.load >= c.capacity).count();
+    let mut parts = Vec::new();
+    if tainted > 0 {
+        parts.push(format!("{tainted} node(s) had untolerated taint {{node.kubernetes.io/unreachable: }}"));
+    }
+    if full > 0 {
+        parts.push(format!("{full} Too many pods"));
+    }
+    parts.sort();
+    if n == 0 {
+        return "no nodes available to schedule pods".into();
+    }
+    let preemption = if full > 0 {
+        let mut p = vec![format!("{full} No preemption victims found for incoming pod")];
+        if tainted > 0 {
+            p.push(format!("{tainted} Preemption is not helpful for scheduling"));
+        }
+        p.sort();
+        p.join(", ")
+    } else {
+        format!("{n} Preemption is not helpful for scheduling")
+    };
+    format!("0/{n} nodes are available: {}. preemption: 0/{n} nodes are available: {preemption}.", parts.join(", "))
+}
+
+/// Record on a pending pod that it cannot be scheduled (`PodScheduled=False`, `Unschedulable`),
+/// as kube-scheduler does; a pod already marked with the same message is left alone.
+pub async fn mark_unschedulable(client: &kube::Client, namespace: &str, name: &str, uid: &str, message: &str) {
+    let api: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    for _ in 0..3 {
+        let Ok(Some(mut pod)) = api.get_opt(name).await else { return };
+        if pod.metadata.uid.as_deref() != Some(uid) || !wants_scheduling(&pod) {
+            return;
+        }
+        let status = pod.status.get_or_insert_with(Default::default);
+        let conditions = status.conditions.get_or_insert_with(Vec::new);
+        if conditions.iter().any(|c| c.type_ == "PodScheduled" && c.message.as_deref() == Some(message)) {
+            return;
+        }
+        conditions.retain(|c| c.type_ != "PodScheduled");
+        conditions.push(PodCondition {
+            type_: "PodScheduled".into(),
+            status: "False".into(),
+            reason: Some("Unschedulable".into()),
+            message: Some(message.to_string()),
+            last_transition_time: Some(super::status::time(chrono::Utc::now())),
+            ..Default::default()
+        });
+        match api.replace_status(name, &PostParams::default(), &pod).await {
+            Err(kube::Error::Api(e)) if e.code == 409 => continue,
+            _ => return,
+        }
+    }
 }
 
 /// Bind a pod to a node.
@@ -95,6 +155,19 @@ mod tests {
         let full = vec![c("a", 2, 2, true), c("b", 0, 5, false)];
         assert_eq!(pick(&full, 0), None);
         assert_eq!(pick(&[], 3), None);
+    }
+
+    #[test]
+    fn unschedulable_messages_follow_upstream() {
+        assert_eq!(
+            unschedulable_message(&[c("a", 2, 2, true)]),
+            "0/1 nodes are available: 1 Too many pods. preemption: 0/1 nodes are available: 1 No preemption victims found for incoming pod."
+        );
+        assert_eq!(
+            unschedulable_message(&[c("a", 2, 2, true), c("b", 0, 2, false)]),
+            "0/2 nodes are available: 1 Too many pods, 1 node(s) had untolerated taint {node.kubernetes.io/unreachable: }. \
+             preemption: 0/2 nodes are available: 1 No preemption victims found for incoming pod, 1 Preemption is not helpful for scheduling."
+        );
     }
 
     #[test]
