@@ -360,6 +360,22 @@ impl LogStore {
         let path =
             self.root.join(format!("{namespace}_{pod}_{uid}")).join(container).join(format!("{restart_count}.log"));
         let file = LogFile::create(path)?;
+        self.push_run(namespace, pod, uid, container, file.clone());
+        Ok(file)
+    }
+
+    /// Record a run that prints nothing, without touching the disk (the simulate executor's
+    /// default): its log reads as empty.
+    pub fn begin_silent_run(&self, namespace: &str, pod: &str, uid: &str, container: &str) {
+        let file = Arc::new(LogFile {
+            path: PathBuf::new(),
+            file: Mutex::new(None),
+            progress: watch::channel(LogProgress { writes: 0, done: true }).0,
+        });
+        self.push_run(namespace, pod, uid, container, file);
+    }
+
+    fn push_run(&self, namespace: &str, pod: &str, uid: &str, container: &str, file: Arc<LogFile>) {
         let mut pods = self.pods.lock().unwrap_or_else(|e| e.into_inner());
         let entry = pods.entry((namespace.to_string(), pod.to_string())).or_insert_with(|| PodLogs {
             uid: uid.to_string(),
@@ -368,10 +384,9 @@ impl LogStore {
         });
         let runs = entry.runs.entry(container.to_string()).or_default();
         if let Some(old) = runs.previous.take() {
-            let _ = std::fs::remove_file(old.path());
+            remove_file(&old);
         }
-        runs.previous = runs.current.replace(file.clone());
-        Ok(file)
+        runs.previous = runs.current.replace(file);
     }
 
     /// Forget a pod and delete its files (only if the uid matches, or any uid when `None`).
@@ -421,10 +436,16 @@ impl LogStore {
     }
 }
 
+fn remove_file(f: &LogFile) {
+    if !f.path.as_os_str().is_empty() {
+        let _ = std::fs::remove_file(&f.path);
+    }
+}
+
 fn remove_files(logs: &PodLogs) {
     for runs in logs.runs.values() {
         for f in [&runs.current, &runs.previous].into_iter().flatten() {
-            let _ = std::fs::remove_file(f.path());
+            remove_file(f);
         }
     }
 }
@@ -439,6 +460,7 @@ pub fn read_stream(file: Arc<LogFile>, opts: LogOptions) -> tokio::sync::mpsc::R
         let mut done = progress.borrow_and_update().done;
         let data = match tokio::fs::read(file.path()).await {
             Ok(d) => d,
+            Err(_) if file.path().as_os_str().is_empty() => Vec::new(),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
             Err(e) => {
                 let _ = tx.send(Err(e)).await;
@@ -628,6 +650,18 @@ mod tests {
         store.remove_pod("ns", "p", Some("u1"));
         assert_eq!(store.pod_count(), 0);
         assert!(!third.path().exists());
+    }
+
+    #[tokio::test]
+    async fn a_silent_run_reads_as_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LogStore::new(dir.path().to_path_buf());
+        store.register_pod("ns", "p", "u", vec!["c".into()]);
+        store.begin_silent_run("ns", "p", "u", "c");
+        let file = store.lookup("ns", "p", None, false).unwrap();
+        let mut rx = read_stream(file, LogOptions { follow: true, ..Default::default() });
+        assert!(rx.recv().await.is_none());
+        store.remove_pod("ns", "p", None);
     }
 
     #[test]

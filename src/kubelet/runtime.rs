@@ -759,7 +759,18 @@ impl ContainerTask {
     async fn run_simulated(&mut self) -> Option<ExitInfo> {
         let annotations = self.pod.metadata.annotations.clone().unwrap_or_default();
         let wants_log = annotations.contains_key(simulate::LOGS);
-        let log = if wants_log { self.log() } else { None };
+        let log = if wants_log {
+            self.log()
+        } else {
+            let meta = &self.pod.metadata;
+            self.ctx.logs.begin_silent_run(
+                meta.namespace.as_deref().unwrap_or_default(),
+                meta.name.as_deref().unwrap_or_default(),
+                meta.uid.as_deref().unwrap_or_default(),
+                &self.container.name,
+            );
+            None
+        };
         match SimulateExecutor.start(&annotations, self.restart_count, log) {
             Ok(run) => {
                 let _ = self.events.send(ContainerEvent::Started { key: self.key, at: run.started_at() });
