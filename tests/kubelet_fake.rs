@@ -189,6 +189,32 @@ async fn init_containers_run_first_in_order() {
 }
 
 #[tokio::test]
+async fn a_sidecar_runs_alongside_and_is_stopped_when_the_main_container_ends() {
+    let (api, client) = FakeApi::start().await;
+    let kubelet = Kubelet::start(client, config(ExecutorKind::Process)).await.unwrap();
+    let mut p = pod(
+        "sidecar",
+        "Never",
+        json!([{"name": "main", "image": "busybox",
+        "command": ["sh", "-c", "while [ ! -f ready ]; do sleep 0.05; done; echo main saw sidecar"]}]),
+    );
+    p["spec"]["initContainers"] = json!([{"name": "proxy", "image": "busybox", "restartPolicy": "Always",
+        "command": ["sh", "-c", "touch ready; exec sleep 600"]}]);
+    api.create("pods", "default", p);
+    let p = api
+        .wait_for("pods", "default", "sidecar", |p| {
+            terminal(p) && p.is_some_and(|p| p["status"]["initContainerStatuses"][0]["state"]["terminated"].is_object())
+        })
+        .await
+        .unwrap();
+    assert_eq!(phase(Some(&p)), Some("Succeeded"), "a sidecar killed at the end does not fail the pod");
+    assert_eq!(p["status"]["initContainerStatuses"][0]["state"]["terminated"]["exitCode"], 143);
+    let (_, log) = http_get(kubelet.log_port(), "/containerLogs/default/sidecar/main").await;
+    assert_eq!(log, "main saw sidecar\n");
+    kubelet.shutdown().await;
+}
+
+#[tokio::test]
 async fn graceful_deletion_kills_the_process_and_confirms() {
     let (api, client) = FakeApi::start().await;
     let kubelet = Kubelet::start(client, config(ExecutorKind::Process)).await.unwrap();

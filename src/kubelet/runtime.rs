@@ -169,7 +169,12 @@ pub struct Worker {
     timers: HashMap<Key, Instant>,
     deadline: Option<Instant>,
     deleting: bool,
-    stop_tx: watch::Sender<StopRequest>,
+    /// Per running container: its stop request channel.
+    stops: HashMap<Key, watch::Sender<StopRequest>>,
+    /// Set once the pod is being torn down: how long containers get.
+    stop_all: Option<Duration>,
+    /// The regular containers are done and the sidecars are being stopped.
+    sidecars_stopping: bool,
     events_tx: mpsc::UnboundedSender<ContainerEvent>,
     events_rx: mpsc::UnboundedReceiver<ContainerEvent>,
     pod_dir: PathBuf,
@@ -186,7 +191,6 @@ impl Worker {
         let spec = pod.spec.clone().unwrap_or_default();
         let mut run = PodRun::new(&spec, Utc::now());
         restore(&mut run, &pod);
-        let (stop_tx, _) = watch::channel(None);
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         let pod_dir = ctx.pods_dir.join(format!("{namespace}_{name}_{uid}"));
         let node = spec.node_name.clone().unwrap_or_default();
@@ -206,7 +210,9 @@ impl Worker {
             timers: HashMap::new(),
             deadline: None,
             deleting: false,
-            stop_tx,
+            stops: HashMap::new(),
+            stop_all: None,
+            sidecars_stopping: false,
             events_tx,
             events_rx,
             pod_dir,
@@ -354,7 +360,7 @@ impl Worker {
             .deletion_grace_period_seconds
             .or_else(|| self.latest.spec.as_ref().and_then(|s| s.termination_grace_period_seconds))
             .unwrap_or(30);
-        self.stop_tx.send_replace(Some(Duration::from_secs(grace.max(0) as u64)));
+        self.stop_everything(Duration::from_secs(grace.max(0) as u64));
     }
 
     fn fire_timers(&mut self) {
@@ -368,7 +374,7 @@ impl Worker {
             self.run.reason = Some((DEADLINE_REASON.into(), DEADLINE_MESSAGE.into()));
             self.timers.clear();
             let grace = self.latest.spec.as_ref().and_then(|s| s.termination_grace_period_seconds).unwrap_or(30);
-            self.stop_tx.send_replace(Some(Duration::from_secs(grace.max(0) as u64)));
+            self.stop_everything(Duration::from_secs(grace.max(0) as u64));
             return;
         }
         let due: Vec<Key> = self.timers.iter().filter(|(_, t)| **t <= now).map(|(k, _)| *k).collect();
@@ -394,6 +400,7 @@ impl Worker {
             }
             ContainerEvent::Exited { key, exit } => {
                 self.active.remove(&key);
+                self.stops.remove(&key);
                 if matches!(exit.reason.as_str(), "StartError" | "CreateContainerError") {
                     let msg = exit.message.clone().unwrap_or_default();
                     self.event(key, EventType::Warning, "Failed", format!("Error: {msg}"));
@@ -402,6 +409,7 @@ impl Worker {
             }
             ContainerEvent::ConfigError { key, message } => {
                 self.active.remove(&key);
+                self.stops.remove(&key);
                 self.event(key, EventType::Warning, "Failed", format!("Error: {message}"));
                 let rec = self.record(key);
                 rec.state = RunState::Waiting { reason: "CreateContainerConfigError".into(), message: Some(message) };
@@ -420,20 +428,41 @@ impl Worker {
             return self.active.is_empty();
         }
         let policy = self.restart_policy.clone();
-        // Init containers, one at a time, in order.
-        if let Some(i) = self.run.init.iter().position(|c| c.exit().is_none_or(|e| e.exit_code != 0)) {
+        // Init containers, one at a time, in order. A sidecar (an init container with
+        // `restartPolicy: Always`) only has to be running for the next one to start, and restarts
+        // whenever it stops until the regular containers are done.
+        for i in 0..self.run.init.len() {
             let key = (true, i);
-            if self.active.contains_key(&key) || self.timers.contains_key(&key) {
+            let busy = self.active.contains_key(&key) || self.timers.contains_key(&key);
+            let state = self.run.init[i].state.clone();
+            let never_started = self.run.init[i].last.is_none() && self.run.init[i].container_id.is_none();
+            if self.is_sidecar(i) {
+                if self.sidecars_stopping {
+                    continue;
+                }
+                // Once the regular containers have started, a restarting sidecar holds nothing up.
+                let main_started = self.run.main.iter().any(|c| c.container_id.is_some());
+                match state {
+                    RunState::Running { .. } => continue,
+                    _ if busy => {}
+                    RunState::Waiting { .. } if never_started => self.start_container(key),
+                    _ => self.schedule_restart(key),
+                }
+                if main_started {
+                    continue;
+                }
                 return false;
             }
-            match self.run.init[i].state.clone() {
-                RunState::Terminated(_) if policy == "Never" => return true,
+            if self.run.init[i].exit().is_some_and(|e| e.exit_code == 0) {
+                continue;
+            }
+            if busy {
+                return false;
+            }
+            match state {
+                RunState::Terminated(_) if policy == "Never" => return self.stop_sidecars(),
                 RunState::Terminated(_) => self.schedule_restart(key),
-                RunState::Waiting { .. }
-                    if self.run.init[i].last.is_none() && self.run.init[i].container_id.is_none() =>
-                {
-                    self.start_container(key)
-                }
+                RunState::Waiting { .. } if never_started => self.start_container(key),
                 RunState::Waiting { .. } => self.schedule_restart(key),
                 RunState::Running { .. } => {}
             }
@@ -465,7 +494,26 @@ impl Worker {
                 }
             }
         }
-        all_done
+        all_done && self.stop_sidecars()
+    }
+
+    /// The regular containers are done: stop the sidecars (SIGTERM, the pod's grace period). True
+    /// once none is running.
+    fn stop_sidecars(&mut self) -> bool {
+        if !self.sidecars_stopping {
+            self.sidecars_stopping = true;
+            let grace = self.latest.spec.as_ref().and_then(|s| s.termination_grace_period_seconds).unwrap_or(30);
+            let grace = Duration::from_secs(grace.max(0) as u64);
+            for i in 0..self.run.init.len() {
+                if self.is_sidecar(i) {
+                    self.timers.remove(&(true, i));
+                    if let Some(tx) = self.stops.get(&(true, i)) {
+                        tx.send_replace(Some(grace));
+                    }
+                }
+            }
+        }
+        !(0..self.run.init.len()).any(|i| self.is_sidecar(i) && self.active.contains_key(&(true, i)))
     }
 
     /// Restart a stopped container after its back-off delay, showing `CrashLoopBackOff` meanwhile.
@@ -511,6 +559,8 @@ impl Worker {
         rec.container_id = Some(format!("jobwright://{}", uuid::Uuid::new_v4().simple()));
         rec.state = RunState::Waiting { reason: "ContainerCreating".into(), message: None };
         self.active.insert(key, ());
+        let (stop_tx, stop_rx) = watch::channel(self.stop_all);
+        self.stops.insert(key, stop_tx);
         let task = ContainerTask {
             ctx: self.ctx.clone(),
             pod: self.latest.clone(),
@@ -518,14 +568,27 @@ impl Worker {
             container,
             restart_count,
             pod_dir: self.pod_dir.clone(),
-            stop: self.stop_tx.subscribe(),
+            stop: stop_rx,
             events: self.events_tx.clone(),
         };
         tokio::spawn(task.run());
     }
 
+    /// Ask every container to stop within `grace` (a shorter grace than an earlier request wins).
+    fn stop_everything(&mut self, grace: Duration) {
+        let grace = self.stop_all.map_or(grace, |g| g.min(grace));
+        self.stop_all = Some(grace);
+        for tx in self.stops.values() {
+            tx.send_replace(Some(grace));
+        }
+    }
+
+    fn is_sidecar(&self, i: usize) -> bool {
+        self.run.init.get(i).is_some_and(|c| c.sidecar)
+    }
+
     async fn kill_all(&mut self) {
-        self.stop_tx.send_replace(Some(Duration::ZERO));
+        self.stop_everything(Duration::ZERO);
         self.timers.clear();
         while !self.active.is_empty() {
             match self.events_rx.recv().await {

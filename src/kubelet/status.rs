@@ -61,6 +61,8 @@ pub struct ContainerRun {
     pub last: Option<ExitInfo>,
     /// `jobwright://<id>` of the current (or last) run.
     pub container_id: Option<String>,
+    /// A sidecar: an init container with `restartPolicy: Always`.
+    pub sidecar: bool,
 }
 
 impl ContainerRun {
@@ -73,6 +75,7 @@ impl ContainerRun {
             state: RunState::Waiting { reason: waiting_reason.into(), message: None },
             last: None,
             container_id: None,
+            sidecar: c.restart_policy.as_deref() == Some("Always"),
         }
     }
 
@@ -200,12 +203,12 @@ fn container_status(c: &ContainerRun, init: bool) -> ContainerStatus {
                 running: Some(ContainerStateRunning { started_at: Some(time(*started_at)) }),
                 ..Default::default()
             },
-            !init,
+            !init || c.sidecar,
             true,
         ),
         RunState::Terminated(e) => (
             ContainerState { terminated: Some(to_terminated(e)), ..Default::default() },
-            init && e.exit_code == 0,
+            init && !c.sidecar && e.exit_code == 0,
             false,
         ),
     };
@@ -233,6 +236,15 @@ pub fn phase(restart_policy: &str, run: &PodRun) -> &'static str {
     let mut pending_init = 0;
     let mut failed_init = 0;
     for c in &run.init {
+        if c.sidecar {
+            // Sidecars only gate the start; once running (or after the regular containers
+            // started) they do not count.
+            let started = matches!(c.state, RunState::Running { .. }) || c.container_id.is_some() && c.last.is_some();
+            if !started && !run.main.iter().any(|m| m.container_id.is_some()) {
+                pending_init += 1;
+            }
+            continue;
+        }
         match &c.state {
             RunState::Running { .. } => pending_init += 1,
             RunState::Terminated(e) if e.exit_code != 0 => failed_init += 1,
@@ -332,8 +344,10 @@ fn kubelet_conditions(spec: &PodSpec, run: &PodRun, phase: &str) -> Vec<PodCondi
         "Failed" => cond("ContainersReady", false, Some("PodFailed"), None),
         _ => {
             let unready: Vec<String> = run
-                .main
+                .init
                 .iter()
+                .filter(|c| c.sidecar)
+                .chain(run.main.iter())
                 .filter(|c| !matches!(c.state, RunState::Running { .. }))
                 .map(|c| c.name.clone())
                 .collect();
@@ -482,6 +496,7 @@ mod tests {
             state: s,
             last: None,
             container_id: Some(format!("jobwright://{prefix}{i}")),
+            sidecar: false,
         };
         PodRun {
             init: init.into_iter().enumerate().map(|(i, s)| mk(i, s, "init")).collect(),
@@ -624,6 +639,20 @@ mod tests {
             run.terminal = c.terminal;
             assert_eq!(phase(c.policy, &run), c.want, "{}", c.name);
         }
+    }
+
+    #[test]
+    fn sidecars_do_not_decide_the_phase() {
+        let mut run = run_of(vec![running()], vec![done(0)]);
+        run.init[0].sidecar = true;
+        assert_eq!(phase("Never", &run), "Succeeded");
+        run.init[0].state = done(143);
+        assert_eq!(phase("Never", &run), "Succeeded");
+        let mut starting = run_of(vec![waiting()], vec![waiting()]);
+        starting.init[0].sidecar = true;
+        starting.init[0].container_id = None;
+        starting.main[0].container_id = None;
+        assert_eq!(phase("Never", &starting), "Pending");
     }
 
     #[test]
