@@ -381,3 +381,48 @@ async fn shutdown_kills_running_processes() {
     let out = pgrep();
     assert!(out.is_empty(), "a process survived shutdown");
 }
+
+#[tokio::test]
+async fn pods_running_under_an_earlier_kubelet_are_recovered() {
+    let (api, client) = FakeApi::start().await;
+    let running = json!({"phase": "Running", "startTime": "2024-01-01T00:00:00Z", "containerStatuses": [
+        {"name": "c", "image": "busybox", "imageID": "", "ready": true, "restartCount": 0,
+         "containerID": "jobwright://old", "state": {"running": {"startedAt": "2024-01-01T00:00:00Z"}}}]});
+    let mut never = pod("never", "Never", json!([{"name": "c", "image": "busybox", "command": ["true"]}]));
+    never["spec"]["nodeName"] = json!("jobwright-node-0");
+    never["status"] = running.clone();
+    let mut retry = pod("retry", "OnFailure", json!([{"name": "c", "image": "busybox", "command": ["true"]}]));
+    retry["spec"]["nodeName"] = json!("jobwright-node-0");
+    retry["status"] = running;
+    api.create("pods", "default", never);
+    api.create("pods", "default", retry);
+    let kubelet = Kubelet::start(client, config(ExecutorKind::Process)).await.unwrap();
+    let p = api.wait_for("pods", "default", "never", terminal).await.unwrap();
+    assert_eq!(phase(Some(&p)), Some("Failed"), "its process died with the old kubelet");
+    let t = &p["status"]["containerStatuses"][0]["state"]["terminated"];
+    assert_eq!((t["exitCode"].as_i64(), t["reason"].as_str()), (Some(137), Some("ContainerStatusUnknown")));
+    let p = api.wait_for("pods", "default", "retry", terminal).await.unwrap();
+    assert_eq!(phase(Some(&p)), Some("Succeeded"));
+    assert_eq!(p["status"]["containerStatuses"][0]["restartCount"], 1);
+    assert_eq!(p["status"]["startTime"], "2024-01-01T00:00:00Z", "startTime is kept");
+    kubelet.shutdown().await;
+}
+
+/// Not a benchmark (the fake API is naive): a smoke run of many simulated pods, printing the time.
+#[tokio::test]
+#[ignore]
+async fn many_simulated_pods() {
+    let (api, client) = FakeApi::start().await;
+    let cfg = KubeletConfig { nodes: 4, pods_per_node: 110, events: false, ..config(ExecutorKind::Simulate) };
+    let kubelet = Kubelet::start(client, cfg).await.unwrap();
+    let n = 2000;
+    let start = std::time::Instant::now();
+    for i in 0..n {
+        api.create("pods", "default", pod(&format!("p{i}"), "Never", json!([{"name": "c", "image": "x"}])));
+    }
+    for i in 0..n {
+        api.wait_for("pods", "default", &format!("p{i}"), terminal).await;
+    }
+    println!("{n} pods in {:?}", start.elapsed());
+    kubelet.shutdown().await;
+}
