@@ -303,6 +303,23 @@ async fn a_failed_node_loses_its_pods() {
 }
 
 #[tokio::test]
+async fn annotating_a_node_fails_it() {
+    let (api, client) = FakeApi::start().await;
+    let kubelet = Kubelet::start(client, config(ExecutorKind::Process)).await.unwrap();
+    api.create(
+        "pods",
+        "default",
+        pod("victim", "Never", json!([{"name": "c", "image": "busybox", "command": ["sleep", "600"]}])),
+    );
+    api.wait_for("pods", "default", "victim", |p| phase(p) == Some("Running")).await;
+    let mut node = api.get("nodes", "", "jobwright-node-0").unwrap();
+    node["metadata"]["annotations"] = json!({"jobwright.dev/fail-node": "true"});
+    api.replace("nodes", "", "jobwright-node-0", node);
+    api.wait_for("pods", "default", "victim", |p| p.is_none()).await;
+    kubelet.shutdown().await;
+}
+
+#[tokio::test]
 async fn deleting_the_node_orphans_its_pods() {
     let (api, client) = FakeApi::start().await;
     let kubelet = Kubelet::start(client, config(ExecutorKind::Process)).await.unwrap();

@@ -9,8 +9,10 @@
 //! - each pod bound to one of our nodes gets a pod worker ([`runtime`]) that runs its containers
 //!   with the configured executor ([`process`] or [`simulate`]) and writes its status (computed by
 //!   the pure [`status`]); the dispatcher forwards later versions of the pod (deletion) to it;
-//! - [`Kubelet::fail_node`] (or `kubectl delete node`) makes a node's pods lost as on a real cluster:
-//!   processes killed, `DisruptionTarget` condition, `Failed`, force-deleted.
+//! - [`Kubelet::fail_node`] (or `kubectl annotate node NAME jobwright.dev/fail-node=true`) makes a
+//!   node's pods lost as on a real cluster: processes killed, `DisruptionTarget` condition
+//!   (`DeletionByTaintManager`), `Failed`, force-deleted; `kubectl delete node NAME` does the same
+//!   with pod GC's reason (`DeletionByPodGC`).
 //!
 //! One bad pod never stalls the others: each worker is its own task, and every API error is
 //! logged and retried or skipped, never unwrapped. [`Kubelet::shutdown`] kills every process it
@@ -299,6 +301,14 @@ impl Dispatcher {
                 },
                 ev = nodes.next() => match ev {
                     Some(Ok(watcher::Event::Delete(n))) => self.on_node_deleted(n.metadata.name.as_deref().unwrap_or_default()),
+                    Some(Ok(watcher::Event::Apply(n) | watcher::Event::InitApply(n))) => {
+                        let fail = n.metadata.annotations.as_ref().and_then(|a| a.get(node::FAIL_ANNOTATION));
+                        if fail.is_some_and(|v| v == "true")
+                            && let Err(e) = self.fail_node(n.metadata.name.as_deref().unwrap_or_default())
+                        {
+                            debug!(error = %e, "node failure request ignored");
+                        }
+                    }
                     Some(Ok(_)) => {}
                     Some(Err(e)) => debug!(error = %e, "node watch error"),
                     None => break,

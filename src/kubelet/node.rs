@@ -29,6 +29,9 @@ use super::status::{LOCAL_IP, time};
 
 /// Namespace of node leases.
 pub const LEASE_NAMESPACE: &str = "kube-node-lease";
+/// Annotation that fails a node on demand: `kubectl annotate node NAME jobwright.dev/fail-node=true`.
+/// Cleared when the node registers again.
+pub const FAIL_ANNOTATION: &str = "jobwright.dev/fail-node";
 /// Taint key the node lifecycle controller puts on unreachable nodes.
 pub const UNREACHABLE_TAINT: &str = "node.kubernetes.io/unreachable";
 
@@ -167,11 +170,13 @@ pub async fn register(client: &kube::Client, cfg: &NodeConfig) -> Result<(), kub
         },
     };
     let taints = node.spec.as_ref().and_then(|s| s.taints.clone()).unwrap_or_default();
-    if taints.iter().any(|t| t.key == UNREACHABLE_TAINT)
-        || node.spec.as_ref().is_some_and(|s| s.unschedulable == Some(true))
-    {
+    let failed = node.metadata.annotations.as_ref().is_some_and(|a| a.contains_key(FAIL_ANNOTATION));
+    if failed || taints.iter().any(|t| t.key == UNREACHABLE_TAINT) {
         let spec = node.spec.get_or_insert_with(Default::default);
         spec.taints = Some(taints.into_iter().filter(|t| t.key != UNREACHABLE_TAINT).collect());
+        if let Some(a) = node.metadata.annotations.as_mut() {
+            a.remove(FAIL_ANNOTATION);
+        }
         node = api.replace(&cfg.name, &PostParams::default(), &node).await?;
     }
     let mut status = node_status(cfg);

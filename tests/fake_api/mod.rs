@@ -151,6 +151,12 @@ impl FakeApi {
         self.commit(&mut inner, key, obj, "MODIFIED");
     }
 
+    /// Replace an object (no resourceVersion check).
+    pub fn replace(&self, resource: &str, ns: &str, name: &str, obj: Value) {
+        let mut inner = self.inner.lock().unwrap();
+        self.commit(&mut inner, (resource.into(), ns.into(), name.into()), obj, "MODIFIED");
+    }
+
     /// Delete an object outright.
     pub fn delete_now(&self, resource: &str, ns: &str, name: &str) {
         let mut inner = self.inner.lock().unwrap();
