@@ -151,6 +151,28 @@ async fn never_policy_failure_and_env_expansion() {
 }
 
 #[tokio::test]
+async fn fallback_to_logs_on_error_fills_the_termination_message() {
+    let (api, client) = FakeApi::start().await;
+    let kubelet = Kubelet::start(client, config(ExecutorKind::Process)).await.unwrap();
+    api.create(
+        "pods",
+        "default",
+        pod(
+            "msg",
+            "Never",
+            json!([{"name": "c", "image": "perl",
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+        "command": ["sh", "-c", "echo 'Math::BigInt: something broke' >&2; exit 255"]}]),
+        ),
+    );
+    let p = api.wait_for("pods", "default", "msg", terminal).await.unwrap();
+    let t = &p["status"]["containerStatuses"][0]["state"]["terminated"];
+    assert_eq!(t["exitCode"], 255);
+    assert_eq!(t["message"], "Math::BigInt: something broke\n");
+    kubelet.shutdown().await;
+}
+
+#[tokio::test]
 async fn unknown_entrypoint_and_missing_binary_fail_clearly() {
     let (api, client) = FakeApi::start().await;
     let kubelet = Kubelet::start(client, config(ExecutorKind::Process)).await.unwrap();

@@ -244,6 +244,13 @@ fn render_line(line: &LogLine, timestamps: bool, out: &mut Vec<u8>) {
     }
 }
 
+/// The termination message taken from a log (`FallbackToLogsOnError`): the last 80 lines, cut at
+/// 2048 bytes, as upstream reads it.
+pub fn termination_message(data: &[u8]) -> String {
+    let opts = LogOptions { tail_lines: Some(80), limit_bytes: Some(2048), ..Default::default() };
+    String::from_utf8_lossy(&render(&parse_all(data), &opts, Utc::now())).into_owned()
+}
+
 fn parse_all(data: &[u8]) -> Vec<LogLine> {
     data.split(|b| *b == b'\n').filter(|l| !l.is_empty()).filter_map(parse_line).collect()
 }
@@ -616,6 +623,18 @@ mod tests {
         assert_eq!(render(&lines, &limit, now), b"line 0\nli");
         let zero_tail = LogOptions { tail_lines: Some(0), ..Default::default() };
         assert!(render(&lines, &zero_tail, now).is_empty());
+    }
+
+    #[test]
+    fn termination_message_is_the_log_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = LogFile::create(dir.path().join("0.log")).unwrap();
+        for i in 0..100 {
+            f.write_chunk(Stream::Stderr, format!("line {i}\n").as_bytes(), Utc::now());
+        }
+        let msg = termination_message(&std::fs::read(f.path()).unwrap());
+        assert!(msg.starts_with("line 20\n") && msg.ends_with("line 99\n"), "{msg}");
+        assert_eq!(msg.lines().count(), 80);
     }
 
     #[test]

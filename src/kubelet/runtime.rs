@@ -939,10 +939,20 @@ impl ContainerTask {
             log.finish();
             return Some(ExitInfo::from_code(137, Utc::now(), Utc::now()));
         }
+        let log_path = log.path().to_path_buf();
         match ProcessExecutor.start(&spec, log) {
             Ok(p) => {
                 let _ = self.events.send(ContainerEvent::Started { key, at: p.started_at() });
-                Some(p.wait(&mut self.stop).await)
+                let mut exit = p.wait(&mut self.stop).await;
+                // `terminationMessagePolicy: FallbackToLogsOnError`: a failed container's message is
+                // the tail of its log (upstream: last 80 lines, at most 2048 bytes).
+                let fallback = self.container.termination_message_policy.as_deref() == Some("FallbackToLogsOnError");
+                if fallback && exit.exit_code != 0 && exit.message.is_none() {
+                    let data = tokio::fs::read(&log_path).await.unwrap_or_default();
+                    let message = super::logs::termination_message(&data);
+                    exit.message = (!message.is_empty()).then_some(message);
+                }
+                Some(exit)
             }
             Err(exit) => Some(exit),
         }
