@@ -3,6 +3,8 @@
 //! precondition). It lets the kubelet be tested on its own, independent of jobwright's real API
 //! server; it is not a conformance target.
 
+#![allow(dead_code)] // each test crate uses a different part of the fake
+
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
@@ -52,13 +54,20 @@ fn kind_of(resource: &str) -> (&'static str, &'static str) {
 impl FakeApi {
     /// Start on 127.0.0.1:0; returns the state and a client for it.
     pub async fn start() -> (Self, kube::Client) {
+        let (api, client, _) = Self::start_with_url().await;
+        (api, client)
+    }
+
+    /// Like [`start`](Self::start), also returning the server's URL.
+    pub async fn start_with_url() -> (Self, kube::Client, String) {
         let api = Self { inner: Arc::default(), events: broadcast::channel(100_000).0 };
         let app = Router::new().fallback(handle).with_state(api.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        let config = kube::Config::new(format!("http://{addr}").parse().unwrap());
-        (api, kube::Client::try_from(config).unwrap())
+        let url = format!("http://{addr}");
+        let config = kube::Config::new(url.parse().unwrap());
+        (api, kube::Client::try_from(config).unwrap(), url)
     }
 
     fn commit(&self, inner: &mut Inner, key: Key, mut obj: Value, kind: &'static str) -> Value {
