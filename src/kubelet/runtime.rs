@@ -388,7 +388,9 @@ impl Worker {
         match ev {
             ContainerEvent::Started { key, at } => {
                 self.record(key).state = RunState::Running { started_at: at };
-                let (name, image) = (self.record(key).name.clone(), self.record(key).image.clone());
+                let name = self.record(key).name.clone();
+                // The event names the image as written in the spec, not the normalised reference.
+                let image = self.container(key).and_then(|c| c.image).unwrap_or_default();
                 self.event(
                     key,
                     EventType::Normal,
