@@ -97,6 +97,21 @@ async fn a_bare_pod_is_scheduled_runs_and_succeeds() {
 
     let (code, body) = http_get(kubelet.log_port(), "/containerLogs/default/hello/hello").await;
     assert_eq!((code, body.as_str()), (200, "Hello, World!\n"));
+
+    // The scheduler's and the kubelet's events, as `kubectl describe pod` shows them.
+    let wanted = [
+        ("Scheduled", "Successfully assigned default/hello to jobwright-node-0"),
+        ("Pulled", "Container image \"busybox\" already present on machine"),
+        ("Created", "Created container: hello"),
+        ("Started", "Started container hello"),
+    ];
+    api.wait_until("pod events", |api| {
+        let events = api.list("events");
+        wanted.iter().all(|(reason, note)| {
+            events.iter().any(|e| e["reason"] == *reason && e["note"] == *note && e["regarding"]["name"] == "hello")
+        })
+    })
+    .await;
     kubelet.shutdown().await;
 }
 

@@ -149,6 +149,23 @@ impl FakeApi {
         self.inner.lock().unwrap().history.iter().map(|(_, r, t, o)| (r.clone(), *t, o.clone())).collect()
     }
 
+    /// All objects of a resource.
+    pub fn list(&self, resource: &str) -> Vec<Value> {
+        let inner = self.inner.lock().unwrap();
+        inner.objects.iter().filter(|((r, ..), _)| r == resource).map(|(_, v)| v.clone()).collect()
+    }
+
+    /// Wait until `pred` holds for the store, watching the change feed.
+    pub async fn wait_until(&self, what: &str, pred: impl Fn(&Self) -> bool) {
+        let mut rx = self.events.subscribe();
+        while !pred(self) {
+            tokio::time::timeout(std::time::Duration::from_secs(30), rx.recv())
+                .await
+                .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+                .unwrap();
+        }
+    }
+
     /// Mark a pod for graceful deletion, as kube-apiserver does for a scheduled, unfinished pod.
     pub fn delete_gracefully(&self, ns: &str, name: &str, grace: i64) {
         let mut inner = self.inner.lock().unwrap();
@@ -229,9 +246,6 @@ async fn handle(
         (Method::POST, None, _) => {
             if api.get(&resource, &ns, body["metadata"]["name"].as_str().unwrap_or_default()).is_some() {
                 return status(409, "AlreadyExists", "already exists");
-            }
-            if resource == "events" {
-                return (StatusCode::CREATED, axum::Json(body)).into_response();
             }
             (StatusCode::CREATED, axum::Json(api.create(&resource, &ns, body))).into_response()
         }
