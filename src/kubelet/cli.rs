@@ -1,6 +1,6 @@
 //! `jobwright kubelet`: the node simulator alone, against any API server.
 //!
-//! `main.rs` only parses [`KubeletArgs`] and calls [`main`].
+//! `main.rs` only parses [`KubeletArgs`] and calls [`run`].
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -67,52 +67,17 @@ pub async fn client(path: Option<&std::path::Path>) -> Result<kube::Client, Stri
     kube::Client::try_from(config).map_err(|e| e.to_string())
 }
 
-async fn wait_for_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
-    }
-}
-
-/// Run the node simulator until SIGINT/SIGTERM; the process exit code.
-pub fn main(args: KubeletArgs) -> i32 {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,kube=warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .try_init();
-    let rt = match tokio::runtime::Runtime::new() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return 1;
-        }
-    };
-    rt.block_on(async {
-        let client = match client(args.kubeconfig.as_deref()).await {
-            Ok(c) => c,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return 1;
-            }
-        };
-        let kubelet = match Kubelet::start(client, args.config()).await {
-            Ok(k) => k,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return 1;
-            }
-        };
-        eprintln!(
-            "jobwright kubelet: {} node(s) {:?}, logs on 127.0.0.1:{}; Ctrl-C to stop",
-            kubelet.node_names().len(),
-            kubelet.node_names(),
-            kubelet.log_port()
-        );
-        wait_for_signal().await;
-        kubelet.shutdown().await;
-        0
-    })
+/// Run the node simulator until `shutdown` resolves, then stop every process it started.
+pub async fn run(args: KubeletArgs, shutdown: impl std::future::Future<Output = ()>) -> std::io::Result<()> {
+    let client = client(args.kubeconfig.as_deref()).await.map_err(std::io::Error::other)?;
+    let kubelet = Kubelet::start(client, args.config()).await.map_err(std::io::Error::other)?;
+    eprintln!(
+        "jobwright kubelet: {} node(s) {:?}, logs on 127.0.0.1:{}; Ctrl-C to stop",
+        kubelet.node_names().len(),
+        kubelet.node_names(),
+        kubelet.log_port()
+    );
+    shutdown.await;
+    kubelet.shutdown().await;
+    Ok(())
 }
