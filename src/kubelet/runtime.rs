@@ -611,18 +611,6 @@ impl Worker {
         if self.run.terminal {
             self.run.finalize_waiting(Utc::now());
         }
-        if self.ctx.executor == ExecutorKind::Simulate
-            && let Some(c) = self.latest.metadata.annotations.as_ref().and_then(simulate::pod_condition)
-        {
-            self.run.extra_conditions.push(PodCondition {
-                type_: c.type_,
-                status: "True".into(),
-                reason: Some(c.reason),
-                message: c.message,
-                last_transition_time: Some(status::time(Utc::now())),
-                ..Default::default()
-            });
-        }
         self.cleanup_dir();
         if self.write_status().await.is_err() {
             return Outcome::Abandoned;
@@ -665,8 +653,33 @@ impl Worker {
         Outcome::Deleted
     }
 
+    /// The simulate executor's pod condition (`jobwright.dev/simulate-condition`), added in the same
+    /// write that makes the phase terminal, as the kubelet does with its own disruption conditions.
+    fn add_simulated_condition(&mut self) {
+        if self.ctx.executor != ExecutorKind::Simulate {
+            return;
+        }
+        let Some(c) = self.latest.metadata.annotations.as_ref().and_then(simulate::pod_condition) else { return };
+        if self.run.extra_conditions.iter().any(|e| e.type_ == c.type_) {
+            return;
+        }
+        let terminal = self.run.reason.is_some()
+            || matches!(status::phase(&self.restart_policy, &self.run), "Succeeded" | "Failed");
+        if terminal {
+            self.run.extra_conditions.push(PodCondition {
+                type_: c.type_,
+                status: "True".into(),
+                reason: Some(c.reason),
+                message: c.message,
+                last_transition_time: Some(status::time(Utc::now())),
+                ..Default::default()
+            });
+        }
+    }
+
     /// Write the computed status; `Err` when the pod is gone (404 or replaced by another uid).
     async fn write_status(&mut self) -> Result<(), ()> {
+        self.add_simulated_condition();
         for attempt in 0..10u32 {
             let mut desired = self.latest.clone();
             let mut status = status::pod_status(&self.latest, &self.run, Utc::now());
