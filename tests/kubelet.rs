@@ -4,12 +4,14 @@
 
 use std::time::Duration;
 
+use futures::StreamExt;
 use jobwright::apiserver::testkit::TestApiServer;
 use jobwright::kubelet::{Backoff, ExecutorKind, Kubelet, KubeletConfig};
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::{Event, Node, Pod};
 use kube::Api;
 use kube::api::{DeleteParams, LogParams, PostParams};
 use kube::runtime::wait::await_condition;
+use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::json;
 
 fn config(executor: ExecutorKind) -> KubeletConfig {
@@ -70,6 +72,19 @@ async fn a_bare_pod_runs_to_success_and_its_logs_come_through_the_api_server() {
 
     let logs = pods.logs("hello", &LogParams::default()).await.unwrap();
     assert_eq!(logs, "Hello, World!\n");
+
+    // `kubectl describe` reads core/v1 events by involvedObject; they are published in the
+    // background, so watch until all four arrived.
+    let events: Api<Event> = Api::default_namespaced(client.clone());
+    let wanted = ["Scheduled", "Pulled", "Created", "Started"];
+    let cfg = watcher::Config::default().fields("involvedObject.name=hello");
+    let mut stream = std::pin::pin!(watcher(events, cfg).applied_objects());
+    let mut seen: Vec<String> = Vec::new();
+    while !wanted.iter().all(|w| seen.iter().any(|s| s == w)) {
+        let next = tokio::time::timeout(Duration::from_secs(30), stream.next()).await;
+        let ev = next.unwrap_or_else(|_| panic!("events so far: {seen:?}")).unwrap().unwrap();
+        seen.extend(ev.reason);
+    }
     kubelet.shutdown().await;
 }
 
@@ -79,13 +94,16 @@ async fn on_failure_restarts_in_place() {
     let client = server.client();
     let kubelet = Kubelet::start(client.clone(), config(ExecutorKind::Process)).await.unwrap();
     let pods: Api<Pod> = Api::default_namespaced(client);
-    let script = "if [ -f marker ]; then exit 0; else touch marker; exit 3; fi";
+    let script = "if [ -f marker ]; then echo second; exit 0; else touch marker; echo first; exit 3; fi";
     pods.create(&PostParams::default(), &pod("flaky", "OnFailure", &["sh", "-c", script])).await.unwrap();
     let p = wait(&pods, "flaky", is_terminal).await.unwrap();
     assert_eq!(phase(Some(&p)).as_deref(), Some("Succeeded"));
     let cs = &p.status.unwrap().container_statuses.unwrap()[0];
     assert_eq!(cs.restart_count, 1);
     assert_eq!(cs.last_state.as_ref().unwrap().terminated.as_ref().unwrap().exit_code, 3);
+    let previous = pods.logs("flaky", &LogParams { previous: true, ..Default::default() }).await.unwrap();
+    let current = pods.logs("flaky", &LogParams::default()).await.unwrap();
+    assert_eq!((previous.as_str(), current.as_str()), ("first\n", "second\n"));
     kubelet.shutdown().await;
 }
 
@@ -97,8 +115,26 @@ async fn deletion_kills_the_process_and_the_kubelet_confirms() {
     let pods: Api<Pod> = Api::default_namespaced(client);
     pods.create(&PostParams::default(), &pod("sleeper", "Never", &["sleep", "600"])).await.unwrap();
     wait(&pods, "sleeper", |p| phase(p).as_deref() == Some("Running")).await;
+    // Record every version of the pod until it is gone.
+    let cfg = watcher::Config::default().fields("metadata.name=sleeper");
+    let versions = tokio::spawn(
+        watcher(pods.clone(), cfg)
+            .take_while(|ev| futures::future::ready(!matches!(ev, Ok(watcher::Event::Delete(_)))))
+            .filter_map(|ev| async move {
+                match ev {
+                    Ok(watcher::Event::Apply(p) | watcher::Event::InitApply(p)) => Some(p),
+                    _ => None,
+                }
+            })
+            .collect::<Vec<Pod>>(),
+    );
     pods.delete("sleeper", &DeleteParams::default()).await.unwrap();
     wait(&pods, "sleeper", |p| p.is_none()).await;
+    let versions = tokio::time::timeout(Duration::from_secs(30), versions).await.unwrap().unwrap();
+    let last = versions.iter().rev().find(|p| is_terminal(Some(p))).expect("a final status before deletion");
+    assert_eq!(phase(Some(last)).as_deref(), Some("Failed"), "killed by SIGTERM: not all containers succeeded");
+    let cs = &last.status.as_ref().unwrap().container_statuses.as_ref().unwrap()[0];
+    assert_eq!(cs.state.as_ref().unwrap().terminated.as_ref().unwrap().exit_code, 143);
     kubelet.shutdown().await;
 }
 
@@ -146,5 +182,73 @@ async fn simulated_pods_follow_their_annotations() {
     assert!(st.conditions.unwrap().iter().any(|c| c.type_ == "DisruptionTarget" && c.status == "True"));
     let cs = &st.container_statuses.unwrap()[0];
     assert_eq!(cs.state.as_ref().unwrap().terminated.as_ref().unwrap().exit_code, 3);
+    kubelet.shutdown().await;
+}
+
+#[tokio::test]
+async fn follow_streams_a_running_container_through_the_api_server() {
+    let server = TestApiServer::start().await;
+    let client = server.client();
+    let kubelet = Kubelet::start(client.clone(), config(ExecutorKind::Process)).await.unwrap();
+    let pods: Api<Pod> = Api::default_namespaced(client);
+    let dir = tempfile::tempdir().unwrap();
+    let go = dir.path().join("go");
+    let script = format!("echo waiting; while [ ! -f {} ]; do sleep 0.05; done; echo done", go.display());
+    pods.create(&PostParams::default(), &pod("tail", "Never", &["sh", "-c", &script])).await.unwrap();
+    wait(&pods, "tail", |p| phase(p).as_deref() == Some("Running")).await;
+    let stream = pods.log_stream("tail", &LogParams { follow: true, ..Default::default() }).await.unwrap();
+    let mut lines = futures::AsyncBufReadExt::lines(stream);
+    let first = tokio::time::timeout(Duration::from_secs(30), lines.next()).await.unwrap().unwrap().unwrap();
+    assert_eq!(first, "waiting");
+    std::fs::write(&go, "").unwrap();
+    let rest: Vec<String> = tokio::time::timeout(Duration::from_secs(30), lines.collect::<Vec<_>>())
+        .await
+        .expect("the stream ends with the container")
+        .into_iter()
+        .map(|l| l.unwrap())
+        .collect();
+    assert_eq!(rest, ["done"]);
+    kubelet.shutdown().await;
+}
+
+#[tokio::test]
+async fn deleting_a_node_orphans_its_pods() {
+    let server = TestApiServer::start().await;
+    let client = server.client();
+    let kubelet = Kubelet::start(client.clone(), config(ExecutorKind::Process)).await.unwrap();
+    let pods: Api<Pod> = Api::default_namespaced(client.clone());
+    pods.create(&PostParams::default(), &pod("orphan", "Never", &["sleep", "600"])).await.unwrap();
+    wait(&pods, "orphan", |p| phase(p).as_deref() == Some("Running")).await;
+    let nodes: Api<Node> = Api::all(client);
+    nodes.delete("jobwright-node-0", &DeleteParams::default()).await.unwrap();
+    wait(&pods, "orphan", |p| p.is_none()).await;
+    kubelet.shutdown().await;
+}
+
+#[tokio::test]
+async fn pods_beyond_capacity_wait_unschedulable_then_run() {
+    let server = TestApiServer::start().await;
+    let client = server.client();
+    let cfg = KubeletConfig { pods_per_node: 1, ..config(ExecutorKind::Process) };
+    let kubelet = Kubelet::start(client.clone(), cfg).await.unwrap();
+    let pods: Api<Pod> = Api::default_namespaced(client);
+    let dir = tempfile::tempdir().unwrap();
+    let go = dir.path().join("go");
+    let script = format!("while [ ! -f {} ]; do sleep 0.05; done", go.display());
+    pods.create(&PostParams::default(), &pod("first", "Never", &["sh", "-c", &script])).await.unwrap();
+    wait(&pods, "first", |p| phase(p).as_deref() == Some("Running")).await;
+    pods.create(&PostParams::default(), &pod("second", "Never", &["true"])).await.unwrap();
+    let p = wait(&pods, "second", |p| {
+        p.and_then(|p| p.status.as_ref()?.conditions.as_ref()?.iter().find(|c| c.type_ == "PodScheduled").cloned())
+            .is_some_and(|c| c.status == "False")
+    })
+    .await
+    .unwrap();
+    let cond = p.status.unwrap().conditions.unwrap().into_iter().find(|c| c.type_ == "PodScheduled").unwrap();
+    assert_eq!(cond.reason.as_deref(), Some("Unschedulable"));
+    assert!(cond.message.unwrap().starts_with("0/1 nodes are available: 1 Too many pods."));
+    std::fs::write(&go, "").unwrap();
+    let p = wait(&pods, "second", is_terminal).await.unwrap();
+    assert_eq!(phase(Some(&p)).as_deref(), Some("Succeeded"));
     kubelet.shutdown().await;
 }
