@@ -480,3 +480,22 @@ async fn many_simulated_pods() {
     println!("{n} pods in {:?}", start.elapsed());
     kubelet.shutdown().await;
 }
+
+#[tokio::test]
+async fn with_a_data_dir_logs_survive_a_kubelet_restart() {
+    let (api, client) = FakeApi::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = KubeletConfig { data_dir: Some(dir.path().to_path_buf()), ..config(ExecutorKind::Process) };
+    let kubelet = Kubelet::start(client.clone(), cfg.clone()).await.unwrap();
+    api.create(
+        "pods",
+        "default",
+        pod("before", "Never", json!([{"name": "c", "image": "busybox", "command": ["echo", "still here"]}])),
+    );
+    api.wait_for("pods", "default", "before", terminal).await;
+    kubelet.shutdown().await;
+    let kubelet = Kubelet::start(client, cfg).await.unwrap();
+    let (code, body) = http_get(kubelet.log_port(), "/containerLogs/default/before/c").await;
+    assert_eq!((code, body.as_str()), (200, "still here\n"));
+    kubelet.shutdown().await;
+}

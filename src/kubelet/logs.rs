@@ -437,6 +437,68 @@ impl LogStore {
         }
     }
 
+    /// Re-index the log files an earlier run left under the root (`{ns}_{pod}_{uid}/{container}/{n}.log`,
+    /// the highest `n` being the current run): after a restart with a data directory, logs of pods
+    /// that ran before stay readable. Returns how many pods were found.
+    pub fn load_existing(&self) -> usize {
+        let Ok(dirs) = std::fs::read_dir(&self.root) else { return 0 };
+        let mut pods = self.pods.lock().unwrap_or_else(|e| e.into_inner());
+        let mut found = 0;
+        for dir in dirs.flatten() {
+            let name = dir.file_name().to_string_lossy().into_owned();
+            // Namespaces, pod names and uids never contain '_'.
+            let parts: Vec<&str> = name.split('_').collect();
+            let [namespace, pod, uid] = parts[..] else { continue };
+            let Ok(containers) = std::fs::read_dir(dir.path()) else { continue };
+            let mut logs = PodLogs { uid: uid.to_string(), containers: Vec::new(), runs: HashMap::new() };
+            for c in containers.flatten() {
+                let cname = c.file_name().to_string_lossy().into_owned();
+                let Ok(files) = std::fs::read_dir(c.path()) else { continue };
+                let mut runs: Vec<(i64, PathBuf)> = files
+                    .flatten()
+                    .filter_map(|f| {
+                        let n = f.file_name().to_string_lossy().strip_suffix(".log")?.parse().ok()?;
+                        Some((n, f.path()))
+                    })
+                    .collect();
+                runs.sort();
+                let finished = |path: PathBuf| {
+                    Arc::new(LogFile {
+                        path,
+                        file: Mutex::new(None),
+                        progress: watch::channel(LogProgress { writes: 0, done: true }).0,
+                    })
+                };
+                let current = runs.pop().map(|(_, p)| finished(p));
+                let previous = runs.pop().map(|(_, p)| finished(p));
+                logs.containers.push(cname.clone());
+                logs.runs.insert(cname, ContainerRuns { current, previous });
+            }
+            logs.containers.sort();
+            pods.insert((namespace.to_string(), pod.to_string()), logs);
+            found += 1;
+        }
+        found
+    }
+
+    /// Forget (and delete the files of) every pod whose uid is not in `uids`: after a relist, the
+    /// pods deleted while the kubelet was away.
+    pub fn retain_uids(&self, uids: &std::collections::HashSet<String>) {
+        let mut pods = self.pods.lock().unwrap_or_else(|e| e.into_inner());
+        pods.retain(|_, logs| {
+            let keep = uids.contains(&logs.uid);
+            if !keep {
+                remove_files(logs);
+                if let Some(dir) =
+                    logs.runs.values().find_map(|r| r.current.as_ref()).and_then(|f| f.path.parent()?.parent())
+                {
+                    let _ = std::fs::remove_dir_all(dir);
+                }
+            }
+            keep
+        });
+    }
+
     /// Number of pods held (for tests and metrics).
     pub fn pod_count(&self) -> usize {
         self.pods.lock().map(|p| p.len()).unwrap_or(0)
@@ -681,6 +743,31 @@ mod tests {
         let mut rx = read_stream(file, LogOptions { follow: true, ..Default::default() });
         assert!(rx.recv().await.is_none());
         store.remove_pod("ns", "p", None);
+    }
+
+    #[test]
+    fn logs_left_by_an_earlier_run_are_found_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LogStore::new(dir.path().to_path_buf());
+        store.register_pod("ns", "p", "u1", vec!["c".into()]);
+        for n in 0..3 {
+            let f = store.begin_run("ns", "p", "u1", "c", n).unwrap();
+            f.write_chunk(Stream::Stdout, format!("run {n}\n").as_bytes(), Utc::now());
+            f.finish();
+        }
+        store.register_pod("ns", "gone", "u2", vec!["c".into()]);
+        store.begin_run("ns", "gone", "u2", "c", 0).unwrap().finish();
+
+        let again = LogStore::new(dir.path().to_path_buf());
+        assert_eq!(again.load_existing(), 2);
+        let current = again.lookup("ns", "p", None, false).unwrap();
+        let previous = again.lookup("ns", "p", None, true).unwrap();
+        assert!(current.path().ends_with("c/2.log") && previous.path().ends_with("c/1.log"));
+        assert!(current.is_done());
+        again.retain_uids(&["u1".to_string()].into());
+        assert!(matches!(again.lookup("ns", "gone", None, false), Err(LogError::PodNotFound { .. })));
+        assert!(!dir.path().join("ns_gone_u2").exists(), "files of vanished pods are removed");
+        assert_eq!(again.pod_count(), 1);
     }
 
     #[test]

@@ -133,6 +133,10 @@ impl Kubelet {
         };
         std::fs::create_dir_all(root.join("pods"))?;
         let logs = logs::LogStore::new(root.join("logs"));
+        let reloaded = logs.load_existing();
+        if reloaded > 0 {
+            info!(pods = reloaded, "container logs of an earlier run found");
+        }
         let shutdown = CancellationToken::new();
         let addr = logs::serve(logs.clone(), shutdown.child_token()).await?;
         node::ensure_lease_namespace(&client).await?;
@@ -364,6 +368,8 @@ impl Dispatcher {
                     for uid in gone {
                         self.forget(&uid);
                     }
+                    // Also the logs of pods deleted while this kubelet was not running.
+                    self.ctx.logs.retain_uids(&seen);
                 }
             }
             watcher::Event::Apply(p) => self.on_pod(p),
