@@ -288,6 +288,13 @@ async fn active_deadline_kills_and_fails_the_pod() {
     assert_eq!(p["status"]["reason"], "DeadlineExceeded");
     assert_eq!(p["status"]["message"], "Pod was active on the node longer than the specified deadline");
     assert_eq!(p["status"]["containerStatuses"][0]["state"]["terminated"]["exitCode"], 143);
+    api.wait_until("DeadlineExceeded and Killing events", |api| {
+        let events = api.list("events");
+        ["DeadlineExceeded", "Killing"]
+            .iter()
+            .all(|r| events.iter().any(|e| e["reason"] == *r && e["regarding"]["name"] == "late"))
+    })
+    .await;
     kubelet.shutdown().await;
 }
 

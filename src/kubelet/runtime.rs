@@ -319,16 +319,21 @@ impl Worker {
 
     /// Publish an event about a container of this pod, in the background.
     fn event(&self, key: Key, type_: EventType, reason: &str, note: String) {
-        let Some(recorder) = self.recorder.clone() else { return };
         let field = if key.0 { "initContainers" } else { "containers" };
         let name = if key.0 { &self.run.init[key.1].name } else { &self.run.main[key.1].name };
+        self.publish(Some(format!("spec.{field}{{{name}}}")), type_, reason, note);
+    }
+
+    /// Publish an event about the pod (or one of its fields), in the background.
+    fn publish(&self, field_path: Option<String>, type_: EventType, reason: &str, note: String) {
+        let Some(recorder) = self.recorder.clone() else { return };
         let reference = ObjectReference {
             api_version: Some("v1".into()),
             kind: Some("Pod".into()),
             name: Some(self.name.clone()),
             namespace: Some(self.namespace.clone()),
             uid: Some(self.uid.clone()),
-            field_path: Some(format!("spec.{field}{{{name}}}")),
+            field_path,
             ..Default::default()
         };
         let ev = Event { type_, reason: reason.into(), note: Some(note), action: reason.into(), secondary: None };
@@ -371,6 +376,7 @@ impl Worker {
             && d <= now
             && !self.run.terminal
         {
+            self.publish(None, EventType::Normal, DEADLINE_REASON, DEADLINE_MESSAGE.into());
             self.killing_events();
             self.run.terminal = true;
             self.run.reason = Some((DEADLINE_REASON.into(), DEADLINE_MESSAGE.into()));
@@ -635,6 +641,10 @@ impl Worker {
             NodeHealth::Deleted => ("DeletionByPodGC", "PodGC: node no longer exists"),
             _ => ("DeletionByTaintManager", "Taint manager: deleting due to NoExecute taint"),
         };
+        if health == NodeHealth::Failed {
+            let note = format!("Marking for deletion Pod {}/{}", self.namespace, self.name);
+            self.publish(None, EventType::Normal, "TaintManagerEviction", note);
+        }
         self.run.terminal = true;
         self.run.finalize_waiting(Utc::now());
         self.run.extra_conditions.push(PodCondition {
