@@ -203,8 +203,11 @@ impl RunningProcess {
         };
         // Whatever else is in the group (e.g. a backgrounded child) dies with the container.
         self.signal(Signal::SIGKILL);
-        for c in self.copiers.drain(..) {
-            let _ = c.await;
+        // A process that left the group (setsid) may keep the pipes open: do not wait for it.
+        for mut c in self.copiers.drain(..) {
+            if tokio::time::timeout(Duration::from_secs(2), &mut c).await.is_err() {
+                c.abort();
+            }
         }
         self.log.finish();
         let finished_at = Utc::now();
@@ -358,5 +361,17 @@ mod tests {
         })
         .await;
         assert!(gone.is_ok(), "background child {child_pid} survived");
+    }
+
+    #[tokio::test]
+    async fn a_process_escaping_the_group_does_not_hold_up_the_exit() {
+        let dir = tempfile::tempdir().unwrap();
+        let pidfile = dir.path().join("escaped.pid");
+        let script = format!("setsid sleep 60 & echo $! > {}; echo started", pidfile.display());
+        let (exit, log) = run(dir.path(), &["sh", "-c", &script]).await;
+        let escaped: i32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
+        let _ = nix::sys::signal::kill(Pid::from_raw(escaped), Signal::SIGKILL);
+        assert_eq!(exit.exit_code, 0);
+        assert_eq!(log, "started\n");
     }
 }
