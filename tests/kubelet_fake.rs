@@ -342,8 +342,12 @@ async fn a_failed_node_loses_its_pods() {
     let sched = condition(&after, "PodScheduled").unwrap();
     assert_eq!((sched["status"].as_str(), sched["reason"].as_str()), (Some("False"), Some("Unschedulable")));
     assert!(sched["message"].as_str().unwrap().starts_with("0/1 nodes are available: 1 node(s) had untolerated taint"));
-    kubelet.shutdown().await;
     assert!(api.get("pods", "default", "after").unwrap()["spec"]["nodeName"].is_null());
+    // Once the node recovers, the waiting pod runs there.
+    kubelet.recover_node("jobwright-node-0").await.unwrap();
+    let after = api.wait_for("pods", "default", "after", terminal).await.unwrap();
+    assert_eq!(phase(Some(&after)), Some("Succeeded"));
+    kubelet.shutdown().await;
 }
 
 #[tokio::test]
@@ -360,6 +364,32 @@ async fn annotating_a_node_fails_it() {
     node["metadata"]["annotations"] = json!({"jobwright.dev/fail-node": "true"});
     api.replace("nodes", "", "jobwright-node-0", node);
     api.wait_for("pods", "default", "victim", |p| p.is_none()).await;
+    // Removing the annotation brings the node back: Ready again, untainted, scheduling resumes.
+    let mut node = api
+        .wait_for("nodes", "", "jobwright-node-0", |n| n.is_some_and(|n| n["spec"]["taints"].is_array()))
+        .await
+        .unwrap();
+    node["metadata"]["annotations"] = json!({});
+    api.replace("nodes", "", "jobwright-node-0", node);
+    api.create(
+        "pods",
+        "default",
+        pod("after", "Never", json!([{"name": "c", "image": "busybox", "command": ["true"]}])),
+    );
+    let p = api.wait_for("pods", "default", "after", terminal).await.unwrap();
+    assert_eq!(phase(Some(&p)), Some("Succeeded"));
+    let node = api
+        .wait_for("nodes", "", "jobwright-node-0", |n| {
+            n.and_then(|n| n["status"]["conditions"].as_array())
+                .is_some_and(|c| c.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
+        })
+        .await
+        .unwrap();
+    assert!(
+        !node["spec"]["taints"]
+            .as_array()
+            .is_some_and(|t| t.iter().any(|t| t["key"] == "node.kubernetes.io/unreachable"))
+    );
     kubelet.shutdown().await;
 }
 

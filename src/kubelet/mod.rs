@@ -12,7 +12,8 @@
 //! - [`Kubelet::fail_node`] (or `kubectl annotate node NAME jobwright.dev/fail-node=true`) makes a
 //!   node's pods lost as on a real cluster: processes killed, `DisruptionTarget` condition
 //!   (`DeletionByTaintManager`), `Failed`, force-deleted; `kubectl delete node NAME` does the same
-//!   with pod GC's reason (`DeletionByPodGC`).
+//!   with pod GC's reason (`DeletionByPodGC`). [`Kubelet::recover_node`] (or removing the
+//!   annotation) brings the node back, Ready and schedulable.
 //!
 //! One bad pod never stalls the others: each worker is its own task, and every API error is
 //! logged and retried or skipped, never unwrapped. [`Kubelet::shutdown`] kills every process it
@@ -109,6 +110,7 @@ pub enum Error {
 
 enum Command {
     FailNode(String, oneshot::Sender<Result<(), Error>>),
+    RecoverNode(String, oneshot::Sender<Result<(), Error>>),
 }
 
 /// A running node simulator.
@@ -163,6 +165,10 @@ impl Kubelet {
                 load: 0,
                 health: watch::channel(NodeHealth::Healthy).0,
                 heartbeat: stop,
+                cfg: cfg.clone(),
+                interval: config.heartbeat_interval,
+                failed_by_annotation: false,
+                marking: None,
             });
         }
         info!(nodes = config.nodes, port = addr.port(), executor = ?config.executor, "node simulator started");
@@ -189,6 +195,7 @@ impl Kubelet {
             bind_tx,
             schedule: config.schedule,
             relist: None,
+            heartbeats: Vec::new(),
             scheduler_events: config.events.then(|| {
                 Recorder::new(client.clone(), Reporter { controller: "default-scheduler".into(), instance: None })
             }),
@@ -229,6 +236,14 @@ impl Kubelet {
         rx.await.map_err(|_| Error::Stopped)?
     }
 
+    /// Bring a failed (or deleted) node back: it registers again (taints cleared, Ready), its
+    /// heartbeat resumes and pods are scheduled there again. The pods it lost stay lost.
+    pub async fn recover_node(&self, name: &str) -> Result<(), Error> {
+        let (tx, rx) = oneshot::channel();
+        self.commands.send(Command::RecoverNode(name.to_string(), tx)).map_err(|_| Error::Stopped)?;
+        rx.await.map_err(|_| Error::Stopped)?
+    }
+
     /// Stop: kill every process started, wait for them, stop the heartbeats and the log server.
     pub async fn shutdown(self) {
         self.shutdown.cancel();
@@ -248,6 +263,13 @@ struct NodeSlot {
     load: usize,
     health: watch::Sender<NodeHealth>,
     heartbeat: CancellationToken,
+    /// What registration and heartbeat need, to bring the node back.
+    cfg: node::NodeConfig,
+    interval: Duration,
+    /// Failed through the `jobwright.dev/fail-node` annotation: removing it brings the node back.
+    failed_by_annotation: bool,
+    /// The last node-object update in flight (marking it unreachable), finished before recovery.
+    marking: Option<JoinHandle<()>>,
 }
 
 #[derive(Default)]
@@ -280,6 +302,8 @@ struct Dispatcher {
     relist: Option<HashSet<String>>,
     /// The scheduler's event recorder, when events are on.
     scheduler_events: Option<Recorder>,
+    /// Heartbeats of recovered nodes.
+    heartbeats: Vec<JoinHandle<()>>,
 }
 
 type BindResult = (String, usize, Result<(), kube::Error>);
@@ -305,14 +329,7 @@ impl Dispatcher {
                 },
                 ev = nodes.next() => match ev {
                     Some(Ok(watcher::Event::Delete(n))) => self.on_node_deleted(n.metadata.name.as_deref().unwrap_or_default()),
-                    Some(Ok(watcher::Event::Apply(n) | watcher::Event::InitApply(n))) => {
-                        let fail = n.metadata.annotations.as_ref().and_then(|a| a.get(node::FAIL_ANNOTATION));
-                        if fail.is_some_and(|v| v == "true")
-                            && let Err(e) = self.fail_node(n.metadata.name.as_deref().unwrap_or_default())
-                        {
-                            debug!(error = %e, "node failure request ignored");
-                        }
-                    }
+                    Some(Ok(watcher::Event::Apply(n) | watcher::Event::InitApply(n))) => self.on_node(&n),
                     Some(Ok(_)) => {}
                     Some(Err(e)) => debug!(error = %e, "node watch error"),
                     None => break,
@@ -328,12 +345,18 @@ impl Dispatcher {
                     Command::FailNode(name, reply) => {
                         let _ = reply.send(self.fail_node(&name));
                     }
+                    Command::RecoverNode(name, reply) => {
+                        let _ = reply.send(self.recover_node(&name));
+                    }
                 },
             }
             self.schedule_pending();
         }
         // Shutdown: workers see the token, kill their processes and return.
         while self.workers.join_next().await.is_some() {}
+        for h in self.heartbeats.drain(..) {
+            let _ = h.await;
+        }
     }
 
     fn node_index(&self, name: &str) -> Option<usize> {
@@ -584,6 +607,46 @@ impl Dispatcher {
         }
     }
 
+    /// The `jobwright.dev/fail-node` annotation fails a node; removing it brings the node back.
+    fn on_node(&mut self, n: &Node) {
+        let name = n.metadata.name.as_deref().unwrap_or_default();
+        let Some(idx) = self.node_index(name) else { return };
+        let requested =
+            n.metadata.annotations.as_ref().and_then(|a| a.get(node::FAIL_ANNOTATION)).is_some_and(|v| v == "true");
+        let healthy = *self.nodes[idx].health.borrow() == NodeHealth::Healthy;
+        if requested && healthy {
+            let _ = self.fail_node(name);
+            self.nodes[idx].failed_by_annotation = true;
+        } else if !requested && !healthy && self.nodes[idx].failed_by_annotation {
+            let _ = self.recover_node(name);
+        }
+    }
+
+    fn recover_node(&mut self, name: &str) -> Result<(), Error> {
+        let idx = self.node_index(name).ok_or_else(|| Error::UnknownNode(name.to_string()))?;
+        let slot = &mut self.nodes[idx];
+        if *slot.health.borrow() == NodeHealth::Healthy {
+            return Ok(());
+        }
+        info!(node = name, "node recovers");
+        slot.failed_by_annotation = false;
+        slot.heartbeat = self.ctx.shutdown.child_token();
+        slot.health.send_replace(NodeHealth::Healthy);
+        let (client, cfg, interval, stop) =
+            (self.client.clone(), slot.cfg.clone(), slot.interval, slot.heartbeat.clone());
+        let marking = slot.marking.take();
+        self.heartbeats.push(tokio::spawn(async move {
+            if let Some(m) = marking {
+                let _ = m.await;
+            }
+            if let Err(e) = node::register(&client, &cfg).await {
+                warn!(node = %cfg.name, error = %e, "registering the recovered node failed");
+            }
+            node::heartbeat_loop(client, cfg, interval, stop).await;
+        }));
+        Ok(())
+    }
+
     fn fail_node(&mut self, name: &str) -> Result<(), Error> {
         let idx = self.node_index(name).ok_or_else(|| Error::UnknownNode(name.to_string()))?;
         let slot = &self.nodes[idx];
@@ -595,11 +658,11 @@ impl Dispatcher {
         slot.health.send_replace(NodeHealth::Failed);
         let client = self.client.clone();
         let name = name.to_string();
-        tokio::spawn(async move {
+        self.nodes[idx].marking = Some(tokio::spawn(async move {
             if let Err(e) = node::mark_unreachable(&client, &name).await {
                 warn!(node = %name, error = %e, "marking node unreachable failed");
             }
-        });
+        }));
         Ok(())
     }
 
