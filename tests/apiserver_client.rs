@@ -612,3 +612,38 @@ async fn delete_collection_removes_matching_objects() {
     cms.delete_collection(&DeleteParams::default(), &ListParams::default()).await.unwrap();
     assert!(cms.list(&ListParams::default()).await.unwrap().items.is_empty());
 }
+
+// Custom resources: storing a CRD serves its resources.
+
+#[tokio::test]
+async fn crds_serve_custom_resources_until_deleted() {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
+    let s = TestApiServer::start().await;
+    let crds: Api<CustomResourceDefinition> = Api::all(s.client());
+    let crd: CustomResourceDefinition = serde_json::from_value(json!({
+        "metadata": {"name": "widgets.example.com"},
+        "spec": {"group": "example.com", "scope": "Namespaced",
+            "names": {"plural": "widgets", "singular": "widget", "kind": "Widget", "listKind": "WidgetList"},
+            "versions": [{"name": "v1", "served": true, "storage": true, "subresources": {"status": {}},
+                "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}}))
+    .unwrap();
+    let ar = ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("example.com", "v1", "Widget"), "widgets");
+    let widgets: Api<DynamicObject> = Api::default_namespaced_with(s.client(), &ar);
+    let w: DynamicObject = serde_json::from_value(json!({"apiVersion": "example.com/v1", "kind": "Widget",
+        "metadata": {"name": "w1"}, "spec": {"size": 1}, "status": {"ready": true}}))
+    .unwrap();
+    // failure first: not served before the CRD exists
+    assert_eq!(api_err(widgets.create(&PostParams::default(), &w).await.unwrap_err()).0, 404);
+    let stored = crds.create(&PostParams::default(), &crd).await.unwrap();
+    let conds = stored.status.unwrap().conditions.unwrap();
+    assert!(conds.iter().any(|c| c.type_ == "Established" && c.status == "True"));
+    let made = widgets.create(&PostParams::default(), &w).await.unwrap();
+    assert_eq!(made.metadata.generation, Some(1));
+    assert_eq!(made.data["status"], json!({}), "status subresource: create drops status");
+    let patched =
+        widgets.patch("w1", &PatchParams::default(), &Patch::Merge(json!({"spec": {"size": 2}}))).await.unwrap();
+    assert_eq!(patched.metadata.generation, Some(2));
+    crds.delete("widgets.example.com", &DeleteParams::default()).await.unwrap();
+    assert_eq!(api_err(widgets.get("w1").await.unwrap_err()).0, 404);
+}

@@ -70,6 +70,8 @@ pub struct Server {
     pub api: Api,
     /// Tunables.
     pub config: ServerConfig,
+    /// Cancelled at shutdown: ends open watches so a graceful shutdown doesn't wait on them.
+    pub stopping: tokio_util::sync::CancellationToken,
 }
 
 impl Server {
@@ -77,7 +79,7 @@ impl Server {
     pub fn new(config: ServerConfig) -> Arc<Self> {
         let store = Arc::new(Store::new(config.store.clone()));
         let api = Api::new(store, Registry::builtin());
-        Arc::new(Self { api, config })
+        Arc::new(Self { api, config, stopping: tokio_util::sync::CancellationToken::new() })
     }
 
     /// The store (white-box access for tests and benchmarks).
@@ -145,10 +147,12 @@ pub async fn start_with(listen: SocketAddr, server: Arc<Server>) -> std::io::Res
     let (tx, rx) = oneshot::channel::<()>();
     let gc = tokio::spawn(gc::run(server.api.clone()));
     let app = router(server.clone());
+    let stopping = server.stopping.clone();
     let task = tokio::spawn(async move {
         let _ = axum::serve(listener, app)
             .with_graceful_shutdown(async move {
                 let _ = rx.await;
+                stopping.cancel();
             })
             .await;
     });
@@ -926,8 +930,12 @@ fn watch(
         Ok(start) => {
             let store = s.api.store.clone();
             let interval = s.config.bookmark_interval;
+            let stopping = s.stopping.clone();
             tokio::spawn(async move {
-                let _ = stream_watch(ctx, start, store, tx, timeout, bookmarks, send_initial, interval).await;
+                tokio::select! {
+                    _ = stream_watch(ctx, start, store, tx, timeout, bookmarks, send_initial, interval) => {}
+                    _ = stopping.cancelled() => {}
+                }
             });
         }
         Err(e) => {
