@@ -611,9 +611,8 @@ async fn resource(
         (Method::DELETE, None, None) => {
             let opts = delete_options(q, &body)?;
             let (ls, fs) = selectors(&view, q)?;
-            let page = api.store.list(&sinfo.storage_key, t.namespace.as_deref(), None, 0, &|m: &Meta| {
-                ls.matches(&m.labels) && fs.matches(&m.fields)
-            });
+            let page =
+                api.store.list(&sinfo.storage_key, t.namespace.as_deref(), None, 0, &|m: &Meta| selected(&ls, &fs, m));
             let mut items = Vec::new();
             for e in page.items {
                 let v: Value = serde_json::from_slice(&e.bytes).unwrap_or(Value::Null);
@@ -669,6 +668,11 @@ fn delete_options(q: &Query, body: &[u8]) -> Result<DeleteOptions, StatusError> 
         opts.dry_run = true;
     }
     Ok(opts)
+}
+
+/// Whether an indexed object passes both selectors (maps are only built for non-empty ones).
+fn selected(ls: &LabelSelector, fs: &FieldSelector, m: &Meta) -> bool {
+    (ls.is_empty() || ls.matches(&m.label_map())) && (fs.is_empty() || fs.matches(&m.field_map()))
 }
 
 fn selectors(info: &ResourceInfo, q: &Query) -> Result<(LabelSelector, FieldSelector), StatusError> {
@@ -758,10 +762,7 @@ fn list(
         None | Some("") => None,
         Some(c) => Some(decode_continue(c)?),
     };
-    let page = s
-        .api
-        .store
-        .list(&sinfo.storage_key, namespace, start, limit, &|m: &Meta| ls.matches(&m.labels) && fs.matches(&m.fields));
+    let page = s.api.store.list(&sinfo.storage_key, namespace, start, limit, &|m: &Meta| selected(&ls, &fs, m));
     let mut md = json!({"resourceVersion": page.rv.to_string()});
     if let Some((ns, name)) = &page.next {
         md["continue"] = json!(encode_continue(page.rv, ns, name));
@@ -822,7 +823,7 @@ struct WatchCtx {
 
 impl WatchCtx {
     fn passes(&self, ns_name: &str, m: &Meta) -> bool {
-        self.name.as_deref().is_none_or(|n| n == ns_name) && self.ls.matches(&m.labels) && self.fs.matches(&m.fields)
+        self.name.as_deref().is_none_or(|n| n == ns_name) && selected(&self.ls, &self.fs, m)
     }
 
     fn line(&self, kind: &str, object: &[u8]) -> Bytes {
