@@ -578,8 +578,11 @@ async fn resource(
                 return Err(StatusError::bad_request("force is only allowed for apply patches"));
             }
             if ptype == PatchType::Apply && opts.field_manager.is_none() {
-                return Err(StatusError::bad_request(
-                    "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch",
+                let po = ResourceInfo::new("meta.k8s.io", "v1", "patchoptions", "PatchOptions", false, &[], &[], &[]);
+                return Err(StatusError::invalid(
+                    &po,
+                    "",
+                    &[super::errors::FieldError::required("fieldManager", "is required for apply patch")],
                 ));
             }
             let out = if events::converts(&view) {

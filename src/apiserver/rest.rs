@@ -237,6 +237,9 @@ impl Api {
 
     /// The canonical resource for a storage key: the first registered one with that key.
     pub fn storage_info(&self, info: &ResourceInfo) -> ResourceInfo {
+        if info.storage_key == format!("{}/{}", info.group, info.resource) {
+            return info.clone();
+        }
         self.registry.all().into_iter().find(|r| r.storage_key == info.storage_key).unwrap_or_else(|| info.clone())
     }
 
