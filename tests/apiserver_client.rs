@@ -659,7 +659,8 @@ async fn table_and_partial_metadata_responses() {
     let get = |accept: &str| {
         http::Request::get("/api/v1/namespaces/default/configmaps").header("accept", accept).body(vec![]).unwrap()
     };
-    let t = s.client().request_text(get("application/json;as=Table;v=v1;g=meta.k8s.io,application/json")).await.unwrap();
+    let t =
+        s.client().request_text(get("application/json;as=Table;v=v1;g=meta.k8s.io,application/json")).await.unwrap();
     let t: serde_json::Value = serde_json::from_str(&t).unwrap();
     assert_eq!(t["kind"], "Table");
     assert_eq!(t["rows"].as_array().unwrap().len(), 2);
@@ -678,9 +679,10 @@ async fn table_and_partial_metadata_responses() {
 async fn watch_path_for_one_object_filters_by_name() {
     let s = TestApiServer::start().await;
     let cms: Api<ConfigMap> = Api::default_namespaced(s.client());
-    let req = http::Request::get("/api/v1/watch/namespaces/default/configmaps/target?resourceVersion=0&timeoutSeconds=5")
-        .body(vec![])
-        .unwrap();
+    let req =
+        http::Request::get("/api/v1/watch/namespaces/default/configmaps/target?resourceVersion=0&timeoutSeconds=5")
+            .body(vec![])
+            .unwrap();
     let client = s.client();
     let mut lines = {
         use futures::AsyncBufReadExt;
@@ -709,7 +711,10 @@ async fn apply_patch_creates_and_requires_a_field_manager() {
         .unwrap();
     let (code, _, msg) = api_err(s.client().request_text(req).await.unwrap_err());
     assert_eq!(code, 422);
-    assert_eq!(msg, "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch");
+    assert_eq!(
+        msg,
+        "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch"
+    );
 }
 
 // Dry-run deletes keep the object.
@@ -723,4 +728,41 @@ async fn dry_run_delete_keeps_the_object() {
     assert!(cms.get("keep").await.is_ok());
     let (code, _, _) = api_err(cms.delete("absent", &DeleteParams::default().dry_run()).await.unwrap_err());
     assert_eq!(code, 404);
+}
+
+#[tokio::test]
+async fn terminating_namespaces_refuse_new_content_and_wait_for_finalizers() {
+    let s = TestApiServer::start().await;
+    let nss: Api<Namespace> = Api::all(s.client());
+    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": "held"}})).unwrap();
+    let ns = nss.create(&PostParams::default(), &ns).await.unwrap();
+    assert_eq!(ns.status.unwrap().phase.as_deref(), Some("Active"));
+    let cms: Api<ConfigMap> = Api::namespaced(s.client(), "held");
+    let mut c = cm("pinned");
+    c.metadata.finalizers = Some(vec!["example.com/hold".into()]);
+    create(&cms, &c).await;
+    nss.delete("held", &DeleteParams::default()).await.unwrap();
+    wait_for(&cms, "pinned", |c: Option<&ConfigMap>| c.is_some_and(|c| c.metadata.deletion_timestamp.is_some())).await;
+    let terminating = nss.get("held").await.unwrap();
+    assert_eq!(terminating.status.unwrap().phase.as_deref(), Some("Terminating"));
+    let (code, _, msg) = api_err(cms.create(&PostParams::default(), &cm("late")).await.unwrap_err());
+    assert_eq!(code, 403);
+    assert_eq!(
+        msg,
+        "configmaps \"late\" is forbidden: unable to create new content in namespace held because it is being terminated"
+    );
+    cms.patch("pinned", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"finalizers": null}})))
+        .await
+        .unwrap();
+    wait_for(&nss, "held", conditions::is_deleted(&ns.metadata.uid.unwrap())).await;
+}
+
+#[tokio::test]
+async fn eviction_deletes_the_pod() {
+    let s = TestApiServer::start().await;
+    let pods: Api<Pod> = Api::default_namespaced(s.client());
+    create(&pods, &pod("ev", None)).await;
+    pods.evict("ev", &Default::default()).await.unwrap();
+    assert_eq!(api_err(pods.get("ev").await.unwrap_err()).0, 404);
+    assert_eq!(api_err(pods.evict("ev", &Default::default()).await.unwrap_err()).0, 404);
 }

@@ -549,6 +549,17 @@ async fn resource(
             let obj = parse_json_body(&body, headers)?;
             bind(s, &ns, name, &obj)
         }
+        (Method::POST, Some(name), Some("eviction")) => {
+            // An Eviction without disruption budgets to honour: delete the pod with its options.
+            let ev = parse_json_body(&body, headers)?;
+            let opts = match ev.get("deleteOptions") {
+                Some(d) if d.is_object() => DeleteOptions::from_json(d)?,
+                _ => DeleteOptions::default(),
+            };
+            api.delete(&sinfo, &ns, name, &opts)?;
+            let st = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201});
+            Ok(json_value(StatusCode::CREATED, &st))
+        }
         (Method::PUT, Some(name), None | Some("status")) => {
             let mut obj = parse_json_body(&body, headers)?;
             check_type(&view, &mut obj)?;

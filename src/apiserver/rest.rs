@@ -259,7 +259,7 @@ impl Api {
         Ok(parse(&self.get(info, ns, name)?.bytes))
     }
 
-    fn check_namespace(&self, info: &ResourceInfo, ns: &str) -> Result<(), StatusError> {
+    fn check_namespace(&self, info: &ResourceInfo, ns: &str, name: &str) -> Result<(), StatusError> {
         if !info.namespaced {
             return Ok(());
         }
@@ -271,9 +271,9 @@ impl Api {
             return Err(StatusError::forbidden(format!(
                 "{} \"{}\" is forbidden: unable to create new content in namespace {ns} because it is being terminated",
                 info.group_resource(),
-                "",
+                name,
             ))
-            .with_details(json!({"group": info.group, "kind": info.resource, "causes": [{"reason": "NamespaceTerminating", "message": format!("namespace {ns} is being terminated"), "field": "metadata.namespace"}]})));
+            .with_details(json!({"name": name, "group": info.group, "kind": info.resource, "causes": [{"reason": "NamespaceTerminating", "message": format!("namespace {ns} is being terminated"), "field": "metadata.namespace"}]})));
         }
         Ok(())
     }
@@ -347,7 +347,7 @@ impl Api {
                 }
             },
         };
-        self.check_namespace(info, &ns)?;
+        self.check_namespace(info, &ns, &name)?;
         let now = Utc::now();
         {
             let md = obj["metadata"].as_object_mut().expect("object");
