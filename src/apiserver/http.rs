@@ -830,14 +830,14 @@ fn list(
 struct WatchCtx {
     view: ResourceInfo,
     name: Option<String>,
-    ls: LabelSelector,
-    fs: FieldSelector,
+    /// The selectors (label and field) as one predicate.
+    filter: Box<dyn Fn(&Meta) -> bool + Send + Sync>,
     shape: Shape,
 }
 
 impl WatchCtx {
     fn passes(&self, ns_name: &str, m: &Meta) -> bool {
-        self.name.as_deref().is_none_or(|n| n == ns_name) && selected(&self.ls, &self.fs, m)
+        self.name.as_deref().is_none_or(|n| n == ns_name) && (self.filter)(m)
     }
 
     fn line(&self, kind: &str, object: &[u8]) -> Bytes {
@@ -935,7 +935,8 @@ fn watch(
         ),
         None => s.config.watch_timeout,
     };
-    let ctx = WatchCtx { view: view.clone(), name: name.map(str::to_string), ls, fs, shape };
+    let filter = Box::new(move |m: &Meta| selected(&ls, &fs, m));
+    let ctx = WatchCtx { view: view.clone(), name: name.map(str::to_string), filter, shape };
     let (tx, rx) = mpsc::channel::<Result<Bytes, Infallible>>(64);
     let content_type = match shape {
         Shape::Object => "application/json",
@@ -1240,6 +1241,51 @@ mod tests {
         assert!(route(&reg, "/apis/batch/v1/namespaces/x/widgets").is_err());
         assert!(route(&reg, "/api/v1/pods/p").is_err());
         assert!(route(&reg, "/api/v1/namespaces/x/pods/p/bogus").is_err());
+    }
+
+    #[test]
+    fn watchers_see_objects_enter_and_leave_their_selection() {
+        use crate::apiserver::store::{EventType, Meta, WatchEvent};
+        let reg = Registry::builtin();
+        let view = reg.get("", "v1", "configmaps").unwrap();
+        let ctx = WatchCtx {
+            view: view.clone(),
+            name: None,
+            filter: Box::new(|m: &Meta| m.labels.iter().any(|(k, v)| k == "app" && v == "x")),
+            shape: Shape::Object,
+        };
+        let obj = |app: &str, rv: u64| {
+            let v = json!({"metadata": {"name": "c", "namespace": "d", "labels": {"app": app}, "resourceVersion": rv.to_string()}});
+            (Bytes::from(v.to_string()), std::sync::Arc::new(Meta::of(&view, &v)))
+        };
+        let ev =
+            |kind, cur: (Bytes, std::sync::Arc<Meta>), prev: Option<(Bytes, std::sync::Arc<Meta>)>, rv| WatchEvent {
+                kind,
+                key: "/configmaps".into(),
+                namespace: "d".into(),
+                name: "c".into(),
+                rv,
+                object: cur.0,
+                meta: cur.1,
+                prev,
+            };
+        let line = |b: Option<Bytes>| b.map(|b| serde_json::from_slice::<Value>(&b).unwrap());
+        // not matching, then matching: ADDED
+        let l = line(ctx.translate(&ev(EventType::Modified, obj("x", 2), Some(obj("y", 1)), 2))).unwrap();
+        assert_eq!(l["type"], "ADDED");
+        // matching, then not: DELETED with the previous state at the new resourceVersion
+        let l = line(ctx.translate(&ev(EventType::Modified, obj("y", 3), Some(obj("x", 2)), 3))).unwrap();
+        assert_eq!(l["type"], "DELETED");
+        assert_eq!(l["object"]["metadata"]["labels"]["app"], "x");
+        assert_eq!(l["object"]["metadata"]["resourceVersion"], "3");
+        // matching both: MODIFIED; neither: nothing
+        assert_eq!(
+            line(ctx.translate(&ev(EventType::Modified, obj("x", 4), Some(obj("x", 3)), 4))).unwrap()["type"],
+            "MODIFIED"
+        );
+        assert!(ctx.translate(&ev(EventType::Modified, obj("y", 5), Some(obj("z", 4)), 5)).is_none());
+        assert!(ctx.translate(&ev(EventType::Added, obj("y", 6), None, 6)).is_none());
+        assert_eq!(line(ctx.translate(&ev(EventType::Deleted, obj("x", 7), None, 7))).unwrap()["type"], "DELETED");
     }
 
     #[test]
