@@ -657,7 +657,7 @@ fn rename(mut e: StatusError, view: &ResourceInfo) -> StatusError {
 /// Resources whose immediate DELETE answers with the deleted object rather than a Status,
 /// as upstream's `ReturnDeletedObject`.
 fn returns_deleted_object(info: &ResourceInfo) -> bool {
-    info.group.is_empty() && matches!(info.resource.as_str(), "pods" | "services" | "namespaces")
+    info.group.is_empty() && matches!(info.resource.as_str(), "pods" | "services" | "namespaces" | "serviceaccounts")
 }
 
 fn delete_options(q: &Query, body: &[u8]) -> Result<DeleteOptions, StatusError> {
@@ -1139,7 +1139,10 @@ async fn log_proxy(s: &Arc<Server>, ns: &str, name: &str, uri: &http::Uri) -> Re
     let url: http::Uri = format!("http://{host}:{port}")
         .parse()
         .map_err(|e: http::uri::InvalidUri| StatusError::internal(e.to_string()))?;
-    let client = kube::Client::try_from(kube::Config::new(url)).map_err(|e| StatusError::internal(e.to_string()))?;
+    let mut kcfg = kube::Config::new(url);
+    // `follow` streams for as long as the container runs.
+    kcfg.read_timeout = None;
+    let client = kube::Client::try_from(kcfg).map_err(|e| StatusError::internal(e.to_string()))?;
     let req =
         http::Request::get(path).body(kube::client::Body::empty()).map_err(|e| StatusError::internal(e.to_string()))?;
     let resp = client.send(req).await.map_err(|e| StatusError::internal(e.to_string()))?;
