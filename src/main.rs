@@ -31,6 +31,8 @@ enum Command {
         #[arg(long, default_value_t = 10_000)]
         watch_history: usize,
     },
+    /// Run the node simulator (scheduler + kubelet for pods) against any API server.
+    Kubelet(jobwright::kubelet::cli::KubeletArgs),
 }
 
 async fn shutdown_signal() {
@@ -64,6 +66,7 @@ async fn main() -> std::process::ExitCode {
             let opts = jobwright::apiserver::ServeOptions { listen, kubeconfig, config };
             jobwright::apiserver::serve(opts, shutdown_signal()).await
         }
+        Command::Kubelet(args) => jobwright::kubelet::cli::run(args, shutdown_signal()).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

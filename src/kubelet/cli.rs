@@ -1,0 +1,83 @@
+//! `jobwright kubelet`: the node simulator alone, against any API server.
+//!
+//! `main.rs` only parses [`KubeletArgs`] and calls [`run`].
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::{Backoff, ExecutorKind, Kubelet, KubeletConfig};
+
+/// Arguments of `jobwright kubelet`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct KubeletArgs {
+    /// Kubeconfig of the API server (default: $KUBECONFIG, ~/.kube/config, or in-cluster).
+    #[arg(long, env = "KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Number of nodes to simulate.
+    #[arg(long, default_value_t = 1)]
+    pub nodes: usize,
+    /// How containers run: local processes, or simulated from pod annotations.
+    #[arg(long, value_enum, default_value_t = ExecutorKind::Process)]
+    pub executor: ExecutorKind,
+    /// Pod capacity of each node.
+    #[arg(long, default_value_t = 110)]
+    pub pods_per_node: usize,
+    /// Node names are PREFIX-0, PREFIX-1, ...
+    #[arg(long, default_value = "jobwright-node")]
+    pub node_prefix: String,
+    /// Directory for pods' working directories and logs (default: a temporary directory).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// First container restart back-off delay, in seconds (doubles up to 300).
+    #[arg(long, default_value_t = 10.0)]
+    pub backoff_seconds: f64,
+    /// Do not emit kubelet/scheduler events (fewer API writes for scale runs).
+    #[arg(long)]
+    pub no_events: bool,
+}
+
+impl KubeletArgs {
+    /// The simulator configuration these arguments describe.
+    pub fn config(&self) -> KubeletConfig {
+        let base = Duration::try_from_secs_f64(self.backoff_seconds.max(0.0)).unwrap_or(Duration::from_secs(10));
+        KubeletConfig {
+            nodes: self.nodes,
+            node_prefix: self.node_prefix.clone(),
+            pods_per_node: self.pods_per_node,
+            executor: self.executor,
+            data_dir: self.data_dir.clone(),
+            backoff: Backoff { base, max: Duration::from_secs(300).max(base) },
+            events: !self.no_events,
+            ..Default::default()
+        }
+    }
+}
+
+/// A client for the kubeconfig at `path`, or the default kube-rs inference when `None`.
+pub async fn client(path: Option<&std::path::Path>) -> Result<kube::Client, String> {
+    let config = match path {
+        Some(p) => {
+            let kc = kube::config::Kubeconfig::read_from(p).map_err(|e| format!("reading {}: {e}", p.display()))?;
+            kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+                .await
+                .map_err(|e| format!("loading {}: {e}", p.display()))?
+        }
+        None => kube::Config::infer().await.map_err(|e| e.to_string())?,
+    };
+    kube::Client::try_from(config).map_err(|e| e.to_string())
+}
+
+/// Run the node simulator until `shutdown` resolves, then stop every process it started.
+pub async fn run(args: KubeletArgs, shutdown: impl std::future::Future<Output = ()>) -> std::io::Result<()> {
+    let client = client(args.kubeconfig.as_deref()).await.map_err(std::io::Error::other)?;
+    let kubelet = Kubelet::start(client, args.config()).await.map_err(std::io::Error::other)?;
+    eprintln!(
+        "jobwright kubelet: {} node(s) {:?}, logs on 127.0.0.1:{}; Ctrl-C to stop",
+        kubelet.node_names().len(),
+        kubelet.node_names(),
+        kubelet.log_port()
+    );
+    shutdown.await;
+    kubelet.shutdown().await;
+    Ok(())
+}
