@@ -147,9 +147,10 @@ pub fn admit(
 }
 
 /// The parts of upstream's `rest.BeforeUpdate` that run before the strategy: a missing uid comes
-/// from the stored object; creationTimestamp, generation and an existing deletionTimestamp /
+/// from the stored object; creationTimestamp and an existing deletionTimestamp /
 /// deletionGracePeriodSeconds cannot be changed by a write, so they are copied from it. (The store
-/// may already have done this; doing it again is a no-op.)
+/// may already have done this; doing it again is a no-op.) `generation` is left alone: the store
+/// has already bumped it for a spec change, and the Job/CronJob strategies recompute it.
 pub fn before_update(obj: &mut Value, old: &Value) {
     let Some(old_md) = old.get("metadata").and_then(Value::as_object) else { return };
     let Some(m) = obj.as_object_mut() else { return };
@@ -163,7 +164,7 @@ pub fn before_update(obj: &mut Value, old: &Value) {
     {
         md.insert("uid".into(), uid.clone());
     }
-    for k in ["creationTimestamp", "generation", "deletionTimestamp", "deletionGracePeriodSeconds"] {
+    for k in ["creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds"] {
         if let Some(v) = old_md.get(k).filter(|v| !v.is_null()) {
             md.insert(k.into(), v.clone());
         }
