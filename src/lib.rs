@@ -5,6 +5,9 @@
 
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod apiserver;
 pub mod job;
 pub mod kubelet;
+pub mod metrics;
+pub mod telemetry;
