@@ -7,6 +7,7 @@
 
 pub mod admin;
 pub mod apiserver;
+pub mod crd;
 pub mod job;
 pub mod kubelet;
 pub mod metrics;

@@ -17,11 +17,14 @@ struct Cli {
 enum Command {
     /// Run the envtest-style API server alone.
     Apiserver,
+    /// Print the jobwright.dev/v1 Job CustomResourceDefinition as YAML.
+    Crd,
 }
 
 fn main() {
     let cli = Cli::parse();
     match cli.command {
         Command::Apiserver => {}
+        Command::Crd => print!("{}", jobwright::crd::crd_yaml()),
     }
 }
