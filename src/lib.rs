@@ -10,5 +10,6 @@ pub mod apiserver;
 pub mod crd;
 pub mod job;
 pub mod kubelet;
+pub mod leader;
 pub mod metrics;
 pub mod telemetry;
