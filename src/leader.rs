@@ -147,6 +147,16 @@ pub fn default_identity() -> String {
     format!("{host}_{}", &suffix[..12])
 }
 
+/// The server-side-apply field manager of this replica's Lease writes: unique per identity (the
+/// crate's default would be derived from a random string), at most 128 bytes as the API requires.
+pub fn field_manager(identity: &str) -> String {
+    let mut m = format!("jobwright-leader-{identity}");
+    while m.len() > 128 {
+        m.pop();
+    }
+    m
+}
+
 /// Leader-election parameters.
 #[derive(Clone, Debug)]
 pub struct LeaderConfig {
@@ -358,6 +368,7 @@ impl LeaderElector {
         let manager = LeaseManagerBuilder::new(client.clone(), &cfg.lease_name)
             .with_namespace(&cfg.namespace)
             .with_identity(&cfg.identity)
+            .with_field_manager(field_manager(&cfg.identity))
             .with_duration(cfg.lease_duration.as_secs())
             .with_grace(cfg.grace_secs())
             .build()
@@ -457,6 +468,7 @@ async fn run(
     let (manager_leads_tx, mut manager_leads_rx) = watch::channel(false);
     let (obs_tx, mut observations) = mpsc::channel::<Observation>(8);
     let watchdog = {
+        let leases = leases.clone();
         let identity = cfg.identity.clone();
         let name = cfg.lease_name.clone();
         let period = cfg.renew_interval() / 2;
@@ -550,9 +562,19 @@ async fn run(
     watchdog.abort();
     changer.abort();
     let _ = changer.await;
-    let result = if drained {
-        // release() is a no-op unless we hold the Lease. Run it in a task: the crate panics on an
-        // unexpected 409 from a release.
+    // kube-lease-manager's release() trusts its cached holder until the cached expiry, so it would
+    // clear a Lease someone else holds by now; release only what a fresh read shows is ours.
+    let ours = match leases.get(&cfg.lease_name).await {
+        Ok(lease) => lease.spec.and_then(|s| s.holder_identity).as_deref() == Some(identity.as_str()),
+        Err(e) => {
+            tracing::warn!(%identity, error = %e, "cannot read the lease before releasing it");
+            false
+        }
+    };
+    let result = if !ours {
+        Ok(())
+    } else if drained {
+        // Run it in a task: the crate panics on an unexpected 409 from a release.
         let m = manager.clone();
         match tokio::spawn(async move { m.release().await }).await {
             Ok(Ok(())) => {
@@ -668,5 +690,245 @@ mod tests {
         assert!(next_term(&mut rx).await.is_none());
         assert_eq!(readiness.get().leadership, Leadership::Unknown);
         assert!(metrics.render().lines().any(|l| l == "jobwright_leader 0"));
+    }
+
+    /// An in-memory `coordination.k8s.io/v1` Lease API as a tower service: GET, POST, and PATCH
+    /// (server-side apply with a holderIdentity conflict, strategic merge with null deletes),
+    /// enough for kube-lease-manager. PATCHes from identities in `failing` get a 500.
+    mod fake {
+        use std::{
+            collections::{BTreeMap, HashSet},
+            sync::{Arc, Mutex},
+        };
+
+        use serde_json::{Value, json};
+
+        #[derive(Default)]
+        pub struct State {
+            pub leases: BTreeMap<String, Value>,
+            pub rv: u64,
+            pub failing: HashSet<String>,
+        }
+
+        #[derive(Clone, Default)]
+        pub struct FakeLeases(pub Arc<Mutex<State>>);
+
+        fn status(code: u16, reason: &str, message: &str) -> (u16, Value) {
+            (
+                code,
+                json!({"apiVersion": "v1", "kind": "Status", "metadata": {}, "status": "Failure",
+                       "message": message, "reason": reason, "code": code}),
+            )
+        }
+
+        impl FakeLeases {
+            pub fn client(&self) -> kube::Client {
+                let this = self.clone();
+                let svc = tower::service_fn(move |req: http::Request<kube::client::Body>| {
+                    let this = this.clone();
+                    async move {
+                        let (parts, body) = req.into_parts();
+                        let body = body.collect_bytes().await.unwrap_or_default();
+                        let (code, value) = this.handle(&parts, &body);
+                        let resp = http::Response::builder()
+                            .status(code)
+                            .header("content-type", "application/json")
+                            .body(kube::client::Body::from(serde_json::to_vec(&value).unwrap()))
+                            .unwrap();
+                        Ok::<_, std::convert::Infallible>(resp)
+                    }
+                });
+                kube::client::ClientBuilder::new(svc, "default").build()
+            }
+
+            pub fn holder(&self, name: &str) -> Option<String> {
+                let state = self.0.lock().unwrap();
+                state.leases.get(name)?["spec"]["holderIdentity"].as_str().map(str::to_string)
+            }
+
+            pub fn fail_patches_from(&self, identity: &str) {
+                self.0.lock().unwrap().failing.insert(identity.to_string());
+            }
+
+            /// Another party takes the lease behind the electors' backs (fresh renewTime).
+            pub fn steal(&self, name: &str, holder: &str) {
+                let mut state = self.0.lock().unwrap();
+                state.rv += 1;
+                let rv = state.rv.to_string();
+                let lease = state.leases.get_mut(name).unwrap();
+                let now = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string();
+                lease["spec"]["holderIdentity"] = holder.into();
+                lease["spec"]["renewTime"] = now.into();
+                lease["metadata"]["resourceVersion"] = rv.into();
+            }
+
+            fn handle(&self, parts: &http::request::Parts, body: &[u8]) -> (u16, Value) {
+                let path = parts.uri.path();
+                let query = parts.uri.query().unwrap_or("");
+                let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+                let (ns, name) = match segs.as_slice() {
+                    ["apis", "coordination.k8s.io", "v1", "namespaces", ns, "leases"] => (*ns, None),
+                    ["apis", "coordination.k8s.io", "v1", "namespaces", ns, "leases", name] => (*ns, Some(*name)),
+                    _ => return status(404, "NotFound", "the server could not find the requested resource"),
+                };
+                let manager = query
+                    .split('&')
+                    .find_map(|kv| kv.strip_prefix("fieldManager=jobwright-leader-"))
+                    .unwrap_or("")
+                    .to_string();
+                let mut state = self.0.lock().unwrap();
+                let body: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+                match (parts.method.as_str(), name) {
+                    ("GET", Some(name)) => match state.leases.get(name) {
+                        Some(l) => (200, l.clone()),
+                        None => status(404, "NotFound", &format!("leases.coordination.k8s.io \"{name}\" not found")),
+                    },
+                    ("POST", None) => {
+                        let name = body["metadata"]["name"].as_str().unwrap_or_default().to_string();
+                        if state.leases.contains_key(&name) {
+                            return status(409, "AlreadyExists", "already exists");
+                        }
+                        state.rv += 1;
+                        let lease = json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                            "metadata": {"name": name, "namespace": ns, "resourceVersion": state.rv.to_string()},
+                            "spec": {}});
+                        state.leases.insert(name, lease.clone());
+                        (201, lease)
+                    }
+                    ("PATCH", Some(name)) => {
+                        if state.failing.contains(&manager) {
+                            return status(500, "InternalError", "injected failure");
+                        }
+                        let apply = parts
+                            .headers
+                            .get("content-type")
+                            .is_some_and(|v| v.to_str().unwrap_or("").starts_with("application/apply-patch"));
+                        state.rv += 1;
+                        let rv = state.rv.to_string();
+                        let Some(lease) = state.leases.get_mut(name) else {
+                            return status(404, "NotFound", "not found");
+                        };
+                        let patch = body["spec"].as_object().cloned().unwrap_or_default();
+                        if apply {
+                            let current = lease["spec"]["holderIdentity"].as_str();
+                            let wanted = patch.get("holderIdentity").and_then(|v| v.as_str());
+                            if current.is_some() && wanted.is_some() && current != wanted {
+                                return status(
+                                    409,
+                                    "Conflict",
+                                    "Apply failed with 1 conflict: conflict with \"other\": .spec.holderIdentity",
+                                );
+                            }
+                        }
+                        let spec = lease["spec"].as_object_mut().unwrap();
+                        for (k, v) in patch {
+                            if v.is_null() {
+                                spec.remove(&k);
+                            } else {
+                                spec.insert(k, v);
+                            }
+                        }
+                        lease["metadata"]["resourceVersion"] = rv.into();
+                        (200, lease.clone())
+                    }
+                    _ => status(405, "MethodNotAllowed", "method not allowed"),
+                }
+            }
+        }
+    }
+
+    /// A failure bound, not a timing assertion: a broken elector fails the test instead of hanging it.
+    async fn within<T>(fut: impl std::future::Future<Output = T>) -> T {
+        tokio::time::timeout(Duration::from_secs(60), fut).await.expect("elector made no progress in 60s")
+    }
+
+    fn fast(identity: &str) -> LeaderConfig {
+        LeaderConfig {
+            lease_duration: Duration::from_secs(3),
+            renew_deadline: Duration::from_millis(1500),
+            drain_timeout: Duration::from_secs(5),
+            ..LeaderConfig::new("jobwright-controller", "jobwright-system", identity)
+        }
+    }
+
+    struct Replica {
+        elector: LeaderElector,
+        rx: watch::Receiver<LeaderState>,
+        readiness: Readiness,
+        shutdown: CancellationToken,
+    }
+
+    async fn replica(api: &fake::FakeLeases, identity: &str) -> Replica {
+        let readiness = Readiness::new();
+        let shutdown = CancellationToken::new();
+        let elector =
+            LeaderElector::start(api.client(), fast(identity), readiness.clone(), Metrics::new(), shutdown.clone())
+                .await
+                .unwrap();
+        let rx = elector.subscribe();
+        Replica { elector, rx, readiness, shutdown }
+    }
+
+    #[tokio::test]
+    async fn fake_leases_standby_takes_over_after_graceful_release() {
+        let api = fake::FakeLeases::default();
+        let mut a = replica(&api, "a").await;
+        let term_a = within(next_term(&mut a.rx)).await.expect("a leads");
+        assert_eq!(api.holder("jobwright-controller").as_deref(), Some("a"));
+        assert_eq!(a.readiness.get().leadership, Leadership::Leader);
+
+        let mut b = replica(&api, "b").await;
+        assert_eq!(b.readiness.get().leadership, Leadership::Standby, "b knows it is a standby");
+
+        a.shutdown.cancel();
+        within(term_a.ended()).await;
+        drop(term_a);
+        within(a.elector.join()).await.unwrap();
+        assert_eq!(api.holder("jobwright-controller"), None, "released on shutdown");
+
+        let term_b = within(next_term(&mut b.rx)).await.expect("b takes over");
+        assert_eq!(term_b.number, 1);
+        assert_eq!(api.holder("jobwright-controller").as_deref(), Some("b"));
+        b.shutdown.cancel();
+        drop(term_b);
+        within(b.elector.join()).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn fake_leases_leader_that_cannot_renew_stops_before_the_standby_starts() {
+        let api = fake::FakeLeases::default();
+        let mut a = replica(&api, "a").await;
+        let term_a = within(next_term(&mut a.rx)).await.expect("a leads");
+        let mut b = replica(&api, "b").await;
+
+        api.fail_patches_from("a");
+        let term_b = within(next_term(&mut b.rx)).await.expect("b takes over the expired lease");
+        assert!(term_a.is_ended(), "a stopped (renew deadline) before b started (lease duration)");
+        assert_eq!(api.holder("jobwright-controller").as_deref(), Some("b"));
+        within(a.rx.wait_for(|s| matches!(s, LeaderState::Standby))).await.unwrap();
+        assert_eq!(a.readiness.get().leadership, Leadership::Standby);
+
+        for r in [a, b] {
+            r.shutdown.cancel();
+        }
+        drop((term_a, term_b));
+    }
+
+    #[tokio::test]
+    async fn fake_leases_term_ends_when_another_holder_appears() {
+        let api = fake::FakeLeases::default();
+        let mut a = replica(&api, "a").await;
+        let term_a = within(next_term(&mut a.rx)).await.expect("a leads");
+        api.steal("jobwright-controller", "intruder");
+        within(term_a.ended()).await;
+        within(a.rx.wait_for(|s| matches!(s, LeaderState::Standby))).await.unwrap();
+        a.shutdown.cancel();
+        drop(term_a);
+        within(a.elector.join()).await.unwrap();
+        assert_eq!(
+            api.holder("jobwright-controller").as_deref(),
+            Some("intruder"),
+            "a standby never releases someone else's lease"
+        );
     }
 }
