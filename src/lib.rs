@@ -12,4 +12,5 @@ pub mod job;
 pub mod kubelet;
 pub mod leader;
 pub mod metrics;
+pub mod shutdown;
 pub mod telemetry;
