@@ -528,4 +528,36 @@ mod tests {
         assert_eq!(samples.get(r#"jobwright_api_requests_total{verb="list",code="200"}"#), Some(&2.0));
         assert_eq!(samples.get(r#"jobwright_api_requests_total{verb="get",code="404"}"#), Some(&1.0));
     }
+
+    #[tokio::test]
+    async fn instrumented_client_counts_requests_over_real_http() {
+        use axum::{Router, routing::get};
+        use k8s_openapi::api::core::v1::Namespace;
+        use kube::api::{Api, ListParams};
+
+        let app = Router::new().route(
+            "/api/v1/namespaces",
+            get(|| async {
+                (
+                    [("content-type", "application/json")],
+                    r#"{"apiVersion":"v1","kind":"NamespaceList","metadata":{},"items":[]}"#,
+                )
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move { axum::serve(listener, app).await });
+
+        let metrics = Metrics::new();
+        let config = kube::Config::new(format!("http://{addr}").parse().unwrap());
+        let client = instrumented_client(config, &metrics).unwrap();
+        let namespaces: Api<Namespace> = Api::all(client);
+        namespaces.list(&ListParams::default()).await.unwrap();
+        assert!(namespaces.get("missing").await.is_err(), "axum answers 404");
+        server.abort();
+
+        let (samples, _) = parse(&metrics.render());
+        assert_eq!(samples.get(r#"jobwright_api_requests_total{verb="list",code="200"}"#), Some(&1.0));
+        assert_eq!(samples.get(r#"jobwright_api_requests_total{verb="get",code="404"}"#), Some(&1.0));
+    }
 }
