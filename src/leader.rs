@@ -332,25 +332,47 @@ impl Publisher {
     }
 }
 
-/// The live term held by the elector.
+/// The live term held by the elector. Dropping it ends the term: an elector that is gone (task
+/// aborted, runtime shutting down) can no longer vouch for the Lease.
 struct Live {
-    term: Term,
+    term: Option<Term>,
+    ended: CancellationToken,
     drained: mpsc::Receiver<()>,
 }
 
 impl Live {
     fn begin(number: u64) -> Self {
         let (guard, drained) = mpsc::channel(1);
-        Self { term: Term { number, ended: CancellationToken::new(), _guard: guard }, drained }
+        let ended = CancellationToken::new();
+        let term = Term { number, ended: ended.clone(), _guard: guard };
+        Self { term: Some(term), ended, drained }
+    }
+
+    fn term(&self) -> Term {
+        self.term.clone().expect("a live term until drained")
     }
 
     /// Ends the term and waits (bounded) until every clone of it is dropped. `true` if drained.
-    async fn end_and_drain(self, publisher: &Publisher, timeout: Duration) -> bool {
-        let Live { term, mut drained } = self;
-        term.ended.cancel();
+    async fn end_and_drain(mut self, publisher: &Publisher, timeout: Duration) -> bool {
+        self.ended.cancel();
         publisher.publish(LeaderState::Stopping);
-        drop(term);
-        tokio::time::timeout(timeout, drained.recv()).await.is_ok()
+        self.term = None;
+        tokio::time::timeout(timeout, self.drained.recv()).await.is_ok()
+    }
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        self.ended.cancel();
+    }
+}
+
+/// Aborts a helper task when dropped, so aborting the elector stops its renewals too.
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -386,7 +408,7 @@ impl LeaderElector {
         let (tx, state) = watch::channel(LeaderState::Unknown);
         let publisher = Publisher { tx, readiness, metrics };
         let live = Live::begin(1);
-        publisher.publish(LeaderState::Leading(live.term.clone()));
+        publisher.publish(LeaderState::Leading(live.term()));
         let task = tokio::spawn(async move {
             shutdown.cancelled().await;
             live.end_and_drain(&publisher, DEFAULT_DRAIN_TIMEOUT).await;
@@ -404,6 +426,12 @@ impl LeaderElector {
     /// The current state.
     pub fn state(&self) -> LeaderState {
         self.state.borrow().clone()
+    }
+
+    /// Simulates a crash (`kill -9`): renewals stop at once, the current term ends, the Lease is
+    /// not released and expires by itself. For tests of failover.
+    pub fn abort(self) {
+        self.task.abort();
     }
 
     /// Waits until the elector has stopped (after the shutdown token is cancelled) and the Lease
@@ -441,7 +469,7 @@ async fn run(
     // kube-lease-manager's `changed()` runs in its own task so that it is never cancelled halfway
     // through a renewal by our other select branches.
     let (changes_tx, mut changes) = mpsc::channel::<bool>(8);
-    let changer = {
+    let mut changer = AbortOnDrop({
         let manager = manager.clone();
         let identity = cfg.identity.clone();
         tokio::spawn(async move {
@@ -462,12 +490,12 @@ async fn run(
                 }
             }
         })
-    };
+    });
 
     // The watchdog reads the Lease while the manager believes we lead.
     let (manager_leads_tx, mut manager_leads_rx) = watch::channel(false);
     let (obs_tx, mut observations) = mpsc::channel::<Observation>(8);
-    let watchdog = {
+    let watchdog = AbortOnDrop({
         let leases = leases.clone();
         let identity = cfg.identity.clone();
         let name = cfg.lease_name.clone();
@@ -499,7 +527,7 @@ async fn run(
                 }
             }
         })
-    };
+    });
 
     let mut manager_leads = false;
     let mut valid_until: Option<Instant> = None;
@@ -514,14 +542,14 @@ async fn run(
                 terms += 1;
                 let l = Live::begin(terms);
                 tracing::info!(%identity, lease = %cfg.lease_name, term = terms, "became leader");
-                publisher.publish(LeaderState::Leading(l.term.clone()));
+                publisher.publish(LeaderState::Leading(l.term()));
                 live = Some(l);
             }
             (false, true) => {
                 let l = live.take().expect("checked");
                 // Cancel first, then publish: nobody sees Standby while the token is live.
-                l.term.ended.cancel();
-                tracing::warn!(%identity, lease = %cfg.lease_name, term = l.term.number, "stopped leading");
+                l.ended.cancel();
+                tracing::warn!(%identity, lease = %cfg.lease_name, term = terms, "stopped leading");
                 publisher.publish(LeaderState::Standby);
             }
             _ => {}
@@ -559,9 +587,9 @@ async fn run(
             true
         }
     };
-    watchdog.abort();
-    changer.abort();
-    let _ = changer.await;
+    drop(watchdog);
+    changer.0.abort();
+    let _ = (&mut changer.0).await;
     // kube-lease-manager's release() trusts its cached holder until the cached expiry, so it would
     // clear a Lease someone else holds by now; release only what a fresh read shows is ours.
     let ours = match leases.get(&cfg.lease_name).await {
@@ -911,6 +939,21 @@ mod tests {
         for r in [a, b] {
             r.shutdown.cancel();
         }
+        drop((term_a, term_b));
+    }
+
+    #[tokio::test]
+    async fn fake_leases_aborted_leader_ends_its_term_and_the_standby_takes_over() {
+        let api = fake::FakeLeases::default();
+        let mut a = replica(&api, "a").await;
+        let term_a = within(next_term(&mut a.rx)).await.expect("a leads");
+        let mut b = replica(&api, "b").await;
+        a.elector.abort();
+        within(term_a.ended()).await;
+        assert_eq!(api.holder("jobwright-controller").as_deref(), Some("a"), "a crash releases nothing");
+        let term_b = within(next_term(&mut b.rx)).await.expect("b takes over once the lease expires");
+        assert_eq!(api.holder("jobwright-controller").as_deref(), Some("b"));
+        b.shutdown.cancel();
         drop((term_a, term_b));
     }
 
