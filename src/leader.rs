@@ -112,7 +112,7 @@ pub struct LeaderElectionArgs {
     /// less than the lease duration (the difference covers clock skew and stopping time).
     #[arg(long, default_value_t = DEFAULT_RENEW_DEADLINE_SECS)]
     pub leader_elect_renew_deadline: f64,
-    /// Holder identity (default: the pod name from POD_NAME, else hostname_<random>).
+    /// Holder identity (default: the pod name from POD_NAME, else `hostname_<random>`).
     #[arg(long, env = "POD_NAME")]
     pub leader_elect_identity: Option<String>,
 }
