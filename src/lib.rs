@@ -12,5 +12,6 @@ pub mod job;
 pub mod kubelet;
 pub mod leader;
 pub mod metrics;
+pub mod ops;
 pub mod shutdown;
 pub mod telemetry;

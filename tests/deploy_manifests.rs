@@ -237,11 +237,7 @@ fn rbac_is_exactly_the_least_privilege_set() {
 #[derive(Parser, Debug)]
 struct ControllerFlags {
     #[command(flatten)]
-    telemetry: jobwright::telemetry::TelemetryArgs,
-    #[command(flatten)]
-    admin: jobwright::admin::AdminArgs,
-    #[command(flatten)]
-    leader: jobwright::leader::LeaderElectionArgs,
+    ops: jobwright::ops::OpsArgs,
 }
 
 fn controller(deployment: &Deployment) -> Container {
@@ -285,6 +281,7 @@ fn deployment_is_two_hardened_replicas_with_probes_on_the_admin_port() {
     let flags =
         ControllerFlags::try_parse_from(std::iter::once("jobwright").chain(args[1..].iter().map(String::as_str)))
             .unwrap_or_else(|e| panic!("deployment args do not parse: {e}"));
+    let flags = flags.ops;
     assert!(flags.leader.leader_elect);
     assert_eq!(flags.leader.leader_elect_resource_name, jobwright::leader::DEFAULT_LEASE_NAME);
     flags.leader.config().expect("valid election timing");

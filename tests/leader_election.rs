@@ -207,3 +207,53 @@ async fn contenders_starting_together_elect_exactly_one() {
     a.shutdown.cancel();
     b.shutdown.cancel();
 }
+
+/// The whole plumbing with `--leader-elect`: readiness follows caches and leadership, the
+/// elector's own Lease calls go through the instrumented client, shutdown releases the Lease.
+#[tokio::test]
+async fn ops_with_leader_election_is_ready_as_leader_and_releases_on_shutdown() {
+    use clap::Parser;
+    use jobwright::ops::{Ops, OpsArgs};
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        ops: OpsArgs,
+    }
+    let (server, client) = server().await;
+    let cli = Cli::try_parse_from([
+        "jobwright",
+        "--admin-listen=127.0.0.1:0",
+        "--leader-elect",
+        "--leader-elect-identity=pod-0",
+        "--leader-elect-resource-namespace=jobwright-system",
+        "--leader-elect-lease-duration=3",
+        "--leader-elect-renew-deadline=1.5",
+    ])
+    .unwrap();
+    let shutdown = CancellationToken::new();
+    let ops = Ops::start_with_shutdown(&cli.ops, kube::Config::new(server.url().parse().unwrap()), shutdown.clone())
+        .await
+        .unwrap();
+    let mut leader = ops.elector.subscribe();
+    let term = within(next_term(&mut leader)).await.expect("leads");
+    assert_eq!(ops.readiness.check(), Err("caches not synced"));
+    ops.readiness.set_caches_synced(true);
+    assert_eq!(ops.readiness.check(), Ok(()));
+
+    let text = ops.metrics.render();
+    for series in [
+        r#"jobwright_api_requests_total{verb="get",code="404"}"#,
+        r#"jobwright_api_requests_total{verb="create",code="201"}"#,
+        r#"jobwright_api_requests_total{verb="patch",code="200"}"#,
+    ] {
+        assert!(text.lines().any(|l| l.starts_with(series)), "{series} missing in\n{text}");
+    }
+    assert!(text.lines().any(|l| l == "jobwright_leader 1"));
+
+    shutdown.cancel();
+    within(term.ended()).await;
+    drop(term);
+    within(ops.finish()).await.unwrap();
+    assert_eq!(holder(&client).await, None);
+}
