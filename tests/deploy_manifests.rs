@@ -378,3 +378,17 @@ async fn kubectl_applies_deploy_and_server_dry_run_succeeds() {
     assert!(ok, "{out}");
     assert_eq!(out.trim(), "2");
 }
+
+/// `jobwright crd` prints exactly what crds/ holds.
+#[test]
+fn crd_subcommand_prints_the_crds_file() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_jobwright")).arg("crd").output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let on_disk = std::fs::read_to_string(root().join(jobwright::crd::CRD_PATH)).unwrap();
+    assert!(
+        String::from_utf8(out.stdout).unwrap() == on_disk,
+        "{} is stale; regenerate it with `{}`",
+        jobwright::crd::CRD_PATH,
+        jobwright::crd::REGENERATE_COMMAND
+    );
+}
