@@ -70,6 +70,8 @@ pub struct Server {
     pub api: Api,
     /// Tunables.
     pub config: ServerConfig,
+    /// Cancelled at shutdown: ends open watches so a graceful shutdown doesn't wait on them.
+    pub stopping: tokio_util::sync::CancellationToken,
 }
 
 impl Server {
@@ -77,7 +79,7 @@ impl Server {
     pub fn new(config: ServerConfig) -> Arc<Self> {
         let store = Arc::new(Store::new(config.store.clone()));
         let api = Api::new(store, Registry::builtin());
-        Arc::new(Self { api, config })
+        Arc::new(Self { api, config, stopping: tokio_util::sync::CancellationToken::new() })
     }
 
     /// The store (white-box access for tests and benchmarks).
@@ -145,10 +147,12 @@ pub async fn start_with(listen: SocketAddr, server: Arc<Server>) -> std::io::Res
     let (tx, rx) = oneshot::channel::<()>();
     let gc = tokio::spawn(gc::run(server.api.clone()));
     let app = router(server.clone());
+    let stopping = server.stopping.clone();
     let task = tokio::spawn(async move {
         let _ = axum::serve(listener, app)
             .with_graceful_shutdown(async move {
                 let _ = rx.await;
+                stopping.cancel();
             })
             .await;
     });
@@ -574,8 +578,11 @@ async fn resource(
                 return Err(StatusError::bad_request("force is only allowed for apply patches"));
             }
             if ptype == PatchType::Apply && opts.field_manager.is_none() {
-                return Err(StatusError::bad_request(
-                    "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch",
+                let po = ResourceInfo::new("meta.k8s.io", "v1", "patchoptions", "PatchOptions", false, &[], &[], &[]);
+                return Err(StatusError::invalid(
+                    &po,
+                    "",
+                    &[super::errors::FieldError::required("fieldManager", "is required for apply patch")],
                 ));
             }
             let out = if events::converts(&view) {
@@ -607,9 +614,8 @@ async fn resource(
         (Method::DELETE, None, None) => {
             let opts = delete_options(q, &body)?;
             let (ls, fs) = selectors(&view, q)?;
-            let page = api.store.list(&sinfo.storage_key, t.namespace.as_deref(), None, 0, &|m: &Meta| {
-                ls.matches(&m.labels) && fs.matches(&m.fields)
-            });
+            let page =
+                api.store.list(&sinfo.storage_key, t.namespace.as_deref(), None, 0, &|m: &Meta| selected(&ls, &fs, m));
             let mut items = Vec::new();
             for e in page.items {
                 let v: Value = serde_json::from_slice(&e.bytes).unwrap_or(Value::Null);
@@ -665,6 +671,11 @@ fn delete_options(q: &Query, body: &[u8]) -> Result<DeleteOptions, StatusError> 
         opts.dry_run = true;
     }
     Ok(opts)
+}
+
+/// Whether an indexed object passes both selectors (maps are only built for non-empty ones).
+fn selected(ls: &LabelSelector, fs: &FieldSelector, m: &Meta) -> bool {
+    (ls.is_empty() || ls.matches(&m.label_map())) && (fs.is_empty() || fs.matches(&m.field_map()))
 }
 
 fn selectors(info: &ResourceInfo, q: &Query) -> Result<(LabelSelector, FieldSelector), StatusError> {
@@ -754,10 +765,7 @@ fn list(
         None | Some("") => None,
         Some(c) => Some(decode_continue(c)?),
     };
-    let page = s
-        .api
-        .store
-        .list(&sinfo.storage_key, namespace, start, limit, &|m: &Meta| ls.matches(&m.labels) && fs.matches(&m.fields));
+    let page = s.api.store.list(&sinfo.storage_key, namespace, start, limit, &|m: &Meta| selected(&ls, &fs, m));
     let mut md = json!({"resourceVersion": page.rv.to_string()});
     if let Some((ns, name)) = &page.next {
         md["continue"] = json!(encode_continue(page.rv, ns, name));
@@ -818,7 +826,7 @@ struct WatchCtx {
 
 impl WatchCtx {
     fn passes(&self, ns_name: &str, m: &Meta) -> bool {
-        self.name.as_deref().is_none_or(|n| n == ns_name) && self.ls.matches(&m.labels) && self.fs.matches(&m.fields)
+        self.name.as_deref().is_none_or(|n| n == ns_name) && selected(&self.ls, &self.fs, m)
     }
 
     fn line(&self, kind: &str, object: &[u8]) -> Bytes {
@@ -926,8 +934,12 @@ fn watch(
         Ok(start) => {
             let store = s.api.store.clone();
             let interval = s.config.bookmark_interval;
+            let stopping = s.stopping.clone();
             tokio::spawn(async move {
-                let _ = stream_watch(ctx, start, store, tx, timeout, bookmarks, send_initial, interval).await;
+                tokio::select! {
+                    _ = stream_watch(ctx, start, store, tx, timeout, bookmarks, send_initial, interval) => {}
+                    _ = stopping.cancelled() => {}
+                }
             });
         }
         Err(e) => {

@@ -15,6 +15,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use rand::Rng;
 use serde_json::{Value, json};
 
+use super::crd;
 use super::errors::{FieldError, StatusError};
 use super::patch::{self, PatchType, WriteContext};
 use super::registry::{Registry, ResourceInfo};
@@ -236,6 +237,9 @@ impl Api {
 
     /// The canonical resource for a storage key: the first registered one with that key.
     pub fn storage_info(&self, info: &ResourceInfo) -> ResourceInfo {
+        if info.storage_key == format!("{}/{}", info.group, info.resource) {
+            return info.clone();
+        }
         self.registry.all().into_iter().find(|r| r.storage_key == info.storage_key).unwrap_or_else(|| info.clone())
     }
 
@@ -274,8 +278,28 @@ impl Api {
         Ok(())
     }
 
+    /// Every write of the generic registry goes through here (then [`Store::write`]); storing a
+    /// CustomResourceDefinition (re)registers its resources, deleting one removes them and their
+    /// objects.
     fn commit(&self, info: &ResourceInfo, ns: &str, name: &str, expect: Expect, op: Op) -> Result<Written, WriteError> {
-        self.store.write(info, ns, name, expect, op)
+        let crd = crd::is_crd(info);
+        let old = if crd { self.store.get(&info.storage_key, ns, name).map(|e| parse(&e.bytes)) } else { None };
+        let deleting = !matches!(op, Op::Put(_));
+        let w = self.store.write(info, ns, name, expect, op)?;
+        if crd {
+            if deleting {
+                let gone = parse(&w.bytes);
+                for r in crd::resources(&gone) {
+                    for (ons, oname) in self.store.keys(&r.storage_key, None) {
+                        let _ = self.store.write(&r, &ons, &oname, Expect::Exists, Op::Delete);
+                    }
+                }
+                crd::unregister(&self.registry, &gone);
+            } else {
+                crd::register(&self.registry, old.as_ref(), &parse(&w.bytes));
+            }
+        }
+        Ok(w)
     }
 
     /// POST: create `obj` in namespace `ns`.
@@ -341,6 +365,12 @@ impl Api {
             if !(info.group.is_empty() && matches!(info.resource.as_str(), "namespaces" | "nodes")) {
                 obj["metadata"]["generation"] = json!(1);
             }
+        }
+        if crd::is_custom(info) {
+            obj["metadata"]["generation"] = json!(1);
+        }
+        if crd::is_crd(info) {
+            crd::accept(&mut obj);
         }
         if info.group.is_empty() && info.resource == "namespaces" {
             obj["spec"] = json!({"finalizers": ["kubernetes"]});
