@@ -9,10 +9,14 @@ FROM rust:1.95-slim-bookworm AS build
 WORKDIR /build
 
 COPY Cargo.toml Cargo.lock ./
-# If Cargo.toml gains [[bench]]/[[bin]] targets with explicit paths, stub them here too.
-RUN mkdir -p src \
+# Cargo refuses a manifest whose declared [[bench]] targets have no file: stub each one (they are
+# never built here; .dockerignore keeps the real benches/ out of the context).
+RUN mkdir -p src benches \
  && echo 'fn main() {}' > src/main.rs \
  && touch src/lib.rs \
+ && for b in $(sed -n '/^\[\[bench\]\]/,/^name/{s/^name *= *"\([^"]*\)".*/\1/p}' Cargo.toml); do \
+      echo 'fn main() {}' > "benches/$b.rs"; \
+    done \
  && cargo build --release --locked --bin jobwright \
  && rm -rf src target/release/jobwright target/release/deps/jobwright-* target/release/deps/libjobwright-* \
            target/release/.fingerprint/jobwright-*
