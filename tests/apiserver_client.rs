@@ -659,7 +659,8 @@ async fn table_and_partial_metadata_responses() {
     let get = |accept: &str| {
         http::Request::get("/api/v1/namespaces/default/configmaps").header("accept", accept).body(vec![]).unwrap()
     };
-    let t = s.client().request_text(get("application/json;as=Table;v=v1;g=meta.k8s.io,application/json")).await.unwrap();
+    let t =
+        s.client().request_text(get("application/json;as=Table;v=v1;g=meta.k8s.io,application/json")).await.unwrap();
     let t: serde_json::Value = serde_json::from_str(&t).unwrap();
     assert_eq!(t["kind"], "Table");
     assert_eq!(t["rows"].as_array().unwrap().len(), 2);
@@ -678,9 +679,10 @@ async fn table_and_partial_metadata_responses() {
 async fn watch_path_for_one_object_filters_by_name() {
     let s = TestApiServer::start().await;
     let cms: Api<ConfigMap> = Api::default_namespaced(s.client());
-    let req = http::Request::get("/api/v1/watch/namespaces/default/configmaps/target?resourceVersion=0&timeoutSeconds=5")
-        .body(vec![])
-        .unwrap();
+    let req =
+        http::Request::get("/api/v1/watch/namespaces/default/configmaps/target?resourceVersion=0&timeoutSeconds=5")
+            .body(vec![])
+            .unwrap();
     let client = s.client();
     let mut lines = {
         use futures::AsyncBufReadExt;
@@ -709,7 +711,10 @@ async fn apply_patch_creates_and_requires_a_field_manager() {
         .unwrap();
     let (code, _, msg) = api_err(s.client().request_text(req).await.unwrap_err());
     assert_eq!(code, 422);
-    assert_eq!(msg, "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch");
+    assert_eq!(
+        msg,
+        "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch"
+    );
 }
 
 // Dry-run deletes keep the object.
