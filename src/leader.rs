@@ -24,7 +24,12 @@
 //! leader can start at once without overlapping in-flight writes. If they are not dropped within
 //! [`LeaderConfig::drain_timeout`], the Lease is left to expire instead of being released.
 //! [`LeaderElector::disabled`] is the single-replica mode (`--leader-elect` off): one term from start
-//! to shutdown.
+//! to shutdown. [`LeaderElector::abort`] simulates a crash for failover tests: the term ends, the
+//! Lease is not released and expires.
+//!
+//! The release re-reads the Lease first and only clears it when it still names this replica
+//! (kube-lease-manager's own `release()` trusts a cached holder and could clear a Lease another
+//! replica holds by now). Lease writes use the field manager `jobwright-leader-<identity>`.
 //!
 //! # Mechanism and the timing argument
 //!
