@@ -33,6 +33,8 @@ enum Command {
     },
     /// Run the node simulator (scheduler + kubelet for pods) against any API server.
     Kubelet(jobwright::kubelet::cli::KubeletArgs),
+    /// Print the jobwright.dev/v1 Job CustomResourceDefinition as YAML.
+    Crd,
 }
 
 async fn shutdown_signal() {
@@ -67,6 +69,10 @@ async fn main() -> std::process::ExitCode {
             jobwright::apiserver::serve(opts, shutdown_signal()).await
         }
         Command::Kubelet(args) => jobwright::kubelet::cli::run(args, shutdown_signal()).await,
+        Command::Crd => {
+            print!("{}", jobwright::crd::crd_yaml());
+            Ok(())
+        }
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
