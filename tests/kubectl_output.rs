@@ -1,7 +1,7 @@
 //! The real `kubectl` (v1.32) against `TestApiServer`: what a user sees must be what a real
 //! cluster shows. Each test has its own server, kubeconfig and `KUBECACHEDIR`.
 //!
-//! They need `kubectl` on PATH; set `JOBWRIGHT_SKIP_KUBECTL=1` to skip them where it is missing.
+//! They need the real `kubectl` on PATH (every machine and CI has it); there is no skip.
 
 use std::time::Duration;
 
@@ -20,10 +20,10 @@ use support::Kubectl;
 /// How long any awaited output may take before the test fails.
 const WAIT: Duration = Duration::from_secs(20);
 
-async fn setup() -> Option<(TestApiServer, Kubectl)> {
+async fn setup() -> (TestApiServer, Kubectl) {
     let api = TestApiServer::start().await;
-    let k = Kubectl::new(&api.url())?;
-    Some((api, k))
+    let k = Kubectl::new(&api.url());
+    (api, k)
 }
 
 fn rows(out: &str) -> Vec<Vec<String>> {
@@ -49,7 +49,7 @@ spec:
 
 #[tokio::test]
 async fn version_api_resources_and_explain() {
-    let Some((_api, k)) = setup().await else { return };
+    let (_api, k) = setup().await;
     let v: Value = serde_json::from_str(&k.ok(&["version", "-o", "json"]).await).unwrap();
     assert_eq!(v["serverVersion"]["major"], "1");
     assert_eq!(v["serverVersion"]["minor"], "33");
@@ -73,7 +73,7 @@ async fn version_api_resources_and_explain() {
 
 #[tokio::test]
 async fn create_job_then_get_in_every_output_format() {
-    let Some((_api, k)) = setup().await else { return };
+    let (_api, k) = setup().await;
     let out = k.ok(&["create", "job", "x", "--image=busybox", "--", "echo", "hi"]).await;
     assert_eq!(out.trim(), "job.batch/x created");
 
@@ -107,7 +107,7 @@ async fn create_job_then_get_in_every_output_format() {
 
 #[tokio::test]
 async fn get_pods_default_and_wide_columns() {
-    let Some((api, k)) = setup().await else { return };
+    let (api, k) = setup().await;
     let pods: Api<Pod> = Api::namespaced(api.client(), "default");
     let p: Pod = serde_json::from_value(json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p1"},
         "spec": {"containers": [{"name": "c", "image": "busybox"}]}}))
@@ -130,7 +130,7 @@ async fn get_pods_default_and_wide_columns() {
 
 #[tokio::test]
 async fn apply_client_side_with_validation_and_server_side() {
-    let Some((_api, k)) = setup().await else { return };
+    let (_api, k) = setup().await;
     let file = k.dir.path().join("job.yaml");
     std::fs::write(&file, JOB_YAML).unwrap();
     let f = file.to_str().unwrap();
@@ -168,7 +168,7 @@ async fn apply_client_side_with_validation_and_server_side() {
 
 #[tokio::test]
 async fn get_watch_prints_header_rows_and_new_objects() {
-    let Some((_api, k)) = setup().await else { return };
+    let (_api, k) = setup().await;
     k.ok(&["create", "job", "first", "--image=busybox"]).await;
     let mut child = tokio::process::Command::new("kubectl")
         .arg("--kubeconfig")
@@ -193,7 +193,7 @@ async fn get_watch_prints_header_rows_and_new_objects() {
 
 #[tokio::test]
 async fn describe_job_shows_events_recorded_through_events_k8s_io() {
-    let Some((api, k)) = setup().await else { return };
+    let (api, k) = setup().await;
     k.ok(&["create", "job", "d", "--image=busybox"]).await;
     let uid = k.ok(&["get", "job", "d", "-o", "jsonpath={.metadata.uid}"]).await;
     let gvk = GroupVersionKind::gvk("events.k8s.io", "v1", "Event");
@@ -228,7 +228,7 @@ async fn describe_job_shows_events_recorded_through_events_k8s_io() {
 
 #[tokio::test]
 async fn label_and_annotate_with_selectors_and_selector_errors() {
-    let Some((api, k)) = setup().await else { return };
+    let (api, k) = setup().await;
     let pods: Api<Pod> = Api::namespaced(api.client(), "default");
     for (name, app) in [("p1", "x"), ("p2", "y"), ("p3", "z")] {
         let p: Pod = serde_json::from_value(json!({"apiVersion": "v1", "kind": "Pod",
@@ -268,7 +268,7 @@ async fn label_and_annotate_with_selectors_and_selector_errors() {
 
 #[tokio::test]
 async fn typed_create_commands_send_protobuf_the_server_decodes() {
-    let Some((_api, k)) = setup().await else { return };
+    let (_api, k) = setup().await;
     let get = async |args: &[&str]| -> Value { serde_json::from_str(&k.ok(args).await).unwrap() };
 
     assert_eq!(
@@ -297,7 +297,7 @@ async fn typed_create_commands_send_protobuf_the_server_decodes() {
 
 #[tokio::test]
 async fn namespaces_nodes_and_default_printer_columns() {
-    let Some((api, k)) = setup().await else { return };
+    let (api, k) = setup().await;
     let out = k.ok(&["get", "namespaces"]).await;
     let r = rows(&out);
     assert_eq!(r[0], ["NAME", "STATUS", "AGE"]);

@@ -3,7 +3,7 @@
 
 #![allow(dead_code)]
 
-/// A `kubectl` bound to one server. `None` from [`Kubectl::new`] when `JOBWRIGHT_SKIP_KUBECTL=1`.
+/// A `kubectl` bound to one server. The real binary is required: every machine has it.
 pub struct Kubectl {
     /// Holds the kubeconfig and the cache directory.
     pub dir: tempfile::TempDir,
@@ -11,16 +11,13 @@ pub struct Kubectl {
 
 impl Kubectl {
     /// A kubectl for `server` (an `http://` URL), namespace `default`.
-    pub fn new(server: &str) -> Option<Self> {
-        if std::env::var("JOBWRIGHT_SKIP_KUBECTL").is_ok_and(|v| v == "1") {
-            return None;
-        }
+    pub fn new(server: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let kubeconfig = format!(
             "apiVersion: v1\nkind: Config\nclusters:\n- name: t\n  cluster:\n    server: {server}\ncontexts:\n- name: t\n  context:\n    cluster: t\n    user: t\n    namespace: default\ncurrent-context: t\nusers:\n- name: t\n  user: {{}}\n"
         );
         std::fs::write(dir.path().join("kubeconfig"), kubeconfig).unwrap();
-        Some(Self { dir })
+        Self { dir }
     }
 
     /// Run kubectl; `(success, stdout, stderr)`.
@@ -28,7 +25,7 @@ impl Kubectl {
         let mut cmd = tokio::process::Command::new("kubectl");
         cmd.arg("--kubeconfig").arg(self.dir.path().join("kubeconfig")).args(args);
         cmd.env("KUBECACHEDIR", self.dir.path().join("cache"));
-        let out = cmd.output().await.expect("kubectl on PATH (or set JOBWRIGHT_SKIP_KUBECTL=1)");
+        let out = cmd.output().await.expect("kubectl on PATH");
         (
             out.status.success(),
             String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -54,7 +51,7 @@ impl Kubectl {
         cmd.stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped());
-        let mut child = cmd.spawn().expect("kubectl on PATH (or set JOBWRIGHT_SKIP_KUBECTL=1)");
+        let mut child = cmd.spawn().expect("kubectl on PATH");
         let mut input = child.stdin.take().expect("stdin");
         input.write_all(stdin.as_bytes()).await.unwrap();
         drop(input);
