@@ -710,6 +710,11 @@ fn object_response(view: &ResourceInfo, code: StatusCode, bytes: Bytes, shape: S
 
 fn outcome_response(view: &ResourceInfo, out: Outcome, shape: Shape) -> Response {
     let code = if out.created { StatusCode::CREATED } else { StatusCode::OK };
+    if let (Some(b), Shape::Object, false) = (&out.bytes, shape, events::converts(view)) {
+        let mut r = json_bytes(code, "application/json", b.clone());
+        add_warnings(&mut r, &out.warnings);
+        return r;
+    }
     let v = events::to_view(view, out.object);
     let mut r = json_value(code, &shape_one(view, v, shape));
     add_warnings(&mut r, &out.warnings);

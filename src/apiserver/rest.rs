@@ -113,6 +113,8 @@ pub struct Outcome {
     pub warnings: Vec<String>,
     /// Whether the object was created (201) rather than updated (200).
     pub created: bool,
+    /// `object` serialized, when it was just stored (saves the HTTP layer a serialization).
+    pub bytes: Option<bytes::Bytes>,
 }
 
 /// The result of a delete.
@@ -383,10 +385,15 @@ impl Api {
             if self.store.get(&info.storage_key, &ns, &name).is_some() {
                 return Err(StatusError::already_exists(info, &name));
             }
-            return Ok(Outcome { object: obj, warnings, created: true });
+            return Ok(Outcome { object: obj, warnings, created: true, bytes: None });
         }
         match self.commit(info, &ns, &name, Expect::Absent, Op::Put(obj)) {
-            Ok(w) => Ok(Outcome { object: parse(&w.bytes), warnings, created: true }),
+            Ok(w) => Ok(Outcome {
+                object: w.object.unwrap_or_else(|| parse(&w.bytes)),
+                warnings,
+                created: true,
+                bytes: Some(w.bytes),
+            }),
             Err(_) => Err(StatusError::already_exists(info, &name)),
         }
     }
@@ -487,7 +494,9 @@ impl Api {
         if deleting && grace_over && !held(&new) {
             return Ok(self.commit(info, ns, name, Expect::Rv(rv), Op::DeleteAs(new)).map(|w| parse(&w.bytes)));
         }
-        Ok(self.commit(info, ns, name, Expect::Rv(rv), Op::Put(new)).map(|w| parse(&w.bytes)))
+        Ok(self
+            .commit(info, ns, name, Expect::Rv(rv), Op::Put(new))
+            .map(|w| w.object.unwrap_or_else(|| parse(&w.bytes))))
     }
 
     /// PUT of the resource (`sub` = None) or a subresource (`status`).
@@ -539,7 +548,7 @@ impl Api {
             let op = if sub == Some("status") { Operation::UpdateStatus } else { Operation::Update };
             let warnings = validate::admit(info, op, &mut new, Some(&old), opts.field_validation)?;
             match self.commit_update(info, &ns, name, entry.rv, &old, new, opts.dry_run)? {
-                Ok(object) => return Ok(Outcome { object, warnings, created: false }),
+                Ok(object) => return Ok(Outcome { object, warnings, created: false, bytes: None }),
                 Err(WriteError::NotFound) => return Err(StatusError::not_found(info, name)),
                 Err(_) if wanted_rv.is_some() => return Err(StatusError::conflict(info, name)),
                 Err(_) => continue,
@@ -594,7 +603,7 @@ impl Api {
             let op = if sub == Some("status") { Operation::UpdateStatus } else { Operation::Update };
             let warnings = validate::admit(info, op, &mut new, Some(&old), opts.field_validation)?;
             match self.commit_update(info, &ns, name, entry.rv, &old, new, opts.dry_run)? {
-                Ok(object) => return Ok(Outcome { object, warnings, created: false }),
+                Ok(object) => return Ok(Outcome { object, warnings, created: false, bytes: None }),
                 Err(WriteError::NotFound) => return Err(StatusError::not_found(info, name)),
                 Err(_) => continue,
             }
