@@ -669,7 +669,9 @@ impl Api {
             }
             let mut fins = finalizers(&old);
             if !already {
-                let policy = opts.propagation.unwrap_or(if info.group == "batch" {
+                // Upstream's job strategy defaults batch/v1 Jobs to orphaning (back compatibility);
+                // CronJobs in batch/v1 default to deleting dependents, like everything else.
+                let policy = opts.propagation.unwrap_or(if info.group == "batch" && info.resource == "jobs" {
                     Propagation::Orphan
                 } else {
                     Propagation::Background
