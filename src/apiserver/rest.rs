@@ -126,6 +126,9 @@ pub struct Deleted {
     pub gone: bool,
 }
 
+/// Namespaces the NamespaceLifecycle admission plugin refuses to delete.
+pub const IMMORTAL_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public"];
+
 /// Finalizer the garbage collector honours for foreground deletion.
 pub const FOREGROUND_FINALIZER: &str = "foregroundDeletion";
 /// Finalizer the garbage collector honours for orphaning dependents.
@@ -619,6 +622,12 @@ impl Api {
         opts: &DeleteOptions,
     ) -> Result<Deleted, StatusError> {
         let ns = Self::ns_of(info, ns);
+        if info.group.is_empty() && info.resource == "namespaces" && IMMORTAL_NAMESPACES.contains(&name) {
+            return Err(StatusError::forbidden(format!(
+                "namespaces \"{name}\" is forbidden: this namespace may not be deleted"
+            ))
+            .with_details(json!({"name": name, "kind": "namespaces"})));
+        }
         loop {
             let entry = self.get(info, &ns, name)?;
             let old = parse(&entry.bytes);
@@ -863,6 +872,18 @@ mod tests {
         o["metadata"]["finalizers"] = json!([]);
         api.update(&cms, "default", "c", None, o, &WriteOptions::default()).unwrap();
         assert_eq!(api.get(&cms, "default", "c").unwrap_err().code, 404);
+    }
+
+    #[test]
+    fn immortal_namespaces_cannot_be_deleted() {
+        let api = api();
+        let nss = api.info("", "namespaces");
+        let e = api.delete(&nss, "", "default", &DeleteOptions::default()).unwrap_err();
+        assert_eq!(
+            (e.code, e.message.as_str()),
+            (403, "namespaces \"default\" is forbidden: this namespace may not be deleted")
+        );
+        assert!(!api.delete(&nss, "", "kube-node-lease", &DeleteOptions::default()).unwrap().gone);
     }
 
     #[test]
