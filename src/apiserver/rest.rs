@@ -312,8 +312,20 @@ impl Api {
         &self,
         info: &ResourceInfo,
         ns: &str,
+        obj: Value,
+        opts: &WriteOptions,
+    ) -> Result<Outcome, StatusError> {
+        self.create_inner(info, ns, obj, opts, true)
+    }
+
+    /// Create; `record` is false when an apply patch creates (its managedFields are the apply's).
+    fn create_inner(
+        &self,
+        info: &ResourceInfo,
+        ns: &str,
         mut obj: Value,
         opts: &WriteOptions,
+        record: bool,
     ) -> Result<Outcome, StatusError> {
         if !obj.is_object() {
             return Err(StatusError::bad_request("the body of the request must be a JSON object"));
@@ -382,7 +394,9 @@ impl Api {
             obj["status"] = json!({"phase": "Active"});
             obj["metadata"]["labels"]["kubernetes.io/metadata.name"] = json!(name);
         }
-        patch::record_write(info, None, &mut obj, &opts.ctx(None));
+        if record {
+            patch::record_write(info, None, &mut obj, &opts.ctx(None));
+        }
         let warnings = validate::admit(info, Operation::Create, &mut obj, None, opts.field_validation)?;
         if opts.dry_run {
             if self.store.get(&info.storage_key, &ns, &name).is_some() {
@@ -584,7 +598,7 @@ impl Api {
                         )));
                     }
                     obj["metadata"]["name"] = json!(name);
-                    match self.create(info, &ns, obj, opts) {
+                    match self.create_inner(info, &ns, obj, opts, false) {
                         Err(e) if e.reason == "AlreadyExists" => continue,
                         other => return other,
                     }
