@@ -599,6 +599,10 @@ async fn pod_logs_are_proxied_to_the_kubelet() {
     let (code, _, msg) = api_err(pods.logs("two", &Default::default()).await.unwrap_err());
     assert_eq!(code, 400);
     assert_eq!(msg, "a container name must be specified for pod two, choose one of: [main side]");
+    // failure: not scheduled yet
+    create(&pods, &pod("pending", None)).await;
+    let (code, _, msg) = api_err(pods.logs("pending", &Default::default()).await.unwrap_err());
+    assert_eq!((code, msg.as_str()), (400, "pod pending does not have a host assigned"));
     server.abort();
 }
 
@@ -765,4 +769,35 @@ async fn eviction_deletes_the_pod() {
     pods.evict("ev", &Default::default()).await.unwrap();
     assert_eq!(api_err(pods.get("ev").await.unwrap_err()).0, 404);
     assert_eq!(api_err(pods.evict("ev", &Default::default()).await.unwrap_err()).0, 404);
+}
+
+#[tokio::test]
+async fn kube_runtime_recorder_events_show_up_in_the_core_view() {
+    use k8s_openapi::api::core::v1::Event as CoreEvent;
+    use kube::Resource;
+    use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+    let s = TestApiServer::start().await;
+    let jobs: Api<Job> = Api::default_namespaced(s.client());
+    let j = create(&jobs, &job("rec")).await;
+    let reporter = Reporter { controller: "jobwright.dev/job-controller".into(), instance: Some("i-1".into()) };
+    let recorder = Recorder::new(s.client(), reporter);
+    let ev = Event {
+        type_: EventType::Normal,
+        reason: "SuccessfulCreate".into(),
+        note: Some("Created pod: rec-abcde".into()),
+        action: "Create".into(),
+        secondary: None,
+    };
+    let reference = j.object_ref(&());
+    recorder.publish(&ev, &reference).await.unwrap();
+    recorder.publish(&ev, &reference).await.unwrap();
+    let core: Api<CoreEvent> = Api::default_namespaced(s.client());
+    let list = core.list(&ListParams::default()).await.unwrap();
+    assert_eq!(list.items.len(), 1, "the repeat is a patch of the same event");
+    let e = &list.items[0];
+    assert_eq!(e.involved_object.name.as_deref(), Some("rec"));
+    assert_eq!(e.reason.as_deref(), Some("SuccessfulCreate"));
+    assert_eq!(e.message.as_deref(), Some("Created pod: rec-abcde"));
+    assert_eq!(e.reporting_component.as_deref(), Some("jobwright.dev/job-controller"));
+    assert!(e.series.as_ref().is_some_and(|s| s.count == Some(2)), "{:?}", e.series);
 }

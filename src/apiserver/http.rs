@@ -716,6 +716,11 @@ fn object_response(view: &ResourceInfo, code: StatusCode, bytes: Bytes, shape: S
 
 fn outcome_response(view: &ResourceInfo, out: Outcome, shape: Shape) -> Response {
     let code = if out.created { StatusCode::CREATED } else { StatusCode::OK };
+    if let (Some(b), Shape::Object, false) = (&out.bytes, shape, events::converts(view)) {
+        let mut r = json_bytes(code, "application/json", b.clone());
+        add_warnings(&mut r, &out.warnings);
+        return r;
+    }
     let v = events::to_view(view, out.object);
     let mut r = json_value(code, &shape_one(view, v, shape));
     add_warnings(&mut r, &out.warnings);
@@ -1104,17 +1109,17 @@ async fn log_proxy(s: &Arc<Server>, ns: &str, name: &str, uri: &http::Uri) -> Re
         }
         None if containers.len() == 1 => containers[0].clone(),
         None => {
-            return Err(StatusError::bad_request(format!(
-                "a container name must be specified for pod {name}, choose one of: [{}]",
-                containers.join(" ")
-            )));
+            let mut msg =
+                format!("a container name must be specified for pod {name}, choose one of: [{}]", containers.join(" "));
+            if !inits.is_empty() {
+                msg.push_str(&format!(" or one of the init containers: [{}]", inits.join(" ")));
+            }
+            return Err(StatusError::bad_request(msg));
         }
     };
     let node = pod["spec"]["nodeName"].as_str().unwrap_or_default();
     if node.is_empty() {
-        return Err(StatusError::bad_request(format!(
-            "container \"{container}\" in pod \"{name}\" is waiting to start: ContainerCreating"
-        )));
+        return Err(StatusError::bad_request(format!("pod {name} does not have a host assigned")));
     }
     let nodes = api.info("", "nodes");
     let node_obj = api.get_value(&nodes, "", node)?;

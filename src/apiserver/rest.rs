@@ -113,6 +113,8 @@ pub struct Outcome {
     pub warnings: Vec<String>,
     /// Whether the object was created (201) rather than updated (200).
     pub created: bool,
+    /// `object` serialized, when it was just stored (saves the HTTP layer a serialization).
+    pub bytes: Option<bytes::Bytes>,
 }
 
 /// The result of a delete.
@@ -123,6 +125,9 @@ pub struct Deleted {
     /// Whether it is gone from storage.
     pub gone: bool,
 }
+
+/// Namespaces the NamespaceLifecycle admission plugin refuses to delete.
+pub const IMMORTAL_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public"];
 
 /// Finalizer the garbage collector honours for foreground deletion.
 pub const FOREGROUND_FINALIZER: &str = "foregroundDeletion";
@@ -168,6 +173,65 @@ fn set_finalizers(obj: &mut Value, f: &[String]) {
     } else {
         obj["metadata"]["finalizers"] = json!(f);
     }
+}
+
+/// Refuse objects whose standard fields have the wrong JSON types, as upstream's decoder does
+/// (`cannot unmarshal string into Go struct field ObjectMeta.metadata.labels of type
+/// map[string]string`), so later steps can index them safely.
+pub fn check_shape(obj: &Value) -> Result<(), StatusError> {
+    let bad = |field: &str, want: &str, got: &Value| {
+        let kind = match got {
+            Value::String(_) => "string",
+            Value::Number(_) => "number",
+            Value::Bool(_) => "bool",
+            Value::Array(_) => "array",
+            Value::Object(_) => "object",
+            Value::Null => "null",
+        };
+        Err(StatusError::bad_request(format!(
+            "json: cannot unmarshal {kind} into Go struct field {field} of type {want}"
+        )))
+    };
+    if !obj.is_object() {
+        return bad("Object", "struct", obj);
+    }
+    for top in ["metadata", "spec", "status"] {
+        if let Some(v) = obj.get(top)
+            && !v.is_object()
+            && !v.is_null()
+        {
+            return bad(&format!(".{top}"), "struct", v);
+        }
+    }
+    let md = &obj["metadata"];
+    for m in ["labels", "annotations"] {
+        if let Some(v) = md.get(m).filter(|v| !v.is_null()) {
+            match v.as_object() {
+                Some(o) => {
+                    if let Some((_, x)) = o.iter().find(|(_, x)| !x.is_string()) {
+                        return bad(&format!("ObjectMeta.metadata.{m}"), "string", x);
+                    }
+                }
+                None => return bad(&format!("ObjectMeta.metadata.{m}"), "map[string]string", v),
+            }
+        }
+    }
+    if let Some(v) = md.get("finalizers").filter(|v| !v.is_null())
+        && !v.as_array().is_some_and(|a| a.iter().all(Value::is_string))
+    {
+        return bad("ObjectMeta.metadata.finalizers", "[]string", v);
+    }
+    if let Some(v) = md.get("ownerReferences").filter(|v| !v.is_null())
+        && !v.as_array().is_some_and(|a| a.iter().all(Value::is_object))
+    {
+        return bad("ObjectMeta.metadata.ownerReferences", "[]v1.OwnerReference", v);
+    }
+    for f in ["name", "namespace", "generateName", "resourceVersion", "uid"] {
+        if let Some(v) = md.get(f).filter(|v| !v.is_null() && !v.is_string()) {
+            return bad(&format!("ObjectMeta.metadata.{f}"), "string", v);
+        }
+    }
+    Ok(())
 }
 
 /// `generateName` suffix: 5 characters from upstream's alphabet (no vowels, no confusables).
@@ -307,12 +371,22 @@ impl Api {
         &self,
         info: &ResourceInfo,
         ns: &str,
-        mut obj: Value,
+        obj: Value,
         opts: &WriteOptions,
     ) -> Result<Outcome, StatusError> {
-        if !obj.is_object() {
-            return Err(StatusError::bad_request("the body of the request must be a JSON object"));
-        }
+        self.create_inner(info, ns, obj, opts, true)
+    }
+
+    /// Create; `record` is false when an apply patch creates (its managedFields are the apply's).
+    fn create_inner(
+        &self,
+        info: &ResourceInfo,
+        ns: &str,
+        mut obj: Value,
+        opts: &WriteOptions,
+        record: bool,
+    ) -> Result<Outcome, StatusError> {
+        check_shape(&obj)?;
         if !obj["metadata"].is_object() {
             obj["metadata"] = json!({});
         }
@@ -377,16 +451,23 @@ impl Api {
             obj["status"] = json!({"phase": "Active"});
             obj["metadata"]["labels"]["kubernetes.io/metadata.name"] = json!(name);
         }
-        patch::record_write(info, None, &mut obj, &opts.ctx(None));
+        if record {
+            patch::record_write(info, None, &mut obj, &opts.ctx(None));
+        }
         let warnings = validate::admit(info, Operation::Create, &mut obj, None, opts.field_validation)?;
         if opts.dry_run {
             if self.store.get(&info.storage_key, &ns, &name).is_some() {
                 return Err(StatusError::already_exists(info, &name));
             }
-            return Ok(Outcome { object: obj, warnings, created: true });
+            return Ok(Outcome { object: obj, warnings, created: true, bytes: None });
         }
         match self.commit(info, &ns, &name, Expect::Absent, Op::Put(obj)) {
-            Ok(w) => Ok(Outcome { object: parse(&w.bytes), warnings, created: true }),
+            Ok(w) => Ok(Outcome {
+                object: w.object.unwrap_or_else(|| parse(&w.bytes)),
+                warnings,
+                created: true,
+                bytes: Some(w.bytes),
+            }),
             Err(_) => Err(StatusError::already_exists(info, &name)),
         }
     }
@@ -487,7 +568,9 @@ impl Api {
         if deleting && grace_over && !held(&new) {
             return Ok(self.commit(info, ns, name, Expect::Rv(rv), Op::DeleteAs(new)).map(|w| parse(&w.bytes)));
         }
-        Ok(self.commit(info, ns, name, Expect::Rv(rv), Op::Put(new)).map(|w| parse(&w.bytes)))
+        Ok(self
+            .commit(info, ns, name, Expect::Rv(rv), Op::Put(new))
+            .map(|w| w.object.unwrap_or_else(|| parse(&w.bytes))))
     }
 
     /// PUT of the resource (`sub` = None) or a subresource (`status`).
@@ -500,9 +583,7 @@ impl Api {
         body: Value,
         opts: &WriteOptions,
     ) -> Result<Outcome, StatusError> {
-        if !body.is_object() {
-            return Err(StatusError::bad_request("the body of the request must be a JSON object"));
-        }
+        check_shape(&body)?;
         let ns = Self::ns_of(info, ns);
         if let Some(n) = body["metadata"]["name"].as_str()
             && n != name
@@ -539,7 +620,7 @@ impl Api {
             let op = if sub == Some("status") { Operation::UpdateStatus } else { Operation::Update };
             let warnings = validate::admit(info, op, &mut new, Some(&old), opts.field_validation)?;
             match self.commit_update(info, &ns, name, entry.rv, &old, new, opts.dry_run)? {
-                Ok(object) => return Ok(Outcome { object, warnings, created: false }),
+                Ok(object) => return Ok(Outcome { object, warnings, created: false, bytes: None }),
                 Err(WriteError::NotFound) => return Err(StatusError::not_found(info, name)),
                 Err(_) if wanted_rv.is_some() => return Err(StatusError::conflict(info, name)),
                 Err(_) => continue,
@@ -565,6 +646,7 @@ impl Api {
             let Some(entry) = self.store.get(&info.storage_key, &ns, name) else {
                 if ptype == PatchType::Apply && sub.is_none() {
                     let mut obj = patch::apply_patch(info, None, ptype, body, &opts.ctx(sub))?;
+                    check_shape(&obj)?;
                     if obj["metadata"]["name"].as_str().is_some_and(|n| n != name) {
                         return Err(StatusError::bad_request(format!(
                             "the name of the object ({}) does not match the name on the URL ({name})",
@@ -572,7 +654,7 @@ impl Api {
                         )));
                     }
                     obj["metadata"]["name"] = json!(name);
-                    match self.create(info, &ns, obj, opts) {
+                    match self.create_inner(info, &ns, obj, opts, false) {
                         Err(e) if e.reason == "AlreadyExists" => continue,
                         other => return other,
                     }
@@ -581,6 +663,7 @@ impl Api {
             };
             let old = parse(&entry.bytes);
             let patched = patch::apply_patch(info, Some(&old), ptype, body, &opts.ctx(sub))?;
+            check_shape(&patched)?;
             let carried_rv = patched["metadata"]["resourceVersion"].as_str().map(str::to_string);
             if let Some(rv) = &carried_rv
                 && *rv != entry.rv.to_string()
@@ -594,7 +677,7 @@ impl Api {
             let op = if sub == Some("status") { Operation::UpdateStatus } else { Operation::Update };
             let warnings = validate::admit(info, op, &mut new, Some(&old), opts.field_validation)?;
             match self.commit_update(info, &ns, name, entry.rv, &old, new, opts.dry_run)? {
-                Ok(object) => return Ok(Outcome { object, warnings, created: false }),
+                Ok(object) => return Ok(Outcome { object, warnings, created: false, bytes: None }),
                 Err(WriteError::NotFound) => return Err(StatusError::not_found(info, name)),
                 Err(_) => continue,
             }
@@ -610,6 +693,12 @@ impl Api {
         opts: &DeleteOptions,
     ) -> Result<Deleted, StatusError> {
         let ns = Self::ns_of(info, ns);
+        if info.group.is_empty() && info.resource == "namespaces" && IMMORTAL_NAMESPACES.contains(&name) {
+            return Err(StatusError::forbidden(format!(
+                "namespaces \"{name}\" is forbidden: this namespace may not be deleted"
+            ))
+            .with_details(json!({"name": name, "kind": "namespaces"})));
+        }
         loop {
             let entry = self.get(info, &ns, name)?;
             let old = parse(&entry.bytes);
@@ -660,7 +749,9 @@ impl Api {
             }
             let mut fins = finalizers(&old);
             if !already {
-                let policy = opts.propagation.unwrap_or(if info.group == "batch" {
+                // Upstream's job strategy defaults batch/v1 Jobs to orphaning (back compatibility);
+                // CronJobs in batch/v1 default to deleting dependents, like everything else.
+                let policy = opts.propagation.unwrap_or(if info.group == "batch" && info.resource == "jobs" {
                     Propagation::Orphan
                 } else {
                     Propagation::Background
@@ -852,6 +943,50 @@ mod tests {
         o["metadata"]["finalizers"] = json!([]);
         api.update(&cms, "default", "c", None, o, &WriteOptions::default()).unwrap();
         assert_eq!(api.get(&cms, "default", "c").unwrap_err().code, 404);
+    }
+
+    #[test]
+    fn mistyped_standard_fields_are_400_not_panics() {
+        let api = api();
+        let nss = api.info("", "namespaces");
+        let cms = api.info("", "configmaps");
+        for body in [
+            json!({"metadata": {"name": "x", "labels": "oops"}}),
+            json!({"metadata": {"name": "x", "labels": {"a": 1}}}),
+            json!({"metadata": {"name": "x", "finalizers": "f"}}),
+            json!({"metadata": "x"}),
+            json!({"metadata": {"name": 5}}),
+            json!({"metadata": {"name": "x"}, "status": "s"}),
+            json!([1, 2]),
+        ] {
+            assert_eq!(api.create(&nss, "", body.clone(), &WriteOptions::default()).unwrap_err().code, 400, "{body}");
+            assert_eq!(api.create(&cms, "default", body, &WriteOptions::default()).unwrap_err().code, 400);
+        }
+        api.create(&cms, "default", json!({"metadata": {"name": "ok"}}), &WriteOptions::default()).unwrap();
+        let e = api
+            .patch(
+                &cms,
+                "default",
+                "ok",
+                None,
+                PatchType::Merge,
+                br#"{"metadata":{"annotations":"x"}}"#,
+                &WriteOptions::default(),
+            )
+            .unwrap_err();
+        assert_eq!(e.code, 400);
+    }
+
+    #[test]
+    fn immortal_namespaces_cannot_be_deleted() {
+        let api = api();
+        let nss = api.info("", "namespaces");
+        let e = api.delete(&nss, "", "default", &DeleteOptions::default()).unwrap_err();
+        assert_eq!(
+            (e.code, e.message.as_str()),
+            (403, "namespaces \"default\" is forbidden: this namespace may not be deleted")
+        );
+        assert!(!api.delete(&nss, "", "kube-node-lease", &DeleteOptions::default()).unwrap().gone);
     }
 
     #[test]

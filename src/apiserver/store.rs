@@ -204,6 +204,8 @@ pub struct Written {
     pub rv: u64,
     /// The stored bytes (for a delete: the final object).
     pub bytes: Bytes,
+    /// The stored object as a value, for a put (saves callers a parse).
+    pub object: Option<Value>,
 }
 
 /// Where a watch starts.
@@ -407,6 +409,7 @@ impl Store {
         }
         let rv = inner.rv + 1;
         let key_arc: Arc<str> = Arc::from(key);
+        let mut stored_value = None;
         let event = match op {
             Op::Put(mut obj) => {
                 obj["metadata"]["resourceVersion"] = Value::String(rv.to_string());
@@ -418,6 +421,7 @@ impl Store {
                 }
                 index(&mut inner, &key_arc, &id, &meta);
                 inner.buckets.entry(key.to_string()).or_default().objects.insert(id.clone(), entry);
+                stored_value = Some(obj);
                 WatchEvent {
                     kind: if current.is_some() { EventType::Modified } else { EventType::Added },
                     key: key_arc,
@@ -456,7 +460,7 @@ impl Store {
         };
         inner.rv = rv;
         let event = Arc::new(event);
-        let written = Written { rv, bytes: event.object.clone() };
+        let written = Written { rv, bytes: event.object.clone(), object: stored_value };
         if self.config.history > 0 {
             while inner.history.len() >= self.config.history {
                 if let Some(old) = inner.history.pop_front() {
