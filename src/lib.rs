@@ -13,5 +13,6 @@ pub mod kubelet;
 pub mod leader;
 pub mod metrics;
 pub mod ops;
+pub mod run;
 pub mod shutdown;
 pub mod telemetry;
