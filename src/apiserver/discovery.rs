@@ -25,3 +25,30 @@ pub fn api_group_list(_reg: &Registry) -> Value {
 pub fn api_resource_list(_reg: &Registry, _group: &str, _version: &str) -> Option<Value> {
     None
 }
+
+/// `GET /apis/{group}` (legacy): the `APIGroup` document, `None` when the group is not served.
+pub fn api_group(_reg: &Registry, _group: &str) -> Option<Value> {
+    None
+}
+
+/// Aggregated discovery (`Accept: application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList`)
+/// for `/api` (`core = true`) or `/apis`: an `APIGroupDiscoveryList`. `None` makes the server answer
+/// with the legacy document instead (clients then fall back to legacy discovery).
+pub fn aggregated_discovery(_reg: &Registry, _core: bool) -> Option<Value> {
+    None
+}
+
+/// `GET /openapi/v2`, `None` → 404.
+pub fn openapi_v2(_reg: &Registry) -> Option<Value> {
+    None
+}
+
+/// `GET /openapi/v3`: the index `{"paths": {"api/v1": {"serverRelativeURL": ...}, ...}}`.
+pub fn openapi_v3_index(_reg: &Registry) -> Value {
+    json!({"paths": {}})
+}
+
+/// `GET /openapi/v3/{path}` (e.g. `api/v1`, `apis/batch/v1`), `None` → 404.
+pub fn openapi_v3_gv(_reg: &Registry, _path: &str) -> Option<Value> {
+    None
+}

@@ -1,3 +1,1228 @@
 //! HTTP routing for the API server.
 //!
-//! STUB: owned by the API-server-core work item.
+//! One axum fallback handler parses Kubernetes paths itself (`/api/v1/...`, `/apis/G/V/...`,
+//! `namespaces/NS/RESOURCE[/NAME[/SUB]]`, the legacy `/watch/` prefix), negotiates the response
+//! shape from `Accept` (plain JSON, `as=Table`, `as=PartialObjectMetadata`, aggregated discovery),
+//! and maps verbs onto [`Api`]. Watches stream newline-delimited JSON from a task per watch that
+//! reads the store's per-watcher channel; events are pre-serialized once by the store, so fan-out
+//! only concatenates bytes. Every error is a `Status` object.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::response::Response;
+use bytes::{BufMut, Bytes, BytesMut};
+use chrono::Utc;
+use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use serde_json::{Value, json};
+use tokio::sync::{mpsc, oneshot};
+use tokio_stream::wrappers::ReceiverStream;
+
+use super::errors::StatusError;
+use super::patch::PatchType;
+use super::registry::{Registry, ResourceInfo};
+use super::rest::{Api, DeleteOptions, Outcome, WriteOptions, parse_propagation};
+use super::selector::{FieldSelector, LabelSelector};
+use super::store::{EventType, Meta, Store, StoreConfig, WatchEvent, WatchFrom};
+use super::table::{self, IncludeObject};
+use super::validate::FieldValidation;
+use super::{discovery, events, gc};
+
+/// Upstream's request body limit for JSON (etcd's 3 MiB value limit).
+pub const BODY_LIMIT: usize = 3 * 1024 * 1024;
+
+/// The media type of aggregated discovery.
+pub const AGGREGATED_DISCOVERY: &str = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
+
+/// Tunables of a server.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Store tunables (watch history size, per-watcher buffer).
+    pub store: StoreConfig,
+    /// How often a watch with `allowWatchBookmarks` gets a BOOKMARK.
+    pub bookmark_interval: Duration,
+    /// Watch duration when the client gives no `timeoutSeconds` (upstream: 30-60 minutes).
+    pub watch_timeout: Duration,
+    /// Largest request body accepted.
+    pub body_limit: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            store: StoreConfig::default(),
+            bookmark_interval: Duration::from_secs(10),
+            watch_timeout: Duration::from_secs(1800),
+            body_limit: BODY_LIMIT,
+        }
+    }
+}
+
+/// Everything a request handler needs.
+pub struct Server {
+    /// The generic registry over the store.
+    pub api: Api,
+    /// Tunables.
+    pub config: ServerConfig,
+}
+
+impl Server {
+    /// A server with the built-in resources and namespaces.
+    pub fn new(config: ServerConfig) -> Arc<Self> {
+        let store = Arc::new(Store::new(config.store.clone()));
+        let api = Api::new(store, Registry::builtin());
+        Arc::new(Self { api, config })
+    }
+
+    /// The store (white-box access for tests and benchmarks).
+    pub fn store(&self) -> &Arc<Store> {
+        &self.api.store
+    }
+}
+
+/// The axum router serving `server`.
+pub fn router(server: Arc<Server>) -> Router {
+    Router::new().fallback(handle).with_state(server)
+}
+
+/// A server running on a socket.
+pub struct Running {
+    /// The bound address.
+    pub addr: SocketAddr,
+    /// The server state.
+    pub server: Arc<Server>,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+    gc: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    /// `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stop accepting, end open watches, and wait for the server task.
+    pub async fn shutdown(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.task.take() {
+            let _ = t.await;
+        }
+        self.gc.abort();
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = &self.task {
+            t.abort();
+        }
+        self.gc.abort();
+    }
+}
+
+/// Bind `listen` and serve a fresh server (plus its garbage collector) in the background.
+pub async fn start(listen: SocketAddr, config: ServerConfig) -> std::io::Result<Running> {
+    let server = Server::new(config);
+    start_with(listen, server).await
+}
+
+/// Bind `listen` and serve `server` (plus its garbage collector) in the background.
+pub async fn start_with(listen: SocketAddr, server: Arc<Server>) -> std::io::Result<Running> {
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    let addr = listener.local_addr()?;
+    let (tx, rx) = oneshot::channel::<()>();
+    let gc = tokio::spawn(gc::run(server.api.clone()));
+    let app = router(server.clone());
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = rx.await;
+            })
+            .await;
+    });
+    Ok(Running { addr, server, shutdown: Some(tx), task: Some(task), gc })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Responses
+
+fn json_bytes(code: StatusCode, content_type: &str, body: Bytes) -> Response {
+    let mut r = Response::new(Body::from(body));
+    *r.status_mut() = code;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_str(content_type).unwrap_or(HeaderValue::from_static("application/json")),
+    );
+    r
+}
+
+fn json_value(code: StatusCode, v: &Value) -> Response {
+    json_bytes(code, "application/json", Bytes::from(serde_json::to_vec(v).unwrap_or_default()))
+}
+
+fn error_response(e: &StatusError) -> Response {
+    json_value(StatusCode::from_u16(e.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), &e.to_status())
+}
+
+fn text(code: StatusCode, s: &'static str) -> Response {
+    let mut r = Response::new(Body::from(s));
+    *r.status_mut() = code;
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    r
+}
+
+fn add_warnings(r: &mut Response, warnings: &[String]) {
+    for w in warnings {
+        let escaped = w.replace('\\', "\\\\").replace('"', "\\\"");
+        if let Ok(v) = HeaderValue::from_str(&format!("299 - \"{escaped}\"")) {
+            r.headers_mut().append("Warning", v);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Request parsing
+
+/// What the client asked the response to look like.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    Object,
+    Table(IncludeObject),
+    PartialMetadata,
+}
+
+fn accept_shape(headers: &HeaderMap, q: &Query) -> Shape {
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
+    for range in accept.split(',') {
+        let params: Vec<(String, String)> = range
+            .split(';')
+            .skip(1)
+            .filter_map(|p| p.split_once('=').map(|(k, v)| (k.trim().to_string(), v.trim().to_string())))
+            .collect();
+        let get = |k: &str| params.iter().find(|(pk, _)| pk == k).map(|(_, v)| v.as_str());
+        if get("g") != Some("meta.k8s.io") || get("v") != Some("v1") {
+            continue;
+        }
+        match get("as") {
+            Some("Table") => {
+                let include = match q.get("includeObject") {
+                    Some("None") => IncludeObject::None,
+                    Some("Object") => IncludeObject::Object,
+                    _ => IncludeObject::Metadata,
+                };
+                return Shape::Table(include);
+            }
+            Some("PartialObjectMetadata" | "PartialObjectMetadataList") => return Shape::PartialMetadata,
+            _ => {}
+        }
+    }
+    Shape::Object
+}
+
+/// Query parameters (last value wins, as Go's `url.Values.Get` takes the first; both rare).
+struct Query(HashMap<String, String>);
+
+impl Query {
+    fn parse(uri: &http::Uri) -> Result<Self, StatusError> {
+        let pairs: Vec<(String, String)> = match uri.query() {
+            None => vec![],
+            Some(_) => {
+                axum::extract::Query::<Vec<(String, String)>>::try_from_uri(uri)
+                    .map_err(|e| StatusError::bad_request(e.to_string()))?
+                    .0
+            }
+        };
+        let mut m = HashMap::new();
+        for (k, v) in pairs {
+            m.entry(k).or_insert(v);
+        }
+        Ok(Self(m))
+    }
+    fn get(&self, k: &str) -> Option<&str> {
+        self.0.get(k).map(String::as_str)
+    }
+    fn flag(&self, k: &str) -> bool {
+        matches!(self.get(k), Some("true" | "1"))
+    }
+}
+
+/// A parsed resource path.
+#[derive(Debug, Clone)]
+struct Target {
+    info: ResourceInfo,
+    namespace: Option<String>,
+    name: Option<String>,
+    sub: Option<String>,
+    watch_path: bool,
+}
+
+enum Route {
+    Health,
+    Version,
+    CoreVersions,
+    GroupList,
+    Group(String),
+    ResourceList(String, String),
+    OpenApiV2,
+    OpenApiV3Index,
+    OpenApiV3(String),
+    Resource(Box<Target>),
+}
+
+fn route(reg: &Registry, path: &str) -> Result<Route, StatusError> {
+    let segs: Vec<&str> = path.trim_matches('/').split('/').filter(|s| !s.is_empty()).collect();
+    let nf = || StatusError::no_route(path);
+    match segs.as_slice() {
+        ["healthz" | "readyz" | "livez", ..] => return Ok(Route::Health),
+        ["version"] => return Ok(Route::Version),
+        ["api"] => return Ok(Route::CoreVersions),
+        ["apis"] => return Ok(Route::GroupList),
+        ["apis", g] => return Ok(Route::Group(g.to_string())),
+        ["api", v] => return Ok(Route::ResourceList(String::new(), v.to_string())),
+        ["apis", g, v] => return Ok(Route::ResourceList(g.to_string(), v.to_string())),
+        ["openapi", "v2"] => return Ok(Route::OpenApiV2),
+        ["openapi", "v3"] => return Ok(Route::OpenApiV3Index),
+        ["openapi", "v3", rest @ ..] => return Ok(Route::OpenApiV3(rest.join("/"))),
+        _ => {}
+    }
+    let (group, version, rest) = match segs.as_slice() {
+        ["api", v, rest @ ..] => ("", *v, rest),
+        ["apis", g, v, rest @ ..] => (*g, *v, rest),
+        _ => return Err(nf()),
+    };
+    let (watch_path, rest) = match rest {
+        ["watch", r @ ..] => (true, r),
+        r => (false, r),
+    };
+    let ns_subs = reg.get("", "v1", "namespaces").map(|i| i.subresources).unwrap_or_default();
+    let (namespace, rest) = match rest {
+        ["namespaces", ns, r @ ..] if !r.is_empty() && !ns_subs.iter().any(|s| s == r[0]) => (Some(ns.to_string()), r),
+        r => (None, r),
+    };
+    let (resource, name, sub) = match rest {
+        [res] => (*res, None, None),
+        [res, name] => (*res, Some(name.to_string()), None),
+        [res, name, sub] => (*res, Some(name.to_string()), Some(sub.to_string())),
+        _ => return Err(nf()),
+    };
+    let info = reg.get(group, version, resource).ok_or_else(nf)?;
+    if let Some(s) = &sub
+        && !info.has_subresource(s)
+    {
+        return Err(nf());
+    }
+    if info.namespaced && namespace.is_none() && name.is_some() {
+        return Err(nf());
+    }
+    if !info.namespaced && namespace.is_some() {
+        return Err(nf());
+    }
+    Ok(Route::Resource(Box::new(Target { info, namespace, name, sub, watch_path })))
+}
+
+fn write_options(q: &Query, headers: &HeaderMap) -> Result<WriteOptions, StatusError> {
+    let dry_run = match q.get("dryRun") {
+        None | Some("") => false,
+        Some("All") => true,
+        Some(other) => {
+            return Err(StatusError::bad_request(format!(
+                "Invalid dryRun parameter: {other:?}: supported values: \"All\""
+            )));
+        }
+    };
+    let field_validation = match q.get("fieldValidation") {
+        None | Some("") => FieldValidation::default(),
+        Some("Ignore") => FieldValidation::Ignore,
+        Some("Warn") => FieldValidation::Warn,
+        Some("Strict") => FieldValidation::Strict,
+        Some(other) => {
+            return Err(StatusError::bad_request(format!(
+                "fieldValidation must be one of \"Ignore\", \"Warn\", or \"Strict\", got {other:?}"
+            )));
+        }
+    };
+    Ok(WriteOptions {
+        dry_run,
+        field_manager: q.get("fieldManager").map(str::to_string),
+        user_agent: headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_string),
+        field_validation,
+        force: q.flag("force"),
+    })
+}
+
+fn parse_json_body(body: &[u8], headers: &HeaderMap) -> Result<Value, StatusError> {
+    let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("application/json");
+    let media = ct.split(';').next().unwrap_or("").trim();
+    match media {
+        "application/json" | "" | "*/*" => serde_json::from_slice(body)
+            .map_err(|e| StatusError::bad_request(format!("the object provided is unrecognized or malformed: {e}"))),
+        "application/vnd.kubernetes.protobuf" => super::proto::decode(body),
+        "application/yaml" => serde_saphyr::from_slice::<Value>(body)
+            .map_err(|e| StatusError::bad_request(format!("the object provided is unrecognized or malformed: {e}"))),
+        other => Err(StatusError::new(
+            415,
+            "UnsupportedMediaType",
+            format!(
+                "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml; got {other:?}"
+            ),
+        )),
+    }
+}
+
+/// The body must be of the resource's kind and apiVersion (defaulted when absent).
+fn check_type(info: &ResourceInfo, obj: &mut Value) -> Result<(), StatusError> {
+    if !obj.is_object() {
+        return Err(StatusError::bad_request(
+            "the object provided is unrecognized or malformed: expected a JSON object",
+        ));
+    }
+    let av = info.api_version();
+    match obj["apiVersion"].as_str() {
+        None | Some("") => obj["apiVersion"] = json!(av),
+        Some(a) if a != av => {
+            return Err(StatusError::bad_request(format!(
+                "the API version in the data ({a}) does not match the expected API version ({av})"
+            )));
+        }
+        _ => {}
+    }
+    match obj["kind"].as_str() {
+        None | Some("") => obj["kind"] = json!(info.kind),
+        Some(k) if k != info.kind => {
+            return Err(StatusError::bad_request(format!(
+                "{k} in version \"{}\" cannot be handled as a {}: the kind in the data does not match the expected kind",
+                info.version, info.kind
+            )));
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// The handler
+
+async fn handle(State(s): State<Arc<Server>>, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let bytes = match axum::body::to_bytes(body, s.config.body_limit).await {
+        Ok(b) => b,
+        Err(_) => return error_response(&StatusError::too_large(s.config.body_limit)),
+    };
+    match dispatch(&s, &parts.method, &parts.uri, &parts.headers, bytes).await {
+        Ok(r) => r,
+        Err(e) => error_response(&e),
+    }
+}
+
+fn wants_aggregated(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("as=APIGroupDiscoveryList") && a.contains("g=apidiscovery.k8s.io"))
+}
+
+async fn dispatch(
+    s: &Arc<Server>,
+    method: &Method,
+    uri: &http::Uri,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Result<Response, StatusError> {
+    let reg = &s.api.registry;
+    let q = Query::parse(uri)?;
+    let route = route(reg, uri.path())?;
+    let only_get = |r: Response| -> Result<Response, StatusError> {
+        if method == Method::GET || method == Method::HEAD {
+            Ok(r)
+        } else {
+            Err(StatusError::method_not_allowed(format!(
+                "the server does not allow this method on the requested resource ({})",
+                uri.path()
+            )))
+        }
+    };
+    match route {
+        Route::Health => only_get(text(StatusCode::OK, "ok")),
+        Route::Version => only_get(json_value(StatusCode::OK, &discovery::version())),
+        Route::CoreVersions | Route::GroupList => {
+            let core = matches!(route, Route::CoreVersions);
+            if wants_aggregated(headers)
+                && let Some(doc) = discovery::aggregated_discovery(reg, core)
+            {
+                let b = Bytes::from(serde_json::to_vec(&doc).unwrap_or_default());
+                return only_get(json_bytes(StatusCode::OK, AGGREGATED_DISCOVERY, b));
+            }
+            let doc = if core { discovery::core_versions() } else { discovery::api_group_list(reg) };
+            let doc = if !core && doc["groups"].as_array().is_none_or(|g| g.is_empty()) {
+                fallback::group_list(reg)
+            } else {
+                doc
+            };
+            only_get(json_value(StatusCode::OK, &doc))
+        }
+        Route::Group(g) => {
+            let doc = discovery::api_group(reg, &g)
+                .or_else(|| fallback::group(reg, &g))
+                .ok_or_else(|| StatusError::no_route(uri.path()))?;
+            only_get(json_value(StatusCode::OK, &doc))
+        }
+        Route::ResourceList(g, v) => {
+            let doc = discovery::api_resource_list(reg, &g, &v)
+                .or_else(|| fallback::resource_list(reg, &g, &v))
+                .ok_or_else(|| StatusError::no_route(uri.path()))?;
+            only_get(json_value(StatusCode::OK, &doc))
+        }
+        Route::OpenApiV2 => {
+            let doc = discovery::openapi_v2(reg).ok_or_else(|| StatusError::no_route(uri.path()))?;
+            only_get(json_value(StatusCode::OK, &doc))
+        }
+        Route::OpenApiV3Index => only_get(json_value(StatusCode::OK, &discovery::openapi_v3_index(reg))),
+        Route::OpenApiV3(p) => {
+            let doc = discovery::openapi_v3_gv(reg, &p).ok_or_else(|| StatusError::no_route(uri.path()))?;
+            only_get(json_value(StatusCode::OK, &doc))
+        }
+        Route::Resource(t) => resource(s, method, uri, headers, &q, *t, body).await,
+    }
+}
+
+async fn resource(
+    s: &Arc<Server>,
+    method: &Method,
+    uri: &http::Uri,
+    headers: &HeaderMap,
+    q: &Query,
+    t: Target,
+    body: Bytes,
+) -> Result<Response, StatusError> {
+    let api = &s.api;
+    let view = t.info.clone();
+    let sinfo = api.storage_info(&view);
+    let ns = t.namespace.clone().unwrap_or_default();
+    let shape = accept_shape(headers, q);
+    let not_allowed = || {
+        StatusError::method_not_allowed(format!(
+            "the server does not allow this method on the requested resource ({})",
+            uri.path()
+        ))
+    };
+    match (method.clone(), &t.name, t.sub.as_deref()) {
+        (Method::GET, None, None) => {
+            if t.watch_path || q.flag("watch") {
+                watch(s, &view, &sinfo, t.namespace.as_deref(), None, q, shape)
+            } else {
+                list(s, &view, &sinfo, t.namespace.as_deref(), q, shape)
+            }
+        }
+        (Method::GET, Some(name), None | Some("status")) => {
+            if t.watch_path || q.flag("watch") {
+                return watch(s, &view, &sinfo, t.namespace.as_deref(), Some(name), q, shape);
+            }
+            let e = api.get(&sinfo, &ns, name).map_err(|_| StatusError::not_found(&view, name))?;
+            Ok(object_response(&view, StatusCode::OK, e.bytes, shape, &[]))
+        }
+        (Method::GET, Some(name), Some("log")) => log_proxy(s, &ns, name, uri).await,
+        (Method::POST, None, None) => {
+            let mut obj = parse_json_body(&body, headers)?;
+            check_type(&view, &mut obj)?;
+            let obj = events::to_storage(&view, obj);
+            let opts = write_options(q, headers)?;
+            let out = api.create(&sinfo, &ns, obj, &opts).map_err(|e| rename(e, &view))?;
+            Ok(outcome_response(&view, out, shape))
+        }
+        (Method::POST, Some(name), Some("binding")) => {
+            let obj = parse_json_body(&body, headers)?;
+            bind(s, &ns, name, &obj)
+        }
+        (Method::PUT, Some(name), None | Some("status")) => {
+            let mut obj = parse_json_body(&body, headers)?;
+            check_type(&view, &mut obj)?;
+            let obj = events::to_storage(&view, obj);
+            let opts = write_options(q, headers)?;
+            let out = api.update(&sinfo, &ns, name, t.sub.as_deref(), obj, &opts).map_err(|e| rename(e, &view))?;
+            Ok(outcome_response(&view, out, shape))
+        }
+        (Method::PUT, Some(name), Some("finalize")) if view.resource == "namespaces" => {
+            let obj = parse_json_body(&body, headers)?;
+            let fins = obj["spec"]["finalizers"].clone();
+            api.mutate(&sinfo, "", name, &|o| {
+                if o["spec"]["finalizers"] == fins {
+                    return false;
+                }
+                o["spec"]["finalizers"] = fins.clone();
+                true
+            })?;
+            let e = api.get(&sinfo, "", name)?;
+            Ok(object_response(&view, StatusCode::OK, e.bytes, shape, &[]))
+        }
+        (Method::PATCH, Some(name), None | Some("status")) => {
+            let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+            let ptype = PatchType::from_content_type(ct).ok_or_else(|| StatusError::unsupported_media_type(ct))?;
+            let opts = write_options(q, headers)?;
+            if ptype != PatchType::Apply && (q.get("force").is_some()) {
+                return Err(StatusError::bad_request("force is only allowed for apply patches"));
+            }
+            if ptype == PatchType::Apply && opts.field_manager.is_none() {
+                return Err(StatusError::bad_request(
+                    "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch",
+                ));
+            }
+            let out = if events::converts(&view) {
+                // A view whose shape differs from storage: patch the view, store the conversion.
+                let cur = api.get(&sinfo, &ns, name).map_err(|_| StatusError::not_found(&view, name))?;
+                let cur_view = events::to_view(&view, serde_json::from_slice(&cur.bytes).unwrap_or(Value::Null));
+                let patched = super::patch::apply_patch(&view, Some(&cur_view), ptype, &body, &Default::default())?;
+                let obj = events::to_storage(&view, patched);
+                api.update(&sinfo, &ns, name, None, obj, &opts).map_err(|e| rename(e, &view))?
+            } else {
+                api.patch(&sinfo, &ns, name, t.sub.as_deref(), ptype, &body, &opts).map_err(|e| rename(e, &view))?
+            };
+            Ok(outcome_response(&view, out, shape))
+        }
+        (Method::DELETE, Some(name), None) => {
+            let opts = delete_options(q, &body)?;
+            let d = api.delete(&sinfo, &ns, name, &opts).map_err(|e| rename(e, &view))?;
+            if !d.gone || returns_deleted_object(&view) {
+                let b = Bytes::from(serde_json::to_vec(&d.object).unwrap_or_default());
+                return Ok(object_response(&view, StatusCode::OK, b, shape, &[]));
+            }
+            let st = json!({
+                "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+                "details": {"name": name, "group": view.group, "kind": view.resource,
+                            "uid": d.object["metadata"]["uid"]},
+            });
+            Ok(json_value(StatusCode::OK, &st))
+        }
+        (Method::DELETE, None, None) => {
+            let opts = delete_options(q, &body)?;
+            let (ls, fs) = selectors(&view, q)?;
+            let page = api.store.list(&sinfo.storage_key, t.namespace.as_deref(), None, 0, &|m: &Meta| {
+                ls.matches(&m.labels) && fs.matches(&m.fields)
+            });
+            let mut items = Vec::new();
+            for e in page.items {
+                let v: Value = serde_json::from_slice(&e.bytes).unwrap_or(Value::Null);
+                let ens = v["metadata"]["namespace"].as_str().unwrap_or_default().to_string();
+                let en = v["metadata"]["name"].as_str().unwrap_or_default().to_string();
+                match api.delete(&sinfo, &ens, &en, &opts) {
+                    Ok(d) => items.push(events::to_view(&view, d.object)),
+                    Err(e) if e.code == 404 => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            let list = json!({"kind": format!("{}List", view.kind), "apiVersion": view.api_version(),
+                              "metadata": {"resourceVersion": api.store.current_rv().to_string()}, "items": items});
+            Ok(json_value(StatusCode::OK, &list))
+        }
+        _ => Err(not_allowed()),
+    }
+}
+
+/// Errors about the storage shape name the requested view (events.k8s.io vs core).
+fn rename(mut e: StatusError, view: &ResourceInfo) -> StatusError {
+    if view.group == "events.k8s.io" {
+        e.message = e.message.replacen("events \"", "events.events.k8s.io \"", 1);
+    }
+    e
+}
+
+/// Resources whose immediate DELETE answers with the deleted object rather than a Status,
+/// as upstream's `ReturnDeletedObject`.
+fn returns_deleted_object(info: &ResourceInfo) -> bool {
+    info.group.is_empty() && matches!(info.resource.as_str(), "pods" | "services" | "namespaces")
+}
+
+fn delete_options(q: &Query, body: &[u8]) -> Result<DeleteOptions, StatusError> {
+    let mut opts = if body.iter().all(u8::is_ascii_whitespace) {
+        DeleteOptions::default()
+    } else {
+        let v: Value = serde_json::from_slice(body)
+            .map_err(|e| StatusError::bad_request(format!("the object provided is unrecognized or malformed: {e}")))?;
+        DeleteOptions::from_json(&v)?
+    };
+    if let Some(p) = q.get("propagationPolicy") {
+        opts.propagation = Some(parse_propagation(p)?);
+    } else if let Some(o) = q.get("orphanDependents") {
+        opts.propagation =
+            Some(if o == "true" { super::rest::Propagation::Orphan } else { super::rest::Propagation::Background });
+    }
+    if let Some(g) = q.get("gracePeriodSeconds") {
+        opts.grace_period_seconds =
+            Some(g.parse().map_err(|_| StatusError::bad_request(format!("invalid gracePeriodSeconds {g:?}")))?);
+    }
+    if q.get("dryRun") == Some("All") {
+        opts.dry_run = true;
+    }
+    Ok(opts)
+}
+
+fn selectors(info: &ResourceInfo, q: &Query) -> Result<(LabelSelector, FieldSelector), StatusError> {
+    let ls = LabelSelector::parse(q.get("labelSelector").unwrap_or(""))?;
+    let fs = FieldSelector::parse(info, q.get("fieldSelector").unwrap_or(""))?;
+    Ok((ls, fs))
+}
+
+/// Render one stored object in the requested view and shape.
+fn object_response(view: &ResourceInfo, code: StatusCode, bytes: Bytes, shape: Shape, warnings: &[String]) -> Response {
+    let mut r = match shape {
+        Shape::Object if !events::converts(view) => json_bytes(code, "application/json", bytes),
+        _ => {
+            let v = events::to_view(view, serde_json::from_slice(&bytes).unwrap_or(Value::Null));
+            json_value(code, &shape_one(view, v, shape))
+        }
+    };
+    add_warnings(&mut r, warnings);
+    r
+}
+
+fn outcome_response(view: &ResourceInfo, out: Outcome, shape: Shape) -> Response {
+    let code = if out.created { StatusCode::CREATED } else { StatusCode::OK };
+    let v = events::to_view(view, out.object);
+    let mut r = json_value(code, &shape_one(view, v, shape));
+    add_warnings(&mut r, &out.warnings);
+    r
+}
+
+fn partial(v: &Value) -> Value {
+    json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": v["metadata"].clone()})
+}
+
+fn shape_one(view: &ResourceInfo, v: Value, shape: Shape) -> Value {
+    match shape {
+        Shape::Object => v,
+        Shape::PartialMetadata => partial(&v),
+        Shape::Table(inc) => {
+            let mut t = table::to_table(view, std::slice::from_ref(&v), inc, Utc::now());
+            t["metadata"]["resourceVersion"] = v["metadata"]["resourceVersion"].clone();
+            t
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// List
+
+fn encode_continue(rv: u64, ns: &str, name: &str) -> String {
+    let raw = json!({"v": "meta.k8s.io/v1", "rv": rv, "start": format!("{ns}\u{0}{name}")}).to_string();
+    raw.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+fn decode_continue(token: &str) -> Result<(String, String), StatusError> {
+    let bad = || {
+        StatusError::bad_request(
+            "continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)",
+        )
+    };
+    if !token.len().is_multiple_of(2) || !token.is_ascii() {
+        return Err(bad());
+    }
+    let bytes: Result<Vec<u8>, _> =
+        (0..token.len()).step_by(2).map(|i| u8::from_str_radix(&token[i..i + 2], 16)).collect();
+    let v: Value = serde_json::from_slice(&bytes.map_err(|_| bad())?).map_err(|_| bad())?;
+    let start = v["start"].as_str().ok_or_else(bad)?;
+    let (ns, name) = start.split_once('\u{0}').ok_or_else(bad)?;
+    Ok((ns.to_string(), name.to_string()))
+}
+
+fn list(
+    s: &Arc<Server>,
+    view: &ResourceInfo,
+    sinfo: &ResourceInfo,
+    namespace: Option<&str>,
+    q: &Query,
+    shape: Shape,
+) -> Result<Response, StatusError> {
+    let (ls, fs) = selectors(view, q)?;
+    let limit: usize = match q.get("limit") {
+        None | Some("") => 0,
+        Some(l) => {
+            l.parse::<i64>().map_err(|_| StatusError::bad_request(format!("invalid limit {l:?}")))?.max(0) as usize
+        }
+    };
+    let start = match q.get("continue") {
+        None | Some("") => None,
+        Some(c) => Some(decode_continue(c)?),
+    };
+    let page = s
+        .api
+        .store
+        .list(&sinfo.storage_key, namespace, start, limit, &|m: &Meta| ls.matches(&m.labels) && fs.matches(&m.fields));
+    let mut md = json!({"resourceVersion": page.rv.to_string()});
+    if let Some((ns, name)) = &page.next {
+        md["continue"] = json!(encode_continue(page.rv, ns, name));
+        md["remainingItemCount"] = json!(page.remaining);
+    }
+    match shape {
+        Shape::Object if !events::converts(view) => {
+            // Fast path: splice the stored bytes into the list without re-serializing them.
+            let mut out = BytesMut::with_capacity(page.items.iter().map(|e| e.bytes.len() + 1).sum::<usize>() + 256);
+            out.put_slice(
+                format!("{{\"kind\":\"{}List\",\"apiVersion\":\"{}\",\"metadata\":", view.kind, view.api_version())
+                    .as_bytes(),
+            );
+            out.put_slice(md.to_string().as_bytes());
+            out.put_slice(b",\"items\":[");
+            for (i, e) in page.items.iter().enumerate() {
+                if i > 0 {
+                    out.put_u8(b',');
+                }
+                out.put_slice(&e.bytes);
+            }
+            out.put_slice(b"]}");
+            Ok(json_bytes(StatusCode::OK, "application/json", out.freeze()))
+        }
+        _ => {
+            let items: Vec<Value> = page
+                .items
+                .iter()
+                .map(|e| events::to_view(view, serde_json::from_slice(&e.bytes).unwrap_or(Value::Null)))
+                .collect();
+            let doc = match shape {
+                Shape::Table(inc) => {
+                    let mut t = table::to_table(view, &items, inc, Utc::now());
+                    t["metadata"] = md;
+                    t
+                }
+                Shape::PartialMetadata => json!({"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1",
+                    "metadata": md, "items": items.iter().map(partial).collect::<Vec<_>>()}),
+                Shape::Object => json!({"kind": format!("{}List", view.kind), "apiVersion": view.api_version(),
+                    "metadata": md, "items": items}),
+            };
+            Ok(json_value(StatusCode::OK, &doc))
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Watch
+
+/// One watch's filter and rendering.
+struct WatchCtx {
+    view: ResourceInfo,
+    name: Option<String>,
+    ls: LabelSelector,
+    fs: FieldSelector,
+    shape: Shape,
+}
+
+impl WatchCtx {
+    fn passes(&self, ns_name: &str, m: &Meta) -> bool {
+        self.name.as_deref().is_none_or(|n| n == ns_name) && self.ls.matches(&m.labels) && self.fs.matches(&m.fields)
+    }
+
+    fn line(&self, kind: &str, object: &[u8]) -> Bytes {
+        match self.shape {
+            Shape::Object if !events::converts(&self.view) => {
+                let mut out = BytesMut::with_capacity(object.len() + 32);
+                out.put_slice(b"{\"type\":\"");
+                out.put_slice(kind.as_bytes());
+                out.put_slice(b"\",\"object\":");
+                out.put_slice(object);
+                out.put_slice(b"}\n");
+                out.freeze()
+            }
+            shape => {
+                let v = events::to_view(&self.view, serde_json::from_slice(object).unwrap_or(Value::Null));
+                let mut line = json!({"type": kind, "object": shape_one(&self.view, v, shape)}).to_string();
+                line.push('\n');
+                Bytes::from(line)
+            }
+        }
+    }
+
+    /// The line for a store event as this watcher sees it, if any: a MODIFIED that leaves the
+    /// selector is a DELETED of the previous state, one that enters it an ADDED.
+    fn translate(&self, e: &WatchEvent) -> Option<Bytes> {
+        let cur = self.passes(&e.name, &e.meta);
+        match e.kind {
+            EventType::Added | EventType::Deleted => cur.then(|| self.line(e.kind.as_str(), &e.object)),
+            EventType::Modified => {
+                let old = e.prev.as_ref().is_some_and(|(_, m)| self.passes(&e.name, m));
+                match (old, cur) {
+                    (true, true) => Some(self.line("MODIFIED", &e.object)),
+                    (false, true) => Some(self.line("ADDED", &e.object)),
+                    (true, false) => {
+                        let (prev, _) = e.prev.as_ref()?;
+                        let mut v: Value = serde_json::from_slice(prev).ok()?;
+                        v["metadata"]["resourceVersion"] = json!(e.rv.to_string());
+                        Some(self.line("DELETED", &serde_json::to_vec(&v).ok()?))
+                    }
+                    (false, false) => None,
+                }
+            }
+        }
+    }
+
+    fn bookmark(&self, rv: u64, initial_end: bool) -> Bytes {
+        let mut md = json!({"resourceVersion": rv.to_string()});
+        if initial_end {
+            md["annotations"] = json!({"k8s.io/initial-events-end": "true"});
+        }
+        let (kind, av) = match self.shape {
+            Shape::Table(_) => ("Table".to_string(), "meta.k8s.io/v1".to_string()),
+            Shape::PartialMetadata => ("PartialObjectMetadata".to_string(), "meta.k8s.io/v1".to_string()),
+            Shape::Object => (self.view.kind.clone(), self.view.api_version()),
+        };
+        let mut line =
+            json!({"type": "BOOKMARK", "object": {"kind": kind, "apiVersion": av, "metadata": md}}).to_string();
+        line.push('\n');
+        Bytes::from(line)
+    }
+}
+
+fn watch(
+    s: &Arc<Server>,
+    view: &ResourceInfo,
+    sinfo: &ResourceInfo,
+    namespace: Option<&str>,
+    name: Option<&str>,
+    q: &Query,
+    shape: Shape,
+) -> Result<Response, StatusError> {
+    let (ls, fs) = selectors(view, q)?;
+    let send_initial = q.flag("sendInitialEvents");
+    let bookmarks = q.flag("allowWatchBookmarks");
+    if send_initial && !bookmarks {
+        return Err(StatusError::invalid(
+            &ResourceInfo::new("meta.k8s.io", "v1", "listoptions", "ListOptions", false, &[], &[], &[]),
+            "",
+            &[super::errors::FieldError::forbidden(
+                "allowWatchBookmarks",
+                "allowWatchBookmarks required when sendInitialEvents is enabled",
+            )],
+        ));
+    }
+    let from = match q.get("resourceVersion") {
+        _ if send_initial => WatchFrom::Snapshot,
+        None | Some("") | Some("0") => WatchFrom::Snapshot,
+        Some(rv) => WatchFrom::Rv(rv.parse().map_err(|_| {
+            StatusError::bad_request(format!("invalid resourceVersion {rv:?}: must be an unsigned integer"))
+        })?),
+    };
+    let timeout = match q.get("timeoutSeconds") {
+        Some(t) => Duration::from_secs(
+            t.parse::<u64>().map_err(|_| StatusError::bad_request(format!("invalid timeoutSeconds {t:?}")))?,
+        ),
+        None => s.config.watch_timeout,
+    };
+    let ctx = WatchCtx { view: view.clone(), name: name.map(str::to_string), ls, fs, shape };
+    let (tx, rx) = mpsc::channel::<Result<Bytes, Infallible>>(64);
+    let content_type = match shape {
+        Shape::Object => "application/json",
+        _ => "application/json;as=Table;v=v1;g=meta.k8s.io",
+    };
+    match s.api.store.watch(&sinfo.storage_key, namespace, from) {
+        Ok(start) => {
+            let store = s.api.store.clone();
+            let interval = s.config.bookmark_interval;
+            tokio::spawn(async move {
+                let _ = stream_watch(ctx, start, store, tx, timeout, bookmarks, send_initial, interval).await;
+            });
+        }
+        Err(e) => {
+            // Upstream answers 200 and sends the 410 as an ERROR event.
+            let mut line = json!({"type": "ERROR", "object": e.to_status()}).to_string();
+            line.push('\n');
+            let _ = tx.try_send(Ok(Bytes::from(line)));
+        }
+    }
+    let mut r = Response::new(Body::from_stream(ReceiverStream::new(rx)));
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache, private"));
+    Ok(r)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn stream_watch(
+    ctx: WatchCtx,
+    start: super::store::WatchStart,
+    store: Arc<Store>,
+    tx: mpsc::Sender<Result<Bytes, Infallible>>,
+    timeout: Duration,
+    bookmarks: bool,
+    send_initial: bool,
+    interval: Duration,
+) -> Option<()> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut rx = start.rx;
+    for e in &start.initial {
+        if let Some(line) = ctx.translate(e) {
+            tx.send(Ok(line)).await.ok()?;
+        }
+    }
+    if send_initial {
+        tx.send(Ok(ctx.bookmark(start.rv, true))).await.ok()?;
+    }
+    let mut last_rv = start.rv.max(start.initial.last().map(|e| e.rv).unwrap_or(0));
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+    loop {
+        tokio::select! {
+            ev = rx.recv() => {
+                let e = ev?;
+                last_rv = last_rv.max(e.rv);
+                if let Some(line) = ctx.translate(&e) {
+                    tx.send(Ok(line)).await.ok()?;
+                }
+            }
+            _ = tick.tick(), if bookmarks => {
+                // Every event up to the current resourceVersion was queued under the store lock,
+                // so an empty queue means this watcher has seen everything up to it.
+                let rv = store.current_rv();
+                if rx.is_empty() {
+                    last_rv = last_rv.max(rv);
+                }
+                tx.send(Ok(ctx.bookmark(last_rv, false))).await.ok()?;
+            }
+            _ = tokio::time::sleep_until(deadline) => return Some(()),
+            _ = tx.closed() => return None,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pods: binding and logs
+
+fn bind(s: &Arc<Server>, ns: &str, name: &str, binding: &Value) -> Result<Response, StatusError> {
+    let api = &s.api;
+    let pods = api.info("", "pods");
+    let node = binding["target"]["name"].as_str().unwrap_or_default().to_string();
+    if node.is_empty() {
+        return Err(StatusError::invalid(
+            &ResourceInfo::new("", "v1", "bindings", "Binding", true, &[], &[], &[]),
+            name,
+            &[super::errors::FieldError::required("target.name", "")],
+        ));
+    }
+    let conflict = |why: String| {
+        StatusError::new(409, "Conflict", format!("Operation cannot be fulfilled on pods/binding \"{name}\": {why}"))
+            .with_details(json!({"name": name, "kind": "pods/binding"}))
+    };
+    loop {
+        let e = api.get(&pods, ns, name)?;
+        let mut pod: Value = serde_json::from_slice(&e.bytes).unwrap_or(Value::Null);
+        if pod["metadata"]["deletionTimestamp"].is_string() {
+            return Err(conflict(format!("pod {name} is being deleted, cannot be assigned to a host")));
+        }
+        if let Some(n) = pod["spec"]["nodeName"].as_str()
+            && !n.is_empty()
+        {
+            return Err(conflict(format!("pod {name} is already assigned to node {n:?}")));
+        }
+        if let Some(uid) = binding["metadata"]["uid"].as_str()
+            && !uid.is_empty()
+            && Some(uid) != pod["metadata"]["uid"].as_str()
+        {
+            return Err(conflict(format!(
+                "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                pod["metadata"]["uid"].as_str().unwrap_or_default()
+            )));
+        }
+        pod["spec"]["nodeName"] = json!(node);
+        if let Some(a) = binding["metadata"]["annotations"].as_object() {
+            for (k, v) in a {
+                pod["metadata"]["annotations"][k] = v.clone();
+            }
+        }
+        let now = super::rest::timestamp(Utc::now());
+        let cond = json!({"type": "PodScheduled", "status": "True", "lastProbeTime": null, "lastTransitionTime": now});
+        let conds = pod["status"]["conditions"].as_array().cloned().unwrap_or_default();
+        let mut conds: Vec<Value> = conds.into_iter().filter(|c| c["type"] != "PodScheduled").collect();
+        conds.push(cond);
+        pod["status"]["conditions"] = json!(conds);
+        match s.api.store.write(&pods, ns, name, super::store::Expect::Rv(e.rv), super::store::Op::Put(pod)) {
+            Ok(_) => break,
+            Err(super::store::WriteError::NotFound) => return Err(StatusError::not_found(&pods, name)),
+            Err(_) => continue,
+        }
+    }
+    Ok(json_value(
+        StatusCode::CREATED,
+        &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
+    ))
+}
+
+async fn log_proxy(s: &Arc<Server>, ns: &str, name: &str, uri: &http::Uri) -> Result<Response, StatusError> {
+    let api = &s.api;
+    let pods = api.info("", "pods");
+    let pod = api.get_value(&pods, ns, name)?;
+    let q = Query::parse(uri)?;
+    let containers: Vec<String> = pod["spec"]["containers"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|c| c["name"].as_str().map(str::to_string)).collect())
+        .unwrap_or_default();
+    let inits: Vec<String> = pod["spec"]["initContainers"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|c| c["name"].as_str().map(str::to_string)).collect())
+        .unwrap_or_default();
+    let container = match q.get("container").filter(|c| !c.is_empty()) {
+        Some(c) => {
+            if !containers.iter().chain(inits.iter()).any(|x| x == c) {
+                return Err(StatusError::bad_request(format!("container {c} is not valid for pod {name}")));
+            }
+            c.to_string()
+        }
+        None if containers.len() == 1 => containers[0].clone(),
+        None => {
+            return Err(StatusError::bad_request(format!(
+                "a container name must be specified for pod {name}, choose one of: [{}]",
+                containers.join(" ")
+            )));
+        }
+    };
+    let node = pod["spec"]["nodeName"].as_str().unwrap_or_default();
+    if node.is_empty() {
+        return Err(StatusError::bad_request(format!(
+            "container \"{container}\" in pod \"{name}\" is waiting to start: ContainerCreating"
+        )));
+    }
+    let nodes = api.info("", "nodes");
+    let node_obj = api.get_value(&nodes, "", node)?;
+    let port = node_obj["status"]["daemonEndpoints"]["kubeletEndpoint"]["Port"].as_u64().unwrap_or(0);
+    if port == 0 {
+        return Err(StatusError::internal(format!("node {node} has no kubelet endpoint")));
+    }
+    let host = node_obj["status"]["addresses"]
+        .as_array()
+        .and_then(|a| a.iter().find(|x| x["type"] == "InternalIP"))
+        .and_then(|x| x["address"].as_str())
+        .unwrap_or("127.0.0.1")
+        .to_string();
+    let pass: Vec<(String, String)> =
+        q.0.iter().filter(|(k, _)| k.as_str() != "container").map(|(k, v)| (k.clone(), v.clone())).collect();
+    let query = pass
+        .iter()
+        .map(|(k, v)| format!("{}={}", urlencoding::encode(k), urlencoding::encode(v)))
+        .collect::<Vec<_>>()
+        .join("&");
+    let path = format!(
+        "/containerLogs/{}/{}/{}{}",
+        urlencoding::encode(ns),
+        urlencoding::encode(name),
+        urlencoding::encode(&container),
+        if query.is_empty() { String::new() } else { format!("?{query}") }
+    );
+    let url: http::Uri = format!("http://{host}:{port}")
+        .parse()
+        .map_err(|e: http::uri::InvalidUri| StatusError::internal(e.to_string()))?;
+    let client = kube::Client::try_from(kube::Config::new(url)).map_err(|e| StatusError::internal(e.to_string()))?;
+    let req =
+        http::Request::get(path).body(kube::client::Body::empty()).map_err(|e| StatusError::internal(e.to_string()))?;
+    let resp = client.send(req).await.map_err(|e| StatusError::internal(e.to_string()))?;
+    let (parts, body) = resp.into_parts();
+    let mut r = Response::new(Body::new(body));
+    *r.status_mut() = parts.status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        parts.headers.get(header::CONTENT_TYPE).cloned().unwrap_or(HeaderValue::from_static("text/plain")),
+    );
+    Ok(r)
+}
+
+/// Minimal legacy discovery, used only while [`discovery`] answers nothing for a served group
+/// version (its functions are filled in separately); the `discovery` module's answer always wins.
+mod fallback {
+    use serde_json::{Value, json};
+
+    use crate::apiserver::registry::{Registry, VERBS};
+
+    fn group_doc(reg: &Registry, group: &str) -> Option<Value> {
+        let versions: Vec<Value> = reg
+            .group_versions()
+            .into_iter()
+            .filter(|(g, _)| g == group)
+            .map(|(g, v)| json!({"groupVersion": format!("{g}/{v}"), "version": v}))
+            .collect();
+        let preferred = versions.first()?.clone();
+        Some(json!({"name": group, "versions": versions, "preferredVersion": preferred}))
+    }
+
+    pub fn group_list(reg: &Registry) -> Value {
+        let mut names: Vec<String> = Vec::new();
+        for (g, _) in reg.group_versions() {
+            if !g.is_empty() && !names.contains(&g) {
+                names.push(g);
+            }
+        }
+        let groups: Vec<Value> = names.iter().filter_map(|g| group_doc(reg, g)).collect();
+        json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
+    }
+
+    pub fn group(reg: &Registry, group: &str) -> Option<Value> {
+        let mut d = group_doc(reg, group)?;
+        d["kind"] = json!("APIGroup");
+        d["apiVersion"] = json!("v1");
+        Some(d)
+    }
+
+    pub fn resource_list(reg: &Registry, group: &str, version: &str) -> Option<Value> {
+        let infos: Vec<_> = reg.all().into_iter().filter(|r| r.group == group && r.version == version).collect();
+        let first = infos.first()?;
+        let mut resources = Vec::new();
+        for r in &infos {
+            let mut e = json!({"name": r.resource, "singularName": r.singular, "namespaced": r.namespaced,
+                "kind": r.kind, "verbs": VERBS});
+            if !r.short_names.is_empty() {
+                e["shortNames"] = json!(r.short_names);
+            }
+            if !r.categories.is_empty() {
+                e["categories"] = json!(r.categories);
+            }
+            resources.push(e);
+            for sub in &r.subresources {
+                let verbs: &[&str] = match sub.as_str() {
+                    "log" => &["get"],
+                    "binding" | "eviction" => &["create"],
+                    _ => &["get", "patch", "update"],
+                };
+                resources.push(json!({"name": format!("{}/{sub}", r.resource), "singularName": "",
+                    "namespaced": r.namespaced, "kind": r.kind, "verbs": verbs}));
+            }
+        }
+        Some(
+            json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": first.api_version(), "resources": resources}),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_route_to_resources() {
+        let reg = Registry::builtin();
+        let Route::Resource(t) = route(&reg, "/api/v1/namespaces/ns1/pods/p/status").unwrap() else { panic!() };
+        assert_eq!(
+            (t.info.resource.as_str(), t.namespace.as_deref(), t.name.as_deref(), t.sub.as_deref()),
+            ("pods", Some("ns1"), Some("p"), Some("status"))
+        );
+        let Route::Resource(t) = route(&reg, "/api/v1/namespaces/ns1/status").unwrap() else { panic!() };
+        assert_eq!(
+            (t.info.resource.as_str(), t.name.as_deref(), t.sub.as_deref()),
+            ("namespaces", Some("ns1"), Some("status"))
+        );
+        let Route::Resource(t) = route(&reg, "/apis/batch/v1/watch/jobs").unwrap() else { panic!() };
+        assert!(t.watch_path && t.namespace.is_none());
+        assert!(route(&reg, "/apis/batch/v1/namespaces/x/widgets").is_err());
+        assert!(route(&reg, "/api/v1/pods/p").is_err());
+        assert!(route(&reg, "/api/v1/namespaces/x/pods/p/bogus").is_err());
+    }
+
+    #[test]
+    fn continue_tokens_round_trip_and_reject_garbage() {
+        let t = encode_continue(7, "ns", "name");
+        assert_eq!(decode_continue(&t).unwrap(), ("ns".to_string(), "name".to_string()));
+        assert_eq!(decode_continue("zz").unwrap_err().code, 400);
+    }
+}

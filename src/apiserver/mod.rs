@@ -8,16 +8,62 @@
 //!
 //! - [`registry`]: which resources are served, shared by every other part.
 //! - [`store`]: objects, resourceVersions, watch history.
-//! - [`http`]: URL routing, content negotiation, the verbs.
+//! - [`rest`]: the verbs with the generic registry's semantics (status split, finalizers, graceful
+//!   deletion, preconditions).
+//! - [`gc`]: the garbage collector and namespace lifecycle, a task inside the server.
+//! - [`http`]: URL routing, content negotiation, watch streaming, binding and log proxying.
+//! - [`events`]: the core/v1 ⇄ events.k8s.io/v1 views of one Event store.
 //! - [`patch`], [`validate`], [`selector`], [`table`], [`discovery`]: per-request pure helpers.
+//! - [`proto`]: the subset of protobuf request bodies `kubectl create` sends.
 //! - [`errors`]: `Status` objects in upstream's shape.
+//! - [`testkit`], [`kubeconfig`]: an in-process server for tests and the kubeconfig it writes.
 
 pub mod discovery;
 pub mod errors;
+pub mod events;
+pub mod gc;
 pub mod http;
+pub mod kubeconfig;
 pub mod patch;
+pub mod proto;
 pub mod registry;
+pub mod rest;
 pub mod selector;
 pub mod store;
 pub mod table;
+pub mod testkit;
 pub mod validate;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Options of `jobwright apiserver`.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// Address to listen on (`127.0.0.1:0` picks a free port).
+    pub listen: SocketAddr,
+    /// Where to write a kubeconfig for the server, if anywhere.
+    pub kubeconfig: Option<PathBuf>,
+    /// Server tunables.
+    pub config: http::ServerConfig,
+}
+
+/// Serve until `shutdown` resolves: bind, write the kubeconfig, print the address, then stop
+/// gracefully.
+pub async fn serve(opts: ServeOptions, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
+    let running = http::start(opts.listen, opts.config).await?;
+    let url = running.url();
+    match &opts.kubeconfig {
+        Some(path) => {
+            kubeconfig::write(path, &url)?;
+            println!("jobwright apiserver listening on {url}; kubeconfig written to {}", path.display());
+        }
+        None => println!("jobwright apiserver listening on {url}"),
+    }
+    tracing::info!(%url, "apiserver started");
+    shutdown.await;
+    tracing::info!("apiserver shutting down");
+    running.shutdown().await;
+    Ok(())
+}

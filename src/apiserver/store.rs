@@ -1,3 +1,648 @@
-//! Object storage: one global resourceVersion, watch history, finalizers.
+//! Object storage: one global resourceVersion, ordered buckets, a bounded watch history.
 //!
-//! STUB: owned by the API-server-core work item.
+//! # Design
+//!
+//! Objects are kept as their serialized JSON ([`Bytes`]) next to a small [`Meta`] index entry
+//! (labels, selectable fields, uid, owner references, resourceVersion). Buckets are keyed by
+//! [`ResourceInfo::storage_key`] and hold a `BTreeMap<(namespace, name), Entry>`, so lists come out
+//! sorted by namespace then name, as etcd's key order does.
+//!
+//! Every mutation goes through one function, [`Store::write`]: it checks the caller's expectation
+//! (absent / at a resourceVersion / anything), stamps the next global resourceVersion into the
+//! object, serializes it once, updates the index, appends a [`WatchEvent`] to the history ring and
+//! hands the same `Arc<WatchEvent>` to every watcher of that bucket. A write-ahead log for a future
+//! `--data-dir` would hook in there.
+//!
+//! Watchers get a bounded channel each; a watcher that falls behind by more than its buffer is
+//! dropped (its channel closes and the HTTP watch ends, as kube-apiserver closes slow watchers)
+//! instead of ever blocking a writer. A watch from a resourceVersion older than the kept history
+//! is refused with upstream's 410 `too old resource version` Status.
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::ops::Bound;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use bytes::Bytes;
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+use super::errors::StatusError;
+use super::registry::ResourceInfo;
+use super::selector;
+
+/// Tunables of a [`Store`].
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// How many events the watch history keeps (all resources together).
+    pub history: usize,
+    /// How many undelivered events one watcher may have before it is closed.
+    pub watcher_buffer: usize,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self { history: 10_000, watcher_buffer: 10_000 }
+    }
+}
+
+/// One owner reference, as indexed for the garbage collector.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnerRef {
+    /// `uid` of the owner.
+    pub uid: String,
+    /// `blockOwnerDeletion: true`.
+    pub block: bool,
+}
+
+/// The index entry of one stored object: what lists, watches and the garbage collector filter on
+/// without parsing the JSON.
+#[derive(Debug, Clone, Default)]
+pub struct Meta {
+    /// `metadata.labels`.
+    pub labels: BTreeMap<String, String>,
+    /// Selectable fields (see [`selector::selectable_fields`]).
+    pub fields: BTreeMap<String, String>,
+    /// `metadata.uid`.
+    pub uid: String,
+    /// `metadata.ownerReferences`.
+    pub owners: Vec<OwnerRef>,
+    /// Whether `metadata.deletionTimestamp` is set.
+    pub deleting: bool,
+}
+
+impl Meta {
+    /// Index `obj` of resource `info`.
+    pub fn of(info: &ResourceInfo, obj: &Value) -> Self {
+        let md = &obj["metadata"];
+        let labels = md["labels"]
+            .as_object()
+            .map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string())).collect())
+            .unwrap_or_default();
+        let owners = md["ownerReferences"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|r| {
+                        Some(OwnerRef {
+                            uid: r["uid"].as_str()?.to_string(),
+                            block: r["blockOwnerDeletion"].as_bool().unwrap_or(false),
+                        })
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Self {
+            labels,
+            fields: selector::selectable_fields(info, obj),
+            uid: md["uid"].as_str().unwrap_or_default().to_string(),
+            owners,
+            deleting: !md["deletionTimestamp"].is_null(),
+        }
+    }
+}
+
+/// One stored object.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// The object's JSON, with `metadata.resourceVersion` = `rv`.
+    pub bytes: Bytes,
+    /// The resourceVersion of the last write.
+    pub rv: u64,
+    /// Index data.
+    pub meta: Arc<Meta>,
+}
+
+/// Watch event types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventType {
+    Added,
+    Modified,
+    Deleted,
+}
+
+impl EventType {
+    /// The wire name: `ADDED`, `MODIFIED`, `DELETED`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Added => "ADDED",
+            Self::Modified => "MODIFIED",
+            Self::Deleted => "DELETED",
+        }
+    }
+}
+
+/// One change, shared by the history and every watcher.
+#[derive(Debug)]
+pub struct WatchEvent {
+    /// What happened.
+    pub kind: EventType,
+    /// The bucket (storage key).
+    pub key: Arc<str>,
+    /// Namespace, `""` for cluster-scoped objects.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+    /// The resourceVersion of this change.
+    pub rv: u64,
+    /// The object after the change (the last state for DELETED), serialized.
+    pub object: Bytes,
+    /// Index data of `object`.
+    pub meta: Arc<Meta>,
+    /// The object before a MODIFIED, with its index data, for selector transitions.
+    pub prev: Option<(Bytes, Arc<Meta>)>,
+}
+
+/// What [`Store::write`] expects to find.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    /// Nothing stored under that name (a create).
+    Absent,
+    /// An object at exactly this resourceVersion (an update or delete after a read).
+    Rv(u64),
+    /// An object at any version.
+    Exists,
+}
+
+/// What [`Store::write`] does.
+#[derive(Debug, Clone)]
+pub enum Op {
+    /// Store this object (create or replace).
+    Put(Value),
+    /// Remove the object; watchers get its last stored state.
+    Delete,
+    /// Remove the object; watchers get this final state (an update that completes a deletion,
+    /// e.g. the last finalizer removed).
+    DeleteAs(Value),
+}
+
+/// Why [`Store::write`] refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteError {
+    /// Expected absent, found an object.
+    AlreadyExists,
+    /// Expected an object, found none.
+    NotFound,
+    /// Found another resourceVersion (the current one).
+    Conflict(u64),
+}
+
+/// A committed write.
+#[derive(Debug, Clone)]
+pub struct Written {
+    /// The new resourceVersion.
+    pub rv: u64,
+    /// The stored bytes (for a delete: the final object).
+    pub bytes: Bytes,
+}
+
+/// Where a watch starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WatchFrom {
+    /// Synthetic ADDED events for the current objects, then changes (resourceVersion "" or "0",
+    /// or `sendInitialEvents=true`).
+    Snapshot,
+    /// Changes after this resourceVersion, replayed from the history.
+    Rv(u64),
+    /// Changes from now on.
+    Now,
+}
+
+/// A registered watch: the initial events and the live channel.
+pub struct WatchStart {
+    /// Initial events (synthetic ADDEDs or replayed history), filtered to the bucket/namespace.
+    pub initial: Vec<Arc<WatchEvent>>,
+    /// The resourceVersion the initial events bring the watcher to.
+    pub rv: u64,
+    /// Live events; closes when the watcher falls behind.
+    pub rx: mpsc::Receiver<Arc<WatchEvent>>,
+}
+
+/// A page of a list.
+#[derive(Debug, Clone)]
+pub struct ListPage {
+    /// Matching objects, sorted by namespace/name.
+    pub items: Vec<Entry>,
+    /// The store's resourceVersion when listed.
+    pub rv: u64,
+    /// `(namespace, name)` of the last item returned when more remain.
+    pub next: Option<(String, String)>,
+    /// How many more matching items remain after this page.
+    pub remaining: usize,
+}
+
+struct Watcher {
+    namespace: Option<String>,
+    tx: mpsc::Sender<Arc<WatchEvent>>,
+}
+
+#[derive(Default)]
+struct Bucket {
+    objects: BTreeMap<(String, String), Entry>,
+    watchers: Vec<Watcher>,
+}
+
+struct Inner {
+    rv: u64,
+    buckets: HashMap<String, Bucket>,
+    history: VecDeque<Arc<WatchEvent>>,
+    /// The highest resourceVersion no longer in the history.
+    compacted: u64,
+    /// uid -> (storage key, namespace, name)
+    uids: HashMap<String, (Arc<str>, String, String)>,
+    /// owner uid -> dependents (storage key, namespace, name)
+    dependents: HashMap<String, HashSet<(Arc<str>, String, String)>>,
+    /// Listeners told about every committed write (the garbage collector).
+    listeners: Vec<mpsc::UnboundedSender<Arc<WatchEvent>>>,
+}
+
+/// The object store. Cheap to share behind an `Arc`.
+pub struct Store {
+    inner: Mutex<Inner>,
+    config: StoreConfig,
+}
+
+impl Store {
+    /// An empty store.
+    pub fn new(config: StoreConfig) -> Self {
+        Self {
+            inner: Mutex::new(Inner {
+                rv: 0,
+                buckets: HashMap::new(),
+                history: VecDeque::with_capacity(config.history.min(100_000)),
+                compacted: 0,
+                uids: HashMap::new(),
+                dependents: HashMap::new(),
+                listeners: Vec::new(),
+            }),
+            config,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The current (latest) resourceVersion.
+    pub fn current_rv(&self) -> u64 {
+        self.lock().rv
+    }
+
+    /// One object.
+    pub fn get(&self, key: &str, namespace: &str, name: &str) -> Option<Entry> {
+        let inner = self.lock();
+        inner.buckets.get(key)?.objects.get(&(namespace.to_string(), name.to_string())).cloned()
+    }
+
+    /// Where an object with this uid lives: `(storage key, namespace, name)`.
+    pub fn locate_uid(&self, uid: &str) -> Option<(String, String, String)> {
+        let inner = self.lock();
+        inner.uids.get(uid).map(|(k, ns, n)| (k.to_string(), ns.clone(), n.clone()))
+    }
+
+    /// The objects whose ownerReferences name `owner_uid`: `(storage key, namespace, name)`.
+    pub fn dependents_of(&self, owner_uid: &str) -> Vec<(String, String, String)> {
+        let inner = self.lock();
+        let mut out: Vec<_> = inner
+            .dependents
+            .get(owner_uid)
+            .map(|s| s.iter().map(|(k, ns, n)| (k.to_string(), ns.clone(), n.clone())).collect())
+            .unwrap_or_default();
+        out.sort();
+        out
+    }
+
+    /// Every `(namespace, name)` in a bucket, optionally in one namespace.
+    pub fn keys(&self, key: &str, namespace: Option<&str>) -> Vec<(String, String)> {
+        let inner = self.lock();
+        let Some(b) = inner.buckets.get(key) else { return vec![] };
+        b.objects.keys().filter(|(ns, _)| namespace.is_none_or(|n| n == ns)).cloned().collect()
+    }
+
+    /// Every bucket key that has objects.
+    pub fn bucket_keys(&self) -> Vec<String> {
+        let inner = self.lock();
+        inner.buckets.iter().filter(|(_, b)| !b.objects.is_empty()).map(|(k, _)| k.clone()).collect()
+    }
+
+    /// List a bucket, optionally one namespace, after `start` (exclusive), keeping objects that
+    /// pass `filter`, at most `limit` of them (0 = all).
+    pub fn list(
+        &self,
+        key: &str,
+        namespace: Option<&str>,
+        start: Option<(String, String)>,
+        limit: usize,
+        filter: &dyn Fn(&Meta) -> bool,
+    ) -> ListPage {
+        let inner = self.lock();
+        let rv = inner.rv;
+        let Some(b) = inner.buckets.get(key) else {
+            return ListPage { items: vec![], rv, next: None, remaining: 0 };
+        };
+        let lower = match (&start, namespace) {
+            (Some(s), _) => Bound::Excluded(s.clone()),
+            (None, Some(ns)) => Bound::Included((ns.to_string(), String::new())),
+            (None, None) => Bound::Unbounded,
+        };
+        let mut items = Vec::new();
+        let mut next = None;
+        let mut remaining = 0;
+        for ((ns, name), e) in b.objects.range((lower, Bound::Unbounded)) {
+            if let Some(want) = namespace
+                && want != ns
+            {
+                break;
+            }
+            if !filter(&e.meta) {
+                continue;
+            }
+            if limit > 0 && items.len() >= limit {
+                remaining += 1;
+                continue;
+            }
+            items.push(e.clone());
+            if limit > 0 && items.len() == limit {
+                next = Some((ns.clone(), name.clone()));
+            }
+        }
+        if remaining == 0 {
+            next = None;
+        }
+        ListPage { items, rv, next, remaining }
+    }
+
+    /// The one mutation function. Applies `op` to `(key, namespace, name)` if `expect` holds,
+    /// stamping the next resourceVersion into the object, and notifies watchers.
+    pub fn write(
+        &self,
+        info: &ResourceInfo,
+        namespace: &str,
+        name: &str,
+        expect: Expect,
+        op: Op,
+    ) -> Result<Written, WriteError> {
+        let key = info.storage_key.as_str();
+        let mut inner = self.lock();
+        let id = (namespace.to_string(), name.to_string());
+        let current = inner.buckets.get(key).and_then(|b| b.objects.get(&id)).cloned();
+        match (expect, &current) {
+            (Expect::Absent, Some(_)) => return Err(WriteError::AlreadyExists),
+            (Expect::Rv(_) | Expect::Exists, None) => return Err(WriteError::NotFound),
+            (Expect::Rv(want), Some(cur)) if cur.rv != want => return Err(WriteError::Conflict(cur.rv)),
+            _ => {}
+        }
+        if !matches!(op, Op::Put(_)) && current.is_none() {
+            return Err(WriteError::NotFound);
+        }
+        let rv = inner.rv + 1;
+        let key_arc: Arc<str> = Arc::from(key);
+        let event = match op {
+            Op::Put(mut obj) => {
+                obj["metadata"]["resourceVersion"] = Value::String(rv.to_string());
+                let bytes = Bytes::from(serde_json::to_vec(&obj).unwrap_or_default());
+                let meta = Arc::new(Meta::of(info, &obj));
+                let entry = Entry { bytes: bytes.clone(), rv, meta: meta.clone() };
+                if let Some(cur) = &current {
+                    unindex(&mut inner, &key_arc, &id, &cur.meta);
+                }
+                index(&mut inner, &key_arc, &id, &meta);
+                inner.buckets.entry(key.to_string()).or_default().objects.insert(id.clone(), entry);
+                WatchEvent {
+                    kind: if current.is_some() { EventType::Modified } else { EventType::Added },
+                    key: key_arc,
+                    namespace: id.0,
+                    name: id.1,
+                    rv,
+                    object: bytes,
+                    meta,
+                    prev: current.map(|c| (c.bytes, c.meta)),
+                }
+            }
+            Op::Delete | Op::DeleteAs(_) => {
+                let cur = current.expect("checked above");
+                unindex(&mut inner, &key_arc, &id, &cur.meta);
+                if let Some(b) = inner.buckets.get_mut(key) {
+                    b.objects.remove(&id);
+                }
+                // The final state carries the deletion's resourceVersion, as upstream.
+                let mut last: Value = match op {
+                    Op::DeleteAs(v) => v,
+                    _ => serde_json::from_slice(&cur.bytes).unwrap_or(Value::Null),
+                };
+                last["metadata"]["resourceVersion"] = Value::String(rv.to_string());
+                let bytes = Bytes::from(serde_json::to_vec(&last).unwrap_or_default());
+                WatchEvent {
+                    kind: EventType::Deleted,
+                    key: key_arc,
+                    namespace: id.0,
+                    name: id.1,
+                    rv,
+                    object: bytes,
+                    meta: cur.meta,
+                    prev: None,
+                }
+            }
+        };
+        inner.rv = rv;
+        let event = Arc::new(event);
+        let written = Written { rv, bytes: event.object.clone() };
+        if self.config.history > 0 {
+            while inner.history.len() >= self.config.history {
+                if let Some(old) = inner.history.pop_front() {
+                    inner.compacted = old.rv;
+                }
+            }
+            inner.history.push_back(event.clone());
+        } else {
+            inner.compacted = rv;
+        }
+        if let Some(b) = inner.buckets.get_mut(key) {
+            b.watchers.retain(|w| {
+                if w.namespace.as_deref().is_some_and(|ns| ns != event.namespace) {
+                    return !w.tx.is_closed();
+                }
+                // A full buffer drops the watcher: writers never wait for readers.
+                w.tx.try_send(event.clone()).is_ok()
+            });
+        }
+        inner.listeners.retain(|l| l.send(event.clone()).is_ok());
+        Ok(written)
+    }
+
+    /// Register a watch on a bucket (optionally one namespace) starting at `from`.
+    ///
+    /// A resourceVersion older than the history is a 410 `Expired` Status, worded as upstream's
+    /// watch cache.
+    pub fn watch(&self, key: &str, namespace: Option<&str>, from: WatchFrom) -> Result<WatchStart, StatusError> {
+        let mut inner = self.lock();
+        let rv = inner.rv;
+        let in_ns = |ns: &str| namespace.is_none_or(|n| n == ns);
+        let initial = match from {
+            WatchFrom::Now => vec![],
+            WatchFrom::Rv(from) => {
+                if from < inner.compacted {
+                    return Err(StatusError::expired(format!(
+                        "too old resource version: {from} ({})",
+                        inner.compacted
+                    )));
+                }
+                inner.history.iter().filter(|e| e.rv > from && &*e.key == key && in_ns(&e.namespace)).cloned().collect()
+            }
+            WatchFrom::Snapshot => {
+                let key_arc: Arc<str> = Arc::from(key);
+                inner
+                    .buckets
+                    .get(key)
+                    .map(|b| {
+                        b.objects
+                            .iter()
+                            .filter(|((ns, _), _)| in_ns(ns))
+                            .map(|((ns, name), e)| {
+                                Arc::new(WatchEvent {
+                                    kind: EventType::Added,
+                                    key: key_arc.clone(),
+                                    namespace: ns.clone(),
+                                    name: name.clone(),
+                                    rv: e.rv,
+                                    object: e.bytes.clone(),
+                                    meta: e.meta.clone(),
+                                    prev: None,
+                                })
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            }
+        };
+        let (tx, rx) = mpsc::channel(self.config.watcher_buffer.max(1));
+        inner
+            .buckets
+            .entry(key.to_string())
+            .or_default()
+            .watchers
+            .push(Watcher { namespace: namespace.map(str::to_string), tx });
+        Ok(WatchStart { initial, rv, rx })
+    }
+
+    /// Be told about every committed write (used by the garbage collector).
+    pub fn subscribe_all(&self) -> mpsc::UnboundedReceiver<Arc<WatchEvent>> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.lock().listeners.push(tx);
+        rx
+    }
+
+    /// Number of stored objects (all buckets).
+    pub fn len(&self) -> usize {
+        self.lock().buckets.values().map(|b| b.objects.len()).sum()
+    }
+
+    /// Whether nothing is stored.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Total size of the stored JSON, in bytes (for the memory benchmark).
+    pub fn json_bytes(&self) -> usize {
+        self.lock().buckets.values().flat_map(|b| b.objects.values()).map(|e| e.bytes.len()).sum()
+    }
+}
+
+fn index(inner: &mut Inner, key: &Arc<str>, id: &(String, String), meta: &Meta) {
+    if !meta.uid.is_empty() {
+        inner.uids.insert(meta.uid.clone(), (key.clone(), id.0.clone(), id.1.clone()));
+    }
+    for o in &meta.owners {
+        inner.dependents.entry(o.uid.clone()).or_default().insert((key.clone(), id.0.clone(), id.1.clone()));
+    }
+}
+
+fn unindex(inner: &mut Inner, key: &Arc<str>, id: &(String, String), meta: &Meta) {
+    if !meta.uid.is_empty() {
+        inner.uids.remove(&meta.uid);
+    }
+    for o in &meta.owners {
+        if let Some(set) = inner.dependents.get_mut(&o.uid) {
+            set.remove(&(key.clone(), id.0.clone(), id.1.clone()));
+            if set.is_empty() {
+                inner.dependents.remove(&o.uid);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::apiserver::registry::Registry;
+    use serde_json::json;
+
+    fn cm(name: &str) -> Value {
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": "default", "uid": name}})
+    }
+
+    #[test]
+    fn resource_versions_increase_globally_and_conflicts_are_detected() {
+        let reg = Registry::builtin();
+        let info = reg.get("", "v1", "configmaps").unwrap();
+        let s = Store::new(StoreConfig::default());
+        let a = s.write(&info, "default", "a", Expect::Absent, Op::Put(cm("a"))).unwrap();
+        let b = s.write(&info, "default", "b", Expect::Absent, Op::Put(cm("b"))).unwrap();
+        assert!(b.rv > a.rv);
+        assert_eq!(
+            s.write(&info, "default", "a", Expect::Absent, Op::Put(cm("a"))).unwrap_err(),
+            WriteError::AlreadyExists
+        );
+        assert_eq!(
+            s.write(&info, "default", "a", Expect::Rv(a.rv + 100), Op::Put(cm("a"))).unwrap_err(),
+            WriteError::Conflict(a.rv)
+        );
+        let stored: Value = serde_json::from_slice(&s.get(&info.storage_key, "default", "a").unwrap().bytes).unwrap();
+        assert_eq!(stored["metadata"]["resourceVersion"], a.rv.to_string());
+    }
+
+    #[test]
+    fn lists_are_sorted_and_paginate() {
+        let reg = Registry::builtin();
+        let info = reg.get("", "v1", "configmaps").unwrap();
+        let s = Store::new(StoreConfig::default());
+        for n in ["c", "a", "b"] {
+            s.write(&info, "default", n, Expect::Absent, Op::Put(cm(n))).unwrap();
+        }
+        let p = s.list(&info.storage_key, Some("default"), None, 2, &|_| true);
+        assert_eq!(p.items.len(), 2);
+        assert_eq!(p.remaining, 1);
+        assert_eq!(p.next, Some(("default".into(), "b".into())));
+        let p2 = s.list(&info.storage_key, Some("default"), p.next, 2, &|_| true);
+        assert_eq!(p2.items.len(), 1);
+        assert!(p2.next.is_none());
+        assert!(s.list(&info.storage_key, Some("other"), None, 0, &|_| true).items.is_empty());
+    }
+
+    #[test]
+    fn watch_from_compacted_history_is_expired() {
+        let reg = Registry::builtin();
+        let info = reg.get("", "v1", "configmaps").unwrap();
+        let s = Store::new(StoreConfig { history: 2, watcher_buffer: 10 });
+        for n in ["a", "b", "c", "d"] {
+            s.write(&info, "default", n, Expect::Absent, Op::Put(cm(n))).unwrap();
+        }
+        let err = s.watch(&info.storage_key, None, WatchFrom::Rv(1)).err().unwrap();
+        assert_eq!(err.code, 410);
+        assert_eq!(err.message, "too old resource version: 1 (2)");
+        let w = s.watch(&info.storage_key, None, WatchFrom::Rv(2)).unwrap();
+        assert_eq!(w.initial.iter().map(|e| e.name.as_str()).collect::<Vec<_>>(), ["c", "d"]);
+    }
+
+    #[test]
+    fn slow_watchers_are_dropped_not_waited_for() {
+        let reg = Registry::builtin();
+        let info = reg.get("", "v1", "configmaps").unwrap();
+        let s = Store::new(StoreConfig { history: 100, watcher_buffer: 1 });
+        let mut w = s.watch(&info.storage_key, None, WatchFrom::Now).unwrap();
+        for n in ["a", "b", "c"] {
+            s.write(&info, "default", n, Expect::Absent, Op::Put(cm(n))).unwrap();
+        }
+        assert_eq!(w.rx.try_recv().unwrap().name, "a");
+        assert!(matches!(w.rx.try_recv(), Err(mpsc::error::TryRecvError::Disconnected)));
+    }
+}

@@ -1,0 +1,860 @@
+//! The verbs on stored objects, with kube-apiserver's generic registry semantics.
+//!
+//! [`Api`] is what upstream's `genericregistry.Store` plus the strategies' generic parts are:
+//! create (generateName, uid, creationTimestamp, generation, status reset), update (optimistic
+//! concurrency, the status subresource split, generation bumps, no new finalizers while deleting),
+//! patch (read-modify-write retried on conflicts unless the patch carries a resourceVersion),
+//! delete (preconditions, propagation finalizers, pod graceful deletion, finalizers holding an
+//! object) and delete-collection. Objects are `serde_json::Value`s in their storage shape; the HTTP
+//! layer converts views (events) and renders tables. Kind-specific defaulting and validation is
+//! delegated to [`validate::admit`], patch maths and managedFields to [`patch`].
+
+use std::sync::Arc;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use rand::Rng;
+use serde_json::{Value, json};
+
+use super::errors::{FieldError, StatusError};
+use super::patch::{self, PatchType, WriteContext};
+use super::registry::{Registry, ResourceInfo};
+use super::store::{Entry, Expect, Op, Store, WriteError, Written};
+use super::validate::{self, FieldValidation, Operation};
+
+/// Options of a create, update or patch request.
+#[derive(Debug, Clone, Default)]
+pub struct WriteOptions {
+    /// `?dryRun=All`.
+    pub dry_run: bool,
+    /// `?fieldManager=`.
+    pub field_manager: Option<String>,
+    /// The request's `User-Agent`.
+    pub user_agent: Option<String>,
+    /// `?fieldValidation=`.
+    pub field_validation: FieldValidation,
+    /// `?force=true` (apply patches).
+    pub force: bool,
+}
+
+impl WriteOptions {
+    fn ctx<'a>(&'a self, sub: Option<&'a str>) -> WriteContext<'a> {
+        WriteContext {
+            field_manager: self.field_manager.as_deref(),
+            user_agent: self.user_agent.as_deref(),
+            force: self.force,
+            subresource: sub,
+        }
+    }
+}
+
+/// `propagationPolicy` of a delete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Propagation {
+    Orphan,
+    Background,
+    Foreground,
+}
+
+/// Options of a delete request (`DeleteOptions` body or query).
+#[derive(Debug, Clone, Default)]
+pub struct DeleteOptions {
+    /// `propagationPolicy` (or the deprecated `orphanDependents`), `None` when not given.
+    pub propagation: Option<Propagation>,
+    /// `gracePeriodSeconds`.
+    pub grace_period_seconds: Option<i64>,
+    /// `preconditions.uid`.
+    pub uid: Option<String>,
+    /// `preconditions.resourceVersion`.
+    pub resource_version: Option<String>,
+    /// `dryRun: ["All"]`.
+    pub dry_run: bool,
+}
+
+impl DeleteOptions {
+    /// Read a `DeleteOptions` JSON object (body of a DELETE).
+    pub fn from_json(v: &Value) -> Result<Self, StatusError> {
+        let mut o = DeleteOptions::default();
+        if let Some(p) = v["propagationPolicy"].as_str() {
+            o.propagation = Some(parse_propagation(p)?);
+        } else if let Some(b) = v["orphanDependents"].as_bool() {
+            o.propagation = Some(if b { Propagation::Orphan } else { Propagation::Background });
+        }
+        o.grace_period_seconds = v["gracePeriodSeconds"].as_i64();
+        o.uid = v["preconditions"]["uid"].as_str().map(str::to_string);
+        o.resource_version = v["preconditions"]["resourceVersion"].as_str().map(str::to_string);
+        o.dry_run = v["dryRun"].as_array().is_some_and(|a| a.iter().any(|x| x == "All"));
+        Ok(o)
+    }
+}
+
+/// Parse a `propagationPolicy` value; anything else is upstream's 422.
+pub fn parse_propagation(p: &str) -> Result<Propagation, StatusError> {
+    match p {
+        "Orphan" => Ok(Propagation::Orphan),
+        "Background" => Ok(Propagation::Background),
+        "Foreground" => Ok(Propagation::Foreground),
+        other => Err(StatusError::new(
+            422,
+            "Invalid",
+            format!(
+                "DeleteOptions.meta.k8s.io \"\" is invalid: propagationPolicy: Unsupported value: \"{other}\": supported values: \"Foreground\", \"Background\", \"Orphan\", \"nil\""
+            ),
+        )),
+    }
+}
+
+/// The result of a create, update or patch.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// The object as stored (or as it would be, on a dry run).
+    pub object: Value,
+    /// `Warning` headers.
+    pub warnings: Vec<String>,
+    /// Whether the object was created (201) rather than updated (200).
+    pub created: bool,
+}
+
+/// The result of a delete.
+#[derive(Debug, Clone)]
+pub struct Deleted {
+    /// The object: its final state if gone, its current state if deletion is pending.
+    pub object: Value,
+    /// Whether it is gone from storage.
+    pub gone: bool,
+}
+
+/// Finalizer the garbage collector honours for foreground deletion.
+pub const FOREGROUND_FINALIZER: &str = "foregroundDeletion";
+/// Finalizer the garbage collector honours for orphaning dependents.
+pub const ORPHAN_FINALIZER: &str = "orphan";
+
+/// The generic registry over a [`Store`].
+#[derive(Clone)]
+pub struct Api {
+    /// Where objects live.
+    pub store: Arc<Store>,
+    /// What is served.
+    pub registry: Registry,
+}
+
+/// Now, the way object timestamps are written (RFC 3339, seconds, `Z`).
+pub fn timestamp(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+fn parse(bytes: &[u8]) -> Value {
+    serde_json::from_slice(bytes).unwrap_or(Value::Null)
+}
+
+fn finalizers(obj: &Value) -> Vec<String> {
+    obj["metadata"]["finalizers"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|f| f.as_str().map(str::to_string)).collect())
+        .unwrap_or_default()
+}
+
+/// Whether something still holds a deleted object: finalizers, or a namespace's spec finalizers.
+fn held(obj: &Value) -> bool {
+    !finalizers(obj).is_empty()
+        || (obj["kind"] == "Namespace" && obj["spec"]["finalizers"].as_array().is_some_and(|a| !a.is_empty()))
+}
+
+fn set_finalizers(obj: &mut Value, f: &[String]) {
+    if f.is_empty() {
+        if let Some(m) = obj["metadata"].as_object_mut() {
+            m.remove("finalizers");
+        }
+    } else {
+        obj["metadata"]["finalizers"] = json!(f);
+    }
+}
+
+/// `generateName` suffix: 5 characters from upstream's alphabet (no vowels, no confusables).
+fn random_suffix() -> String {
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    let mut rng = rand::rng();
+    (0..5).map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char).collect()
+}
+
+/// Whether anything other than `metadata`/`status` (and type meta) differs.
+fn spec_changed(old: &Value, new: &Value) -> bool {
+    let strip = |v: &Value| -> Value {
+        let mut v = v.clone();
+        if let Some(m) = v.as_object_mut() {
+            for k in ["metadata", "status", "apiVersion", "kind"] {
+                m.remove(k);
+            }
+        }
+        v
+    };
+    strip(old) != strip(new)
+}
+
+/// Equal but for resourceVersion and managedFields timestamps: a no-op write.
+fn same_object(old: &Value, new: &Value) -> bool {
+    let norm = |v: &Value| -> Value {
+        let mut v = v.clone();
+        if let Some(m) = v["metadata"].as_object_mut() {
+            m.remove("resourceVersion");
+            if let Some(mf) = m.get_mut("managedFields").and_then(|x| x.as_array_mut()) {
+                for e in mf {
+                    if let Some(o) = e.as_object_mut() {
+                        o.remove("time");
+                    }
+                }
+            }
+        }
+        v
+    };
+    norm(old) == norm(new)
+}
+
+fn storage_key_of(info: &ResourceInfo, ns: &str, name: &str) -> String {
+    if info.namespaced {
+        format!("/registry/{}/{ns}/{name}", info.resource)
+    } else {
+        format!("/registry/{}/{name}", info.resource)
+    }
+}
+
+impl Api {
+    /// An API over a fresh store holding the four built-in namespaces.
+    pub fn new(store: Arc<Store>, registry: Registry) -> Self {
+        let api = Self { store, registry };
+        for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+            let body = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
+            let info = api.info("", "namespaces");
+            let _ = api.create(&info, "", body, &WriteOptions::default());
+        }
+        api
+    }
+
+    /// The registry entry for a core or grouped resource (v1).
+    pub fn info(&self, group: &str, resource: &str) -> ResourceInfo {
+        self.registry.get(group, "v1", resource).unwrap_or_else(|| panic!("built-in resource {group}/{resource}"))
+    }
+
+    /// The canonical resource for a storage key: the first registered one with that key.
+    pub fn storage_info(&self, info: &ResourceInfo) -> ResourceInfo {
+        self.registry.all().into_iter().find(|r| r.storage_key == info.storage_key).unwrap_or_else(|| info.clone())
+    }
+
+    fn ns_of(info: &ResourceInfo, ns: &str) -> String {
+        if info.namespaced { ns.to_string() } else { String::new() }
+    }
+
+    /// Read one object.
+    pub fn get(&self, info: &ResourceInfo, ns: &str, name: &str) -> Result<Entry, StatusError> {
+        self.store
+            .get(&info.storage_key, &Self::ns_of(info, ns), name)
+            .ok_or_else(|| StatusError::not_found(info, name))
+    }
+
+    /// Read one object as a value.
+    pub fn get_value(&self, info: &ResourceInfo, ns: &str, name: &str) -> Result<Value, StatusError> {
+        Ok(parse(&self.get(info, ns, name)?.bytes))
+    }
+
+    fn check_namespace(&self, info: &ResourceInfo, ns: &str) -> Result<(), StatusError> {
+        if !info.namespaced {
+            return Ok(());
+        }
+        let nsinfo = self.info("", "namespaces");
+        let Some(e) = self.store.get(&nsinfo.storage_key, "", ns) else {
+            return Err(StatusError::not_found(&nsinfo, ns));
+        };
+        if e.meta.deleting {
+            return Err(StatusError::forbidden(format!(
+                "{} \"{}\" is forbidden: unable to create new content in namespace {ns} because it is being terminated",
+                info.group_resource(),
+                "",
+            ))
+            .with_details(json!({"group": info.group, "kind": info.resource, "causes": [{"reason": "NamespaceTerminating", "message": format!("namespace {ns} is being terminated"), "field": "metadata.namespace"}]})));
+        }
+        Ok(())
+    }
+
+    fn commit(&self, info: &ResourceInfo, ns: &str, name: &str, expect: Expect, op: Op) -> Result<Written, WriteError> {
+        self.store.write(info, ns, name, expect, op)
+    }
+
+    /// POST: create `obj` in namespace `ns`.
+    pub fn create(
+        &self,
+        info: &ResourceInfo,
+        ns: &str,
+        mut obj: Value,
+        opts: &WriteOptions,
+    ) -> Result<Outcome, StatusError> {
+        if !obj.is_object() {
+            return Err(StatusError::bad_request("the body of the request must be a JSON object"));
+        }
+        if !obj["metadata"].is_object() {
+            obj["metadata"] = json!({});
+        }
+        let ns = Self::ns_of(info, ns);
+        if info.namespaced {
+            match obj["metadata"]["namespace"].as_str() {
+                None | Some("") => obj["metadata"]["namespace"] = json!(ns),
+                Some(n) if n != ns => {
+                    return Err(StatusError::bad_request(
+                        "the namespace of the provided object does not match the namespace sent on the request",
+                    ));
+                }
+                _ => {}
+            }
+        } else if let Some(m) = obj["metadata"].as_object_mut() {
+            m.remove("namespace");
+        }
+        let name = match obj["metadata"]["name"].as_str() {
+            Some(n) if !n.is_empty() => n.to_string(),
+            _ => match obj["metadata"]["generateName"].as_str() {
+                Some(g) if !g.is_empty() => {
+                    let n = format!("{g}{}", random_suffix());
+                    obj["metadata"]["name"] = json!(n);
+                    n
+                }
+                _ => {
+                    return Err(StatusError::invalid(
+                        info,
+                        "",
+                        &[FieldError::required("metadata.name", "name or generateName is required")],
+                    ));
+                }
+            },
+        };
+        self.check_namespace(info, &ns)?;
+        let now = Utc::now();
+        {
+            let md = obj["metadata"].as_object_mut().expect("object");
+            md.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
+            md.insert("creationTimestamp".into(), json!(timestamp(now)));
+            md.remove("resourceVersion");
+            md.remove("deletionTimestamp");
+            md.remove("deletionGracePeriodSeconds");
+            md.remove("selfLink");
+            md.remove("generation");
+        }
+        if info.has_subresource("status") {
+            obj["status"] = json!({});
+            // Namespaces and nodes have a status subresource but, upstream, no generation.
+            if !(info.group.is_empty() && matches!(info.resource.as_str(), "namespaces" | "nodes")) {
+                obj["metadata"]["generation"] = json!(1);
+            }
+        }
+        if info.group.is_empty() && info.resource == "namespaces" {
+            obj["spec"] = json!({"finalizers": ["kubernetes"]});
+            obj["status"] = json!({"phase": "Active"});
+            obj["metadata"]["labels"]["kubernetes.io/metadata.name"] = json!(name);
+        }
+        patch::record_write(info, None, &mut obj, &opts.ctx(None));
+        let warnings = validate::admit(info, Operation::Create, &mut obj, None, opts.field_validation)?;
+        if opts.dry_run {
+            if self.store.get(&info.storage_key, &ns, &name).is_some() {
+                return Err(StatusError::already_exists(info, &name));
+            }
+            return Ok(Outcome { object: obj, warnings, created: true });
+        }
+        match self.commit(info, &ns, &name, Expect::Absent, Op::Put(obj)) {
+            Ok(w) => Ok(Outcome { object: parse(&w.bytes), warnings, created: true }),
+            Err(_) => Err(StatusError::already_exists(info, &name)),
+        }
+    }
+
+    /// The generic part of an update: carry over what clients can't change, split the status
+    /// subresource, bump generation, and refuse new finalizers on an object being deleted.
+    fn prepare_update(
+        &self,
+        info: &ResourceInfo,
+        old: &Value,
+        new: Value,
+        sub: Option<&str>,
+    ) -> Result<Value, StatusError> {
+        let name = old["metadata"]["name"].as_str().unwrap_or_default().to_string();
+        let mut new = new;
+        if !new["metadata"].is_object() {
+            new["metadata"] = json!({});
+        }
+        if info.has_subresource("status") {
+            match sub {
+                Some("status") => {
+                    let mut merged = old.clone();
+                    merged["status"] = new.get("status").cloned().unwrap_or(json!({}));
+                    if let Some(mf) = new["metadata"].get("managedFields") {
+                        merged["metadata"]["managedFields"] = mf.clone();
+                    }
+                    new = merged;
+                }
+                _ => match old.get("status") {
+                    Some(s) => new["status"] = s.clone(),
+                    None => {
+                        if let Some(m) = new.as_object_mut() {
+                            m.remove("status");
+                        }
+                    }
+                },
+            }
+        }
+        for k in ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation", "name"] {
+            match old["metadata"].get(k) {
+                Some(v) => new["metadata"][k] = v.clone(),
+                None => {
+                    if let Some(m) = new["metadata"].as_object_mut() {
+                        m.remove(k);
+                    }
+                }
+            }
+        }
+        if info.namespaced {
+            new["metadata"]["namespace"] = old["metadata"]["namespace"].clone();
+        }
+        if old["metadata"]["generation"].is_i64() && sub != Some("status") && spec_changed(old, &new) {
+            new["metadata"]["generation"] = json!(old["metadata"]["generation"].as_i64().unwrap_or(0) + 1);
+        }
+        if !old["metadata"]["deletionTimestamp"].is_null() {
+            let before = finalizers(old);
+            let mut added: Vec<String> = finalizers(&new).into_iter().filter(|f| !before.contains(f)).collect();
+            added.sort();
+            added.dedup();
+            if !added.is_empty() {
+                let list = added.iter().map(|f| format!("{f:?}")).collect::<Vec<_>>().join(", ");
+                return Err(StatusError::invalid(
+                    info,
+                    &name,
+                    &[FieldError::forbidden(
+                        "metadata.finalizers",
+                        format!(
+                            "no new finalizers can be added if the object is being deleted, found new finalizers []string{{{list}}}"
+                        ),
+                    )],
+                ));
+            }
+        }
+        Ok(new)
+    }
+
+    /// Store an admitted update; an object being deleted whose last finalizer is gone (and whose
+    /// grace period is over) is deleted instead.
+    #[allow(clippy::too_many_arguments)]
+    fn commit_update(
+        &self,
+        info: &ResourceInfo,
+        ns: &str,
+        name: &str,
+        rv: u64,
+        old: &Value,
+        new: Value,
+        dry_run: bool,
+    ) -> Result<Result<Value, WriteError>, StatusError> {
+        let deleting = !new["metadata"]["deletionTimestamp"].is_null();
+        let grace_over = new["metadata"]["deletionGracePeriodSeconds"].as_i64().unwrap_or(0) == 0;
+        if same_object(old, &new) {
+            return Ok(Ok(old.clone()));
+        }
+        if dry_run {
+            return Ok(Ok(new));
+        }
+        if deleting && grace_over && !held(&new) {
+            return Ok(self.commit(info, ns, name, Expect::Rv(rv), Op::DeleteAs(new)).map(|w| parse(&w.bytes)));
+        }
+        Ok(self.commit(info, ns, name, Expect::Rv(rv), Op::Put(new)).map(|w| parse(&w.bytes)))
+    }
+
+    /// PUT of the resource (`sub` = None) or a subresource (`status`).
+    pub fn update(
+        &self,
+        info: &ResourceInfo,
+        ns: &str,
+        name: &str,
+        sub: Option<&str>,
+        body: Value,
+        opts: &WriteOptions,
+    ) -> Result<Outcome, StatusError> {
+        if !body.is_object() {
+            return Err(StatusError::bad_request("the body of the request must be a JSON object"));
+        }
+        let ns = Self::ns_of(info, ns);
+        if let Some(n) = body["metadata"]["name"].as_str()
+            && n != name
+        {
+            return Err(StatusError::bad_request(format!(
+                "the name of the object ({n}) does not match the name on the URL ({name})"
+            )));
+        }
+        if info.namespaced
+            && let Some(n) = body["metadata"]["namespace"].as_str()
+            && !n.is_empty()
+            && n != ns
+        {
+            return Err(StatusError::bad_request(
+                "the namespace of the provided object does not match the namespace sent on the request",
+            ));
+        }
+        let wanted_rv: Option<u64> = match body["metadata"]["resourceVersion"].as_str() {
+            None | Some("") => None,
+            Some(s) => Some(s.parse().map_err(|_| {
+                StatusError::bad_request(format!("invalid resourceVersion {s:?}: must be an unsigned integer"))
+            })?),
+        };
+        loop {
+            let entry = self.get(info, &ns, name)?;
+            if let Some(w) = wanted_rv
+                && w != entry.rv
+            {
+                return Err(StatusError::conflict(info, name));
+            }
+            let old = parse(&entry.bytes);
+            let mut new = self.prepare_update(info, &old, body.clone(), sub)?;
+            patch::record_write(info, Some(&old), &mut new, &opts.ctx(sub));
+            let op = if sub == Some("status") { Operation::UpdateStatus } else { Operation::Update };
+            let warnings = validate::admit(info, op, &mut new, Some(&old), opts.field_validation)?;
+            match self.commit_update(info, &ns, name, entry.rv, &old, new, opts.dry_run)? {
+                Ok(object) => return Ok(Outcome { object, warnings, created: false }),
+                Err(WriteError::NotFound) => return Err(StatusError::not_found(info, name)),
+                Err(_) if wanted_rv.is_some() => return Err(StatusError::conflict(info, name)),
+                Err(_) => continue,
+            }
+        }
+    }
+
+    /// PATCH of the resource or the `status` subresource. An apply patch on a missing object
+    /// creates it.
+    #[allow(clippy::too_many_arguments)]
+    pub fn patch(
+        &self,
+        info: &ResourceInfo,
+        ns: &str,
+        name: &str,
+        sub: Option<&str>,
+        ptype: PatchType,
+        body: &[u8],
+        opts: &WriteOptions,
+    ) -> Result<Outcome, StatusError> {
+        let ns = Self::ns_of(info, ns);
+        loop {
+            let Some(entry) = self.store.get(&info.storage_key, &ns, name) else {
+                if ptype == PatchType::Apply && sub.is_none() {
+                    let mut obj = patch::apply_patch(info, None, ptype, body, &opts.ctx(sub))?;
+                    if obj["metadata"]["name"].as_str().is_some_and(|n| n != name) {
+                        return Err(StatusError::bad_request(format!(
+                            "the name of the object ({}) does not match the name on the URL ({name})",
+                            obj["metadata"]["name"].as_str().unwrap_or_default()
+                        )));
+                    }
+                    obj["metadata"]["name"] = json!(name);
+                    match self.create(info, &ns, obj, opts) {
+                        Err(e) if e.reason == "AlreadyExists" => continue,
+                        other => return other,
+                    }
+                }
+                return Err(StatusError::not_found(info, name));
+            };
+            let old = parse(&entry.bytes);
+            let patched = patch::apply_patch(info, Some(&old), ptype, body, &opts.ctx(sub))?;
+            let carried_rv = patched["metadata"]["resourceVersion"].as_str().map(str::to_string);
+            if let Some(rv) = &carried_rv
+                && *rv != entry.rv.to_string()
+            {
+                return Err(StatusError::conflict(info, name));
+            }
+            let mut new = self.prepare_update(info, &old, patched, sub)?;
+            if ptype != PatchType::Apply {
+                patch::record_write(info, Some(&old), &mut new, &opts.ctx(sub));
+            }
+            let op = if sub == Some("status") { Operation::UpdateStatus } else { Operation::Update };
+            let warnings = validate::admit(info, op, &mut new, Some(&old), opts.field_validation)?;
+            match self.commit_update(info, &ns, name, entry.rv, &old, new, opts.dry_run)? {
+                Ok(object) => return Ok(Outcome { object, warnings, created: false }),
+                Err(WriteError::NotFound) => return Err(StatusError::not_found(info, name)),
+                Err(_) => continue,
+            }
+        }
+    }
+
+    /// DELETE one object.
+    pub fn delete(
+        &self,
+        info: &ResourceInfo,
+        ns: &str,
+        name: &str,
+        opts: &DeleteOptions,
+    ) -> Result<Deleted, StatusError> {
+        let ns = Self::ns_of(info, ns);
+        loop {
+            let entry = self.get(info, &ns, name)?;
+            let old = parse(&entry.bytes);
+            if let Some(uid) = &opts.uid
+                && entry.meta.uid != *uid
+            {
+                return Err(StatusError::conflict_msg(
+                    info,
+                    name,
+                    &format!(
+                        "StorageError: invalid object, Code: 4, Key: {}, ResourceVersion: 0, AdditionalErrorMsg: Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                        storage_key_of(info, &ns, name),
+                        entry.meta.uid
+                    ),
+                ));
+            }
+            if let Some(rv) = &opts.resource_version
+                && *rv != entry.rv.to_string()
+            {
+                return Err(StatusError::conflict_msg(
+                    info,
+                    name,
+                    &format!(
+                        "StorageError: invalid object, Code: 4, Key: {}, ResourceVersion: 0, AdditionalErrorMsg: Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
+                        storage_key_of(info, &ns, name),
+                        entry.rv
+                    ),
+                ));
+            }
+            let mut new = old.clone();
+            let now = Utc::now();
+            let already = !old["metadata"]["deletionTimestamp"].is_null();
+            // Pods on a node that haven't finished are deleted gracefully: the kubelet confirms.
+            let mut grace: i64 = 0;
+            if info.group.is_empty() && info.resource == "pods" {
+                let scheduled = old["spec"]["nodeName"].as_str().is_some_and(|n| !n.is_empty());
+                let finished = matches!(old["status"]["phase"].as_str(), Some("Succeeded" | "Failed"));
+                if scheduled && !finished {
+                    grace = opts
+                        .grace_period_seconds
+                        .unwrap_or_else(|| old["spec"]["terminationGracePeriodSeconds"].as_i64().unwrap_or(30))
+                        .max(0);
+                    if already {
+                        let current = old["metadata"]["deletionGracePeriodSeconds"].as_i64().unwrap_or(0);
+                        grace = grace.min(current);
+                    }
+                }
+            }
+            let mut fins = finalizers(&old);
+            if !already {
+                let policy = opts.propagation.unwrap_or(if info.group == "batch" {
+                    Propagation::Orphan
+                } else {
+                    Propagation::Background
+                });
+                let add = match policy {
+                    Propagation::Orphan => Some(ORPHAN_FINALIZER),
+                    Propagation::Foreground => Some(FOREGROUND_FINALIZER),
+                    Propagation::Background => None,
+                };
+                if let Some(f) = add {
+                    fins.retain(|x| x != ORPHAN_FINALIZER && x != FOREGROUND_FINALIZER);
+                    fins.push(f.to_string());
+                }
+            }
+            let mut probe = old.clone();
+            set_finalizers(&mut probe, &fins);
+            let immediate = !held(&probe) && grace == 0;
+            if immediate {
+                if opts.dry_run {
+                    return Ok(Deleted { object: old, gone: true });
+                }
+                match self.commit(info, &ns, name, Expect::Rv(entry.rv), Op::Delete) {
+                    Ok(w) => return Ok(Deleted { object: parse(&w.bytes), gone: true }),
+                    Err(WriteError::NotFound) => return Err(StatusError::not_found(info, name)),
+                    Err(_) => continue,
+                }
+            }
+            set_finalizers(&mut new, &fins);
+            let shorter = already && grace < old["metadata"]["deletionGracePeriodSeconds"].as_i64().unwrap_or(0);
+            if !already || shorter {
+                let ts = now + chrono::Duration::seconds(grace);
+                new["metadata"]["deletionTimestamp"] = json!(timestamp(ts));
+                new["metadata"]["deletionGracePeriodSeconds"] = json!(grace);
+            }
+            if info.group.is_empty() && info.resource == "namespaces" {
+                new["status"]["phase"] = json!("Terminating");
+            }
+            if opts.dry_run || new == old {
+                return Ok(Deleted { object: new, gone: false });
+            }
+            if !held(&new) && grace == 0 {
+                // A second delete ended a pod's grace period and nothing else holds it.
+                match self.commit(info, &ns, name, Expect::Rv(entry.rv), Op::Delete) {
+                    Ok(w) => return Ok(Deleted { object: parse(&w.bytes), gone: true }),
+                    Err(WriteError::NotFound) => return Err(StatusError::not_found(info, name)),
+                    Err(_) => continue,
+                }
+            }
+            match self.commit(info, &ns, name, Expect::Rv(entry.rv), Op::Put(new)) {
+                Ok(w) => return Ok(Deleted { object: parse(&w.bytes), gone: false }),
+                Err(WriteError::NotFound) => return Err(StatusError::not_found(info, name)),
+                Err(_) => continue,
+            }
+        }
+    }
+
+    /// Remove one finalizer from an object (used by the garbage collector and namespace
+    /// finalization); deletes the object when it was the last one.
+    pub fn remove_finalizer(
+        &self,
+        info: &ResourceInfo,
+        ns: &str,
+        name: &str,
+        finalizer: &str,
+    ) -> Result<(), StatusError> {
+        loop {
+            let entry = self.get(info, ns, name)?;
+            let old = parse(&entry.bytes);
+            let mut fins = finalizers(&old);
+            if !fins.iter().any(|f| f == finalizer) {
+                return Ok(());
+            }
+            fins.retain(|f| f != finalizer);
+            let mut new = old.clone();
+            set_finalizers(&mut new, &fins);
+            match self.commit_update(info, ns, name, entry.rv, &old, new, false)? {
+                Ok(_) => return Ok(()),
+                Err(WriteError::NotFound) => return Ok(()),
+                Err(_) => continue,
+            }
+        }
+    }
+
+    /// Rewrite an object with `f` (retrying on conflicts), bypassing admission: for the server's
+    /// own controllers (garbage collector, namespace lifecycle).
+    pub fn mutate(
+        &self,
+        info: &ResourceInfo,
+        ns: &str,
+        name: &str,
+        f: &dyn Fn(&mut Value) -> bool,
+    ) -> Result<(), StatusError> {
+        loop {
+            let entry = self.get(info, ns, name)?;
+            let old = parse(&entry.bytes);
+            let mut new = old.clone();
+            if !f(&mut new) {
+                return Ok(());
+            }
+            match self.commit_update(info, ns, name, entry.rv, &old, new, false)? {
+                Ok(_) | Err(WriteError::NotFound) => return Ok(()),
+                Err(_) => continue,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::apiserver::store::StoreConfig;
+
+    fn api() -> Api {
+        Api::new(Arc::new(Store::new(StoreConfig::default())), Registry::builtin())
+    }
+
+    fn job(name: &str) -> Value {
+        json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name},
+               "spec": {"template": {"spec": {"containers": [{"name": "c", "image": "i"}], "restartPolicy": "Never"}}},
+               "status": {"active": 3}})
+    }
+
+    #[test]
+    fn create_sets_metadata_and_clears_status() {
+        let api = api();
+        let jobs = api.info("batch", "jobs");
+        let o = api.create(&jobs, "default", job("a"), &WriteOptions::default()).unwrap().object;
+        assert_eq!(o["metadata"]["generation"], 1);
+        assert_eq!(o["status"], json!({}));
+        assert!(o["metadata"]["uid"].as_str().is_some_and(|u| !u.is_empty()));
+        assert!(o["metadata"]["creationTimestamp"].as_str().unwrap().ends_with('Z'));
+        let e = api.create(&jobs, "default", job("a"), &WriteOptions::default()).unwrap_err();
+        assert_eq!(e.code, 409);
+        let e = api.create(&jobs, "nope", job("b"), &WriteOptions::default()).unwrap_err();
+        assert_eq!(e.message, "namespaces \"nope\" not found");
+    }
+
+    #[test]
+    fn generate_name_appends_five_characters() {
+        let api = api();
+        let cms = api.info("", "configmaps");
+        let body = json!({"metadata": {"generateName": "x-"}});
+        let o = api.create(&cms, "default", body, &WriteOptions::default()).unwrap().object;
+        let n = o["metadata"]["name"].as_str().unwrap();
+        assert!(n.starts_with("x-") && n.len() == 7, "{n}");
+    }
+
+    #[test]
+    fn status_and_spec_writes_are_split() {
+        let api = api();
+        let jobs = api.info("batch", "jobs");
+        let o = api.create(&jobs, "default", job("a"), &WriteOptions::default()).unwrap().object;
+        let mut s = o.clone();
+        s["status"] = json!({"active": 1});
+        s["spec"]["parallelism"] = json!(5);
+        let o2 = api.update(&jobs, "default", "a", Some("status"), s, &WriteOptions::default()).unwrap().object;
+        assert_eq!(o2["status"]["active"], 1);
+        assert!(o2["spec"].get("parallelism").is_none());
+        assert_eq!(o2["metadata"]["generation"], 1);
+        let mut m = o2.clone();
+        m["status"] = json!({});
+        m["spec"]["parallelism"] = json!(2);
+        let o3 = api.update(&jobs, "default", "a", None, m, &WriteOptions::default()).unwrap().object;
+        assert_eq!(o3["status"]["active"], 1);
+        assert_eq!(o3["metadata"]["generation"], 2);
+        // stale
+        let e = api.update(&jobs, "default", "a", None, o2, &WriteOptions::default()).unwrap_err();
+        assert_eq!(e.code, 409);
+    }
+
+    #[test]
+    fn finalizers_hold_deletion_and_refuse_new_ones() {
+        let api = api();
+        let cms = api.info("", "configmaps");
+        let body = json!({"metadata": {"name": "c", "finalizers": ["a/b"]}});
+        api.create(&cms, "default", body, &WriteOptions::default()).unwrap();
+        let d = api.delete(&cms, "default", "c", &DeleteOptions::default()).unwrap();
+        assert!(!d.gone);
+        assert!(d.object["metadata"]["deletionTimestamp"].is_string());
+        assert_eq!(d.object["metadata"]["deletionGracePeriodSeconds"], 0);
+        let mut o = d.object.clone();
+        o["metadata"]["finalizers"] = json!(["a/b", "c/d"]);
+        let e = api.update(&cms, "default", "c", None, o, &WriteOptions::default()).unwrap_err();
+        assert_eq!(
+            e.message,
+            "ConfigMap \"c\" is invalid: metadata.finalizers: Forbidden: no new finalizers can be added if the object is being deleted, found new finalizers []string{\"c/d\"}"
+        );
+        let mut o = d.object.clone();
+        o["metadata"]["finalizers"] = json!([]);
+        api.update(&cms, "default", "c", None, o, &WriteOptions::default()).unwrap();
+        assert_eq!(api.get(&cms, "default", "c").unwrap_err().code, 404);
+    }
+
+    #[test]
+    fn preconditions_mismatch_is_a_conflict() {
+        let api = api();
+        let cms = api.info("", "configmaps");
+        api.create(&cms, "default", json!({"metadata": {"name": "c"}}), &WriteOptions::default()).unwrap();
+        let opts = DeleteOptions { uid: Some("x".into()), ..Default::default() };
+        let e = api.delete(&cms, "default", "c", &opts).unwrap_err();
+        assert_eq!(e.code, 409);
+        assert!(
+            e.message.contains("Precondition failed: UID in precondition: x, UID in object meta: "),
+            "{}",
+            e.message
+        );
+    }
+
+    #[test]
+    fn scheduled_pods_are_deleted_gracefully() {
+        let api = api();
+        let pods = api.info("", "pods");
+        let body =
+            json!({"metadata": {"name": "p"}, "spec": {"nodeName": "n1", "containers": [{"name": "c", "image": "i"}]}});
+        api.create(&pods, "default", body, &WriteOptions::default()).unwrap();
+        let d = api.delete(&pods, "default", "p", &DeleteOptions::default()).unwrap();
+        assert!(!d.gone);
+        assert_eq!(d.object["metadata"]["deletionGracePeriodSeconds"], 30);
+        let d = api
+            .delete(&pods, "default", "p", &DeleteOptions { grace_period_seconds: Some(0), ..Default::default() })
+            .unwrap();
+        assert!(d.gone);
+        let body = json!({"metadata": {"name": "q"}, "spec": {"containers": [{"name": "c", "image": "i"}]}});
+        api.create(&pods, "default", body, &WriteOptions::default()).unwrap();
+        assert!(api.delete(&pods, "default", "q", &DeleteOptions::default()).unwrap().gone);
+    }
+}

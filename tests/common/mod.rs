@@ -1,0 +1,75 @@
+//! Shared helpers for the API server conformance tests.
+#![allow(dead_code)]
+
+use std::fmt::Debug;
+use std::time::Duration;
+
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod};
+use kube::Api;
+use kube::api::PostParams;
+use kube::runtime::wait::{Condition, await_condition};
+use serde::de::DeserializeOwned;
+use serde_json::json;
+
+/// How long any awaited condition may take before the test fails.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// A minimal valid Job.
+pub fn job(name: &str) -> Job {
+    serde_json::from_value(json!({
+        "apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name},
+        "spec": {"template": {"spec": {"restartPolicy": "Never",
+            "containers": [{"name": "main", "image": "busybox", "command": ["true"]}]}}}
+    }))
+    .unwrap()
+}
+
+/// A minimal valid Pod, optionally owned by `owner` (kind, name, uid, blockOwnerDeletion).
+pub fn pod(name: &str, owner: Option<(&str, &str, &str, bool)>) -> Pod {
+    let mut v = json!({
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": {"app": "x"}},
+        "spec": {"containers": [{"name": "main", "image": "busybox"}]}
+    });
+    if let Some((kind, oname, uid, block)) = owner {
+        let av = if kind == "Job" { "batch/v1" } else { "v1" };
+        v["metadata"]["ownerReferences"] = json!([{"apiVersion": av, "kind": kind, "name": oname, "uid": uid,
+            "controller": true, "blockOwnerDeletion": block}]);
+    }
+    serde_json::from_value(v).unwrap()
+}
+
+/// A ConfigMap with one data key.
+pub fn cm(name: &str) -> ConfigMap {
+    serde_json::from_value(
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": {"k": "v"}}),
+    )
+    .unwrap()
+}
+
+/// Create and return the stored object.
+pub async fn create<K>(api: &Api<K>, obj: &K) -> K
+where
+    K: kube::Resource + Clone + DeserializeOwned + serde::Serialize + Debug,
+{
+    api.create(&PostParams::default(), obj).await.expect("create")
+}
+
+/// Wait (bounded by [`WAIT`]) until `cond` holds for object `name`.
+pub async fn wait_for<K>(api: &Api<K>, name: &str, cond: impl Condition<K>)
+where
+    K: kube::Resource + Clone + DeserializeOwned + Debug + Send + 'static,
+{
+    tokio::time::timeout(WAIT, await_condition(api.clone(), name, cond))
+        .await
+        .unwrap_or_else(|_| panic!("timed out waiting for {name}"))
+        .expect("watch");
+}
+
+/// The API error code and message of a failed call.
+pub fn api_err(e: kube::Error) -> (u16, String, String) {
+    match e {
+        kube::Error::Api(s) => (s.code, s.reason.clone(), s.message.clone()),
+        other => panic!("expected an API error, got {other:?}"),
+    }
+}
