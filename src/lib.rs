@@ -8,3 +8,4 @@
 pub mod apiserver;
 pub mod job;
 pub mod kubelet;
+pub mod ttl;

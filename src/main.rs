@@ -31,6 +31,33 @@ enum Command {
         #[arg(long, default_value_t = 10_000)]
         watch_history: usize,
     },
+    /// Run the Job controller (and the TTL-after-finished controller) against a cluster.
+    Controller {
+        /// Kubeconfig to use; otherwise KUBECONFIG, ~/.kube/config or the in-cluster service account.
+        #[arg(long)]
+        kubeconfig: Option<PathBuf>,
+        /// Manage Jobs without `spec.managedBy` (or with the built-in controller's value) too.
+        #[arg(long)]
+        manage_all_jobs: bool,
+        /// How many Jobs are synced at once.
+        #[arg(long, default_value_t = 5)]
+        workers: usize,
+        /// Do not run the TTL-after-finished controller.
+        #[arg(long)]
+        no_ttl_controller: bool,
+    },
+}
+
+async fn controller_client(kubeconfig: Option<PathBuf>) -> Result<kube::Client, Box<dyn std::error::Error>> {
+    let client = match kubeconfig {
+        Some(path) => {
+            let kc = kube::config::Kubeconfig::read_from(path)?;
+            let cfg = kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default()).await?;
+            kube::Client::try_from(cfg)?
+        }
+        None => kube::Client::try_default().await?,
+    };
+    Ok(client)
 }
 
 async fn shutdown_signal() {
@@ -63,6 +90,20 @@ async fn main() -> std::process::ExitCode {
             config.store.history = watch_history;
             let opts = jobwright::apiserver::ServeOptions { listen, kubeconfig, config };
             jobwright::apiserver::serve(opts, shutdown_signal()).await
+        }
+        Command::Controller { kubeconfig, manage_all_jobs, workers, no_ttl_controller } => {
+            match controller_client(kubeconfig).await {
+                Ok(client) => {
+                    let config = jobwright::job::Config { manage_all: manage_all_jobs, workers, ..Default::default() };
+                    let opts = jobwright::job::controller::Options { config, ttl_controller: !no_ttl_controller };
+                    jobwright::job::controller::run(client, opts, shutdown_signal()).await;
+                    Ok(())
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return std::process::ExitCode::FAILURE;
+                }
+            }
         }
     };
     match result {
