@@ -612,3 +612,188 @@ async fn delete_collection_removes_matching_objects() {
     cms.delete_collection(&DeleteParams::default(), &ListParams::default()).await.unwrap();
     assert!(cms.list(&ListParams::default()).await.unwrap().items.is_empty());
 }
+
+// Custom resources: storing a CRD serves its resources.
+
+#[tokio::test]
+async fn crds_serve_custom_resources_until_deleted() {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
+    let s = TestApiServer::start().await;
+    let crds: Api<CustomResourceDefinition> = Api::all(s.client());
+    let crd: CustomResourceDefinition = serde_json::from_value(json!({
+        "metadata": {"name": "widgets.example.com"},
+        "spec": {"group": "example.com", "scope": "Namespaced",
+            "names": {"plural": "widgets", "singular": "widget", "kind": "Widget", "listKind": "WidgetList"},
+            "versions": [{"name": "v1", "served": true, "storage": true, "subresources": {"status": {}},
+                "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}}))
+    .unwrap();
+    let ar = ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("example.com", "v1", "Widget"), "widgets");
+    let widgets: Api<DynamicObject> = Api::default_namespaced_with(s.client(), &ar);
+    let w: DynamicObject = serde_json::from_value(json!({"apiVersion": "example.com/v1", "kind": "Widget",
+        "metadata": {"name": "w1"}, "spec": {"size": 1}, "status": {"ready": true}}))
+    .unwrap();
+    // failure first: not served before the CRD exists
+    assert_eq!(api_err(widgets.create(&PostParams::default(), &w).await.unwrap_err()).0, 404);
+    let stored = crds.create(&PostParams::default(), &crd).await.unwrap();
+    let conds = stored.status.unwrap().conditions.unwrap();
+    assert!(conds.iter().any(|c| c.type_ == "Established" && c.status == "True"));
+    let made = widgets.create(&PostParams::default(), &w).await.unwrap();
+    assert_eq!(made.metadata.generation, Some(1));
+    assert_eq!(made.data["status"], json!({}), "status subresource: create drops status");
+    let patched =
+        widgets.patch("w1", &PatchParams::default(), &Patch::Merge(json!({"spec": {"size": 2}}))).await.unwrap();
+    assert_eq!(patched.metadata.generation, Some(2));
+    crds.delete("widgets.example.com", &DeleteParams::default()).await.unwrap();
+    assert_eq!(api_err(widgets.get("w1").await.unwrap_err()).0, 404);
+}
+
+// Content negotiation: Table and PartialObjectMetadata.
+
+#[tokio::test]
+async fn table_and_partial_metadata_responses() {
+    let s = TestApiServer::start().await;
+    let cms: Api<ConfigMap> = Api::default_namespaced(s.client());
+    create(&cms, &cm("a")).await;
+    create(&cms, &cm("b")).await;
+    let get = |accept: &str| {
+        http::Request::get("/api/v1/namespaces/default/configmaps").header("accept", accept).body(vec![]).unwrap()
+    };
+    let t =
+        s.client().request_text(get("application/json;as=Table;v=v1;g=meta.k8s.io,application/json")).await.unwrap();
+    let t: serde_json::Value = serde_json::from_str(&t).unwrap();
+    assert_eq!(t["kind"], "Table");
+    assert_eq!(t["rows"].as_array().unwrap().len(), 2);
+    assert!(t["metadata"]["resourceVersion"].as_str().is_some_and(|rv| !rv.is_empty()));
+    let meta = cms.list_metadata(&ListParams::default()).await.unwrap();
+    assert_eq!(meta.items.len(), 2);
+    assert_eq!(meta.items[0].metadata.name.as_deref(), Some("a"));
+    // plain JSON stays plain
+    let plain = s.client().request_text(get("application/json")).await.unwrap();
+    assert!(plain.contains("\"kind\":\"ConfigMapList\""));
+}
+
+// Watch of one object through the legacy /watch/ path sees only that object.
+
+#[tokio::test]
+async fn watch_path_for_one_object_filters_by_name() {
+    let s = TestApiServer::start().await;
+    let cms: Api<ConfigMap> = Api::default_namespaced(s.client());
+    let req =
+        http::Request::get("/api/v1/watch/namespaces/default/configmaps/target?resourceVersion=0&timeoutSeconds=5")
+            .body(vec![])
+            .unwrap();
+    let client = s.client();
+    let mut lines = {
+        use futures::AsyncBufReadExt;
+        client.request_stream(req).await.unwrap().lines()
+    };
+    create(&cms, &cm("other")).await;
+    create(&cms, &cm("target")).await;
+    let first: serde_json::Value = serde_json::from_str(&lines.next().await.unwrap().unwrap()).unwrap();
+    assert_eq!(first["type"], "ADDED");
+    assert_eq!(first["object"]["metadata"]["name"], "target");
+}
+
+// Server-side apply creates; a missing fieldManager is a 422.
+
+#[tokio::test]
+async fn apply_patch_creates_and_requires_a_field_manager() {
+    let s = TestApiServer::start().await;
+    let cms: Api<ConfigMap> = Api::default_namespaced(s.client());
+    let body = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "ssa"}, "data": {"a": "1"}});
+    let made = cms.patch("ssa", &PatchParams::apply("tester"), &Patch::Apply(&body)).await.unwrap();
+    assert_eq!(made.data.unwrap()["a"], "1");
+    assert!(made.metadata.uid.is_some());
+    let req = http::Request::patch("/api/v1/namespaces/default/configmaps/ssa")
+        .header("content-type", "application/apply-patch+yaml")
+        .body(serde_json::to_vec(&body).unwrap())
+        .unwrap();
+    let (code, _, msg) = api_err(s.client().request_text(req).await.unwrap_err());
+    assert_eq!(code, 422);
+    assert_eq!(
+        msg,
+        "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch"
+    );
+}
+
+// Dry-run deletes keep the object.
+
+#[tokio::test]
+async fn dry_run_delete_keeps_the_object() {
+    let s = TestApiServer::start().await;
+    let cms: Api<ConfigMap> = Api::default_namespaced(s.client());
+    create(&cms, &cm("keep")).await;
+    cms.delete("keep", &DeleteParams::default().dry_run()).await.unwrap();
+    assert!(cms.get("keep").await.is_ok());
+    let (code, _, _) = api_err(cms.delete("absent", &DeleteParams::default().dry_run()).await.unwrap_err());
+    assert_eq!(code, 404);
+}
+
+#[tokio::test]
+async fn terminating_namespaces_refuse_new_content_and_wait_for_finalizers() {
+    let s = TestApiServer::start().await;
+    let nss: Api<Namespace> = Api::all(s.client());
+    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": "held"}})).unwrap();
+    let ns = nss.create(&PostParams::default(), &ns).await.unwrap();
+    assert_eq!(ns.status.unwrap().phase.as_deref(), Some("Active"));
+    let cms: Api<ConfigMap> = Api::namespaced(s.client(), "held");
+    let mut c = cm("pinned");
+    c.metadata.finalizers = Some(vec!["example.com/hold".into()]);
+    create(&cms, &c).await;
+    nss.delete("held", &DeleteParams::default()).await.unwrap();
+    wait_for(&cms, "pinned", |c: Option<&ConfigMap>| c.is_some_and(|c| c.metadata.deletion_timestamp.is_some())).await;
+    let terminating = nss.get("held").await.unwrap();
+    assert_eq!(terminating.status.unwrap().phase.as_deref(), Some("Terminating"));
+    let (code, _, msg) = api_err(cms.create(&PostParams::default(), &cm("late")).await.unwrap_err());
+    assert_eq!(code, 403);
+    assert_eq!(
+        msg,
+        "configmaps \"late\" is forbidden: unable to create new content in namespace held because it is being terminated"
+    );
+    cms.patch("pinned", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"finalizers": null}})))
+        .await
+        .unwrap();
+    wait_for(&nss, "held", conditions::is_deleted(&ns.metadata.uid.unwrap())).await;
+}
+
+#[tokio::test]
+async fn eviction_deletes_the_pod() {
+    let s = TestApiServer::start().await;
+    let pods: Api<Pod> = Api::default_namespaced(s.client());
+    create(&pods, &pod("ev", None)).await;
+    pods.evict("ev", &Default::default()).await.unwrap();
+    assert_eq!(api_err(pods.get("ev").await.unwrap_err()).0, 404);
+    assert_eq!(api_err(pods.evict("ev", &Default::default()).await.unwrap_err()).0, 404);
+}
+
+#[tokio::test]
+async fn kube_runtime_recorder_events_show_up_in_the_core_view() {
+    use k8s_openapi::api::core::v1::Event as CoreEvent;
+    use kube::Resource;
+    use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+    let s = TestApiServer::start().await;
+    let jobs: Api<Job> = Api::default_namespaced(s.client());
+    let j = create(&jobs, &job("rec")).await;
+    let reporter = Reporter { controller: "jobwright.dev/job-controller".into(), instance: Some("i-1".into()) };
+    let recorder = Recorder::new(s.client(), reporter);
+    let ev = Event {
+        type_: EventType::Normal,
+        reason: "SuccessfulCreate".into(),
+        note: Some("Created pod: rec-abcde".into()),
+        action: "Create".into(),
+        secondary: None,
+    };
+    let reference = j.object_ref(&());
+    recorder.publish(&ev, &reference).await.unwrap();
+    recorder.publish(&ev, &reference).await.unwrap();
+    let core: Api<CoreEvent> = Api::default_namespaced(s.client());
+    let list = core.list(&ListParams::default()).await.unwrap();
+    assert_eq!(list.items.len(), 1, "the repeat is a patch of the same event");
+    let e = &list.items[0];
+    assert_eq!(e.involved_object.name.as_deref(), Some("rec"));
+    assert_eq!(e.reason.as_deref(), Some("SuccessfulCreate"));
+    assert_eq!(e.message.as_deref(), Some("Created pod: rec-abcde"));
+    assert_eq!(e.reporting_component.as_deref(), Some("jobwright.dev/job-controller"));
+    assert!(e.series.as_ref().is_some_and(|s| s.count == Some(2)), "{:?}", e.series);
+}

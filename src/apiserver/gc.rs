@@ -142,7 +142,6 @@ fn process(api: &Api, ns_key: &str, work: Work) {
 /// Upstream's `attemptToDeleteItem`: look at a dependent's owners.
 fn attempt_to_delete(api: &Api, id: &(String, String, String)) {
     let (key, ns, name) = id;
-    let Some(info) = info_for_key(api, key) else { return };
     let Some(entry) = api.store.get(key, ns, name) else { return };
     if entry.meta.owners.is_empty() {
         return;
@@ -163,6 +162,10 @@ fn attempt_to_delete(api: &Api, id: &(String, String, String)) {
             }
         }
     }
+    if solid > 0 && absent.is_empty() {
+        return;
+    }
+    let Some(info) = info_for_key(api, key) else { return };
     if solid > 0 {
         if !absent.is_empty() {
             let _ = api.mutate(&info, ns, name, &|o| strip_owner_refs(o, &absent));

@@ -70,6 +70,8 @@ pub struct Server {
     pub api: Api,
     /// Tunables.
     pub config: ServerConfig,
+    /// Cancelled at shutdown: ends open watches so a graceful shutdown doesn't wait on them.
+    pub stopping: tokio_util::sync::CancellationToken,
 }
 
 impl Server {
@@ -77,7 +79,7 @@ impl Server {
     pub fn new(config: ServerConfig) -> Arc<Self> {
         let store = Arc::new(Store::new(config.store.clone()));
         let api = Api::new(store, Registry::builtin());
-        Arc::new(Self { api, config })
+        Arc::new(Self { api, config, stopping: tokio_util::sync::CancellationToken::new() })
     }
 
     /// The store (white-box access for tests and benchmarks).
@@ -145,10 +147,12 @@ pub async fn start_with(listen: SocketAddr, server: Arc<Server>) -> std::io::Res
     let (tx, rx) = oneshot::channel::<()>();
     let gc = tokio::spawn(gc::run(server.api.clone()));
     let app = router(server.clone());
+    let stopping = server.stopping.clone();
     let task = tokio::spawn(async move {
         let _ = axum::serve(listener, app)
             .with_graceful_shutdown(async move {
                 let _ = rx.await;
+                stopping.cancel();
             })
             .await;
     });
@@ -545,6 +549,17 @@ async fn resource(
             let obj = parse_json_body(&body, headers)?;
             bind(s, &ns, name, &obj)
         }
+        (Method::POST, Some(name), Some("eviction")) => {
+            // An Eviction without disruption budgets to honour: delete the pod with its options.
+            let ev = parse_json_body(&body, headers)?;
+            let opts = match ev.get("deleteOptions") {
+                Some(d) if d.is_object() => DeleteOptions::from_json(d)?,
+                _ => DeleteOptions::default(),
+            };
+            api.delete(&sinfo, &ns, name, &opts)?;
+            let st = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201});
+            Ok(json_value(StatusCode::CREATED, &st))
+        }
         (Method::PUT, Some(name), None | Some("status")) => {
             let mut obj = parse_json_body(&body, headers)?;
             check_type(&view, &mut obj)?;
@@ -574,8 +589,11 @@ async fn resource(
                 return Err(StatusError::bad_request("force is only allowed for apply patches"));
             }
             if ptype == PatchType::Apply && opts.field_manager.is_none() {
-                return Err(StatusError::bad_request(
-                    "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch",
+                let po = ResourceInfo::new("meta.k8s.io", "v1", "patchoptions", "PatchOptions", false, &[], &[], &[]);
+                return Err(StatusError::invalid(
+                    &po,
+                    "",
+                    &[super::errors::FieldError::required("fieldManager", "is required for apply patch")],
                 ));
             }
             let out = if events::converts(&view) {
@@ -607,9 +625,8 @@ async fn resource(
         (Method::DELETE, None, None) => {
             let opts = delete_options(q, &body)?;
             let (ls, fs) = selectors(&view, q)?;
-            let page = api.store.list(&sinfo.storage_key, t.namespace.as_deref(), None, 0, &|m: &Meta| {
-                ls.matches(&m.labels) && fs.matches(&m.fields)
-            });
+            let page =
+                api.store.list(&sinfo.storage_key, t.namespace.as_deref(), None, 0, &|m: &Meta| selected(&ls, &fs, m));
             let mut items = Vec::new();
             for e in page.items {
                 let v: Value = serde_json::from_slice(&e.bytes).unwrap_or(Value::Null);
@@ -640,7 +657,7 @@ fn rename(mut e: StatusError, view: &ResourceInfo) -> StatusError {
 /// Resources whose immediate DELETE answers with the deleted object rather than a Status,
 /// as upstream's `ReturnDeletedObject`.
 fn returns_deleted_object(info: &ResourceInfo) -> bool {
-    info.group.is_empty() && matches!(info.resource.as_str(), "pods" | "services" | "namespaces")
+    info.group.is_empty() && matches!(info.resource.as_str(), "pods" | "services" | "namespaces" | "serviceaccounts")
 }
 
 fn delete_options(q: &Query, body: &[u8]) -> Result<DeleteOptions, StatusError> {
@@ -667,6 +684,11 @@ fn delete_options(q: &Query, body: &[u8]) -> Result<DeleteOptions, StatusError> 
     Ok(opts)
 }
 
+/// Whether an indexed object passes both selectors (maps are only built for non-empty ones).
+fn selected(ls: &LabelSelector, fs: &FieldSelector, m: &Meta) -> bool {
+    (ls.is_empty() || ls.matches(&m.label_map())) && (fs.is_empty() || fs.matches(&m.field_map()))
+}
+
 fn selectors(info: &ResourceInfo, q: &Query) -> Result<(LabelSelector, FieldSelector), StatusError> {
     let ls = LabelSelector::parse(q.get("labelSelector").unwrap_or(""))?;
     let fs = FieldSelector::parse(info, q.get("fieldSelector").unwrap_or(""))?;
@@ -688,6 +710,11 @@ fn object_response(view: &ResourceInfo, code: StatusCode, bytes: Bytes, shape: S
 
 fn outcome_response(view: &ResourceInfo, out: Outcome, shape: Shape) -> Response {
     let code = if out.created { StatusCode::CREATED } else { StatusCode::OK };
+    if let (Some(b), Shape::Object, false) = (&out.bytes, shape, events::converts(view)) {
+        let mut r = json_bytes(code, "application/json", b.clone());
+        add_warnings(&mut r, &out.warnings);
+        return r;
+    }
     let v = events::to_view(view, out.object);
     let mut r = json_value(code, &shape_one(view, v, shape));
     add_warnings(&mut r, &out.warnings);
@@ -754,10 +781,7 @@ fn list(
         None | Some("") => None,
         Some(c) => Some(decode_continue(c)?),
     };
-    let page = s
-        .api
-        .store
-        .list(&sinfo.storage_key, namespace, start, limit, &|m: &Meta| ls.matches(&m.labels) && fs.matches(&m.fields));
+    let page = s.api.store.list(&sinfo.storage_key, namespace, start, limit, &|m: &Meta| selected(&ls, &fs, m));
     let mut md = json!({"resourceVersion": page.rv.to_string()});
     if let Some((ns, name)) = &page.next {
         md["continue"] = json!(encode_continue(page.rv, ns, name));
@@ -811,14 +835,14 @@ fn list(
 struct WatchCtx {
     view: ResourceInfo,
     name: Option<String>,
-    ls: LabelSelector,
-    fs: FieldSelector,
+    /// The selectors (label and field) as one predicate.
+    filter: Box<dyn Fn(&Meta) -> bool + Send + Sync>,
     shape: Shape,
 }
 
 impl WatchCtx {
     fn passes(&self, ns_name: &str, m: &Meta) -> bool {
-        self.name.as_deref().is_none_or(|n| n == ns_name) && self.ls.matches(&m.labels) && self.fs.matches(&m.fields)
+        self.name.as_deref().is_none_or(|n| n == ns_name) && (self.filter)(m)
     }
 
     fn line(&self, kind: &str, object: &[u8]) -> Bytes {
@@ -916,7 +940,8 @@ fn watch(
         ),
         None => s.config.watch_timeout,
     };
-    let ctx = WatchCtx { view: view.clone(), name: name.map(str::to_string), ls, fs, shape };
+    let filter = Box::new(move |m: &Meta| selected(&ls, &fs, m));
+    let ctx = WatchCtx { view: view.clone(), name: name.map(str::to_string), filter, shape };
     let (tx, rx) = mpsc::channel::<Result<Bytes, Infallible>>(64);
     let content_type = match shape {
         Shape::Object => "application/json",
@@ -926,8 +951,12 @@ fn watch(
         Ok(start) => {
             let store = s.api.store.clone();
             let interval = s.config.bookmark_interval;
+            let stopping = s.stopping.clone();
             tokio::spawn(async move {
-                let _ = stream_watch(ctx, start, store, tx, timeout, bookmarks, send_initial, interval).await;
+                tokio::select! {
+                    _ = stream_watch(ctx, start, store, tx, timeout, bookmarks, send_initial, interval) => {}
+                    _ = stopping.cancelled() => {}
+                }
             });
         }
         Err(e) => {
@@ -1115,7 +1144,10 @@ async fn log_proxy(s: &Arc<Server>, ns: &str, name: &str, uri: &http::Uri) -> Re
     let url: http::Uri = format!("http://{host}:{port}")
         .parse()
         .map_err(|e: http::uri::InvalidUri| StatusError::internal(e.to_string()))?;
-    let client = kube::Client::try_from(kube::Config::new(url)).map_err(|e| StatusError::internal(e.to_string()))?;
+    let mut kcfg = kube::Config::new(url);
+    // `follow` streams for as long as the container runs.
+    kcfg.read_timeout = None;
+    let client = kube::Client::try_from(kcfg).map_err(|e| StatusError::internal(e.to_string()))?;
     let req =
         http::Request::get(path).body(kube::client::Body::empty()).map_err(|e| StatusError::internal(e.to_string()))?;
     let resp = client.send(req).await.map_err(|e| StatusError::internal(e.to_string()))?;
@@ -1217,6 +1249,51 @@ mod tests {
         assert!(route(&reg, "/apis/batch/v1/namespaces/x/widgets").is_err());
         assert!(route(&reg, "/api/v1/pods/p").is_err());
         assert!(route(&reg, "/api/v1/namespaces/x/pods/p/bogus").is_err());
+    }
+
+    #[test]
+    fn watchers_see_objects_enter_and_leave_their_selection() {
+        use crate::apiserver::store::{EventType, Meta, WatchEvent};
+        let reg = Registry::builtin();
+        let view = reg.get("", "v1", "configmaps").unwrap();
+        let ctx = WatchCtx {
+            view: view.clone(),
+            name: None,
+            filter: Box::new(|m: &Meta| m.labels.iter().any(|(k, v)| k == "app" && v == "x")),
+            shape: Shape::Object,
+        };
+        let obj = |app: &str, rv: u64| {
+            let v = json!({"metadata": {"name": "c", "namespace": "d", "labels": {"app": app}, "resourceVersion": rv.to_string()}});
+            (Bytes::from(v.to_string()), std::sync::Arc::new(Meta::of(&view, &v)))
+        };
+        let ev =
+            |kind, cur: (Bytes, std::sync::Arc<Meta>), prev: Option<(Bytes, std::sync::Arc<Meta>)>, rv| WatchEvent {
+                kind,
+                key: "/configmaps".into(),
+                namespace: "d".into(),
+                name: "c".into(),
+                rv,
+                object: cur.0,
+                meta: cur.1,
+                prev,
+            };
+        let line = |b: Option<Bytes>| b.map(|b| serde_json::from_slice::<Value>(&b).unwrap());
+        // not matching, then matching: ADDED
+        let l = line(ctx.translate(&ev(EventType::Modified, obj("x", 2), Some(obj("y", 1)), 2))).unwrap();
+        assert_eq!(l["type"], "ADDED");
+        // matching, then not: DELETED with the previous state at the new resourceVersion
+        let l = line(ctx.translate(&ev(EventType::Modified, obj("y", 3), Some(obj("x", 2)), 3))).unwrap();
+        assert_eq!(l["type"], "DELETED");
+        assert_eq!(l["object"]["metadata"]["labels"]["app"], "x");
+        assert_eq!(l["object"]["metadata"]["resourceVersion"], "3");
+        // matching both: MODIFIED; neither: nothing
+        assert_eq!(
+            line(ctx.translate(&ev(EventType::Modified, obj("x", 4), Some(obj("x", 3)), 4))).unwrap()["type"],
+            "MODIFIED"
+        );
+        assert!(ctx.translate(&ev(EventType::Modified, obj("y", 5), Some(obj("z", 4)), 5)).is_none());
+        assert!(ctx.translate(&ev(EventType::Added, obj("y", 6), None, 6)).is_none());
+        assert_eq!(line(ctx.translate(&ev(EventType::Deleted, obj("x", 7), None, 7))).unwrap()["type"], "DELETED");
     }
 
     #[test]

@@ -12,12 +12,14 @@
 //!   deletion, preconditions).
 //! - [`gc`]: the garbage collector and namespace lifecycle, a task inside the server.
 //! - [`http`]: URL routing, content negotiation, watch streaming, binding and log proxying.
+//! - [`crd`]: CustomResourceDefinitions register their resources when stored.
 //! - [`events`]: the core/v1 ⇄ events.k8s.io/v1 views of one Event store.
 //! - [`patch`], [`validate`], [`selector`], [`table`], [`discovery`]: per-request pure helpers.
 //! - [`proto`]: the subset of protobuf request bodies `kubectl create` sends.
 //! - [`errors`]: `Status` objects in upstream's shape.
 //! - [`testkit`], [`kubeconfig`]: an in-process server for tests and the kubeconfig it writes.
 
+pub mod crd;
 pub mod discovery;
 pub mod errors;
 pub mod events;

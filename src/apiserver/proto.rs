@@ -26,7 +26,11 @@ enum Ty {
     MapBytes,
     /// `metav1.Time` (`seconds` = 1, `nanos` = 2) → RFC 3339
     Time,
+    /// `map<string, resource.Quantity>` (`Quantity` is a message with the string as field 1)
+    MapQuantity,
     Msg(&'static [F]),
+    /// Skipped whatever it holds (a status, which create resets anyway).
+    Ignore,
 }
 
 /// One field of a message.
@@ -73,13 +77,23 @@ const OBJECT_META: &[F] = &[
 const REQUIREMENT: &[F] = &[f(1, "key", Ty::Str), f(2, "operator", Ty::Str), r(3, "values", Ty::Str)];
 const LABEL_SELECTOR: &[F] = &[f(1, "matchLabels", Ty::MapStr), r(2, "matchExpressions", Ty::Msg(REQUIREMENT))];
 const ENV: &[F] = &[f(1, "name", Ty::Str), f(2, "value", Ty::Str)];
+const PORT: &[F] = &[
+    f(1, "name", Ty::Str),
+    f(2, "hostPort", Ty::Int),
+    f(3, "containerPort", Ty::Int),
+    f(4, "protocol", Ty::Str),
+    f(5, "hostIP", Ty::Str),
+];
+const RESOURCES: &[F] = &[f(1, "limits", Ty::MapQuantity), f(2, "requests", Ty::MapQuantity)];
 const CONTAINER: &[F] = &[
     f(1, "name", Ty::Str),
     f(2, "image", Ty::Str),
     r(3, "command", Ty::Str),
     r(4, "args", Ty::Str),
     f(5, "workingDir", Ty::Str),
+    r(6, "ports", Ty::Msg(PORT)),
     r(7, "env", Ty::Msg(ENV)),
+    f(8, "resources", Ty::Msg(RESOURCES)),
     f(14, "imagePullPolicy", Ty::Str),
 ];
 const POD_SPEC: &[F] = &[
@@ -109,7 +123,8 @@ const JOB_SPEC: &[F] = &[
     p(14, "podReplacementPolicy", Ty::Str),
     p(15, "managedBy", Ty::Str),
 ];
-const JOB: &[F] = &[f(1, "metadata", Ty::Msg(OBJECT_META)), f(2, "spec", Ty::Msg(JOB_SPEC))];
+const JOB: &[F] =
+    &[f(1, "metadata", Ty::Msg(OBJECT_META)), f(2, "spec", Ty::Msg(JOB_SPEC)), f(3, "status", Ty::Ignore)];
 const JOB_TEMPLATE: &[F] = &[f(1, "metadata", Ty::Msg(OBJECT_META)), f(2, "spec", Ty::Msg(JOB_SPEC))];
 const CRONJOB_SPEC: &[F] = &[
     f(1, "schedule", Ty::Str),
@@ -121,14 +136,15 @@ const CRONJOB_SPEC: &[F] = &[
     p(7, "failedJobsHistoryLimit", Ty::Int),
     p(8, "timeZone", Ty::Str),
 ];
-const CRONJOB: &[F] = &[f(1, "metadata", Ty::Msg(OBJECT_META)), f(2, "spec", Ty::Msg(CRONJOB_SPEC))];
+const CRONJOB: &[F] =
+    &[f(1, "metadata", Ty::Msg(OBJECT_META)), f(2, "spec", Ty::Msg(CRONJOB_SPEC)), f(3, "status", Ty::Ignore)];
 const CONFIGMAP: &[F] = &[
     f(1, "metadata", Ty::Msg(OBJECT_META)),
     f(2, "data", Ty::MapStr),
     f(3, "binaryData", Ty::MapBytes),
     p(4, "immutable", Ty::Bool),
 ];
-const NAMESPACE: &[F] = &[f(1, "metadata", Ty::Msg(OBJECT_META))];
+const NAMESPACE: &[F] = &[f(1, "metadata", Ty::Msg(OBJECT_META)), f(2, "spec", Ty::Ignore), f(3, "status", Ty::Ignore)];
 const TYPE_META: &[F] = &[f(1, "apiVersion", Ty::Str), f(2, "kind", Ty::Str)];
 
 fn bad(why: &str) -> StatusError {
@@ -191,7 +207,14 @@ fn string(b: &[u8]) -> Result<String, StatusError> {
     String::from_utf8(b.to_vec()).map_err(|_| bad("invalid UTF-8"))
 }
 
-fn map_entry(b: &[u8], bytes_value: bool) -> Result<(String, Value), StatusError> {
+#[derive(Clone, Copy, PartialEq)]
+enum MapValue {
+    Str,
+    Bytes,
+    Quantity,
+}
+
+fn map_entry(b: &[u8], kind: MapValue) -> Result<(String, Value), StatusError> {
     let mut r = Reader { b };
     let (mut k, mut v) = (String::new(), Value::String(String::new()));
     while let Some((num, wire)) = r.key()? {
@@ -199,7 +222,21 @@ fn map_entry(b: &[u8], bytes_value: bool) -> Result<(String, Value), StatusError
             (1, 2) => k = string(r.bytes()?)?,
             (2, 2) => {
                 let raw = r.bytes()?;
-                v = if bytes_value { json!(base64(raw)) } else { json!(string(raw)?) };
+                v = match kind {
+                    MapValue::Bytes => json!(base64(raw)),
+                    MapValue::Str => json!(string(raw)?),
+                    MapValue::Quantity => {
+                        let mut q = Reader { b: raw };
+                        let mut out = String::new();
+                        while let Some((n, w)) = q.key()? {
+                            match (n, w) {
+                                (1, 2) => out = string(q.bytes()?)?,
+                                (_, w) => q.skip(w)?,
+                            }
+                        }
+                        json!(out)
+                    }
+                };
             }
             (_, w) => r.skip(w)?,
         }
@@ -241,6 +278,34 @@ fn time(b: &[u8]) -> Result<Option<Value>, StatusError> {
     Ok(Some(json!(super::rest::timestamp(t))))
 }
 
+/// Whether `b` is empty or a message whose fields are all empty (zeros, empty strings, empty
+/// messages), as Go's marshaller writes an unset non-pointer struct.
+fn all_empty(b: &[u8], depth: usize) -> bool {
+    if b.is_empty() {
+        return true;
+    }
+    if depth > 32 {
+        return false;
+    }
+    let mut r = Reader { b };
+    loop {
+        match r.key() {
+            Ok(None) => return true,
+            Ok(Some((num, wire))) if num > 0 => {
+                let ok = match wire {
+                    0 => r.varint().is_ok_and(|v| v == 0),
+                    2 => r.bytes().is_ok_and(|x| all_empty(x, depth + 1)),
+                    _ => false,
+                };
+                if !ok {
+                    return false;
+                }
+            }
+            _ => return false,
+        }
+    }
+}
+
 fn message(b: &[u8], schema: &[F], depth: usize) -> Result<Map<String, Value>, StatusError> {
     if depth > 32 {
         return Err(bad("nesting too deep"));
@@ -249,7 +314,25 @@ fn message(b: &[u8], schema: &[F], depth: usize) -> Result<Map<String, Value>, S
     let mut r = Reader { b };
     while let Some((num, wire)) = r.key()? {
         let Some(fd) = schema.iter().find(|x| x.num == num) else {
-            r.skip(wire)?;
+            // Go emits every non-pointer field; empty ones carry nothing. Anything else would be
+            // silently lost, so refuse it.
+            let empty = match wire {
+                0 => r.varint()? == 0,
+                2 => all_empty(r.bytes()?, 0),
+                w => {
+                    r.skip(w)?;
+                    false
+                }
+            };
+            if !empty {
+                return Err(StatusError::new(
+                    415,
+                    "UnsupportedMediaType",
+                    format!(
+                        "protobuf field {num} is not supported by this server in this object; send application/json instead"
+                    ),
+                ));
+            }
             continue;
         };
         let value: Option<Value> = match (fd.ty, wire) {
@@ -257,13 +340,22 @@ fn message(b: &[u8], schema: &[F], depth: usize) -> Result<Map<String, Value>, S
             (Ty::Int, 0) => Some(json!(r.varint()? as i64)),
             (Ty::Bool, 0) => Some(json!(r.varint()? != 0)),
             (Ty::Time, 2) => time(r.bytes()?)?,
-            (Ty::MapStr | Ty::MapBytes, 2) => {
-                let (k, v) = map_entry(r.bytes()?, matches!(fd.ty, Ty::MapBytes))?;
+            (Ty::MapStr | Ty::MapBytes | Ty::MapQuantity, 2) => {
+                let kind = match fd.ty {
+                    Ty::MapBytes => MapValue::Bytes,
+                    Ty::MapQuantity => MapValue::Quantity,
+                    _ => MapValue::Str,
+                };
+                let (k, v) = map_entry(r.bytes()?, kind)?;
                 let m = out.entry(fd.name).or_insert_with(|| json!({}));
                 m[k] = v;
                 continue;
             }
             (Ty::Msg(s), 2) => Some(Value::Object(message(r.bytes()?, s, depth + 1)?)),
+            (Ty::Ignore, w) => {
+                r.skip(w)?;
+                continue;
+            }
             (_, w) => {
                 r.skip(w)?;
                 continue;
@@ -364,6 +456,20 @@ mod tests {
             v,
             json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cm1"}, "data": {"a": "b"}})
         );
+    }
+
+    #[test]
+    fn unsupported_non_empty_fields_are_refused_not_dropped() {
+        // A ConfigMap whose field 9 (unknown here) carries a value.
+        let mut body = b"k8s\0".to_vec();
+        let raw = [0x0a, 0x03, 0x0a, 0x01, b'x', 0x48, 0x01];
+        let tm = [0x0a, 0x02, b'v', b'1', 0x12, 0x09];
+        body.extend([0x0a, (tm.len() + 9) as u8]);
+        body.extend(tm);
+        body.extend(b"ConfigMap");
+        body.extend([0x12, raw.len() as u8]);
+        body.extend(raw);
+        assert_eq!(decode(&body).unwrap_err().code, 415);
     }
 
     #[test]

@@ -15,6 +15,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use rand::Rng;
 use serde_json::{Value, json};
 
+use super::crd;
 use super::errors::{FieldError, StatusError};
 use super::patch::{self, PatchType, WriteContext};
 use super::registry::{Registry, ResourceInfo};
@@ -112,6 +113,8 @@ pub struct Outcome {
     pub warnings: Vec<String>,
     /// Whether the object was created (201) rather than updated (200).
     pub created: bool,
+    /// `object` serialized, when it was just stored (saves the HTTP layer a serialization).
+    pub bytes: Option<bytes::Bytes>,
 }
 
 /// The result of a delete.
@@ -122,6 +125,9 @@ pub struct Deleted {
     /// Whether it is gone from storage.
     pub gone: bool,
 }
+
+/// Namespaces the NamespaceLifecycle admission plugin refuses to delete.
+pub const IMMORTAL_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public"];
 
 /// Finalizer the garbage collector honours for foreground deletion.
 pub const FOREGROUND_FINALIZER: &str = "foregroundDeletion";
@@ -236,6 +242,9 @@ impl Api {
 
     /// The canonical resource for a storage key: the first registered one with that key.
     pub fn storage_info(&self, info: &ResourceInfo) -> ResourceInfo {
+        if info.storage_key == format!("{}/{}", info.group, info.resource) {
+            return info.clone();
+        }
         self.registry.all().into_iter().find(|r| r.storage_key == info.storage_key).unwrap_or_else(|| info.clone())
     }
 
@@ -255,7 +264,7 @@ impl Api {
         Ok(parse(&self.get(info, ns, name)?.bytes))
     }
 
-    fn check_namespace(&self, info: &ResourceInfo, ns: &str) -> Result<(), StatusError> {
+    fn check_namespace(&self, info: &ResourceInfo, ns: &str, name: &str) -> Result<(), StatusError> {
         if !info.namespaced {
             return Ok(());
         }
@@ -267,15 +276,35 @@ impl Api {
             return Err(StatusError::forbidden(format!(
                 "{} \"{}\" is forbidden: unable to create new content in namespace {ns} because it is being terminated",
                 info.group_resource(),
-                "",
+                name,
             ))
-            .with_details(json!({"group": info.group, "kind": info.resource, "causes": [{"reason": "NamespaceTerminating", "message": format!("namespace {ns} is being terminated"), "field": "metadata.namespace"}]})));
+            .with_details(json!({"name": name, "group": info.group, "kind": info.resource, "causes": [{"reason": "NamespaceTerminating", "message": format!("namespace {ns} is being terminated"), "field": "metadata.namespace"}]})));
         }
         Ok(())
     }
 
+    /// Every write of the generic registry goes through here (then [`Store::write`]); storing a
+    /// CustomResourceDefinition (re)registers its resources, deleting one removes them and their
+    /// objects.
     fn commit(&self, info: &ResourceInfo, ns: &str, name: &str, expect: Expect, op: Op) -> Result<Written, WriteError> {
-        self.store.write(info, ns, name, expect, op)
+        let crd = crd::is_crd(info);
+        let old = if crd { self.store.get(&info.storage_key, ns, name).map(|e| parse(&e.bytes)) } else { None };
+        let deleting = !matches!(op, Op::Put(_));
+        let w = self.store.write(info, ns, name, expect, op)?;
+        if crd {
+            if deleting {
+                let gone = parse(&w.bytes);
+                for r in crd::resources(&gone) {
+                    for (ons, oname) in self.store.keys(&r.storage_key, None) {
+                        let _ = self.store.write(&r, &ons, &oname, Expect::Exists, Op::Delete);
+                    }
+                }
+                crd::unregister(&self.registry, &gone);
+            } else {
+                crd::register(&self.registry, old.as_ref(), &parse(&w.bytes));
+            }
+        }
+        Ok(w)
     }
 
     /// POST: create `obj` in namespace `ns`.
@@ -283,8 +312,20 @@ impl Api {
         &self,
         info: &ResourceInfo,
         ns: &str,
+        obj: Value,
+        opts: &WriteOptions,
+    ) -> Result<Outcome, StatusError> {
+        self.create_inner(info, ns, obj, opts, true)
+    }
+
+    /// Create; `record` is false when an apply patch creates (its managedFields are the apply's).
+    fn create_inner(
+        &self,
+        info: &ResourceInfo,
+        ns: &str,
         mut obj: Value,
         opts: &WriteOptions,
+        record: bool,
     ) -> Result<Outcome, StatusError> {
         if !obj.is_object() {
             return Err(StatusError::bad_request("the body of the request must be a JSON object"));
@@ -323,7 +364,7 @@ impl Api {
                 }
             },
         };
-        self.check_namespace(info, &ns)?;
+        self.check_namespace(info, &ns, &name)?;
         let now = Utc::now();
         {
             let md = obj["metadata"].as_object_mut().expect("object");
@@ -342,21 +383,34 @@ impl Api {
                 obj["metadata"]["generation"] = json!(1);
             }
         }
+        if crd::is_custom(info) {
+            obj["metadata"]["generation"] = json!(1);
+        }
+        if crd::is_crd(info) {
+            crd::accept(&mut obj);
+        }
         if info.group.is_empty() && info.resource == "namespaces" {
             obj["spec"] = json!({"finalizers": ["kubernetes"]});
             obj["status"] = json!({"phase": "Active"});
             obj["metadata"]["labels"]["kubernetes.io/metadata.name"] = json!(name);
         }
-        patch::record_write(info, None, &mut obj, &opts.ctx(None));
+        if record {
+            patch::record_write(info, None, &mut obj, &opts.ctx(None));
+        }
         let warnings = validate::admit(info, Operation::Create, &mut obj, None, opts.field_validation)?;
         if opts.dry_run {
             if self.store.get(&info.storage_key, &ns, &name).is_some() {
                 return Err(StatusError::already_exists(info, &name));
             }
-            return Ok(Outcome { object: obj, warnings, created: true });
+            return Ok(Outcome { object: obj, warnings, created: true, bytes: None });
         }
         match self.commit(info, &ns, &name, Expect::Absent, Op::Put(obj)) {
-            Ok(w) => Ok(Outcome { object: parse(&w.bytes), warnings, created: true }),
+            Ok(w) => Ok(Outcome {
+                object: w.object.unwrap_or_else(|| parse(&w.bytes)),
+                warnings,
+                created: true,
+                bytes: Some(w.bytes),
+            }),
             Err(_) => Err(StatusError::already_exists(info, &name)),
         }
     }
@@ -457,7 +511,9 @@ impl Api {
         if deleting && grace_over && !held(&new) {
             return Ok(self.commit(info, ns, name, Expect::Rv(rv), Op::DeleteAs(new)).map(|w| parse(&w.bytes)));
         }
-        Ok(self.commit(info, ns, name, Expect::Rv(rv), Op::Put(new)).map(|w| parse(&w.bytes)))
+        Ok(self
+            .commit(info, ns, name, Expect::Rv(rv), Op::Put(new))
+            .map(|w| w.object.unwrap_or_else(|| parse(&w.bytes))))
     }
 
     /// PUT of the resource (`sub` = None) or a subresource (`status`).
@@ -509,7 +565,7 @@ impl Api {
             let op = if sub == Some("status") { Operation::UpdateStatus } else { Operation::Update };
             let warnings = validate::admit(info, op, &mut new, Some(&old), opts.field_validation)?;
             match self.commit_update(info, &ns, name, entry.rv, &old, new, opts.dry_run)? {
-                Ok(object) => return Ok(Outcome { object, warnings, created: false }),
+                Ok(object) => return Ok(Outcome { object, warnings, created: false, bytes: None }),
                 Err(WriteError::NotFound) => return Err(StatusError::not_found(info, name)),
                 Err(_) if wanted_rv.is_some() => return Err(StatusError::conflict(info, name)),
                 Err(_) => continue,
@@ -542,7 +598,7 @@ impl Api {
                         )));
                     }
                     obj["metadata"]["name"] = json!(name);
-                    match self.create(info, &ns, obj, opts) {
+                    match self.create_inner(info, &ns, obj, opts, false) {
                         Err(e) if e.reason == "AlreadyExists" => continue,
                         other => return other,
                     }
@@ -564,7 +620,7 @@ impl Api {
             let op = if sub == Some("status") { Operation::UpdateStatus } else { Operation::Update };
             let warnings = validate::admit(info, op, &mut new, Some(&old), opts.field_validation)?;
             match self.commit_update(info, &ns, name, entry.rv, &old, new, opts.dry_run)? {
-                Ok(object) => return Ok(Outcome { object, warnings, created: false }),
+                Ok(object) => return Ok(Outcome { object, warnings, created: false, bytes: None }),
                 Err(WriteError::NotFound) => return Err(StatusError::not_found(info, name)),
                 Err(_) => continue,
             }
@@ -580,6 +636,12 @@ impl Api {
         opts: &DeleteOptions,
     ) -> Result<Deleted, StatusError> {
         let ns = Self::ns_of(info, ns);
+        if info.group.is_empty() && info.resource == "namespaces" && IMMORTAL_NAMESPACES.contains(&name) {
+            return Err(StatusError::forbidden(format!(
+                "namespaces \"{name}\" is forbidden: this namespace may not be deleted"
+            ))
+            .with_details(json!({"name": name, "kind": "namespaces"})));
+        }
         loop {
             let entry = self.get(info, &ns, name)?;
             let old = parse(&entry.bytes);
@@ -630,7 +692,9 @@ impl Api {
             }
             let mut fins = finalizers(&old);
             if !already {
-                let policy = opts.propagation.unwrap_or(if info.group == "batch" {
+                // Upstream's job strategy defaults batch/v1 Jobs to orphaning (back compatibility);
+                // CronJobs in batch/v1 default to deleting dependents, like everything else.
+                let policy = opts.propagation.unwrap_or(if info.group == "batch" && info.resource == "jobs" {
                     Propagation::Orphan
                 } else {
                     Propagation::Background
@@ -822,6 +886,18 @@ mod tests {
         o["metadata"]["finalizers"] = json!([]);
         api.update(&cms, "default", "c", None, o, &WriteOptions::default()).unwrap();
         assert_eq!(api.get(&cms, "default", "c").unwrap_err().code, 404);
+    }
+
+    #[test]
+    fn immortal_namespaces_cannot_be_deleted() {
+        let api = api();
+        let nss = api.info("", "namespaces");
+        let e = api.delete(&nss, "", "default", &DeleteOptions::default()).unwrap_err();
+        assert_eq!(
+            (e.code, e.message.as_str()),
+            (403, "namespaces \"default\" is forbidden: this namespace may not be deleted")
+        );
+        assert!(!api.delete(&nss, "", "kube-node-lease", &DeleteOptions::default()).unwrap().gone);
     }
 
     #[test]

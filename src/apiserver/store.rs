@@ -58,10 +58,10 @@ pub struct OwnerRef {
 /// without parsing the JSON.
 #[derive(Debug, Clone, Default)]
 pub struct Meta {
-    /// `metadata.labels`.
-    pub labels: BTreeMap<String, String>,
-    /// Selectable fields (see [`selector::selectable_fields`]).
-    pub fields: BTreeMap<String, String>,
+    /// `metadata.labels`, sorted by key (a boxed slice: a `BTreeMap` node costs ~0.5 KiB).
+    pub labels: Box<[(String, String)]>,
+    /// Selectable fields (see [`selector::selectable_fields`]), sorted by key.
+    pub fields: Box<[(String, String)]>,
     /// `metadata.uid`.
     pub uid: String,
     /// `metadata.ownerReferences`.
@@ -71,13 +71,24 @@ pub struct Meta {
 }
 
 impl Meta {
+    /// The labels as a map, for [`selector::LabelSelector::matches`].
+    pub fn label_map(&self) -> BTreeMap<String, String> {
+        self.labels.iter().cloned().collect()
+    }
+
+    /// The selectable fields as a map, for [`selector::FieldSelector::matches`].
+    pub fn field_map(&self) -> BTreeMap<String, String> {
+        self.fields.iter().cloned().collect()
+    }
+
     /// Index `obj` of resource `info`.
     pub fn of(info: &ResourceInfo, obj: &Value) -> Self {
         let md = &obj["metadata"];
-        let labels = md["labels"]
+        let mut labels: Vec<(String, String)> = md["labels"]
             .as_object()
             .map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string())).collect())
             .unwrap_or_default();
+        labels.sort();
         let owners = md["ownerReferences"]
             .as_array()
             .map(|a| {
@@ -92,8 +103,8 @@ impl Meta {
             })
             .unwrap_or_default();
         Self {
-            labels,
-            fields: selector::selectable_fields(info, obj),
+            labels: labels.into_boxed_slice(),
+            fields: selector::selectable_fields(info, obj).into_iter().collect(),
             uid: md["uid"].as_str().unwrap_or_default().to_string(),
             owners,
             deleting: !md["deletionTimestamp"].is_null(),
@@ -193,6 +204,8 @@ pub struct Written {
     pub rv: u64,
     /// The stored bytes (for a delete: the final object).
     pub bytes: Bytes,
+    /// The stored object as a value, for a put (saves callers a parse).
+    pub object: Option<Value>,
 }
 
 /// Where a watch starts.
@@ -396,6 +409,7 @@ impl Store {
         }
         let rv = inner.rv + 1;
         let key_arc: Arc<str> = Arc::from(key);
+        let mut stored_value = None;
         let event = match op {
             Op::Put(mut obj) => {
                 obj["metadata"]["resourceVersion"] = Value::String(rv.to_string());
@@ -407,6 +421,7 @@ impl Store {
                 }
                 index(&mut inner, &key_arc, &id, &meta);
                 inner.buckets.entry(key.to_string()).or_default().objects.insert(id.clone(), entry);
+                stored_value = Some(obj);
                 WatchEvent {
                     kind: if current.is_some() { EventType::Modified } else { EventType::Added },
                     key: key_arc,
@@ -445,7 +460,7 @@ impl Store {
         };
         inner.rv = rv;
         let event = Arc::new(event);
-        let written = Written { rv, bytes: event.object.clone() };
+        let written = Written { rv, bytes: event.object.clone(), object: stored_value };
         if self.config.history > 0 {
             while inner.history.len() >= self.config.history {
                 if let Some(old) = inner.history.pop_front() {

@@ -1,0 +1,179 @@
+//! API server benchmark (not a test): prints throughput, watch fan-out latency and memory.
+//!
+//! `cargo bench --bench apiserver` for the full run, `cargo bench --bench apiserver -- --smoke`
+//! for a quick one. Numbers depend on the machine; nothing is asserted.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use jobwright::apiserver::http::ServerConfig;
+use jobwright::apiserver::rest::WriteOptions;
+use jobwright::apiserver::testkit::TestApiServer;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod};
+use kube::api::{Api, PostParams, WatchEvent, WatchParams};
+use serde_json::json;
+
+/// Counts live heap bytes, so the memory figure is exact rather than RSS with allocator slack.
+struct Counting;
+
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: delegates to the system allocator and only adds bookkeeping.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LIVE.fetch_add(layout.size(), Ordering::Relaxed);
+        // SAFETY: same contract as the caller's.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+        // SAFETY: same contract as the caller's.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static ALLOC: Counting = Counting;
+
+fn pod(name: &str) -> serde_json::Value {
+    json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "labels": {"app": "bench", "batch.kubernetes.io/job-name": "bench"},
+            "annotations": {"note": "a pod of about the size a Job controller makes"}},
+        "spec": {"restartPolicy": "Never", "nodeName": "node-1",
+            "containers": [{"name": "main", "image": "registry.example.com/team/worker:1.2.3",
+                "command": ["/bin/worker", "--mode=batch", "--verbose"],
+                "env": [{"name": "JOB_COMPLETION_INDEX", "value": "0"}, {"name": "LOG_LEVEL", "value": "info"}],
+                "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}}}]},
+        "status": {"phase": "Running", "hostIP": "10.0.0.1", "podIP": "10.1.0.1"}})
+}
+
+fn rss_bytes() -> usize {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: usize = statm.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    pages * 4096
+}
+
+async fn creates_and_gets(s: &TestApiServer, n: usize, tasks: usize) {
+    let clients: Vec<kube::Client> = (0..8).map(|_| s.client()).collect();
+    let per = n / tasks;
+    let start = Instant::now();
+    let mut handles = Vec::new();
+    for t in 0..tasks {
+        let pods: Api<Pod> = Api::default_namespaced(clients[t % clients.len()].clone());
+        handles.push(tokio::spawn(async move {
+            for i in 0..per {
+                let p: Pod = serde_json::from_value(pod(&format!("p-{t}-{i}"))).unwrap();
+                pods.create(&PostParams::default(), &p).await.expect("create");
+            }
+        }));
+    }
+    for h in handles {
+        h.await.unwrap();
+    }
+    let secs = start.elapsed().as_secs_f64();
+    println!(
+        "creates: {} pods in {secs:.2}s = {:.0}/s ({tasks} concurrent kube::Client tasks)",
+        per * tasks,
+        (per * tasks) as f64 / secs
+    );
+
+    let start = Instant::now();
+    let mut handles = Vec::new();
+    for t in 0..tasks {
+        let pods: Api<Pod> = Api::default_namespaced(clients[t % clients.len()].clone());
+        handles.push(tokio::spawn(async move {
+            for i in 0..per {
+                pods.get(&format!("p-{t}-{i}")).await.expect("get");
+            }
+        }));
+    }
+    for h in handles {
+        h.await.unwrap();
+    }
+    let secs = start.elapsed().as_secs_f64();
+    println!("gets:    {} pods in {secs:.2}s = {:.0}/s", per * tasks, (per * tasks) as f64 / secs);
+}
+
+async fn fan_out(s: &TestApiServer, watchers: usize, events: usize) {
+    let origin = Arc::new(Instant::now());
+    let cms: Api<ConfigMap> = Api::default_namespaced(s.client());
+    let mut handles = Vec::new();
+    let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel::<()>(watchers);
+    for _ in 0..watchers {
+        let cms = cms.clone();
+        let origin = origin.clone();
+        let ready = ready_tx.clone();
+        handles.push(tokio::spawn(async move {
+            let rv = cms.list_metadata(&Default::default()).await.unwrap().metadata.resource_version.unwrap();
+            let mut w = cms.watch(&WatchParams::default().disable_bookmarks(), &rv).await.unwrap().boxed();
+            ready.send(()).await.unwrap();
+            let mut lat = Vec::with_capacity(events);
+            while lat.len() < events {
+                if let Some(Ok(WatchEvent::Added(c))) = w.next().await {
+                    let sent: u128 = c.data.unwrap()["t"].parse().unwrap();
+                    lat.push(origin.elapsed().as_nanos() - sent);
+                }
+            }
+            lat
+        }));
+    }
+    for _ in 0..watchers {
+        ready_rx.recv().await.unwrap();
+    }
+    for i in 0..events {
+        let c: ConfigMap = serde_json::from_value(json!({"metadata": {"name": format!("fan-{i}")},
+            "data": {"t": origin.elapsed().as_nanos().to_string()}}))
+        .unwrap();
+        cms.create(&PostParams::default(), &c).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let mut all: Vec<u128> = Vec::new();
+    for h in handles {
+        all.extend(h.await.unwrap());
+    }
+    all.sort_unstable();
+    let pct = |p: f64| all[((all.len() as f64 * p) as usize).min(all.len() - 1)] as f64 / 1e6;
+    println!(
+        "watch fan-out: {watchers} watchers x {events} events: latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        pct(0.5),
+        pct(0.99),
+        pct(1.0)
+    );
+}
+
+fn memory(n: usize) {
+    let s = jobwright::apiserver::http::Server::new(ServerConfig::default());
+    let pods = s.api.info("", "pods");
+    let before = rss_bytes();
+    let live_before = LIVE.load(Ordering::Relaxed);
+    let json_before = s.store().json_bytes();
+    for i in 0..n {
+        s.api.create(&pods, "default", pod(&format!("m-{i}")), &WriteOptions::default()).expect("create");
+    }
+    let grown = rss_bytes().saturating_sub(before);
+    let live = LIVE.load(Ordering::Relaxed).saturating_sub(live_before);
+    let json = s.store().json_bytes() - json_before;
+    println!(
+        "memory: {n} pods: heap +{:.1} MiB (RSS +{:.1} MiB), stored JSON {:.1} MiB ({} B/pod), server memory beyond the JSON {:.0} B/pod (index + watch history)",
+        live as f64 / 1048576.0,
+        grown as f64 / 1048576.0,
+        json as f64 / 1048576.0,
+        json / n,
+        live.saturating_sub(json) as f64 / n as f64
+    );
+}
+
+fn main() {
+    let smoke = std::env::args().any(|a| a == "--smoke");
+    let (n, watchers, events, mem) = if smoke { (2_000, 20, 20, 10_000) } else { (50_000, 100, 200, 100_000) };
+    memory(mem);
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let s = TestApiServer::start().await;
+        creates_and_gets(&s, n, 64).await;
+        fan_out(&s, watchers, events).await;
+    });
+}

@@ -1,0 +1,55 @@
+//! `jobwright apiserver`: prints its address, writes a kubeconfig both kube-rs and kubectl read,
+//! serves, and exits 0 on SIGTERM.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use k8s_openapi::api::core::v1::Namespace;
+use kube::Api;
+
+#[tokio::test]
+async fn apiserver_subcommand_serves_until_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let kc = dir.path().join("kubeconfig");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_jobwright"))
+        .args(["apiserver", "--listen", "127.0.0.1:0", "--kubeconfig"])
+        .arg(&kc)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    assert!(line.starts_with("jobwright apiserver listening on http://127.0.0.1:"), "{line}");
+    assert!(line.trim_end().ends_with(&format!("kubeconfig written to {}", kc.display())), "{line}");
+
+    let raw = std::fs::read_to_string(&kc).unwrap();
+    let config: kube::config::Kubeconfig = serde_saphyr::from_str(&raw).unwrap();
+    let cfg = kube::Config::from_custom_kubeconfig(config, &Default::default()).await.unwrap();
+    let client = kube::Client::try_from(cfg).unwrap();
+    let nss: Api<Namespace> = Api::all(client);
+    assert!(nss.get("default").await.is_ok());
+
+    let cache = tempfile::tempdir().unwrap();
+    let out = tokio::process::Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(&kc)
+        .args(["get", "ns", "default", "-o", "name"])
+        .env("KUBECACHEDIR", cache.path())
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "namespace/default");
+
+    let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(killed.success());
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap()).await.unwrap();
+    assert!(status.success(), "exit status {status:?}");
+}
+
+#[test]
+fn apiserver_subcommand_rejects_a_bad_listen_address() {
+    let out = Command::new(env!("CARGO_BIN_EXE_jobwright")).args(["apiserver", "--listen", "nope"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--listen"));
+}
