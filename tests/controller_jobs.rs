@@ -6,9 +6,9 @@ mod controller_support;
 use controller_support::*;
 use jobwright::apiserver::testkit::TestApiServer;
 use jobwright::job::labels::{CONTROLLER_UID, JOB_COMPLETION_INDEX, JOB_NAME, JOB_TRACKING_FINALIZER};
-use k8s_openapi::api::core::v1::{Event, Pod};
+use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
-use kube::api::{Api, ListParams};
+use kube::api::Api;
 use serde_json::json;
 
 fn counts(job: &k8s_openapi::api::batch::v1::Job) -> (i32, i32, i32) {
@@ -49,10 +49,9 @@ async fn simple_job_completes_with_counts_conditions_and_events() {
     assert!(pods.get(&pod.name_any()).await.is_ok());
 
     // Events through the core/v1 view, as kubectl describe reads them.
-    let events: Api<Event> = Api::default_namespaced(c.clone());
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
-        let evs = events.list(&ListParams::default().fields("involvedObject.name=simple")).await.unwrap().items;
+        let evs = events_for(&c, "simple").await;
         let reasons: Vec<_> = evs.iter().filter_map(|e| e.reason.clone()).collect();
         if reasons.iter().any(|r| r == "SuccessfulCreate") && reasons.iter().any(|r| r == "Completed") {
             let created = evs.iter().find(|e| e.reason.as_deref() == Some("SuccessfulCreate")).unwrap();

@@ -79,6 +79,7 @@ async fn write_status(
     match api.replace_status(&name, &PostParams::default(), &obj).await {
         Ok(j) => Ok(j.metadata.resource_version),
         Err(kube::Error::Api(s)) if s.code == 409 => Err(Error::Conflict(key)),
+        Err(kube::Error::Api(s)) if s.code == 404 => Err(Error::JobGone(key)),
         Err(kube::Error::Api(s)) if s.code == 422 => {
             tracing::error!(job = %key, message = %s.message, "the API server rejected the Job status");
             Err(Error::StatusRejected { job: key, message: s.message })

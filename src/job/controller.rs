@@ -29,7 +29,7 @@ use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::runtime::{WatchStreamExt, controller};
 use kube::{Client, ResourceExt};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use super::adopt::{Claim, claim};
 use super::apply;
@@ -54,6 +54,9 @@ pub enum Error {
     /// The status write hit a newer resourceVersion: re-plan.
     #[error("conflict writing the status of Job {0}")]
     Conflict(String),
+    /// The Job was deleted while it was being synced.
+    #[error("Job {0} is gone")]
+    JobGone(String),
     /// The API server rejected the status (422): a bug in the plan or the shell.
     #[error("status of Job {job} rejected: {message}")]
     StatusRejected {
@@ -85,6 +88,7 @@ impl Error {
         match self {
             Error::MissingMetadata(_) => "missing_metadata",
             Error::Conflict(_) => "conflict",
+            Error::JobGone(_) => "job_gone",
             Error::StatusRejected { .. } => "status_rejected",
             Error::FinishingDelete(..) => "finishing_delete",
             Error::PodOps(..) => "pod_ops",
@@ -125,6 +129,17 @@ pub struct Context {
     /// Event recorder (events.k8s.io/v1, reportingController `job-controller`).
     pub recorder: Recorder,
     failures: Mutex<HashMap<String, u32>>,
+    /// Becomes true once the pod store has its first full list. (Not `Store::wait_until_ready`:
+    /// kube-runtime's `DelayedInit` keeps only the last waiter's waker, so two concurrent waiters
+    /// can hang.)
+    pods_ready: watch::Receiver<bool>,
+    /// Same for the Job store.
+    jobs_ready: watch::Receiver<bool>,
+}
+
+async fn ready(rx: &watch::Receiver<bool>) -> Result<(), Error> {
+    let mut rx = rx.clone();
+    rx.wait_for(|r| *r).await.map(|_| ()).map_err(|_| Error::CacheClosed)
 }
 
 fn controller_ref(pod: &Pod) -> Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference> {
@@ -182,6 +197,8 @@ pub async fn run_job_controller(
     let (pod_reader, pod_writer) = reflector::store::<Pod>();
     let expectations = Arc::new(Expectations::default());
     let (orphan_tx, orphan_rx) = mpsc::unbounded_channel();
+    let (pods_ready_tx, pods_ready) = watch::channel(false);
+    let (jobs_ready_tx, jobs_ready) = watch::channel(false);
 
     let reporter = Reporter { controller: REPORTING_CONTROLLER.into(), instance: None };
     let ctx = Arc::new(Context {
@@ -192,6 +209,8 @@ pub async fn run_job_controller(
         expectations: expectations.clone(),
         recorder: Recorder::new(client.clone(), reporter),
         failures: Mutex::new(HashMap::new()),
+        pods_ready,
+        jobs_ready,
     });
 
     let jobs_api: Api<Job> = Api::all(client.clone());
@@ -202,6 +221,9 @@ pub async fn run_job_controller(
         let exp = expectations.clone();
         let tx: OrphanTx = orphan_tx.clone();
         move |ev: &watcher::Event<Job>| {
+            if let watcher::Event::InitDone = ev {
+                jobs_ready_tx.send_replace(true);
+            }
             if let watcher::Event::Delete(job) = ev {
                 let uid = job.metadata.uid.clone().unwrap_or_default();
                 exp.forget(&uid);
@@ -225,6 +247,10 @@ pub async fn run_job_controller(
             let (pod, kind) = match ev {
                 watcher::Event::Apply(p) | watcher::Event::InitApply(p) => (p, PodEvent::Applied),
                 watcher::Event::Delete(p) => (p, PodEvent::Deleted),
+                watcher::Event::InitDone => {
+                    pods_ready_tx.send_replace(true);
+                    return;
+                }
                 _ => return,
             };
             if let Some(uid) = job_controller_uid(pod) {
@@ -252,7 +278,7 @@ pub async fn run_job_controller(
                 Err(controller::Error::ObjectNotFound(_)) => {}
                 Err(controller::Error::ReconcilerFailed(e, obj)) => match &e {
                     Error::StatusRejected { .. } => tracing::error!(job = %obj, error = %e, "status write rejected"),
-                    Error::Conflict(_) => tracing::debug!(job = %obj, "status conflict, re-planning"),
+                    Error::Conflict(_) | Error::JobGone(_) => tracing::debug!(job = %obj, error = %e, "re-planning"),
                     _ => tracing::warn!(job = %obj, error = %e, kind = e.metric_label(), "sync failed"),
                 },
                 Err(e) => tracing::warn!(error = %e, "controller error"),
@@ -265,7 +291,7 @@ pub async fn run_job_controller(
 /// Removes the tracking finalizer of pods whose controller Job is gone (confirmed live) or that
 /// have no controller.
 async fn orphan_worker(ctx: Arc<Context>, mut rx: mpsc::UnboundedReceiver<(String, String)>) {
-    if ctx.jobs.wait_until_ready().await.is_err() || ctx.pods.wait_until_ready().await.is_err() {
+    if ready(&ctx.jobs_ready).await.is_err() || ready(&ctx.pods_ready).await.is_err() {
         return;
     }
     while let Some((ns, name)) = rx.recv().await {
@@ -322,7 +348,7 @@ async fn reconcile(job: Arc<Job>, ctx: Arc<Context>) -> Result<Action, Error> {
     if !ctx.config.manages(&job) {
         return Ok(Action::await_change());
     }
-    ctx.pods.wait_until_ready().await.map_err(|_| Error::CacheClosed)?;
+    ready(&ctx.pods_ready).await?;
     let uid = job.metadata.uid.clone().ok_or(Error::MissingMetadata("uid"))?;
     let pods = pods_of(&job, &ctx.pods);
     let (satisfied, pending) = ctx.expectations.satisfied(&uid, &pods);
@@ -334,7 +360,7 @@ async fn reconcile(job: Arc<Job>, ctx: Arc<Context>) -> Result<Action, Error> {
 }
 
 fn error_policy(job: Arc<Job>, err: &Error, ctx: Arc<Context>) -> Action {
-    if matches!(err, Error::Conflict(_)) {
+    if matches!(err, Error::Conflict(_) | Error::JobGone(_)) {
         return Action::requeue(CONFLICT_REQUEUE);
     }
     let uid = job.metadata.uid.clone().unwrap_or_default();

@@ -13,7 +13,7 @@ use jobwright::job::controller::{self, Options};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
-use kube::runtime::wait::{Condition, await_condition};
+use kube::runtime::wait::Condition;
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
@@ -40,6 +40,10 @@ pub fn start_controller(client: Client) -> JoinHandle<()> {
 
 /// Same, with settings.
 pub fn start_controller_with(client: Client, config: Config) -> JoinHandle<()> {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
     tokio::spawn(controller::run(client, Options { config, ttl_controller: true }, pending()))
 }
 
@@ -181,18 +185,54 @@ pub async fn create_job(client: &Client, job: &Job) -> Job {
     api.create(&PostParams::default(), job).await.expect("create job")
 }
 
-/// Waits (bounded by [`WAIT`]) until `cond` holds for Job `name`; returns it.
+/// Waits (bounded by [`WAIT`]) until `cond` holds for Job `name`; returns it. (Watches all Jobs
+/// and filters by name here, so it doesn't depend on server-side field selectors.)
 pub async fn wait_job(client: &Client, name: &str, what: &str, cond: impl Condition<Job>) -> Job {
     let api: Api<Job> = Api::default_namespaced(client.clone());
-    match tokio::time::timeout(WAIT, await_condition(api.clone(), name, cond)).await {
-        Ok(Ok(Some(j))) => j,
-        Ok(Ok(None)) => panic!("job {name} was deleted while waiting for: {what}"),
-        Ok(Err(e)) => panic!("watch failed while waiting for {what}: {e}"),
-        Err(_) => {
-            let j = api.get_opt(name).await.ok().flatten();
-            panic!("timed out waiting for {what}; job status: {:#?}", j.and_then(|j| j.status))
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let mut stream = watcher(api.clone(), watcher::Config::default()).default_backoff().boxed();
+    loop {
+        match tokio::time::timeout_at(deadline, stream.next()).await {
+            Ok(Some(Ok(watcher::Event::Apply(j) | watcher::Event::InitApply(j)))) if j.name_any() == name => {
+                if cond.matches_object(Some(&j)) {
+                    return j;
+                }
+            }
+            Ok(Some(Ok(watcher::Event::Delete(j)))) if j.name_any() == name => {
+                panic!("job {name} was deleted while waiting for: {what}")
+            }
+            Ok(Some(_)) => {}
+            Ok(None) => panic!("watch ended while waiting for {what}"),
+            Err(_) => {
+                let j = api.get_opt(name).await.ok().flatten();
+                panic!("timed out waiting for {what}; job status: {:#?}", j.and_then(|j| j.status))
+            }
         }
     }
+}
+
+/// Waits (bounded by [`WAIT`]) until the Job `name` with this uid is gone.
+pub async fn wait_job_deleted(client: &Client, name: &str, uid: &str) {
+    let api: Api<Job> = Api::default_namespaced(client.clone());
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let mut stream = watcher(api.clone(), watcher::Config::default()).default_backoff().boxed();
+    loop {
+        let current = api.get_opt(name).await.unwrap();
+        if current.as_ref().and_then(|j| j.uid()).as_deref() != Some(uid) {
+            return;
+        }
+        match tokio::time::timeout_at(deadline, stream.next()).await {
+            Ok(Some(_)) => {}
+            _ => panic!("job {name} not deleted; status: {:#?}", current.and_then(|j| j.status)),
+        }
+    }
+}
+
+/// The core/v1 events about the object `name` (filtered here, not by a field selector).
+pub async fn events_for(client: &Client, name: &str) -> Vec<k8s_openapi::api::core::v1::Event> {
+    let api: Api<k8s_openapi::api::core::v1::Event> = Api::default_namespaced(client.clone());
+    let all = api.list(&ListParams::default()).await.unwrap().items;
+    all.into_iter().filter(|e| e.involved_object.name.as_deref() == Some(name)).collect()
 }
 
 /// Waits until the Job has a True condition of this type.
@@ -212,11 +252,12 @@ pub fn condition<'a>(job: &'a Job, type_: &str) -> &'a k8s_openapi::api::batch::
     job.status.as_ref().and_then(|s| s.conditions.as_ref()).and_then(|c| c.iter().find(|c| c.type_ == type_)).unwrap()
 }
 
-/// Pods of the Job, by its controller-uid label.
+/// Pods of the Job, by its controller-uid label (filtered here, not by a label selector).
 pub async fn job_pods(client: &Client, job: &Job) -> Vec<Pod> {
     let api: Api<Pod> = Api::default_namespaced(client.clone());
-    let sel = format!("batch.kubernetes.io/controller-uid={}", job.uid().unwrap());
-    api.list(&ListParams::default().labels(&sel)).await.unwrap().items
+    let uid = job.uid().unwrap();
+    let all = api.list(&ListParams::default()).await.unwrap().items;
+    all.into_iter().filter(|p| p.labels().get(jobwright::job::labels::CONTROLLER_UID) == Some(&uid)).collect()
 }
 
 /// Waits until no pod in `default` holds the tracking finalizer.
