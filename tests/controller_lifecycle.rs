@@ -206,3 +206,27 @@ async fn rejected_pod_template_gets_an_event_and_does_not_stall_other_jobs() {
         tokio::time::sleep(Duration::from_millis(50)).await; // polling a list, not synchronising
     }
 }
+
+#[tokio::test]
+async fn matching_orphan_pod_is_adopted_and_counted() {
+    let s = TestApiServer::start().await;
+    let c = s.client();
+    let _k = kubelet(c.clone(), "default", |_, _| Outcome::Succeed).await;
+    let _ctl = start_controller(c.clone());
+    // parallelism 0: the controller creates nothing, only the adopted pod can complete the Job.
+    let job = create_job(&c, &job("adopter", json!({"parallelism": 0, "completions": 1}))).await;
+    let uid = job.uid().unwrap();
+    let orphan: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "stray", "labels": {"batch.kubernetes.io/controller-uid": uid, "batch.kubernetes.io/job-name": "adopter"}},
+        "spec": {"restartPolicy": "Never", "containers": [{"name": "main", "image": "busybox"}]}
+    }))
+    .unwrap();
+    let pods: Api<Pod> = Api::default_namespaced(c.clone());
+    pods.create(&Default::default(), &orphan).await.unwrap();
+    let done = wait_condition(&c, "adopter", "Complete").await;
+    assert_eq!(counts(&done), (0, 1, 0));
+    let stray = pods.get("stray").await.unwrap();
+    let owner = stray.owner_references().iter().find(|r| r.controller == Some(true)).expect("adopted");
+    assert_eq!(owner.uid, uid);
+    assert!(stray.finalizers().is_empty(), "the finalizer added on adoption was removed once counted");
+}

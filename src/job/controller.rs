@@ -344,13 +344,69 @@ pub fn pods_of(job: &Job, store: &Store<Pod>) -> Vec<Pod> {
         .collect()
 }
 
+/// Adopts the pods of the store that match the Job's selector and have no controller (upstream's
+/// `ClaimPods`): after re-reading the Job live (it must still exist with the same uid and not be
+/// deleting), a JSON patch guarded by the pod's uid and resourceVersion adds the controller
+/// ownerReference and the tracking finalizer. Returns the adopted pods.
+async fn adopt_orphans(job: &Job, ctx: &Context) -> Result<Vec<Pod>, Error> {
+    let orphans: Vec<Arc<Pod>> = ctx.pods.state().into_iter().filter(|p| claim(job, p) == Claim::Adopt).collect();
+    if orphans.is_empty() {
+        return Ok(vec![]);
+    }
+    let ns = job.namespace().ok_or(Error::MissingMetadata("namespace"))?;
+    let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
+    let fresh = jobs.get_opt(&job.name_any()).await?;
+    if fresh.is_none_or(|f| f.metadata.uid != job.metadata.uid || f.metadata.deletion_timestamp.is_some()) {
+        return Ok(vec![]);
+    }
+    let owner = serde_json::json!({
+        "apiVersion": "batch/v1", "kind": "Job", "name": job.name_any(),
+        "uid": job.metadata.uid.clone().unwrap_or_default(), "controller": true, "blockOwnerDeletion": true,
+    });
+    let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
+    let mut adopted = vec![];
+    for pod in orphans {
+        let mut ops = vec![
+            serde_json::json!({"op": "test", "path": "/metadata/uid", "value": pod.metadata.uid}),
+            serde_json::json!({"op": "test", "path": "/metadata/resourceVersion", "value": pod.metadata.resource_version}),
+        ];
+        if pod.metadata.owner_references.as_ref().is_none_or(|r| r.is_empty()) {
+            ops.push(serde_json::json!({"op": "add", "path": "/metadata/ownerReferences", "value": [owner]}));
+        } else {
+            ops.push(serde_json::json!({"op": "add", "path": "/metadata/ownerReferences/-", "value": owner}));
+        }
+        if !pods::has_tracking_finalizer(&pod) {
+            if pod.metadata.finalizers.as_ref().is_none_or(|f| f.is_empty()) {
+                ops.push(
+                    serde_json::json!({"op": "add", "path": "/metadata/finalizers", "value": [JOB_TRACKING_FINALIZER]}),
+                );
+            } else {
+                ops.push(
+                    serde_json::json!({"op": "add", "path": "/metadata/finalizers/-", "value": JOB_TRACKING_FINALIZER}),
+                );
+            }
+        }
+        let patch: json_patch::Patch = serde_json::from_value(serde_json::Value::Array(ops))?;
+        match api.patch(&pod.name_any(), &PatchParams::default(), &Patch::<()>::Json(patch)).await {
+            Ok(p) => {
+                tracing::info!(job = %format!("{ns}/{}", job.name_any()), pod = %p.name_any(), "adopted pod");
+                adopted.push(p);
+            }
+            // Changed or gone since the cache saw it: the next event re-triggers the claim.
+            Err(e) => tracing::debug!(pod = %pod.name_any(), error = %e, "adopting a pod failed"),
+        }
+    }
+    Ok(adopted)
+}
+
 async fn reconcile(job: Arc<Job>, ctx: Arc<Context>) -> Result<Action, Error> {
     if !ctx.config.manages(&job) {
         return Ok(Action::await_change());
     }
     ready(&ctx.pods_ready).await?;
     let uid = job.metadata.uid.clone().ok_or(Error::MissingMetadata("uid"))?;
-    let pods = pods_of(&job, &ctx.pods);
+    let mut pods = pods_of(&job, &ctx.pods);
+    pods.extend(adopt_orphans(&job, &ctx).await?);
     let (satisfied, pending) = ctx.expectations.satisfied(&uid, &pods);
     let sctx = SyncContext { expectations_satisfied: satisfied, pending_finalizer_removals: pending };
     let plan = plan_with(&job, &pods, Utc::now(), &ctx.config, &sctx);
