@@ -5,7 +5,14 @@
 
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod apiserver;
+pub mod crd;
 pub mod job;
 pub mod kubelet;
+pub mod leader;
+pub mod metrics;
+pub mod ops;
+pub mod shutdown;
+pub mod telemetry;
 pub mod ttl;

@@ -179,6 +179,10 @@ pub async fn apply(ctx: &Context, job: &Job, pods: &[Pod], mut plan: Plan) -> Re
             break;
         }
     }
+    if let Some(m) = &ctx.metrics {
+        m.pods_created(created as u64);
+        m.pods_deleted((plan.deletions.len() - not_deleted.len()) as u64);
+    }
     if created < total || !not_deleted.is_empty() {
         plan.account_pod_ops(total - created, &not_deleted);
     }
@@ -225,6 +229,11 @@ pub async fn apply(ctx: &Context, job: &Job, pods: &[Pod], mut plan: Plan) -> Re
         if let Err(e) = write_status(&job_api, job, rv, &fw.status).await {
             publish(&ctx.recorder, job, evs);
             return Err(e);
+        }
+        if let (Some(m), Some(fin)) = (&ctx.metrics, plan.pending_finish())
+            && fw.status.conditions.iter().flatten().any(|c| c.type_ == fin.type_ && c.status == "True")
+        {
+            m.job_finished(&fin.type_, fin.reason.as_deref().unwrap_or(""));
         }
         evs.extend(fw.events);
     }

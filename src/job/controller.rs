@@ -38,6 +38,7 @@ use super::expectations::{Expectations, PodEvent};
 use super::labels::JOB_TRACKING_FINALIZER;
 use super::plan::{SyncContext, orphan_needs_finalizer_removal, plan_with};
 use super::pods;
+use crate::metrics::{Metrics, ReconcileResult};
 
 /// The `reportingController` of the Job's events, as upstream (`kubectl describe` "From" column).
 pub const REPORTING_CONTROLLER: &str = "job-controller";
@@ -100,17 +101,32 @@ impl Error {
 }
 
 /// Settings of the controller process.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Options {
     /// Which Jobs, batch sizes, backoff.
     pub config: Config,
     /// Run the TTL-after-finished controller too.
     pub ttl_controller: bool,
+    /// Where to record reconcile outcomes, errors and pod operations (the admin server's
+    /// `/metrics`), if anywhere.
+    pub metrics: Option<Metrics>,
+    /// Set to true once the Job and Pod caches have their first full list (readiness).
+    pub caches_synced: Option<Arc<watch::Sender<bool>>>,
+}
+
+impl std::fmt::Debug for Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Options")
+            .field("config", &self.config)
+            .field("ttl_controller", &self.ttl_controller)
+            .field("metrics", &self.metrics.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Self { config: Config::default(), ttl_controller: true }
+        Self { config: Config::default(), ttl_controller: true, metrics: None, caches_synced: None }
     }
 }
 
@@ -128,6 +144,8 @@ pub struct Context {
     pub expectations: Arc<Expectations>,
     /// Event recorder (events.k8s.io/v1, reportingController `job-controller`).
     pub recorder: Recorder,
+    /// Metrics, if exported.
+    pub metrics: Option<Metrics>,
     failures: Mutex<HashMap<String, u32>>,
     /// Becomes true once the pod store has its first full list. (Not `Store::wait_until_ready`:
     /// kube-runtime's `DelayedInit` keeps only the last waiter's waker, so two concurrent waiters
@@ -181,7 +199,7 @@ pub async fn run(client: Client, opts: Options, shutdown: impl Future<Output = (
         let shutdown = shutdown.clone();
         tokio::spawn(async move { crate::ttl::run(client, config, shutdown).await })
     });
-    run_job_controller(client, opts.config, shutdown).await;
+    run_job_controller_with(client, opts, shutdown).await;
     if let Some(t) = ttl {
         let _ = t.await;
     }
@@ -193,6 +211,15 @@ pub async fn run_job_controller(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
+    run_job_controller_with(client, Options { config, ttl_controller: false, ..Options::default() }, shutdown).await
+}
+
+async fn run_job_controller_with(
+    client: Client,
+    opts: Options,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) {
+    let config = opts.config.clone();
     let (job_reader, job_writer) = reflector::store::<Job>();
     let (pod_reader, pod_writer) = reflector::store::<Pod>();
     let expectations = Arc::new(Expectations::default());
@@ -211,6 +238,15 @@ pub async fn run_job_controller(
         failures: Mutex::new(HashMap::new()),
         pods_ready,
         jobs_ready,
+        metrics: opts.metrics.clone(),
+    });
+    let synced = opts.caches_synced.clone().map(|tx| {
+        let (p, j) = (ctx.pods_ready.clone(), ctx.jobs_ready.clone());
+        tokio::spawn(async move {
+            if ready(&p).await.is_ok() && ready(&j).await.is_ok() {
+                tx.send_replace(true);
+            }
+        })
     });
 
     let jobs_api: Api<Job> = Api::all(client.clone());
@@ -286,6 +322,9 @@ pub async fn run_job_controller(
         })
         .await;
     orphans.abort();
+    if let Some(t) = synced {
+        t.abort();
+    }
 }
 
 /// Removes the tracking finalizer of pods whose controller Job is gone (confirmed live) or that
@@ -400,17 +439,37 @@ async fn adopt_orphans(job: &Job, ctx: &Context) -> Result<Vec<Pod>, Error> {
 }
 
 async fn reconcile(job: Arc<Job>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let timer = ctx.metrics.as_ref().map(|m| m.reconcile_timer());
+    let result = sync(job, &ctx).await;
+    if let (Some(t), Some(m)) = (timer, ctx.metrics.as_ref()) {
+        match &result {
+            Ok(a) if *a == Action::await_change() => t.finish(ReconcileResult::Success),
+            Ok(_) => t.finish(ReconcileResult::RequeueAfter),
+            Err(e) => {
+                m.record_error(e.metric_label());
+                t.finish(if matches!(e, Error::Conflict(_)) {
+                    ReconcileResult::Requeue
+                } else {
+                    ReconcileResult::Error
+                });
+            }
+        }
+    }
+    result
+}
+
+async fn sync(job: Arc<Job>, ctx: &Context) -> Result<Action, Error> {
     if !ctx.config.manages(&job) {
         return Ok(Action::await_change());
     }
     ready(&ctx.pods_ready).await?;
     let uid = job.metadata.uid.clone().ok_or(Error::MissingMetadata("uid"))?;
     let mut pods = pods_of(&job, &ctx.pods);
-    pods.extend(adopt_orphans(&job, &ctx).await?);
+    pods.extend(adopt_orphans(&job, ctx).await?);
     let (satisfied, pending) = ctx.expectations.satisfied(&uid, &pods);
     let sctx = SyncContext { expectations_satisfied: satisfied, pending_finalizer_removals: pending };
     let plan = plan_with(&job, &pods, Utc::now(), &ctx.config, &sctx);
-    let requeue = apply::apply(&ctx, &job, &pods, plan).await?;
+    let requeue = apply::apply(ctx, &job, &pods, plan).await?;
     ctx.failures.lock().unwrap_or_else(|e| e.into_inner()).remove(&uid);
     Ok(requeue.map_or_else(Action::await_change, Action::requeue))
 }

@@ -44,7 +44,7 @@ pub fn start_controller_with(client: Client, config: Config) -> JoinHandle<()> {
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_test_writer()
         .try_init();
-    tokio::spawn(controller::run(client, Options { config, ttl_controller: true }, pending()))
+    tokio::spawn(controller::run(client, Options { config, ..Options::default() }, pending()))
 }
 
 /// What the scripted kubelet does with a new pod.
