@@ -169,3 +169,29 @@ async fn controller_killed_mid_job_restarts_with_exact_counts() {
     assert_eq!(k.pods_seen(), 200, "no extra pod after the restart");
     wait_no_tracking_finalizer(&c).await;
 }
+
+#[tokio::test]
+async fn restarts_with_failing_pods_count_every_pod_exactly_once() {
+    let s = TestApiServer::start().await;
+    let c = s.client();
+    // Every fifth pod fails: failures and successes interleave across the restarts.
+    let k = kubelet(c.clone(), "default", |_, n| if n % 5 == 4 { Outcome::Fail(1) } else { Outcome::Succeed }).await;
+    let mut ctl = start_controller(c.clone());
+    create_job(&c, &job("flaky", json!({"completions": 80, "parallelism": 8, "backoffLimit": 1000}))).await;
+    for threshold in [20, 45] {
+        wait_job(&c, "flaky", "progress", move |j: Option<&k8s_openapi::api::batch::v1::Job>| {
+            j.and_then(|j| j.status.as_ref()).and_then(|s| s.succeeded).unwrap_or(0) >= threshold
+        })
+        .await;
+        ctl.abort();
+        let _ = ctl.await;
+        ctl = start_controller(c.clone());
+    }
+    let done = wait_condition(&c, "flaky", "Complete").await;
+    let (active, succeeded, failed) = counts(&done);
+    assert_eq!((active, succeeded), (0, 80));
+    assert_eq!((succeeded + failed) as usize, k.pods_seen(), "every pod counted once, as succeeded or failed");
+    assert!(failed >= 1);
+    wait_no_tracking_finalizer(&c).await;
+    ctl.abort();
+}
