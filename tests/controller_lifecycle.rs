@@ -230,3 +230,33 @@ async fn matching_orphan_pod_is_adopted_and_counted() {
     assert_eq!(owner.uid, uid);
     assert!(stray.finalizers().is_empty(), "the finalizer added on adoption was removed once counted");
 }
+
+#[tokio::test]
+async fn ttl_changed_after_finishing_is_honoured() {
+    let s = TestApiServer::start().await;
+    let c = s.client();
+    let _k = kubelet(c.clone(), "default", |_, _| Outcome::Succeed).await;
+    let _ctl = start_controller(c.clone());
+    let j = create_job(&c, &job("later", json!({"ttlSecondsAfterFinished": 3600}))).await;
+    wait_condition(&c, "later", "Complete").await;
+    let jobs: Api<Job> = Api::default_namespaced(c.clone());
+    assert!(jobs.get_opt("later").await.unwrap().is_some(), "an hour to go");
+    let p = json!({"spec": {"ttlSecondsAfterFinished": 0}});
+    jobs.patch("later", &PatchParams::default(), &Patch::Merge(p)).await.unwrap();
+    wait_job_deleted(&c, "later", &j.uid().unwrap()).await;
+}
+
+#[tokio::test]
+async fn default_settings_manage_only_jobs_naming_this_controller() {
+    let s = TestApiServer::start().await;
+    let c = s.client();
+    let _k = kubelet(c.clone(), "default", |_, _| Outcome::Succeed).await;
+    let config = jobwright::job::Config { manage_all: false, ..test_config() };
+    let _ctl = start_controller_with(c.clone(), config);
+    let unset = create_job(&c, &job("unset", json!({}))).await;
+    let ours = json!({"managedBy": jobwright::job::config::MANAGED_BY, "completions": 2});
+    create_job(&c, &job("ours", ours)).await;
+    let done = wait_condition(&c, "ours", "Complete").await;
+    assert_eq!(counts(&done), (0, 2, 0));
+    assert!(job_pods(&c, &unset).await.is_empty(), "a Job without managedBy is the built-in controller's");
+}
