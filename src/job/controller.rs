@@ -37,6 +37,7 @@ use super::config::Config;
 use super::expectations::{Expectations, PodEvent};
 use super::labels::JOB_TRACKING_FINALIZER;
 use super::plan::{SyncContext, orphan_needs_finalizer_removal, plan_with};
+use super::pod_index::{PodIndex, orphan_key};
 use super::pods;
 use crate::metrics::{Metrics, ReconcileResult};
 
@@ -146,6 +147,8 @@ pub struct Context {
     pub recorder: Recorder,
     /// Metrics, if exported.
     pub metrics: Option<Metrics>,
+    /// Pods by controller Job uid (and orphans by namespace).
+    pub index: Arc<PodIndex>,
     failures: Mutex<HashMap<String, u32>>,
     /// Becomes true once the pod store has its first full list. (Not `Store::wait_until_ready`:
     /// kube-runtime's `DelayedInit` keeps only the last waiter's waker, so two concurrent waiters
@@ -224,6 +227,7 @@ async fn run_job_controller_with(
     let (pod_reader, pod_writer) = reflector::store::<Pod>();
     let expectations = Arc::new(Expectations::default());
     let (orphan_tx, orphan_rx) = mpsc::unbounded_channel();
+    let index = Arc::new(PodIndex::default());
     let (pods_ready_tx, pods_ready) = watch::channel(false);
     let (jobs_ready_tx, jobs_ready) = watch::channel(false);
 
@@ -239,6 +243,7 @@ async fn run_job_controller_with(
         pods_ready,
         jobs_ready,
         metrics: opts.metrics.clone(),
+        index: index.clone(),
     });
     let synced = opts.caches_synced.clone().map(|tx| {
         let (p, j) = (ctx.pods_ready.clone(), ctx.jobs_ready.clone());
@@ -280,6 +285,8 @@ async fn run_job_controller_with(
         let exp = expectations.clone();
         let tx: OrphanTx = orphan_tx.clone();
         move |ev: &watcher::Event<Pod>| {
+            // The index first: once an expectation is observed, the pod is findable.
+            index.apply(ev);
             let (pod, kind) = match ev {
                 watcher::Event::Apply(p) | watcher::Event::InitApply(p) => (p, PodEvent::Applied),
                 watcher::Event::Delete(p) => (p, PodEvent::Deleted),
@@ -372,13 +379,15 @@ pub async fn remove_finalizer(api: &Api<Pod>, name: &str) -> Result<(), kube::Er
     }
 }
 
-/// The pods of the store the Job controls (controller ownerReference and selector).
-pub fn pods_of(job: &Job, store: &Store<Pod>) -> Vec<Pod> {
-    let uid = job.metadata.uid.as_deref();
-    store
-        .state()
+/// The pods of the store the Job controls (controller ownerReference and selector), found through
+/// the index.
+pub fn pods_of(job: &Job, store: &Store<Pod>, index: &PodIndex) -> Vec<Pod> {
+    let Some(uid) = job.metadata.uid.as_deref() else { return vec![] };
+    index
+        .get(uid)
         .into_iter()
-        .filter(|p| job_controller_uid(p) == uid && claim(job, p) == Claim::Owned)
+        .filter_map(|(ns, name)| store.get(&ObjectRef::new(&name).within(&ns)))
+        .filter(|p| job_controller_uid(p) == Some(uid) && claim(job, p) == Claim::Owned)
         .map(|p| (*p).clone())
         .collect()
 }
@@ -388,11 +397,17 @@ pub fn pods_of(job: &Job, store: &Store<Pod>) -> Vec<Pod> {
 /// deleting), a JSON patch guarded by the pod's uid and resourceVersion adds the controller
 /// ownerReference and the tracking finalizer. Returns the adopted pods.
 async fn adopt_orphans(job: &Job, ctx: &Context) -> Result<Vec<Pod>, Error> {
-    let orphans: Vec<Arc<Pod>> = ctx.pods.state().into_iter().filter(|p| claim(job, p) == Claim::Adopt).collect();
+    let ns = job.namespace().ok_or(Error::MissingMetadata("namespace"))?;
+    let orphans: Vec<Arc<Pod>> = ctx
+        .index
+        .get(&orphan_key(&ns))
+        .into_iter()
+        .filter_map(|(ns, name)| ctx.pods.get(&ObjectRef::new(&name).within(&ns)))
+        .filter(|p| claim(job, p) == Claim::Adopt)
+        .collect();
     if orphans.is_empty() {
         return Ok(vec![]);
     }
-    let ns = job.namespace().ok_or(Error::MissingMetadata("namespace"))?;
     let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
     let fresh = jobs.get_opt(&job.name_any()).await?;
     if fresh.is_none_or(|f| f.metadata.uid != job.metadata.uid || f.metadata.deletion_timestamp.is_some()) {
@@ -464,7 +479,7 @@ async fn sync(job: Arc<Job>, ctx: &Context) -> Result<Action, Error> {
     }
     ready(&ctx.pods_ready).await?;
     let uid = job.metadata.uid.clone().ok_or(Error::MissingMetadata("uid"))?;
-    let mut pods = pods_of(&job, &ctx.pods);
+    let mut pods = pods_of(&job, &ctx.pods, &ctx.index);
     pods.extend(adopt_orphans(&job, ctx).await?);
     let (satisfied, pending) = ctx.expectations.satisfied(&uid, &pods);
     let sctx = SyncContext { expectations_satisfied: satisfied, pending_finalizer_removals: pending };

@@ -24,6 +24,7 @@
 //! | [`controller`] | the shell: kube-runtime wiring, reconcile, orphan finalizers |
 //! | [`apply`] | executes a [`Plan`] against the API server |
 //! | [`expectations`] | pod operations issued but not yet observed |
+//! | [`pod_index`] | pods by controller Job, from the watch events |
 //!
 //! # What the shell must guarantee
 //!
@@ -71,6 +72,7 @@ pub mod labels;
 pub mod plan;
 #[cfg(test)]
 mod plan_tests;
+pub mod pod_index;
 pub mod pods;
 pub mod policy;
 #[cfg(test)]
