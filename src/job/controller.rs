@@ -11,8 +11,10 @@
 //! - Reconcile = claim pods (controller ownerReference to the Job *and* matching selector) →
 //!   expectations → [`plan_with`] → [`apply::apply`]. kube-runtime guarantees one reconcile per Job
 //!   at a time; `--workers` bounds the total.
-//! - Errors requeue: a 409 on the status write after [`CONFLICT_REQUEUE`], anything else with a
-//!   per-Job exponential backoff (reset by a successful sync).
+//! - Errors requeue: a 409 on the status write after [`CONFLICT_REQUEUE`] (upstream sends conflicts
+//!   through its rate limiter too; a stale cache is the usual cause and is fixed by the next watch
+//!   event), anything else with a per-Job exponential backoff from [`API_BACKOFF`] to
+//!   [`MAX_API_BACKOFF`] as upstream (reset by a successful sync).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -46,6 +48,12 @@ pub const REPORTING_CONTROLLER: &str = "job-controller";
 
 /// Requeue delay after a 409 on a status write (the cache catches up, the Job is re-planned).
 pub const CONFLICT_REQUEUE: Duration = Duration::from_millis(50);
+
+/// First retry delay of a failed sync (upstream's `DefaultJobApiBackOff`), doubled per failure.
+pub const API_BACKOFF: Duration = Duration::from_secs(1);
+
+/// Longest retry delay of a failed sync (upstream's `MaxJobApiBackOff`).
+pub const MAX_API_BACKOFF: Duration = Duration::from_secs(60);
 
 /// Why a sync failed.
 #[derive(Debug, thiserror::Error)]
@@ -497,7 +505,7 @@ fn error_policy(job: Arc<Job>, err: &Error, ctx: Arc<Context>) -> Action {
     let mut failures = ctx.failures.lock().unwrap_or_else(|e| e.into_inner());
     let n = failures.entry(uid).or_insert(0);
     *n = n.saturating_add(1);
-    let delay = Duration::from_millis(100).saturating_mul(1u32 << (*n - 1).min(10)).min(Duration::from_secs(60));
+    let delay = API_BACKOFF.saturating_mul(1u32 << (*n - 1).min(10)).min(MAX_API_BACKOFF);
     Action::requeue(delay)
 }
 
