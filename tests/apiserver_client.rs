@@ -599,6 +599,10 @@ async fn pod_logs_are_proxied_to_the_kubelet() {
     let (code, _, msg) = api_err(pods.logs("two", &Default::default()).await.unwrap_err());
     assert_eq!(code, 400);
     assert_eq!(msg, "a container name must be specified for pod two, choose one of: [main side]");
+    // failure: not scheduled yet
+    create(&pods, &pod("pending", None)).await;
+    let (code, _, msg) = api_err(pods.logs("pending", &Default::default()).await.unwrap_err());
+    assert_eq!((code, msg.as_str()), (400, "pod pending does not have a host assigned"));
     server.abort();
 }
 

@@ -1103,17 +1103,17 @@ async fn log_proxy(s: &Arc<Server>, ns: &str, name: &str, uri: &http::Uri) -> Re
         }
         None if containers.len() == 1 => containers[0].clone(),
         None => {
-            return Err(StatusError::bad_request(format!(
-                "a container name must be specified for pod {name}, choose one of: [{}]",
-                containers.join(" ")
-            )));
+            let mut msg =
+                format!("a container name must be specified for pod {name}, choose one of: [{}]", containers.join(" "));
+            if !inits.is_empty() {
+                msg.push_str(&format!(" or one of the init containers: [{}]", inits.join(" ")));
+            }
+            return Err(StatusError::bad_request(msg));
         }
     };
     let node = pod["spec"]["nodeName"].as_str().unwrap_or_default();
     if node.is_empty() {
-        return Err(StatusError::bad_request(format!(
-            "container \"{container}\" in pod \"{name}\" is waiting to start: ContainerCreating"
-        )));
+        return Err(StatusError::bad_request(format!("pod {name} does not have a host assigned")));
     }
     let nodes = api.info("", "nodes");
     let node_obj = api.get_value(&nodes, "", node)?;

@@ -175,6 +175,65 @@ fn set_finalizers(obj: &mut Value, f: &[String]) {
     }
 }
 
+/// Refuse objects whose standard fields have the wrong JSON types, as upstream's decoder does
+/// (`cannot unmarshal string into Go struct field ObjectMeta.metadata.labels of type
+/// map[string]string`), so later steps can index them safely.
+pub fn check_shape(obj: &Value) -> Result<(), StatusError> {
+    let bad = |field: &str, want: &str, got: &Value| {
+        let kind = match got {
+            Value::String(_) => "string",
+            Value::Number(_) => "number",
+            Value::Bool(_) => "bool",
+            Value::Array(_) => "array",
+            Value::Object(_) => "object",
+            Value::Null => "null",
+        };
+        Err(StatusError::bad_request(format!(
+            "json: cannot unmarshal {kind} into Go struct field {field} of type {want}"
+        )))
+    };
+    if !obj.is_object() {
+        return bad("Object", "struct", obj);
+    }
+    for top in ["metadata", "spec", "status"] {
+        if let Some(v) = obj.get(top)
+            && !v.is_object()
+            && !v.is_null()
+        {
+            return bad(&format!(".{top}"), "struct", v);
+        }
+    }
+    let md = &obj["metadata"];
+    for m in ["labels", "annotations"] {
+        if let Some(v) = md.get(m).filter(|v| !v.is_null()) {
+            match v.as_object() {
+                Some(o) => {
+                    if let Some((_, x)) = o.iter().find(|(_, x)| !x.is_string()) {
+                        return bad(&format!("ObjectMeta.metadata.{m}"), "string", x);
+                    }
+                }
+                None => return bad(&format!("ObjectMeta.metadata.{m}"), "map[string]string", v),
+            }
+        }
+    }
+    if let Some(v) = md.get("finalizers").filter(|v| !v.is_null())
+        && !v.as_array().is_some_and(|a| a.iter().all(Value::is_string))
+    {
+        return bad("ObjectMeta.metadata.finalizers", "[]string", v);
+    }
+    if let Some(v) = md.get("ownerReferences").filter(|v| !v.is_null())
+        && !v.as_array().is_some_and(|a| a.iter().all(Value::is_object))
+    {
+        return bad("ObjectMeta.metadata.ownerReferences", "[]v1.OwnerReference", v);
+    }
+    for f in ["name", "namespace", "generateName", "resourceVersion", "uid"] {
+        if let Some(v) = md.get(f).filter(|v| !v.is_null() && !v.is_string()) {
+            return bad(&format!("ObjectMeta.metadata.{f}"), "string", v);
+        }
+    }
+    Ok(())
+}
+
 /// `generateName` suffix: 5 characters from upstream's alphabet (no vowels, no confusables).
 fn random_suffix() -> String {
     const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
@@ -327,9 +386,7 @@ impl Api {
         opts: &WriteOptions,
         record: bool,
     ) -> Result<Outcome, StatusError> {
-        if !obj.is_object() {
-            return Err(StatusError::bad_request("the body of the request must be a JSON object"));
-        }
+        check_shape(&obj)?;
         if !obj["metadata"].is_object() {
             obj["metadata"] = json!({});
         }
@@ -526,9 +583,7 @@ impl Api {
         body: Value,
         opts: &WriteOptions,
     ) -> Result<Outcome, StatusError> {
-        if !body.is_object() {
-            return Err(StatusError::bad_request("the body of the request must be a JSON object"));
-        }
+        check_shape(&body)?;
         let ns = Self::ns_of(info, ns);
         if let Some(n) = body["metadata"]["name"].as_str()
             && n != name
@@ -591,6 +646,7 @@ impl Api {
             let Some(entry) = self.store.get(&info.storage_key, &ns, name) else {
                 if ptype == PatchType::Apply && sub.is_none() {
                     let mut obj = patch::apply_patch(info, None, ptype, body, &opts.ctx(sub))?;
+                    check_shape(&obj)?;
                     if obj["metadata"]["name"].as_str().is_some_and(|n| n != name) {
                         return Err(StatusError::bad_request(format!(
                             "the name of the object ({}) does not match the name on the URL ({name})",
@@ -607,6 +663,7 @@ impl Api {
             };
             let old = parse(&entry.bytes);
             let patched = patch::apply_patch(info, Some(&old), ptype, body, &opts.ctx(sub))?;
+            check_shape(&patched)?;
             let carried_rv = patched["metadata"]["resourceVersion"].as_str().map(str::to_string);
             if let Some(rv) = &carried_rv
                 && *rv != entry.rv.to_string()
@@ -886,6 +943,38 @@ mod tests {
         o["metadata"]["finalizers"] = json!([]);
         api.update(&cms, "default", "c", None, o, &WriteOptions::default()).unwrap();
         assert_eq!(api.get(&cms, "default", "c").unwrap_err().code, 404);
+    }
+
+    #[test]
+    fn mistyped_standard_fields_are_400_not_panics() {
+        let api = api();
+        let nss = api.info("", "namespaces");
+        let cms = api.info("", "configmaps");
+        for body in [
+            json!({"metadata": {"name": "x", "labels": "oops"}}),
+            json!({"metadata": {"name": "x", "labels": {"a": 1}}}),
+            json!({"metadata": {"name": "x", "finalizers": "f"}}),
+            json!({"metadata": "x"}),
+            json!({"metadata": {"name": 5}}),
+            json!({"metadata": {"name": "x"}, "status": "s"}),
+            json!([1, 2]),
+        ] {
+            assert_eq!(api.create(&nss, "", body.clone(), &WriteOptions::default()).unwrap_err().code, 400, "{body}");
+            assert_eq!(api.create(&cms, "default", body, &WriteOptions::default()).unwrap_err().code, 400);
+        }
+        api.create(&cms, "default", json!({"metadata": {"name": "ok"}}), &WriteOptions::default()).unwrap();
+        let e = api
+            .patch(
+                &cms,
+                "default",
+                "ok",
+                None,
+                PatchType::Merge,
+                br#"{"metadata":{"annotations":"x"}}"#,
+                &WriteOptions::default(),
+            )
+            .unwrap_err();
+        assert_eq!(e.code, 400);
     }
 
     #[test]
