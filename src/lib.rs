@@ -16,3 +16,4 @@ pub mod ops;
 pub mod run;
 pub mod shutdown;
 pub mod telemetry;
+pub mod ttl;
