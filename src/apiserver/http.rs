@@ -37,6 +37,9 @@ use super::{discovery, events, gc};
 /// Upstream's request body limit for JSON (etcd's 3 MiB value limit).
 pub const BODY_LIMIT: usize = 3 * 1024 * 1024;
 
+/// The content type of the protobuf `/openapi/v2` answer, as kube-openapi sends it.
+const V2_PROTOBUF_RESPONSE_TYPE: &str = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf";
+
 /// The media type of aggregated discovery.
 pub const AGGREGATED_DISCOVERY: &str = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
 
@@ -472,13 +475,11 @@ async fn dispatch(
             only_get(json_value(StatusCode::OK, &doc))
         }
         Route::Group(g) => {
-            let doc = discovery::api_group(reg, &g)
-                .ok_or_else(|| StatusError::no_route(uri.path()))?;
+            let doc = discovery::api_group(reg, &g).ok_or_else(|| StatusError::no_route(uri.path()))?;
             only_get(json_value(StatusCode::OK, &doc))
         }
         Route::ResourceList(g, v) => {
-            let doc = discovery::api_resource_list(reg, &g, &v)
-                .ok_or_else(|| StatusError::no_route(uri.path()))?;
+            let doc = discovery::api_resource_list(reg, &g, &v).ok_or_else(|| StatusError::no_route(uri.path()))?;
             only_get(json_value(StatusCode::OK, &doc))
         }
         Route::OpenApiV2 => {
@@ -486,7 +487,9 @@ async fn dispatch(
             let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
             if accept.contains(super::openapi::V2_PROTOBUF_CONTENT_TYPE) {
                 let b = Bytes::from(super::openapi::v2_document_protobuf());
-                return only_get(json_bytes(StatusCode::OK, super::openapi::V2_PROTOBUF_CONTENT_TYPE, b));
+                // kube-openapi answers the `@v1.0` Accept with a `.v1.0` content type: Go's mime parser
+                // (client-go) rejects `@` in a media subtype.
+                return only_get(json_bytes(StatusCode::OK, V2_PROTOBUF_RESPONSE_TYPE, b));
             }
             let doc = discovery::openapi_v2(reg).ok_or_else(|| StatusError::no_route(uri.path()))?;
             only_get(json_value(StatusCode::OK, &doc))
