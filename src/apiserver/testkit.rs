@@ -106,6 +106,13 @@ impl Kubectl {
         Self { dir }
     }
 
+    /// A kubectl using a copy of an existing kubeconfig file.
+    pub fn from_kubeconfig(kubeconfig: &Path) -> std::io::Result<Self> {
+        let k = Self::new("http://127.0.0.1:0");
+        std::fs::copy(kubeconfig, k.kubeconfig_path())?;
+        Ok(k)
+    }
+
     /// The kubeconfig this kubectl uses.
     pub fn kubeconfig_path(&self) -> PathBuf {
         self.dir.join("kubeconfig")
