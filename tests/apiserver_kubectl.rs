@@ -122,6 +122,8 @@ async fn owned_pod(k: &Cluster, job: &str) -> (String, String) {
     let uid = jobs.get(job).await.unwrap().metadata.uid.unwrap();
     let pods: Api<Pod> = Api::default_namespaced(k.server.client());
     let p = create(&pods, &pod(&format!("{job}-pod"), Some(("Job", job, &uid, true)))).await;
+    let phase = p.status.as_ref().and_then(|s| s.phase.as_deref());
+    assert_eq!(phase, Some("Pending"), "the server sets a new pod's phase");
     (uid, p.metadata.uid.unwrap())
 }
 
