@@ -285,4 +285,45 @@ mod tests {
             r#"jobs.batch "j" is forbidden: User "system:serviceaccount:ns:sa" cannot patch resource "jobs/status" in API group "batch" in the namespace "d""#
         );
     }
+
+    /// `deploy/rbac.yaml` lets the controller's ServiceAccount do its typical calls, and no more.
+    #[test]
+    fn deploy_rbac_allows_the_controllers_calls_only() {
+        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/rbac.yaml")).unwrap();
+        let docs: Vec<Value> = serde_saphyr::from_multiple(&text).unwrap();
+        let mut policy = Policy::default();
+        for d in docs.into_iter().filter(|d| !d.is_null()) {
+            let list = match d["kind"].as_str() {
+                Some("ClusterRole") => &mut policy.cluster_roles,
+                Some("ClusterRoleBinding") => &mut policy.cluster_role_bindings,
+                Some("Role") => &mut policy.roles,
+                Some("RoleBinding") => &mut policy.role_bindings,
+                _ => continue,
+            };
+            list.push(d);
+        }
+        assert!(!policy.cluster_roles.is_empty() && !policy.role_bindings.is_empty());
+        let ns = policy.role_bindings[0]["metadata"]["namespace"].as_str().unwrap().to_string();
+        let sa = UserInfo::service_account(&ns, "jobwright-controller");
+        for (verb, group, resource, sub, namespace, name) in [
+            ("create", "", "pods", "", "default", ""),
+            ("patch", "batch", "jobs", "status", "default", "j"),
+            ("create", "events.k8s.io", "events", "", "default", ""),
+            ("get", "coordination.k8s.io", "leases", "", ns.as_str(), "jobwright-controller"),
+            ("create", "coordination.k8s.io", "leases", "", ns.as_str(), ""),
+            ("patch", "coordination.k8s.io", "leases", "", ns.as_str(), "jobwright-controller"),
+        ] {
+            let a = attrs(verb, group, resource, sub, namespace, name);
+            assert!(authorize(&policy, &sa, &a), "denied: {}", forbidden_message(&sa, &a));
+        }
+        for (verb, group, resource, namespace) in
+            [("delete", "", "nodes", ""), ("create", "", "secrets", "default"), ("delete", "batch", "cronjobs", "d")]
+        {
+            assert!(!authorize(&policy, &sa, &attrs(verb, group, resource, "", namespace, "x")), "{verb} {resource}");
+        }
+        let other_lease = attrs("patch", "coordination.k8s.io", "leases", "", &ns, "someone-elses");
+        assert!(!authorize(&policy, &sa, &other_lease), "leases are limited by resourceNames");
+        let stranger = UserInfo::service_account("default", "default");
+        assert!(!authorize(&policy, &stranger, &attrs("create", "", "pods", "", "default", "")));
+    }
 }
