@@ -30,16 +30,8 @@ async fn apiserver_subcommand_serves_until_sigterm() {
     let nss: Api<Namespace> = Api::all(client);
     assert!(nss.get("default").await.is_ok());
 
-    let cache = tempfile::tempdir().unwrap();
-    let out = tokio::process::Command::new("kubectl")
-        .arg("--kubeconfig")
-        .arg(&kc)
-        .args(["get", "ns", "default", "-o", "name"])
-        .env("KUBECACHEDIR", cache.path())
-        .output()
-        .await
-        .unwrap();
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "namespace/default");
+    let k = jobwright::apiserver::testkit::Kubectl::from_kubeconfig(&kc).unwrap();
+    assert_eq!(k.ok(&["get", "ns", "default", "-o", "name"]).await.trim(), "namespace/default");
 
     let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     assert!(killed.success());

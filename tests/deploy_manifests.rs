@@ -331,30 +331,22 @@ fn dockerfile_runs_the_binary_as_nonroot() {
     assert!(root().join(".dockerignore").exists());
 }
 
-/// Runs the real kubectl against `server` with a fresh cache dir; returns (success, stdout+stderr).
+/// Runs the real kubectl against `server`; returns (success, stdout+stderr).
 async fn kubectl(server: &jobwright::apiserver::testkit::TestApiServer, args: &[&str]) -> (bool, String) {
-    let cache = tempfile::tempdir().unwrap();
-    let out = tokio::process::Command::new("kubectl")
-        .arg("--kubeconfig")
-        .arg(server.kubeconfig_path())
-        .args(args)
-        .env("KUBECACHEDIR", cache.path())
-        .current_dir(root())
-        .output()
-        .await
-        .expect("kubectl is installed");
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    (out.status.success(), text)
+    let out = server.kubectl().run(args).await;
+    (out.success, format!("{}{}", out.stdout, out.stderr))
 }
 
 /// `kubectl apply -k deploy/` creates every object, after which a server-side dry run succeeds.
 /// (A dry run on an empty cluster fails on the namespaced objects with `namespaces
 /// "jobwright-system" not found`, exactly as against kube-apiserver, because the Namespace is
-/// only dry-run created.) `--validate=false`: the API server does not serve /openapi/v3 yet.
+/// only dry-run created.) Client-side validation is on, as users run it.
 #[tokio::test]
 async fn kubectl_applies_deploy_and_server_dry_run_succeeds() {
     let server = jobwright::apiserver::testkit::TestApiServer::start().await;
-    let (ok, out) = kubectl(&server, &["apply", "--validate=false", "-k", "deploy/"]).await;
+    let deploy = root().join("deploy");
+    let deploy = deploy.to_str().unwrap();
+    let (ok, out) = kubectl(&server, &["apply", "-k", deploy]).await;
     assert!(ok, "{out}");
     for line in [
         "namespace/jobwright-system created",
@@ -366,7 +358,7 @@ async fn kubectl_applies_deploy_and_server_dry_run_succeeds() {
     ] {
         assert!(out.lines().any(|l| l == line), "missing {line:?} in:\n{out}");
     }
-    let (ok, out) = kubectl(&server, &["apply", "--validate=false", "--dry-run=server", "-k", "deploy/"]).await;
+    let (ok, out) = kubectl(&server, &["apply", "--dry-run=server", "-k", deploy]).await;
     assert!(ok, "{out}");
     assert!(out.contains("(server dry run)"), "{out}");
 

@@ -19,8 +19,7 @@ use jobwright::apiserver::registry::Registry;
 use jobwright::apiserver::table::{self, IncludeObject};
 use serde_json::{Value, json};
 
-mod support;
-use support::Kubectl;
+use jobwright::apiserver::testkit::{Kubectl, KubectlOutput};
 
 #[derive(Clone)]
 struct App {
@@ -158,7 +157,7 @@ async fn version_and_api_resources() {
     let out = k.ok(&["version", "-o", "json"]).await;
     let v: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["serverVersion"]["minor"], "33");
-    let (_, _, err) = k.run(&["version"]).await;
+    let KubectlOutput { success: _, stdout: _, stderr: err } = k.run(&["version"]).await;
     assert!(!err.contains("WARNING"), "no version skew warning expected: {err}");
 
     let out = k.ok(&["api-resources", "--no-headers", "-o", "name"]).await;
@@ -194,7 +193,7 @@ async fn explain_reads_openapi_v3() {
     assert!(out.contains("Specifies the number of retries before marking this job failed."), "{out}");
     let out = k.ok(&["explain", "pods.spec.containers.env"]).await;
     assert!(out.contains("FIELD: env <[]EnvVar>"), "{out}");
-    let (ok, _, err) = k.run(&["explain", "job.spec.nope"]).await;
+    let KubectlOutput { success: ok, stdout: _, stderr: err } = k.run(&["explain", "job.spec.nope"]).await;
     assert!(!ok && err.contains("field \"nope\" does not exist"), "{err}");
 }
 

@@ -14,8 +14,7 @@ use kube::core::{ApiResource, GroupVersionKind};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-mod support;
-use support::Kubectl;
+use jobwright::apiserver::testkit::{Kubectl, KubectlOutput};
 
 /// How long any awaited output may take before the test fails.
 const WAIT: Duration = Duration::from_secs(20);
@@ -100,7 +99,7 @@ async fn create_job_then_get_in_every_output_format() {
     assert_eq!(out, r#"["echo","hi"]"#);
     let out = k.ok(&["get", "jobs", "-o", "jsonpath={.items[*].metadata.name}"]).await;
     assert_eq!(out, "x");
-    let (ok, _, err) = k.run(&["get", "job", "nope"]).await;
+    let KubectlOutput { success: ok, stdout: _, stderr: err } = k.run(&["get", "job", "nope"]).await;
     assert!(!ok);
     assert!(err.contains(r#"Error from server (NotFound): jobs.batch "nope" not found"#), "{err}");
 }
@@ -131,12 +130,12 @@ async fn get_pods_default_and_wide_columns() {
 #[tokio::test]
 async fn apply_client_side_with_validation_and_server_side() {
     let (_api, k) = setup().await;
-    let file = k.dir.path().join("job.yaml");
+    let file = k.dir().join("job.yaml");
     std::fs::write(&file, JOB_YAML).unwrap();
     let f = file.to_str().unwrap();
     // kubectl finds fieldValidation on the Job PATCH operation of /openapi/v3/apis/batch/v1 and
     // leaves validation to the server (`fieldValidation=Strict`) instead of validating client-side.
-    let (ok, out, err) = k.run(&["apply", "-f", f, "-v=6"]).await;
+    let KubectlOutput { success: ok, stdout: out, stderr: err } = k.run(&["apply", "-f", f, "-v=6"]).await;
     assert!(ok, "{out}{err}");
     assert_eq!(out.trim(), "job.batch/applied created");
     let line =
@@ -159,7 +158,8 @@ async fn apply_client_side_with_validation_and_server_side() {
     assert!(out.contains("kubectl.kubernetes.io/last-applied-configuration"), "{out}");
 
     let ssa = JOB_YAML.replace("name: applied", "name: ssa");
-    let (ok, out, err) = k.run_stdin(&["apply", "--server-side", "-f", "-"], &ssa).await;
+    let KubectlOutput { success: ok, stdout: out, stderr: err } =
+        k.run_stdin(&["apply", "--server-side", "-f", "-"], &ssa).await;
     assert!(ok, "{out}{err}");
     assert_eq!(out.trim(), "job.batch/ssa serverside-applied");
     let out = k.ok(&["get", "jobs", "-o", "name"]).await;
@@ -170,15 +170,8 @@ async fn apply_client_side_with_validation_and_server_side() {
 async fn get_watch_prints_header_rows_and_new_objects() {
     let (_api, k) = setup().await;
     k.ok(&["create", "job", "first", "--image=busybox"]).await;
-    let mut child = tokio::process::Command::new("kubectl")
-        .arg("--kubeconfig")
-        .arg(k.dir.path().join("kubeconfig"))
-        .args(["get", "jobs", "-w"])
-        .env("KUBECACHEDIR", k.dir.path().join("cache"))
-        .stdout(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+    let mut child =
+        k.command(&["get", "jobs", "-w"]).stdout(std::process::Stdio::piped()).kill_on_drop(true).spawn().unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let mut next =
         async || tokio::time::timeout(WAIT, lines.next_line()).await.expect("line in time").unwrap().unwrap();
@@ -252,13 +245,14 @@ async fn label_and_annotate_with_selectors_and_selector_errors() {
     let out = k.ok(&["get", "pod", "p2", "-o", "jsonpath={.metadata.annotations.note}"]).await;
     assert_eq!(out, "hi");
 
-    let (ok, _, err) = k.run(&["get", "pods", "-l", "a b"]).await;
+    let KubectlOutput { success: ok, stdout: _, stderr: err } = k.run(&["get", "pods", "-l", "a b"]).await;
     assert!(!ok);
     assert!(
         err.contains("Error from server (BadRequest): Unable to find \"/v1, Resource=pods\" that match label selector \"a b\", field selector \"\": unable to parse requirement: found 'b', expected: in, notin, =, ==, !=, gt, lt"),
         "{err}"
     );
-    let (ok, _, err) = k.run(&["get", "pods", "--field-selector", "spec.foo=bar"]).await;
+    let KubectlOutput { success: ok, stdout: _, stderr: err } =
+        k.run(&["get", "pods", "--field-selector", "spec.foo=bar"]).await;
     assert!(!ok);
     assert!(
         err.contains("Error from server (BadRequest): Unable to find \"/v1, Resource=pods\" that match label selector \"\", field selector \"spec.foo=bar\": field label not supported: spec.foo"),

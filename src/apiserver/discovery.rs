@@ -269,15 +269,25 @@ pub fn openapi_v2(_reg: &Registry) -> Option<Value> {
 }
 
 /// `GET /openapi/v3`: the index `{"paths": {"api/v1": {"serverRelativeURL": ...}, ...}}`.
-/// Custom resources are published with an open schema; see [`super::openapi::v3_index`] to pass
-/// their CRD schemas.
+/// Custom resources are published with their CRD's `openAPIV3Schema`.
 pub fn openapi_v3_index(reg: &Registry) -> Value {
-    super::openapi::v3_index(reg, &super::openapi::CustomSchemas::new())
+    super::openapi::v3_index(reg, &custom_schemas(reg))
 }
 
 /// `GET /openapi/v3/{path}` (e.g. `api/v1`, `apis/batch/v1`), `None` → 404.
 pub fn openapi_v3_gv(reg: &Registry, path: &str) -> Option<Value> {
-    super::openapi::v3_document_for_path(reg, path, &super::openapi::CustomSchemas::new()).map(|(d, _)| d)
+    super::openapi::v3_document_for_path(reg, path, &custom_schemas(reg)).map(|(d, _)| d)
+}
+
+/// The schemas of the served custom resources (from their CRDs, see [`super::crd::resources`]).
+fn custom_schemas(reg: &Registry) -> super::openapi::CustomSchemas {
+    reg.all()
+        .into_iter()
+        .filter_map(|i| {
+            let s = i.schema.clone()?;
+            Some(((i.group, i.version, i.kind), s))
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -37,6 +37,9 @@ use super::{discovery, events, gc};
 /// Upstream's request body limit for JSON (etcd's 3 MiB value limit).
 pub const BODY_LIMIT: usize = 3 * 1024 * 1024;
 
+/// The content type of the protobuf `/openapi/v2` answer, as kube-openapi sends it.
+const V2_PROTOBUF_RESPONSE_TYPE: &str = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf";
+
 /// The media type of aggregated discovery.
 pub const AGGREGATED_DISCOVERY: &str = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
 
@@ -469,23 +472,14 @@ async fn dispatch(
                 return only_get(json_bytes(StatusCode::OK, AGGREGATED_DISCOVERY, b));
             }
             let doc = if core { discovery::core_versions() } else { discovery::api_group_list(reg) };
-            let doc = if !core && doc["groups"].as_array().is_none_or(|g| g.is_empty()) {
-                fallback::group_list(reg)
-            } else {
-                doc
-            };
             only_get(json_value(StatusCode::OK, &doc))
         }
         Route::Group(g) => {
-            let doc = discovery::api_group(reg, &g)
-                .or_else(|| fallback::group(reg, &g))
-                .ok_or_else(|| StatusError::no_route(uri.path()))?;
+            let doc = discovery::api_group(reg, &g).ok_or_else(|| StatusError::no_route(uri.path()))?;
             only_get(json_value(StatusCode::OK, &doc))
         }
         Route::ResourceList(g, v) => {
-            let doc = discovery::api_resource_list(reg, &g, &v)
-                .or_else(|| fallback::resource_list(reg, &g, &v))
-                .ok_or_else(|| StatusError::no_route(uri.path()))?;
+            let doc = discovery::api_resource_list(reg, &g, &v).ok_or_else(|| StatusError::no_route(uri.path()))?;
             only_get(json_value(StatusCode::OK, &doc))
         }
         Route::OpenApiV2 => {
@@ -493,7 +487,9 @@ async fn dispatch(
             let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
             if accept.contains(super::openapi::V2_PROTOBUF_CONTENT_TYPE) {
                 let b = Bytes::from(super::openapi::v2_document_protobuf());
-                return only_get(json_bytes(StatusCode::OK, super::openapi::V2_PROTOBUF_CONTENT_TYPE, b));
+                // kube-openapi answers the `@v1.0` Accept with a `.v1.0` content type: Go's mime parser
+                // (client-go) rejects `@` in a media subtype.
+                return only_get(json_bytes(StatusCode::OK, V2_PROTOBUF_RESPONSE_TYPE, b));
             }
             let doc = discovery::openapi_v2(reg).ok_or_else(|| StatusError::no_route(uri.path()))?;
             only_get(json_value(StatusCode::OK, &doc))
@@ -591,17 +587,7 @@ async fn resource(
             let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
             let ptype = PatchType::from_content_type(ct).ok_or_else(|| StatusError::unsupported_media_type(ct))?;
             let opts = write_options(q, headers)?;
-            if ptype != PatchType::Apply && (q.get("force").is_some()) {
-                return Err(StatusError::bad_request("force is only allowed for apply patches"));
-            }
-            if ptype == PatchType::Apply && opts.field_manager.is_none() {
-                let po = ResourceInfo::new("meta.k8s.io", "v1", "patchoptions", "PatchOptions", false, &[], &[], &[]);
-                return Err(StatusError::invalid(
-                    &po,
-                    "",
-                    &[super::errors::FieldError::required("fieldManager", "is required for apply patch")],
-                ));
-            }
+            super::patch::validate_patch_options(ptype, opts.field_manager.as_deref(), q.get("force").is_some())?;
             let out = if events::converts(&view) {
                 // A view whose shape differs from storage: patch the view, store the conversion.
                 let cur = api.get(&sinfo, &ns, name).map_err(|_| StatusError::not_found(&view, name))?;
@@ -1165,72 +1151,6 @@ async fn log_proxy(s: &Arc<Server>, ns: &str, name: &str, uri: &http::Uri) -> Re
         parts.headers.get(header::CONTENT_TYPE).cloned().unwrap_or(HeaderValue::from_static("text/plain")),
     );
     Ok(r)
-}
-
-/// Minimal legacy discovery, used only while [`discovery`] answers nothing for a served group
-/// version (its functions are filled in separately); the `discovery` module's answer always wins.
-mod fallback {
-    use serde_json::{Value, json};
-
-    use crate::apiserver::registry::{Registry, VERBS};
-
-    fn group_doc(reg: &Registry, group: &str) -> Option<Value> {
-        let versions: Vec<Value> = reg
-            .group_versions()
-            .into_iter()
-            .filter(|(g, _)| g == group)
-            .map(|(g, v)| json!({"groupVersion": format!("{g}/{v}"), "version": v}))
-            .collect();
-        let preferred = versions.first()?.clone();
-        Some(json!({"name": group, "versions": versions, "preferredVersion": preferred}))
-    }
-
-    pub fn group_list(reg: &Registry) -> Value {
-        let mut names: Vec<String> = Vec::new();
-        for (g, _) in reg.group_versions() {
-            if !g.is_empty() && !names.contains(&g) {
-                names.push(g);
-            }
-        }
-        let groups: Vec<Value> = names.iter().filter_map(|g| group_doc(reg, g)).collect();
-        json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
-    }
-
-    pub fn group(reg: &Registry, group: &str) -> Option<Value> {
-        let mut d = group_doc(reg, group)?;
-        d["kind"] = json!("APIGroup");
-        d["apiVersion"] = json!("v1");
-        Some(d)
-    }
-
-    pub fn resource_list(reg: &Registry, group: &str, version: &str) -> Option<Value> {
-        let infos: Vec<_> = reg.all().into_iter().filter(|r| r.group == group && r.version == version).collect();
-        let first = infos.first()?;
-        let mut resources = Vec::new();
-        for r in &infos {
-            let mut e = json!({"name": r.resource, "singularName": r.singular, "namespaced": r.namespaced,
-                "kind": r.kind, "verbs": VERBS});
-            if !r.short_names.is_empty() {
-                e["shortNames"] = json!(r.short_names);
-            }
-            if !r.categories.is_empty() {
-                e["categories"] = json!(r.categories);
-            }
-            resources.push(e);
-            for sub in &r.subresources {
-                let verbs: &[&str] = match sub.as_str() {
-                    "log" => &["get"],
-                    "binding" | "eviction" => &["create"],
-                    _ => &["get", "patch", "update"],
-                };
-                resources.push(json!({"name": format!("{}/{sub}", r.resource), "singularName": "",
-                    "namespaced": r.namespaced, "kind": r.kind, "verbs": verbs}));
-            }
-        }
-        Some(
-            json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": first.api_version(), "resources": resources}),
-        )
-    }
 }
 
 #[cfg(test)]

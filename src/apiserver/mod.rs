@@ -30,6 +30,7 @@ pub mod kubeconfig;
 pub mod openapi;
 pub mod patch;
 pub mod proto;
+pub mod rbac;
 pub mod registry;
 pub mod rest;
 pub mod selector;

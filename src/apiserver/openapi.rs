@@ -787,21 +787,15 @@ fn capitalize(s: &str) -> String {
 // Unknown fields (fieldValidation=Strict/Warn)
 // ---------------------------------------------------------------------------------------------
 
-/// The fields of `obj` its kind's schema does not know, as kube-apiserver's strict decoder names
-/// them (`spec.foo`, `spec.template.spec.containers[0].bar`), keys of an object in sorted order
-/// (upstream reports them in document order). Maps
-/// (`additionalProperties`), `x-kubernetes-preserve-unknown-fields` and int-or-string values are
-/// open; an unknown kind has no unknown fields. Used for `?fieldValidation=Strict` (400, see
-/// [`strict_decoding_message`]) and `Warn` (one `Warning: 299 - "unknown field \"spec.foo\""`
-/// header per field).
-pub fn unknown_fields(reg: &Registry, info: &ResourceInfo, obj: &Value, custom: &CustomSchemas) -> Vec<String> {
-    let Some((doc, _)) = v3_document_with_hash(reg, &info.group, &info.version, custom) else { return Vec::new() };
-    let schemas = &doc["components"]["schemas"];
-    let name = builtin_schema(&mut SchemaGenerator::new(SchemaSettings::openapi3()), &info.group, &info.kind)
-        .unwrap_or_else(|| custom_schema_name(&info.group, &info.version, &info.kind));
-    let Some(schema) = schemas.get(&name) else { return Vec::new() };
+/// The fields of `obj` a self-contained schema (a CRD's `openAPIV3Schema`, no `$ref`s) does not
+/// know, as kube-apiserver's strict decoder names them (`spec.foo`, `spec.items[0].bar`), keys of
+/// an object in sorted order. Maps (`additionalProperties`), `x-kubernetes-preserve-unknown-fields`
+/// and int-or-string values are open. Built-in kinds are checked by decoding into their typed
+/// structs instead (`validate::strict`), which is the one place unknown fields are turned into a
+/// 400 or warnings.
+pub fn unknown_fields_in_schema(schema: &Value, obj: &Value) -> Vec<String> {
     let mut out = Vec::new();
-    walk_unknown(schemas, schema, obj, "", &mut out, 0);
+    walk_unknown(&Value::Null, schema, obj, "", &mut out, 0);
     out
 }
 
@@ -860,14 +854,6 @@ fn walk_unknown(schemas: &Value, schema: &Value, v: &Value, path: &str, out: &mu
         }
         _ => {}
     }
-}
-
-/// The 400 message kube-apiserver sends for unknown fields under `fieldValidation=Strict` on
-/// create/update: `Job in version "v1" cannot be handled as a Job: strict decoding error:
-/// unknown field "spec.foo", unknown field "spec.bar"`.
-pub fn strict_decoding_message(kind: &str, version: &str, fields: &[String]) -> String {
-    let list: Vec<String> = fields.iter().map(|f| format!("unknown field {f:?}")).collect();
-    format!("{kind} in version {version:?} cannot be handled as a {kind}: strict decoding error: {}", list.join(", "))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1040,50 +1026,15 @@ mod tests {
 
     #[test]
     fn unknown_fields_are_found_where_the_schema_is_closed() {
-        let reg = Registry::builtin();
-        let jobs = reg.get("batch", "v1", "jobs").unwrap();
-        let job = json!({"apiVersion": "batch/v1", "kind": "Job",
-            "metadata": {"name": "j", "labels": {"any": "thing"}, "bogus": 1},
-            "spec": {"backoffLimit": 1, "foo": true, "template": {"metadata": {"annotations": {"a": "b"}},
-                "spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "i", "bar": 1,
-                    "resources": {"limits": {"cpu": "1"}}, "ports": [{"containerPort": 80, "baz": 2}]}]}}},
-            "status": {"succeeded": 1}});
-        let u = unknown_fields(&reg, &jobs, &job, &CustomSchemas::new());
-        assert_eq!(
-            u,
-            [
-                "metadata.bogus",
-                "spec.foo",
-                "spec.template.spec.containers[0].bar",
-                "spec.template.spec.containers[0].ports[0].baz"
-            ]
-        );
-        assert_eq!(
-            strict_decoding_message("Job", "v1", &u[1..2]),
-            "Job in version \"v1\" cannot be handled as a Job: strict decoding error: unknown field \"spec.foo\""
-        );
-        let pods = reg.get("", "v1", "pods").unwrap();
-        assert!(
-            unknown_fields(
-                &reg,
-                &pods,
-                &json!({"metadata": {"name": "p"}, "spec": {"containers": []}}),
-                &CustomSchemas::new()
-            )
-            .is_empty()
-        );
-        let reg2 = Registry::builtin();
-        reg2.add(ResourceInfo::new("example.com", "v1", "foos", "Foo", true, &[], &[], &[]));
-        let foo = reg2.get("example.com", "v1", "foos").unwrap();
-        let custom: CustomSchemas = [(
-            ("example.com".to_string(), "v1".to_string(), "Foo".to_string()),
-            json!({"type": "object", "properties": {"spec": {"type": "object", "properties": {"a": {"type": "string"}}},
-                "status": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}),
-        )]
-        .into_iter()
-        .collect();
-        let u = unknown_fields(&reg2, &foo, &json!({"spec": {"a": "x", "b": 1}, "status": {"anything": 1}}), &custom);
-        assert_eq!(u, ["spec.b"]);
+        let schema = json!({"type": "object", "properties": {
+            "spec": {"type": "object", "properties": {"a": {"type": "string"},
+                "items": {"type": "array", "items": {"type": "object", "properties": {"x": {"type": "integer"}}}},
+                "m": {"type": "object", "additionalProperties": {"type": "string"}}}},
+            "status": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}});
+        let obj = json!({"spec": {"a": "x", "b": 1, "items": [{"x": 1, "y": 2}], "m": {"any": "v"}},
+            "status": {"anything": 1}});
+        assert_eq!(unknown_fields_in_schema(&schema, &obj), ["spec.b", "spec.items[0].y"]);
+        assert!(unknown_fields_in_schema(&schema, &json!({"spec": {"a": "x"}})).is_empty());
     }
 
     #[test]

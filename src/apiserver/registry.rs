@@ -30,6 +30,10 @@ pub struct ResourceInfo {
     /// Which store the objects live in, when two resources share one (core/v1 and
     /// events.k8s.io/v1 events). Defaults to `group/resource`.
     pub storage_key: String,
+    /// A custom resource's `additionalPrinterColumns` (empty for built-ins), for tables.
+    pub printer_columns: Vec<serde_json::Value>,
+    /// A custom resource's `openAPIV3Schema`, used for unknown-field checks (`None` for built-ins).
+    pub schema: Option<serde_json::Value>,
 }
 
 /// The verbs every served resource supports.
@@ -58,6 +62,8 @@ impl ResourceInfo {
             categories: categories.iter().map(|s| s.to_string()).collect(),
             subresources: subresources.iter().map(|s| s.to_string()).collect(),
             storage_key: format!("{group}/{resource}"),
+            printer_columns: Vec::new(),
+            schema: None,
         }
     }
 

@@ -139,7 +139,7 @@ pub fn partial_object_metadata_list(objects: &[Value]) -> Value {
 /// Render `objects` (full objects of `info`'s kind) as a Table. The caller fills
 /// `metadata.resourceVersion`/`continue`.
 pub fn to_table(info: &ResourceInfo, objects: &[Value], include: IncludeObject, now: DateTime<Utc>) -> Value {
-    to_table_with_columns(info, objects, include, now, None)
+    to_table_with_columns(info, objects, include, now, Some(&info.printer_columns))
 }
 
 /// [`to_table`] for a custom resource: `printer_columns` are the CRD version's

@@ -87,13 +87,23 @@ fn walk(input: &Value, output: &Value, path: &str, out: &mut Vec<String>) {
 /// unknown fields a 400 (`Strict`), warnings (`Warn`) or nothing (`Ignore`). Unknown fields are
 /// dropped from `obj` (the decoder never keeps them).
 pub fn check(info: &ResourceInfo, obj: &mut Value, fv: FieldValidation) -> Result<Vec<String>, StatusError> {
-    let Some(rt) = typed_roundtrip(&info.group, &info.kind, obj) else {
-        return Ok(vec![]);
+    let unknown: Vec<String> = match typed_roundtrip(&info.group, &info.kind, obj) {
+        Some(rt) => {
+            let out = rt.map_err(|e| decode_error(info, obj, &e))?;
+            unknown_fields(obj, &out).into_iter().filter(|p| p != "apiVersion" && p != "kind").collect()
+        }
+        // A custom resource: its CRD's schema says what is known.
+        None => match &info.schema {
+            Some(schema) => crate::apiserver::openapi::unknown_fields_in_schema(schema, obj)
+                .into_iter()
+                .filter(|p| {
+                    !matches!(p.as_str(), "apiVersion" | "kind") && p != "metadata" && !p.starts_with("metadata.")
+                })
+                .collect(),
+            None => return Ok(vec![]),
+        },
     };
     let cannot_handle = |why: &str| decode_error(info, obj, why);
-    let out = rt.map_err(|e| cannot_handle(&e))?;
-    let unknown: Vec<String> =
-        unknown_fields(obj, &out).into_iter().filter(|p| p != "apiVersion" && p != "kind").collect();
     if unknown.is_empty() {
         return Ok(vec![]);
     }

@@ -1,0 +1,329 @@
+//! RBAC evaluation (rbac.authorization.k8s.io/v1), as pure functions over stored objects.
+//!
+//! This is the decision half of RBAC enforcement: given who is asking ([`UserInfo`]), what they
+//! ask ([`Attributes`]) and the stored ClusterRoles, ClusterRoleBindings, Roles and RoleBindings,
+//! [`authorize`] says whether some bound rule allows it, with upstream's matching rules:
+//! `*` in verbs / apiGroups / resources, `resource/subresource` and `*/subresource` and
+//! `resource/*` forms, `resourceNames` (which never match a request without a name), and
+//! `nonResourceURLs` (exact, or a prefix ending in `*`). A RoleBinding grants only in its own
+//! namespace. [`forbidden_message`] words a denial as kube-apiserver does.
+//!
+//! Not wired into the HTTP layer yet: authentication (bearer tokens) and the 401/403 responses
+//! are the remaining part of the RBAC enforcement work.
+
+use serde_json::Value;
+
+/// The authenticated user of a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserInfo {
+    /// `system:serviceaccount:NS:NAME` for a ServiceAccount.
+    pub name: String,
+    /// Groups, e.g. `system:serviceaccounts`, `system:authenticated`.
+    pub groups: Vec<String>,
+}
+
+impl UserInfo {
+    /// The user a ServiceAccount token authenticates as, with the groups upstream gives it.
+    pub fn service_account(namespace: &str, name: &str) -> Self {
+        Self {
+            name: format!("system:serviceaccount:{namespace}:{name}"),
+            groups: vec![
+                "system:serviceaccounts".into(),
+                format!("system:serviceaccounts:{namespace}"),
+                "system:authenticated".into(),
+            ],
+        }
+    }
+}
+
+/// What a request asks for.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Attributes {
+    /// get, list, watch, create, update, patch, delete, deletecollection (lower case).
+    pub verb: String,
+    /// Whether this is a request on a resource (else on a path such as `/healthz`).
+    pub resource_request: bool,
+    /// API group, `""` for core.
+    pub group: String,
+    /// Plural resource.
+    pub resource: String,
+    /// Subresource, `""` for none.
+    pub subresource: String,
+    /// Namespace, `""` for cluster scope.
+    pub namespace: String,
+    /// Object name, `""` for list/create/deletecollection.
+    pub name: String,
+    /// The URL path, for non-resource requests.
+    pub path: String,
+}
+
+fn strs(v: &Value) -> Vec<&str> {
+    v.as_array().map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default()
+}
+
+/// Whether one PolicyRule allows `a`.
+pub fn rule_allows(rule: &Value, a: &Attributes) -> bool {
+    let verbs = strs(&rule["verbs"]);
+    if !verbs.iter().any(|v| *v == "*" || *v == a.verb) {
+        return false;
+    }
+    if !a.resource_request {
+        return strs(&rule["nonResourceURLs"]).iter().any(|u| {
+            *u == "*" || *u == a.path || u.strip_suffix('*').is_some_and(|prefix| a.path.starts_with(prefix))
+        });
+    }
+    if !strs(&rule["apiGroups"]).iter().any(|g| *g == "*" || *g == a.group) {
+        return false;
+    }
+    let combined =
+        if a.subresource.is_empty() { a.resource.clone() } else { format!("{}/{}", a.resource, a.subresource) };
+    let resource_ok = strs(&rule["resources"]).iter().any(|r| {
+        *r == "*"
+            || *r == combined
+            || (!a.subresource.is_empty()
+                && (*r == format!("*/{}", a.subresource) || *r == format!("{}/*", a.resource)))
+    });
+    if !resource_ok {
+        return false;
+    }
+    let names = strs(&rule["resourceNames"]);
+    names.is_empty() || names.contains(&a.name.as_str())
+}
+
+fn subject_matches(subject: &Value, user: &UserInfo, binding_ns: &str) -> bool {
+    let name = subject["name"].as_str().unwrap_or_default();
+    match subject["kind"].as_str().unwrap_or_default() {
+        "User" => name == user.name,
+        "Group" => user.groups.iter().any(|g| g == name),
+        "ServiceAccount" => {
+            let ns = subject["namespace"].as_str().filter(|n| !n.is_empty()).unwrap_or(binding_ns);
+            user.name == format!("system:serviceaccount:{ns}:{name}")
+        }
+        _ => false,
+    }
+}
+
+fn named<'a>(objects: &'a [Value], namespace: Option<&str>, name: &str) -> Option<&'a Value> {
+    objects.iter().find(|o| {
+        o["metadata"]["name"].as_str() == Some(name)
+            && namespace.is_none_or(|ns| o["metadata"]["namespace"].as_str() == Some(ns))
+    })
+}
+
+/// The stored RBAC objects [`authorize`] evaluates.
+#[derive(Debug, Clone, Default)]
+pub struct Policy {
+    /// ClusterRole objects.
+    pub cluster_roles: Vec<Value>,
+    /// ClusterRoleBinding objects.
+    pub cluster_role_bindings: Vec<Value>,
+    /// Role objects (any namespace).
+    pub roles: Vec<Value>,
+    /// RoleBinding objects (any namespace).
+    pub role_bindings: Vec<Value>,
+}
+
+/// Whether some rule bound to `user` allows `a`.
+pub fn authorize(policy: &Policy, user: &UserInfo, a: &Attributes) -> bool {
+    let rules_allow = |role: Option<&Value>| {
+        role.is_some_and(|r| r["rules"].as_array().is_some_and(|rs| rs.iter().any(|x| rule_allows(x, a))))
+    };
+    let bound = |b: &Value, ns: &str| strs_subjects(b).iter().any(|s| subject_matches(s, user, ns));
+    for b in &policy.cluster_role_bindings {
+        if bound(b, "") && b["roleRef"]["kind"] == "ClusterRole" {
+            let role = named(&policy.cluster_roles, None, b["roleRef"]["name"].as_str().unwrap_or_default());
+            if rules_allow(role) {
+                return true;
+            }
+        }
+    }
+    if a.namespace.is_empty() {
+        return false;
+    }
+    for b in &policy.role_bindings {
+        if b["metadata"]["namespace"].as_str() != Some(a.namespace.as_str()) || !bound(b, &a.namespace) {
+            continue;
+        }
+        let ref_name = b["roleRef"]["name"].as_str().unwrap_or_default();
+        let role = match b["roleRef"]["kind"].as_str() {
+            Some("ClusterRole") => named(&policy.cluster_roles, None, ref_name),
+            Some("Role") => named(&policy.roles, Some(&a.namespace), ref_name),
+            _ => None,
+        };
+        if rules_allow(role) {
+            return true;
+        }
+    }
+    false
+}
+
+fn strs_subjects(b: &Value) -> Vec<&Value> {
+    b["subjects"].as_array().map(|s| s.iter().collect()).unwrap_or_default()
+}
+
+/// kube-apiserver's denial message: `pods "x" is forbidden: User "u" cannot create resource
+/// "pods" in API group "" in the namespace "default"`; `... at the cluster scope` without a
+/// namespace; `User "u" cannot get path "/x"` for non-resource requests. `resource` and name
+/// prefix: `pods "x"` with a name, `pods` without, `pods.batch`-style group resource otherwise.
+pub fn forbidden_message(user: &UserInfo, a: &Attributes) -> String {
+    let reason = if !a.resource_request {
+        return format!("forbidden: User {:?} cannot {} path {:?}", user.name, a.verb, a.path);
+    } else {
+        let resource =
+            if a.subresource.is_empty() { a.resource.clone() } else { format!("{}/{}", a.resource, a.subresource) };
+        if a.namespace.is_empty() {
+            format!(
+                "User {:?} cannot {} resource {resource:?} in API group {:?} at the cluster scope",
+                user.name, a.verb, a.group
+            )
+        } else {
+            format!(
+                "User {:?} cannot {} resource {resource:?} in API group {:?} in the namespace {:?}",
+                user.name, a.verb, a.group, a.namespace
+            )
+        }
+    };
+    let gr = if a.group.is_empty() { a.resource.clone() } else { format!("{}.{}", a.resource, a.group) };
+    if a.name.is_empty() {
+        format!("{gr} is forbidden: {reason}")
+    } else {
+        format!("{gr} {:?} is forbidden: {reason}", a.name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn attrs(verb: &str, group: &str, resource: &str, sub: &str, ns: &str, name: &str) -> Attributes {
+        Attributes {
+            verb: verb.into(),
+            resource_request: true,
+            group: group.into(),
+            resource: resource.into(),
+            subresource: sub.into(),
+            namespace: ns.into(),
+            name: name.into(),
+            path: String::new(),
+        }
+    }
+
+    #[test]
+    fn rule_shapes() {
+        let r = json!({"apiGroups": ["batch"], "resources": ["jobs/status"], "verbs": ["patch", "update"]});
+        assert!(rule_allows(&r, &attrs("patch", "batch", "jobs", "status", "d", "j")));
+        assert!(!rule_allows(&r, &attrs("patch", "batch", "jobs", "", "d", "j")), "status only");
+        assert!(!rule_allows(&r, &attrs("get", "batch", "jobs", "status", "d", "j")), "verb");
+        assert!(!rule_allows(&r, &attrs("patch", "", "jobs", "status", "d", "j")), "group");
+        let star = json!({"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]});
+        assert!(rule_allows(&star, &attrs("delete", "", "nodes", "", "", "n")));
+        let subs = json!({"apiGroups": [""], "resources": ["*/status", "pods/*"], "verbs": ["get"]});
+        assert!(rule_allows(&subs, &attrs("get", "", "nodes", "status", "", "n")));
+        assert!(rule_allows(&subs, &attrs("get", "", "pods", "log", "d", "p")));
+        assert!(!rule_allows(&subs, &attrs("get", "", "pods", "", "d", "p")));
+        let names = json!({"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "create"],
+            "resourceNames": ["lock"]});
+        assert!(rule_allows(&names, &attrs("get", "coordination.k8s.io", "leases", "", "d", "lock")));
+        assert!(!rule_allows(&names, &attrs("get", "coordination.k8s.io", "leases", "", "d", "other")));
+        assert!(!rule_allows(&names, &attrs("create", "coordination.k8s.io", "leases", "", "d", "")), "no name");
+        let urls = json!({"nonResourceURLs": ["/healthz", "/metrics/*"], "verbs": ["get"]});
+        let path = |p: &str| Attributes { verb: "get".into(), path: p.into(), ..Default::default() };
+        assert!(rule_allows(&urls, &path("/healthz")));
+        assert!(rule_allows(&urls, &path("/metrics/x")));
+        assert!(!rule_allows(&urls, &path("/version")));
+    }
+
+    #[test]
+    fn bindings_grant_to_their_subjects_and_namespace() {
+        let sa = UserInfo::service_account("ops", "ctl");
+        let policy = Policy {
+            cluster_roles: vec![
+                json!({"metadata": {"name": "pods"}, "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["create"]}]}),
+            ],
+            cluster_role_bindings: vec![],
+            roles: vec![
+                json!({"metadata": {"name": "leases", "namespace": "ops"}, "rules": [{"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["*"]}]}),
+            ],
+            role_bindings: vec![
+                json!({"metadata": {"name": "b1", "namespace": "ops"}, "roleRef": {"kind": "Role", "name": "leases"},
+                    "subjects": [{"kind": "ServiceAccount", "name": "ctl"}]}),
+                json!({"metadata": {"name": "b2", "namespace": "default"}, "roleRef": {"kind": "ClusterRole", "name": "pods"},
+                    "subjects": [{"kind": "Group", "name": "system:serviceaccounts:ops"}]}),
+            ],
+        };
+        assert!(authorize(&policy, &sa, &attrs("get", "coordination.k8s.io", "leases", "", "ops", "l")));
+        assert!(!authorize(&policy, &sa, &attrs("get", "coordination.k8s.io", "leases", "", "default", "l")));
+        assert!(authorize(&policy, &sa, &attrs("create", "", "pods", "", "default", "")));
+        assert!(!authorize(&policy, &sa, &attrs("create", "", "pods", "", "ops", "")));
+        let other = UserInfo::service_account("default", "ctl");
+        assert!(!authorize(&policy, &other, &attrs("get", "coordination.k8s.io", "leases", "", "ops", "l")));
+        let mut p2 = policy.clone();
+        p2.cluster_role_bindings
+            .push(json!({"metadata": {"name": "c"}, "roleRef": {"kind": "ClusterRole", "name": "pods"},
+            "subjects": [{"kind": "User", "name": "system:serviceaccount:default:ctl"}]}));
+        assert!(authorize(&p2, &other, &attrs("create", "", "pods", "", "anywhere", "")));
+    }
+
+    #[test]
+    fn denial_messages_match_upstream() {
+        let sa = UserInfo::service_account("ns", "sa");
+        assert_eq!(
+            forbidden_message(&sa, &attrs("create", "", "pods", "", "default", "x")),
+            r#"pods "x" is forbidden: User "system:serviceaccount:ns:sa" cannot create resource "pods" in API group "" in the namespace "default""#
+        );
+        assert_eq!(
+            forbidden_message(&sa, &attrs("delete", "", "nodes", "", "", "n1")),
+            r#"nodes "n1" is forbidden: User "system:serviceaccount:ns:sa" cannot delete resource "nodes" in API group "" at the cluster scope"#
+        );
+        assert_eq!(
+            forbidden_message(&sa, &attrs("list", "batch", "jobs", "", "", "")),
+            r#"jobs.batch is forbidden: User "system:serviceaccount:ns:sa" cannot list resource "jobs" in API group "batch" at the cluster scope"#
+        );
+        assert_eq!(
+            forbidden_message(&sa, &attrs("patch", "batch", "jobs", "status", "d", "j")),
+            r#"jobs.batch "j" is forbidden: User "system:serviceaccount:ns:sa" cannot patch resource "jobs/status" in API group "batch" in the namespace "d""#
+        );
+    }
+
+    /// `deploy/rbac.yaml` lets the controller's ServiceAccount do its typical calls, and no more.
+    #[test]
+    fn deploy_rbac_allows_the_controllers_calls_only() {
+        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/rbac.yaml")).unwrap();
+        let docs: Vec<Value> = serde_saphyr::from_multiple(&text).unwrap();
+        let mut policy = Policy::default();
+        for d in docs.into_iter().filter(|d| !d.is_null()) {
+            let list = match d["kind"].as_str() {
+                Some("ClusterRole") => &mut policy.cluster_roles,
+                Some("ClusterRoleBinding") => &mut policy.cluster_role_bindings,
+                Some("Role") => &mut policy.roles,
+                Some("RoleBinding") => &mut policy.role_bindings,
+                _ => continue,
+            };
+            list.push(d);
+        }
+        assert!(!policy.cluster_roles.is_empty() && !policy.role_bindings.is_empty());
+        let ns = policy.role_bindings[0]["metadata"]["namespace"].as_str().unwrap().to_string();
+        let sa = UserInfo::service_account(&ns, "jobwright-controller");
+        for (verb, group, resource, sub, namespace, name) in [
+            ("create", "", "pods", "", "default", ""),
+            ("patch", "batch", "jobs", "status", "default", "j"),
+            ("create", "events.k8s.io", "events", "", "default", ""),
+            ("get", "coordination.k8s.io", "leases", "", ns.as_str(), "jobwright-controller"),
+            ("create", "coordination.k8s.io", "leases", "", ns.as_str(), ""),
+            ("patch", "coordination.k8s.io", "leases", "", ns.as_str(), "jobwright-controller"),
+        ] {
+            let a = attrs(verb, group, resource, sub, namespace, name);
+            assert!(authorize(&policy, &sa, &a), "denied: {}", forbidden_message(&sa, &a));
+        }
+        for (verb, group, resource, namespace) in
+            [("delete", "", "nodes", ""), ("create", "", "secrets", "default"), ("delete", "batch", "cronjobs", "d")]
+        {
+            assert!(!authorize(&policy, &sa, &attrs(verb, group, resource, "", namespace, "x")), "{verb} {resource}");
+        }
+        let other_lease = attrs("patch", "coordination.k8s.io", "leases", "", &ns, "someone-elses");
+        assert!(!authorize(&policy, &sa, &other_lease), "leases are limited by resourceNames");
+        let stranger = UserInfo::service_account("default", "default");
+        assert!(!authorize(&policy, &stranger, &attrs("create", "", "pods", "", "default", "")));
+    }
+}
