@@ -183,5 +183,11 @@ fn main() {
         let s = TestApiServer::start().await;
         creates_and_gets(&s, n, 64).await;
         fan_out(&s, watchers, events).await;
+        // The same creates with every write appended to the write-ahead log and fsynced first.
+        let dir = tempfile::tempdir().unwrap();
+        println!("with --data-dir (fsync per write):");
+        let config = ServerConfig { data_dir: Some(dir.path().to_path_buf()), ..ServerConfig::default() };
+        let s = TestApiServer::start_with(config).await;
+        creates_and_gets(&s, n, 64).await;
     });
 }

@@ -30,6 +30,9 @@ enum Command {
         /// How many events the watch history keeps.
         #[arg(long, default_value_t = 10_000)]
         watch_history: usize,
+        /// Keep the state in this directory (crash-safe snapshot + write-ahead log); in memory without it.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
     },
     /// Run the node simulator (scheduler + kubelet for pods) against any API server.
     Kubelet(jobwright::kubelet::cli::KubeletArgs),
@@ -140,9 +143,10 @@ async fn main() -> std::process::ExitCode {
             .init(),
     }
     let result = match cli.command {
-        Command::Apiserver { listen, kubeconfig, watch_history } => {
+        Command::Apiserver { listen, kubeconfig, watch_history, data_dir } => {
             let mut config = jobwright::apiserver::http::ServerConfig::default();
             config.store.history = watch_history;
+            config.data_dir = data_dir;
             let opts = jobwright::apiserver::ServeOptions { listen, kubeconfig, config };
             jobwright::apiserver::serve(opts, shutdown_signal()).await
         }

@@ -54,6 +54,9 @@ pub struct ServerConfig {
     pub watch_timeout: Duration,
     /// Largest request body accepted.
     pub body_limit: usize,
+    /// Keep the state in this directory (snapshot + write-ahead log, see [`super::persist`]);
+    /// `None` keeps it in memory only.
+    pub data_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for ServerConfig {
@@ -63,6 +66,7 @@ impl Default for ServerConfig {
             bookmark_interval: Duration::from_secs(10),
             watch_timeout: Duration::from_secs(1800),
             body_limit: BODY_LIMIT,
+            data_dir: None,
         }
     }
 }
@@ -79,16 +83,52 @@ pub struct Server {
 
 impl Server {
     /// A server with the built-in resources and namespaces.
+    ///
+    /// Panics if `config.data_dir` is set and cannot be loaded; use [`Server::open`] to get the error.
     pub fn new(config: ServerConfig) -> Arc<Self> {
+        Self::open(config).unwrap_or_else(|e| panic!("cannot load the data directory: {e}"))
+    }
+
+    /// A server with the built-in resources and namespaces, plus, with `config.data_dir`, the
+    /// objects recovered from it (CRDs registered again before their objects are indexed).
+    pub fn open(config: ServerConfig) -> std::io::Result<Arc<Self>> {
         let store = Arc::new(Store::new(config.store.clone()));
-        let api = Api::new(store, Registry::builtin());
-        Arc::new(Self { api, config, stopping: tokio_util::sync::CancellationToken::new() })
+        let registry = Registry::builtin();
+        if let Some(dir) = &config.data_dir {
+            load(&store, &registry, dir)?;
+        }
+        let api = Api::new(store, registry);
+        Ok(Arc::new(Self { api, config, stopping: tokio_util::sync::CancellationToken::new() }))
     }
 
     /// The store (white-box access for tests and benchmarks).
     pub fn store(&self) -> &Arc<Store> {
         &self.api.store
     }
+}
+
+/// Rebuild `store` from `dir` and attach its write-ahead log.
+fn load(store: &Store, registry: &Registry, dir: &std::path::Path) -> std::io::Result<()> {
+    let rec = super::persist::recover(dir)?;
+    let invalid = |m: String| std::io::Error::new(std::io::ErrorKind::InvalidData, m);
+    // CRDs first: their resources must be served before their objects can be indexed.
+    let crd_key = registry.get("apiextensions.k8s.io", "v1", "customresourcedefinitions").map(|i| i.storage_key);
+    for ((key, _, _), (_, bytes)) in &rec.objects {
+        if Some(key) == crd_key.as_ref() {
+            let crd: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| invalid(e.to_string()))?;
+            super::crd::register(registry, None, &crd);
+        }
+    }
+    let all = registry.all();
+    for ((key, ns, name), (rv, bytes)) in rec.objects {
+        let info = all.iter().find(|r| r.storage_key == key).ok_or_else(|| {
+            invalid(format!("{}: stored object {key}/{ns}/{name} of an unknown resource", dir.display()))
+        })?;
+        store.restore(info, &ns, &name, rv, Bytes::from(bytes)).map_err(invalid)?;
+    }
+    store.recovered(rec.rv, super::persist::Wal::open(dir)?);
+    tracing::info!(dir = %dir.display(), objects = store.len(), rv = rec.rv, "state recovered");
+    Ok(())
 }
 
 /// The axum router serving `server`.
@@ -139,7 +179,7 @@ impl Drop for Running {
 
 /// Bind `listen` and serve a fresh server (plus its garbage collector) in the background.
 pub async fn start(listen: SocketAddr, config: ServerConfig) -> std::io::Result<Running> {
-    let server = Server::new(config);
+    let server = Server::open(config)?;
     start_with(listen, server).await
 }
 

@@ -8,6 +8,7 @@
 //!
 //! - [`registry`]: which resources are served, shared by every other part.
 //! - [`store`]: objects, resourceVersions, watch history.
+//! - [`persist`]: the snapshot + write-ahead log behind `--data-dir`.
 //! - [`rest`]: the verbs with the generic registry's semantics (status split, finalizers, graceful
 //!   deletion, preconditions).
 //! - [`gc`]: the garbage collector and namespace lifecycle, a task inside the server.
@@ -29,6 +30,7 @@ pub mod http;
 pub mod kubeconfig;
 pub mod openapi;
 pub mod patch;
+pub mod persist;
 pub mod proto;
 pub mod rbac;
 pub mod registry;

@@ -10,8 +10,9 @@
 //! Every mutation goes through one function, [`Store::write`]: it checks the caller's expectation
 //! (absent / at a resourceVersion / anything), stamps the next global resourceVersion into the
 //! object, serializes it once, updates the index, appends a [`WatchEvent`] to the history ring and
-//! hands the same `Arc<WatchEvent>` to every watcher of that bucket. A write-ahead log for a future
-//! `--data-dir` would hook in there.
+//! hands the same `Arc<WatchEvent>` to every watcher of that bucket. With `--data-dir` it first appends
+//! the change to the write-ahead log ([`super::persist`]) and fsyncs it, before changing anything in
+//! memory; a store rebuilt from a data directory starts with an empty watch history.
 //!
 //! Watchers get a bounded channel each; a watcher that falls behind by more than its buffer is
 //! dropped (its channel closes and the HTTP watch ends, as kube-apiserver closes slow watchers)
@@ -27,6 +28,7 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 
 use super::errors::StatusError;
+use super::persist::{Record, Wal};
 use super::registry::ResourceInfo;
 use super::selector;
 
@@ -266,6 +268,8 @@ struct Inner {
     dependents: HashMap<String, HashSet<(Arc<str>, String, String)>>,
     /// Listeners told about every committed write (the garbage collector).
     listeners: Vec<mpsc::UnboundedSender<Arc<WatchEvent>>>,
+    /// The write-ahead log, with `--data-dir`.
+    wal: Option<Wal>,
 }
 
 /// The object store. Cheap to share behind an `Arc`.
@@ -286,6 +290,7 @@ impl Store {
                 uids: HashMap::new(),
                 dependents: HashMap::new(),
                 listeners: Vec::new(),
+                wal: None,
             }),
             config,
         }
@@ -415,6 +420,13 @@ impl Store {
                 obj["metadata"]["resourceVersion"] = Value::String(rv.to_string());
                 let bytes = Bytes::from(serde_json::to_vec(&obj).unwrap_or_default());
                 let meta = Arc::new(Meta::of(info, &obj));
+                log(&mut inner, || Record::Put {
+                    key: key.to_string(),
+                    namespace: namespace.to_string(),
+                    name: name.to_string(),
+                    rv,
+                    object: bytes.to_vec(),
+                });
                 let entry = Entry { bytes: bytes.clone(), rv, meta: meta.clone() };
                 if let Some(cur) = &current {
                     unindex(&mut inner, &key_arc, &id, &cur.meta);
@@ -435,6 +447,12 @@ impl Store {
             }
             Op::Delete | Op::DeleteAs(_) => {
                 let cur = current.expect("checked above");
+                log(&mut inner, || Record::Delete {
+                    key: key.to_string(),
+                    namespace: namespace.to_string(),
+                    name: name.to_string(),
+                    rv,
+                });
                 unindex(&mut inner, &key_arc, &id, &cur.meta);
                 if let Some(b) = inner.buckets.get_mut(key) {
                     b.objects.remove(&id);
@@ -481,7 +499,38 @@ impl Store {
             });
         }
         inner.listeners.retain(|l| l.send(event.clone()).is_ok());
+        compact_if_due(&mut inner);
         Ok(written)
+    }
+
+    /// Put back an object recovered from a data directory, as stored at `rv` (no watch event, no
+    /// log record). Call [`Store::recovered`] when done.
+    pub fn restore(
+        &self,
+        info: &ResourceInfo,
+        namespace: &str,
+        name: &str,
+        rv: u64,
+        bytes: Bytes,
+    ) -> Result<(), String> {
+        let obj: Value = serde_json::from_slice(&bytes)
+            .map_err(|e| format!("{}/{namespace}/{name}: stored object is not JSON: {e}", info.storage_key))?;
+        let meta = Arc::new(Meta::of(info, &obj));
+        let key_arc: Arc<str> = Arc::from(info.storage_key.as_str());
+        let id = (namespace.to_string(), name.to_string());
+        let mut inner = self.lock();
+        index(&mut inner, &key_arc, &id, &meta);
+        inner.buckets.entry(info.storage_key.clone()).or_default().objects.insert(id, Entry { bytes, rv, meta });
+        Ok(())
+    }
+
+    /// Finish a recovery: resourceVersions continue after `rv` (watches from older ones get a 410),
+    /// and every write from now on goes to `wal` first.
+    pub fn recovered(&self, rv: u64, wal: Wal) {
+        let mut inner = self.lock();
+        inner.rv = inner.rv.max(rv);
+        inner.compacted = inner.rv;
+        inner.wal = Some(wal);
     }
 
     /// Register a watch on a bucket (optionally one namespace) starting at `from`.
@@ -559,6 +608,32 @@ impl Store {
     /// Total size of the stored JSON, in bytes (for the memory benchmark).
     pub fn json_bytes(&self) -> usize {
         self.lock().buckets.values().flat_map(|b| b.objects.values()).map(|e| e.bytes.len()).sum()
+    }
+}
+
+/// Append a record to the log, if any, before the change is applied. A log that cannot be written
+/// stops the process (as etcd does on a WAL write failure): acknowledging a write that is not
+/// durable, or diverging memory from disk, would break the crash-safety promise.
+fn log(inner: &mut Inner, rec: impl FnOnce() -> Record) {
+    if let Some(wal) = inner.wal.as_mut()
+        && let Err(e) = wal.append(&rec())
+    {
+        tracing::error!(error = %e, "cannot write the write-ahead log; stopping");
+        eprintln!("jobwright: cannot write the write-ahead log: {e}");
+        std::process::exit(70);
+    }
+}
+
+/// Snapshot the live set and reset the log when it has grown too large.
+fn compact_if_due(inner: &mut Inner) {
+    let Inner { wal, buckets, rv, .. } = inner;
+    let Some(wal) = wal.as_mut().filter(|w| w.wants_compaction()) else { return };
+    let live = buckets.iter().flat_map(|(key, b)| {
+        b.objects.iter().map(move |((ns, name), e)| (key.as_str(), ns.as_str(), name.as_str(), e.rv, &e.bytes[..]))
+    });
+    if let Err(e) = wal.compact(*rv, live) {
+        // The old snapshot and the full log are still intact: keep going, retry later.
+        tracing::error!(error = %e, "log compaction failed");
     }
 }
 
