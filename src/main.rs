@@ -33,8 +33,77 @@ enum Command {
     },
     /// Run the node simulator (scheduler + kubelet for pods) against any API server.
     Kubelet(jobwright::kubelet::cli::KubeletArgs),
+    /// Run the Job controller (and the TTL-after-finished controller) against a cluster.
+    Controller {
+        /// Kubeconfig to use; otherwise KUBECONFIG, ~/.kube/config or the in-cluster service account.
+        #[arg(long)]
+        kubeconfig: Option<PathBuf>,
+        /// Manage Jobs without `spec.managedBy` (or with the built-in controller's value) too.
+        #[arg(long)]
+        manage_all_jobs: bool,
+        /// How many Jobs are synced at once.
+        #[arg(long, default_value_t = 5)]
+        workers: usize,
+        /// Do not run the TTL-after-finished controller.
+        #[arg(long)]
+        no_ttl_controller: bool,
+        /// Logging, admin server (metrics, health) and leader election.
+        #[command(flatten)]
+        ops: jobwright::ops::OpsArgs,
+    },
+    /// Run the API server, a node simulator and the Job controller in one process, for kubectl.
+    Local(jobwright::local::LocalArgs),
     /// Print the jobwright.dev/v1 Job CustomResourceDefinition as YAML.
     Crd,
+}
+
+/// The controller subcommand's flags.
+struct ControllerArgs {
+    kubeconfig: Option<PathBuf>,
+    manage_all_jobs: bool,
+    workers: usize,
+    no_ttl_controller: bool,
+    ops: jobwright::ops::OpsArgs,
+}
+
+/// Runs the Job (and TTL) controller for every leadership term until SIGTERM/SIGINT.
+async fn run_controller(args: ControllerArgs) -> Result<(), Box<dyn std::error::Error>> {
+    let cfg = match args.kubeconfig {
+        Some(path) => {
+            let kc = kube::config::Kubeconfig::read_from(path)?;
+            kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default()).await?
+        }
+        None => kube::Config::infer().await?,
+    };
+    let ops = jobwright::ops::Ops::start(&args.ops, cfg).await?;
+    let config =
+        jobwright::job::Config { manage_all: args.manage_all_jobs, workers: args.workers, ..Default::default() };
+    let mut leader = ops.elector.subscribe();
+    while let Some(term) = jobwright::leader::next_term(&mut leader).await {
+        let (synced_tx, mut synced_rx) = tokio::sync::watch::channel(false);
+        let readiness = ops.readiness.clone();
+        let forward = tokio::spawn(async move {
+            if synced_rx.wait_for(|s| *s).await.is_ok() {
+                readiness.set_caches_synced(true);
+            }
+        });
+        let opts = jobwright::job::controller::Options {
+            config: config.clone(),
+            ttl_controller: !args.no_ttl_controller,
+            metrics: Some(ops.metrics.clone()),
+            caches_synced: Some(std::sync::Arc::new(synced_tx)),
+        };
+        let stop = ops.shutdown.clone().cancelled_owned();
+        tokio::select! {
+            _ = term.ended() => {}
+            _ = jobwright::job::controller::run(ops.client.clone(), opts, stop) => {}
+        }
+        forward.abort();
+        ops.readiness.set_caches_synced(false);
+        drop(term);
+    }
+    ops.finish().await?;
+    Ok(())
 }
 
 async fn shutdown_signal() {
@@ -56,11 +125,28 @@ async fn shutdown_signal() {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
-        .with_writer(std::io::stderr)
-        .init();
     let cli = Cli::parse();
+    let telemetry = match &cli.command {
+        Command::Controller { ops, .. } => Some(jobwright::telemetry::init(&ops.telemetry)),
+        _ => None,
+    };
+    match telemetry {
+        Some(Ok(())) => {}
+        Some(Err(e)) => {
+            eprintln!("error: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+        None => tracing_subscriber::fmt()
+            .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+                EnvFilter::new(match &cli.command {
+                    // Quiet enough that a user sees the important lines.
+                    Command::Local(_) => "info,kube=warn,kube_runtime=warn,hyper=warn,tower=warn",
+                    _ => "info",
+                })
+            }))
+            .with_writer(std::io::stderr)
+            .init(),
+    }
     let result = match cli.command {
         Command::Apiserver { listen, kubeconfig, watch_history } => {
             let mut config = jobwright::apiserver::http::ServerConfig::default();
@@ -69,6 +155,21 @@ async fn main() -> std::process::ExitCode {
             jobwright::apiserver::serve(opts, shutdown_signal()).await
         }
         Command::Kubelet(args) => jobwright::kubelet::cli::run(args, shutdown_signal()).await,
+        Command::Controller { kubeconfig, manage_all_jobs, workers, no_ttl_controller, ops } => {
+            let args = ControllerArgs { kubeconfig, manage_all_jobs, workers, no_ttl_controller, ops };
+            if let Err(e) = run_controller(args).await {
+                eprintln!("error: {e}");
+                return std::process::ExitCode::FAILURE;
+            }
+            Ok(())
+        }
+        Command::Local(args) => {
+            if let Err(e) = jobwright::local::run(args, shutdown_signal()).await {
+                eprintln!("error: {e}");
+                return std::process::ExitCode::FAILURE;
+            }
+            Ok(())
+        }
         Command::Crd => {
             print!("{}", jobwright::crd::crd_yaml());
             Ok(())

@@ -21,6 +21,10 @@
 //! | [`labels`] | well-known strings |
 //! | [`config`] | controller settings |
 //! | [`adopt`] | which pods a Job claims (adopt / release) |
+//! | [`controller`] | the shell: kube-runtime wiring, reconcile, orphan finalizers |
+//! | [`apply`] | executes a [`Plan`] against the API server |
+//! | [`expectations`] | pod operations issued but not yet observed |
+//! | [`pod_index`] | pods by controller Job, from the watch events |
 //!
 //! # What the shell must guarantee
 //!
@@ -57,14 +61,18 @@
 //!   `manage_all` also Jobs without `managedBy` or with the built-in controller's value.
 
 pub mod adopt;
+pub mod apply;
 pub mod backoff;
 pub mod config;
+pub mod controller;
 pub mod events;
+pub mod expectations;
 pub mod indexes;
 pub mod labels;
 pub mod plan;
 #[cfg(test)]
 mod plan_tests;
+pub mod pod_index;
 pub mod pods;
 pub mod policy;
 #[cfg(test)]

@@ -388,11 +388,29 @@ pub fn validate_pod_create(pod: &Value) -> ErrorList {
     let null = Value::Null;
     let spec = pod.get("spec").unwrap_or(&null);
     errs.extend(validate_pod_spec(spec, "spec"));
+    errs.extend(validate_containers_only_for_pod(arr_of(spec, "containers"), "spec.containers"));
     if !arr_of(spec, "ephemeralContainers").is_empty() {
         errs.push(FieldError::forbidden("spec.ephemeralContainers", "cannot be set on create"));
     }
     if !empty_str(spec, "nodeName") && !arr_of(spec, "schedulingGates").is_empty() {
         errs.push(FieldError::forbidden("spec.nodeName", "cannot be set until all schedulingGates have been cleared"));
+    }
+    errs
+}
+
+/// `validateContainersOnlyForPod`: checks a pod makes and a pod template doesn't (an image with
+/// leading or trailing whitespace).
+fn validate_containers_only_for_pod(containers: &[Value], path: &str) -> ErrorList {
+    let mut errs = vec![];
+    for (i, c) in containers.iter().enumerate() {
+        let image = str_of(c, "image").unwrap_or_default();
+        if image.len() != image.trim().len() {
+            errs.push(FieldError::invalid(
+                format!("{path}[{i}].image"),
+                json!(image),
+                "must not have leading or trailing whitespace",
+            ));
+        }
     }
     errs
 }

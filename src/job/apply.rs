@@ -1,0 +1,248 @@
+//! Executes a [`Plan`] against the API server, in the order its module docs prescribe:
+//! deletions → creations (slow start) → status (with the snapshot's resourceVersion) → finalizer
+//! removals → the second status write ([`Plan::after_finalizers`]) → events.
+//!
+//! Failed pod creations or deletions are accounted in the status ([`Plan::account_pod_ops`]) and
+//! reported as `FailedCreate` / `FailedDelete` events, then the sync returns an error so the Job is
+//! retried with backoff (as upstream's `manageJob`). A failed status write stops the sync before any
+//! finalizer is removed.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::batch::v1::{Job, JobStatus};
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, DeleteParams, PostParams, Preconditions};
+use kube::runtime::events::{Event, EventType as KubeEventType, Recorder};
+use kube::{Resource, ResourceExt};
+
+use super::controller::{Context, Error, remove_finalizer};
+use super::events::{self, EventType, JobEvent};
+use super::plan::{DeletionReason, Plan, slow_start_batches};
+
+/// How many finalizer removals run at once.
+const FINALIZER_CONCURRENCY: usize = 50;
+
+fn api_message(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(s) => s.message.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn is_not_found(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if s.code == 404)
+}
+
+/// Publishes the Job's events in the background (an event is best effort and must not slow or
+/// fail a sync).
+fn publish(recorder: &Recorder, job: &Job, evs: Vec<JobEvent>) {
+    if evs.is_empty() {
+        return;
+    }
+    let recorder = recorder.clone();
+    let reference = job.object_ref(&());
+    tokio::spawn(async move {
+        for ev in evs {
+            let e = Event {
+                type_: match ev.type_ {
+                    EventType::Normal => KubeEventType::Normal,
+                    EventType::Warning => KubeEventType::Warning,
+                },
+                reason: ev.reason.clone(),
+                note: Some(ev.message.clone()),
+                action: ev.reason.clone(),
+                secondary: None,
+            };
+            if let Err(err) = recorder.publish(&e, &reference).await {
+                tracing::debug!(reason = %ev.reason, error = %err, "publishing an event failed");
+            }
+        }
+    });
+}
+
+/// Writes `status` with a full-object PUT on the status subresource carrying `resource_version`;
+/// returns the new resourceVersion.
+async fn write_status(
+    api: &Api<Job>,
+    job: &Job,
+    resource_version: Option<String>,
+    status: &JobStatus,
+) -> Result<Option<String>, Error> {
+    let mut obj = job.clone();
+    obj.metadata.resource_version = resource_version;
+    obj.metadata.managed_fields = None;
+    obj.status = Some(status.clone());
+    let name = job.name_any();
+    let key = format!("{}/{}", job.namespace().unwrap_or_default(), name);
+    match api.replace_status(&name, &PostParams::default(), &obj).await {
+        Ok(j) => Ok(j.metadata.resource_version),
+        Err(kube::Error::Api(s)) if s.code == 409 => Err(Error::Conflict(key)),
+        Err(kube::Error::Api(s)) if s.code == 404 => Err(Error::JobGone(key)),
+        Err(kube::Error::Api(s)) if s.code == 422 => {
+            tracing::error!(job = %key, message = %s.message, "the API server rejected the Job status");
+            Err(Error::StatusRejected { job: key, message: s.message })
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Executes `plan` for `job` (whose controlled pods in the snapshot are `pods`); returns when to
+/// sync again.
+pub async fn apply(ctx: &Context, job: &Job, pods: &[Pod], mut plan: Plan) -> Result<Option<Duration>, Error> {
+    let ns = job.namespace().ok_or(Error::MissingMetadata("namespace"))?;
+    let name = job.name_any();
+    let key = format!("{ns}/{name}");
+    let uid = job.metadata.uid.clone().ok_or(Error::MissingMetadata("uid"))?;
+    let pod_api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
+    let job_api: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
+    let mut evs: Vec<JobEvent> = vec![];
+    let mut errors: Vec<String> = vec![];
+
+    // 1. Deletions.
+    let mut not_deleted = BTreeSet::new();
+    let results = futures::future::join_all(plan.deletions.iter().map(|d| {
+        let api = pod_api.clone();
+        let holds = pods
+            .iter()
+            .any(|p| p.metadata.uid.as_deref() == Some(d.uid.as_str()) && super::pods::has_tracking_finalizer(p));
+        async move {
+            if d.remove_finalizer_first && holds {
+                remove_finalizer(&api, &d.name).await?;
+            }
+            let dp = DeleteParams {
+                preconditions: Some(Preconditions { uid: Some(d.uid.clone()), resource_version: None }),
+                ..DeleteParams::default()
+            };
+            match api.delete(&d.name, &dp).await {
+                Ok(_) => Ok(()),
+                Err(e) if is_not_found(&e) => Ok(()),
+                Err(e) => Err(e),
+            }
+        }
+    }))
+    .await;
+    let mut finishing_failed = None;
+    for (d, r) in plan.deletions.iter().zip(results) {
+        match r {
+            Ok(()) => {
+                ctx.expectations.expect_deletion(&uid, &d.uid);
+                if d.remove_finalizer_first {
+                    ctx.expectations.expect_finalizer_removal(&uid, &d.uid);
+                }
+                evs.push(events::deleted(&d.name));
+            }
+            Err(e) => {
+                let msg = api_message(&e);
+                evs.push(events::failed_delete(&msg));
+                not_deleted.insert(d.uid.clone());
+                if d.reason == DeletionReason::JobFinishing {
+                    finishing_failed = Some(msg.clone());
+                }
+                errors.push(format!("delete {}: {msg}", d.name));
+            }
+        }
+    }
+    if let Some(msg) = finishing_failed {
+        publish(&ctx.recorder, job, evs);
+        return Err(Error::FinishingDelete(key, msg));
+    }
+
+    // 2. Creations, in slow-start batches; stop at the first batch with an error.
+    let total = plan.creations.len();
+    let mut created = 0usize;
+    let mut offset = 0usize;
+    for size in slow_start_batches(total) {
+        let batch = &plan.creations[offset..offset + size];
+        offset += size;
+        let pp = PostParams::default();
+        let results = futures::future::join_all(batch.iter().map(|c| pod_api.create(&pp, &c.pod))).await;
+        let mut failed = false;
+        for r in results {
+            match r {
+                Ok(p) => {
+                    created += 1;
+                    ctx.expectations.expect_creation(&uid, p.metadata.uid.as_deref().unwrap_or_default());
+                    evs.push(events::created(&p.name_any()));
+                }
+                Err(e) => {
+                    failed = true;
+                    let msg = api_message(&e);
+                    tracing::warn!(job = %key, error = %msg, "creating a pod failed");
+                    evs.push(events::failed_create(&msg));
+                    errors.push(format!("create: {msg}"));
+                }
+            }
+        }
+        if failed {
+            break;
+        }
+    }
+    if let Some(m) = &ctx.metrics {
+        m.pods_created(created as u64);
+        m.pods_deleted((plan.deletions.len() - not_deleted.len()) as u64);
+    }
+    if created < total || !not_deleted.is_empty() {
+        plan.account_pod_ops(total - created, &not_deleted);
+    }
+
+    // 3. First status write, with the snapshot's resourceVersion.
+    let mut rv = job.metadata.resource_version.clone();
+    if plan.status_changed {
+        match write_status(&job_api, job, rv, &plan.status).await {
+            Ok(new_rv) => rv = new_rv,
+            Err(e) => {
+                publish(&ctx.recorder, job, evs);
+                return Err(e);
+            }
+        }
+    }
+
+    // 4. Finalizer removals.
+    let mut removed = BTreeSet::new();
+    let futs: Vec<_> = plan
+        .finalizer_removals
+        .iter()
+        .map(|f| {
+            let api = pod_api.clone();
+            let (name, pod_uid) = (f.name.clone(), f.uid.clone());
+            async move {
+                let r = remove_finalizer(&api, &name).await;
+                (name, pod_uid, r)
+            }
+        })
+        .collect();
+    let results: Vec<_> = futures::stream::iter(futs).buffer_unordered(FINALIZER_CONCURRENCY).collect().await;
+    for (pod_name, pod_uid, r) in results {
+        match r {
+            Ok(()) => {
+                ctx.expectations.expect_finalizer_removal(&uid, &pod_uid);
+                removed.insert(pod_uid);
+            }
+            Err(e) => errors.push(format!("remove finalizer of {pod_name}: {}", api_message(&e))),
+        }
+    }
+
+    // 5. Second status write.
+    if let Some(fw) = plan.after_finalizers(&removed) {
+        if let Err(e) = write_status(&job_api, job, rv, &fw.status).await {
+            publish(&ctx.recorder, job, evs);
+            return Err(e);
+        }
+        if let (Some(m), Some(fin)) = (&ctx.metrics, plan.pending_finish())
+            && fw.status.conditions.iter().flatten().any(|c| c.type_ == fin.type_ && c.status == "True")
+        {
+            m.job_finished(&fin.type_, fin.reason.as_deref().unwrap_or(""));
+        }
+        evs.extend(fw.events);
+    }
+
+    // 6. Events and requeue.
+    evs.extend(plan.events.iter().cloned());
+    publish(&ctx.recorder, job, evs);
+    if !errors.is_empty() {
+        return Err(Error::PodOps(key, errors.join("; ")));
+    }
+    Ok(plan.requeue_after)
+}

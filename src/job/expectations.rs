@@ -1,0 +1,203 @@
+//! What the controller has asked the API server to do and has not yet seen in its cache.
+//!
+//! Upstream keeps `ControllerExpectations` (counts of pod creations/deletions per Job key) and
+//! `UIDTrackingControllerExpectations` (UIDs of pods whose tracking finalizer removal is in flight).
+//! Counts need the add to be registered *before* the call and lowered on failure; here the shell
+//! records the **UID** of every pod it created, deleted, or stripped of its finalizer once the call
+//! returned, and an expectation is satisfied when either
+//! - the pod watch hook reported it ([`Expectations::observe`], called for every pod event), or
+//! - the reflector's store already shows it ([`Expectations::satisfied`] checks the store snapshot,
+//!   which covers a watch event that arrived before the call returned).
+//!
+//! Every record expires after [`EXPECTATIONS_TTL`] (5 minutes, as upstream) so a lost event cannot
+//! wedge a Job. All of it is in memory: after a restart everything is re-derived from the API
+//! server (the tracking finalizer and `uncountedTerminatedPods` make that safe).
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::Pod;
+
+use super::pods;
+
+/// How long an unobserved expectation blocks a Job (upstream's `ExpectationsTimeout`).
+pub const EXPECTATIONS_TTL: Duration = Duration::from_secs(5 * 60);
+
+#[derive(Default, Debug)]
+struct Entry {
+    /// Created pod UIDs not yet seen.
+    creations: HashMap<String, Instant>,
+    /// Deleted pod UIDs not yet seen gone or terminating.
+    deletions: HashMap<String, Instant>,
+    /// Pod UIDs whose finalizer removal was issued but not yet seen.
+    finalizers: HashMap<String, Instant>,
+}
+
+impl Entry {
+    fn is_empty(&self) -> bool {
+        self.creations.is_empty() && self.deletions.is_empty() && self.finalizers.is_empty()
+    }
+
+    fn expire(&mut self, now: Instant, ttl: Duration) {
+        for m in [&mut self.creations, &mut self.deletions, &mut self.finalizers] {
+            m.retain(|_, t| now.duration_since(*t) < ttl);
+        }
+    }
+}
+
+/// Per-Job (key `namespace/name`) outstanding pod operations.
+#[derive(Debug)]
+pub struct Expectations {
+    ttl: Duration,
+    inner: Mutex<HashMap<String, Entry>>,
+}
+
+impl Default for Expectations {
+    fn default() -> Self {
+        Self::new(EXPECTATIONS_TTL)
+    }
+}
+
+/// What a pod event says about a pod.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PodEvent {
+    /// Added or modified: the pod exists in this state.
+    Applied,
+    /// Deleted from the API server.
+    Deleted,
+}
+
+impl Expectations {
+    /// Expectations whose records expire after `ttl`.
+    pub fn new(ttl: Duration) -> Self {
+        Self { ttl, inner: Mutex::new(HashMap::new()) }
+    }
+
+    fn with<R>(&self, key: &str, f: impl FnOnce(&mut Entry) -> R) -> R {
+        let mut map = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = map.entry(key.to_string()).or_default();
+        let r = f(entry);
+        if entry.is_empty() {
+            map.remove(key);
+        }
+        r
+    }
+
+    /// Records a pod this controller created.
+    pub fn expect_creation(&self, key: &str, uid: &str) {
+        self.with(key, |e| e.creations.insert(uid.to_string(), Instant::now()));
+    }
+
+    /// Records a pod this controller deleted.
+    pub fn expect_deletion(&self, key: &str, uid: &str) {
+        self.with(key, |e| e.deletions.insert(uid.to_string(), Instant::now()));
+    }
+
+    /// Records a pod whose tracking finalizer this controller removed.
+    pub fn expect_finalizer_removal(&self, key: &str, uid: &str) {
+        self.with(key, |e| e.finalizers.insert(uid.to_string(), Instant::now()));
+    }
+
+    /// Feeds one pod watch event for the Job `key` that controls the pod.
+    pub fn observe(&self, key: &str, pod: &Pod, event: PodEvent) {
+        let uid = pods::uid(pod);
+        let gone = event == PodEvent::Deleted;
+        self.with(key, |e| {
+            e.creations.remove(uid);
+            if gone || pod.metadata.deletion_timestamp.is_some() {
+                e.deletions.remove(uid);
+            }
+            if gone || !pods::has_tracking_finalizer(pod) {
+                e.finalizers.remove(uid);
+            }
+        });
+    }
+
+    /// Checks the Job's expectations against the store snapshot of its pods (`pods`: every pod of
+    /// the store controlled by the Job), drops expired ones, and returns whether pod creations and
+    /// deletions are all observed, and the finalizer removals still pending.
+    pub fn satisfied(&self, key: &str, pods: &[Pod]) -> (bool, BTreeSet<String>) {
+        let now = Instant::now();
+        let ttl = self.ttl;
+        self.with(key, |e| {
+            e.expire(now, ttl);
+            let by_uid: HashMap<&str, &Pod> = pods.iter().map(|p| (pods::uid(p), p)).collect();
+            e.creations.retain(|uid, _| !by_uid.contains_key(uid.as_str()));
+            e.deletions
+                .retain(|uid, _| by_uid.get(uid.as_str()).is_some_and(|p| p.metadata.deletion_timestamp.is_none()));
+            e.finalizers.retain(|uid, _| by_uid.get(uid.as_str()).is_some_and(|p| pods::has_tracking_finalizer(p)));
+            (e.creations.is_empty() && e.deletions.is_empty(), e.finalizers.keys().cloned().collect())
+        })
+    }
+
+    /// Forgets a Job (it was deleted).
+    pub fn forget(&self, key: &str) {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner()).remove(key);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::job::labels::JOB_TRACKING_FINALIZER;
+
+    fn pod(uid: &str, finalizer: bool, deleting: bool) -> Pod {
+        let mut p = Pod::default();
+        p.metadata.uid = Some(uid.into());
+        if finalizer {
+            p.metadata.finalizers = Some(vec![JOB_TRACKING_FINALIZER.into()]);
+        }
+        if deleting {
+            p.metadata.deletion_timestamp =
+                Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH));
+        }
+        p
+    }
+
+    #[test]
+    fn creations_are_satisfied_by_event_or_store() {
+        let e = Expectations::default();
+        e.expect_creation("ns/j", "a");
+        e.expect_creation("ns/j", "b");
+        assert!(!e.satisfied("ns/j", &[]).0);
+        e.observe("ns/j", &pod("a", true, false), PodEvent::Applied);
+        assert!(!e.satisfied("ns/j", &[]).0, "b is still unseen");
+        assert!(e.satisfied("ns/j", &[pod("b", true, false)]).0, "the store shows b");
+        assert!(e.satisfied("ns/other", &[]).0);
+    }
+
+    #[test]
+    fn deletions_need_the_pod_gone_or_terminating() {
+        let e = Expectations::default();
+        e.expect_deletion("k", "a");
+        assert!(!e.satisfied("k", &[pod("a", true, false)]).0);
+        e.observe("k", &pod("a", true, false), PodEvent::Applied);
+        assert!(!e.satisfied("k", &[pod("a", true, false)]).0, "an update that is not the deletion");
+        assert!(e.satisfied("k", &[pod("a", true, true)]).0);
+        e.expect_deletion("k", "b");
+        e.observe("k", &pod("b", true, false), PodEvent::Deleted);
+        assert!(e.satisfied("k", &[pod("b", true, false)]).0, "the delete event was seen");
+    }
+
+    #[test]
+    fn finalizer_removals_stay_pending_until_seen() {
+        let e = Expectations::default();
+        e.expect_finalizer_removal("k", "a");
+        e.expect_finalizer_removal("k", "b");
+        let (ok, pending) = e.satisfied("k", &[pod("a", true, false), pod("b", false, false)]);
+        assert!(ok, "finalizer removals do not block pod management");
+        assert_eq!(pending, BTreeSet::from(["a".to_string()]));
+        e.observe("k", &pod("a", false, false), PodEvent::Applied);
+        assert!(e.satisfied("k", &[pod("a", true, false)]).1.is_empty());
+    }
+
+    #[test]
+    fn records_expire() {
+        let e = Expectations::new(Duration::ZERO);
+        e.expect_creation("k", "a");
+        e.expect_finalizer_removal("k", "b");
+        let (ok, pending) = e.satisfied("k", &[pod("b", true, false)]);
+        assert!(ok && pending.is_empty());
+    }
+}

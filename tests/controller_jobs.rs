@@ -1,0 +1,197 @@
+//! The Job controller against the in-process API server, with a scripted kubelet: each test names
+//! the issue 3 behaviour it covers.
+
+mod controller_support;
+
+use controller_support::*;
+use jobwright::apiserver::testkit::TestApiServer;
+use jobwright::job::labels::{CONTROLLER_UID, JOB_COMPLETION_INDEX, JOB_NAME, JOB_TRACKING_FINALIZER};
+use k8s_openapi::api::core::v1::Pod;
+use kube::ResourceExt;
+use kube::api::Api;
+use serde_json::json;
+
+fn counts(job: &k8s_openapi::api::batch::v1::Job) -> (i32, i32, i32) {
+    let s = job.status.as_ref().unwrap();
+    (s.active.unwrap_or(0), s.succeeded.unwrap_or(0), s.failed.unwrap_or(0))
+}
+
+#[tokio::test]
+async fn simple_job_completes_with_counts_conditions_and_events() {
+    let s = TestApiServer::start().await;
+    let c = s.client();
+    let _k = kubelet(c.clone(), "default", |_, _| Outcome::Succeed).await;
+    // The pods as the controller creates them, before the kubelet acts: check the first one.
+    let pods: Api<Pod> = Api::default_namespaced(c.clone());
+    let _ctl = start_controller(c.clone());
+    let job = create_job(&c, &job("simple", json!({}))).await;
+    let done = wait_condition(&c, "simple", "Complete").await;
+    assert_eq!(counts(&done), (0, 1, 0));
+    let st = done.status.as_ref().unwrap();
+    assert!(st.start_time.is_some() && st.completion_time.is_some());
+    assert_eq!(condition(&done, "SuccessCriteriaMet").reason.as_deref(), Some("CompletionsReached"));
+    assert_eq!(condition(&done, "Complete").status, "True");
+    let uncounted = st.uncounted_terminated_pods.clone().unwrap_or_default();
+    assert!(uncounted.succeeded.unwrap_or_default().is_empty() && uncounted.failed.unwrap_or_default().is_empty());
+
+    let list = job_pods(&c, &job).await;
+    assert_eq!(list.len(), 1, "exactly one pod");
+    let pod = &list[0];
+    let owner = pod.owner_references().iter().find(|r| r.controller == Some(true)).expect("controller ref");
+    assert_eq!(
+        (owner.kind.as_str(), owner.name.as_str(), owner.uid.as_str()),
+        ("Job", "simple", job.uid().unwrap().as_str())
+    );
+    assert_eq!(owner.block_owner_deletion, Some(true));
+    assert_eq!(pod.labels().get(JOB_NAME).map(String::as_str), Some("simple"));
+    assert_eq!(pod.labels().get(CONTROLLER_UID), job.uid().as_ref());
+    assert!(!pod.finalizers().iter().any(|f| f == JOB_TRACKING_FINALIZER), "finalizer removed once counted");
+    assert!(pods.get(&pod.name_any()).await.is_ok());
+
+    // Events through the core/v1 view, as kubectl describe reads them.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let evs = events_for(&c, "simple").await;
+        let reasons: Vec<_> = evs.iter().filter_map(|e| e.reason.clone()).collect();
+        if reasons.iter().any(|r| r == "SuccessfulCreate") && reasons.iter().any(|r| r == "Completed") {
+            let created = evs.iter().find(|e| e.reason.as_deref() == Some("SuccessfulCreate")).unwrap();
+            assert_eq!(created.message.as_deref(), Some(format!("Created pod: {}", pod.name_any()).as_str()));
+            let from =
+                created.reporting_component.clone().or(created.source.as_ref().and_then(|s| s.component.clone()));
+            assert_eq!(from.as_deref(), Some("job-controller"));
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "events missing: {reasons:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await; // polling a list, not synchronising
+    }
+}
+
+#[tokio::test]
+async fn parallel_job_runs_completions_with_parallelism() {
+    let s = TestApiServer::start().await;
+    let c = s.client();
+    let k = kubelet(c.clone(), "default", |_, _| Outcome::Succeed).await;
+    let _ctl = start_controller(c.clone());
+    create_job(&c, &job("par", json!({"completions": 7, "parallelism": 3}))).await;
+    let done = wait_condition(&c, "par", "Complete").await;
+    assert_eq!(counts(&done), (0, 7, 0));
+    assert_eq!(k.pods_seen(), 7, "one pod per completion, no extra");
+}
+
+#[tokio::test]
+async fn indexed_job_gives_each_pod_its_index() {
+    let s = TestApiServer::start().await;
+    let c = s.client();
+    let _k = kubelet(c.clone(), "default", |_, _| Outcome::Succeed).await;
+    let _ctl = start_controller(c.clone());
+    let job =
+        create_job(&c, &job("idx", json!({"completions": 3, "parallelism": 3, "completionMode": "Indexed"}))).await;
+    let done = wait_condition(&c, "idx", "Complete").await;
+    assert_eq!(counts(&done), (0, 3, 0));
+    assert_eq!(done.status.as_ref().unwrap().completed_indexes.as_deref(), Some("0-2"));
+    let mut indexes: Vec<String> = vec![];
+    for p in job_pods(&c, &job).await {
+        let idx = p.annotations().get(JOB_COMPLETION_INDEX).cloned().expect("index annotation");
+        let env = p.spec.as_ref().unwrap().containers[0].env.clone().unwrap_or_default();
+        let v = env.iter().find(|e| e.name == "JOB_COMPLETION_INDEX").expect("index env");
+        assert!(v.value_from.is_some() || v.value.as_deref() == Some(idx.as_str()));
+        assert_eq!(p.spec.as_ref().unwrap().hostname.as_deref(), Some(format!("idx-{idx}").as_str()));
+        indexes.push(idx);
+    }
+    indexes.sort();
+    assert_eq!(indexes, ["0", "1", "2"]);
+}
+
+#[tokio::test]
+async fn backoff_limit_fails_the_job() {
+    let s = TestApiServer::start().await;
+    let c = s.client();
+    let k = kubelet(c.clone(), "default", |_, _| Outcome::Fail(1)).await;
+    let _ctl = start_controller(c.clone());
+    create_job(&c, &job("bo", json!({"backoffLimit": 2}))).await;
+    let failed = wait_condition(&c, "bo", "Failed").await;
+    assert_eq!(counts(&failed), (0, 0, 3));
+    assert_eq!(condition(&failed, "Failed").reason.as_deref(), Some("BackoffLimitExceeded"));
+    assert_eq!(condition(&failed, "FailureTarget").reason.as_deref(), Some("BackoffLimitExceeded"));
+    assert_eq!(k.pods_seen(), 3);
+    assert!(failed.status.as_ref().unwrap().completion_time.is_none(), "a failed Job has no completionTime");
+}
+
+#[tokio::test]
+async fn pod_failure_policy_fail_job() {
+    let s = TestApiServer::start().await;
+    let c = s.client();
+    let _k = kubelet(c.clone(), "default", |_, _| Outcome::Fail(42)).await;
+    let _ctl = start_controller(c.clone());
+    let spec = json!({"backoffLimit": 6, "podFailurePolicy": {"rules": [
+        {"action": "FailJob", "onExitCodes": {"operator": "In", "values": [42]}}]}});
+    create_job(&c, &job("pfp", spec)).await;
+    let failed = wait_condition(&c, "pfp", "Failed").await;
+    assert_eq!(condition(&failed, "Failed").reason.as_deref(), Some("PodFailurePolicy"));
+    assert_eq!(counts(&failed).2, 1, "no retry after FailJob");
+}
+
+#[tokio::test]
+async fn active_deadline_fails_the_job_and_deletes_pods() {
+    let s = TestApiServer::start().await;
+    let c = s.client();
+    let _k = kubelet(c.clone(), "default", |_, _| Outcome::Run).await;
+    let _ctl = start_controller(c.clone());
+    let job = create_job(&c, &job("dl", json!({"activeDeadlineSeconds": 1, "parallelism": 2, "completions": 4}))).await;
+    let failed = wait_condition(&c, "dl", "Failed").await;
+    assert_eq!(condition(&failed, "Failed").reason.as_deref(), Some("DeadlineExceeded"));
+    let (active, succeeded, failed_n) = counts(&failed);
+    assert_eq!((active, succeeded, failed_n), (0, 0, 2), "the running pods are counted as failed");
+    for p in job_pods(&c, &job).await {
+        assert!(
+            p.metadata.deletion_timestamp.is_some() || p.status.as_ref().unwrap().phase.as_deref() == Some("Failed")
+        );
+    }
+    wait_no_tracking_finalizer(&c).await;
+}
+
+#[tokio::test]
+async fn controller_killed_mid_job_restarts_with_exact_counts() {
+    let s = TestApiServer::start().await;
+    let c = s.client();
+    let k = kubelet(c.clone(), "default", |_, _| Outcome::Succeed).await;
+    let ctl = start_controller(c.clone());
+    create_job(&c, &job("big", json!({"completions": 200, "parallelism": 20}))).await;
+    wait_job(&c, "big", "50 succeeded", |j: Option<&k8s_openapi::api::batch::v1::Job>| {
+        j.and_then(|j| j.status.as_ref()).and_then(|s| s.succeeded).unwrap_or(0) >= 50
+    })
+    .await;
+    ctl.abort();
+    let _ = ctl.await;
+    let _ctl = start_controller(c.clone());
+    let done = wait_condition(&c, "big", "Complete").await;
+    assert_eq!(counts(&done), (0, 200, 0));
+    assert_eq!(k.pods_seen(), 200, "no extra pod after the restart");
+    wait_no_tracking_finalizer(&c).await;
+}
+
+#[tokio::test]
+async fn restarts_with_failing_pods_count_every_pod_exactly_once() {
+    let s = TestApiServer::start().await;
+    let c = s.client();
+    // Every fifth pod fails: failures and successes interleave across the restarts.
+    let k = kubelet(c.clone(), "default", |_, n| if n % 5 == 4 { Outcome::Fail(1) } else { Outcome::Succeed }).await;
+    let mut ctl = start_controller(c.clone());
+    create_job(&c, &job("flaky", json!({"completions": 80, "parallelism": 8, "backoffLimit": 1000}))).await;
+    for threshold in [20, 45] {
+        wait_job(&c, "flaky", "progress", move |j: Option<&k8s_openapi::api::batch::v1::Job>| {
+            j.and_then(|j| j.status.as_ref()).and_then(|s| s.succeeded).unwrap_or(0) >= threshold
+        })
+        .await;
+        ctl.abort();
+        let _ = ctl.await;
+        ctl = start_controller(c.clone());
+    }
+    let done = wait_condition(&c, "flaky", "Complete").await;
+    let (active, succeeded, failed) = counts(&done);
+    assert_eq!((active, succeeded), (0, 80));
+    assert_eq!((succeeded + failed) as usize, k.pods_seen(), "every pod counted once, as succeeded or failed");
+    assert!(failed >= 1);
+    wait_no_tracking_finalizer(&c).await;
+    ctl.abort();
+}

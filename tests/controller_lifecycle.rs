@@ -1,0 +1,262 @@
+//! The Job controller and the TTL controller over a Job's lifetime: suspension, TTL deletion,
+//! deletion under each propagation policy, pods deleted behind the controller's back, status write
+//! conflicts, Jobs it must not (or cannot) act on.
+
+mod controller_support;
+
+use std::time::Duration;
+
+use controller_support::*;
+use jobwright::apiserver::testkit::TestApiServer;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Pod;
+use kube::ResourceExt;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PropagationPolicy};
+use serde_json::json;
+
+fn counts(job: &Job) -> (i32, i32, i32) {
+    let s = job.status.as_ref().unwrap();
+    (s.active.unwrap_or(0), s.succeeded.unwrap_or(0), s.failed.unwrap_or(0))
+}
+
+fn active_at_least(n: i32) -> impl Fn(Option<&Job>) -> bool {
+    move |j: Option<&Job>| j.and_then(|j| j.status.as_ref()).and_then(|s| s.active).unwrap_or(0) >= n
+}
+
+#[tokio::test]
+async fn suspended_job_creates_nothing_until_resumed() {
+    let s = TestApiServer::start().await;
+    let c = s.client();
+    let k = kubelet(c.clone(), "default", |_, _| Outcome::Succeed).await;
+    let _ctl = start_controller(c.clone());
+    let job = create_job(&c, &job("sus", json!({"suspend": true, "completions": 2}))).await;
+    let suspended = wait_condition(&c, "sus", "Suspended").await;
+    assert_eq!(condition(&suspended, "Suspended").reason.as_deref(), Some("JobSuspended"));
+    assert!(job_pods(&c, &job).await.is_empty(), "no pod while suspended");
+    assert!(suspended.status.as_ref().unwrap().start_time.is_none());
+    let jobs: Api<Job> = Api::default_namespaced(c.clone());
+    jobs.patch("sus", &PatchParams::default(), &Patch::Merge(json!({"spec": {"suspend": false}}))).await.unwrap();
+    let done = wait_condition(&c, "sus", "Complete").await;
+    assert_eq!(counts(&done), (0, 2, 0));
+    let cond = condition(&done, "Suspended");
+    assert_eq!((cond.status.as_str(), cond.reason.as_deref()), ("False", Some("JobResumed")));
+    assert_eq!(k.pods_seen(), 2);
+}
+
+#[tokio::test]
+async fn work_queue_job_completes_when_a_pod_succeeds() {
+    let s = TestApiServer::start().await;
+    let c = s.client();
+    let k = kubelet(c.clone(), "default", |_, _| Outcome::Succeed).await;
+    let _ctl = start_controller(c.clone());
+    create_job(&c, &job("wq", json!({"parallelism": 3}))).await;
+    let done = wait_condition(&c, "wq", "Complete").await;
+    let (active, succeeded, failed) = counts(&done);
+    assert_eq!(active, 0);
+    assert!(succeeded >= 1 && failed == 0);
+    assert_eq!(succeeded as usize, k.pods_seen(), "every pod created was counted once");
+    wait_no_tracking_finalizer(&c).await;
+}
+
+#[tokio::test]
+async fn ttl_after_finished_deletes_the_job_and_its_pods() {
+    let s = TestApiServer::start().await;
+    let c = s.client();
+    let _k = kubelet(c.clone(), "default", |_, _| Outcome::Succeed).await;
+    let _ctl = start_controller(c.clone());
+    let zero = create_job(&c, &job("ttl0", json!({"ttlSecondsAfterFinished": 0}))).await;
+    let one = create_job(&c, &job("ttl1", json!({"ttlSecondsAfterFinished": 1}))).await;
+    let keep = create_job(&c, &job("keep", json!({}))).await;
+    let jobs: Api<Job> = Api::default_namespaced(c.clone());
+    for j in [&zero, &one] {
+        wait_job_deleted(&c, &j.name_any(), &j.uid().unwrap()).await;
+    }
+    // The Job without a TTL stays (it completed at the same time as the others).
+    let kept = wait_condition(&c, "keep", "Complete").await;
+    assert_eq!(kept.uid(), keep.uid());
+    assert!(jobs.get_opt("keep").await.unwrap().is_some());
+    // Background propagation: the pods of the deleted Jobs go too.
+    for j in [&zero, &one] {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while !job_pods(&c, j).await.is_empty() {
+            assert!(tokio::time::Instant::now() < deadline, "pods of {} not collected", j.name_any());
+            tokio::time::sleep(Duration::from_millis(50)).await; // polling the GC, not synchronising
+        }
+    }
+}
+
+#[tokio::test]
+async fn pod_deleted_behind_the_controllers_back_is_still_counted() {
+    let s = TestApiServer::start().await;
+    let c = s.client();
+    let k = kubelet(c.clone(), "default", |_, n| if n == 0 { Outcome::Run } else { Outcome::Succeed }).await;
+    let _ctl = start_controller(c.clone());
+    let job = create_job(&c, &job("behind", json!({"backoffLimit": 3}))).await;
+    wait_job(&c, "behind", "one active pod", active_at_least(1)).await;
+    let victim = job_pods(&c, &job).await.pop().unwrap();
+    let pods: Api<Pod> = Api::default_namespaced(c.clone());
+    pods.delete(&victim.name_any(), &DeleteParams::default()).await.unwrap();
+    let done = wait_condition(&c, "behind", "Complete").await;
+    assert_eq!(counts(&done), (0, 1, 1), "the deleted pod is counted as failed, its replacement succeeded");
+    assert_eq!(k.pods_seen(), 2);
+    wait_no_tracking_finalizer(&c).await;
+}
+
+#[tokio::test]
+async fn status_conflict_storm_still_converges() {
+    let s = TestApiServer::start().await;
+    let c = s.client();
+    let k = kubelet(c.clone(), "default", |_, _| Outcome::Succeed).await;
+    let _ctl = start_controller(c.clone());
+    create_job(&c, &job("storm", json!({"completions": 10, "parallelism": 5}))).await;
+    let jobs: Api<Job> = Api::default_namespaced(c.clone());
+    let toucher = {
+        let jobs = jobs.clone();
+        tokio::spawn(async move {
+            let mut n = 0u64;
+            loop {
+                n += 1;
+                let p = json!({"metadata": {"annotations": {"touched": n.to_string()}}});
+                let _ = jobs.patch("storm", &PatchParams::default(), &Patch::Merge(p)).await;
+                tokio::time::sleep(Duration::from_millis(3)).await; // pacing the load, not synchronising
+            }
+        })
+    };
+    let done = wait_condition(&c, "storm", "Complete").await;
+    toucher.abort();
+    assert_eq!(counts(&done), (0, 10, 0));
+    assert_eq!(k.pods_seen(), 10);
+    assert!(done.annotations().contains_key("touched"));
+}
+
+async fn deletion_leaves_no_finalizer(policy: PropagationPolicy) {
+    let s = TestApiServer::start().await;
+    let c = s.client();
+    let _k = kubelet(c.clone(), "default", |_, _| Outcome::Run).await;
+    let _ctl = start_controller(c.clone());
+    let job = create_job(&c, &job("del", json!({"parallelism": 3, "completions": 3}))).await;
+    wait_job(&c, "del", "three active pods", active_at_least(3)).await;
+    delete_job(&c, "del", policy.clone()).await;
+    wait_job_deleted(&c, "del", &job.uid().unwrap()).await;
+    wait_no_tracking_finalizer(&c).await;
+    if matches!(policy, PropagationPolicy::Orphan) {
+        let pods = job_pods(&c, &job).await;
+        assert_eq!(pods.len(), 3, "orphaned pods stay");
+        assert!(pods.iter().all(|p| p.owner_references().is_empty()));
+    }
+}
+
+#[tokio::test]
+async fn deletion_background_leaves_no_tracking_finalizer() {
+    deletion_leaves_no_finalizer(PropagationPolicy::Background).await;
+}
+
+#[tokio::test]
+async fn deletion_foreground_leaves_no_tracking_finalizer() {
+    deletion_leaves_no_finalizer(PropagationPolicy::Foreground).await;
+}
+
+#[tokio::test]
+async fn deletion_orphan_leaves_no_tracking_finalizer() {
+    deletion_leaves_no_finalizer(PropagationPolicy::Orphan).await;
+}
+
+#[tokio::test]
+async fn jobs_managed_by_another_controller_are_left_alone() {
+    let s = TestApiServer::start().await;
+    let c = s.client();
+    let _k = kubelet(c.clone(), "default", |_, _| Outcome::Succeed).await;
+    let _ctl = start_controller(c.clone());
+    let other = create_job(&c, &job("theirs", json!({"managedBy": "example.com/other"}))).await;
+    create_job(&c, &job("ours", json!({}))).await;
+    wait_condition(&c, "ours", "Complete").await;
+    assert!(job_pods(&c, &other).await.is_empty());
+    let jobs: Api<Job> = Api::default_namespaced(c.clone());
+    let theirs = jobs.get("theirs").await.unwrap();
+    assert!(theirs.status.as_ref().is_none_or(|s| s.start_time.is_none() && s.conditions.is_none()));
+}
+
+#[tokio::test]
+async fn rejected_pod_template_gets_an_event_and_does_not_stall_other_jobs() {
+    let s = TestApiServer::start().await;
+    let c = s.client();
+    let _k = kubelet(c.clone(), "default", |_, _| Outcome::Succeed).await;
+    let _ctl = start_controller(c.clone());
+    // A valid Job whose pods are not: upstream checks image whitespace for pods only
+    // (`validateContainersOnlyForPod`), so the template passes and every pod is a 422.
+    let tpl = json!({"spec": {"containers": [{"name": "main", "image": "busybox "}]}});
+    let bad = "bad";
+    create_job(&c, &job(bad, json!({"completions": 2, "template": tpl}))).await;
+    create_job(&c, &job("fine", json!({"completions": 3}))).await;
+    let done = wait_condition(&c, "fine", "Complete").await;
+    assert_eq!(counts(&done), (0, 3, 0));
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let evs = events_for(&c, bad).await;
+        if let Some(e) = evs.iter().find(|e| e.reason.as_deref() == Some("FailedCreate")) {
+            assert_eq!(e.type_.as_deref(), Some("Warning"));
+            let msg = e.message.as_deref().unwrap_or("");
+            assert!(
+                msg.starts_with("Error creating: ") && msg.contains("must not have leading or trailing whitespace"),
+                "{msg}"
+            );
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no FailedCreate event");
+        tokio::time::sleep(Duration::from_millis(50)).await; // polling a list, not synchronising
+    }
+}
+
+#[tokio::test]
+async fn matching_orphan_pod_is_adopted_and_counted() {
+    let s = TestApiServer::start().await;
+    let c = s.client();
+    let _k = kubelet(c.clone(), "default", |_, _| Outcome::Succeed).await;
+    let _ctl = start_controller(c.clone());
+    // parallelism 0: the controller creates nothing, only the adopted pod can complete the Job.
+    let job = create_job(&c, &job("adopter", json!({"parallelism": 0, "completions": 1}))).await;
+    let uid = job.uid().unwrap();
+    let orphan: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "stray", "labels": {"batch.kubernetes.io/controller-uid": uid, "batch.kubernetes.io/job-name": "adopter"}},
+        "spec": {"restartPolicy": "Never", "containers": [{"name": "main", "image": "busybox"}]}
+    }))
+    .unwrap();
+    let pods: Api<Pod> = Api::default_namespaced(c.clone());
+    pods.create(&Default::default(), &orphan).await.unwrap();
+    let done = wait_condition(&c, "adopter", "Complete").await;
+    assert_eq!(counts(&done), (0, 1, 0));
+    let stray = pods.get("stray").await.unwrap();
+    let owner = stray.owner_references().iter().find(|r| r.controller == Some(true)).expect("adopted");
+    assert_eq!(owner.uid, uid);
+    assert!(stray.finalizers().is_empty(), "the finalizer added on adoption was removed once counted");
+}
+
+#[tokio::test]
+async fn ttl_changed_after_finishing_is_honoured() {
+    let s = TestApiServer::start().await;
+    let c = s.client();
+    let _k = kubelet(c.clone(), "default", |_, _| Outcome::Succeed).await;
+    let _ctl = start_controller(c.clone());
+    let j = create_job(&c, &job("later", json!({"ttlSecondsAfterFinished": 3600}))).await;
+    wait_condition(&c, "later", "Complete").await;
+    let jobs: Api<Job> = Api::default_namespaced(c.clone());
+    assert!(jobs.get_opt("later").await.unwrap().is_some(), "an hour to go");
+    let p = json!({"spec": {"ttlSecondsAfterFinished": 0}});
+    jobs.patch("later", &PatchParams::default(), &Patch::Merge(p)).await.unwrap();
+    wait_job_deleted(&c, "later", &j.uid().unwrap()).await;
+}
+
+#[tokio::test]
+async fn default_settings_manage_only_jobs_naming_this_controller() {
+    let s = TestApiServer::start().await;
+    let c = s.client();
+    let _k = kubelet(c.clone(), "default", |_, _| Outcome::Succeed).await;
+    let config = jobwright::job::Config { manage_all: false, ..test_config() };
+    let _ctl = start_controller_with(c.clone(), config);
+    let unset = create_job(&c, &job("unset", json!({}))).await;
+    let ours = json!({"managedBy": jobwright::job::config::MANAGED_BY, "completions": 2});
+    create_job(&c, &job("ours", ours)).await;
+    let done = wait_condition(&c, "ours", "Complete").await;
+    assert_eq!(counts(&done), (0, 2, 0));
+    assert!(job_pods(&c, &unset).await.is_empty(), "a Job without managedBy is the built-in controller's");
+}
