@@ -195,3 +195,46 @@ async fn restarts_with_failing_pods_count_every_pod_exactly_once() {
     wait_no_tracking_finalizer(&c).await;
     ctl.abort();
 }
+
+fn index_of(pod: &Pod) -> String {
+    pod.annotations().get(JOB_COMPLETION_INDEX).cloned().unwrap_or_default()
+}
+
+#[tokio::test]
+async fn backoff_limit_per_index_fails_only_that_index() {
+    let s = TestApiServer::start().await;
+    let c = s.client();
+    let _k = kubelet(c.clone(), "default", |p, _| if index_of(p) == "1" { Outcome::Fail(1) } else { Outcome::Succeed })
+        .await;
+    let _ctl = start_controller(c.clone());
+    let spec = json!({"completionMode": "Indexed", "completions": 3, "parallelism": 3, "backoffLimitPerIndex": 1});
+    create_job(&c, &job("perindex", spec)).await;
+    let failed = wait_condition(&c, "perindex", "Failed").await;
+    let st = failed.status.as_ref().unwrap();
+    assert_eq!(condition(&failed, "Failed").reason.as_deref(), Some("FailedIndexes"));
+    assert_eq!(st.failed_indexes.as_deref(), Some("1"));
+    assert_eq!(st.completed_indexes.as_deref(), Some("0,2"));
+    assert_eq!(counts(&failed), (0, 2, 2), "index 1 ran twice (one retry), the others once");
+}
+
+#[tokio::test]
+async fn success_policy_completes_the_job_and_stops_the_rest() {
+    let s = TestApiServer::start().await;
+    let c = s.client();
+    let _k =
+        kubelet(c.clone(), "default", |p, _| if index_of(p) == "0" { Outcome::Succeed } else { Outcome::Run }).await;
+    let _ctl = start_controller(c.clone());
+    let spec = json!({"completionMode": "Indexed", "completions": 3, "parallelism": 3,
+        "successPolicy": {"rules": [{"succeededIndexes": "0"}]}});
+    let job = create_job(&c, &job("leader", spec)).await;
+    let done = wait_condition(&c, "leader", "Complete").await;
+    assert_eq!(condition(&done, "SuccessCriteriaMet").reason.as_deref(), Some("SuccessPolicy"));
+    assert_eq!(done.status.as_ref().unwrap().completed_indexes.as_deref(), Some("0"));
+    assert_eq!(counts(&done).0, 0, "the running pods were terminated");
+    for p in job_pods(&c, &job).await.iter().filter(|p| index_of(p) != "0") {
+        assert!(
+            p.metadata.deletion_timestamp.is_some() || p.status.as_ref().unwrap().phase.as_deref() == Some("Failed")
+        );
+    }
+    wait_no_tracking_finalizer(&c).await;
+}

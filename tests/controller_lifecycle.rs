@@ -260,3 +260,27 @@ async fn default_settings_manage_only_jobs_naming_this_controller() {
     assert_eq!(counts(&done), (0, 2, 0));
     assert!(job_pods(&c, &unset).await.is_empty(), "a Job without managedBy is the built-in controller's");
 }
+
+#[tokio::test]
+async fn pod_relabelled_out_of_the_selector_is_released_and_replaced() {
+    let s = TestApiServer::start().await;
+    let c = s.client();
+    let _k = kubelet(c.clone(), "default", |_, _| Outcome::Run).await;
+    let _ctl = start_controller(c.clone());
+    let job = create_job(&c, &job("relabel", json!({"parallelism": 1, "completions": 1}))).await;
+    wait_job(&c, "relabel", "one active pod", active_at_least(1)).await;
+    let pod = job_pods(&c, &job).await.pop().unwrap();
+    let pods: Api<Pod> = Api::default_namespaced(c.clone());
+    let p = json!({"metadata": {"labels": {"batch.kubernetes.io/controller-uid": "someone-else"}}});
+    pods.patch(&pod.name_any(), &PatchParams::default(), &Patch::Merge(p)).await.unwrap();
+    // The controller releases it (no controller ref), the orphan path drops its finalizer, and a
+    // replacement is created.
+    wait_no_tracking_finalizer_on(&c, &pod.name_any()).await;
+    let released = pods.get(&pod.name_any()).await.unwrap();
+    assert!(released.owner_references().is_empty(), "{:?}", released.owner_references());
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while job_pods(&c, &job).await.is_empty() {
+        assert!(tokio::time::Instant::now() < deadline, "no replacement pod");
+        tokio::time::sleep(Duration::from_millis(50)).await; // polling a list, not synchronising
+    }
+}

@@ -400,6 +400,33 @@ pub fn pods_of(job: &Job, store: &Store<Pod>, index: &PodIndex) -> Vec<Pod> {
         .collect()
 }
 
+/// Releases the pods the Job controls whose labels no longer match its selector (upstream's
+/// `ClaimPods` release): a JSON patch guarded by uid and resourceVersion removes the controller
+/// ownerReference. The pod then has no controller, so the orphan path removes its finalizer.
+async fn release_mismatched(job: &Job, ctx: &Context) -> Result<(), Error> {
+    let Some(uid) = job.metadata.uid.as_deref() else { return Ok(()) };
+    let ns = job.namespace().ok_or(Error::MissingMetadata("namespace"))?;
+    let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
+    let candidates = ctx.index.get(uid);
+    for pod in candidates.into_iter().filter_map(|(ns, name)| ctx.pods.get(&ObjectRef::new(&name).within(&ns))) {
+        if claim(job, &pod) != Claim::Release {
+            continue;
+        }
+        let Some(pos) = pod.metadata.owner_references.iter().flatten().position(|r| r.uid == uid) else { continue };
+        let ops = serde_json::json!([
+            {"op": "test", "path": "/metadata/uid", "value": pod.metadata.uid},
+            {"op": "test", "path": "/metadata/resourceVersion", "value": pod.metadata.resource_version},
+            {"op": "remove", "path": format!("/metadata/ownerReferences/{pos}")},
+        ]);
+        let patch: json_patch::Patch = serde_json::from_value(ops)?;
+        match api.patch(&pod.name_any(), &PatchParams::default(), &Patch::<()>::Json(patch)).await {
+            Ok(p) => tracing::info!(job = %format!("{ns}/{}", job.name_any()), pod = %p.name_any(), "released pod"),
+            Err(e) => tracing::debug!(pod = %pod.name_any(), error = %e, "releasing a pod failed"),
+        }
+    }
+    Ok(())
+}
+
 /// Adopts the pods of the store that match the Job's selector and have no controller (upstream's
 /// `ClaimPods`): after re-reading the Job live (it must still exist with the same uid and not be
 /// deleting), a JSON patch guarded by the pod's uid and resourceVersion adds the controller
@@ -487,6 +514,9 @@ async fn sync(job: Arc<Job>, ctx: &Context) -> Result<Action, Error> {
     }
     ready(&ctx.pods_ready).await?;
     let uid = job.metadata.uid.clone().ok_or(Error::MissingMetadata("uid"))?;
+    if job.metadata.deletion_timestamp.is_none() {
+        release_mismatched(&job, ctx).await?;
+    }
     let mut pods = pods_of(&job, &ctx.pods, &ctx.index);
     pods.extend(adopt_orphans(&job, ctx).await?);
     let (satisfied, pending) = ctx.expectations.satisfied(&uid, &pods);

@@ -286,3 +286,20 @@ pub async fn delete_job(client: &Client, name: &str, policy: kube::api::Propagat
     let dp = DeleteParams { propagation_policy: Some(policy), ..DeleteParams::default() };
     api.delete(name, &dp).await.expect("delete job");
 }
+
+/// Waits until pod `name` in `default` no longer holds the tracking finalizer (or is gone).
+pub async fn wait_no_tracking_finalizer_on(client: &Client, name: &str) {
+    let api: Api<Pod> = Api::default_namespaced(client.clone());
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let mut stream = watcher(api.clone(), watcher::Config::default()).default_backoff().boxed();
+    loop {
+        let pod = api.get_opt(name).await.unwrap();
+        if !pod.as_ref().is_some_and(jobwright::job::pods::has_tracking_finalizer) {
+            return;
+        }
+        match tokio::time::timeout_at(deadline, stream.next()).await {
+            Ok(Some(_)) => {}
+            _ => panic!("pod {name} still holds the tracking finalizer: {:?}", pod.map(|p| p.metadata)),
+        }
+    }
+}
