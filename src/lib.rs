@@ -11,6 +11,7 @@ pub mod crd;
 pub mod job;
 pub mod kubelet;
 pub mod leader;
+pub mod local;
 pub mod metrics;
 pub mod ops;
 pub mod run;

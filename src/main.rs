@@ -54,6 +54,8 @@ enum Command {
         #[command(flatten)]
         ops: jobwright::ops::OpsArgs,
     },
+    /// Run the API server, a node simulator and the Job controller in one process, for kubectl.
+    Local(jobwright::local::LocalArgs),
     /// Print the jobwright.dev/v1 Job CustomResourceDefinition as YAML.
     Crd,
 }
@@ -138,7 +140,13 @@ async fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
         None => tracing_subscriber::fmt()
-            .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+            .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+                EnvFilter::new(match &cli.command {
+                    // Quiet enough that a user sees the important lines.
+                    Command::Local(_) => "info,kube=warn,kube_runtime=warn,hyper=warn,tower=warn",
+                    _ => "info",
+                })
+            }))
             .with_writer(std::io::stderr)
             .init(),
     }
@@ -154,6 +162,13 @@ async fn main() -> std::process::ExitCode {
         Command::Controller { kubeconfig, manage_all_jobs, workers, no_ttl_controller, ops } => {
             let args = ControllerArgs { kubeconfig, manage_all_jobs, workers, no_ttl_controller, ops };
             if let Err(e) = run_controller(args).await {
+                eprintln!("error: {e}");
+                return std::process::ExitCode::FAILURE;
+            }
+            Ok(())
+        }
+        Command::Local(args) => {
+            if let Err(e) = jobwright::local::run(args, shutdown_signal()).await {
                 eprintln!("error: {e}");
                 return std::process::ExitCode::FAILURE;
             }

@@ -1,0 +1,141 @@
+//! `jobwright local`: the API server, the node simulator and the Job (+TTL) controller in one
+//! process, so a user's own Job manifests run for real on one machine and `kubectl` works against it.
+//!
+//! Design: the three parts talk to each other only through the API server over loopback HTTP,
+//! exactly as they would in a cluster (the controller and the kubelet hold ordinary `kube::Client`s
+//! built from the kubeconfig this command writes). The controller manages ALL Jobs (`manage_all`),
+//! since there is no built-in controller to share them with. Shutdown order on SIGINT/SIGTERM: the
+//! controller first (no new pods), then the kubelet (kills every process it started), then the
+//! server.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::apiserver::{http, kubeconfig};
+use crate::kubelet::{Backoff, ExecutorKind, Kubelet, KubeletConfig};
+
+/// The port `jobwright local` prefers (kube-apiserver's secure port), when it is free.
+pub const DEFAULT_PORT: u16 = 6443;
+
+/// Arguments of `jobwright local`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct LocalArgs {
+    /// Address to listen on (default 127.0.0.1:6443, or a free port if 6443 is taken; port 0 picks a free port).
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
+    /// Where to write the kubeconfig for kubectl.
+    #[arg(long, default_value = "jobwright.kubeconfig")]
+    pub kubeconfig: PathBuf,
+    /// How containers run: local processes, or simulated from pod annotations.
+    #[arg(long, value_enum, default_value_t = ExecutorKind::Process)]
+    pub executor: ExecutorKind,
+    /// Number of simulated nodes.
+    #[arg(long, default_value_t = 1)]
+    pub nodes: usize,
+    /// Keep the API server's state in this directory (persistence is wired when the server supports it).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// First pod re-creation delay after a pod failure (upstream default 10s), e.g. `10s`, `200ms`.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub pod_backoff_base: Duration,
+    /// First container restart delay of the kubelet (upstream default 10s), e.g. `10s`, `200ms`.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub restart_backoff_base: Duration,
+}
+
+/// Parse `300ms`, `10s`, `2m`, `1h`, or a bare number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: f64 = num.parse().map_err(|_| format!("invalid duration {s:?}: expected e.g. 10s, 500ms, 2m"))?;
+    let secs = match unit {
+        "" | "s" => n,
+        "ms" => n / 1000.0,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(format!("invalid duration {s:?}: unit must be ms, s, m or h")),
+    };
+    Duration::try_from_secs_f64(secs).map_err(|e| format!("invalid duration {s:?}: {e}"))
+}
+
+/// Run everything until `shutdown` resolves; then stop the controller, every pod process, and the
+/// server, in that order.
+pub async fn run(
+    args: LocalArgs,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let config = http::ServerConfig::default();
+    if let Some(dir) = &args.data_dir {
+        tracing::warn!(dir = %dir.display(), "--data-dir: API server persistence is not wired yet; state stays in memory");
+    }
+    let running = match args.listen {
+        Some(addr) => http::start(addr, config).await?,
+        None => match http::start(([127, 0, 0, 1], DEFAULT_PORT).into(), config.clone()).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::info!(port = DEFAULT_PORT, error = %e, "default port unavailable, using a free port");
+                http::start(([127, 0, 0, 1], 0).into(), config).await?
+            }
+        },
+    };
+    let url = running.url();
+    let kubeconfig_path = std::path::absolute(&args.kubeconfig)?;
+    kubeconfig::write(&kubeconfig_path, &url)?;
+
+    let client = crate::kubelet::cli::client(Some(&kubeconfig_path)).await?;
+    let kubelet_config = KubeletConfig {
+        nodes: args.nodes,
+        executor: args.executor,
+        backoff: Backoff {
+            base: args.restart_backoff_base,
+            max: Duration::from_secs(300).max(args.restart_backoff_base),
+        },
+        ..Default::default()
+    };
+    let kubelet = Kubelet::start(client.clone(), kubelet_config).await?;
+
+    let job_config = crate::job::Config {
+        manage_all: true,
+        backoff_base: args.pod_backoff_base,
+        backoff_cap: Duration::from_secs(600).max(args.pod_backoff_base),
+        ..Default::default()
+    };
+    let opts = crate::job::controller::Options {
+        config: job_config,
+        ttl_controller: true,
+        metrics: None,
+        caches_synced: None,
+    };
+    let stop_controller = tokio_util::sync::CancellationToken::new();
+    let controller = tokio::spawn(crate::job::controller::run(client, opts, stop_controller.clone().cancelled_owned()));
+
+    println!("jobwright local: API server on {url} — export KUBECONFIG={}", kubeconfig_path.display());
+    tracing::info!(%url, nodes = args.nodes, executor = ?args.executor, "ready; Ctrl-C to stop");
+
+    shutdown.await;
+    tracing::info!("shutting down: stopping the controller, the pods, then the API server");
+    stop_controller.cancel();
+    let _ = controller.await;
+    kubelet.shutdown().await;
+    running.shutdown().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("200ms"), Ok(Duration::from_millis(200)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
+        assert!(parse_duration("10x").is_err());
+        assert!(parse_duration("").is_err());
+        assert!(parse_duration("-1s").is_err());
+    }
+}
