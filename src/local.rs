@@ -33,9 +33,17 @@ pub struct LocalArgs {
     /// Number of simulated nodes.
     #[arg(long, default_value_t = 1)]
     pub nodes: usize,
-    /// Keep the API server's state in this directory (persistence is wired when the server supports it).
+    /// Keep the API server's state in this directory (a crash-safe log + snapshot); without it,
+    /// state is in memory only.
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
+    /// Apply this manifest once everything is up, wait for its Jobs to finish, print how each
+    /// ended with its pods' logs, then stop (exit 0 if every Job completed, 1 otherwise).
+    #[arg(long, value_name = "FILE")]
+    pub run: Option<PathBuf>,
+    /// With `--run`: how long to wait for the Jobs.
+    #[arg(long, default_value = "10m", value_parser = parse_duration)]
+    pub run_timeout: Duration,
     /// First pod re-creation delay after a pod failure (upstream default 10s), e.g. `10s`, `200ms`.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub pod_backoff_base: Duration,
@@ -66,10 +74,7 @@ pub async fn run(
     args: LocalArgs,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), Box<dyn std::error::Error>> {
-    let config = http::ServerConfig::default();
-    if let Some(dir) = &args.data_dir {
-        tracing::warn!(dir = %dir.display(), "--data-dir: API server persistence is not wired yet; state stays in memory");
-    }
+    let config = http::ServerConfig { data_dir: args.data_dir.clone(), ..Default::default() };
     let running = match args.listen {
         Some(addr) => http::start(addr, config).await?,
         None => match http::start(([127, 0, 0, 1], DEFAULT_PORT).into(), config.clone()).await {
@@ -109,19 +114,41 @@ pub async fn run(
         caches_synced: None,
     };
     let stop_controller = tokio_util::sync::CancellationToken::new();
-    let controller = tokio::spawn(crate::job::controller::run(client, opts, stop_controller.clone().cancelled_owned()));
+    let controller =
+        tokio::spawn(crate::job::controller::run(client.clone(), opts, stop_controller.clone().cancelled_owned()));
 
     println!("jobwright local: API server on {url} — export KUBECONFIG={}", kubeconfig_path.display());
     tracing::info!(%url, nodes = args.nodes, executor = ?args.executor, "ready; Ctrl-C to stop");
 
-    shutdown.await;
+    let outcome = match &args.run {
+        None => {
+            shutdown.await;
+            Ok(())
+        }
+        Some(file) => {
+            let path = file.display().to_string();
+            tokio::select! {
+                r = crate::run::apply_and_wait(&client, &path, args.run_timeout) => match r {
+                    Ok(outcomes) if outcomes.iter().all(|o| o.complete()) => Ok(()),
+                    Ok(outcomes) => Err(format!(
+                        "{} of {} Jobs did not complete",
+                        outcomes.iter().filter(|o| !o.complete()).count(),
+                        outcomes.len()
+                    )
+                    .into()),
+                    Err(e) => Err(e.into()),
+                },
+                _ = shutdown => Ok(()),
+            }
+        }
+    };
     tracing::info!("shutting down: stopping the controller, the pods, then the API server");
     stop_controller.cancel();
     let _ = controller.await;
     kubelet.shutdown().await;
     running.shutdown().await;
     tracing::info!("stopped");
-    Ok(())
+    outcome
 }
 
 #[cfg(test)]

@@ -255,3 +255,34 @@ fn sigterm_stops_pods_and_exits_zero() {
     assert_eq!(status.code(), Some(0));
     assert_eq!(anywhere_running(&["sleep", "613"]), Vec::<u32>::new(), "a pod process survived SIGTERM");
 }
+
+/// `jobwright local --run FILE`, the README's first command: one process applies the example,
+/// waits for it, prints the outcome and the logs, and exits with the result.
+fn run_example(file: &str, extra: &[&str]) -> (Option<i32>, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples").join(file);
+    let out = Command::new(env!("CARGO_BIN_EXE_jobwright"))
+        .args(["local", "--listen", "127.0.0.1:0", "--run-timeout", "90s", "--run"])
+        .arg(&example)
+        .args(extra)
+        .current_dir(dir.path())
+        .stdin(Stdio::null())
+        .output()
+        .expect("run jobwright local");
+    (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+#[test]
+fn run_flag_completes_the_hello_world_example_in_one_command() {
+    let (code, stdout) = run_example("hello-world.yaml", &[]);
+    assert_eq!(code, Some(0), "{stdout}");
+    assert!(stdout.contains("job/hello-world-job: Complete (CompletionsReached) succeeded=1 failed=0"), "{stdout}");
+    assert!(stdout.contains(": Hello, World!"), "{stdout}");
+}
+
+#[test]
+fn run_flag_exits_one_when_a_job_fails() {
+    let (code, stdout) = run_example("backoff-limit.yaml", &["--pod-backoff-base", "100ms"]);
+    assert_eq!(code, Some(1), "{stdout}");
+    assert!(stdout.contains("job/always-fails: Failed (BackoffLimitExceeded) succeeded=0 failed=3"), "{stdout}");
+}
