@@ -57,6 +57,11 @@
 //! - While pod re-creation is delayed by the backoff, `status.active` keeps counting the pods that
 //!   are running (upstream reports 0 in that sync).
 //! - Active pods of an index that failed (backoffLimitPerIndex) are deleted (`FailedIndex`).
+//! - A succeeded pod adds its index to `completedIndexes` (and a failed pod to `failedIndexes`) only
+//!   if it is not pending finalizer removal and (succeeded) not recorded as an uncounted failure.
+//!   Upstream's `calculateSucceededIndexes` looks only at the finalizer, so a lagging cache that
+//!   shows a pod already counted as failed (it looked running when the Job hit a failure) as
+//!   succeeded would complete its index there too.
 //! - Which Jobs are managed: `spec.managedBy == jobwright.dev/job-controller`, or with
 //!   `manage_all` also Jobs without `managedBy` or with the built-in controller's value.
 

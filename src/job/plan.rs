@@ -549,9 +549,14 @@ fn sync<'a>(ctx: &Ctx<'a>, sctx: &SyncContext, owned: Vec<&'a Pod>) -> Plan {
         let completions = ctx.completions.unwrap_or(0);
         s.prev_succeeded_indexes = Indexes::parse(st.completed_indexes.as_deref().unwrap_or(""), completions);
         s.succeeded_indexes = s.prev_succeeded_indexes.clone();
+        // A succeeded pod adds its index unless it was already accounted: its finalizer removal is
+        // pending (a lagging cache may show it succeeded although a previous sync counted it failed
+        // from an older snapshot), or its UID is recorded as failed (same, after a crash before the
+        // finalizer was removed). Its index, if it was counted as a success, is in completedIndexes.
         for p in &owned {
             if pods::phase(p) == "Succeeded"
-                && pods::has_tracking_finalizer(p)
+                && ctx.is_tracked(p)
+                && !unc_fail.contains(pods::uid(p))
                 && let Some(ix) = ctx.valid_index(p)
             {
                 s.succeeded_indexes.insert(ix);
@@ -561,7 +566,7 @@ fn sync<'a>(ctx: &Ctx<'a>, sctx: &SyncContext, owned: Vec<&'a Pod>) -> Plan {
         if ctx.per_index.is_some() {
             let mut failed = Indexes::parse(st.failed_indexes.as_deref().unwrap_or(""), completions);
             for p in &owned {
-                if pods::has_tracking_finalizer(p)
+                if ctx.is_tracked(p)
                     && let Some(ix) = ctx.valid_index(p)
                     && ctx.is_index_failed(p)
                 {

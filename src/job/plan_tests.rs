@@ -815,6 +815,32 @@ fn track_job_status_and_remove_finalizers() {
             Want { uncounted: Some((0, 1)), failed: Some(1), ..Default::default() },
         ),
         case(
+            "indexed: a pod counted failed whose finalizer removal is pending does not complete its index",
+            JobBuilder::new("ix").indexed().completions(3).parallelism(0).failed(1).build(),
+            vec![pod(&ix).uid("z").index(0).succeeded().build()],
+            Want {
+                completed_indexes: Some(""),
+                succeeded: Some(0),
+                failed: Some(1),
+                removals: Some(0),
+                uncounted: Some((0, 0)),
+                ..Default::default()
+            },
+        )
+        .pending_removal("z"),
+        case(
+            "indexed: a pod recorded as an uncounted failure does not complete its index",
+            JobBuilder::new("ix").indexed().completions(3).parallelism(0).uncounted(&[], &["z"]).build(),
+            vec![pod(&ix).uid("z").index(0).succeeded().build()],
+            Want {
+                completed_indexes: Some(""),
+                succeeded: Some(0),
+                failed: Some(1),
+                removals: Some(1),
+                ..Default::default()
+            },
+        ),
+        case(
             "at most max_uncounted pods per sync, then requeue",
             job.clone(),
             pods(&job, 5, |p| p.succeeded()),
