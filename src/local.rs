@@ -52,20 +52,10 @@ pub struct LocalArgs {
     pub restart_backoff_base: Duration,
 }
 
-/// Parse `300ms`, `10s`, `2m`, `1h`, or a bare number of seconds.
+/// Parse `300ms`, `10s`, `2m`, `1h`, or a bare number of seconds, for clap.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: f64 = num.parse().map_err(|_| format!("invalid duration {s:?}: expected e.g. 10s, 500ms, 2m"))?;
-    let secs = match unit {
-        "" | "s" => n,
-        "ms" => n / 1000.0,
-        "m" => n * 60.0,
-        "h" => n * 3600.0,
-        _ => return Err(format!("invalid duration {s:?}: unit must be ms, s, m or h")),
-    };
-    Duration::try_from_secs_f64(secs).map_err(|e| format!("invalid duration {s:?}: {e}"))
+    crate::duration::parse_duration(s)
+        .ok_or_else(|| format!("invalid duration {s:?}: expected e.g. 10s, 500ms, 2m (units ns, us, ms, s, m, h)"))
 }
 
 /// Run everything until `shutdown` resolves; then stop the controller, every pod process, and the

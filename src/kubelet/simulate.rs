@@ -67,36 +67,7 @@ pub struct SimulatedRun {
     pub logs: Option<String>,
 }
 
-/// Parse a Go-style duration (`1h2m3.5s`, `300ms`, `0`) or a bare number of seconds.
-pub fn parse_duration(s: &str) -> Option<Duration> {
-    let s = s.trim();
-    if let Ok(secs) = s.parse::<f64>() {
-        return (secs >= 0.0 && secs.is_finite()).then(|| Duration::from_secs_f64(secs));
-    }
-    let mut total = 0f64;
-    let mut rest = s;
-    if rest.is_empty() {
-        return None;
-    }
-    while !rest.is_empty() {
-        let num_end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
-        let num: f64 = rest[..num_end].parse().ok()?;
-        rest = &rest[num_end..];
-        let unit_end = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
-        let factor = match &rest[..unit_end] {
-            "ns" => 1e-9,
-            "us" | "µs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => return None,
-        };
-        total += num * factor;
-        rest = &rest[unit_end..];
-    }
-    total.is_finite().then(|| Duration::from_secs_f64(total))
-}
+pub use crate::duration::parse_duration;
 
 fn parse_by_index(spec: &str, index: &str) -> Result<Option<i32>, String> {
     for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {

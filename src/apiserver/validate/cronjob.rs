@@ -4,6 +4,7 @@
 
 use std::path::Path;
 
+use crate::duration::parse_go_duration;
 use serde_json::{Value, json};
 
 use super::json::{at, bool_of, child, default_field, has, int_of, str_at, str_of};
@@ -269,38 +270,4 @@ fn parse_range(expr: &str, (min, max, names): Bounds) -> Result<(), String> {
         return Err(format!("step of range should be a positive number: {expr}"));
     }
     Ok(())
-}
-
-/// Go's `time.ParseDuration` syntax (`1h30m`, `90s`, `1.5h`), in seconds.
-pub fn parse_go_duration(s: &str) -> Option<f64> {
-    let s = s.trim();
-    if s == "0" {
-        return Some(0.0);
-    }
-    if s.is_empty() {
-        return None;
-    }
-    let mut total = 0.0;
-    let mut rest = s;
-    while !rest.is_empty() {
-        let num_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
-        if num_len == 0 {
-            return None;
-        }
-        let n: f64 = rest[..num_len].parse().ok()?;
-        rest = &rest[num_len..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
-        let mul = match &rest[..unit_len] {
-            "ns" => 1e-9,
-            "us" | "µs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => return None,
-        };
-        total += n * mul;
-        rest = &rest[unit_len..];
-    }
-    Some(total)
 }
