@@ -252,35 +252,3 @@ async fn pods_beyond_capacity_wait_unschedulable_then_run() {
     assert_eq!(phase(Some(&p)).as_deref(), Some("Succeeded"));
     kubelet.shutdown().await;
 }
-
-/// Not a benchmark: a smoke run of many simulated pods through the real server, printing the time.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore]
-async fn many_simulated_pods_through_the_api_server() {
-    let server = TestApiServer::start().await;
-    let client = server.client();
-    let cfg = KubeletConfig { nodes: 4, events: false, ..config(ExecutorKind::Simulate) };
-    let kubelet = if std::env::var("NO_KUBELET").is_ok() {
-        None
-    } else {
-        Some(Kubelet::start(client.clone(), cfg).await.unwrap())
-    };
-    let pods: Api<Pod> = Api::default_namespaced(client);
-    let n = 2000;
-    let start = std::time::Instant::now();
-    let mut done = std::collections::HashSet::new();
-    let mut stream = std::pin::pin!(watcher(pods.clone(), watcher::Config::default()).applied_objects());
-    for i in 0..n {
-        pods.create(&PostParams::default(), &pod(&format!("p{i}"), "Never", &["x"])).await.unwrap();
-    }
-    println!("{n} pods created in {:?}", start.elapsed());
-    let Some(kubelet) = kubelet else { return };
-    while done.len() < n {
-        let p = stream.next().await.unwrap().unwrap();
-        if is_terminal(Some(&p)) {
-            done.insert(p.metadata.name.unwrap());
-        }
-    }
-    println!("{n} simulated pods created and finished in {:?}", start.elapsed());
-    kubelet.shutdown().await;
-}

@@ -499,25 +499,6 @@ async fn pods_running_under_an_earlier_kubelet_are_recovered() {
     kubelet.shutdown().await;
 }
 
-/// Not a benchmark (the fake API is naive): a smoke run of many simulated pods, printing the time.
-#[tokio::test]
-#[ignore]
-async fn many_simulated_pods() {
-    let (api, client) = FakeApi::start().await;
-    let cfg = KubeletConfig { nodes: 4, pods_per_node: 110, events: false, ..config(ExecutorKind::Simulate) };
-    let kubelet = Kubelet::start(client, cfg).await.unwrap();
-    let n = 2000;
-    let start = std::time::Instant::now();
-    for i in 0..n {
-        api.create("pods", "default", pod(&format!("p{i}"), "Never", json!([{"name": "c", "image": "x"}])));
-    }
-    for i in 0..n {
-        api.wait_for("pods", "default", &format!("p{i}"), terminal).await;
-    }
-    println!("{n} pods in {:?}", start.elapsed());
-    kubelet.shutdown().await;
-}
-
 #[tokio::test]
 async fn with_a_data_dir_logs_survive_a_kubelet_restart() {
     let (api, client) = FakeApi::start().await;
