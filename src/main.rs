@@ -33,6 +33,14 @@ enum Command {
         /// Keep the state in this directory (crash-safe snapshot + write-ahead log); in memory without it.
         #[arg(long)]
         data_dir: Option<PathBuf>,
+        /// AlwaysAllow: serve every request (tokens optional). RBAC: require a bearer token from
+        /// --token-auth-file (or the admin token written into --kubeconfig, group system:masters)
+        /// and enforce the stored Roles/ClusterRoles and their bindings.
+        #[arg(long, value_enum, default_value = "AlwaysAllow")]
+        authorization_mode: jobwright::apiserver::auth::AuthorizationMode,
+        /// Static bearer tokens, kube-apiserver's CSV format: token,user,uid,"group1,group2".
+        #[arg(long)]
+        token_auth_file: Option<PathBuf>,
     },
     /// Run the node simulator (scheduler + kubelet for pods) against any API server.
     Kubelet(jobwright::kubelet::cli::KubeletArgs),
@@ -69,7 +77,8 @@ struct ControllerArgs {
     ops: jobwright::ops::OpsArgs,
 }
 
-/// Runs the Job (and TTL) controller for every leadership term until SIGTERM/SIGINT.
+/// Runs the Job (and TTL) controller for every leadership term until SIGTERM/SIGINT
+/// ([`jobwright::ops::Ops::run_controllers`], which the RBAC proof test runs too).
 async fn run_controller(args: ControllerArgs) -> Result<(), Box<dyn std::error::Error>> {
     let cfg = match args.kubeconfig {
         Some(path) => {
@@ -81,31 +90,7 @@ async fn run_controller(args: ControllerArgs) -> Result<(), Box<dyn std::error::
     let ops = jobwright::ops::Ops::start(&args.ops, cfg).await?;
     let config =
         jobwright::job::Config { manage_all: args.manage_all_jobs, workers: args.workers, ..Default::default() };
-    let mut leader = ops.elector.subscribe();
-    while let Some(term) = jobwright::leader::next_term(&mut leader).await {
-        let (synced_tx, mut synced_rx) = tokio::sync::watch::channel(false);
-        let readiness = ops.readiness.clone();
-        let forward = tokio::spawn(async move {
-            if synced_rx.wait_for(|s| *s).await.is_ok() {
-                readiness.set_caches_synced(true);
-            }
-        });
-        let opts = jobwright::job::controller::Options {
-            config: config.clone(),
-            ttl_controller: !args.no_ttl_controller,
-            metrics: Some(ops.metrics.clone()),
-            caches_synced: Some(std::sync::Arc::new(synced_tx)),
-        };
-        let stop = ops.shutdown.clone().cancelled_owned();
-        tokio::select! {
-            _ = term.ended() => {}
-            _ = jobwright::job::controller::run(ops.client.clone(), opts, stop) => {}
-        }
-        forward.abort();
-        ops.readiness.set_caches_synced(false);
-        drop(term);
-    }
-    ops.finish().await?;
+    ops.run_controllers(config, !args.no_ttl_controller).await?;
     Ok(())
 }
 
@@ -151,10 +136,23 @@ async fn main() -> std::process::ExitCode {
             .init(),
     }
     let result = match cli.command {
-        Command::Apiserver { listen, kubeconfig, watch_history, data_dir } => {
+        Command::Apiserver { listen, kubeconfig, watch_history, data_dir, authorization_mode, token_auth_file } => {
             let mut config = jobwright::apiserver::http::ServerConfig::default();
             config.store.history = watch_history;
             config.data_dir = data_dir;
+            config.authorization_mode = authorization_mode;
+            if let Some(path) = token_auth_file {
+                let parsed = std::fs::read_to_string(&path)
+                    .map_err(|e| e.to_string())
+                    .and_then(|text| jobwright::apiserver::auth::parse_token_file(&text));
+                match parsed {
+                    Ok(tokens) => config.tokens = tokens,
+                    Err(e) => {
+                        eprintln!("error: --token-auth-file {}: {e}", path.display());
+                        return std::process::ExitCode::FAILURE;
+                    }
+                }
+            }
             let opts = jobwright::apiserver::ServeOptions { listen, kubeconfig, config };
             jobwright::apiserver::serve(opts, shutdown_signal()).await
         }

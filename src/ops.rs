@@ -122,6 +122,37 @@ impl Ops {
         self.admin.local_addr()
     }
 
+    /// What `jobwright controller` runs: for every leadership term, the Job controller (and, with
+    /// `ttl_controller`, the TTL-after-finished controller) with `config`, readiness following
+    /// their caches; then, after shutdown, [`Ops::finish`].
+    pub async fn run_controllers(self, config: crate::job::Config, ttl_controller: bool) -> Result<(), OpsError> {
+        let mut leader = self.elector.subscribe();
+        while let Some(term) = crate::leader::next_term(&mut leader).await {
+            let (synced_tx, mut synced_rx) = tokio::sync::watch::channel(false);
+            let readiness = self.readiness.clone();
+            let forward = tokio::spawn(async move {
+                if synced_rx.wait_for(|s| *s).await.is_ok() {
+                    readiness.set_caches_synced(true);
+                }
+            });
+            let opts = crate::job::controller::Options {
+                config: config.clone(),
+                ttl_controller,
+                metrics: Some(self.metrics.clone()),
+                caches_synced: Some(std::sync::Arc::new(synced_tx)),
+            };
+            let stop = self.shutdown.clone().cancelled_owned();
+            tokio::select! {
+                _ = term.ended() => {}
+                _ = crate::job::controller::run(self.client.clone(), opts, stop) => {}
+            }
+            forward.abort();
+            self.readiness.set_caches_synced(false);
+            drop(term);
+        }
+        self.finish().await
+    }
+
     /// After shutdown: waits for the elector to release the Lease and the admin server to stop.
     pub async fn finish(self) -> Result<(), OpsError> {
         self.shutdown.cancel();

@@ -24,8 +24,10 @@ use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::ReceiverStream;
 
+use super::auth::{Auth, AuthorizationMode, StaticToken};
 use super::errors::StatusError;
 use super::patch::PatchType;
+use super::rbac::UserInfo;
 use super::registry::{Registry, ResourceInfo};
 use super::rest::{Api, DeleteOptions, Outcome, WriteOptions, parse_propagation};
 use super::selector::{FieldSelector, LabelSelector};
@@ -57,6 +59,13 @@ pub struct ServerConfig {
     /// Keep the state in this directory (snapshot + write-ahead log, see [`super::persist`]);
     /// `None` keeps it in memory only.
     pub data_dir: Option<std::path::PathBuf>,
+    /// `--authorization-mode`: allow everything (default) or authenticate and enforce RBAC
+    /// (see [`super::auth`]).
+    pub authorization_mode: AuthorizationMode,
+    /// Bearer tokens (`--token-auth-file`).
+    pub tokens: Vec<StaticToken>,
+    /// How many authorization decisions are kept in memory (RBAC mode).
+    pub decision_log: usize,
 }
 
 impl Default for ServerConfig {
@@ -67,6 +76,9 @@ impl Default for ServerConfig {
             watch_timeout: Duration::from_secs(1800),
             body_limit: BODY_LIMIT,
             data_dir: None,
+            authorization_mode: AuthorizationMode::AlwaysAllow,
+            tokens: vec![],
+            decision_log: super::auth::DEFAULT_DECISION_LOG,
         }
     }
 }
@@ -79,6 +91,8 @@ pub struct Server {
     pub config: ServerConfig,
     /// Cancelled at shutdown: ends open watches so a graceful shutdown doesn't wait on them.
     pub stopping: tokio_util::sync::CancellationToken,
+    /// Authentication, authorization and the decision log.
+    pub auth: Auth,
 }
 
 impl Server {
@@ -98,7 +112,8 @@ impl Server {
             load(&store, &registry, dir)?;
         }
         let api = Api::new(store, registry);
-        Ok(Arc::new(Self { api, config, stopping: tokio_util::sync::CancellationToken::new() }))
+        let auth = Auth::new(config.authorization_mode, &config.tokens, config.decision_log);
+        Ok(Arc::new(Self { api, config, stopping: tokio_util::sync::CancellationToken::new(), auth }))
     }
 
     /// The store (white-box access for tests and benchmarks).
@@ -406,6 +421,7 @@ fn write_options(q: &Query, headers: &HeaderMap) -> Result<WriteOptions, StatusE
         user_agent: headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_string),
         field_validation,
         force: q.flag("force"),
+        admit: None,
     })
 }
 
@@ -463,11 +479,24 @@ fn check_type(info: &ResourceInfo, obj: &mut Value) -> Result<(), StatusError> {
 
 async fn handle(State(s): State<Arc<Server>>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
+    // Authentication and authorization come first, as in kube-apiserver's filter chain.
+    let user = match s.auth.authenticate(&parts.headers) {
+        Ok(u) => u,
+        Err(e) => return error_response(&e),
+    };
+    if let Some(user) = &user
+        && s.auth.enforcing()
+    {
+        let attrs = super::auth::request_attributes(&parts.method, parts.uri.path(), parts.uri.query());
+        if let Err(e) = s.auth.check(&s.api, user, &attrs) {
+            return error_response(&e);
+        }
+    }
     let bytes = match axum::body::to_bytes(body, s.config.body_limit).await {
         Ok(b) => b,
         Err(_) => return error_response(&StatusError::too_large(s.config.body_limit)),
     };
-    match dispatch(&s, &parts.method, &parts.uri, &parts.headers, bytes).await {
+    match dispatch(&s, &parts.method, &parts.uri, &parts.headers, bytes, user.as_ref()).await {
         Ok(r) => r,
         Err(e) => error_response(&e),
     }
@@ -486,6 +515,7 @@ async fn dispatch(
     uri: &http::Uri,
     headers: &HeaderMap,
     body: Bytes,
+    user: Option<&UserInfo>,
 ) -> Result<Response, StatusError> {
     let reg = &s.api.registry;
     let q = Query::parse(uri)?;
@@ -539,10 +569,11 @@ async fn dispatch(
             let doc = discovery::openapi_v3_gv(reg, &p).ok_or_else(|| StatusError::no_route(uri.path()))?;
             only_get(json_value(StatusCode::OK, &doc))
         }
-        Route::Resource(t) => resource(s, method, uri, headers, &q, *t, body).await,
+        Route::Resource(t) => resource(s, method, uri, headers, &q, *t, body, user).await,
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn resource(
     s: &Arc<Server>,
     method: &Method,
@@ -551,8 +582,23 @@ async fn resource(
     q: &Query,
     t: Target,
     body: Bytes,
+    user: Option<&UserInfo>,
 ) -> Result<Response, StatusError> {
     let api = &s.api;
+    // OwnerReferencesPermissionEnforcement, when RBAC is enforced.
+    let admit = user.filter(|_| s.auth.enforcing()).map(|user| {
+        let (server, user, ns) = (s.clone(), user.clone(), t.namespace.clone().unwrap_or_default());
+        super::rest::AdmitHook(Arc::new(
+            move |info: &ResourceInfo, sub: Option<&str>, old: Option<&Value>, new: &Value| {
+                server.auth.admit_owner_references(&server.api, &user, info, sub, &ns, old, new)
+            },
+        ))
+    });
+    let write_options = |q: &Query, headers: &HeaderMap| -> Result<WriteOptions, StatusError> {
+        let mut opts = write_options(q, headers)?;
+        opts.admit = admit.clone();
+        Ok(opts)
+    };
     let view = t.info.clone();
     let sinfo = api.storage_info(&view);
     let ns = t.namespace.clone().unwrap_or_default();
