@@ -66,7 +66,7 @@ pub async fn serve(opts: ServeOptions, shutdown: impl Future<Output = ()>) -> st
     let url = running.url();
     match &opts.kubeconfig {
         Some(path) => {
-            kubeconfig::write_with_token(path, &url, running.server.auth.admin_token())?;
+            kubeconfig::write_with_token(path, &running.kubeconfig_url(), running.server.auth.admin_token())?;
             println!("jobwright apiserver listening on {url}; kubeconfig written to {}", path.display());
         }
         None => println!("jobwright apiserver listening on {url}"),

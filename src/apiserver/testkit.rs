@@ -50,7 +50,7 @@ impl TestApiServer {
     pub async fn start_with(config: ServerConfig) -> Self {
         let running = http::start(([127, 0, 0, 1], 0).into(), config).await.expect("bind 127.0.0.1:0");
         let kubeconfig = std::env::temp_dir().join(format!("jobwright-kubeconfig-{}.yaml", uuid::Uuid::new_v4()));
-        kubeconfig::write_with_token(&kubeconfig, &running.url(), running.server.auth.admin_token())
+        kubeconfig::write_with_token(&kubeconfig, &running.kubeconfig_url(), running.server.auth.admin_token())
             .expect("write kubeconfig");
         Self { running, kubeconfig }
     }
@@ -58,6 +58,12 @@ impl TestApiServer {
     /// `http://127.0.0.1:PORT`.
     pub fn url(&self) -> String {
         self.running.url()
+    }
+
+    /// The URL kubeconfigs name: `https://127.0.0.1:PORT` with RBAC (kubectl sends tokens only
+    /// over TLS; the same port speaks both), else [`Self::url`].
+    pub fn kubeconfig_url(&self) -> String {
+        self.running.kubeconfig_url()
     }
 
     /// A `kube::Client` for this server, default namespace `default` (the admin, with RBAC).
@@ -106,7 +112,7 @@ impl TestApiServer {
 
     /// A [`Kubectl`] authenticated as the ServiceAccount `namespace/name`.
     pub fn service_account_kubectl(&self, namespace: &str, name: &str) -> Kubectl {
-        Kubectl::with_token(&self.url(), Some(&self.service_account_token(namespace, name)))
+        Kubectl::with_token(&self.running.kubeconfig_url(), Some(&self.service_account_token(namespace, name)))
     }
 
     /// Every authorization decision so far, oldest first (RBAC mode; see [`super::auth`]).
@@ -121,12 +127,12 @@ impl TestApiServer {
 
     /// Write a kubeconfig for this server to `path`.
     pub fn write_kubeconfig(&self, path: &Path) -> std::io::Result<()> {
-        kubeconfig::write_with_token(path, &self.url(), self.admin_token())
+        kubeconfig::write_with_token(path, &self.running.kubeconfig_url(), self.admin_token())
     }
 
     /// A [`Kubectl`] for this server, namespace `default` (the admin, with RBAC).
     pub fn kubectl(&self) -> Kubectl {
-        Kubectl::with_token(&self.url(), self.admin_token())
+        Kubectl::with_token(&self.running.kubeconfig_url(), self.admin_token())
     }
 
     /// The server state (white-box access).
