@@ -307,7 +307,7 @@ mod tests {
         let sa = UserInfo::service_account(&ns, "jobwright-controller");
         for (verb, group, resource, sub, namespace, name) in [
             ("create", "", "pods", "", "default", ""),
-            ("patch", "batch", "jobs", "status", "default", "j"),
+            ("update", "batch", "jobs", "status", "default", "j"),
             ("create", "events.k8s.io", "events", "", "default", ""),
             ("get", "coordination.k8s.io", "leases", "", ns.as_str(), "jobwright-controller"),
             ("create", "coordination.k8s.io", "leases", "", ns.as_str(), ""),
