@@ -82,7 +82,9 @@ async fn a_service_account_gets_exactly_what_its_bindings_grant() {
     assert_eq!((s.code, s.reason.as_str()), (403, "Forbidden"));
     assert_eq!(
         s.message,
-        format!(r#"pods is forbidden: User "{SA_USER}" cannot list resource "pods" in API group "" at the cluster scope"#)
+        format!(
+            r#"pods is forbidden: User "{SA_USER}" cannot list resource "pods" in API group "" at the cluster scope"#
+        )
     );
     let team: Api<Pod> = Api::namespaced(sa.clone(), "team");
     let s = api_error(team.get("p").await);
@@ -147,7 +149,10 @@ async fn a_service_account_gets_exactly_what_its_bindings_grant() {
     }
     let req = http::Request::get("/logs").body(vec![]).unwrap();
     let s = api_error(sa.request_text(req).await);
-    assert_eq!((s.code, s.message.as_str()), (403, format!(r#"forbidden: User "{SA_USER}" cannot get path "/logs""#).as_str()));
+    assert_eq!(
+        (s.code, s.message.as_str()),
+        (403, format!(r#"forbidden: User "{SA_USER}" cannot get path "/logs""#).as_str())
+    );
 
     // The decision log saw both outcomes for this user, with the request's attributes.
     let decisions: Vec<_> = server.authorization_decisions().into_iter().filter(|d| d.user == SA_USER).collect();
@@ -174,7 +179,9 @@ async fn system_masters_may_do_anything() {
     nodes.create(&PostParams::default(), &node).await.unwrap();
     nodes.delete("n1", &Default::default()).await.unwrap();
     let d = server.authorization_decisions();
-    assert!(d.iter().any(|d| d.user == "root" && d.attributes.verb == "delete" && d.allowed && d.by == "system:masters"));
+    assert!(
+        d.iter().any(|d| d.user == "root" && d.attributes.verb == "delete" && d.allowed && d.by == "system:masters")
+    );
     assert_eq!(server.kubectl().ok(&["get", "ns", "default", "-o", "name"]).await.trim(), "namespace/default");
 }
 
@@ -247,7 +254,10 @@ async fn blocking_owner_deletion_needs_update_on_the_owners_finalizers() {
     apply(&admin, rules(json!({"apiGroups": ["batch"], "resources": ["jobs/finalizers"], "verbs": ["update"]}))).await;
     pods.create(&pp, &pod("blocking", Some(owner(true)))).await.unwrap();
     let mut with_delete = rules(json!({"apiGroups": [""], "resources": ["pods"], "verbs": ["delete"]}));
-    with_delete["rules"].as_array_mut().unwrap().push(json!({"apiGroups": ["batch"], "resources": ["jobs/finalizers"], "verbs": ["update"]}));
+    with_delete["rules"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"apiGroups": ["batch"], "resources": ["jobs/finalizers"], "verbs": ["update"]}));
     apply(&admin, with_delete).await;
     pods.patch("free", &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
     // An owner kind the server does not serve.

@@ -76,7 +76,10 @@ fn deploy_grants() -> Vec<Grant> {
     for d in docs.iter().filter(|d| d["kind"] == "ClusterRole" || d["kind"] == "Role") {
         for rule in d["rules"].as_array().unwrap() {
             let list = |k: &str| -> Vec<String> {
-                rule[k].as_array().map(|a| a.iter().map(|v| v.as_str().unwrap().to_string()).collect()).unwrap_or_default()
+                rule[k]
+                    .as_array()
+                    .map(|a| a.iter().map(|v| v.as_str().unwrap().to_string()).collect())
+                    .unwrap_or_default()
             };
             let names = if list("resourceNames").is_empty() { vec![String::new()] } else { list("resourceNames") };
             for group in list("apiGroups") {
@@ -240,5 +243,4 @@ async fn scenario(admin: kube::Client) {
     controller_support::delete_job(&admin, "gone", kube::api::PropagationPolicy::Background).await;
     controller_support::wait_no_tracking_finalizer_on(&admin, &pod.name_any()).await;
     controller_support::wait_no_tracking_finalizer(&admin).await;
-
 }

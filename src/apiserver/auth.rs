@@ -23,6 +23,8 @@
 //!   `blockOwnerDeletion: true` reference requires `update` on the owner's `finalizers`
 //!   subresource, and changing the ownerReferences of an existing object requires `delete` on it
 //!   ([`Auth::admit_owner_references`], upstream's OwnerReferencesPermissionEnforcement).
+//! - **Transport.** In RBAC mode the port also speaks TLS with a public self-signed loopback
+//!   certificate ([`super::http::LOOPBACK_CERT`]): kubectl sends credentials only over TLS.
 //! - **Decision log.** Every authorization decision (user, attributes, allowed) is kept in memory
 //!   (the last [`DEFAULT_DECISION_LOG`] by default, [`Auth::decisions`]) and logged at debug level.
 
@@ -74,8 +76,8 @@ pub enum AuthorizationMode {
     Rbac,
 }
 
-/// One line of a token file.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One line of a token file (its `Debug` leaves the token out).
+#[derive(Clone, PartialEq, Eq)]
 pub struct StaticToken {
     /// The bearer token.
     pub token: String,
@@ -83,6 +85,12 @@ pub struct StaticToken {
     pub user: UserInfo,
     /// The user's uid (kept for completeness; RBAC does not use it).
     pub uid: String,
+}
+
+impl std::fmt::Debug for StaticToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StaticToken").field("user", &self.user).field("uid", &self.uid).finish_non_exhaustive()
+    }
 }
 
 /// Split one CSV record (RFC 4180 quoting: `"a,b"` and `""` for a quote).
@@ -221,12 +229,10 @@ pub fn request_attributes(method: &Method, path: &str, query: Option<&str>) -> A
         }
         .to_string();
     }
-    if rest.first() == Some(&"namespaces") {
-        if rest.len() > 1 {
-            a.namespace = rest[1].to_string();
-            if rest.len() > 2 && !matches!(rest[2], "status" | "finalize") {
-                rest = &rest[2..];
-            }
+    if rest.first() == Some(&"namespaces") && rest.len() > 1 {
+        a.namespace = rest[1].to_string();
+        if rest.len() > 2 && !matches!(rest[2], "status" | "finalize") {
+            rest = &rest[2..];
         }
     }
     if rest.len() >= 3 && a.verb != "proxy" {

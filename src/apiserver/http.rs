@@ -251,8 +251,8 @@ fn loopback_tls() -> std::io::Result<tokio_rustls::TlsAcceptor> {
     let certs = rustls::pki_types::CertificateDer::pem_slice_iter(LOOPBACK_CERT.as_bytes())
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| invalid(e.to_string()))?;
-    let key =
-        rustls::pki_types::PrivateKeyDer::from_pem_slice(LOOPBACK_KEY.as_bytes()).map_err(|e| invalid(e.to_string()))?;
+    let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(LOOPBACK_KEY.as_bytes())
+        .map_err(|e| invalid(e.to_string()))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
