@@ -579,7 +579,7 @@ spec:
     std::fs::write(&release, "").unwrap();
     drop(local);
 
-    let local = Local::launch(kubeconfig, &data_flag, None);
+    let mut local = Local::launch(kubeconfig.clone(), &data_flag, None);
     local.wait("resume", "complete");
     local.wait("resume-indexed", "complete");
 
@@ -629,4 +629,12 @@ spec:
         assert!(events_after.contains(uid), "event {uid} lost over the restart: {events_after:?}");
     }
     describe_has_events(&local, "resume", &["SuccessfulCreate", "Completed"]);
+
+    // A Node deleted while running stays deleted; the next start registers it again, Ready.
+    local.ok(&["delete", "node", "jobwright-node-0"]);
+    assert_eq!(local.sigterm().code(), Some(0));
+    drop(local);
+    let local = Local::launch(kubeconfig, &data_flag, None);
+    local.ok(&["wait", "--for=condition=Ready", "node/jobwright-node-0", "--timeout=60s"]);
+    assert_eq!(local.jsonpath("resume", "{.metadata.uid}"), uids[0]);
 }
