@@ -34,8 +34,8 @@ pub struct LocalArgs {
     #[arg(long, default_value_t = 1)]
     pub nodes: usize,
     /// Keep the API server's state in this directory (a crash-safe log + snapshot) and the
-    /// container logs under `DIR/kubelet`; without it, state is in memory only. After a restart,
-    /// pods that were running are failed as after a node reboot (see [`crate::kubelet`]).
+    /// container logs under `DATA_DIR/kubelet`; without it, state is in memory only. A restart is a
+    /// node reboot: pods that were running lose their containers (exit 137), and Jobs replace them.
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
     /// Apply this manifest once everything is up, wait for its Jobs to finish, print how each
