@@ -21,7 +21,7 @@ use jobwright::apiserver::testkit::TestApiServer;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 use serde_json::json;
@@ -459,4 +459,246 @@ async fn standby_finishes_the_job_of_a_killed_leader_without_duplicates() {
     controller_support::wait_no_tracking_finalizer(&client).await;
     drop(b);
     let _ = a.log();
+}
+
+/// SIGTERM while a burst of Jobs is being created and run: the controller exits 0 well within
+/// the 30 s termination grace period and releases the Lease; a controller started afterwards
+/// finishes every Job with exact counts, no duplicate and no orphaned pod.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_a_burst_exits_0_and_leaves_state_a_successor_finishes() {
+    const JOBS: usize = 60;
+    const COMPLETIONS: i32 = 3;
+    let server = TestApiServer::start().await;
+    let client = server.client();
+    let mut ledger = PodLedger::start(&client).await;
+    let _kubelet = kubelet(client.clone(), "default", |_, _| Outcome::Succeed).await;
+
+    let mut first = Controller::start(server.kubeconfig_path(), &replica_args("replica-a")).await;
+    wait_holder(&client, "a leads", |h| h == Some("replica-a")).await;
+    let spec = json!({"completions": COMPLETIONS, "parallelism": COMPLETIONS, "backoffLimit": 0});
+    let mut jobs = Vec::new();
+    for i in 0..JOBS / 2 {
+        jobs.push(create_job(&client, &job(&format!("burst-{i}"), spec.clone())).await);
+    }
+    // The controller is busy creating pods; the rest of the burst is created while SIGTERM lands.
+    ledger.wait_total(15).await;
+    let creator = {
+        let client = client.clone();
+        let spec = spec.clone();
+        tokio::spawn(async move {
+            let mut jobs = Vec::new();
+            for i in JOBS / 2..JOBS {
+                jobs.push(create_job(&client, &job(&format!("burst-{i}"), spec.clone())).await);
+            }
+            jobs
+        })
+    };
+    let pods_at_term = ledger.total();
+    nix::sys::signal::kill(first.pid(), nix::sys::signal::Signal::SIGTERM).unwrap();
+    let sent = Instant::now();
+    let status = within("controller exits after SIGTERM", first.wait_exit()).await;
+    let took = sent.elapsed();
+    assert_eq!(status.code(), Some(0), "exit status {status:?}; log:\n{}", first.log());
+    assert!(took < Duration::from_secs(30), "exit took {took:?}, beyond the 30 s grace period");
+    eprintln!("SIGTERM → exit 0 in {took:?} ({pods_at_term} of {} pods created when it landed)", JOBS * 3);
+    assert_eq!(lease_holder(&client).await, None, "Lease released on SIGTERM; log:\n{}", first.log());
+    let log = first.log();
+    assert!(log.contains("released the lease"), "{log}");
+    jobs.extend(creator.await.unwrap());
+    assert!(
+        (ledger.total() as i32) < JOBS as i32 * COMPLETIONS,
+        "the burst was over before SIGTERM; nothing to prove"
+    );
+
+    // A successor (new identity) takes the released Lease at once and finishes everything.
+    let second = Controller::start(server.kubeconfig_path(), &replica_args("replica-b")).await;
+    wait_holder(&client, "b leads", |h| h == Some("replica-b")).await;
+    let jobs_api: Api<Job> = Api::default_namespaced(client.clone());
+    for j in &jobs {
+        let done = controller_support::wait_condition(&client, &j.name_any(), "Complete").await;
+        assert_eq!(done.status.as_ref().unwrap().succeeded, Some(COMPLETIONS), "{}", j.name_any());
+    }
+    controller_support::wait_no_tracking_finalizer(&client).await;
+    for j in &jobs {
+        assert_eq!(ledger.of(j), COMPLETIONS as usize, "pods ever created for {}", j.name_any());
+    }
+    assert_eq!(ledger.total(), JOBS * COMPLETIONS as usize, "no pod outside the Jobs");
+    // Every pod is controlled by a live Job of the burst (nothing orphaned).
+    let uids: HashSet<String> = jobs_api.list(&Default::default()).await.unwrap().items.iter().filter_map(|j| j.uid()).collect();
+    let pods: Api<Pod> = Api::default_namespaced(client.clone());
+    for p in pods.list(&Default::default()).await.unwrap().items {
+        let owner = p.owner_references().iter().find(|r| r.controller == Some(true)).map(|r| r.uid.clone());
+        assert!(owner.is_some_and(|u| uids.contains(&u)), "orphaned pod {}", p.name_any());
+    }
+    drop(second);
+}
+
+/// A TCP proxy to `upstream` that holds every connection until the gate opens: an API server
+/// that is not reachable yet.
+async fn gated_proxy(upstream: SocketAddr) -> (SocketAddr, watch::Sender<bool>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (gate, rx) = watch::channel(false);
+    tokio::spawn(async move {
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            let mut rx = rx.clone();
+            tokio::spawn(async move {
+                if rx.wait_for(|open| *open).await.is_err() {
+                    return;
+                }
+                if let Ok(mut outbound) = tokio::net::TcpStream::connect(upstream).await {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                }
+            });
+        }
+    });
+    (addr, gate)
+}
+
+/// `/readyz` answers 503 while the API server cannot be reached (caches not synced) and 200 once
+/// they sync; `/healthz` is 200 throughout; SIGTERM then exits 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_flips_when_the_caches_sync() {
+    let server = TestApiServer::start().await;
+    let upstream: SocketAddr = server.url().trim_start_matches("http://").parse().unwrap();
+    let (proxy, gate) = gated_proxy(upstream).await;
+    let dir = tempfile::tempdir().unwrap();
+    let kc = dir.path().join("kubeconfig");
+    jobwright::apiserver::kubeconfig::write(&kc, &format!("http://{proxy}")).unwrap();
+
+    let mut c = Controller::start(&kc, &[]).await;
+    assert_eq!(http_get(c.admin, "/healthz").await, (200, "ok".to_string()));
+    assert_eq!(http_get(c.admin, "/readyz").await, (503, "not ready: caches not synced".to_string()));
+    // Without election the replica leads from the start (the gauge is set just after the admin
+    // server starts), while its caches cannot sync.
+    c.metrics_until("leader gauge", |m| m.get("jobwright_leader", &[]) == Some(1.0)).await;
+    assert_eq!(http_get(c.admin, "/readyz").await, (503, "not ready: caches not synced".to_string()));
+
+    gate.send_replace(true);
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let (status, body) = http_get(c.admin, "/readyz").await;
+        if status == 200 {
+            assert_eq!(body, "ok");
+            break;
+        }
+        assert_eq!(body, "not ready: caches not synced");
+        assert!(Instant::now() < deadline, "never ready; log:\n{}", c.log());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    nix::sys::signal::kill(c.pid(), nix::sys::signal::Signal::SIGTERM).unwrap();
+    let status = within("exit after SIGTERM", c.wait_exit()).await;
+    assert_eq!(status.code(), Some(0), "{}", c.log());
+}
+
+/// The documented series of deploy/README.md's metrics table: (name, type).
+fn documented_series() -> Vec<(String, String)> {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/README.md")).unwrap();
+    let section = readme.split("## Metrics").nth(1).expect("a Metrics section");
+    let rows: Vec<(String, String)> = section
+        .lines()
+        .filter_map(|l| {
+            let cells: Vec<&str> = l.split('|').map(str::trim).collect();
+            let name = cells.get(1)?.strip_prefix("`jobwright_")?.strip_suffix('`')?;
+            Some((format!("jobwright_{name}"), cells.get(2)?.to_string()))
+        })
+        .collect();
+    assert!(rows.len() >= 9, "metrics table not found: {rows:?}");
+    rows
+}
+
+/// One successful and one BackoffLimitExceeded Job through a real controller process, then
+/// `/metrics` parsed: every documented series with its type, and values that match what happened.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_parse_and_match_what_happened() {
+    let server = TestApiServer::start().await;
+    let client = server.client();
+    let ledger = PodLedger::start(&client).await;
+    let _kubelet = kubelet(client.clone(), "default", |pod, _| {
+        if pod.labels().get(jobwright::job::labels::JOB_NAME).map(String::as_str) == Some("bad") {
+            Outcome::Fail(1)
+        } else {
+            Outcome::Succeed
+        }
+    })
+    .await;
+    let c = Controller::start(server.kubeconfig_path(), &[]).await;
+    create_job(&client, &job("ok", json!({"completions": 3, "parallelism": 3}))).await;
+    create_job(&client, &job("bad", json!({"backoffLimit": 0}))).await;
+    let ok = controller_support::wait_condition(&client, "ok", "Complete").await;
+    let bad = controller_support::wait_condition(&client, "bad", "Failed").await;
+    assert_eq!(controller_support::condition(&bad, "Failed").reason.as_deref(), Some("BackoffLimitExceeded"));
+    assert_eq!(controller_support::condition(&ok, "Complete").reason.as_deref(), Some("CompletionsReached"));
+    controller_support::wait_no_tracking_finalizer(&client).await;
+
+    let reconciles = |m: &Exposition| m.sum("jobwright_reconcile_total");
+    let m = c
+        .metrics_until("both Jobs counted, histogram consistent", |m| {
+            m.sum("jobwright_jobs_finished_total") >= 2.0
+                && m.get("jobwright_reconcile_duration_seconds_count", &[]) == Some(reconciles(m))
+        })
+        .await;
+
+    // Every documented series exists with its documented type.
+    for (name, ty) in documented_series() {
+        let family = if ty == "counter" { name.strip_suffix("_total").expect("counter ends in _total") } else { &name };
+        assert_eq!(m.types.get(family).map(String::as_str), Some(ty.as_str()), "# TYPE of {name} in\n{}", m.text);
+    }
+
+    // Jobs finished by condition and reason: exactly what happened.
+    let finished: BTreeMap<(String, String), f64> = m
+        .all("jobwright_jobs_finished_total")
+        .into_iter()
+        .map(|(l, v)| ((l["condition"].clone(), l["reason"].clone()), v))
+        .collect();
+    let want: BTreeMap<(String, String), f64> = [
+        (("Complete".to_string(), "CompletionsReached".to_string()), 1.0),
+        (("Failed".to_string(), "BackoffLimitExceeded".to_string()), 1.0),
+    ]
+    .into();
+    assert_eq!(finished, want);
+
+    // Pods: created == observed through a watch; none deleted.
+    assert_eq!(ledger.total(), 4);
+    assert_eq!(m.get("jobwright_pods_created_total", &[]), Some(4.0));
+    assert_eq!(m.get("jobwright_pods_deleted_total", &[]), Some(0.0));
+
+    // Reconciles: some succeeded; errors by kind add up to the error and requeue (conflict) results.
+    assert!(m.get("jobwright_reconcile_total", &[("result", "success")]).unwrap_or(0.0) > 0.0, "{}", m.text);
+    for (labels, _) in m.all("jobwright_reconcile_total") {
+        assert!(matches!(labels["result"].as_str(), "success" | "error" | "requeue" | "requeue_after"), "{labels:?}");
+    }
+    let failed = m.get("jobwright_reconcile_total", &[("result", "error")]).unwrap_or(0.0)
+        + m.get("jobwright_reconcile_total", &[("result", "requeue")]).unwrap_or(0.0);
+    assert_eq!(m.sum("jobwright_reconcile_errors_total"), failed, "{}", m.text);
+
+    // The duration histogram: cumulative buckets, the documented bounds, +Inf == count.
+    let mut buckets: Vec<(f64, f64)> = m
+        .all("jobwright_reconcile_duration_seconds_bucket")
+        .into_iter()
+        .map(|(l, v)| (if l["le"] == "+Inf" { f64::INFINITY } else { l["le"].parse().unwrap() }, v))
+        .collect();
+    buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let bounds: Vec<f64> = buckets.iter().map(|b| b.0).collect();
+    let mut documented = jobwright::metrics::RECONCILE_DURATION_BUCKETS.to_vec();
+    documented.push(f64::INFINITY);
+    assert_eq!(bounds, documented);
+    assert!(buckets.windows(2).all(|w| w[0].1 <= w[1].1), "buckets not cumulative: {buckets:?}");
+    assert_eq!(buckets.last().unwrap().1, reconciles(&m));
+    assert!(m.get("jobwright_reconcile_duration_seconds_sum", &[]).unwrap() > 0.0);
+
+    // API requests by verb and code: the pod creations answered 201, informers listed and watched.
+    let api = |verb: &str, code: &str| m.get("jobwright_api_requests_total", &[("verb", verb), ("code", code)]);
+    assert!(api("create", "201").unwrap_or(0.0) >= 4.0, "{}", m.text);
+    assert!(api("list", "200").unwrap_or(0.0) >= 2.0, "{}", m.text);
+    assert!(api("watch", "200").unwrap_or(0.0) >= 2.0, "{}", m.text);
+    assert!(api("patch", "200").unwrap_or(0.0) >= 2.0, "status and finalizer patches; {}", m.text);
+    for (labels, _) in m.all("jobwright_api_requests_total") {
+        let code = &labels["code"];
+        assert!(code == "error" || code.parse::<u16>().is_ok_and(|c| (100..600).contains(&c)), "{labels:?}");
+    }
+
+    // Queue depth is present and back to 0 with nothing to do; a single replica leads.
+    assert_eq!(m.get("jobwright_workqueue_depth", &[]), Some(0.0));
+    assert_eq!(m.get("jobwright_leader", &[]), Some(1.0));
 }
