@@ -120,6 +120,21 @@ impl Controller {
     }
 }
 
+/// Waits (bounded) until the controller's `/readyz` answers `200 ok`.
+async fn wait_ready(c: &Controller) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let (status, body) = http_get(c.admin, "/readyz").await;
+        if status == 200 {
+            assert_eq!(body, "ok");
+            return;
+        }
+        assert!(body.starts_with("not ready: "), "{body}");
+        assert!(Instant::now() < deadline, "never ready ({body}); log:\n{}", c.log());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// One HTTP/1.1 GET over TCP: (status, body).
 async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
     let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect to the admin server");
@@ -387,8 +402,9 @@ async fn standby_finishes_the_job_of_a_killed_leader_without_duplicates() {
     let mut a = Controller::start(server.kubeconfig_path(), &replica_args("replica-a")).await;
     wait_holder(&client, "a leads", |h| h == Some("replica-a")).await;
     let b = Controller::start(server.kubeconfig_path(), &replica_args("replica-b")).await;
-    // b reached the Lease and stands by (its /readyz is served; leader gauge 0).
-    b.metrics_until("b standing by", |m| m.get("jobwright_leader", &[]) == Some(0.0)).await;
+    // b reached the Lease and stands by: ready (a rollout counts it), leader gauge 0.
+    wait_ready(&b).await;
+    assert_eq!(b.metrics().await.get("jobwright_leader", &[]), Some(0.0), "b stands by");
 
     let j = create_job(
         &client,
@@ -401,8 +417,10 @@ async fn standby_finishes_the_job_of_a_killed_leader_without_duplicates() {
     }
     wait_running(&client, &j, 4).await;
     ledger.wait_total(12).await;
-    let a_metrics = a.metrics_until("a counted 12 pods", |m| m.get("jobwright_pods_created_total", &[]) == Some(12.0)).await;
+    let a_metrics =
+        a.metrics_until("a counted 12 pods", |m| m.get("jobwright_pods_created_total", &[]) == Some(12.0)).await;
     assert_eq!(a_metrics.get("jobwright_leader", &[]), Some(1.0));
+    assert_eq!(http_get(a.admin, "/readyz").await, (200, "ok".to_string()), "leader with synced caches");
     let b_metrics = b.metrics().await;
     assert_eq!(b_metrics.get("jobwright_leader", &[]), Some(0.0), "b stands by");
     assert_eq!(b_metrics.get("jobwright_pods_created_total", &[]), Some(0.0), "standby created no pod");
@@ -454,7 +472,8 @@ async fn standby_finishes_the_job_of_a_killed_leader_without_duplicates() {
     }
     assert_eq!(per_index.len(), 20, "{per_index:?}");
     assert!(per_index.values().all(|n| *n == 1), "an index succeeded twice: {per_index:?}");
-    let b_final = b.metrics_until("b counted its pods", |m| m.get("jobwright_pods_created_total", &[]) == Some(8.0)).await;
+    let b_final =
+        b.metrics_until("b counted its pods", |m| m.get("jobwright_pods_created_total", &[]) == Some(8.0)).await;
     assert_eq!(b_final.get("jobwright_leader", &[]), Some(1.0));
     controller_support::wait_no_tracking_finalizer(&client).await;
     drop(b);
@@ -505,10 +524,7 @@ async fn sigterm_during_a_burst_exits_0_and_leaves_state_a_successor_finishes() 
     let log = first.log();
     assert!(log.contains("released the lease"), "{log}");
     jobs.extend(creator.await.unwrap());
-    assert!(
-        (ledger.total() as i32) < JOBS as i32 * COMPLETIONS,
-        "the burst was over before SIGTERM; nothing to prove"
-    );
+    assert!((ledger.total() as i32) < JOBS as i32 * COMPLETIONS, "the burst was over before SIGTERM; nothing to prove");
 
     // A successor (new identity) takes the released Lease at once and finishes everything.
     let second = Controller::start(server.kubeconfig_path(), &replica_args("replica-b")).await;
@@ -524,7 +540,8 @@ async fn sigterm_during_a_burst_exits_0_and_leaves_state_a_successor_finishes() 
     }
     assert_eq!(ledger.total(), JOBS * COMPLETIONS as usize, "no pod outside the Jobs");
     // Every pod is controlled by a live Job of the burst (nothing orphaned).
-    let uids: HashSet<String> = jobs_api.list(&Default::default()).await.unwrap().items.iter().filter_map(|j| j.uid()).collect();
+    let uids: HashSet<String> =
+        jobs_api.list(&Default::default()).await.unwrap().items.iter().filter_map(|j| j.uid()).collect();
     let pods: Api<Pod> = Api::default_namespaced(client.clone());
     for p in pods.list(&Default::default()).await.unwrap().items {
         let owner = p.owner_references().iter().find(|r| r.controller == Some(true)).map(|r| r.uid.clone());
@@ -640,9 +657,21 @@ async fn metrics_parse_and_match_what_happened() {
         .await;
 
     // Every documented series exists with its documented type.
+    // (The README says the errors series appears with its first failed reconcile; a run without
+    // one has only its absence to check.)
     for (name, ty) in documented_series() {
         let family = if ty == "counter" { name.strip_suffix("_total").expect("counter ends in _total") } else { &name };
-        assert_eq!(m.types.get(family).map(String::as_str), Some(ty.as_str()), "# TYPE of {name} in\n{}", m.text);
+        let declared = m.types.get(family).map(String::as_str);
+        if name == "jobwright_reconcile_errors_total" && m.all(&name).is_empty() {
+            assert_eq!(declared, None);
+            continue;
+        }
+        assert_eq!(declared, Some(ty.as_str()), "# TYPE of {name} in\n{}", m.text);
+        let sampled = m.samples.iter().any(|(n, _, _)| n == &name || n.starts_with(&format!("{name}_")));
+        assert!(sampled, "no sample of {name} in\n{}", m.text);
+    }
+    for result in ["success", "error", "requeue", "requeue_after"] {
+        assert!(m.get("jobwright_reconcile_total", &[("result", result)]).is_some(), "result {result} missing");
     }
 
     // Jobs finished by condition and reason: exactly what happened.
