@@ -168,7 +168,7 @@ impl Metrics {
         for result in
             [ReconcileResult::Success, ReconcileResult::Error, ReconcileResult::Requeue, ReconcileResult::RequeueAfter]
         {
-            reconciles.get_or_create(&ReconcileLabels { result });
+            let _ = reconciles.get_or_create(&ReconcileLabels { result });
         }
         registry.register("reconcile", "Reconciles finished, by result", reconciles.clone());
         registry.register(

@@ -375,7 +375,7 @@ async fn wait_running(client: &Client, job: &Job, n: i32) {
     }
 }
 
-fn replica_args<'a>(identity: &'a str) -> Vec<&'a str> {
+fn replica_args(identity: &str) -> Vec<&str> {
     vec![
         "--leader-elect",
         "--leader-elect-identity",
