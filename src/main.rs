@@ -69,6 +69,10 @@ struct ControllerArgs {
     ops: jobwright::ops::OpsArgs,
 }
 
+/// How long in-flight reconciles may take to finish after SIGTERM before they are abandoned: below
+/// the elector's 20 s drain timeout, so the Lease is still released, and the 30 s grace period.
+const SHUTDOWN_STOP_BOUND: std::time::Duration = std::time::Duration::from_secs(15);
+
 /// Runs the Job (and TTL) controller for every leadership term until SIGTERM/SIGINT.
 async fn run_controller(args: ControllerArgs) -> Result<(), Box<dyn std::error::Error>> {
     let cfg = match args.kubeconfig {
@@ -81,6 +85,14 @@ async fn run_controller(args: ControllerArgs) -> Result<(), Box<dyn std::error::
     let ops = jobwright::ops::Ops::start(&args.ops, cfg).await?;
     let config =
         jobwright::job::Config { manage_all: args.manage_all_jobs, workers: args.workers, ..Default::default() };
+    let lost_lease_bound = if args.ops.leader.leader_elect {
+        let lease = std::time::Duration::from_secs(args.ops.leader.leader_elect_lease_duration);
+        let deadline =
+            std::time::Duration::try_from_secs_f64(args.ops.leader.leader_elect_renew_deadline).unwrap_or_default();
+        lease.saturating_sub(deadline) / 2
+    } else {
+        SHUTDOWN_STOP_BOUND
+    };
     let mut leader = ops.elector.subscribe();
     while let Some(term) = jobwright::leader::next_term(&mut leader).await {
         let (synced_tx, mut synced_rx) = tokio::sync::watch::channel(false);
@@ -96,10 +108,22 @@ async fn run_controller(args: ControllerArgs) -> Result<(), Box<dyn std::error::
             metrics: Some(ops.metrics.clone()),
             caches_synced: Some(std::sync::Arc::new(synced_tx)),
         };
-        let stop = ops.shutdown.clone().cancelled_owned();
+        // The term ends on SIGTERM as well as on a lost lease: the controller then stops taking
+        // work and in-flight reconciles may finish, within a bound. On a lost lease the bound is
+        // half the margin between the renew deadline and the lease duration, so this replica has
+        // stopped writing before another can acquire; on SIGTERM the elector keeps renewing until
+        // the term is dropped, so reconciles get longer (still within the drain timeout).
+        let stop = term.token().cancelled_owned();
+        let run = jobwright::job::controller::run(ops.client.clone(), opts, stop);
+        tokio::pin!(run);
+        let abandon = async {
+            term.ended().await;
+            let bound = if ops.shutdown.is_cancelled() { SHUTDOWN_STOP_BOUND } else { lost_lease_bound };
+            tokio::time::sleep(bound).await;
+        };
         tokio::select! {
-            _ = term.ended() => {}
-            _ = jobwright::job::controller::run(ops.client.clone(), opts, stop) => {}
+            _ = &mut run => {}
+            _ = abandon => tracing::warn!(term = term.number, "in-flight reconciles did not finish in time; abandoned"),
         }
         forward.abort();
         ops.readiness.set_caches_synced(false);
