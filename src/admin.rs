@@ -2,10 +2,11 @@
 //!
 //! - `/metrics` renders [`Metrics`] in OpenMetrics text.
 //! - `/healthz` answers `200 ok` while the process serves HTTP at all (liveness).
-//! - `/readyz` answers `200 ok` only when the shared [`Readiness`] says the informer caches have
-//!   synced **and** the leadership state is known (this replica is the leader, or a standby that
-//!   knows someone else may lead); otherwise `503` with a one-line reason. A standby is ready on
-//!   purpose: it is healthy and able to take over, and a PodDisruptionBudget counts it.
+//! - `/readyz` answers `200 ok` when the shared [`Readiness`] says this replica leads and its
+//!   informer caches have synced, or when it is a standby (it reached the Lease and runs no
+//!   informers until it leads); otherwise `503` with a one-line reason. A standby is ready on
+//!   purpose: it is healthy and able to take over, a Deployment's rollout counts it available and
+//!   so does a PodDisruptionBudget.
 //!
 //! [`Readiness`] is a cloneable handle on a `tokio::sync::watch` channel: the controller flips
 //! [`Readiness::set_caches_synced`], the leader elector [`Readiness::set_leadership`], and anyone
@@ -58,9 +59,11 @@ impl ReadinessState {
     /// `Ok` when ready, else the reason `/readyz` reports.
     pub fn check(&self) -> Result<(), &'static str> {
         match (self.caches_synced, self.leadership) {
+            // A standby runs no informers: there is nothing to sync until it leads.
+            (_, Leadership::Standby) => Ok(()),
             (false, _) => Err("caches not synced"),
             (true, Leadership::Unknown) => Err("leadership unknown"),
-            (true, Leadership::Leader | Leadership::Standby) => Ok(()),
+            (true, Leadership::Leader) => Ok(()),
         }
     }
 }
@@ -247,6 +250,12 @@ mod tests {
 
         readiness.set_leadership(Leadership::Standby);
         assert_eq!(get("/readyz").await.0, 200);
+        readiness.set_caches_synced(false);
+        assert_eq!(get("/readyz").await.0, 200, "a standby has no caches to sync");
+        readiness.set_leadership(Leadership::Leader);
+        let (status, _, body) = get("/readyz").await;
+        assert_eq!((status, body.as_str()), (503, "not ready: caches not synced"), "a leader needs synced caches");
+        readiness.set_caches_synced(true);
         readiness.set_leadership(Leadership::Leader);
         let (status, _, body) = get("/readyz").await;
         assert_eq!((status, body.as_str()), (200, "ok"));

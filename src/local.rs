@@ -33,8 +33,9 @@ pub struct LocalArgs {
     /// Number of simulated nodes.
     #[arg(long, default_value_t = 1)]
     pub nodes: usize,
-    /// Keep the API server's state in this directory (a crash-safe log + snapshot); without it,
-    /// state is in memory only.
+    /// Keep the API server's state in this directory (a crash-safe log + snapshot) and the
+    /// container logs under `DATA_DIR/kubelet`; without it, state is in memory only. A restart is a
+    /// node reboot: pods that were running lose their containers (exit 137), and Jobs replace them.
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
     /// Apply this manifest once everything is up, wait for its Jobs to finish, print how each
@@ -87,6 +88,7 @@ pub async fn run(
             base: args.restart_backoff_base,
             max: Duration::from_secs(300).max(args.restart_backoff_base),
         },
+        data_dir: args.data_dir.as_ref().map(|d| d.join("kubelet")),
         ..Default::default()
     };
     let kubelet = Kubelet::start(client.clone(), kubelet_config).await?;

@@ -90,7 +90,7 @@ async fn run_controller(args: ControllerArgs) -> Result<(), Box<dyn std::error::
     let ops = jobwright::ops::Ops::start(&args.ops, cfg).await?;
     let config =
         jobwright::job::Config { manage_all: args.manage_all_jobs, workers: args.workers, ..Default::default() };
-    ops.run_controllers(config, !args.no_ttl_controller).await?;
+    ops.run_controllers(&args.ops, config, !args.no_ttl_controller).await?;
     Ok(())
 }
 

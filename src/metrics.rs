@@ -18,6 +18,10 @@
 //! | `jobwright_api_requests_total` | counter | `verb` (Kubernetes verb), `code` (HTTP status or `error`) | requests made through the instrumented `kube::Client` |
 //! | `jobwright_leader` | gauge | | 1 while this replica holds the leader lease, else 0 |
 //!
+//! `jobwright_reconcile_total` has all four results from the start (at 0). The families whose label
+//! values are open-ended (`reconcile_errors`, `jobs_finished`, `api_requests`) appear in the
+//! exposition with their first sample: an empty family renders nothing, not even its `# TYPE`.
+//!
 //! API requests are counted by [`ApiMetricsLayer`], a `tower` layer for
 //! [`kube::client::ClientBuilder::with_layer`]; [`instrumented_client`] builds such a client.
 
@@ -160,6 +164,12 @@ impl Metrics {
         let api_requests = Family::<ApiRequestLabels, Counter>::default();
         let leader = Gauge::default();
 
+        // Every result exists from the start (at 0), so rates and ratios work before the first error.
+        for result in
+            [ReconcileResult::Success, ReconcileResult::Error, ReconcileResult::Requeue, ReconcileResult::RequeueAfter]
+        {
+            let _ = reconciles.get_or_create(&ReconcileLabels { result });
+        }
         registry.register("reconcile", "Reconciles finished, by result", reconciles.clone());
         registry.register(
             "reconcile_errors",

@@ -1,7 +1,9 @@
 //! End-to-end tests of `jobwright local`: the real binary, driven by the real `kubectl`.
 //!
 //! One `jobwright local` instance runs all of `examples/` at once (fast backoffs so the failing
-//! examples end quickly); a second instance checks that SIGTERM stops every pod process and exits 0.
+//! examples end quickly); a second instance checks that SIGTERM stops every pod process and exits 0;
+//! a third (`--nodes 3`) fails a node and deletes another through kubectl and watches the Jobs
+//! replace their lost pods; a fourth is stopped mid-Job and started again on its `--data-dir`.
 //! Readiness is the printed `export KUBECONFIG=` line, never a sleep.
 
 use std::io::{BufRead, BufReader};
@@ -14,17 +16,27 @@ struct Local {
     child: Child,
     kubeconfig: PathBuf,
     cache: tempfile::TempDir,
-    _dir: tempfile::TempDir,
+    _dir: Option<tempfile::TempDir>,
 }
 
 impl Local {
     fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// A fresh instance in its own temporary directory, with `extra` flags.
+    fn start_with(extra: &[&str]) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let kubeconfig = dir.path().join("jobwright.kubeconfig");
+        Self::launch(dir.path().join("jobwright.kubeconfig"), extra, Some(dir))
+    }
+
+    /// Start `jobwright local` writing `kubeconfig`; ready once it prints its line.
+    fn launch(kubeconfig: PathBuf, extra: &[&str], dir: Option<tempfile::TempDir>) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_jobwright"))
             .args(["local", "--listen", "127.0.0.1:0", "--kubeconfig"])
             .arg(&kubeconfig)
             .args(["--pod-backoff-base", "200ms", "--restart-backoff-base", "200ms"])
+            .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -285,4 +297,344 @@ fn run_flag_exits_one_when_a_job_fails() {
     let (code, stdout) = run_example("backoff-limit.yaml", &["--pod-backoff-base", "100ms"]);
     assert_eq!(code, Some(1), "{stdout}");
     assert!(stdout.contains("job/always-fails: Failed (BackoffLimitExceeded) succeeded=0 failed=3"), "{stdout}");
+}
+
+/// Poll `probe` every 100 ms until it returns `Some`, for at most 60 s (a bounded deadline, not a
+/// sleep standing in for synchronisation).
+fn poll<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(v) = probe() {
+            return v;
+        }
+        assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// `kubectl get pods -l SELECTOR --watch -o json`: every version of the matching pods, as a user
+/// watching would see them (the watch starts at the list's resourceVersion, so nothing after the
+/// first printed object is missed).
+struct PodWatch {
+    child: Child,
+    rx: mpsc::Receiver<serde_json::Value>,
+}
+
+impl PodWatch {
+    fn start(local: &Local, selector: &str) -> Self {
+        let mut child = Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(&local.kubeconfig)
+            .args(["get", "pods", "-l", selector, "--watch", "-o", "json"])
+            .env("KUBECACHEDIR", local.cache.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("run kubectl (required)");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for v in serde_json::Deserializer::from_reader(stdout).into_iter::<serde_json::Value>() {
+                let Ok(v) = v else { break };
+                if tx.send(v).is_err() {
+                    break;
+                }
+            }
+        });
+        PodWatch { child, rx }
+    }
+
+    /// The first version (from now on) for which `pred` holds.
+    fn until(&self, what: &str, pred: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.rx.recv_timeout(left) {
+                Ok(v) if pred(&v) => return v,
+                Ok(_) => {}
+                Err(e) => panic!("watching pods: no {what} ({e})"),
+            }
+        }
+    }
+}
+
+impl Drop for PodWatch {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn disruption_target(pod: &serde_json::Value) -> Option<&serde_json::Value> {
+    pod["status"]["conditions"].as_array()?.iter().find(|c| c["type"] == "DisruptionTarget")
+}
+
+/// A Job whose first pod sleeps (the unusual `sleep SECS`, so the test can find its process) and
+/// whose later pods exit 0 at once: it completes only if a lost first pod is replaced.
+fn first_pod_sleeps_job(dir: &Path, name: &str, secs: u32, ignore_disruption: bool) -> PathBuf {
+    let marker = dir.join(name);
+    let policy = if ignore_disruption {
+        "  podFailurePolicy:\n    rules:\n    - action: Ignore\n      onPodConditions:\n      - type: DisruptionTarget\n"
+    } else {
+        ""
+    };
+    let script = format!("test -f {m} && exit 0; touch {m}; exec sleep {secs}", m = marker.display());
+    let yaml = format!(
+        "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: {name}\nspec:\n{policy}  template:\n    spec:\n      \
+         restartPolicy: Never\n      containers:\n      - name: main\n        image: busybox\n        \
+         command: [\"sh\", \"-c\", {script:?}]\n"
+    );
+    let path = dir.join(format!("{name}.yaml"));
+    std::fs::write(&path, yaml).unwrap();
+    path
+}
+
+/// Lose the running pod of `job` with `lose(node)`; returns (the lost pod as last seen, its node).
+fn lose_running_pod(local: &Local, job: &str, sleep: &[&str], lose: impl FnOnce(&str)) -> (serde_json::Value, String) {
+    let selector = format!("job-name={job}");
+    local.ok(&["wait", "--for=jsonpath={.status.phase}=Running", "pod", "-l", &selector, "--timeout=60s"]);
+    let pid = local.child.id();
+    let before = poll("the pod's sleep process", || Some(children_running(pid, sleep)).filter(|p| p.len() == 1));
+    let name = local.ok(&["get", "pods", "-l", &selector, "-o", "jsonpath={.items[0].metadata.name}"]);
+    let node = local.ok(&["get", "pod", &name, "-o", "jsonpath={.spec.nodeName}"]);
+    let watch = PodWatch::start(local, &selector);
+    watch.until("initial list", |p| p["metadata"]["name"] == name.as_str());
+    lose(&node);
+    let lost = watch.until("DisruptionTarget on the lost pod", |p| {
+        p["metadata"]["name"] == name.as_str() && disruption_target(p).is_some_and(|c| c["status"] == "True")
+    });
+    // The kubelet kills the processes before it writes the loss.
+    assert!(!Path::new(&format!("/proc/{}", before[0])).exists(), "the lost pod's process {} survived", before[0]);
+    assert_eq!(anywhere_running(sleep), Vec::<u32>::new(), "the lost pod's process survived");
+    (lost, node)
+}
+
+/// The nodes of `job`'s pods, one entry per pod.
+fn pod_nodes(local: &Local, job: &str) -> Vec<String> {
+    let out = local.ok(&["get", "pods", "-l", &format!("job-name={job}"), "-o", "jsonpath={.items[*].spec.nodeName}"]);
+    out.split_whitespace().map(str::to_string).collect()
+}
+
+#[test]
+fn failed_or_deleted_nodes_lose_their_pods_and_jobs_replace_them() {
+    let local = Local::start_with(&["--nodes", "3"]);
+    let dir = tempfile::tempdir().unwrap();
+
+    // 1. `kubectl annotate node`: the taint manager's eviction; the lost pod counts as failed.
+    let manifest = first_pod_sleeps_job(dir.path(), "node-failure", 617, false);
+    local.ok(&["apply", "-f", manifest.to_str().unwrap()]);
+    let (lost, failed_node) = lose_running_pod(&local, "node-failure", &["sleep", "617"], |node| {
+        local.ok(&["annotate", "node", node, "jobwright.dev/fail-node=true"]);
+    });
+    let cond = disruption_target(&lost).unwrap();
+    assert_eq!(cond["reason"], "DeletionByTaintManager", "{lost}");
+    assert_eq!(cond["message"], "Taint manager: deleting due to NoExecute taint", "{lost}");
+    assert_eq!(lost["status"]["phase"], "Failed", "{lost}");
+    local.wait("node-failure", "complete");
+    assert_eq!(local.jsonpath("node-failure", "{.status.succeeded} {.status.failed}"), "1 1");
+    let replacement = pod_nodes(&local, "node-failure");
+    assert!(replacement.len() == 1 && replacement[0] != failed_node, "one replacement elsewhere: {replacement:?}");
+    let lost_name = lost["metadata"]["name"].as_str().unwrap();
+    let (found, _, err) = local.kubectl(&["get", "pod", lost_name]);
+    assert!(!found && err.contains("NotFound"), "the lost pod is deleted: {err}");
+    let events = local.ok(&[
+        "get",
+        "events",
+        "--field-selector",
+        "reason=TaintManagerEviction",
+        "-o",
+        "jsonpath={.items[*].message}",
+    ]);
+    assert!(events.contains(&format!("Marking for deletion Pod default/{lost_name}")), "{events}");
+    let ready =
+        local.ok(&["get", "node", &failed_node, "-o", "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}"]);
+    assert_eq!(ready, "Unknown");
+    let taints = local.ok(&["get", "node", &failed_node, "-o", "jsonpath={.spec.taints[*].key}"]);
+    assert!(taints.contains("node.kubernetes.io/unreachable"), "{taints}");
+
+    // 2. `kubectl delete node`: pod GC's orphan cleanup; podFailurePolicy Ignore on DisruptionTarget
+    // keeps `failed` at 0, and the Job still gets its replacement.
+    let manifest = first_pod_sleeps_job(dir.path(), "node-deleted", 618, true);
+    local.ok(&["apply", "-f", manifest.to_str().unwrap()]);
+    let (lost, deleted_node) = lose_running_pod(&local, "node-deleted", &["sleep", "618"], |node| {
+        local.ok(&["delete", "node", node]);
+    });
+    assert_ne!(deleted_node, failed_node, "the scheduler avoids the NotReady node");
+    let cond = disruption_target(&lost).unwrap();
+    assert_eq!(cond["reason"], "DeletionByPodGC", "{lost}");
+    assert_eq!(cond["message"], "PodGC: node no longer exists", "{lost}");
+    local.wait("node-deleted", "complete");
+    assert_eq!(local.jsonpath("node-deleted", "{.status.succeeded}"), "1");
+    let failed = local.jsonpath("node-deleted", "{.status.failed}");
+    assert!(matches!(failed.as_str(), "" | "0"), "an ignored failure is not counted: failed = {failed}");
+    let replacement = pod_nodes(&local, "node-deleted");
+    assert!(
+        replacement.len() == 1 && replacement[0] != failed_node && replacement[0] != deleted_node,
+        "one replacement on the healthy node: {replacement:?}"
+    );
+    // Like a running kubelet upstream (kubernetes#71398), the deleted Node stays deleted until the
+    // next start of `jobwright local`.
+    let (found, _, err) = local.kubectl(&["get", "node", &deleted_node]);
+    assert!(!found && err.contains("NotFound"), "{err}");
+
+    // 3. Removing the annotation brings the failed node back.
+    local.ok(&["annotate", "node", &failed_node, "jobwright.dev/fail-node-"]);
+    local.ok(&["wait", "--for=condition=Ready", &format!("node/{failed_node}"), "--timeout=60s"]);
+    let taints = local.ok(&["get", "node", &failed_node, "-o", "jsonpath={.spec.taints[*].key}"]);
+    assert!(!taints.contains("node.kubernetes.io/unreachable"), "{taints}");
+}
+
+fn write_manifest(dir: &Path, name: &str, yaml: &str) -> String {
+    let path = dir.join(format!("{name}.yaml"));
+    std::fs::write(&path, yaml).unwrap();
+    path.display().to_string()
+}
+
+/// Names of `job`'s pods in `phase`.
+fn pods_in_phase(local: &Local, job: &str, phase: &str) -> Vec<String> {
+    let jsonpath =
+        format!("jsonpath={{range .items[?(@.status.phase==\"{phase}\")]}}{{.metadata.name}}{{\"\\n\"}}{{end}}");
+    let out = local.ok(&["get", "pods", "-l", &format!("job-name={job}"), "-o", &jsonpath]);
+    let mut names: Vec<String> = out.lines().map(str::to_string).collect();
+    names.sort();
+    names
+}
+
+fn job_event_uids(local: &Local, job: &str) -> Vec<String> {
+    let selector = format!("involvedObject.kind=Job,involvedObject.name={job}");
+    let out = local.ok(&["get", "events", "--field-selector", &selector, "-o", "jsonpath={.items[*].metadata.uid}"]);
+    out.split_whitespace().map(str::to_string).collect()
+}
+
+/// `--data-dir`: stop `jobwright local` (SIGTERM) in the middle of two Jobs, start it again on the
+/// same directory, and both finish with exact counts. Pods that were running when it stopped lost
+/// their processes; the restarted kubelet fails them (`ContainerStatusUnknown`, 137) as a kubelet
+/// does after a node reboot, and the controller replaces each exactly once.
+#[test]
+fn data_dir_restart_mid_job_finishes_with_exact_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let kubeconfig = dir.path().join("jobwright.kubeconfig");
+    let (d, release) = (dir.path().display().to_string(), dir.path().join("release"));
+    // Before the release file exists, exactly two pods of each Job succeed (mkdir is atomic; for the
+    // Indexed Job, indexes 0 and 1); every other pod sleeps until it is killed.
+    let plain = format!(
+        r#"apiVersion: batch/v1
+kind: Job
+metadata:
+  name: resume
+spec:
+  completions: 6
+  parallelism: 2
+  template:
+    spec:
+      restartPolicy: Never
+      containers:
+      - name: main
+        image: busybox
+        command: ["sh", "-c", "test -f {d}/release && {{ echo released; exit 0; }}; mkdir {d}/one 2>/dev/null && {{ echo early; exit 0; }}; mkdir {d}/two 2>/dev/null && {{ echo early; exit 0; }}; exec sleep 621"]
+"#
+    );
+    let indexed = format!(
+        r#"apiVersion: batch/v1
+kind: Job
+metadata:
+  name: resume-indexed
+spec:
+  completions: 4
+  parallelism: 2
+  completionMode: Indexed
+  template:
+    spec:
+      restartPolicy: Never
+      containers:
+      - name: main
+        image: busybox
+        command: ["sh", "-c", "echo index $JOB_COMPLETION_INDEX; test -f {d}/release && exit 0; test $JOB_COMPLETION_INDEX -lt 2 && exit 0; exec sleep 622"]
+"#
+    );
+    let data_flag = ["--data-dir", data.to_str().unwrap()];
+    let mut local = Local::launch(kubeconfig.clone(), &data_flag, None);
+    local.ok(&["apply", "-f", &write_manifest(dir.path(), "resume", &plain)]);
+    local.ok(&["apply", "-f", &write_manifest(dir.path(), "resume-indexed", &indexed)]);
+
+    // Mid-Job: two completions recorded per Job and two pods of each sleeping.
+    let pid = local.child.id();
+    poll("two completions and two sleeping pods per Job", || {
+        let counts = ["resume", "resume-indexed"].map(|j| local.jsonpath(j, "{.status.succeeded}/{.status.ready}"));
+        let sleeping = [["sleep", "621"], ["sleep", "622"]].map(|argv| children_running(pid, &argv).len());
+        (counts == ["2/2", "2/2"] && sleeping == [2, 2]).then_some(())
+    });
+    let uids = ["resume", "resume-indexed"].map(|j| local.jsonpath(j, "{.metadata.uid}"));
+    let running = ["resume", "resume-indexed"].map(|j| pods_in_phase(&local, j, "Running"));
+    let early = pods_in_phase(&local, "resume", "Succeeded");
+    assert_eq!((running[0].len(), running[1].len(), early.len()), (2, 2, 2));
+    let events_before = job_event_uids(&local, "resume");
+    assert!(!events_before.is_empty(), "the controller recorded events before the restart");
+
+    assert_eq!(local.sigterm().code(), Some(0));
+    for secs in ["621", "622"] {
+        assert_eq!(anywhere_running(&["sleep", secs]), Vec::<u32>::new(), "a pod process survived SIGTERM");
+    }
+    std::fs::write(&release, "").unwrap();
+    drop(local);
+
+    let mut local = Local::launch(kubeconfig.clone(), &data_flag, None);
+    local.wait("resume", "complete");
+    local.wait("resume-indexed", "complete");
+
+    // The same Jobs, not re-created.
+    assert_eq!(["resume", "resume-indexed"].map(|j| local.jsonpath(j, "{.metadata.uid}")), uids);
+    // Exact counts: each lost pod is one failure and one replacement, nothing more.
+    assert_eq!(local.jsonpath("resume", "{.status.succeeded} {.status.failed}"), "6 2");
+    assert_eq!(local.jsonpath("resume-indexed", "{.status.succeeded} {.status.failed}"), "4 2");
+    assert_eq!(local.jsonpath("resume-indexed", "{.status.completedIndexes}"), "0-3");
+    for (job, succeeded) in [("resume", 6), ("resume-indexed", 4)] {
+        let all = local.ok(&["get", "pods", "-l", &format!("job-name={job}"), "-o", "name"]);
+        assert_eq!(all.lines().count(), succeeded + 2, "{job}: no more pods than completions + losses:\n{all}");
+        assert_eq!(pods_in_phase(&local, job, "Succeeded").len(), succeeded, "{job}");
+    }
+    let indexes = local.ok(&[
+        "get",
+        "pods",
+        "-l",
+        "job-name=resume-indexed",
+        "-o",
+        "jsonpath={range .items[?(@.status.phase==\"Succeeded\")]}{.metadata.annotations.batch\\.kubernetes\\.io/job-completion-index}{\"\\n\"}{end}",
+    ]);
+    let mut indexes: Vec<&str> = indexes.lines().collect();
+    indexes.sort();
+    assert_eq!(indexes, ["0", "1", "2", "3"], "each completion index succeeded exactly once");
+
+    // The pods that were running when the process stopped: failed as after a node reboot.
+    for (job, names) in ["resume", "resume-indexed"].iter().zip(&running) {
+        assert_eq!(&pods_in_phase(&local, job, "Failed"), names, "{job}");
+        for name in names {
+            let state = local.ok(&[
+                "get",
+                "pod",
+                name,
+                "-o",
+                "jsonpath={.status.containerStatuses[0].state.terminated.reason} {.status.containerStatuses[0].state.terminated.exitCode}",
+            ]);
+            assert_eq!(state, "ContainerStatusUnknown 137", "{name}");
+        }
+    }
+    // Logs and events from before the restart are still there.
+    for name in &early {
+        assert_eq!(local.ok(&["logs", name]).trim(), "early", "{name}");
+    }
+    let events_after = job_event_uids(&local, "resume");
+    for uid in &events_before {
+        assert!(events_after.contains(uid), "event {uid} lost over the restart: {events_after:?}");
+    }
+    describe_has_events(&local, "resume", &["SuccessfulCreate", "Completed"]);
+
+    // A Node deleted while running stays deleted; the next start registers it again, Ready.
+    local.ok(&["delete", "node", "jobwright-node-0"]);
+    assert_eq!(local.sigterm().code(), Some(0));
+    drop(local);
+    let local = Local::launch(kubeconfig, &data_flag, None);
+    local.ok(&["wait", "--for=condition=Ready", "node/jobwright-node-0", "--timeout=60s"]);
+    assert_eq!(local.jsonpath("resume", "{.metadata.uid}"), uids[0]);
 }

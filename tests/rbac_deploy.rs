@@ -149,7 +149,7 @@ async fn deploy_rbac_is_sufficient_and_minimal() {
     let ops = Ops::start_with_shutdown(&flags.ops, server.config_with_token(Some(&token)), shutdown.clone())
         .await
         .expect("ops start (leader election) as the ServiceAccount");
-    let controller = tokio::spawn(ops.run_controllers(Config::default(), true));
+    let controller = tokio::spawn(async move { ops.run_controllers(&flags.ops, Config::default(), true).await });
 
     // 3. The kubelet (admin): pods of `deadline` and `gone` run until killed, the others succeed.
     let _kubelet = kubelet(admin.clone(), "default", |pod: &Pod, _| {

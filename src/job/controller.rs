@@ -201,6 +201,16 @@ fn pod_key(pod: &Pod) -> (String, String) {
     (pod.namespace().unwrap_or_default(), pod.name_any())
 }
 
+/// Aborts its task when dropped, so a controller future that is dropped (abandoned after a lost
+/// lease) takes its helper tasks with it instead of leaving them writing.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// Runs the Job controller (and, if enabled, the TTL controller) until `shutdown` completes.
 pub async fn run(client: Client, opts: Options, shutdown: impl Future<Output = ()> + Send + Sync + 'static) {
     let shutdown = futures::future::FutureExt::shared(Box::pin(shutdown));
@@ -208,11 +218,11 @@ pub async fn run(client: Client, opts: Options, shutdown: impl Future<Output = (
         let client = client.clone();
         let config = opts.config.clone();
         let shutdown = shutdown.clone();
-        tokio::spawn(async move { crate::ttl::run(client, config, shutdown).await })
+        AbortOnDrop(tokio::spawn(async move { crate::ttl::run(client, config, shutdown).await }))
     });
     run_job_controller_with(client, opts, shutdown).await;
-    if let Some(t) = ttl {
-        let _ = t.await;
+    if let Some(mut t) = ttl {
+        let _ = (&mut t.0).await;
     }
 }
 
@@ -255,11 +265,11 @@ async fn run_job_controller_with(
     });
     let synced = opts.caches_synced.clone().map(|tx| {
         let (p, j) = (ctx.pods_ready.clone(), ctx.jobs_ready.clone());
-        tokio::spawn(async move {
+        AbortOnDrop(tokio::spawn(async move {
             if ready(&p).await.is_ok() && ready(&j).await.is_ok() {
                 tx.send_replace(true);
             }
-        })
+        }))
     });
 
     let jobs_api: Api<Job> = Api::all(client.clone());
@@ -316,7 +326,7 @@ async fn run_job_controller_with(
         .inspect_ok(pod_hook)
         .touched_objects();
 
-    let orphans = tokio::spawn(orphan_worker(ctx.clone(), orphan_rx));
+    let orphans = AbortOnDrop(tokio::spawn(orphan_worker(ctx.clone(), orphan_rx)));
     let workers = u16::try_from(config.workers.max(1)).unwrap_or(u16::MAX);
     Controller::for_stream(job_stream, job_reader)
         .owns_stream(pod_stream)
@@ -336,10 +346,7 @@ async fn run_job_controller_with(
             }
         })
         .await;
-    orphans.abort();
-    if let Some(t) = synced {
-        t.abort();
-    }
+    drop((orphans, synced));
 }
 
 /// Removes the tracking finalizer of pods whose controller Job is gone (confirmed live) or that

@@ -13,7 +13,17 @@
 //!   node's pods lost as on a real cluster: processes killed, `DisruptionTarget` condition
 //!   (`DeletionByTaintManager`), `Failed`, force-deleted; `kubectl delete node NAME` does the same
 //!   with pod GC's reason (`DeletionByPodGC`). [`Kubelet::recover_node`] (or removing the
-//!   annotation) brings the node back, Ready and schedulable.
+//!   annotation) brings the node back, Ready and schedulable. A deleted Node is not registered
+//!   again while the simulator runs, as a running kubelet upstream does not re-register
+//!   (kubernetes#71398): it takes no new pods until the next start registers it again.
+//!
+//! Starting again over the same API state (`jobwright local --data-dir`, or `jobwright kubelet`
+//! restarted) is a node reboot: every node registers again (clearing the fail annotation and the
+//! `unreachable` taints); a pod that was running lost its processes with the previous process, so
+//! each of its running containers is reported terminated with 137 `ContainerStatusUnknown`, as
+//! upstream reports a container it can no longer find. A `restartPolicy: Never` pod thus ends
+//! `Failed` (a Job counts one failure and replaces it once); `OnFailure`/`Always` containers restart
+//! in place; bound pods that had not started yet simply start.
 //!
 //! One bad pod never stalls the others: each worker is its own task, and every API error is
 //! logged and retried or skipped, never unwrapped. [`Kubelet::shutdown`] kills every process it
