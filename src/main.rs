@@ -33,6 +33,14 @@ enum Command {
         /// Keep the state in this directory (crash-safe snapshot + write-ahead log); in memory without it.
         #[arg(long)]
         data_dir: Option<PathBuf>,
+        /// AlwaysAllow: serve every request (tokens optional). RBAC: require a bearer token from
+        /// --token-auth-file (or the admin token written into --kubeconfig, group system:masters)
+        /// and enforce the stored Roles/ClusterRoles and their bindings.
+        #[arg(long, value_enum, default_value = "AlwaysAllow")]
+        authorization_mode: jobwright::apiserver::auth::AuthorizationMode,
+        /// Static bearer tokens, kube-apiserver's CSV format: token,user,uid,"group1,group2".
+        #[arg(long)]
+        token_auth_file: Option<PathBuf>,
     },
     /// Run the node simulator (scheduler + kubelet for pods) against any API server.
     Kubelet(jobwright::kubelet::cli::KubeletArgs),
@@ -69,11 +77,8 @@ struct ControllerArgs {
     ops: jobwright::ops::OpsArgs,
 }
 
-/// How long in-flight reconciles may take to finish after SIGTERM before they are abandoned: below
-/// the elector's 20 s drain timeout, so the Lease is still released, and the 30 s grace period.
-const SHUTDOWN_STOP_BOUND: std::time::Duration = std::time::Duration::from_secs(15);
-
-/// Runs the Job (and TTL) controller for every leadership term until SIGTERM/SIGINT.
+/// Runs the Job (and TTL) controller for every leadership term until SIGTERM/SIGINT
+/// ([`jobwright::ops::Ops::run_controllers`], which the RBAC proof test runs too).
 async fn run_controller(args: ControllerArgs) -> Result<(), Box<dyn std::error::Error>> {
     let cfg = match args.kubeconfig {
         Some(path) => {
@@ -85,51 +90,7 @@ async fn run_controller(args: ControllerArgs) -> Result<(), Box<dyn std::error::
     let ops = jobwright::ops::Ops::start(&args.ops, cfg).await?;
     let config =
         jobwright::job::Config { manage_all: args.manage_all_jobs, workers: args.workers, ..Default::default() };
-    let lost_lease_bound = if args.ops.leader.leader_elect {
-        let lease = std::time::Duration::from_secs(args.ops.leader.leader_elect_lease_duration);
-        let deadline =
-            std::time::Duration::try_from_secs_f64(args.ops.leader.leader_elect_renew_deadline).unwrap_or_default();
-        lease.saturating_sub(deadline) / 2
-    } else {
-        SHUTDOWN_STOP_BOUND
-    };
-    let mut leader = ops.elector.subscribe();
-    while let Some(term) = jobwright::leader::next_term(&mut leader).await {
-        let (synced_tx, mut synced_rx) = tokio::sync::watch::channel(false);
-        let readiness = ops.readiness.clone();
-        let forward = tokio::spawn(async move {
-            if synced_rx.wait_for(|s| *s).await.is_ok() {
-                readiness.set_caches_synced(true);
-            }
-        });
-        let opts = jobwright::job::controller::Options {
-            config: config.clone(),
-            ttl_controller: !args.no_ttl_controller,
-            metrics: Some(ops.metrics.clone()),
-            caches_synced: Some(std::sync::Arc::new(synced_tx)),
-        };
-        // The term ends on SIGTERM as well as on a lost lease: the controller then stops taking
-        // work and in-flight reconciles may finish, within a bound. On a lost lease the bound is
-        // half the margin between the renew deadline and the lease duration, so this replica has
-        // stopped writing before another can acquire; on SIGTERM the elector keeps renewing until
-        // the term is dropped, so reconciles get longer (still within the drain timeout).
-        let stop = term.token().cancelled_owned();
-        let run = jobwright::job::controller::run(ops.client.clone(), opts, stop);
-        tokio::pin!(run);
-        let abandon = async {
-            term.ended().await;
-            let bound = if ops.shutdown.is_cancelled() { SHUTDOWN_STOP_BOUND } else { lost_lease_bound };
-            tokio::time::sleep(bound).await;
-        };
-        tokio::select! {
-            _ = &mut run => {}
-            _ = abandon => tracing::warn!(term = term.number, "in-flight reconciles did not finish in time; abandoned"),
-        }
-        forward.abort();
-        ops.readiness.set_caches_synced(false);
-        drop(term);
-    }
-    ops.finish().await?;
+    ops.run_controllers(&args.ops, config, !args.no_ttl_controller).await?;
     Ok(())
 }
 
@@ -175,10 +136,23 @@ async fn main() -> std::process::ExitCode {
             .init(),
     }
     let result = match cli.command {
-        Command::Apiserver { listen, kubeconfig, watch_history, data_dir } => {
+        Command::Apiserver { listen, kubeconfig, watch_history, data_dir, authorization_mode, token_auth_file } => {
             let mut config = jobwright::apiserver::http::ServerConfig::default();
             config.store.history = watch_history;
             config.data_dir = data_dir;
+            config.authorization_mode = authorization_mode;
+            if let Some(path) = token_auth_file {
+                let parsed = std::fs::read_to_string(&path)
+                    .map_err(|e| e.to_string())
+                    .and_then(|text| jobwright::apiserver::auth::parse_token_file(&text));
+                match parsed {
+                    Ok(tokens) => config.tokens = tokens,
+                    Err(e) => {
+                        eprintln!("error: --token-auth-file {}: {e}", path.display());
+                        return std::process::ExitCode::FAILURE;
+                    }
+                }
+            }
             let opts = jobwright::apiserver::ServeOptions { listen, kubeconfig, config };
             jobwright::apiserver::serve(opts, shutdown_signal()).await
         }

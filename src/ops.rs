@@ -27,6 +27,10 @@ use crate::{
     telemetry::TelemetryArgs,
 };
 
+/// How long in-flight reconciles may take to finish after SIGTERM before they are abandoned: below
+/// the elector's 20 s drain timeout, so the Lease is still released, and the 30 s grace period.
+pub const SHUTDOWN_STOP_BOUND: std::time::Duration = std::time::Duration::from_secs(15);
+
 /// Every process-level flag: logging, admin server, leader election.
 #[derive(clap::Args, Clone, Debug)]
 pub struct OpsArgs {
@@ -120,6 +124,63 @@ impl Ops {
     /// The admin server's address (useful with port 0).
     pub fn admin_addr(&self) -> std::net::SocketAddr {
         self.admin.local_addr()
+    }
+
+    /// What `jobwright controller` runs: for every leadership term, the Job controller (and, with
+    /// `ttl_controller`, the TTL-after-finished controller) with `config`, readiness following
+    /// their caches; then, after shutdown, [`Ops::finish`]. `args` are the flags `self` was
+    /// started with (the lost-lease bound comes from the election timing).
+    pub async fn run_controllers(
+        self,
+        args: &OpsArgs,
+        config: crate::job::Config,
+        ttl_controller: bool,
+    ) -> Result<(), OpsError> {
+        let lost_lease_bound = if args.leader.leader_elect {
+            let lease = std::time::Duration::from_secs(args.leader.leader_elect_lease_duration);
+            let deadline =
+                std::time::Duration::try_from_secs_f64(args.leader.leader_elect_renew_deadline).unwrap_or_default();
+            lease.saturating_sub(deadline) / 2
+        } else {
+            SHUTDOWN_STOP_BOUND
+        };
+        let mut leader = self.elector.subscribe();
+        while let Some(term) = crate::leader::next_term(&mut leader).await {
+            let (synced_tx, mut synced_rx) = tokio::sync::watch::channel(false);
+            let readiness = self.readiness.clone();
+            let forward = tokio::spawn(async move {
+                if synced_rx.wait_for(|s| *s).await.is_ok() {
+                    readiness.set_caches_synced(true);
+                }
+            });
+            let opts = crate::job::controller::Options {
+                config: config.clone(),
+                ttl_controller,
+                metrics: Some(self.metrics.clone()),
+                caches_synced: Some(std::sync::Arc::new(synced_tx)),
+            };
+            // The term ends on SIGTERM as well as on a lost lease: the controller then stops taking
+            // work and in-flight reconciles may finish, within a bound. On a lost lease the bound is
+            // half the margin between the renew deadline and the lease duration, so this replica has
+            // stopped writing before another can acquire; on SIGTERM the elector keeps renewing until
+            // the term is dropped, so reconciles get longer (still within the drain timeout).
+            let stop = term.token().cancelled_owned();
+            let run = crate::job::controller::run(self.client.clone(), opts, stop);
+            tokio::pin!(run);
+            let abandon = async {
+                term.ended().await;
+                let bound = if self.shutdown.is_cancelled() { SHUTDOWN_STOP_BOUND } else { lost_lease_bound };
+                tokio::time::sleep(bound).await;
+            };
+            tokio::select! {
+                _ = &mut run => {}
+                _ = abandon => tracing::warn!(term = term.number, "in-flight reconciles did not finish in time; abandoned"),
+            }
+            forward.abort();
+            self.readiness.set_caches_synced(false);
+            drop(term);
+        }
+        self.finish().await
     }
 
     /// After shutdown: waits for the elector to release the Lease and the admin server to stop.

@@ -24,8 +24,10 @@ use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::ReceiverStream;
 
+use super::auth::{Auth, AuthorizationMode, StaticToken};
 use super::errors::StatusError;
 use super::patch::PatchType;
+use super::rbac::UserInfo;
 use super::registry::{Registry, ResourceInfo};
 use super::rest::{Api, DeleteOptions, Outcome, WriteOptions, parse_propagation};
 use super::selector::{FieldSelector, LabelSelector};
@@ -57,6 +59,13 @@ pub struct ServerConfig {
     /// Keep the state in this directory (snapshot + write-ahead log, see [`super::persist`]);
     /// `None` keeps it in memory only.
     pub data_dir: Option<std::path::PathBuf>,
+    /// `--authorization-mode`: allow everything (default) or authenticate and enforce RBAC
+    /// (see [`super::auth`]).
+    pub authorization_mode: AuthorizationMode,
+    /// Bearer tokens (`--token-auth-file`).
+    pub tokens: Vec<StaticToken>,
+    /// How many authorization decisions are kept in memory (RBAC mode).
+    pub decision_log: usize,
 }
 
 impl Default for ServerConfig {
@@ -67,6 +76,9 @@ impl Default for ServerConfig {
             watch_timeout: Duration::from_secs(1800),
             body_limit: BODY_LIMIT,
             data_dir: None,
+            authorization_mode: AuthorizationMode::AlwaysAllow,
+            tokens: vec![],
+            decision_log: super::auth::DEFAULT_DECISION_LOG,
         }
     }
 }
@@ -79,6 +91,8 @@ pub struct Server {
     pub config: ServerConfig,
     /// Cancelled at shutdown: ends open watches so a graceful shutdown doesn't wait on them.
     pub stopping: tokio_util::sync::CancellationToken,
+    /// Authentication, authorization and the decision log.
+    pub auth: Auth,
 }
 
 impl Server {
@@ -98,7 +112,8 @@ impl Server {
             load(&store, &registry, dir)?;
         }
         let api = Api::new(store, registry);
-        Ok(Arc::new(Self { api, config, stopping: tokio_util::sync::CancellationToken::new() }))
+        let auth = Auth::new(config.authorization_mode, &config.tokens, config.decision_log);
+        Ok(Arc::new(Self { api, config, stopping: tokio_util::sync::CancellationToken::new(), auth }))
     }
 
     /// The store (white-box access for tests and benchmarks).
@@ -153,6 +168,17 @@ impl Running {
         format!("http://{}", self.addr)
     }
 
+    /// `https://127.0.0.1:PORT` when the port also speaks TLS (RBAC mode, see [`start_with`]).
+    pub fn https_url(&self) -> Option<String> {
+        self.server.auth.enforcing().then(|| format!("https://{}", self.addr))
+    }
+
+    /// The URL a kubeconfig should name: kubectl sends bearer tokens only over TLS, so
+    /// [`Running::https_url`] in RBAC mode, else [`Running::url`].
+    pub fn kubeconfig_url(&self) -> String {
+        self.https_url().unwrap_or_else(|| self.url())
+    }
+
     /// Stop accepting, end open watches, and wait for the server task.
     pub async fn shutdown(mut self) {
         if let Some(tx) = self.shutdown.take() {
@@ -184,6 +210,11 @@ pub async fn start(listen: SocketAddr, config: ServerConfig) -> std::io::Result<
 }
 
 /// Bind `listen` and serve `server` (plus its garbage collector) in the background.
+///
+/// In RBAC mode the port speaks both plain HTTP and TLS (a connection whose first byte is a TLS
+/// handshake record gets the built-in self-signed loopback certificate, see [`LOOPBACK_CERT`]):
+/// `kube::Client` sends bearer tokens over plain HTTP, but kubectl only sends credentials over
+/// TLS, so the kubeconfigs written for an RBAC server name `https://` and skip verification.
 pub async fn start_with(listen: SocketAddr, server: Arc<Server>) -> std::io::Result<Running> {
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let addr = listener.local_addr()?;
@@ -191,15 +222,119 @@ pub async fn start_with(listen: SocketAddr, server: Arc<Server>) -> std::io::Res
     let gc = tokio::spawn(gc::run(server.api.clone()));
     let app = router(server.clone());
     let stopping = server.stopping.clone();
-    let task = tokio::spawn(async move {
-        let _ = axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = rx.await;
-                stopping.cancel();
-            })
-            .await;
-    });
+    let shutdown = async move {
+        let _ = rx.await;
+        stopping.cancel();
+    };
+    let task = if server.auth.enforcing() {
+        let listener = DualListener::new(listener, loopback_tls()?);
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+        })
+    } else {
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+        })
+    };
     Ok(Running { addr, server, shutdown: Some(tx), task: Some(task), gc })
+}
+
+/// The self-signed certificate (CN `jobwright-apiserver`, SANs `127.0.0.1` and `localhost`,
+/// valid for 100 years) served on TLS connections in RBAC mode. Its key is public: it
+/// authenticates nothing and only lets kubectl send a bearer token to a loopback test server.
+pub const LOOPBACK_CERT: &str = include_str!("loopback_tls/cert.pem");
+const LOOPBACK_KEY: &str = include_str!("loopback_tls/key.pem");
+
+fn loopback_tls() -> std::io::Result<tokio_rustls::TlsAcceptor> {
+    use tokio_rustls::rustls::{self, pki_types::pem::PemObject};
+    let invalid = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidData, e);
+    let certs = rustls::pki_types::CertificateDer::pem_slice_iter(LOOPBACK_CERT.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| invalid(e.to_string()))?;
+    let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(LOOPBACK_KEY.as_bytes())
+        .map_err(|e| invalid(e.to_string()))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| invalid(e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| invalid(e.to_string()))?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+}
+
+type DualIo = tokio_util::either::Either<tokio::net::TcpStream, tokio_rustls::server::TlsStream<tokio::net::TcpStream>>;
+
+/// A listener that hands axum plain and TLS connections from one port: a task accepts, and a
+/// task per connection peeks at the first byte (0x16: a TLS handshake) and, for TLS, completes
+/// the handshake (within 10 s) before the connection is queued.
+struct DualListener {
+    addr: SocketAddr,
+    rx: mpsc::Receiver<(DualIo, SocketAddr)>,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+impl DualListener {
+    fn new(listener: tokio::net::TcpListener, tls: tokio_rustls::TlsAcceptor) -> Self {
+        let addr = listener.local_addr().unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)));
+        let (tx, rx) = mpsc::channel(64);
+        let accept = tokio::spawn(async move {
+            loop {
+                let (stream, peer) = match listener.accept().await {
+                    Ok(c) => c,
+                    Err(e) => {
+                        tracing::debug!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                        continue;
+                    }
+                };
+                let (tx, tls) = (tx.clone(), tls.clone());
+                tokio::spawn(async move {
+                    let sniff = async {
+                        let mut first = [0u8; 1];
+                        let n = stream.peek(&mut first).await?;
+                        if n == 1 && first[0] == 0x16 {
+                            Ok::<_, std::io::Error>(tokio_util::either::Either::Right(tls.accept(stream).await?))
+                        } else {
+                            Ok(tokio_util::either::Either::Left(stream))
+                        }
+                    };
+                    match tokio::time::timeout(Duration::from_secs(10), sniff).await {
+                        Ok(Ok(io)) => {
+                            let _ = tx.send((io, peer)).await;
+                        }
+                        Ok(Err(e)) => tracing::debug!(error = %e, %peer, "TLS handshake failed"),
+                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                    }
+                });
+            }
+        });
+        Self { addr, rx, accept }
+    }
+}
+
+impl Drop for DualListener {
+    fn drop(&mut self) {
+        self.accept.abort();
+    }
+}
+
+impl axum::serve::Listener for DualListener {
+    type Io = DualIo;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        match self.rx.recv().await {
+            Some(c) => c,
+            // The accept task only ends when this listener is dropped.
+            None => std::future::pending().await,
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        Ok(self.addr)
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -406,6 +541,7 @@ fn write_options(q: &Query, headers: &HeaderMap) -> Result<WriteOptions, StatusE
         user_agent: headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_string),
         field_validation,
         force: q.flag("force"),
+        admit: None,
     })
 }
 
@@ -463,11 +599,24 @@ fn check_type(info: &ResourceInfo, obj: &mut Value) -> Result<(), StatusError> {
 
 async fn handle(State(s): State<Arc<Server>>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
+    // Authentication and authorization come first, as in kube-apiserver's filter chain.
+    let user = match s.auth.authenticate(&parts.headers) {
+        Ok(u) => u,
+        Err(e) => return error_response(&e),
+    };
+    if let Some(user) = &user
+        && s.auth.enforcing()
+    {
+        let attrs = super::auth::request_attributes(&parts.method, parts.uri.path(), parts.uri.query());
+        if let Err(e) = s.auth.check(&s.api, user, &attrs) {
+            return error_response(&e);
+        }
+    }
     let bytes = match axum::body::to_bytes(body, s.config.body_limit).await {
         Ok(b) => b,
         Err(_) => return error_response(&StatusError::too_large(s.config.body_limit)),
     };
-    match dispatch(&s, &parts.method, &parts.uri, &parts.headers, bytes).await {
+    match dispatch(&s, &parts.method, &parts.uri, &parts.headers, bytes, user.as_ref()).await {
         Ok(r) => r,
         Err(e) => error_response(&e),
     }
@@ -486,6 +635,7 @@ async fn dispatch(
     uri: &http::Uri,
     headers: &HeaderMap,
     body: Bytes,
+    user: Option<&UserInfo>,
 ) -> Result<Response, StatusError> {
     let reg = &s.api.registry;
     let q = Query::parse(uri)?;
@@ -539,10 +689,11 @@ async fn dispatch(
             let doc = discovery::openapi_v3_gv(reg, &p).ok_or_else(|| StatusError::no_route(uri.path()))?;
             only_get(json_value(StatusCode::OK, &doc))
         }
-        Route::Resource(t) => resource(s, method, uri, headers, &q, *t, body).await,
+        Route::Resource(t) => resource(s, method, uri, headers, &q, *t, body, user).await,
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn resource(
     s: &Arc<Server>,
     method: &Method,
@@ -551,8 +702,23 @@ async fn resource(
     q: &Query,
     t: Target,
     body: Bytes,
+    user: Option<&UserInfo>,
 ) -> Result<Response, StatusError> {
     let api = &s.api;
+    // OwnerReferencesPermissionEnforcement, when RBAC is enforced.
+    let admit = user.filter(|_| s.auth.enforcing()).map(|user| {
+        let (server, user, ns) = (s.clone(), user.clone(), t.namespace.clone().unwrap_or_default());
+        super::rest::AdmitHook(Arc::new(
+            move |info: &ResourceInfo, sub: Option<&str>, old: Option<&Value>, new: &Value| {
+                server.auth.admit_owner_references(&server.api, &user, info, sub, &ns, old, new)
+            },
+        ))
+    });
+    let write_options = |q: &Query, headers: &HeaderMap| -> Result<WriteOptions, StatusError> {
+        let mut opts = write_options(q, headers)?;
+        opts.admit = admit.clone();
+        Ok(opts)
+    };
     let view = t.info.clone();
     let sinfo = api.storage_info(&view);
     let ns = t.namespace.clone().unwrap_or_default();

@@ -6,16 +6,28 @@ use std::path::Path;
 /// The kubeconfig YAML for a server at `url` (e.g. `http://127.0.0.1:41234`), with one cluster,
 /// user and context named `jobwright` and the `default` namespace.
 pub fn render(url: &str) -> String {
+    render_with_token(url, None)
+}
+
+/// [`render`], the user authenticating with a bearer `token` when given; an `https://` URL
+/// (an RBAC server's self-signed loopback port) skips certificate verification.
+pub fn render_with_token(url: &str, token: Option<&str>) -> String {
+    let user = match token {
+        Some(t) => format!("{{token: {}}}", serde_json::Value::String(t.to_string())),
+        None => "{}".to_string(),
+    };
+    // An https:// server is a loopback test server with a self-signed certificate.
+    let insecure = if url.starts_with("https://") { "\n    insecure-skip-tls-verify: true" } else { "" };
     format!(
         "apiVersion: v1
 kind: Config
 clusters:
 - name: jobwright
   cluster:
-    server: {url}
+    server: {url}{insecure}
 users:
 - name: jobwright
-  user: {{}}
+  user: {user}
 contexts:
 - name: jobwright
   context:
@@ -30,12 +42,17 @@ preferences: {{}}
 
 /// Write [`render`]`(url)` to `path`, creating parent directories.
 pub fn write(path: &Path, url: &str) -> std::io::Result<()> {
+    write_with_token(path, url, None)
+}
+
+/// Write [`render_with_token`]`(url, token)` to `path`, creating parent directories.
+pub fn write_with_token(path: &Path, url: &str, token: Option<&str>) -> std::io::Result<()> {
     if let Some(dir) = path.parent()
         && !dir.as_os_str().is_empty()
     {
         std::fs::create_dir_all(dir)?;
     }
-    std::fs::write(path, render(url))
+    std::fs::write(path, render_with_token(url, token))
 }
 
 #[cfg(test)]
@@ -47,5 +64,10 @@ mod tests {
         let kc: kube::config::Kubeconfig = serde_saphyr::from_str(&render("http://127.0.0.1:1234")).unwrap();
         assert_eq!(kc.current_context.as_deref(), Some("jobwright"));
         assert_eq!(kc.clusters[0].cluster.as_ref().unwrap().server.as_deref(), Some("http://127.0.0.1:1234"));
+        let text = render_with_token("http://127.0.0.1:1234", Some("a:b\"c"));
+        let kc: kube::config::Kubeconfig = serde_saphyr::from_str(&text).unwrap();
+        assert!(kc.auth_infos[0].auth_info.as_ref().unwrap().token.is_some());
+        let v: serde_json::Value = serde_saphyr::from_str(&text).unwrap();
+        assert_eq!(v["users"][0]["user"]["token"], "a:b\"c");
     }
 }

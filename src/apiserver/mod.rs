@@ -6,6 +6,8 @@
 //! validation. Tests start one in-process per test; `jobwright apiserver` serves one standalone;
 //! `jobwright local` embeds one.
 //!
+//! - [`auth`]: bearer-token authentication, RBAC enforcement (with [`rbac`]'s evaluation), the
+//!   ownerReference admission check and the decision log; off unless asked for.
 //! - [`registry`]: which resources are served, shared by every other part.
 //! - [`store`]: objects, resourceVersions, watch history.
 //! - [`persist`]: the snapshot + write-ahead log behind `--data-dir`.
@@ -21,6 +23,7 @@
 //! - [`errors`]: `Status` objects in upstream's shape.
 //! - [`testkit`], [`kubeconfig`]: an in-process server for tests and the kubeconfig it writes.
 
+pub mod auth;
 pub mod crd;
 pub mod discovery;
 pub mod errors;
@@ -63,7 +66,7 @@ pub async fn serve(opts: ServeOptions, shutdown: impl Future<Output = ()>) -> st
     let url = running.url();
     match &opts.kubeconfig {
         Some(path) => {
-            kubeconfig::write(path, &url)?;
+            kubeconfig::write_with_token(path, &running.kubeconfig_url(), running.server.auth.admin_token())?;
             println!("jobwright apiserver listening on {url}; kubeconfig written to {}", path.display());
         }
         None => println!("jobwright apiserver listening on {url}"),

@@ -8,8 +8,8 @@
 //! `nonResourceURLs` (exact, or a prefix ending in `*`). A RoleBinding grants only in its own
 //! namespace. [`forbidden_message`] words a denial as kube-apiserver does.
 //!
-//! Not wired into the HTTP layer yet: authentication (bearer tokens) and the 401/403 responses
-//! are the remaining part of the RBAC enforcement work.
+//! [`super::auth`] calls it for every request when the server runs with `--authorization-mode
+//! RBAC`.
 
 use serde_json::Value;
 
@@ -307,7 +307,7 @@ mod tests {
         let sa = UserInfo::service_account(&ns, "jobwright-controller");
         for (verb, group, resource, sub, namespace, name) in [
             ("create", "", "pods", "", "default", ""),
-            ("patch", "batch", "jobs", "status", "default", "j"),
+            ("update", "batch", "jobs", "status", "default", "j"),
             ("create", "events.k8s.io", "events", "", "default", ""),
             ("get", "coordination.k8s.io", "leases", "", ns.as_str(), "jobwright-controller"),
             ("create", "coordination.k8s.io", "leases", "", ns.as_str(), ""),

@@ -35,9 +35,38 @@ pub struct WriteOptions {
     pub field_validation: FieldValidation,
     /// `?force=true` (apply patches).
     pub force: bool,
+    /// A validating admission check of the object about to be stored, after validation.
+    pub admit: Option<AdmitHook>,
+}
+
+/// The check a [`WriteOptions`] runs on a create or update once the object is validated:
+/// `(resource, subresource, old object (None on create), new object)`; an error rejects the write.
+#[derive(Clone)]
+#[allow(clippy::type_complexity)]
+pub struct AdmitHook(
+    pub Arc<dyn Fn(&ResourceInfo, Option<&str>, Option<&Value>, &Value) -> Result<(), StatusError> + Send + Sync>,
+);
+
+impl std::fmt::Debug for AdmitHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AdmitHook")
+    }
 }
 
 impl WriteOptions {
+    fn admit(
+        &self,
+        info: &ResourceInfo,
+        sub: Option<&str>,
+        old: Option<&Value>,
+        new: &Value,
+    ) -> Result<(), StatusError> {
+        match &self.admit {
+            Some(hook) => (hook.0)(info, sub, old, new),
+            None => Ok(()),
+        }
+    }
+
     fn ctx<'a>(&'a self, sub: Option<&'a str>) -> WriteContext<'a> {
         WriteContext {
             field_manager: self.field_manager.as_deref(),
@@ -455,6 +484,7 @@ impl Api {
             patch::record_write(info, None, &mut obj, &opts.ctx(None));
         }
         let warnings = validate::admit(info, Operation::Create, &mut obj, None, opts.field_validation)?;
+        opts.admit(info, None, None, &obj)?;
         if opts.dry_run {
             if self.store.get(&info.storage_key, &ns, &name).is_some() {
                 return Err(StatusError::already_exists(info, &name));
@@ -619,6 +649,7 @@ impl Api {
             patch::record_write(info, Some(&old), &mut new, &opts.ctx(sub));
             let op = if sub == Some("status") { Operation::UpdateStatus } else { Operation::Update };
             let warnings = validate::admit(info, op, &mut new, Some(&old), opts.field_validation)?;
+            opts.admit(info, sub, Some(&old), &new)?;
             match self.commit_update(info, &ns, name, entry.rv, &old, new, opts.dry_run)? {
                 Ok(object) => return Ok(Outcome { object, warnings, created: false, bytes: None }),
                 Err(WriteError::NotFound) => return Err(StatusError::not_found(info, name)),
@@ -676,6 +707,7 @@ impl Api {
             }
             let op = if sub == Some("status") { Operation::UpdateStatus } else { Operation::Update };
             let warnings = validate::admit(info, op, &mut new, Some(&old), opts.field_validation)?;
+            opts.admit(info, sub, Some(&old), &new)?;
             match self.commit_update(info, &ns, name, entry.rv, &old, new, opts.dry_run)? {
                 Ok(object) => return Ok(Outcome { object, warnings, created: false, bytes: None }),
                 Err(WriteError::NotFound) => return Err(StatusError::not_found(info, name)),

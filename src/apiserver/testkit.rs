@@ -6,13 +6,21 @@
 //! [`Kubectl`] drives the real `kubectl` binary against one server, each instance in a fresh
 //! directory of its own (kubeconfig + `KUBECACHEDIR`), so tests never share discovery caches or
 //! read the user's `~/.kube`. Get one with [`TestApiServer::kubectl`].
+//!
+//! [`TestApiServer::start_rbac`] starts a server that authenticates and enforces RBAC (see
+//! [`super::auth`]): [`TestApiServer::client`] and [`TestApiServer::kubectl`] then act as an admin
+//! (`system:masters`), [`TestApiServer::service_account_client`] and
+//! [`TestApiServer::service_account_kubectl`] as a ServiceAccount with exactly the permissions
+//! bound to it, and [`TestApiServer::authorization_decisions`] tells what was asked and decided.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::auth::{AuthorizationMode, Decision};
 use super::http::{self, Running, Server, ServerConfig};
 use super::kubeconfig;
+use super::rbac::UserInfo;
 use super::store::Store;
 
 /// A running in-process API server.
@@ -27,11 +35,23 @@ impl TestApiServer {
         Self::start_with(ServerConfig { bookmark_interval: Duration::from_secs(1), ..ServerConfig::default() }).await
     }
 
+    /// Start a server that authenticates every request and enforces RBAC (test-friendly
+    /// bookmarks too). [`Self::client`] and [`Self::kubectl`] use the admin token.
+    pub async fn start_rbac() -> Self {
+        Self::start_with(ServerConfig {
+            bookmark_interval: Duration::from_secs(1),
+            authorization_mode: AuthorizationMode::Rbac,
+            ..ServerConfig::default()
+        })
+        .await
+    }
+
     /// Start a server with the given settings.
     pub async fn start_with(config: ServerConfig) -> Self {
         let running = http::start(([127, 0, 0, 1], 0).into(), config).await.expect("bind 127.0.0.1:0");
         let kubeconfig = std::env::temp_dir().join(format!("jobwright-kubeconfig-{}.yaml", uuid::Uuid::new_v4()));
-        kubeconfig::write(&kubeconfig, &running.url()).expect("write kubeconfig");
+        kubeconfig::write_with_token(&kubeconfig, &running.kubeconfig_url(), running.server.auth.admin_token())
+            .expect("write kubeconfig");
         Self { running, kubeconfig }
     }
 
@@ -40,12 +60,64 @@ impl TestApiServer {
         self.running.url()
     }
 
-    /// A `kube::Client` for this server, default namespace `default`.
+    /// The URL kubeconfigs name: `https://127.0.0.1:PORT` with RBAC (kubectl sends tokens only
+    /// over TLS; the same port speaks both), else [`Self::url`].
+    pub fn kubeconfig_url(&self) -> String {
+        self.running.kubeconfig_url()
+    }
+
+    /// A `kube::Client` for this server, default namespace `default` (the admin, with RBAC).
     pub fn client(&self) -> kube::Client {
+        self.client_with_token(self.admin_token())
+    }
+
+    /// A `kube::Client` that authenticates with `token` (none: anonymous), default namespace
+    /// `default`.
+    pub fn client_with_token(&self, token: Option<&str>) -> kube::Client {
+        kube::Client::try_from(self.config_with_token(token)).expect("kube client")
+    }
+
+    /// The `kube::Config` behind [`Self::client_with_token`], e.g. for `jobwright::ops::Ops`.
+    pub fn config_with_token(&self, token: Option<&str>) -> kube::Config {
         let mut config = kube::Config::new(self.url().parse().expect("valid url"));
         config.default_namespace = "default".into();
         config.read_timeout = None;
-        kube::Client::try_from(config).expect("kube client")
+        config.auth_info.token = token.map(|t| t.to_string().into());
+        config
+    }
+
+    /// The admin token (user `kubernetes-admin`, group `system:masters`), with RBAC.
+    pub fn admin_token(&self) -> Option<&str> {
+        self.running.server.auth.admin_token()
+    }
+
+    /// Mint a token for `user` (groups as given; `system:authenticated` is added on use).
+    pub fn token_for(&self, user: UserInfo) -> String {
+        let token = format!("test-{}", uuid::Uuid::new_v4().simple());
+        self.running.server.auth.add_token(&token, user);
+        token
+    }
+
+    /// Mint a token for the ServiceAccount `namespace/name`: user
+    /// `system:serviceaccount:NAMESPACE:NAME`, groups `system:serviceaccounts`,
+    /// `system:serviceaccounts:NAMESPACE`, `system:authenticated`.
+    pub fn service_account_token(&self, namespace: &str, name: &str) -> String {
+        self.token_for(UserInfo::service_account(namespace, name))
+    }
+
+    /// A `kube::Client` authenticated as the ServiceAccount `namespace/name`.
+    pub fn service_account_client(&self, namespace: &str, name: &str) -> kube::Client {
+        self.client_with_token(Some(&self.service_account_token(namespace, name)))
+    }
+
+    /// A [`Kubectl`] authenticated as the ServiceAccount `namespace/name`.
+    pub fn service_account_kubectl(&self, namespace: &str, name: &str) -> Kubectl {
+        Kubectl::with_token(&self.running.kubeconfig_url(), Some(&self.service_account_token(namespace, name)))
+    }
+
+    /// Every authorization decision so far, oldest first (RBAC mode; see [`super::auth`]).
+    pub fn authorization_decisions(&self) -> Vec<Decision> {
+        self.running.server.auth.decisions()
     }
 
     /// A kubeconfig file for this server (removed when the server is dropped).
@@ -55,12 +127,12 @@ impl TestApiServer {
 
     /// Write a kubeconfig for this server to `path`.
     pub fn write_kubeconfig(&self, path: &Path) -> std::io::Result<()> {
-        kubeconfig::write(path, &self.url())
+        kubeconfig::write_with_token(path, &self.running.kubeconfig_url(), self.admin_token())
     }
 
-    /// A [`Kubectl`] for this server, namespace `default`.
+    /// A [`Kubectl`] for this server, namespace `default` (the admin, with RBAC).
     pub fn kubectl(&self) -> Kubectl {
-        Kubectl::new(&self.url())
+        Kubectl::with_token(&self.running.kubeconfig_url(), self.admin_token())
     }
 
     /// The server state (white-box access).
@@ -100,9 +172,14 @@ pub struct KubectlOutput {
 impl Kubectl {
     /// A kubectl for `server` (an `http://` URL), namespace `default`.
     pub fn new(server: &str) -> Self {
+        Self::with_token(server, None)
+    }
+
+    /// A kubectl for `server` that authenticates with a bearer `token`.
+    pub fn with_token(server: &str, token: Option<&str>) -> Self {
         let dir = std::env::temp_dir().join(format!("jobwright-kubectl-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(dir.join("cache")).expect("create kubectl directory");
-        kubeconfig::write(&dir.join("kubeconfig"), server).expect("write kubeconfig");
+        kubeconfig::write_with_token(&dir.join("kubeconfig"), server, token).expect("write kubeconfig");
         Self { dir }
     }
 
