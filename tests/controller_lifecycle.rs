@@ -302,3 +302,53 @@ both_kinds!(
     default_settings_manage_only_jobs_naming_this_controller,
     pod_relabelled_out_of_the_selector_is_released_and_replaced,
 );
+
+/// Both kinds at once, with the same name: one pod reflector feeds both controllers, each Job gets
+/// exactly its own pods (owned by the right kind) and `--crd-jobs auto` follows discovery.
+#[tokio::test]
+async fn both_kinds_side_by_side_with_the_same_name() {
+    let s = TestApiServer::start().await;
+    let c = s.client();
+    assert!(!jobwright::job::controller::crd_served(&c).await.unwrap(), "not served before the CRD");
+    let crd = Jobs::new(&c, Kind::Crd).await;
+    assert!(jobwright::job::controller::crd_served(&c).await.unwrap(), "served once installed");
+    let batch = Jobs::new(&c, Kind::Batch).await;
+    let k = kubelet(c.clone(), "default", |_, _| Outcome::Succeed).await;
+    let _ctl = start_controller(c.clone());
+    let b = batch.create(&job("same", json!({"completions": 3, "parallelism": 2}))).await;
+    let w = crd.create(&job("same", json!({"completions": 2, "parallelism": 2}))).await;
+    assert_ne!(b.uid(), w.uid());
+    assert_eq!(counts(&batch.wait_condition("same", "Complete").await), (0, 3, 0));
+    assert_eq!(counts(&crd.wait_condition("same", "Complete").await), (0, 2, 0));
+    assert_eq!(k.pods_seen(), 5, "one pod per completion of each Job, no extra");
+    for (j, api_version, n) in [(&b, "batch/v1", 3), (&w, jobwright::crd::API_VERSION, 2)] {
+        let pods = job_pods(&c, j).await;
+        assert_eq!(pods.len(), n);
+        for p in &pods {
+            let owner = p.owner_references().iter().find(|r| r.controller == Some(true)).unwrap();
+            assert_eq!((owner.api_version.as_str(), owner.uid.as_str()), (api_version, j.uid().unwrap().as_str()));
+        }
+    }
+    wait_no_tracking_finalizer(&c).await;
+}
+
+/// `--crd-jobs true` on an API server without the CRD: batch/v1 Jobs still run and the orphan path
+/// (which does not wait for the unserved kind's cache) still removes finalizers.
+#[tokio::test]
+async fn crd_jobs_forced_on_without_the_crd_still_runs_batch_jobs() {
+    let s = TestApiServer::start().await;
+    let c = s.client();
+    let jobs = Jobs::new(&c, Kind::Batch).await;
+    let _k = kubelet(c.clone(), "default", |_, _| Outcome::Run).await;
+    let opts = jobwright::job::controller::Options {
+        config: test_config(),
+        crd_jobs: jobwright::job::controller::CrdJobs::Enabled,
+        ..Default::default()
+    };
+    let _ctl = tokio::spawn(jobwright::job::controller::run(c.clone(), opts, std::future::pending()));
+    let job = jobs.create(&job("forced", json!({"parallelism": 2, "completions": 2}))).await;
+    jobs.wait("forced", "two active pods", active_at_least(2)).await;
+    jobs.delete("forced", PropagationPolicy::Orphan).await;
+    jobs.wait_deleted("forced", &job.uid().unwrap()).await;
+    wait_no_tracking_finalizer(&c).await;
+}

@@ -324,22 +324,17 @@ async fn run_kinds(
     let (pods_ready_tx, pods_ready) = watch::channel(false);
     let (batch_ready_tx, batch_ready) = watch::channel(false);
     let (crd_ready_tx, crd_ready) = watch::channel(false);
-    let mut jobs_ready = vec![batch_ready.clone()];
-    if crd {
-        jobs_ready.push(crd_ready.clone());
-    }
 
+    // Readiness: the pods and the Jobs of every reconciled kind listed.
+    let mut all_ready = vec![pods_ready.clone(), batch_ready.clone()];
+    if crd {
+        all_ready.push(crd_ready);
+    }
     let reporter = Reporter { controller: REPORTING_CONTROLLER.into(), instance: None };
     let recorder = Recorder::new(client.clone(), reporter);
-    let all_ready = {
-        let mut all = jobs_ready.clone();
-        all.push(pods_ready.clone());
-        all
-    };
     let synced = opts.caches_synced.clone().map(|tx| {
-        let all = all_ready.clone();
         tokio::spawn(async move {
-            for rx in &all {
+            for rx in &all_ready {
                 if ready(rx).await.is_err() {
                     return;
                 }
@@ -410,7 +405,10 @@ async fn run_kinds(
         pods_ready: pods_ready.clone(),
         orphans: orphan_tx.clone(),
     };
-    let orphans = tokio::spawn(orphan_worker(shared.clone(), owners, all_ready, orphan_rx));
+    // The orphan worker starts once the pods and the batch/v1 Jobs are listed; it does not wait for
+    // the custom resource (with `--crd-jobs true` and no CRD it never syncs): a pod whose
+    // jobwright.dev/v1 Job is missing from a cold cache is confirmed by a live GET anyway.
+    let orphans = tokio::spawn(orphan_worker(shared.clone(), owners, vec![pods_ready, batch_ready], orphan_rx));
     let batch = run_kind::<Job>(&shared, batch_reader, batch_writer, batch_ready_tx, batch_pods, shutdown.clone());
     if crd {
         let crd = run_kind::<CrdJob>(&shared, crd_reader, crd_writer, crd_ready_tx, crd_pods, shutdown);
@@ -522,10 +520,10 @@ async fn run_kind<K: JobKind>(
 async fn orphan_worker(
     shared: Shared,
     owners: Owners,
-    all_ready: Vec<watch::Receiver<bool>>,
+    wait_for: Vec<watch::Receiver<bool>>,
     mut rx: mpsc::UnboundedReceiver<(String, String)>,
 ) {
-    for r in &all_ready {
+    for r in &wait_for {
         if ready(r).await.is_err() {
             return;
         }
