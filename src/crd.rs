@@ -40,6 +40,7 @@ use std::ops::{Deref, DerefMut};
 use k8s_openapi::{
     api::batch::v1::{Job as BatchJob, JobSpec, JobStatus},
     apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+    apimachinery::pkg::apis::meta::v1::LabelSelector,
 };
 use kube::{CustomResource, CustomResourceExt};
 use schemars::JsonSchema;
@@ -109,9 +110,50 @@ impl Job {
         BatchJob { metadata: self.metadata.clone(), spec: Some(self.spec.0.clone()), status: self.status.clone() }
     }
 
+    /// The batch/v1 Job the controller reconciles for this object: [`Job::to_batch`] plus what
+    /// kube-apiserver does to every batch/v1 Job and no API server does to a custom resource:
+    /// `SetDefaults_Job` (completions/parallelism 1, backoffLimit 6, podReplacementPolicy, …) and,
+    /// unless `manualSelector: true`, the generated selector `batch.kubernetes.io/controller-uid:
+    /// <uid>` with the four Job labels forced onto the template (upstream rejects a Job that sets
+    /// them otherwise; here the generated values win, so the Job's pods always match).
+    pub fn reconciled_batch(&self) -> BatchJob {
+        use crate::job::labels::{CONTROLLER_UID, JOB_NAME, LEGACY_CONTROLLER_UID, LEGACY_JOB_NAME};
+        let batch = self.to_batch();
+        let mut job = match serde_json::to_value(&batch) {
+            Ok(mut v) => {
+                crate::apiserver::validate::job::default_job(&mut v);
+                serde_json::from_value::<BatchJob>(v).unwrap_or(batch)
+            }
+            Err(_) => batch,
+        };
+        let name = job.metadata.name.clone().unwrap_or_default();
+        let uid = job.metadata.uid.clone().unwrap_or_default();
+        if let Some(spec) = job.spec.as_mut()
+            && spec.manual_selector != Some(true)
+        {
+            let labels =
+                spec.template.metadata.get_or_insert_with(Default::default).labels.get_or_insert_with(Default::default);
+            for (k, v) in
+                [(CONTROLLER_UID, &uid), (JOB_NAME, &name), (LEGACY_CONTROLLER_UID, &uid), (LEGACY_JOB_NAME, &name)]
+            {
+                labels.insert(k.to_string(), v.clone());
+            }
+            spec.selector = Some(generated_selector(&uid));
+        }
+        job
+    }
+
     /// A `jobwright.dev/v1` Job from a batch/v1 one (a missing spec becomes the default spec).
     pub fn from_batch(job: BatchJob) -> Self {
         Self { metadata: job.metadata, spec: JobCrdSpec(job.spec.unwrap_or_default()), status: job.status }
+    }
+}
+
+/// The selector kube-apiserver generates for a Job with this uid (`generateSelector`).
+pub fn generated_selector(uid: &str) -> LabelSelector {
+    LabelSelector {
+        match_labels: Some([(crate::job::labels::CONTROLLER_UID.to_string(), uid.to_string())].into()),
+        match_expressions: None,
     }
 }
 
@@ -235,6 +277,33 @@ mod tests {
         let crd = crd();
         let schema = crd.spec.versions[0].schema.as_ref().unwrap().open_api_v3_schema.as_ref().unwrap();
         serde_json::to_value(schema).unwrap()
+    }
+
+    #[test]
+    fn the_reconciled_batch_view_has_the_api_server_defaults_and_selector() {
+        let job: Job = serde_json::from_value(serde_json::json!({
+            "apiVersion": API_VERSION, "kind": "Job",
+            "metadata": {"name": "pi", "namespace": "default", "uid": "u1"},
+            "spec": {"selector": {"matchLabels": {"x": "y"}}, "template": {
+                "metadata": {"labels": {"app": "a", "batch.kubernetes.io/controller-uid": "other"}},
+                "spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "busybox"}]}}}
+        }))
+        .unwrap();
+        let b = job.reconciled_batch();
+        let spec = b.spec.as_ref().unwrap();
+        assert_eq!((spec.completions, spec.parallelism, spec.backoff_limit), (Some(1), Some(1), Some(6)));
+        assert_eq!(spec.completion_mode.as_deref(), Some("NonIndexed"));
+        assert_eq!(spec.pod_replacement_policy.as_deref(), Some("TerminatingOrFailed"));
+        let sel = spec.selector.as_ref().unwrap().match_labels.clone().unwrap();
+        assert_eq!(sel, [("batch.kubernetes.io/controller-uid".to_string(), "u1".to_string())].into());
+        let labels = spec.template.metadata.as_ref().unwrap().labels.as_ref().unwrap();
+        assert_eq!(labels["batch.kubernetes.io/controller-uid"], "u1");
+        assert_eq!((labels["job-name"].as_str(), labels["app"].as_str()), ("pi", "a"));
+        // manualSelector: the user's selector and labels stay.
+        let mut manual = job.clone();
+        manual.spec.manual_selector = Some(true);
+        let m = manual.reconciled_batch();
+        assert_eq!(m.spec.unwrap().selector.unwrap().match_labels.unwrap()["x"], "y");
     }
 
     #[test]

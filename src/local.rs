@@ -4,7 +4,8 @@
 //! Design: the three parts talk to each other only through the API server over loopback HTTP,
 //! exactly as they would in a cluster (the controller and the kubelet hold ordinary `kube::Client`s
 //! built from the kubeconfig this command writes). The controller manages ALL Jobs (`manage_all`),
-//! since there is no built-in controller to share them with. Shutdown order on SIGINT/SIGTERM: the
+//! since there is no built-in controller to share them with, and installs the `jobwright.dev/v1`
+//! Job CRD at start so both kinds run (`kubectl get wjob`). Shutdown order on SIGINT/SIGTERM: the
 //! controller first (no new pods), then the kubelet (kills every process it started), then the
 //! server.
 
@@ -59,6 +60,18 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         .ok_or_else(|| format!("invalid duration {s:?}: expected e.g. 10s, 500ms, 2m (units ns, us, ms, s, m, h)"))
 }
 
+/// Creates (or, with `--data-dir` state from an older version, replaces) the `jobwright.dev/v1`
+/// Job CRD in the embedded API server.
+pub async fn install_crd(client: &kube::Client) -> Result<(), kube::Error> {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    let api: kube::Api<CustomResourceDefinition> = kube::Api::all(client.clone());
+    let crd = crate::crd::crd();
+    let params = kube::api::PatchParams::apply("jobwright").force();
+    let name = crd.metadata.name.clone().unwrap_or_default();
+    api.patch(&name, &params, &kube::api::Patch::Apply(&crd)).await?;
+    Ok(())
+}
+
 /// Run everything until `shutdown` resolves; then stop the controller, every pod process, and the
 /// server, in that order.
 pub async fn run(
@@ -99,11 +112,14 @@ pub async fn run(
         backoff_cap: Duration::from_secs(600).max(args.pod_backoff_base),
         ..Default::default()
     };
+    // The jobwright.dev/v1 Job CRD, so `kubectl apply` of a manifest with that apiVersion runs too.
+    install_crd(&client).await?;
     let opts = crate::job::controller::Options {
         config: job_config,
         ttl_controller: true,
         metrics: None,
         caches_synced: None,
+        crd_jobs: crate::job::controller::CrdJobs::Enabled,
     };
     let stop_controller = tokio_util::sync::CancellationToken::new();
     let controller =

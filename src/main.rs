@@ -58,6 +58,10 @@ enum Command {
         /// Do not run the TTL-after-finished controller.
         #[arg(long)]
         no_ttl_controller: bool,
+        /// Also reconcile jobwright.dev/v1 Jobs (the CRD, `kubectl get wjob`): auto = if the API
+        /// server serves them when the controller starts (discovery), true = always, false = never.
+        #[arg(long, value_enum, default_value_t = jobwright::job::controller::CrdJobs::Auto)]
+        crd_jobs: jobwright::job::controller::CrdJobs,
         /// Logging, admin server (metrics, health) and leader election.
         #[command(flatten)]
         ops: jobwright::ops::OpsArgs,
@@ -74,6 +78,7 @@ struct ControllerArgs {
     manage_all_jobs: bool,
     workers: usize,
     no_ttl_controller: bool,
+    crd_jobs: jobwright::job::controller::CrdJobs,
     ops: jobwright::ops::OpsArgs,
 }
 
@@ -90,7 +95,13 @@ async fn run_controller(args: ControllerArgs) -> Result<(), Box<dyn std::error::
     let ops = jobwright::ops::Ops::start(&args.ops, cfg).await?;
     let config =
         jobwright::job::Config { manage_all: args.manage_all_jobs, workers: args.workers, ..Default::default() };
-    ops.run_controllers(&args.ops, config, !args.no_ttl_controller).await?;
+    let opts = jobwright::job::controller::Options {
+        config,
+        ttl_controller: !args.no_ttl_controller,
+        crd_jobs: args.crd_jobs,
+        ..Default::default()
+    };
+    ops.run_controllers(&args.ops, opts).await?;
     Ok(())
 }
 
@@ -157,8 +168,8 @@ async fn main() -> std::process::ExitCode {
             jobwright::apiserver::serve(opts, shutdown_signal()).await
         }
         Command::Kubelet(args) => jobwright::kubelet::cli::run(args, shutdown_signal()).await,
-        Command::Controller { kubeconfig, manage_all_jobs, workers, no_ttl_controller, ops } => {
-            let args = ControllerArgs { kubeconfig, manage_all_jobs, workers, no_ttl_controller, ops };
+        Command::Controller { kubeconfig, manage_all_jobs, workers, no_ttl_controller, crd_jobs, ops } => {
+            let args = ControllerArgs { kubeconfig, manage_all_jobs, workers, no_ttl_controller, crd_jobs, ops };
             if let Err(e) = run_controller(args).await {
                 eprintln!("error: {e}");
                 return std::process::ExitCode::FAILURE;

@@ -127,14 +127,14 @@ impl Ops {
     }
 
     /// What `jobwright controller` runs: for every leadership term, the Job controller (and, with
-    /// `ttl_controller`, the TTL-after-finished controller) with `config`, readiness following
-    /// their caches; then, after shutdown, [`Ops::finish`]. `args` are the flags `self` was
+    /// `controller.ttl_controller`, the TTL-after-finished controller) with `controller`'s settings
+    /// (its `metrics` and `caches_synced` are this process's), readiness following their caches;
+    /// then, after shutdown, [`Ops::finish`]. `args` are the flags `self` was
     /// started with (the lost-lease bound comes from the election timing).
     pub async fn run_controllers(
         self,
         args: &OpsArgs,
-        config: crate::job::Config,
-        ttl_controller: bool,
+        controller: crate::job::controller::Options,
     ) -> Result<(), OpsError> {
         let lost_lease_bound = if args.leader.leader_elect {
             let lease = std::time::Duration::from_secs(args.leader.leader_elect_lease_duration);
@@ -154,10 +154,9 @@ impl Ops {
                 }
             });
             let opts = crate::job::controller::Options {
-                config: config.clone(),
-                ttl_controller,
                 metrics: Some(self.metrics.clone()),
                 caches_synced: Some(std::sync::Arc::new(synced_tx)),
+                ..controller.clone()
             };
             // The term ends on SIGTERM as well as on a lost lease: the controller then stops taking
             // work and in-flight reconciles may finish, within a bound. On a lost lease the bound is

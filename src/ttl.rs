@@ -6,6 +6,9 @@
 //! cached copy) and deletes it with `propagationPolicy: Background` and a `resourceVersion`
 //! precondition, so a Job modified in between is re-examined instead of deleted. A TTL of 0 deletes
 //! at once. Only Jobs this controller manages ([`Config::manages`]) are considered.
+//!
+//! Generic over the Job kind ([`JobKind`]): [`run_kind`] runs one controller per kind, deciding
+//! on the batch view and deleting through the kind's own resource.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,9 +21,9 @@ use kube::runtime::controller::{Action, Controller};
 use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
 
-use crate::job::Config;
 use crate::job::labels::condition;
 use crate::job::pods::to_chrono;
+use crate::job::{Config, JobKind};
 
 /// Why a TTL check failed.
 #[derive(Debug, thiserror::Error)]
@@ -66,18 +69,21 @@ struct Ctx {
     config: Config,
 }
 
-async fn reconcile(job: Arc<Job>, ctx: Arc<Ctx>) -> Result<Action, Error> {
-    if !ctx.config.manages(&job) {
+async fn reconcile<K: JobKind>(job: Arc<K>, ctx: Arc<Ctx>) -> Result<Action, Error> {
+    let job = job.batch();
+    let job: &Job = &job;
+    if !ctx.config.manages(job) {
         return Ok(Action::await_change());
     }
-    match time_left(&job, Utc::now()) {
+    match time_left(job, Utc::now()) {
         Some(Duration::MAX) => return Ok(Action::await_change()),
         Some(d) => return Ok(Action::requeue(d)),
         None => {}
     }
     let ns = job.namespace().unwrap_or_default();
-    let api: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), &ns);
     let Some(fresh) = api.get_opt(&job.name_any()).await? else { return Ok(Action::await_change()) };
+    let fresh = fresh.batch();
     if fresh.metadata.uid != job.metadata.uid || !ctx.config.manages(&fresh) {
         return Ok(Action::await_change());
     }
@@ -103,20 +109,29 @@ async fn reconcile(job: Arc<Job>, ctx: Arc<Ctx>) -> Result<Action, Error> {
     }
 }
 
-fn error_policy(_job: Arc<Job>, _err: &Error, _ctx: Arc<Ctx>) -> Action {
+fn error_policy<K: JobKind>(_job: Arc<K>, _err: &Error, _ctx: Arc<Ctx>) -> Action {
     Action::requeue(Duration::from_secs(1))
 }
 
-/// Runs the TTL-after-finished controller until `shutdown` completes.
+/// Runs the TTL-after-finished controller for batch/v1 Jobs until `shutdown` completes.
 pub async fn run(client: Client, config: Config, shutdown: impl Future<Output = ()> + Send + Sync + 'static) {
-    let api: Api<Job> = Api::all(client.clone());
-    let ctx = Arc::new(Ctx { client, config });
+    run_kind::<Job>(client, config, shutdown).await
+}
+
+/// Runs the TTL-after-finished controller for Jobs of kind `K` until `shutdown` completes.
+pub async fn run_kind<K: JobKind>(
+    client: Client,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) {
+    let api: Api<K> = Api::all(client.clone());
+    let ctx = Arc::new(Ctx { client, config: K::config(&config) });
     Controller::new(api, watcher::Config::default())
         .graceful_shutdown_on(shutdown)
-        .run(reconcile, error_policy, ctx)
+        .run(reconcile::<K>, error_policy::<K>, ctx)
         .for_each(|r| async move {
             if let Err(kube::runtime::controller::Error::ReconcilerFailed(e, obj)) = r {
-                tracing::warn!(job = %obj, error = %e, "TTL check failed");
+                tracing::warn!(kind = %K::api_version(&()), job = %obj, error = %e, "TTL check failed");
             }
         })
         .await;

@@ -16,16 +16,16 @@ fn counts(job: &k8s_openapi::api::batch::v1::Job) -> (i32, i32, i32) {
     (s.active.unwrap_or(0), s.succeeded.unwrap_or(0), s.failed.unwrap_or(0))
 }
 
-#[tokio::test]
-async fn simple_job_completes_with_counts_conditions_and_events() {
+async fn simple_job_completes_with_counts_conditions_and_events(kind: Kind) {
     let s = TestApiServer::start().await;
     let c = s.client();
+    let jobs = Jobs::new(&c, kind).await;
     let _k = kubelet(c.clone(), "default", |_, _| Outcome::Succeed).await;
     // The pods as the controller creates them, before the kubelet acts: check the first one.
     let pods: Api<Pod> = Api::default_namespaced(c.clone());
     let _ctl = start_controller(c.clone());
-    let job = create_job(&c, &job("simple", json!({}))).await;
-    let done = wait_condition(&c, "simple", "Complete").await;
+    let job = jobs.create(&job("simple", json!({}))).await;
+    let done = jobs.wait_condition("simple", "Complete").await;
     assert_eq!(counts(&done), (0, 1, 0));
     let st = done.status.as_ref().unwrap();
     assert!(st.start_time.is_some() && st.completion_time.is_some());
@@ -39,8 +39,8 @@ async fn simple_job_completes_with_counts_conditions_and_events() {
     let pod = &list[0];
     let owner = pod.owner_references().iter().find(|r| r.controller == Some(true)).expect("controller ref");
     assert_eq!(
-        (owner.kind.as_str(), owner.name.as_str(), owner.uid.as_str()),
-        ("Job", "simple", job.uid().unwrap().as_str())
+        (owner.api_version.as_str(), owner.kind.as_str(), owner.name.as_str(), owner.uid.as_str()),
+        (kind.api_version(), "Job", "simple", job.uid().unwrap().as_str())
     );
     assert_eq!(owner.block_owner_deletion, Some(true));
     assert_eq!(pod.labels().get(JOB_NAME).map(String::as_str), Some("simple"));
@@ -55,6 +55,9 @@ async fn simple_job_completes_with_counts_conditions_and_events() {
         let reasons: Vec<_> = evs.iter().filter_map(|e| e.reason.clone()).collect();
         if reasons.iter().any(|r| r == "SuccessfulCreate") && reasons.iter().any(|r| r == "Completed") {
             let created = evs.iter().find(|e| e.reason.as_deref() == Some("SuccessfulCreate")).unwrap();
+            let regarding = &created.involved_object;
+            assert_eq!(regarding.api_version.as_deref(), Some(kind.api_version()), "the event regards the Job's kind");
+            assert_eq!(regarding.uid, job.uid());
             assert_eq!(created.message.as_deref(), Some(format!("Created pod: {}", pod.name_any()).as_str()));
             let from =
                 created.reporting_component.clone().or(created.source.as_ref().and_then(|s| s.component.clone()));
@@ -66,27 +69,26 @@ async fn simple_job_completes_with_counts_conditions_and_events() {
     }
 }
 
-#[tokio::test]
-async fn parallel_job_runs_completions_with_parallelism() {
+async fn parallel_job_runs_completions_with_parallelism(kind: Kind) {
     let s = TestApiServer::start().await;
     let c = s.client();
+    let jobs = Jobs::new(&c, kind).await;
     let k = kubelet(c.clone(), "default", |_, _| Outcome::Succeed).await;
     let _ctl = start_controller(c.clone());
-    create_job(&c, &job("par", json!({"completions": 7, "parallelism": 3}))).await;
-    let done = wait_condition(&c, "par", "Complete").await;
+    jobs.create(&job("par", json!({"completions": 7, "parallelism": 3}))).await;
+    let done = jobs.wait_condition("par", "Complete").await;
     assert_eq!(counts(&done), (0, 7, 0));
     assert_eq!(k.pods_seen(), 7, "one pod per completion, no extra");
 }
 
-#[tokio::test]
-async fn indexed_job_gives_each_pod_its_index() {
+async fn indexed_job_gives_each_pod_its_index(kind: Kind) {
     let s = TestApiServer::start().await;
     let c = s.client();
+    let jobs = Jobs::new(&c, kind).await;
     let _k = kubelet(c.clone(), "default", |_, _| Outcome::Succeed).await;
     let _ctl = start_controller(c.clone());
-    let job =
-        create_job(&c, &job("idx", json!({"completions": 3, "parallelism": 3, "completionMode": "Indexed"}))).await;
-    let done = wait_condition(&c, "idx", "Complete").await;
+    let job = jobs.create(&job("idx", json!({"completions": 3, "parallelism": 3, "completionMode": "Indexed"}))).await;
+    let done = jobs.wait_condition("idx", "Complete").await;
     assert_eq!(counts(&done), (0, 3, 0));
     assert_eq!(done.status.as_ref().unwrap().completed_indexes.as_deref(), Some("0-2"));
     let mut indexes: Vec<String> = vec![];
@@ -102,14 +104,14 @@ async fn indexed_job_gives_each_pod_its_index() {
     assert_eq!(indexes, ["0", "1", "2"]);
 }
 
-#[tokio::test]
-async fn backoff_limit_fails_the_job() {
+async fn backoff_limit_fails_the_job(kind: Kind) {
     let s = TestApiServer::start().await;
     let c = s.client();
+    let jobs = Jobs::new(&c, kind).await;
     let k = kubelet(c.clone(), "default", |_, _| Outcome::Fail(1)).await;
     let _ctl = start_controller(c.clone());
-    create_job(&c, &job("bo", json!({"backoffLimit": 2}))).await;
-    let failed = wait_condition(&c, "bo", "Failed").await;
+    jobs.create(&job("bo", json!({"backoffLimit": 2}))).await;
+    let failed = jobs.wait_condition("bo", "Failed").await;
     assert_eq!(counts(&failed), (0, 0, 3));
     assert_eq!(condition(&failed, "Failed").reason.as_deref(), Some("BackoffLimitExceeded"));
     assert_eq!(condition(&failed, "FailureTarget").reason.as_deref(), Some("BackoffLimitExceeded"));
@@ -117,28 +119,28 @@ async fn backoff_limit_fails_the_job() {
     assert!(failed.status.as_ref().unwrap().completion_time.is_none(), "a failed Job has no completionTime");
 }
 
-#[tokio::test]
-async fn pod_failure_policy_fail_job() {
+async fn pod_failure_policy_fail_job(kind: Kind) {
     let s = TestApiServer::start().await;
     let c = s.client();
+    let jobs = Jobs::new(&c, kind).await;
     let _k = kubelet(c.clone(), "default", |_, _| Outcome::Fail(42)).await;
     let _ctl = start_controller(c.clone());
     let spec = json!({"backoffLimit": 6, "podFailurePolicy": {"rules": [
         {"action": "FailJob", "onExitCodes": {"operator": "In", "values": [42]}}]}});
-    create_job(&c, &job("pfp", spec)).await;
-    let failed = wait_condition(&c, "pfp", "Failed").await;
+    jobs.create(&job("pfp", spec)).await;
+    let failed = jobs.wait_condition("pfp", "Failed").await;
     assert_eq!(condition(&failed, "Failed").reason.as_deref(), Some("PodFailurePolicy"));
     assert_eq!(counts(&failed).2, 1, "no retry after FailJob");
 }
 
-#[tokio::test]
-async fn active_deadline_fails_the_job_and_deletes_pods() {
+async fn active_deadline_fails_the_job_and_deletes_pods(kind: Kind) {
     let s = TestApiServer::start().await;
     let c = s.client();
+    let jobs = Jobs::new(&c, kind).await;
     let _k = kubelet(c.clone(), "default", |_, _| Outcome::Run).await;
     let _ctl = start_controller(c.clone());
-    let job = create_job(&c, &job("dl", json!({"activeDeadlineSeconds": 1, "parallelism": 2, "completions": 4}))).await;
-    let failed = wait_condition(&c, "dl", "Failed").await;
+    let job = jobs.create(&job("dl", json!({"activeDeadlineSeconds": 1, "parallelism": 2, "completions": 4}))).await;
+    let failed = jobs.wait_condition("dl", "Failed").await;
     assert_eq!(condition(&failed, "Failed").reason.as_deref(), Some("DeadlineExceeded"));
     let (active, succeeded, failed_n) = counts(&failed);
     assert_eq!((active, succeeded, failed_n), (0, 0, 2), "the running pods are counted as failed");
@@ -150,36 +152,36 @@ async fn active_deadline_fails_the_job_and_deletes_pods() {
     wait_no_tracking_finalizer(&c).await;
 }
 
-#[tokio::test]
-async fn controller_killed_mid_job_restarts_with_exact_counts() {
+async fn controller_killed_mid_job_restarts_with_exact_counts(kind: Kind) {
     let s = TestApiServer::start().await;
     let c = s.client();
+    let jobs = Jobs::new(&c, kind).await;
     let k = kubelet(c.clone(), "default", |_, _| Outcome::Succeed).await;
     let ctl = start_controller(c.clone());
-    create_job(&c, &job("big", json!({"completions": 200, "parallelism": 20}))).await;
-    wait_job(&c, "big", "50 succeeded", |j: Option<&k8s_openapi::api::batch::v1::Job>| {
+    jobs.create(&job("big", json!({"completions": 200, "parallelism": 20}))).await;
+    jobs.wait("big", "50 succeeded", |j: Option<&k8s_openapi::api::batch::v1::Job>| {
         j.and_then(|j| j.status.as_ref()).and_then(|s| s.succeeded).unwrap_or(0) >= 50
     })
     .await;
     ctl.abort();
     let _ = ctl.await;
     let _ctl = start_controller(c.clone());
-    let done = wait_condition(&c, "big", "Complete").await;
+    let done = jobs.wait_condition("big", "Complete").await;
     assert_eq!(counts(&done), (0, 200, 0));
     assert_eq!(k.pods_seen(), 200, "no extra pod after the restart");
     wait_no_tracking_finalizer(&c).await;
 }
 
-#[tokio::test]
-async fn restarts_with_failing_pods_count_every_pod_exactly_once() {
+async fn restarts_with_failing_pods_count_every_pod_exactly_once(kind: Kind) {
     let s = TestApiServer::start().await;
     let c = s.client();
+    let jobs = Jobs::new(&c, kind).await;
     // Every fifth pod fails: failures and successes interleave across the restarts.
     let k = kubelet(c.clone(), "default", |_, n| if n % 5 == 4 { Outcome::Fail(1) } else { Outcome::Succeed }).await;
     let mut ctl = start_controller(c.clone());
-    create_job(&c, &job("flaky", json!({"completions": 80, "parallelism": 8, "backoffLimit": 1000}))).await;
+    jobs.create(&job("flaky", json!({"completions": 80, "parallelism": 8, "backoffLimit": 1000}))).await;
     for threshold in [20, 45] {
-        wait_job(&c, "flaky", "progress", move |j: Option<&k8s_openapi::api::batch::v1::Job>| {
+        jobs.wait("flaky", "progress", move |j: Option<&k8s_openapi::api::batch::v1::Job>| {
             j.and_then(|j| j.status.as_ref()).and_then(|s| s.succeeded).unwrap_or(0) >= threshold
         })
         .await;
@@ -187,7 +189,7 @@ async fn restarts_with_failing_pods_count_every_pod_exactly_once() {
         let _ = ctl.await;
         ctl = start_controller(c.clone());
     }
-    let done = wait_condition(&c, "flaky", "Complete").await;
+    let done = jobs.wait_condition("flaky", "Complete").await;
     let (active, succeeded, failed) = counts(&done);
     assert_eq!((active, succeeded), (0, 80));
     assert_eq!((succeeded + failed) as usize, k.pods_seen(), "every pod counted once, as succeeded or failed");
@@ -200,16 +202,16 @@ fn index_of(pod: &Pod) -> String {
     pod.annotations().get(JOB_COMPLETION_INDEX).cloned().unwrap_or_default()
 }
 
-#[tokio::test]
-async fn backoff_limit_per_index_fails_only_that_index() {
+async fn backoff_limit_per_index_fails_only_that_index(kind: Kind) {
     let s = TestApiServer::start().await;
     let c = s.client();
+    let jobs = Jobs::new(&c, kind).await;
     let _k = kubelet(c.clone(), "default", |p, _| if index_of(p) == "1" { Outcome::Fail(1) } else { Outcome::Succeed })
         .await;
     let _ctl = start_controller(c.clone());
     let spec = json!({"completionMode": "Indexed", "completions": 3, "parallelism": 3, "backoffLimitPerIndex": 1});
-    create_job(&c, &job("perindex", spec)).await;
-    let failed = wait_condition(&c, "perindex", "Failed").await;
+    jobs.create(&job("perindex", spec)).await;
+    let failed = jobs.wait_condition("perindex", "Failed").await;
     let st = failed.status.as_ref().unwrap();
     assert_eq!(condition(&failed, "Failed").reason.as_deref(), Some("FailedIndexes"));
     assert_eq!(st.failed_indexes.as_deref(), Some("1"));
@@ -217,17 +219,17 @@ async fn backoff_limit_per_index_fails_only_that_index() {
     assert_eq!(counts(&failed), (0, 2, 2), "index 1 ran twice (one retry), the others once");
 }
 
-#[tokio::test]
-async fn success_policy_completes_the_job_and_stops_the_rest() {
+async fn success_policy_completes_the_job_and_stops_the_rest(kind: Kind) {
     let s = TestApiServer::start().await;
     let c = s.client();
+    let jobs = Jobs::new(&c, kind).await;
     let _k =
         kubelet(c.clone(), "default", |p, _| if index_of(p) == "0" { Outcome::Succeed } else { Outcome::Run }).await;
     let _ctl = start_controller(c.clone());
     let spec = json!({"completionMode": "Indexed", "completions": 3, "parallelism": 3,
         "successPolicy": {"rules": [{"succeededIndexes": "0"}]}});
-    let job = create_job(&c, &job("leader", spec)).await;
-    let done = wait_condition(&c, "leader", "Complete").await;
+    let job = jobs.create(&job("leader", spec)).await;
+    let done = jobs.wait_condition("leader", "Complete").await;
     assert_eq!(condition(&done, "SuccessCriteriaMet").reason.as_deref(), Some("SuccessPolicy"));
     assert_eq!(done.status.as_ref().unwrap().completed_indexes.as_deref(), Some("0"));
     assert_eq!(counts(&done).0, 0, "the running pods were terminated");
@@ -238,3 +240,16 @@ async fn success_policy_completes_the_job_and_stops_the_rest() {
     }
     wait_no_tracking_finalizer(&c).await;
 }
+
+both_kinds!(
+    simple_job_completes_with_counts_conditions_and_events,
+    parallel_job_runs_completions_with_parallelism,
+    indexed_job_gives_each_pod_its_index,
+    backoff_limit_fails_the_job,
+    pod_failure_policy_fail_job,
+    active_deadline_fails_the_job_and_deletes_pods,
+    controller_killed_mid_job_restarts_with_exact_counts,
+    restarts_with_failing_pods_count_every_pod_exactly_once,
+    backoff_limit_per_index_fails_only_that_index,
+    success_policy_completes_the_job_and_stops_the_rest,
+);

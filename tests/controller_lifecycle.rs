@@ -23,34 +23,33 @@ fn active_at_least(n: i32) -> impl Fn(Option<&Job>) -> bool {
     move |j: Option<&Job>| j.and_then(|j| j.status.as_ref()).and_then(|s| s.active).unwrap_or(0) >= n
 }
 
-#[tokio::test]
-async fn suspended_job_creates_nothing_until_resumed() {
+async fn suspended_job_creates_nothing_until_resumed(kind: Kind) {
     let s = TestApiServer::start().await;
     let c = s.client();
+    let jobs = Jobs::new(&c, kind).await;
     let k = kubelet(c.clone(), "default", |_, _| Outcome::Succeed).await;
     let _ctl = start_controller(c.clone());
-    let job = create_job(&c, &job("sus", json!({"suspend": true, "completions": 2}))).await;
-    let suspended = wait_condition(&c, "sus", "Suspended").await;
+    let job = jobs.create(&job("sus", json!({"suspend": true, "completions": 2}))).await;
+    let suspended = jobs.wait_condition("sus", "Suspended").await;
     assert_eq!(condition(&suspended, "Suspended").reason.as_deref(), Some("JobSuspended"));
     assert!(job_pods(&c, &job).await.is_empty(), "no pod while suspended");
     assert!(suspended.status.as_ref().unwrap().start_time.is_none());
-    let jobs: Api<Job> = Api::default_namespaced(c.clone());
-    jobs.patch("sus", &PatchParams::default(), &Patch::Merge(json!({"spec": {"suspend": false}}))).await.unwrap();
-    let done = wait_condition(&c, "sus", "Complete").await;
+    jobs.patch("sus", json!({"spec": {"suspend": false}})).await.unwrap();
+    let done = jobs.wait_condition("sus", "Complete").await;
     assert_eq!(counts(&done), (0, 2, 0));
     let cond = condition(&done, "Suspended");
     assert_eq!((cond.status.as_str(), cond.reason.as_deref()), ("False", Some("JobResumed")));
     assert_eq!(k.pods_seen(), 2);
 }
 
-#[tokio::test]
-async fn work_queue_job_completes_when_a_pod_succeeds() {
+async fn work_queue_job_completes_when_a_pod_succeeds(kind: Kind) {
     let s = TestApiServer::start().await;
     let c = s.client();
+    let jobs = Jobs::new(&c, kind).await;
     let k = kubelet(c.clone(), "default", |_, _| Outcome::Succeed).await;
     let _ctl = start_controller(c.clone());
-    create_job(&c, &job("wq", json!({"parallelism": 3}))).await;
-    let done = wait_condition(&c, "wq", "Complete").await;
+    jobs.create(&job("wq", json!({"parallelism": 3}))).await;
+    let done = jobs.wait_condition("wq", "Complete").await;
     let (active, succeeded, failed) = counts(&done);
     assert_eq!(active, 0);
     assert!(succeeded >= 1 && failed == 0);
@@ -58,23 +57,22 @@ async fn work_queue_job_completes_when_a_pod_succeeds() {
     wait_no_tracking_finalizer(&c).await;
 }
 
-#[tokio::test]
-async fn ttl_after_finished_deletes_the_job_and_its_pods() {
+async fn ttl_after_finished_deletes_the_job_and_its_pods(kind: Kind) {
     let s = TestApiServer::start().await;
     let c = s.client();
+    let jobs = Jobs::new(&c, kind).await;
     let _k = kubelet(c.clone(), "default", |_, _| Outcome::Succeed).await;
     let _ctl = start_controller(c.clone());
-    let zero = create_job(&c, &job("ttl0", json!({"ttlSecondsAfterFinished": 0}))).await;
-    let one = create_job(&c, &job("ttl1", json!({"ttlSecondsAfterFinished": 1}))).await;
-    let keep = create_job(&c, &job("keep", json!({}))).await;
-    let jobs: Api<Job> = Api::default_namespaced(c.clone());
+    let zero = jobs.create(&job("ttl0", json!({"ttlSecondsAfterFinished": 0}))).await;
+    let one = jobs.create(&job("ttl1", json!({"ttlSecondsAfterFinished": 1}))).await;
+    let keep = jobs.create(&job("keep", json!({}))).await;
     for j in [&zero, &one] {
-        wait_job_deleted(&c, &j.name_any(), &j.uid().unwrap()).await;
+        jobs.wait_deleted(&j.name_any(), &j.uid().unwrap()).await;
     }
     // The Job without a TTL stays (it completed at the same time as the others).
-    let kept = wait_condition(&c, "keep", "Complete").await;
+    let kept = jobs.wait_condition("keep", "Complete").await;
     assert_eq!(kept.uid(), keep.uid());
-    assert!(jobs.get_opt("keep").await.unwrap().is_some());
+    assert!(jobs.get_opt("keep").await.is_some());
     // Background propagation: the pods of the deleted Jobs go too.
     for j in [&zero, &one] {
         let deadline = tokio::time::Instant::now() + WAIT;
@@ -85,31 +83,30 @@ async fn ttl_after_finished_deletes_the_job_and_its_pods() {
     }
 }
 
-#[tokio::test]
-async fn pod_deleted_behind_the_controllers_back_is_still_counted() {
+async fn pod_deleted_behind_the_controllers_back_is_still_counted(kind: Kind) {
     let s = TestApiServer::start().await;
     let c = s.client();
+    let jobs = Jobs::new(&c, kind).await;
     let k = kubelet(c.clone(), "default", |_, n| if n == 0 { Outcome::Run } else { Outcome::Succeed }).await;
     let _ctl = start_controller(c.clone());
-    let job = create_job(&c, &job("behind", json!({"backoffLimit": 3}))).await;
-    wait_job(&c, "behind", "one active pod", active_at_least(1)).await;
+    let job = jobs.create(&job("behind", json!({"backoffLimit": 3}))).await;
+    jobs.wait("behind", "one active pod", active_at_least(1)).await;
     let victim = job_pods(&c, &job).await.pop().unwrap();
     let pods: Api<Pod> = Api::default_namespaced(c.clone());
     pods.delete(&victim.name_any(), &DeleteParams::default()).await.unwrap();
-    let done = wait_condition(&c, "behind", "Complete").await;
+    let done = jobs.wait_condition("behind", "Complete").await;
     assert_eq!(counts(&done), (0, 1, 1), "the deleted pod is counted as failed, its replacement succeeded");
     assert_eq!(k.pods_seen(), 2);
     wait_no_tracking_finalizer(&c).await;
 }
 
-#[tokio::test]
-async fn status_conflict_storm_still_converges() {
+async fn status_conflict_storm_still_converges(kind: Kind) {
     let s = TestApiServer::start().await;
     let c = s.client();
+    let jobs = Jobs::new(&c, kind).await;
     let k = kubelet(c.clone(), "default", |_, _| Outcome::Succeed).await;
     let _ctl = start_controller(c.clone());
-    create_job(&c, &job("storm", json!({"completions": 10, "parallelism": 5}))).await;
-    let jobs: Api<Job> = Api::default_namespaced(c.clone());
+    jobs.create(&job("storm", json!({"completions": 10, "parallelism": 5}))).await;
     let toucher = {
         let jobs = jobs.clone();
         tokio::spawn(async move {
@@ -117,27 +114,28 @@ async fn status_conflict_storm_still_converges() {
             loop {
                 n += 1;
                 let p = json!({"metadata": {"annotations": {"touched": n.to_string()}}});
-                let _ = jobs.patch("storm", &PatchParams::default(), &Patch::Merge(p)).await;
+                let _ = jobs.patch("storm", p).await;
                 tokio::time::sleep(Duration::from_millis(3)).await; // pacing the load, not synchronising
             }
         })
     };
-    let done = wait_condition(&c, "storm", "Complete").await;
+    let done = jobs.wait_condition("storm", "Complete").await;
     toucher.abort();
     assert_eq!(counts(&done), (0, 10, 0));
     assert_eq!(k.pods_seen(), 10);
     assert!(done.annotations().contains_key("touched"));
 }
 
-async fn deletion_leaves_no_finalizer(policy: PropagationPolicy) {
+async fn deletion_leaves_no_finalizer(kind: Kind, policy: PropagationPolicy) {
     let s = TestApiServer::start().await;
     let c = s.client();
+    let jobs = Jobs::new(&c, kind).await;
     let _k = kubelet(c.clone(), "default", |_, _| Outcome::Run).await;
     let _ctl = start_controller(c.clone());
-    let job = create_job(&c, &job("del", json!({"parallelism": 3, "completions": 3}))).await;
-    wait_job(&c, "del", "three active pods", active_at_least(3)).await;
-    delete_job(&c, "del", policy.clone()).await;
-    wait_job_deleted(&c, "del", &job.uid().unwrap()).await;
+    let job = jobs.create(&job("del", json!({"parallelism": 3, "completions": 3}))).await;
+    jobs.wait("del", "three active pods", active_at_least(3)).await;
+    jobs.delete("del", policy.clone()).await;
+    jobs.wait_deleted("del", &job.uid().unwrap()).await;
     wait_no_tracking_finalizer(&c).await;
     if matches!(policy, PropagationPolicy::Orphan) {
         let pods = job_pods(&c, &job).await;
@@ -146,49 +144,45 @@ async fn deletion_leaves_no_finalizer(policy: PropagationPolicy) {
     }
 }
 
-#[tokio::test]
-async fn deletion_background_leaves_no_tracking_finalizer() {
-    deletion_leaves_no_finalizer(PropagationPolicy::Background).await;
+async fn deletion_background_leaves_no_tracking_finalizer(kind: Kind) {
+    deletion_leaves_no_finalizer(kind, PropagationPolicy::Background).await;
 }
 
-#[tokio::test]
-async fn deletion_foreground_leaves_no_tracking_finalizer() {
-    deletion_leaves_no_finalizer(PropagationPolicy::Foreground).await;
+async fn deletion_foreground_leaves_no_tracking_finalizer(kind: Kind) {
+    deletion_leaves_no_finalizer(kind, PropagationPolicy::Foreground).await;
 }
 
-#[tokio::test]
-async fn deletion_orphan_leaves_no_tracking_finalizer() {
-    deletion_leaves_no_finalizer(PropagationPolicy::Orphan).await;
+async fn deletion_orphan_leaves_no_tracking_finalizer(kind: Kind) {
+    deletion_leaves_no_finalizer(kind, PropagationPolicy::Orphan).await;
 }
 
-#[tokio::test]
-async fn jobs_managed_by_another_controller_are_left_alone() {
+async fn jobs_managed_by_another_controller_are_left_alone(kind: Kind) {
     let s = TestApiServer::start().await;
     let c = s.client();
+    let jobs = Jobs::new(&c, kind).await;
     let _k = kubelet(c.clone(), "default", |_, _| Outcome::Succeed).await;
     let _ctl = start_controller(c.clone());
-    let other = create_job(&c, &job("theirs", json!({"managedBy": "example.com/other"}))).await;
-    create_job(&c, &job("ours", json!({}))).await;
-    wait_condition(&c, "ours", "Complete").await;
+    let other = jobs.create(&job("theirs", json!({"managedBy": "example.com/other"}))).await;
+    jobs.create(&job("ours", json!({}))).await;
+    jobs.wait_condition("ours", "Complete").await;
     assert!(job_pods(&c, &other).await.is_empty());
-    let jobs: Api<Job> = Api::default_namespaced(c.clone());
-    let theirs = jobs.get("theirs").await.unwrap();
+    let theirs = jobs.get_opt("theirs").await.unwrap();
     assert!(theirs.status.as_ref().is_none_or(|s| s.start_time.is_none() && s.conditions.is_none()));
 }
 
-#[tokio::test]
-async fn rejected_pod_template_gets_an_event_and_does_not_stall_other_jobs() {
+async fn rejected_pod_template_gets_an_event_and_does_not_stall_other_jobs(kind: Kind) {
     let s = TestApiServer::start().await;
     let c = s.client();
+    let jobs = Jobs::new(&c, kind).await;
     let _k = kubelet(c.clone(), "default", |_, _| Outcome::Succeed).await;
     let _ctl = start_controller(c.clone());
     // A valid Job whose pods are not: upstream checks image whitespace for pods only
     // (`validateContainersOnlyForPod`), so the template passes and every pod is a 422.
     let tpl = json!({"spec": {"containers": [{"name": "main", "image": "busybox "}]}});
     let bad = "bad";
-    create_job(&c, &job(bad, json!({"completions": 2, "template": tpl}))).await;
-    create_job(&c, &job("fine", json!({"completions": 3}))).await;
-    let done = wait_condition(&c, "fine", "Complete").await;
+    jobs.create(&job(bad, json!({"completions": 2, "template": tpl}))).await;
+    jobs.create(&job("fine", json!({"completions": 3}))).await;
+    let done = jobs.wait_condition("fine", "Complete").await;
     assert_eq!(counts(&done), (0, 3, 0));
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
@@ -207,14 +201,14 @@ async fn rejected_pod_template_gets_an_event_and_does_not_stall_other_jobs() {
     }
 }
 
-#[tokio::test]
-async fn matching_orphan_pod_is_adopted_and_counted() {
+async fn matching_orphan_pod_is_adopted_and_counted(kind: Kind) {
     let s = TestApiServer::start().await;
     let c = s.client();
+    let jobs = Jobs::new(&c, kind).await;
     let _k = kubelet(c.clone(), "default", |_, _| Outcome::Succeed).await;
     let _ctl = start_controller(c.clone());
     // parallelism 0: the controller creates nothing, only the adopted pod can complete the Job.
-    let job = create_job(&c, &job("adopter", json!({"parallelism": 0, "completions": 1}))).await;
+    let job = jobs.create(&job("adopter", json!({"parallelism": 0, "completions": 1}))).await;
     let uid = job.uid().unwrap();
     let orphan: Pod = serde_json::from_value(json!({
         "metadata": {"name": "stray", "labels": {"batch.kubernetes.io/controller-uid": uid, "batch.kubernetes.io/job-name": "adopter"}},
@@ -223,7 +217,7 @@ async fn matching_orphan_pod_is_adopted_and_counted() {
     .unwrap();
     let pods: Api<Pod> = Api::default_namespaced(c.clone());
     pods.create(&Default::default(), &orphan).await.unwrap();
-    let done = wait_condition(&c, "adopter", "Complete").await;
+    let done = jobs.wait_condition("adopter", "Complete").await;
     assert_eq!(counts(&done), (0, 1, 0));
     let stray = pods.get("stray").await.unwrap();
     let owner = stray.owner_references().iter().find(|r| r.controller == Some(true)).expect("adopted");
@@ -231,44 +225,51 @@ async fn matching_orphan_pod_is_adopted_and_counted() {
     assert!(stray.finalizers().is_empty(), "the finalizer added on adoption was removed once counted");
 }
 
-#[tokio::test]
-async fn ttl_changed_after_finishing_is_honoured() {
+async fn ttl_changed_after_finishing_is_honoured(kind: Kind) {
     let s = TestApiServer::start().await;
     let c = s.client();
+    let jobs = Jobs::new(&c, kind).await;
     let _k = kubelet(c.clone(), "default", |_, _| Outcome::Succeed).await;
     let _ctl = start_controller(c.clone());
-    let j = create_job(&c, &job("later", json!({"ttlSecondsAfterFinished": 3600}))).await;
-    wait_condition(&c, "later", "Complete").await;
-    let jobs: Api<Job> = Api::default_namespaced(c.clone());
-    assert!(jobs.get_opt("later").await.unwrap().is_some(), "an hour to go");
+    let j = jobs.create(&job("later", json!({"ttlSecondsAfterFinished": 3600}))).await;
+    jobs.wait_condition("later", "Complete").await;
+    assert!(jobs.get_opt("later").await.is_some(), "an hour to go");
     let p = json!({"spec": {"ttlSecondsAfterFinished": 0}});
-    jobs.patch("later", &PatchParams::default(), &Patch::Merge(p)).await.unwrap();
-    wait_job_deleted(&c, "later", &j.uid().unwrap()).await;
+    jobs.patch("later", p).await.unwrap();
+    jobs.wait_deleted("later", &j.uid().unwrap()).await;
 }
 
-#[tokio::test]
-async fn default_settings_manage_only_jobs_naming_this_controller() {
+/// Default settings: batch/v1 Jobs only if `managedBy` names jobwright; jobwright.dev/v1 Jobs unless
+/// `managedBy` names another controller (there is no built-in one for that kind).
+async fn default_settings_manage_only_jobs_naming_this_controller(kind: Kind) {
     let s = TestApiServer::start().await;
     let c = s.client();
+    let jobs = Jobs::new(&c, kind).await;
     let _k = kubelet(c.clone(), "default", |_, _| Outcome::Succeed).await;
     let config = jobwright::job::Config { manage_all: false, ..test_config() };
     let _ctl = start_controller_with(c.clone(), config);
-    let unset = create_job(&c, &job("unset", json!({}))).await;
+    let unset = jobs.create(&job("unset", json!({}))).await;
     let ours = json!({"managedBy": jobwright::job::config::MANAGED_BY, "completions": 2});
-    create_job(&c, &job("ours", ours)).await;
-    let done = wait_condition(&c, "ours", "Complete").await;
+    jobs.create(&job("ours", ours)).await;
+    let done = jobs.wait_condition("ours", "Complete").await;
     assert_eq!(counts(&done), (0, 2, 0));
-    assert!(job_pods(&c, &unset).await.is_empty(), "a Job without managedBy is the built-in controller's");
+    match kind {
+        Kind::Batch => {
+            assert!(job_pods(&c, &unset).await.is_empty(), "a Job without managedBy is the built-in controller's")
+        }
+        // No built-in controller reconciles jobwright.dev/v1 Jobs: without managedBy they are ours.
+        Kind::Crd => assert_eq!(counts(&jobs.wait_condition("unset", "Complete").await), (0, 1, 0)),
+    }
 }
 
-#[tokio::test]
-async fn pod_relabelled_out_of_the_selector_is_released_and_replaced() {
+async fn pod_relabelled_out_of_the_selector_is_released_and_replaced(kind: Kind) {
     let s = TestApiServer::start().await;
     let c = s.client();
+    let jobs = Jobs::new(&c, kind).await;
     let _k = kubelet(c.clone(), "default", |_, _| Outcome::Run).await;
     let _ctl = start_controller(c.clone());
-    let job = create_job(&c, &job("relabel", json!({"parallelism": 1, "completions": 1}))).await;
-    wait_job(&c, "relabel", "one active pod", active_at_least(1)).await;
+    let job = jobs.create(&job("relabel", json!({"parallelism": 1, "completions": 1}))).await;
+    jobs.wait("relabel", "one active pod", active_at_least(1)).await;
     let pod = job_pods(&c, &job).await.pop().unwrap();
     let pods: Api<Pod> = Api::default_namespaced(c.clone());
     let p = json!({"metadata": {"labels": {"batch.kubernetes.io/controller-uid": "someone-else"}}});
@@ -283,4 +284,71 @@ async fn pod_relabelled_out_of_the_selector_is_released_and_replaced() {
         assert!(tokio::time::Instant::now() < deadline, "no replacement pod");
         tokio::time::sleep(Duration::from_millis(50)).await; // polling a list, not synchronising
     }
+}
+
+both_kinds!(
+    suspended_job_creates_nothing_until_resumed,
+    work_queue_job_completes_when_a_pod_succeeds,
+    ttl_after_finished_deletes_the_job_and_its_pods,
+    pod_deleted_behind_the_controllers_back_is_still_counted,
+    status_conflict_storm_still_converges,
+    deletion_background_leaves_no_tracking_finalizer,
+    deletion_foreground_leaves_no_tracking_finalizer,
+    deletion_orphan_leaves_no_tracking_finalizer,
+    jobs_managed_by_another_controller_are_left_alone,
+    rejected_pod_template_gets_an_event_and_does_not_stall_other_jobs,
+    matching_orphan_pod_is_adopted_and_counted,
+    ttl_changed_after_finishing_is_honoured,
+    default_settings_manage_only_jobs_naming_this_controller,
+    pod_relabelled_out_of_the_selector_is_released_and_replaced,
+);
+
+/// Both kinds at once, with the same name: one pod reflector feeds both controllers, each Job gets
+/// exactly its own pods (owned by the right kind) and `--crd-jobs auto` follows discovery.
+#[tokio::test]
+async fn both_kinds_side_by_side_with_the_same_name() {
+    let s = TestApiServer::start().await;
+    let c = s.client();
+    assert!(!jobwright::job::controller::crd_served(&c).await.unwrap(), "not served before the CRD");
+    let crd = Jobs::new(&c, Kind::Crd).await;
+    assert!(jobwright::job::controller::crd_served(&c).await.unwrap(), "served once installed");
+    let batch = Jobs::new(&c, Kind::Batch).await;
+    let k = kubelet(c.clone(), "default", |_, _| Outcome::Succeed).await;
+    let _ctl = start_controller(c.clone());
+    let b = batch.create(&job("same", json!({"completions": 3, "parallelism": 2}))).await;
+    let w = crd.create(&job("same", json!({"completions": 2, "parallelism": 2}))).await;
+    assert_ne!(b.uid(), w.uid());
+    assert_eq!(counts(&batch.wait_condition("same", "Complete").await), (0, 3, 0));
+    assert_eq!(counts(&crd.wait_condition("same", "Complete").await), (0, 2, 0));
+    assert_eq!(k.pods_seen(), 5, "one pod per completion of each Job, no extra");
+    for (j, api_version, n) in [(&b, "batch/v1", 3), (&w, jobwright::crd::API_VERSION, 2)] {
+        let pods = job_pods(&c, j).await;
+        assert_eq!(pods.len(), n);
+        for p in &pods {
+            let owner = p.owner_references().iter().find(|r| r.controller == Some(true)).unwrap();
+            assert_eq!((owner.api_version.as_str(), owner.uid.as_str()), (api_version, j.uid().unwrap().as_str()));
+        }
+    }
+    wait_no_tracking_finalizer(&c).await;
+}
+
+/// `--crd-jobs true` on an API server without the CRD: batch/v1 Jobs still run and the orphan path
+/// (which does not wait for the unserved kind's cache) still removes finalizers.
+#[tokio::test]
+async fn crd_jobs_forced_on_without_the_crd_still_runs_batch_jobs() {
+    let s = TestApiServer::start().await;
+    let c = s.client();
+    let jobs = Jobs::new(&c, Kind::Batch).await;
+    let _k = kubelet(c.clone(), "default", |_, _| Outcome::Run).await;
+    let opts = jobwright::job::controller::Options {
+        config: test_config(),
+        crd_jobs: jobwright::job::controller::CrdJobs::Enabled,
+        ..Default::default()
+    };
+    let _ctl = tokio::spawn(jobwright::job::controller::run(c.clone(), opts, std::future::pending()));
+    let job = jobs.create(&job("forced", json!({"parallelism": 2, "completions": 2}))).await;
+    jobs.wait("forced", "two active pods", active_at_least(2)).await;
+    jobs.delete("forced", PropagationPolicy::Orphan).await;
+    jobs.wait_deleted("forced", &job.uid().unwrap()).await;
+    wait_no_tracking_finalizer(&c).await;
 }

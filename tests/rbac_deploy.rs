@@ -3,9 +3,11 @@
 //! An API server enforcing RBAC gets deploy/'s Namespace, ServiceAccount and RBAC objects (applied
 //! by an admin with kubectl). The controller then runs exactly as deployed
 //! ([`Ops::run_controllers`], what `jobwright controller` runs: leader election on, Job controller,
-//! TTL controller, deploy/deployment.yaml's flags, the default [`Config`]) with a client
-//! authenticated as the deploy ServiceAccount, while a scripted kubelet (admin) plays the pods.
-//! Jobs that together take every path needing a permission run to their expected conditions:
+//! TTL controller, deploy/deployment.yaml's flags, the default [`Options`], so `--crd-jobs auto`
+//! with the CRD installed) with a client authenticated as the deploy ServiceAccount, while a
+//! scripted kubelet (admin) plays the pods. Jobs that together take every path needing a
+//! permission run to their expected conditions, each as a batch/v1 Job and as a `jobwright.dev/v1`
+//! Job (name ending `-wjob`):
 //!
 //! | Job | path | permissions it needs |
 //! |---|---|---|
@@ -22,25 +24,19 @@
 mod controller_support;
 
 use clap::Parser;
-use controller_support::{Outcome, WAIT, condition, has_condition, job, kubelet, wait_condition, wait_job};
+use controller_support::{Jobs, Kind, Outcome, WAIT, condition, has_condition, job, kubelet};
 use jobwright::apiserver::auth::Decision;
 use jobwright::apiserver::rbac::{self, Attributes};
 use jobwright::apiserver::testkit::TestApiServer;
-use jobwright::job::Config;
+use jobwright::job::controller::Options;
 use jobwright::ops::{Ops, OpsArgs};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
-use kube::api::{Api, PostParams};
 use serde_json::{Value, json};
 
 /// The deploy ServiceAccount's user.
 const CONTROLLER_USER: &str = "system:serviceaccount:jobwright-system:jobwright-controller";
-
-/// API groups whose grants are left out of the minimality check, for now: `jobwright.dev`, the
-/// Job custom resource. Its reconciler is being built on another branch (wt/crd); when it lands,
-/// this list becomes empty and a `jobwright.dev/v1` Job joins the proof.
-const GROUPS_EXEMPT_FROM_MINIMALITY_UNTIL_CRD_RECONCILER: &[&str] = &["jobwright.dev"];
 
 #[derive(Parser)]
 struct ControllerFlags {
@@ -149,18 +145,27 @@ async fn deploy_rbac_is_sufficient_and_minimal() {
     let ops = Ops::start_with_shutdown(&flags.ops, server.config_with_token(Some(&token)), shutdown.clone())
         .await
         .expect("ops start (leader election) as the ServiceAccount");
-    let controller = tokio::spawn(async move { ops.run_controllers(&flags.ops, Config::default(), true).await });
+    // The CRD is installed before the controller starts (`--crd-jobs auto` finds it in discovery).
+    let batch_jobs = Jobs::new(&admin, Kind::Batch).await;
+    let crd_jobs = Jobs::new(&admin, Kind::Crd).await;
+    let controller = tokio::spawn(async move { ops.run_controllers(&flags.ops, Options::default()).await });
 
     // 3. The kubelet (admin): pods of `deadline` and `gone` run until killed, the others succeed.
     let _kubelet = kubelet(admin.clone(), "default", |pod: &Pod, _| {
         match pod.labels().get("batch.kubernetes.io/job-name").map(String::as_str) {
-            Some("deadline" | "gone") => Outcome::Run,
+            Some("deadline" | "gone" | "deadline-wjob" | "gone-wjob") => Outcome::Run,
             _ => Outcome::Succeed,
         }
     })
     .await;
     // The scenario runs in a task so that, if it fails, the denials that caused it are shown.
-    let scenario = tokio::spawn(scenario(admin.clone()));
+    let scenario = tokio::spawn({
+        let admin = admin.clone();
+        async move {
+            futures::join!(scenario(admin.clone(), batch_jobs, ""), scenario(admin.clone(), crd_jobs, "-wjob"));
+            controller_support::wait_no_tracking_finalizer(&admin).await;
+        }
+    });
     if let Err(e) = scenario.await {
         let denied: Vec<String> = server
             .authorization_decisions()
@@ -197,7 +202,6 @@ async fn deploy_rbac_is_sufficient_and_minimal() {
     assert!(grants.len() > 10, "{grants:?}");
     let unused: Vec<&Grant> = grants
         .iter()
-        .filter(|g| !GROUPS_EXEMPT_FROM_MINIMALITY_UNTIL_CRD_RECONCILER.contains(&g.group.as_str()))
         .filter(|g| !decisions.iter().any(|d| d.allowed && d.by == "RBAC" && g.allows(&d.attributes)))
         .collect();
     assert!(unused.is_empty(), "deploy/rbac.yaml is not minimal; never used: {unused:#?}");
@@ -210,37 +214,37 @@ async fn deploy_rbac_is_sufficient_and_minimal() {
     assert!(outside.is_empty(), "{outside:#?}");
 }
 
-/// The Jobs, each waited for to its expected condition (see the module docs).
-async fn scenario(admin: kube::Client) {
-    let jobs: Api<Job> = Api::default_namespaced(admin.clone());
-    let pp = PostParams::default();
-
+/// The Jobs of one kind, each waited for to its expected condition (see the module docs); names
+/// end in `suffix` so both kinds run side by side.
+async fn scenario(admin: kube::Client, jobs: Jobs, suffix: &'static str) {
+    let n = |base: &str| format!("{base}{suffix}");
     // two pods in one sync, both succeed
-    jobs.create(&pp, &managed("two-pods", json!({"parallelism": 2, "completions": 2}))).await.unwrap();
+    jobs.create(&managed(&n("two-pods"), json!({"parallelism": 2, "completions": 2}))).await;
     // running pods past the deadline are deleted
-    jobs.create(&pp, &managed("deadline", json!({"parallelism": 2, "activeDeadlineSeconds": 1}))).await.unwrap();
+    jobs.create(&managed(&n("deadline"), json!({"parallelism": 2, "activeDeadlineSeconds": 1}))).await;
     // deleted by the TTL controller one second after it completes
-    let ttl = jobs.create(&pp, &managed("ttl", json!({"ttlSecondsAfterFinished": 1}))).await.unwrap();
+    let ttl = jobs.create(&managed(&n("ttl"), json!({"ttlSecondsAfterFinished": 1}))).await;
     // deleted under its running pod
-    let gone = jobs.create(&pp, &managed("gone", json!({}))).await.unwrap();
+    let gone = jobs.create(&managed(&n("gone"), json!({}))).await;
 
     // `ttl` first: it is gone one second after it completes.
-    let finished = wait_condition(&admin, "ttl", "Complete").await;
+    let finished = jobs.wait_condition(&n("ttl"), "Complete").await;
     assert_eq!(finished.spec.as_ref().unwrap().ttl_seconds_after_finished, Some(1));
-    controller_support::wait_job_deleted(&admin, "ttl", &ttl.uid().unwrap()).await;
-    let done = wait_condition(&admin, "two-pods", "Complete").await;
+    jobs.wait_deleted(&n("ttl"), &ttl.uid().unwrap()).await;
+    let done = jobs.wait_condition(&n("two-pods"), "Complete").await;
     assert_eq!(done.status.as_ref().unwrap().succeeded, Some(2));
-    let failed = wait_condition(&admin, "deadline", "Failed").await;
+    let failed = jobs.wait_condition(&n("deadline"), "Failed").await;
     assert_eq!(condition(&failed, "Failed").reason.as_deref(), Some("DeadlineExceeded"));
 
-    let running = wait_job(&admin, "gone", "an active, ready pod", |j: Option<&Job>| {
-        j.and_then(|j| j.status.as_ref()).is_some_and(|s| s.ready == Some(1))
-    })
-    .await;
+    let running = jobs
+        .wait(&n("gone"), "an active, ready pod", |j: Option<&Job>| {
+            j.and_then(|j| j.status.as_ref()).is_some_and(|s| s.ready == Some(1))
+        })
+        .await;
     assert!(!has_condition(Some(&running), "Complete"));
     let pod = controller_support::job_pods(&admin, &gone).await.pop().expect("the pod of `gone`");
     assert!(jobwright::job::pods::has_tracking_finalizer(&pod));
-    controller_support::delete_job(&admin, "gone", kube::api::PropagationPolicy::Background).await;
+    assert_eq!(pod.owner_references()[0].api_version, jobs.kind.api_version());
+    jobs.delete(&n("gone"), kube::api::PropagationPolicy::Background).await;
     controller_support::wait_no_tracking_finalizer_on(&admin, &pod.name_any()).await;
-    controller_support::wait_no_tracking_finalizer(&admin).await;
 }

@@ -56,7 +56,11 @@ pub fn resources(crd: &Value) -> Vec<ResourceInfo> {
                     info.categories = strs(&names["categories"]);
                     info.subresources = subs;
                     info.printer_columns = v["additionalPrinterColumns"].as_array().cloned().unwrap_or_default();
-                    info.schema = v.pointer("/schema/openAPIV3Schema").filter(|s| s.is_object()).cloned();
+                    info.schema = v
+                        .pointer("/schema/openAPIV3Schema")
+                        .filter(|s| s.is_object())
+                        .cloned()
+                        .map(std::sync::Arc::new);
                     if let Some(s) = names["singular"].as_str() {
                         info.singular = s.to_string();
                     }

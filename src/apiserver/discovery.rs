@@ -284,7 +284,7 @@ fn custom_schemas(reg: &Registry) -> super::openapi::CustomSchemas {
     reg.all()
         .into_iter()
         .filter_map(|i| {
-            let s = i.schema.clone()?;
+            let s = (*i.schema?).clone();
             Some(((i.group, i.version, i.kind), s))
         })
         .collect()

@@ -32,8 +32,9 @@ pub struct ResourceInfo {
     pub storage_key: String,
     /// A custom resource's `additionalPrinterColumns` (empty for built-ins), for tables.
     pub printer_columns: Vec<serde_json::Value>,
-    /// A custom resource's `openAPIV3Schema`, used for unknown-field checks (`None` for built-ins).
-    pub schema: Option<serde_json::Value>,
+    /// A custom resource's `openAPIV3Schema`, used for unknown-field checks (`None` for built-ins);
+    /// shared, since a `ResourceInfo` is cloned per request and a schema can be hundreds of KiB.
+    pub schema: Option<std::sync::Arc<serde_json::Value>>,
 }
 
 /// The verbs every served resource supports.

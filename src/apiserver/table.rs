@@ -1071,7 +1071,8 @@ fn cell_for_json_value(ty: &str, v: &Value, now: DateTime<Utc>) -> Value {
     }
 }
 
-/// Evaluate the simple JSONPaths CRDs allow: `.a.b`, `.a[0].b`, `.a['x.y']`, `.a.b\.c`.
+/// Evaluate the simple JSONPaths CRDs allow: `.a.b`, `.a[0].b`, `.a['x.y']`, `.a.b\.c`, and slices
+/// `.a[-1:].b` (the first element of the slice, as a printer column shows the first match).
 pub fn simple_jsonpath<'a>(obj: &'a Value, path: &str) -> Option<&'a Value> {
     let path = path.trim().trim_start_matches('{').trim_end_matches('}');
     let mut cur = obj;
@@ -1101,6 +1102,24 @@ pub fn simple_jsonpath<'a>(obj: &'a Value, path: &str) -> Option<&'a Value> {
                 let inner = inner.trim();
                 cur = if let Some(q) = inner.strip_prefix('\'').and_then(|x| x.strip_suffix('\'')) {
                     cur.get(q)?
+                } else if let Some((from, to)) = inner.split_once(':') {
+                    // A slice `[start:end(:step)]`: its first element (a column shows the first match).
+                    let a = cur.as_array()?;
+                    let n = a.len() as i64;
+                    let bound = |s: &str, default: i64| -> Option<i64> {
+                        let s = s.trim();
+                        if s.is_empty() {
+                            return Some(default);
+                        }
+                        let v: i64 = s.parse().ok()?;
+                        Some(if v < 0 { (n + v).max(0) } else { v.min(n) })
+                    };
+                    let start = bound(from, 0)?;
+                    let end = bound(to.split(':').next().unwrap_or(""), n)?;
+                    if start >= end {
+                        return None;
+                    }
+                    a.get(usize::try_from(start).ok()?)?
                 } else {
                     let idx: i64 = inner.parse().ok()?;
                     let a = cur.as_array()?;
@@ -1118,6 +1137,18 @@ pub fn simple_jsonpath<'a>(obj: &'a Value, path: &str) -> Option<&'a Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn jsonpath_slices_give_their_first_element() {
+        let o = json!({"c": [{"t": "a"}, {"t": "b"}, {"t": "c"}]});
+        assert_eq!(simple_jsonpath(&o, ".c[-1:].t"), Some(&json!("c")));
+        assert_eq!(simple_jsonpath(&o, ".c[1:].t"), Some(&json!("b")));
+        assert_eq!(simple_jsonpath(&o, ".c[:2].t"), Some(&json!("a")));
+        assert_eq!(simple_jsonpath(&o, ".c[-10:1].t"), Some(&json!("a")));
+        assert_eq!(simple_jsonpath(&o, ".c[5:].t"), None);
+        assert_eq!(simple_jsonpath(&json!({"c": []}), ".c[-1:].t"), None);
+        assert_eq!(simple_jsonpath(&o, ".c[x:].t"), None);
+    }
     use crate::apiserver::registry::{Registry, ResourceInfo};
     use chrono::TimeZone;
 

@@ -13,12 +13,13 @@ use std::time::Duration;
 use futures::StreamExt;
 use k8s_openapi::api::batch::v1::{Job, JobStatus};
 use k8s_openapi::api::core::v1::Pod;
+use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, PostParams, Preconditions};
 use kube::runtime::events::{Event, EventType as KubeEventType, Recorder};
-use kube::{Resource, ResourceExt};
 
 use super::controller::{Context, Error, remove_finalizer};
 use super::events::{self, EventType, JobEvent};
+use super::kind::JobKind;
 use super::plan::{DeletionReason, Plan, slow_start_batches};
 
 /// How many finalizer removals run at once.
@@ -37,12 +38,12 @@ fn is_not_found(e: &kube::Error) -> bool {
 
 /// Publishes the Job's events in the background (an event is best effort and must not slow or
 /// fail a sync).
-fn publish(recorder: &Recorder, job: &Job, evs: Vec<JobEvent>) {
+fn publish<K: JobKind>(recorder: &Recorder, job: &Job, evs: Vec<JobEvent>) {
     if evs.is_empty() {
         return;
     }
     let recorder = recorder.clone();
-    let reference = job.object_ref(&());
+    let reference = K::event_ref(job);
     tokio::spawn(async move {
         for ev in evs {
             let e = Event {
@@ -62,10 +63,10 @@ fn publish(recorder: &Recorder, job: &Job, evs: Vec<JobEvent>) {
     });
 }
 
-/// Writes `status` with a full-object PUT on the status subresource carrying `resource_version`;
-/// returns the new resourceVersion.
-async fn write_status(
-    api: &Api<Job>,
+/// Writes `status` with a full-object PUT on the status subresource (of the Job's kind) carrying
+/// `resource_version`; returns the new resourceVersion.
+async fn write_status<K: JobKind>(
+    api: &Api<K>,
     job: &Job,
     resource_version: Option<String>,
     status: &JobStatus,
@@ -76,8 +77,8 @@ async fn write_status(
     obj.status = Some(status.clone());
     let name = job.name_any();
     let key = format!("{}/{}", job.namespace().unwrap_or_default(), name);
-    match api.replace_status(&name, &PostParams::default(), &obj).await {
-        Ok(j) => Ok(j.metadata.resource_version),
+    match api.replace_status(&name, &PostParams::default(), &K::from_batch(obj)).await {
+        Ok(j) => Ok(j.meta().resource_version.clone()),
         Err(kube::Error::Api(s)) if s.code == 409 => Err(Error::Conflict(key)),
         Err(kube::Error::Api(s)) if s.code == 404 => Err(Error::JobGone(key)),
         Err(kube::Error::Api(s)) if s.code == 422 => {
@@ -88,15 +89,21 @@ async fn write_status(
     }
 }
 
-/// Executes `plan` for `job` (whose controlled pods in the snapshot are `pods`); returns when to
-/// sync again.
-pub async fn apply(ctx: &Context, job: &Job, pods: &[Pod], mut plan: Plan) -> Result<Option<Duration>, Error> {
+/// Executes `plan` for `job` (the batch view of a Job of kind `K`, whose controlled pods in the
+/// snapshot are `pods`); returns when to sync again. Created pods get `K`'s controller
+/// ownerReference, the status goes to `K`'s status subresource, events regard the `K` object.
+pub async fn apply<K: JobKind>(
+    ctx: &Context<K>,
+    job: &Job,
+    pods: &[Pod],
+    mut plan: Plan,
+) -> Result<Option<Duration>, Error> {
     let ns = job.namespace().ok_or(Error::MissingMetadata("namespace"))?;
     let name = job.name_any();
     let key = format!("{ns}/{name}");
     let uid = job.metadata.uid.clone().ok_or(Error::MissingMetadata("uid"))?;
     let pod_api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
-    let job_api: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
+    let job_api: Api<K> = Api::namespaced(ctx.client.clone(), &ns);
     let mut evs: Vec<JobEvent> = vec![];
     let mut errors: Vec<String> = vec![];
 
@@ -145,11 +152,15 @@ pub async fn apply(ctx: &Context, job: &Job, pods: &[Pod], mut plan: Plan) -> Re
         }
     }
     if let Some(msg) = finishing_failed {
-        publish(&ctx.recorder, job, evs);
+        publish::<K>(&ctx.recorder, job, evs);
         return Err(Error::FinishingDelete(key, msg));
     }
 
     // 2. Creations, in slow-start batches; stop at the first batch with an error.
+    let owner = K::controller_ref(job);
+    for c in &mut plan.creations {
+        c.pod.metadata.owner_references = Some(vec![owner.clone()]);
+    }
     let total = plan.creations.len();
     let mut created = 0usize;
     let mut offset = 0usize;
@@ -193,7 +204,7 @@ pub async fn apply(ctx: &Context, job: &Job, pods: &[Pod], mut plan: Plan) -> Re
         match write_status(&job_api, job, rv, &plan.status).await {
             Ok(new_rv) => rv = new_rv,
             Err(e) => {
-                publish(&ctx.recorder, job, evs);
+                publish::<K>(&ctx.recorder, job, evs);
                 return Err(e);
             }
         }
@@ -227,7 +238,7 @@ pub async fn apply(ctx: &Context, job: &Job, pods: &[Pod], mut plan: Plan) -> Re
     // 5. Second status write.
     if let Some(fw) = plan.after_finalizers(&removed) {
         if let Err(e) = write_status(&job_api, job, rv, &fw.status).await {
-            publish(&ctx.recorder, job, evs);
+            publish::<K>(&ctx.recorder, job, evs);
             return Err(e);
         }
         if let (Some(m), Some(fin)) = (&ctx.metrics, plan.pending_finish())
@@ -240,7 +251,7 @@ pub async fn apply(ctx: &Context, job: &Job, pods: &[Pod], mut plan: Plan) -> Re
 
     // 6. Events and requeue.
     evs.extend(plan.events.iter().cloned());
-    publish(&ctx.recorder, job, evs);
+    publish::<K>(&ctx.recorder, job, evs);
     if !errors.is_empty() {
         return Err(Error::PodOps(key, errors.join("; ")));
     }

@@ -1,21 +1,26 @@
 //! The Job controller's imperative shell: kube-runtime wiring around the pure [`super::plan`].
 //!
-//! - One reflector over batch/v1 Jobs and one over all Pods feed a kube-runtime `Controller`
-//!   (`for_stream` + `owns_stream`): a pod event triggers its controller Job. Reconciles read the
-//!   Job and its pods from the stores, never from a LIST.
-//! - The pod stream goes through a hook that feeds [`Expectations`] (creations, deletions and
-//!   finalizer removals observed) and sends pods that may hold a stale tracking finalizer (no
-//!   controller, or a controller Job that is gone) to the orphan worker, which confirms with a live
-//!   GET of the Job and removes the finalizer (upstream's orphan-pod path). A Job's Delete event
-//!   sends all of its pods there too, so no pod keeps the finalizer under any propagation policy.
+//! - One code path for both Job kinds ([`super::kind`]): batch/v1 `Job` always, `jobwright.dev/v1`
+//!   `Job` when [`Options::crd_jobs`] says so. Each kind has its reflector and its kube-runtime
+//!   `Controller` (`for_stream`, generic over [`JobKind`]); the reconcile works on the kind's batch
+//!   view and only the API calls (status write, live reads, ownerReferences, Event `regarding`)
+//!   name the kind.
+//! - ONE pod reflector serves every kind: its hook feeds the [`PodIndex`], the [`Expectations`]
+//!   (creations, deletions and finalizer removals observed; keyed by Job uid, unique across kinds)
+//!   and sends pods that may hold a stale tracking finalizer (no controller, or a controller Job
+//!   of a reconciled kind that is gone) to the orphan worker, which confirms with a live GET of
+//!   that kind and removes the finalizer (upstream's orphan-pod path). The pods are then fanned out
+//!   to each kind's controller (`watches_shared_stream`), which syncs the Job a pod's controller
+//!   ownerReference names if it is of its kind, and for a pod without a controller the Jobs whose
+//!   selector matches it (upstream's `getPodJobs`: adoption). A Job's Delete event sends all of
+//!   its pods to the orphan worker too, so no pod keeps the finalizer under any propagation policy.
 //! - Reconcile = claim pods (controller ownerReference to the Job *and* matching selector) →
 //!   expectations → [`plan_with`] → [`apply::apply`]. kube-runtime guarantees one reconcile per Job
-//!   at a time; `--workers` bounds the total.
+//!   at a time; `--workers` bounds the concurrent syncs of each kind.
 //! - Errors requeue: a 409 on the status write after [`CONFLICT_REQUEUE`] (upstream sends conflicts
 //!   through its rate limiter too; a stale cache is the usual cause and is fixed by the next watch
 //!   event), anything else with a per-Job exponential backoff from [`API_BACKOFF`] to
 //!   [`MAX_API_BACKOFF`] as upstream (reset by a successful sync).
-
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -24,23 +29,27 @@ use chrono::Utc;
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::reflector::{self, ObjectRef, Store, store::Writer};
 use kube::runtime::watcher;
 use kube::runtime::{WatchStreamExt, controller};
 use kube::{Client, ResourceExt};
 use tokio::sync::{mpsc, watch};
+use tokio_stream::wrappers::UnboundedReceiverStream;
 
 use super::adopt::{Claim, claim};
 use super::apply;
 use super::config::Config;
 use super::expectations::{Expectations, PodEvent};
+use super::kind::{JobKind, KindId, controller_of, job_controller_uid, owner_kind};
 use super::labels::JOB_TRACKING_FINALIZER;
 use super::plan::{SyncContext, orphan_needs_finalizer_removal, plan_with};
 use super::pod_index::{PodIndex, orphan_key};
 use super::pods;
+use crate::crd::Job as CrdJob;
 use crate::metrics::{Metrics, ReconcileResult};
 
 /// The `reportingController` of the Job's events, as upstream (`kubectl describe` "From" column).
@@ -121,6 +130,24 @@ pub struct Options {
     pub metrics: Option<Metrics>,
     /// Set to true once the Job and Pod caches have their first full list (readiness).
     pub caches_synced: Option<Arc<watch::Sender<bool>>>,
+    /// Whether `jobwright.dev/v1` Jobs are reconciled too (batch/v1 Jobs always are).
+    pub crd_jobs: CrdJobs,
+}
+
+/// Whether the controller reconciles `jobwright.dev/v1` Jobs ([`crate::crd`]) besides batch/v1
+/// Jobs: `auto` decides once at start from discovery (reconciled iff the API server serves
+/// `jobwright.dev/v1` `jobs`; installing the CRD later needs a restart, or a new leadership term).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum CrdJobs {
+    /// Reconcile them if the API server serves them when the controller starts.
+    #[default]
+    Auto,
+    /// Always (a watch of an unserved resource retries with backoff and the caches never sync).
+    #[value(name = "true")]
+    Enabled,
+    /// Never.
+    #[value(name = "false")]
+    Disabled,
 }
 
 impl std::fmt::Debug for Options {
@@ -129,26 +156,33 @@ impl std::fmt::Debug for Options {
             .field("config", &self.config)
             .field("ttl_controller", &self.ttl_controller)
             .field("metrics", &self.metrics.is_some())
+            .field("crd_jobs", &self.crd_jobs)
             .finish_non_exhaustive()
     }
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Self { config: Config::default(), ttl_controller: true, metrics: None, caches_synced: None }
+        Self {
+            config: Config::default(),
+            ttl_controller: true,
+            metrics: None,
+            caches_synced: None,
+            crd_jobs: CrdJobs::Auto,
+        }
     }
 }
 
-/// Shared state of the reconcilers.
-pub struct Context {
+/// Shared state of the reconcilers of one Job kind (the pod side is shared by every kind).
+pub struct Context<K: JobKind = Job> {
     /// API client.
     pub client: Client,
-    /// Controller settings.
+    /// Controller settings, as they apply to this kind ([`JobKind::config`]).
     pub config: Config,
     /// All pods.
     pub pods: Store<Pod>,
-    /// All Jobs.
-    pub jobs: Store<Job>,
+    /// All Jobs of this kind.
+    pub jobs: Store<K>,
     /// Outstanding pod operations per Job uid.
     pub expectations: Arc<Expectations>,
     /// Event recorder (events.k8s.io/v1, reportingController `job-controller`).
@@ -162,8 +196,6 @@ pub struct Context {
     /// kube-runtime's `DelayedInit` keeps only the last waiter's waker, so two concurrent waiters
     /// can hang.)
     pods_ready: watch::Receiver<bool>,
-    /// Same for the Job store.
-    jobs_ready: watch::Receiver<bool>,
 }
 
 async fn ready(rx: &watch::Receiver<bool>) -> Result<(), Error> {
@@ -171,34 +203,75 @@ async fn ready(rx: &watch::Receiver<bool>) -> Result<(), Error> {
     rx.wait_for(|r| *r).await.map(|_| ()).map_err(|_| Error::CacheClosed)
 }
 
-fn controller_ref(pod: &Pod) -> Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference> {
-    pod.metadata.owner_references.iter().flatten().find(|r| r.controller == Some(true))
+/// The Job caches of the kinds being reconciled, for the orphan checks.
+#[derive(Clone)]
+struct Owners {
+    batch: Store<Job>,
+    crd: Option<Store<CrdJob>>,
 }
 
-fn job_controller_uid(pod: &Pod) -> Option<&str> {
-    controller_ref(pod).filter(|r| r.kind == "Job" && r.api_version == "batch/v1").map(|r| r.uid.as_str())
-}
-
-/// Whether the pod may hold a stale tracking finalizer, judged from the Job cache.
-fn maybe_orphan(pod: &Pod, jobs: &Store<Job>) -> bool {
-    if !pods::has_tracking_finalizer(pod) {
-        return false;
-    }
-    match controller_ref(pod) {
-        None => true,
-        Some(r) if r.kind == "Job" && r.api_version == "batch/v1" => {
-            let ns = pod.namespace().unwrap_or_default();
-            let job = jobs.get(&ObjectRef::new(&r.name).within(&ns));
-            job.is_none_or(|j| j.metadata.uid.as_deref() != Some(r.uid.as_str()))
+impl Owners {
+    /// Whether the pod may hold a stale tracking finalizer, judged from the Job caches: it has no
+    /// controller, or its controller is a Job of a reconciled kind missing from that kind's cache.
+    fn maybe_orphan(&self, pod: &Pod) -> bool {
+        if !pods::has_tracking_finalizer(pod) {
+            return false;
         }
-        Some(_) => false,
+        let Some(r) = controller_of(pod) else { return true };
+        let ns = pod.namespace().unwrap_or_default();
+        match owner_kind(r) {
+            Some(KindId::Batch) => cached_gone(&self.batch, &ns, r),
+            Some(KindId::Crd) => self.crd.as_ref().is_some_and(|s| cached_gone(s, &ns, r)),
+            None => false,
+        }
     }
+}
+
+fn cached_gone<K: JobKind>(store: &Store<K>, ns: &str, r: &OwnerReference) -> bool {
+    let job = store.get(&ObjectRef::new(&r.name).within(ns));
+    job.is_none_or(|j| j.meta().uid.as_deref() != Some(r.uid.as_str()))
+}
+
+/// The pod's controller Job read live (its batch view), if it still exists with that uid.
+async fn live_owner<K: JobKind>(client: &Client, ns: &str, r: &OwnerReference) -> Result<Option<Job>, kube::Error> {
+    let api: Api<K> = Api::namespaced(client.clone(), ns);
+    let job = api.get_opt(&r.name).await?;
+    Ok(job.filter(|j| j.meta().uid.as_deref() == Some(r.uid.as_str())).map(|j| j.batch().into_owned()))
 }
 
 type OrphanTx = mpsc::UnboundedSender<(String, String)>;
 
 fn pod_key(pod: &Pod) -> (String, String) {
     (pod.namespace().unwrap_or_default(), pod.name_any())
+}
+
+/// Whether the API server serves `jobwright.dev/v1` `jobs`, from discovery (a 404 on the group
+/// version is a no).
+pub async fn crd_served(client: &Client) -> Result<bool, kube::Error> {
+    match client.list_api_group_resources(crate::crd::API_VERSION).await {
+        Ok(list) => Ok(list.resources.iter().any(|r| r.name == "jobs")),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Resolves [`CrdJobs`] to whether `jobwright.dev/v1` Jobs are reconciled (`auto`: from
+/// discovery now; a failed discovery counts as not served, with a warning).
+pub async fn reconcile_crd_jobs(client: &Client, setting: CrdJobs) -> bool {
+    match setting {
+        CrdJobs::Enabled => true,
+        CrdJobs::Disabled => false,
+        CrdJobs::Auto => match crd_served(client).await {
+            Ok(served) => {
+                tracing::info!(served, "jobwright.dev/v1 jobs in discovery");
+                served
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "discovery of jobwright.dev/v1 failed; reconciling batch/v1 Jobs only");
+                false
+            }
+        },
+    }
 }
 
 /// Aborts its task when dropped, so a controller future that is dropped (abandoned after a lost
@@ -214,93 +287,78 @@ impl<T> Drop for AbortOnDrop<T> {
 /// Runs the Job controller (and, if enabled, the TTL controller) until `shutdown` completes.
 pub async fn run(client: Client, opts: Options, shutdown: impl Future<Output = ()> + Send + Sync + 'static) {
     let shutdown = futures::future::FutureExt::shared(Box::pin(shutdown));
-    let ttl = opts.ttl_controller.then(|| {
-        let client = client.clone();
-        let config = opts.config.clone();
-        let shutdown = shutdown.clone();
-        AbortOnDrop(tokio::spawn(async move { crate::ttl::run(client, config, shutdown).await }))
-    });
-    run_job_controller_with(client, opts, shutdown).await;
-    if let Some(mut t) = ttl {
+    let crd = reconcile_crd_jobs(&client, opts.crd_jobs).await;
+    let mut ttl = vec![];
+    if opts.ttl_controller {
+        let (c, config, s) = (client.clone(), opts.config.clone(), shutdown.clone());
+        ttl.push(AbortOnDrop(tokio::spawn(async move { crate::ttl::run_kind::<Job>(c, config, s).await })));
+        if crd {
+            let (c, config, s) = (client.clone(), opts.config.clone(), shutdown.clone());
+            ttl.push(AbortOnDrop(tokio::spawn(async move { crate::ttl::run_kind::<CrdJob>(c, config, s).await })));
+        }
+    }
+    run_kinds(client, opts, crd, shutdown).await;
+    for mut t in ttl {
         let _ = (&mut t.0).await;
     }
 }
 
-/// Runs the Job controller alone until `shutdown` completes.
+/// Runs the Job controller alone until `shutdown` completes (`jobwright.dev/v1` Jobs too if the
+/// API server serves them).
 pub async fn run_job_controller(
     client: Client,
     config: Config,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
-    run_job_controller_with(client, Options { config, ttl_controller: false, ..Options::default() }, shutdown).await
+    let opts = Options { config, ttl_controller: false, ..Options::default() };
+    let crd = reconcile_crd_jobs(&client, opts.crd_jobs).await;
+    run_kinds(client, opts, crd, shutdown).await
 }
 
-async fn run_job_controller_with(
+/// One pod reflector (feeding the pod index, the expectations and the orphan worker), then one
+/// kube-runtime controller per Job kind, each triggered by the pods its Jobs control.
+async fn run_kinds(
     client: Client,
     opts: Options,
+    crd: bool,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let config = opts.config.clone();
-    let (job_reader, job_writer) = reflector::store::<Job>();
+    let shutdown = futures::future::FutureExt::shared(Box::pin(shutdown));
+    let (batch_reader, batch_writer) = reflector::store::<Job>();
+    let (crd_reader, crd_writer) = reflector::store::<CrdJob>();
+    let owners = Owners { batch: batch_reader.clone(), crd: crd.then(|| crd_reader.clone()) };
     let (pod_reader, pod_writer) = reflector::store::<Pod>();
     let expectations = Arc::new(Expectations::default());
     let (orphan_tx, orphan_rx) = mpsc::unbounded_channel();
     let index = Arc::new(PodIndex::default());
     let (pods_ready_tx, pods_ready) = watch::channel(false);
-    let (jobs_ready_tx, jobs_ready) = watch::channel(false);
+    let (batch_ready_tx, batch_ready) = watch::channel(false);
+    let (crd_ready_tx, crd_ready) = watch::channel(false);
 
+    // Readiness: the pods and the Jobs of every reconciled kind listed.
+    let mut all_ready = vec![pods_ready.clone(), batch_ready.clone()];
+    if crd {
+        all_ready.push(crd_ready);
+    }
     let reporter = Reporter { controller: REPORTING_CONTROLLER.into(), instance: None };
-    let ctx = Arc::new(Context {
-        client: client.clone(),
-        config: config.clone(),
-        pods: pod_reader.clone(),
-        jobs: job_reader.clone(),
-        expectations: expectations.clone(),
-        recorder: Recorder::new(client.clone(), reporter),
-        failures: Mutex::new(HashMap::new()),
-        pods_ready,
-        jobs_ready,
-        metrics: opts.metrics.clone(),
-        index: index.clone(),
-    });
+    let recorder = Recorder::new(client.clone(), reporter);
     let synced = opts.caches_synced.clone().map(|tx| {
-        let (p, j) = (ctx.pods_ready.clone(), ctx.jobs_ready.clone());
         AbortOnDrop(tokio::spawn(async move {
-            if ready(&p).await.is_ok() && ready(&j).await.is_ok() {
-                tx.send_replace(true);
+            for rx in &all_ready {
+                if ready(rx).await.is_err() {
+                    return;
+                }
             }
+            tx.send_replace(true);
         }))
     });
 
-    let jobs_api: Api<Job> = Api::all(client.clone());
+    // The pod reflector, driven here and fanned out to the controllers of each kind.
     let pods_api: Api<Pod> = Api::all(client.clone());
-
-    let job_hook = {
-        let pods = pod_reader.clone();
-        let exp = expectations.clone();
-        let tx: OrphanTx = orphan_tx.clone();
-        move |ev: &watcher::Event<Job>| {
-            if let watcher::Event::InitDone = ev {
-                jobs_ready_tx.send_replace(true);
-            }
-            if let watcher::Event::Delete(job) = ev {
-                let uid = job.metadata.uid.clone().unwrap_or_default();
-                exp.forget(&uid);
-                for p in pods.state() {
-                    if job_controller_uid(&p) == Some(uid.as_str()) && pods::has_tracking_finalizer(&p) {
-                        let _ = tx.send(pod_key(&p));
-                    }
-                }
-            }
-        }
-    };
-    let job_stream = reflector::reflector(job_writer, watcher(jobs_api, watcher::Config::default()).default_backoff())
-        .inspect_ok(job_hook)
-        .applied_objects();
-
     let pod_hook = {
-        let jobs = job_reader.clone();
+        let owners = owners.clone();
         let exp = expectations.clone();
+        let index = index.clone();
         let tx: OrphanTx = orphan_tx.clone();
         move |ev: &watcher::Event<Pod>| {
             // The index first: once an expectation is observed, the pod is findable.
@@ -317,7 +375,7 @@ async fn run_job_controller_with(
             if let Some(uid) = job_controller_uid(pod) {
                 exp.observe(uid, pod, kind);
             }
-            if kind == PodEvent::Applied && maybe_orphan(pod, &jobs) {
+            if kind == PodEvent::Applied && owners.maybe_orphan(pod) {
                 let _ = tx.send(pod_key(pod));
             }
         }
@@ -325,56 +383,186 @@ async fn run_job_controller_with(
     let pod_stream = reflector::reflector(pod_writer, watcher(pods_api, watcher::Config::default()).default_backoff())
         .inspect_ok(pod_hook)
         .touched_objects();
+    let (batch_pods_tx, batch_pods) = mpsc::unbounded_channel::<Arc<Pod>>();
+    let (crd_pods_tx, crd_pods) = mpsc::unbounded_channel::<Arc<Pod>>();
+    let mut pod_txs = vec![batch_pods_tx];
+    if crd {
+        pod_txs.push(crd_pods_tx);
+    }
+    let pod_task = AbortOnDrop(tokio::spawn(async move {
+        let mut stream = std::pin::pin!(pod_stream);
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(pod) => {
+                    let pod = Arc::new(pod);
+                    for tx in &pod_txs {
+                        let _ = tx.send(pod.clone());
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "pod watch error"),
+            }
+        }
+    }));
 
-    let orphans = AbortOnDrop(tokio::spawn(orphan_worker(ctx.clone(), orphan_rx)));
+    let shared = Shared {
+        client: client.clone(),
+        config: opts.config.clone(),
+        pods: pod_reader.clone(),
+        expectations: expectations.clone(),
+        recorder,
+        metrics: opts.metrics.clone(),
+        index: index.clone(),
+        pods_ready: pods_ready.clone(),
+        orphans: orphan_tx.clone(),
+    };
+    // The orphan worker starts once the pods and the batch/v1 Jobs are listed; it does not wait for
+    // the custom resource (with `--crd-jobs true` and no CRD it never syncs): a pod whose
+    // jobwright.dev/v1 Job is missing from a cold cache is confirmed by a live GET anyway.
+    let orphans =
+        AbortOnDrop(tokio::spawn(orphan_worker(shared.clone(), owners, vec![pods_ready, batch_ready], orphan_rx)));
+    let batch = run_kind::<Job>(&shared, batch_reader, batch_writer, batch_ready_tx, batch_pods, shutdown.clone());
+    if crd {
+        let crd = run_kind::<CrdJob>(&shared, crd_reader, crd_writer, crd_ready_tx, crd_pods, shutdown);
+        futures::future::join(batch, crd).await;
+    } else {
+        drop((crd_writer, crd_ready_tx, crd_pods));
+        batch.await;
+    }
+    drop((pod_task, orphans, synced));
+}
+
+/// What the controllers of every kind share: the client, the pods and what is known about them.
+#[derive(Clone)]
+struct Shared {
+    client: Client,
+    config: Config,
+    pods: Store<Pod>,
+    expectations: Arc<Expectations>,
+    recorder: Recorder,
+    metrics: Option<Metrics>,
+    index: Arc<PodIndex>,
+    pods_ready: watch::Receiver<bool>,
+    orphans: OrphanTx,
+}
+
+/// The reflector and the kube-runtime controller of one Job kind, until shutdown.
+async fn run_kind<K: JobKind>(
+    shared: &Shared,
+    jobs: Store<K>,
+    writer: Writer<K>,
+    jobs_ready_tx: watch::Sender<bool>,
+    pod_triggers: mpsc::UnboundedReceiver<Arc<Pod>>,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) {
+    let config = K::config(&shared.config);
     let workers = u16::try_from(config.workers.max(1)).unwrap_or(u16::MAX);
-    Controller::for_stream(job_stream, job_reader)
-        .owns_stream(pod_stream)
+    let ctx = Arc::new(Context {
+        client: shared.client.clone(),
+        config,
+        pods: shared.pods.clone(),
+        jobs: jobs.clone(),
+        expectations: shared.expectations.clone(),
+        recorder: shared.recorder.clone(),
+        metrics: shared.metrics.clone(),
+        index: shared.index.clone(),
+        failures: Mutex::new(HashMap::new()),
+        pods_ready: shared.pods_ready.clone(),
+    });
+    let job_hook = {
+        let index = shared.index.clone();
+        let pods = shared.pods.clone();
+        let exp = shared.expectations.clone();
+        let tx = shared.orphans.clone();
+        move |ev: &watcher::Event<K>| {
+            if let watcher::Event::InitDone = ev {
+                jobs_ready_tx.send_replace(true);
+            }
+            if let watcher::Event::Delete(job) = ev {
+                let uid = job.meta().uid.clone().unwrap_or_default();
+                exp.forget(&uid);
+                for (ns, name) in index.get(&uid) {
+                    if let Some(p) = pods.get(&ObjectRef::new(&name).within(&ns))
+                        && pods::has_tracking_finalizer(&p)
+                    {
+                        let _ = tx.send((ns, name));
+                    }
+                }
+            }
+        }
+    };
+    let trigger_jobs = jobs.clone();
+    let jobs_api: Api<K> = Api::all(shared.client.clone());
+    let job_stream = reflector::reflector(writer, watcher(jobs_api, watcher::Config::default()).default_backoff())
+        .inspect_ok(job_hook)
+        .applied_objects();
+    Controller::for_stream(job_stream, jobs)
+        .watches_shared_stream(UnboundedReceiverStream::new(pod_triggers), move |pod: Arc<Pod>| {
+            K::triggered_by(&pod, &trigger_jobs)
+        })
         .with_config(controller::Config::default().concurrency(workers))
         .graceful_shutdown_on(shutdown)
-        .run(reconcile, error_policy, ctx)
+        .run(reconcile::<K>, error_policy::<K>, ctx)
         .for_each(|res| async move {
+            let kind = K::api_version(&());
             match res {
                 Ok(_) => {}
                 Err(controller::Error::ObjectNotFound(_)) => {}
                 Err(controller::Error::ReconcilerFailed(e, obj)) => match &e {
-                    Error::StatusRejected { .. } => tracing::error!(job = %obj, error = %e, "status write rejected"),
-                    Error::Conflict(_) | Error::JobGone(_) => tracing::debug!(job = %obj, error = %e, "re-planning"),
-                    _ => tracing::warn!(job = %obj, error = %e, kind = e.metric_label(), "sync failed"),
+                    Error::StatusRejected { .. } => {
+                        tracing::error!(%kind, job = %obj, error = %e, "status write rejected")
+                    }
+                    Error::Conflict(_) | Error::JobGone(_) => {
+                        tracing::debug!(%kind, job = %obj, error = %e, "re-planning")
+                    }
+                    _ => tracing::warn!(%kind, job = %obj, error = %e, kind = e.metric_label(), "sync failed"),
                 },
-                Err(e) => tracing::warn!(error = %e, "controller error"),
+                Err(e) => tracing::warn!(%kind, error = %e, "controller error"),
             }
         })
         .await;
-    drop((orphans, synced));
 }
 
-/// Removes the tracking finalizer of pods whose controller Job is gone (confirmed live) or that
-/// have no controller.
-async fn orphan_worker(ctx: Arc<Context>, mut rx: mpsc::UnboundedReceiver<(String, String)>) {
-    if ready(&ctx.jobs_ready).await.is_err() || ready(&ctx.pods_ready).await.is_err() {
-        return;
+/// Removes the tracking finalizer of pods whose controller Job (of a reconciled kind) is gone
+/// (confirmed with a live GET of that kind) or that have no controller.
+async fn orphan_worker(
+    shared: Shared,
+    owners: Owners,
+    wait_for: Vec<watch::Receiver<bool>>,
+    mut rx: mpsc::UnboundedReceiver<(String, String)>,
+) {
+    for r in &wait_for {
+        if ready(r).await.is_err() {
+            return;
+        }
     }
     while let Some((ns, name)) = rx.recv().await {
-        let Some(pod) = ctx.pods.get(&ObjectRef::new(&name).within(&ns)) else { continue };
-        if !maybe_orphan(&pod, &ctx.jobs) {
+        let Some(pod) = shared.pods.get(&ObjectRef::new(&name).within(&ns)) else { continue };
+        if !owners.maybe_orphan(&pod) {
             continue;
         }
-        let owner = match controller_ref(&pod) {
+        let (owner, config) = match controller_of(&pod) {
             Some(r) => {
-                let api: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
-                match api.get_opt(&r.name).await {
-                    Ok(j) => j.filter(|j| j.metadata.uid.as_deref() == Some(r.uid.as_str())),
+                let found = match owner_kind(r) {
+                    Some(KindId::Batch) => {
+                        live_owner::<Job>(&shared.client, &ns, r).await.map(|j| (j, Job::config(&shared.config)))
+                    }
+                    Some(KindId::Crd) => {
+                        live_owner::<CrdJob>(&shared.client, &ns, r).await.map(|j| (j, CrdJob::config(&shared.config)))
+                    }
+                    None => continue,
+                };
+                match found {
+                    Ok(found) => found,
                     Err(e) => {
                         tracing::warn!(pod = %name, error = %e, "orphan check failed");
                         continue;
                     }
                 }
             }
-            None => None,
+            None => (None, shared.config.clone()),
         };
-        if orphan_needs_finalizer_removal(&pod, owner.as_ref(), &ctx.config) {
-            let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
+        if orphan_needs_finalizer_removal(&pod, owner.as_ref(), &config) {
+            let api: Api<Pod> = Api::namespaced(shared.client.clone(), &ns);
             match remove_finalizer(&api, &name).await {
                 Ok(()) => tracing::debug!(pod = %name, namespace = %ns, "removed finalizer of orphan pod"),
                 Err(e) => tracing::warn!(pod = %name, error = %e, "removing the finalizer of an orphan pod failed"),
@@ -410,7 +598,7 @@ pub fn pods_of(job: &Job, store: &Store<Pod>, index: &PodIndex) -> Vec<Pod> {
 /// Releases the pods the Job controls whose labels no longer match its selector (upstream's
 /// `ClaimPods` release): a JSON patch guarded by uid and resourceVersion removes the controller
 /// ownerReference. The pod then has no controller, so the orphan path removes its finalizer.
-async fn release_mismatched(job: &Job, ctx: &Context) -> Result<(), Error> {
+async fn release_mismatched<K: JobKind>(job: &Job, ctx: &Context<K>) -> Result<(), Error> {
     let Some(uid) = job.metadata.uid.as_deref() else { return Ok(()) };
     let ns = job.namespace().ok_or(Error::MissingMetadata("namespace"))?;
     let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
@@ -438,7 +626,7 @@ async fn release_mismatched(job: &Job, ctx: &Context) -> Result<(), Error> {
 /// `ClaimPods`): after re-reading the Job live (it must still exist with the same uid and not be
 /// deleting), a JSON patch guarded by the pod's uid and resourceVersion adds the controller
 /// ownerReference and the tracking finalizer. Returns the adopted pods.
-async fn adopt_orphans(job: &Job, ctx: &Context) -> Result<Vec<Pod>, Error> {
+async fn adopt_orphans<K: JobKind>(job: &Job, ctx: &Context<K>) -> Result<Vec<Pod>, Error> {
     let ns = job.namespace().ok_or(Error::MissingMetadata("namespace"))?;
     let orphans: Vec<Arc<Pod>> = ctx
         .index
@@ -450,15 +638,12 @@ async fn adopt_orphans(job: &Job, ctx: &Context) -> Result<Vec<Pod>, Error> {
     if orphans.is_empty() {
         return Ok(vec![]);
     }
-    let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
+    let jobs: Api<K> = Api::namespaced(ctx.client.clone(), &ns);
     let fresh = jobs.get_opt(&job.name_any()).await?;
-    if fresh.is_none_or(|f| f.metadata.uid != job.metadata.uid || f.metadata.deletion_timestamp.is_some()) {
+    if fresh.is_none_or(|f| f.meta().uid != job.metadata.uid || f.meta().deletion_timestamp.is_some()) {
         return Ok(vec![]);
     }
-    let owner = serde_json::json!({
-        "apiVersion": "batch/v1", "kind": "Job", "name": job.name_any(),
-        "uid": job.metadata.uid.clone().unwrap_or_default(), "controller": true, "blockOwnerDeletion": true,
-    });
+    let owner = serde_json::to_value(K::controller_ref(job))?;
     let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
     let mut adopted = vec![];
     for pod in orphans {
@@ -495,7 +680,7 @@ async fn adopt_orphans(job: &Job, ctx: &Context) -> Result<Vec<Pod>, Error> {
     Ok(adopted)
 }
 
-async fn reconcile(job: Arc<Job>, ctx: Arc<Context>) -> Result<Action, Error> {
+async fn reconcile<K: JobKind>(job: Arc<K>, ctx: Arc<Context<K>>) -> Result<Action, Error> {
     let timer = ctx.metrics.as_ref().map(|m| m.reconcile_timer());
     let result = sync(job, &ctx).await;
     if let (Some(t), Some(m)) = (timer, ctx.metrics.as_ref()) {
@@ -515,30 +700,39 @@ async fn reconcile(job: Arc<Job>, ctx: Arc<Context>) -> Result<Action, Error> {
     result
 }
 
-async fn sync(job: Arc<Job>, ctx: &Context) -> Result<Action, Error> {
-    if !ctx.config.manages(&job) {
+async fn sync<K: JobKind>(job: Arc<K>, ctx: &Context<K>) -> Result<Action, Error> {
+    // The pure core and the claim work on the batch view; only the API calls know the kind.
+    let job = job.batch();
+    let job: &Job = &job;
+    if !ctx.config.manages(job) {
+        return Ok(Action::await_change());
+    }
+    if job.spec.as_ref().is_none_or(|s| s.selector.is_none()) {
+        // Only a jobwright.dev/v1 Job with `manualSelector: true` and no selector (kube-apiserver
+        // rejects such a batch/v1 Job): it could never see its pods, so nothing is created.
+        tracing::warn!(job = %job.name_any(), "Job has manualSelector but no selector: not synced");
         return Ok(Action::await_change());
     }
     ready(&ctx.pods_ready).await?;
     let uid = job.metadata.uid.clone().ok_or(Error::MissingMetadata("uid"))?;
     if job.metadata.deletion_timestamp.is_none() {
-        release_mismatched(&job, ctx).await?;
+        release_mismatched(job, ctx).await?;
     }
-    let mut pods = pods_of(&job, &ctx.pods, &ctx.index);
-    pods.extend(adopt_orphans(&job, ctx).await?);
+    let mut pods = pods_of(job, &ctx.pods, &ctx.index);
+    pods.extend(adopt_orphans(job, ctx).await?);
     let (satisfied, pending) = ctx.expectations.satisfied(&uid, &pods);
     let sctx = SyncContext { expectations_satisfied: satisfied, pending_finalizer_removals: pending };
-    let plan = plan_with(&job, &pods, Utc::now(), &ctx.config, &sctx);
-    let requeue = apply::apply(ctx, &job, &pods, plan).await?;
+    let plan = plan_with(job, &pods, Utc::now(), &ctx.config, &sctx);
+    let requeue = apply::apply(ctx, job, &pods, plan).await?;
     ctx.failures.lock().unwrap_or_else(|e| e.into_inner()).remove(&uid);
     Ok(requeue.map_or_else(Action::await_change, Action::requeue))
 }
 
-fn error_policy(job: Arc<Job>, err: &Error, ctx: Arc<Context>) -> Action {
+fn error_policy<K: JobKind>(job: Arc<K>, err: &Error, ctx: Arc<Context<K>>) -> Action {
     if matches!(err, Error::Conflict(_) | Error::JobGone(_)) {
         return Action::requeue(CONFLICT_REQUEUE);
     }
-    let uid = job.metadata.uid.clone().unwrap_or_default();
+    let uid = job.meta().uid.clone().unwrap_or_default();
     let mut failures = ctx.failures.lock().unwrap_or_else(|e| e.into_inner());
     let n = failures.entry(uid).or_insert(0);
     *n = n.saturating_add(1);

@@ -25,6 +25,7 @@
 //! | [`apply`] | executes a [`Plan`] against the API server |
 //! | [`expectations`] | pod operations issued but not yet observed |
 //! | [`pod_index`] | pods by controller Job, from the watch events |
+//! | [`kind`] | the two Job kinds (batch/v1, jobwright.dev/v1) behind one code path |
 //!
 //! # What the shell must guarantee
 //!
@@ -73,6 +74,7 @@ pub mod controller;
 pub mod events;
 pub mod expectations;
 pub mod indexes;
+pub mod kind;
 pub mod labels;
 pub mod plan;
 #[cfg(test)]
@@ -87,6 +89,7 @@ pub mod template;
 pub mod testing;
 
 pub use config::Config;
+pub use kind::{JobKind, KindId};
 pub use plan::{
     DeletionReason, FinalWrite, FinalizerReason, FinalizerRemoval, Outcome, Plan, PodCreation, PodDeletion,
     SyncContext, orphan_needs_finalizer_removal, plan, plan_with, slow_start_batches,

@@ -291,14 +291,14 @@ pub fn slow_start_batches(n: usize) -> Vec<usize> {
 /// Whether the finalizer of a pod whose controller is `owner` (or that has no controller, or
 /// whose controller Job is gone: `None`) should be removed by the orphan handling: yes unless the
 /// owner is an unfinished Job this controller manages. Pods controlled by something other than a
-/// batch/v1 Job, or by a Job another controller manages, are left alone.
+/// Job of either kind ([`super::kind`]), or by a Job another controller manages, are left alone.
 pub fn orphan_needs_finalizer_removal(pod: &Pod, owner: Option<&Job>, config: &Config) -> bool {
     if !pods::has_tracking_finalizer(pod) {
         return false;
     }
     let ctrl = pod.metadata.owner_references.iter().flatten().find(|r| r.controller == Some(true));
     if let Some(r) = ctrl
-        && (r.kind != "Job" || r.api_version != "batch/v1")
+        && super::kind::owner_kind(r).is_none()
     {
         return false;
     }

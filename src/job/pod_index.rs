@@ -1,7 +1,7 @@
 //! Which pods belong to which Job, maintained from the pod watch events so a reconcile reads its
 //! Job's pods from the store by key instead of scanning every pod.
 //!
-//! Keys: the controller Job's uid for pods controlled by a batch/v1 Job, `orphan:<namespace>` for
+//! Keys: the controller Job's uid for pods controlled by a Job of either kind ([`super::kind`]), `orphan:<namespace>` for
 //! pods without a controller (adoption candidates); other pods are not indexed. A re-list (`Init`
 //! … `InitDone`) is built aside and swapped in at `InitDone`, as the reflector's store does. The
 //! index only names candidates: callers read each pod from the store and re-check ownership.
@@ -47,7 +47,7 @@ impl Maps {
 /// The index key of a pod, if it is indexed.
 pub fn index_key(pod: &Pod) -> Option<String> {
     match pod.metadata.owner_references.iter().flatten().find(|r| r.controller == Some(true)) {
-        Some(r) if r.kind == "Job" && r.api_version == "batch/v1" => Some(r.uid.clone()),
+        Some(r) if super::kind::owner_kind(r).is_some() => Some(r.uid.clone()),
         Some(_) => None,
         None => Some(orphan_key(&pod.namespace().unwrap_or_default())),
     }

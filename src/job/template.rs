@@ -6,21 +6,16 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Container, EnvVar, EnvVarSource, ObjectFieldSelector, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 
+use super::kind::JobKind;
 use super::labels::*;
 
 /// Longest `generateName` prefix the API server accepts before adding its 5 random characters.
 const MAX_GENERATED_NAME_LENGTH: usize = 58;
 
-/// The controller ownerReference every pod of the Job carries.
+/// The controller ownerReference of a batch/v1 Job's pods ([`pod_for`] sets it; for another kind
+/// the shell puts that kind's, [`JobKind::controller_ref`], in its place before creating the pod).
 pub fn controller_ref(job: &Job) -> OwnerReference {
-    OwnerReference {
-        api_version: "batch/v1".into(),
-        kind: "Job".into(),
-        name: job.metadata.name.clone().unwrap_or_default(),
-        uid: job.metadata.uid.clone().unwrap_or_default(),
-        controller: Some(true),
-        block_owner_deletion: Some(true),
-    }
+    <Job as JobKind>::controller_ref(job)
 }
 
 /// `generateName` of a pod: `<job>-`, or `<job>-<index>-` for Indexed Jobs (the job name shortened

@@ -8,10 +8,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
+use jobwright::crd::Job as CrdJob;
 use jobwright::job::Config;
 use jobwright::job::controller::{self, Options};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::wait::Condition;
 use kube::runtime::{WatchStreamExt, watcher};
@@ -179,53 +181,194 @@ pub fn job(name: &str, mut spec: Value) -> Job {
         .unwrap()
 }
 
-/// Creates the Job in `default`.
-pub async fn create_job(client: &Client, job: &Job) -> Job {
-    let api: Api<Job> = Api::default_namespaced(client.clone());
-    api.create(&PostParams::default(), job).await.expect("create job")
+/// Which Job kind a scenario runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// batch/v1 Job.
+    Batch,
+    /// jobwright.dev/v1 Job (the CRD is installed first).
+    Crd,
 }
 
-/// Waits (bounded by [`WAIT`]) until `cond` holds for Job `name`; returns it. (Watches all Jobs
-/// and filters by name here, so it doesn't depend on server-side field selectors.)
-pub async fn wait_job(client: &Client, name: &str, what: &str, cond: impl Condition<Job>) -> Job {
-    let api: Api<Job> = Api::default_namespaced(client.clone());
-    let deadline = tokio::time::Instant::now() + WAIT;
-    let mut stream = watcher(api.clone(), watcher::Config::default()).default_backoff().boxed();
-    loop {
-        match tokio::time::timeout_at(deadline, stream.next()).await {
-            Ok(Some(Ok(watcher::Event::Apply(j) | watcher::Event::InitApply(j)))) if j.name_any() == name => {
-                if cond.matches_object(Some(&j)) {
-                    return j;
+impl Kind {
+    /// The `apiVersion` of Jobs of this kind.
+    pub fn api_version(self) -> &'static str {
+        match self {
+            Kind::Batch => "batch/v1",
+            Kind::Crd => jobwright::crd::API_VERSION,
+        }
+    }
+}
+
+/// Generates, for each `async fn name(kind: Kind)` scenario, a test `batch::name` and a test
+/// `crd::name`: every scenario runs on both Job kinds from one definition.
+#[macro_export]
+macro_rules! both_kinds {
+    ($($name:ident),* $(,)?) => {
+        mod batch {
+            $(#[tokio::test]
+            async fn $name() {
+                super::$name($crate::controller_support::Kind::Batch).await
+            })*
+        }
+        mod crd {
+            $(#[tokio::test]
+            async fn $name() {
+                super::$name($crate::controller_support::Kind::Crd).await
+            })*
+        }
+    };
+}
+
+/// The Jobs of one kind in `default`, through the typed API of that kind; every Job handed out
+/// is the batch view (same metadata, spec and status), so assertions are written once.
+#[derive(Clone)]
+pub struct Jobs {
+    /// Which kind.
+    pub kind: Kind,
+    client: Client,
+}
+
+impl Jobs {
+    /// The Jobs of `kind`; for [`Kind::Crd`] the CRD is installed (before any controller starts,
+    /// so `--crd-jobs auto` finds it in discovery).
+    pub async fn new(client: &Client, kind: Kind) -> Self {
+        if kind == Kind::Crd {
+            let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+            crds.create(&PostParams::default(), &jobwright::crd::crd()).await.expect("install the CRD");
+        }
+        Self { kind, client: client.clone() }
+    }
+
+    /// The batch/v1 Jobs (nothing to install).
+    pub fn batch(client: &Client) -> Self {
+        Self { kind: Kind::Batch, client: client.clone() }
+    }
+
+    fn batch_api(&self) -> Api<Job> {
+        Api::default_namespaced(self.client.clone())
+    }
+
+    fn crd_api(&self) -> Api<CrdJob> {
+        Api::default_namespaced(self.client.clone())
+    }
+
+    /// Creates the Job (given as batch/v1) as this kind.
+    pub async fn create(&self, job: &Job) -> Job {
+        match self.kind {
+            Kind::Batch => self.batch_api().create(&PostParams::default(), job).await.expect("create job"),
+            Kind::Crd => {
+                let j = CrdJob::from_batch(job.clone());
+                self.crd_api().create(&PostParams::default(), &j).await.expect("create job").to_batch()
+            }
+        }
+    }
+
+    /// GET, as the batch view.
+    pub async fn get_opt(&self, name: &str) -> Option<Job> {
+        match self.kind {
+            Kind::Batch => self.batch_api().get_opt(name).await.unwrap(),
+            Kind::Crd => self.crd_api().get_opt(name).await.unwrap().map(|j| j.to_batch()),
+        }
+    }
+
+    /// A JSON merge patch of the Job.
+    pub async fn patch(&self, name: &str, patch: Value) -> Result<(), kube::Error> {
+        let pp = PatchParams::default();
+        match self.kind {
+            Kind::Batch => self.batch_api().patch(name, &pp, &Patch::Merge(patch)).await.map(drop),
+            Kind::Crd => self.crd_api().patch(name, &pp, &Patch::Merge(patch)).await.map(drop),
+        }
+    }
+
+    /// Deletes the Job with a propagation policy.
+    pub async fn delete(&self, name: &str, policy: kube::api::PropagationPolicy) {
+        let dp = DeleteParams { propagation_policy: Some(policy), ..DeleteParams::default() };
+        match self.kind {
+            Kind::Batch => self.batch_api().delete(name, &dp).await.map(drop),
+            Kind::Crd => self.crd_api().delete(name, &dp).await.map(drop),
+        }
+        .expect("delete job");
+    }
+
+    /// The watch events of this kind's Jobs, as batch views.
+    fn events(&self) -> futures::stream::BoxStream<'static, Result<watcher::Event<Job>, watcher::Error>> {
+        let to_batch = |ev: watcher::Event<CrdJob>| match ev {
+            watcher::Event::Apply(j) => watcher::Event::Apply(j.to_batch()),
+            watcher::Event::InitApply(j) => watcher::Event::InitApply(j.to_batch()),
+            watcher::Event::Delete(j) => watcher::Event::Delete(j.to_batch()),
+            watcher::Event::Init => watcher::Event::Init,
+            watcher::Event::InitDone => watcher::Event::InitDone,
+        };
+        match self.kind {
+            Kind::Batch => watcher(self.batch_api(), watcher::Config::default()).default_backoff().boxed(),
+            Kind::Crd => watcher(self.crd_api(), watcher::Config::default())
+                .default_backoff()
+                .map(move |r| r.map(to_batch))
+                .boxed(),
+        }
+    }
+
+    /// Waits (bounded by [`WAIT`]) until `cond` holds for Job `name`; returns it. (Watches all
+    /// Jobs and filters by name here, so it doesn't depend on server-side field selectors.)
+    pub async fn wait(&self, name: &str, what: &str, cond: impl Condition<Job>) -> Job {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        let mut stream = self.events();
+        loop {
+            match tokio::time::timeout_at(deadline, stream.next()).await {
+                Ok(Some(Ok(watcher::Event::Apply(j) | watcher::Event::InitApply(j)))) if j.name_any() == name => {
+                    if cond.matches_object(Some(&j)) {
+                        return j;
+                    }
+                }
+                Ok(Some(Ok(watcher::Event::Delete(j)))) if j.name_any() == name => {
+                    panic!("job {name} was deleted while waiting for: {what}")
+                }
+                Ok(Some(_)) => {}
+                Ok(None) => panic!("watch ended while waiting for {what}"),
+                Err(_) => {
+                    let j = self.get_opt(name).await;
+                    panic!("timed out waiting for {what}; job status: {:#?}", j.and_then(|j| j.status))
                 }
             }
-            Ok(Some(Ok(watcher::Event::Delete(j)))) if j.name_any() == name => {
-                panic!("job {name} was deleted while waiting for: {what}")
+        }
+    }
+
+    /// Waits until the Job has a True condition of this type.
+    pub async fn wait_condition(&self, name: &str, type_: &'static str) -> Job {
+        self.wait(name, type_, move |j: Option<&Job>| has_condition(j, type_)).await
+    }
+
+    /// Waits (bounded by [`WAIT`]) until the Job `name` with this uid is gone.
+    pub async fn wait_deleted(&self, name: &str, uid: &str) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        let mut stream = self.events();
+        loop {
+            let current = self.get_opt(name).await;
+            if current.as_ref().and_then(|j| j.uid()).as_deref() != Some(uid) {
+                return;
             }
-            Ok(Some(_)) => {}
-            Ok(None) => panic!("watch ended while waiting for {what}"),
-            Err(_) => {
-                let j = api.get_opt(name).await.ok().flatten();
-                panic!("timed out waiting for {what}; job status: {:#?}", j.and_then(|j| j.status))
+            match tokio::time::timeout_at(deadline, stream.next()).await {
+                Ok(Some(_)) => {}
+                _ => panic!("job {name} not deleted; status: {:#?}", current.and_then(|j| j.status)),
             }
         }
     }
 }
 
-/// Waits (bounded by [`WAIT`]) until the Job `name` with this uid is gone.
-pub async fn wait_job_deleted(client: &Client, name: &str, uid: &str) {
-    let api: Api<Job> = Api::default_namespaced(client.clone());
-    let deadline = tokio::time::Instant::now() + WAIT;
-    let mut stream = watcher(api.clone(), watcher::Config::default()).default_backoff().boxed();
-    loop {
-        let current = api.get_opt(name).await.unwrap();
-        if current.as_ref().and_then(|j| j.uid()).as_deref() != Some(uid) {
-            return;
-        }
-        match tokio::time::timeout_at(deadline, stream.next()).await {
-            Ok(Some(_)) => {}
-            _ => panic!("job {name} not deleted; status: {:#?}", current.and_then(|j| j.status)),
-        }
-    }
+/// Creates a batch/v1 Job in `default`.
+pub async fn create_job(client: &Client, job: &Job) -> Job {
+    Jobs::batch(client).create(job).await
+}
+
+/// Waits (bounded by [`WAIT`]) until `cond` holds for batch/v1 Job `name`; returns it.
+pub async fn wait_job(client: &Client, name: &str, what: &str, cond: impl Condition<Job>) -> Job {
+    Jobs::batch(client).wait(name, what, cond).await
+}
+
+/// Waits until batch/v1 Job `name` has a True condition of this type.
+pub async fn wait_condition(client: &Client, name: &str, type_: &'static str) -> Job {
+    Jobs::batch(client).wait_condition(name, type_).await
 }
 
 /// The core/v1 events about the object `name` (filtered here, not by a field selector).
@@ -233,11 +376,6 @@ pub async fn events_for(client: &Client, name: &str) -> Vec<k8s_openapi::api::co
     let api: Api<k8s_openapi::api::core::v1::Event> = Api::default_namespaced(client.clone());
     let all = api.list(&ListParams::default()).await.unwrap().items;
     all.into_iter().filter(|e| e.involved_object.name.as_deref() == Some(name)).collect()
-}
-
-/// Waits until the Job has a True condition of this type.
-pub async fn wait_condition(client: &Client, name: &str, type_: &'static str) -> Job {
-    wait_job(client, name, type_, move |j: Option<&Job>| has_condition(j, type_)).await
 }
 
 /// Whether the Job has a True condition of this type.
@@ -278,13 +416,6 @@ pub async fn wait_no_tracking_finalizer(client: &Client) {
             _ => panic!("pods still hold the tracking finalizer: {holding:?}"),
         }
     }
-}
-
-/// Deletes the Job with a propagation policy.
-pub async fn delete_job(client: &Client, name: &str, policy: kube::api::PropagationPolicy) {
-    let api: Api<Job> = Api::default_namespaced(client.clone());
-    let dp = DeleteParams { propagation_policy: Some(policy), ..DeleteParams::default() };
-    api.delete(name, &dp).await.expect("delete job");
 }
 
 /// Waits until pod `name` in `default` no longer holds the tracking finalizer (or is gone).
