@@ -352,3 +352,35 @@ async fn crd_jobs_forced_on_without_the_crd_still_runs_batch_jobs() {
     jobs.wait_deleted("forced", &job.uid().unwrap()).await;
     wait_no_tracking_finalizer(&c).await;
 }
+
+/// A `jobwright.dev/v1` Job whose spec batch/v1 validation refuses (nothing but the CRD schema
+/// checks a custom resource): no pod is created from it, it gets a Warning `InvalidSpec` Event
+/// naming the field and the rule, and a valid Job beside it completes. Fixing the spec syncs it.
+#[tokio::test]
+async fn invalid_custom_job_spec_gets_an_event_and_creates_nothing() {
+    let s = TestApiServer::start().await;
+    let c = s.client();
+    let jobs = Jobs::new(&c, Kind::Crd).await;
+    let k = kubelet(c.clone(), "default", |_, _| Outcome::Succeed).await;
+    let _ctl = start_controller(c.clone());
+    let bad = jobs.create(&job("bad-spec", json!({"completions": 2, "parallelism": -1}))).await;
+    jobs.create(&job("fine", json!({"completions": 2}))).await;
+    assert_eq!(counts(&jobs.wait_condition("fine", "Complete").await), (0, 2, 0));
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let event = loop {
+        let evs = events_for(&c, "bad-spec").await;
+        if let Some(e) = evs.into_iter().find(|e| e.reason.as_deref() == Some("InvalidSpec")) {
+            break e;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no InvalidSpec event");
+        tokio::time::sleep(Duration::from_millis(50)).await; // polling a list, not synchronising
+    };
+    assert_eq!(event.type_.as_deref(), Some("Warning"));
+    let msg = event.message.unwrap_or_default();
+    assert!(msg.contains("spec.parallelism: Invalid value: -1: must be greater than or equal to 0"), "{msg}");
+    assert!(job_pods(&c, &bad).await.is_empty(), "no pod from an invalid spec");
+    assert_eq!(k.pods_seen(), 2);
+    // Fixed, it runs.
+    jobs.patch("bad-spec", json!({"spec": {"parallelism": 2}})).await.unwrap();
+    assert_eq!(counts(&jobs.wait_condition("bad-spec", "Complete").await), (0, 2, 0));
+}

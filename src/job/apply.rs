@@ -42,7 +42,7 @@ fn is_not_found(e: &kube::Error) -> bool {
 
 /// Publishes the Job's events in the background (an event is best effort and must not slow or
 /// fail a sync).
-fn publish<K: JobKind>(recorder: &Recorder, job: &Job, evs: Vec<JobEvent>) {
+pub(super) fn publish<K: JobKind>(recorder: &Recorder, job: &Job, evs: Vec<JobEvent>) {
     if evs.is_empty() {
         return;
     }

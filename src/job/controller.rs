@@ -707,10 +707,14 @@ async fn sync<K: JobKind>(job: Arc<K>, ctx: &Context<K>) -> Result<Action, Error
     if !ctx.config.manages(job) {
         return Ok(Action::await_change());
     }
-    if job.spec.as_ref().is_none_or(|s| s.selector.is_none()) {
-        // Only a jobwright.dev/v1 Job with `manualSelector: true` and no selector (kube-apiserver
-        // rejects such a batch/v1 Job): it could never see its pods, so nothing is created.
-        tracing::warn!(job = %job.name_any(), "Job has manualSelector but no selector: not synced");
+    if K::ID == KindId::Crd
+        && let Some(problems) = invalid_spec(job)
+    {
+        // kube-apiserver validates a batch/v1 Job; nothing validates a custom resource's spec
+        // beyond its schema. A spec the API server would refuse is not synced (no pod is created
+        // from it); the Job gets a Warning Event naming the fields and rules, and other Jobs go on.
+        tracing::warn!(job = %format!("{}/{}", job.namespace().unwrap_or_default(), job.name_any()), %problems, "invalid Job spec: not synced");
+        apply::publish::<K>(&ctx.recorder, job, vec![super::events::invalid_spec(&problems)]);
         return Ok(Action::await_change());
     }
     ready(&ctx.pods_ready).await?;
@@ -726,6 +730,15 @@ async fn sync<K: JobKind>(job: Arc<K>, ctx: &Context<K>) -> Result<Action, Error
     let requeue = apply::apply(ctx, job, &pods, plan).await?;
     ctx.failures.lock().unwrap_or_else(|e| e.into_inner()).remove(&uid);
     Ok(requeue.map_or_else(Action::await_change, Action::requeue))
+}
+
+/// The batch/v1 validation errors of the Job's spec (`spec.selector` included), joined, if any.
+fn invalid_spec(job: &Job) -> Option<String> {
+    let value = serde_json::to_value(job).ok()?;
+    let opts = crate::apiserver::validate::job::validation_options(&value, None);
+    let spec = value.get("spec").unwrap_or(&serde_json::Value::Null);
+    let errs = crate::apiserver::validate::job::validate_job_spec(spec, "spec", &opts);
+    (!errs.is_empty()).then(|| errs.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))
 }
 
 fn error_policy<K: JobKind>(job: Arc<K>, err: &Error, ctx: Arc<Context<K>>) -> Action {

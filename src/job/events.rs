@@ -61,3 +61,9 @@ pub fn deleted(pod_name: &str) -> JobEvent {
 pub fn failed_delete(error: &str) -> JobEvent {
     JobEvent::warning("FailedDelete", &format!("Error deleting: {error}"))
 }
+
+/// A `jobwright.dev/v1` Job whose spec batch/v1 validation refuses (kube-apiserver would have
+/// answered 422 for a batch/v1 Job): Warning `InvalidSpec`, the field errors as the message.
+pub fn invalid_spec(problems: &str) -> JobEvent {
+    JobEvent::warning("InvalidSpec", &format!("Job spec is invalid, not synced: {problems}"))
+}
