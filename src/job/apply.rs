@@ -21,6 +21,10 @@ use super::controller::{Context, Error, remove_finalizer};
 use super::events::{self, EventType, JobEvent};
 use super::plan::{DeletionReason, Plan, slow_start_batches};
 
+/// When to look again at a Job whose cached version our own status write superseded (normally
+/// the write's watch event comes first).
+const STALE_REQUEUE: Duration = Duration::from_secs(1);
+
 /// How many finalizer removals run at once.
 const FINALIZER_CONCURRENCY: usize = 50;
 
@@ -95,6 +99,23 @@ pub async fn apply(ctx: &Context, job: &Job, pods: &[Pod], mut plan: Plan) -> Re
     let name = job.name_any();
     let key = format!("{ns}/{name}");
     let uid = job.metadata.uid.clone().ok_or(Error::MissingMetadata("uid"))?;
+    // A version our own status write superseded: the plan is from stale counters and its status
+    // write would only fail with 409. The write's watch event triggers the next sync; the requeue
+    // is a safety net.
+    if ctx.expectations.job_is_stale(&uid, job.metadata.resource_version.as_deref()) {
+        tracing::debug!(job = %key, "Job cache behind this controller's status write; waiting for it");
+        return Ok(Some(STALE_REQUEUE));
+    }
+    tracing::debug!(
+        job = %key,
+        pods = pods.len(),
+        deletions = plan.deletions.len(),
+        creations = plan.creations.len(),
+        finalizer_removals = plan.finalizer_removals.len(),
+        status_changed = plan.status_changed,
+        requeue = ?plan.requeue_after,
+        "applying plan"
+    );
     let pod_api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
     let job_api: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
     let mut evs: Vec<JobEvent> = vec![];
@@ -190,8 +211,11 @@ pub async fn apply(ctx: &Context, job: &Job, pods: &[Pod], mut plan: Plan) -> Re
     // 3. First status write, with the snapshot's resourceVersion.
     let mut rv = job.metadata.resource_version.clone();
     if plan.status_changed {
-        match write_status(&job_api, job, rv, &plan.status).await {
-            Ok(new_rv) => rv = new_rv,
+        match write_status(&job_api, job, rv.clone(), &plan.status).await {
+            Ok(new_rv) => {
+                ctx.expectations.status_written(&uid, rv.as_deref(), new_rv.as_deref());
+                rv = new_rv;
+            }
             Err(e) => {
                 publish(&ctx.recorder, job, evs);
                 return Err(e);
@@ -226,9 +250,12 @@ pub async fn apply(ctx: &Context, job: &Job, pods: &[Pod], mut plan: Plan) -> Re
 
     // 5. Second status write.
     if let Some(fw) = plan.after_finalizers(&removed) {
-        if let Err(e) = write_status(&job_api, job, rv, &fw.status).await {
-            publish(&ctx.recorder, job, evs);
-            return Err(e);
+        match write_status(&job_api, job, rv.clone(), &fw.status).await {
+            Ok(new_rv) => ctx.expectations.status_written(&uid, rv.as_deref(), new_rv.as_deref()),
+            Err(e) => {
+                publish(&ctx.recorder, job, evs);
+                return Err(e);
+            }
         }
         if let (Some(m), Some(fin)) = (&ctx.metrics, plan.pending_finish())
             && fw.status.conditions.iter().flatten().any(|c| c.type_ == fin.type_ && c.status == "True")

@@ -9,11 +9,17 @@
 //! - the reflector's store already shows it ([`Expectations::satisfied`] checks the store snapshot,
 //!   which covers a watch event that arrived before the call returned).
 //!
+//! The Job's own status writes are expected too ([`Expectations::status_written`]): until the Job
+//! cache shows the version this controller wrote, a sync of a superseded version would only plan
+//! from stale counters and fail its status write with 409 Conflict, so the shell skips it
+//! ([`Expectations::job_is_stale`]) and the watch event of the write triggers the next sync
+//! (upstream avoids most of these conflicts by delaying pod-triggered syncs by 1 s).
+//!
 //! Every record expires after [`EXPECTATIONS_TTL`] (5 minutes, as upstream) so a lost event cannot
 //! wedge a Job. All of it is in memory: after a restart everything is re-derived from the API
 //! server (the tracking finalizer and `uncountedTerminatedPods` make that safe).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -46,11 +52,23 @@ impl Entry {
     }
 }
 
+/// The versions of a Job this controller replaced with its own status writes.
+#[derive(Debug)]
+struct Written {
+    /// The resourceVersion the last write returned.
+    latest: String,
+    /// Versions this controller's writes superseded since the cache last caught up.
+    superseded: HashSet<String>,
+    /// When the last write returned.
+    at: Instant,
+}
+
 /// Per-Job (key `namespace/name`) outstanding pod operations.
 #[derive(Debug)]
 pub struct Expectations {
     ttl: Duration,
     inner: Mutex<HashMap<String, Entry>>,
+    written: Mutex<HashMap<String, Written>>,
 }
 
 impl Default for Expectations {
@@ -71,7 +89,7 @@ pub enum PodEvent {
 impl Expectations {
     /// Expectations whose records expire after `ttl`.
     pub fn new(ttl: Duration) -> Self {
-        Self { ttl, inner: Mutex::new(HashMap::new()) }
+        Self { ttl, inner: Mutex::new(HashMap::new()), written: Mutex::new(HashMap::new()) }
     }
 
     fn with<R>(&self, key: &str, f: impl FnOnce(&mut Entry) -> R) -> R {
@@ -131,9 +149,38 @@ impl Expectations {
         })
     }
 
+    /// Records a status write of Job `key` that replaced version `old` with `new`.
+    pub fn status_written(&self, key: &str, old: Option<&str>, new: Option<&str>) {
+        let (Some(old), Some(new)) = (old, new) else { return };
+        let mut map = self.written.lock().unwrap_or_else(|e| e.into_inner());
+        let w = map.entry(key.to_string()).or_insert_with(|| Written {
+            latest: String::new(),
+            superseded: HashSet::new(),
+            at: Instant::now(),
+        });
+        w.superseded.insert(old.to_string());
+        w.latest = new.to_string();
+        w.at = Instant::now();
+    }
+
+    /// Whether `resource_version` of Job `key` (from the cache) is one this controller's own status
+    /// writes superseded, i.e. the cache has not yet caught up with them. Any other version (the
+    /// one last written, or a newer one from another writer) ends the expectation. Expires after
+    /// the TTL like the pod records.
+    pub fn job_is_stale(&self, key: &str, resource_version: Option<&str>) -> bool {
+        let mut map = self.written.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(w) = map.get(key) else { return false };
+        let stale = resource_version.is_some_and(|rv| w.superseded.contains(rv)) && w.at.elapsed() < self.ttl;
+        if !stale {
+            map.remove(key);
+        }
+        stale
+    }
+
     /// Forgets a Job (it was deleted).
     pub fn forget(&self, key: &str) {
         self.inner.lock().unwrap_or_else(|e| e.into_inner()).remove(key);
+        self.written.lock().unwrap_or_else(|e| e.into_inner()).remove(key);
     }
 }
 
@@ -190,6 +237,32 @@ mod tests {
         assert_eq!(pending, BTreeSet::from(["a".to_string()]));
         e.observe("k", &pod("a", false, false), PodEvent::Applied);
         assert!(e.satisfied("k", &[pod("a", true, false)]).1.is_empty());
+    }
+
+    #[test]
+    fn superseded_job_versions_are_stale_until_the_cache_catches_up() {
+        let e = Expectations::default();
+        assert!(!e.job_is_stale("k", Some("5")), "nothing written");
+        e.status_written("k", Some("5"), Some("7"));
+        e.status_written("k", Some("7"), Some("9"));
+        assert!(e.job_is_stale("k", Some("5")));
+        assert!(e.job_is_stale("k", Some("7")), "the first of two writes is superseded too");
+        assert!(!e.job_is_stale("k", Some("9")), "the cache shows the last write");
+        assert!(!e.job_is_stale("k", Some("5")), "caught up once: the record is gone");
+        e.status_written("k", Some("9"), Some("11"));
+        assert!(!e.job_is_stale("k", Some("12")), "another writer's newer version");
+        assert!(!e.job_is_stale("k", Some("9")));
+        e.status_written("k", Some("1"), Some("2"));
+        e.forget("k");
+        assert!(!e.job_is_stale("k", Some("1")), "forgotten with the Job");
+        assert!(!e.job_is_stale("other", None));
+    }
+
+    #[test]
+    fn superseded_job_versions_expire() {
+        let e = Expectations::new(Duration::ZERO);
+        e.status_written("k", Some("5"), Some("7"));
+        assert!(!e.job_is_stale("k", Some("5")));
     }
 
     #[test]
