@@ -138,12 +138,8 @@ async fn scenario(cfg: kube::Config, jobs: usize, completions: i32, parallelism:
     // background) land in the counts.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let (hwm, rss) = common::memory("self");
-    let by_resource: Vec<Value> = counts
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|((res, verb), n)| json!({"resource": res, "verb": verb, "n": n}))
-        .collect();
+    let by_resource: Vec<Value> =
+        counts.lock().unwrap().iter().map(|((res, verb), n)| json!({"resource": res, "verb": verb, "n": n})).collect();
     let codes: Vec<String> = metrics
         .render()
         .lines()
@@ -212,11 +208,23 @@ fn count(r: &Value, pred: impl Fn(&str, &str) -> bool) -> u64 {
 }
 
 fn report(runs: &[Run]) {
-    println!("\nController: pods finished instantly by a finisher process; API server = `jobwright apiserver` process.");
+    println!(
+        "\nController: pods finished instantly by a finisher process; API server = `jobwright apiserver` process."
+    );
     println!("Memory = VmHWM/VmRSS of the process running only the controller (+ the bench's Job watch).\n");
     println!(
         "{:<34} {:>8} {:>8} {:>7} {:>8} {:>8} {:>9} {:>9} {:>11} {:>10} {:>10}",
-        "scenario", "pods", "secs", "jobs/s", "pods/s", "req/job", "writes/job", "writes/pod", "ctl VmHWM", "ctl VmRSS", "api VmHWM"
+        "scenario",
+        "pods",
+        "secs",
+        "jobs/s",
+        "pods/s",
+        "req/job",
+        "writes/job",
+        "writes/pod",
+        "ctl VmHWM",
+        "ctl VmRSS",
+        "api VmHWM"
     );
     for run in runs {
         let r = &run.result;
@@ -242,7 +250,11 @@ fn report(runs: &[Run]) {
     }
     println!("\nreq/job: every controller request but list/watch; writes: without gets and events.");
     for run in runs {
-        println!("\n{}: controller requests by resource and verb (controller idle VmHWM {:.1} MiB)", run.name, mib(run.result["hwm_idle"].as_u64().unwrap_or(0)));
+        println!(
+            "\n{}: controller requests by resource and verb (controller idle VmHWM {:.1} MiB)",
+            run.name,
+            mib(run.result["hwm_idle"].as_u64().unwrap_or(0))
+        );
         let jobs = run.result["jobs"].as_u64().unwrap_or(1) as f64;
         for e in run.result["by_resource"].as_array().into_iter().flatten() {
             let n = e["n"].as_u64().unwrap_or(0);
@@ -254,7 +266,16 @@ fn report(runs: &[Run]) {
                 n as f64 / jobs
             );
         }
-        println!("  by verb and code: {}", run.result["codes"].as_array().into_iter().flatten().filter_map(|c| c.as_str()).collect::<Vec<_>>().join(" "));
+        println!(
+            "  by verb and code: {}",
+            run.result["codes"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|c| c.as_str())
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
     }
 }
 
