@@ -292,7 +292,10 @@ fn main() {
         }
         Some("scenario") => {
             if std::env::var_os("RUST_LOG").is_some() {
-                tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).init();
+                tracing_subscriber::fmt()
+                    .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+                    .with_writer(std::io::stderr)
+                    .init();
             }
             let num = |n: &str| arg(n).and_then(|v| v.parse::<u64>().ok()).unwrap_or_else(|| panic!("{n}"));
             let kc = arg("--kubeconfig").expect("--kubeconfig");
