@@ -263,8 +263,22 @@ pub fn check_shape(obj: &Value) -> Result<(), StatusError> {
     Ok(())
 }
 
+/// How many names a create with `generateName` tries before answering 409 AlreadyExists
+/// (upstream's `RetryGenerateName`, GA in 1.32: 8 attempts).
+const GENERATE_NAME_ATTEMPTS: usize = 8;
+
+#[cfg(test)]
+thread_local! {
+    /// Suffixes [`random_suffix`] returns first, in tests (to force collisions).
+    static TEST_SUFFIXES: std::cell::RefCell<std::collections::VecDeque<String>> = Default::default();
+}
+
 /// `generateName` suffix: 5 characters from upstream's alphabet (no vowels, no confusables).
 fn random_suffix() -> String {
+    #[cfg(test)]
+    if let Some(s) = TEST_SUFFIXES.with(|q| q.borrow_mut().pop_front()) {
+        return s;
+    }
     const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
     let mut rng = rand::rng();
     (0..5).map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char).collect()
@@ -433,11 +447,13 @@ impl Api {
         } else if let Some(m) = obj["metadata"].as_object_mut() {
             m.remove("namespace");
         }
-        let name = match obj["metadata"]["name"].as_str() {
+        let mut generate: Option<String> = None;
+        let mut name = match obj["metadata"]["name"].as_str() {
             Some(n) if !n.is_empty() => n.to_string(),
             _ => match obj["metadata"]["generateName"].as_str() {
                 Some(g) if !g.is_empty() => {
                     let n = format!("{g}{}", random_suffix());
+                    generate = Some(g.to_string());
                     obj["metadata"]["name"] = json!(n);
                     n
                 }
@@ -491,14 +507,30 @@ impl Api {
             }
             return Ok(Outcome { object: obj, warnings, created: true, bytes: None });
         }
-        match self.commit(info, &ns, &name, Expect::Absent, Op::Put(obj)) {
-            Ok(w) => Ok(Outcome {
-                object: w.object.unwrap_or_else(|| parse(&w.bytes)),
-                warnings,
-                created: true,
-                bytes: Some(w.bytes),
-            }),
-            Err(_) => Err(StatusError::already_exists(info, &name)),
+        // A generated name that is taken is generated again (the suffix is the same length, so
+        // the validation above still holds).
+        let mut attempt = 1;
+        loop {
+            let retry = generate.as_deref().filter(|_| attempt < GENERATE_NAME_ATTEMPTS);
+            let body = if retry.is_some() { obj.clone() } else { std::mem::take(&mut obj) };
+            match self.commit(info, &ns, &name, Expect::Absent, Op::Put(body)) {
+                Ok(w) => {
+                    return Ok(Outcome {
+                        object: w.object.unwrap_or_else(|| parse(&w.bytes)),
+                        warnings,
+                        created: true,
+                        bytes: Some(w.bytes),
+                    });
+                }
+                Err(_) => match retry {
+                    Some(g) => {
+                        attempt += 1;
+                        name = format!("{g}{}", random_suffix());
+                        obj["metadata"]["name"] = json!(name);
+                    }
+                    None => return Err(StatusError::already_exists(info, &name)),
+                },
+            }
         }
     }
 
@@ -929,6 +961,25 @@ mod tests {
         let o = api.create(&cms, "default", body, &WriteOptions::default()).unwrap().object;
         let n = o["metadata"]["name"].as_str().unwrap();
         assert!(n.starts_with("x-") && n.len() == 7, "{n}");
+    }
+
+    #[test]
+    fn a_taken_generated_name_is_generated_again_up_to_eight_times() {
+        let api = api();
+        let cms = api.info("", "configmaps");
+        let opts = WriteOptions::default();
+        api.create(&cms, "default", json!({"metadata": {"name": "x-bbbbb"}}), &opts).unwrap();
+        let push = |s: &[&str]| TEST_SUFFIXES.with(|q| q.borrow_mut().extend(s.iter().map(|s| s.to_string())));
+        push(&["bbbbb", "bbbbb", "ccccc"]);
+        let body = json!({"metadata": {"generateName": "x-"}});
+        let o = api.create(&cms, "default", body.clone(), &opts).unwrap().object;
+        assert_eq!(o["metadata"]["name"], "x-ccccc");
+        push(&["bbbbb"; 8]);
+        push(&["ddddd"]);
+        let e = api.create(&cms, "default", body, &opts).unwrap_err();
+        assert_eq!(e.code, 409);
+        assert_eq!(e.message, "configmaps \"x-bbbbb\" already exists");
+        TEST_SUFFIXES.with(|q| q.borrow_mut().clear());
     }
 
     #[test]

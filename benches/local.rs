@@ -1,0 +1,108 @@
+//! `jobwright local --executor simulate` benchmark (not a test): how long many single-pod Jobs,
+//! then one large Indexed Job, take from creation through the API to `Complete`, and the peak
+//! memory (`VmHWM`) of the `jobwright local` process (API server + node simulator + controllers).
+//!
+//! `cargo bench --bench local` runs 10,000 single-pod Jobs, then one Indexed Job of 100,000
+//! completions at parallelism 1,000 on 20 simulated nodes (110 pods each); `JOBWRIGHT_BENCH_INDEXED`
+//! overrides the Indexed Job's completions. Without `--bench` (as `cargo test --all-targets` runs
+//! it) a smoke run of 50 Jobs and 200 completions checks every Job completes with exact counts.
+//!
+//! The real binary runs as a child process on a free loopback port with a temporary kubeconfig;
+//! this process creates the Jobs with a `kube::Client` (32 requests in flight) and watches them.
+//! Pods run for 0 s (`jobwright.dev/simulate-duration: "0"`).
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{ChildProc, mib};
+use k8s_openapi::api::core::v1::Node;
+use kube::Client;
+use kube::api::{Api, ListParams};
+
+const NODES: usize = 20;
+
+fn main() {
+    let full = common::full_run();
+    let (jobs, indexed, parallelism) = if full { (10_000, 100_000, 1_000) } else { (50, 200, 100) };
+    let indexed: i32 = std::env::var("JOBWRIGHT_BENCH_INDEXED").ok().and_then(|v| v.parse().ok()).unwrap_or(indexed);
+    let timeout = Duration::from_secs(if full { 3_600 } else { 120 });
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kc = dir.path().join("kubeconfig");
+    let log = dir.path().join("local.log");
+    let nodes = NODES.to_string();
+    let mut local = ChildProc::spawn(
+        "jobwright local",
+        &common::jobwright_bin(),
+        &["local", "--executor", "simulate", "--listen", "127.0.0.1:0", "--nodes", &nodes, "--kubeconfig"]
+            .into_iter()
+            .chain([kc.to_str().expect("utf-8 path")])
+            .collect::<Vec<_>>(),
+        Some(&log),
+    );
+    let pid = local.pid().to_string();
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    rt.block_on(async {
+        let cfg = common::wait_kubeconfig(&kc, &mut local).await;
+        let client = Client::try_from(cfg).expect("client");
+        // The nodes register before anything is timed.
+        let nodes_api: Api<Node> = Api::all(client.clone());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while nodes_api.list(&ListParams::default()).await.map(|l| l.items.len()).unwrap_or(0) < NODES {
+            assert!(Instant::now() < deadline, "nodes did not register");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let (idle, _) = common::memory(&pid);
+
+        let watch = {
+            let client = client.clone();
+            tokio::spawn(async move { common::wait_complete(&client, jobs, timeout).await })
+        };
+        let start = Instant::now();
+        let specs = (0..jobs).map(|i| common::job(&format!("single-{i}"), 1, 1, false)).collect();
+        common::create_jobs(&client, specs, 32).await;
+        let created = start.elapsed().as_secs_f64();
+        let done = watch.await.expect("single-pod Jobs complete");
+        let singles = start.elapsed().as_secs_f64();
+        common::assert_counted(&done);
+        let (hwm1, rss1) = common::memory(&pid);
+
+        let watch = {
+            let client = client.clone();
+            tokio::spawn(async move { common::wait_complete(&client, jobs + 1, timeout).await })
+        };
+        let start = Instant::now();
+        common::create_jobs(&client, vec![common::job("indexed", indexed, parallelism, true)], 1).await;
+        let done = watch.await.expect("Indexed Job completes");
+        let wide = start.elapsed().as_secs_f64();
+        common::assert_counted(&done);
+        let big = done.iter().find(|j| j.metadata.name.as_deref() == Some("indexed")).expect("indexed Job");
+        let want = if indexed == 1 { "0".to_string() } else { format!("0-{}", indexed - 1) };
+        assert_eq!(big.status.as_ref().and_then(|s| s.completed_indexes.clone()), Some(want));
+        let (hwm2, rss2) = common::memory(&pid);
+
+        println!("\n`jobwright local --executor simulate --nodes {NODES}` (110 pods per node), pods run 0 s.");
+        println!("Memory = VmHWM/VmRSS of the `jobwright local` process (API server + simulator + controllers).\n");
+        println!("{:<48} {:>9} {:>9} {:>10} {:>12} {:>12}", "phase", "secs", "pods/s", "Jobs/s", "VmHWM", "VmRSS");
+        println!(
+            "{:<48} {:>9.2} {:>9.0} {:>10.1} {:>8.1} MiB {:>8.1} MiB",
+            format!("{jobs} single-pod Jobs (created in {created:.1}s)"),
+            singles,
+            jobs as f64 / singles,
+            jobs as f64 / singles,
+            mib(hwm1),
+            mib(rss1)
+        );
+        println!(
+            "{:<48} {:>9.2} {:>9.0} {:>10} {:>8.1} MiB {:>8.1} MiB",
+            format!("1 Indexed Job x {indexed} (parallelism {parallelism})"),
+            wide,
+            indexed as f64 / wide,
+            "-",
+            mib(hwm2),
+            mib(rss2)
+        );
+        println!("(idle after start: VmHWM {:.1} MiB)", mib(idle));
+    });
+}
