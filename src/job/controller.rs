@@ -722,9 +722,11 @@ async fn sync<K: JobKind>(job: Arc<K>, ctx: &Context<K>) -> Result<Action, Error
     if job.metadata.deletion_timestamp.is_none() {
         release_mismatched(job, ctx).await?;
     }
+    // Expectations first, then the pod snapshot (see `Expectations::outstanding`).
+    let before = ctx.expectations.outstanding(&uid);
     let mut pods = pods_of(job, &ctx.pods, &ctx.index);
     pods.extend(adopt_orphans(job, ctx).await?);
-    let (satisfied, pending) = ctx.expectations.satisfied(&uid, &pods);
+    let (satisfied, pending) = ctx.expectations.satisfied_after(&uid, &before, &pods);
     let sctx = SyncContext { expectations_satisfied: satisfied, pending_finalizer_removals: pending };
     let plan = plan_with(job, &pods, Utc::now(), &ctx.config, &sctx);
     let requeue = apply::apply(ctx, job, &pods, plan).await?;

@@ -52,6 +52,14 @@ impl Entry {
     }
 }
 
+/// A Job's outstanding pod operations at one instant ([`Expectations::outstanding`]).
+#[derive(Debug, Default, Clone)]
+pub struct Outstanding {
+    creations: BTreeSet<String>,
+    deletions: BTreeSet<String>,
+    finalizers: BTreeSet<String>,
+}
+
 /// The versions of a Job this controller replaced with its own status writes.
 #[derive(Debug)]
 struct Written {
@@ -132,21 +140,53 @@ impl Expectations {
         });
     }
 
-    /// Checks the Job's expectations against the store snapshot of its pods (`pods`: every pod of
-    /// the store controlled by the Job), drops expired ones, and returns whether pod creations and
-    /// deletions are all observed, and the finalizer removals still pending.
-    pub fn satisfied(&self, key: &str, pods: &[Pod]) -> (bool, BTreeSet<String>) {
+    /// The Job's outstanding expectations (expired ones dropped), to be taken **before** the store
+    /// snapshot of its pods is read and handed to [`Expectations::satisfied_after`].
+    ///
+    /// The pod hook updates the store first and clears the expectation second, so an expectation
+    /// missing from this snapshot was observed before the pods are read: the pod snapshot shows it.
+    /// Taken after the pod snapshot instead, an expectation cleared in between would count as seen
+    /// while the snapshot does not show it: a created pod missing (one too many created) or a
+    /// removed finalizer still present (the pod counted again although the Job status has it).
+    pub fn outstanding(&self, key: &str) -> Outstanding {
         let now = Instant::now();
         let ttl = self.ttl;
         self.with(key, |e| {
             e.expire(now, ttl);
-            let by_uid: HashMap<&str, &Pod> = pods.iter().map(|p| (pods::uid(p), p)).collect();
-            e.creations.retain(|uid, _| !by_uid.contains_key(uid.as_str()));
-            e.deletions
-                .retain(|uid, _| by_uid.get(uid.as_str()).is_some_and(|p| p.metadata.deletion_timestamp.is_none()));
-            e.finalizers.retain(|uid, _| by_uid.get(uid.as_str()).is_some_and(|p| pods::has_tracking_finalizer(p)));
-            (e.creations.is_empty() && e.deletions.is_empty(), e.finalizers.keys().cloned().collect())
+            Outstanding {
+                creations: e.creations.keys().cloned().collect(),
+                deletions: e.deletions.keys().cloned().collect(),
+                finalizers: e.finalizers.keys().cloned().collect(),
+            }
         })
+    }
+
+    /// Checks the Job's expectations against the store snapshot of its pods (`pods`: every pod of
+    /// the store controlled by the Job): `before` is [`Expectations::outstanding`] taken before the
+    /// snapshot was read. Drops the records the snapshot shows as done, and returns whether pod
+    /// creations and deletions are all observed, and the finalizer removals still pending.
+    pub fn satisfied_after(&self, key: &str, before: &Outstanding, pods: &[Pod]) -> (bool, BTreeSet<String>) {
+        let by_uid: HashMap<&str, &Pod> = pods.iter().map(|p| (pods::uid(p), p)).collect();
+        let created = |uid: &str| by_uid.contains_key(uid);
+        let deleted = |uid: &str| by_uid.get(uid).is_none_or(|p| p.metadata.deletion_timestamp.is_some());
+        let finalizer_gone = |uid: &str| by_uid.get(uid).is_none_or(|p| !pods::has_tracking_finalizer(p));
+        let live = self.with(key, |e| {
+            e.creations.retain(|uid, _| !created(uid));
+            e.deletions.retain(|uid, _| !deleted(uid));
+            e.finalizers.retain(|uid, _| !finalizer_gone(uid));
+            (e.creations.is_empty() && e.deletions.is_empty(), e.finalizers.keys().cloned().collect::<BTreeSet<_>>())
+        });
+        let ok = live.0 && before.creations.iter().all(|u| created(u)) && before.deletions.iter().all(|u| deleted(u));
+        let mut pending = live.1;
+        pending.extend(before.finalizers.iter().filter(|u| !finalizer_gone(u)).cloned());
+        (ok, pending)
+    }
+
+    /// [`Expectations::satisfied_after`] with the expectations as they are now: only correct when
+    /// no pod event can be applied between reading `pods` and this call (tests, single-threaded use).
+    pub fn satisfied(&self, key: &str, pods: &[Pod]) -> (bool, BTreeSet<String>) {
+        let before = self.outstanding(key);
+        self.satisfied_after(key, &before, pods)
     }
 
     /// Records a status write of Job `key` that replaced version `old` with `new`.
@@ -271,6 +311,27 @@ mod tests {
         e.expect_creation("k", "a");
         e.expect_finalizer_removal("k", "b");
         let (ok, pending) = e.satisfied("k", &[pod("b", true, false)]);
+        assert!(ok && pending.is_empty());
+    }
+
+    /// The pod hook applies an event to the store, then clears the expectation. A sync that read
+    /// its pod snapshot just before such an event must still see the operation as outstanding.
+    #[test]
+    fn expectations_cleared_after_the_pod_snapshot_still_count_as_outstanding() {
+        let e = Expectations::default();
+        e.expect_creation("k", "new");
+        e.expect_finalizer_removal("k", "done");
+        let before = e.outstanding("k");
+        // The snapshot: `new` not in it yet, `done` still with its finalizer.
+        let snapshot = [pod("done", true, false)];
+        // Then the events arrive and clear both records.
+        e.observe("k", &pod("new", true, false), PodEvent::Applied);
+        e.observe("k", &pod("done", false, false), PodEvent::Applied);
+        let (ok, pending) = e.satisfied_after("k", &before, &snapshot);
+        assert!(!ok, "the created pod is not in the snapshot: creating again would over-create");
+        assert_eq!(pending.into_iter().collect::<Vec<_>>(), ["done"], "counting `done` again would double-count it");
+        // Judged against the live records only, both races go wrong.
+        let (ok, pending) = e.satisfied("k", &snapshot);
         assert!(ok && pending.is_empty());
     }
 }
