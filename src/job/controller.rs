@@ -196,6 +196,8 @@ pub struct Context<K: JobKind = Job> {
     /// kube-runtime's `DelayedInit` keeps only the last waiter's waker, so two concurrent waiters
     /// can hang.)
     pods_ready: watch::Receiver<bool>,
+    /// The Jobs waiting for a sync (the queue-depth gauge).
+    queue: Arc<Queue>,
 }
 
 async fn ready(rx: &watch::Receiver<bool>) -> Result<(), Error> {
@@ -406,6 +408,7 @@ async fn run_kinds(
 
     let shared = Shared {
         client: client.clone(),
+        queue: Arc::new(Queue::new(opts.metrics.clone())),
         config: opts.config.clone(),
         pods: pod_reader.clone(),
         expectations: expectations.clone(),
@@ -435,6 +438,7 @@ async fn run_kinds(
 #[derive(Clone)]
 struct Shared {
     client: Client,
+    queue: Arc<Queue>,
     config: Config,
     pods: Store<Pod>,
     expectations: Arc<Expectations>,
@@ -443,6 +447,55 @@ struct Shared {
     index: Arc<PodIndex>,
     pods_ready: watch::Receiver<bool>,
     orphans: OrphanTx,
+}
+
+/// The Jobs waiting for a sync (`jobwright_workqueue_depth`), as upstream's workqueue counts them:
+/// a Job triggered by a watch event (its own or one of its pods') is queued until its reconcile
+/// starts, and is counted once however many events queue it (kube-runtime's scheduler merges
+/// them likewise). Requeues after a delay are not counted until they fire, as upstream's delaying
+/// queue adds an item to the queue only when its delay is over.
+#[derive(Default)]
+pub struct Queue {
+    waiting: Mutex<std::collections::HashSet<String>>,
+    metrics: Option<Metrics>,
+}
+
+impl Queue {
+    /// A queue whose depth is exported to `metrics`, if any.
+    pub fn new(metrics: Option<Metrics>) -> Self {
+        Self { waiting: Mutex::default(), metrics }
+    }
+
+    fn key<K: JobKind>(ns: Option<&str>, name: &str) -> String {
+        format!("{}/{}/{name}", K::api_version(&()), ns.unwrap_or_default())
+    }
+
+    fn update(&self, f: impl FnOnce(&mut std::collections::HashSet<String>)) {
+        let mut waiting = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
+        f(&mut waiting);
+        if let Some(m) = &self.metrics {
+            m.set_workqueue_depth(i64::try_from(waiting.len()).unwrap_or(i64::MAX));
+        }
+    }
+
+    /// A watch event queued the Job.
+    pub fn queued<K: JobKind>(&self, ns: Option<&str>, name: &str) {
+        self.update(|w| {
+            w.insert(Self::key::<K>(ns, name));
+        });
+    }
+
+    /// The Job's reconcile started.
+    pub fn started<K: JobKind>(&self, ns: Option<&str>, name: &str) {
+        self.update(|w| {
+            w.remove(&Self::key::<K>(ns, name));
+        });
+    }
+
+    /// How many Jobs are waiting.
+    pub fn depth(&self) -> usize {
+        self.waiting.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
 }
 
 /// The reflector and the kube-runtime controller of one Job kind, until shutdown.
@@ -467,8 +520,10 @@ async fn run_kind<K: JobKind>(
         index: shared.index.clone(),
         failures: Mutex::new(HashMap::new()),
         pods_ready: shared.pods_ready.clone(),
+        queue: shared.queue.clone(),
     });
     let job_hook = {
+        let queue = shared.queue.clone();
         let index = shared.index.clone();
         let pods = shared.pods.clone();
         let exp = shared.expectations.clone();
@@ -478,6 +533,8 @@ async fn run_kind<K: JobKind>(
                 jobs_ready_tx.send_replace(true);
             }
             if let watcher::Event::Delete(job) = ev {
+                // A deleted Job is not reconciled (kube-runtime finds it gone): no longer waiting.
+                queue.started::<K>(job.meta().namespace.as_deref(), &job.name_any());
                 let uid = job.meta().uid.clone().unwrap_or_default();
                 exp.forget(&uid);
                 for (ns, name) in index.get(&uid) {
@@ -494,10 +551,19 @@ async fn run_kind<K: JobKind>(
     let jobs_api: Api<K> = Api::all(shared.client.clone());
     let job_stream = reflector::reflector(writer, watcher(jobs_api, watcher::Config::default()).default_backoff())
         .inspect_ok(job_hook)
-        .applied_objects();
+        .applied_objects()
+        .inspect_ok({
+            let queue = shared.queue.clone();
+            move |j: &K| queue.queued::<K>(j.meta().namespace.as_deref(), &j.name_any())
+        });
+    let trigger_queue = shared.queue.clone();
     Controller::for_stream(job_stream, jobs)
         .watches_shared_stream(UnboundedReceiverStream::new(pod_triggers), move |pod: Arc<Pod>| {
-            K::triggered_by(&pod, &trigger_jobs)
+            let jobs = K::triggered_by(&pod, &trigger_jobs);
+            for j in &jobs {
+                trigger_queue.queued::<K>(j.namespace.as_deref(), &j.name);
+            }
+            jobs
         })
         .with_config(controller::Config::default().concurrency(workers))
         .graceful_shutdown_on(shutdown)
@@ -681,6 +747,7 @@ async fn adopt_orphans<K: JobKind>(job: &Job, ctx: &Context<K>) -> Result<Vec<Po
 }
 
 async fn reconcile<K: JobKind>(job: Arc<K>, ctx: Arc<Context<K>>) -> Result<Action, Error> {
+    ctx.queue.started::<K>(job.meta().namespace.as_deref(), &job.name_any());
     let timer = ctx.metrics.as_ref().map(|m| m.reconcile_timer());
     let result = sync(job, &ctx).await;
     if let (Some(t), Some(m)) = (timer, ctx.metrics.as_ref()) {
@@ -765,5 +832,25 @@ mod tests {
         assert_eq!(Error::PodOps("a/b".into(), "x".into()).metric_label(), "pod_ops");
         let e = Error::StatusRejected { job: "a/b".into(), message: "m".into() };
         assert_eq!(e.to_string(), "status of Job a/b rejected: m");
+    }
+
+    #[test]
+    fn queue_counts_each_waiting_job_once_until_its_sync_starts() {
+        let metrics = Metrics::new();
+        let q = Queue::new(Some(metrics.clone()));
+        let gauge =
+            |m: &Metrics| m.render().lines().find(|l| l.starts_with("jobwright_workqueue_depth ")).map(str::to_string);
+        q.queued::<Job>(Some("ns"), "a");
+        q.queued::<Job>(Some("ns"), "a");
+        q.queued::<CrdJob>(Some("ns"), "a");
+        q.queued::<Job>(Some("ns"), "b");
+        assert_eq!(q.depth(), 3, "a (twice) counts once; the custom `a` is another Job");
+        assert_eq!(gauge(&metrics).as_deref(), Some("jobwright_workqueue_depth 3"));
+        q.started::<Job>(Some("ns"), "a");
+        q.started::<Job>(Some("ns"), "zzz");
+        assert_eq!(q.depth(), 2);
+        q.started::<CrdJob>(Some("ns"), "a");
+        q.started::<Job>(Some("ns"), "b");
+        assert_eq!(gauge(&metrics).as_deref(), Some("jobwright_workqueue_depth 0"));
     }
 }
