@@ -11,7 +11,7 @@
 //! | `jobwright_reconcile_total` | counter | `result` = `success`, `error`, `requeue`, `requeue_after` | reconciles finished, by outcome (controller-runtime's result names) |
 //! | `jobwright_reconcile_errors_total` | counter | `error` = the controller error's `metric_label()` | reconciles that failed, by error kind |
 //! | `jobwright_reconcile_duration_seconds` | histogram | | wall time of one reconcile |
-//! | `jobwright_workqueue_depth` | gauge | | Jobs queued by a watch event and not yet being synced (delayed requeues count once they fire) |
+//! | `jobwright_workqueue_depth` | gauge | | Jobs queued by a watch event and not yet being synced (a delayed requeue is not counted) |
 //! | `jobwright_pods_created_total` | counter | | pods created by the controller |
 //! | `jobwright_pods_deleted_total` | counter | | pods deleted by the controller |
 //! | `jobwright_jobs_finished_total` | counter | `condition` (`Complete`/`Failed`), `reason` | Jobs the controller marked finished |

@@ -167,6 +167,7 @@ fn examples_reach_their_documented_end() {
         "example-job.yaml",
         "pi-2000.yaml",
         "pi-with-timeout.yaml",
+        "wjob-hello-world.yaml",
     ] {
         local.apply(ex);
     }
@@ -174,6 +175,14 @@ fn examples_reach_their_documented_end() {
     local.wait("hello-world-job", "complete");
     assert_eq!(local.ok(&["logs", "job/hello-world-job"]).trim(), "Hello, World!");
     describe_has_events(&local, "hello-world-job", &["SuccessfulCreate", "Completed"]);
+
+    // The same hello-world as a jobwright.dev/v1 Job (the CRD `jobwright local` installs).
+    local.ok(&["wait", "--for=condition=Complete", "wjob/hello-world-wjob", "--timeout=90s"]);
+    assert_eq!(local.ok(&["get", "wjob", "hello-world-wjob", "-o", "jsonpath={.status.succeeded}"]), "1");
+    assert_eq!(local.ok(&["logs", "-l", "batch.kubernetes.io/job-name=hello-world-wjob"]).trim(), "Hello, World!");
+    let d = local.ok(&["describe", "wjob", "hello-world-wjob"]);
+    let events = d.split("Events:").nth(1).unwrap_or_else(|| panic!("no Events section:\n{d}"));
+    assert!(events.contains("SuccessfulCreate") && events.contains("Completed"), "{events}");
 
     local.wait("parallel-file-processing-job", "complete");
     assert_eq!(local.jsonpath("parallel-file-processing-job", "{.status.succeeded}"), "3");

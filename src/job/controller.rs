@@ -452,8 +452,8 @@ struct Shared {
 /// The Jobs waiting for a sync (`jobwright_workqueue_depth`), as upstream's workqueue counts them:
 /// a Job triggered by a watch event (its own or one of its pods') is queued until its reconcile
 /// starts, and is counted once however many events queue it (kube-runtime's scheduler merges
-/// them likewise). Requeues after a delay are not counted until they fire, as upstream's delaying
-/// queue adds an item to the queue only when its delay is over.
+/// them likewise). A requeue after a delay is not counted (upstream's delaying queue adds it to
+/// the queue once its delay is over).
 #[derive(Default)]
 pub struct Queue {
     waiting: Mutex<std::collections::HashSet<String>>,
