@@ -488,16 +488,7 @@ impl Auth {
             }
             StatusError::forbidden(message).with_details(details)
         };
-        let attrs = |verb: &str, group: &str, resource: &str, sub: &str, ns: &str, name: &str| Attributes {
-            verb: verb.into(),
-            resource_request: true,
-            group: group.into(),
-            resource: resource.into(),
-            subresource: sub.into(),
-            namespace: ns.into(),
-            name: name.into(),
-            path: String::new(),
-        };
+        let attrs = Attributes::resource;
         if old.is_some() {
             let a = attrs("delete", &info.group, &info.resource, sub.unwrap_or(""), namespace, &name);
             if !self.authorize(api, user, &a) {
