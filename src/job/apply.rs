@@ -7,6 +7,7 @@
 //! retried with backoff (as upstream's `manageJob`). A failed status write stops the sync before any
 //! finalizer is removed.
 
+use std::borrow::Borrow;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
@@ -99,7 +100,7 @@ async fn write_status<K: JobKind>(
 pub async fn apply<K: JobKind>(
     ctx: &Context<K>,
     job: &Job,
-    pods: &[Pod],
+    pods: &[impl Borrow<Pod>],
     mut plan: Plan,
 ) -> Result<Option<Duration>, Error> {
     let ns = job.namespace().ok_or(Error::MissingMetadata("namespace"))?;
@@ -134,6 +135,7 @@ pub async fn apply<K: JobKind>(
         let api = pod_api.clone();
         let holds = pods
             .iter()
+            .map(Borrow::borrow)
             .any(|p| p.metadata.uid.as_deref() == Some(d.uid.as_str()) && super::pods::has_tracking_finalizer(p));
         async move {
             if d.remove_finalizer_first && holds {

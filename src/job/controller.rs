@@ -382,9 +382,8 @@ async fn run_kinds(
             }
         }
     };
-    let pod_stream = reflector::reflector(pod_writer, watcher(pods_api, watcher::Config::default()).default_backoff())
-        .inspect_ok(pod_hook)
-        .touched_objects();
+    let pod_watch = watcher(pods_api, watcher::Config::default()).default_backoff().modify(pods::trim_for_cache);
+    let pod_stream = reflector::reflector(pod_writer, pod_watch).inspect_ok(pod_hook).touched_objects();
     let (batch_pods_tx, batch_pods) = mpsc::unbounded_channel::<Arc<Pod>>();
     let (crd_pods_tx, crd_pods) = mpsc::unbounded_channel::<Arc<Pod>>();
     let mut pod_txs = vec![batch_pods_tx];
@@ -549,13 +548,14 @@ async fn run_kind<K: JobKind>(
     };
     let trigger_jobs = jobs.clone();
     let jobs_api: Api<K> = Api::all(shared.client.clone());
-    let job_stream = reflector::reflector(writer, watcher(jobs_api, watcher::Config::default()).default_backoff())
-        .inspect_ok(job_hook)
-        .applied_objects()
-        .inspect_ok({
-            let queue = shared.queue.clone();
-            move |j: &K| queue.queued::<K>(j.meta().namespace.as_deref(), &j.name_any())
-        });
+    // managedFields are never read (a status write clears them), so they are not cached.
+    let job_watch = watcher(jobs_api, watcher::Config::default())
+        .default_backoff()
+        .modify(|j: &mut K| j.meta_mut().managed_fields = None);
+    let job_stream = reflector::reflector(writer, job_watch).inspect_ok(job_hook).applied_objects().inspect_ok({
+        let queue = shared.queue.clone();
+        move |j: &K| queue.queued::<K>(j.meta().namespace.as_deref(), &j.name_any())
+    });
     let trigger_queue = shared.queue.clone();
     Controller::for_stream(job_stream, jobs)
         .watches_shared_stream(UnboundedReceiverStream::new(pod_triggers), move |pod: Arc<Pod>| {
@@ -650,14 +650,13 @@ pub async fn remove_finalizer(api: &Api<Pod>, name: &str) -> Result<(), kube::Er
 
 /// The pods of the store the Job controls (controller ownerReference and selector), found through
 /// the index.
-pub fn pods_of(job: &Job, store: &Store<Pod>, index: &PodIndex) -> Vec<Pod> {
+pub fn pods_of(job: &Job, store: &Store<Pod>, index: &PodIndex) -> Vec<Arc<Pod>> {
     let Some(uid) = job.metadata.uid.as_deref() else { return vec![] };
     index
         .get(uid)
         .into_iter()
         .filter_map(|(ns, name)| store.get(&ObjectRef::new(&name).within(&ns)))
         .filter(|p| job_controller_uid(p) == Some(uid) && claim(job, p) == Claim::Owned)
-        .map(|p| (*p).clone())
         .collect()
 }
 
@@ -692,7 +691,7 @@ async fn release_mismatched<K: JobKind>(job: &Job, ctx: &Context<K>) -> Result<(
 /// `ClaimPods`): after re-reading the Job live (it must still exist with the same uid and not be
 /// deleting), a JSON patch guarded by the pod's uid and resourceVersion adds the controller
 /// ownerReference and the tracking finalizer. Returns the adopted pods.
-async fn adopt_orphans<K: JobKind>(job: &Job, ctx: &Context<K>) -> Result<Vec<Pod>, Error> {
+async fn adopt_orphans<K: JobKind>(job: &Job, ctx: &Context<K>) -> Result<Vec<Arc<Pod>>, Error> {
     let ns = job.namespace().ok_or(Error::MissingMetadata("namespace"))?;
     let orphans: Vec<Arc<Pod>> = ctx
         .index
@@ -737,7 +736,7 @@ async fn adopt_orphans<K: JobKind>(job: &Job, ctx: &Context<K>) -> Result<Vec<Po
         match api.patch(&pod.name_any(), &PatchParams::default(), &Patch::<()>::Json(patch)).await {
             Ok(p) => {
                 tracing::info!(job = %format!("{ns}/{}", job.name_any()), pod = %p.name_any(), "adopted pod");
-                adopted.push(p);
+                adopted.push(Arc::new(p));
             }
             // Changed or gone since the cache saw it: the next event re-triggers the claim.
             Err(e) => tracing::debug!(pod = %pod.name_any(), error = %e, "adopting a pod failed"),

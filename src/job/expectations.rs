@@ -19,6 +19,7 @@
 //! wedge a Job. All of it is in memory: after a restart everything is re-derived from the API
 //! server (the tracking finalizer and `uncountedTerminatedPods` make that safe).
 
+use std::borrow::Borrow;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -165,8 +166,13 @@ impl Expectations {
     /// the store controlled by the Job): `before` is [`Expectations::outstanding`] taken before the
     /// snapshot was read. Drops the records the snapshot shows as done, and returns whether pod
     /// creations and deletions are all observed, and the finalizer removals still pending.
-    pub fn satisfied_after(&self, key: &str, before: &Outstanding, pods: &[Pod]) -> (bool, BTreeSet<String>) {
-        let by_uid: HashMap<&str, &Pod> = pods.iter().map(|p| (pods::uid(p), p)).collect();
+    pub fn satisfied_after<P: Borrow<Pod>>(
+        &self,
+        key: &str,
+        before: &Outstanding,
+        pods: &[P],
+    ) -> (bool, BTreeSet<String>) {
+        let by_uid: HashMap<&str, &Pod> = pods.iter().map(|p| (pods::uid(p.borrow()), p.borrow())).collect();
         let created = |uid: &str| by_uid.contains_key(uid);
         let deleted = |uid: &str| by_uid.get(uid).is_none_or(|p| p.metadata.deletion_timestamp.is_some());
         let finalizer_gone = |uid: &str| by_uid.get(uid).is_none_or(|p| !pods::has_tracking_finalizer(p));
@@ -184,7 +190,7 @@ impl Expectations {
 
     /// [`Expectations::satisfied_after`] with the expectations as they are now: only correct when
     /// no pod event can be applied between reading `pods` and this call (tests, single-threaded use).
-    pub fn satisfied(&self, key: &str, pods: &[Pod]) -> (bool, BTreeSet<String>) {
+    pub fn satisfied<P: Borrow<Pod>>(&self, key: &str, pods: &[P]) -> (bool, BTreeSet<String>) {
         let before = self.outstanding(key);
         self.satisfied_after(key, &before, pods)
     }
@@ -247,11 +253,11 @@ mod tests {
         let e = Expectations::default();
         e.expect_creation("ns/j", "a");
         e.expect_creation("ns/j", "b");
-        assert!(!e.satisfied("ns/j", &[]).0);
+        assert!(!e.satisfied::<Pod>("ns/j", &[]).0);
         e.observe("ns/j", &pod("a", true, false), PodEvent::Applied);
-        assert!(!e.satisfied("ns/j", &[]).0, "b is still unseen");
+        assert!(!e.satisfied::<Pod>("ns/j", &[]).0, "b is still unseen");
         assert!(e.satisfied("ns/j", &[pod("b", true, false)]).0, "the store shows b");
-        assert!(e.satisfied("ns/other", &[]).0);
+        assert!(e.satisfied::<Pod>("ns/other", &[]).0);
     }
 
     #[test]

@@ -26,6 +26,7 @@
 //! [`SyncContext::pending_finalizer_removals`] (a lagging cache would otherwise show a pod that was
 //! already counted with its finalizer still on).
 
+use std::borrow::Borrow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
@@ -311,13 +312,14 @@ pub fn orphan_needs_finalizer_removal(pod: &Pod, owner: Option<&Job>, config: &C
 }
 
 /// [`plan_with`] with a default context (expectations satisfied, no pending removals).
-pub fn plan(job: &Job, pods: &[Pod], now: DateTime<Utc>, config: &Config) -> Plan {
+pub fn plan<P: Borrow<Pod>>(job: &Job, pods: &[P], now: DateTime<Utc>, config: &Config) -> Plan {
     plan_with(job, pods, now, config, &SyncContext::default())
 }
 
-fn owned_by<'a>(job: &Job, pods: &'a [Pod]) -> Vec<&'a Pod> {
+fn owned_by<'a, P: Borrow<Pod>>(job: &Job, pods: &'a [P]) -> Vec<&'a Pod> {
     let uid = job.metadata.uid.as_deref();
     pods.iter()
+        .map(Borrow::borrow)
         .filter(|p| match uid {
             None => true,
             Some(uid) => {
@@ -370,7 +372,13 @@ impl Ctx<'_> {
 
 /// Decides one sync of `job`. `pods` are the pods the Job controls (after adoption); others are
 /// ignored.
-pub fn plan_with(job: &Job, all_pods: &[Pod], now: DateTime<Utc>, config: &Config, sctx: &SyncContext) -> Plan {
+pub fn plan_with<P: Borrow<Pod>>(
+    job: &Job,
+    all_pods: &[P],
+    now: DateTime<Utc>,
+    config: &Config,
+    sctx: &SyncContext,
+) -> Plan {
     if !config.manages(job) {
         return Plan::skip(Outcome::NotManaged, job, now);
     }

@@ -1140,7 +1140,7 @@ fn orphan_finalizers() {
 #[test]
 fn failed_pod_operations_correct_the_counters() {
     let job = JobBuilder::new("j").completions(10).parallelism(4).start_time(t0()).build();
-    let mut p = plan(&job, &[], at(1), &test_config());
+    let mut p = plan(&job, &[] as &[Pod], at(1), &test_config());
     assert_eq!(p.creations.len(), 4);
     // Slow start: the second batch (2 pods) failed, the last one was skipped.
     p.account_pod_ops(3, &BTreeSet::new());

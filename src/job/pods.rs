@@ -23,6 +23,26 @@ pub fn to_time(t: DateTime<Utc>) -> Time {
     Time(k8s_openapi::jiff::Timestamp::from_second(t.timestamp()).unwrap_or(k8s_openapi::jiff::Timestamp::UNIX_EPOCH))
 }
 
+/// Drops what the Job controller never reads from a cached pod, so its store holds ~10k pods in
+/// a few tens of MiB: `managedFields`, and the spec but for the node name and the containers'
+/// names (and the init containers' restart policies, which tell sidecars). Metadata (labels,
+/// annotations, finalizers, owners, resourceVersion) and status stay whole. The controller never
+/// writes a pod back from its cache (finalizer removal and adoption are patches), so nothing is lost.
+pub fn trim_for_cache(pod: &mut Pod) {
+    use k8s_openapi::api::core::v1::{Container, PodSpec};
+    pod.metadata.managed_fields = None;
+    if let Some(spec) = pod.spec.take() {
+        let name_only =
+            |c: Container| Container { name: c.name, restart_policy: c.restart_policy, ..Default::default() };
+        pod.spec = Some(PodSpec {
+            containers: spec.containers.into_iter().map(name_only).collect(),
+            init_containers: spec.init_containers.map(|cs| cs.into_iter().map(name_only).collect()),
+            node_name: spec.node_name,
+            ..Default::default()
+        });
+    }
+}
+
 /// The pod's phase, or `""`.
 pub fn phase(pod: &Pod) -> &str {
     pod.status.as_ref().and_then(|s| s.phase.as_deref()).unwrap_or("")
@@ -238,6 +258,51 @@ pub fn removal_order(a: &Pod, b: &Pod) -> Ordering {
 mod tests {
     use super::*;
     use crate::job::testing::{JobBuilder, PodBuilder, at};
+
+    #[test]
+    fn trimmed_cache_pod_keeps_every_fact_the_controller_reads() {
+        use k8s_openapi::api::core::v1::{Container, EnvVar};
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry;
+        let job = JobBuilder::new("j").build();
+        let mut pod = PodBuilder::for_job(&job).failed().finished_at(at(7)).build();
+        pod.metadata.managed_fields =
+            Some(vec![ManagedFieldsEntry { manager: Some("m".into()), ..Default::default() }]);
+        let spec = pod.spec.get_or_insert_with(Default::default);
+        spec.node_name = Some("node-1".into());
+        spec.containers = vec![Container {
+            name: "main".into(),
+            command: Some(vec!["sh".into(), "-c".into(), "x".repeat(4096)]),
+            env: Some(vec![EnvVar { name: "A".into(), value: Some("b".into()), ..Default::default() }]),
+            ..Default::default()
+        }];
+        spec.init_containers = Some(vec![Container {
+            name: "sidecar".into(),
+            restart_policy: Some("Always".into()),
+            image: Some("busybox".into()),
+            ..Default::default()
+        }]);
+        let before = serde_json::to_vec(&pod).unwrap().len();
+        let mut trimmed = pod.clone();
+        trim_for_cache(&mut trimmed);
+        assert!(serde_json::to_vec(&trimmed).unwrap().len() + 4096 < before, "the command is gone");
+        assert_eq!(trimmed.metadata.managed_fields, None);
+        assert_eq!(trimmed.status, pod.status, "status is kept whole");
+        assert_eq!(trimmed.metadata.labels, pod.metadata.labels);
+        assert_eq!(trimmed.metadata.annotations, pod.metadata.annotations);
+        assert_eq!(trimmed.metadata.finalizers, pod.metadata.finalizers);
+        assert_eq!(trimmed.metadata.owner_references, pod.metadata.owner_references);
+        let spec = trimmed.spec.as_ref().unwrap();
+        assert_eq!(spec.node_name.as_deref(), Some("node-1"));
+        assert_eq!(spec.containers.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(), ["main"]);
+        assert_eq!(spec.containers[0].command, None);
+        let init = &spec.init_containers.as_ref().unwrap()[0];
+        assert_eq!(
+            (init.name.as_str(), init.restart_policy.as_deref(), init.image.as_deref()),
+            ("sidecar", Some("Always"), None)
+        );
+        assert_eq!(finished_time(&trimmed), finished_time(&pod));
+        assert_eq!(is_terminating(&trimmed), is_terminating(&pod));
+    }
 
     #[test]
     fn finished_time_falls_back_as_upstream() {
