@@ -6,6 +6,11 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
+/// mimalloc instead of glibc's malloc: many short-lived allocations across the runtime's threads
+/// fragment glibc's per-thread arenas, and its resident memory grows well past the live heap.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser, Debug)]
 #[command(
     name = "jobwright",

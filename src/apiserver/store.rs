@@ -114,6 +114,14 @@ impl Meta {
     }
 }
 
+/// `v` serialized, in an allocation of exactly its length: `Bytes::from(Vec)` keeps the vector's
+/// spare capacity, up to half of it after amortized growth, for as long as the object is stored.
+pub fn json_bytes(v: &Value) -> Bytes {
+    let mut buf = serde_json::to_vec(v).unwrap_or_default();
+    buf.shrink_to_fit();
+    Bytes::from(buf)
+}
+
 /// One stored object.
 #[derive(Debug, Clone)]
 pub struct Entry {
@@ -418,7 +426,7 @@ impl Store {
         let event = match op {
             Op::Put(mut obj) => {
                 obj["metadata"]["resourceVersion"] = Value::String(rv.to_string());
-                let bytes = Bytes::from(serde_json::to_vec(&obj).unwrap_or_default());
+                let bytes = json_bytes(&obj);
                 let meta = Arc::new(Meta::of(info, &obj));
                 log(&mut inner, || Record::Put {
                     key: key.to_string(),
@@ -463,7 +471,7 @@ impl Store {
                     _ => serde_json::from_slice(&cur.bytes).unwrap_or(Value::Null),
                 };
                 last["metadata"]["resourceVersion"] = Value::String(rv.to_string());
-                let bytes = Bytes::from(serde_json::to_vec(&last).unwrap_or_default());
+                let bytes = json_bytes(&last);
                 WatchEvent {
                     kind: EventType::Deleted,
                     key: key_arc,
