@@ -1,8 +1,9 @@
 //! `jobwright apiserver`: prints its address, writes a kubeconfig both kube-rs and kubectl read,
 //! serves, and exits 0 on SIGTERM.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+mod common;
+
+use std::process::Command;
 
 use k8s_openapi::api::core::v1::Namespace;
 use kube::Api;
@@ -11,15 +12,8 @@ use kube::Api;
 async fn apiserver_subcommand_serves_until_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let kc = dir.path().join("kubeconfig");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_jobwright"))
-        .args(["apiserver", "--listen", "127.0.0.1:0", "--kubeconfig"])
-        .arg(&kc)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let (child, line) =
+        common::spawn_jobwright(["apiserver", "--listen", "127.0.0.1:0", "--kubeconfig", kc.to_str().unwrap()]);
     assert!(line.starts_with("jobwright apiserver listening on http://127.0.0.1:"), "{line}");
     assert!(line.trim_end().ends_with(&format!("kubeconfig written to {}", kc.display())), "{line}");
 
@@ -33,10 +27,7 @@ async fn apiserver_subcommand_serves_until_sigterm() {
     let k = jobwright::apiserver::testkit::Kubectl::from_kubeconfig(&kc).unwrap();
     assert_eq!(k.ok(&["get", "ns", "default", "-o", "name"]).await.trim(), "namespace/default");
 
-    let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
-    assert!(killed.success());
-    let status = tokio::task::spawn_blocking(move || child.wait().unwrap()).await.unwrap();
-    assert!(status.success(), "exit status {status:?}");
+    common::terminate_cleanly(child).await;
 }
 
 #[test]

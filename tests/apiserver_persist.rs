@@ -2,8 +2,9 @@
 //! (resourceVersion, uid, status), deletions stay deleted, resourceVersions keep increasing, and
 //! custom resources are served again.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+mod common;
+
+use std::process::{Child, Command};
 use std::time::Duration;
 
 use jobwright::apiserver::http::ServerConfig;
@@ -190,17 +191,15 @@ impl Drop for Proc {
 }
 
 async fn spawn_server(dir: &std::path::Path, kc: &std::path::Path) -> (Proc, kube::Client) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_jobwright"))
-        .args(["apiserver", "--listen", "127.0.0.1:0", "--kubeconfig"])
-        .arg(kc)
-        .arg("--data-dir")
-        .arg(dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let (child, line) = common::spawn_jobwright([
+        "apiserver".as_ref(),
+        "--listen".as_ref(),
+        "127.0.0.1:0".as_ref(),
+        "--kubeconfig".as_ref(),
+        kc.as_os_str(),
+        "--data-dir".as_ref(),
+        dir.as_os_str(),
+    ]);
     assert!(line.starts_with("jobwright apiserver listening on"), "{line:?}");
     let raw = std::fs::read_to_string(kc).unwrap();
     let config: kube::config::Kubeconfig = serde_saphyr::from_str(&raw).unwrap();

@@ -3,8 +3,9 @@
 //! `system:masters` allowed everything, the built-in discovery grant, the OwnerReferencesPermission
 //! enforcement admission check, and the decision log. Through `kube::Client` and the real kubectl.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+mod common;
+
+use std::process::Command;
 
 use jobwright::apiserver::rbac::UserInfo;
 use jobwright::apiserver::testkit::{Kubectl, TestApiServer};
@@ -276,17 +277,17 @@ async fn apiserver_subcommand_enforces_rbac_with_a_token_file() {
     let kc = dir.path().join("kubeconfig");
     let tokens = dir.path().join("tokens.csv");
     std::fs::write(&tokens, "alice-token,alice,1001,\"devs,qa\"\n").unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_jobwright"))
-        .args(["apiserver", "--listen", "127.0.0.1:0", "--authorization-mode", "RBAC", "--token-auth-file"])
-        .arg(&tokens)
-        .arg("--kubeconfig")
-        .arg(&kc)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let (child, line) = common::spawn_jobwright([
+        "apiserver",
+        "--listen",
+        "127.0.0.1:0",
+        "--authorization-mode",
+        "RBAC",
+        "--token-auth-file",
+        tokens.to_str().unwrap(),
+        "--kubeconfig",
+        kc.to_str().unwrap(),
+    ]);
     let url = line.split_whitespace().find(|w| w.starts_with("http://")).unwrap().trim_end_matches(';');
     // kubectl sends tokens over TLS only; the RBAC server's port speaks both.
     let url = url.replacen("http://", "https://", 1);
@@ -319,10 +320,7 @@ subjects: [{kind: Group, name: qa}]
     let err = Kubectl::with_token(&url, Some("mallory")).fail(&["get", "ns"]).await;
     assert!(err.contains("error: You must be logged in to the server"), "{err}");
 
-    let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
-    assert!(killed.success());
-    let status = tokio::task::spawn_blocking(move || child.wait().unwrap()).await.unwrap();
-    assert!(status.success(), "exit status {status:?}");
+    common::terminate_cleanly(child).await;
 }
 
 #[test]

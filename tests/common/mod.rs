@@ -1,7 +1,10 @@
 //! Shared helpers for the API server conformance tests.
 #![allow(dead_code)]
 
+use std::ffi::OsStr;
 use std::fmt::Debug;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use k8s_openapi::api::batch::v1::Job;
@@ -72,4 +75,30 @@ pub fn api_err(e: kube::Error) -> (u16, String, String) {
         kube::Error::Api(s) => (s.code, s.reason.clone(), s.message.clone()),
         other => panic!("expected an API error, got {other:?}"),
     }
+}
+
+/// Starts the `jobwright` binary with `args` (stdout piped, stderr discarded) and returns it with
+/// the first line it prints (`... listening on URL; ...`).
+pub fn spawn_jobwright<I, S>(args: I) -> (Child, String)
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let mut child = Command::new(env!("CARGO_BIN_EXE_jobwright"))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn jobwright");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("piped stdout")).read_line(&mut line).expect("first line");
+    (child, line)
+}
+
+/// Sends SIGTERM to `child` and asserts it exits 0.
+pub async fn terminate_cleanly(mut child: Child) {
+    let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill");
+    assert!(killed.success());
+    let status = tokio::task::spawn_blocking(move || child.wait().expect("wait")).await.expect("join");
+    assert!(status.success(), "exit status {status:?}");
 }
