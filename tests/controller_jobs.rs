@@ -69,6 +69,51 @@ async fn simple_job_completes_with_counts_conditions_and_events(kind: Kind) {
     }
 }
 
+/// `kubectl describe job` lists each pod creation as upstream's recorder does: one event per pod
+/// (its `related` object), until the tenth similar one in ten minutes, from which on they are one
+/// combined event whose count grows.
+async fn pod_creation_events_are_separate_then_combined_as_upstream(kind: Kind) {
+    let s = TestApiServer::start().await;
+    let c = s.client();
+    let jobs = Jobs::new(&c, kind).await;
+    let _k = kubelet(c.clone(), "default", |_, _| Outcome::Succeed).await;
+    let _ctl = start_controller(c.clone());
+    let job = jobs.create(&job("many", json!({"completions": 12, "parallelism": 12}))).await;
+    jobs.wait_condition("many", "Complete").await;
+    let names: Vec<String> = job_pods(&c, &job).await.iter().map(|p| p.name_any()).collect();
+    assert_eq!(names.len(), 12);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let created: Vec<_> = events_for(&c, "many")
+            .await
+            .into_iter()
+            .filter(|e| e.reason.as_deref() == Some("SuccessfulCreate"))
+            .collect();
+        let count =
+            |e: &k8s_openapi::api::core::v1::Event| e.series.as_ref().and_then(|s| s.count).or(e.count).unwrap_or(1);
+        let combined: Vec<_> = created
+            .iter()
+            .filter(|e| {
+                e.message.as_deref().is_some_and(|m| m.starts_with("(combined from similar events): Created pod: "))
+            })
+            .collect();
+        let separate: Vec<_> =
+            created.iter().filter(|e| !combined.iter().any(|c| c.metadata.name == e.metadata.name)).collect();
+        if separate.len() == 9 && combined.len() == 1 && count(combined[0]) == 3 {
+            for e in &separate {
+                let pod = e.related.as_ref().and_then(|r| r.name.clone()).expect("the pod is the related object");
+                assert!(names.contains(&pod), "{pod} is not a pod of the Job");
+                assert_eq!(e.message.as_deref(), Some(format!("Created pod: {pod}").as_str()));
+                assert_eq!(count(e), 1, "one event per pod");
+            }
+            break;
+        }
+        let seen: Vec<_> = created.iter().map(|e| (e.message.clone(), count(e))).collect();
+        assert!(tokio::time::Instant::now() < deadline, "SuccessfulCreate events: {seen:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await; // polling a list, not synchronising
+    }
+}
+
 async fn parallel_job_runs_completions_with_parallelism(kind: Kind) {
     let s = TestApiServer::start().await;
     let c = s.client();
@@ -243,6 +288,7 @@ async fn success_policy_completes_the_job_and_stops_the_rest(kind: Kind) {
 
 both_kinds!(
     simple_job_completes_with_counts_conditions_and_events,
+    pod_creation_events_are_separate_then_combined_as_upstream,
     parallel_job_runs_completions_with_parallelism,
     indexed_job_gives_each_pod_its_index,
     backoff_limit_fails_the_job,

@@ -11,7 +11,7 @@
 //!
 //! | Job | path | permissions it needs |
 //! |---|---|---|
-//! | `two-pods` | two pods created in one sync, finished, counted | pods create (+ jobs/finalizers update: `blockOwnerDeletion`), pods patch (tracking finalizer), jobs/status update, events create, events patch (the second SuccessfulCreate of a sync is a series update) |
+//! | `many-pods` | 11 pods created, finished, counted | pods create (+ jobs/finalizers update: `blockOwnerDeletion`), pods patch (tracking finalizer), jobs/status update, events create, events patch (from the tenth similar SuccessfulCreate on, one combined event: the eleventh is a series update) |
 //! | `deadline` | activeDeadlineSeconds on running pods | pods delete |
 //! | `ttl` | ttlSecondsAfterFinished | jobs get (live re-read), jobs delete |
 //! | `gone` | Job deleted under a running pod | jobs get (live check the owner is gone), pods patch |
@@ -218,8 +218,8 @@ async fn deploy_rbac_is_sufficient_and_minimal() {
 /// end in `suffix` so both kinds run side by side.
 async fn scenario(admin: kube::Client, jobs: Jobs, suffix: &'static str) {
     let n = |base: &str| format!("{base}{suffix}");
-    // two pods in one sync, both succeed
-    jobs.create(&managed(&n("two-pods"), json!({"parallelism": 2, "completions": 2}))).await;
+    // 11 pods, all succeed
+    jobs.create(&managed(&n("many-pods"), json!({"parallelism": 11, "completions": 11}))).await;
     // running pods past the deadline are deleted
     jobs.create(&managed(&n("deadline"), json!({"parallelism": 2, "activeDeadlineSeconds": 1}))).await;
     // deleted by the TTL controller one second after it completes
@@ -231,8 +231,8 @@ async fn scenario(admin: kube::Client, jobs: Jobs, suffix: &'static str) {
     let finished = jobs.wait_condition(&n("ttl"), "Complete").await;
     assert_eq!(finished.spec.as_ref().unwrap().ttl_seconds_after_finished, Some(1));
     jobs.wait_deleted(&n("ttl"), &ttl.uid().unwrap()).await;
-    let done = jobs.wait_condition(&n("two-pods"), "Complete").await;
-    assert_eq!(done.status.as_ref().unwrap().succeeded, Some(2));
+    let done = jobs.wait_condition(&n("many-pods"), "Complete").await;
+    assert_eq!(done.status.as_ref().unwrap().succeeded, Some(11));
     let failed = jobs.wait_condition(&n("deadline"), "Failed").await;
     assert_eq!(condition(&failed, "Failed").reason.as_deref(), Some("DeadlineExceeded"));
 

@@ -9,17 +9,18 @@
 
 use std::borrow::Borrow;
 use std::collections::BTreeSet;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use k8s_openapi::api::batch::v1::{Job, JobStatus};
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{ObjectReference, Pod};
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, PostParams, Preconditions};
 use kube::runtime::events::{Event, EventType as KubeEventType, Recorder};
 
 use super::controller::{Context, Error, remove_finalizer};
-use super::events::{self, EventType, JobEvent};
+use super::events::{self, Correlated, EventType, JobEvent, Similar};
 use super::kind::JobKind;
 use super::plan::{DeletionReason, Plan, slow_start_batches};
 
@@ -41,28 +42,71 @@ fn is_not_found(e: &kube::Error) -> bool {
     matches!(e, kube::Error::Api(s) if s.code == 404)
 }
 
+/// The controller's event recorder and its aggregation of similar events.
+#[derive(Clone)]
+pub struct EventSink {
+    recorder: Recorder,
+    similar: Arc<Mutex<Similar>>,
+}
+
+impl EventSink {
+    /// Events through `recorder`, aggregated as client-go's correlator does.
+    pub fn new(recorder: Recorder) -> Self {
+        Self { recorder, similar: Arc::default() }
+    }
+
+    /// Forgets the aggregation state of a deleted Job.
+    pub fn forget(&self, job_uid: &str) {
+        self.similar.lock().unwrap_or_else(|e| e.into_inner()).forget(job_uid);
+    }
+}
+
 /// Publishes the Job's events in the background (an event is best effort and must not slow or
-/// fail a sync).
-pub(super) fn publish<K: JobKind>(recorder: &Recorder, job: &Job, evs: Vec<JobEvent>) {
+/// fail a sync). An event about a pod names it as its `related` object, so each stays its own
+/// event (kube-runtime's Recorder would otherwise merge every event of a reason into one series);
+/// past [`super::events::MAX_SIMILAR`] similar ones they are combined, as upstream's.
+pub(super) fn publish<K: JobKind>(sink: &EventSink, job: &Job, evs: Vec<JobEvent>) {
     if evs.is_empty() {
         return;
     }
-    let recorder = recorder.clone();
+    let recorder = sink.recorder.clone();
     let reference = K::event_ref(job);
+    let uid = job.metadata.uid.clone().unwrap_or_default();
+    let now = Instant::now();
+    let evs: Vec<Event> = {
+        let mut similar = sink.similar.lock().unwrap_or_else(|e| e.into_inner());
+        evs.into_iter()
+            .map(|ev| {
+                let (note, secondary) = match similar.correlate(&uid, &ev, now) {
+                    Correlated::Distinct => {
+                        let pod = ev.pod.as_ref().map(|name| ObjectReference {
+                            api_version: Some("v1".into()),
+                            kind: Some("Pod".into()),
+                            name: Some(name.clone()),
+                            namespace: reference.namespace.clone(),
+                            ..Default::default()
+                        });
+                        (ev.message, pod)
+                    }
+                    Correlated::Combined(message) => (message, None),
+                };
+                Event {
+                    type_: match ev.type_ {
+                        EventType::Normal => KubeEventType::Normal,
+                        EventType::Warning => KubeEventType::Warning,
+                    },
+                    action: ev.reason.clone(),
+                    reason: ev.reason,
+                    note: Some(note),
+                    secondary,
+                }
+            })
+            .collect()
+    };
     tokio::spawn(async move {
-        for ev in evs {
-            let e = Event {
-                type_: match ev.type_ {
-                    EventType::Normal => KubeEventType::Normal,
-                    EventType::Warning => KubeEventType::Warning,
-                },
-                reason: ev.reason.clone(),
-                note: Some(ev.message.clone()),
-                action: ev.reason.clone(),
-                secondary: None,
-            };
+        for e in evs {
             if let Err(err) = recorder.publish(&e, &reference).await {
-                tracing::debug!(reason = %ev.reason, error = %err, "publishing an event failed");
+                tracing::debug!(reason = %e.reason, error = %err, "publishing an event failed");
             }
         }
     });

@@ -41,7 +41,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::UnboundedReceiverStream;
 
 use super::adopt::{Claim, claim};
-use super::apply;
+use super::apply::{self, EventSink};
 use super::config::Config;
 use super::expectations::{Expectations, PodEvent};
 use super::kind::{JobKind, KindId, controller_of, job_controller_uid, owner_kind};
@@ -186,7 +186,7 @@ pub struct Context<K: JobKind = Job> {
     /// Outstanding pod operations per Job uid.
     pub expectations: Arc<Expectations>,
     /// Event recorder (events.k8s.io/v1, reportingController `job-controller`).
-    pub recorder: Recorder,
+    pub recorder: EventSink,
     /// Metrics, if exported.
     pub metrics: Option<Metrics>,
     /// Pods by controller Job uid (and orphans by namespace).
@@ -343,7 +343,7 @@ async fn run_kinds(
         all_ready.push(crd_ready);
     }
     let reporter = Reporter { controller: REPORTING_CONTROLLER.into(), instance: None };
-    let recorder = Recorder::new(client.clone(), reporter);
+    let recorder = EventSink::new(Recorder::new(client.clone(), reporter));
     let synced = opts.caches_synced.clone().map(|tx| {
         AbortOnDrop(tokio::spawn(async move {
             for rx in &all_ready {
@@ -441,7 +441,7 @@ struct Shared {
     config: Config,
     pods: Store<Pod>,
     expectations: Arc<Expectations>,
-    recorder: Recorder,
+    recorder: EventSink,
     metrics: Option<Metrics>,
     index: Arc<PodIndex>,
     pods_ready: watch::Receiver<bool>,
@@ -526,6 +526,7 @@ async fn run_kind<K: JobKind>(
         let index = shared.index.clone();
         let pods = shared.pods.clone();
         let exp = shared.expectations.clone();
+        let events = shared.recorder.clone();
         let tx = shared.orphans.clone();
         move |ev: &watcher::Event<K>| {
             if let watcher::Event::InitDone = ev {
@@ -536,6 +537,7 @@ async fn run_kind<K: JobKind>(
                 queue.started::<K>(job.meta().namespace.as_deref(), &job.name_any());
                 let uid = job.meta().uid.clone().unwrap_or_default();
                 exp.forget(&uid);
+                events.forget(&uid);
                 for (ns, name) in index.get(&uid) {
                     if let Some(p) = pods.get(&ObjectRef::new(&name).within(&ns))
                         && pods::has_tracking_finalizer(&p)

@@ -1,7 +1,11 @@
-//! Events the controller records on a Job, with upstream's types, reasons and messages.
+//! Events the controller records on a Job, with upstream's types, reasons and messages, and
+//! upstream's aggregation of similar events ([`Similar`]).
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
 
 /// Event type.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum EventType {
     /// `Normal`.
     Normal,
@@ -28,23 +32,25 @@ pub struct JobEvent {
     pub reason: String,
     /// Human-readable message.
     pub message: String,
+    /// The pod the event is about, if any (the event's `related` object).
+    pub pod: Option<String>,
 }
 
 impl JobEvent {
     /// A Normal event.
     pub fn normal(reason: &str, message: &str) -> Self {
-        Self { type_: EventType::Normal, reason: reason.into(), message: message.into() }
+        Self { type_: EventType::Normal, reason: reason.into(), message: message.into(), pod: None }
     }
 
     /// A Warning event.
     pub fn warning(reason: &str, message: &str) -> Self {
-        Self { type_: EventType::Warning, reason: reason.into(), message: message.into() }
+        Self { type_: EventType::Warning, reason: reason.into(), message: message.into(), pod: None }
     }
 }
 
 /// `Normal SuccessfulCreate "Created pod: <name>"`, after a pod creation.
 pub fn created(pod_name: &str) -> JobEvent {
-    JobEvent::normal("SuccessfulCreate", &format!("Created pod: {pod_name}"))
+    JobEvent { pod: Some(pod_name.into()), ..JobEvent::normal("SuccessfulCreate", &format!("Created pod: {pod_name}")) }
 }
 
 /// `Warning FailedCreate "Error creating: <error>"`, after a failed pod creation.
@@ -54,7 +60,7 @@ pub fn failed_create(error: &str) -> JobEvent {
 
 /// `Normal SuccessfulDelete "Deleted pod: <name>"`, after a pod deletion.
 pub fn deleted(pod_name: &str) -> JobEvent {
-    JobEvent::normal("SuccessfulDelete", &format!("Deleted pod: {pod_name}"))
+    JobEvent { pod: Some(pod_name.into()), ..JobEvent::normal("SuccessfulDelete", &format!("Deleted pod: {pod_name}")) }
 }
 
 /// `Warning FailedDelete "Error deleting: <error>"`, after a failed pod deletion.
@@ -66,4 +72,92 @@ pub fn failed_delete(error: &str) -> JobEvent {
 /// answered 422 for a batch/v1 Job): Warning `InvalidSpec`, the field errors as the message.
 pub fn invalid_spec(problems: &str) -> JobEvent {
     JobEvent::warning("InvalidSpec", &format!("Job spec is invalid, not synced: {problems}"))
+}
+
+/// How many different messages one Job's events of one type and reason keep apart within
+/// [`SIMILAR_WINDOW`]; from this one on they are combined (client-go's EventCorrelator default).
+pub const MAX_SIMILAR: usize = 10;
+/// The aggregation window: a group idle this long starts over (client-go: 600 s).
+pub const SIMILAR_WINDOW: Duration = Duration::from_secs(600);
+/// The prefix of a combined event's message, as client-go's.
+pub const COMBINED_PREFIX: &str = "(combined from similar events): ";
+
+/// client-go's event aggregation for one controller: events on the same Job with the same type and
+/// reason but different messages stay separate events (`kubectl describe job` lists each "Created
+/// pod: ..."), until the [`MAX_SIMILAR`]th different message within [`SIMILAR_WINDOW`]; that one and
+/// later ones are recorded as one combined event whose count grows.
+#[derive(Debug, Default)]
+pub struct Similar {
+    groups: HashMap<(String, EventType, String), Group>,
+}
+
+#[derive(Debug)]
+struct Group {
+    messages: HashSet<String>,
+    last: Instant,
+}
+
+/// What [`Similar::correlate`] decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Correlated {
+    /// Record the event as it is.
+    Distinct,
+    /// Record it as the group's combined event, with this message.
+    Combined(String),
+}
+
+impl Similar {
+    /// Decides how `ev` on the Job with uid `job` is recorded at `now`.
+    pub fn correlate(&mut self, job: &str, ev: &JobEvent, now: Instant) -> Correlated {
+        if self.groups.len() > 4096 {
+            self.groups.retain(|_, g| now.duration_since(g.last) < SIMILAR_WINDOW);
+        }
+        let group = self
+            .groups
+            .entry((job.to_string(), ev.type_, ev.reason.clone()))
+            .or_insert_with(|| Group { messages: HashSet::new(), last: now });
+        if now.duration_since(group.last) >= SIMILAR_WINDOW {
+            group.messages.clear();
+        }
+        group.last = now;
+        if group.messages.contains(&ev.message) {
+            return Correlated::Distinct;
+        }
+        if group.messages.len() + 1 < MAX_SIMILAR {
+            group.messages.insert(ev.message.clone());
+            return Correlated::Distinct;
+        }
+        Correlated::Combined(format!("{COMBINED_PREFIX}{}", ev.message))
+    }
+
+    /// Drops what is kept for the Job with uid `job` (it was deleted).
+    pub fn forget(&mut self, job: &str) {
+        self.groups.retain(|(uid, _, _), _| uid != job);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn similar_events_stay_apart_until_the_tenth_message_as_client_go() {
+        let mut s = Similar::default();
+        let t0 = Instant::now();
+        let first: Vec<Correlated> = (0..12).map(|i| s.correlate("uid-a", &created(&format!("p{i}")), t0)).collect();
+        assert!(first[..9].iter().all(|c| *c == Correlated::Distinct), "{first:?}");
+        assert_eq!(first[9], Correlated::Combined("(combined from similar events): Created pod: p9".into()));
+        assert_eq!(first[11], Correlated::Combined("(combined from similar events): Created pod: p11".into()));
+        // A message already seen is the same event again (its series), not a new similar one.
+        assert_eq!(s.correlate("uid-a", &created("p3"), t0), Correlated::Distinct);
+        // Other reasons, types and Jobs are other groups.
+        assert_eq!(s.correlate("uid-a", &deleted("p0"), t0), Correlated::Distinct);
+        assert_eq!(s.correlate("uid-a", &failed_create("quota"), t0), Correlated::Distinct);
+        assert_eq!(s.correlate("uid-b", &created("q"), t0), Correlated::Distinct);
+        // A group idle for the whole window starts over.
+        let later = t0 + SIMILAR_WINDOW;
+        assert_eq!(s.correlate("uid-a", &created("p99"), later), Correlated::Distinct);
+        s.forget("uid-a");
+        assert!(s.groups.keys().all(|(uid, _, _)| uid == "uid-b"));
+    }
 }
