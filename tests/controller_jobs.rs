@@ -6,7 +6,7 @@ mod controller_support;
 use controller_support::*;
 use jobwright::apiserver::testkit::TestApiServer;
 use jobwright::job::labels::{CONTROLLER_UID, JOB_COMPLETION_INDEX, JOB_NAME, JOB_TRACKING_FINALIZER};
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Event, Pod};
 use kube::ResourceExt;
 use kube::api::Api;
 use serde_json::json;
@@ -49,24 +49,15 @@ async fn simple_job_completes_with_counts_conditions_and_events(kind: Kind) {
     assert!(pods.get(&pod.name_any()).await.is_ok());
 
     // Events through the core/v1 view, as kubectl describe reads them.
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let evs = events_for(&c, "simple").await;
-        let reasons: Vec<_> = evs.iter().filter_map(|e| e.reason.clone()).collect();
-        if reasons.iter().any(|r| r == "SuccessfulCreate") && reasons.iter().any(|r| r == "Completed") {
-            let created = evs.iter().find(|e| e.reason.as_deref() == Some("SuccessfulCreate")).unwrap();
-            let regarding = &created.involved_object;
-            assert_eq!(regarding.api_version.as_deref(), Some(kind.api_version()), "the event regards the Job's kind");
-            assert_eq!(regarding.uid, job.uid());
-            assert_eq!(created.message.as_deref(), Some(format!("Created pod: {}", pod.name_any()).as_str()));
-            let from =
-                created.reporting_component.clone().or(created.source.as_ref().and_then(|s| s.component.clone()));
-            assert_eq!(from.as_deref(), Some("job-controller"));
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "events missing: {reasons:?}");
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await; // polling a list, not synchronising
-    }
+    let has = |evs: &[Event], reason: &str| evs.iter().any(|e| e.reason.as_deref() == Some(reason));
+    let evs = wait_events(&c, "simple", |evs| has(evs, "SuccessfulCreate") && has(evs, "Completed")).await;
+    let created = evs.iter().find(|e| e.reason.as_deref() == Some("SuccessfulCreate")).unwrap();
+    let regarding = &created.involved_object;
+    assert_eq!(regarding.api_version.as_deref(), Some(kind.api_version()), "the event regards the Job's kind");
+    assert_eq!(regarding.uid, job.uid());
+    assert_eq!(created.message.as_deref(), Some(format!("Created pod: {}", pod.name_any()).as_str()));
+    let from = created.reporting_component.clone().or(created.source.as_ref().and_then(|s| s.component.clone()));
+    assert_eq!(from.as_deref(), Some("job-controller"));
 }
 
 /// `kubectl describe job` lists each pod creation as upstream's recorder does: one event per pod
@@ -82,35 +73,24 @@ async fn pod_creation_events_are_separate_then_combined_as_upstream(kind: Kind) 
     jobs.wait_condition("many", "Complete").await;
     let names: Vec<String> = job_pods(&c, &job).await.iter().map(|p| p.name_any()).collect();
     assert_eq!(names.len(), 12);
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let created: Vec<_> = events_for(&c, "many")
-            .await
-            .into_iter()
-            .filter(|e| e.reason.as_deref() == Some("SuccessfulCreate"))
-            .collect();
-        let count =
-            |e: &k8s_openapi::api::core::v1::Event| e.series.as_ref().and_then(|s| s.count).or(e.count).unwrap_or(1);
-        let combined: Vec<_> = created
-            .iter()
-            .filter(|e| {
-                e.message.as_deref().is_some_and(|m| m.starts_with("(combined from similar events): Created pod: "))
-            })
-            .collect();
-        let separate: Vec<_> =
-            created.iter().filter(|e| !combined.iter().any(|c| c.metadata.name == e.metadata.name)).collect();
-        if separate.len() == 9 && combined.len() == 1 && count(combined[0]) == 3 {
-            for e in &separate {
-                let pod = e.related.as_ref().and_then(|r| r.name.clone()).expect("the pod is the related object");
-                assert!(names.contains(&pod), "{pod} is not a pod of the Job");
-                assert_eq!(e.message.as_deref(), Some(format!("Created pod: {pod}").as_str()));
-                assert_eq!(count(e), 1, "one event per pod");
-            }
-            break;
-        }
-        let seen: Vec<_> = created.iter().map(|e| (e.message.clone(), count(e))).collect();
-        assert!(tokio::time::Instant::now() < deadline, "SuccessfulCreate events: {seen:?}");
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await; // polling a list, not synchronising
+    let count = |e: &Event| e.series.as_ref().and_then(|s| s.count).or(e.count).unwrap_or(1);
+    let combined = |e: &Event| {
+        e.message.as_deref().is_some_and(|m| m.starts_with("(combined from similar events): Created pod: "))
+    };
+    let created = |evs: &[Event]| -> Vec<Event> {
+        evs.iter().filter(|e| e.reason.as_deref() == Some("SuccessfulCreate")).cloned().collect()
+    };
+    let evs = wait_events(&c, "many", |evs| {
+        let created = created(evs);
+        let (together, apart): (Vec<_>, Vec<_>) = created.iter().partition(|e| combined(e));
+        apart.len() == 9 && together.len() == 1 && count(together[0]) == 3
+    })
+    .await;
+    for e in created(&evs).iter().filter(|e| !combined(e)) {
+        let pod = e.related.as_ref().and_then(|r| r.name.clone()).expect("the pod is the related object");
+        assert!(names.contains(&pod), "{pod} is not a pod of the Job");
+        assert_eq!(e.message.as_deref(), Some(format!("Created pod: {pod}").as_str()));
+        assert_eq!(count(e), 1, "one event per pod");
     }
 }
 

@@ -184,21 +184,15 @@ async fn rejected_pod_template_gets_an_event_and_does_not_stall_other_jobs(kind:
     jobs.create(&job("fine", json!({"completions": 3}))).await;
     let done = jobs.wait_condition("fine", "Complete").await;
     assert_eq!(counts(&done), (0, 3, 0));
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let evs = events_for(&c, bad).await;
-        if let Some(e) = evs.iter().find(|e| e.reason.as_deref() == Some("FailedCreate")) {
-            assert_eq!(e.type_.as_deref(), Some("Warning"));
-            let msg = e.message.as_deref().unwrap_or("");
-            assert!(
-                msg.starts_with("Error creating: ") && msg.contains("must not have leading or trailing whitespace"),
-                "{msg}"
-            );
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "no FailedCreate event");
-        tokio::time::sleep(Duration::from_millis(50)).await; // polling a list, not synchronising
-    }
+    let reason = |e: &k8s_openapi::api::core::v1::Event| e.reason.as_deref() == Some("FailedCreate");
+    let evs = wait_events(&c, bad, |evs| evs.iter().any(reason)).await;
+    let e = evs.iter().find(|e| reason(e)).expect("awaited");
+    assert_eq!(e.type_.as_deref(), Some("Warning"));
+    let msg = e.message.as_deref().unwrap_or("");
+    assert!(
+        msg.starts_with("Error creating: ") && msg.contains("must not have leading or trailing whitespace"),
+        "{msg}"
+    );
 }
 
 async fn matching_orphan_pod_is_adopted_and_counted(kind: Kind) {
@@ -366,15 +360,9 @@ async fn invalid_custom_job_spec_gets_an_event_and_creates_nothing() {
     let bad = jobs.create(&job("bad-spec", json!({"completions": 2, "parallelism": -1}))).await;
     jobs.create(&job("fine", json!({"completions": 2}))).await;
     assert_eq!(counts(&jobs.wait_condition("fine", "Complete").await), (0, 2, 0));
-    let deadline = tokio::time::Instant::now() + WAIT;
-    let event = loop {
-        let evs = events_for(&c, "bad-spec").await;
-        if let Some(e) = evs.into_iter().find(|e| e.reason.as_deref() == Some("InvalidSpec")) {
-            break e;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "no InvalidSpec event");
-        tokio::time::sleep(Duration::from_millis(50)).await; // polling a list, not synchronising
-    };
+    let reason = |e: &k8s_openapi::api::core::v1::Event| e.reason.as_deref() == Some("InvalidSpec");
+    let evs = wait_events(&c, "bad-spec", |evs| evs.iter().any(reason)).await;
+    let event = evs.into_iter().find(reason).expect("awaited");
     assert_eq!(event.type_.as_deref(), Some("Warning"));
     let msg = event.message.unwrap_or_default();
     assert!(msg.contains("spec.parallelism: Invalid value: -1: must be greater than or equal to 0"), "{msg}");

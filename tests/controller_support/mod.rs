@@ -371,11 +371,38 @@ pub async fn wait_condition(client: &Client, name: &str, type_: &'static str) ->
     Jobs::batch(client).wait_condition(name, type_).await
 }
 
-/// The core/v1 events about the object `name` (filtered here, not by a field selector).
-pub async fn events_for(client: &Client, name: &str) -> Vec<k8s_openapi::api::core::v1::Event> {
+/// Watches the core/v1 events about the object `name` (as `kubectl describe` reads them) until
+/// `done` accepts them all (bounded by [`WAIT`]); returns them.
+pub async fn wait_events(
+    client: &Client,
+    name: &str,
+    done: impl Fn(&[k8s_openapi::api::core::v1::Event]) -> bool,
+) -> Vec<k8s_openapi::api::core::v1::Event> {
     let api: Api<k8s_openapi::api::core::v1::Event> = Api::default_namespaced(client.clone());
-    let all = api.list(&ListParams::default()).await.unwrap().items;
-    all.into_iter().filter(|e| e.involved_object.name.as_deref() == Some(name)).collect()
+    let (store, writer) = kube::runtime::reflector::store();
+    let mut stream = std::pin::pin!(kube::runtime::reflector(writer, watcher(api, watcher::Config::default())));
+    let about = |store: &kube::runtime::reflector::Store<k8s_openapi::api::core::v1::Event>| {
+        let mut evs: Vec<_> = store
+            .state()
+            .iter()
+            .filter(|e| e.involved_object.name.as_deref() == Some(name))
+            .map(|e| (**e).clone())
+            .collect();
+        evs.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+        evs
+    };
+    let waited = tokio::time::timeout(WAIT, async {
+        while let Some(ev) = stream.next().await {
+            if matches!(ev, Ok(watcher::Event::Apply(_) | watcher::Event::InitDone)) && done(&about(&store)) {
+                return;
+            }
+        }
+    })
+    .await;
+    let evs = about(&store);
+    let seen: Vec<_> = evs.iter().map(|e| (e.reason.clone(), e.message.clone())).collect();
+    assert!(waited.is_ok(), "events of {name} never satisfied the test: {seen:#?}");
+    evs
 }
 
 /// Whether the Job has a True condition of this type.
