@@ -89,6 +89,8 @@ pub const COMBINED_PREFIX: &str = "(combined from similar events): ";
 #[derive(Debug, Default)]
 pub struct Similar {
     groups: HashMap<(String, EventType, String), Group>,
+    /// When idle groups were last dropped.
+    pruned: Option<Instant>,
 }
 
 #[derive(Debug)]
@@ -109,8 +111,10 @@ pub enum Correlated {
 impl Similar {
     /// Decides how `ev` on the Job with uid `job` is recorded at `now`.
     pub fn correlate(&mut self, job: &str, ev: &JobEvent, now: Instant) -> Correlated {
-        if self.groups.len() > 4096 {
+        // Idle groups go at most once a minute (a deleted Job's go at once, through `forget`).
+        if self.groups.len() > 4096 && self.pruned.is_none_or(|t| now.duration_since(t) >= Duration::from_secs(60)) {
             self.groups.retain(|_, g| now.duration_since(g.last) < SIMILAR_WINDOW);
+            self.pruned = Some(now);
         }
         let group = self
             .groups
@@ -159,5 +163,17 @@ mod tests {
         assert_eq!(s.correlate("uid-a", &created("p99"), later), Correlated::Distinct);
         s.forget("uid-a");
         assert!(s.groups.keys().all(|(uid, _, _)| uid == "uid-b"));
+    }
+
+    #[test]
+    fn idle_groups_are_dropped_once_there_are_many() {
+        let mut s = Similar::default();
+        let t0 = Instant::now();
+        for i in 0..5000 {
+            s.correlate(&format!("uid-{i}"), &created("p"), t0);
+        }
+        assert_eq!(s.groups.len(), 5000, "within the window nothing is dropped");
+        s.correlate("late", &created("p"), t0 + SIMILAR_WINDOW);
+        assert_eq!(s.groups.len(), 1, "only the group just used is left");
     }
 }
