@@ -90,6 +90,7 @@ pub(super) fn publish<K: JobKind>(sink: &EventSink, job: &Job, evs: Vec<JobEvent
                     }
                     Correlated::Combined(message) => (message, None),
                 };
+                let note = truncate_note(note);
                 Event {
                     type_: match ev.type_ {
                         EventType::Normal => KubeEventType::Normal,
@@ -110,6 +111,21 @@ pub(super) fn publish<K: JobKind>(sink: &EventSink, job: &Job, evs: Vec<JobEvent
             }
         }
     });
+}
+
+/// events.k8s.io/v1 refuses a `note` over 1 KiB: a longer message (an admission error quoting a
+/// whole object, say) is cut at a character boundary with an ellipsis rather than lose the event.
+fn truncate_note(mut note: String) -> String {
+    const MAX: usize = 1024;
+    if note.len() > MAX {
+        let mut end = MAX - '…'.len_utf8();
+        while !note.is_char_boundary(end) {
+            end -= 1;
+        }
+        note.truncate(end);
+        note.push('…');
+    }
+    note
 }
 
 /// Writes `status` with a full-object PUT on the status subresource (of the Job's kind) carrying
@@ -329,4 +345,20 @@ pub async fn apply<K: JobKind>(
         return Err(Error::PodOps(key, errors.join("; ")));
     }
     Ok(plan.requeue_after)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::truncate_note;
+
+    #[test]
+    fn notes_fit_the_events_api_limit() {
+        assert_eq!(truncate_note("short".into()), "short");
+        let exact = "x".repeat(1024);
+        assert_eq!(truncate_note(exact.clone()), exact);
+        let long = "é".repeat(700); // 1,400 bytes of 2-byte characters
+        let cut = truncate_note(long);
+        assert!(cut.len() <= 1024 && cut.ends_with('…'), "{}", cut.len());
+        assert!(cut.trim_end_matches('…').chars().all(|c| c == 'é'));
+    }
 }

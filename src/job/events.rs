@@ -88,7 +88,8 @@ pub const COMBINED_PREFIX: &str = "(combined from similar events): ";
 /// later ones are recorded as one combined event whose count grows.
 #[derive(Debug, Default)]
 pub struct Similar {
-    groups: HashMap<(String, EventType, String), Group>,
+    /// By Job uid, then by (type, reason).
+    groups: HashMap<String, HashMap<(EventType, String), Group>>,
     /// When idle groups were last dropped.
     pruned: Option<Instant>,
 }
@@ -111,14 +112,19 @@ pub enum Correlated {
 impl Similar {
     /// Decides how `ev` on the Job with uid `job` is recorded at `now`.
     pub fn correlate(&mut self, job: &str, ev: &JobEvent, now: Instant) -> Correlated {
-        // Idle groups go at most once a minute (a deleted Job's go at once, through `forget`).
+        // Idle Jobs go at most once a minute (a deleted Job's groups go at once, through `forget`).
         if self.groups.len() > 4096 && self.pruned.is_none_or(|t| now.duration_since(t) >= Duration::from_secs(60)) {
-            self.groups.retain(|_, g| now.duration_since(g.last) < SIMILAR_WINDOW);
+            self.groups.retain(|_, job| {
+                job.retain(|_, g| now.duration_since(g.last) < SIMILAR_WINDOW);
+                !job.is_empty()
+            });
             self.pruned = Some(now);
         }
         let group = self
             .groups
-            .entry((job.to_string(), ev.type_, ev.reason.clone()))
+            .entry(job.to_string())
+            .or_default()
+            .entry((ev.type_, ev.reason.clone()))
             .or_insert_with(|| Group { messages: HashSet::new(), last: now });
         if now.duration_since(group.last) >= SIMILAR_WINDOW {
             group.messages.clear();
@@ -136,7 +142,7 @@ impl Similar {
 
     /// Drops what is kept for the Job with uid `job` (it was deleted).
     pub fn forget(&mut self, job: &str) {
-        self.groups.retain(|(uid, _, _), _| uid != job);
+        self.groups.remove(job);
     }
 }
 
@@ -162,7 +168,7 @@ mod tests {
         let later = t0 + SIMILAR_WINDOW;
         assert_eq!(s.correlate("uid-a", &created("p99"), later), Correlated::Distinct);
         s.forget("uid-a");
-        assert!(s.groups.keys().all(|(uid, _, _)| uid == "uid-b"));
+        assert_eq!(s.groups.keys().collect::<Vec<_>>(), ["uid-b"]);
     }
 
     #[test]

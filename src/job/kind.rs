@@ -109,7 +109,9 @@ pub trait JobKind:
         }
     }
 
-    /// The reference Events about the Job carry (`regarding` / `involvedObject`).
+    /// The reference Events about the Job carry (`regarding` / `involvedObject`). Without the
+    /// Job's resourceVersion (upstream's carries it): kube-runtime's Recorder compares references
+    /// whole, so every status write would start new series instead of counting repeats.
     fn event_ref(job: &BatchJob) -> ObjectReference {
         ObjectReference {
             api_version: Some(Self::api_version(&()).into_owned()),
@@ -117,7 +119,7 @@ pub trait JobKind:
             name: job.metadata.name.clone(),
             namespace: job.metadata.namespace.clone(),
             uid: job.metadata.uid.clone(),
-            resource_version: job.metadata.resource_version.clone(),
+            resource_version: None,
             field_path: None,
         }
     }
