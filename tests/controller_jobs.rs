@@ -280,3 +280,59 @@ both_kinds!(
     backoff_limit_per_index_fails_only_that_index,
     success_policy_completes_the_job_and_stops_the_rest,
 );
+
+/// The recorder alone against the API server: what `kubectl describe job` lists after a burst of
+/// events, as upstream's EventCorrelator would leave it.
+#[tokio::test]
+async fn recorder_dedups_aggregates_and_serialises_as_client_go() {
+    use jobwright::job::events::{JobEvent, created, failed_create};
+    use jobwright::job::recorder::EventSink;
+    let s = TestApiServer::start().await;
+    let c = s.client();
+    let regarding = k8s_openapi::api::core::v1::ObjectReference {
+        api_version: Some("batch/v1".into()),
+        kind: Some("Job".into()),
+        name: Some("burst".into()),
+        namespace: Some("default".into()),
+        uid: Some("uid-burst".into()),
+        ..Default::default()
+    };
+    let sink = EventSink::new(c.clone(), "job-controller");
+    // 12 pod creations over three publishes; the same failure twice at once, from two publishes;
+    // another failure message once.
+    let pods = |r: std::ops::Range<i32>| r.map(|i| created(&format!("burst-{i:02}"))).collect::<Vec<JobEvent>>();
+    let count = |e: &Event| e.series.as_ref().and_then(|s| s.count).or(e.count).unwrap_or(1);
+    let msg = |e: &Event| e.message.clone().unwrap_or_default();
+    let combined = "(combined from similar events): Created pod: ";
+    sink.publish(regarding.clone(), "uid-burst", pods(0..5));
+    sink.publish(regarding.clone(), "uid-burst", pods(5..10));
+    // Publishes of one Job normally come from successive syncs: the later one is the latest.
+    wait_events(&c, "burst", |evs| evs.iter().any(|e| msg(e).starts_with(combined))).await;
+    sink.publish(regarding.clone(), "uid-burst", vec![failed_create("quota A")]);
+    sink.publish(regarding.clone(), "uid-burst", vec![failed_create("quota A")]);
+    sink.publish(regarding.clone(), "uid-burst", pods(10..12));
+    sink.publish(regarding.clone(), "uid-burst", vec![failed_create("quota B")]);
+    let evs = wait_events(&c, "burst", |evs| {
+        let created = evs.iter().filter(|e| e.reason.as_deref() == Some("SuccessfulCreate"));
+        let failed = evs.iter().filter(|e| e.reason.as_deref() == Some("FailedCreate"));
+        created.clone().count() == 10
+            && created.clone().any(|e| msg(e).starts_with(combined) && count(e) == 3)
+            && failed.clone().count() == 2
+            && failed.clone().map(count).sum::<i32>() == 3
+    })
+    .await;
+    let of = |reason: &str| evs.iter().filter(|e| e.reason.as_deref() == Some(reason)).collect::<Vec<_>>();
+    let created = of("SuccessfulCreate");
+    let mut separate: Vec<String> = created.iter().filter(|e| count(e) == 1).map(|e| msg(e)).collect();
+    separate.sort();
+    let want: Vec<String> = (0..9).map(|i| format!("Created pod: burst-{i:02}")).collect();
+    assert_eq!(separate, want, "the first nine stay apart");
+    let together = created.iter().find(|e| count(e) == 3).expect("combined");
+    assert_eq!(msg(together), format!("{combined}burst-11"), "the combined event shows the latest");
+    assert!(together.related.is_none(), "the combined event names no single pod");
+    let failed = of("FailedCreate");
+    let a = failed.iter().find(|e| msg(e) == "Error creating: quota A").expect("quota A");
+    assert_eq!(count(a), 2, "the same message twice, even at once, is one event counted twice");
+    let b = failed.iter().find(|e| msg(e) == "Error creating: quota B").expect("quota B");
+    assert_eq!(count(b), 1, "another message is another event");
+}

@@ -9,20 +9,19 @@
 
 use std::borrow::Borrow;
 use std::collections::BTreeSet;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::batch::v1::{Job, JobStatus};
-use k8s_openapi::api::core::v1::{ObjectReference, Pod};
+use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, PostParams, Preconditions};
-use kube::runtime::events::{Event, EventType as KubeEventType, Recorder};
 
 use super::controller::{Context, Error, remove_finalizer};
-use super::events::{self, Correlated, EventType, JobEvent, Similar};
+use super::events::{self, JobEvent};
 use super::kind::JobKind;
 use super::plan::{DeletionReason, Plan, slow_start_batches};
+use super::recorder::EventSink;
 
 /// When to look again at a Job whose cached version our own status write superseded (normally
 /// the write's watch event comes first).
@@ -42,90 +41,10 @@ fn is_not_found(e: &kube::Error) -> bool {
     matches!(e, kube::Error::Api(s) if s.code == 404)
 }
 
-/// The controller's event recorder and its aggregation of similar events.
-#[derive(Clone)]
-pub struct EventSink {
-    recorder: Recorder,
-    similar: Arc<Mutex<Similar>>,
-}
-
-impl EventSink {
-    /// Events through `recorder`, aggregated as client-go's correlator does.
-    pub fn new(recorder: Recorder) -> Self {
-        Self { recorder, similar: Arc::default() }
-    }
-
-    /// Forgets the aggregation state of a deleted Job.
-    pub fn forget(&self, job_uid: &str) {
-        self.similar.lock().unwrap_or_else(|e| e.into_inner()).forget(job_uid);
-    }
-}
-
 /// Publishes the Job's events in the background (an event is best effort and must not slow or
-/// fail a sync). An event about a pod names it as its `related` object, so each stays its own
-/// event (kube-runtime's Recorder would otherwise merge every event of a reason into one series);
-/// past [`super::events::MAX_SIMILAR`] similar ones they are combined, as upstream's.
+/// fail a sync), deduplicated and aggregated as upstream's (see [`EventSink`]).
 pub(super) fn publish<K: JobKind>(sink: &EventSink, job: &Job, evs: Vec<JobEvent>) {
-    if evs.is_empty() {
-        return;
-    }
-    let recorder = sink.recorder.clone();
-    let reference = K::event_ref(job);
-    let uid = job.metadata.uid.clone().unwrap_or_default();
-    let now = Instant::now();
-    let evs: Vec<Event> = {
-        let mut similar = sink.similar.lock().unwrap_or_else(|e| e.into_inner());
-        evs.into_iter()
-            .map(|ev| {
-                let (note, secondary) = match similar.correlate(&uid, &ev, now) {
-                    Correlated::Distinct => {
-                        let pod = ev.pod.as_ref().map(|name| ObjectReference {
-                            api_version: Some("v1".into()),
-                            kind: Some("Pod".into()),
-                            name: Some(name.clone()),
-                            namespace: reference.namespace.clone(),
-                            ..Default::default()
-                        });
-                        (ev.message, pod)
-                    }
-                    Correlated::Combined(message) => (message, None),
-                };
-                let note = truncate_note(note);
-                Event {
-                    type_: match ev.type_ {
-                        EventType::Normal => KubeEventType::Normal,
-                        EventType::Warning => KubeEventType::Warning,
-                    },
-                    action: ev.reason.clone(),
-                    reason: ev.reason,
-                    note: Some(note),
-                    secondary,
-                }
-            })
-            .collect()
-    };
-    tokio::spawn(async move {
-        for e in evs {
-            if let Err(err) = recorder.publish(&e, &reference).await {
-                tracing::debug!(reason = %e.reason, error = %err, "publishing an event failed");
-            }
-        }
-    });
-}
-
-/// events.k8s.io/v1 refuses a `note` over 1 KiB: a longer message (an admission error quoting a
-/// whole object, say) is cut at a character boundary with an ellipsis rather than lose the event.
-fn truncate_note(mut note: String) -> String {
-    const MAX: usize = 1024;
-    if note.len() > MAX {
-        let mut end = MAX - '…'.len_utf8();
-        while !note.is_char_boundary(end) {
-            end -= 1;
-        }
-        note.truncate(end);
-        note.push('…');
-    }
-    note
+    sink.publish(K::event_ref(job), job.metadata.uid.as_deref().unwrap_or_default(), evs);
 }
 
 /// Writes `status` with a full-object PUT on the status subresource (of the Job's kind) carrying
@@ -345,20 +264,4 @@ pub async fn apply<K: JobKind>(
         return Err(Error::PodOps(key, errors.join("; ")));
     }
     Ok(plan.requeue_after)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::truncate_note;
-
-    #[test]
-    fn notes_fit_the_events_api_limit() {
-        assert_eq!(truncate_note("short".into()), "short");
-        let exact = "x".repeat(1024);
-        assert_eq!(truncate_note(exact.clone()), exact);
-        let long = "é".repeat(700); // 1,400 bytes of 2-byte characters
-        let cut = truncate_note(long);
-        assert!(cut.len() <= 1024 && cut.ends_with('…'), "{}", cut.len());
-        assert!(cut.trim_end_matches('…').chars().all(|c| c == 'é'));
-    }
 }

@@ -32,7 +32,6 @@ use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef, Store, store::Writer};
 use kube::runtime::watcher;
 use kube::runtime::{WatchStreamExt, controller};
@@ -41,7 +40,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::UnboundedReceiverStream;
 
 use super::adopt::{Claim, claim};
-use super::apply::{self, EventSink};
+use super::apply;
 use super::config::Config;
 use super::expectations::{Expectations, PodEvent};
 use super::kind::{JobKind, KindId, controller_of, job_controller_uid, owner_kind};
@@ -49,6 +48,7 @@ use super::labels::JOB_TRACKING_FINALIZER;
 use super::plan::{SyncContext, orphan_needs_finalizer_removal, plan_with};
 use super::pod_index::{PodIndex, orphan_key};
 use super::pods;
+use super::recorder::EventSink;
 use crate::crd::Job as CrdJob;
 use crate::metrics::{Metrics, ReconcileResult};
 
@@ -342,8 +342,7 @@ async fn run_kinds(
     if crd {
         all_ready.push(crd_ready);
     }
-    let reporter = Reporter { controller: REPORTING_CONTROLLER.into(), instance: None };
-    let recorder = EventSink::new(Recorder::new(client.clone(), reporter));
+    let recorder = EventSink::new(client.clone(), REPORTING_CONTROLLER);
     let synced = opts.caches_synced.clone().map(|tx| {
         AbortOnDrop(tokio::spawn(async move {
             for rx in &all_ready {

@@ -82,6 +82,7 @@ mod plan_tests;
 pub mod pod_index;
 pub mod pods;
 pub mod policy;
+pub mod recorder;
 #[cfg(test)]
 mod sim_tests;
 pub mod status;

@@ -1,0 +1,210 @@
+//! The Job controller's event recorder (events.k8s.io/v1), deduplicating and aggregating as
+//! client-go's `EventCorrelator` does for upstream's Job controller:
+//! - an event with the same Job, type, reason and message as one already written is that event
+//!   again: its `series` count grows (a merge patch), its message unchanged;
+//! - similar events (same Job, type and reason, another message) stay separate events until the
+//!   [`MAX_SIMILAR`](super::events::MAX_SIMILAR)th different message in the window, from which on
+//!   they are one "(combined from similar events): ..." event whose count grows and whose message
+//!   is the latest, as upstream patches it in.
+//!
+//! Writes of one event are serialised (a per-event async lock), so two syncs publishing the same
+//! event at once make one event with count 2, never two events. Publishing never fails a sync:
+//! errors are logged at debug level.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use k8s_openapi::api::core::v1::ObjectReference;
+use k8s_openapi::api::events::v1::{Event, EventSeries};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
+use kube::Client;
+use kube::api::{Api, Patch, PatchParams, PostParams};
+
+use super::events::{Correlated, EventType, JobEvent, SIMILAR_WINDOW, Similar};
+
+/// events.k8s.io/v1 refuses a `note` over 1 KiB.
+const MAX_NOTE: usize = 1024;
+
+/// Which event a [`JobEvent`] is, within one Job: type, reason and message (the combined message
+/// of a group is one event whatever pod it names last).
+type Key = (EventType, String, Option<String>);
+
+/// An event this recorder wrote.
+#[derive(Debug)]
+struct Written {
+    name: String,
+    count: i32,
+}
+
+type Slot = Arc<tokio::sync::Mutex<Option<Written>>>;
+
+#[derive(Default)]
+struct State {
+    similar: Similar,
+    /// By Job uid: its events, and when one was last published.
+    written: HashMap<String, (Instant, HashMap<Key, Slot>)>,
+    pruned: Option<Instant>,
+}
+
+/// The controller's event recorder; cheap to clone.
+#[derive(Clone)]
+pub struct EventSink {
+    client: Client,
+    controller: String,
+    instance: String,
+    state: Arc<Mutex<State>>,
+    seq: Arc<AtomicU64>,
+}
+
+/// One event to write.
+struct Pending {
+    slot: Slot,
+    type_: EventType,
+    reason: String,
+    note: String,
+    related: Option<ObjectReference>,
+}
+
+impl EventSink {
+    /// Events reported as `controller` (`reportingController`; also the instance, as upstream's
+    /// recorder leaves no host name there).
+    pub fn new(client: Client, controller: &str) -> Self {
+        Self {
+            client,
+            controller: controller.into(),
+            instance: controller.into(),
+            state: Arc::default(),
+            seq: Arc::default(),
+        }
+    }
+
+    /// Forgets what was recorded about a deleted Job.
+    pub fn forget(&self, job_uid: &str) {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        st.similar.forget(job_uid);
+        st.written.remove(job_uid);
+    }
+
+    /// Publishes `evs` about the object `regarding` (the Job, uid `job_uid`) in the background.
+    pub fn publish(&self, regarding: ObjectReference, job_uid: &str, evs: Vec<JobEvent>) {
+        if evs.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        let pending: Vec<Pending> = {
+            let mut guard = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            let st = &mut *guard;
+            if st.written.len() > 4096
+                && st.pruned.is_none_or(|t| now.duration_since(t) >= std::time::Duration::from_secs(60))
+            {
+                st.written.retain(|_, (last, _)| now.duration_since(*last) < SIMILAR_WINDOW);
+                st.pruned = Some(now);
+            }
+            let (last, slots) = st.written.entry(job_uid.to_string()).or_insert_with(|| (now, HashMap::new()));
+            *last = now;
+            evs.into_iter()
+                .map(|ev| {
+                    let (note, related, message_key) = match st.similar.correlate(job_uid, &ev, now) {
+                        Correlated::Distinct => {
+                            let pod = ev.pod.as_ref().map(|name| ObjectReference {
+                                api_version: Some("v1".into()),
+                                kind: Some("Pod".into()),
+                                name: Some(name.clone()),
+                                namespace: regarding.namespace.clone(),
+                                ..Default::default()
+                            });
+                            (ev.message.clone(), pod, Some(ev.message))
+                        }
+                        Correlated::Combined(message) => (message, None, None),
+                    };
+                    let slot = slots.entry((ev.type_, ev.reason.clone(), message_key)).or_default().clone();
+                    Pending { slot, type_: ev.type_, reason: ev.reason, note: truncate_note(note), related }
+                })
+                .collect()
+        };
+        let sink = self.clone();
+        tokio::spawn(async move {
+            for p in pending {
+                if let Err(e) = sink.write(&regarding, p).await {
+                    tracing::debug!(error = %e, "publishing an event failed");
+                }
+            }
+        });
+    }
+
+    async fn write(&self, regarding: &ObjectReference, p: Pending) -> Result<(), kube::Error> {
+        let ns = regarding.namespace.clone().unwrap_or_else(|| "default".into());
+        let api: Api<Event> = Api::namespaced(self.client.clone(), &ns);
+        let mut slot = p.slot.lock().await;
+        let now = MicroTime(k8s_openapi::jiff::Timestamp::now());
+        if let Some(w) = slot.as_mut() {
+            let count = w.count + 1;
+            let patch = serde_json::json!({
+                "series": EventSeries { count, last_observed_time: now.clone() },
+                "note": p.note,
+            });
+            match api.patch(&w.name, &PatchParams::default(), &Patch::Merge(&patch)).await {
+                Ok(_) => {
+                    w.count = count;
+                    return Ok(());
+                }
+                // Deleted meanwhile (events expire): write it anew.
+                Err(kube::Error::Api(s)) if s.code == 404 => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let base = regarding.name.clone().unwrap_or_else(|| self.controller.clone());
+        let mut ev = Event {
+            metadata: ObjectMeta { namespace: Some(ns), ..Default::default() },
+            action: Some(p.reason.clone()),
+            reason: Some(p.reason),
+            type_: Some(p.type_.as_str().into()),
+            note: Some(p.note),
+            event_time: Some(now.clone()),
+            regarding: Some(regarding.clone()),
+            related: p.related,
+            reporting_controller: Some(self.controller.clone()),
+            reporting_instance: Some(self.instance.clone()),
+            ..Default::default()
+        };
+        // Upstream names events `<object>.<unix nanos in hex>`; a sequence number keeps two events
+        // of one instant apart.
+        let nanos = now.0.as_nanosecond() as u128 + u128::from(self.seq.fetch_add(1, Ordering::Relaxed));
+        ev.metadata.name = Some(format!("{base}.{nanos:x}"));
+        let created = api.create(&PostParams::default(), &ev).await?;
+        *slot = Some(Written { name: created.metadata.name.unwrap_or_default(), count: 1 });
+        Ok(())
+    }
+}
+
+/// A `note` cut to the events API's limit at a character boundary, with an ellipsis, rather than an
+/// event refused (an admission error quoting a whole object, say).
+fn truncate_note(mut note: String) -> String {
+    if note.len() > MAX_NOTE {
+        let mut end = MAX_NOTE - '…'.len_utf8();
+        while !note.is_char_boundary(end) {
+            end -= 1;
+        }
+        note.truncate(end);
+        note.push('…');
+    }
+    note
+}
+
+#[cfg(test)]
+mod tests {
+    use super::truncate_note;
+
+    #[test]
+    fn notes_fit_the_events_api_limit() {
+        assert_eq!(truncate_note("short".into()), "short");
+        let exact = "x".repeat(1024);
+        assert_eq!(truncate_note(exact.clone()), exact);
+        let long = "é".repeat(700); // 1,400 bytes of 2-byte characters
+        let cut = truncate_note(long);
+        assert!(cut.len() <= 1024 && cut.ends_with('…'), "{}", cut.len());
+        assert!(cut.trim_end_matches('…').chars().all(|c| c == 'é'));
+    }
+}
