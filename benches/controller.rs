@@ -120,6 +120,7 @@ async fn scenario(cfg: kube::Config, jobs: usize, completions: i32, parallelism:
         metrics: Some(metrics.clone()),
         caches_synced: Some(Arc::new(synced_tx)),
         crd_jobs: controller::CrdJobs::Disabled,
+        ..Options::default()
     };
     tokio::spawn(controller::run(ctl_client, opts, std::future::pending()));
     synced.wait_for(|s| *s).await.expect("caches synced");

@@ -120,6 +120,7 @@ pub async fn run(
         metrics: None,
         caches_synced: None,
         crd_jobs: crate::job::controller::CrdJobs::Enabled,
+        ..Default::default()
     };
     let stop_controller = tokio_util::sync::CancellationToken::new();
     let controller =

@@ -63,8 +63,9 @@ enum Command {
         /// Do not run the TTL-after-finished controller.
         #[arg(long)]
         no_ttl_controller: bool,
-        /// Also reconcile jobwright.dev/v1 Jobs (the CRD, `kubectl get wjob`): auto = if the API
-        /// server serves them when the controller starts (discovery), true = always, false = never.
+        /// Also reconcile jobwright.dev/v1 Jobs (the CRD, `kubectl get wjob`): auto = once the API
+        /// server serves them (discovery, asked again every 30 s while not), true = always,
+        /// false = never.
         #[arg(long, value_enum, default_value_t = jobwright::job::controller::CrdJobs::Auto)]
         crd_jobs: jobwright::job::controller::CrdJobs,
         /// Logging, admin server (metrics, health) and leader election.

@@ -326,6 +326,35 @@ async fn both_kinds_side_by_side_with_the_same_name() {
     wait_no_tracking_finalizer(&c).await;
 }
 
+/// `--crd-jobs auto` started without the CRD: once it is installed, discovery serves it and the
+/// controllers restart with both kinds.
+#[tokio::test]
+async fn crd_installed_after_start_is_reconciled_with_auto() {
+    let s = TestApiServer::start().await;
+    let c = s.client();
+    let batch = Jobs::new(&c, Kind::Batch).await;
+    let _k = kubelet(c.clone(), "default", |_, _| Outcome::Succeed).await;
+    let opts = jobwright::job::controller::Options {
+        config: test_config(),
+        crd_jobs: jobwright::job::controller::CrdJobs::Auto,
+        crd_recheck: std::time::Duration::from_millis(100),
+        ..Default::default()
+    };
+    let _ctl = tokio::spawn(jobwright::job::controller::run(c.clone(), opts, std::future::pending()));
+    batch.create(&job("before", json!({"completions": 2}))).await;
+    let before = batch.wait_condition("before", "Complete").await;
+    assert_eq!(counts(&before), (0, 2, 0));
+    // The CRD arrives while the controller runs: its Jobs are reconciled without a restart, and
+    // batch/v1 Jobs still are.
+    let custom = Jobs::new(&c, Kind::Crd).await;
+    custom.create(&job("after", json!({"completions": 2}))).await;
+    assert_eq!(counts(&custom.wait_condition("after", "Complete").await), (0, 2, 0));
+    batch.create(&job("again", json!({"completions": 1}))).await;
+    assert_eq!(counts(&batch.wait_condition("again", "Complete").await), (0, 1, 0));
+    // The restart relisted: the first Job's pods were not created again.
+    assert_eq!(job_pods(&c, &before).await.len(), 2);
+}
+
 /// `--crd-jobs true` on an API server without the CRD: batch/v1 Jobs still run and the orphan path
 /// (which does not wait for the unserved kind's cache) still removes finalizers.
 #[tokio::test]

@@ -132,14 +132,17 @@ pub struct Options {
     pub caches_synced: Option<Arc<watch::Sender<bool>>>,
     /// Whether `jobwright.dev/v1` Jobs are reconciled too (batch/v1 Jobs always are).
     pub crd_jobs: CrdJobs,
+    /// With [`CrdJobs::Auto`] and the CRD not served: how often discovery is asked again.
+    pub crd_recheck: Duration,
 }
 
 /// Whether the controller reconciles `jobwright.dev/v1` Jobs ([`crate::crd`]) besides batch/v1
-/// Jobs: `auto` decides once at start from discovery (reconciled iff the API server serves
-/// `jobwright.dev/v1` `jobs`; installing the CRD later needs a restart, or a new leadership term).
+/// Jobs: `auto` asks discovery at start (reconciled iff the API server serves `jobwright.dev/v1`
+/// `jobs`) and, while they are not served, again every [`Options::crd_recheck`]: a CRD installed
+/// later restarts the controllers with both kinds.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum CrdJobs {
-    /// Reconcile them if the API server serves them when the controller starts.
+    /// Reconcile them once the API server serves them.
     #[default]
     Auto,
     /// Always (a watch of an unserved resource retries with backoff and the caches never sync).
@@ -169,6 +172,7 @@ impl Default for Options {
             metrics: None,
             caches_synced: None,
             crd_jobs: CrdJobs::Auto,
+            crd_recheck: Duration::from_secs(30),
         }
     }
 }
@@ -289,7 +293,50 @@ impl<T> Drop for AbortOnDrop<T> {
 /// Runs the Job controller (and, if enabled, the TTL controller) until `shutdown` completes.
 pub async fn run(client: Client, opts: Options, shutdown: impl Future<Output = ()> + Send + Sync + 'static) {
     let shutdown = futures::future::FutureExt::shared(Box::pin(shutdown));
-    let crd = reconcile_crd_jobs(&client, opts.crd_jobs).await;
+    let mut crd = reconcile_crd_jobs(&client, opts.crd_jobs).await;
+    loop {
+        // `stop` ends this run: at shutdown, or (`auto` without the CRD) once discovery serves
+        // jobwright.dev/v1 Jobs, to start again with both kinds (a one-time relist).
+        let stop = tokio_util::sync::CancellationToken::new();
+        let appeared = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let _on_shutdown = {
+            let (shutdown, stop) = (shutdown.clone(), stop.clone());
+            AbortOnDrop(tokio::spawn(async move {
+                shutdown.await;
+                stop.cancel();
+            }))
+        };
+        let _recheck = (opts.crd_jobs == CrdJobs::Auto && !crd).then(|| {
+            let (client, stop, appeared, every) = (client.clone(), stop.clone(), appeared.clone(), opts.crd_recheck);
+            AbortOnDrop(tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(every).await;
+                    if matches!(crd_served(&client).await, Ok(true)) {
+                        appeared.store(true, std::sync::atomic::Ordering::SeqCst);
+                        stop.cancel();
+                        return;
+                    }
+                }
+            }))
+        });
+        run_once(&client, opts.clone(), crd, stop.cancelled_owned()).await;
+        if shutdown.peek().is_some() || !appeared.load(std::sync::atomic::Ordering::SeqCst) {
+            return;
+        }
+        tracing::info!("jobwright.dev/v1 Jobs are now served: restarting the controllers to reconcile them too");
+        crd = true;
+    }
+}
+
+/// One run of the controllers (the TTL controller too if enabled) for a fixed set of kinds.
+async fn run_once(
+    client: &Client,
+    opts: Options,
+    crd: bool,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) {
+    let shutdown = futures::future::FutureExt::shared(Box::pin(shutdown));
+    let client = client.clone();
     let mut ttl = vec![];
     if opts.ttl_controller {
         let (c, config, s) = (client.clone(), opts.config.clone(), shutdown.clone());
