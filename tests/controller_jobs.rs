@@ -72,8 +72,9 @@ async fn pod_creation_events_are_separate_then_combined_as_upstream(kind: Kind) 
     let _ctl = start_controller(c.clone());
     let job = jobs.create(&job("many", json!({"completions": 12, "parallelism": 4}))).await;
     jobs.wait_condition("many", "Complete").await;
-    let names: Vec<String> = job_pods(&c, &job).await.iter().map(|p| p.name_any()).collect();
-    assert_eq!(names.len(), 12);
+    let pods: std::collections::BTreeMap<String, Option<String>> =
+        job_pods(&c, &job).await.iter().map(|p| (p.name_any(), p.uid())).collect();
+    assert_eq!(pods.len(), 12);
     let count = |e: &Event| e.series.as_ref().and_then(|s| s.count).or(e.count).unwrap_or(1);
     let combined = |e: &Event| {
         e.message.as_deref().is_some_and(|m| m.starts_with("(combined from similar events): Created pod: "))
@@ -88,8 +89,10 @@ async fn pod_creation_events_are_separate_then_combined_as_upstream(kind: Kind) 
     })
     .await;
     for e in created(&evs).iter().filter(|e| !combined(e)) {
-        let pod = e.related.as_ref().and_then(|r| r.name.clone()).expect("the pod is the related object");
-        assert!(names.contains(&pod), "{pod} is not a pod of the Job");
+        let related = e.related.as_ref().expect("the pod is the related object");
+        let pod = related.name.clone().unwrap_or_default();
+        assert_eq!(pods.get(&pod), Some(&related.uid), "{pod}: a pod of the Job, with its uid");
+        assert_eq!((related.kind.as_deref(), related.api_version.as_deref()), (Some("Pod"), Some("v1")));
         assert_eq!(e.message.as_deref(), Some(format!("Created pod: {pod}").as_str()));
         assert_eq!(count(e), 1, "one event per pod");
     }

@@ -140,7 +140,7 @@ pub async fn apply<K: JobKind>(
                 if d.remove_finalizer_first {
                     ctx.expectations.expect_finalizer_removal(&uid, &d.uid);
                 }
-                evs.push(events::deleted(&d.name));
+                evs.push(events::deleted(&d.name).with_pod_uid(Some(&d.uid)));
             }
             Err(e) => {
                 let msg = api_message(&e);
@@ -177,7 +177,7 @@ pub async fn apply<K: JobKind>(
                 Ok(p) => {
                     created += 1;
                     ctx.expectations.expect_creation(&uid, p.metadata.uid.as_deref().unwrap_or_default());
-                    evs.push(events::created(&p.name_any()));
+                    evs.push(events::created(&p.name_any()).with_pod_uid(p.metadata.uid.as_deref()));
                 }
                 Err(e) => {
                     failed = true;

@@ -34,17 +34,19 @@ pub struct JobEvent {
     pub message: String,
     /// The pod the event is about, if any (the event's `related` object).
     pub pod: Option<String>,
+    /// That pod's uid, when known.
+    pub pod_uid: Option<String>,
 }
 
 impl JobEvent {
     /// A Normal event.
     pub fn normal(reason: &str, message: &str) -> Self {
-        Self { type_: EventType::Normal, reason: reason.into(), message: message.into(), pod: None }
+        Self { type_: EventType::Normal, reason: reason.into(), message: message.into(), pod: None, pod_uid: None }
     }
 
     /// A Warning event.
     pub fn warning(reason: &str, message: &str) -> Self {
-        Self { type_: EventType::Warning, reason: reason.into(), message: message.into(), pod: None }
+        Self { type_: EventType::Warning, reason: reason.into(), message: message.into(), pod: None, pod_uid: None }
     }
 }
 
@@ -66,6 +68,13 @@ pub fn deleted(pod_name: &str) -> JobEvent {
 /// `Warning FailedDelete "Error deleting: <error>"`, after a failed pod deletion.
 pub fn failed_delete(error: &str) -> JobEvent {
     JobEvent::warning("FailedDelete", &format!("Error deleting: {error}"))
+}
+
+impl JobEvent {
+    /// The event, naming the uid of its pod.
+    pub fn with_pod_uid(self, uid: Option<&str>) -> Self {
+        Self { pod_uid: uid.map(str::to_string), ..self }
+    }
 }
 
 /// A `jobwright.dev/v1` Job whose spec batch/v1 validation refuses (kube-apiserver would have

@@ -113,6 +113,7 @@ impl EventSink {
                                 kind: Some("Pod".into()),
                                 name: Some(name.clone()),
                                 namespace: regarding.namespace.clone(),
+                                uid: ev.pod_uid.clone(),
                                 ..Default::default()
                             });
                             (ev.message.clone(), pod, Some(ev.message))
