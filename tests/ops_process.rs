@@ -21,7 +21,7 @@ use jobwright::apiserver::testkit::TestApiServer;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::Api;
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 use serde_json::json;
@@ -328,18 +328,6 @@ fn phase(p: &Pod) -> &str {
     p.status.as_ref().and_then(|s| s.phase.as_deref()).unwrap_or("")
 }
 
-/// Marks the pod Succeeded (exit 0) through the status subresource, as the kubelet would.
-async fn succeed(client: &Client, pod: &Pod) {
-    let api: Api<Pod> = Api::default_namespaced(client.clone());
-    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    let status = json!({"status": {"phase": "Succeeded",
-        "conditions": [{"type": "Ready", "status": "False", "lastTransitionTime": now}],
-        "containerStatuses": [{"name": "main", "image": "busybox", "imageID": "", "ready": false,
-            "restartCount": 0, "started": false,
-            "state": {"terminated": {"exitCode": 0, "reason": "Completed", "startedAt": now, "finishedAt": now}}}]}});
-    api.patch_status(&pod.name_any(), &PatchParams::default(), &Patch::Merge(status)).await.expect("pod status");
-}
-
 fn succeeded(j: Option<&Job>) -> i32 {
     j.and_then(|j| j.status.as_ref()).and_then(|s| s.succeeded).unwrap_or(0)
 }
@@ -355,7 +343,7 @@ async fn finish_one(client: &Client, job: &Job, done: i32) {
         pods.iter().filter(|p| phase(p) == "Running" && p.metadata.deletion_timestamp.is_none()).collect();
     running.sort_by_key(|p| p.name_any());
     let pod = running.first().unwrap_or_else(|| panic!("no running pod with {done} succeeded: {pods:#?}"));
-    succeed(client, pod).await;
+    controller_support::set_status(&Api::default_namespaced(client.clone()), pod, Outcome::Succeed).await;
     let name = job.name_any();
     wait_job(client, &name, "the succeeded pod counted", move |j: Option<&Job>| succeeded(j) > done).await;
 }

@@ -96,7 +96,8 @@ fn container_status(pod: &Pod, terminated: Option<i32>) -> Value {
         "started": terminated.is_none(), "state": state}])
 }
 
-async fn set_status(api: &Api<Pod>, pod: &Pod, outcome: Outcome) {
+/// Writes the pod's status as the kubelet would for `outcome` (a pod already gone is fine).
+pub async fn set_status(api: &Api<Pod>, pod: &Pod, outcome: Outcome) {
     let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let status = match outcome {
         Outcome::Succeed => json!({"phase": "Succeeded", "containerStatuses": container_status(pod, Some(0)),
