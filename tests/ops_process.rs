@@ -122,6 +122,11 @@ impl Controller {
 
 /// Waits (bounded) until the controller's `/readyz` answers `200 ok`.
 async fn wait_ready(c: &Controller) {
+    wait_ready_after(c, |body| body.starts_with("not ready: ")).await;
+}
+
+/// Waits (bounded) until `/readyz` answers `200 ok`; until then each 503 body must pass `not_ready`.
+async fn wait_ready_after(c: &Controller, not_ready: impl Fn(&str) -> bool) {
     let deadline = Instant::now() + WAIT;
     loop {
         let (status, body) = http_get(c.admin, "/readyz").await;
@@ -129,7 +134,7 @@ async fn wait_ready(c: &Controller) {
             assert_eq!(body, "ok");
             return;
         }
-        assert!(body.starts_with("not ready: "), "{body}");
+        assert!(not_ready(&body), "{body}");
         assert!(Instant::now() < deadline, "never ready ({body}); log:\n{}", c.log());
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -589,17 +594,7 @@ async fn readyz_flips_when_the_caches_sync() {
     assert_eq!(http_get(c.admin, "/readyz").await, (503, "not ready: caches not synced".to_string()));
 
     gate.send_replace(true);
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let (status, body) = http_get(c.admin, "/readyz").await;
-        if status == 200 {
-            assert_eq!(body, "ok");
-            break;
-        }
-        assert_eq!(body, "not ready: caches not synced");
-        assert!(Instant::now() < deadline, "never ready; log:\n{}", c.log());
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_ready_after(&c, |body| body == "not ready: caches not synced").await;
     nix::sys::signal::kill(c.pid(), nix::sys::signal::Signal::SIGTERM).unwrap();
     let status = within("exit after SIGTERM", c.wait_exit()).await;
     assert_eq!(status.code(), Some(0), "{}", c.log());
