@@ -119,16 +119,26 @@ pub enum Correlated {
 }
 
 impl Similar {
+    /// Drops the Jobs idle for [`SIMILAR_WINDOW`], once there are more than 4,096 and at most once a
+    /// minute (a deleted Job goes at once, through [`Similar::forget`]); returns their uids.
+    pub fn prune(&mut self, now: Instant) -> Vec<String> {
+        if self.groups.len() <= 4096 || self.pruned.is_some_and(|t| now.duration_since(t) < Duration::from_secs(60)) {
+            return vec![];
+        }
+        self.pruned = Some(now);
+        let mut dropped = vec![];
+        self.groups.retain(|uid, job| {
+            job.retain(|_, g| now.duration_since(g.last) < SIMILAR_WINDOW);
+            if job.is_empty() {
+                dropped.push(uid.clone());
+            }
+            !job.is_empty()
+        });
+        dropped
+    }
+
     /// Decides how `ev` on the Job with uid `job` is recorded at `now`.
     pub fn correlate(&mut self, job: &str, ev: &JobEvent, now: Instant) -> Correlated {
-        // Idle Jobs go at most once a minute (a deleted Job's groups go at once, through `forget`).
-        if self.groups.len() > 4096 && self.pruned.is_none_or(|t| now.duration_since(t) >= Duration::from_secs(60)) {
-            self.groups.retain(|_, job| {
-                job.retain(|_, g| now.duration_since(g.last) < SIMILAR_WINDOW);
-                !job.is_empty()
-            });
-            self.pruned = Some(now);
-        }
         let group = self
             .groups
             .entry(job.to_string())
@@ -187,8 +197,11 @@ mod tests {
         for i in 0..5000 {
             s.correlate(&format!("uid-{i}"), &created("p"), t0);
         }
+        assert!(s.prune(t0).is_empty());
         assert_eq!(s.groups.len(), 5000, "within the window nothing is dropped");
-        s.correlate("late", &created("p"), t0 + SIMILAR_WINDOW);
+        let later = t0 + SIMILAR_WINDOW;
+        assert_eq!(s.prune(later).len(), 5000, "idle for the whole window: dropped, uids returned");
+        s.correlate("late", &created("p"), later);
         assert_eq!(s.groups.len(), 1, "only the group just used is left");
     }
 }

@@ -22,7 +22,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use kube::Client;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 
-use super::events::{Correlated, EventType, JobEvent, SIMILAR_WINDOW, Similar};
+use super::events::{Correlated, EventType, JobEvent, Similar};
 
 /// events.k8s.io/v1 refuses a `note` over 1 KiB.
 const MAX_NOTE: usize = 1024;
@@ -43,9 +43,8 @@ type Slot = Arc<tokio::sync::Mutex<Option<Written>>>;
 #[derive(Default)]
 struct State {
     similar: Similar,
-    /// By Job uid: its events, and when one was last published.
-    written: HashMap<String, (Instant, HashMap<Key, Slot>)>,
-    pruned: Option<Instant>,
+    /// By Job uid: its events (dropped with the Job's groups in `similar`).
+    written: HashMap<String, HashMap<Key, Slot>>,
 }
 
 /// The controller's event recorder; cheap to clone.
@@ -96,14 +95,10 @@ impl EventSink {
         let pending: Vec<Pending> = {
             let mut guard = self.state.lock().unwrap_or_else(|e| e.into_inner());
             let st = &mut *guard;
-            if st.written.len() > 4096
-                && st.pruned.is_none_or(|t| now.duration_since(t) >= std::time::Duration::from_secs(60))
-            {
-                st.written.retain(|_, (last, _)| now.duration_since(*last) < SIMILAR_WINDOW);
-                st.pruned = Some(now);
+            for uid in st.similar.prune(now) {
+                st.written.remove(&uid);
             }
-            let (last, slots) = st.written.entry(job_uid.to_string()).or_insert_with(|| (now, HashMap::new()));
-            *last = now;
+            let slots = st.written.entry(job_uid.to_string()).or_default();
             evs.into_iter()
                 .map(|ev| {
                     let (note, related, message_key) = match st.similar.correlate(job_uid, &ev, now) {
