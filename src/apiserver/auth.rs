@@ -312,11 +312,6 @@ impl Auth {
         }
     }
 
-    /// The authorization mode.
-    pub fn mode(&self) -> AuthorizationMode {
-        self.mode
-    }
-
     /// Whether requests are authenticated and authorized (RBAC mode).
     pub fn enforcing(&self) -> bool {
         self.mode == AuthorizationMode::Rbac

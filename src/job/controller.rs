@@ -185,7 +185,7 @@ pub struct Context<K: JobKind = Job> {
     pub config: Config,
     /// All pods.
     pub pods: Store<Pod>,
-    /// All Jobs of this kind.
+    /// All Jobs of this kind (what ties the context to its kind).
     pub jobs: Store<K>,
     /// Outstanding pod operations per Job uid.
     pub expectations: Arc<Expectations>,
@@ -359,9 +359,7 @@ pub async fn run_job_controller(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let opts = Options { config, ttl_controller: false, ..Options::default() };
-    let crd = reconcile_crd_jobs(&client, opts.crd_jobs).await;
-    run_kinds(client, opts, crd, shutdown).await
+    run(client, Options { config, ttl_controller: false, ..Options::default() }, shutdown).await
 }
 
 /// One pod reflector (feeding the pod index, the expectations and the orphan worker), then one
@@ -538,7 +536,8 @@ impl Queue {
     }
 
     /// How many Jobs are waiting.
-    pub fn depth(&self) -> usize {
+    #[cfg(test)]
+    fn depth(&self) -> usize {
         self.waiting.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
 }

@@ -109,9 +109,9 @@ pub trait JobKind:
         }
     }
 
-    /// The reference Events about the Job carry (`regarding` / `involvedObject`). Without the
-    /// Job's resourceVersion (upstream's carries it): kube-runtime's Recorder compares references
-    /// whole, so every status write would start new series instead of counting repeats.
+    /// The reference Events about the Job carry (`regarding` / `involvedObject`), without the
+    /// Job's resourceVersion (upstream's carries it): an event is the same event across the Job's
+    /// status writes.
     fn event_ref(job: &BatchJob) -> ObjectReference {
         ObjectReference {
             api_version: Some(Self::api_version(&()).into_owned()),
