@@ -130,13 +130,26 @@ async fn deletion_leaves_no_finalizer(kind: Kind, policy: PropagationPolicy) {
     let s = TestApiServer::start().await;
     let c = s.client();
     let jobs = Jobs::new(&c, kind).await;
-    let _k = kubelet(c.clone(), "default", |_, _| Outcome::Run).await;
-    let _ctl = start_controller(c.clone());
+    let _k =
+        kubelet(
+            c.clone(),
+            "default",
+            |p, _| if p.name_any().starts_with("after") { Outcome::Succeed } else { Outcome::Run },
+        )
+        .await;
+    let (_ctl, metrics) = start_controller_with_metrics(c.clone());
     let job = jobs.create(&job("del", json!({"parallelism": 3, "completions": 3}))).await;
     jobs.wait("del", "three active pods", active_at_least(3)).await;
     jobs.delete("del", policy.clone()).await;
     jobs.wait_deleted("del", &job.uid().unwrap()).await;
     wait_no_tracking_finalizer(&c).await;
+    // Events of the deleted Job's pods must not leave it waiting in the queue forever (it is never
+    // synced again). A later Job's pods come through the same pod watch after them, so once it has
+    // completed and released its pods, the queue has seen them all and must drain.
+    jobs.create(&controller_support::job("after", json!({}))).await;
+    jobs.wait_condition("after", "Complete").await;
+    wait_no_tracking_finalizer(&c).await;
+    wait_queue_empty(&metrics).await;
     if matches!(policy, PropagationPolicy::Orphan) {
         let pods = job_pods(&c, &job).await;
         assert_eq!(pods.len(), 3, "orphaned pods stay");

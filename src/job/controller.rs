@@ -604,6 +604,7 @@ async fn run_kind<K: JobKind>(
         move |j: &K| queue.queued::<K>(j.meta().namespace.as_deref(), &j.name_any())
     });
     let trigger_queue = shared.queue.clone();
+    let gone_queue = shared.queue.clone();
     Controller::for_stream(job_stream, jobs)
         .watches_shared_stream(UnboundedReceiverStream::new(pod_triggers), move |pod: Arc<Pod>| {
             let jobs = K::triggered_by(&pod, &trigger_jobs);
@@ -615,21 +616,28 @@ async fn run_kind<K: JobKind>(
         .with_config(controller::Config::default().concurrency(workers))
         .graceful_shutdown_on(shutdown)
         .run(reconcile::<K>, error_policy::<K>, ctx)
-        .for_each(|res| async move {
-            let kind = K::api_version(&());
-            match res {
-                Ok(_) => {}
-                Err(controller::Error::ObjectNotFound(_)) => {}
-                Err(controller::Error::ReconcilerFailed(e, obj)) => match &e {
-                    Error::StatusRejected { .. } => {
-                        tracing::error!(%kind, job = %obj, error = %e, "status write rejected")
-                    }
-                    Error::Conflict(_) | Error::JobGone(_) => {
-                        tracing::debug!(%kind, job = %obj, error = %e, "re-planning")
-                    }
-                    _ => tracing::warn!(%kind, job = %obj, error = %e, kind = e.metric_label(), "sync failed"),
-                },
-                Err(e) => tracing::warn!(%kind, error = %e, "controller error"),
+        .for_each(move |res| {
+            // A Job queued by an event but gone from the cache when its turn came is no longer
+            // waiting either.
+            if let Err(controller::Error::ObjectNotFound(r)) = &res {
+                gone_queue.started::<K>(r.namespace.as_deref(), &r.name);
+            }
+            async move {
+                let kind = K::api_version(&());
+                match res {
+                    Ok(_) => {}
+                    Err(controller::Error::ObjectNotFound(_)) => {}
+                    Err(controller::Error::ReconcilerFailed(e, obj)) => match &e {
+                        Error::StatusRejected { .. } => {
+                            tracing::error!(%kind, job = %obj, error = %e, "status write rejected")
+                        }
+                        Error::Conflict(_) | Error::JobGone(_) => {
+                            tracing::debug!(%kind, job = %obj, error = %e, "re-planning")
+                        }
+                        _ => tracing::warn!(%kind, job = %obj, error = %e, kind = e.metric_label(), "sync failed"),
+                    },
+                    Err(e) => tracing::warn!(%kind, error = %e, "controller error"),
+                }
             }
         })
         .await;

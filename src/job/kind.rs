@@ -69,13 +69,20 @@ pub trait JobKind:
     fn selector(&self) -> Option<LabelSelector>;
 
     /// The Jobs to sync for a pod event (upstream's pod handlers): the pod's controller if it is a
-    /// Job of this kind; for a pod without a controller (an adoption candidate, not being
-    /// deleted), every Job of this kind in its namespace whose selector matches it
-    /// (`getPodJobs`).
+    /// Job of this kind in the cache with the UID the reference names (`resolveControllerRef`: the
+    /// pod of a deleted Job, or of an older Job of the same name, triggers nothing); for a pod
+    /// without a controller (an adoption candidate, not being deleted), every Job of this kind in
+    /// its namespace whose selector matches it (`getPodJobs`).
     fn triggered_by(pod: &Pod, jobs: &Store<Self>) -> Vec<ObjectRef<Self>> {
         let ns = pod.metadata.namespace.as_deref().unwrap_or_default();
         match controller_of(pod) {
-            Some(r) if Self::owns(r) => vec![ObjectRef::new(&r.name).within(ns)],
+            Some(r) if Self::owns(r) => {
+                let job = ObjectRef::new(&r.name).within(ns);
+                match jobs.get(&job) {
+                    Some(j) if j.meta().uid.as_deref() == Some(r.uid.as_str()) => vec![job],
+                    _ => vec![],
+                }
+            }
             Some(_) => vec![],
             None if pod.metadata.deletion_timestamp.is_some() => vec![],
             None => {
@@ -209,6 +216,21 @@ mod tests {
         let r = <crate::crd::Job as JobKind>::event_ref(&job);
         assert_eq!(r.api_version.as_deref(), Some("jobwright.dev/v1"));
         assert_eq!((r.name.as_deref(), r.namespace.as_deref()), (Some("pi"), Some("default")));
+    }
+
+    #[test]
+    fn a_pod_triggers_its_controller_only_while_that_job_is_cached() {
+        use kube::runtime::{reflector, watcher};
+        let job = JobBuilder::new("pi").build();
+        let pod = crate::job::testing::PodBuilder::for_job(&job).build();
+        let (store, mut writer) = reflector::store::<BatchJob>();
+        assert!(BatchJob::triggered_by(&pod, &store).is_empty(), "Job not (or no longer) cached");
+        writer.apply_watcher_event(&watcher::Event::Apply(job.clone()));
+        assert_eq!(BatchJob::triggered_by(&pod, &store), vec![ObjectRef::from_obj(&job)]);
+        let mut newer = job.clone();
+        newer.metadata.uid = Some("uid-pi-2".into());
+        writer.apply_watcher_event(&watcher::Event::Apply(newer));
+        assert!(BatchJob::triggered_by(&pod, &store).is_empty(), "the pod belongs to the older Job of that name");
     }
 
     #[test]

@@ -11,6 +11,7 @@ use futures::StreamExt;
 use jobwright::crd::Job as CrdJob;
 use jobwright::job::Config;
 use jobwright::job::controller::{self, Options};
+use jobwright::metrics::Metrics;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -47,6 +48,27 @@ pub fn start_controller_with(client: Client, config: Config) -> JoinHandle<()> {
         .with_test_writer()
         .try_init();
     tokio::spawn(controller::run(client, Options { config, ..Options::default() }, pending()))
+}
+
+/// Starts the controllers with test settings, recording into the returned metrics.
+pub fn start_controller_with_metrics(client: Client) -> (JoinHandle<()>, Metrics) {
+    let metrics = Metrics::new();
+    let opts = Options { config: test_config(), metrics: Some(metrics.clone()), ..Options::default() };
+    (tokio::spawn(controller::run(client, opts, pending())), metrics)
+}
+
+/// Waits (bounded) until no Job is waiting in the controller's queue (`jobwright_workqueue_depth`
+/// reads 0). There is nothing to watch for a gauge, so it is read every 20 ms until it holds.
+pub async fn wait_queue_empty(metrics: &Metrics) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while metrics.workqueue_depth.get() != 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "Jobs still waiting in the queue: {}",
+            metrics.workqueue_depth.get()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// What the scripted kubelet does with a new pod.
