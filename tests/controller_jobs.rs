@@ -252,7 +252,7 @@ async fn success_policy_completes_the_job_and_stops_the_rest(kind: Kind) {
     let s = TestApiServer::start().await;
     let c = s.client();
     let jobs = Jobs::new(&c, kind).await;
-    let _k =
+    let k =
         kubelet(c.clone(), "default", |p, _| if index_of(p) == "0" { Outcome::Succeed } else { Outcome::Run }).await;
     let _ctl = start_controller(c.clone());
     let spec = json!({"completionMode": "Indexed", "completions": 3, "parallelism": 3,
@@ -262,6 +262,9 @@ async fn success_policy_completes_the_job_and_stops_the_rest(kind: Kind) {
     assert_eq!(condition(&done, "SuccessCriteriaMet").reason.as_deref(), Some("SuccessPolicy"));
     assert_eq!(done.status.as_ref().unwrap().completed_indexes.as_deref(), Some("0"));
     assert_eq!(counts(&done).0, 0, "the running pods were terminated");
+    // Complete comes only once no pod is terminating; pods of indexes 1 and 2 were started, and
+    // none was created after the success.
+    assert_eq!(k.pods_seen(), 3, "one pod per index, no replacement");
     for p in job_pods(&c, &job).await.iter().filter(|p| index_of(p) != "0") {
         assert!(
             p.metadata.deletion_timestamp.is_some() || p.status.as_ref().unwrap().phase.as_deref() == Some("Failed")
