@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use controller_support::*;
 use jobwright::apiserver::testkit::TestApiServer;
+use jobwright::metrics::ErrorLabels;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
@@ -105,13 +106,19 @@ async fn status_conflict_storm_still_converges(kind: Kind) {
     let c = s.client();
     let jobs = Jobs::new(&c, kind).await;
     let k = kubelet(c.clone(), "default", |_, _| Outcome::Succeed).await;
-    let _ctl = start_controller(c.clone());
+    let (_ctl, metrics) = start_controller_with_metrics(c.clone());
+    let conflicts = {
+        let m = metrics.clone();
+        move || m.reconcile_errors.get_or_create(&ErrorLabels { error: "conflict".into() }).get()
+    };
     jobs.create(&job("storm", json!({"completions": 10, "parallelism": 5}))).await;
+    // The storm: the Job is touched every 3 ms until its status writes have met 20 conflicts
+    // (bounded by conflicts, not time, so a slow machine gets the same storm, not a longer one).
     let toucher = {
-        let jobs = jobs.clone();
+        let (jobs, conflicts) = (jobs.clone(), conflicts.clone());
         tokio::spawn(async move {
             let mut n = 0u64;
-            loop {
+            while conflicts() < STORM_CONFLICTS {
                 n += 1;
                 let p = json!({"metadata": {"annotations": {"touched": n.to_string()}}});
                 let _ = jobs.patch("storm", p).await;
@@ -124,7 +131,12 @@ async fn status_conflict_storm_still_converges(kind: Kind) {
     assert_eq!(counts(&done), (0, 10, 0));
     assert_eq!(k.pods_seen(), 10);
     assert!(done.annotations().contains_key("touched"));
+    eprintln!("status writes that met a conflict during the storm: {}", conflicts());
+    assert!(conflicts() >= 1, "the touches never made a status write conflict: no storm was tested");
 }
+
+/// Status-write conflicts after which the storm stops.
+const STORM_CONFLICTS: u64 = 20;
 
 async fn deletion_leaves_no_finalizer(kind: Kind, policy: PropagationPolicy) {
     let s = TestApiServer::start().await;

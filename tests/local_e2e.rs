@@ -139,12 +139,28 @@ fn anywhere_running(argv: &[&str]) -> Vec<u32> {
         .collect()
 }
 
-fn describe_has_events(local: &Local, job: &str, reasons: &[&str]) {
-    let d = local.ok(&["describe", "job", job]);
-    let events = d.split("Events:").nth(1).unwrap_or_else(|| panic!("no Events section:\n{d}"));
-    for r in reasons {
-        assert!(events.contains(r), "event {r} missing for {job}:\n{events}");
+/// Waits (bounded) until `kubectl describe KIND NAME` lists events of every reason in `reasons`:
+/// the events of a finish are written after the condition a `kubectl wait` saw.
+fn describe_has_events(local: &Local, kind: &str, name: &str, reasons: &[&str]) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let d = local.ok(&["describe", kind, name]);
+        let events = d.split("Events:").nth(1).unwrap_or_else(|| panic!("no Events section:\n{d}"));
+        if reasons.iter().all(|r| events.contains(r)) {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "events {reasons:?} missing for {kind}/{name}:\n{events}");
+        std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// Waits (bounded) until a pod matching `selector` exists, then until it is Running
+/// (`kubectl wait` with a selector fails at once when nothing matches yet).
+fn wait_pod_running(local: &Local, selector: &str) {
+    poll(&format!("a pod matching {selector}"), || {
+        Some(()).filter(|_| !local.ok(&["get", "pods", "-l", selector, "-o", "name"]).is_empty())
+    });
+    local.ok(&["wait", "--for=jsonpath={.status.phase}=Running", "pod", "-l", selector, "--timeout=60s"]);
 }
 
 #[test]
@@ -174,15 +190,13 @@ fn examples_reach_their_documented_end() {
 
     local.wait("hello-world-job", "complete");
     assert_eq!(local.ok(&["logs", "job/hello-world-job"]).trim(), "Hello, World!");
-    describe_has_events(&local, "hello-world-job", &["SuccessfulCreate", "Completed"]);
+    describe_has_events(&local, "job", "hello-world-job", &["SuccessfulCreate", "Completed"]);
 
     // The same hello-world as a jobwright.dev/v1 Job (the CRD `jobwright local` installs).
     local.ok(&["wait", "--for=condition=Complete", "wjob/hello-world-wjob", "--timeout=90s"]);
     assert_eq!(local.ok(&["get", "wjob", "hello-world-wjob", "-o", "jsonpath={.status.succeeded}"]), "1");
     assert_eq!(local.ok(&["logs", "-l", "batch.kubernetes.io/job-name=hello-world-wjob"]).trim(), "Hello, World!");
-    let d = local.ok(&["describe", "wjob", "hello-world-wjob"]);
-    let events = d.split("Events:").nth(1).unwrap_or_else(|| panic!("no Events section:\n{d}"));
-    assert!(events.contains("SuccessfulCreate") && events.contains("Completed"), "{events}");
+    describe_has_events(&local, "wjob", "hello-world-wjob", &["SuccessfulCreate", "Completed"]);
 
     local.wait("parallel-file-processing-job", "complete");
     assert_eq!(local.jsonpath("parallel-file-processing-job", "{.status.succeeded}"), "3");
@@ -207,7 +221,7 @@ fn examples_reach_their_documented_end() {
 
     local.wait("deadline", "failed");
     assert_eq!(local.jsonpath("deadline", "{.status.conditions[?(@.type==\"Failed\")].reason}"), "DeadlineExceeded");
-    describe_has_events(&local, "deadline", &["SuccessfulCreate", "DeadlineExceeded"]);
+    describe_has_events(&local, "job", "deadline", &["SuccessfulCreate", "DeadlineExceeded"]);
 
     local.wait("pi", "complete");
     assert!(local.ok(&["logs", "job/pi"]).starts_with("3.14159"));
@@ -269,7 +283,7 @@ fn sigterm_stops_pods_and_exits_zero() {
     let mut local = Local::start();
     // An unusual duration, so that no other process on the machine has this command line.
     local.ok(&["create", "job", "sleeper", "--image=busybox", "--", "sleep", "613"]);
-    local.ok(&["wait", "--for=jsonpath={.status.phase}=Running", "pod", "-l", "job-name=sleeper", "--timeout=60s"]);
+    wait_pod_running(&local, "job-name=sleeper");
     let pid = local.child.id();
     assert_eq!(children_running(pid, &["sleep", "613"]).len(), 1, "the sleep process runs before SIGTERM");
     let status = local.sigterm();
@@ -401,7 +415,7 @@ fn first_pod_sleeps_job(dir: &Path, name: &str, secs: u32, ignore_disruption: bo
 /// Lose the running pod of `job` with `lose(node)`; returns (the lost pod as last seen, its node).
 fn lose_running_pod(local: &Local, job: &str, sleep: &[&str], lose: impl FnOnce(&str)) -> (serde_json::Value, String) {
     let selector = format!("job-name={job}");
-    local.ok(&["wait", "--for=jsonpath={.status.phase}=Running", "pod", "-l", &selector, "--timeout=60s"]);
+    wait_pod_running(local, &selector);
     let pid = local.child.id();
     let before = poll("the pod's sleep process", || Some(children_running(pid, sleep)).filter(|p| p.len() == 1));
     let name = local.ok(&["get", "pods", "-l", &selector, "-o", "jsonpath={.items[0].metadata.name}"]);
@@ -637,7 +651,7 @@ spec:
     for uid in &events_before {
         assert!(events_after.contains(uid), "event {uid} lost over the restart: {events_after:?}");
     }
-    describe_has_events(&local, "resume", &["SuccessfulCreate", "Completed"]);
+    describe_has_events(&local, "job", "resume", &["SuccessfulCreate", "Completed"]);
 
     // A Node deleted while running stays deleted; the next start registers it again, Ready.
     local.ok(&["delete", "node", "jobwright-node-0"]);

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use controller_support::{Outcome, WAIT, create_job, has_condition, job, job_pods, kubelet, wait_job};
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use jobwright::apiserver::testkit::TestApiServer;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::coordination::v1::Lease;
@@ -30,7 +30,10 @@ use tokio::process::{Child, Command};
 use tokio::sync::watch;
 
 const LEASE: &str = "jobwright-controller";
-const LEASE_DURATION: u64 = 3;
+/// Short enough for a quick takeover, long enough that a leader stalled a few seconds by a loaded
+/// machine keeps its lease (a renew deadline of 6 s) and the standby checks hold.
+const LEASE_DURATION: u64 = 8;
+const LEASE_DURATION_ARG: &str = "8";
 
 async fn within<T>(what: &str, fut: impl Future<Output = T>) -> T {
     tokio::time::timeout(Duration::from_secs(60), fut).await.unwrap_or_else(|_| panic!("no progress in 60s: {what}"))
@@ -41,6 +44,8 @@ struct Controller {
     child: Child,
     admin: SocketAddr,
     log: Arc<Mutex<Vec<String>>>,
+    /// Copies stderr into `log`; ends at EOF (the process's exit).
+    reader: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Controller {
@@ -66,7 +71,7 @@ impl Controller {
         let (addr_tx, addr_rx) = tokio::sync::oneshot::channel();
         let stderr = child.stderr.take().unwrap();
         let log2 = log.clone();
-        tokio::spawn(async move {
+        let reader = tokio::spawn(async move {
             let mut addr_tx = Some(addr_tx);
             let mut lines = BufReader::new(stderr).lines();
             while let Ok(Some(line)) = lines.next_line().await {
@@ -84,7 +89,7 @@ impl Controller {
             Ok(Ok(addr)) => addr,
             _ => panic!("controller did not report its admin address; log:\n{}", log.lock().unwrap().join("\n")),
         };
-        Self { child, admin, log }
+        Self { child, admin, log, reader: Some(reader) }
     }
 
     fn log(&self) -> String {
@@ -115,8 +120,13 @@ impl Controller {
         }
     }
 
+    /// Waits for the process to exit and for its last log lines to be read.
     async fn wait_exit(&mut self) -> ExitStatus {
-        self.child.wait().await.expect("wait for controller")
+        let status = self.child.wait().await.expect("wait for controller");
+        if let Some(reader) = self.reader.take() {
+            within("the controller's stderr to end", reader).await.expect("log reader");
+        }
+        status
     }
 }
 
@@ -376,9 +386,9 @@ fn replica_args(identity: &str) -> Vec<&str> {
         "--leader-elect-resource-namespace",
         "default",
         "--leader-elect-lease-duration",
-        "3",
+        LEASE_DURATION_ARG,
         "--leader-elect-renew-deadline",
-        "2",
+        "6",
     ]
 }
 
@@ -428,16 +438,36 @@ async fn standby_finishes_the_job_of_a_killed_leader_without_duplicates() {
     assert!(b_writes <= 1.0, "standby wrote:\n{}", b_metrics.text);
     assert_eq!(ledger.total(), 12);
 
-    // kill -9: no release; the Lease still names a until it expires.
+    // Every version of the Lease from before the kill until b holds it: a watch whose first item
+    // (its initial list) is read before the kill, so none is missed.
+    let leases: Api<Lease> = Api::default_namespaced(client.clone());
+    let mut versions = watcher(leases, watcher::Config::default())
+        .default_backoff()
+        .applied_objects()
+        .try_filter(|l| std::future::ready(l.name_any() == LEASE))
+        .map(|l| l.expect("lease watch").spec.unwrap_or_default())
+        .boxed();
+    let mut held = within("the Lease", versions.next()).await.expect("lease watch ended");
+    assert_eq!(held.holder_identity.as_deref(), Some("replica-a"));
+
+    // kill -9: the Lease names a until b takes it over after it expired (kube-lease-manager first
+    // clears an expired Lease, a version without holder, then takes it).
     nix::sys::signal::kill(a.pid(), nix::sys::signal::Signal::SIGKILL).unwrap();
     let killed_at = Instant::now();
     let status = within("a exits", a.wait_exit()).await;
     assert!(!status.success());
-    let leases: Api<Lease> = Api::default_namespaced(client.clone());
-    let held = leases.get(LEASE).await.unwrap().spec.unwrap();
-    assert_eq!(held.holder_identity.as_deref(), Some("replica-a"), "a kill releases nothing");
-    wait_holder(&client, "b takes over", |h| h == Some("replica-b")).await;
-    let taken = leases.get(LEASE).await.unwrap().spec.unwrap();
+    let taken = within("b takes over", async {
+        loop {
+            let v = versions.next().await.expect("lease watch ended");
+            match v.holder_identity.as_deref() {
+                Some("replica-a") => held = v,
+                Some("replica-b") => return v,
+                None => {}
+                Some(other) => panic!("the Lease was held by {other}: {v:?}"),
+            }
+        }
+    })
+    .await;
     // No overlap: b acquired only once a's last renewal had expired, per the Lease's own clock
     // fields (both replicas share this machine's clock). How soon is a figure, not a verdict.
     let a_renewed = held.renew_time.expect("a renewed").0;
@@ -464,6 +494,7 @@ async fn standby_finishes_the_job_of_a_killed_leader_without_duplicates() {
     assert!(has_condition(Some(&finished), "Complete"));
 
     // Exactly 20 pods ever created, one success per index.
+    ledger.wait_total(20).await; // the ledger's own watch may lag the Job's status
     assert_eq!(ledger.of(&j), 20, "pods ever created");
     assert_eq!(ledger.total(), 20);
     let pods = job_pods(&client, &j).await;
@@ -537,6 +568,7 @@ async fn sigterm_during_a_burst_exits_0_and_leaves_state_a_successor_finishes() 
         assert_eq!(done.status.as_ref().unwrap().succeeded, Some(COMPLETIONS), "{}", j.name_any());
     }
     controller_support::wait_no_tracking_finalizer(&client).await;
+    ledger.wait_total(JOBS * COMPLETIONS as usize).await;
     for j in &jobs {
         assert_eq!(ledger.of(j), COMPLETIONS as usize, "pods ever created for {}", j.name_any());
     }
@@ -622,7 +654,7 @@ fn documented_series() -> Vec<(String, String)> {
 async fn metrics_parse_and_match_what_happened() {
     let server = TestApiServer::start().await;
     let client = server.client();
-    let ledger = PodLedger::start(&client).await;
+    let mut ledger = PodLedger::start(&client).await;
     let _kubelet = kubelet(client.clone(), "default", |pod, _| {
         if pod.labels().get(jobwright::job::labels::JOB_NAME).map(String::as_str) == Some("bad") {
             Outcome::Fail(1)
@@ -687,6 +719,7 @@ async fn metrics_parse_and_match_what_happened() {
     assert_eq!(finished, want);
 
     // Pods: created == observed through a watch; none deleted.
+    ledger.wait_total(4).await;
     assert_eq!(ledger.total(), 4);
     assert_eq!(m.get("jobwright_pods_created_total", &[]), Some(4.0));
     assert_eq!(m.get("jobwright_pods_deleted_total", &[]), Some(0.0));
