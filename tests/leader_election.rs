@@ -37,8 +37,10 @@ async fn within<T>(fut: impl Future<Output = T>) -> T {
 
 fn config(identity: &str) -> LeaderConfig {
     LeaderConfig {
-        lease_duration: Duration::from_secs(3),
-        renew_deadline: Duration::from_millis(1500),
+        // Short for quick takeovers; a renew deadline of 3 s so that a loaded test machine does not
+        // make a leader step down mid-test.
+        lease_duration: Duration::from_secs(5),
+        renew_deadline: Duration::from_secs(3),
         drain_timeout: Duration::from_secs(5),
         ..LeaderConfig::new(LEASE, NS, identity)
     }
