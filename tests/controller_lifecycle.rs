@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use controller_support::*;
 use jobwright::apiserver::testkit::TestApiServer;
+use jobwright::job::controller::{CrdJobs, Options};
 use jobwright::metrics::ErrorLabels;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
@@ -359,13 +360,15 @@ async fn crd_installed_after_start_is_reconciled_with_auto() {
     let c = s.client();
     let batch = Jobs::new(&c, Kind::Batch).await;
     let _k = kubelet(c.clone(), "default", |_, _| Outcome::Succeed).await;
-    let opts = jobwright::job::controller::Options {
-        config: test_config(),
-        crd_jobs: jobwright::job::controller::CrdJobs::Auto,
-        crd_recheck: std::time::Duration::from_millis(100),
-        ..Default::default()
-    };
-    let _ctl = tokio::spawn(jobwright::job::controller::run(c.clone(), opts, std::future::pending()));
+    let _ctl = start_controller_opts(
+        c.clone(),
+        Options {
+            config: test_config(),
+            crd_jobs: CrdJobs::Auto,
+            crd_recheck: Duration::from_millis(100),
+            ..Default::default()
+        },
+    );
     batch.create(&job("before", json!({"completions": 2}))).await;
     let before = batch.wait_condition("before", "Complete").await;
     assert_eq!(counts(&before), (0, 2, 0));
@@ -388,12 +391,10 @@ async fn crd_jobs_forced_on_without_the_crd_still_runs_batch_jobs() {
     let c = s.client();
     let jobs = Jobs::new(&c, Kind::Batch).await;
     let _k = kubelet(c.clone(), "default", |_, _| Outcome::Run).await;
-    let opts = jobwright::job::controller::Options {
-        config: test_config(),
-        crd_jobs: jobwright::job::controller::CrdJobs::Enabled,
-        ..Default::default()
-    };
-    let _ctl = tokio::spawn(jobwright::job::controller::run(c.clone(), opts, std::future::pending()));
+    let _ctl = start_controller_opts(
+        c.clone(),
+        Options { config: test_config(), crd_jobs: CrdJobs::Enabled, ..Default::default() },
+    );
     let job = jobs.create(&job("forced", json!({"parallelism": 2, "completions": 2}))).await;
     jobs.wait("forced", "two active pods", active_at_least(2)).await;
     jobs.delete("forced", PropagationPolicy::Orphan).await;

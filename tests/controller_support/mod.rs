@@ -43,18 +43,23 @@ pub fn start_controller(client: Client) -> JoinHandle<()> {
 
 /// Same, with settings.
 pub fn start_controller_with(client: Client, config: Config) -> JoinHandle<()> {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_test_writer()
-        .try_init();
-    tokio::spawn(controller::run(client, Options { config, ..Options::default() }, pending()))
+    start_controller_opts(client, Options { config, ..Options::default() })
 }
 
 /// Starts the controllers with test settings, recording into the returned metrics.
 pub fn start_controller_with_metrics(client: Client) -> (JoinHandle<()>, Metrics) {
     let metrics = Metrics::new();
     let opts = Options { config: test_config(), metrics: Some(metrics.clone()), ..Options::default() };
-    (tokio::spawn(controller::run(client, opts, pending())), metrics)
+    (start_controller_opts(client, opts), metrics)
+}
+
+/// Starts the controllers with these options (logs to the test's output under `RUST_LOG`).
+pub fn start_controller_opts(client: Client, opts: Options) -> JoinHandle<()> {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+    tokio::spawn(controller::run(client, opts, pending()))
 }
 
 /// Waits (bounded) until no Job is waiting in the controller's queue (`jobwright_workqueue_depth`
