@@ -306,7 +306,7 @@ async fn recorder_dedups_aggregates_and_serialises_as_client_go() {
     let sink = EventSink::new(c.clone(), "job-controller");
     // 12 pod creations over three publishes; the same failure twice at once, from two publishes;
     // another failure message once.
-    let pods = |r: std::ops::Range<i32>| r.map(|i| created(&format!("burst-{i:02}"))).collect::<Vec<JobEvent>>();
+    let pods = |r: std::ops::Range<i32>| r.map(|i| created(&format!("burst-{i:02}"), None)).collect::<Vec<JobEvent>>();
     let count = |e: &Event| e.series.as_ref().and_then(|s| s.count).or(e.count).unwrap_or(1);
     let msg = |e: &Event| e.message.clone().unwrap_or_default();
     let combined = "(combined from similar events): Created pod: ";

@@ -117,7 +117,7 @@ impl Meta {
 /// `v` serialized, in an allocation of exactly its length: `Bytes::from(Vec)` keeps the vector's
 /// spare capacity (up to half of it after amortized growth) for as long as the object is stored,
 /// and `shrink_to_fit` may keep the block (mimalloc does when at least half of it is used).
-pub fn json_bytes(v: &Value) -> Bytes {
+fn json_bytes(v: &Value) -> Bytes {
     let buf = serde_json::to_vec(v).unwrap_or_default();
     if buf.capacity() == buf.len() { Bytes::from(buf) } else { Bytes::copy_from_slice(&buf) }
 }

@@ -57,7 +57,6 @@ async fn write_status<K: JobKind>(
 ) -> Result<Option<String>, Error> {
     let mut obj = job.clone();
     obj.metadata.resource_version = resource_version;
-    obj.metadata.managed_fields = None;
     obj.status = Some(status.clone());
     let name = job.name_any();
     let key = format!("{}/{}", job.namespace().unwrap_or_default(), name);
@@ -140,7 +139,7 @@ pub async fn apply<K: JobKind>(
                 if d.remove_finalizer_first {
                     ctx.expectations.expect_finalizer_removal(&uid, &d.uid);
                 }
-                evs.push(events::deleted(&d.name).with_pod_uid(Some(&d.uid)));
+                evs.push(events::deleted(&d.name, Some(&d.uid)));
             }
             Err(e) => {
                 let msg = api_message(&e);
@@ -177,7 +176,7 @@ pub async fn apply<K: JobKind>(
                 Ok(p) => {
                     created += 1;
                     ctx.expectations.expect_creation(&uid, p.metadata.uid.as_deref().unwrap_or_default());
-                    evs.push(events::created(&p.name_any()).with_pod_uid(p.metadata.uid.as_deref()));
+                    evs.push(events::created(&p.name_any(), p.metadata.uid.as_deref()));
                 }
                 Err(e) => {
                     failed = true;

@@ -595,7 +595,7 @@ async fn run_kind<K: JobKind>(
     };
     let trigger_jobs = jobs.clone();
     let jobs_api: Api<K> = Api::all(shared.client.clone());
-    // managedFields are never read (a status write clears them), so they are not cached.
+    // managedFields are never read, so they are not cached (nor sent back by status writes).
     let job_watch = watcher(jobs_api, watcher::Config::default())
         .default_backoff()
         .modify(|j: &mut K| j.meta_mut().managed_fields = None);
@@ -617,28 +617,23 @@ async fn run_kind<K: JobKind>(
         .graceful_shutdown_on(shutdown)
         .run(reconcile::<K>, error_policy::<K>, ctx)
         .for_each(move |res| {
-            // A Job queued by an event but gone from the cache when its turn came is no longer
-            // waiting either.
-            if let Err(controller::Error::ObjectNotFound(r)) = &res {
-                gone_queue.started::<K>(r.namespace.as_deref(), &r.name);
+            let kind = K::api_version(&());
+            match res {
+                Ok(_) => {}
+                // Queued by an event but gone from the cache when its turn came: no longer waiting.
+                Err(controller::Error::ObjectNotFound(r)) => gone_queue.started::<K>(r.namespace.as_deref(), &r.name),
+                Err(controller::Error::ReconcilerFailed(e, obj)) => match &e {
+                    Error::StatusRejected { .. } => {
+                        tracing::error!(%kind, job = %obj, error = %e, "status write rejected")
+                    }
+                    Error::Conflict(_) | Error::JobGone(_) => {
+                        tracing::debug!(%kind, job = %obj, error = %e, "re-planning")
+                    }
+                    _ => tracing::warn!(%kind, job = %obj, error = %e, kind = e.metric_label(), "sync failed"),
+                },
+                Err(e) => tracing::warn!(%kind, error = %e, "controller error"),
             }
-            async move {
-                let kind = K::api_version(&());
-                match res {
-                    Ok(_) => {}
-                    Err(controller::Error::ObjectNotFound(_)) => {}
-                    Err(controller::Error::ReconcilerFailed(e, obj)) => match &e {
-                        Error::StatusRejected { .. } => {
-                            tracing::error!(%kind, job = %obj, error = %e, "status write rejected")
-                        }
-                        Error::Conflict(_) | Error::JobGone(_) => {
-                            tracing::debug!(%kind, job = %obj, error = %e, "re-planning")
-                        }
-                        _ => tracing::warn!(%kind, job = %obj, error = %e, kind = e.metric_label(), "sync failed"),
-                    },
-                    Err(e) => tracing::warn!(%kind, error = %e, "controller error"),
-                }
-            }
+            std::future::ready(())
         })
         .await;
 }

@@ -51,8 +51,12 @@ impl JobEvent {
 }
 
 /// `Normal SuccessfulCreate "Created pod: <name>"`, after a pod creation.
-pub fn created(pod_name: &str) -> JobEvent {
-    JobEvent { pod: Some(pod_name.into()), ..JobEvent::normal("SuccessfulCreate", &format!("Created pod: {pod_name}")) }
+pub fn created(pod_name: &str, pod_uid: Option<&str>) -> JobEvent {
+    JobEvent {
+        pod: Some(pod_name.into()),
+        pod_uid: pod_uid.map(str::to_string),
+        ..JobEvent::normal("SuccessfulCreate", &format!("Created pod: {pod_name}"))
+    }
 }
 
 /// `Warning FailedCreate "Error creating: <error>"`, after a failed pod creation.
@@ -61,20 +65,17 @@ pub fn failed_create(error: &str) -> JobEvent {
 }
 
 /// `Normal SuccessfulDelete "Deleted pod: <name>"`, after a pod deletion.
-pub fn deleted(pod_name: &str) -> JobEvent {
-    JobEvent { pod: Some(pod_name.into()), ..JobEvent::normal("SuccessfulDelete", &format!("Deleted pod: {pod_name}")) }
+pub fn deleted(pod_name: &str, pod_uid: Option<&str>) -> JobEvent {
+    JobEvent {
+        pod: Some(pod_name.into()),
+        pod_uid: pod_uid.map(str::to_string),
+        ..JobEvent::normal("SuccessfulDelete", &format!("Deleted pod: {pod_name}"))
+    }
 }
 
 /// `Warning FailedDelete "Error deleting: <error>"`, after a failed pod deletion.
 pub fn failed_delete(error: &str) -> JobEvent {
     JobEvent::warning("FailedDelete", &format!("Error deleting: {error}"))
-}
-
-impl JobEvent {
-    /// The event, naming the uid of its pod.
-    pub fn with_pod_uid(self, uid: Option<&str>) -> Self {
-        Self { pod_uid: uid.map(str::to_string), ..self }
-    }
 }
 
 /// A `jobwright.dev/v1` Job whose spec batch/v1 validation refuses (kube-apiserver would have
@@ -173,19 +174,20 @@ mod tests {
     fn similar_events_stay_apart_until_the_tenth_message_as_client_go() {
         let mut s = Similar::default();
         let t0 = Instant::now();
-        let first: Vec<Correlated> = (0..12).map(|i| s.correlate("uid-a", &created(&format!("p{i}")), t0)).collect();
+        let first: Vec<Correlated> =
+            (0..12).map(|i| s.correlate("uid-a", &created(&format!("p{i}"), None), t0)).collect();
         assert!(first[..9].iter().all(|c| *c == Correlated::Distinct), "{first:?}");
         assert_eq!(first[9], Correlated::Combined("(combined from similar events): Created pod: p9".into()));
         assert_eq!(first[11], Correlated::Combined("(combined from similar events): Created pod: p11".into()));
         // A message already seen is the same event again (its series), not a new similar one.
-        assert_eq!(s.correlate("uid-a", &created("p3"), t0), Correlated::Distinct);
+        assert_eq!(s.correlate("uid-a", &created("p3", None), t0), Correlated::Distinct);
         // Other reasons, types and Jobs are other groups.
-        assert_eq!(s.correlate("uid-a", &deleted("p0"), t0), Correlated::Distinct);
+        assert_eq!(s.correlate("uid-a", &deleted("p0", None), t0), Correlated::Distinct);
         assert_eq!(s.correlate("uid-a", &failed_create("quota"), t0), Correlated::Distinct);
-        assert_eq!(s.correlate("uid-b", &created("q"), t0), Correlated::Distinct);
+        assert_eq!(s.correlate("uid-b", &created("q", None), t0), Correlated::Distinct);
         // A group idle for the whole window starts over.
         let later = t0 + SIMILAR_WINDOW;
-        assert_eq!(s.correlate("uid-a", &created("p99"), later), Correlated::Distinct);
+        assert_eq!(s.correlate("uid-a", &created("p99", None), later), Correlated::Distinct);
         s.forget("uid-a");
         assert_eq!(s.groups.keys().collect::<Vec<_>>(), ["uid-b"]);
     }
@@ -195,13 +197,13 @@ mod tests {
         let mut s = Similar::default();
         let t0 = Instant::now();
         for i in 0..5000 {
-            s.correlate(&format!("uid-{i}"), &created("p"), t0);
+            s.correlate(&format!("uid-{i}"), &created("p", None), t0);
         }
         assert!(s.prune(t0).is_empty());
         assert_eq!(s.groups.len(), 5000, "within the window nothing is dropped");
         let later = t0 + SIMILAR_WINDOW;
         assert_eq!(s.prune(later).len(), 5000, "idle for the whole window: dropped, uids returned");
-        s.correlate("late", &created("p"), later);
+        s.correlate("late", &created("p", None), later);
         assert_eq!(s.groups.len(), 1, "only the group just used is left");
     }
 }

@@ -1174,8 +1174,8 @@ fn a_status_the_server_normalised_is_not_written_again() {
 fn upstream_event_wording() {
     use super::events::*;
     let about_pod = |e: JobEvent| JobEvent { pod: Some("j-abcde".into()), ..e };
-    assert_eq!(created("j-abcde"), about_pod(JobEvent::normal("SuccessfulCreate", "Created pod: j-abcde")));
-    assert_eq!(deleted("j-abcde"), about_pod(JobEvent::normal("SuccessfulDelete", "Deleted pod: j-abcde")));
+    assert_eq!(created("j-abcde", None), about_pod(JobEvent::normal("SuccessfulCreate", "Created pod: j-abcde")));
+    assert_eq!(deleted("j-abcde", None), about_pod(JobEvent::normal("SuccessfulDelete", "Deleted pod: j-abcde")));
     let e = failed_create("quota exceeded");
     assert_eq!(
         (e.type_.as_str(), e.reason.as_str(), e.message.as_str()),

@@ -257,7 +257,7 @@ pub fn removal_order(a: &Pod, b: &Pod) -> Ordering {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::job::testing::{JobBuilder, PodBuilder, at};
+    use crate::job::testing::{JobBuilder, PodBuilder, at, terminated};
 
     #[test]
     fn trimmed_cache_pod_keeps_every_fact_the_controller_reads() {
@@ -281,6 +281,9 @@ mod tests {
             image: Some("busybox".into()),
             ..Default::default()
         }]);
+        // The sidecar finished after the main container: the pod's finish time is the sidecar's
+        // only while the trimmed spec still says it is a sidecar (restartPolicy Always).
+        pod.status.as_mut().unwrap().init_container_statuses = Some(vec![terminated("sidecar", 0, at(9))]);
         let before = serde_json::to_vec(&pod).unwrap().len();
         let mut trimmed = pod.clone();
         trim_for_cache(&mut trimmed);
@@ -300,8 +303,7 @@ mod tests {
             (init.name.as_str(), init.restart_policy.as_deref(), init.image.as_deref()),
             ("sidecar", Some("Always"), None)
         );
-        assert_eq!(finished_time(&trimmed), finished_time(&pod));
-        assert_eq!(is_terminating(&trimmed), is_terminating(&pod));
+        assert_eq!((finished_time(&pod), finished_time(&trimmed)), (at(9), at(9)));
     }
 
     #[test]

@@ -52,7 +52,6 @@ struct State {
 pub struct EventSink {
     client: Client,
     controller: String,
-    instance: String,
     state: Arc<Mutex<State>>,
     seq: Arc<AtomicU64>,
 }
@@ -70,13 +69,7 @@ impl EventSink {
     /// Events reported as `controller` (`reportingController`; also the instance, as upstream's
     /// recorder leaves no host name there).
     pub fn new(client: Client, controller: &str) -> Self {
-        Self {
-            client,
-            controller: controller.into(),
-            instance: controller.into(),
-            state: Arc::default(),
-            seq: Arc::default(),
-        }
+        Self { client, controller: controller.into(), state: Arc::default(), seq: Arc::default() }
     }
 
     /// Forgets what was recorded about a deleted Job.
@@ -162,7 +155,7 @@ impl EventSink {
             regarding: Some(regarding.clone()),
             related: p.related,
             reporting_controller: Some(self.controller.clone()),
-            reporting_instance: Some(self.instance.clone()),
+            reporting_instance: Some(self.controller.clone()),
             ..Default::default()
         };
         // Upstream names events `<object>.<unix nanos in hex>`; a sequence number keeps two events

@@ -436,7 +436,8 @@ impl PodBuilder {
     }
 }
 
-fn terminated(name: &str, code: i32, at: DateTime<Utc>) -> ContainerStatus {
+/// A container status: terminated with `code` at `at`.
+pub fn terminated(name: &str, code: i32, at: DateTime<Utc>) -> ContainerStatus {
     ContainerStatus {
         name: name.into(),
         state: Some(ContainerState {
