@@ -75,10 +75,8 @@ async fn pod_creation_events_are_separate_then_combined_as_upstream(kind: Kind) 
     let pods: std::collections::BTreeMap<String, Option<String>> =
         job_pods(&c, &job).await.iter().map(|p| (p.name_any(), p.uid())).collect();
     assert_eq!(pods.len(), 12);
-    let count = |e: &Event| e.series.as_ref().and_then(|s| s.count).or(e.count).unwrap_or(1);
-    let combined = |e: &Event| {
-        e.message.as_deref().is_some_and(|m| m.starts_with("(combined from similar events): Created pod: "))
-    };
+    let count = event_count;
+    let combined = |e: &Event| e.message.as_deref().is_some_and(|m| m.starts_with(COMBINED_CREATED));
     let created = |evs: &[Event]| -> Vec<Event> {
         evs.iter().filter(|e| e.reason.as_deref() == Some("SuccessfulCreate")).cloned().collect()
     };
@@ -307,9 +305,9 @@ async fn recorder_dedups_aggregates_and_serialises_as_client_go() {
     // 12 pod creations over three publishes; the same failure twice at once, from two publishes;
     // another failure message once.
     let pods = |r: std::ops::Range<i32>| r.map(|i| created(&format!("burst-{i:02}"), None)).collect::<Vec<JobEvent>>();
-    let count = |e: &Event| e.series.as_ref().and_then(|s| s.count).or(e.count).unwrap_or(1);
+    let count = event_count;
     let msg = |e: &Event| e.message.clone().unwrap_or_default();
-    let combined = "(combined from similar events): Created pod: ";
+    let combined = COMBINED_CREATED;
     sink.publish(regarding.clone(), "uid-burst", pods(0..5));
     sink.publish(regarding.clone(), "uid-burst", pods(5..10));
     // Publishes of one Job normally come from successive syncs: the later one is the latest.

@@ -142,23 +142,18 @@ fn anywhere_running(argv: &[&str]) -> Vec<u32> {
 /// Waits (bounded) until `kubectl describe KIND NAME` lists events of every reason in `reasons`:
 /// the events of a finish are written after the condition a `kubectl wait` saw.
 fn describe_has_events(local: &Local, kind: &str, name: &str, reasons: &[&str]) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    loop {
+    poll(&format!("events {reasons:?} in `kubectl describe {kind} {name}`"), || {
         let d = local.ok(&["describe", kind, name]);
         let events = d.split("Events:").nth(1).unwrap_or_else(|| panic!("no Events section:\n{d}"));
-        if reasons.iter().all(|r| events.contains(r)) {
-            return;
-        }
-        assert!(std::time::Instant::now() < deadline, "events {reasons:?} missing for {kind}/{name}:\n{events}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+        reasons.iter().all(|r| events.contains(r)).then_some(())
+    });
 }
 
 /// Waits (bounded) until a pod matching `selector` exists, then until it is Running
 /// (`kubectl wait` with a selector fails at once when nothing matches yet).
 fn wait_pod_running(local: &Local, selector: &str) {
     poll(&format!("a pod matching {selector}"), || {
-        Some(()).filter(|_| !local.ok(&["get", "pods", "-l", selector, "-o", "name"]).is_empty())
+        (!local.ok(&["get", "pods", "-l", selector, "-o", "name"]).is_empty()).then_some(())
     });
     local.ok(&["wait", "--for=jsonpath={.status.phase}=Running", "pod", "-l", selector, "--timeout=60s"]);
 }

@@ -408,7 +408,8 @@ pub async fn wait_events(
 ) -> Vec<k8s_openapi::api::core::v1::Event> {
     let api: Api<k8s_openapi::api::core::v1::Event> = Api::default_namespaced(client.clone());
     let (store, writer) = kube::runtime::reflector::store();
-    let mut stream = std::pin::pin!(kube::runtime::reflector(writer, watcher(api, watcher::Config::default())));
+    let mut stream =
+        std::pin::pin!(kube::runtime::reflector(writer, watcher(api, watcher::Config::default()).default_backoff()));
     let about = |store: &kube::runtime::reflector::Store<k8s_openapi::api::core::v1::Event>| {
         let mut evs: Vec<_> = store
             .state()
@@ -432,6 +433,14 @@ pub async fn wait_events(
     assert!(waited.is_ok(), "events of {name} never satisfied the test: {seen:#?}");
     evs
 }
+
+/// How many times an event happened: its series count (events.k8s.io) or its count (core/v1).
+pub fn event_count(e: &k8s_openapi::api::core::v1::Event) -> i32 {
+    e.series.as_ref().and_then(|s| s.count).or(e.count).unwrap_or(1)
+}
+
+/// The message prefix of upstream's combined pod-creation event.
+pub const COMBINED_CREATED: &str = "(combined from similar events): Created pod: ";
 
 /// Whether the Job has a True condition of this type.
 pub fn has_condition(job: Option<&Job>, type_: &str) -> bool {
