@@ -35,6 +35,7 @@ use http::{HeaderMap, Method, header};
 use serde_json::{Value, json};
 
 use super::errors::StatusError;
+use super::query::Query;
 use super::rbac::{self, Attributes, Policy, UserInfo};
 use super::registry::ResourceInfo;
 use super::rest::Api;
@@ -42,7 +43,7 @@ use super::rest::Api;
 /// The group whose members every request is allowed for (upstream's `system:masters`).
 pub const MASTERS_GROUP: &str = "system:masters";
 /// The group every authenticated user is in.
-pub const AUTHENTICATED_GROUP: &str = "system:authenticated";
+pub const AUTHENTICATED_GROUP: &str = rbac::AUTHENTICATED;
 /// The user of the admin token the server writes into its kubeconfig.
 pub const ADMIN_USER: &str = "kubernetes-admin";
 /// How many decisions [`Auth::decisions`] keeps by default.
@@ -50,19 +51,7 @@ pub const DEFAULT_DECISION_LOG: usize = 100_000;
 
 /// The non-resource paths upstream's `system:discovery` and `system:public-info-viewer`
 /// ClusterRoles let every authenticated user `get` (a trailing `*` matches any suffix).
-pub const DISCOVERY_URLS: &[&str] = &[
-    "/api",
-    "/api/*",
-    "/apis",
-    "/apis/*",
-    "/healthz",
-    "/livez",
-    "/openapi",
-    "/openapi/*",
-    "/readyz",
-    "/version",
-    "/version/",
-];
+pub const DISCOVERY_URLS: &[&str] = rbac::DISCOVERY_PATHS;
 
 /// `--authorization-mode`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -155,18 +144,10 @@ pub fn parse_token_file(text: &str) -> Result<Vec<StaticToken>, String> {
         }
         let groups = f.get(3).map(|g| g.split(',').map(str::to_string).collect()).unwrap_or_default();
         out.retain(|t| t.token != f[0]);
-        out.push(StaticToken { token: f[0].clone(), user: UserInfo { name: f[1].clone(), groups }, uid: f[2].clone() });
+        let user = UserInfo { name: f[1].clone(), groups, uid: f[2].clone(), ..UserInfo::default() };
+        out.push(StaticToken { token: f[0].clone(), user, uid: f[2].clone() });
     }
     Ok(out)
-}
-
-/// Query parameters as `url.Values.Get` reads them (first value wins).
-fn query_get(query: Option<&str>, key: &str) -> Option<String> {
-    query?.split('&').find_map(|pair| {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        let decode = |s: &str| urlencoding::decode(&s.replace('+', " ")).map(|c| c.into_owned()).ok();
-        (decode(k)? == key).then(|| decode(v)).flatten()
-    })
 }
 
 /// The name a `metadata.name=NAME` (or `==`) term of a field selector requires.
@@ -188,8 +169,8 @@ fn valid_path_segment(name: &str) -> bool {
 /// update, patch, delete; a GET without a name is list, or watch with `?watch=true` or the
 /// `/watch/` prefix; a DELETE without a name is deletecollection; a `metadata.name=` field
 /// selector names the object); anything else is a non-resource request whose verb is the
-/// lower-case method.
-pub fn request_attributes(method: &Method, path: &str, query: Option<&str>) -> Attributes {
+/// lower-case method. `query` is the one parse the handler serves the request with.
+pub fn request_attributes(method: &Method, path: &str, query: &Query) -> Attributes {
     let parts: Vec<&str> = path.trim_matches('/').split('/').filter(|s| !s.is_empty()).collect();
     let non_resource = || Attributes {
         verb: method.as_str().to_lowercase(),
@@ -245,9 +226,9 @@ pub fn request_attributes(method: &Method, path: &str, query: Option<&str>) -> A
         a.resource = r.to_string();
     }
     if a.name.is_empty() && a.verb == "get" {
-        let watch = query_get(query, "watch").is_some_and(|w| !w.is_empty() && !matches!(w.as_str(), "false" | "0"));
+        let watch = query.get("watch").is_some_and(|w| !w.is_empty() && !matches!(w, "false" | "0"));
         a.verb = if watch { "watch" } else { "list" }.to_string();
-        if let Some(name) = query_get(query, "fieldSelector").as_deref().and_then(selector_name)
+        if let Some(name) = query.get("fieldSelector").and_then(selector_name)
             && valid_path_segment(&name)
         {
             a.name = name;
@@ -270,9 +251,11 @@ pub struct Decision {
     pub attributes: Attributes,
     /// Whether it was allowed.
     pub allowed: bool,
-    /// What decided: `system:masters`, `bootstrap` (the built-in discovery grant), `RBAC`, or
-    /// `denied`.
+    /// What decided: `system:masters`, `bootstrap` (the built-in grants to
+    /// `system:authenticated`), `RBAC`, or `denied`.
     pub by: &'static str,
+    /// The authenticated user when `user` is impersonated (`Impersonate-User`), else `None`.
+    pub impersonator: Option<String>,
 }
 
 /// The authentication and authorization state of a server.
@@ -299,7 +282,8 @@ impl Auth {
         let mut map: HashMap<String, UserInfo> = tokens.iter().map(|t| (t.token.clone(), t.user.clone())).collect();
         let admin_token = (mode == AuthorizationMode::Rbac).then(|| {
             let token = format!("admin-{}", uuid::Uuid::new_v4().simple());
-            map.insert(token.clone(), UserInfo { name: ADMIN_USER.into(), groups: vec![MASTERS_GROUP.into()] });
+            let admin = UserInfo { name: ADMIN_USER.into(), groups: vec![MASTERS_GROUP.into()], ..UserInfo::default() };
+            map.insert(token.clone(), admin);
             token
         });
         Self {
@@ -383,24 +367,32 @@ impl Auth {
         p
     }
 
-    /// Decide `a` for `user`, and record the decision.
-    pub fn authorize(&self, api: &Api, user: &UserInfo, a: &Attributes) -> bool {
-        let by = if user.groups.iter().any(|g| g == MASTERS_GROUP) {
+    /// Whether `user` may do `a` (always, outside RBAC mode), without recording a decision: the
+    /// access reviews' evaluator ([`super::review`]).
+    pub fn evaluate(&self, api: &Api, user: &UserInfo, a: &Attributes) -> bool {
+        !self.enforcing() || self.decide(api, user, a) != "denied"
+    }
+
+    fn decide(&self, api: &Api, user: &UserInfo, a: &Attributes) -> &'static str {
+        if user.groups.iter().any(|g| g == MASTERS_GROUP) {
             "system:masters"
-        } else if !a.resource_request
-            && a.verb == "get"
-            && user.groups.iter().any(|g| g == AUTHENTICATED_GROUP)
-            && rbac::rule_allows(&json!({"nonResourceURLs": DISCOVERY_URLS, "verbs": ["get"]}), a)
+        } else if user.groups.iter().any(|g| g == AUTHENTICATED_GROUP)
+            && rbac::authenticated_rules().iter().any(|r| rbac::rule_allows(r, a))
         {
             "bootstrap"
         } else if rbac::authorize(&self.policy(api), user, a) {
             "RBAC"
         } else {
             "denied"
-        };
+        }
+    }
+
+    /// Decide `a` for `user`, and record the decision.
+    pub fn authorize(&self, api: &Api, user: &UserInfo, a: &Attributes) -> bool {
+        let by = self.decide(api, user, a);
         let allowed = by != "denied";
         tracing::debug!(
-            user = %user.name, verb = %a.verb, group = %a.group, resource = %a.resource,
+            user = %user.name, impersonator = ?user.impersonator, verb = %a.verb, group = %a.group, resource = %a.resource,
             subresource = %a.subresource, namespace = %a.namespace, name = %a.name, path = %a.path,
             allowed, by, "authorization decision"
         );
@@ -415,6 +407,7 @@ impl Auth {
                 attributes: a.clone(),
                 allowed,
                 by,
+                impersonator: user.impersonator.clone(),
             });
         }
         allowed
@@ -436,6 +429,206 @@ impl Auth {
             details["kind"] = json!(a.resource);
         }
         Err(StatusError::forbidden(rbac::forbidden_message(user, a)).with_details(details))
+    }
+
+    /// Who the request acts as: `requestor` itself, or the user its `Impersonate-User`,
+    /// `Impersonate-Group`, `Impersonate-Uid` and `Impersonate-Extra-KEY` headers name, as
+    /// kube-apiserver's impersonation filter does. Each impersonated attribute needs the
+    /// `impersonate` verb (in RBAC mode): `users` (or `serviceaccounts` in the account's
+    /// namespace, for a `system:serviceaccount:NS:NAME` user), `groups`, `uids` and
+    /// `userextras/KEY` (group `authentication.k8s.io` for the last two); a denial is upstream's 403
+    /// for that check. Groups, a uid or extras without a user are upstream's 500 ("requested [...]
+    /// without impersonating a user"). An impersonated ServiceAccount without groups gets its
+    /// ServiceAccount groups; every impersonated user but `system:anonymous` is also in
+    /// `system:authenticated`. The result records the requestor in
+    /// [`UserInfo::impersonator`], so every decision on it names both.
+    pub fn impersonate(&self, api: &Api, requestor: &UserInfo, headers: &HeaderMap) -> Result<UserInfo, StatusError> {
+        let all = |name: &str| -> Vec<String> {
+            headers.get_all(name).iter().map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()).collect()
+        };
+        let first = |name: &str| all(name).into_iter().next().filter(|v| !v.is_empty());
+        let mut requests: Vec<Impersonation> = vec![];
+        let user = first("impersonate-user");
+        if let Some(u) = &user {
+            requests.push(match split_service_account(u) {
+                Some((ns, name)) => Impersonation::ServiceAccount(ns, name),
+                None => Impersonation::User(u.clone()),
+            });
+        }
+        let groups = all("impersonate-group");
+        requests.extend(groups.iter().cloned().map(Impersonation::Group));
+        let mut extra_keys: Vec<&str> = headers
+            .keys()
+            .filter_map(|k| k.as_str().strip_prefix("impersonate-extra-"))
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        extra_keys.sort_unstable();
+        for k in extra_keys {
+            let key = urlencoding::decode(k).map(|d| d.into_owned()).unwrap_or_else(|_| k.to_string());
+            for v in all(&format!("impersonate-extra-{k}")) {
+                requests.push(Impersonation::Extra(key.clone(), v));
+            }
+        }
+        let uid = first("impersonate-uid");
+        if let Some(u) = &uid {
+            requests.push(Impersonation::Uid(u.clone()));
+        }
+        if requests.is_empty() {
+            return Ok(requestor.clone());
+        }
+        if user.is_none() {
+            let described: Vec<String> = requests.iter().map(Impersonation::go_reference).collect();
+            return Err(StatusError::internal(format!(
+                "requested [{}] without impersonating a user",
+                described.join(" ")
+            )));
+        }
+        let mut out = UserInfo { impersonator: Some(requestor.name.clone()), ..UserInfo::default() };
+        for r in &requests {
+            let (group, resource, sub, ns, name) = match r {
+                Impersonation::ServiceAccount(ns, name) => {
+                    out.name = format!("system:serviceaccount:{ns}:{name}");
+                    if groups.is_empty() {
+                        out.groups = vec!["system:serviceaccounts".into(), format!("system:serviceaccounts:{ns}")];
+                    }
+                    ("", "serviceaccounts", "", ns.as_str(), name.as_str())
+                }
+                Impersonation::User(name) => {
+                    out.name = name.clone();
+                    ("", "users", "", "", name.as_str())
+                }
+                Impersonation::Group(g) => {
+                    out.groups.push(g.clone());
+                    ("", "groups", "", "", g.as_str())
+                }
+                Impersonation::Extra(k, v) => {
+                    out.extra.entry(k.clone()).or_default().push(v.clone());
+                    ("authentication.k8s.io", "userextras", k.as_str(), "", v.as_str())
+                }
+                Impersonation::Uid(u) => {
+                    out.uid = u.clone();
+                    ("authentication.k8s.io", "uids", "", "", u.as_str())
+                }
+            };
+            if self.enforcing() {
+                self.check(api, requestor, &Attributes::resource("impersonate", group, resource, sub, ns, name))?;
+            }
+        }
+        if out.name == ANONYMOUS_USER {
+            if !out.groups.iter().any(|g| g == UNAUTHENTICATED_GROUP) {
+                out.groups.push(UNAUTHENTICATED_GROUP.into());
+            }
+        } else if !out.groups.iter().any(|g| g == AUTHENTICATED_GROUP || g == UNAUTHENTICATED_GROUP) {
+            out.groups.push(AUTHENTICATED_GROUP.into());
+        }
+        tracing::debug!(user = %requestor.name, acting_as = %out.name, groups = ?out.groups, "impersonation");
+        Ok(out)
+    }
+
+    /// The RBAC objects as of now (cached per store resourceVersion).
+    pub fn policy_snapshot(&self, api: &Api) -> Arc<Policy> {
+        self.policy(api)
+    }
+
+    /// The admission checks of a create (`old` = None) or update of `new` in RBAC mode:
+    /// escalation prevention on the RBAC kinds ([`Auth::admit_rbac_escalation`]), then
+    /// OwnerReferencesPermissionEnforcement ([`Auth::admit_owner_references`]).
+    #[allow(clippy::too_many_arguments)]
+    pub fn admit(
+        &self,
+        api: &Api,
+        user: &UserInfo,
+        info: &ResourceInfo,
+        sub: Option<&str>,
+        namespace: &str,
+        old: Option<&Value>,
+        new: &Value,
+    ) -> Result<(), StatusError> {
+        self.admit_rbac_escalation(api, user, info, namespace, old, new)?;
+        self.admit_owner_references(api, user, info, sub, namespace, old, new)
+    }
+
+    /// Upstream's RBAC storage guards (`pkg/registry/rbac/*/policybased`), for a create or update
+    /// by `user` of `new` (after validation):
+    ///
+    /// - `system:masters` may write anything (`EscalationAllowed`);
+    /// - an update that changes only ownerReferences or finalizers passes (`IsOnlyMutatingGCFields`);
+    /// - a Role or ClusterRole passes when the user may `escalate` it, or already holds every
+    ///   permission it grants in the request's namespace (`ConfirmNoEscalation`); an
+    ///   `aggregationRule` (new or changed) needs every permission (`*` on `*.*` and on `*` URLs);
+    /// - a RoleBinding or ClusterRoleBinding passes when the user may `bind` the referenced role
+    ///   (verb `bind` on `roles`/`clusterroles` named as the roleRef, in the binding's namespace),
+    ///   or already holds every permission the role grants; a missing role is a 404 for it.
+    ///
+    /// A refusal is a 403: `<resource> "<name>" is forbidden: user "u" (groups=[...]) is attempting
+    /// to grant RBAC permissions not currently held:` followed by one line per missing rule.
+    pub fn admit_rbac_escalation(
+        &self,
+        api: &Api,
+        user: &UserInfo,
+        info: &ResourceInfo,
+        namespace: &str,
+        old: Option<&Value>,
+        new: &Value,
+    ) -> Result<(), StatusError> {
+        let is_role = matches!(info.resource.as_str(), "roles" | "clusterroles");
+        let is_binding = matches!(info.resource.as_str(), "rolebindings" | "clusterrolebindings");
+        if info.group != rbac::RBAC_GROUP || !(is_role || is_binding) || user.groups.iter().any(|g| g == MASTERS_GROUP)
+        {
+            return Ok(());
+        }
+        if let Some(old) = old
+            && only_gc_fields_change(old, new)
+        {
+            return Ok(());
+        }
+        let name = new["metadata"]["name"].as_str().unwrap_or_default();
+        let ns = if info.namespaced { namespace } else { "" };
+        let forbidden = |why: String| forbidden_for(info, name, &why);
+        if is_role {
+            // RoleEscalationAuthorized: the request's own attributes with verb escalate (a create
+            // has no name in its request).
+            let request_name = if old.is_some() { name } else { "" };
+            let escalate = Attributes::resource("escalate", &info.group, &info.resource, "", ns, request_name);
+            if self.authorize(api, user, &escalate) {
+                return Ok(());
+            }
+            let owner = rbac::rules_for(&self.policy(api), user, ns);
+            let rules = new["rules"].as_array().cloned().unwrap_or_default();
+            rbac::confirm_no_escalation(&owner, &rules, user).map_err(forbidden)?;
+            let aggregation = |o: &Value| o.get("aggregationRule").filter(|a| !a.is_null()).cloned();
+            if info.resource == "clusterroles"
+                && aggregation(new).is_some()
+                && old.is_none_or(|o| aggregation(o) != aggregation(new))
+            {
+                let full = [
+                    json!({"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}),
+                    json!({"nonResourceURLs": ["*"], "verbs": ["*"]}),
+                ];
+                rbac::confirm_no_escalation(&owner, &full, user)
+                    .map_err(|_| forbidden("must have cluster-admin privileges to use the aggregationRule".into()))?;
+            }
+            return Ok(());
+        }
+        let role_ref = &new["roleRef"];
+        let role_resource = match role_ref["kind"].as_str() {
+            Some("ClusterRole") => Some("clusterroles"),
+            Some("Role") => Some("roles"),
+            _ => None,
+        };
+        if let Some(resource) = role_resource {
+            let group = role_ref["apiGroup"].as_str().unwrap_or_default();
+            let role_name = role_ref["name"].as_str().unwrap_or_default();
+            if self.authorize(api, user, &Attributes::resource("bind", group, resource, "", ns, role_name)) {
+                return Ok(());
+            }
+        }
+        let policy = self.policy(api);
+        let rules = rbac::role_ref_rules(&policy, role_ref, ns)
+            .map_err(|e| StatusError::not_found(&api.info(rbac::RBAC_GROUP, e.resource), &e.name))?;
+        let owner = rbac::rules_for(&policy, user, ns);
+        rbac::confirm_no_escalation(&owner, &rules, user).map_err(forbidden)
     }
 
     /// OwnerReferencesPermissionEnforcement, for a create (`old` = None) or update of `new` on
@@ -466,23 +659,7 @@ impl Auth {
             return Ok(());
         }
         let name = new["metadata"]["name"].as_str().unwrap_or_default().to_string();
-        let forbidden = |why: String| {
-            let gr =
-                if info.group.is_empty() { info.resource.clone() } else { format!("{}.{}", info.resource, info.group) };
-            let message = if name.is_empty() {
-                format!("{gr} is forbidden: {why}")
-            } else {
-                format!("{gr} {name:?} is forbidden: {why}")
-            };
-            let mut details = json!({"kind": info.resource});
-            if !name.is_empty() {
-                details["name"] = json!(name);
-            }
-            if !info.group.is_empty() {
-                details["group"] = json!(info.group);
-            }
-            StatusError::forbidden(message).with_details(details)
-        };
+        let forbidden = |why: String| forbidden_for(info, &name, &why);
         let attrs = Attributes::resource;
         if old.is_some() {
             let a = attrs("delete", &info.group, &info.resource, sub.unwrap_or(""), namespace, &name);
@@ -524,13 +701,87 @@ impl Auth {
     }
 }
 
+/// The user name of anonymous requests.
+pub const ANONYMOUS_USER: &str = "system:anonymous";
+/// The group of anonymous requests.
+pub const UNAUTHENTICATED_GROUP: &str = "system:unauthenticated";
+
+/// One thing an impersonating request asks to act as.
+enum Impersonation {
+    ServiceAccount(String, String),
+    User(String),
+    Group(String),
+    Extra(String, String),
+    Uid(String),
+}
+
+impl Impersonation {
+    /// Go's `%v` of the `ObjectReference` upstream builds for it (its error message lists them).
+    fn go_reference(&self) -> String {
+        const AUTHN: &str = "authentication.k8s.io/v1";
+        // Kind Namespace Name UID APIVersion ResourceVersion FieldPath
+        let fields: [&str; 7] = match self {
+            Impersonation::ServiceAccount(ns, name) => ["ServiceAccount", ns, name, "", "", "", ""],
+            Impersonation::User(name) => ["User", "", name, "", "", "", ""],
+            Impersonation::Group(name) => ["Group", "", name, "", "", "", ""],
+            Impersonation::Extra(key, value) => ["UserExtra", "", value, "", AUTHN, "", key],
+            Impersonation::Uid(uid) => ["UID", "", uid, "", AUTHN, "", ""],
+        };
+        format!("{{{}}}", fields.join(" "))
+    }
+}
+
+/// `serviceaccount.SplitUsername`: `(namespace, name)` of `system:serviceaccount:NS:NAME` with a
+/// valid namespace (DNS label) and name (DNS subdomain).
+fn split_service_account(user: &str) -> Option<(String, String)> {
+    let rest = user.strip_prefix("system:serviceaccount:")?;
+    let parts: Vec<&str> = rest.split(':').collect();
+    let [ns, name] = parts.as_slice() else { return None };
+    let ok = super::validate::meta::name_is_dns_label(ns, false).is_empty()
+        && super::validate::meta::name_is_dns_subdomain(name, false).is_empty();
+    ok.then(|| (ns.to_string(), name.to_string()))
+}
+
+/// `IsOnlyMutatingGCFields`: `new` equals `old` but for ownerReferences, finalizers, selfLink and
+/// managedFields (and the resourceVersion the write carries).
+fn only_gc_fields_change(old: &Value, new: &Value) -> bool {
+    let strip = |v: &Value| {
+        let mut v = v.clone();
+        if let Some(md) = v.get_mut("metadata").and_then(Value::as_object_mut) {
+            for k in ["ownerReferences", "finalizers", "selfLink", "managedFields", "resourceVersion"] {
+                md.remove(k);
+            }
+        }
+        v
+    };
+    strip(old) == strip(new)
+}
+
+/// `errors.NewForbidden(resource, name, why)`: `roles.rbac.authorization.k8s.io "x" is forbidden: why`.
+fn forbidden_for(info: &ResourceInfo, name: &str, why: &str) -> StatusError {
+    let gr = info.group_resource();
+    let message = if name.is_empty() {
+        format!("{gr} is forbidden: {why}")
+    } else {
+        format!("{gr} {name:?} is forbidden: {why}")
+    };
+    let mut details = json!({"kind": info.resource});
+    if !name.is_empty() {
+        details["name"] = json!(name);
+    }
+    if !info.group.is_empty() {
+        details["group"] = json!(info.group);
+    }
+    StatusError::forbidden(message).with_details(details)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn attrs(m: Method, uri: &str) -> (String, String, String, String, String, String) {
         let (path, query) = uri.split_once('?').map_or((uri, None), |(p, q)| (p, Some(q)));
-        let a = request_attributes(&m, path, query);
+        let a = request_attributes(&m, path, &Query::parse(query));
         let kind = if a.resource_request { "resource" } else { "path" };
         (kind.into(), a.verb, a.group, format!("{}/{}", a.resource, a.subresource), a.namespace, a.name)
     }

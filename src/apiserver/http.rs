@@ -7,7 +7,6 @@
 //! reads the store's per-watcher channel; events are pre-serialized once by the store, so fan-out
 //! only concatenates bytes. Every error is a `Status` object.
 
-use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -27,6 +26,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use super::auth::{Auth, AuthorizationMode, StaticToken};
 use super::errors::StatusError;
 use super::patch::PatchType;
+use super::query::Query;
 use super::rbac::UserInfo;
 use super::registry::{Registry, ResourceInfo};
 use super::rest::{Api, DeleteOptions, Outcome, WriteOptions, parse_propagation};
@@ -413,33 +413,6 @@ fn accept_shape(headers: &HeaderMap, q: &Query) -> Shape {
     Shape::Object
 }
 
-/// Query parameters (last value wins, as Go's `url.Values.Get` takes the first; both rare).
-struct Query(HashMap<String, String>);
-
-impl Query {
-    fn parse(uri: &http::Uri) -> Result<Self, StatusError> {
-        let pairs: Vec<(String, String)> = match uri.query() {
-            None => vec![],
-            Some(_) => {
-                axum::extract::Query::<Vec<(String, String)>>::try_from_uri(uri)
-                    .map_err(|e| StatusError::bad_request(e.to_string()))?
-                    .0
-            }
-        };
-        let mut m = HashMap::new();
-        for (k, v) in pairs {
-            m.entry(k).or_insert(v);
-        }
-        Ok(Self(m))
-    }
-    fn get(&self, k: &str) -> Option<&str> {
-        self.0.get(k).map(String::as_str)
-    }
-    fn flag(&self, k: &str) -> bool {
-        matches!(self.get(k), Some("true" | "1"))
-    }
-}
-
 /// A parsed resource path.
 #[derive(Debug, Clone)]
 struct Target {
@@ -600,14 +573,22 @@ fn check_type(info: &ResourceInfo, obj: &mut Value) -> Result<(), StatusError> {
 async fn handle(State(s): State<Arc<Server>>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     // Authentication and authorization come first, as in kube-apiserver's filter chain.
-    let user = match s.auth.authenticate(&parts.headers) {
+    let mut user = match s.auth.authenticate(&parts.headers) {
         Ok(u) => u,
         Err(e) => return error_response(&e),
     };
+    // The query is parsed once: the authorizer and the handler read the same values.
+    let q = Query::from_uri(&parts.uri);
+    if let Some(u) = &user {
+        match s.auth.impersonate(&s.api, u, &parts.headers) {
+            Ok(acting) => user = Some(acting),
+            Err(e) => return error_response(&e),
+        }
+    }
     if let Some(user) = &user
         && s.auth.enforcing()
     {
-        let attrs = super::auth::request_attributes(&parts.method, parts.uri.path(), parts.uri.query());
+        let attrs = super::auth::request_attributes(&parts.method, parts.uri.path(), &q);
         if let Err(e) = s.auth.check(&s.api, user, &attrs) {
             return error_response(&e);
         }
@@ -616,7 +597,12 @@ async fn handle(State(s): State<Arc<Server>>, req: Request) -> Response {
         Ok(b) => b,
         Err(_) => return error_response(&StatusError::too_large(s.config.body_limit)),
     };
-    match dispatch(&s, &parts.method, &parts.uri, &parts.headers, bytes, user.as_ref()).await {
+    let review_body = || parse_json_body(&bytes, &parts.headers);
+    if let Some(r) = super::review::serve(&s.api, &s.auth, &parts.method, parts.uri.path(), user.as_ref(), review_body)
+    {
+        return r.map_or_else(|e| error_response(&e), |v| json_value(StatusCode::CREATED, &v));
+    }
+    match dispatch(&s, &parts.method, &parts.uri, &q, &parts.headers, bytes, user.as_ref()).await {
         Ok(r) => r,
         Err(e) => error_response(&e),
     }
@@ -633,12 +619,12 @@ async fn dispatch(
     s: &Arc<Server>,
     method: &Method,
     uri: &http::Uri,
+    q: &Query,
     headers: &HeaderMap,
     body: Bytes,
     user: Option<&UserInfo>,
 ) -> Result<Response, StatusError> {
     let reg = &s.api.registry;
-    let q = Query::parse(uri)?;
     let route = route(reg, uri.path())?;
     let only_get = |r: Response| -> Result<Response, StatusError> {
         if method == Method::GET || method == Method::HEAD {
@@ -689,7 +675,7 @@ async fn dispatch(
             let doc = discovery::openapi_v3_gv(reg, &p).ok_or_else(|| StatusError::no_route(uri.path()))?;
             only_get(json_value(StatusCode::OK, &doc))
         }
-        Route::Resource(t) => resource(s, method, uri, headers, &q, *t, body, user).await,
+        Route::Resource(t) => resource(s, method, uri, headers, q, *t, body, user).await,
     }
 }
 
@@ -710,7 +696,7 @@ async fn resource(
         let (server, user, ns) = (s.clone(), user.clone(), t.namespace.clone().unwrap_or_default());
         super::rest::AdmitHook(Arc::new(
             move |info: &ResourceInfo, sub: Option<&str>, old: Option<&Value>, new: &Value| {
-                server.auth.admit_owner_references(&server.api, &user, info, sub, &ns, old, new)
+                server.auth.admit(&server.api, &user, info, sub, &ns, old, new)
             },
         ))
     });
@@ -744,7 +730,7 @@ async fn resource(
             let e = api.get(&sinfo, &ns, name).map_err(|_| StatusError::not_found(&view, name))?;
             Ok(object_response(&view, StatusCode::OK, e.bytes, shape, &[]))
         }
-        (Method::GET, Some(name), Some("log")) => log_proxy(s, &ns, name, uri).await,
+        (Method::GET, Some(name), Some("log")) => log_proxy(s, &ns, name, q).await,
         (Method::POST, None, None) => {
             let mut obj = parse_json_body(&body, headers)?;
             check_type(&view, &mut obj)?;
@@ -1279,11 +1265,10 @@ fn bind(s: &Arc<Server>, ns: &str, name: &str, binding: &Value) -> Result<Respon
     ))
 }
 
-async fn log_proxy(s: &Arc<Server>, ns: &str, name: &str, uri: &http::Uri) -> Result<Response, StatusError> {
+async fn log_proxy(s: &Arc<Server>, ns: &str, name: &str, q: &Query) -> Result<Response, StatusError> {
     let api = &s.api;
     let pods = api.info("", "pods");
     let pod = api.get_value(&pods, ns, name)?;
-    let q = Query::parse(uri)?;
     let containers: Vec<String> = pod["spec"]["containers"]
         .as_array()
         .map(|a| a.iter().filter_map(|c| c["name"].as_str().map(str::to_string)).collect())
@@ -1325,8 +1310,7 @@ async fn log_proxy(s: &Arc<Server>, ns: &str, name: &str, uri: &http::Uri) -> Re
         .and_then(|x| x["address"].as_str())
         .unwrap_or("127.0.0.1")
         .to_string();
-    let pass: Vec<(String, String)> =
-        q.0.iter().filter(|(k, _)| k.as_str() != "container").map(|(k, v)| (k.clone(), v.clone())).collect();
+    let pass: Vec<(&str, &str)> = q.pairs().filter(|(k, _)| *k != "container").collect();
     let query = pass
         .iter()
         .map(|(k, v)| format!("{}={}", urlencoding::encode(k), urlencoding::encode(v)))

@@ -45,14 +45,28 @@ pub fn write(path: &Path, url: &str) -> std::io::Result<()> {
     write_with_token(path, url, None)
 }
 
-/// Write [`render_with_token`]`(url, token)` to `path`, creating parent directories.
+/// Write [`render_with_token`]`(url, token)` to `path`, creating parent directories. The file is
+/// readable by its owner only (mode 0600, as kubectl writes kubeconfigs): it may hold a token. An
+/// existing file is narrowed to 0600 before the new content is written into it.
 pub fn write_with_token(path: &Path, url: &str, token: Option<&str>) -> std::io::Result<()> {
     if let Some(dir) = path.parent()
         && !dir.as_os_str().is_empty()
     {
         std::fs::create_dir_all(dir)?;
     }
-    std::fs::write(path, render_with_token(url, token))
+    write_private(path, render_with_token(url, token).as_bytes())
+}
+
+/// Write `contents` to `path` with mode 0600 (a file that already exists is narrowed to 0600
+/// before anything is written to it).
+pub fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(false).mode(0o600).open(path)?;
+    f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    f.set_len(0)?;
+    f.write_all(contents)?;
+    f.sync_all()
 }
 
 #[cfg(test)]
@@ -69,5 +83,23 @@ mod tests {
         assert!(kc.auth_infos[0].auth_info.as_ref().unwrap().token.is_some());
         let v: serde_json::Value = serde_saphyr::from_str(&text).unwrap();
         assert_eq!(v["users"][0]["user"]["token"], "a:b\"c");
+    }
+
+    #[test]
+    fn kubeconfigs_are_written_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let fresh = dir.path().join("sub/kubeconfig");
+        write_with_token(&fresh, "https://127.0.0.1:1", Some("secret-token")).unwrap();
+        assert_eq!(mode(&fresh), 0o600);
+        assert!(std::fs::read_to_string(&fresh).unwrap().contains("secret-token"));
+        // An existing world-readable file is narrowed, and its old content replaced.
+        let old = dir.path().join("old");
+        std::fs::write(&old, "x".repeat(5000)).unwrap();
+        std::fs::set_permissions(&old, std::fs::Permissions::from_mode(0o644)).unwrap();
+        write(&old, "http://127.0.0.1:2").unwrap();
+        assert_eq!(mode(&old), 0o600);
+        assert_eq!(std::fs::read_to_string(&old).unwrap(), render("http://127.0.0.1:2"));
     }
 }

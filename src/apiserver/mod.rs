@@ -6,8 +6,10 @@
 //! validation. Tests start one in-process per test; `jobwright apiserver` serves one standalone;
 //! `jobwright local` embeds one.
 //!
-//! - [`auth`]: bearer-token authentication, RBAC enforcement (with [`rbac`]'s evaluation), the
-//!   ownerReference admission check and the decision log; off unless asked for.
+//! - [`auth`]: bearer-token authentication, impersonation, RBAC enforcement (with [`rbac`]'s
+//!   evaluation and escalation prevention), the ownerReference admission check and the decision
+//!   log; off unless asked for. [`review`]: the access reviews `kubectl auth can-i` sends.
+//! - [`query`]: the query string, parsed once for the authorizer and the handler.
 //! - [`registry`]: which resources are served, shared by every other part.
 //! - [`store`]: objects, resourceVersions, watch history.
 //! - [`persist`]: the snapshot + write-ahead log behind `--data-dir`.
@@ -35,9 +37,11 @@ pub mod openapi;
 pub mod patch;
 pub mod persist;
 pub mod proto;
+pub mod query;
 pub mod rbac;
 pub mod registry;
 pub mod rest;
+pub mod review;
 pub mod selector;
 pub mod store;
 pub mod table;

@@ -303,11 +303,257 @@ pub fn admit_generic(
         ("", "Service") => service_name,
         _ => meta::name_is_dns_subdomain,
     };
+    let kind = (info.group.as_str(), info.kind.as_str());
+    match kind {
+        ("", "Secret") => default_secret(obj),
+        (RBAC, "RoleBinding" | "ClusterRoleBinding") => default_binding(obj),
+        _ => {}
+    }
     let mut errs = meta_rules(obj, old, op, info.namespaced, name_fn);
-    if matches!((info.group.as_str(), info.kind.as_str()), ("", "ConfigMap") | ("", "Secret")) {
-        errs.extend(validate_data_keys(obj, info.kind == "ConfigMap"));
+    match kind {
+        ("", "ConfigMap") => errs.extend(validate_data_keys(obj, true)),
+        ("", "Secret") => errs.extend(validate_secret(obj, old)),
+        (RBAC, "Role" | "ClusterRole") => errs.extend(validate_rules(obj, info.kind == "Role")),
+        (RBAC, "RoleBinding" | "ClusterRoleBinding") => {
+            errs.extend(validate_binding(obj, old, info.kind == "RoleBinding"));
+        }
+        _ => {}
     }
     finish(errs)
+}
+
+const RBAC: &str = "rbac.authorization.k8s.io";
+
+/// Secret defaults and conversion: `stringData` is merged into `data` (base64; a key in both
+/// takes the `stringData` value) and dropped, so it is never stored or returned; `type` defaults
+/// to `Opaque`.
+fn default_secret(obj: &mut Value) {
+    let Some(m) = obj.as_object_mut() else { return };
+    if let Some(Value::Object(string_data)) = m.remove("stringData")
+        && !string_data.is_empty()
+    {
+        let data = m.entry("data").or_insert_with(|| json!({}));
+        if !data.is_object() {
+            *data = json!({});
+        }
+        for (k, v) in string_data {
+            let bytes = v.as_str().unwrap_or_default().as_bytes().to_vec();
+            data[k.as_str()] = serde_json::to_value(k8s_openapi::ByteString(bytes)).unwrap_or_default();
+        }
+    }
+    if m.get("type").and_then(Value::as_str).is_none_or(str::is_empty) {
+        m.insert("type".into(), json!("Opaque"));
+    }
+}
+
+/// The length of base64 `s` decoded (it was checked to be base64 when decoded).
+fn decoded_len(s: &str) -> usize {
+    let pad = s.bytes().rev().take_while(|b| *b == b'=').count();
+    (s.len() / 4 * 3 + (s.len() % 4 * 3 / 4)).saturating_sub(pad)
+}
+
+/// `ValidateSecret` (and `ValidateSecretUpdate` with `old`): data keys, the 1 MiB limit on the
+/// decoded data, the keys each built-in `type` requires, and on update an unchanged `type` and,
+/// once `immutable` is set, unchanged `data` and `immutable`.
+fn validate_secret(obj: &Value, old: Option<&Value>) -> ErrorList {
+    let mut errs = validate_data_keys(obj, false);
+    let data = obj.get("data").and_then(Value::as_object);
+    let total: usize = data.map(|d| d.values().filter_map(Value::as_str).map(decoded_len).sum()).unwrap_or(0);
+    if total > MAX_DATA_SIZE {
+        errs.push(meta::too_long("data", MAX_DATA_SIZE));
+    }
+    let has = |k: &str| data.is_some_and(|d| d.contains_key(k));
+    let value = |k: &str| data.and_then(|d| d.get(k)).and_then(Value::as_str).unwrap_or_default();
+    let required = |p: &str| FieldError::required(p, "");
+    let json_key = |errs: &mut ErrorList, k: &str| {
+        if !has(k) {
+            errs.push(required(&super::json::key("data", k)));
+            return;
+        }
+        let bytes: Option<k8s_openapi::ByteString> = serde_json::from_value(json!(value(k))).ok();
+        let parsed = bytes.map(|b| serde_json::from_slice::<serde_json::Map<String, Value>>(&b.0));
+        if let Some(Err(e)) = parsed {
+            errs.push(FieldError::invalid(
+                super::json::key("data", k),
+                json!("<secret contents redacted>"),
+                e.to_string(),
+            ));
+        }
+    };
+    match obj.get("type").and_then(Value::as_str).unwrap_or_default() {
+        "kubernetes.io/service-account-token" => {
+            let annotation = str_at(obj, &["metadata", "annotations", "kubernetes.io/service-account.name"]);
+            if annotation.is_none_or(str::is_empty) {
+                errs.push(required("metadata.annotations[kubernetes.io/service-account.name]"));
+            }
+        }
+        "kubernetes.io/dockercfg" => json_key(&mut errs, ".dockercfg"),
+        "kubernetes.io/dockerconfigjson" => json_key(&mut errs, ".dockerconfigjson"),
+        "kubernetes.io/basic-auth" if !has("username") && !has("password") => {
+            // Upstream's path really is `data[%s]` with the key appended.
+            errs.push(required("data[%s][username]"));
+            errs.push(required("data[%s][password]"));
+        }
+        "kubernetes.io/ssh-auth" if value("ssh-privatekey").is_empty() => {
+            errs.push(required("data[%s][ssh-privatekey]"))
+        }
+        "kubernetes.io/tls" => {
+            for k in ["tls.crt", "tls.key"] {
+                if !has(k) {
+                    errs.push(required(&super::json::key("data", k)));
+                }
+            }
+        }
+        _ => {}
+    }
+    if let Some(old) = old {
+        errs.extend(meta::immutable(obj.get("type"), old.get("type"), "type"));
+        if old.get("immutable").and_then(Value::as_bool) == Some(true) {
+            if obj.get("immutable").and_then(Value::as_bool) != Some(true) {
+                errs.push(FieldError::forbidden("immutable", "field is immutable when `immutable` is set"));
+            }
+            let empty = json!({});
+            let d = |o: &Value| o.get("data").filter(|d| !d.is_null()).cloned().unwrap_or_else(|| empty.clone());
+            if d(obj) != d(old) {
+                errs.push(FieldError::forbidden("data", "field is immutable when `immutable` is set"));
+            }
+        }
+    }
+    errs
+}
+
+/// RBAC v1 defaults: `roleRef.apiGroup` is `rbac.authorization.k8s.io`; a User or Group subject's
+/// `apiGroup` is too (a ServiceAccount's stays `""`).
+fn default_binding(obj: &mut Value) {
+    if let Some(r) = obj.get_mut("roleRef").and_then(Value::as_object_mut)
+        && r.get("apiGroup").and_then(Value::as_str).is_none_or(str::is_empty)
+    {
+        r.insert("apiGroup".into(), json!(RBAC));
+    }
+    let Some(subjects) = obj.get_mut("subjects").and_then(Value::as_array_mut) else { return };
+    for s in subjects.iter_mut().filter_map(Value::as_object_mut) {
+        let kind = s.get("kind").and_then(Value::as_str).unwrap_or_default();
+        if matches!(kind, "User" | "Group") && s.get("apiGroup").and_then(Value::as_str).is_none_or(str::is_empty) {
+            s.insert("apiGroup".into(), json!(RBAC));
+        }
+    }
+}
+
+/// `ValidatePolicyRule` for each rule of a Role (`namespaced`) or ClusterRole.
+fn validate_rules(obj: &Value, namespaced: bool) -> ErrorList {
+    let mut errs = vec![];
+    let rules = obj.get("rules").and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[]);
+    for (i, rule) in rules.iter().enumerate() {
+        let p = super::json::index("rules", i);
+        let len = |k: &str| rule.get(k).and_then(Value::as_array).map_or(0, Vec::len);
+        if len("verbs") == 0 {
+            errs.push(FieldError::required(child(&p, "verbs"), "verbs must contain at least one value"));
+        }
+        if len("nonResourceURLs") > 0 {
+            let urls = rule["nonResourceURLs"].clone();
+            if namespaced {
+                errs.push(FieldError::invalid(
+                    child(&p, "nonResourceURLs"),
+                    urls.clone(),
+                    "namespaced rules cannot apply to non-resource URLs",
+                ));
+            }
+            if len("apiGroups") > 0 || len("resources") > 0 || len("resourceNames") > 0 {
+                errs.push(FieldError::invalid(
+                    child(&p, "nonResourceURLs"),
+                    urls,
+                    "rules cannot apply to both regular resources and non-resource URLs",
+                ));
+            }
+            continue;
+        }
+        if len("apiGroups") == 0 {
+            errs.push(FieldError::required(
+                child(&p, "apiGroups"),
+                "resource rules must supply at least one api group",
+            ));
+        }
+        if len("resources") == 0 {
+            errs.push(FieldError::required(child(&p, "resources"), "resource rules must supply at least one resource"));
+        }
+    }
+    errs
+}
+
+/// `ValidateRoleBinding` / `ValidateClusterRoleBinding` (and their update forms with `old`): the
+/// roleRef's apiGroup, kind (a ClusterRoleBinding can only reference a ClusterRole) and name, each
+/// subject, and on update an unchanged roleRef.
+fn validate_binding(obj: &Value, old: Option<&Value>, namespaced: bool) -> ErrorList {
+    let mut errs = vec![];
+    let role_ref = obj.get("roleRef").unwrap_or(&Value::Null);
+    let s = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
+    let group = s(role_ref, "apiGroup");
+    if group != RBAC {
+        errs.push(FieldError::not_supported("roleRef.apiGroup", json!(group), &[RBAC]));
+    }
+    let kind = s(role_ref, "kind");
+    let kinds: &[&str] = if namespaced { &["Role", "ClusterRole"] } else { &["ClusterRole"] };
+    if !kinds.contains(&kind.as_str()) {
+        errs.push(FieldError::not_supported("roleRef.kind", json!(kind), kinds));
+    }
+    let name = s(role_ref, "name");
+    if name.is_empty() {
+        errs.push(FieldError::required("roleRef.name", ""));
+    } else {
+        errs.extend(
+            path_segment_name(&name, false).into_iter().map(|m| FieldError::invalid("roleRef.name", json!(name), m)),
+        );
+    }
+    let subjects = obj.get("subjects").and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[]);
+    for (i, subject) in subjects.iter().enumerate() {
+        let p = super::json::index("subjects", i);
+        let name = s(subject, "name");
+        let group = s(subject, "apiGroup");
+        if name.is_empty() {
+            errs.push(FieldError::required(child(&p, "name"), ""));
+        }
+        match s(subject, "kind").as_str() {
+            "ServiceAccount" => {
+                if !name.is_empty() {
+                    errs.extend(
+                        meta::name_is_dns_subdomain(&name, false)
+                            .into_iter()
+                            .map(|m| FieldError::invalid(child(&p, "name"), json!(name), m)),
+                    );
+                }
+                if !group.is_empty() {
+                    errs.push(FieldError::not_supported(child(&p, "apiGroup"), json!(group), &[""]));
+                }
+                if !namespaced && s(subject, "namespace").is_empty() {
+                    errs.push(FieldError::required(child(&p, "namespace"), ""));
+                }
+            }
+            "User" | "Group" if group != RBAC => {
+                errs.push(FieldError::not_supported(child(&p, "apiGroup"), json!(group), &[RBAC]));
+            }
+            "User" | "Group" => {}
+            other => errs.push(FieldError::not_supported(
+                child(&p, "kind"),
+                json!(other),
+                &["ServiceAccount", "User", "Group"],
+            )),
+        }
+    }
+    if let Some(old) = old {
+        let old_ref = old.get("roleRef").unwrap_or(&Value::Null);
+        let triple = |r: &Value| (s(r, "apiGroup"), s(r, "kind"), s(r, "name"));
+        if triple(old_ref) != triple(role_ref) {
+            // Upstream prints the internal Go struct (`%#v`) as the value.
+            let (g, k, n) = triple(role_ref);
+            errs.push(FieldError::new(
+                crate::apiserver::errors::FieldErrorType::Invalid,
+                "roleRef",
+                None,
+                format!("rbac.RoleRef{{APIGroup:{g:?}, Kind:{k:?}, Name:{n:?}}}: cannot change roleRef"),
+            ));
+        }
+    }
+    errs
 }
 
 /// `IsConfigMapKey` (ConfigMap and Secret data keys).

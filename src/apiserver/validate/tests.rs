@@ -1359,10 +1359,166 @@ fn configmap_and_secret_keys() {
             "data[dup]: Invalid value: \"dup\": duplicate of key present in binaryData"
         ]
     );
+    // stringData is merged into data before validation, so upstream names data[KEY].
     let secret = json!({"metadata": {"name": "s", "namespace": "default"}, "stringData": {"a/b": "x"}});
     let err = create(&info("", "secrets"), secret).unwrap_err();
     assert_eq!(causes(&err).len(), 1);
-    assert!(causes(&err)[0].starts_with("stringData[a/b]: Invalid value: \"a/b\": a valid config key"));
+    assert!(causes(&err)[0].starts_with("data[a/b]: Invalid value: \"a/b\": a valid config key"), "{err}");
+}
+
+#[test]
+fn secret_string_data_is_merged_into_data_and_never_kept() {
+    let secrets = info("", "secrets");
+    let s = json!({"metadata": {"name": "s", "namespace": "default"},
+        "data": {"keep": "YQ==", "both": "b2xk"}, "stringData": {"both": "new", "plain": "hello"}});
+    let (obj, _) = create(&secrets, s).unwrap();
+    assert!(obj.get("stringData").is_none(), "{obj}");
+    assert_eq!(obj["data"], json!({"keep": "YQ==", "both": "bmV3", "plain": "aGVsbG8="}), "stringData wins");
+    assert_eq!(obj["type"], "Opaque");
+    // An update (or a patched object) with stringData merges the same way.
+    let new = json!({"metadata": {"name": "s", "namespace": "default"}, "type": "Opaque", "stringData": {"x": ""}});
+    let updated = update(&secrets, Operation::Update, &obj, new).unwrap();
+    assert_eq!(updated["data"], json!({"x": ""}));
+    assert!(updated.get("stringData").is_none());
+    // Empty stringData leaves data as it is.
+    let (obj2, _) =
+        create(&secrets, json!({"metadata": {"name": "t", "namespace": "default"}, "stringData": {}})).unwrap();
+    assert!(obj2.get("data").is_none() && obj2.get("stringData").is_none(), "{obj2}");
+}
+
+#[test]
+fn secret_validation_as_upstream() {
+    let secrets = info("", "secrets");
+    let base =
+        |ty: &str, data: Value| json!({"metadata": {"name": "s", "namespace": "default"}, "type": ty, "data": data});
+    let err = |v: Value| causes(&create(&secrets, v).unwrap_err());
+    assert_eq!(
+        err(base("kubernetes.io/tls", json!({}))),
+        ["data[tls.crt]: Required value", "data[tls.key]: Required value"]
+    );
+    assert_eq!(
+        err(base("kubernetes.io/basic-auth", json!({}))),
+        ["data[%s][username]: Required value", "data[%s][password]: Required value"]
+    );
+    assert_eq!(err(base("kubernetes.io/ssh-auth", json!({}))), ["data[%s][ssh-privatekey]: Required value"]);
+    assert_eq!(
+        err(base("kubernetes.io/service-account-token", json!({}))),
+        ["metadata.annotations[kubernetes.io/service-account.name]: Required value"]
+    );
+    assert_eq!(err(base("kubernetes.io/dockerconfigjson", json!({}))), ["data[.dockerconfigjson]: Required value"]);
+    let bad_json = err(base("kubernetes.io/dockerconfigjson", json!({".dockerconfigjson": "bm90IGpzb24="})));
+    assert!(
+        bad_json[0].starts_with("data[.dockerconfigjson]: Invalid value: \"<secret contents redacted>\": "),
+        "{bad_json:?}"
+    );
+    create(&secrets, base("kubernetes.io/tls", json!({"tls.crt": "", "tls.key": ""}))).unwrap();
+    create(&secrets, base("example.com/custom", json!({}))).unwrap();
+    // 1 MiB of decoded data is the limit (base64 is 4/3 larger).
+    let mib = "A".repeat(1024 * 1024 / 3 * 4 + 4);
+    assert_eq!(err(base("Opaque", json!({"big": mib}))), ["data: Too long: must have at most 1048576 bytes"]);
+    let (old, _) = create(&secrets, base("Opaque", json!({"a": "YQ=="}))).unwrap();
+    let mut changed = old.clone();
+    changed["type"] = json!("kubernetes.io/tls");
+    changed["data"] = json!({"tls.crt": "", "tls.key": ""});
+    let e = update(&secrets, Operation::Update, &old, changed).unwrap_err();
+    assert_eq!(causes(&e), ["type: Invalid value: \"kubernetes.io/tls\": field is immutable"]);
+    let mut frozen = old.clone();
+    frozen["immutable"] = json!(true);
+    let frozen = update(&secrets, Operation::Update, &old, frozen).unwrap();
+    let mut thaw = frozen.clone();
+    thaw["immutable"] = json!(false);
+    thaw["data"] = json!({"a": "Yg=="});
+    let e = update(&secrets, Operation::Update, &frozen, thaw).unwrap_err();
+    assert_eq!(
+        causes(&e),
+        [
+            "immutable: Forbidden: field is immutable when `immutable` is set",
+            "data: Forbidden: field is immutable when `immutable` is set"
+        ]
+    );
+}
+
+#[test]
+fn role_bindings_validate_and_freeze_the_role_ref() {
+    let rb = info("rbac.authorization.k8s.io", "rolebindings");
+    let crb = info("rbac.authorization.k8s.io", "clusterrolebindings");
+    let binding = |role_ref: Value| {
+        json!({"metadata": {"name": "b", "namespace": "default"}, "roleRef": role_ref,
+            "subjects": [{"kind": "User", "name": "alice"}, {"kind": "ServiceAccount", "name": "sa"}]})
+    };
+    // Defaults: roleRef.apiGroup, and a User subject's apiGroup (not a ServiceAccount's).
+    let (ok, _) = create(&rb, binding(json!({"kind": "Role", "name": "r"}))).unwrap();
+    assert_eq!(ok["roleRef"]["apiGroup"], "rbac.authorization.k8s.io");
+    assert_eq!(ok["subjects"][0]["apiGroup"], "rbac.authorization.k8s.io");
+    assert!(ok["subjects"][1].get("apiGroup").is_none());
+    let e = create(&rb, binding(json!({"kind": "Bogus", "name": "r", "apiGroup": "example.com"}))).unwrap_err();
+    assert_eq!(
+        causes(&e),
+        [
+            "roleRef.apiGroup: Unsupported value: \"example.com\": supported values: \"rbac.authorization.k8s.io\"",
+            "roleRef.kind: Unsupported value: \"Bogus\": supported values: \"Role\", \"ClusterRole\""
+        ]
+    );
+    assert_eq!(
+        causes(&create(&rb, binding(json!({"kind": "Role", "name": ""}))).unwrap_err()),
+        ["roleRef.name: Required value"]
+    );
+    // A ClusterRoleBinding can only reference a ClusterRole, and names its ServiceAccounts' namespace.
+    let mut c = binding(json!({"kind": "Role", "name": "r"}));
+    c["metadata"] = json!({"name": "c"});
+    assert_eq!(
+        causes(&create(&crb, c).unwrap_err()),
+        [
+            "roleRef.kind: Unsupported value: \"Role\": supported values: \"ClusterRole\"",
+            "subjects[1].namespace: Required value"
+        ]
+    );
+    // roleRef is immutable.
+    let mut changed = ok.clone();
+    changed["roleRef"]["kind"] = json!("ClusterRole");
+    changed["roleRef"]["name"] = json!("cluster-admin");
+    let e = update(&rb, Operation::Update, &ok, changed).unwrap_err();
+    assert_eq!(
+        e.message,
+        "RoleBinding.rbac.authorization.k8s.io \"b\" is invalid: roleRef: Invalid value: rbac.RoleRef{APIGroup:\"rbac.authorization.k8s.io\", Kind:\"ClusterRole\", Name:\"cluster-admin\"}: cannot change roleRef"
+    );
+    let mut relabelled = ok.clone();
+    relabelled["metadata"]["labels"] = json!({"a": "b"});
+    update(&rb, Operation::Update, &ok, relabelled).unwrap();
+    let bad_subject = json!({"metadata": {"name": "b", "namespace": "default"}, "roleRef": {"kind": "Role", "name": "r"},
+        "subjects": [{"kind": "Robot", "name": "x"}, {"kind": "Group", "name": ""}]});
+    assert_eq!(
+        causes(&create(&rb, bad_subject).unwrap_err()),
+        [
+            "subjects[0].kind: Unsupported value: \"Robot\": supported values: \"ServiceAccount\", \"User\", \"Group\"",
+            "subjects[1].name: Required value"
+        ]
+    );
+}
+
+#[test]
+fn policy_rules_validate_as_upstream() {
+    let roles = info("rbac.authorization.k8s.io", "roles");
+    let role = |rules: Value| json!({"metadata": {"name": "r", "namespace": "default"}, "rules": rules});
+    let e = create(
+        &roles,
+        role(json!([{"apiGroups": [""], "resources": ["pods"]}, {"verbs": ["get"]},
+        {"verbs": ["get"], "nonResourceURLs": ["/x"], "resources": ["pods"]}])),
+    )
+    .unwrap_err();
+    assert_eq!(
+        causes(&e),
+        [
+            "rules[0].verbs: Required value: verbs must contain at least one value",
+            "rules[1].apiGroups: Required value: resource rules must supply at least one api group",
+            "rules[1].resources: Required value: resource rules must supply at least one resource",
+            "rules[2].nonResourceURLs: Invalid value: []string{\"/x\"}: namespaced rules cannot apply to non-resource URLs",
+            "rules[2].nonResourceURLs: Invalid value: []string{\"/x\"}: rules cannot apply to both regular resources and non-resource URLs"
+        ]
+    );
+    let cr = info("rbac.authorization.k8s.io", "clusterroles");
+    create(&cr, json!({"metadata": {"name": "c"}, "rules": [{"verbs": ["get"], "nonResourceURLs": ["/healthz"]}]}))
+        .unwrap();
 }
 
 /// The status writes upstream's Job controller makes, in order, are each accepted: this is the
