@@ -1,5 +1,5 @@
 //! Just enough of Kubernetes' protobuf encoding to accept what `kubectl create job|cronjob|
-//! configmap|namespace` send.
+//! configmap|namespace` and `kubectl auth can-i|whoami` send.
 //!
 //! kubectl's typed clients POST `application/vnd.kubernetes.protobuf` bodies and kube-apiserver
 //! accepts them; it never falls back to JSON. The wire format is the `k8s\0` magic followed by a
@@ -146,6 +146,33 @@ const CONFIGMAP: &[F] = &[
 ];
 const NAMESPACE: &[F] = &[f(1, "metadata", Ty::Msg(OBJECT_META)), f(2, "spec", Ty::Ignore), f(3, "status", Ty::Ignore)];
 const TYPE_META: &[F] = &[f(1, "apiVersion", Ty::Str), f(2, "kind", Ty::Str)];
+// The access reviews `kubectl auth can-i` and `kubectl auth whoami` send (authorization/v1,
+// authentication/v1); the selector attributes (8, 9) are skipped.
+const RESOURCE_ATTRIBUTES: &[F] = &[
+    f(1, "namespace", Ty::Str),
+    f(2, "verb", Ty::Str),
+    f(3, "group", Ty::Str),
+    f(4, "version", Ty::Str),
+    f(5, "resource", Ty::Str),
+    f(6, "subresource", Ty::Str),
+    f(7, "name", Ty::Str),
+];
+const NON_RESOURCE_ATTRIBUTES: &[F] = &[f(1, "path", Ty::Str), f(2, "verb", Ty::Str)];
+const ACCESS_REVIEW_SPEC: &[F] = &[
+    p(1, "resourceAttributes", Ty::Msg(RESOURCE_ATTRIBUTES)),
+    p(2, "nonResourceAttributes", Ty::Msg(NON_RESOURCE_ATTRIBUTES)),
+    f(3, "user", Ty::Str),
+    r(4, "groups", Ty::Str),
+    f(6, "uid", Ty::Str),
+];
+const ACCESS_REVIEW: &[F] =
+    &[f(1, "metadata", Ty::Msg(OBJECT_META)), f(2, "spec", Ty::Msg(ACCESS_REVIEW_SPEC)), f(3, "status", Ty::Ignore)];
+const RULES_REVIEW: &[F] = &[
+    f(1, "metadata", Ty::Msg(OBJECT_META)),
+    f(2, "spec", Ty::Msg(&[f(1, "namespace", Ty::Str)])),
+    f(3, "status", Ty::Ignore),
+];
+const SELF_SUBJECT_REVIEW: &[F] = &[f(1, "metadata", Ty::Msg(OBJECT_META)), f(2, "status", Ty::Ignore)];
 
 fn bad(why: &str) -> StatusError {
     StatusError::bad_request(format!("the object provided is unrecognized or malformed: protobuf: {why}"))
@@ -405,6 +432,9 @@ pub fn decode(body: &[u8]) -> Result<Value, StatusError> {
         ("batch/v1", "CronJob") => CRONJOB,
         ("v1", "ConfigMap") => CONFIGMAP,
         ("v1", "Namespace") => NAMESPACE,
+        ("authorization.k8s.io/v1", "SelfSubjectAccessReview" | "SubjectAccessReview") => ACCESS_REVIEW,
+        ("authorization.k8s.io/v1", "SelfSubjectRulesReview") => RULES_REVIEW,
+        ("authentication.k8s.io/v1", "SelfSubjectReview") => SELF_SUBJECT_REVIEW,
         _ => {
             return Err(StatusError::new(
                 415,

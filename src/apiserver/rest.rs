@@ -496,6 +496,7 @@ impl Api {
             obj["status"] = json!({"phase": "Active"});
             obj["metadata"]["labels"]["kubernetes.io/metadata.name"] = json!(name);
         }
+        validate::convert(info, &mut obj);
         if record {
             patch::record_write(info, None, &mut obj, &opts.ctx(None));
         }
@@ -545,6 +546,7 @@ impl Api {
     ) -> Result<Value, StatusError> {
         let name = old["metadata"]["name"].as_str().unwrap_or_default().to_string();
         let mut new = new;
+        validate::convert(info, &mut new);
         if !new["metadata"].is_object() {
             new["metadata"] = json!({});
         }

@@ -146,6 +146,14 @@ pub fn admit(
     }
 }
 
+/// The conversions upstream's decoder makes before anything else sees a write (managedFields
+/// included): a Secret's `stringData` is merged into `data`. [`admit`] makes them too.
+pub fn convert(info: &ResourceInfo, obj: &mut Value) {
+    if info.group.is_empty() && info.kind == "Secret" {
+        other::default_secret(obj);
+    }
+}
+
 /// The parts of upstream's `rest.BeforeUpdate` that run before the strategy: a missing uid comes
 /// from the stored object; creationTimestamp and an existing deletionTimestamp /
 /// deletionGracePeriodSeconds cannot be changed by a write, so they are copied from it. (The store

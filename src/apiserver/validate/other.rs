@@ -327,7 +327,7 @@ const RBAC: &str = "rbac.authorization.k8s.io";
 /// Secret defaults and conversion: `stringData` is merged into `data` (base64; a key in both
 /// takes the `stringData` value) and dropped, so it is never stored or returned; `type` defaults
 /// to `Opaque`.
-fn default_secret(obj: &mut Value) {
+pub fn default_secret(obj: &mut Value) {
     let Some(m) = obj.as_object_mut() else { return };
     if let Some(Value::Object(string_data)) = m.remove("stringData")
         && !string_data.is_empty()
