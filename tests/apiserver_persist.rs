@@ -243,3 +243,53 @@ async fn a_torn_log_tail_does_not_prevent_startup() {
     let cms: Api<ConfigMap> = Api::default_namespaced(client);
     assert_eq!(cms.get("kept").await.unwrap().data.unwrap()["k"], "kept");
 }
+
+/// Runs `jobwright apiserver --data-dir dir` expecting it to refuse to start; its stderr.
+fn refused_start(dir: &std::path::Path) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_jobwright"))
+        .args(["apiserver", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "started on a damaged data directory");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[tokio::test]
+async fn a_deleted_log_or_a_corrupted_length_refuses_to_start_and_says_what_to_do() {
+    let data = tempfile::tempdir().unwrap();
+    let kc = data.path().join("kubeconfig");
+    let state = data.path().join("state");
+    let (mut p, client) = spawn_server(&state, &kc).await;
+    let cms: Api<ConfigMap> = Api::default_namespaced(client.clone());
+    for i in 0..20 {
+        cms.create(&PostParams::default(), &cm(&format!("c{i}"))).await.unwrap();
+    }
+    let _ = p.0.kill();
+    p.0.wait().unwrap();
+    let wal = state.join("wal");
+    let saved = std::fs::read(&wal).unwrap();
+
+    // A length field in the middle of the log corrupted to a huge value.
+    let mut bad = saved.clone();
+    let first_len = u32::from_le_bytes(bad[0..4].try_into().unwrap()) as usize;
+    let second = 8 + first_len;
+    bad[second..second + 4].copy_from_slice(&0x7FFF_FFFFu32.to_le_bytes());
+    std::fs::write(&wal, &bad).unwrap();
+    let err = refused_start(&state);
+    assert!(err.contains(&format!("corrupt record at offset {second}")), "{err}");
+    assert!(err.contains(&wal.display().to_string()) && err.contains("truncate -s"), "{err}");
+    assert_eq!(std::fs::read(&wal).unwrap(), bad, "the log was left as it was");
+
+    // The log deleted: the snapshot says one must follow it.
+    std::fs::remove_file(&wal).unwrap();
+    let err = refused_start(&state);
+    assert!(err.contains("the log is missing") && err.contains("mv "), "{err}");
+
+    // Restored, every object is back.
+    std::fs::write(&wal, &saved).unwrap();
+    let (_p, client) = spawn_server(&state, &kc).await;
+    let cms: Api<ConfigMap> = Api::default_namespaced(client);
+    assert_eq!(cms.list(&Default::default()).await.unwrap().items.len(), 20);
+}
