@@ -175,7 +175,11 @@ async fn a_service_account_gets_exactly_what_its_bindings_grant() {
 #[tokio::test]
 async fn system_masters_may_do_anything() {
     let server = TestApiServer::start_rbac().await;
-    let root = server.token_for(UserInfo { name: "root".into(), groups: vec!["system:masters".into()] });
+    let root = server.token_for(UserInfo {
+        name: "root".into(),
+        groups: vec!["system:masters".into()],
+        ..UserInfo::default()
+    });
     let client = server.client_with_token(Some(&root));
     let nodes: Api<Node> = Api::all(client);
     let node: Node = serde_json::from_value(json!({"metadata": {"name": "n1"}})).unwrap();
@@ -294,7 +298,9 @@ async fn apiserver_subcommand_enforces_rbac_with_a_token_file() {
     // kubectl sends tokens over TLS only; the RBAC server's port speaks both.
     let url = url.replacen("http://", "https://", 1);
 
-    // The written kubeconfig carries the admin (system:masters) token.
+    // The written kubeconfig carries the admin (system:masters) token, so only its owner may read it.
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&kc).unwrap().permissions().mode() & 0o777, 0o600);
     let admin = Kubectl::from_kubeconfig(&kc).unwrap();
     assert_eq!(admin.ok(&["get", "ns", "default", "-o", "name"]).await.trim(), "namespace/default");
     let alice = Kubectl::with_token(&url, Some("alice-token"));
