@@ -10,15 +10,23 @@
 //!   how the testkit mints ServiceAccount tokens). No token or an unknown one: 401 `Unauthorized`.
 //!   Every authenticated user is also in `system:authenticated`. The server makes one admin token
 //!   (user `kubernetes-admin`, group `system:masters`) for the kubeconfig it writes.
+//! - **Impersonation.** `Impersonate-User`, `-Group`, `-Uid` and `-Extra-KEY` headers make the
+//!   request act as another user once the caller is allowed the `impersonate` verb on each
+//!   ([`Auth::impersonate`], upstream's impersonation filter); decisions then name both users.
 //! - **Authorization.** Each request's attributes are derived from its method, path and query as
-//!   kube-apiserver's `RequestInfoFactory` does ([`request_attributes`]); `system:masters` is
+//!   kube-apiserver's `RequestInfoFactory` does ([`request_attributes`], reading the same parsed
+//!   [`Query`] the handler serves the request with); `system:masters` is
 //!   allowed everything (upstream's privileged-group authorizer); otherwise the ClusterRoles,
 //!   ClusterRoleBindings, Roles and RoleBindings in the store decide ([`super::rbac::authorize`]).
 //!   A denial is a 403 `Forbidden` Status with upstream's message.
-//! - **Bootstrap policy.** Upstream binds `system:discovery` and `system:public-info-viewer` to
-//!   `system:authenticated`, so every authenticated user may `get` the discovery, OpenAPI, version
-//!   and health paths ([`DISCOVERY_URLS`]). Here that grant is built in rather than stored as
+//! - **Bootstrap policy.** Upstream binds `system:discovery`, `system:public-info-viewer` and
+//!   `system:basic-user` to `system:authenticated`, so every authenticated user may `get` the
+//!   discovery, OpenAPI, version and health paths ([`DISCOVERY_URLS`]) and create the self access
+//!   reviews. Here that grant is built in ([`rbac::authenticated_rules`]) rather than stored as
 //!   objects: `kubectl get clusterroles` lists only what was created.
+//! - **Escalation prevention.** Writes to Roles, ClusterRoles and their bindings must not grant
+//!   more than the writer holds, unless the writer may `escalate` the role or `bind` the
+//!   referenced one ([`Auth::admit_rbac_escalation`], upstream's `policybased` storage).
 //! - **Admission.** Creating or updating an object whose `ownerReferences` gain a
 //!   `blockOwnerDeletion: true` reference requires `update` on the owner's `finalizers`
 //!   subresource, and changing the ownerReferences of an existing object requires `delete` on it
