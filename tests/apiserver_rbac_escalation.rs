@@ -641,3 +641,40 @@ data: {user: b2xk}
     let stored = server.store().get("/secrets", "default", "creds").unwrap();
     assert!(!String::from_utf8_lossy(&stored.bytes).contains("stringData"));
 }
+
+#[tokio::test]
+async fn kubectl_create_rbac_objects_and_see_the_refusal() {
+    let (server, admin) = setup().await;
+    let kubectl = server.kubectl();
+    kubectl.ok(&["create", "role", "pod-reader", "-n", "team", "--verb=get,list", "--resource=pods"]).await;
+    kubectl.ok(&["create", "clusterrole", "node-reader", "--verb=get", "--resource=nodes"]).await;
+    kubectl
+        .ok(&["create", "rolebinding", "rb", "-n", "team", "--role=pod-reader", "--serviceaccount=team:runner"])
+        .await;
+    kubectl
+        .ok(&["create", "clusterrolebinding", "crb", "--clusterrole=node-reader", "--user=alice", "--group=devs"])
+        .await;
+    let rb = call(&admin, "GET", &format!("{}/rb", path("rolebindings", Some("team"))), None, &[]).await.unwrap();
+    assert_eq!(rb["roleRef"], json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "pod-reader"}));
+    assert_eq!(rb["subjects"], json!([{"kind": "ServiceAccount", "name": "runner", "namespace": "team"}]));
+    let crb = call(&admin, "GET", &format!("{}/crb", path("clusterrolebindings", None)), None, &[]).await.unwrap();
+    assert_eq!(crb["subjects"].as_array().unwrap().len(), 2, "{crb}");
+    let role = call(&admin, "GET", &format!("{}/pod-reader", path("roles", Some("team"))), None, &[]).await.unwrap();
+    assert_eq!(role["rules"], json!([{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]}]));
+    // A user allowed to create clusterrolebindings but holding nothing else is refused by kubectl too.
+    grant(
+        &admin,
+        "mallory",
+        json!([rule(&["rbac.authorization.k8s.io"], &["clusterrolebindings"], &["create"])]),
+        json!([]),
+    )
+    .await;
+    let token = server.token_for(UserInfo { name: "mallory".into(), ..UserInfo::default() });
+    let mallory = Kubectl::with_token(&server.kubeconfig_url(), Some(&token));
+    let err =
+        mallory.fail(&["create", "clusterrolebinding", "own", "--clusterrole=cluster-admin", "--user=mallory"]).await;
+    assert!(
+        err.contains(r#"clusterrolebindings.rbac.authorization.k8s.io "own" is forbidden: user "mallory" (groups=["system:authenticated"]) is attempting to grant RBAC permissions not currently held:"#),
+        "{err}"
+    );
+}

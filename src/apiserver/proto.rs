@@ -1,5 +1,6 @@
 //! Just enough of Kubernetes' protobuf encoding to accept what `kubectl create job|cronjob|
-//! configmap|namespace` and `kubectl auth can-i|whoami` send.
+//! configmap|namespace|role|clusterrole|rolebinding|clusterrolebinding` and `kubectl auth
+//! can-i|whoami` send.
 //!
 //! kubectl's typed clients POST `application/vnd.kubernetes.protobuf` bodies and kube-apiserver
 //! accepts them; it never falls back to JSON. The wire format is the `k8s\0` magic followed by a
@@ -173,6 +174,25 @@ const RULES_REVIEW: &[F] = &[
     f(3, "status", Ty::Ignore),
 ];
 const SELF_SUBJECT_REVIEW: &[F] = &[f(1, "metadata", Ty::Msg(OBJECT_META)), f(2, "status", Ty::Ignore)];
+// rbac.authorization.k8s.io/v1, as `kubectl create role|clusterrole|rolebinding|clusterrolebinding`
+// send them.
+const POLICY_RULE: &[F] = &[
+    r(1, "verbs", Ty::Str),
+    r(2, "apiGroups", Ty::Str),
+    r(3, "resources", Ty::Str),
+    r(4, "resourceNames", Ty::Str),
+    r(5, "nonResourceURLs", Ty::Str),
+];
+const ROLE: &[F] = &[
+    f(1, "metadata", Ty::Msg(OBJECT_META)),
+    r(2, "rules", Ty::Msg(POLICY_RULE)),
+    p(3, "aggregationRule", Ty::Msg(&[r(1, "clusterRoleSelectors", Ty::Msg(LABEL_SELECTOR))])),
+];
+const SUBJECT: &[F] =
+    &[f(1, "kind", Ty::Str), f(2, "apiGroup", Ty::Str), f(3, "name", Ty::Str), f(4, "namespace", Ty::Str)];
+const ROLE_REF: &[F] = &[f(1, "apiGroup", Ty::Str), f(2, "kind", Ty::Str), f(3, "name", Ty::Str)];
+const ROLE_BINDING: &[F] =
+    &[f(1, "metadata", Ty::Msg(OBJECT_META)), r(2, "subjects", Ty::Msg(SUBJECT)), f(3, "roleRef", Ty::Msg(ROLE_REF))];
 
 fn bad(why: &str) -> StatusError {
     StatusError::bad_request(format!("the object provided is unrecognized or malformed: protobuf: {why}"))
@@ -435,6 +455,8 @@ pub fn decode(body: &[u8]) -> Result<Value, StatusError> {
         ("authorization.k8s.io/v1", "SelfSubjectAccessReview" | "SubjectAccessReview") => ACCESS_REVIEW,
         ("authorization.k8s.io/v1", "SelfSubjectRulesReview") => RULES_REVIEW,
         ("authentication.k8s.io/v1", "SelfSubjectReview") => SELF_SUBJECT_REVIEW,
+        ("rbac.authorization.k8s.io/v1", "Role" | "ClusterRole") => ROLE,
+        ("rbac.authorization.k8s.io/v1", "RoleBinding" | "ClusterRoleBinding") => ROLE_BINDING,
         _ => {
             return Err(StatusError::new(
                 415,
