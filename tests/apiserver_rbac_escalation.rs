@@ -251,6 +251,26 @@ async fn escalation_matrix() {
             body: |_| json!({"roleRef": {"kind": "ClusterRole", "name": "cluster-admin"}}),
             want: Want::Error(422, "cannot change roleRef"),
         },
+        Case {
+            name: "an aggregationRule without every permission",
+            cluster: json!([
+                rule(&["rbac.authorization.k8s.io"], &["clusterroles"], &["create"]),
+                rule(&[""], &["pods"], &["get"])
+            ]),
+            team: json!([]),
+            method: "POST",
+            resource: ("clusterroles", None),
+            target: None,
+            body: |u| {
+                let mut r = role("ClusterRole", &format!("{u}-obj"), None, json!([rule(&[""], &["pods"], &["get"])]));
+                r["aggregationRule"] = json!({"clusterRoleSelectors": [{"matchLabels": {"aggregate": "yes"}}]});
+                r
+            },
+            want: Want::Error(
+                403,
+                "-obj\" is forbidden: must have cluster-admin privileges to use the aggregationRule",
+            ),
+        },
         // Allowed cases.
         Case {
             name: "a Role within the permissions held",
