@@ -940,24 +940,14 @@ fn envelope(api_version: &str, kind: &str, raw: &[u8]) -> Vec<u8> {
 }
 
 /// Encode an object's JSON (with `apiVersion` and `kind`) as the protobuf envelope client-go reads.
-/// Kinds without a protobuf schema are a 406, as upstream for custom resources.
+/// Callers check [`supports`] first; a kind without a schema is an internal error.
 pub fn encode(obj: &Value) -> Result<Vec<u8>, StatusError> {
     let api_version = obj["apiVersion"].as_str().unwrap_or_default();
     let kind = obj["kind"].as_str().unwrap_or_default();
-    let msg = kind_message(api_version, kind).ok_or_else(|| not_acceptable(api_version, kind))?;
+    let msg = kind_message(api_version, kind)
+        .ok_or_else(|| enc_err(format_args!("no protobuf schema for {kind} in {api_version:?}")))?;
     let raw = encode_message(Some(obj), msg, 0)?;
     Ok(envelope(api_version, kind, &raw))
-}
-
-/// The 406 for a protobuf-only request of a type without protobuf (custom resources).
-pub fn not_acceptable(api_version: &str, kind: &str) -> StatusError {
-    let _ = (api_version, kind);
-    StatusError::new(
-        406,
-        "NotAcceptable",
-        "only the following media types are accepted: application/json, application/yaml, application/vnd.kubernetes.protobuf"
-            .to_string(),
-    )
 }
 
 /// One frame of a protobuf watch stream: a big-endian 32-bit length, then a `metav1.WatchEvent`
@@ -1051,7 +1041,7 @@ mod tests {
         assert_eq!(decode(b"k8s\0\x0a\xff").unwrap_err().code, 400);
         let cr = envelope("jobwright.dev/v1", "Job", &[]);
         assert_eq!(decode(&cr).unwrap_err().code, 415);
-        assert_eq!(encode(&json!({"apiVersion": "jobwright.dev/v1", "kind": "Job"})).unwrap_err().code, 406);
+        assert_eq!(encode(&json!({"apiVersion": "jobwright.dev/v1", "kind": "Job"})).unwrap_err().code, 500);
     }
 
     #[test]
