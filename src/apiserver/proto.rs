@@ -1058,3 +1058,7 @@ mod tests {
         assert_eq!(decode_message(&raw, json_schema_props(), 0).unwrap_err().code, 400);
     }
 }
+
+#[cfg(test)]
+#[path = "proto_roundtrip.rs"]
+mod roundtrip;
