@@ -414,9 +414,13 @@ fn unpack(ty: Ty, w: Wire<'_>, depth: usize, list: &mut Vec<Value>) -> Result<()
     Ok(())
 }
 
-/// A map value a Go map holds for an entry without a value: the type's zero.
+/// A map value a Go map holds for an entry without a value: the type's zero, and an empty
+/// (not nil) `[]byte` (Go's unmarshaller starts from `[]byte{}`; prost leaves an empty value out).
 fn map_zero(ty: Ty, depth: usize) -> Result<Value, StatusError> {
-    zero_value(ty, depth)
+    match ty {
+        Ty::Bytes => Ok(json!("")),
+        ty => zero_value(ty, depth),
+    }
 }
 
 /// Go's JSON for the zero value of a non-pointer field of type `ty`.
