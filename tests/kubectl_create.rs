@@ -8,32 +8,10 @@
 
 mod common;
 
+use common::contains;
+
 use jobwright::apiserver::testkit::{Kubectl, TestApiServer};
 use serde_json::Value;
-
-/// Whether every field of `want` is in `got` with the same value (arrays element by element).
-/// `null` in `want` (Go's zero time, nil slices) matches an absent field.
-fn contains(want: &Value, got: &Value, path: &str, errs: &mut Vec<String>) {
-    match (want, got) {
-        (Value::Null, _) => {}
-        (Value::Object(w), Value::Object(g)) => {
-            for (k, wv) in w {
-                match g.get(k) {
-                    Some(gv) => contains(wv, gv, &format!("{path}.{k}"), errs),
-                    None if wv.is_null() || wv.as_object().is_some_and(|o| o.is_empty()) => {}
-                    None => errs.push(format!("{path}.{k}: missing (want {wv})")),
-                }
-            }
-        }
-        (Value::Array(w), Value::Array(g)) if w.len() == g.len() => {
-            for (i, (wv, gv)) in w.iter().zip(g).enumerate() {
-                contains(wv, gv, &format!("{path}[{i}]"), errs);
-            }
-        }
-        (w, g) if w == g => {}
-        (w, g) => errs.push(format!("{path}: want {w}, got {g}")),
-    }
-}
 
 /// `kubectl create ARGS` after its `--dry-run=client -o json`; returns (printed, stored).
 async fn create(k: &Kubectl, args: &[&str], resource: &str, name: &str) -> (Value, Value) {

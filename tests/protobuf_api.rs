@@ -6,6 +6,8 @@
 
 mod common;
 
+use common::contains;
+
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use jobwright::apiserver::proto;
@@ -62,51 +64,30 @@ async fn send(c: &Client, method: &str, path: &str, ct: &str, accept: &str, body
     Answer { code, content_type, body }
 }
 
-/// client-go's body for an object: the k8s-pb message `P` (built from the JSON through the
-/// server's encoder, then decoded and re-encoded by prost) in an `Unknown` envelope built by prost.
-fn client_go_body<P: Message + Default>(obj: &Value) -> Vec<u8> {
-    let ours = proto::encode(obj).unwrap();
-    let raw = Unknown::decode(&ours[4..]).unwrap().raw.unwrap();
-    let p = P::decode(raw.as_slice()).unwrap();
+/// client-go's envelope: `k8s\0` and a `runtime.Unknown`, built by prost.
+fn envelope(api_version: &str, kind: &str, raw: Vec<u8>) -> Vec<u8> {
     let u = Unknown {
-        type_meta: Some(TypeMeta {
-            api_version: obj["apiVersion"].as_str().map(str::to_string),
-            kind: obj["kind"].as_str().map(str::to_string),
-        }),
-        raw: Some(p.encode_to_vec()),
+        type_meta: Some(TypeMeta { api_version: Some(api_version.into()), kind: Some(kind.into()) }),
+        raw: Some(raw),
         content_encoding: Some(String::new()),
         content_type: Some(String::new()),
     };
     [b"k8s\0".as_slice(), &u.encode_to_vec()].concat()
 }
 
+/// client-go's body for an object: the k8s-pb message `P` (built from the JSON through the
+/// server's encoder, then decoded and re-encoded by prost) in an `Unknown` envelope built by prost.
+fn client_go_body<P: Message + Default>(obj: &Value) -> Vec<u8> {
+    let ours = proto::encode(obj).unwrap();
+    let raw = Unknown::decode(&ours[4..]).unwrap().raw.unwrap();
+    let p = P::decode(raw.as_slice()).unwrap();
+    envelope(obj["apiVersion"].as_str().unwrap(), obj["kind"].as_str().unwrap(), p.encode_to_vec())
+}
+
 /// `v` as a Go client sees it: through Go's types (so `omitempty` drops empty strings the
 /// server's JSON may carry, e.g. a managedFields entry's `"manager": ""`).
 fn go_view(v: &Value) -> Value {
     proto::decode(&proto::encode(v).unwrap()).unwrap()
-}
-
-/// Every field of `want` is in `got` with the same value.
-fn contains(want: &Value, got: &Value, path: &str, errs: &mut Vec<String>) {
-    match (want, got) {
-        (Value::Null, _) => {}
-        (Value::Object(w), Value::Object(g)) => {
-            for (k, wv) in w {
-                match g.get(k) {
-                    Some(gv) => contains(wv, gv, &format!("{path}.{k}"), errs),
-                    None if wv.is_null() || wv == &json!({}) => {}
-                    None => errs.push(format!("{path}.{k}: missing")),
-                }
-            }
-        }
-        (Value::Array(w), Value::Array(g)) if w.len() == g.len() => {
-            for (i, (wv, gv)) in w.iter().zip(g).enumerate() {
-                contains(wv, gv, &format!("{path}[{i}]"), errs);
-            }
-        }
-        (w, g) if w == g => {}
-        (w, g) => errs.push(format!("{path}: sent {w}, stored {g}")),
-    }
 }
 
 /// One built-in type through every verb, as client-go would drive it.
@@ -176,14 +157,7 @@ async fn round_trip<P: Message + Default, L: Message + Default>(c: &Client, coll
             preconditions: Some(pb_meta::Preconditions { uid: Some(uid.to_string()), resource_version: None }),
             ..Default::default()
         };
-        let av = obj["apiVersion"].as_str().unwrap().to_string();
-        let u = Unknown {
-            type_meta: Some(TypeMeta { api_version: Some(av), kind: Some("DeleteOptions".into()) }),
-            raw: Some(o.encode_to_vec()),
-            content_encoding: Some(String::new()),
-            content_type: Some(String::new()),
-        };
-        [b"k8s\0".as_slice(), &u.encode_to_vec()].concat()
+        envelope(obj["apiVersion"].as_str().unwrap(), "DeleteOptions", o.encode_to_vec())
     };
     let conflict = send(c, "DELETE", &item, PROTOBUF, CLIENT_GO_ACCEPT, opts("not-the-uid")).await;
     assert_eq!(conflict.code, 409, "{kind}: {}", String::from_utf8_lossy(&conflict.body));
@@ -572,16 +546,7 @@ async fn custom_resources_stay_json() {
     assert_eq!(only.code, 406);
     assert_eq!(only.json()["reason"], "NotAcceptable");
     // A protobuf body for a custom resource is refused (there is no schema to read it with).
-    let mut body = b"k8s\0".to_vec();
-    body.extend(
-        Unknown {
-            type_meta: Some(TypeMeta { api_version: Some("pb.example.com/v1".into()), kind: Some("Gadget".into()) }),
-            raw: Some(vec![]),
-            content_encoding: Some(String::new()),
-            content_type: Some(String::new()),
-        }
-        .encode_to_vec(),
-    );
+    let body = envelope("pb.example.com/v1", "Gadget", vec![]);
     let refused = send(&c, "POST", path, PROTOBUF, "application/json", body).await;
     assert_eq!(refused.code, 415);
 }
