@@ -161,6 +161,22 @@ async fn every_create_subcommand_of_a_served_type() {
     assert!(sec["data"]["tls.crt"].as_str().is_some_and(|s| !s.is_empty()));
 }
 
+/// kubectl's typed create sends protobuf and is answered in protobuf (its `-v=8` log shows both).
+#[tokio::test]
+async fn kubectl_is_answered_in_protobuf() {
+    let server = TestApiServer::start().await;
+    let k = server.kubectl();
+    let out = k.run(&["create", "configmap", "pb", "--from-literal=a=b", "-v=8"]).await;
+    assert!(out.success, "{}", out.stderr);
+    let request = out.stderr.split("\"Request\" verb=\"POST\"").nth(1).expect("request logged");
+    let request = request.split(" >").next().unwrap();
+    assert!(request.contains("Content-Type: application/vnd.kubernetes.protobuf"), "{request}");
+    let response = out.stderr.split("\"Response\" status=\"201 Created\"").nth(1).expect("response logged");
+    let headers = response.split(" >").next().unwrap();
+    assert!(headers.contains("Content-Type: application/vnd.kubernetes.protobuf"), "{headers}");
+    assert_eq!(k.ok(&["get", "configmap", "pb", "-o", "jsonpath={.data.a}"]).await, "b");
+}
+
 /// The create subcommands whose types this server does not serve fail as against a cluster
 /// without them, and create nothing.
 #[tokio::test]
@@ -171,6 +187,8 @@ async fn create_subcommands_of_types_not_served_fail_cleanly() {
         vec!["create", "quota", "q1", "--hard=pods=2"],
         vec!["create", "priorityclass", "pc1", "--value=10"],
         vec!["create", "ingress", "ing1", "--rule=example.com/=svc:80"],
+        // serviceaccounts/token (TokenRequest) is not served.
+        vec!["create", "token", "default"],
     ] {
         let err = k.fail(&args).await;
         assert!(err.contains("the server could not find the requested resource"), "{args:?}: {err}");
