@@ -572,6 +572,27 @@ fn check_type(info: &ResourceInfo, obj: &mut Value) -> Result<(), StatusError> {
 
 async fn handle(State(s): State<Arc<Server>>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
+    // Protobuf answers for built-in types that prefer them (see `negotiate`).
+    let mut protobuf_watch = None;
+    let pref = super::negotiate::preferred(&parts.headers);
+    if pref != super::negotiate::Preferred::Json
+        && let Ok(Route::Resource(t)) = route(&s.api.registry, parts.uri.path())
+    {
+        if super::proto::supports(&t.info.api_version(), &t.info.kind) {
+            let q = Query::parse(&parts.uri).ok();
+            protobuf_watch = Some(t.watch_path || q.is_some_and(|q| q.flag("watch")));
+        } else if pref == super::negotiate::Preferred::OnlyProtobuf {
+            return error_response(&super::negotiate::not_acceptable());
+        }
+    }
+    let r = handle_json(&s, parts, body).await;
+    match protobuf_watch {
+        Some(watch) => super::negotiate::to_protobuf(r, watch).await,
+        None => r,
+    }
+}
+
+async fn handle_json(s: &Arc<Server>, parts: http::request::Parts, body: Body) -> Response {
     // Authentication and authorization come first, as in kube-apiserver's filter chain.
     let mut user = match s.auth.authenticate(&parts.headers) {
         Ok(u) => u,
@@ -602,7 +623,7 @@ async fn handle(State(s): State<Arc<Server>>, req: Request) -> Response {
     {
         return r.map_or_else(|e| error_response(&e), |v| json_value(StatusCode::CREATED, &v));
     }
-    match dispatch(&s, &parts.method, &parts.uri, &q, &parts.headers, bytes, user.as_ref()).await {
+    match dispatch(s, &parts.method, &parts.uri, &q, &parts.headers, bytes, user.as_ref()).await {
         Ok(r) => r,
         Err(e) => error_response(&e),
     }
@@ -793,7 +814,7 @@ async fn resource(
             Ok(outcome_response(&view, out, shape))
         }
         (Method::DELETE, Some(name), None) => {
-            let opts = delete_options(q, &body)?;
+            let opts = delete_options(q, &body, headers)?;
             let d = api.delete(&sinfo, &ns, name, &opts).map_err(|e| rename(e, &view))?;
             if !d.gone || returns_deleted_object(&view) {
                 let b = Bytes::from(serde_json::to_vec(&d.object).unwrap_or_default());
@@ -807,7 +828,7 @@ async fn resource(
             Ok(json_value(StatusCode::OK, &st))
         }
         (Method::DELETE, None, None) => {
-            let opts = delete_options(q, &body)?;
+            let opts = delete_options(q, &body, headers)?;
             let (ls, fs) = selectors(&view, q)?;
             let page =
                 api.store.list(&sinfo.storage_key, t.namespace.as_deref(), None, 0, &|m: &Meta| selected(&ls, &fs, m));
@@ -844,13 +865,12 @@ fn returns_deleted_object(info: &ResourceInfo) -> bool {
     info.group.is_empty() && matches!(info.resource.as_str(), "pods" | "services" | "namespaces" | "serviceaccounts")
 }
 
-fn delete_options(q: &Query, body: &[u8]) -> Result<DeleteOptions, StatusError> {
+fn delete_options(q: &Query, body: &[u8], headers: &HeaderMap) -> Result<DeleteOptions, StatusError> {
     let mut opts = if body.iter().all(u8::is_ascii_whitespace) {
         DeleteOptions::default()
     } else {
-        let v: Value = serde_json::from_slice(body)
-            .map_err(|e| StatusError::bad_request(format!("the object provided is unrecognized or malformed: {e}")))?;
-        DeleteOptions::from_json(&v)?
+        // client-go sends DeleteOptions in the request's content type (protobuf for built-ins).
+        DeleteOptions::from_json(&parse_json_body(body, headers)?)?
     };
     if let Some(p) = q.get("propagationPolicy") {
         opts.propagation = Some(parse_propagation(p)?);

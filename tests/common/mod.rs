@@ -102,3 +102,29 @@ pub async fn terminate_cleanly(mut child: Child) {
     let status = tokio::task::spawn_blocking(move || child.wait().expect("wait")).await.expect("join");
     assert!(status.success(), "exit status {status:?}");
 }
+
+/// Whether every field of `want` is in `got` with the same value (arrays element by element),
+/// each difference one line in `errs`. A `null` or `{}` in `want` (Go's zero time, an empty
+/// struct) matches an absent field: what a client sent, checked against what was stored.
+pub fn contains(want: &serde_json::Value, got: &serde_json::Value, path: &str, errs: &mut Vec<String>) {
+    use serde_json::Value;
+    match (want, got) {
+        (Value::Null, _) => {}
+        (Value::Object(w), Value::Object(g)) => {
+            for (k, wv) in w {
+                match g.get(k) {
+                    Some(gv) => contains(wv, gv, &format!("{path}.{k}"), errs),
+                    None if wv.is_null() || wv.as_object().is_some_and(|o| o.is_empty()) => {}
+                    None => errs.push(format!("{path}.{k}: missing (want {wv})")),
+                }
+            }
+        }
+        (Value::Array(w), Value::Array(g)) if w.len() == g.len() => {
+            for (i, (wv, gv)) in w.iter().zip(g).enumerate() {
+                contains(wv, gv, &format!("{path}[{i}]"), errs);
+            }
+        }
+        (w, g) if w == g => {}
+        (w, g) => errs.push(format!("{path}: want {w}, got {g}")),
+    }
+}

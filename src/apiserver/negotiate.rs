@@ -1,0 +1,182 @@
+//! Protobuf responses: which requests get them, and turning the handler's JSON answer into them.
+//!
+//! The handlers answer in JSON; when a request for a built-in type prefers
+//! `application/vnd.kubernetes.protobuf` (alone, first, or by `q`, as client-go sends
+//! `application/vnd.kubernetes.protobuf, */*`), the answer is re-encoded on its way out: single
+//! objects, lists and `Status` errors as one envelope, watch streams frame by frame
+//! (length-prefixed `WatchEvent`s). Custom resources have no protobuf form: upstream answers them
+//! in JSON when JSON is acceptable too, and 406 when only protobuf is. Tables and
+//! PartialObjectMetadata (`;as=...` ranges) stay as the handlers render them.
+
+use axum::body::Body;
+use axum::response::Response;
+use bytes::{Bytes, BytesMut};
+use futures::StreamExt;
+use http::{HeaderMap, HeaderValue, header};
+use serde_json::Value;
+
+use super::errors::StatusError;
+use super::proto;
+
+/// The encoding a request's `Accept` prefers for a plain object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Preferred {
+    /// JSON (or no preference).
+    Json,
+    /// Protobuf first; JSON acceptable too.
+    Protobuf,
+    /// Protobuf and nothing the server can send otherwise.
+    OnlyProtobuf,
+}
+
+/// Read `Accept` as Go's negotiation does: ranges by descending `q`, ties in the client's order;
+/// ranges with `as=` (tables, partial metadata) are not a plain object's encoding.
+pub fn preferred(headers: &HeaderMap) -> Preferred {
+    let accept = headers.get_all(header::ACCEPT).iter().filter_map(|v| v.to_str().ok()).collect::<Vec<_>>().join(",");
+    let mut ranges: Vec<(f32, usize, String, bool)> = Vec::new();
+    for (i, range) in accept.split(',').enumerate() {
+        let mut parts = range.split(';');
+        let media = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+        if media.is_empty() {
+            continue;
+        }
+        let (mut q, mut has_as) = (1.0f32, false);
+        for p in parts {
+            if let Some((k, v)) = p.split_once('=') {
+                match k.trim() {
+                    "q" => q = v.trim().parse().unwrap_or(0.0),
+                    "as" => has_as = true,
+                    _ => {}
+                }
+            }
+        }
+        if q > 0.0 {
+            ranges.push((q, i, media, has_as));
+        }
+    }
+    ranges.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+    let json_ok = |m: &str| matches!(m, "application/json" | "application/*" | "*/*" | "application/yaml");
+    for (_, _, media, has_as) in &ranges {
+        if media == proto::MEDIA_TYPE && !has_as {
+            let json_later = ranges.iter().any(|(_, _, m, _)| json_ok(m));
+            return if json_later { Preferred::Protobuf } else { Preferred::OnlyProtobuf };
+        }
+        if json_ok(media) || (media == proto::MEDIA_TYPE && *has_as) {
+            return Preferred::Json;
+        }
+    }
+    Preferred::Json
+}
+
+fn protobuf_response(mut r: Response, body: Vec<u8>, media: &'static str) -> Response {
+    *r.body_mut() = Body::from(body);
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(media));
+    r.headers_mut().remove(header::CONTENT_LENGTH);
+    r
+}
+
+/// The 406 upstream sends a protobuf-only request for a type without protobuf.
+pub fn not_acceptable() -> StatusError {
+    StatusError::new(
+        406,
+        "NotAcceptable",
+        "only the following media types are accepted: application/json, application/yaml",
+    )
+}
+
+/// Re-encode a handler's JSON answer for a built-in resource as protobuf. Answers that are not
+/// plain JSON (tables, text, protobuf already) pass through unchanged.
+pub async fn to_protobuf(r: Response, watch: bool) -> Response {
+    let ct = r.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if ct != "application/json" {
+        return r;
+    }
+    if watch && r.status().is_success() {
+        let (mut parts, body) = r.into_parts();
+        parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(proto::WATCH_MEDIA_TYPE));
+        return Response::from_parts(parts, watch_frames(body));
+    }
+    let (parts, body) = r.into_parts();
+    let bytes = match axum::body::to_bytes(body, usize::MAX).await {
+        Ok(b) => b,
+        Err(_) => return Response::from_parts(parts, Body::empty()),
+    };
+    let r = Response::from_parts(parts, Body::empty());
+    let encoded = serde_json::from_slice::<Value>(&bytes).map_err(|e| e.to_string()).and_then(|v| {
+        if proto::supports(v["apiVersion"].as_str().unwrap_or(""), v["kind"].as_str().unwrap_or("")) {
+            proto::encode(&v).map_err(|e| e.message)
+        } else {
+            Err(String::new())
+        }
+    });
+    match encoded {
+        Ok(b) => protobuf_response(r, b, proto::MEDIA_TYPE),
+        // A kind without protobuf (a Table, PartialObjectMetadata) stays JSON.
+        Err(why) => {
+            if !why.is_empty() {
+                tracing::warn!(error = %why, "cannot encode an answer as protobuf; sending JSON");
+            }
+            let mut r = r;
+            *r.body_mut() = Body::from(bytes);
+            r
+        }
+    }
+}
+
+/// A newline-delimited JSON watch stream as length-prefixed protobuf `WatchEvent` frames.
+fn watch_frames(body: Body) -> Body {
+    let mut buf = BytesMut::new();
+    let frames = body.into_data_stream().map(move |chunk| -> Result<Bytes, axum::Error> {
+        buf.extend_from_slice(&chunk?);
+        let mut out = Vec::new();
+        while let Some(i) = buf.iter().position(|b| *b == b'\n') {
+            let line = buf.split_to(i + 1);
+            let frame = serde_json::from_slice::<Value>(&line[..i]).map_err(|e| e.to_string()).and_then(|ev| {
+                proto::watch_frame(ev["type"].as_str().unwrap_or(""), &ev["object"]).map_err(|e| e.message)
+            });
+            match frame {
+                Ok(f) => out.extend(f),
+                Err(why) => tracing::warn!(error = %why, "cannot encode a watch event as protobuf; dropped"),
+            }
+        }
+        Ok(Bytes::from(out))
+    });
+    Body::from_stream(frames)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pref(accept: &str) -> Preferred {
+        let mut h = HeaderMap::new();
+        h.insert(header::ACCEPT, HeaderValue::from_str(accept).unwrap());
+        preferred(&h)
+    }
+
+    #[test]
+    fn accept_headers_as_clients_send_them() {
+        assert_eq!(pref("application/vnd.kubernetes.protobuf, */*"), Preferred::Protobuf);
+        assert_eq!(pref("application/vnd.kubernetes.protobuf,application/json"), Preferred::Protobuf);
+        assert_eq!(pref("application/vnd.kubernetes.protobuf"), Preferred::OnlyProtobuf);
+        assert_eq!(pref("application/json, application/vnd.kubernetes.protobuf"), Preferred::Json);
+        assert_eq!(pref("application/json;q=0.5, application/vnd.kubernetes.protobuf"), Preferred::Protobuf);
+        assert_eq!(pref("application/vnd.kubernetes.protobuf;q=0.1, application/json"), Preferred::Json);
+        assert_eq!(pref(""), Preferred::Json);
+        assert_eq!(pref("application/json"), Preferred::Json);
+        // client-go's metadata client: partial metadata first, which stays JSON.
+        assert_eq!(
+            pref(
+                "application/vnd.kubernetes.protobuf;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"
+            ),
+            Preferred::Json
+        );
+        // kubectl get: tables first.
+        assert_eq!(
+            pref(
+                "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json"
+            ),
+            Preferred::Json
+        );
+    }
+}
