@@ -40,6 +40,7 @@ pub mod registry;
 pub mod rest;
 pub mod selector;
 pub mod store;
+pub mod streams;
 pub mod table;
 pub mod testkit;
 pub mod validate;

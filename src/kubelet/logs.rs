@@ -627,11 +627,12 @@ pub fn router(store: Arc<LogStore>) -> Router {
         .with_state(ServerState { store })
 }
 
-/// Bind `127.0.0.1:0` and serve the log endpoint until `shutdown`. Returns the bound address.
-pub async fn serve(store: Arc<LogStore>, shutdown: CancellationToken) -> std::io::Result<SocketAddr> {
+/// Bind `127.0.0.1:0` and serve the log endpoint, plus the `extra` routes (the streaming and
+/// metrics endpoints), until `shutdown`. Returns the bound address.
+pub async fn serve(store: Arc<LogStore>, extra: Router, shutdown: CancellationToken) -> std::io::Result<SocketAddr> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
-    let app = router(store);
+    let app = router(store).merge(extra);
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned()).await;
     });
