@@ -283,11 +283,13 @@ fn sigterm_stops_pods_and_exits_zero() {
     assert_eq!(children_running(pid, &["sleep", "613"]).len(), 1, "the sleep process runs before SIGTERM");
     let status = local.sigterm();
     assert_eq!(status.code(), Some(0));
+    assert!(!local.kubeconfig.exists(), "the kubeconfig of a stopped server is removed");
     assert_eq!(anywhere_running(&["sleep", "613"]), Vec::<u32>::new(), "a pod process survived SIGTERM");
 }
 
 /// `jobwright local --run FILE`, the README's first command: one process applies the example,
 /// waits for it, prints the outcome and the logs, and exits with the result.
+/// It leaves no kubeconfig behind (its server is gone) and promises no server to come back to.
 fn run_example(file: &str, extra: &[&str]) -> (Option<i32>, String) {
     let dir = tempfile::tempdir().unwrap();
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples").join(file);
@@ -299,7 +301,32 @@ fn run_example(file: &str, extra: &[&str]) -> (Option<i32>, String) {
         .stdin(Stdio::null())
         .output()
         .expect("run jobwright local");
-    (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().flatten().map(|e| e.file_name()).collect();
+    assert!(left.is_empty(), "--run leaves nothing in the working directory: {left:?}");
+    assert!(!stdout.contains("export KUBECONFIG") && !stderr.contains("Ctrl-C"), "{stdout}{stderr}");
+    (out.status.code(), stdout)
+}
+
+#[test]
+fn run_flag_checks_the_file_before_starting_anything() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(&bad, "apiVersion: batch/v1\nkind: Job\nmetadata: {name: [unclosed\n").unwrap();
+    for (file, want) in [(&bad, "not a Kubernetes manifest"), (&dir.path().join("missing.yaml"), "cannot read")] {
+        let out = Command::new(env!("CARGO_BIN_EXE_jobwright"))
+            .args(["local", "--listen", "127.0.0.1:0", "--run"])
+            .arg(file)
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(stderr.contains(want), "{stderr}");
+        assert!(stdout.is_empty() && !stderr.contains("API server"), "nothing started: {stdout}{stderr}");
+        assert!(!dir.path().join("jobwright.kubeconfig").exists());
+    }
 }
 
 #[test]
@@ -759,8 +786,8 @@ spec:
     }
 
     // The container's environment and working directory; stdout and stderr apart; the exit code.
-    let (code, out, err) =
-        local.kubectl_stdin(&["exec", "shell", "--", "sh", "-c", "echo \"$GREETING\"; pwd; echo oops >&2; exit 3"], b"");
+    let (code, out, err) = local
+        .kubectl_stdin(&["exec", "shell", "--", "sh", "-c", "echo \"$GREETING\"; pwd; echo oops >&2; exit 3"], b"");
     assert_eq!(code, Some(3), "{err}");
     let canonical = work.canonicalize().unwrap();
     assert_eq!(String::from_utf8_lossy(&out), format!("hello from the pod\n{}\n", canonical.display()));
@@ -820,14 +847,16 @@ spec:
     assert!(out.contains("tick 10\n"), "attach follows the output to the end: {out}");
 
     // top: the spinning pod uses CPU, every pod some memory; the node sums its pods.
-    let metrics = |path: &str| -> serde_json::Value { serde_json::from_str(&local.ok(&["get", "--raw", path])).unwrap() };
+    let metrics =
+        |path: &str| -> serde_json::Value { serde_json::from_str(&local.ok(&["get", "--raw", path])).unwrap() };
     let busy_cpu = poll("a CPU figure for the busy pod", || {
         let m = metrics("/apis/metrics.k8s.io/v1beta1/namespaces/default/pods/busy");
         let cpu = m["containers"][0]["usage"]["cpu"].as_str()?.strip_suffix('n')?.parse::<u64>().ok()?;
         (cpu > 0).then_some(cpu)
     });
     let shell = metrics("/apis/metrics.k8s.io/v1beta1/namespaces/default/pods/shell");
-    let shell_cpu: u64 = shell["containers"][0]["usage"]["cpu"].as_str().unwrap().trim_end_matches('n').parse().unwrap();
+    let shell_cpu: u64 =
+        shell["containers"][0]["usage"]["cpu"].as_str().unwrap().trim_end_matches('n').parse().unwrap();
     assert!(busy_cpu > shell_cpu, "a busy loop uses more CPU than sleep: {busy_cpu} vs {shell_cpu}");
     assert_eq!(shell["kind"], "PodMetrics");
     assert!(shell["containers"][0]["usage"]["memory"].as_str().unwrap().ends_with("Ki"), "{shell}");
