@@ -222,7 +222,7 @@ fn cpu(nano: u64) -> String {
 }
 
 fn memory(bytes: u64) -> String {
-    if bytes % 1024 == 0 { format!("{}Ki", bytes / 1024) } else { bytes.to_string() }
+    if bytes.is_multiple_of(1024) { format!("{}Ki", bytes / 1024) } else { bytes.to_string() }
 }
 
 fn window(seconds: f64) -> String {

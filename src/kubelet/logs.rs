@@ -834,7 +834,7 @@ mod tests {
         current.write_chunk(Stream::Stdout, b"line 1\n", Utc::now());
         current.write_chunk(Stream::Stderr, b"line 2\n", Utc::now());
         let stop = CancellationToken::new();
-        let addr = serve(store.clone(), stop.clone()).await.unwrap();
+        let addr = serve(store.clone(), Router::new(), stop.clone()).await.unwrap();
 
         assert_eq!(http_get(addr, "/containerLogs/ns/p/a").await, (200, "line 1\nline 2\n".into()));
         assert_eq!(http_get(addr, "/containerLogs/ns/p/a?tailLines=1").await, (200, "line 2\n".into()));
