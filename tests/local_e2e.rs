@@ -736,11 +736,61 @@ impl Local {
     }
 }
 
-/// `kubectl exec` (plain, `-i`, `-it`), `cp` both ways, `attach` and `top` against pods of the
-/// process executor, and their errors, all through the real kubectl (which speaks WebSocket v5 to
+/// A running `kubectl port-forward`, killed when dropped.
+struct Forward(std::process::Child);
+
+impl Drop for Forward {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Local {
+    /// `kubectl port-forward pod/POD :PORT`: the process and the local port it chose.
+    fn port_forward(&self, pod: &str, port: u16, websockets: &str) -> (Forward, u16) {
+        let mut child = Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .args(["port-forward", &format!("pod/{pod}"), &format!(":{port}"), "--address", "127.0.0.1"])
+            .env("KUBECACHEDIR", self.cache.path())
+            .env("KUBECTL_PORT_FORWARD_WEBSOCKETS", websockets)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run kubectl port-forward");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let line = lines.next().expect("a line from kubectl port-forward").unwrap();
+        // kubectl goes on printing a line per connection: keep its stdout open and drained.
+        std::thread::spawn(move || lines.for_each(drop));
+        // "Forwarding from 127.0.0.1:41234 -> 8080"
+        let local_port = line
+            .split_whitespace()
+            .nth(2)
+            .and_then(|a| a.rsplit(':').next())
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("no port in {line:?}"));
+        (Forward(child), local_port)
+    }
+}
+
+/// `GET path` over HTTP/1.0 on `127.0.0.1:port`: the body of a 200 answer.
+fn http_get(port: u16, path: &str) -> Option<Vec<u8>> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
+    s.write_all(format!("GET {path} HTTP/1.0\r\n\r\n").as_bytes()).ok()?;
+    let mut all = Vec::new();
+    s.read_to_end(&mut all).ok()?;
+    let split = all.windows(4).position(|w| w == b"\r\n\r\n")?;
+    all.starts_with(b"HTTP/1.0 200").then(|| all[split + 4..].to_vec())
+}
+
+/// `kubectl exec` (plain, `-i`, `-it`), `cp` both ways, `attach`, `port-forward` and `top` against
+/// pods of the process executor, and their errors, all through the real kubectl (which speaks WebSocket v5 to
 /// the API server, proxied to the node simulator).
 #[test]
-fn exec_attach_cp_and_top_reach_pod_processes() {
+fn exec_attach_cp_port_forward_and_top_reach_pod_processes() {
     let local = Local::start();
     let dir = tempfile::tempdir().unwrap();
     let work = dir.path().join("work");
@@ -845,6 +895,46 @@ spec:
     assert_eq!(code, Some(0), "{err}");
     let out = String::from_utf8_lossy(&out);
     assert!(out.contains("tick 10\n"), "attach follows the output to the end: {out}");
+
+    // port-forward: over SPDY in a WebSocket (kubectl's default) and over plain SPDY.
+    let served = dir.path().join("served");
+    std::fs::create_dir_all(&served).unwrap();
+    let body: Vec<u8> = (0..1024 * 1024).map(|i| (i * 7 % 256) as u8).collect();
+    std::fs::write(served.join("blob"), &body).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let web = write_manifest(
+        dir.path(),
+        "web",
+        &format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: web}}\nspec:\n  containers:\n  - name: http\n    image: \
+             python\n    workingDir: {}\n    command: [python3, -m, http.server, '{port}', --bind, 127.0.0.1]\n",
+            served.display()
+        ),
+    );
+    local.ok(&["apply", "-f", &web]);
+    local.ok(&["wait", "--for=condition=Ready", "pod/web", "--timeout=60s"]);
+    // The pod shares the host's network: its server listens on the host's loopback once ready
+    // (a forwarded connection to a port nobody listens on ends kubectl's port-forward).
+    poll("the pod's server listening", || std::net::TcpStream::connect(("127.0.0.1", port)).ok());
+    for websockets in ["true", "false"] {
+        let (forward, local_port) = local.port_forward("web", port, websockets);
+        let got = http_get(local_port, "/blob").expect("the pod's server answers through port-forward");
+        assert_eq!(got.len(), body.len(), "KUBECTL_PORT_FORWARD_WEBSOCKETS={websockets}");
+        assert!(got == body, "the bytes arrive unchanged (KUBECTL_PORT_FORWARD_WEBSOCKETS={websockets})");
+        drop(forward);
+    }
+    // Nothing listens on the pod's port: kubectl reports the kubelet's error.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let (mut forward, local_port) = local.port_forward("web", closed, "true");
+    assert!(http_get(local_port, "/").is_none());
+    let status = forward.0.wait().unwrap();
+    let mut err = String::new();
+    std::io::Read::read_to_string(forward.0.stderr.as_mut().unwrap(), &mut err).unwrap();
+    assert!(!status.success());
+    assert!(
+        err.contains(&format!("error forwarding port {closed} to pod web")) && err.contains("connection refused"),
+        "{err}"
+    );
 
     // top: the spinning pod uses CPU, every pod some memory; the node sums its pods.
     let metrics =

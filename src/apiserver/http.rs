@@ -623,7 +623,7 @@ async fn handle(State(s): State<Arc<Server>>, req: Request) -> Response {
     // Streams (exec, attach, port-forward) are proxied to the node with their upgrade; metrics
     // are gathered from the nodes (see `streams`).
     if let Some((ns, name, sub)) = super::streams::stream_target(parts.uri.path()) {
-        return super::streams::proxy(&s, parts, &ns, &name, &sub).await;
+        return super::streams::proxy(&s, parts, &ns, &name, &sub, user.as_ref()).await;
     }
     if super::streams::is_metrics(parts.uri.path()) {
         return super::streams::metrics(&s, &parts.method, &parts.uri).await;

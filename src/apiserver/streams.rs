@@ -90,7 +90,25 @@ fn query_param<'a>(query: &'a str, key: &str) -> Vec<std::borrow::Cow<'a, str>> 
 }
 
 /// Check an exec/attach/portforward request and proxy it to the pod's node.
-pub async fn proxy(s: &Arc<Server>, parts: http::request::Parts, ns: &str, name: &str, sub: &str) -> Response {
+pub async fn proxy(
+    s: &Arc<Server>,
+    parts: http::request::Parts,
+    ns: &str,
+    name: &str,
+    sub: &str,
+    user: Option<&super::rbac::UserInfo>,
+) -> Response {
+    // kube-apiserver 1.31+ (AuthorizePodWebsocketUpgradeCreatePermission) also asks for `create`
+    // on the subresource when a WebSocket upgrade arrives as a GET.
+    if let Some(user) = user
+        && s.auth.enforcing()
+        && parts.method == Method::GET
+    {
+        let attrs = super::auth::request_attributes(&Method::POST, parts.uri.path(), parts.uri.query());
+        if let Err(e) = s.auth.check(&s.api, user, &attrs) {
+            return super::http::error_response(&e);
+        }
+    }
     match try_proxy(s, parts, ns, name, sub).await {
         Ok(r) => r,
         Err(e) => super::http::error_response(&e),

@@ -38,6 +38,7 @@ pub mod process;
 pub mod runtime;
 pub mod scheduler;
 pub mod simulate;
+mod spdy_dictionary;
 pub mod stats;
 pub mod status;
 pub mod streams;

@@ -262,7 +262,11 @@ enum Input {
 
 /// Split the socket: a writer task sends what `out` receives; the reader forwards stdin, stdin
 /// close and resize messages to the returned receiver (which ends when the client goes away).
-fn split(socket: WebSocket) -> (mpsc::Sender<Message>, mpsc::Receiver<Input>, tokio::task::JoinHandle<()>) {
+///
+/// The reader keeps reading after the command is done (discarding stdin) until the client's close
+/// frame: closing a socket with unread input resets the connection, and the reset would destroy
+/// the final status on its way to the client.
+fn split(socket: WebSocket) -> (mpsc::Sender<Message>, mpsc::Receiver<Input>, Tasks) {
     let (mut sink, mut stream) = socket.split();
     let (out_tx, mut out_rx) = mpsc::channel::<Message>(64);
     let writer = tokio::spawn(async move {
@@ -275,7 +279,7 @@ fn split(socket: WebSocket) -> (mpsc::Sender<Message>, mpsc::Receiver<Input>, to
         let _ = sink.close().await;
     });
     let (in_tx, in_rx) = mpsc::channel::<Input>(64);
-    tokio::spawn(async move {
+    let reader = tokio::spawn(async move {
         while let Some(Ok(m)) = stream.next().await {
             let data = match m {
                 Message::Binary(b) => b,
@@ -296,12 +300,17 @@ fn split(socket: WebSocket) -> (mpsc::Sender<Message>, mpsc::Receiver<Input>, to
                 CLOSE if rest.first() == Some(&STDIN) => Input::StdinClosed,
                 _ => continue,
             };
-            if in_tx.send(input).await.is_err() {
-                break;
-            }
+            // Once nobody takes input any more, it is read and dropped.
+            let _ = in_tx.send(input).await;
         }
     });
-    (out_tx, in_rx, writer)
+    (out_tx, in_rx, Tasks { writer, reader })
+}
+
+/// The socket's writer and reader tasks.
+struct Tasks {
+    writer: tokio::task::JoinHandle<()>,
+    reader: tokio::task::JoinHandle<()>,
 }
 
 fn frame(channel: u8, data: &[u8]) -> Message {
@@ -312,11 +321,16 @@ fn frame(channel: u8, data: &[u8]) -> Message {
 }
 
 /// Send the final status and close normally; the client reads the status once the socket closes.
-async fn finish(out: mpsc::Sender<Message>, writer: tokio::task::JoinHandle<()>, status: &Value) {
+/// Then wait (bounded) for the client's close frame.
+async fn finish(out: mpsc::Sender<Message>, tasks: Tasks, status: &Value) {
     let _ = out.send(frame(ERROR, status.to_string().as_bytes())).await;
     let _ = out.send(Message::Close(Some(axum::extract::ws::CloseFrame { code: 1000, reason: "".into() }))).await;
     drop(out);
-    let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), tasks.writer).await;
+    let mut reader = tasks.reader;
+    if tokio::time::timeout(Duration::from_secs(5), &mut reader).await.is_err() {
+        reader.abort();
+    }
 }
 
 /// Copy `r` to the client on `channel` until EOF.
@@ -373,9 +387,9 @@ fn feed(
 }
 
 async fn run_exec(socket: WebSocket, _v5: bool, handle: Arc<ContainerHandle>, opts: StreamOptions) {
-    let (out, input, writer) = split(socket);
+    let (out, input, tasks) = split(socket);
     if opts.command.is_empty() {
-        return finish(out, writer, &internal_error("no command specified")).await;
+        return finish(out, tasks, &internal_error("no command specified")).await;
     }
     let (program, args) = opts.command.split_first().expect("non-empty");
     let mut cmd = tokio::process::Command::new(program);
@@ -398,7 +412,7 @@ async fn run_exec(socket: WebSocket, _v5: bool, handle: Arc<ContainerHandle>, op
                 "failed to exec in container: failed to start exec \"{id}\": OCI runtime exec failed: exec failed: \
                  unable to start container process: {msg}: unknown"
             );
-            return finish(out, writer, &internal_error(&msg)).await;
+            return finish(out, tasks, &internal_error(&msg)).await;
         }
     };
     let pid = proc.child.id();
@@ -446,7 +460,7 @@ async fn run_exec(socket: WebSocket, _v5: bool, handle: Arc<ContainerHandle>, op
         }
         Err(_) => 128,
     };
-    finish(out, writer, &exit_status(&opts.command, code)).await;
+    finish(out, tasks, &exit_status(&opts.command, code)).await;
 }
 
 struct Spawned {
@@ -543,7 +557,7 @@ impl AsyncWrite for SharedWriter {
 }
 
 async fn run_attach(socket: WebSocket, handle: Arc<ContainerHandle>, opts: StreamOptions) {
-    let (out, mut input, writer) = split(socket);
+    let (out, mut input, tasks) = split(socket);
     // Nothing reads a process container's stdin: drain what the client sends.
     let drain = tokio::spawn(async move { while input.recv().await.is_some() {} });
     let follow = LogOptions { follow: true, tail_lines: Some(0), ..Default::default() };
@@ -562,7 +576,7 @@ async fn run_attach(socket: WebSocket, handle: Arc<ContainerHandle>, opts: Strea
         }
     }
     drain.abort();
-    finish(out, writer, &json!({"metadata": {}, "status": "Success"})).await;
+    finish(out, tasks, &json!({"metadata": {}, "status": "Success"})).await;
 }
 
 #[cfg(test)]
