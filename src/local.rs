@@ -52,7 +52,23 @@ pub struct LocalArgs {
     /// First container restart delay of the kubelet (upstream default 10s), e.g. `10s`, `200ms`.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub restart_backoff_base: Duration,
+    /// Logging (`--log-level`, `--log-format`), as `jobwright controller` takes them.
+    #[command(flatten)]
+    pub telemetry: crate::telemetry::TelemetryArgs,
 }
+
+/// The log filter of `jobwright local` when neither `--log-level` nor `RUST_LOG` is set: quiet
+/// enough that a user sees the important lines.
+pub const DEFAULT_LOG_FILTER: &str = "info,kube=warn,kube_runtime=warn,hyper=warn,tower=warn";
+
+/// Print a line to stdout; a closed stdout (`| head -1`) is not an error worth stopping for.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+pub(crate) use say;
 
 /// Parse `300ms`, `10s`, `2m`, `1h`, or a bare number of seconds, for clap.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -78,6 +94,10 @@ pub async fn run(
     args: LocalArgs,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), Box<dyn std::error::Error>> {
+    // `--run FILE`: a file that cannot be read or parsed fails before anything starts.
+    if let Some(file) = &args.run {
+        crate::run::check_file(&file.display().to_string())?;
+    }
     let config = http::ServerConfig { data_dir: args.data_dir.clone(), ..Default::default() };
     let running = match args.listen {
         Some(addr) => http::start(addr, config).await?,
@@ -90,10 +110,17 @@ pub async fn run(
         },
     };
     let url = running.url();
-    let kubeconfig_path = std::path::absolute(&args.kubeconfig)?;
-    kubeconfig::write(&kubeconfig_path, &url)?;
-
-    let client = crate::kubelet::cli::client(Some(&kubeconfig_path)).await?;
+    // The parts in this process use the server directly; the kubeconfig is for the user, written
+    // only when the server outlives this call (not with `--run`), and removed when it stops.
+    let kubeconfig_path = match args.run {
+        None => {
+            let path = std::path::absolute(&args.kubeconfig)?;
+            kubeconfig::write(&path, &url)?;
+            Some(path)
+        }
+        Some(_) => None,
+    };
+    let client = kube::Client::try_from(kube::Config::new(url.parse()?))?;
     let kubelet_config = KubeletConfig {
         nodes: args.nodes,
         executor: args.executor,
@@ -126,8 +153,17 @@ pub async fn run(
     let controller =
         tokio::spawn(crate::job::controller::run(client.clone(), opts, stop_controller.clone().cancelled_owned()));
 
-    println!("jobwright local: API server on {url} — export KUBECONFIG={}", kubeconfig_path.display());
-    tracing::info!(%url, nodes = args.nodes, executor = ?args.executor, "ready; Ctrl-C to stop");
+    match (&kubeconfig_path, &args.run) {
+        (Some(path), _) => {
+            say!("jobwright local: API server on {url} — export KUBECONFIG={}", path.display());
+            tracing::info!(%url, nodes = args.nodes, executor = ?args.executor, "ready; Ctrl-C to stop");
+        }
+        (None, Some(file)) => {
+            say!("jobwright local: running {} (API server on {url} until its Jobs finish)", file.display());
+            tracing::info!(%url, nodes = args.nodes, executor = ?args.executor, "ready");
+        }
+        (None, None) => {}
+    }
 
     let outcome = match &args.run {
         None => {
@@ -156,8 +192,20 @@ pub async fn run(
     let _ = controller.await;
     kubelet.shutdown().await;
     running.shutdown().await;
+    if let Some(path) = &kubeconfig_path {
+        remove_kubeconfig(path, &url);
+    }
     tracing::info!("stopped");
     outcome
+}
+
+/// Remove the kubeconfig written for `url` once its server is gone, unless something else has
+/// replaced it since (e.g. another `jobwright local` on the same path).
+fn remove_kubeconfig(path: &std::path::Path, url: &str) {
+    let ours = std::fs::read_to_string(path).is_ok_and(|text| text.contains(&format!("server: {url}\n")));
+    if ours && let Err(e) = std::fs::remove_file(path) {
+        tracing::warn!(path = %path.display(), error = %e, "cannot remove the kubeconfig");
+    }
 }
 
 #[cfg(test)]

@@ -4,7 +4,6 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
-use tracing_subscriber::EnvFilter;
 
 /// mimalloc instead of glibc's malloc: many short-lived allocations across the runtime's threads
 /// fragment glibc's per-thread arenas, and its resident memory grows well past the live heap.
@@ -24,7 +23,7 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Run the envtest-style API server alone (plain HTTP on loopback).
+    /// Run the envtest-style API server alone (HTTP; with RBAC, HTTP and TLS on one port).
     Apiserver {
         /// Address to listen on; port 0 picks a free port.
         #[arg(long, default_value = "127.0.0.1:0")]
@@ -46,10 +45,14 @@ enum Command {
         /// Static bearer tokens, kube-apiserver's CSV format: token,user,uid,"group1,group2".
         #[arg(long)]
         token_auth_file: Option<PathBuf>,
+        /// Logging.
+        #[command(flatten)]
+        telemetry: jobwright::telemetry::TelemetryArgs,
     },
     /// Run the node simulator (scheduler + kubelet for pods) against any API server.
     Kubelet(jobwright::kubelet::cli::KubeletArgs),
-    /// Run the Job controller (and the TTL-after-finished controller) against a cluster.
+    /// Run the Job controller (batch/v1 and jobwright.dev/v1 Jobs) and the TTL-after-finished
+    /// controller against a cluster.
     Controller {
         /// Kubeconfig to use; otherwise KUBECONFIG, ~/.kube/config or the in-cluster service account.
         #[arg(long)]
@@ -72,7 +75,7 @@ enum Command {
         #[command(flatten)]
         ops: jobwright::ops::OpsArgs,
     },
-    /// Run the API server, a node simulator and the Job controller in one process, for kubectl.
+    /// Run the API server, a node simulator and the Job and TTL controllers in one process, for kubectl.
     Local(jobwright::local::LocalArgs),
     /// Print the jobwright.dev/v1 Job CustomResourceDefinition as YAML.
     Crd,
@@ -128,32 +131,41 @@ async fn shutdown_signal() {
     }
 }
 
+/// Write `text` to stdout; a reader that went away (`jobwright crd | head -1`) ends the output
+/// quietly, as Unix tools do.
+fn print_out(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+}
+
+/// Write an error line to stderr, ignoring a closed stderr.
+fn print_err(e: &dyn std::fmt::Display) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "error: {e}");
+}
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let telemetry = match &cli.command {
-        Command::Controller { ops, .. } => Some(jobwright::telemetry::init(&ops.telemetry)),
-        _ => None,
+    // One logging setup for every command: `--log-level`/`--log-format` where the command takes
+    // them, colours only when stderr is a terminal (and NO_COLOR is unset).
+    let none = jobwright::telemetry::TelemetryArgs::default();
+    let (telemetry, default_filter) = match &cli.command {
+        Command::Controller { ops, .. } => (&ops.telemetry, jobwright::telemetry::DEFAULT_FILTER),
+        Command::Local(args) => (&args.telemetry, jobwright::local::DEFAULT_LOG_FILTER),
+        Command::Apiserver { telemetry, .. } => (telemetry, jobwright::telemetry::DEFAULT_FILTER),
+        Command::Kubelet(args) => (&args.telemetry, jobwright::telemetry::DEFAULT_FILTER),
+        Command::Crd => (&none, jobwright::telemetry::DEFAULT_FILTER),
     };
-    match telemetry {
-        Some(Ok(())) => {}
-        Some(Err(e)) => {
-            eprintln!("error: {e}");
-            return std::process::ExitCode::FAILURE;
-        }
-        None => tracing_subscriber::fmt()
-            .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-                EnvFilter::new(match &cli.command {
-                    // Quiet enough that a user sees the important lines.
-                    Command::Local(_) => "info,kube=warn,kube_runtime=warn,hyper=warn,tower=warn",
-                    _ => "info",
-                })
-            }))
-            .with_writer(std::io::stderr)
-            .init(),
+    if let Err(e) = jobwright::telemetry::init_with_default(telemetry, default_filter) {
+        print_err(&e);
+        return std::process::ExitCode::FAILURE;
     }
     let result = match cli.command {
-        Command::Apiserver { listen, kubeconfig, watch_history, data_dir, authorization_mode, token_auth_file } => {
+        Command::Apiserver {
+            listen, kubeconfig, watch_history, data_dir, authorization_mode, token_auth_file, ..
+        } => {
             let mut config = jobwright::apiserver::http::ServerConfig::default();
             config.store.history = watch_history;
             config.data_dir = data_dir;
@@ -165,7 +177,7 @@ async fn main() -> std::process::ExitCode {
                 match parsed {
                     Ok(tokens) => config.tokens = tokens,
                     Err(e) => {
-                        eprintln!("error: --token-auth-file {}: {e}", path.display());
+                        print_err(&format!("--token-auth-file {}: {e}", path.display()));
                         return std::process::ExitCode::FAILURE;
                     }
                 }
@@ -177,27 +189,27 @@ async fn main() -> std::process::ExitCode {
         Command::Controller { kubeconfig, manage_all_jobs, workers, no_ttl_controller, crd_jobs, ops } => {
             let args = ControllerArgs { kubeconfig, manage_all_jobs, workers, no_ttl_controller, crd_jobs, ops };
             if let Err(e) = run_controller(args).await {
-                eprintln!("error: {e}");
+                print_err(&e);
                 return std::process::ExitCode::FAILURE;
             }
             Ok(())
         }
         Command::Local(args) => {
             if let Err(e) = jobwright::local::run(args, shutdown_signal()).await {
-                eprintln!("error: {e}");
+                print_err(&e);
                 return std::process::ExitCode::FAILURE;
             }
             Ok(())
         }
         Command::Crd => {
-            print!("{}", jobwright::crd::crd_yaml());
+            print_out(&jobwright::crd::crd_yaml());
             Ok(())
         }
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
+            print_err(&e);
             std::process::ExitCode::FAILURE
         }
     }

@@ -24,6 +24,8 @@ pub enum RunError {
     Parse { path: String, message: String },
     #[error("{path}: document {index} has no apiVersion/kind/metadata.name")]
     Incomplete { path: String, index: usize },
+    #[error("{path}: no objects to apply")]
+    Empty { path: String },
     #[error("{kind} {name}: {source}")]
     Api { kind: String, name: String, source: kube::Error },
     #[error("Jobs did not finish within {0:?}")]
@@ -56,6 +58,22 @@ pub fn parse_manifests(path: &str, text: &str) -> Result<Vec<Value>, RunError> {
     Ok(docs.into_iter().filter(|d| !d.is_null()).collect())
 }
 
+/// Check that the file at `path` can be read and holds at least one complete manifest, before
+/// anything starts.
+pub fn check_file(path: &str) -> Result<(), RunError> {
+    let text = std::fs::read_to_string(path).map_err(|source| RunError::Read { path: path.to_string(), source })?;
+    let docs = parse_manifests(path, &text)?;
+    if docs.is_empty() {
+        return Err(RunError::Empty { path: path.to_string() });
+    }
+    for (index, doc) in docs.iter().enumerate() {
+        if !(doc["apiVersion"].is_string() && doc["kind"].is_string() && doc["metadata"]["name"].is_string()) {
+            return Err(RunError::Incomplete { path: path.to_string(), index });
+        }
+    }
+    Ok(())
+}
+
 /// Apply (server-side, field manager `jobwright`) every object in the file at `path`, then wait
 /// for each applied Job to reach Complete or Failed, printing the outcome and its pods' logs to
 /// stdout. Returns the outcomes in file order.
@@ -79,7 +97,7 @@ pub async fn apply_and_wait(client: &Client, path: &str, timeout: Duration) -> R
             Api::all_with(client.clone(), &ar)
         };
         api.patch(name, &PatchParams::apply("jobwright").force(), &Patch::Apply(&doc)).await.map_err(api_err)?;
-        println!("{}/{} applied", ar.plural, name);
+        crate::local::say!("{}/{} applied", ar.plural, name);
         if api_version == "batch/v1" && kind == "Job" {
             jobs.push((namespace, name.to_string()));
         }
@@ -137,7 +155,7 @@ async fn wait_for_job(client: &Client, namespace: &str, name: &str) -> Result<Jo
 }
 
 async fn print_outcome(client: &Client, o: &JobOutcome) {
-    println!(
+    crate::local::say!(
         "job/{}: {} ({}) succeeded={} failed={}{}",
         o.name,
         o.condition,
@@ -154,10 +172,10 @@ async fn print_outcome(client: &Client, o: &JobOutcome) {
         match pods.logs(&pod_name, &LogParams::default()).await {
             Ok(text) => {
                 for line in text.lines() {
-                    println!("  {pod_name}: {line}");
+                    crate::local::say!("  {pod_name}: {line}");
                 }
             }
-            Err(e) => println!("  {pod_name}: (no logs: {e})"),
+            Err(e) => crate::local::say!("  {pod_name}: (no logs: {e})"),
         }
     }
 }

@@ -36,7 +36,7 @@ pub struct TelemetryArgs {
     #[arg(long, value_enum, default_value_t = LogFormat::Text, env = "JOBWRIGHT_LOG_FORMAT")]
     pub log_format: LogFormat,
     /// Log filter in `RUST_LOG` syntax (e.g. `info,jobwright=debug`); overrides `RUST_LOG`.
-    /// Default: `RUST_LOG`, else `info`.
+    /// Default: `RUST_LOG`, else `info` (`local`: `info` with kube-rs and hyper at `warn`).
     #[arg(long, env = "JOBWRIGHT_LOG_LEVEL")]
     pub log_level: Option<String>,
 }
@@ -60,8 +60,12 @@ pub enum TelemetryError {
 /// Builds the filter: `flag` wins, then `rust_log` (the `RUST_LOG` value), then [`DEFAULT_FILTER`].
 /// Empty strings count as unset.
 pub fn build_filter(flag: Option<&str>, rust_log: Option<&str>) -> Result<EnvFilter, TelemetryError> {
-    let filter =
-        [flag, rust_log].into_iter().flatten().map(str::trim).find(|s| !s.is_empty()).unwrap_or(DEFAULT_FILTER);
+    build_filter_or(flag, rust_log, DEFAULT_FILTER)
+}
+
+/// [`build_filter`] with another default than [`DEFAULT_FILTER`].
+pub fn build_filter_or(flag: Option<&str>, rust_log: Option<&str>, default: &str) -> Result<EnvFilter, TelemetryError> {
+    let filter = [flag, rust_log].into_iter().flatten().map(str::trim).find(|s| !s.is_empty()).unwrap_or(default);
     EnvFilter::try_new(filter)
         .map_err(|e| TelemetryError::InvalidFilter { filter: filter.to_string(), message: e.to_string() })
 }
@@ -97,8 +101,14 @@ where
 
 /// Installs the global subscriber (stderr) from the flags and `RUST_LOG`.
 pub fn init(args: &TelemetryArgs) -> Result<(), TelemetryError> {
+    init_with_default(args, DEFAULT_FILTER)
+}
+
+/// [`init`] with another default filter than [`DEFAULT_FILTER`] (`jobwright local` keeps kube-rs
+/// and hyper quieter).
+pub fn init_with_default(args: &TelemetryArgs, default: &str) -> Result<(), TelemetryError> {
     let rust_log = std::env::var("RUST_LOG").ok();
-    let filter = build_filter(args.log_level.as_deref(), rust_log.as_deref())?;
+    let filter = build_filter_or(args.log_level.as_deref(), rust_log.as_deref(), default)?;
     // Colour only for a human at a terminal, and never when NO_COLOR is set.
     let ansi = io::IsTerminal::is_terminal(&io::stderr()) && std::env::var_os("NO_COLOR").is_none();
     subscriber(args.log_format, filter, ansi, io::stderr)

@@ -283,11 +283,13 @@ fn sigterm_stops_pods_and_exits_zero() {
     assert_eq!(children_running(pid, &["sleep", "613"]).len(), 1, "the sleep process runs before SIGTERM");
     let status = local.sigterm();
     assert_eq!(status.code(), Some(0));
+    assert!(!local.kubeconfig.exists(), "the kubeconfig of a stopped server is removed");
     assert_eq!(anywhere_running(&["sleep", "613"]), Vec::<u32>::new(), "a pod process survived SIGTERM");
 }
 
 /// `jobwright local --run FILE`, the README's first command: one process applies the example,
 /// waits for it, prints the outcome and the logs, and exits with the result.
+/// It leaves no kubeconfig behind (its server is gone) and promises no server to come back to.
 fn run_example(file: &str, extra: &[&str]) -> (Option<i32>, String) {
     let dir = tempfile::tempdir().unwrap();
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples").join(file);
@@ -299,7 +301,32 @@ fn run_example(file: &str, extra: &[&str]) -> (Option<i32>, String) {
         .stdin(Stdio::null())
         .output()
         .expect("run jobwright local");
-    (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().flatten().map(|e| e.file_name()).collect();
+    assert!(left.is_empty(), "--run leaves nothing in the working directory: {left:?}");
+    assert!(!stdout.contains("export KUBECONFIG") && !stderr.contains("Ctrl-C"), "{stdout}{stderr}");
+    (out.status.code(), stdout)
+}
+
+#[test]
+fn run_flag_checks_the_file_before_starting_anything() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(&bad, "apiVersion: batch/v1\nkind: Job\nmetadata: {name: [unclosed\n").unwrap();
+    for (file, want) in [(&bad, "not a Kubernetes manifest"), (&dir.path().join("missing.yaml"), "cannot read")] {
+        let out = Command::new(env!("CARGO_BIN_EXE_jobwright"))
+            .args(["local", "--listen", "127.0.0.1:0", "--run"])
+            .arg(file)
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(stderr.contains(want), "{stderr}");
+        assert!(stdout.is_empty() && !stderr.contains("API server"), "nothing started: {stdout}{stderr}");
+        assert!(!dir.path().join("jobwright.kubeconfig").exists());
+    }
 }
 
 #[test]
@@ -655,4 +682,279 @@ spec:
     let local = Local::launch(kubeconfig, &data_flag, None);
     local.ok(&["wait", "--for=condition=Ready", "node/jobwright-node-0", "--timeout=60s"]);
     assert_eq!(local.jsonpath("resume", "{.metadata.uid}"), uids[0]);
+}
+
+impl Local {
+    /// `kubectl ARGS` with `stdin` fed to it: (exit code, stdout, stderr).
+    fn kubectl_stdin(&self, args: &[&str], stdin: &[u8]) -> (Option<i32>, Vec<u8>, String) {
+        use std::io::Write;
+        let mut child = Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .args(args)
+            .env("KUBECACHEDIR", self.cache.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run kubectl (required)");
+        let mut input = child.stdin.take().unwrap();
+        let data = stdin.to_vec();
+        let feeder = std::thread::spawn(move || {
+            let _ = input.write_all(&data);
+        });
+        let out = child.wait_with_output().unwrap();
+        feeder.join().unwrap();
+        (out.status.code(), out.stdout, String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+
+    /// `kubectl ARGS` on a pseudo-terminal of `rows` x `cols`, typing `input`: (exit code, what
+    /// the terminal showed).
+    fn kubectl_tty(&self, args: &[&str], rows: u16, cols: u16, input: &[u8]) -> (Option<i32>, String) {
+        use std::io::{Read, Write};
+        let (mut pty, pts) = pty_process::blocking::open().unwrap();
+        pty.resize(pty_process::Size::new(rows, cols)).unwrap();
+        let mut child = pty_process::blocking::Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .args(args)
+            .env("KUBECACHEDIR", self.cache.path())
+            .spawn(pts)
+            .expect("run kubectl on a pty");
+        pty.write_all(input).unwrap();
+        let mut shown = Vec::new();
+        let mut buf = [0u8; 4096];
+        // The terminal reads EIO once kubectl, its only user, has exited.
+        while let Ok(n) = pty.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            shown.extend_from_slice(&buf[..n]);
+        }
+        let status = child.wait().unwrap();
+        (status.code(), String::from_utf8_lossy(&shown).into_owned())
+    }
+}
+
+/// A running `kubectl port-forward`, killed when dropped.
+struct Forward(std::process::Child);
+
+impl Drop for Forward {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Local {
+    /// `kubectl port-forward pod/POD :PORT`: the process and the local port it chose.
+    fn port_forward(&self, pod: &str, port: u16, websockets: &str) -> (Forward, u16) {
+        let mut child = Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .args(["port-forward", &format!("pod/{pod}"), &format!(":{port}"), "--address", "127.0.0.1"])
+            .env("KUBECACHEDIR", self.cache.path())
+            .env("KUBECTL_PORT_FORWARD_WEBSOCKETS", websockets)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run kubectl port-forward");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let line = lines.next().expect("a line from kubectl port-forward").unwrap();
+        // kubectl goes on printing a line per connection: keep its stdout open and drained.
+        std::thread::spawn(move || lines.for_each(drop));
+        // "Forwarding from 127.0.0.1:41234 -> 8080"
+        let local_port = line
+            .split_whitespace()
+            .nth(2)
+            .and_then(|a| a.rsplit(':').next())
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("no port in {line:?}"));
+        (Forward(child), local_port)
+    }
+}
+
+/// `GET path` over HTTP/1.0 on `127.0.0.1:port`: the body of a 200 answer.
+fn http_get(port: u16, path: &str) -> Option<Vec<u8>> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
+    s.write_all(format!("GET {path} HTTP/1.0\r\n\r\n").as_bytes()).ok()?;
+    let mut all = Vec::new();
+    s.read_to_end(&mut all).ok()?;
+    let split = all.windows(4).position(|w| w == b"\r\n\r\n")?;
+    all.starts_with(b"HTTP/1.0 200").then(|| all[split + 4..].to_vec())
+}
+
+/// `kubectl exec` (plain, `-i`, `-it`), `cp` both ways, `attach`, `port-forward` and `top` against
+/// pods of the process executor, and their errors, all through the real kubectl (which speaks WebSocket v5 to
+/// the API server, proxied to the node simulator).
+#[test]
+fn exec_attach_cp_port_forward_and_top_reach_pod_processes() {
+    let local = Local::start();
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().join("work");
+    let manifest = write_manifest(
+        dir.path(),
+        "pods",
+        &format!(
+            r#"apiVersion: v1
+kind: Pod
+metadata: {{name: shell}}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: main
+    image: busybox
+    command: ["sleep", "617"]
+    workingDir: {work}
+    env: [{{name: GREETING, value: "hello from the pod"}}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: busy, labels: {{app: busy}}}}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: spin
+    image: busybox
+    command: ["sh", "-c", "while :; do :; done"]
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: unscheduled}}
+spec:
+  schedulerName: nobody
+  containers: [{{name: c, image: busybox, command: ["true"]}}]
+"#,
+            work = work.display()
+        ),
+    );
+    local.ok(&["apply", "-f", &manifest]);
+    for pod in ["shell", "busy"] {
+        local.ok(&["wait", "--for=condition=Ready", &format!("pod/{pod}"), "--timeout=60s"]);
+    }
+
+    // The container's environment and working directory; stdout and stderr apart; the exit code.
+    let (code, out, err) = local
+        .kubectl_stdin(&["exec", "shell", "--", "sh", "-c", "echo \"$GREETING\"; pwd; echo oops >&2; exit 3"], b"");
+    assert_eq!(code, Some(3), "{err}");
+    let canonical = work.canonicalize().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out), format!("hello from the pod\n{}\n", canonical.display()));
+    assert!(err.contains("oops\n") && err.contains("command terminated with exit code 3"), "{err}");
+
+    // stdin, 300 KiB of it (many WebSocket frames), and its end (v5's close signal).
+    let payload: Vec<u8> = (0..300 * 1024).map(|i| (i % 251) as u8).collect();
+    let (code, out, err) = local.kubectl_stdin(&["exec", "-i", "shell", "--", "sh", "-c", "cat; echo end"], &payload);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(&out[..payload.len()], &payload[..]);
+    assert_eq!(&out[payload.len()..], b"end\n");
+
+    // kubectl cp runs tar through exec, both ways.
+    let src = dir.path().join("in.txt");
+    std::fs::write(&src, "copied in\n").unwrap();
+    local.ok(&["cp", src.to_str().unwrap(), "shell:copied.txt", "-c", "main"]);
+    assert_eq!(std::fs::read_to_string(work.join("copied.txt")).unwrap(), "copied in\n");
+    std::fs::write(work.join("out.txt"), "copied out\n").unwrap();
+    let back = dir.path().join("back.txt");
+    local.ok(&["cp", &format!("shell:{}", work.join("out.txt").display()), back.to_str().unwrap()]);
+    assert_eq!(std::fs::read_to_string(&back).unwrap(), "copied out\n");
+
+    // -it: a terminal of the client's size, its resize applied, the exit code kept.
+    let (code, shown) =
+        local.kubectl_tty(&["exec", "-it", "shell", "--", "sh"], 33, 101, b"stty size; tty; echo $((6*7)); exit 5\n");
+    assert_eq!(code, Some(5), "{shown}");
+    assert!(shown.contains("33 101"), "the pod's terminal has the client's size: {shown}");
+    assert!(shown.contains("/dev/pts/"), "{shown}");
+    assert!(shown.contains("42"), "{shown}");
+
+    // Errors, as kube-apiserver and the kubelet word them.
+    let (code, _, err) = local.kubectl_stdin(&["exec", "shell", "-c", "nope", "--", "true"], b"");
+    assert_eq!(code, Some(1));
+    assert!(err.contains("container nope is not valid for pod shell"), "{err}");
+    let (code, _, err) = local.kubectl_stdin(&["exec", "unscheduled", "--", "true"], b"");
+    assert_eq!(code, Some(1));
+    assert!(err.contains("pod unscheduled does not have a host assigned"), "{err}");
+    let (_, _, err) = local.kubectl_stdin(&["exec", "shell", "--", "no-such-binary-jw"], b"");
+    assert!(err.contains("exec: \"no-such-binary-jw\": executable file not found in $PATH"), "{err}");
+    let (_, _, err) = local.kubectl_stdin(&["exec", "[POD_NAME]", "--", "true"], b"");
+    assert!(err.contains("pods \"[POD_NAME]\" not found"), "the name as typed, not percent-encoded: {err}");
+    let (_, _, err) = local.kubectl_stdin(&["get", "pod", "[POD_NAME]"], b"");
+    assert!(err.contains("pods \"[POD_NAME]\" not found"), "the name as typed, not percent-encoded: {err}");
+
+    // attach: what the container prints from now on, until it exits.
+    let printer = write_manifest(
+        dir.path(),
+        "printer",
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: printer}\nspec:\n  restartPolicy: Never\n  containers:\n  \
+         - {name: p, image: busybox, command: [sh, -c, 'for i in $(seq 1 10); do echo tick $i; sleep 0.5; done']}\n",
+    );
+    local.ok(&["apply", "-f", &printer]);
+    local.ok(&["wait", "--for=condition=Ready", "pod/printer", "--timeout=60s"]);
+    let (code, out, err) = local.kubectl_stdin(&["attach", "printer"], b"");
+    assert_eq!(code, Some(0), "{err}");
+    let out = String::from_utf8_lossy(&out);
+    assert!(out.contains("tick 10\n"), "attach follows the output to the end: {out}");
+
+    // port-forward: over SPDY in a WebSocket (kubectl's default) and over plain SPDY.
+    let served = dir.path().join("served");
+    std::fs::create_dir_all(&served).unwrap();
+    let body: Vec<u8> = (0..1024 * 1024).map(|i| (i * 7 % 256) as u8).collect();
+    std::fs::write(served.join("blob"), &body).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let web = write_manifest(
+        dir.path(),
+        "web",
+        &format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: web}}\nspec:\n  containers:\n  - name: http\n    image: \
+             python\n    workingDir: {}\n    command: [python3, -m, http.server, '{port}', --bind, 127.0.0.1]\n",
+            served.display()
+        ),
+    );
+    local.ok(&["apply", "-f", &web]);
+    local.ok(&["wait", "--for=condition=Ready", "pod/web", "--timeout=60s"]);
+    // The pod shares the host's network: its server listens on the host's loopback once ready
+    // (a forwarded connection to a port nobody listens on ends kubectl's port-forward).
+    poll("the pod's server listening", || std::net::TcpStream::connect(("127.0.0.1", port)).ok());
+    for websockets in ["true", "false"] {
+        let (forward, local_port) = local.port_forward("web", port, websockets);
+        let got = http_get(local_port, "/blob").expect("the pod's server answers through port-forward");
+        assert_eq!(got.len(), body.len(), "KUBECTL_PORT_FORWARD_WEBSOCKETS={websockets}");
+        assert!(got == body, "the bytes arrive unchanged (KUBECTL_PORT_FORWARD_WEBSOCKETS={websockets})");
+        drop(forward);
+    }
+    // Nothing listens on the pod's port: kubectl reports the kubelet's error.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let (mut forward, local_port) = local.port_forward("web", closed, "true");
+    assert!(http_get(local_port, "/").is_none());
+    let status = forward.0.wait().unwrap();
+    let mut err = String::new();
+    std::io::Read::read_to_string(forward.0.stderr.as_mut().unwrap(), &mut err).unwrap();
+    assert!(!status.success());
+    assert!(
+        err.contains(&format!("error forwarding port {closed} to pod web")) && err.contains("connection refused"),
+        "{err}"
+    );
+
+    // top: the spinning pod uses CPU, every pod some memory; the node sums its pods.
+    let metrics =
+        |path: &str| -> serde_json::Value { serde_json::from_str(&local.ok(&["get", "--raw", path])).unwrap() };
+    let busy_cpu = poll("a CPU figure for the busy pod", || {
+        let m = metrics("/apis/metrics.k8s.io/v1beta1/namespaces/default/pods/busy");
+        let cpu = m["containers"][0]["usage"]["cpu"].as_str()?.strip_suffix('n')?.parse::<u64>().ok()?;
+        (cpu > 0).then_some(cpu)
+    });
+    let shell = metrics("/apis/metrics.k8s.io/v1beta1/namespaces/default/pods/shell");
+    let shell_cpu: u64 =
+        shell["containers"][0]["usage"]["cpu"].as_str().unwrap().trim_end_matches('n').parse().unwrap();
+    assert!(busy_cpu > shell_cpu, "a busy loop uses more CPU than sleep: {busy_cpu} vs {shell_cpu}");
+    assert_eq!(shell["kind"], "PodMetrics");
+    assert!(shell["containers"][0]["usage"]["memory"].as_str().unwrap().ends_with("Ki"), "{shell}");
+    let top = local.ok(&["top", "pods", "-l", "app=busy"]);
+    assert!(top.starts_with("NAME") && top.contains("busy") && !top.contains("shell"), "{top}");
+    let top = local.ok(&["top", "nodes"]);
+    assert!(top.contains("jobwright-node-0"), "{top}");
+    let nodes = metrics("/apis/metrics.k8s.io/v1beta1/nodes");
+    assert_eq!(nodes["kind"], "NodeMetricsList");
+    assert!(nodes["items"][0]["usage"]["cpu"].as_str().unwrap().trim_end_matches('n').parse::<u64>().unwrap() > 0);
 }

@@ -17,7 +17,7 @@
 
 use serde_json::{Value, json};
 
-use super::registry::{Registry, ResourceInfo, VERBS};
+use super::registry::{Registry, ResourceInfo};
 
 /// The `Content-Type` of an aggregated discovery response (apidiscovery.k8s.io/v2).
 pub const AGGREGATED_CONTENT_TYPE: &str = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
@@ -166,7 +166,7 @@ pub fn api_resource_list(reg: &Registry, group: &str, version: &str) -> Option<V
             "singularName": r.singular,
             "namespaced": r.namespaced,
             "kind": r.kind,
-            "verbs": VERBS,
+            "verbs": r.verbs(),
         });
         if !r.short_names.is_empty() {
             e["shortNames"] = json!(r.short_names);
@@ -208,7 +208,7 @@ fn discovery_version(reg: &Registry, group: &str, version: &str) -> Value {
                 "responseKind": {"group": "", "version": "", "kind": r.kind},
                 "scope": if r.namespaced { "Namespaced" } else { "Cluster" },
                 "singularResource": r.singular,
-                "verbs": VERBS,
+                "verbs": r.verbs(),
             });
             if !r.short_names.is_empty() {
                 e["shortNames"] = json!(r.short_names);
@@ -293,6 +293,7 @@ fn custom_schemas(reg: &Registry) -> super::openapi::CustomSchemas {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::apiserver::registry::VERBS;
 
     #[test]
     fn aggregated_accept_detection() {

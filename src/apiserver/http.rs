@@ -354,7 +354,7 @@ fn json_value(code: StatusCode, v: &Value) -> Response {
     json_bytes(code, "application/json", Bytes::from(serde_json::to_vec(v).unwrap_or_default()))
 }
 
-fn error_response(e: &StatusError) -> Response {
+pub(crate) fn error_response(e: &StatusError) -> Response {
     json_value(StatusCode::from_u16(e.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), &e.to_status())
 }
 
@@ -437,8 +437,16 @@ enum Route {
 }
 
 fn route(reg: &Registry, path: &str) -> Result<Route, StatusError> {
-    let segs: Vec<&str> = path.trim_matches('/').split('/').filter(|s| !s.is_empty()).collect();
     let nf = || StatusError::no_route(path);
+    // Each segment is percent-decoded after splitting (as Go's net/http gives kube-apiserver a
+    // decoded path), so names in messages are what the user typed and `%2F` stays in its segment.
+    let decoded = path
+        .trim_matches('/')
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(|s| urlencoding::decode(s).map_err(|_| nf()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let segs: Vec<&str> = decoded.iter().map(|s| s.as_ref()).collect();
     match segs.as_slice() {
         ["healthz" | "readyz" | "livez", ..] => return Ok(Route::Health),
         ["version"] => return Ok(Route::Version),
@@ -613,6 +621,14 @@ async fn handle_json(s: &Arc<Server>, parts: http::request::Parts, body: Body) -
         if let Err(e) = s.auth.check(&s.api, user, &attrs) {
             return error_response(&e);
         }
+    }
+    // Streams (exec, attach, port-forward) are proxied to the node with their upgrade; metrics
+    // are gathered from the nodes (see `streams`).
+    if let Some((ns, name, sub)) = super::streams::stream_target(parts.uri.path()) {
+        return super::streams::proxy(&s, parts, &ns, &name, &sub, user.as_ref()).await;
+    }
+    if super::streams::is_metrics(parts.uri.path()) {
+        return super::streams::metrics(&s, &parts.method, &parts.uri).await;
     }
     let bytes = match axum::body::to_bytes(body, s.config.body_limit).await {
         Ok(b) => b,

@@ -46,6 +46,7 @@ pub mod rest;
 pub mod review;
 pub mod selector;
 pub mod store;
+pub mod streams;
 pub mod table;
 pub mod testkit;
 pub mod validate;

@@ -40,6 +40,9 @@ pub struct ResourceInfo {
 /// The verbs every served resource supports.
 pub const VERBS: &[&str] = &["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"];
 
+/// The verbs of `metrics.k8s.io` (metrics-server's).
+pub const METRICS_VERBS: &[&str] = &["get", "list"];
+
 impl ResourceInfo {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
@@ -83,6 +86,11 @@ impl ResourceInfo {
         if self.group.is_empty() { self.kind.clone() } else { format!("{}.{}", self.kind, self.group) }
     }
 
+    /// The verbs discovery lists for this resource.
+    pub fn verbs(&self) -> &'static [&'static str] {
+        if self.group == "metrics.k8s.io" { METRICS_VERBS } else { VERBS }
+    }
+
     pub fn has_subresource(&self, sub: &str) -> bool {
         self.subresources.iter().any(|s| s == sub)
     }
@@ -113,7 +121,16 @@ impl Registry {
         let list = vec![
             r("", "v1", "namespaces", "Namespace", false, &["ns"], &[], &["status", "finalize"]),
             r("", "v1", "nodes", "Node", false, &["no"], &[], &["status"]),
-            r("", "v1", "pods", "Pod", true, &["po"], &["all"], &["status", "log", "binding", "eviction"]),
+            r(
+                "",
+                "v1",
+                "pods",
+                "Pod",
+                true,
+                &["po"],
+                &["all"],
+                &["status", "log", "binding", "eviction", "exec", "attach", "portforward"],
+            ),
             r("", "v1", "events", "Event", true, &["ev"], &[], &[]),
             r("", "v1", "services", "Service", true, &["svc"], &["all"], &["status"]),
             r("", "v1", "configmaps", "ConfigMap", true, &["cm"], &[], &[]),
@@ -139,6 +156,9 @@ impl Registry {
                 &[],
                 &["status"],
             ),
+            // Served from the node simulators' figures, as metrics-server serves them (read-only).
+            r("metrics.k8s.io", "v1beta1", "pods", "PodMetrics", true, &[], &[], &[]),
+            r("metrics.k8s.io", "v1beta1", "nodes", "NodeMetrics", false, &[], &[], &[]),
         ];
         Self { inner: Arc::new(RwLock::new(list)) }
     }

@@ -28,18 +28,22 @@ pub struct KubeletArgs {
     /// Directory for pods' working directories and logs (default: a temporary directory).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
-    /// First container restart back-off delay, in seconds (doubles up to 300).
-    #[arg(long, default_value_t = 10.0)]
-    pub backoff_seconds: f64,
+    /// First container restart delay (upstream default 10s; doubles up to 5m), e.g. `10s`, `200ms`.
+    /// (`--backoff-seconds` is an older name for it.)
+    #[arg(long, alias = "backoff-seconds", default_value = "10s", value_parser = crate::local::parse_duration)]
+    pub restart_backoff_base: Duration,
     /// Do not emit kubelet/scheduler events (fewer API writes for scale runs).
     #[arg(long)]
     pub no_events: bool,
+    /// Logging.
+    #[command(flatten)]
+    pub telemetry: crate::telemetry::TelemetryArgs,
 }
 
 impl KubeletArgs {
     /// The simulator configuration these arguments describe.
     pub fn config(&self) -> KubeletConfig {
-        let base = Duration::try_from_secs_f64(self.backoff_seconds.max(0.0)).unwrap_or(Duration::from_secs(10));
+        let base = self.restart_backoff_base;
         KubeletConfig {
             nodes: self.nodes,
             node_prefix: self.node_prefix.clone(),
@@ -72,7 +76,7 @@ pub async fn run(args: KubeletArgs, shutdown: impl std::future::Future<Output = 
     let client = client(args.kubeconfig.as_deref()).await.map_err(std::io::Error::other)?;
     let kubelet = Kubelet::start(client, args.config()).await.map_err(std::io::Error::other)?;
     eprintln!(
-        "jobwright kubelet: {} node(s) {:?}, logs on 127.0.0.1:{}; Ctrl-C to stop",
+        "jobwright kubelet: {} node(s) {:?}, logs, exec, attach and stats on 127.0.0.1:{}; Ctrl-C to stop",
         kubelet.node_names().len(),
         kubelet.node_names(),
         kubelet.log_port()
@@ -80,4 +84,24 @@ pub async fn run(args: KubeletArgs, shutdown: impl std::future::Future<Output = 
     shutdown.await;
     kubelet.shutdown().await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: KubeletArgs,
+    }
+
+    #[test]
+    fn restart_backoff_takes_durations_and_the_old_flag_name() {
+        let base = |argv: &[&str]| Cli::parse_from(argv).args.restart_backoff_base;
+        assert_eq!(base(&["x"]), Duration::from_secs(10));
+        assert_eq!(base(&["x", "--restart-backoff-base", "200ms"]), Duration::from_millis(200));
+        assert_eq!(base(&["x", "--backoff-seconds", "0.5"]), Duration::from_millis(500));
+    }
 }

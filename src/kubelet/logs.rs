@@ -627,11 +627,12 @@ pub fn router(store: Arc<LogStore>) -> Router {
         .with_state(ServerState { store })
 }
 
-/// Bind `127.0.0.1:0` and serve the log endpoint until `shutdown`. Returns the bound address.
-pub async fn serve(store: Arc<LogStore>, shutdown: CancellationToken) -> std::io::Result<SocketAddr> {
+/// Bind `127.0.0.1:0` and serve the log endpoint, plus the `extra` routes (the streaming and
+/// metrics endpoints), until `shutdown`. Returns the bound address.
+pub async fn serve(store: Arc<LogStore>, extra: Router, shutdown: CancellationToken) -> std::io::Result<SocketAddr> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
-    let app = router(store);
+    let app = router(store).merge(extra);
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned()).await;
     });
@@ -833,7 +834,7 @@ mod tests {
         current.write_chunk(Stream::Stdout, b"line 1\n", Utc::now());
         current.write_chunk(Stream::Stderr, b"line 2\n", Utc::now());
         let stop = CancellationToken::new();
-        let addr = serve(store.clone(), stop.clone()).await.unwrap();
+        let addr = serve(store.clone(), Router::new(), stop.clone()).await.unwrap();
 
         assert_eq!(http_get(addr, "/containerLogs/ns/p/a").await, (200, "line 1\nline 2\n".into()));
         assert_eq!(http_get(addr, "/containerLogs/ns/p/a?tailLines=1").await, (200, "line 2\n".into()));

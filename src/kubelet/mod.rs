@@ -33,11 +33,15 @@ pub mod cli;
 pub mod env;
 pub mod logs;
 pub mod node;
+pub mod portforward;
 pub mod process;
 pub mod runtime;
 pub mod scheduler;
 pub mod simulate;
+mod spdy_dictionary;
+pub mod stats;
 pub mod status;
+pub mod streams;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::PathBuf;
@@ -150,7 +154,9 @@ impl Kubelet {
             info!(pods = reloaded, "container logs of an earlier run found");
         }
         let shutdown = CancellationToken::new();
-        let addr = logs::serve(logs.clone(), shutdown.child_token()).await?;
+        let containers = Arc::new(streams::Containers::default());
+        let extra = streams::router(containers.clone()).merge(stats::router(containers.clone()));
+        let addr = logs::serve(logs.clone(), extra, shutdown.child_token()).await?;
         node::ensure_lease_namespace(&client).await?;
         let mut slots = Vec::new();
         let mut heartbeats = Vec::new();
@@ -190,6 +196,7 @@ impl Kubelet {
             backoff: config.backoff,
             shutdown: shutdown.clone(),
             events: config.events,
+            containers,
         });
         let (commands, commands_rx) = mpsc::unbounded_channel();
         let (bind_tx, bind_rx) = mpsc::unbounded_channel();

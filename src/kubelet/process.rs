@@ -165,6 +165,11 @@ async fn copy_lines(mut pipe: impl AsyncRead + Unpin, stream: Stream, log: Arc<L
 }
 
 impl RunningProcess {
+    /// The process group the container runs in.
+    pub fn pgid(&self) -> Option<i32> {
+        self.pgid.map(|p| p.as_raw())
+    }
+
     /// When the process started.
     pub fn started_at(&self) -> DateTime<Utc> {
         self.started_at

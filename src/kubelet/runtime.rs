@@ -96,6 +96,8 @@ pub struct PodContext {
     pub shutdown: CancellationToken,
     /// Emit the kubelet's events (Pulled, Created, Started, Killing, BackOff, Failed).
     pub events: bool,
+    /// Running process containers, for exec, attach and metrics.
+    pub containers: Arc<super::streams::Containers>,
 }
 
 /// How a worker ended.
@@ -967,10 +969,23 @@ impl ContainerTask {
             return Some(ExitInfo::from_code(137, Utc::now(), Utc::now()));
         }
         let log_path = log.path().to_path_buf();
-        match ProcessExecutor.start(&spec, log) {
+        match ProcessExecutor.start(&spec, log.clone()) {
             Ok(p) => {
                 let _ = self.events.send(ContainerEvent::Started { key, at: p.started_at() });
+                let meta = &self.pod.metadata;
+                let (ns, pod) = (meta.namespace.clone().unwrap_or_default(), meta.name.clone().unwrap_or_default());
+                let handle = Arc::new(super::streams::ContainerHandle {
+                    uid: meta.uid.clone().unwrap_or_default(),
+                    spec: spec.clone(),
+                    log,
+                    pgid: p.pgid(),
+                    started: std::time::Instant::now(),
+                    stopped: CancellationToken::new(),
+                    execs: Default::default(),
+                });
+                self.ctx.containers.register(&ns, &pod, &self.container.name, handle.clone());
                 let mut exit = p.wait(&mut self.stop).await;
+                self.ctx.containers.unregister(&ns, &pod, &self.container.name, &handle);
                 // `terminationMessagePolicy: FallbackToLogsOnError`: a failed container's message is
                 // the tail of its log (upstream: last 80 lines, at most 2048 bytes).
                 let fallback = self.container.termination_message_policy.as_deref() == Some("FallbackToLogsOnError");
