@@ -35,6 +35,7 @@ pub mod openapi;
 pub mod patch;
 pub mod persist;
 pub mod proto;
+mod proto_schema;
 pub mod rbac;
 pub mod registry;
 pub mod rest;
