@@ -239,8 +239,10 @@ async fn history_limits_keep_the_newest_finished_jobs_and_leave_manual_jobs_alon
     let _cron = start_cron(c.clone(), clock, None);
     let spec = json!({"successfulJobsHistoryLimit": 1, "failedJobsHistoryLimit": 1});
     let cj = create(&c, &cronjob("hist", "*/5 * * * *", spec)).await;
-    // A manual Job from the template (what `kubectl create job --from=cronjob/hist` makes: no
-    // controller reference), finished: not counted, never deleted.
+    // A finished Job from the template that the CronJob does not control (an ownerReference
+    // without `controller: true`): not counted, never deleted. (`kubectl create job --from` does
+    // set `controller: true`; such a Job is the CronJob's for upstream, and here: UnexpectedJob
+    // while it runs, counted in the history once finished.)
     let mut manual: Job = serde_json::from_value(json!({
         "metadata": {"name": "hist-manual", "annotations": {"cronjob.kubernetes.io/instantiate": "manual"},
             "ownerReferences": [{"apiVersion": "batch/v1", "kind": "CronJob", "name": "hist",
