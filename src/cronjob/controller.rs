@@ -34,6 +34,9 @@ use crate::metrics::{Metrics, ReconcileResult};
 /// The events' `reportingController` (upstream's event source component).
 pub const REPORTING_CONTROLLER: &str = "cronjob-controller";
 
+/// How many CronJobs are synced at once by default.
+pub const DEFAULT_WORKERS: usize = 64;
+
 /// The controller's clock.
 pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
 
@@ -44,7 +47,8 @@ pub struct Options {
     pub clock: Clock,
     /// The zone of CronJobs without `spec.timeZone` (upstream: the controller's `time.Local`).
     pub local: Zone,
-    /// How many CronJobs are synced at once.
+    /// How many CronJobs are synced at once ([`DEFAULT_WORKERS`]; upstream's
+    /// `--concurrent-cron-job-syncs` is 5, too few to start 10,000 Jobs within a second of one slot).
     pub workers: usize,
     /// Where the creation skew and reconcile outcomes go, if anywhere.
     pub metrics: Option<Metrics>,
@@ -52,7 +56,7 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Self { clock: Arc::new(Utc::now), local: Zone::Local, workers: 5, metrics: None }
+        Self { clock: Arc::new(Utc::now), local: Zone::Local, workers: DEFAULT_WORKERS, metrics: None }
     }
 }
 

@@ -353,11 +353,7 @@ async fn run_once(
     }
     if opts.cronjob_controller {
         let c = client.clone();
-        let cron = crate::cronjob::controller::Options {
-            workers: opts.config.workers,
-            metrics: opts.metrics.clone(),
-            ..Default::default()
-        };
+        let cron = crate::cronjob::controller::Options { metrics: opts.metrics.clone(), ..Default::default() };
         let s = shutdown.clone();
         ttl.push(AbortOnDrop(tokio::spawn(async move { crate::cronjob::controller::run(c, cron, s).await })));
     }
