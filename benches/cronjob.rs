@@ -119,7 +119,12 @@ async fn run(client_cfg: kube::Config, n: usize, lead: i64, idle: Duration) {
 
     let metrics = Metrics::new();
     let ctl_client = jobwright::metrics::instrumented_client(client_cfg, &metrics).expect("client");
-    let opts = cron::Options { clock, local: Zone::Named(chrono_tz::UTC), metrics: Some(metrics.clone()), ..Default::default() };
+    let opts = cron::Options {
+        clock,
+        local: Zone::Named(chrono_tz::UTC),
+        metrics: Some(metrics.clone()),
+        ..Default::default()
+    };
     let stop = tokio_util::sync::CancellationToken::new();
     let controller = tokio::spawn(cron::run(ctl_client, opts, stop.clone().cancelled_owned()));
 
@@ -194,18 +199,19 @@ async fn run(client_cfg: kube::Config, n: usize, lead: i64, idle: Duration) {
         reqs1 - reqs0,
         cpu1 - cpu0
     );
-    println!("  this process (controller + watch): VmHWM {:.0} MiB, VmRSS {:.0} MiB", common::mib(hwm), common::mib(rss));
+    println!(
+        "  this process (controller + watch): VmHWM {:.0} MiB, VmRSS {:.0} MiB",
+        common::mib(hwm),
+        common::mib(rss)
+    );
     assert_eq!(seen.len(), n, "one Job per CronJob for the slot");
     assert!(skews[0] >= 0.0, "no Job before its slot: {}", skews[0]);
     assert_eq!(syncs1 - syncs0, 0, "the controller polled between slots");
 }
 
 fn main() {
-    let (n, lead, idle) = if common::full_run() {
-        (10_000, 15, Duration::from_secs(40))
-    } else {
-        (200, 3, Duration::from_secs(3))
-    };
+    let (n, lead, idle) =
+        if common::full_run() { (10_000, 15, Duration::from_secs(40)) } else { (200, 3, Duration::from_secs(3)) };
     let dir = tempfile::tempdir().expect("tempdir");
     let kc = dir.path().join("kubeconfig");
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");

@@ -180,7 +180,15 @@ async fn main() -> std::process::ExitCode {
             jobwright::apiserver::serve(opts, shutdown_signal()).await
         }
         Command::Kubelet(args) => jobwright::kubelet::cli::run(args, shutdown_signal()).await,
-        Command::Controller { kubeconfig, manage_all_jobs, workers, no_ttl_controller, cronjob_controller, crd_jobs, ops } => {
+        Command::Controller {
+            kubeconfig,
+            manage_all_jobs,
+            workers,
+            no_ttl_controller,
+            cronjob_controller,
+            crd_jobs,
+            ops,
+        } => {
             let args = ControllerArgs {
                 kubeconfig,
                 manage_all_jobs,

@@ -74,8 +74,9 @@ async fn touch(c: &Client, name: &str) {
 
 async fn wait_cj(c: &Client, name: &str, what: &str, cond: impl Fn(&CronJob) -> bool) -> CronJob {
     let api: Api<CronJob> = Api::default_namespaced(c.clone());
-    let r = tokio::time::timeout(WAIT, await_condition(api.clone(), name, move |o: Option<&CronJob>| o.is_some_and(&cond)))
-        .await;
+    let r =
+        tokio::time::timeout(WAIT, await_condition(api.clone(), name, move |o: Option<&CronJob>| o.is_some_and(&cond)))
+            .await;
     let now = api.get(name).await.ok();
     assert!(r.is_ok(), "CronJob {name}: {what} never held; status {:#?}", now.and_then(|c| c.status));
     r.unwrap().unwrap().unwrap()
@@ -107,6 +108,10 @@ fn has(evs: &[Event], reason: &str, message: &str) -> bool {
     evs.iter().any(|e| e.reason.as_deref() == Some(reason) && e.message.as_deref() == Some(message))
 }
 
+fn counter(text: &str, prefix: &str) -> u64 {
+    text.lines().filter(|l| l.starts_with(prefix)).filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok()).sum()
+}
+
 /// The slot the controller must pick at `now` for `*/5 * * * *`.
 fn five_minute_slot(now: DateTime<Utc>) -> DateTime<Utc> {
     let ts = now.timestamp();
@@ -121,7 +126,9 @@ async fn due_slot_creates_one_job_from_the_template_and_tracks_it_to_completion(
     let _jobs = start_controller(c.clone());
     let (_clock, clock) = TestClock::new(11 * 60);
     let metrics = Metrics::new();
-    let _cron = start_cron(c.clone(), clock.clone(), Some(metrics.clone()));
+    // Counting the controller's requests: one status write per sync that changes something.
+    let counted = jobwright::metrics::instrumented_client(s.config_with_token(s.admin_token()), &metrics).unwrap();
+    let _cron = start_cron(counted, clock.clone(), Some(metrics.clone()));
     let cj = create(&c, &cronjob("hello", "*/5 * * * *", json!({"timeZone": "Asia/Tokyo"}))).await;
     let slot_floor = five_minute_slot(clock());
 
@@ -129,7 +136,7 @@ async fn due_slot_creates_one_job_from_the_template_and_tracks_it_to_completion(
     let slot = last_schedule(&created).unwrap();
     assert!(slot >= slot_floor && slot <= clock(), "the most recent missed slot: {slot} (clock {})", clock());
     let name = format!("hello-{}", slot.timestamp() / 60);
-    assert_eq!(active_names(&created), [name.clone()]);
+    assert_eq!(active_names(&created), vec![name.clone()]);
     let jobs = owned_jobs(&c, "hello").await;
     assert_eq!(jobs.len(), 1, "one Job per slot");
     let job = &jobs[0];
@@ -143,7 +150,10 @@ async fn due_slot_creates_one_job_from_the_template_and_tracks_it_to_completion(
     assert_eq!((owner.kind.as_str(), owner.uid.as_str()), ("CronJob", cj.uid().unwrap().as_str()));
     assert_eq!((owner.controller, owner.block_owner_deletion), (Some(true), Some(true)));
     let r = &created.status.as_ref().unwrap().active.as_ref().unwrap()[0];
-    assert_eq!((r.kind.as_deref(), r.api_version.as_deref(), r.uid.as_ref()), (Some("Job"), Some("batch/v1"), job.uid().as_ref()));
+    assert_eq!(
+        (r.kind.as_deref(), r.api_version.as_deref(), r.uid.as_ref()),
+        (Some("Job"), Some("batch/v1"), job.uid().as_ref())
+    );
 
     // The Job completes: it leaves `active`, lastSuccessfulTime is its completion time.
     let done = wait_cj(&c, "hello", "the Job seen completed", |cj| {
@@ -165,7 +175,14 @@ async fn due_slot_creates_one_job_from_the_template_and_tracks_it_to_completion(
     touch(&c, "hello").await;
     wait_cj(&c, "hello", "touch seen", |cj| cj.annotations().contains_key("test/touched")).await;
     assert_eq!(owned_jobs(&c, "hello").await.len(), 1);
-    assert!(metrics.render().contains("jobwright_cronjob_job_creation_skew_seconds_count 1"), "{}", metrics.render());
+    let text = metrics.render();
+    assert!(text.contains("jobwright_cronjob_job_creation_skew_seconds_count 1"), "{text}");
+    // Two status writes in all: the start (active + lastScheduleTime) and the completion (active
+    // emptied + lastSuccessfulTime), however many syncs ran; none refused.
+    let updates: Vec<&str> =
+        text.lines().filter(|l| l.starts_with("jobwright_api_requests_total{verb=\"update\"")).collect();
+    assert_eq!(updates, ["jobwright_api_requests_total{verb=\"update\",code=\"200\"} 2"], "{text}");
+    assert!(counter(&text, "jobwright_reconcile_total{") > 3, "several syncs: {text}");
 }
 
 #[tokio::test]
@@ -186,7 +203,7 @@ async fn a_restart_with_the_status_write_lost_readopts_the_slots_job_instead_of_
     api.replace_status("again", &PostParams::default(), &lost).await.unwrap();
     let _second = start_cron(c.clone(), clock, None);
     let readopted = wait_cj(&c, "again", "the Job re-adopted", |cj| !active_names(cj).is_empty()).await;
-    assert_eq!(active_names(&readopted), [name.clone()], "AlreadyExists re-adopts the same Job");
+    assert_eq!(active_names(&readopted), vec![name.clone()], "AlreadyExists re-adopts the same Job");
     assert_eq!(last_schedule(&readopted), last_schedule(&started));
     assert_eq!(owned_jobs(&c, "again").await.len(), 1, "never two Jobs for one slot");
     let evs = wait_events(&c, "again", |evs| has(evs, "SuccessfulCreate", &format!("Created job {name}"))).await;
@@ -211,7 +228,11 @@ async fn forbid_skips_a_slot_while_a_job_runs_and_replace_deletes_it_first() {
     touch(&c, "forbid").await;
     touch(&c, "replace").await;
     wait_events(&c, "forbid", |evs| {
-        has(evs, "JobAlreadyActive", "Not starting job because prior execution is running and concurrency policy is Forbid")
+        has(
+            evs,
+            "JobAlreadyActive",
+            "Not starting job because prior execution is running and concurrency policy is Forbid",
+        )
     })
     .await;
     assert_eq!(active_names(&wait_cj(&c, "forbid", "unchanged", |_| true).await), active_names(&f1));
@@ -274,7 +295,15 @@ async fn history_limits_keep_the_newest_finished_jobs_and_leave_manual_jobs_alon
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
         let left: Vec<String> = owned_jobs(&c, "hist").await.iter().map(|j| j.name_any()).collect();
-        let live: Vec<String> = jobs_api.list(&ListParams::default()).await.unwrap().items.iter().filter(|j| j.metadata.deletion_timestamp.is_none()).map(|j| j.name_any()).collect();
+        let live: Vec<String> = jobs_api
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .iter()
+            .filter(|j| j.metadata.deletion_timestamp.is_none())
+            .map(|j| j.name_any())
+            .collect();
         if left.iter().filter(|n| live.contains(n)).count() <= 2 && live.contains(&keep) {
             assert!(live.contains(&"hist-manual".to_string()), "the manual Job stays: {live:?}");
             break;
@@ -346,7 +375,9 @@ async fn the_controller_wakes_for_the_next_slot_without_polling_and_a_new_schedu
     // requeue brings the controller back for the slot with no other event.
     let api: Api<CronJob> = Api::default_namespaced(c.clone());
     let changed = Utc::now();
-    api.patch("wake", &PatchParams::default(), &Patch::Merge(json!({"spec": {"schedule": "@every 2s"}}))).await.unwrap();
+    api.patch("wake", &PatchParams::default(), &Patch::Merge(json!({"spec": {"schedule": "@every 2s"}})))
+        .await
+        .unwrap();
     let cj = wait_cj(&c, "wake", "a Job for the first 2 s slot", |cj| last_schedule(cj).is_some()).await;
     let slot = last_schedule(&cj).unwrap();
     assert!(slot >= changed - chrono::Duration::seconds(3), "a slot after the change ({slot})");

@@ -676,7 +676,13 @@ fn seed_cronjob_runs_every_minute_and_kubectl_shows_it_as_a_cluster_does() {
     local.wait("hello-now", "complete");
     assert!(local.ok(&["logs", "job/hello-now"]).contains("Hello, World!"));
     assert_eq!(
-        local.ok(&["get", "job", "hello-now", "-o", "jsonpath={.metadata.annotations.cronjob\\.kubernetes\\.io/instantiate}"]),
+        local.ok(&[
+            "get",
+            "job",
+            "hello-now",
+            "-o",
+            "jsonpath={.metadata.annotations.cronjob\\.kubernetes\\.io/instantiate}"
+        ]),
         "manual"
     );
 
@@ -721,7 +727,9 @@ fn seed_cronjob_runs_every_minute_and_kubectl_shows_it_as_a_cluster_does() {
     // the controller's events (the manual Job is one it did not create: UnexpectedJob, as upstream).
     describe_has_events(&local, "cronjob", "hello", &["SuccessfulCreate", "SawCompletedJob", "UnexpectedJob"]);
     let d = local.ok(&["describe", "cronjob", "hello"]);
-    for line in ["Schedule:", "*/1 * * * *", "Concurrency Policy:", "Allow", "Last Schedule Time:", "cronjob-controller"] {
+    for line in
+        ["Schedule:", "*/1 * * * *", "Concurrency Policy:", "Allow", "Last Schedule Time:", "cronjob-controller"]
+    {
         assert!(d.contains(line), "{line:?} missing from:\n{d}");
     }
     assert!(d.contains(&format!("Created job {second}")), "{d}");

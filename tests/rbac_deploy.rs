@@ -282,7 +282,8 @@ async fn cronjob_scenario(admin: kube::Client) {
     let mut stray = job("tick-stray", json!({}));
     stray.metadata.owner_references = Some(vec![jobwright::cronjob::sync::controller_ref(&cj)]);
     Api::<Job>::default_namespaced(admin.clone()).create(&PostParams::default(), &stray).await.unwrap();
-    let reason = |evs: &[k8s_openapi::api::core::v1::Event], r: &str| evs.iter().any(|e| e.reason.as_deref() == Some(r));
+    let reason =
+        |evs: &[k8s_openapi::api::core::v1::Event], r: &str| evs.iter().any(|e| e.reason.as_deref() == Some(r));
     wait_events(&admin, "tick", |evs| {
         reason(evs, "SuccessfulCreate") && reason(evs, "SuccessfulDelete") && reason(evs, "UnexpectedJob")
     })

@@ -7,6 +7,8 @@
 //! - One sync per CronJob at a time: history cleanup, the Jobs reconciled into `status.active` and
 //!   `lastSuccessfulTime` (live GETs where the cache may lag, as upstream), the [`decide`]d
 //!   action, then ONE status write (PUT `/status` with the cached resourceVersion; a 409 re-syncs).
+//!   Until the watch brings that write back, the next sync starts from what was written
+//!   ([`Written`]), not from the older cached copy.
 //! - Wake-up: the sync returns the time until the next slot (plus 100 ms); nothing polls. A change
 //!   of the CronJob re-syncs at once, so a new schedule takes effect immediately.
 //! - The clock is injected ([`Options::clock`]): tests move it instead of waiting for minutes.
@@ -96,19 +98,24 @@ pub struct JobIndex {
     inner: Mutex<IndexState>,
 }
 
+/// Job names by their controller's key.
+type ByOwner = HashMap<Key, BTreeSet<String>>;
+/// A Job's controller key by the Job's key.
+type OwnerOf = HashMap<Key, Key>;
+
 #[derive(Default)]
 struct IndexState {
-    by_owner: HashMap<Key, BTreeSet<String>>,
-    owner_of: HashMap<Key, Key>,
+    by_owner: ByOwner,
+    owner_of: OwnerOf,
     /// While a relist is under way: the index it builds.
-    relist: Option<(HashMap<Key, BTreeSet<String>>, HashMap<Key, Key>)>,
+    relist: Option<(ByOwner, OwnerOf)>,
 }
 
 fn controller_name(job: &Job) -> Option<&str> {
     job.metadata.owner_references.iter().flatten().find(|r| r.controller == Some(true)).map(|r| r.name.as_str())
 }
 
-fn insert(by_owner: &mut HashMap<Key, BTreeSet<String>>, owner_of: &mut HashMap<Key, Key>, job: &Job) {
+fn insert(by_owner: &mut ByOwner, owner_of: &mut OwnerOf, job: &Job) {
     let ns = job.namespace().unwrap_or_default();
     let key = (ns.clone(), job.name_any());
     if let Some(old) = owner_of.remove(&key)
@@ -165,6 +172,40 @@ impl JobIndex {
     }
 }
 
+/// By CronJob uid: the resourceVersion our last status write replaced, and what it wrote. A sync
+/// that starts before the watch delivered that write (a Job event queued it meanwhile) works on
+/// what was written instead of the older cached copy, so it neither starts the slot again (an
+/// AlreadyExists round trip) nor writes with a stale resourceVersion (a 409). An entry goes once
+/// the cache shows any other version (our write's own watch event syncs the CronJob again).
+#[derive(Default)]
+pub struct Written {
+    inner: Mutex<HashMap<String, (String, Arc<CronJob>)>>,
+}
+
+impl Written {
+    /// The freshest known state of `cj`: the cached copy, or our own newer write of it.
+    pub fn latest(&self, cj: Arc<CronJob>) -> Arc<CronJob> {
+        let uid = cj.metadata.uid.clone().unwrap_or_default();
+        let mut written = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        match written.get(&uid) {
+            Some((replaced, ours)) if cj.metadata.resource_version.as_ref() == Some(replaced) => ours.clone(),
+            Some(_) => {
+                written.remove(&uid);
+                cj
+            }
+            None => cj,
+        }
+    }
+
+    /// Records that the status write of `before` returned `after`.
+    pub fn wrote(&self, before: &CronJob, after: CronJob) {
+        let (Some(uid), Some(rv)) = (before.metadata.uid.clone(), before.metadata.resource_version.clone()) else {
+            return;
+        };
+        self.inner.lock().unwrap_or_else(|e| e.into_inner()).insert(uid, (rv, Arc::new(after)));
+    }
+}
+
 struct Ctx {
     client: Client,
     opts: Options,
@@ -173,6 +214,7 @@ struct Ctx {
     recorder: EventSink,
     failures: Mutex<HashMap<String, u32>>,
     skew: Option<prometheus_client::metrics::histogram::Histogram>,
+    written: Written,
 }
 
 /// The reference the CronJob's events carry.
@@ -227,6 +269,7 @@ pub async fn run(client: Client, opts: Options, shutdown: impl Future<Output = (
         index,
         failures: Mutex::default(),
         skew,
+        written: Written::default(),
     });
     let controller = Controller::new(cronjobs, watcher::Config::default());
     let cj_store = controller.store();
@@ -258,6 +301,7 @@ pub async fn run(client: Client, opts: Options, shutdown: impl Future<Output = (
 
 async fn reconcile(cj: Arc<CronJob>, ctx: Arc<Ctx>) -> Result<KubeAction, Error> {
     let started = std::time::Instant::now();
+    let cj = ctx.written.latest(cj);
     let result = sync_cronjob(&cj, &ctx).await;
     if let Some(m) = &ctx.opts.metrics {
         let outcome = match &result {
@@ -330,7 +374,8 @@ async fn sync_cronjob(cj: &CronJob, ctx: &Ctx) -> Result<KubeAction, Error> {
     ctx.recorder.publish(event_ref(cj), &cj_uid, events);
     if update {
         copy.status = Some(status);
-        cj_api.replace_status(&name, &PostParams::default(), &copy).await?;
+        let after = cj_api.replace_status(&name, &PostParams::default(), &copy).await?;
+        ctx.written.wrote(cj, after);
     }
     outcome
 }
@@ -364,14 +409,11 @@ async fn sync_jobs_and_start(
     }
     for r in &observed.missing {
         let job = r.name.clone().unwrap_or_default();
-        match jobs_api.get_opt(&job).await? {
-            None => {
-                events.push(JobEvent::normal("MissingJob", &format!("Active job went missing: {job}")));
-                remove_active(status, r.uid.as_deref().unwrap_or_default());
-                *update = true;
-            }
-            // Missing from the cache only.
-            Some(_) => {}
+        // Missing from the cache only when the API server still has it.
+        if jobs_api.get_opt(&job).await?.is_none() {
+            events.push(JobEvent::normal("MissingJob", &format!("Active job went missing: {job}")));
+            remove_active(status, r.uid.as_deref().unwrap_or_default());
+            *update = true;
         }
     }
     let mut view = cj.clone();
@@ -475,6 +517,31 @@ mod tests {
             }]
         });
         j
+    }
+
+    fn cj(rv: &str, last: Option<&str>) -> Arc<CronJob> {
+        let mut c = CronJob::default();
+        c.metadata.uid = Some("u".into());
+        c.metadata.resource_version = Some(rv.into());
+        c.status = Some(k8s_openapi::api::batch::v1::CronJobStatus {
+            last_schedule_time: last.map(|t| crate::job::pods::to_time(t.parse().unwrap())),
+            ..Default::default()
+        });
+        Arc::new(c)
+    }
+
+    #[test]
+    fn a_sync_before_the_watch_caught_up_sees_our_own_write() {
+        let w = Written::default();
+        assert_eq!(w.latest(cj("1", None)).metadata.resource_version.as_deref(), Some("1"), "nothing written");
+        w.wrote(&cj("1", None), (*cj("2", Some("2024-01-01T10:00:00Z"))).clone());
+        // The cache still has version 1: the sync starts from version 2, with the slot recorded.
+        let seen = w.latest(cj("1", None));
+        assert_eq!(seen.metadata.resource_version.as_deref(), Some("2"));
+        assert!(seen.status.as_ref().unwrap().last_schedule_time.is_some());
+        // The cache moved on (our write, or anyone's): the cache wins and the entry goes.
+        assert_eq!(w.latest(cj("3", None)).metadata.resource_version.as_deref(), Some("3"));
+        assert_eq!(w.latest(cj("1", None)).metadata.resource_version.as_deref(), Some("1"));
     }
 
     #[test]

@@ -148,7 +148,16 @@ fn descriptor(spec: &str, zone: Zone) -> Result<Schedule, String> {
         "@monthly" => (one(1), all(MONTH), all(DOW)),
         "@weekly" => (all(DOM), all(MONTH), one(0)),
         "@daily" | "@midnight" => (all(DOM), all(MONTH), all(DOW)),
-        "@hourly" => return Ok(Schedule::Spec { minute, hour: all(HOUR), dom: all(DOM), month: all(MONTH), dow: all(DOW), zone }),
+        "@hourly" => {
+            return Ok(Schedule::Spec {
+                minute,
+                hour: all(HOUR),
+                dom: all(DOM),
+                month: all(MONTH),
+                dow: all(DOW),
+                zone,
+            });
+        }
         _ => {
             let Some(d) = spec.strip_prefix("@every ") else { return Err(format!("unrecognized descriptor: {spec}")) };
             let secs = go_duration(d)

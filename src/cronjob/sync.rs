@@ -164,10 +164,7 @@ pub fn decide(cj: &CronJob, now: DateTime<Utc>, local: Zone) -> Decision {
     if let Some(tz) = &spec.time_zone
         && Zone::load(tz).is_none()
     {
-        events.push(JobEvent::warning(
-            "UnknownTimeZone",
-            &format!("invalid timeZone: {tz:?}: unknown time zone {tz}"),
-        ));
+        events.push(JobEvent::warning("UnknownTimeZone", &format!("invalid timeZone: {tz:?}: unknown time zone {tz}")));
         return done(events, Action::AwaitChange);
     }
     if spec.suspend == Some(true) {
@@ -390,8 +387,7 @@ pub fn history_to_delete<'a>(cj: &CronJob, jobs: &[&'a Job]) -> Vec<&'a Job> {
         return vec![];
     }
     let mut out = vec![];
-    for (cond, limit) in
-        [("Complete", spec.successful_jobs_history_limit), ("Failed", spec.failed_jobs_history_limit)]
+    for (cond, limit) in [("Complete", spec.successful_jobs_history_limit), ("Failed", spec.failed_jobs_history_limit)]
     {
         let Some(limit) = limit else { continue };
         let mut js: Vec<&Job> = jobs.iter().copied().filter(|j| finished(j) == Some(cond)).collect();

@@ -7,8 +7,8 @@ use k8s_openapi::api::batch::v1::{CronJob, CronJobSpec, CronJobStatus, Job, JobC
 use k8s_openapi::api::core::v1::ObjectReference;
 
 use super::*;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use crate::job::pods::to_time;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 fn t(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
@@ -36,7 +36,12 @@ fn with(mut c: CronJob, f: impl FnOnce(&mut CronJobSpec, &mut CronJobStatus)) ->
 }
 
 fn active(name: &str, uid: &str) -> ObjectReference {
-    ObjectReference { name: Some(name.into()), namespace: Some("default".into()), uid: Some(uid.into()), ..Default::default() }
+    ObjectReference {
+        name: Some(name.into()),
+        namespace: Some("default".into()),
+        uid: Some(uid.into()),
+        ..Default::default()
+    }
 }
 
 fn reasons(d: &Decision) -> Vec<&str> {
@@ -67,9 +72,21 @@ fn sync_decisions() {
     let created = "2024-01-01T09:30:00Z";
     // (name, cronjob, now, expected action, expected event reasons)
     let cases: Vec<(&str, CronJob, &str, Action, Vec<&str>)> = vec![
-        ("not yet due: requeue at the next slot + 100ms", cj(hourly, created), "2024-01-01T09:45:00Z", ms(15 * 60_000 + 100), vec![]),
+        (
+            "not yet due: requeue at the next slot + 100ms",
+            cj(hourly, created),
+            "2024-01-01T09:45:00Z",
+            ms(15 * 60_000 + 100),
+            vec![],
+        ),
         ("due: start the slot", cj(hourly, created), "2024-01-01T10:00:05Z", start("2024-01-01T10:00:00Z"), vec![]),
-        ("several missed: the most recent starts", cj(hourly, created), "2024-01-01T13:20:00Z", start("2024-01-01T13:00:00Z"), vec![]),
+        (
+            "several missed: the most recent starts",
+            cj(hourly, created),
+            "2024-01-01T13:20:00Z",
+            start("2024-01-01T13:00:00Z"),
+            vec![],
+        ),
         (
             "more than 100 missed: warning, the latest still starts",
             cj(hourly, created),
@@ -152,7 +169,13 @@ fn sync_decisions() {
             Action::Start { scheduled: t("2024-01-01T10:00:00Z"), replace: true, schedule: Schedule::Every(1) },
             vec![],
         ),
-        ("suspended: nothing", with(cj(hourly, created), |s, _| s.suspend = Some(true)), "2024-01-01T10:00:30Z", Action::AwaitChange, vec![]),
+        (
+            "suspended: nothing",
+            with(cj(hourly, created), |s, _| s.suspend = Some(true)),
+            "2024-01-01T10:00:30Z",
+            Action::AwaitChange,
+            vec![],
+        ),
         (
             "unknown time zone: warning, nothing",
             with(cj(hourly, created), |s, _| s.time_zone = Some("Mars/Olympus".into())),
@@ -160,8 +183,20 @@ fn sync_decisions() {
             Action::AwaitChange,
             vec!["UnknownTimeZone"],
         ),
-        ("unparseable schedule", cj("61 * * * *", created), "2024-01-01T10:00:30Z", Action::AwaitChange, vec!["UnparseableSchedule"]),
-        ("schedule that never fires: InvalidSchedule", cj("0 0 31 2 *", created), "2024-01-01T10:00:30Z", Action::AwaitChange, vec!["InvalidSchedule"]),
+        (
+            "unparseable schedule",
+            cj("61 * * * *", created),
+            "2024-01-01T10:00:30Z",
+            Action::AwaitChange,
+            vec!["UnparseableSchedule"],
+        ),
+        (
+            "schedule that never fires: InvalidSchedule",
+            cj("0 0 31 2 *", created),
+            "2024-01-01T10:00:30Z",
+            Action::AwaitChange,
+            vec!["InvalidSchedule"],
+        ),
         (
             "TZ in the schedule: UnsupportedSchedule, still runs",
             cj("TZ=UTC 0 * * * *", created),
@@ -187,7 +222,13 @@ fn sync_decisions() {
             Action::AwaitChange,
             vec![],
         ),
-        ("@every counts from creation", cj("@every 90s", "2024-01-01T10:00:00Z"), "2024-01-01T10:01:31Z", start("2024-01-01T10:01:30Z"), vec![]),
+        (
+            "@every counts from creation",
+            cj("@every 90s", "2024-01-01T10:00:00Z"),
+            "2024-01-01T10:01:31Z",
+            start("2024-01-01T10:01:30Z"),
+            vec![],
+        ),
     ];
     let mut failures = vec![];
     for (name, c, now, want, want_events) in cases {
@@ -206,9 +247,15 @@ fn event_messages_are_upstreams() {
         "Missed scheduled time to start a job: Mon, 01 Jan 2024 10:00:00 +0000"
     );
     let c = with(cj("0 * * * *", "2024-01-01T09:30:00Z"), |s, _| s.time_zone = Some("Nowhere".into()));
-    assert_eq!(decide(&c, t("2024-01-01T10:00:30Z"), UTC).events[0].message, "invalid timeZone: \"Nowhere\": unknown time zone Nowhere");
+    assert_eq!(
+        decide(&c, t("2024-01-01T10:00:30Z"), UTC).events[0].message,
+        "invalid timeZone: \"Nowhere\": unknown time zone Nowhere"
+    );
     let d = decide(&cj("0 0 31 2 *", "2024-01-01T09:30:00Z"), t("2024-01-01T10:00:30Z"), UTC);
-    assert_eq!(d.events[0].message, "invalid schedule: 0 0 31 2 * : time difference between two schedules is less than 1 second");
+    assert_eq!(
+        d.events[0].message,
+        "invalid schedule: 0 0 31 2 * : time difference between two schedules is less than 1 second"
+    );
     let d = decide(&cj("* * * * 8", "2024-01-01T09:30:00Z"), t("2024-01-01T10:00:30Z"), UTC);
     assert_eq!(d.events[0].message, "unparseable schedule: \"* * * * 8\" : end of range (8) above maximum (6): 8");
 }
@@ -289,7 +336,12 @@ fn observing_jobs_updates_active_and_last_successful_time() {
     let failed = job("failed", Some("Failed"), Some("2024-01-01T08:00:00Z"), None);
     let stray = job("stray", None, None, None);
     let mut st = CronJobStatus {
-        active: Some(vec![active("run", "run-uid"), active("done", "done-uid"), active("failed", "failed-uid"), active("gone", "gone-uid")]),
+        active: Some(vec![
+            active("run", "run-uid"),
+            active("done", "done-uid"),
+            active("failed", "failed-uid"),
+            active("gone", "gone-uid"),
+        ]),
         ..Default::default()
     };
     let o = observe_jobs(&mut st, &[&running, &done, &failed, &stray]);
@@ -327,7 +379,8 @@ fn history_limits_delete_the_oldest_finished_jobs() {
         job("running", None, Some("2023-01-01T00:00:00Z"), None),
     ];
     let refs: Vec<&Job> = jobs.iter().collect();
-    let names = |c: &CronJob| history_to_delete(c, &refs).iter().map(|j| j.metadata.name.clone().unwrap()).collect::<Vec<_>>();
+    let names =
+        |c: &CronJob| history_to_delete(c, &refs).iter().map(|j| j.metadata.name.clone().unwrap()).collect::<Vec<_>>();
     let c = |s: Option<i32>, f: Option<i32>| {
         with(cj("* * * * *", "2024-01-01T00:00:00Z"), |sp, _| {
             sp.successful_jobs_history_limit = s;

@@ -903,7 +903,8 @@ fn cronjob_defaults_and_validation() {
         assert_eq!(causes(&err), want, "{name}");
     }
     create(&cronjobs(), with(base_cronjob(), json!({"spec": {"timeZone": "Europe/Rome"}}))).expect("a real zone");
-    let err = create(&cronjobs(), with(base_cronjob(), json!({"spec": {"timeZone": "Europe/InvalidRome"}}))).unwrap_err();
+    let err =
+        create(&cronjobs(), with(base_cronjob(), json!({"spec": {"timeZone": "Europe/InvalidRome"}}))).unwrap_err();
     assert_eq!(
         causes(&err),
         vec!["spec.timeZone: Invalid value: \"Europe/InvalidRome\": unknown time zone Europe/InvalidRome"]
@@ -912,7 +913,10 @@ fn cronjob_defaults_and_validation() {
     let err = create(&cronjobs(), with(base_cronjob(), json!({"spec": {"timeZone": "europe/rome"}}))).unwrap_err();
     assert_eq!(causes(&err), vec!["spec.timeZone: Invalid value: \"europe/rome\": unknown time zone europe/rome"]);
     let err = create(&cronjobs(), with(base_cronjob(), json!({"spec": {"schedule": "* * * * 7"}}))).unwrap_err();
-    assert_eq!(causes(&err), vec!["spec.schedule: Invalid value: \"* * * * 7\": end of range (7) above maximum (6): 7"]);
+    assert_eq!(
+        causes(&err),
+        vec!["spec.schedule: Invalid value: \"* * * * 7\": end of range (7) above maximum (6): 7"]
+    );
     let err = create(&cronjobs(), with(base_cronjob(), json!({"spec": {"timeZone": "Local"}}))).unwrap_err();
     assert_eq!(
         causes(&err),
