@@ -8,6 +8,7 @@
 pub mod admin;
 pub mod apiserver;
 pub mod crd;
+pub mod cronjob;
 pub mod duration;
 pub mod job;
 pub mod kubelet;

@@ -1,4 +1,4 @@
-//! `jobwright local`: the API server, the node simulator and the Job (+TTL) controller in one
+//! `jobwright local`: the API server, the node simulator and the Job (+TTL, +CronJob) controllers in one
 //! process, so a user's own Job manifests run for real on one machine and `kubectl` works against it.
 //!
 //! Design: the three parts talk to each other only through the API server over loopback HTTP,
@@ -144,6 +144,7 @@ pub async fn run(
     let opts = crate::job::controller::Options {
         config: job_config,
         ttl_controller: true,
+        cronjob_controller: true,
         metrics: None,
         caches_synced: None,
         crd_jobs: crate::job::controller::CrdJobs::Enabled,

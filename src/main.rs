@@ -66,6 +66,10 @@ enum Command {
         /// Do not run the TTL-after-finished controller.
         #[arg(long)]
         no_ttl_controller: bool,
+        /// Also run the CronJob controller (off by default: a cluster runs its own in
+        /// kube-controller-manager; see the README for handing its Jobs to jobwright instead).
+        #[arg(long)]
+        cronjob_controller: bool,
         /// Also reconcile jobwright.dev/v1 Jobs (the CRD, `kubectl get wjob`): auto = once the API
         /// server serves them (discovery, asked again every 30 s while not), true = always,
         /// false = never.
@@ -87,11 +91,12 @@ struct ControllerArgs {
     manage_all_jobs: bool,
     workers: usize,
     no_ttl_controller: bool,
+    cronjob_controller: bool,
     crd_jobs: jobwright::job::controller::CrdJobs,
     ops: jobwright::ops::OpsArgs,
 }
 
-/// Runs the Job (and TTL) controller for every leadership term until SIGTERM/SIGINT
+/// Runs the Job (and TTL, and with `--cronjob-controller` CronJob) controllers for every leadership term until SIGTERM/SIGINT
 /// ([`jobwright::ops::Ops::run_controllers`], which the RBAC proof test runs too).
 async fn run_controller(args: ControllerArgs) -> Result<(), Box<dyn std::error::Error>> {
     let cfg = match args.kubeconfig {
@@ -107,6 +112,7 @@ async fn run_controller(args: ControllerArgs) -> Result<(), Box<dyn std::error::
     let opts = jobwright::job::controller::Options {
         config,
         ttl_controller: !args.no_ttl_controller,
+        cronjob_controller: args.cronjob_controller,
         crd_jobs: args.crd_jobs,
         ..Default::default()
     };
@@ -186,8 +192,24 @@ async fn main() -> std::process::ExitCode {
             jobwright::apiserver::serve(opts, shutdown_signal()).await
         }
         Command::Kubelet(args) => jobwright::kubelet::cli::run(args, shutdown_signal()).await,
-        Command::Controller { kubeconfig, manage_all_jobs, workers, no_ttl_controller, crd_jobs, ops } => {
-            let args = ControllerArgs { kubeconfig, manage_all_jobs, workers, no_ttl_controller, crd_jobs, ops };
+        Command::Controller {
+            kubeconfig,
+            manage_all_jobs,
+            workers,
+            no_ttl_controller,
+            cronjob_controller,
+            crd_jobs,
+            ops,
+        } => {
+            let args = ControllerArgs {
+                kubeconfig,
+                manage_all_jobs,
+                workers,
+                no_ttl_controller,
+                cronjob_controller,
+                crd_jobs,
+                ops,
+            };
             if let Err(e) = run_controller(args).await {
                 print_err(&e);
                 return std::process::ExitCode::FAILURE;

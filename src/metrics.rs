@@ -17,6 +17,7 @@
 //! | `jobwright_jobs_finished_total` | counter | `condition` (`Complete`/`Failed`), `reason` | Jobs the controller marked finished |
 //! | `jobwright_api_requests_total` | counter | `verb` (Kubernetes verb), `code` (HTTP status or `error`) | requests made through the instrumented `kube::Client` |
 //! | `jobwright_leader` | gauge | | 1 while this replica holds the leader lease, else 0 |
+//! | `jobwright_cronjob_job_creation_skew_seconds` | histogram | | time from a CronJob's scheduled slot to its Job's `creationTimestamp` (upstream's `cronjob_controller_job_creation_skew_duration_seconds`, same buckets) |
 //!
 //! `jobwright_reconcile_total` has all four results from the start (at 0). The families whose label
 //! values are open-ended (`reconcile_errors`, `jobs_finished`, `api_requests`) appear in the
@@ -44,6 +45,10 @@ pub const OPENMETRICS_CONTENT_TYPE: &str = "application/openmetrics-text; versio
 
 /// Upper bounds (seconds) of the reconcile duration histogram buckets.
 pub const RECONCILE_DURATION_BUCKETS: [f64; 10] = [0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 15.0];
+
+/// Upper bounds (seconds) of the CronJob creation-skew buckets: upstream's
+/// `ExponentialBuckets(1, 2, 10)`.
+pub const CRONJOB_SKEW_BUCKETS: [f64; 10] = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0];
 
 /// How a reconcile ended: the `result` label of `jobwright_reconcile_total`.
 ///
@@ -136,6 +141,8 @@ pub struct Metrics {
     pub api_requests: Family<ApiRequestLabels, Counter>,
     /// `jobwright_leader`: 1 while this replica is the leader.
     pub leader: Gauge,
+    /// `jobwright_cronjob_job_creation_skew_seconds`: scheduled slot to Job creation.
+    pub cronjob_creation_skew: Histogram,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -163,6 +170,7 @@ impl Metrics {
         let jobs_finished = Family::<FinishedLabels, Counter>::default();
         let api_requests = Family::<ApiRequestLabels, Counter>::default();
         let leader = Gauge::default();
+        let cronjob_creation_skew = Histogram::new(CRONJOB_SKEW_BUCKETS);
 
         // Every result exists from the start (at 0), so rates and ratios work before the first error.
         for result in
@@ -196,6 +204,12 @@ impl Metrics {
             api_requests.clone(),
         );
         registry.register("leader", "1 while this replica holds the leader lease", leader.clone());
+        registry.register_with_unit(
+            "cronjob_job_creation_skew",
+            "Time between when a cronjob is scheduled to be run, and when the corresponding job is created",
+            prometheus_client::registry::Unit::Seconds,
+            cronjob_creation_skew.clone(),
+        );
 
         Self {
             registry: Arc::new(registry),
@@ -208,6 +222,7 @@ impl Metrics {
             jobs_finished,
             api_requests,
             leader,
+            cronjob_creation_skew,
         }
     }
 

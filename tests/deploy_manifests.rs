@@ -211,6 +211,21 @@ fn rbac_is_exactly_the_least_privilege_set() {
         assert!(!r.verbs.iter().any(|v| v == "*"), "no wildcard verbs: {r:?}");
     }
 
+    let cron: ClusterRole = m.get("ClusterRole", "jobwright-cronjob-controller");
+    let want = expected(
+        &[
+            ("batch", "cronjobs", &["get", "list", "watch"]),
+            ("batch", "cronjobs/status", &["update"]),
+            ("batch", "cronjobs/finalizers", &["update"]),
+            ("batch", "jobs", &["create"]),
+        ],
+        &[],
+    );
+    assert_eq!(rules(cron.rules.as_deref().unwrap()), want);
+    let crb: ClusterRoleBinding = m.get("ClusterRoleBinding", "jobwright-cronjob-controller");
+    assert_eq!(crb.role_ref.name, "jobwright-cronjob-controller");
+    assert_eq!(crb.subjects.unwrap()[0].name, SERVICE_ACCOUNT);
+
     let role: Role = m.get("Role", "jobwright-leader-election");
     let mut want = expected(&[("coordination.k8s.io", "leases", &["create"])], &[]);
     want.extend(expected(

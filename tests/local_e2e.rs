@@ -957,4 +957,84 @@ spec:
     let nodes = metrics("/apis/metrics.k8s.io/v1beta1/nodes");
     assert_eq!(nodes["kind"], "NodeMetricsList");
     assert!(nodes["items"][0]["usage"]["cpu"].as_str().unwrap().trim_end_matches('n').parse::<u64>().unwrap() > 0);
+/// The one test that waits for wall-clock minutes: seed 003's CronJob (examples/cronjob.yaml, as
+/// batch/v1) under `jobwright local` starts a Job at each of two consecutive minutes, and kubectl
+/// sees it as on a cluster: `create job --from=cronjob/...`, `get cronjobs`, `describe cronjob`.
+#[test]
+fn seed_cronjob_runs_every_minute_and_kubectl_shows_it_as_a_cluster_does() {
+    let local = Local::start();
+    local.apply("cronjob.yaml");
+    let out = local.ok(&["get", "cronjobs"]);
+    let mut lines = out.lines();
+    let header: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+    assert_eq!(header, ["NAME", "SCHEDULE", "TIMEZONE", "SUSPEND", "ACTIVE", "LAST", "SCHEDULE", "AGE"]);
+    let row: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+    assert_eq!(&row[..8], ["hello", "*/1", "*", "*", "*", "*", "<none>", "False"], "{out}");
+
+    // Run it now, as seed 004 does.
+    local.ok(&["create", "job", "hello-now", "--from=cronjob/hello"]);
+    local.wait("hello-now", "complete");
+    assert!(local.ok(&["logs", "job/hello-now"]).contains("Hello, World!"));
+    assert_eq!(
+        local.ok(&[
+            "get",
+            "job",
+            "hello-now",
+            "-o",
+            "jsonpath={.metadata.annotations.cronjob\\.kubernetes\\.io/instantiate}"
+        ]),
+        "manual"
+    );
+
+    // Two scheduled runs, one minute apart, named by their scheduled minute.
+    let scheduled = |local: &Local| -> Vec<u64> {
+        let names = local.ok(&["get", "jobs", "-o", "jsonpath={.items[*].metadata.name}"]);
+        let mut minutes: Vec<u64> =
+            names.split_whitespace().filter_map(|n| n.strip_prefix("hello-")?.parse().ok()).collect();
+        minutes.sort();
+        minutes
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(150);
+    let minutes = loop {
+        let m = scheduled(&local);
+        if m.len() >= 2 {
+            break m;
+        }
+        assert!(std::time::Instant::now() < deadline, "two scheduled Jobs within 150 s: {m:?}");
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert_eq!(minutes[1], minutes[0] + 1, "one Job per minute: {minutes:?}");
+    let second = format!("hello-{}", minutes[1]);
+    local.wait(&second, "complete");
+    let logs = local.ok(&["logs", &format!("job/{second}")]);
+    assert!(logs.contains("Hello, World!"), "{logs}");
+    let stamp = local.ok(&[
+        "get",
+        "job",
+        &second,
+        "-o",
+        "jsonpath={.metadata.annotations.batch\\.kubernetes\\.io/cronjob-scheduled-timestamp}",
+    ]);
+    let at = chrono::DateTime::parse_from_rfc3339(&stamp).unwrap_or_else(|e| panic!("{stamp}: {e}"));
+    assert_eq!(at.timestamp() as u64, minutes[1] * 60);
+    let last = local.ok(&["get", "cronjob", "hello", "-o", "jsonpath={.status.lastScheduleTime}"]);
+    assert!(
+        chrono::DateTime::parse_from_rfc3339(&last).unwrap().timestamp() as u64 >= minutes[1] * 60,
+        "lastScheduleTime {last}"
+    );
+
+    // `kubectl describe cronjob` reads like a cluster's: the schedule, the last schedule time and
+    // the controller's events (the manual Job is one it did not create: UnexpectedJob, as upstream).
+    describe_has_events(&local, "cronjob", "hello", &["SuccessfulCreate", "SawCompletedJob", "UnexpectedJob"]);
+    let d = local.ok(&["describe", "cronjob", "hello"]);
+    for line in
+        ["Schedule:", "*/1 * * * *", "Concurrency Policy:", "Allow", "Last Schedule Time:", "cronjob-controller"]
+    {
+        assert!(d.contains(line), "{line:?} missing from:\n{d}");
+    }
+    assert!(d.contains(&format!("Created job {second}")), "{d}");
+    assert!(d.contains(&format!("Saw completed job: {second}, condition: Complete")), "{d}");
+    let out = local.ok(&["get", "cronjobs", "--no-headers"]);
+    let row: Vec<&str> = out.split_whitespace().collect();
+    assert_ne!(row[9], "<none>", "LAST SCHEDULE filled in: {out}");
 }

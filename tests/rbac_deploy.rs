@@ -4,7 +4,7 @@
 //! by an admin with kubectl). The controller then runs exactly as deployed
 //! ([`Ops::run_controllers`], what `jobwright controller` runs: leader election on, Job controller,
 //! TTL controller, deploy/deployment.yaml's flags, the default [`Options`], so `--crd-jobs auto`
-//! with the CRD installed) with a client authenticated as the deploy ServiceAccount, while a
+//! with the CRD installed, plus `--cronjob-controller` for deploy/'s CronJob role) with a client authenticated as the deploy ServiceAccount, while a
 //! scripted kubelet (admin) plays the pods. Jobs that together take every path needing a
 //! permission run to their expected conditions, each as a batch/v1 Job and as a `jobwright.dev/v1`
 //! Job (name ending `-wjob`):
@@ -15,6 +15,7 @@
 //! | `deadline` | activeDeadlineSeconds on running pods | pods delete |
 //! | `ttl` | ttlSecondsAfterFinished | jobs get (live re-read), jobs delete |
 //! | `gone` | Job deleted under a running pod | jobs get (live check the owner is gone), pods patch |
+//! | `tick` (CronJob, `@every 1s`, history limit 0, its Jobs `managedBy` jobwright) | a Job started, completed, deleted as history; a stray Job it controls | cronjobs list + watch, jobs create (+ cronjobs/finalizers update), cronjobs/status update, jobs delete, cronjobs get (live re-read before `UnexpectedJob`) |
 //! | all | informers; leader election | jobs/pods list + watch; leases create, get, patch |
 //!
 //! Sufficiency: every Job reaches its condition and the decision log holds no denial for the
@@ -150,7 +151,8 @@ async fn deploy_rbac_is_sufficient_and_minimal() {
     // The CRD is installed before the controller starts (`--crd-jobs auto` finds it in discovery).
     let batch_jobs = Jobs::new(&admin, Kind::Batch).await;
     let crd_jobs = Jobs::new(&admin, Kind::Crd).await;
-    let controller = tokio::spawn(async move { ops.run_controllers(&flags.ops, Options::default()).await });
+    let opts = Options { cronjob_controller: true, ..Options::default() };
+    let controller = tokio::spawn(async move { ops.run_controllers(&flags.ops, opts).await });
 
     // 3. The kubelet (admin): pods of `deadline` and `gone` run until killed, the others succeed.
     let _kubelet = kubelet(admin.clone(), "default", |pod: &Pod, _| {
@@ -164,7 +166,11 @@ async fn deploy_rbac_is_sufficient_and_minimal() {
     let scenario = tokio::spawn({
         let admin = admin.clone();
         async move {
-            futures::join!(scenario(admin.clone(), batch_jobs, ""), scenario(admin.clone(), crd_jobs, "-wjob"));
+            futures::join!(
+                scenario(admin.clone(), batch_jobs, ""),
+                scenario(admin.clone(), crd_jobs, "-wjob"),
+                cronjob_scenario(admin.clone())
+            );
             controller_support::wait_no_tracking_finalizer(&admin).await;
         }
     });
@@ -255,4 +261,31 @@ async fn scenario(admin: kube::Client, jobs: Jobs, suffix: &'static str) {
     assert_eq!(pod.owner_references()[0].api_version, jobs.kind.api_version());
     jobs.delete(&n("gone"), kube::api::PropagationPolicy::Background).await;
     controller_support::wait_no_tracking_finalizer_on(&admin, &pod.name_any()).await;
+}
+
+/// A CronJob every second with no history kept: its first Job is created, completes and is deleted
+/// as history; a Job the admin creates under it (controller reference, not in `status.active`) is
+/// re-checked live before the `UnexpectedJob` warning.
+async fn cronjob_scenario(admin: kube::Client) {
+    use k8s_openapi::api::batch::v1::CronJob;
+    use kube::api::{Api, PostParams};
+    let api: Api<CronJob> = Api::default_namespaced(admin.clone());
+    let cj: CronJob = serde_json::from_value(json!({
+        "metadata": {"name": "tick"},
+        "spec": {"schedule": "@every 1s", "successfulJobsHistoryLimit": 0,
+            "jobTemplate": {"spec": {"managedBy": jobwright::job::config::MANAGED_BY,
+                "template": {"spec": {"restartPolicy": "Never",
+                "containers": [{"name": "main", "image": "busybox"}]}}}}}
+    }))
+    .unwrap();
+    let cj = api.create(&PostParams::default(), &cj).await.unwrap();
+    let mut stray = job("tick-stray", json!({}));
+    stray.metadata.owner_references = Some(vec![jobwright::cronjob::sync::controller_ref(&cj)]);
+    Api::<Job>::default_namespaced(admin.clone()).create(&PostParams::default(), &stray).await.unwrap();
+    let reason =
+        |evs: &[k8s_openapi::api::core::v1::Event], r: &str| evs.iter().any(|e| e.reason.as_deref() == Some(r));
+    wait_events(&admin, "tick", |evs| {
+        reason(evs, "SuccessfulCreate") && reason(evs, "SuccessfulDelete") && reason(evs, "UnexpectedJob")
+    })
+    .await;
 }

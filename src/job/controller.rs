@@ -125,6 +125,8 @@ pub struct Options {
     pub config: Config,
     /// Run the TTL-after-finished controller too.
     pub ttl_controller: bool,
+    /// Run the CronJob controller too ([`crate::cronjob`]).
+    pub cronjob_controller: bool,
     /// Where to record reconcile outcomes, errors and pod operations (the admin server's
     /// `/metrics`), if anywhere.
     pub metrics: Option<Metrics>,
@@ -158,6 +160,7 @@ impl std::fmt::Debug for Options {
         f.debug_struct("Options")
             .field("config", &self.config)
             .field("ttl_controller", &self.ttl_controller)
+            .field("cronjob_controller", &self.cronjob_controller)
             .field("metrics", &self.metrics.is_some())
             .field("crd_jobs", &self.crd_jobs)
             .finish_non_exhaustive()
@@ -169,6 +172,7 @@ impl Default for Options {
         Self {
             config: Config::default(),
             ttl_controller: true,
+            cronjob_controller: false,
             metrics: None,
             caches_synced: None,
             crd_jobs: CrdJobs::Auto,
@@ -328,7 +332,8 @@ pub async fn run(client: Client, opts: Options, shutdown: impl Future<Output = (
     }
 }
 
-/// One run of the controllers (the TTL controller too if enabled) for a fixed set of kinds.
+/// One run of the controllers (the TTL and CronJob controllers too if enabled) for a fixed set of
+/// kinds.
 async fn run_once(
     client: &Client,
     opts: Options,
@@ -345,6 +350,12 @@ async fn run_once(
             let (c, config, s) = (client.clone(), opts.config.clone(), shutdown.clone());
             ttl.push(AbortOnDrop(tokio::spawn(async move { crate::ttl::run_kind::<CrdJob>(c, config, s).await })));
         }
+    }
+    if opts.cronjob_controller {
+        let c = client.clone();
+        let cron = crate::cronjob::controller::Options { metrics: opts.metrics.clone(), ..Default::default() };
+        let s = shutdown.clone();
+        ttl.push(AbortOnDrop(tokio::spawn(async move { crate::cronjob::controller::run(c, cron, s).await })));
     }
     run_kinds(client, opts, crd, shutdown).await;
     for mut t in ttl {

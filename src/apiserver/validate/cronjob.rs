@@ -1,10 +1,7 @@
 //! batch/v1 CronJobs: `SetDefaults_CronJob`, the cronjob strategy and `validateCronJobSpec`
-//! (schedule syntax as `robfig/cron/v3`'s `ParseStandard` reports it, `timeZone`, the job template
+//! (schedule syntax as `robfig/cron/v3`'s `ParseStandard` reports it, through the controller's parser, `timeZone`, the job template
 //! validated as a Job spec under `spec.jobTemplate.spec`).
 
-use std::path::Path;
-
-use crate::duration::parse_go_duration;
 use serde_json::{Value, json};
 
 use super::json::{at, bool_of, child, default_field, has, int_of, str_at, str_of};
@@ -159,115 +156,18 @@ fn validate_time_zone(tz: Option<&str>, path: &str) -> ErrorList {
             "timeZone must be an explicit time zone as defined in https://www.iana.org/time-zones",
         ));
     }
-    let zoneinfo = Path::new("/usr/share/zoneinfo");
-    if tz != "UTC" && zoneinfo.is_dir() && !zoneinfo.join(tz).is_file() && !tz.eq_ignore_ascii_case("local") {
+    // Go's `time.LoadLocation` (kube-apiserver embeds the IANA database, as chrono-tz does here);
+    // "Local" loads there, and is refused above.
+    if tz != "Local" && crate::cronjob::schedule::Zone::load(tz).is_none() {
         errs.push(FieldError::invalid(path, json!(tz), format!("unknown time zone {tz}")));
     }
     errs
 }
 
-/// One parsed field bound: `(min, max, names)`.
-type Bounds = (u32, u32, &'static [&'static str]);
-const MONTHS: &[&str] = &["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"];
-const DOWS: &[&str] = &["sun", "mon", "tue", "wed", "thu", "fri", "sat"];
-const FIELDS: [Bounds; 5] = [(0, 59, &[]), (0, 23, &[]), (1, 31, &[]), (1, 12, MONTHS), (0, 6, DOWS)];
-
-/// `cron.ParseStandard`: five fields (minute hour dom month dow) or a descriptor (`@hourly`,
-/// `@every 5m`, ...), optionally prefixed by `TZ=`/`CRON_TZ=`. Errors use robfig/cron's wording.
+/// `cron.ParseStandard`'s verdict on a schedule: the CronJob controller's own parser
+/// ([`crate::cronjob::schedule`]), so the API server refuses exactly what the controller cannot run.
+/// Errors use robfig/cron's wording.
 pub fn parse_standard(spec: &str) -> Result<(), String> {
-    let mut spec = spec;
-    if spec.is_empty() {
-        return Err("empty spec string".into());
-    }
-    if spec.starts_with("TZ=") || spec.starts_with("CRON_TZ=") {
-        let Some((tz, rest)) = spec.split_once(' ') else {
-            return Err(format!("invalid location descriptior: {spec}"));
-        };
-        let name = tz.split_once('=').map(|(_, n)| n).unwrap_or_default();
-        if !validate_time_zone(Some(name), "").is_empty() {
-            return Err(format!("provided bad location {name}: unknown time zone {name}"));
-        }
-        spec = rest.trim();
-    }
-    if let Some(d) = spec.strip_prefix('@') {
-        return match d {
-            "yearly" | "annually" | "monthly" | "weekly" | "daily" | "midnight" | "hourly" => Ok(()),
-            _ if d.starts_with("every ") => parse_go_duration(&d["every ".len()..]).map(|_| ()).ok_or_else(|| {
-                format!("failed to parse duration {spec}: time: invalid duration {:?}", &d["every ".len()..])
-            }),
-            _ => Err(format!("unrecognized descriptor: {spec}")),
-        };
-    }
-    let fields: Vec<&str> = spec.split_whitespace().collect();
-    if fields.len() != 5 {
-        return Err(format!("expected exactly 5 fields, found {}: [{}]", fields.len(), fields.join(" ")));
-    }
-    for (f, b) in fields.iter().zip(FIELDS) {
-        for part in f.split(',') {
-            parse_range(part, b)?;
-        }
-    }
-    Ok(())
-}
-
-fn parse_int(expr: &str, names: &[&str]) -> Result<u32, String> {
-    if let Some(i) = names.iter().position(|n| n.eq_ignore_ascii_case(expr)) {
-        let base = if names.len() == 12 { 1 } else { 0 };
-        return Ok(i as u32 + base);
-    }
-    match expr.parse::<i64>() {
-        Ok(n) if n < 0 => Err(format!("negative number ({n}) not allowed: {expr}")),
-        Ok(n) => Ok(u32::try_from(n).unwrap_or(u32::MAX)),
-        Err(_) => {
-            let digits = expr.strip_prefix(['+', '-']).unwrap_or(expr);
-            let why = if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
-                "value out of range"
-            } else {
-                "invalid syntax"
-            };
-            Err(format!("failed to parse int from {expr}: strconv.Atoi: parsing {expr:?}: {why}"))
-        }
-    }
-}
-
-fn parse_range(expr: &str, (min, max, names): Bounds) -> Result<(), String> {
-    let parts: Vec<&str> = expr.split('/').collect();
-    let low_high: Vec<&str> = parts[0].split('-').collect();
-    let single = low_high.len() == 1;
-    let (start, mut end) = if low_high[0] == "*" || low_high[0] == "?" {
-        (min, max)
-    } else {
-        let s = parse_int(low_high[0], names)?;
-        let e = match low_high.len() {
-            1 => s,
-            2 => parse_int(low_high[1], names)?,
-            _ => return Err(format!("too many hyphens: {expr}")),
-        };
-        (s, e)
-    };
-    let step = match parts.len() {
-        1 => 1,
-        2 => {
-            let step = parse_int(parts[1], &[])?;
-            // "N/step" means "N-max/step".
-            if single {
-                end = max;
-            }
-            step
-        }
-        _ => return Err(format!("too many slashes: {expr}")),
-    };
-    if start < min {
-        return Err(format!("beginning of range ({start}) below minimum ({min}): {expr}"));
-    }
-    if end > max {
-        return Err(format!("end of range ({end}) above maximum ({max}): {expr}"));
-    }
-    if start > end {
-        return Err(format!("beginning of range ({start}) beyond end of range ({end}): {expr}"));
-    }
-    if step == 0 {
-        return Err(format!("step of range should be a positive number: {expr}"));
-    }
-    Ok(())
+    use crate::cronjob::schedule::{self, Zone};
+    schedule::parse_standard(spec, Zone::Named(chrono_tz::UTC)).map(|_| ())
 }

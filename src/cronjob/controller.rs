@@ -1,0 +1,567 @@
+//! The CronJob controller's shell: kube-runtime wiring around the pure [`super::sync`].
+//!
+//! - A kube-runtime `Controller` over all batch/v1 CronJobs; a Job reflector next to it feeds
+//!   [`JobIndex`] (the Jobs by their controller's name, upstream's `getJobsToBeReconciled`) and
+//!   wakes the CronJob a Job's controller reference names (kind `CronJob`, uid checked against
+//!   the cache, upstream's `resolveControllerRef`).
+//! - One sync per CronJob at a time: history cleanup, the Jobs reconciled into `status.active` and
+//!   `lastSuccessfulTime` (live GETs where the cache may lag, as upstream), the [`decide`]d
+//!   action, then ONE status write (PUT `/status` with the cached resourceVersion; a 409 re-syncs).
+//!   Until the watch brings that write back, the next sync starts from what was written
+//!   ([`Written`]), not from the older cached copy.
+//! - Wake-up: the sync returns the time until the next slot (plus 100 ms); nothing polls. A change
+//!   of the CronJob re-syncs at once, so a new schedule takes effect immediately.
+//! - The clock is injected ([`Options::clock`]): tests move it instead of waiting for minutes.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use k8s_openapi::api::batch::v1::{CronJob, Job};
+use k8s_openapi::api::core::v1::ObjectReference;
+use kube::api::{Api, DeleteParams, PostParams, PropagationPolicy};
+use kube::runtime::controller::{Action as KubeAction, Controller};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Client, ResourceExt};
+
+use super::schedule::Zone;
+use super::sync::{self, Action, decide, history_to_delete, job_from_template, job_ref, observe_jobs, remove_active};
+use crate::job::events::JobEvent;
+use crate::job::recorder::EventSink;
+use crate::metrics::{Metrics, ReconcileResult};
+
+/// The events' `reportingController` (upstream's event source component).
+pub const REPORTING_CONTROLLER: &str = "cronjob-controller";
+
+/// How many CronJobs are synced at once by default.
+pub const DEFAULT_WORKERS: usize = 64;
+
+/// The controller's clock.
+pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
+
+/// Settings of the CronJob controller.
+#[derive(Clone)]
+pub struct Options {
+    /// What time it is (the wall clock outside tests).
+    pub clock: Clock,
+    /// The zone of CronJobs without `spec.timeZone` (upstream: the controller's `time.Local`).
+    pub local: Zone,
+    /// How many CronJobs are synced at once ([`DEFAULT_WORKERS`]; upstream's
+    /// `--concurrent-cron-job-syncs` is 5, too few to start 10,000 Jobs within a second of one slot).
+    pub workers: usize,
+    /// Where the creation skew and reconcile outcomes go, if anywhere.
+    pub metrics: Option<Metrics>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self { clock: Arc::new(Utc::now), local: Zone::Local, workers: DEFAULT_WORKERS, metrics: None }
+    }
+}
+
+impl std::fmt::Debug for Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Options").field("local", &self.local).field("workers", &self.workers).finish_non_exhaustive()
+    }
+}
+
+/// Why a CronJob sync failed (it is retried with backoff).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// An API call failed.
+    #[error("API error: {0}")]
+    Kube(#[from] kube::Error),
+    /// An active Job could not be deleted for `concurrencyPolicy: Replace`.
+    #[error("could not replace job {0}")]
+    Replace(String),
+}
+
+impl Error {
+    /// A short, stable label for metrics.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Error::Kube(kube::Error::Api(s)) if s.code == 409 => "conflict",
+            Error::Kube(_) => "kube",
+            Error::Replace(_) => "replace",
+        }
+    }
+}
+
+type Key = (String, String);
+
+/// The Jobs of each namespace by their controller's name (any kind, as upstream lists them).
+#[derive(Default)]
+pub struct JobIndex {
+    inner: Mutex<IndexState>,
+}
+
+/// Job names by their controller's key.
+type ByOwner = HashMap<Key, BTreeSet<String>>;
+/// A Job's controller key by the Job's key.
+type OwnerOf = HashMap<Key, Key>;
+
+#[derive(Default)]
+struct IndexState {
+    by_owner: ByOwner,
+    owner_of: OwnerOf,
+    /// While a relist is under way: the index it builds.
+    relist: Option<(ByOwner, OwnerOf)>,
+}
+
+fn controller_name(job: &Job) -> Option<&str> {
+    job.metadata.owner_references.iter().flatten().find(|r| r.controller == Some(true)).map(|r| r.name.as_str())
+}
+
+fn insert(by_owner: &mut ByOwner, owner_of: &mut OwnerOf, job: &Job) {
+    let ns = job.namespace().unwrap_or_default();
+    let key = (ns.clone(), job.name_any());
+    if let Some(old) = owner_of.remove(&key)
+        && let Some(set) = by_owner.get_mut(&old)
+    {
+        set.remove(&key.1);
+        if set.is_empty() {
+            by_owner.remove(&old);
+        }
+    }
+    if let Some(owner) = controller_name(job) {
+        let owner = (ns, owner.to_string());
+        by_owner.entry(owner.clone()).or_default().insert(key.1.clone());
+        owner_of.insert(key, owner);
+    }
+}
+
+impl JobIndex {
+    /// Applies one watch event.
+    pub fn apply(&self, ev: &watcher::Event<Job>) {
+        let mut st = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let st = &mut *st;
+        match ev {
+            watcher::Event::Apply(j) => insert(&mut st.by_owner, &mut st.owner_of, j),
+            watcher::Event::Delete(j) => {
+                let key = (j.namespace().unwrap_or_default(), j.name_any());
+                if let Some(owner) = st.owner_of.remove(&key)
+                    && let Some(set) = st.by_owner.get_mut(&owner)
+                {
+                    set.remove(&key.1);
+                    if set.is_empty() {
+                        st.by_owner.remove(&owner);
+                    }
+                }
+            }
+            watcher::Event::Init => st.relist = Some(Default::default()),
+            watcher::Event::InitApply(j) => {
+                let (by, of) = st.relist.get_or_insert_with(Default::default);
+                insert(by, of, j);
+            }
+            watcher::Event::InitDone => {
+                if let Some((by, of)) = st.relist.take() {
+                    st.by_owner = by;
+                    st.owner_of = of;
+                }
+            }
+        }
+    }
+
+    /// The names of the Jobs in `ns` whose controller is named `owner`.
+    pub fn get(&self, ns: &str, owner: &str) -> Vec<String> {
+        let st = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        st.by_owner.get(&(ns.to_string(), owner.to_string())).map(|s| s.iter().cloned().collect()).unwrap_or_default()
+    }
+}
+
+/// By CronJob uid: the resourceVersion our last status write replaced, and what it wrote. A sync
+/// that starts before the watch delivered that write (a Job event queued it meanwhile) works on
+/// what was written instead of the older cached copy, so it neither starts the slot again (an
+/// AlreadyExists round trip) nor writes with a stale resourceVersion (a 409). An entry goes once
+/// the cache shows any other version (our write's own watch event syncs the CronJob again).
+#[derive(Default)]
+pub struct Written {
+    inner: Mutex<HashMap<String, (String, Arc<CronJob>)>>,
+}
+
+impl Written {
+    /// The freshest known state of `cj`: the cached copy, or our own newer write of it.
+    pub fn latest(&self, cj: Arc<CronJob>) -> Arc<CronJob> {
+        let uid = cj.metadata.uid.clone().unwrap_or_default();
+        let mut written = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        match written.get(&uid) {
+            Some((replaced, ours)) if cj.metadata.resource_version.as_ref() == Some(replaced) => ours.clone(),
+            Some(_) => {
+                written.remove(&uid);
+                cj
+            }
+            None => cj,
+        }
+    }
+
+    /// Records that the status write of `before` returned `after`.
+    pub fn wrote(&self, before: &CronJob, after: CronJob) {
+        let (Some(uid), Some(rv)) = (before.metadata.uid.clone(), before.metadata.resource_version.clone()) else {
+            return;
+        };
+        self.inner.lock().unwrap_or_else(|e| e.into_inner()).insert(uid, (rv, Arc::new(after)));
+    }
+}
+
+struct Ctx {
+    client: Client,
+    opts: Options,
+    jobs: Store<Job>,
+    index: Arc<JobIndex>,
+    recorder: EventSink,
+    failures: Mutex<HashMap<String, u32>>,
+    skew: Option<prometheus_client::metrics::histogram::Histogram>,
+    written: Written,
+}
+
+/// The reference the CronJob's events carry.
+fn event_ref(cj: &CronJob) -> ObjectReference {
+    ObjectReference {
+        api_version: Some("batch/v1".into()),
+        kind: Some("CronJob".into()),
+        name: cj.metadata.name.clone(),
+        namespace: cj.metadata.namespace.clone(),
+        uid: cj.metadata.uid.clone(),
+        ..Default::default()
+    }
+}
+
+/// The text of an API error as Go's `err.Error()` shows it (the Status message).
+fn err_text(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(s) => s.message.clone(),
+        e => e.to_string(),
+    }
+}
+
+fn is_status(e: &kube::Error, code: u16) -> bool {
+    matches!(e, kube::Error::Api(s) if s.code == code)
+}
+
+/// Runs the CronJob controller until `shutdown` completes.
+pub async fn run(client: Client, opts: Options, shutdown: impl Future<Output = ()> + Send + Sync + 'static) {
+    let (jobs, writer) = reflector::store::<Job>();
+    let index = Arc::new(JobIndex::default());
+    let cronjobs: Api<CronJob> = Api::all(client.clone());
+    let job_watch = watcher(Api::<Job>::all(client.clone()), watcher::Config::default())
+        .default_backoff()
+        .modify(|j: &mut Job| j.metadata.managed_fields = None);
+    let job_stream = reflector::reflector(writer, job_watch)
+        .inspect({
+            let index = index.clone();
+            move |ev| {
+                if let Ok(ev) = ev {
+                    index.apply(ev)
+                }
+            }
+        })
+        .touched_objects();
+    let skew = opts.metrics.as_ref().map(|m| m.cronjob_creation_skew.clone());
+    let workers = u16::try_from(opts.workers.max(1)).unwrap_or(u16::MAX);
+    let ctx = Arc::new(Ctx {
+        recorder: EventSink::new(client.clone(), REPORTING_CONTROLLER),
+        client,
+        opts,
+        jobs,
+        index,
+        failures: Mutex::default(),
+        skew,
+        written: Written::default(),
+    });
+    let controller = Controller::new(cronjobs, watcher::Config::default());
+    let cj_store = controller.store();
+    controller
+        .watches_stream(job_stream, move |job: Job| {
+            // resolveControllerRef: a CronJob controller of that name and uid in the cache.
+            let r = job.metadata.owner_references.iter().flatten().find(|r| r.controller == Some(true))?;
+            if r.kind != "CronJob" {
+                return None;
+            }
+            let obj = ObjectRef::<CronJob>::new(&r.name).within(&job.namespace().unwrap_or_default());
+            let cached = cj_store.get(&obj)?;
+            (cached.metadata.uid.as_deref() == Some(r.uid.as_str())).then_some(obj)
+        })
+        .with_config(kube::runtime::controller::Config::default().concurrency(workers))
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, ctx)
+        .for_each(|r| async move {
+            match r {
+                Err(kube::runtime::controller::Error::ReconcilerFailed(e, obj)) => {
+                    tracing::warn!(cronjob = %obj, error = %e, "error syncing CronJob, requeuing")
+                }
+                Err(kube::runtime::controller::Error::ObjectNotFound(_)) | Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "CronJob controller error"),
+            }
+        })
+        .await;
+}
+
+async fn reconcile(cj: Arc<CronJob>, ctx: Arc<Ctx>) -> Result<KubeAction, Error> {
+    let started = std::time::Instant::now();
+    let cj = ctx.written.latest(cj);
+    let result = sync_cronjob(&cj, &ctx).await;
+    if let Some(m) = &ctx.opts.metrics {
+        let outcome = match &result {
+            Ok(a) if *a == KubeAction::await_change() => ReconcileResult::Success,
+            Ok(_) => ReconcileResult::RequeueAfter,
+            Err(e) => {
+                m.record_error(format!("cronjob_{}", e.metric_label()));
+                ReconcileResult::Error
+            }
+        };
+        m.record_reconcile(outcome, started.elapsed());
+    }
+    if result.is_ok()
+        && let Some(uid) = cj.metadata.uid.as_deref()
+    {
+        ctx.failures.lock().unwrap_or_else(|e| e.into_inner()).remove(uid);
+    }
+    result
+}
+
+/// Upstream's per-item rate limiter: 5 ms doubling per failure, at most 1000 s.
+fn error_policy(cj: Arc<CronJob>, err: &Error, ctx: Arc<Ctx>) -> KubeAction {
+    if err.metric_label() == "conflict" {
+        return KubeAction::requeue(Duration::from_millis(50));
+    }
+    let uid = cj.metadata.uid.clone().unwrap_or_default();
+    let mut failures = ctx.failures.lock().unwrap_or_else(|e| e.into_inner());
+    let n = failures.entry(uid).or_insert(0);
+    *n = n.saturating_add(1);
+    let delay = Duration::from_millis(5).saturating_mul(1u32 << (*n - 1).min(20)).min(Duration::from_secs(1000));
+    KubeAction::requeue(delay)
+}
+
+/// One sync (upstream's `sync`): cleanup, reconcile the Jobs, decide, act, one status write.
+async fn sync_cronjob(cj: &CronJob, ctx: &Ctx) -> Result<KubeAction, Error> {
+    let ns = cj.namespace().unwrap_or_default();
+    let name = cj.name_any();
+    let cj_uid = cj.metadata.uid.clone().unwrap_or_default();
+    let jobs_api: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
+    let cj_api: Api<CronJob> = Api::namespaced(ctx.client.clone(), &ns);
+    let owned: Vec<Arc<Job>> = ctx
+        .index
+        .get(&ns, &name)
+        .iter()
+        .filter_map(|j| ctx.jobs.get(&ObjectRef::new(j).within(&ns)))
+        .filter(|j| controller_name(j) == Some(name.as_str()))
+        .collect();
+    let jobs: Vec<&Job> = owned.iter().map(|j| j.as_ref()).collect();
+    let mut copy = cj.clone();
+    let mut status = copy.status.take().unwrap_or_default();
+    let mut events: Vec<JobEvent> = vec![];
+    let mut update = false;
+
+    // cleanupFinishedJobs
+    for job in history_to_delete(cj, &jobs) {
+        match delete_job(&jobs_api, job).await {
+            Ok(()) => {
+                remove_active(&mut status, job.metadata.uid.as_deref().unwrap_or_default());
+                events.push(JobEvent::normal("SuccessfulDelete", &format!("Deleted job {}", job.name_any())));
+                update = true;
+            }
+            Err(e) => {
+                tracing::warn!(job = %job.name_any(), error = %e, "deleting a CronJob's old Job failed");
+                events.push(JobEvent::warning("FailedDelete", &format!("Deleted job: {}", err_text(&e))));
+            }
+        }
+    }
+
+    let outcome = sync_jobs_and_start(cj, ctx, &jobs, &mut status, &mut events, &mut update, &jobs_api, &cj_api).await;
+    ctx.recorder.publish(event_ref(cj), &cj_uid, events);
+    if update {
+        copy.status = Some(status);
+        let after = cj_api.replace_status(&name, &PostParams::default(), &copy).await?;
+        ctx.written.wrote(cj, after);
+    }
+    outcome
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn sync_jobs_and_start(
+    cj: &CronJob,
+    ctx: &Ctx,
+    jobs: &[&Job],
+    status: &mut k8s_openapi::api::batch::v1::CronJobStatus,
+    events: &mut Vec<JobEvent>,
+    update: &mut bool,
+    jobs_api: &Api<Job>,
+    cj_api: &Api<CronJob>,
+) -> Result<KubeAction, Error> {
+    let now = (ctx.opts.clock)();
+    let name = cj.name_any();
+    let observed = observe_jobs(status, jobs);
+    *update |= observed.changed;
+    events.extend(observed.events);
+    for (job, uid) in &observed.unexpected {
+        // The cached status may lag our own write: ask the API server before warning.
+        let fresh = cj_api.get(&name).await?;
+        if fresh.status.as_ref().is_some_and(|s| sync::in_active(s, uid)) {
+            continue;
+        }
+        events.push(JobEvent::warning(
+            "UnexpectedJob",
+            &format!("Saw a job that the controller did not create or forgot: {job}"),
+        ));
+    }
+    for r in &observed.missing {
+        let job = r.name.clone().unwrap_or_default();
+        // Missing from the cache only when the API server still has it.
+        if jobs_api.get_opt(&job).await?.is_none() {
+            events.push(JobEvent::normal("MissingJob", &format!("Active job went missing: {job}")));
+            remove_active(status, r.uid.as_deref().unwrap_or_default());
+            *update = true;
+        }
+    }
+    let mut view = cj.clone();
+    view.status = Some(status.clone());
+    let decision = decide(&view, now, ctx.opts.local);
+    events.extend(decision.events);
+    let (scheduled, replace, schedule) = match decision.action {
+        Action::AwaitChange => return Ok(KubeAction::await_change()),
+        Action::Requeue(d) => return Ok(KubeAction::requeue(d)),
+        Action::Start { scheduled, replace, schedule } => (scheduled, replace, schedule),
+    };
+    if replace {
+        for r in status.active.clone().unwrap_or_default() {
+            let job_name = r.name.clone().unwrap_or_default();
+            let job = match jobs_api.get(&job_name).await {
+                Ok(j) => j,
+                Err(e) => {
+                    events.push(JobEvent::warning("FailedGet", &format!("Get job: {}", err_text(&e))));
+                    return Err(e.into());
+                }
+            };
+            match delete_job(jobs_api, &job).await {
+                Ok(()) => {
+                    remove_active(status, job.metadata.uid.as_deref().unwrap_or_default());
+                    events.push(JobEvent::normal("SuccessfulDelete", &format!("Deleted job {job_name}")));
+                    *update = true;
+                }
+                Err(e) => {
+                    events.push(JobEvent::warning("FailedDelete", &format!("Deleted job: {}", err_text(&e))));
+                    return Err(Error::Replace(format!("{}/{job_name}", cj.namespace().unwrap_or_default())));
+                }
+            }
+        }
+    }
+    let request = job_from_template(cj, scheduled);
+    let job_name = request.name_any();
+    let created = match jobs_api.create(&PostParams::default(), &request).await {
+        Ok(job) => {
+            let created_at = job.metadata.creation_timestamp.as_ref().map(crate::job::pods::to_chrono);
+            if let (Some(h), Some(at)) = (&ctx.skew, created_at) {
+                h.observe((at - scheduled).num_milliseconds() as f64 / 1000.0);
+            }
+            tracing::info!(cronjob = %format!("{}/{name}", cj.namespace().unwrap_or_default()), job = %job_name, "created Job");
+            events.push(JobEvent::normal("SuccessfulCreate", &format!("Created job {job_name}")));
+            job
+        }
+        Err(e) if is_status(&e, 409) => {
+            // Created before (by us, with the status write lost) or by someone else.
+            let job = jobs_api.get(&job_name).await?;
+            let ours = job
+                .metadata
+                .owner_references
+                .iter()
+                .flatten()
+                .any(|r| r.controller == Some(true) && Some(&r.uid) == cj.metadata.uid.as_ref());
+            if !ours || sync::in_active(status, job.metadata.uid.as_deref().unwrap_or_default()) {
+                return Ok(KubeAction::await_change());
+            }
+            tracing::info!(job = %job_name, "Job already exists");
+            job
+        }
+        Err(e) if namespace_terminating(&e) => return Err(e.into()),
+        Err(e) => {
+            events.push(JobEvent::warning("FailedCreate", &format!("Error creating job: {}", err_text(&e))));
+            return Err(e.into());
+        }
+    };
+    status.active.get_or_insert_with(Vec::new).push(job_ref(&created));
+    status.last_schedule_time = Some(crate::job::pods::to_time(scheduled));
+    *update = true;
+    view.status = Some(status.clone());
+    Ok(sync::requeue_after(&view, now, &schedule).map_or_else(KubeAction::await_change, KubeAction::requeue))
+}
+
+/// Whether a create failed because the namespace is being deleted (upstream's
+/// `NamespaceTerminatingCause`).
+fn namespace_terminating(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if s.code == 403 && s.message.contains("because it is being terminated"))
+}
+
+/// Deletes a Job with Background propagation, as upstream's `jobControl.DeleteJob`.
+async fn delete_job(api: &Api<Job>, job: &Job) -> Result<(), kube::Error> {
+    let dp = DeleteParams { propagation_policy: Some(PropagationPolicy::Background), ..Default::default() };
+    api.delete(&job.name_any(), &dp).await.map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(name: &str, owner: Option<&str>) -> Job {
+        let mut j = Job::default();
+        j.metadata.name = Some(name.into());
+        j.metadata.namespace = Some("ns".into());
+        j.metadata.owner_references = owner.map(|o| {
+            vec![k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
+                kind: "CronJob".into(),
+                name: o.into(),
+                controller: Some(true),
+                ..Default::default()
+            }]
+        });
+        j
+    }
+
+    fn cj(rv: &str, last: Option<&str>) -> Arc<CronJob> {
+        let mut c = CronJob::default();
+        c.metadata.uid = Some("u".into());
+        c.metadata.resource_version = Some(rv.into());
+        c.status = Some(k8s_openapi::api::batch::v1::CronJobStatus {
+            last_schedule_time: last.map(|t| crate::job::pods::to_time(t.parse().unwrap())),
+            ..Default::default()
+        });
+        Arc::new(c)
+    }
+
+    #[test]
+    fn a_sync_before_the_watch_caught_up_sees_our_own_write() {
+        let w = Written::default();
+        assert_eq!(w.latest(cj("1", None)).metadata.resource_version.as_deref(), Some("1"), "nothing written");
+        w.wrote(&cj("1", None), (*cj("2", Some("2024-01-01T10:00:00Z"))).clone());
+        // The cache still has version 1: the sync starts from version 2, with the slot recorded.
+        let seen = w.latest(cj("1", None));
+        assert_eq!(seen.metadata.resource_version.as_deref(), Some("2"));
+        assert!(seen.status.as_ref().unwrap().last_schedule_time.is_some());
+        // The cache moved on (our write, or anyone's): the cache wins and the entry goes.
+        assert_eq!(w.latest(cj("3", None)).metadata.resource_version.as_deref(), Some("3"));
+        assert_eq!(w.latest(cj("1", None)).metadata.resource_version.as_deref(), Some("1"));
+    }
+
+    #[test]
+    fn index_follows_controller_changes_deletes_and_relists() {
+        let idx = JobIndex::default();
+        idx.apply(&watcher::Event::Apply(job("a-1", Some("a"))));
+        idx.apply(&watcher::Event::Apply(job("a-2", Some("a"))));
+        idx.apply(&watcher::Event::Apply(job("manual", None)));
+        assert_eq!(idx.get("ns", "a"), ["a-1", "a-2"]);
+        idx.apply(&watcher::Event::Apply(job("a-2", Some("b"))));
+        assert_eq!((idx.get("ns", "a"), idx.get("ns", "b")), (vec!["a-1".to_string()], vec!["a-2".to_string()]));
+        idx.apply(&watcher::Event::Delete(job("a-1", Some("a"))));
+        assert!(idx.get("ns", "a").is_empty());
+        // A relist replaces everything once done; until then the old index serves.
+        idx.apply(&watcher::Event::Init);
+        idx.apply(&watcher::Event::InitApply(job("c-1", Some("c"))));
+        assert_eq!(idx.get("ns", "b"), ["a-2"]);
+        idx.apply(&watcher::Event::InitDone);
+        assert!(idx.get("ns", "b").is_empty());
+        assert_eq!(idx.get("ns", "c"), ["c-1"]);
+        assert!(idx.get("other", "c").is_empty());
+    }
+}

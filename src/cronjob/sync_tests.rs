@@ -1,0 +1,396 @@
+//! Table tests of the CronJob sync decisions with an injected clock (upstream's
+//! `TestControllerV2SyncCronJob` / `TestMostRecentScheduleTime` cases, as far as they are decisions
+//! of the pure core).
+
+use chrono::{DateTime, Utc};
+use k8s_openapi::api::batch::v1::{CronJob, CronJobSpec, CronJobStatus, Job, JobCondition, JobStatus};
+use k8s_openapi::api::core::v1::ObjectReference;
+
+use super::*;
+use crate::job::pods::to_time;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+fn t(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+}
+
+const UTC: Zone = Zone::Named(chrono_tz::UTC);
+
+/// A CronJob created at `created` with `schedule`.
+fn cj(schedule: &str, created: &str) -> CronJob {
+    let mut c = CronJob {
+        spec: Some(CronJobSpec { schedule: schedule.into(), ..Default::default() }),
+        status: Some(CronJobStatus::default()),
+        ..Default::default()
+    };
+    c.metadata.name = Some("hello".into());
+    c.metadata.namespace = Some("default".into());
+    c.metadata.uid = Some("cj-uid".into());
+    c.metadata.creation_timestamp = Some(to_time(t(created)));
+    c
+}
+
+fn with(mut c: CronJob, f: impl FnOnce(&mut CronJobSpec, &mut CronJobStatus)) -> CronJob {
+    f(c.spec.as_mut().unwrap(), c.status.as_mut().unwrap());
+    c
+}
+
+fn active(name: &str, uid: &str) -> ObjectReference {
+    ObjectReference {
+        name: Some(name.into()),
+        namespace: Some("default".into()),
+        uid: Some(uid.into()),
+        ..Default::default()
+    }
+}
+
+fn reasons(d: &Decision) -> Vec<&str> {
+    d.events.iter().map(|e| e.reason.as_str()).collect()
+}
+
+fn start(at: &str) -> Action {
+    Action::Start { scheduled: t(at), replace: false, schedule: Schedule::Every(1) }
+}
+
+/// The action with the schedule blanked (compared by slot and replace only).
+fn action(d: &Decision) -> Action {
+    match &d.action {
+        Action::Start { scheduled, replace, .. } => {
+            Action::Start { scheduled: *scheduled, replace: *replace, schedule: Schedule::Every(1) }
+        }
+        a => a.clone(),
+    }
+}
+
+fn ms(d: u64) -> Action {
+    Action::Requeue(Duration::from_millis(d))
+}
+
+#[test]
+fn sync_decisions() {
+    let hourly = "0 * * * *";
+    let created = "2024-01-01T09:30:00Z";
+    // (name, cronjob, now, expected action, expected event reasons)
+    let cases: Vec<(&str, CronJob, &str, Action, Vec<&str>)> = vec![
+        (
+            "not yet due: requeue at the next slot + 100ms",
+            cj(hourly, created),
+            "2024-01-01T09:45:00Z",
+            ms(15 * 60_000 + 100),
+            vec![],
+        ),
+        ("due: start the slot", cj(hourly, created), "2024-01-01T10:00:05Z", start("2024-01-01T10:00:00Z"), vec![]),
+        (
+            "several missed: the most recent starts",
+            cj(hourly, created),
+            "2024-01-01T13:20:00Z",
+            start("2024-01-01T13:00:00Z"),
+            vec![],
+        ),
+        (
+            "more than 100 missed: warning, the latest still starts",
+            cj(hourly, created),
+            "2024-01-07T09:00:30Z",
+            start("2024-01-07T09:00:00Z"),
+            vec!["TooManyMissedTimes"],
+        ),
+        (
+            "starting deadline bounds the missed count: no warning",
+            with(cj(hourly, created), |s, _| s.starting_deadline_seconds = Some(3600)),
+            "2024-01-07T09:00:30Z",
+            start("2024-01-07T09:00:00Z"),
+            vec![],
+        ),
+        (
+            // Upstream applies the deadline before it picks the slot (mostRecentScheduleTime with
+            // includeStartingDeadlineSeconds), so a slot past it is skipped without an event: its
+            // MissSchedule branch cannot fire, here as there.
+            "past the starting deadline: skipped, requeue for the next slot",
+            with(cj(hourly, created), |s, _| s.starting_deadline_seconds = Some(10)),
+            "2024-01-01T10:00:30Z",
+            ms(59 * 60_000 + 30_000 + 100),
+            vec![],
+        ),
+        (
+            "within the starting deadline: start",
+            with(cj(hourly, created), |s, _| s.starting_deadline_seconds = Some(60)),
+            "2024-01-01T10:00:30Z",
+            start("2024-01-01T10:00:00Z"),
+            vec![],
+        ),
+        (
+            "slot already processed (lastScheduleTime): requeue",
+            with(cj(hourly, created), |_, st| st.last_schedule_time = Some(to_time(t("2024-01-01T10:00:00Z")))),
+            "2024-01-01T10:00:30Z",
+            ms(59 * 60_000 + 30_000 + 100),
+            vec![],
+        ),
+        (
+            "slot's Job already active by name: requeue",
+            with(cj(hourly, created), |_, st| st.active = Some(vec![active("hello-28401720", "u1")])),
+            "2024-01-01T10:00:30Z",
+            ms(59 * 60_000 + 30_000 + 100),
+            vec![],
+        ),
+        (
+            "Forbid with an active Job: JobAlreadyActive",
+            with(cj(hourly, created), |s, st| {
+                s.concurrency_policy = Some("Forbid".into());
+                st.active = Some(vec![active("hello-1", "u1")]);
+            }),
+            "2024-01-01T10:00:30Z",
+            ms(59 * 60_000 + 30_000 + 100),
+            vec!["JobAlreadyActive"],
+        ),
+        (
+            "Forbid with nothing active: start",
+            with(cj(hourly, created), |s, _| s.concurrency_policy = Some("Forbid".into())),
+            "2024-01-01T10:00:30Z",
+            start("2024-01-01T10:00:00Z"),
+            vec![],
+        ),
+        (
+            "Allow with an active Job: start alongside",
+            with(cj(hourly, created), |s, st| {
+                s.concurrency_policy = Some("Allow".into());
+                st.active = Some(vec![active("hello-1", "u1")]);
+            }),
+            "2024-01-01T10:00:30Z",
+            start("2024-01-01T10:00:00Z"),
+            vec![],
+        ),
+        (
+            "Replace with an active Job: replace",
+            with(cj(hourly, created), |s, st| {
+                s.concurrency_policy = Some("Replace".into());
+                st.active = Some(vec![active("hello-1", "u1")]);
+            }),
+            "2024-01-01T10:00:30Z",
+            Action::Start { scheduled: t("2024-01-01T10:00:00Z"), replace: true, schedule: Schedule::Every(1) },
+            vec![],
+        ),
+        (
+            "suspended: nothing",
+            with(cj(hourly, created), |s, _| s.suspend = Some(true)),
+            "2024-01-01T10:00:30Z",
+            Action::AwaitChange,
+            vec![],
+        ),
+        (
+            "unknown time zone: warning, nothing",
+            with(cj(hourly, created), |s, _| s.time_zone = Some("Mars/Olympus".into())),
+            "2024-01-01T10:00:30Z",
+            Action::AwaitChange,
+            vec!["UnknownTimeZone"],
+        ),
+        (
+            "unparseable schedule",
+            cj("61 * * * *", created),
+            "2024-01-01T10:00:30Z",
+            Action::AwaitChange,
+            vec!["UnparseableSchedule"],
+        ),
+        (
+            "schedule that never fires: InvalidSchedule",
+            cj("0 0 31 2 *", created),
+            "2024-01-01T10:00:30Z",
+            Action::AwaitChange,
+            vec!["InvalidSchedule"],
+        ),
+        (
+            "TZ in the schedule: UnsupportedSchedule, still runs",
+            cj("TZ=UTC 0 * * * *", created),
+            "2024-01-01T10:00:30Z",
+            start("2024-01-01T10:00:00Z"),
+            vec!["UnsupportedSchedule"],
+        ),
+        (
+            "timeZone shifts the slots: 10:00 in Tokyo is 01:00Z",
+            with(cj("0 10 * * *", "2024-01-01T00:00:00Z"), |s, _| s.time_zone = Some("Asia/Tokyo".into())),
+            "2024-01-01T01:00:01Z",
+            start("2024-01-01T01:00:00Z"),
+            vec![],
+        ),
+        (
+            "being deleted: nothing",
+            {
+                let mut c = cj(hourly, created);
+                c.metadata.deletion_timestamp = Some(to_time(t("2024-01-01T10:00:00Z")));
+                c
+            },
+            "2024-01-01T10:00:30Z",
+            Action::AwaitChange,
+            vec![],
+        ),
+        (
+            "@every counts from creation",
+            cj("@every 90s", "2024-01-01T10:00:00Z"),
+            "2024-01-01T10:01:31Z",
+            start("2024-01-01T10:01:30Z"),
+            vec![],
+        ),
+    ];
+    let mut failures = vec![];
+    for (name, c, now, want, want_events) in cases {
+        let d = decide(&c, t(now), UTC);
+        if action(&d) != want || reasons(&d) != want_events {
+            failures.push(format!("{name}: want {want:?} {want_events:?}, got {:?} {:?}", action(&d), reasons(&d)));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn event_messages_are_upstreams() {
+    assert_eq!(
+        miss_schedule(t("2024-01-01T10:00:00Z")).message,
+        "Missed scheduled time to start a job: Mon, 01 Jan 2024 10:00:00 +0000"
+    );
+    let c = with(cj("0 * * * *", "2024-01-01T09:30:00Z"), |s, _| s.time_zone = Some("Nowhere".into()));
+    assert_eq!(
+        decide(&c, t("2024-01-01T10:00:30Z"), UTC).events[0].message,
+        "invalid timeZone: \"Nowhere\": unknown time zone Nowhere"
+    );
+    let d = decide(&cj("0 0 31 2 *", "2024-01-01T09:30:00Z"), t("2024-01-01T10:00:30Z"), UTC);
+    assert_eq!(
+        d.events[0].message,
+        "invalid schedule: 0 0 31 2 * : time difference between two schedules is less than 1 second"
+    );
+    let d = decide(&cj("* * * * 8", "2024-01-01T09:30:00Z"), t("2024-01-01T10:00:30Z"), UTC);
+    assert_eq!(d.events[0].message, "unparseable schedule: \"* * * * 8\" : end of range (8) above maximum (6): 8");
+}
+
+#[test]
+fn most_recent_counts_missed_slots() {
+    let c = cj("*/1 * * * *", "2024-01-01T10:00:00Z");
+    let s = parse_schedule(&c, UTC).unwrap();
+    let r = most_recent_schedule_time(&c, t("2024-01-01T10:00:30Z"), &s, false).unwrap();
+    assert_eq!((r.time, r.missed), (None, Missed::None));
+    let r = most_recent_schedule_time(&c, t("2024-01-01T10:01:00Z"), &s, false).unwrap();
+    assert_eq!((r.time, r.missed), (Some(t("2024-01-01T10:01:00Z")), Missed::None), "exactly one due");
+    let r = most_recent_schedule_time(&c, t("2024-01-01T11:40:59Z"), &s, false).unwrap();
+    assert_eq!((r.time, r.missed), (Some(t("2024-01-01T11:40:00Z")), Missed::Few), "100 missed is still few");
+    let r = most_recent_schedule_time(&c, t("2024-01-01T11:41:00Z"), &s, false).unwrap();
+    assert_eq!((r.time, r.missed), (Some(t("2024-01-01T11:41:00Z")), Missed::Many), "101 is many");
+    // An irregular schedule: the estimate walks forward to the exact last slot.
+    let c = cj("30 6-16/4 * * 1-5", "2024-01-01T00:00:00Z");
+    let s = parse_schedule(&c, UTC).unwrap();
+    let r = most_recent_schedule_time(&c, t("2024-01-10T12:00:00Z"), &s, false).unwrap();
+    assert_eq!(r.time, Some(t("2024-01-10T10:30:00Z")));
+}
+
+#[test]
+fn requeue_follows_the_last_schedule_time() {
+    let c = with(cj("*/5 * * * *", "2024-01-01T10:00:00Z"), |_, st| {
+        st.last_schedule_time = Some(to_time(t("2024-01-01T10:05:00Z")))
+    });
+    let s = parse_schedule(&c, UTC).unwrap();
+    assert_eq!(requeue_after(&c, t("2024-01-01T10:05:01Z"), &s), Some(Duration::from_millis(299_100)));
+    // Slots missed since: from now.
+    assert_eq!(requeue_after(&c, t("2024-01-01T10:21:00Z"), &s), Some(Duration::from_millis(4 * 60_000 + 100)));
+}
+
+#[test]
+fn the_job_of_a_slot() {
+    let mut c = with(cj("0 10 * * *", "2024-01-01T00:00:00Z"), |s, _| s.time_zone = Some("Asia/Tokyo".into()));
+    let tmpl = &mut c.spec.as_mut().unwrap().job_template;
+    tmpl.metadata = Some(ObjectMeta {
+        labels: Some([("app".to_string(), "x".to_string())].into()),
+        annotations: Some([("note".to_string(), "y".to_string())].into()),
+        name: Some("ignored".into()),
+        ..Default::default()
+    });
+    tmpl.spec = Some(Default::default());
+    let job = job_from_template(&c, t("2024-01-01T01:00:00Z"));
+    assert_eq!(job.metadata.name.as_deref(), Some("hello-28401180"), "unix minutes");
+    assert_eq!(job.metadata.labels.as_ref().unwrap()["app"], "x");
+    let ann = job.metadata.annotations.as_ref().unwrap();
+    assert_eq!(ann["note"], "y");
+    assert_eq!(ann[SCHEDULED_TIMESTAMP_ANNOTATION], "2024-01-01T10:00:00+09:00");
+    let owner = &job.metadata.owner_references.as_ref().unwrap()[0];
+    assert_eq!((owner.kind.as_str(), owner.uid.as_str(), owner.controller), ("CronJob", "cj-uid", Some(true)));
+    assert_eq!(owner.block_owner_deletion, Some(true));
+    // Without a zone: UTC (Go's LoadLocation("")), not the controller's zone.
+    let c = cj("0 10 * * *", "2024-01-01T00:00:00Z");
+    let job = job_from_template(&c, t("2024-01-01T10:00:00Z"));
+    assert_eq!(job.metadata.annotations.unwrap()[SCHEDULED_TIMESTAMP_ANNOTATION], "2024-01-01T10:00:00Z");
+}
+
+fn job(name: &str, cond: Option<&str>, start: Option<&str>, done: Option<&str>) -> Job {
+    let mut j = Job::default();
+    j.metadata.name = Some(name.into());
+    j.metadata.uid = Some(format!("{name}-uid"));
+    j.status = Some(JobStatus {
+        start_time: start.map(|s| to_time(t(s))),
+        completion_time: done.map(|s| to_time(t(s))),
+        conditions: cond.map(|c| vec![JobCondition { type_: c.into(), status: "True".into(), ..Default::default() }]),
+        ..Default::default()
+    });
+    j
+}
+
+#[test]
+fn observing_jobs_updates_active_and_last_successful_time() {
+    let running = job("run", None, Some("2024-01-01T10:00:00Z"), None);
+    let done = job("done", Some("Complete"), Some("2024-01-01T09:00:00Z"), Some("2024-01-01T09:05:00Z"));
+    let failed = job("failed", Some("Failed"), Some("2024-01-01T08:00:00Z"), None);
+    let stray = job("stray", None, None, None);
+    let mut st = CronJobStatus {
+        active: Some(vec![
+            active("run", "run-uid"),
+            active("done", "done-uid"),
+            active("failed", "failed-uid"),
+            active("gone", "gone-uid"),
+        ]),
+        ..Default::default()
+    };
+    let o = observe_jobs(&mut st, &[&running, &done, &failed, &stray]);
+    let names: Vec<_> = st.active.iter().flatten().map(|r| r.name.clone().unwrap()).collect();
+    assert_eq!(names, ["run", "gone"], "finished ones leave active; the missing one is for the shell");
+    assert_eq!(o.unexpected, vec![("stray".to_string(), "stray-uid".to_string())]);
+    assert_eq!(o.missing.iter().map(|r| r.name.clone().unwrap()).collect::<Vec<_>>(), ["gone"]);
+    let msgs: Vec<_> = o.events.iter().map(|e| e.message.as_str()).collect();
+    assert_eq!(msgs, ["Saw completed job: done, condition: Complete", "Saw completed job: failed, condition: Failed"]);
+    assert_eq!(st.last_successful_time.as_ref().map(to_chrono), Some(t("2024-01-01T09:05:00Z")));
+    assert!(o.changed);
+    // A later completion moves it; an earlier one does not; nothing new = no change.
+    let later = job("later", Some("Complete"), None, Some("2024-01-01T11:00:00Z"));
+    let earlier = job("earlier", Some("Complete"), None, Some("2024-01-01T07:00:00Z"));
+    let o = observe_jobs(&mut st, &[&earlier, &later]);
+    assert_eq!(st.last_successful_time.as_ref().map(to_chrono), Some(t("2024-01-01T11:00:00Z")));
+    assert!(o.changed && o.events.is_empty());
+    let mut st2 = st.clone();
+    st2.active = None;
+    assert!(!observe_jobs(&mut st2, &[&earlier, &later]).changed);
+}
+
+#[test]
+fn history_limits_delete_the_oldest_finished_jobs() {
+    let ok = |n: &str, s: Option<&str>| job(n, Some("Complete"), s, None);
+    let bad = |n: &str, s: Option<&str>| job(n, Some("Failed"), s, None);
+    let jobs = [
+        ok("s1", Some("2024-01-01T01:00:00Z")),
+        ok("s2", Some("2024-01-01T02:00:00Z")),
+        ok("s0", Some("2024-01-01T00:00:00Z")),
+        ok("snone", None),
+        ok("s2b", Some("2024-01-01T02:00:00Z")),
+        bad("f1", Some("2024-01-01T01:00:00Z")),
+        bad("f0", Some("2024-01-01T00:00:00Z")),
+        job("running", None, Some("2023-01-01T00:00:00Z"), None),
+    ];
+    let refs: Vec<&Job> = jobs.iter().collect();
+    let names =
+        |c: &CronJob| history_to_delete(c, &refs).iter().map(|j| j.metadata.name.clone().unwrap()).collect::<Vec<_>>();
+    let c = |s: Option<i32>, f: Option<i32>| {
+        with(cj("* * * * *", "2024-01-01T00:00:00Z"), |sp, _| {
+            sp.successful_jobs_history_limit = s;
+            sp.failed_jobs_history_limit = f;
+        })
+    };
+    // Defaults 3 and 1: the two oldest successes (start time, ties by name, no start time last) and the older failure.
+    assert_eq!(names(&c(Some(3), Some(1))), ["s0", "s1", "f0"]);
+    assert_eq!(names(&c(Some(0), Some(0))), ["s0", "s1", "s2", "s2b", "snone", "f0", "f1"]);
+    assert_eq!(names(&c(None, Some(0))), ["f0", "f1"]);
+    assert!(names(&c(None, None)).is_empty(), "no limits: nothing");
+    assert!(names(&c(Some(10), Some(10))).is_empty());
+}
