@@ -9,7 +9,7 @@
 mod controller_support;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use controller_support::*;
 use futures::StreamExt;
@@ -31,6 +31,8 @@ struct Cut {
     relist_waiting: watch::Sender<bool>,
     /// Set by the test to let the held re-list through.
     release: watch::Sender<bool>,
+    /// How many pod PATCH requests to fail with a 500 (an API server fault).
+    fail_pod_patches: Arc<AtomicUsize>,
 }
 
 const EXPIRED: &str = "{\"type\":\"ERROR\",\"object\":{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"metadata\":{},\
@@ -41,6 +43,15 @@ fn cutting_client(inner: Client, cut: Cut) -> Client {
     let svc = tower::service_fn(move |req: http::Request<kube::client::Body>| {
         let (inner, cut) = (inner.clone(), cut.clone());
         async move {
+            if req.method() == http::Method::PATCH
+                && req.uri().path().contains("/pods/")
+                && cut.fail_pod_patches.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok()
+            {
+                let st = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                    "message": "Internal error occurred: injected", "reason": "InternalError", "code": 500});
+                let r = http::Response::builder().status(500).header("content-type", "application/json");
+                return Ok(r.body(axum::body::Body::from(st.to_string())).unwrap());
+            }
             let pods = req.uri().path() == "/api/v1/pods";
             let watching = req.uri().query().unwrap_or("").split('&').any(|kv| kv == "watch=true" || kv == "watch=1");
             if pods && watching && cut.on.load(Ordering::SeqCst) {
@@ -78,6 +89,7 @@ impl Cut {
             generation: watch::channel(0).0,
             relist_waiting: watch::channel(false).0,
             release: watch::channel(false).0,
+            fail_pod_patches: Arc::new(AtomicUsize::new(0)),
         }
     }
 
@@ -152,4 +164,23 @@ async fn a_pod_whose_last_update_arrives_only_through_a_relist_is_counted() {
     let done = wait_condition(&s.client(), &job.name_any(), "Complete").await;
     assert_eq!(done.status.as_ref().and_then(|st| st.succeeded), Some(1));
     wait_no_tracking_finalizer(&s.client()).await;
+}
+
+/// A failed finalizer removal of an orphan pod (a pod with the tracking finalizer and no controller)
+/// is retried: no other event may ever come for the pod, which would keep its finalizer forever.
+#[tokio::test]
+async fn a_failed_orphan_finalizer_removal_is_retried() {
+    let s = TestApiServer::start().await;
+    let cut = Cut::new();
+    cut.fail_pod_patches.store(2, Ordering::SeqCst);
+    let _controller = start_controller(cutting_client(s.client(), cut.clone()));
+    let pods: Api<Pod> = Api::default_namespaced(s.client());
+    let orphan: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "orphan", "finalizers": [jobwright::job::labels::JOB_TRACKING_FINALIZER]},
+        "spec": {"containers": [{"name": "main", "image": "busybox"}]},
+    }))
+    .unwrap();
+    pods.create(&Default::default(), &orphan).await.unwrap();
+    wait_no_tracking_finalizer_on(&s.client(), "orphan").await;
+    assert_eq!(cut.fail_pod_patches.load(Ordering::SeqCst), 0, "both injected failures were hit");
 }

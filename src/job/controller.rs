@@ -672,9 +672,27 @@ async fn orphan_worker(
             return;
         }
     }
+    // Failed checks and removals are retried with a per-pod backoff: no other event may come for
+    // the pod, and its finalizer would otherwise stay forever (the pod stuck terminating).
+    let mut failures: HashMap<(String, String), u32> = HashMap::new();
     while let Some((ns, name)) = rx.recv().await {
-        let Some(pod) = shared.pods.get(&ObjectRef::new(&name).within(&ns)) else { continue };
+        let key = (ns.clone(), name.clone());
+        let retry = |failures: &mut HashMap<(String, String), u32>| {
+            let n = failures.entry(key.clone()).or_insert(0);
+            *n = n.saturating_add(1);
+            let delay = API_BACKOFF.saturating_mul(1u32 << (*n - 1).min(10)).min(MAX_API_BACKOFF);
+            let (tx, key) = (shared.orphans.clone(), key.clone());
+            tokio::spawn(async move {
+                tokio::time::sleep(delay).await;
+                let _ = tx.send(key);
+            });
+        };
+        let Some(pod) = shared.pods.get(&ObjectRef::new(&name).within(&ns)) else {
+            failures.remove(&key);
+            continue;
+        };
         if !owners.maybe_orphan(&pod) {
+            failures.remove(&key);
             continue;
         }
         let (owner, config) = match controller_of(&pod) {
@@ -691,7 +709,8 @@ async fn orphan_worker(
                 match found {
                     Ok(found) => found,
                     Err(e) => {
-                        tracing::warn!(pod = %name, error = %e, "orphan check failed");
+                        tracing::warn!(pod = %name, error = %e, "orphan check failed; retrying");
+                        retry(&mut failures);
                         continue;
                     }
                 }
@@ -702,9 +721,14 @@ async fn orphan_worker(
             let api: Api<Pod> = Api::namespaced(shared.client.clone(), &ns);
             match remove_finalizer(&api, &name).await {
                 Ok(()) => tracing::debug!(pod = %name, namespace = %ns, "removed finalizer of orphan pod"),
-                Err(e) => tracing::warn!(pod = %name, error = %e, "removing the finalizer of an orphan pod failed"),
+                Err(e) => {
+                    tracing::warn!(pod = %name, error = %e, "removing the finalizer of an orphan pod failed; retrying");
+                    retry(&mut failures);
+                    continue;
+                }
             }
         }
+        failures.remove(&key);
     }
 }
 
