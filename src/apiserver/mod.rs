@@ -34,6 +34,7 @@ pub mod gc;
 pub mod http;
 pub mod kubeconfig;
 pub mod negotiate;
+pub mod listopts;
 pub mod openapi;
 pub mod patch;
 pub mod persist;

@@ -49,6 +49,7 @@ use super::plan::{SyncContext, orphan_needs_finalizer_removal, plan_with};
 use super::pod_index::{PodIndex, orphan_key};
 use super::pods;
 use super::recorder::EventSink;
+use super::relist::Vanished;
 use crate::crd::Job as CrdJob;
 use crate::metrics::{Metrics, ReconcileResult};
 
@@ -412,14 +413,32 @@ async fn run_kinds(
 
     // The pod reflector, driven here and fanned out to the controllers of each kind.
     let pods_api: Api<Pod> = Api::all(client.clone());
+    let (batch_pods_tx, batch_pods) = mpsc::unbounded_channel::<Arc<Pod>>();
+    let (crd_pods_tx, crd_pods) = mpsc::unbounded_channel::<Arc<Pod>>();
+    let mut pod_txs = vec![batch_pods_tx];
+    if crd {
+        pod_txs.push(crd_pods_tx);
+    }
     let pod_hook = {
         let owners = owners.clone();
         let exp = expectations.clone();
         let index = index.clone();
         let tx: OrphanTx = orphan_tx.clone();
+        let (store, triggers) = (pod_reader.clone(), pod_txs.clone());
+        let mut vanished = Vanished::default();
         move |ev: &watcher::Event<Pod>| {
             // The index first: once an expectation is observed, the pod is findable.
             index.apply(ev);
+            // Pods a re-list dropped were deleted while the watch was down: observed as deleted,
+            // and their Jobs synced (no event of theirs will come).
+            for pod in vanished.observe(ev, &store) {
+                if let Some(uid) = job_controller_uid(&pod) {
+                    exp.observe(uid, &pod, PodEvent::Deleted);
+                }
+                for t in &triggers {
+                    let _ = t.send(pod.clone());
+                }
+            }
             let (pod, kind) = match ev {
                 watcher::Event::Apply(p) | watcher::Event::InitApply(p) => (p, PodEvent::Applied),
                 watcher::Event::Delete(p) => (p, PodEvent::Deleted),
@@ -439,12 +458,6 @@ async fn run_kinds(
     };
     let pod_watch = watcher(pods_api, watcher::Config::default()).default_backoff().modify(pods::trim_for_cache);
     let pod_stream = reflector::reflector(pod_writer, pod_watch).inspect_ok(pod_hook).touched_objects();
-    let (batch_pods_tx, batch_pods) = mpsc::unbounded_channel::<Arc<Pod>>();
-    let (crd_pods_tx, crd_pods) = mpsc::unbounded_channel::<Arc<Pod>>();
-    let mut pod_txs = vec![batch_pods_tx];
-    if crd {
-        pod_txs.push(crd_pods_tx);
-    }
     let pod_task = AbortOnDrop(tokio::spawn(async move {
         let mut stream = std::pin::pin!(pod_stream);
         while let Some(item) = stream.next().await {
@@ -584,11 +597,19 @@ async fn run_kind<K: JobKind>(
         let exp = shared.expectations.clone();
         let events = shared.recorder.clone();
         let tx = shared.orphans.clone();
+        let store = jobs.clone();
+        let mut vanished = Vanished::default();
         move |ev: &watcher::Event<K>| {
             if let watcher::Event::InitDone = ev {
                 jobs_ready_tx.send_replace(true);
             }
-            if let watcher::Event::Delete(job) = ev {
+            // A Job a re-list dropped was deleted while the watch was down: handled as a Delete.
+            let gone = vanished.observe(ev, &store);
+            let deleted = match ev {
+                watcher::Event::Delete(job) => Some(job),
+                _ => None,
+            };
+            for job in gone.iter().map(Arc::as_ref).chain(deleted) {
                 // A deleted Job is not reconciled (kube-runtime finds it gone): no longer waiting.
                 queue.started::<K>(job.meta().namespace.as_deref(), &job.name_any());
                 let uid = job.meta().uid.clone().unwrap_or_default();
@@ -662,9 +683,27 @@ async fn orphan_worker(
             return;
         }
     }
+    // Failed checks and removals are retried with a per-pod backoff: no other event may come for
+    // the pod, and its finalizer would otherwise stay forever (the pod stuck terminating).
+    let mut failures: HashMap<(String, String), u32> = HashMap::new();
     while let Some((ns, name)) = rx.recv().await {
-        let Some(pod) = shared.pods.get(&ObjectRef::new(&name).within(&ns)) else { continue };
+        let key = (ns.clone(), name.clone());
+        let retry = |failures: &mut HashMap<(String, String), u32>| {
+            let n = failures.entry(key.clone()).or_insert(0);
+            *n = n.saturating_add(1);
+            let delay = API_BACKOFF.saturating_mul(1u32 << (*n - 1).min(10)).min(MAX_API_BACKOFF);
+            let (tx, key) = (shared.orphans.clone(), key.clone());
+            tokio::spawn(async move {
+                tokio::time::sleep(delay).await;
+                let _ = tx.send(key);
+            });
+        };
+        let Some(pod) = shared.pods.get(&ObjectRef::new(&name).within(&ns)) else {
+            failures.remove(&key);
+            continue;
+        };
         if !owners.maybe_orphan(&pod) {
+            failures.remove(&key);
             continue;
         }
         let (owner, config) = match controller_of(&pod) {
@@ -681,7 +720,8 @@ async fn orphan_worker(
                 match found {
                     Ok(found) => found,
                     Err(e) => {
-                        tracing::warn!(pod = %name, error = %e, "orphan check failed");
+                        tracing::warn!(pod = %name, error = %e, "orphan check failed; retrying");
+                        retry(&mut failures);
                         continue;
                     }
                 }
@@ -692,9 +732,14 @@ async fn orphan_worker(
             let api: Api<Pod> = Api::namespaced(shared.client.clone(), &ns);
             match remove_finalizer(&api, &name).await {
                 Ok(()) => tracing::debug!(pod = %name, namespace = %ns, "removed finalizer of orphan pod"),
-                Err(e) => tracing::warn!(pod = %name, error = %e, "removing the finalizer of an orphan pod failed"),
+                Err(e) => {
+                    tracing::warn!(pod = %name, error = %e, "removing the finalizer of an orphan pod failed; retrying");
+                    retry(&mut failures);
+                    continue;
+                }
             }
         }
+        failures.remove(&key);
     }
 }
 
@@ -854,7 +899,11 @@ async fn sync<K: JobKind>(job: Arc<K>, ctx: &Context<K>) -> Result<Action, Error
     let mut pods = pods_of(job, &ctx.pods, &ctx.index);
     pods.extend(adopt_orphans(job, ctx).await?);
     let (satisfied, pending) = ctx.expectations.satisfied_after(&uid, &before, &pods);
-    let sctx = SyncContext { expectations_satisfied: satisfied, pending_finalizer_removals: pending };
+    let sctx = SyncContext {
+        expectations_satisfied: satisfied,
+        pending_finalizer_removals: pending,
+        expectations_expire_in: before.expires_in,
+    };
     let plan = plan_with(job, &pods, Utc::now(), &ctx.config, &sctx);
     let requeue = apply::apply(ctx, job, &pods, plan).await?;
     ctx.failures.lock().unwrap_or_else(|e| e.into_inner()).remove(&uid);

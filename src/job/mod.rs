@@ -83,6 +83,7 @@ pub mod pod_index;
 pub mod pods;
 pub mod policy;
 pub mod recorder;
+pub mod relist;
 #[cfg(test)]
 mod sim_tests;
 pub mod status;

@@ -1,0 +1,186 @@
+//! The Job controller across a pod re-list (issue 10: a controller must never wait forever).
+//!
+//! The controller's client goes through a test layer that can cut its pod watch the way the API
+//! server does when a watcher falls behind and the history moves on: the watch ends, the next
+//! watch is answered `410 Expired`, and kube-rs lists again. The layer holds that re-list until the
+//! test has changed the world, so what happened meanwhile reaches the controller only through the
+//! re-list, deterministically.
+
+mod controller_support;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use controller_support::*;
+use futures::StreamExt;
+use jobwright::apiserver::testkit::TestApiServer;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use kube::{Client, ResourceExt};
+use serde_json::json;
+use tokio::sync::watch;
+
+/// Controls the cut of the pod watch.
+#[derive(Clone)]
+struct Cut {
+    /// Set: pod watches are ended and new ones answered 410, until a re-list is let through.
+    on: Arc<AtomicBool>,
+    /// Bumped to end the open pod watches.
+    generation: watch::Sender<u64>,
+    /// Set by the layer when the re-list arrived (and is held).
+    relist_waiting: watch::Sender<bool>,
+    /// Set by the test to let the held re-list through.
+    release: watch::Sender<bool>,
+    /// How many pod PATCH requests to fail with a 500 (an API server fault).
+    fail_pod_patches: Arc<AtomicUsize>,
+}
+
+const EXPIRED: &str = "{\"type\":\"ERROR\",\"object\":{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"metadata\":{},\
+    \"status\":\"Failure\",\"message\":\"too old resource version: 1 (2)\",\"reason\":\"Expired\",\"code\":410}}\n";
+
+/// A client whose pod list/watch requests go through the cut.
+fn cutting_client(inner: Client, cut: Cut) -> Client {
+    let svc = tower::service_fn(move |req: http::Request<kube::client::Body>| {
+        let (inner, cut) = (inner.clone(), cut.clone());
+        async move {
+            if req.method() == http::Method::PATCH
+                && req.uri().path().contains("/pods/")
+                && cut.fail_pod_patches.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok()
+            {
+                let st = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                    "message": "Internal error occurred: injected", "reason": "InternalError", "code": 500});
+                let r = http::Response::builder().status(500).header("content-type", "application/json");
+                return Ok(r.body(axum::body::Body::from(st.to_string())).unwrap());
+            }
+            let pods = req.uri().path() == "/api/v1/pods";
+            let watching = req.uri().query().unwrap_or("").split('&').any(|kv| kv == "watch=true" || kv == "watch=1");
+            if pods && watching && cut.on.load(Ordering::SeqCst) {
+                let r = http::Response::builder()
+                    .header("content-type", "application/json")
+                    .body(axum::body::Body::from(EXPIRED));
+                return Ok::<_, kube::Error>(r.unwrap());
+            }
+            if pods && !watching && cut.on.load(Ordering::SeqCst) {
+                cut.relist_waiting.send_replace(true);
+                let mut release = cut.release.subscribe();
+                let _ = release.wait_for(|r| *r).await;
+                cut.on.store(false, Ordering::SeqCst);
+            }
+            let res = inner.send(req).await?;
+            if !(pods && watching) {
+                return Ok(res.map(axum::body::Body::new));
+            }
+            // A pod watch: ends when the generation changes.
+            let mut generation = cut.generation.subscribe();
+            let (parts, body) = res.into_parts();
+            let stream = axum::body::Body::new(body).into_data_stream().take_until(async move {
+                let _ = generation.changed().await;
+            });
+            Ok(http::Response::from_parts(parts, axum::body::Body::from_stream(stream)))
+        }
+    });
+    Client::new(svc, "default")
+}
+
+impl Cut {
+    fn new() -> Self {
+        Self {
+            on: Arc::new(AtomicBool::new(false)),
+            generation: watch::channel(0).0,
+            relist_waiting: watch::channel(false).0,
+            release: watch::channel(false).0,
+            fail_pod_patches: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    /// Ends the controller's pod watch and waits until its re-list is held.
+    async fn cut_and_hold(&self) {
+        self.on.store(true, Ordering::SeqCst);
+        self.generation.send_modify(|g| *g += 1);
+        let mut waiting = self.relist_waiting.subscribe();
+        tokio::time::timeout(WAIT, waiting.wait_for(|w| *w)).await.expect("the controller re-lists").unwrap();
+    }
+
+    /// Lets the held re-list through.
+    fn release(&self) {
+        self.release.send_replace(true);
+    }
+}
+
+/// A controller behind the cut, one Job with one pod; returns the server, the cut, the Job, its
+/// pod and the controller task.
+async fn one_pod_job() -> (TestApiServer, Cut, k8s_openapi::api::batch::v1::Job, Pod, tokio::task::JoinHandle<()>) {
+    let s = TestApiServer::start().await;
+    let cut = Cut::new();
+    let controller = start_controller(cutting_client(s.client(), cut.clone()));
+    let job = create_job(&s.client(), &job("one", json!({"completions": 1, "parallelism": 1}))).await;
+    let pod = poll(|| async { job_pods(&s.client(), &job).await.pop() }).await.expect("the Job's pod");
+    (s, cut, job, pod, controller)
+}
+
+/// Polls `f` every 20 ms until it gives something, for at most [`WAIT`].
+async fn poll<T, F: std::future::Future<Output = Option<T>>>(f: impl Fn() -> F) -> Option<T> {
+    tokio::time::timeout(WAIT, async {
+        loop {
+            if let Some(t) = f().await {
+                return t;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .ok()
+}
+
+/// A pod deleted while the controller's pod watch was down is missing from the re-list, with no
+/// Delete event: its Job (which has no other pod, so no re-listed pod triggers it) must still be
+/// synced and get a replacement.
+#[tokio::test]
+async fn a_pod_deleted_while_the_watch_was_down_is_replaced() {
+    let (s, cut, job, first, _controller) = one_pod_job().await;
+    let pods: Api<Pod> = Api::default_namespaced(s.client());
+    cut.cut_and_hold().await;
+    // Meanwhile the pod goes away for good (its tracking finalizer removed by someone else).
+    let name = first.name_any();
+    pods.patch(&name, &PatchParams::default(), &Patch::Merge(json!({"metadata": {"finalizers": null}}))).await.unwrap();
+    pods.delete(&name, &DeleteParams::default().grace_period(0)).await.unwrap();
+    assert!(pods.get_opt(&name).await.unwrap().is_none());
+    cut.release();
+    let replacement = poll(|| async { job_pods(&s.client(), &job).await.into_iter().find(|p| p.uid() != first.uid()) })
+        .await
+        .expect("a replacement pod: the Job was synced after the re-list dropped its pod");
+    assert_ne!(replacement.name_any(), name);
+}
+
+/// A pod whose last update (Succeeded) reaches the controller only through a re-list is counted,
+/// its finalizer removed, and the Job completes.
+#[tokio::test]
+async fn a_pod_whose_last_update_arrives_only_through_a_relist_is_counted() {
+    let (s, cut, job, pod, _controller) = one_pod_job().await;
+    let pods: Api<Pod> = Api::default_namespaced(s.client());
+    cut.cut_and_hold().await;
+    set_status(&pods, &pod, Outcome::Succeed).await;
+    cut.release();
+    let done = wait_condition(&s.client(), &job.name_any(), "Complete").await;
+    assert_eq!(done.status.as_ref().and_then(|st| st.succeeded), Some(1));
+    wait_no_tracking_finalizer(&s.client()).await;
+}
+
+/// A failed finalizer removal of an orphan pod (a pod with the tracking finalizer and no controller)
+/// is retried: no other event may ever come for the pod, which would keep its finalizer forever.
+#[tokio::test]
+async fn a_failed_orphan_finalizer_removal_is_retried() {
+    let s = TestApiServer::start().await;
+    let cut = Cut::new();
+    cut.fail_pod_patches.store(2, Ordering::SeqCst);
+    let _controller = start_controller(cutting_client(s.client(), cut.clone()));
+    let pods: Api<Pod> = Api::default_namespaced(s.client());
+    let orphan: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "orphan", "finalizers": [jobwright::job::labels::JOB_TRACKING_FINALIZER]},
+        "spec": {"containers": [{"name": "main", "image": "busybox"}]},
+    }))
+    .unwrap();
+    pods.create(&Default::default(), &orphan).await.unwrap();
+    wait_no_tracking_finalizer_on(&s.client(), "orphan").await;
+    assert_eq!(cut.fail_pod_patches.load(Ordering::SeqCst), 0, "both injected failures were hit");
+}
