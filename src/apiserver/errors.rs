@@ -178,11 +178,19 @@ pub struct StatusError {
     pub message: String,
     /// `details`, when upstream sends them.
     pub details: Option<Value>,
+    /// `metadata.continue` (an expired continue token's replacement).
+    pub list_continue: Option<String>,
 }
 
 impl StatusError {
     pub fn new(code: u16, reason: &'static str, message: impl Into<String>) -> Self {
-        Self { code, reason, message: message.into(), details: None }
+        Self { code, reason, message: message.into(), details: None, list_continue: None }
+    }
+
+    /// With `metadata.continue` set.
+    pub fn with_list_continue(mut self, token: String) -> Self {
+        self.list_continue = Some(token);
+        self
     }
 
     pub fn with_details(mut self, details: Value) -> Self {
@@ -203,6 +211,9 @@ impl StatusError {
         });
         if let Some(d) = &self.details {
             s["details"] = d.clone();
+        }
+        if let Some(c) = &self.list_continue {
+            s["metadata"]["continue"] = json!(c);
         }
         s
     }

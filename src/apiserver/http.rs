@@ -26,6 +26,7 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use super::auth::{Auth, AuthorizationMode, StaticToken};
 use super::errors::StatusError;
+use super::listopts::{self, ListRequest};
 use super::patch::PatchType;
 use super::rbac::UserInfo;
 use super::registry::{Registry, ResourceInfo};
@@ -731,14 +732,14 @@ async fn resource(
     };
     match (method.clone(), &t.name, t.sub.as_deref()) {
         (Method::GET, None, None) => {
-            if t.watch_path || q.flag("watch") {
+            if t.watch_path || listopts::go_bool(q.get("watch")) {
                 watch(s, &view, &sinfo, t.namespace.as_deref(), None, q, shape)
             } else {
                 list(s, &view, &sinfo, t.namespace.as_deref(), q, shape)
             }
         }
         (Method::GET, Some(name), None | Some("status")) => {
-            if t.watch_path || q.flag("watch") {
+            if t.watch_path || listopts::go_bool(q.get("watch")) {
                 return watch(s, &view, &sinfo, t.namespace.as_deref(), Some(name), q, shape);
             }
             let e = api.get(&sinfo, &ns, name).map_err(|_| StatusError::not_found(&view, name))?;
@@ -938,28 +939,6 @@ fn shape_one(view: &ResourceInfo, v: Value, shape: Shape) -> Value {
 // ---------------------------------------------------------------------------------------------
 // List
 
-fn encode_continue(rv: u64, ns: &str, name: &str) -> String {
-    let raw = json!({"v": "meta.k8s.io/v1", "rv": rv, "start": format!("{ns}\u{0}{name}")}).to_string();
-    raw.bytes().map(|b| format!("{b:02x}")).collect()
-}
-
-fn decode_continue(token: &str) -> Result<(String, String), StatusError> {
-    let bad = || {
-        StatusError::bad_request(
-            "continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)",
-        )
-    };
-    if !token.len().is_multiple_of(2) || !token.is_ascii() {
-        return Err(bad());
-    }
-    let bytes: Result<Vec<u8>, _> =
-        (0..token.len()).step_by(2).map(|i| u8::from_str_radix(&token[i..i + 2], 16)).collect();
-    let v: Value = serde_json::from_slice(&bytes.map_err(|_| bad())?).map_err(|_| bad())?;
-    let start = v["start"].as_str().ok_or_else(bad)?;
-    let (ns, name) = start.split_once('\u{0}').ok_or_else(bad)?;
-    Ok((ns.to_string(), name.to_string()))
-}
-
 fn list(
     s: &Arc<Server>,
     view: &ResourceInfo,
@@ -969,21 +948,25 @@ fn list(
     shape: Shape,
 ) -> Result<Response, StatusError> {
     let (ls, fs) = selectors(view, q)?;
-    let limit: usize = match q.get("limit") {
-        None | Some("") => 0,
-        Some(l) => {
-            l.parse::<i64>().map_err(|_| StatusError::bad_request(format!("invalid limit {l:?}")))?.max(0) as usize
-        }
-    };
-    let start = match q.get("continue") {
-        None | Some("") => None,
-        Some(c) => Some(decode_continue(c)?),
-    };
-    let page = s.api.store.list(&sinfo.storage_key, namespace, start, limit, &|m: &Meta| selected(&ls, &fs, m));
+    let opts = ListRequest::parse(|k| q.get(k))?;
+    opts.validate(false)?;
+    let from = opts.resolve()?;
+    let limit = usize::try_from(opts.limit).unwrap_or(0);
+    let page = s
+        .api
+        .store
+        .list_at(&sinfo.storage_key, namespace, from.start.clone(), limit, &|m: &Meta| selected(&ls, &fs, m), from.at)
+        .map_err(|e| listopts::list_at_error(e, &from))?;
+    if from.min > page.rv {
+        return Err(listopts::too_large(from.min, page.rv));
+    }
     let mut md = json!({"resourceVersion": page.rv.to_string()});
     if let Some((ns, name)) = &page.next {
-        md["continue"] = json!(encode_continue(page.rv, ns, name));
-        md["remainingItemCount"] = json!(page.remaining);
+        md["continue"] = json!(listopts::encode_continue(page.rv as i64, ns, name));
+        // Upstream counts the rest only without selectors (etcd's count includes non-matches).
+        if ls.is_empty() && fs.is_empty() {
+            md["remainingItemCount"] = json!(page.remaining);
+        }
     }
     match shape {
         Shape::Object if !events::converts(view) => {
@@ -1113,29 +1096,18 @@ fn watch(
     shape: Shape,
 ) -> Result<Response, StatusError> {
     let (ls, fs) = selectors(view, q)?;
-    let send_initial = q.flag("sendInitialEvents");
-    let bookmarks = q.flag("allowWatchBookmarks");
-    if send_initial && !bookmarks {
-        return Err(StatusError::invalid(
-            &ResourceInfo::new("meta.k8s.io", "v1", "listoptions", "ListOptions", false, &[], &[], &[]),
-            "",
-            &[super::errors::FieldError::forbidden(
-                "allowWatchBookmarks",
-                "allowWatchBookmarks required when sendInitialEvents is enabled",
-            )],
-        ));
-    }
-    let from = match q.get("resourceVersion") {
+    let opts = ListRequest::parse(|k| q.get(k))?;
+    opts.validate(true)?;
+    let send_initial = opts.send_initial_events == Some(true);
+    let bookmarks = opts.allow_watch_bookmarks;
+    let from = match listopts::parse_resource_version(opts.resource_version.as_deref().unwrap_or(""))? {
         _ if send_initial => WatchFrom::Snapshot,
-        None | Some("") | Some("0") => WatchFrom::Snapshot,
-        Some(rv) => WatchFrom::Rv(rv.parse().map_err(|_| {
-            StatusError::bad_request(format!("invalid resourceVersion {rv:?}: must be an unsigned integer"))
-        })?),
+        0 => WatchFrom::Snapshot,
+        rv => WatchFrom::Rv(rv),
     };
-    let timeout = match q.get("timeoutSeconds") {
-        Some(t) => Duration::from_secs(
-            t.parse::<u64>().map_err(|_| StatusError::bad_request(format!("invalid timeoutSeconds {t:?}")))?,
-        ),
+    // A negative timeout ends the watch at once, as upstream's timer.
+    let timeout = match opts.timeout_seconds {
+        Some(t) => Duration::from_secs(u64::try_from(t).unwrap_or(0)),
         None => s.config.watch_timeout,
     };
     let filter = Box::new(move |m: &Meta| selected(&ls, &fs, m));
@@ -1408,6 +1380,7 @@ mod tests {
                 object: cur.0,
                 meta: cur.1,
                 prev,
+                prev_rv: 0,
             };
         let line = |b: Option<Bytes>| b.map(|b| serde_json::from_slice::<Value>(&b).unwrap());
         // not matching, then matching: ADDED
@@ -1426,12 +1399,5 @@ mod tests {
         assert!(ctx.translate(&ev(EventType::Modified, obj("y", 5), Some(obj("z", 4)), 5)).is_none());
         assert!(ctx.translate(&ev(EventType::Added, obj("y", 6), None, 6)).is_none());
         assert_eq!(line(ctx.translate(&ev(EventType::Deleted, obj("x", 7), None, 7))).unwrap()["type"], "DELETED");
-    }
-
-    #[test]
-    fn continue_tokens_round_trip_and_reject_garbage() {
-        let t = encode_continue(7, "ns", "name");
-        assert_eq!(decode_continue(&t).unwrap(), ("ns".to_string(), "name".to_string()));
-        assert_eq!(decode_continue("zz").unwrap_err().code, 400);
     }
 }

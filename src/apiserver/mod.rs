@@ -31,6 +31,7 @@ pub mod events;
 pub mod gc;
 pub mod http;
 pub mod kubeconfig;
+pub mod listopts;
 pub mod openapi;
 pub mod patch;
 pub mod persist;

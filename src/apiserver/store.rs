@@ -169,8 +169,11 @@ pub struct WatchEvent {
     pub object: Bytes,
     /// Index data of `object`.
     pub meta: Arc<Meta>,
-    /// The object before a MODIFIED, with its index data, for selector transitions.
+    /// The stored state this change replaced (MODIFIED and DELETED), with its index data: for
+    /// selector transitions, and to rebuild a list as it was before this change.
     pub prev: Option<(Bytes, Arc<Meta>)>,
+    /// The resourceVersion of `prev` (0 without one).
+    pub prev_rv: u64,
 }
 
 /// What [`Store::write`] expects to find.
@@ -251,6 +254,15 @@ pub struct ListPage {
     pub next: Option<(String, String)>,
     /// How many more matching items remain after this page.
     pub remaining: usize,
+}
+
+/// Why [`Store::list_at`] cannot serve a resourceVersion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListAtError {
+    /// Older than the kept history (the highest version no longer in it).
+    Compacted { compacted: u64 },
+    /// Newer than the store (its current version).
+    Future { current: u64 },
 }
 
 struct Watcher {
@@ -351,7 +363,7 @@ impl Store {
     }
 
     /// List a bucket, optionally one namespace, after `start` (exclusive), keeping objects that
-    /// pass `filter`, at most `limit` of them (0 = all).
+    /// pass `filter`, at most `limit` of them (0 = all), at the current resourceVersion.
     pub fn list(
         &self,
         key: &str,
@@ -360,23 +372,80 @@ impl Store {
         limit: usize,
         filter: &dyn Fn(&Meta) -> bool,
     ) -> ListPage {
+        match self.list_at(key, namespace, start, limit, filter, None) {
+            Ok(page) => page,
+            Err(_) => unreachable!("a list at the current resourceVersion is always available"),
+        }
+    }
+
+    /// [`Store::list`] as the bucket was at resourceVersion `at` (`None`: now).
+    ///
+    /// An older state is rebuilt from the watch history: every change after `at` is undone with
+    /// the state it replaced (`WatchEvent::prev`; an ADDED means absent). So a paginated list is
+    /// one snapshot (every page at the first page's resourceVersion, as kube-apiserver serves
+    /// them from etcd's MVCC) without keeping anything beyond the bounded history. A version
+    /// older than the history is [`ListAtError::Compacted`], a future one [`ListAtError::Future`].
+    pub fn list_at(
+        &self,
+        key: &str,
+        namespace: Option<&str>,
+        start: Option<(String, String)>,
+        limit: usize,
+        filter: &dyn Fn(&Meta) -> bool,
+        at: Option<u64>,
+    ) -> Result<ListPage, ListAtError> {
         let inner = self.lock();
-        let rv = inner.rv;
-        let Some(b) = inner.buckets.get(key) else {
-            return ListPage { items: vec![], rv, next: None, remaining: 0 };
-        };
+        let rv = at.unwrap_or(inner.rv);
+        if rv > inner.rv {
+            return Err(ListAtError::Future { current: inner.rv });
+        }
+        if rv < inner.compacted {
+            return Err(ListAtError::Compacted { compacted: inner.compacted });
+        }
+        let in_ns = |ns: &str| namespace.is_none_or(|n| n == ns);
+        let after_start = |id: &(String, String)| start.as_ref().is_none_or(|s| id > s);
+        // The state at `rv` of every object changed since: the state the first later change
+        // replaced.
+        let mut undo: BTreeMap<(String, String), Option<Entry>> = BTreeMap::new();
+        let first_later = inner.history.partition_point(|e| e.rv <= rv);
+        for e in inner.history.range(first_later..) {
+            if &*e.key != key || !in_ns(&e.namespace) {
+                continue;
+            }
+            let id = (e.namespace.clone(), e.name.clone());
+            if !after_start(&id) || undo.contains_key(&id) {
+                continue;
+            }
+            let before = match e.kind {
+                EventType::Added => None,
+                EventType::Modified | EventType::Deleted => e.prev.as_ref().map(|(bytes, meta)| Entry {
+                    bytes: bytes.clone(),
+                    rv: e.prev_rv,
+                    meta: meta.clone(),
+                }),
+            };
+            undo.insert(id, before);
+        }
+        let empty = BTreeMap::new();
+        let objects = inner.buckets.get(key).map_or(&empty, |b| &b.objects);
         let lower = match (&start, namespace) {
             (Some(s), _) => Bound::Excluded(s.clone()),
             (None, Some(ns)) => Bound::Included((ns.to_string(), String::new())),
             (None, None) => Bound::Unbounded,
         };
+        // Current objects untouched since `rv`, merged in key order with the undone ones.
+        let mut current = objects.range((lower, Bound::Unbounded)).filter(|(id, _)| !undo.contains_key(*id)).peekable();
+        let mut restored = undo.iter().filter_map(|(id, e)| e.as_ref().map(|e| (id, e))).peekable();
+        let merged = std::iter::from_fn(|| match (current.peek(), restored.peek()) {
+            (Some(c), Some(r)) if r.0 < c.0 => restored.next(),
+            (Some(_), _) => current.next(),
+            (None, _) => restored.next(),
+        });
         let mut items = Vec::new();
         let mut next = None;
         let mut remaining = 0;
-        for ((ns, name), e) in b.objects.range((lower, Bound::Unbounded)) {
-            if let Some(want) = namespace
-                && want != ns
-            {
+        for ((ns, name), e) in merged {
+            if !in_ns(ns) {
                 break;
             }
             if !filter(&e.meta) {
@@ -394,7 +463,7 @@ impl Store {
         if remaining == 0 {
             next = None;
         }
-        ListPage { items, rv, next, remaining }
+        Ok(ListPage { items, rv, next, remaining })
     }
 
     /// The one mutation function. Applies `op` to `(key, namespace, name)` if `expect` holds,
@@ -450,6 +519,7 @@ impl Store {
                     rv,
                     object: bytes,
                     meta,
+                    prev_rv: current.as_ref().map_or(0, |c| c.rv),
                     prev: current.map(|c| (c.bytes, c.meta)),
                 }
             }
@@ -479,8 +549,9 @@ impl Store {
                     name: id.1,
                     rv,
                     object: bytes,
-                    meta: cur.meta,
-                    prev: None,
+                    meta: cur.meta.clone(),
+                    prev: Some((cur.bytes, cur.meta)),
+                    prev_rv: cur.rv,
                 }
             }
         };
@@ -579,6 +650,7 @@ impl Store {
                                     object: e.bytes.clone(),
                                     meta: e.meta.clone(),
                                     prev: None,
+                                    prev_rv: 0,
                                 })
                             })
                             .collect()
@@ -714,6 +786,80 @@ mod tests {
         assert_eq!(p2.items.len(), 1);
         assert!(p2.next.is_none());
         assert!(s.list(&info.storage_key, Some("other"), None, 0, &|_| true).items.is_empty());
+    }
+
+    fn cm_data(name: &str, v: &str) -> Value {
+        let mut o = cm(name);
+        o["data"] = json!({"v": v});
+        o
+    }
+
+    fn listed(s: &Store, info: &ResourceInfo, at: Option<u64>) -> Vec<(String, String)> {
+        let page = s.list_at(&info.storage_key, Some("default"), None, 0, &|_| true, at).unwrap();
+        page.items
+            .iter()
+            .map(|e| {
+                let v: Value = serde_json::from_slice(&e.bytes).unwrap();
+                assert_eq!(v["metadata"]["resourceVersion"], e.rv.to_string(), "an entry's rv is its bytes' rv");
+                (v["metadata"]["name"].as_str().unwrap().to_string(), v["data"]["v"].as_str().unwrap_or("").to_string())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn lists_at_an_older_resource_version_undo_later_changes() {
+        let reg = Registry::builtin();
+        let info = reg.get("", "v1", "configmaps").unwrap();
+        let s = Store::new(StoreConfig::default());
+        for n in ["a", "b", "c"] {
+            s.write(&info, "default", n, Expect::Absent, Op::Put(cm_data(n, "1"))).unwrap();
+        }
+        let other = reg.get("", "v1", "secrets").unwrap();
+        s.write(&other, "default", "a", Expect::Absent, Op::Put(cm("a"))).unwrap();
+        let at = s.current_rv();
+        let then = listed(&s, &info, Some(at));
+        // Every kind of change after `at`: modify (twice), delete, create, and a delete+recreate.
+        s.write(&info, "default", "a", Expect::Exists, Op::Put(cm_data("a", "2"))).unwrap();
+        s.write(&info, "default", "a", Expect::Exists, Op::Put(cm_data("a", "3"))).unwrap();
+        s.write(&info, "default", "b", Expect::Exists, Op::Delete).unwrap();
+        s.write(&info, "default", "d", Expect::Absent, Op::Put(cm_data("d", "1"))).unwrap();
+        s.write(&info, "default", "c", Expect::Exists, Op::DeleteAs(cm_data("c", "x"))).unwrap();
+        s.write(&info, "default", "c", Expect::Absent, Op::Put(cm_data("c", "9"))).unwrap();
+        s.write(&info, "other", "e", Expect::Absent, Op::Put(cm_data("e", "1"))).unwrap();
+        let want: Vec<(String, String)> =
+            [("a", "1"), ("b", "1"), ("c", "1")].iter().map(|(n, v)| (n.to_string(), v.to_string())).collect();
+        assert_eq!(then, want);
+        assert_eq!(listed(&s, &info, Some(at)), want, "the list at `at` is unchanged by later writes");
+        let now: Vec<(String, String)> =
+            [("a", "3"), ("c", "9"), ("d", "1")].iter().map(|(n, v)| (n.to_string(), v.to_string())).collect();
+        assert_eq!(listed(&s, &info, None), now);
+        // Pages at `at` from any start key, with a limit.
+        let p1 = s.list_at(&info.storage_key, None, None, 2, &|_| true, Some(at)).unwrap();
+        assert_eq!((p1.rv, p1.items.len(), p1.remaining), (at, 2, 1));
+        let p2 = s.list_at(&info.storage_key, None, p1.next, 2, &|_| true, Some(at)).unwrap();
+        assert_eq!(p2.items.len(), 1);
+        assert_eq!(p2.items[0].rv, 3, "b as it was at `at`");
+        assert!(p2.next.is_none());
+        assert_eq!(
+            s.list_at(&info.storage_key, None, None, 0, &|_| true, Some(s.current_rv() + 1)).unwrap_err(),
+            ListAtError::Future { current: s.current_rv() }
+        );
+    }
+
+    #[test]
+    fn lists_older_than_the_history_are_refused() {
+        let reg = Registry::builtin();
+        let info = reg.get("", "v1", "configmaps").unwrap();
+        let s = Store::new(StoreConfig { history: 3, watcher_buffer: 10 });
+        for n in ["a", "b", "c", "d", "e"] {
+            s.write(&info, "default", n, Expect::Absent, Op::Put(cm(n))).unwrap();
+        }
+        assert_eq!(
+            s.list_at(&info.storage_key, None, None, 0, &|_| true, Some(1)).unwrap_err(),
+            ListAtError::Compacted { compacted: 2 }
+        );
+        let at2 = s.list_at(&info.storage_key, None, None, 0, &|_| true, Some(2)).unwrap();
+        assert_eq!(at2.items.len(), 2, "rv 2 is the oldest version the history can rebuild");
     }
 
     #[test]

@@ -843,7 +843,11 @@ async fn sync<K: JobKind>(job: Arc<K>, ctx: &Context<K>) -> Result<Action, Error
     let mut pods = pods_of(job, &ctx.pods, &ctx.index);
     pods.extend(adopt_orphans(job, ctx).await?);
     let (satisfied, pending) = ctx.expectations.satisfied_after(&uid, &before, &pods);
-    let sctx = SyncContext { expectations_satisfied: satisfied, pending_finalizer_removals: pending };
+    let sctx = SyncContext {
+        expectations_satisfied: satisfied,
+        pending_finalizer_removals: pending,
+        expectations_expire_in: before.expires_in,
+    };
     let plan = plan_with(job, &pods, Utc::now(), &ctx.config, &sctx);
     let requeue = apply::apply(ctx, job, &pods, plan).await?;
     ctx.failures.lock().unwrap_or_else(|e| e.into_inner()).remove(&uid);

@@ -51,6 +51,15 @@ impl Entry {
             m.retain(|_, t| now.duration_since(*t) < ttl);
         }
     }
+
+    /// How long until the oldest record expires.
+    fn expires_in(&self, now: Instant, ttl: Duration) -> Option<Duration> {
+        [&self.creations, &self.deletions, &self.finalizers]
+            .into_iter()
+            .flat_map(|m| m.values())
+            .map(|t| ttl.saturating_sub(now.duration_since(*t)))
+            .min()
+    }
 }
 
 /// A Job's outstanding pod operations at one instant ([`Expectations::outstanding`]).
@@ -59,6 +68,8 @@ pub struct Outstanding {
     creations: BTreeSet<String>,
     deletions: BTreeSet<String>,
     finalizers: BTreeSet<String>,
+    /// How long until the oldest of them expires (`None`: nothing outstanding).
+    pub expires_in: Option<Duration>,
 }
 
 /// The versions of a Job this controller replaced with its own status writes.
@@ -158,6 +169,7 @@ impl Expectations {
                 creations: e.creations.keys().cloned().collect(),
                 deletions: e.deletions.keys().cloned().collect(),
                 finalizers: e.finalizers.keys().cloned().collect(),
+                expires_in: e.expires_in(now, ttl),
             }
         })
     }
@@ -309,6 +321,19 @@ mod tests {
         let e = Expectations::new(Duration::ZERO);
         e.status_written("k", Some("5"), Some("7"));
         assert!(!e.job_is_stale("k", Some("5")));
+    }
+
+    #[test]
+    fn outstanding_records_say_when_the_oldest_expires() {
+        let e = Expectations::new(Duration::from_secs(300));
+        assert_eq!(e.outstanding("k").expires_in, None, "nothing outstanding: nothing to wait for");
+        e.expect_creation("k", "a");
+        let left = e.outstanding("k").expires_in.expect("a creation is outstanding");
+        assert!(left <= Duration::from_secs(300) && left > Duration::from_secs(290), "{left:?}");
+        e.observe("k", &pod("a", true, false), PodEvent::Applied);
+        assert_eq!(e.outstanding("k").expires_in, None);
+        e.expect_finalizer_removal("k", "b");
+        assert!(e.outstanding("k").expires_in.is_some(), "finalizer removals expire too");
     }
 
     #[test]

@@ -53,11 +53,15 @@ pub struct SyncContext {
     pub expectations_satisfied: bool,
     /// UIDs of pods whose finalizer removal was issued but not yet observed.
     pub pending_finalizer_removals: BTreeSet<String>,
+    /// When the oldest unobserved pod operation's expectation expires (upstream's 5-minute
+    /// `ExpectationsTimeout`). While expectations hold the Job back, the plan looks again then: a
+    /// watch event that never comes delays the Job, it cannot stall it.
+    pub expectations_expire_in: Option<Duration>,
 }
 
 impl Default for SyncContext {
     fn default() -> Self {
-        Self { expectations_satisfied: true, pending_finalizer_removals: BTreeSet::new() }
+        Self { expectations_satisfied: true, pending_finalizer_removals: BTreeSet::new(), expectations_expire_in: None }
     }
 }
 
@@ -373,6 +377,23 @@ impl Ctx<'_> {
 /// Decides one sync of `job`. `pods` are the pods the Job controls (after adoption); others are
 /// ignored.
 pub fn plan_with<P: Borrow<Pod>>(
+    job: &Job,
+    all_pods: &[P],
+    now: DateTime<Utc>,
+    config: &Config,
+    sctx: &SyncContext,
+) -> Plan {
+    let mut plan = plan_unchecked(job, all_pods, now, config, sctx);
+    let held_back = !sctx.expectations_satisfied || !sctx.pending_finalizer_removals.is_empty();
+    if let Some(left) = sctx.expectations_expire_in.filter(|_| held_back && plan.outcome != Outcome::NotManaged) {
+        // Just past the expiry, so the record is gone when the sync runs.
+        let at = left + Duration::from_millis(10);
+        plan.requeue_after = Some(plan.requeue_after.map_or(at, |r| r.min(at)));
+    }
+    plan
+}
+
+fn plan_unchecked<P: Borrow<Pod>>(
     job: &Job,
     all_pods: &[P],
     now: DateTime<Utc>,

@@ -71,6 +71,10 @@ impl Case {
         self.ctx.expectations_satisfied = false;
         self
     }
+    fn expectations_expire_in(mut self, secs: u64) -> Self {
+        self.ctx.expectations_expire_in = Some(std::time::Duration::from_secs(secs));
+        self
+    }
     fn pending_removal(mut self, uid: &str) -> Self {
         self.ctx.pending_finalizer_removals.insert(uid.to_string());
         self
@@ -711,6 +715,69 @@ fn sync_job_with_pod_failure_policy() {
             vec![pod(&fail_job).running().deleting().build()],
             Want { failed: Some(0), creations: Some(1), terminating: Some(1), removals: Some(0), ..Default::default() },
         ),
+    ];
+    run(cases);
+}
+
+/// An expectation whose watch event never comes (lost to a relist, a pod created and deleted while
+/// the watch was down) holds the Job back until it expires, never longer: the plan looks again then.
+#[test]
+fn expectations_never_stall_a_job() {
+    let job = JobBuilder::new("j").completions(4).parallelism(2).start_time(t0()).build();
+    let finished = JobBuilder::new("f")
+        .completions(1)
+        .parallelism(1)
+        .start_time(t0())
+        .succeeded(1)
+        .condition("Complete", "True", "CompletionsReached", "Reached expected number of succeeded pods")
+        .build();
+    let cases = vec![
+        case(
+            "unobserved pod creation: nothing created, look again when the expectation expires",
+            job.clone(),
+            pods(&job, 1, |p| p.running()),
+            Want { creations: Some(0), requeue: Some(Some(120)), ..Default::default() },
+        )
+        .unsatisfied()
+        .expectations_expire_in(120),
+        case(
+            "unobserved creation without an expiry (nothing recorded): no requeue from expectations",
+            job.clone(),
+            pods(&job, 1, |p| p.running()),
+            Want { creations: Some(0), requeue: Some(None), ..Default::default() },
+        )
+        .unsatisfied(),
+        case(
+            "satisfied expectations: the expiry of a finalizer-free record does not requeue",
+            job.clone(),
+            pods(&job, 2, |p| p.running()),
+            Want { creations: Some(0), requeue: Some(None), ..Default::default() },
+        )
+        .expectations_expire_in(120),
+        case(
+            "a pending finalizer removal is not counted again, and looked at again when it expires",
+            job.clone(),
+            vec![pod(&job).uid("done").succeeded().build(), pod(&job).uid("r").running().build()],
+            Want { removals: Some(0), succeeded: Some(0), requeue: Some(Some(30)), ..Default::default() },
+        )
+        .pending_removal("done")
+        .expectations_expire_in(30),
+        case(
+            "finished Job whose pod's finalizer removal is pending: looked at again when it expires",
+            finished.clone(),
+            vec![pod(&finished).uid("p").succeeded().build()],
+            Want { outcome: Some(Outcome::Finished), removals: Some(0), requeue: Some(Some(45)), ..Default::default() },
+        )
+        .pending_removal("p")
+        .expectations_expire_in(45),
+        case(
+            "a Job of another controller is never requeued",
+            JobBuilder::new("o").managed_by("example.com/other").build(),
+            vec![],
+            Want { outcome: Some(Outcome::NotManaged), requeue: Some(None), ..Default::default() },
+        )
+        .unsatisfied()
+        .expectations_expire_in(30),
     ];
     run(cases);
 }

@@ -203,6 +203,7 @@ impl World {
         let ctx = SyncContext {
             expectations_satisfied: creations_seen && deletions_seen,
             pending_finalizer_removals: pending,
+            ..SyncContext::default()
         };
         (self.lagged.clone(), ctx)
     }
