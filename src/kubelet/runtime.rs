@@ -140,6 +140,9 @@ pub enum ContainerEvent {
     },
 }
 
+/// Longest pause between two attempts of a failed pod status write (they start at 50 ms).
+const STATUS_RETRY_MAX_MS: u64 = 500;
+
 fn rv_number(p: &Pod) -> Option<u64> {
     p.metadata.resource_version.as_deref().and_then(|r| r.parse().ok())
 }
@@ -691,10 +694,13 @@ impl Worker {
         }
     }
 
-    /// Write the computed status; `Err` when the pod is gone (404 or replaced by another uid).
+    /// Write the computed status; `Err` when the pod is gone (404 or replaced by another uid) or
+    /// the simulator shuts down. Any other failure is retried until the write goes through: a
+    /// status given up on would leave the pod `Running` in the API for good while this worker
+    /// ends (nothing else writes it again), and its Job would wait forever.
     async fn write_status(&mut self) -> Result<(), ()> {
         self.add_simulated_condition();
-        for attempt in 0..10u32 {
+        for attempt in 0u64.. {
             let mut desired = self.latest.clone();
             let mut status = status::pod_status(&self.latest, &self.run, Utc::now());
             if status.reason.as_deref() == Some("") {
@@ -715,15 +721,27 @@ impl Worker {
                 Err(e) if is_api_code(&e, 409) => match self.api.get_opt(&self.name).await {
                     Ok(Some(p)) if p.metadata.uid.as_deref() == Some(&self.uid) => self.latest = p,
                     Ok(_) => return Err(()),
-                    Err(e) => debug!(pod = %self.name, error = %e, "re-reading pod after conflict failed"),
+                    Err(e) => {
+                        debug!(pod = %self.name, error = %e, "re-reading pod after conflict failed");
+                        self.pause(attempt).await?;
+                    }
                 },
                 Err(e) => {
                     warn!(pod = %self.name, namespace = %self.namespace, error = %e, "writing pod status failed");
-                    tokio::time::sleep(Duration::from_millis(50 * u64::from(attempt + 1))).await;
+                    self.pause(attempt).await?;
                 }
             }
         }
-        Ok(())
+        Err(())
+    }
+
+    /// The pause before retry `attempt + 1` of a status write; `Err` once the simulator stops.
+    async fn pause(&self, attempt: u64) -> Result<(), ()> {
+        let delay = Duration::from_millis((50 * (attempt + 1)).min(STATUS_RETRY_MAX_MS));
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => Ok(()),
+            _ = self.ctx.shutdown.cancelled() => Err(()),
+        }
     }
 }
 

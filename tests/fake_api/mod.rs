@@ -30,6 +30,8 @@ struct Inner {
 pub struct FakeApi {
     inner: Arc<Mutex<Inner>>,
     events: broadcast::Sender<(u64, String, &'static str, Value)>,
+    /// How many of the next pod status writes to refuse with 503 (an API server under load).
+    refuse_status_writes: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 fn status(code: u16, reason: &str, message: &str) -> Response {
@@ -60,7 +62,11 @@ impl FakeApi {
 
     /// Like [`start`](Self::start), also returning the server's URL.
     pub async fn start_with_url() -> (Self, kube::Client, String) {
-        let api = Self { inner: Arc::default(), events: broadcast::channel(100_000).0 };
+        let api = Self {
+            inner: Arc::default(),
+            events: broadcast::channel(100_000).0,
+            refuse_status_writes: Arc::default(),
+        };
         let app = Router::new().fallback(handle).with_state(api.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -103,6 +109,16 @@ impl FakeApi {
             }
         }
         self.commit(&mut inner, (resource.into(), ns.into(), name), obj, "ADDED")
+    }
+
+    /// Refuse the next `n` pod status writes with 503 ServiceUnavailable.
+    pub fn refuse_status_writes(&self, n: usize) {
+        self.refuse_status_writes.store(n, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Pod status writes still to be refused.
+    pub fn status_writes_to_refuse(&self) -> usize {
+        self.refuse_status_writes.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Read an object.
@@ -269,6 +285,16 @@ async fn handle(
                 .into_response()
         }
         (Method::PUT, Some(name), sub) => {
+            if sub == Some("status")
+                && api
+                    .refuse_status_writes
+                    .fetch_update(std::sync::atomic::Ordering::SeqCst, std::sync::atomic::Ordering::SeqCst, |n| {
+                        n.checked_sub(1)
+                    })
+                    .is_ok()
+            {
+                return status(503, "ServiceUnavailable", "refused by the fake (injected)");
+            }
             let mut inner = api.inner.lock().unwrap();
             let key: Key = (resource.clone(), ns.clone(), name.clone());
             let Some(current) = inner.objects.get(&key).cloned() else {
