@@ -957,6 +957,8 @@ spec:
     let nodes = metrics("/apis/metrics.k8s.io/v1beta1/nodes");
     assert_eq!(nodes["kind"], "NodeMetricsList");
     assert!(nodes["items"][0]["usage"]["cpu"].as_str().unwrap().trim_end_matches('n').parse::<u64>().unwrap() > 0);
+}
+
 /// The one test that waits for wall-clock minutes: seed 003's CronJob (examples/cronjob.yaml, as
 /// batch/v1) under `jobwright local` starts a Job at each of two consecutive minutes, and kubectl
 /// sees it as on a cluster: `create job --from=cronjob/...`, `get cronjobs`, `describe cronjob`.

@@ -588,8 +588,7 @@ async fn handle(State(s): State<Arc<Server>>, req: Request) -> Response {
         && let Ok(Route::Resource(t)) = route(&s.api.registry, parts.uri.path())
     {
         if super::proto::supports(&t.info.api_version(), &t.info.kind) {
-            let q = Query::parse(&parts.uri).ok();
-            protobuf_watch = Some(t.watch_path || q.is_some_and(|q| q.flag("watch")));
+            protobuf_watch = Some(t.watch_path || Query::from_uri(&parts.uri).flag("watch"));
         } else if pref == super::negotiate::Preferred::OnlyProtobuf {
             return error_response(&super::negotiate::not_acceptable());
         }
