@@ -471,10 +471,14 @@ impl Wal {
     /// no or an empty log) first gets an empty snapshot at rv 0 and a log holding its header.
     pub fn open(dir: &Path) -> io::Result<Self> {
         let path = dir.join("wal");
-        let fresh = !dir.join("snapshot").exists() && std::fs::metadata(&path).map_or(true, |m| m.len() == 0);
+        // The log first: a crash between the two leaves a header-only log and no snapshot, which
+        // is fresh again (never a snapshot without its log).
+        let header = encode(&Record::LogStart(0));
+        let fresh =
+            !dir.join("snapshot").exists() && read_file(&path)?.is_none_or(|data| data.is_empty() || data == header);
         if fresh {
-            write_snapshot(dir, 0, std::iter::empty())?;
             replace_log(dir, 0)?;
+            write_snapshot(dir, 0, std::iter::empty())?;
         }
         let file = OpenOptions::new().create(true).append(true).open(&path)?;
         let size = file.metadata()?.len();
@@ -797,6 +801,14 @@ mod tests {
         assert_eq!(recover(dir.path()).unwrap().objects.len(), 1);
         std::fs::remove_file(dir.path().join("wal")).unwrap();
         assert!(recover(dir.path()).unwrap_err().to_string().contains("the log is missing"));
+        // A crash in the middle of initialising (the header-only log written, no snapshot yet)
+        // initialises again.
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("wal"), encode(&Record::LogStart(0))).unwrap();
+        drop(Wal::open(dir.path()).unwrap());
+        assert!(dir.path().join("snapshot").exists());
+        std::fs::remove_file(dir.path().join("wal")).unwrap();
+        assert!(recover(dir.path()).is_err());
     }
 
     #[test]
