@@ -21,7 +21,7 @@
 //! (`1` put, `2` delete, `3` rv marker, `4` log start), the resourceVersion (`u64 LE`), then for
 //! put/delete the storage key, namespace and name, each `u32 LE` length-prefixed UTF-8, and for a
 //! put the object's JSON, `u32 LE` length-prefixed. The crc is IEEE CRC-32 (the zlib/`crc32fast`
-//! polynomial). No record is longer than [`MAX_RECORD_BYTES`].
+//! polynomial).
 //!
 //! # Recovery
 //!
@@ -32,9 +32,10 @@
 //!
 //! - it is all zero bytes (the file was extended but the data never reached the disk, as after a
 //!   power loss; etcd recovers these the same way), or
-//! - the damaged record claims no more than [`MAX_RECORD_BYTES`], ends at (or past) the end of the
-//!   file or is followed only by zero bytes, and no intact record starts anywhere after it (an
-//!   append interrupted by a crash leaves one partial record and nothing after it).
+//! - the damaged record ends at (or past) the end of the file or is followed only by zero bytes,
+//!   no intact record starts anywhere after it (an append interrupted by a crash leaves one partial
+//!   record and nothing after it), and its payload does not check out at some other length (which
+//!   would prove the record complete and its length field corrupted).
 //!
 //! A torn tail is cut off with a warning. Anything else (a length corrupted to a huge value, a bad
 //! record with intact records after it) is corruption: startup fails with an error that names the
@@ -54,11 +55,6 @@ use std::path::{Path, PathBuf};
 
 /// Log size above which the store compacts it into a snapshot.
 pub const COMPACT_BYTES: u64 = 64 << 20;
-
-/// The largest record length recovery accepts as a possibly torn write (1 GiB): far above any
-/// record the server writes (request bodies are limited to [`super::http::BODY_LIMIT`]), so a
-/// larger length is a corrupted length field, never a torn append.
-pub const MAX_RECORD_BYTES: usize = 1 << 30;
 
 /// How many payload bytes recovery checksums while looking for intact records after a damaged
 /// one; past it the damage is not provably a torn tail and startup is refused.
@@ -268,6 +264,27 @@ fn next_intact(rest: &[u8]) -> Result<Option<usize>, ()> {
     Ok(None)
 }
 
+/// The length, other than the one its header claims, at which the record at the start of `rest`
+/// checks out (checksum and payload): proof that the record is complete and its length field
+/// corrupted, so not torn.
+fn intact_at_other_length(rest: &[u8]) -> Option<usize> {
+    if rest.len() < 8 {
+        return None;
+    }
+    let claimed = u32::from_le_bytes(rest[0..4].try_into().expect("4 bytes")) as usize;
+    let crc = u32::from_le_bytes(rest[4..8].try_into().expect("4 bytes"));
+    let payload = &rest[8..];
+    let mut c = !0u32;
+    for (i, &b) in payload.iter().enumerate() {
+        c = CRC_TABLE[((c ^ b as u32) & 0xff) as usize] ^ (c >> 8);
+        let len = i + 1;
+        if len >= 9 && len != claimed && !c == crc && decode_payload(&payload[..len]).is_some() {
+            return Some(len);
+        }
+    }
+    None
+}
+
 /// Decode a file's records, cutting off a torn tail (reported by `valid_len`) and refusing
 /// anything that is not provably one (see the module documentation): the error names `file`, the
 /// offset and what to do.
@@ -302,11 +319,6 @@ pub fn decode_all(data: &[u8], file: &Path) -> io::Result<Decoded> {
         };
         let claimed =
             if rest.len() >= 4 { u32::from_le_bytes(rest[0..4].try_into().expect("4 bytes")) as usize } else { 0 };
-        if claimed > MAX_RECORD_BYTES {
-            return Err(refuse(format!(
-                "its length field says {claimed} bytes, more than any record the server writes ({MAX_RECORD_BYTES})"
-            )));
-        }
         let end = 8usize.saturating_add(claimed);
         if end < rest.len() && rest[end..].iter().any(|b| *b != 0) {
             let what = match next_intact(rest) {
@@ -314,6 +326,12 @@ pub fn decode_all(data: &[u8], file: &Path) -> io::Result<Decoded> {
                 _ => format!("{why}, followed by {} more bytes", rest.len() - end),
             };
             return Err(refuse(what));
+        }
+        if let Some(len) = intact_at_other_length(rest) {
+            return Err(refuse(format!(
+                "its length field says {claimed} bytes, but the {len}-byte record after its header is intact: the \
+                 length was corrupted"
+            )));
         }
         match next_intact(rest) {
             Ok(None) => break, // one partial record, then nothing (or zeros): a torn write
@@ -471,10 +489,14 @@ impl Wal {
     /// no or an empty log) first gets an empty snapshot at rv 0 and a log holding its header.
     pub fn open(dir: &Path) -> io::Result<Self> {
         let path = dir.join("wal");
-        let fresh = !dir.join("snapshot").exists() && std::fs::metadata(&path).map_or(true, |m| m.len() == 0);
+        // The log first: a crash between the two leaves a header-only log and no snapshot, which
+        // is fresh again (never a snapshot without its log).
+        let header = encode(&Record::LogStart(0));
+        let fresh =
+            !dir.join("snapshot").exists() && read_file(&path)?.is_none_or(|data| data.is_empty() || data == header);
         if fresh {
-            write_snapshot(dir, 0, std::iter::empty())?;
             replace_log(dir, 0)?;
+            write_snapshot(dir, 0, std::iter::empty())?;
         }
         let file = OpenOptions::new().create(true).append(true).open(&path)?;
         let size = file.metadata()?.len();
@@ -678,7 +700,7 @@ mod tests {
         std::fs::write(dir.path().join("wal"), &data).unwrap();
         let err = recover(dir.path()).unwrap_err().to_string();
         assert!(err.contains(&format!("corrupt record at offset {at}")), "{err}");
-        assert!(err.contains("more than any record the server writes"), "{err}");
+        assert!(err.contains("the length was corrupted"), "{err}");
         assert!(err.contains(&dir.path().join("wal").display().to_string()), "names the file: {err}");
         assert!(err.contains(&format!("truncate -s {at}")), "says what to do: {err}");
         assert_eq!(std::fs::read(dir.path().join("wal")).unwrap(), data, "nothing was cut off");
@@ -688,15 +710,45 @@ mod tests {
         data[at..at + 4].copy_from_slice(&twice);
         std::fs::write(dir.path().join("wal"), &data).unwrap();
         let err = recover(dir.path()).unwrap_err().to_string();
-        let next = offset_of(&records, 8);
-        assert!(err.contains(&format!("followed by an intact record at offset {next}")), "{err}");
-        // The same damage in the last record is a torn write.
+        assert!(err.contains(&format!("corrupt record at offset {at}")), "{err}");
+        // Even in the last record: its intact payload proves it complete, so not torn.
         let mut data = write_log(dir.path(), &records);
         let last = offset_of(&records, 19);
         let twice = (data.len() as u32 * 2).to_le_bytes();
         data[last..last + 4].copy_from_slice(&twice);
         std::fs::write(dir.path().join("wal"), &data).unwrap();
-        assert_eq!(recover(dir.path()).unwrap().objects.len(), 19);
+        let err = recover(dir.path()).unwrap_err().to_string();
+        assert!(err.contains(&format!("corrupt record at offset {last}")), "{err}");
+        // With intact records after the damage and the damaged record's checksum broken too, the
+        // error names the next intact record.
+        let mut data = write_log(dir.path(), &records);
+        data[at + 4] ^= 0xFF;
+        data[at..at + 4].copy_from_slice(&0xFFFF_FFF0u32.to_le_bytes());
+        std::fs::write(dir.path().join("wal"), &data).unwrap();
+        let err = recover(dir.path()).unwrap_err().to_string();
+        let next = offset_of(&records, 8);
+        assert!(err.contains(&format!("followed by an intact record at offset {next}")), "{err}");
+    }
+
+    /// Garbage after the last record (stale blocks after a crash) is a torn tail: cut off.
+    #[test]
+    fn random_tails_are_cut_off() {
+        let records = recs(6);
+        let data: Vec<u8> = records.iter().flat_map(encode).collect();
+        let mut seed = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for round in 0..500 {
+            let len = 1 + (next() % 300) as usize;
+            let mut bad = data.clone();
+            bad.extend((0..len).map(|_| next() as u8));
+            let d = decode_all(&bad, Path::new("wal")).unwrap_or_else(|e| panic!("round {round}: {e}"));
+            assert_eq!((d.records.len(), d.valid_len), (6, data.len()), "round {round}");
+        }
     }
 
     /// Flip every byte of a log in turn: recovery either refuses, or (damage in the last record)
@@ -797,6 +849,14 @@ mod tests {
         assert_eq!(recover(dir.path()).unwrap().objects.len(), 1);
         std::fs::remove_file(dir.path().join("wal")).unwrap();
         assert!(recover(dir.path()).unwrap_err().to_string().contains("the log is missing"));
+        // A crash in the middle of initialising (the header-only log written, no snapshot yet)
+        // initialises again.
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("wal"), encode(&Record::LogStart(0))).unwrap();
+        drop(Wal::open(dir.path()).unwrap());
+        assert!(dir.path().join("snapshot").exists());
+        std::fs::remove_file(dir.path().join("wal")).unwrap();
+        assert!(recover(dir.path()).is_err());
     }
 
     #[test]
