@@ -550,3 +550,24 @@ async fn custom_resources_stay_json() {
     let refused = send(&c, "POST", path, PROTOBUF, "application/json", body).await;
     assert_eq!(refused.code, 415);
 }
+
+/// Negotiation comes after authentication: an anonymous protobuf-only request for a custom
+/// resource is a 401, not a 406.
+#[tokio::test]
+async fn authentication_comes_before_negotiation() {
+    let server = TestApiServer::start_rbac().await;
+    let admin = server.client();
+    let crd = json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "gadgets.pb.example.com"},
+        "spec": {"group": "pb.example.com", "scope": "Namespaced",
+            "names": {"plural": "gadgets", "singular": "gadget", "kind": "Gadget", "listKind": "GadgetList"},
+            "versions": [{"name": "v1", "served": true, "storage": true,
+                "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}});
+    let crds = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions";
+    let a = send(&admin, "POST", crds, "application/json", "application/json", serde_json::to_vec(&crd).unwrap()).await;
+    assert_eq!(a.code, 201);
+    let path = "/apis/pb.example.com/v1/namespaces/default/gadgets";
+    assert_eq!(send(&admin, "GET", path, "", PROTOBUF, vec![]).await.code, 406);
+    let anonymous = server.client_with_token(None);
+    assert_eq!(send(&anonymous, "GET", path, "", PROTOBUF, vec![]).await.code, 401);
+}

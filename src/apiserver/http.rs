@@ -582,7 +582,7 @@ fn check_type(info: &ResourceInfo, obj: &mut Value) -> Result<(), StatusError> {
 async fn handle(State(s): State<Arc<Server>>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     // Protobuf answers for built-in types that prefer them (see `negotiate`).
-    let mut protobuf_watch = None;
+    let (mut protobuf_watch, mut refuse) = (None, None);
     let pref = super::negotiate::preferred(&parts.headers);
     if pref != super::negotiate::Preferred::Json
         && let Ok(Route::Resource(t)) = route(&s.api.registry, parts.uri.path())
@@ -590,17 +590,24 @@ async fn handle(State(s): State<Arc<Server>>, req: Request) -> Response {
         if super::proto::supports(&t.info.api_version(), &t.info.kind) {
             protobuf_watch = Some(t.watch_path || Query::from_uri(&parts.uri).flag("watch"));
         } else if pref == super::negotiate::Preferred::OnlyProtobuf {
-            return error_response(&super::negotiate::not_acceptable());
+            refuse = Some(super::negotiate::not_acceptable());
         }
     }
-    let r = handle_json(&s, parts, body).await;
+    let r = handle_json(&s, parts, body, refuse).await;
     match protobuf_watch {
         Some(watch) => super::negotiate::to_protobuf(r, watch).await,
         None => r,
     }
 }
 
-async fn handle_json(s: &Arc<Server>, parts: http::request::Parts, body: Body) -> Response {
+/// The request answered in JSON; `refuse` is a negotiation error (406) that comes after
+/// authentication and authorization, as upstream's handlers negotiate after the filters.
+async fn handle_json(
+    s: &Arc<Server>,
+    parts: http::request::Parts,
+    body: Body,
+    refuse: Option<StatusError>,
+) -> Response {
     // Authentication and authorization come first, as in kube-apiserver's filter chain.
     let mut user = match s.auth.authenticate(&parts.headers) {
         Ok(u) => u,
@@ -621,6 +628,9 @@ async fn handle_json(s: &Arc<Server>, parts: http::request::Parts, body: Body) -
         if let Err(e) = s.auth.check(&s.api, user, &attrs) {
             return error_response(&e);
         }
+    }
+    if let Some(e) = refuse {
+        return error_response(&e);
     }
     // Streams (exec, attach, port-forward) are proxied to the node with their upgrade; metrics
     // are gathered from the nodes (see `streams`).
