@@ -1315,18 +1315,7 @@ async fn log_proxy(s: &Arc<Server>, ns: &str, name: &str, q: &Query) -> Result<R
     if node.is_empty() {
         return Err(StatusError::bad_request(format!("pod {name} does not have a host assigned")));
     }
-    let nodes = api.info("", "nodes");
-    let node_obj = api.get_value(&nodes, "", node)?;
-    let port = node_obj["status"]["daemonEndpoints"]["kubeletEndpoint"]["Port"].as_u64().unwrap_or(0);
-    if port == 0 {
-        return Err(StatusError::internal(format!("node {node} has no kubelet endpoint")));
-    }
-    let host = node_obj["status"]["addresses"]
-        .as_array()
-        .and_then(|a| a.iter().find(|x| x["type"] == "InternalIP"))
-        .and_then(|x| x["address"].as_str())
-        .unwrap_or("127.0.0.1")
-        .to_string();
+    let addr = super::streams::kubelet_address(s, node)?;
     let pass: Vec<(&str, &str)> = q.pairs().filter(|(k, _)| *k != "container").collect();
     let query = pass
         .iter()
@@ -1340,9 +1329,8 @@ async fn log_proxy(s: &Arc<Server>, ns: &str, name: &str, q: &Query) -> Result<R
         urlencoding::encode(&container),
         if query.is_empty() { String::new() } else { format!("?{query}") }
     );
-    let url: http::Uri = format!("http://{host}:{port}")
-        .parse()
-        .map_err(|e: http::uri::InvalidUri| StatusError::internal(e.to_string()))?;
+    let url: http::Uri =
+        format!("http://{addr}").parse().map_err(|e: http::uri::InvalidUri| StatusError::internal(e.to_string()))?;
     let mut kcfg = kube::Config::new(url);
     // `follow` streams for as long as the container runs.
     kcfg.read_timeout = None;

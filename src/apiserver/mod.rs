@@ -75,9 +75,9 @@ pub async fn serve(opts: ServeOptions, shutdown: impl Future<Output = ()>) -> st
     match &opts.kubeconfig {
         Some(path) => {
             kubeconfig::write_with_token(path, &running.kubeconfig_url(), running.server.auth.admin_token())?;
-            println!("jobwright apiserver listening on {url}; kubeconfig written to {}", path.display());
+            crate::local::say!("jobwright apiserver listening on {url}; kubeconfig written to {}", path.display());
         }
-        None => println!("jobwright apiserver listening on {url}"),
+        None => crate::local::say!("jobwright apiserver listening on {url}"),
     }
     tracing::info!(%url, "apiserver started");
     shutdown.await;

@@ -64,7 +64,7 @@ fn container_of(pod: &Value, name: &str, requested: Option<&str>) -> Result<Stri
 }
 
 /// `host:port` of a node's kubelet endpoint.
-fn kubelet_address(s: &Server, node: &str) -> Result<String, StatusError> {
+pub(crate) fn kubelet_address(s: &Server, node: &str) -> Result<String, StatusError> {
     let api = &s.api;
     let node_obj = api.get_value(&api.info("", "nodes"), "", node)?;
     let port = node_obj["status"]["daemonEndpoints"]["kubeletEndpoint"]["Port"].as_u64().unwrap_or(0);

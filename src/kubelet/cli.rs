@@ -2,6 +2,7 @@
 //!
 //! `main.rs` only parses [`KubeletArgs`] and calls [`run`].
 
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -75,7 +76,9 @@ pub async fn client(path: Option<&std::path::Path>) -> Result<kube::Client, Stri
 pub async fn run(args: KubeletArgs, shutdown: impl std::future::Future<Output = ()>) -> std::io::Result<()> {
     let client = client(args.kubeconfig.as_deref()).await.map_err(std::io::Error::other)?;
     let kubelet = Kubelet::start(client, args.config()).await.map_err(std::io::Error::other)?;
-    eprintln!(
+    // A closed stderr is no reason to stop.
+    let _ = writeln!(
+        std::io::stderr(),
         "jobwright kubelet: {} node(s) {:?}, logs, exec, attach and stats on 127.0.0.1:{}; Ctrl-C to stop",
         kubelet.node_names().len(),
         kubelet.node_names(),
