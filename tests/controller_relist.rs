@@ -184,3 +184,35 @@ async fn a_failed_orphan_finalizer_removal_is_retried() {
     wait_no_tracking_finalizer_on(&s.client(), "orphan").await;
     assert_eq!(cut.fail_pod_patches.load(Ordering::SeqCst), 0, "both injected failures were hit");
 }
+
+/// A pod the controller created whose watch event never comes (its ADDED and DELETED both fell
+/// into a watch gap: created and deleted while the pod watch was down, so the re-list does not
+/// have it either) holds its Job back only until the expectation expires: the Job then gets a
+/// replacement, with no other event to trigger it.
+#[tokio::test]
+async fn a_created_pod_whose_events_never_arrive_blocks_its_job_only_until_the_expectation_expires() {
+    let s = TestApiServer::start().await;
+    let cut = Cut::new();
+    let opts = jobwright::job::controller::Options {
+        config: test_config(),
+        expectations_ttl: std::time::Duration::from_secs(2),
+        ..Default::default()
+    };
+    let _controller = start_controller_opts(cutting_client(s.client(), cut.clone()), opts);
+    // The caches are synced once a first Job has its pod.
+    let warm = create_job(&s.client(), &job("warm", json!({"completions": 1}))).await;
+    poll(|| async { job_pods(&s.client(), &warm).await.pop() }).await.expect("the first Job's pod");
+
+    cut.cut_and_hold().await;
+    let job = create_job(&s.client(), &job("blind", json!({"completions": 1}))).await;
+    let pods: Api<Pod> = Api::default_namespaced(s.client());
+    let first = poll(|| async { job_pods(&s.client(), &job).await.pop() }).await.expect("the Job's pod");
+    let name = first.name_any();
+    pods.patch(&name, &PatchParams::default(), &Patch::Merge(json!({"metadata": {"finalizers": null}}))).await.unwrap();
+    pods.delete(&name, &DeleteParams::default().grace_period(0)).await.unwrap();
+    cut.release();
+    let replacement = poll(|| async { job_pods(&s.client(), &job).await.into_iter().find(|p| p.uid() != first.uid()) })
+        .await
+        .expect("a replacement pod once the creation expectation expired");
+    assert_ne!(replacement.name_any(), name);
+}

@@ -256,6 +256,15 @@ async fn list_and_watch_parameters_are_decoded_and_validated_as_upstream() {
     let mut events = s.client().request_events::<ConfigMap>(req).await.unwrap().boxed();
     let first = tokio::time::timeout(WAIT, events.next()).await.unwrap().unwrap().unwrap();
     assert!(matches!(first, kube::api::WatchEvent::Added(_)), "{first:?}");
+    // `timeoutSeconds=0` is the server's default duration (upstream), not an immediate end: the
+    // watch still delivers a change made after its initial events.
+    let mut w =
+        cms.watch(&kube::api::WatchParams::default().disable_bookmarks().timeout(0), "0").await.unwrap().boxed();
+    let first = tokio::time::timeout(WAIT, w.next()).await.unwrap().unwrap().unwrap();
+    assert!(matches!(first, kube::api::WatchEvent::Added(_)), "{first:?}");
+    create(&cms, &cm("b")).await;
+    let next = tokio::time::timeout(WAIT, w.next()).await.unwrap().expect("the watch is still open").unwrap();
+    assert!(matches!(&next, kube::api::WatchEvent::Added(c) if c.metadata.name.as_deref() == Some("b")), "{next:?}");
     // `watch=false` is a list.
     let l = get(&s, &format!("{CMS}?watch=false")).await.unwrap();
     assert_eq!(l["kind"], "ConfigMapList");

@@ -1136,10 +1136,10 @@ fn watch(
         0 => WatchFrom::Snapshot,
         rv => WatchFrom::Rv(rv),
     };
-    // A negative timeout ends the watch at once, as upstream's timer.
+    // As upstream: 0 (or none) means the server's default; a negative timeout ends the watch at once.
     let timeout = match opts.timeout_seconds {
+        None | Some(0) => s.config.watch_timeout,
         Some(t) => Duration::from_secs(u64::try_from(t).unwrap_or(0)),
-        None => s.config.watch_timeout,
     };
     let filter = Box::new(move |m: &Meta| selected(&ls, &fs, m));
     let ctx = WatchCtx { view: view.clone(), name: name.map(str::to_string), filter, shape };

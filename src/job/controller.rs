@@ -137,6 +137,9 @@ pub struct Options {
     pub crd_jobs: CrdJobs,
     /// With [`CrdJobs::Auto`] and the CRD not served: how often discovery is asked again.
     pub crd_recheck: Duration,
+    /// How long an unobserved pod operation holds its Job back (upstream's 5-minute
+    /// `ExpectationsTimeout`, [`super::expectations::EXPECTATIONS_TTL`]).
+    pub expectations_ttl: Duration,
 }
 
 /// Whether the controller reconciles `jobwright.dev/v1` Jobs ([`crate::crd`]) besides batch/v1
@@ -178,6 +181,7 @@ impl Default for Options {
             caches_synced: None,
             crd_jobs: CrdJobs::Auto,
             crd_recheck: Duration::from_secs(30),
+            expectations_ttl: super::expectations::EXPECTATIONS_TTL,
         }
     }
 }
@@ -387,7 +391,7 @@ async fn run_kinds(
     let (crd_reader, crd_writer) = reflector::store::<CrdJob>();
     let owners = Owners { batch: batch_reader.clone(), crd: crd.then(|| crd_reader.clone()) };
     let (pod_reader, pod_writer) = reflector::store::<Pod>();
-    let expectations = Arc::new(Expectations::default());
+    let expectations = Arc::new(Expectations::new(opts.expectations_ttl));
     let (orphan_tx, orphan_rx) = mpsc::unbounded_channel();
     let index = Arc::new(PodIndex::default());
     let (pods_ready_tx, pods_ready) = watch::channel(false);
