@@ -17,6 +17,11 @@
 //! - Reconcile = claim pods (controller ownerReference to the Job *and* matching selector) →
 //!   expectations → [`plan_with`] → [`apply::apply`]. kube-runtime guarantees one reconcile per Job
 //!   at a time; `--workers` bounds the concurrent syncs of each kind.
+//! - Nothing waits forever on a lost event: objects a re-list (after a 410) no longer has are
+//!   handled as deleted ([`super::relist`]: their expectations observed, their Jobs synced, a gone
+//!   Job's pods sent to the orphan worker); a Job held back by an unobserved expectation is synced
+//!   again when it expires ([`Options::expectations_ttl`]); failed orphan checks and finalizer
+//!   removals are retried with backoff.
 //! - Errors requeue: a 409 on the status write after [`CONFLICT_REQUEUE`] (upstream sends conflicts
 //!   through its rate limiter too; a stale cache is the usual cause and is fixed by the next watch
 //!   event), anything else with a per-Job exponential backoff from [`API_BACKOFF`] to
