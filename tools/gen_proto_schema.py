@@ -11,6 +11,7 @@ Usage: tools/gen_proto_schema.py SRC > src/apiserver/proto_schema.rs
 SRC holds k8s.io/api (api/), k8s.io/apimachinery (apimachinery/) and
 k8s.io/apiextensions-apiserver (apiext/), all at the same release (v0.33.x here), e.g.:
   git -C kubernetes/api archive v0.33.9 core/v1 batch/v1 ... | tar -x -C SRC/api
+(each directory of PACKAGES below; authorization/v1 serves `kubectl auth can-i`).
 """
 
 import os
@@ -31,6 +32,7 @@ PACKAGES = [
     ("api/events/v1", "k8s.io/api/events/v1", "events.k8s.io/v1"),
     ("api/autoscaling/v1", "k8s.io/api/autoscaling/v1", "autoscaling/v1"),
     ("api/authentication/v1", "k8s.io/api/authentication/v1", "authentication.k8s.io/v1"),
+    ("api/authorization/v1", "k8s.io/api/authorization/v1", "authorization.k8s.io/v1"),
     ("apimachinery/pkg/apis/meta/v1", "k8s.io/apimachinery/pkg/apis/meta/v1", None),
     ("apiext/pkg/apis/apiextensions/v1", "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1",
      "apiextensions.k8s.io/v1"),

@@ -285,12 +285,21 @@ served! {
     delete_options: "batch/v1", "DeleteOptions", pb_meta::DeleteOptions, oa_meta::DeleteOptions;
     scale: "autoscaling/v1", "Scale", pb::autoscaling::v1::Scale, oa::autoscaling::v1::Scale;
     token_request: "authentication.k8s.io/v1", "TokenRequest", pb::authentication::v1::TokenRequest, oa::authentication::v1::TokenRequest;
+    self_subject_review: "authentication.k8s.io/v1", "SelfSubjectReview", pb::authentication::v1::SelfSubjectReview, oa::authentication::v1::SelfSubjectReview;
+    self_subject_access_review: "authorization.k8s.io/v1", "SelfSubjectAccessReview", pb::authorization::v1::SelfSubjectAccessReview, oa::authorization::v1::SelfSubjectAccessReview;
+    subject_access_review: "authorization.k8s.io/v1", "SubjectAccessReview", pb::authorization::v1::SubjectAccessReview, oa::authorization::v1::SubjectAccessReview;
+    self_subject_rules_review: "authorization.k8s.io/v1", "SelfSubjectRulesReview", pb::authorization::v1::SelfSubjectRulesReview, oa::authorization::v1::SelfSubjectRulesReview;
 }
 
 /// Every served resource's kind (and its list) has a schema and is checked above.
 #[test]
 fn every_served_kind_is_covered() {
     for r in super::super::registry::Registry::builtin().all() {
+        // metrics.k8s.io (`kubectl top`) is answered in JSON only: its Go types (k8s.io/metrics)
+        // are not among the generator's sources.
+        if r.group == "metrics.k8s.io" {
+            continue;
+        }
         let av = r.api_version();
         assert!(supports(&av, &r.kind), "{av} {}", r.kind);
         assert!(supports(&av, &format!("{}List", r.kind)), "{av} {}List", r.kind);

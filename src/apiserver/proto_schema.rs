@@ -2298,6 +2298,107 @@ pub(super) static MESSAGES: &[Msg] = &[
         Field { num: 1, json: "userInfo", card: Card::Value, ty: Ty::Msg(314), omitempty: true },
     ] },
     // 321
+    Msg { name: "api/authorization/v1.SubjectAccessReview", fields: &[
+        Field { num: 1, json: "metadata", card: Card::Value, ty: Ty::Msg(1), omitempty: true },
+        Field { num: 2, json: "spec", card: Card::Value, ty: Ty::Msg(322), omitempty: false },
+        Field { num: 3, json: "status", card: Card::Value, ty: Ty::Msg(328), omitempty: true },
+    ] },
+    // 322
+    Msg { name: "api/authorization/v1.SubjectAccessReviewSpec", fields: &[
+        Field { num: 1, json: "resourceAttributes", card: Card::Pointer, ty: Ty::Msg(323), omitempty: true },
+        Field { num: 2, json: "nonResourceAttributes", card: Card::Pointer, ty: Ty::Msg(327), omitempty: true },
+        Field { num: 3, json: "user", card: Card::Value, ty: Ty::Str, omitempty: true },
+        Field { num: 4, json: "groups", card: Card::Repeated, ty: Ty::Str, omitempty: true },
+        Field { num: 5, json: "extra", card: Card::MapWrapped, ty: Ty::Str, omitempty: true },
+        Field { num: 6, json: "uid", card: Card::Value, ty: Ty::Str, omitempty: true },
+    ] },
+    // 323
+    Msg { name: "api/authorization/v1.ResourceAttributes", fields: &[
+        Field { num: 1, json: "namespace", card: Card::Value, ty: Ty::Str, omitempty: true },
+        Field { num: 2, json: "verb", card: Card::Value, ty: Ty::Str, omitempty: true },
+        Field { num: 3, json: "group", card: Card::Value, ty: Ty::Str, omitempty: true },
+        Field { num: 4, json: "version", card: Card::Value, ty: Ty::Str, omitempty: true },
+        Field { num: 5, json: "resource", card: Card::Value, ty: Ty::Str, omitempty: true },
+        Field { num: 6, json: "subresource", card: Card::Value, ty: Ty::Str, omitempty: true },
+        Field { num: 7, json: "name", card: Card::Value, ty: Ty::Str, omitempty: true },
+        Field { num: 8, json: "fieldSelector", card: Card::Pointer, ty: Ty::Msg(324), omitempty: true },
+        Field { num: 9, json: "labelSelector", card: Card::Pointer, ty: Ty::Msg(326), omitempty: true },
+    ] },
+    // 324
+    Msg { name: "api/authorization/v1.FieldSelectorAttributes", fields: &[
+        Field { num: 1, json: "rawSelector", card: Card::Value, ty: Ty::Str, omitempty: true },
+        Field { num: 2, json: "requirements", card: Card::Repeated, ty: Ty::Msg(325), omitempty: true },
+    ] },
+    // 325
+    Msg { name: "apimachinery/pkg/apis/meta/v1.FieldSelectorRequirement", fields: &[
+        Field { num: 1, json: "key", card: Card::Value, ty: Ty::Str, omitempty: false },
+        Field { num: 2, json: "operator", card: Card::Value, ty: Ty::Str, omitempty: false },
+        Field { num: 3, json: "values", card: Card::Repeated, ty: Ty::Str, omitempty: true },
+    ] },
+    // 326
+    Msg { name: "api/authorization/v1.LabelSelectorAttributes", fields: &[
+        Field { num: 1, json: "rawSelector", card: Card::Value, ty: Ty::Str, omitempty: true },
+        Field { num: 2, json: "requirements", card: Card::Repeated, ty: Ty::Msg(40), omitempty: true },
+    ] },
+    // 327
+    Msg { name: "api/authorization/v1.NonResourceAttributes", fields: &[
+        Field { num: 1, json: "path", card: Card::Value, ty: Ty::Str, omitempty: true },
+        Field { num: 2, json: "verb", card: Card::Value, ty: Ty::Str, omitempty: true },
+    ] },
+    // 328
+    Msg { name: "api/authorization/v1.SubjectAccessReviewStatus", fields: &[
+        Field { num: 1, json: "allowed", card: Card::Value, ty: Ty::Bool, omitempty: false },
+        Field { num: 2, json: "reason", card: Card::Value, ty: Ty::Str, omitempty: true },
+        Field { num: 3, json: "evaluationError", card: Card::Value, ty: Ty::Str, omitempty: true },
+        Field { num: 4, json: "denied", card: Card::Value, ty: Ty::Bool, omitempty: true },
+    ] },
+    // 329
+    Msg { name: "api/authorization/v1.SelfSubjectAccessReview", fields: &[
+        Field { num: 1, json: "metadata", card: Card::Value, ty: Ty::Msg(1), omitempty: true },
+        Field { num: 2, json: "spec", card: Card::Value, ty: Ty::Msg(330), omitempty: false },
+        Field { num: 3, json: "status", card: Card::Value, ty: Ty::Msg(328), omitempty: true },
+    ] },
+    // 330
+    Msg { name: "api/authorization/v1.SelfSubjectAccessReviewSpec", fields: &[
+        Field { num: 1, json: "resourceAttributes", card: Card::Pointer, ty: Ty::Msg(323), omitempty: true },
+        Field { num: 2, json: "nonResourceAttributes", card: Card::Pointer, ty: Ty::Msg(327), omitempty: true },
+    ] },
+    // 331
+    Msg { name: "api/authorization/v1.LocalSubjectAccessReview", fields: &[
+        Field { num: 1, json: "metadata", card: Card::Value, ty: Ty::Msg(1), omitempty: true },
+        Field { num: 2, json: "spec", card: Card::Value, ty: Ty::Msg(322), omitempty: false },
+        Field { num: 3, json: "status", card: Card::Value, ty: Ty::Msg(328), omitempty: true },
+    ] },
+    // 332
+    Msg { name: "api/authorization/v1.SelfSubjectRulesReview", fields: &[
+        Field { num: 1, json: "metadata", card: Card::Value, ty: Ty::Msg(1), omitempty: true },
+        Field { num: 2, json: "spec", card: Card::Value, ty: Ty::Msg(333), omitempty: false },
+        Field { num: 3, json: "status", card: Card::Value, ty: Ty::Msg(334), omitempty: true },
+    ] },
+    // 333
+    Msg { name: "api/authorization/v1.SelfSubjectRulesReviewSpec", fields: &[
+        Field { num: 1, json: "namespace", card: Card::Value, ty: Ty::Str, omitempty: true },
+    ] },
+    // 334
+    Msg { name: "api/authorization/v1.SubjectRulesReviewStatus", fields: &[
+        Field { num: 1, json: "resourceRules", card: Card::Repeated, ty: Ty::Msg(335), omitempty: false },
+        Field { num: 2, json: "nonResourceRules", card: Card::Repeated, ty: Ty::Msg(336), omitempty: false },
+        Field { num: 3, json: "incomplete", card: Card::Value, ty: Ty::Bool, omitempty: false },
+        Field { num: 4, json: "evaluationError", card: Card::Value, ty: Ty::Str, omitempty: true },
+    ] },
+    // 335
+    Msg { name: "api/authorization/v1.ResourceRule", fields: &[
+        Field { num: 1, json: "verbs", card: Card::Repeated, ty: Ty::Str, omitempty: false },
+        Field { num: 2, json: "apiGroups", card: Card::Repeated, ty: Ty::Str, omitempty: true },
+        Field { num: 3, json: "resources", card: Card::Repeated, ty: Ty::Str, omitempty: true },
+        Field { num: 4, json: "resourceNames", card: Card::Repeated, ty: Ty::Str, omitempty: true },
+    ] },
+    // 336
+    Msg { name: "api/authorization/v1.NonResourceRule", fields: &[
+        Field { num: 1, json: "verbs", card: Card::Repeated, ty: Ty::Str, omitempty: false },
+        Field { num: 2, json: "nonResourceURLs", card: Card::Repeated, ty: Ty::Str, omitempty: true },
+    ] },
+    // 337
     Msg { name: "apimachinery/pkg/apis/meta/v1.ListOptions", fields: &[
         Field { num: 1, json: "labelSelector", card: Card::Value, ty: Ty::Str, omitempty: true },
         Field { num: 2, json: "fieldSelector", card: Card::Value, ty: Ty::Str, omitempty: true },
@@ -2310,69 +2411,69 @@ pub(super) static MESSAGES: &[Msg] = &[
         Field { num: 10, json: "resourceVersionMatch", card: Card::Value, ty: Ty::Str, omitempty: true },
         Field { num: 11, json: "sendInitialEvents", card: Card::Pointer, ty: Ty::Bool, omitempty: true },
     ] },
-    // 322
+    // 338
     Msg { name: "apimachinery/pkg/apis/meta/v1.GetOptions", fields: &[
         Field { num: 1, json: "resourceVersion", card: Card::Value, ty: Ty::Str, omitempty: true },
     ] },
-    // 323
+    // 339
     Msg { name: "apimachinery/pkg/apis/meta/v1.CreateOptions", fields: &[
         Field { num: 1, json: "dryRun", card: Card::Repeated, ty: Ty::Str, omitempty: true },
         Field { num: 3, json: "fieldManager", card: Card::Value, ty: Ty::Str, omitempty: true },
         Field { num: 4, json: "fieldValidation", card: Card::Value, ty: Ty::Str, omitempty: true },
     ] },
-    // 324
+    // 340
     Msg { name: "apimachinery/pkg/apis/meta/v1.PatchOptions", fields: &[
         Field { num: 1, json: "dryRun", card: Card::Repeated, ty: Ty::Str, omitempty: true },
         Field { num: 2, json: "force", card: Card::Pointer, ty: Ty::Bool, omitempty: true },
         Field { num: 3, json: "fieldManager", card: Card::Value, ty: Ty::Str, omitempty: true },
         Field { num: 4, json: "fieldValidation", card: Card::Value, ty: Ty::Str, omitempty: true },
     ] },
-    // 325
+    // 341
     Msg { name: "apimachinery/pkg/apis/meta/v1.UpdateOptions", fields: &[
         Field { num: 1, json: "dryRun", card: Card::Repeated, ty: Ty::Str, omitempty: true },
         Field { num: 2, json: "fieldManager", card: Card::Value, ty: Ty::Str, omitempty: true },
         Field { num: 3, json: "fieldValidation", card: Card::Value, ty: Ty::Str, omitempty: true },
     ] },
-    // 326
+    // 342
     Msg { name: "apimachinery/pkg/apis/meta/v1.Status", fields: &[
         Field { num: 1, json: "metadata", card: Card::Value, ty: Ty::Msg(36), omitempty: true },
         Field { num: 2, json: "status", card: Card::Value, ty: Ty::Str, omitempty: true },
         Field { num: 3, json: "message", card: Card::Value, ty: Ty::Str, omitempty: true },
         Field { num: 4, json: "reason", card: Card::Value, ty: Ty::Str, omitempty: true },
-        Field { num: 5, json: "details", card: Card::Pointer, ty: Ty::Msg(327), omitempty: true },
+        Field { num: 5, json: "details", card: Card::Pointer, ty: Ty::Msg(343), omitempty: true },
         Field { num: 6, json: "code", card: Card::Value, ty: Ty::I32, omitempty: true },
     ] },
-    // 327
+    // 343
     Msg { name: "apimachinery/pkg/apis/meta/v1.StatusDetails", fields: &[
         Field { num: 1, json: "name", card: Card::Value, ty: Ty::Str, omitempty: true },
         Field { num: 2, json: "group", card: Card::Value, ty: Ty::Str, omitempty: true },
         Field { num: 3, json: "kind", card: Card::Value, ty: Ty::Str, omitempty: true },
-        Field { num: 4, json: "causes", card: Card::Repeated, ty: Ty::Msg(328), omitempty: true },
+        Field { num: 4, json: "causes", card: Card::Repeated, ty: Ty::Msg(344), omitempty: true },
         Field { num: 5, json: "retryAfterSeconds", card: Card::Value, ty: Ty::I32, omitempty: true },
         Field { num: 6, json: "uid", card: Card::Value, ty: Ty::Str, omitempty: true },
     ] },
-    // 328
+    // 344
     Msg { name: "apimachinery/pkg/apis/meta/v1.StatusCause", fields: &[
         Field { num: 1, json: "reason", card: Card::Value, ty: Ty::Str, omitempty: true },
         Field { num: 2, json: "message", card: Card::Value, ty: Ty::Str, omitempty: true },
         Field { num: 3, json: "field", card: Card::Value, ty: Ty::Str, omitempty: true },
     ] },
-    // 329
+    // 345
     Msg { name: "apiextensions-apiserver/pkg/apis/apiextensions/v1.CustomResourceDefinition", fields: &[
         Field { num: 1, json: "metadata", card: Card::Value, ty: Ty::Msg(1), omitempty: true },
-        Field { num: 2, json: "spec", card: Card::Value, ty: Ty::Msg(330), omitempty: false },
-        Field { num: 3, json: "status", card: Card::Value, ty: Ty::Msg(346), omitempty: true },
+        Field { num: 2, json: "spec", card: Card::Value, ty: Ty::Msg(346), omitempty: false },
+        Field { num: 3, json: "status", card: Card::Value, ty: Ty::Msg(362), omitempty: true },
     ] },
-    // 330
+    // 346
     Msg { name: "apiextensions-apiserver/pkg/apis/apiextensions/v1.CustomResourceDefinitionSpec", fields: &[
         Field { num: 1, json: "group", card: Card::Value, ty: Ty::Str, omitempty: false },
-        Field { num: 3, json: "names", card: Card::Value, ty: Ty::Msg(331), omitempty: false },
+        Field { num: 3, json: "names", card: Card::Value, ty: Ty::Msg(347), omitempty: false },
         Field { num: 4, json: "scope", card: Card::Value, ty: Ty::Str, omitempty: false },
-        Field { num: 7, json: "versions", card: Card::Repeated, ty: Ty::Msg(332), omitempty: false },
-        Field { num: 9, json: "conversion", card: Card::Pointer, ty: Ty::Msg(342), omitempty: true },
+        Field { num: 7, json: "versions", card: Card::Repeated, ty: Ty::Msg(348), omitempty: false },
+        Field { num: 9, json: "conversion", card: Card::Pointer, ty: Ty::Msg(358), omitempty: true },
         Field { num: 10, json: "preserveUnknownFields", card: Card::Value, ty: Ty::Bool, omitempty: true },
     ] },
-    // 331
+    // 347
     Msg { name: "apiextensions-apiserver/pkg/apis/apiextensions/v1.CustomResourceDefinitionNames", fields: &[
         Field { num: 1, json: "plural", card: Card::Value, ty: Ty::Str, omitempty: false },
         Field { num: 2, json: "singular", card: Card::Value, ty: Ty::Str, omitempty: true },
@@ -2381,23 +2482,23 @@ pub(super) static MESSAGES: &[Msg] = &[
         Field { num: 5, json: "listKind", card: Card::Value, ty: Ty::Str, omitempty: true },
         Field { num: 6, json: "categories", card: Card::Repeated, ty: Ty::Str, omitempty: true },
     ] },
-    // 332
+    // 348
     Msg { name: "apiextensions-apiserver/pkg/apis/apiextensions/v1.CustomResourceDefinitionVersion", fields: &[
         Field { num: 1, json: "name", card: Card::Value, ty: Ty::Str, omitempty: false },
         Field { num: 2, json: "served", card: Card::Value, ty: Ty::Bool, omitempty: false },
         Field { num: 3, json: "storage", card: Card::Value, ty: Ty::Bool, omitempty: false },
-        Field { num: 4, json: "schema", card: Card::Pointer, ty: Ty::Msg(333), omitempty: true },
-        Field { num: 5, json: "subresources", card: Card::Pointer, ty: Ty::Msg(337), omitempty: true },
-        Field { num: 6, json: "additionalPrinterColumns", card: Card::Repeated, ty: Ty::Msg(340), omitempty: true },
+        Field { num: 4, json: "schema", card: Card::Pointer, ty: Ty::Msg(349), omitempty: true },
+        Field { num: 5, json: "subresources", card: Card::Pointer, ty: Ty::Msg(353), omitempty: true },
+        Field { num: 6, json: "additionalPrinterColumns", card: Card::Repeated, ty: Ty::Msg(356), omitempty: true },
         Field { num: 7, json: "deprecated", card: Card::Value, ty: Ty::Bool, omitempty: true },
         Field { num: 8, json: "deprecationWarning", card: Card::Pointer, ty: Ty::Str, omitempty: true },
-        Field { num: 9, json: "selectableFields", card: Card::Repeated, ty: Ty::Msg(341), omitempty: true },
+        Field { num: 9, json: "selectableFields", card: Card::Repeated, ty: Ty::Msg(357), omitempty: true },
     ] },
-    // 333
+    // 349
     Msg { name: "apiextensions-apiserver/pkg/apis/apiextensions/v1.CustomResourceValidation", fields: &[
-        Field { num: 1, json: "openAPIV3Schema", card: Card::Pointer, ty: Ty::Msg(334), omitempty: true },
+        Field { num: 1, json: "openAPIV3Schema", card: Card::Pointer, ty: Ty::Msg(350), omitempty: true },
     ] },
-    // 334
+    // 350
     Msg { name: "apiextensions-apiserver/pkg/apis/apiextensions/v1.JSONSchemaProps", fields: &[
         Field { num: 1, json: "id", card: Card::Value, ty: Ty::Str, omitempty: true },
         Field { num: 2, json: "$schema", card: Card::Value, ty: Ty::Str, omitempty: true },
@@ -2423,17 +2524,17 @@ pub(super) static MESSAGES: &[Msg] = &[
         Field { num: 22, json: "minProperties", card: Card::Pointer, ty: Ty::I64, omitempty: true },
         Field { num: 23, json: "required", card: Card::Repeated, ty: Ty::Str, omitempty: true },
         Field { num: 24, json: "items", card: Card::Pointer, ty: Ty::JspOrArray, omitempty: true },
-        Field { num: 25, json: "allOf", card: Card::Repeated, ty: Ty::Msg(334), omitempty: true },
-        Field { num: 26, json: "oneOf", card: Card::Repeated, ty: Ty::Msg(334), omitempty: true },
-        Field { num: 27, json: "anyOf", card: Card::Repeated, ty: Ty::Msg(334), omitempty: true },
-        Field { num: 28, json: "not", card: Card::Pointer, ty: Ty::Msg(334), omitempty: true },
-        Field { num: 29, json: "properties", card: Card::Map, ty: Ty::Msg(334), omitempty: true },
+        Field { num: 25, json: "allOf", card: Card::Repeated, ty: Ty::Msg(350), omitempty: true },
+        Field { num: 26, json: "oneOf", card: Card::Repeated, ty: Ty::Msg(350), omitempty: true },
+        Field { num: 27, json: "anyOf", card: Card::Repeated, ty: Ty::Msg(350), omitempty: true },
+        Field { num: 28, json: "not", card: Card::Pointer, ty: Ty::Msg(350), omitempty: true },
+        Field { num: 29, json: "properties", card: Card::Map, ty: Ty::Msg(350), omitempty: true },
         Field { num: 30, json: "additionalProperties", card: Card::Pointer, ty: Ty::JspOrBool, omitempty: true },
-        Field { num: 31, json: "patternProperties", card: Card::Map, ty: Ty::Msg(334), omitempty: true },
+        Field { num: 31, json: "patternProperties", card: Card::Map, ty: Ty::Msg(350), omitempty: true },
         Field { num: 32, json: "dependencies", card: Card::Map, ty: Ty::JspOrStringArray, omitempty: true },
         Field { num: 33, json: "additionalItems", card: Card::Pointer, ty: Ty::JspOrBool, omitempty: true },
-        Field { num: 34, json: "definitions", card: Card::Map, ty: Ty::Msg(334), omitempty: true },
-        Field { num: 35, json: "externalDocs", card: Card::Pointer, ty: Ty::Msg(335), omitempty: true },
+        Field { num: 34, json: "definitions", card: Card::Map, ty: Ty::Msg(350), omitempty: true },
+        Field { num: 35, json: "externalDocs", card: Card::Pointer, ty: Ty::Msg(351), omitempty: true },
         Field { num: 36, json: "example", card: Card::Pointer, ty: Ty::Json, omitempty: true },
         Field { num: 37, json: "nullable", card: Card::Value, ty: Ty::Bool, omitempty: true },
         Field { num: 38, json: "x-kubernetes-preserve-unknown-fields", card: Card::Pointer, ty: Ty::Bool, omitempty: true },
@@ -2442,14 +2543,14 @@ pub(super) static MESSAGES: &[Msg] = &[
         Field { num: 41, json: "x-kubernetes-list-map-keys", card: Card::Repeated, ty: Ty::Str, omitempty: true },
         Field { num: 42, json: "x-kubernetes-list-type", card: Card::Pointer, ty: Ty::Str, omitempty: true },
         Field { num: 43, json: "x-kubernetes-map-type", card: Card::Pointer, ty: Ty::Str, omitempty: true },
-        Field { num: 44, json: "x-kubernetes-validations", card: Card::Repeated, ty: Ty::Msg(336), omitempty: true },
+        Field { num: 44, json: "x-kubernetes-validations", card: Card::Repeated, ty: Ty::Msg(352), omitempty: true },
     ] },
-    // 335
+    // 351
     Msg { name: "apiextensions-apiserver/pkg/apis/apiextensions/v1.ExternalDocumentation", fields: &[
         Field { num: 1, json: "description", card: Card::Value, ty: Ty::Str, omitempty: true },
         Field { num: 2, json: "url", card: Card::Value, ty: Ty::Str, omitempty: true },
     ] },
-    // 336
+    // 352
     Msg { name: "apiextensions-apiserver/pkg/apis/apiextensions/v1.ValidationRule", fields: &[
         Field { num: 1, json: "rule", card: Card::Value, ty: Ty::Str, omitempty: false },
         Field { num: 2, json: "message", card: Card::Value, ty: Ty::Str, omitempty: true },
@@ -2458,21 +2559,21 @@ pub(super) static MESSAGES: &[Msg] = &[
         Field { num: 5, json: "fieldPath", card: Card::Value, ty: Ty::Str, omitempty: true },
         Field { num: 6, json: "optionalOldSelf", card: Card::Pointer, ty: Ty::Bool, omitempty: true },
     ] },
-    // 337
+    // 353
     Msg { name: "apiextensions-apiserver/pkg/apis/apiextensions/v1.CustomResourceSubresources", fields: &[
-        Field { num: 1, json: "status", card: Card::Pointer, ty: Ty::Msg(338), omitempty: true },
-        Field { num: 2, json: "scale", card: Card::Pointer, ty: Ty::Msg(339), omitempty: true },
+        Field { num: 1, json: "status", card: Card::Pointer, ty: Ty::Msg(354), omitempty: true },
+        Field { num: 2, json: "scale", card: Card::Pointer, ty: Ty::Msg(355), omitempty: true },
     ] },
-    // 338
+    // 354
     Msg { name: "apiextensions-apiserver/pkg/apis/apiextensions/v1.CustomResourceSubresourceStatus", fields: &[
     ] },
-    // 339
+    // 355
     Msg { name: "apiextensions-apiserver/pkg/apis/apiextensions/v1.CustomResourceSubresourceScale", fields: &[
         Field { num: 1, json: "specReplicasPath", card: Card::Value, ty: Ty::Str, omitempty: false },
         Field { num: 2, json: "statusReplicasPath", card: Card::Value, ty: Ty::Str, omitempty: false },
         Field { num: 3, json: "labelSelectorPath", card: Card::Pointer, ty: Ty::Str, omitempty: true },
     ] },
-    // 340
+    // 356
     Msg { name: "apiextensions-apiserver/pkg/apis/apiextensions/v1.CustomResourceColumnDefinition", fields: &[
         Field { num: 1, json: "name", card: Card::Value, ty: Ty::Str, omitempty: false },
         Field { num: 2, json: "type", card: Card::Value, ty: Ty::Str, omitempty: false },
@@ -2481,40 +2582,40 @@ pub(super) static MESSAGES: &[Msg] = &[
         Field { num: 5, json: "priority", card: Card::Value, ty: Ty::I32, omitempty: true },
         Field { num: 6, json: "jsonPath", card: Card::Value, ty: Ty::Str, omitempty: false },
     ] },
-    // 341
+    // 357
     Msg { name: "apiextensions-apiserver/pkg/apis/apiextensions/v1.SelectableField", fields: &[
         Field { num: 1, json: "jsonPath", card: Card::Value, ty: Ty::Str, omitempty: false },
     ] },
-    // 342
+    // 358
     Msg { name: "apiextensions-apiserver/pkg/apis/apiextensions/v1.CustomResourceConversion", fields: &[
         Field { num: 1, json: "strategy", card: Card::Value, ty: Ty::Str, omitempty: false },
-        Field { num: 2, json: "webhook", card: Card::Pointer, ty: Ty::Msg(343), omitempty: true },
+        Field { num: 2, json: "webhook", card: Card::Pointer, ty: Ty::Msg(359), omitempty: true },
     ] },
-    // 343
+    // 359
     Msg { name: "apiextensions-apiserver/pkg/apis/apiextensions/v1.WebhookConversion", fields: &[
-        Field { num: 2, json: "clientConfig", card: Card::Pointer, ty: Ty::Msg(344), omitempty: true },
+        Field { num: 2, json: "clientConfig", card: Card::Pointer, ty: Ty::Msg(360), omitempty: true },
         Field { num: 3, json: "conversionReviewVersions", card: Card::Repeated, ty: Ty::Str, omitempty: false },
     ] },
-    // 344
+    // 360
     Msg { name: "apiextensions-apiserver/pkg/apis/apiextensions/v1.WebhookClientConfig", fields: &[
-        Field { num: 1, json: "service", card: Card::Pointer, ty: Ty::Msg(345), omitempty: true },
+        Field { num: 1, json: "service", card: Card::Pointer, ty: Ty::Msg(361), omitempty: true },
         Field { num: 2, json: "caBundle", card: Card::Value, ty: Ty::Bytes, omitempty: true },
         Field { num: 3, json: "url", card: Card::Pointer, ty: Ty::Str, omitempty: true },
     ] },
-    // 345
+    // 361
     Msg { name: "apiextensions-apiserver/pkg/apis/apiextensions/v1.ServiceReference", fields: &[
         Field { num: 1, json: "namespace", card: Card::Value, ty: Ty::Str, omitempty: false },
         Field { num: 2, json: "name", card: Card::Value, ty: Ty::Str, omitempty: false },
         Field { num: 3, json: "path", card: Card::Pointer, ty: Ty::Str, omitempty: true },
         Field { num: 4, json: "port", card: Card::Pointer, ty: Ty::I32, omitempty: true },
     ] },
-    // 346
+    // 362
     Msg { name: "apiextensions-apiserver/pkg/apis/apiextensions/v1.CustomResourceDefinitionStatus", fields: &[
-        Field { num: 1, json: "conditions", card: Card::Repeated, ty: Ty::Msg(347), omitempty: false },
-        Field { num: 2, json: "acceptedNames", card: Card::Value, ty: Ty::Msg(331), omitempty: false },
+        Field { num: 1, json: "conditions", card: Card::Repeated, ty: Ty::Msg(363), omitempty: false },
+        Field { num: 2, json: "acceptedNames", card: Card::Value, ty: Ty::Msg(347), omitempty: false },
         Field { num: 3, json: "storedVersions", card: Card::Repeated, ty: Ty::Str, omitempty: false },
     ] },
-    // 347
+    // 363
     Msg { name: "apiextensions-apiserver/pkg/apis/apiextensions/v1.CustomResourceDefinitionCondition", fields: &[
         Field { num: 1, json: "type", card: Card::Value, ty: Ty::Str, omitempty: false },
         Field { num: 2, json: "status", card: Card::Value, ty: Ty::Str, omitempty: false },
@@ -2522,29 +2623,29 @@ pub(super) static MESSAGES: &[Msg] = &[
         Field { num: 4, json: "reason", card: Card::Value, ty: Ty::Str, omitempty: true },
         Field { num: 5, json: "message", card: Card::Value, ty: Ty::Str, omitempty: true },
     ] },
-    // 348
+    // 364
     Msg { name: "apiextensions-apiserver/pkg/apis/apiextensions/v1.CustomResourceDefinitionList", fields: &[
         Field { num: 1, json: "metadata", card: Card::Value, ty: Ty::Msg(36), omitempty: true },
-        Field { num: 2, json: "items", card: Card::Repeated, ty: Ty::Msg(329), omitempty: false },
+        Field { num: 2, json: "items", card: Card::Repeated, ty: Ty::Msg(345), omitempty: false },
     ] },
-    // 349
+    // 365
     Msg { name: "apiextensions-apiserver/pkg/apis/apiextensions/v1.ConversionReview", fields: &[
-        Field { num: 1, json: "request", card: Card::Pointer, ty: Ty::Msg(350), omitempty: true },
-        Field { num: 2, json: "response", card: Card::Pointer, ty: Ty::Msg(351), omitempty: true },
+        Field { num: 1, json: "request", card: Card::Pointer, ty: Ty::Msg(366), omitempty: true },
+        Field { num: 2, json: "response", card: Card::Pointer, ty: Ty::Msg(367), omitempty: true },
     ] },
-    // 350
+    // 366
     Msg { name: "apiextensions-apiserver/pkg/apis/apiextensions/v1.ConversionRequest", fields: &[
         Field { num: 1, json: "uid", card: Card::Value, ty: Ty::Str, omitempty: false },
         Field { num: 2, json: "desiredAPIVersion", card: Card::Value, ty: Ty::Str, omitempty: false },
         Field { num: 3, json: "objects", card: Card::Repeated, ty: Ty::RawExtension, omitempty: false },
     ] },
-    // 351
+    // 367
     Msg { name: "apiextensions-apiserver/pkg/apis/apiextensions/v1.ConversionResponse", fields: &[
         Field { num: 1, json: "uid", card: Card::Value, ty: Ty::Str, omitempty: false },
         Field { num: 2, json: "convertedObjects", card: Card::Repeated, ty: Ty::RawExtension, omitempty: false },
-        Field { num: 3, json: "result", card: Card::Value, ty: Ty::Msg(326), omitempty: false },
+        Field { num: 3, json: "result", card: Card::Value, ty: Ty::Msg(342), omitempty: false },
     ] },
-    // 352
+    // 368
     Msg { name: "apimachinery/pkg/apis/meta/v1.WatchEvent", fields: &[
         Field { num: 1, json: "type", card: Card::Value, ty: Ty::Str, omitempty: false },
         Field { num: 2, json: "object", card: Card::Value, ty: Ty::RawExtension, omitempty: false },
@@ -2554,17 +2655,17 @@ pub(super) static MESSAGES: &[Msg] = &[
 /// `(apiVersion, kind, message)`; `*` for meta/v1 kinds served in every group version.
 #[rustfmt::skip]
 pub(super) static KINDS: &[(&str, &str, u16)] = &[
-    ("*", "CreateOptions", 323),
+    ("*", "CreateOptions", 339),
     ("*", "DeleteOptions", 283),
-    ("*", "GetOptions", 322),
-    ("*", "ListOptions", 321),
-    ("*", "PatchOptions", 324),
-    ("*", "Status", 326),
-    ("*", "UpdateOptions", 325),
-    ("*", "WatchEvent", 352),
-    ("apiextensions.k8s.io/v1", "ConversionReview", 349),
-    ("apiextensions.k8s.io/v1", "CustomResourceDefinition", 329),
-    ("apiextensions.k8s.io/v1", "CustomResourceDefinitionList", 348),
+    ("*", "GetOptions", 338),
+    ("*", "ListOptions", 337),
+    ("*", "PatchOptions", 340),
+    ("*", "Status", 342),
+    ("*", "UpdateOptions", 341),
+    ("*", "WatchEvent", 368),
+    ("apiextensions.k8s.io/v1", "ConversionReview", 365),
+    ("apiextensions.k8s.io/v1", "CustomResourceDefinition", 345),
+    ("apiextensions.k8s.io/v1", "CustomResourceDefinitionList", 364),
     ("apps/v1", "ControllerRevision", 276),
     ("apps/v1", "ControllerRevisionList", 277),
     ("apps/v1", "DaemonSet", 264),
@@ -2578,6 +2679,10 @@ pub(super) static KINDS: &[(&str, &str, u16)] = &[
     ("authentication.k8s.io/v1", "SelfSubjectReview", 319),
     ("authentication.k8s.io/v1", "TokenRequest", 315),
     ("authentication.k8s.io/v1", "TokenReview", 311),
+    ("authorization.k8s.io/v1", "LocalSubjectAccessReview", 331),
+    ("authorization.k8s.io/v1", "SelfSubjectAccessReview", 329),
+    ("authorization.k8s.io/v1", "SelfSubjectRulesReview", 332),
+    ("authorization.k8s.io/v1", "SubjectAccessReview", 321),
     ("autoscaling/v1", "HorizontalPodAutoscaler", 303),
     ("autoscaling/v1", "HorizontalPodAutoscalerList", 307),
     ("autoscaling/v1", "Scale", 308),
