@@ -248,7 +248,7 @@ mod tests {
         // One token, the next in 1,000 s.
         let mut svc = RateLimiter::new(0.001, 1).layer().layer(inner);
         assert!(svc.poll_ready(&mut cx).is_ready());
-        let _ = svc.call(());
+        drop(svc.call(()));
         assert!(svc.poll_ready(&mut cx).is_pending(), "no token left: not ready");
         assert!(svc.poll_ready(&mut cx).is_pending(), "still waiting for the same token");
         assert_eq!(*calls.lock().unwrap(), 1);
