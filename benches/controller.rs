@@ -3,7 +3,10 @@
 //!
 //! `cargo bench --bench controller` runs 1,000 Jobs x 1 pod and 1 Job x 10,000 completions
 //! (parallelism 500); without `--bench` (as `cargo test --all-targets` runs it) a smoke run of
-//! 30 Jobs and 1 Job x 300 completions checks the figures are sane.
+//! 30 Jobs and 1 Job x 300 completions checks the figures are sane. `JOBWRIGHT_BENCH_JOBS` and
+//! `JOBWRIGHT_BENCH_WIDE` override the two sizes; `JOBWRIGHT_BENCH_KUBE_API_QPS=N` (and
+//! `JOBWRIGHT_BENCH_KUBE_API_BURST=M`, default 30) put the controller's client behind the rate
+//! limit `jobwright controller --kube-api-qps N --kube-api-burst M` applies (none by default here).
 //!
 //! Processes, so each figure belongs to one thing:
 //! - `jobwright apiserver` (the real binary) holds the objects;
@@ -59,17 +62,27 @@ fn resource_of(path: &str) -> String {
     }
 }
 
+/// The rate limit asked for by `JOBWRIGHT_BENCH_KUBE_API_QPS`/`_BURST`, if any.
+fn bench_limit() -> Option<(f64, u32)> {
+    let qps: f64 = std::env::var("JOBWRIGHT_BENCH_KUBE_API_QPS").ok()?.parse().ok()?;
+    let burst = std::env::var("JOBWRIGHT_BENCH_KUBE_API_BURST").ok().and_then(|b| b.parse().ok());
+    Some((qps, burst.unwrap_or(jobwright::ratelimit::DEFAULT_BURST)))
+}
+
 fn counting_client(cfg: kube::Config, metrics: &Metrics, counts: Counts) -> Client {
     let layer = tower::util::MapRequestLayer::new(move |req: http::Request<kube::client::Body>| {
         let key = (resource_of(req.uri().path()), request_verb(req.method(), req.uri()).to_string());
         *counts.lock().unwrap().entry(key).or_insert(0) += 1;
         req
     });
-    kube::client::ClientBuilder::try_from(cfg)
+    let builder = kube::client::ClientBuilder::try_from(cfg)
         .expect("client builder")
         .with_layer(&metrics.api_layer())
-        .with_layer(&layer)
-        .build()
+        .with_layer(&layer);
+    match bench_limit() {
+        Some((qps, burst)) => builder.with_layer(&jobwright::ratelimit::RateLimiter::new(qps, burst).layer()).build(),
+        None => builder.build(),
+    }
 }
 
 /// `--role finisher`: marks every new pod Succeeded (exit code 0) through the status subresource.
@@ -213,9 +226,15 @@ fn report(runs: &[Run]) {
     println!(
         "\nController: pods finished instantly by a finisher process; API server = `jobwright apiserver` process."
     );
-    println!("Memory = VmHWM/VmRSS of the process running only the controller (+ the bench's Job watch).\n");
+    println!("Memory = VmHWM/VmRSS of the process running only the controller (+ the bench's Job watch).");
+    match bench_limit() {
+        Some((qps, burst)) => {
+            println!("Controller client rate limit: --kube-api-qps {qps} --kube-api-burst {burst}.\n")
+        }
+        None => println!("Controller client rate limit: none.\n"),
+    }
     println!(
-        "{:<34} {:>8} {:>8} {:>7} {:>8} {:>8} {:>9} {:>9} {:>11} {:>10} {:>10}",
+        "{:<34} {:>8} {:>8} {:>7} {:>8} {:>8} {:>9} {:>9} {:>11} {:>10} {:>10} {:>9}",
         "scenario",
         "pods",
         "secs",
@@ -226,7 +245,8 @@ fn report(runs: &[Run]) {
         "writes/pod",
         "ctl VmHWM",
         "ctl VmRSS",
-        "api VmHWM"
+        "api VmHWM",
+        "KiB/pod"
     );
     for run in runs {
         let r = &run.result;
@@ -236,7 +256,7 @@ fn report(runs: &[Run]) {
         let all = count(r, |_, v| v != "watch" && v != "list") as f64;
         let writes = count(r, |res, v| !matches!(v, "watch" | "list" | "get") && res != "events") as f64;
         println!(
-            "{:<34} {:>8} {:>8.2} {:>7.1} {:>8.0} {:>8.2} {:>9.2} {:>9.3} {:>8.1} MiB {:>6.1} MiB {:>6.1} MiB",
+            "{:<34} {:>8} {:>8.2} {:>7.1} {:>8.0} {:>8.2} {:>9.2} {:>9.3} {:>8.1} MiB {:>6.1} MiB {:>6.1} MiB {:>9.1}",
             run.name,
             pods,
             secs,
@@ -248,9 +268,11 @@ fn report(runs: &[Run]) {
             mib(r["hwm"].as_u64().unwrap_or(0)),
             mib(r["rss"].as_u64().unwrap_or(0)),
             mib(run.apiserver_hwm),
+            r["hwm"].as_u64().unwrap_or(0).saturating_sub(r["hwm_idle"].as_u64().unwrap_or(0)) as f64 / 1024.0 / pods,
         );
     }
     println!("\nreq/job: every controller request but list/watch; writes: without gets and events.");
+    println!("KiB/pod: the controller's VmHWM growth from idle (caches synced) to the end, per pod.");
     for run in runs {
         println!(
             "\n{}: controller requests by resource and verb (controller idle VmHWM {:.1} MiB)",
@@ -314,6 +336,9 @@ fn main() {
     }
     let full = common::full_run();
     let (jobs, wide, par, timeout) = if full { (1_000, 10_000, 500, 900) } else { (30, 300, 50, 60) };
+    let env = |n: &str, d: usize| std::env::var(n).ok().and_then(|v| v.parse().ok()).unwrap_or(d);
+    let (jobs, wide) = (env("JOBWRIGHT_BENCH_JOBS", jobs), env("JOBWRIGHT_BENCH_WIDE", wide as usize) as i32);
+    let timeout = if bench_limit().is_some() { timeout * 10 } else { timeout };
     let timeout = Duration::from_secs(timeout);
     let runs = vec![
         run_scenario(&format!("{jobs} Jobs x 1 pod"), jobs, 1, 1, timeout),

@@ -3,8 +3,10 @@
 //! memory (`VmHWM`) of the `jobwright local` process (API server + node simulator + controllers).
 //!
 //! `cargo bench --bench local` runs 10,000 single-pod Jobs, then one Indexed Job of 100,000
-//! completions at parallelism 1,000 on 20 simulated nodes (110 pods each); `JOBWRIGHT_BENCH_INDEXED`
-//! overrides the Indexed Job's completions. Without `--bench` (as `cargo test --all-targets` runs
+//! completions at parallelism 1,000 on 20 simulated nodes (110 pods each); `JOBWRIGHT_BENCH_JOBS`
+//! and `JOBWRIGHT_BENCH_INDEXED` override the number of single-pod Jobs and the Indexed Job's
+//! completions. It also prints the process's memory per finished pod: VmRSS growth from idle
+//! (nodes registered) divided by the pods finished and kept so far (nothing is deleted). Without `--bench` (as `cargo test --all-targets` runs
 //! it) a smoke run of 50 Jobs and 200 completions checks every Job completes with exact counts.
 //!
 //! The real binary runs as a child process on a free loopback port with a temporary kubeconfig;
@@ -26,6 +28,7 @@ fn main() {
     let full = common::full_run();
     let (jobs, indexed, parallelism) = if full { (10_000, 100_000, 1_000) } else { (50, 200, 100) };
     let indexed: i32 = std::env::var("JOBWRIGHT_BENCH_INDEXED").ok().and_then(|v| v.parse().ok()).unwrap_or(indexed);
+    let jobs: usize = std::env::var("JOBWRIGHT_BENCH_JOBS").ok().and_then(|v| v.parse().ok()).unwrap_or(jobs);
     let timeout = Duration::from_secs(if full { 3_600 } else { 120 });
 
     let dir = tempfile::tempdir().expect("tempdir");
@@ -53,7 +56,7 @@ fn main() {
             assert!(Instant::now() < deadline, "nodes did not register");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        let (idle, _) = common::memory(&pid);
+        let (idle, idle_rss) = common::memory(&pid);
 
         let watch = {
             let client = client.clone();
@@ -103,6 +106,12 @@ fn main() {
             mib(hwm2),
             mib(rss2)
         );
-        println!("(idle after start: VmHWM {:.1} MiB)", mib(idle));
+        println!("(idle after start: VmHWM {:.1} MiB, VmRSS {:.1} MiB)", mib(idle), mib(idle_rss));
+        let per_pod = |rss: u64, pods: usize| rss.saturating_sub(idle_rss) as f64 / 1024.0 / pods as f64;
+        println!(
+            "memory per finished pod kept (VmRSS growth from idle / pods): {:.1} KiB after the single-pod Jobs, {:.1} KiB after the Indexed Job",
+            per_pod(rss1, jobs),
+            per_pod(rss2, jobs + indexed as usize)
+        );
     });
 }

@@ -16,6 +16,7 @@ pub mod leader;
 pub mod local;
 pub mod metrics;
 pub mod ops;
+pub mod ratelimit;
 pub mod run;
 pub mod shutdown;
 pub mod telemetry;

@@ -23,7 +23,8 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     admin::{AdminArgs, AdminServer, Readiness},
     leader::{LeaderElectionArgs, LeaderElector, LeaderError},
-    metrics::{Metrics, instrumented_client},
+    metrics::Metrics,
+    ratelimit::{ClientArgs, limited_client},
     telemetry::TelemetryArgs,
 };
 
@@ -43,6 +44,9 @@ pub struct OpsArgs {
     /// Leader election flags.
     #[command(flatten)]
     pub leader: LeaderElectionArgs,
+    /// API client flags (`--kube-api-qps`, `--kube-api-burst`).
+    #[command(flatten)]
+    pub client: ClientArgs,
 }
 
 /// Why the process plumbing failed.
@@ -67,7 +71,8 @@ pub struct Ops {
     pub metrics: Metrics,
     /// `/readyz` state: the controller sets caches-synced, the elector sets leadership.
     pub readiness: Readiness,
-    /// An API client whose requests are counted in `jobwright_api_requests_total`.
+    /// An API client whose requests are counted in `jobwright_api_requests_total` and paced by
+    /// `--kube-api-qps`/`--kube-api-burst`.
     pub client: kube::Client,
     /// The leader elector (or a single-term elector without `--leader-elect`).
     pub elector: LeaderElector,
@@ -100,12 +105,15 @@ impl Ops {
         let election = if args.leader.leader_elect { Some(args.leader.config()?) } else { None };
         let metrics = Metrics::new();
         let readiness = Readiness::new();
-        let client = instrumented_client(config, &metrics)?;
+        let client = limited_client(config.clone(), &metrics, &args.client)?;
+        // Leader election gets a bucket of its own (as kube-controller-manager's separate
+        // leader-election client): a lease renewal never waits behind a backlog of pod writes.
+        let election_client = limited_client(config, &metrics, &args.client)?;
         let admin =
             AdminServer::start(args.admin.admin_listen, metrics.clone(), readiness.clone(), shutdown.clone()).await?;
         let elector = match election {
             Some(cfg) => {
-                match LeaderElector::start(client.clone(), cfg, readiness.clone(), metrics.clone(), shutdown.clone())
+                match LeaderElector::start(election_client, cfg, readiness.clone(), metrics.clone(), shutdown.clone())
                     .await
                 {
                     Ok(elector) => elector,

@@ -283,6 +283,7 @@ both_kinds!(
     restarts_with_failing_pods_count_every_pod_exactly_once,
     backoff_limit_per_index_fails_only_that_index,
     success_policy_completes_the_job_and_stops_the_rest,
+    wide_job_records_25_pod_events_and_its_completed_event,
 );
 
 /// The recorder alone against the API server: what `kubectl describe job` lists after a burst of
@@ -339,4 +340,67 @@ async fn recorder_dedups_aggregates_and_serialises_as_client_go() {
     assert_eq!(count(a), 2, "the same message twice, even at once, is one event counted twice");
     let b = failed.iter().find(|e| msg(e) == "Error creating: quota B").expect("quota B");
     assert_eq!(count(b), 1, "another message is another event");
+}
+
+/// A client whose requests writing events (create or patch on `events`) are counted.
+fn event_write_counting(cfg: kube::Config) -> (kube::Client, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    let writes = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let n = writes.clone();
+    let layer = tower::util::MapRequestLayer::new(move |req: http::Request<kube::client::Body>| {
+        let path = req.uri().path();
+        if path.contains("/events") && matches!(*req.method(), http::Method::POST | http::Method::PATCH) {
+            n.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        req
+    });
+    let client = kube::client::ClientBuilder::try_from(cfg).unwrap().with_layer(&layer).build();
+    (client, writes)
+}
+
+/// client-go's spam filter: a Job's pod events stop at 25 (a 10,000-pod Job makes 25 event writes,
+/// not 10,000), while its lifecycle events have their own budget and are written after that.
+#[tokio::test]
+async fn recorder_writes_25_pod_events_per_job_and_still_its_lifecycle_events() {
+    use jobwright::job::events::{JobEvent, created};
+    use jobwright::job::recorder::EventSink;
+    let s = TestApiServer::start().await;
+    let (c, writes) = event_write_counting(s.config_with_token(s.admin_token()));
+    let regarding = k8s_openapi::api::core::v1::ObjectReference {
+        api_version: Some("batch/v1".into()),
+        kind: Some("Job".into()),
+        name: Some("wide".into()),
+        namespace: Some("default".into()),
+        uid: Some("uid-wide".into()),
+        ..Default::default()
+    };
+    let sink = EventSink::new(c.clone(), "job-controller");
+    // One publish: its events are written one after another, so once `Completed` (the last) is
+    // there, every earlier write has been made.
+    let mut evs: Vec<JobEvent> = (0..10_000).map(|i| created(&format!("wide-{i}"), None)).collect();
+    evs.push(JobEvent::normal("Completed", "Job completed"));
+    sink.publish(regarding, "uid-wide", evs);
+    let evs =
+        wait_events(&s.client(), "wide", |evs| evs.iter().any(|e| e.reason.as_deref() == Some("Completed"))).await;
+    let created: Vec<&Event> = evs.iter().filter(|e| e.reason.as_deref() == Some("SuccessfulCreate")).collect();
+    assert_eq!(created.iter().map(|e| event_count(e)).sum::<i32>(), 25, "25 pod events recorded, then none");
+    assert_eq!(created.len(), 10, "nine apart, then the combined one (counted 16 times)");
+    assert_eq!(writes.load(std::sync::atomic::Ordering::SeqCst), 26, "25 pod event writes and the Completed one");
+}
+
+/// A Job wider than the pod events' budget: 25 pod-creation events recorded, no more, and its
+/// `Completed` event still written after that budget is gone.
+async fn wide_job_records_25_pod_events_and_its_completed_event(kind: Kind) {
+    let s = TestApiServer::start().await;
+    let c = s.client();
+    let jobs = Jobs::new(&c, kind).await;
+    let _k = kubelet(c.clone(), "default", |_, _| Outcome::Succeed).await;
+    let _ctl = start_controller(c.clone());
+    jobs.create(&job("wide", json!({"completions": 40, "parallelism": 40}))).await;
+    jobs.wait_condition("wide", "Complete").await;
+    let created = |evs: &[Event]| -> i32 {
+        evs.iter().filter(|e| e.reason.as_deref() == Some("SuccessfulCreate")).map(event_count).sum()
+    };
+    let completed = |evs: &[Event]| evs.iter().any(|e| e.reason.as_deref() == Some("Completed"));
+    let evs = wait_events(&c, "wide", |evs| completed(evs) && created(evs) >= 25).await;
+    assert_eq!(created(&evs), 25, "40 pods created, 25 of them recorded");
 }

@@ -762,3 +762,56 @@ async fn metrics_parse_and_match_what_happened() {
     // A single replica leads.
     assert_eq!(m.get("jobwright_leader", &[]), Some(1.0));
 }
+
+/// `--kube-api-qps`/`--kube-api-burst` pace every request the controller process sends. The API
+/// server counts them (its authorization log has a decision per request of the controller's
+/// user); whenever the test looks (at every change of the Job or its pods), that count is at most
+/// `burst + qps x time since before the process started`: a slow machine only makes the count
+/// smaller or the time longer, so the bound cannot fail by slowness, and without the limit the
+/// controller's start (lists, watches) and its eight pod creations overrun it at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kube_api_qps_and_burst_bound_the_requests_the_server_receives() {
+    use jobwright::apiserver::rbac::UserInfo;
+    const USER: &str = "paced-controller";
+    let (qps, burst) = (10.0, 3.0);
+    let s = TestApiServer::start_rbac().await;
+    let admin = s.client();
+    let token = s.token_for(UserInfo { name: USER.into(), groups: vec!["system:masters".into()] });
+    let dir = tempfile::tempdir().unwrap();
+    let kc = dir.path().join("kubeconfig");
+    jobwright::apiserver::kubeconfig::write_with_token(&kc, &s.kubeconfig_url(), Some(&token)).unwrap();
+    let _k = kubelet(admin.clone(), "default", |_, _| Outcome::Succeed).await;
+    // One decision per request, plus one `update jobs/finalizers` the server's ownerReference
+    // admission adds to each pod creation (blockOwnerDeletion): those are not requests.
+    let sent = || {
+        s.authorization_decisions()
+            .iter()
+            .filter(|d| d.user == USER && d.attributes.subresource != "finalizers")
+            .count()
+    };
+    let check = |start: tokio::time::Instant| {
+        let n = sent();
+        let allowed = burst + qps * start.elapsed().as_secs_f64();
+        assert!(n as f64 <= allowed, "{n} requests after {:?}: more than {allowed:.1}", start.elapsed());
+        n
+    };
+    let start = tokio::time::Instant::now();
+    let c = Controller::start(&kc, &["--kube-api-qps", "10", "--kube-api-burst", "3", "--crd-jobs", "false"]).await;
+    create_job(&admin, &job("paced", json!({"completions": 8, "parallelism": 8}))).await;
+    let pods = watcher(Api::<Pod>::default_namespaced(admin.clone()), watcher::Config::default()).map_ok(|_| ());
+    let jobs = watcher(Api::<Job>::default_namespaced(admin.clone()), watcher::Config::default());
+    let mut changes = futures::stream::select(pods.boxed(), jobs.map_ok(|_| ()).boxed());
+    let jobs_api: Api<Job> = Api::default_namespaced(admin.clone());
+    within("the paced Job to complete", async {
+        while changes.try_next().await.expect("watch").is_some() {
+            check(start);
+            if has_condition(jobs_api.get("paced").await.ok().as_ref(), "Complete") {
+                break;
+            }
+        }
+    })
+    .await;
+    let n = check(start);
+    assert!(n as f64 > 2.0 * burst, "the controller made {n} requests: the bound was not tested");
+    drop(c);
+}

@@ -7,6 +7,11 @@
 //!   they are one "(combined from similar events): ..." event whose count grows and whose message
 //!   is the latest, as upstream patches it in.
 //!
+//! Before all that, client-go's spam filter ([`SpamFilter`]) drops what a Job's budget has no
+//! token for: 25 pod events per Job, then one per five minutes, so a 10,000-pod Job makes about 25
+//! event writes, not 10,000; its lifecycle events (`Completed`, `Suspended`...) have a budget of
+//! their own.
+//!
 //! Writes of one event are serialised (a per-event async lock), so two syncs publishing the same
 //! event at once make one event with count 2, never two events. Publishing never fails a sync:
 //! errors are logged at debug level.
@@ -22,7 +27,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use kube::Client;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 
-use super::events::{Correlated, EventType, JobEvent, Similar};
+use super::events::{Correlated, EventType, JobEvent, Similar, SpamFilter};
 
 /// events.k8s.io/v1 refuses a `note` over 1 KiB.
 const MAX_NOTE: usize = 1024;
@@ -42,6 +47,7 @@ type Slot = Arc<tokio::sync::Mutex<Option<Written>>>;
 
 #[derive(Default)]
 struct State {
+    spam: SpamFilter,
     similar: Similar,
     /// By Job uid: its events (dropped with the Job's groups in `similar`).
     written: HashMap<String, HashMap<Key, Slot>>,
@@ -75,6 +81,7 @@ impl EventSink {
     /// Forgets what was recorded about a deleted Job.
     pub fn forget(&self, job_uid: &str) {
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        st.spam.forget(job_uid);
         st.similar.forget(job_uid);
         st.written.remove(job_uid);
     }
@@ -90,6 +97,15 @@ impl EventSink {
             let st = &mut *guard;
             for uid in st.similar.prune(now) {
                 st.written.remove(&uid);
+            }
+            st.spam.prune(now);
+            let before = evs.len();
+            let evs: Vec<JobEvent> = evs.into_iter().filter(|ev| st.spam.allow(job_uid, ev, now)).collect();
+            if evs.len() < before {
+                tracing::trace!(job_uid, dropped = before - evs.len(), "events over the Job's budget dropped");
+            }
+            if evs.is_empty() {
+                return;
             }
             let slots = st.written.entry(job_uid.to_string()).or_default();
             evs.into_iter()

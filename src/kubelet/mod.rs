@@ -213,9 +213,9 @@ impl Kubelet {
             schedule: config.schedule,
             relist: None,
             heartbeats: Vec::new(),
-            scheduler_events: config.events.then(|| {
-                Recorder::new(client.clone(), Reporter { controller: "default-scheduler".into(), instance: None })
-            }),
+            scheduler_events: config
+                .events
+                .then(|| Reporter { controller: "default-scheduler".into(), instance: None }),
         };
         let dispatcher = tokio::spawn(dispatcher.run(commands_rx, bind_rx, shutdown.clone()));
         Ok(Self { nodes, port: addr.port(), commands, shutdown, dispatcher, heartbeats, root, owns_root, logs })
@@ -317,8 +317,11 @@ struct Dispatcher {
     schedule: bool,
     /// Uids seen since a watcher (re)list began.
     relist: Option<HashSet<String>>,
-    /// The scheduler's event recorder, when events are on.
-    scheduler_events: Option<Recorder>,
+    /// The scheduler's event reporter, when events are on. Each event gets a fresh [`Recorder`]:
+    /// a pod's `Scheduled` (or `FailedScheduling`) event is written once, and one shared
+    /// recorder would keep every event of the last six minutes in its cache and scan all of them
+    /// on every publish (kube-rs's `Recorder::publish`), per-pod work growing with the pods.
+    scheduler_events: Option<Reporter>,
     /// Heartbeats of recovered nodes.
     heartbeats: Vec<JoinHandle<()>>,
 }
@@ -506,7 +509,8 @@ impl Dispatcher {
                 if entry.node.is_none() {
                     entry.node = Some(node);
                 }
-                if let Some(recorder) = self.scheduler_events.clone() {
+                if let Some(reporter) = self.scheduler_events.clone() {
+                    let recorder = Recorder::new(self.client.clone(), reporter);
                     let reference = ObjectReference {
                         api_version: Some("v1".into()),
                         kind: Some("Pod".into()),
@@ -599,7 +603,7 @@ impl Dispatcher {
             entry.marked_unschedulable = true;
             let (client, ns, name, uid, message) =
                 (self.client.clone(), entry.namespace.clone(), entry.name.clone(), uid.clone(), message.clone());
-            let recorder = self.scheduler_events.clone();
+            let recorder = self.scheduler_events.clone().map(|r| Recorder::new(client.clone(), r));
             tokio::spawn(async move {
                 scheduler::mark_unschedulable(&client, &ns, &name, &uid, &message).await;
                 if let Some(recorder) = recorder {

@@ -56,27 +56,52 @@ pub fn typed_roundtrip(group: &str, kind: &str, v: &Value) -> Option<Result<Valu
 /// The paths (`spec.template.spec.containers[0].foo`) of keys in `input` that `output` lacks.
 pub fn unknown_fields(input: &Value, output: &Value) -> Vec<String> {
     let mut out = vec![];
-    walk(input, output, "", &mut out);
+    walk(input, output, &mut Vec::new(), &mut out);
     out
 }
 
-fn walk(input: &Value, output: &Value, path: &str, out: &mut Vec<String>) {
+/// One step of a path into a JSON document.
+enum Step<'a> {
+    Key(&'a str),
+    Index(usize),
+}
+
+/// `a.b[0].c`: built only for an unknown key, not for every key of every request.
+fn render(path: &[Step<'_>]) -> String {
+    let mut s = String::new();
+    for step in path {
+        match step {
+            Step::Key(k) if s.is_empty() => s.push_str(k),
+            Step::Key(k) => {
+                s.push('.');
+                s.push_str(k);
+            }
+            Step::Index(n) => s.push_str(&format!("[{n}]")),
+        }
+    }
+    s
+}
+
+fn walk<'a>(input: &'a Value, output: &Value, path: &mut Vec<Step<'a>>, out: &mut Vec<String>) {
     match (input, output) {
         (Value::Object(i), Value::Object(o)) => {
             for (k, v) in i {
                 if v.is_null() {
                     continue;
                 }
-                let p = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                path.push(Step::Key(k));
                 match o.get(k) {
-                    None => out.push(p),
-                    Some(ov) => walk(v, ov, &p, out),
+                    None => out.push(render(path)),
+                    Some(ov) => walk(v, ov, path, out),
                 }
+                path.pop();
             }
         }
         (Value::Array(i), Value::Array(o)) => {
             for (n, (a, b)) in i.iter().zip(o).enumerate() {
-                walk(a, b, &format!("{path}[{n}]"), out);
+                path.push(Step::Index(n));
+                walk(a, b, path, out);
+                path.pop();
             }
         }
         _ => {}
