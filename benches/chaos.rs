@@ -60,8 +60,8 @@ struct Figures {
     wrong: Vec<String>,
     duplicate: Vec<String>,
     kills: usize,
-    /// The fewest kills any Job was unfinished through.
-    min_kills_per_job: usize,
+    /// The fewest kills any Job was unfinished through (controller mode).
+    min_kills_per_job: Option<usize>,
     pods: usize,
 }
 
@@ -86,7 +86,7 @@ impl Figures {
             self.wrong.len(),
             self.duplicate.len(),
             self.kills,
-            self.min_kills_per_job,
+            self.min_kills_per_job.map_or_else(|| "-".to_string(), |n| n.to_string()),
             wall.as_secs_f64()
         );
         for (what, list) in
@@ -143,7 +143,10 @@ fn main() {
         let start = Instant::now();
         let figures = rt.block_on(local_chaos(&cfg, seed, dir.path()));
         figures.print(
-            &format!("mode local: `jobwright local --data-dir` kill -9 x {} during Job creates (seed {seed})", cfg.rounds),
+            &format!(
+                "mode local: `jobwright local --data-dir` kill -9 x {} during Job creates (seed {seed})",
+                cfg.rounds
+            ),
             start.elapsed(),
         );
         finish_dir(dir, keep || !figures.clean(), &mut failed, "local", figures.clean());
@@ -262,7 +265,12 @@ fn lost(acked: &BTreeMap<String, String>, jobs: &[Job]) -> Vec<String> {
 
 /// Waits, polling every `poll`, until every Job is finished or stuck; `restarted` is the last
 /// restart. Returns the last list and the stuck Jobs' names with their status.
-async fn wait_settled(client: &Client, tracker: &mut Tracker, restarted: Instant, poll: Duration) -> (Vec<Job>, Vec<String>) {
+async fn wait_settled(
+    client: &Client,
+    tracker: &mut Tracker,
+    restarted: Instant,
+    poll: Duration,
+) -> (Vec<Job>, Vec<String>) {
     loop {
         let jobs = list_jobs(client).await;
         tracker.observe(&jobs);
@@ -418,7 +426,13 @@ async fn controller_chaos(cfg: &ControllerChaos, seed: u64, dir: &Path) -> Figur
     let mut specs = Vec::new();
     for i in 0..cfg.indexed {
         let d = format!("{}ms", rng.random_range(100..1500));
-        specs.push(job(&format!("indexed-{i}"), cfg.completions_indexed, (cfg.completions_indexed / 10).max(1), true, &d));
+        specs.push(job(
+            &format!("indexed-{i}"),
+            cfg.completions_indexed,
+            (cfg.completions_indexed / 10).max(1),
+            true,
+            &d,
+        ));
     }
     for i in 0..cfg.nonindexed {
         let d = format!("{}ms", rng.random_range(100..1500));
@@ -454,7 +468,8 @@ async fn controller_chaos(cfg: &ControllerChaos, seed: u64, dir: &Path) -> Figur
                 }
                 break;
             }
-            let quiet = tracker.seen.values().all(|(_, at)| at.elapsed() >= STUCK_AFTER && restarted.elapsed() >= STUCK_AFTER);
+            let quiet =
+                tracker.seen.values().all(|(_, at)| at.elapsed() >= STUCK_AFTER && restarted.elapsed() >= STUCK_AFTER);
             if quiet || Instant::now() > deadline {
                 // Stuck before the kill point: the settle below reports it.
                 break;
@@ -482,7 +497,7 @@ async fn controller_chaos(cfg: &ControllerChaos, seed: u64, dir: &Path) -> Figur
         wrong,
         duplicate,
         kills: cfg.kills,
-        min_kills_per_job: acked.keys().map(|n| kills_seen.get(n).copied().unwrap_or(0)).min().unwrap_or(0),
+        min_kills_per_job: acked.keys().map(|n| kills_seen.get(n).copied().unwrap_or(0)).min(),
         pods: pods.len(),
     }
 }
@@ -512,6 +527,11 @@ fn spawn_local(kc: &Path, data: &Path, dir: &Path, n: usize) -> ChildProc {
             kc.to_str().expect("utf-8 path"),
             "--data-dir",
             data.to_str().expect("utf-8 path"),
+            // Pods running at a kill end Failed on the restart; their Job waits out the pod
+            // back-off (doubling per failure) before replacing them. From 1 s instead of 10 s
+            // a back-off never outlasts the 60 s that make a Job stuck.
+            "--pod-backoff-base",
+            "1s",
         ],
         Some(&dir.join(format!("local-{n}.log"))),
     )
@@ -569,7 +589,13 @@ async fn local_chaos(cfg: &LocalChaos, seed: u64, dir: &Path) -> Figures {
         for c in creators {
             c.abort();
         }
-        println!("  round {} of {}: killed after {:.1}s, {} Jobs acknowledged so far", round + 1, cfg.rounds, run_for.as_secs_f64(), acked.lock().unwrap().len());
+        println!(
+            "  round {} of {}: killed after {:.1}s, {} Jobs acknowledged so far",
+            round + 1,
+            cfg.rounds,
+            run_for.as_secs_f64(),
+            acked.lock().unwrap().len()
+        );
     }
     // The last start: no more kills.
     let mut local = spawn_local(&kc, &data, dir, cfg.rounds);
@@ -591,7 +617,7 @@ async fn local_chaos(cfg: &LocalChaos, seed: u64, dir: &Path) -> Figures {
         wrong,
         duplicate,
         kills: cfg.rounds,
-        min_kills_per_job: 0,
+        min_kills_per_job: None,
         pods: pods.len(),
     }
 }
