@@ -77,7 +77,7 @@ async fn run(client_cfg: kube::Config, n: usize, lead: i64, idle: Duration) {
     let client = Client::try_from(client_cfg.clone()).expect("client");
     let api: Api<CronJob> = Api::default_namespaced(client.clone());
     // Creation must not straddle a minute: wait for a fresh minute if this one is nearly over.
-    let budget = 5 + (n as i64) / 500;
+    let budget = (5 + (n as i64) / 200).min(58);
     let secs_left = 60 - Utc::now().timestamp().rem_euclid(60);
     if secs_left < budget {
         tokio::time::sleep(Duration::from_secs(secs_left as u64) + Duration::from_millis(200)).await;
