@@ -446,12 +446,9 @@ fn patch_corpus() -> Vec<Req> {
             json!({"op": "copy", "from": "/metadata/annotations", "path": format!("/metadata/annotations/c{i}")}),
         );
     }
-    let mut depth_doubling = vec![
-        json!({"op": "add", "path": "/metadata/annotations", "value": {}}),
-        json!({"op": "add", "path": "/binaryData", "value": nested(110)}),
-    ];
-    for _ in 0..5 {
-        depth_doubling.push(json!({"op": "copy", "from": "/binaryData", "path": "/binaryData/x/x/x"}));
+    let mut depth_doubling = vec![json!({"op": "add", "path": "/zzz", "value": nested(110)})];
+    for k in 0..5 {
+        depth_doubling.push(json!({"op": "copy", "from": "/zzz", "path": format!("/zzz{}", "/x".repeat(110 << k))}));
     }
     let many_ops: Vec<Value> =
         (0..10_001).map(|_| json!({"op": "test", "path": "/kind", "value": "ConfigMap"})).collect();
@@ -695,12 +692,11 @@ async fn json_patch_copies_are_bounded_in_depth_and_bytes() {
     let a = addr(&s);
     make_cm(&a, "c").await;
     let path = "/api/v1/namespaces/default/configmaps/c";
-    let mut ops = vec![
-        json!({"op": "add", "path": "/metadata/annotations", "value": {}}),
-        json!({"op": "add", "path": "/binaryData", "value": nested(110)}),
-    ];
-    for _ in 0..5 {
-        ops.push(json!({"op": "copy", "from": "/binaryData", "path": "/binaryData/x/x/x"}));
+    // As in the issue: add a 110-deep value, then five copies of it onto its own leaf, each
+    // doubling the depth.
+    let mut ops = vec![json!({"op": "add", "path": "/zzz", "value": nested(110)})];
+    for k in 0..5 {
+        ops.push(json!({"op": "copy", "from": "/zzz", "path": format!("/zzz{}", "/x".repeat(110 << k))}));
     }
     let r = request(&a, "PATCH", path, Some("application/json-patch+json"), &serde_json::to_vec(&ops).unwrap()).await;
     assert_eq!(r.code, 422, "{:?}", String::from_utf8_lossy(&r.body));
@@ -871,4 +867,17 @@ async fn requests_past_the_in_flight_bound_get_429() {
     // Reads have their own bound.
     assert_eq!(request(&a, "GET", "/api/v1/namespaces/default/configmaps", None, b"").await.code, 200);
     drop(slow);
+}
+
+/// Upstream's request body limit (3 MiB) with its error.
+#[tokio::test]
+async fn request_body_over_3_mib_is_413_as_upstream() {
+    let s = TestApiServer::start().await;
+    let a = addr(&s);
+    let body = json!({"metadata": {"name": "big", "annotations": {"a": "x".repeat(3 * 1024 * 1024)}}});
+    let r =
+        request(&a, "POST", "/api/v1/namespaces/default/configmaps", JSON, &serde_json::to_vec(&body).unwrap()).await;
+    assert_eq!(r.code, 413);
+    assert_eq!(r.json()["reason"], "RequestEntityTooLarge");
+    assert_eq!(r.json()["message"], "Request entity too large: limit is 3145728");
 }

@@ -304,11 +304,29 @@ fn json_patch(current: &Value, body: &[u8]) -> Result<Value, StatusError> {
                 )));
             }
         }
+        // The document was within the bound before this operation, so only what it places can
+        // cross it: its value's depth below the target path (a cost bounded by the body and the
+        // copy limit, not by the document times the operations).
+        let placed = match &op {
+            json_patch::PatchOperation::Add(o) => Some((o.path.to_string(), limits::depth(&o.value))),
+            json_patch::PatchOperation::Replace(o) => Some((o.path.to_string(), limits::depth(&o.value))),
+            json_patch::PatchOperation::Copy(o) => {
+                Some((o.path.to_string(), doc.pointer(o.from.as_str()).map_or(0, limits::depth)))
+            }
+            json_patch::PatchOperation::Move(o) => {
+                Some((o.path.to_string(), doc.pointer(o.from.as_str()).map_or(0, limits::depth)))
+            }
+            _ => None,
+        };
+        if let Some((path, d)) = placed {
+            let steps = path.split('/').count().saturating_sub(1);
+            if steps + d > limits::MAX_OBJECT_DEPTH {
+                let field = path.trim_start_matches('/').replace('/', ".");
+                return Err(unprocessable_because(limits::too_deep(field, limits::MAX_OBJECT_DEPTH).to_string()));
+            }
+        }
         // One operation at a time, so no undo log is needed: a failure discards `doc`.
         json_patch::patch_unsafe(&mut doc, std::slice::from_ref(&op)).map_err(|_| unprocessable())?;
-        if let Some(at) = limits::too_deep_at(&doc, limits::MAX_OBJECT_DEPTH) {
-            return Err(unprocessable_because(limits::too_deep(at, limits::MAX_OBJECT_DEPTH).to_string()));
-        }
     }
     if !doc.is_object() {
         return Err(not_an_object(&doc));
