@@ -1,7 +1,9 @@
 //! API server benchmark (not a test): prints throughput, watch fan-out latency and memory.
 //!
 //! `cargo bench --bench apiserver` for the full run, `cargo bench --bench apiserver -- --smoke`
-//! for a quick one. Numbers depend on the machine; nothing is asserted.
+//! for a quick one, `cargo bench --bench apiserver -- --wide 40000 200000` for ConfigMap creates
+//! with that many keys and /healthz latency during two concurrent ~1.7 MB dry-run creates.
+//! Numbers depend on the machine; nothing is asserted.
 //!
 //! Measured 2026-11-23 on the shared 2-core dev machine (load average ~7 from other builds):
 //! 18,300 pod creates/s and 35,600 gets/s over HTTP from 64 concurrent `kube::Client` tasks;
@@ -231,6 +233,16 @@ fn main() {
     // `cargo bench` passes `--bench`; `cargo test --all-targets` runs this binary without it, and
     // then only a smoke run is wanted.
     let args: Vec<String> = std::env::args().collect();
+    // `--wide [KEYS...]`: only the wide-object figures (e.g. `-- --wide 40000 200000`).
+    if let Some(i) = args.iter().position(|a| a == "--wide") {
+        let keys: Vec<usize> = args[i + 1..].iter().filter_map(|k| k.parse().ok()).collect();
+        let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let s = TestApiServer::start().await;
+            wide_objects(&s, if keys.is_empty() { &[40_000, 200_000] } else { &keys }, 60_000).await;
+        });
+        return;
+    }
     let smoke = args.iter().any(|a| a == "--smoke") || !args.iter().any(|a| a == "--bench");
     let (n, watchers, events, mem) = if smoke { (2_000, 20, 20, 10_000) } else { (50_000, 100, 200, 100_000) };
     memory(mem);
