@@ -1,7 +1,9 @@
 //! API server benchmark (not a test): prints throughput, watch fan-out latency and memory.
 //!
 //! `cargo bench --bench apiserver` for the full run, `cargo bench --bench apiserver -- --smoke`
-//! for a quick one. Numbers depend on the machine; nothing is asserted.
+//! for a quick one, `cargo bench --bench apiserver -- --wide 40000 200000` for ConfigMap creates
+//! with that many keys and /healthz latency during two concurrent ~1.7 MB dry-run creates.
+//! Numbers depend on the machine; nothing is asserted.
 //!
 //! Measured 2026-11-23 on the shared 2-core dev machine (load average ~7 from other builds):
 //! 18,300 pod creates/s and 35,600 gets/s over HTTP from 64 concurrent `kube::Client` tasks;
@@ -171,16 +173,87 @@ fn memory(n: usize) {
     );
 }
 
+/// A ConfigMap create with `keys` data keys (managedFields and validation are linear-ish in it),
+/// and /healthz latency while two ~1.7 MB dry-run creates run (they must not stall other clients).
+async fn wide_objects(s: &TestApiServer, keys: &[usize], heavy_keys: usize) {
+    let info = s.server().api.info("", "configmaps");
+    for &n in keys {
+        let data: serde_json::Map<String, serde_json::Value> =
+            (0..n).map(|i| (format!("key-{i}"), json!("v"))).collect();
+        let cm =
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": format!("wide-{n}")}, "data": data});
+        let t = Instant::now();
+        s.server().api.create(&info, "default", cm, &WriteOptions::default()).unwrap();
+        println!("ConfigMap create with {n} keys: {:?}", t.elapsed());
+    }
+    let data: serde_json::Map<String, serde_json::Value> =
+        (0..heavy_keys).map(|i| (format!("key-{i:08}"), json!("value-xx"))).collect();
+    let body = serde_json::to_vec(
+        &json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "big"}, "data": data}),
+    )
+    .unwrap();
+    println!("dry-run create body: {} bytes", body.len());
+    let http = reqwest_free_post(s.url(), body);
+    let heavy = tokio::spawn(async move { futures::future::join_all(http).await });
+    let mut worst = Duration::ZERO;
+    let client = s.client();
+    while !heavy.is_finished() {
+        let t = Instant::now();
+        let req = http::Request::get("/healthz").body(Vec::new()).unwrap();
+        let _ = client.request_text(req).await;
+        worst = worst.max(t.elapsed());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    println!("worst /healthz latency during two concurrent dry-run creates: {worst:?}");
+}
+
+/// Two concurrent dry-run POSTs of `body` over plain HTTP.
+fn reqwest_free_post(url: String, body: Vec<u8>) -> Vec<tokio::task::JoinHandle<()>> {
+    (0..2)
+        .map(|_| {
+            let (url, body) = (url.clone(), body.clone());
+            tokio::spawn(async move {
+                let addr = url.trim_start_matches("http://").to_string();
+                let mut sock = tokio::net::TcpStream::connect(&addr).await.unwrap();
+                use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                let head = format!(
+                    "POST /api/v1/namespaces/default/configmaps?dryRun=All HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                );
+                sock.write_all(head.as_bytes()).await.unwrap();
+                sock.write_all(&body).await.unwrap();
+                let mut out = Vec::new();
+                let _ = sock.read_to_end(&mut out).await;
+            })
+        })
+        .collect()
+}
+
 fn main() {
     // `cargo bench` passes `--bench`; `cargo test --all-targets` runs this binary without it, and
     // then only a smoke run is wanted.
     let args: Vec<String> = std::env::args().collect();
+    // `--wide [KEYS...]`: only the wide-object figures (e.g. `-- --wide 40000 200000`).
+    if let Some(i) = args.iter().position(|a| a == "--wide") {
+        let keys: Vec<usize> = args[i + 1..].iter().filter_map(|k| k.parse().ok()).collect();
+        let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let s = TestApiServer::start().await;
+            wide_objects(&s, if keys.is_empty() { &[40_000, 200_000] } else { &keys }, 60_000).await;
+        });
+        return;
+    }
     let smoke = args.iter().any(|a| a == "--smoke") || !args.iter().any(|a| a == "--bench");
     let (n, watchers, events, mem) = if smoke { (2_000, 20, 20, 10_000) } else { (50_000, 100, 200, 100_000) };
     memory(mem);
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     rt.block_on(async {
         let s = TestApiServer::start().await;
+        if smoke {
+            wide_objects(&s, &[1_000], 2_000).await;
+        } else {
+            wide_objects(&s, &[40_000, 200_000], 60_000).await;
+        }
         creates_and_gets(&s, n, 64).await;
         fan_out(&s, watchers, events).await;
         // The same creates with every write appended to the write-ahead log and fsynced first.

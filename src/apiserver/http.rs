@@ -67,6 +67,8 @@ pub struct ServerConfig {
     pub tokens: Vec<StaticToken>,
     /// How many authorization decisions are kept in memory (RBAC mode).
     pub decision_log: usize,
+    /// Connection and request bounds (timeouts, connection count, requests in flight).
+    pub limits: super::conn::ConnLimits,
 }
 
 impl Default for ServerConfig {
@@ -80,6 +82,7 @@ impl Default for ServerConfig {
             authorization_mode: AuthorizationMode::AlwaysAllow,
             tokens: vec![],
             decision_log: super::auth::DEFAULT_DECISION_LOG,
+            limits: super::conn::ConnLimits::default(),
         }
     }
 }
@@ -227,15 +230,12 @@ pub async fn start_with(listen: SocketAddr, server: Arc<Server>) -> std::io::Res
         let _ = rx.await;
         stopping.cancel();
     };
+    let limits = server.config.limits.clone();
     let task = if server.auth.enforcing() {
         let listener = DualListener::new(listener, loopback_tls()?);
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
-        })
+        tokio::spawn(super::conn::serve(listener, app, limits, shutdown))
     } else {
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
-        })
+        tokio::spawn(super::conn::serve(listener, app, limits, shutdown))
     };
     Ok(Running { addr, server, shutdown: Some(tx), task: Some(task), gc })
 }
@@ -531,8 +531,13 @@ fn parse_json_body(body: &[u8], headers: &HeaderMap) -> Result<Value, StatusErro
     let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("application/json");
     let media = ct.split(';').next().unwrap_or("").trim();
     match media {
-        "application/json" | "" | "*/*" => serde_json::from_slice(body)
-            .map_err(|e| StatusError::bad_request(format!("the object provided is unrecognized or malformed: {e}"))),
+        "application/json" | "" | "*/*" => serde_json::from_slice(body).map_err(|e| {
+            if super::validate::limits::is_recursion_limit(&e) {
+                super::validate::limits::body_too_deep()
+            } else {
+                StatusError::bad_request(format!("the object provided is unrecognized or malformed: {e}"))
+            }
+        }),
         "application/vnd.kubernetes.protobuf" => super::proto::decode(body),
         "application/yaml" => serde_saphyr::from_slice::<Value>(body)
             .map_err(|e| StatusError::bad_request(format!("the object provided is unrecognized or malformed: {e}"))),
@@ -635,24 +640,43 @@ async fn handle_json(
     // Streams (exec, attach, port-forward) are proxied to the node with their upgrade; metrics
     // are gathered from the nodes (see `streams`).
     if let Some((ns, name, sub)) = super::streams::stream_target(parts.uri.path()) {
-        return super::streams::proxy(&s, parts, &ns, &name, &sub, user.as_ref()).await;
+        return super::streams::proxy(s, parts, &ns, &name, &sub, user.as_ref()).await;
     }
     if super::streams::is_metrics(parts.uri.path()) {
-        return super::streams::metrics(&s, &parts.method, &parts.uri).await;
+        return super::streams::metrics(s, &parts.method, &parts.uri).await;
     }
-    let bytes = match axum::body::to_bytes(body, s.config.body_limit).await {
-        Ok(b) => b,
-        Err(_) => return error_response(&StatusError::too_large(s.config.body_limit)),
+    let read = tokio::time::timeout(s.config.limits.body_read_timeout, axum::body::to_bytes(body, s.config.body_limit));
+    let bytes = match read.await {
+        Ok(Ok(b)) => b,
+        Ok(Err(_)) => return error_response(&StatusError::too_large(s.config.body_limit)),
+        Err(_) => return error_response(&super::conn::timeout_error()),
     };
     let review_body = || parse_json_body(&bytes, &parts.headers);
     if let Some(r) = super::review::serve(&s.api, &s.auth, &parts.method, parts.uri.path(), user.as_ref(), review_body)
     {
         return r.map_or_else(|e| error_response(&e), |v| json_value(StatusCode::CREATED, &v));
     }
-    match dispatch(s, &parts.method, &parts.uri, &q, &parts.headers, bytes, user.as_ref()).await {
-        Ok(r) => r,
-        Err(e) => error_response(&e),
+    if matches!(parts.method, Method::GET | Method::HEAD) {
+        return match dispatch(s, &parts.method, &parts.uri, &q, &parts.headers, bytes, user.as_ref()).await {
+            Ok(r) => r,
+            Err(e) => error_response(&e),
+        };
     }
+    // Writes are CPU work (decoding, patching, managedFields, validation): off the async
+    // workers, so a heavy one never stalls other clients (watches, /healthz, reads).
+    let rt = tokio::runtime::Handle::current();
+    let s = s.clone();
+    let run = move || {
+        rt.block_on(async {
+            match dispatch(&s, &parts.method, &parts.uri, &q, &parts.headers, bytes, user.as_ref()).await {
+                Ok(r) => r,
+                Err(e) => error_response(&e),
+            }
+        })
+    };
+    tokio::task::spawn_blocking(run)
+        .await
+        .unwrap_or_else(|_| error_response(&StatusError::internal("the request handler panicked")))
 }
 
 fn wants_aggregated(headers: &HeaderMap) -> bool {

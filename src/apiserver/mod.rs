@@ -16,6 +16,8 @@
 //! - [`rest`]: the verbs with the generic registry's semantics (status split, finalizers, graceful
 //!   deletion, preconditions).
 //! - [`gc`]: the garbage collector and namespace lifecycle, a task inside the server.
+//! - [`conn`]: the connection layer: timeouts, connection and in-flight bounds, Status bodies
+//!   on hyper's own errors.
 //! - [`http`]: URL routing, content negotiation, watch streaming, binding and log proxying.
 //! - [`crd`]: CustomResourceDefinitions register their resources when stored.
 //! - [`events`]: the core/v1 ⇄ events.k8s.io/v1 views of one Event store.
@@ -26,6 +28,7 @@
 //! - [`testkit`], [`kubeconfig`]: an in-process server for tests and the kubeconfig it writes.
 
 pub mod auth;
+pub mod conn;
 pub mod crd;
 pub mod discovery;
 pub mod errors;

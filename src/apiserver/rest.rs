@@ -263,6 +263,24 @@ pub fn check_shape(obj: &Value) -> Result<(), StatusError> {
     Ok(())
 }
 
+/// Upstream `checkName` on a patched object: its name must be the one in the URL, and its
+/// namespace, when it has one, the request's (400 otherwise; a patch cannot rename or move).
+fn check_patched_name(patched: &Value, name: &str, ns: &str) -> Result<(), StatusError> {
+    let obj_name = patched["metadata"]["name"].as_str().unwrap_or_default();
+    if obj_name != name {
+        return Err(StatusError::bad_request(format!(
+            "the name of the object ({obj_name}) does not match the name on the URL ({name})"
+        )));
+    }
+    let obj_ns = patched["metadata"]["namespace"].as_str().unwrap_or_default();
+    if !ns.is_empty() && !obj_ns.is_empty() && obj_ns != ns {
+        return Err(StatusError::bad_request(format!(
+            "the namespace of the object ({obj_ns}) does not match the namespace on the request ({ns})"
+        )));
+    }
+    Ok(())
+}
+
 /// How many names a create with `generateName` tries before answering 409 AlreadyExists
 /// (upstream's `RetryGenerateName`, GA in 1.32: 8 attempts).
 const GENERATE_NAME_ATTEMPTS: usize = 8;
@@ -497,10 +515,12 @@ impl Api {
             obj["metadata"]["labels"]["kubernetes.io/metadata.name"] = json!(name);
         }
         validate::convert(info, &mut obj);
+        // Unknown fields go before managedFields are computed, as upstream decodes first.
+        let mut warnings = validate::decode(info, &mut obj, opts.field_validation)?;
         if record {
             patch::record_write(info, None, &mut obj, &opts.ctx(None));
         }
-        let warnings = validate::admit(info, Operation::Create, &mut obj, None, opts.field_validation)?;
+        warnings.extend(validate::admit_decoded(info, Operation::Create, &mut obj, None)?);
         opts.admit(info, None, None, &obj)?;
         if opts.dry_run {
             if self.store.get(&info.storage_key, &ns, &name).is_some() {
@@ -569,6 +589,17 @@ impl Api {
                     }
                 },
             }
+        }
+        // Upstream `ValidateObjectMetaUpdate`: a uid given must be the stored one (an empty one is
+        // filled in from it by `BeforeUpdate`).
+        if let Some(uid) = new["metadata"]["uid"].as_str().filter(|u| !u.is_empty())
+            && old["metadata"]["uid"].as_str().is_some_and(|o| o != uid)
+        {
+            return Err(StatusError::invalid(
+                info,
+                &name,
+                &[FieldError::invalid("metadata.uid", json!(uid), "field is immutable")],
+            ));
         }
         for k in ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation", "name"] {
             match old["metadata"].get(k) {
@@ -680,9 +711,10 @@ impl Api {
             }
             let old = parse(&entry.bytes);
             let mut new = self.prepare_update(info, &old, body.clone(), sub)?;
+            let mut warnings = validate::decode(info, &mut new, opts.field_validation)?;
             patch::record_write(info, Some(&old), &mut new, &opts.ctx(sub));
             let op = if sub == Some("status") { Operation::UpdateStatus } else { Operation::Update };
-            let warnings = validate::admit(info, op, &mut new, Some(&old), opts.field_validation)?;
+            warnings.extend(validate::admit_decoded(info, op, &mut new, Some(&old))?);
             opts.admit(info, sub, Some(&old), &new)?;
             match self.commit_update(info, &ns, name, entry.rv, &old, new, opts.dry_run)? {
                 Ok(object) => return Ok(Outcome { object, warnings, created: false, bytes: None }),
@@ -735,12 +767,14 @@ impl Api {
             {
                 return Err(StatusError::conflict(info, name));
             }
+            check_patched_name(&patched, name, &ns)?;
             let mut new = self.prepare_update(info, &old, patched, sub)?;
+            let mut warnings = validate::decode(info, &mut new, opts.field_validation)?;
             if ptype != PatchType::Apply {
                 patch::record_write(info, Some(&old), &mut new, &opts.ctx(sub));
             }
             let op = if sub == Some("status") { Operation::UpdateStatus } else { Operation::Update };
-            let warnings = validate::admit(info, op, &mut new, Some(&old), opts.field_validation)?;
+            warnings.extend(validate::admit_decoded(info, op, &mut new, Some(&old))?);
             opts.admit(info, sub, Some(&old), &new)?;
             match self.commit_update(info, &ns, name, entry.rv, &old, new, opts.dry_run)? {
                 Ok(object) => return Ok(Outcome { object, warnings, created: false, bytes: None }),

@@ -230,13 +230,14 @@ pub fn children<'v>(v: &'v Value, shape: &'static Shape) -> Option<Vec<(String, 
         Value::Array(items) => {
             let list = shape.list();
             let mut out = Vec::with_capacity(items.len());
+            let mut seen = std::collections::HashSet::with_capacity(items.len());
             for item in items {
                 let pe = match list.ssa {
                     Ssa::Atomic => return None,
                     Ssa::Set => format!("v:{item}"),
                     Ssa::Map(keys) => item_key(item, keys)?,
                 };
-                if out.iter().any(|(k, _, _)| *k == pe) {
+                if !seen.insert(pe.clone()) {
                     return None;
                 }
                 out.push((pe, item, &list.item));
@@ -290,18 +291,20 @@ fn compare_node(
     };
     let containers = !matches!(old_kids, Some(None)) && !matches!(new_kids, Some(None));
     if containers && same_kind && !(empty(&old_kids) && empty(&new_kids)) {
-        let old_kids = old_kids.flatten().unwrap_or_default();
-        let new_kids = new_kids.flatten().unwrap_or_default();
-        let mut keys: Vec<&String> =
-            old_kids.iter().map(|(k, _, _)| k).chain(new_kids.iter().map(|(k, _, _)| k)).collect();
+        // Keyed lookups: a map or list of n children costs O(n log n), not O(n^2).
+        let old_kids: BTreeMap<String, (&Value, &'static Shape)> =
+            old_kids.flatten().unwrap_or_default().into_iter().map(|(k, v, s)| (k, (v, s))).collect();
+        let new_kids: BTreeMap<String, (&Value, &'static Shape)> =
+            new_kids.flatten().unwrap_or_default().into_iter().map(|(k, v, s)| (k, (v, s))).collect();
+        let mut keys: Vec<&String> = old_kids.keys().chain(new_kids.keys()).collect();
         keys.sort();
         keys.dedup();
         for k in keys {
-            let o = old_kids.iter().find(|(ok, _, _)| ok == k);
-            let n = new_kids.iter().find(|(nk, _, _)| nk == k);
-            let child_shape = o.or(n).map(|(_, _, s)| *s).unwrap_or(&ANY);
+            let o = old_kids.get(k);
+            let n = new_kids.get(k);
+            let child_shape = o.or(n).map(|(_, s)| *s).unwrap_or(&ANY);
             path.push(k.clone());
-            compare_node(o.map(|(_, v, _)| *v), n.map(|(_, v, _)| *v), child_shape, path, c);
+            compare_node(o.map(|(v, _)| *v), n.map(|(v, _)| *v), child_shape, path, c);
             path.pop();
         }
         if let Some(last) = path.last()

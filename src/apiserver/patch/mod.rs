@@ -34,6 +34,7 @@ use serde_json::{Value, json};
 
 use super::errors::{FieldError, FieldErrorType, StatusError};
 use super::registry::ResourceInfo;
+use super::validate::limits;
 
 /// The four patch flavours kube-apiserver accepts, by request `Content-Type`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,6 +101,13 @@ impl From<MergeError> for StatusError {
 fn unprocessable() -> StatusError {
     StatusError::new(422, "Invalid", "the server rejected our request due to an error in our request")
         .with_details(json!({}))
+}
+
+/// The generic 422 with the reason in a cause (upstream drops it: jobwright keeps it so the
+/// client learns which limit it hit).
+fn unprocessable_because(why: String) -> StatusError {
+    StatusError::new(422, "Invalid", "the server rejected our request due to an error in our request")
+        .with_details(json!({"causes": [{"message": why}]}))
 }
 
 /// Maximum operations in one JSON patch (upstream `maxJSONPatchOperations`).
@@ -207,8 +215,7 @@ pub fn apply_patch_at(
                     "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml",
                 ));
             }
-            let patch: Value =
-                serde_json::from_slice(body).map_err(|e| StatusError::bad_request(go_json_error(&e, body)))?;
+            let patch: Value = serde_json::from_slice(body).map_err(|e| body_error(&e, body))?;
             Ok(strategic::strategic_merge(current, patch, schema::root_for(info))?)
         }
         PatchType::Apply => unreachable!("handled above"),
@@ -249,7 +256,7 @@ fn not_an_object(result: &Value) -> StatusError {
 }
 
 fn json_patch(current: &Value, body: &[u8]) -> Result<Value, StatusError> {
-    let v: Value = serde_json::from_slice(body).map_err(|e| StatusError::bad_request(go_json_error(&e, body)))?;
+    let v: Value = serde_json::from_slice(body).map_err(|e| body_error(&e, body))?;
     let ops = match &v {
         Value::Array(ops) => ops,
         Value::Null => return Ok(current.clone()),
@@ -277,12 +284,49 @@ fn json_patch(current: &Value, body: &[u8]) -> Result<Value, StatusError> {
         ));
     }
     // Upstream decodes leniently and fails when applying: an unknown op, a missing path or value
-    // all end as the generic 422, like a failed `test`.
+    // all end as the generic 422, like a failed `test`. `copy` is bounded as upstream bounds it
+    // (the bytes all copies add, `JSONPatchMaxCopyBytes`), and the document's nesting after
+    // every operation (a copy into its own subtree doubles it): either failure is that same 422,
+    // with a cause naming the limit.
     let mut doc = current.clone();
+    let mut copied = 0usize;
     for raw in ops {
         let Some(op) = v4_semantics(&doc, raw) else { continue };
         let op: json_patch::PatchOperation = serde_json::from_value(op).map_err(|_| unprocessable())?;
-        json_patch::patch(&mut doc, std::slice::from_ref(&op)).map_err(|_| unprocessable())?;
+        if let json_patch::PatchOperation::Copy(c) = &op
+            && let Some(v) = doc.pointer(c.from.as_str())
+        {
+            copied = copied.saturating_add(limits::json_size(v));
+            if copied > limits::MAX_JSON_PATCH_COPY_BYTES {
+                return Err(unprocessable_because(format!(
+                    "Unable to complete the copy, the accumulated size increase of copy is {copied}, exceeding the limit {}",
+                    limits::MAX_JSON_PATCH_COPY_BYTES
+                )));
+            }
+        }
+        // The document was within the bound before this operation, so only what it places can
+        // cross it: its value's depth below the target path (a cost bounded by the body and the
+        // copy limit, not by the document times the operations).
+        let placed = match &op {
+            json_patch::PatchOperation::Add(o) => Some((o.path.to_string(), limits::depth(&o.value))),
+            json_patch::PatchOperation::Replace(o) => Some((o.path.to_string(), limits::depth(&o.value))),
+            json_patch::PatchOperation::Copy(o) => {
+                Some((o.path.to_string(), doc.pointer(o.from.as_str()).map_or(0, limits::depth)))
+            }
+            json_patch::PatchOperation::Move(o) => {
+                Some((o.path.to_string(), doc.pointer(o.from.as_str()).map_or(0, limits::depth)))
+            }
+            _ => None,
+        };
+        if let Some((path, d)) = placed {
+            let steps = path.split('/').count().saturating_sub(1);
+            if steps + d > limits::MAX_OBJECT_DEPTH {
+                let field = path.trim_start_matches('/').replace('/', ".");
+                return Err(unprocessable_because(limits::too_deep(field, limits::MAX_OBJECT_DEPTH).to_string()));
+            }
+        }
+        // One operation at a time, so no undo log is needed: a failure discards `doc`.
+        json_patch::patch_unsafe(&mut doc, std::slice::from_ref(&op)).map_err(|_| unprocessable())?;
     }
     if !doc.is_object() {
         return Err(not_an_object(&doc));
@@ -327,7 +371,13 @@ fn missing_key_of_object(doc: &Value, pointer: &str) -> bool {
 }
 
 fn merge_patch(current: &Value, body: &[u8]) -> Result<Value, StatusError> {
-    let patch: Value = serde_json::from_slice(body).map_err(|_| StatusError::bad_request("Invalid JSON Patch"))?;
+    let patch: Value = serde_json::from_slice(body).map_err(|e| {
+        if limits::is_recursion_limit(&e) {
+            limits::body_too_deep()
+        } else {
+            StatusError::bad_request("Invalid JSON Patch")
+        }
+    })?;
     match &patch {
         Value::Object(p) => {
             let mut doc = current.clone();
@@ -372,6 +422,15 @@ fn prune_nulls(v: Value) -> Value {
         }
         Value::Array(a) => Value::Array(a.into_iter().map(prune_nulls).collect()),
         other => other,
+    }
+}
+
+/// The 400 for a patch body that does not parse: too deep, or Go's wording of the syntax error.
+fn body_error(e: &serde_json::Error, body: &[u8]) -> StatusError {
+    if limits::is_recursion_limit(e) {
+        limits::body_too_deep()
+    } else {
+        StatusError::bad_request(go_json_error(e, body))
     }
 }
 

@@ -325,3 +325,56 @@ fn arb_op() -> impl proptest::strategy::Strategy<Value = Value> {
     (op, path.clone(), path, strategic::tests::arb_json(2))
         .prop_map(|(op, path, from, value)| json!({"op": op, "path": path, "from": from, "value": value}))
 }
+
+fn nested(levels: usize) -> Value {
+    let mut v = json!("leaf");
+    for _ in 0..levels {
+        v = json!({ "x": v });
+    }
+    v
+}
+
+#[test]
+fn json_patch_copies_cannot_double_past_the_depth_limit() {
+    // Issue 10: a 120-deep value copied into itself five times overflowed the stack.
+    let mut ops = vec![json!({"op": "add", "path": "/zzz", "value": nested(110)})];
+    for k in 0..5 {
+        ops.push(json!({"op": "copy", "from": "/zzz", "path": format!("/zzz{}", "/x".repeat(110 << k))}));
+    }
+    let e = err(PatchType::Json, &serde_json::to_string(&ops).unwrap());
+    assert_eq!(e.code, 422);
+    let why = e.details.unwrap()["causes"][0]["message"].as_str().unwrap().to_string();
+    assert!(why.contains("at most 120 levels"), "{why}");
+    // Adding a value deeper than the limit is refused the same way.
+    let add = json!([{"op": "add", "path": "/spec/x", "value": nested(119)}]);
+    assert_eq!(err(PatchType::Json, &add.to_string()).code, 422);
+    let add = json!([{"op": "add", "path": "/spec/x", "value": nested(100)}]);
+    assert!(patch(PatchType::Json, &add.to_string()).is_ok());
+}
+
+#[test]
+fn json_patch_copies_are_bounded_in_bytes_as_upstream() {
+    // Issue 10: 3 KB copying annotations into themselves 18-23 times exhausted memory.
+    let mut ops = vec![json!({"op": "add", "path": "/metadata/annotations", "value": {"a": "x".repeat(3000)}})];
+    for i in 0..23 {
+        ops.push(json!({"op": "copy", "from": "/metadata/annotations", "path": format!("/metadata/annotations/c{i}")}));
+    }
+    let e = err(PatchType::Json, &serde_json::to_string(&ops).unwrap());
+    assert_eq!((e.code, e.message.as_str()), (422, "the server rejected our request due to an error in our request"));
+    let why = e.details.unwrap()["causes"][0]["message"].as_str().unwrap().to_string();
+    assert!(why.starts_with("Unable to complete the copy, the accumulated size increase of copy is "), "{why}");
+    assert!(why.ends_with(", exceeding the limit 3145728"), "{why}");
+    // Under the limit, copies work.
+    let ok = json!([{"op": "copy", "from": "/metadata/labels", "path": "/metadata/annotations"}]);
+    assert_eq!(patch(PatchType::Json, &ok.to_string()).unwrap()["metadata"]["annotations"], json!({"a": "1"}));
+}
+
+#[test]
+fn patch_bodies_deeper_than_the_parser_are_400_naming_the_limit() {
+    let deep = format!("{}1{}", "[".repeat(200), "]".repeat(200));
+    for t in [PatchType::Json, PatchType::Merge, PatchType::StrategicMerge] {
+        let e = err(t, &format!(r#"{{"a":{deep}}}"#));
+        assert_eq!(e.code, 400, "{t:?}");
+        assert!(e.message.contains("exceeded max depth"), "{t:?}: {}", e.message);
+    }
+}

@@ -38,6 +38,7 @@
 pub mod cronjob;
 pub mod job;
 pub mod json;
+pub mod limits;
 pub mod meta;
 pub mod other;
 pub mod pod;
@@ -111,15 +112,40 @@ pub fn admit(
     old: Option<&Value>,
     fv: FieldValidation,
 ) -> Result<Vec<String>, StatusError> {
+    let mut warnings = decode(info, obj, fv)?;
+    warnings.extend(admit_decoded(info, op, obj, old)?);
+    Ok(warnings)
+}
+
+/// Step 1 of [`admit`] alone: refuse wrong types (400) and drop unknown fields (a 400 under
+/// `Strict`, warnings under `Warn`). The store runs it before `metadata.managedFields` are
+/// computed, as upstream's decoder runs before its field manager, so a dropped field is never
+/// recorded as owned.
+pub fn decode(info: &ResourceInfo, obj: &mut Value, fv: FieldValidation) -> Result<Vec<String>, StatusError> {
     if !obj.is_object() {
         let why = format!("json: cannot unmarshal {} into Go value of type struct", json_type(obj));
         return Err(strict::decode_error(info, obj, &why));
     }
+    strict::check(info, obj, fv)
+}
+
+/// Steps 2-5 of [`admit`], for an object [`decode`] has already been run on. Also refuses an
+/// object nested deeper than [`limits::MAX_OBJECT_DEPTH`] (its managedFields included).
+pub fn admit_decoded(
+    info: &ResourceInfo,
+    op: Operation,
+    obj: &mut Value,
+    old: Option<&Value>,
+) -> Result<Vec<String>, StatusError> {
+    if !obj.is_object() {
+        let why = format!("json: cannot unmarshal {} into Go value of type struct", json_type(obj));
+        return Err(strict::decode_error(info, obj, &why));
+    }
+    limits::check_object_depth(info, obj)?;
     let old = old.filter(|o| o.is_object());
     // An update without a stored object cannot be validated against it: treat it as a create.
     let op = if old.is_none() { Operation::Create } else { op };
-    // 1. decode
-    let mut warnings = strict::check(info, obj, fv)?;
+    let mut warnings = Vec::new();
     match old {
         None => generate_name(obj),
         Some(old) => before_update(obj, old),

@@ -53,69 +53,73 @@ pub fn typed_roundtrip(group: &str, kind: &str, v: &Value) -> Option<Result<Valu
     })
 }
 
-/// The paths (`spec.template.spec.containers[0].foo`) of keys in `input` that `output` lacks.
-pub fn unknown_fields(input: &Value, output: &Value) -> Vec<String> {
-    let mut out = vec![];
-    walk(input, output, &mut Vec::new(), &mut out);
-    out
-}
-
-/// One step of a path into a JSON document.
-enum Step<'a> {
-    Key(&'a str),
+/// One step of a path into a JSON value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Seg {
+    Key(String),
     Index(usize),
 }
 
-/// `a.b[0].c`: built only for an unknown key, not for every key of every request.
-fn render(path: &[Step<'_>]) -> String {
-    let mut s = String::new();
-    for step in path {
-        match step {
-            Step::Key(k) if s.is_empty() => s.push_str(k),
-            Step::Key(k) => {
-                s.push('.');
-                s.push_str(k);
-            }
-            Step::Index(n) => s.push_str(&format!("[{n}]")),
-        }
-    }
-    s
+/// An unknown field: its upstream-style path (`spec.template.spec.containers[0].foo`) and the
+/// steps to it (keys may contain dots, so the printed path cannot be parsed back).
+struct Unknown {
+    printed: String,
+    segs: Vec<Seg>,
 }
 
-fn walk<'a>(input: &'a Value, output: &Value, path: &mut Vec<Step<'a>>, out: &mut Vec<String>) {
-    match (input, output) {
-        (Value::Object(i), Value::Object(o)) => {
-            for (k, v) in i {
-                if v.is_null() {
-                    continue;
+/// The paths (`spec.template.spec.containers[0].foo`) of keys in `input` that `output` lacks.
+pub fn unknown_fields(input: &Value, output: &Value) -> Vec<String> {
+    unknown_in(input, output).into_iter().map(|u| u.printed).collect()
+}
+
+/// Iterative (an input of any depth is walked without recursion).
+fn unknown_in(input: &Value, output: &Value) -> Vec<Unknown> {
+    let mut out = vec![];
+    let mut stack: Vec<(&Value, &Value, String, Vec<Seg>)> = vec![(input, output, String::new(), vec![])];
+    while let Some((input, output, path, segs)) = stack.pop() {
+        match (input, output) {
+            (Value::Object(i), Value::Object(o)) => {
+                for (k, v) in i.iter().rev() {
+                    if v.is_null() {
+                        continue;
+                    }
+                    let p = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                    let mut s = segs.clone();
+                    s.push(Seg::Key(k.clone()));
+                    match o.get(k) {
+                        None => out.push(Unknown { printed: p, segs: s }),
+                        Some(ov) => stack.push((v, ov, p, s)),
+                    }
                 }
-                path.push(Step::Key(k));
-                match o.get(k) {
-                    None => out.push(render(path)),
-                    Some(ov) => walk(v, ov, path, out),
+            }
+            (Value::Array(i), Value::Array(o)) => {
+                for (n, (a, b)) in i.iter().zip(o).enumerate().rev() {
+                    let mut s = segs.clone();
+                    s.push(Seg::Index(n));
+                    stack.push((a, b, format!("{path}[{n}]"), s));
                 }
-                path.pop();
             }
+            _ => {}
         }
-        (Value::Array(i), Value::Array(o)) => {
-            for (n, (a, b)) in i.iter().zip(o).enumerate() {
-                path.push(Step::Index(n));
-                walk(a, b, path, out);
-                path.pop();
-            }
-        }
-        _ => {}
     }
+    out
 }
 
 /// Decode-time checks for `obj` of `info`'s kind: a 400 for values of the wrong type, and for
 /// unknown fields a 400 (`Strict`), warnings (`Warn`) or nothing (`Ignore`). Unknown fields are
 /// dropped from `obj` (the decoder never keeps them).
 pub fn check(info: &ResourceInfo, obj: &mut Value, fv: FieldValidation) -> Result<Vec<String>, StatusError> {
+    // Typed kinds: exact paths to remove. Custom resources: printed paths from the CRD schema.
+    let mut exact: Vec<Vec<Seg>> = vec![];
     let unknown: Vec<String> = match typed_roundtrip(&info.group, &info.kind, obj) {
         Some(rt) => {
             let out = rt.map_err(|e| decode_error(info, obj, &e))?;
-            unknown_fields(obj, &out).into_iter().filter(|p| p != "apiVersion" && p != "kind").collect()
+            let found: Vec<Unknown> = unknown_in(obj, &out)
+                .into_iter()
+                .filter(|u| u.printed != "apiVersion" && u.printed != "kind")
+                .collect();
+            exact = found.iter().map(|u| u.segs.clone()).collect();
+            found.into_iter().map(|u| u.printed).collect()
         }
         // A custom resource: its CRD's schema says what is known.
         None => match &info.schema {
@@ -128,6 +132,17 @@ pub fn check(info: &ResourceInfo, obj: &mut Value, fv: FieldValidation) -> Resul
             None => return Ok(vec![]),
         },
     };
+    let remove_all = |obj: &mut Value| {
+        if exact.is_empty() {
+            for p in &unknown {
+                remove_path(obj, p);
+            }
+        } else {
+            for segs in &exact {
+                remove_segs(obj, segs);
+            }
+        }
+    };
     let cannot_handle = |why: &str| decode_error(info, obj, why);
     if unknown.is_empty() {
         return Ok(vec![]);
@@ -136,15 +151,11 @@ pub fn check(info: &ResourceInfo, obj: &mut Value, fv: FieldValidation) -> Resul
     match fv {
         FieldValidation::Strict => Err(cannot_handle(&format!("strict decoding error: {}", msgs.join(", ")))),
         FieldValidation::Warn => {
-            for p in &unknown {
-                remove_path(obj, p);
-            }
+            remove_all(obj);
             Ok(msgs)
         }
         FieldValidation::Ignore => {
-            for p in &unknown {
-                remove_path(obj, p);
-            }
+            remove_all(obj);
             Ok(vec![])
         }
     }
@@ -175,6 +186,23 @@ pub fn decode_error(info: &ResourceInfo, obj: &Value, why: &str) -> StatusError 
                 info.kind
             ))
         }
+    }
+}
+
+/// Remove the key at the end of `segs`.
+fn remove_segs(obj: &mut Value, segs: &[Seg]) {
+    let Some((Seg::Key(last), init)) = segs.split_last() else { return };
+    let mut cur = obj;
+    for s in init {
+        let next = match s {
+            Seg::Key(k) => cur.get_mut(k.as_str()),
+            Seg::Index(i) => cur.get_mut(*i),
+        };
+        let Some(next) = next else { return };
+        cur = next;
+    }
+    if let Some(m) = cur.as_object_mut() {
+        m.remove(last.as_str());
     }
 }
 
