@@ -143,7 +143,10 @@ fn main() {
         let start = Instant::now();
         let figures = rt.block_on(local_chaos(&cfg, seed, dir.path()));
         figures.print(
-            &format!("mode local: `jobwright local --data-dir` kill -9 x {} during Job creates (seed {seed})", cfg.rounds),
+            &format!(
+                "mode local: `jobwright local --data-dir` kill -9 x {} during Job creates (seed {seed})",
+                cfg.rounds
+            ),
             start.elapsed(),
         );
         finish_dir(dir, keep || !figures.clean(), &mut failed, "local", figures.clean());
@@ -262,7 +265,12 @@ fn lost(acked: &BTreeMap<String, String>, jobs: &[Job]) -> Vec<String> {
 
 /// Waits, polling every `poll`, until every Job is finished or stuck; `restarted` is the last
 /// restart. Returns the last list and the stuck Jobs' names with their status.
-async fn wait_settled(client: &Client, tracker: &mut Tracker, restarted: Instant, poll: Duration) -> (Vec<Job>, Vec<String>) {
+async fn wait_settled(
+    client: &Client,
+    tracker: &mut Tracker,
+    restarted: Instant,
+    poll: Duration,
+) -> (Vec<Job>, Vec<String>) {
     loop {
         let jobs = list_jobs(client).await;
         tracker.observe(&jobs);
@@ -418,7 +426,13 @@ async fn controller_chaos(cfg: &ControllerChaos, seed: u64, dir: &Path) -> Figur
     let mut specs = Vec::new();
     for i in 0..cfg.indexed {
         let d = format!("{}ms", rng.random_range(100..1500));
-        specs.push(job(&format!("indexed-{i}"), cfg.completions_indexed, (cfg.completions_indexed / 10).max(1), true, &d));
+        specs.push(job(
+            &format!("indexed-{i}"),
+            cfg.completions_indexed,
+            (cfg.completions_indexed / 10).max(1),
+            true,
+            &d,
+        ));
     }
     for i in 0..cfg.nonindexed {
         let d = format!("{}ms", rng.random_range(100..1500));
@@ -454,7 +468,8 @@ async fn controller_chaos(cfg: &ControllerChaos, seed: u64, dir: &Path) -> Figur
                 }
                 break;
             }
-            let quiet = tracker.seen.values().all(|(_, at)| at.elapsed() >= STUCK_AFTER && restarted.elapsed() >= STUCK_AFTER);
+            let quiet =
+                tracker.seen.values().all(|(_, at)| at.elapsed() >= STUCK_AFTER && restarted.elapsed() >= STUCK_AFTER);
             if quiet || Instant::now() > deadline {
                 // Stuck before the kill point: the settle below reports it.
                 break;
@@ -569,7 +584,13 @@ async fn local_chaos(cfg: &LocalChaos, seed: u64, dir: &Path) -> Figures {
         for c in creators {
             c.abort();
         }
-        println!("  round {} of {}: killed after {:.1}s, {} Jobs acknowledged so far", round + 1, cfg.rounds, run_for.as_secs_f64(), acked.lock().unwrap().len());
+        println!(
+            "  round {} of {}: killed after {:.1}s, {} Jobs acknowledged so far",
+            round + 1,
+            cfg.rounds,
+            run_for.as_secs_f64(),
+            acked.lock().unwrap().len()
+        );
     }
     // The last start: no more kills.
     let mut local = spawn_local(&kc, &data, dir, cfg.rounds);

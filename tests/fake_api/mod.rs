@@ -62,11 +62,8 @@ impl FakeApi {
 
     /// Like [`start`](Self::start), also returning the server's URL.
     pub async fn start_with_url() -> (Self, kube::Client, String) {
-        let api = Self {
-            inner: Arc::default(),
-            events: broadcast::channel(100_000).0,
-            refuse_status_writes: Arc::default(),
-        };
+        let api =
+            Self { inner: Arc::default(), events: broadcast::channel(100_000).0, refuse_status_writes: Arc::default() };
         let app = Router::new().fallback(handle).with_state(api.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
