@@ -635,10 +635,10 @@ async fn handle_json(
     // Streams (exec, attach, port-forward) are proxied to the node with their upgrade; metrics
     // are gathered from the nodes (see `streams`).
     if let Some((ns, name, sub)) = super::streams::stream_target(parts.uri.path()) {
-        return super::streams::proxy(&s, parts, &ns, &name, &sub, user.as_ref()).await;
+        return super::streams::proxy(s, parts, &ns, &name, &sub, user.as_ref()).await;
     }
     if super::streams::is_metrics(parts.uri.path()) {
-        return super::streams::metrics(&s, &parts.method, &parts.uri).await;
+        return super::streams::metrics(s, &parts.method, &parts.uri).await;
     }
     let bytes = match axum::body::to_bytes(body, s.config.body_limit).await {
         Ok(b) => b,
