@@ -104,7 +104,11 @@ pub async fn proxy(
         && s.auth.enforcing()
         && parts.method == Method::GET
     {
-        let attrs = super::auth::request_attributes(&Method::POST, parts.uri.path(), &super::query::Query::from_uri(&parts.uri));
+        let attrs = super::auth::request_attributes(
+            &Method::POST,
+            parts.uri.path(),
+            &super::query::Query::from_uri(&parts.uri),
+        );
         if let Err(e) = s.auth.check(&s.api, user, &attrs) {
             return super::http::error_response(&e);
         }
