@@ -138,7 +138,7 @@ fn main() {
         finish_dir(dir, keep || !figures.clean(), &mut failed, "controller", figures.clean());
     }
     if mode == "local" || mode == "both" {
-        let cfg = LocalChaos { rounds: num("--rounds", if full { 20 } else { 4 }), full };
+        let cfg = LocalChaos { rounds: num("--rounds", if full { 20 } else { 3 }), full };
         let dir = workdir("local");
         let start = Instant::now();
         let figures = rt.block_on(local_chaos(&cfg, seed, dir.path()));
@@ -227,27 +227,31 @@ impl Tracker {
     }
 }
 
-/// Lists every Job in one request (no `limit`: one consistent list), retrying transient errors.
-async fn list_jobs(client: &Client) -> Vec<Job> {
-    let api: Api<Job> = Api::namespaced(client.clone(), "default");
+/// Lists every object of a kind in `default` in one request (no `limit`: one consistent list),
+/// retrying transient errors for up to a minute.
+async fn list_all<K>(client: &Client) -> Vec<K>
+where
+    K: kube::Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    let api: Api<K> = Api::namespaced(client.clone(), "default");
     for _ in 0..600 {
         match api.list(&ListParams::default()).await {
             Ok(l) => return l.items,
             Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
         }
     }
-    panic!("listing Jobs failed for a minute");
+    panic!("listing {} failed for a minute", K::plural(&()));
+}
+
+async fn list_jobs(client: &Client) -> Vec<Job> {
+    list_all(client).await
 }
 
 async fn list_pods(client: &Client) -> Vec<Pod> {
-    let api: Api<Pod> = Api::namespaced(client.clone(), "default");
-    for _ in 0..600 {
-        match api.list(&ListParams::default()).await {
-            Ok(l) => return l.items,
-            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
-        }
-    }
-    panic!("listing pods failed for a minute");
+    list_all(client).await
 }
 
 /// Acknowledged Jobs (name -> uid) missing from `jobs` or there with another uid.
@@ -564,6 +568,7 @@ async fn local_chaos(cfg: &LocalChaos, seed: u64, dir: &Path) -> Figures {
             .enumerate()
             .map(|(t, s)| {
                 let (client, acked) = (client.clone(), acked.clone());
+                let longest = if cfg.full { 3_000 } else { 1_000 };
                 tokio::spawn(async move {
                     let mut rng = StdRng::seed_from_u64(s);
                     let api: Api<Job> = Api::namespaced(client, "default");
@@ -571,7 +576,7 @@ async fn local_chaos(cfg: &LocalChaos, seed: u64, dir: &Path) -> Figures {
                         let name = format!("r{round}-{t}-{}", base + i);
                         let completions = rng.random_range(1..=4);
                         let indexed = rng.random_bool(0.5);
-                        let d = format!("{}ms", rng.random_range(0..3000));
+                        let d = format!("{}ms", rng.random_range(0..longest));
                         let j = job(&name, completions, rng.random_range(1..=completions), indexed, &d);
                         if let Ok(created) = api.create(&PostParams::default(), &j).await {
                             acked.lock().unwrap().insert(name, created.uid().unwrap_or_default());

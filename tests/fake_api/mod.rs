@@ -30,8 +30,10 @@ struct Inner {
 pub struct FakeApi {
     inner: Arc<Mutex<Inner>>,
     events: broadcast::Sender<(u64, String, &'static str, Value)>,
-    /// How many of the next pod status writes to refuse with 503 (an API server under load).
-    refuse_status_writes: Arc<std::sync::atomic::AtomicUsize>,
+    /// Refuse every pod status write with 500 (a failing API server; kube-rs does not retry 500 itself) while set.
+    refuse_status_writes: Arc<std::sync::atomic::AtomicBool>,
+    /// Status writes refused so far, and a notification per refusal.
+    status_refusals: Arc<(std::sync::atomic::AtomicUsize, tokio::sync::Notify)>,
 }
 
 fn status(code: u16, reason: &str, message: &str) -> Response {
@@ -62,8 +64,12 @@ impl FakeApi {
 
     /// Like [`start`](Self::start), also returning the server's URL.
     pub async fn start_with_url() -> (Self, kube::Client, String) {
-        let api =
-            Self { inner: Arc::default(), events: broadcast::channel(100_000).0, refuse_status_writes: Arc::default() };
+        let api = Self {
+            inner: Arc::default(),
+            events: broadcast::channel(100_000).0,
+            refuse_status_writes: Arc::default(),
+            status_refusals: Arc::default(),
+        };
         let app = Router::new().fallback(handle).with_state(api.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -108,14 +114,26 @@ impl FakeApi {
         self.commit(&mut inner, (resource.into(), ns.into(), name), obj, "ADDED")
     }
 
-    /// Refuse the next `n` pod status writes with 503 ServiceUnavailable.
-    pub fn refuse_status_writes(&self, n: usize) {
-        self.refuse_status_writes.store(n, std::sync::atomic::Ordering::SeqCst);
+    /// Refuse every pod status write with 500 InternalError (`true`) or serve them again.
+    pub fn refuse_status_writes(&self, on: bool) {
+        self.refuse_status_writes.store(on, std::sync::atomic::Ordering::SeqCst);
     }
 
-    /// Pod status writes still to be refused.
-    pub fn status_writes_to_refuse(&self) -> usize {
-        self.refuse_status_writes.load(std::sync::atomic::Ordering::SeqCst)
+    /// Waits until `n` status writes have been refused in all (30 s at most).
+    pub async fn wait_status_refusals(&self, n: usize) {
+        let (count, notify) = &*self.status_refusals;
+        let refused = || count.load(std::sync::atomic::Ordering::SeqCst);
+        tokio::time::timeout(std::time::Duration::from_secs(30), async {
+            loop {
+                let notified = notify.notified();
+                if refused() >= n {
+                    return;
+                }
+                notified.await;
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("{} status writes refused, not {n}", refused()));
     }
 
     /// Read an object.
@@ -282,15 +300,14 @@ async fn handle(
                 .into_response()
         }
         (Method::PUT, Some(name), sub) => {
-            if sub == Some("status")
-                && api
-                    .refuse_status_writes
-                    .fetch_update(std::sync::atomic::Ordering::SeqCst, std::sync::atomic::Ordering::SeqCst, |n| {
-                        n.checked_sub(1)
-                    })
-                    .is_ok()
+            if resource == "pods"
+                && sub == Some("status")
+                && api.refuse_status_writes.load(std::sync::atomic::Ordering::SeqCst)
             {
-                return status(503, "ServiceUnavailable", "refused by the fake (injected)");
+                let (count, notify) = &*api.status_refusals;
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                notify.notify_waiters();
+                return status(500, "InternalError", "refused by the fake (injected)");
             }
             let mut inner = api.inner.lock().unwrap();
             let key: Key = (resource.clone(), ns.clone(), name.clone());
