@@ -106,7 +106,19 @@ impl Local {
 }
 
 impl Drop for Local {
+    /// SIGTERM first, so `local` stops its pod processes (a SIGKILLed `local` would leave them
+    /// running, e.g. a busy-loop pod spinning a core for the rest of the suite); SIGKILL after 30 s.
     fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+            for _ in 0..600 {
+                if !matches!(self.child.try_wait(), Ok(None)) {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -806,7 +818,7 @@ spec:
   containers:
   - name: main
     image: busybox
-    command: ["sleep", "617"]
+    command: ["sleep", "3607"]
     workingDir: {work}
     env: [{{name: GREETING, value: "hello from the pod"}}]
 ---

@@ -776,7 +776,8 @@ async fn kube_api_qps_and_burst_bound_the_requests_the_server_receives() {
     let (qps, burst) = (10.0, 3.0);
     let s = TestApiServer::start_rbac().await;
     let admin = s.client();
-    let token = s.token_for(UserInfo { name: USER.into(), groups: vec!["system:masters".into()], ..UserInfo::default() });
+    let token =
+        s.token_for(UserInfo { name: USER.into(), groups: vec!["system:masters".into()], ..UserInfo::default() });
     let dir = tempfile::tempdir().unwrap();
     let kc = dir.path().join("kubeconfig");
     jobwright::apiserver::kubeconfig::write_with_token(&kc, &s.kubeconfig_url(), Some(&token)).unwrap();

@@ -291,7 +291,8 @@ where
                 .max_headers(MAX_HEADER_FIELDS)
                 .writev(false);
             let io = TokioIo::new(StatusBodies::new(io, limits.max_header_bytes));
-            let conn = builder.serve_connection(io, service);
+            // Upgrades (exec, attach, port-forward) hand the connection to the stream proxy.
+            let conn = builder.serve_connection(io, service).with_upgrades();
             let mut conn = std::pin::pin!(conn);
             tokio::select! {
                 r = conn.as_mut() => { if let Err(e) = r { tracing::debug!(error = %e, "connection ended"); } }
