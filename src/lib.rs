@@ -6,10 +6,10 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
-pub mod apiserver;
+pub use jobwright_apiserver as apiserver;
 pub mod crd;
 pub mod cronjob;
-pub mod duration;
+pub use jobwright_apiserver::duration;
 pub mod job;
 pub mod kubelet;
 pub mod leader;

@@ -61,14 +61,7 @@ pub struct LocalArgs {
 /// enough that a user sees the important lines.
 pub const DEFAULT_LOG_FILTER: &str = "info,kube=warn,kube_runtime=warn,hyper=warn,tower=warn";
 
-/// Print a line to stdout; a closed stdout (`| head -1`) is not an error worth stopping for.
-macro_rules! say {
-    ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stdout(), $($arg)*);
-    }};
-}
-pub(crate) use say;
+pub(crate) use jobwright_apiserver::say;
 
 /// Parse `300ms`, `10s`, `2m`, `1h`, or a bare number of seconds, for clap.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {

@@ -345,6 +345,27 @@ fn dockerfile_runs_the_binary_as_nonroot() {
     assert!(text.contains(r#"ENTRYPOINT ["/jobwright"]"#));
     assert!(text.contains(r#"CMD ["controller"]"#));
     assert!(root().join(".dockerignore").exists());
+    // Every workspace member's sources and manifest reach the build stage.
+    let manifest: toml_members::Members = toml_members::read(&root().join("Cargo.toml"));
+    for member in manifest.0.iter().filter(|m| m.as_str() != ".") {
+        assert!(text.contains(&format!("COPY {member}/Cargo.toml {member}/")), "{member}'s manifest is not copied");
+        let top = member.split('/').next().unwrap();
+        assert!(text.lines().any(|l| l.trim() == format!("COPY {top} ./{top}")), "{member}'s sources are not copied");
+        assert!(text.contains(&format!("{member}/src/lib.rs")), "{member} is not stubbed");
+    }
+    let ignore = std::fs::read_to_string(root().join(".dockerignore")).unwrap();
+    assert!(!ignore.lines().any(|l| l.trim_end_matches('/') == "crates"), "crates/ must reach the image");
+}
+
+/// The `[workspace] members` of a Cargo.toml (a line-level read: the list is one line).
+mod toml_members {
+    pub struct Members(pub Vec<String>);
+    pub fn read(path: &std::path::Path) -> Members {
+        let text = std::fs::read_to_string(path).unwrap();
+        let line = text.lines().find(|l| l.starts_with("members")).expect("a [workspace] members line");
+        let list = line.split_once('[').unwrap().1.split_once(']').unwrap().0;
+        Members(list.split(',').map(|m| m.trim().trim_matches('"').to_string()).filter(|m| !m.is_empty()).collect())
+    }
 }
 
 /// Runs the real kubectl against `server`; returns (success, stdout+stderr).

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Generate src/apiserver/proto_schema.rs from upstream's Go API types.
+"""Generate crates/jobwright-apiserver/src/proto_schema.rs from upstream's Go API types.
 
 Kubernetes' Go types carry, on one line per field, both the protobuf tag (field number, wire
 type, repeated) and the JSON tag (name, omitempty, inline); the Go type says whether the field
@@ -7,7 +7,7 @@ is a pointer. That is everything needed to turn a protobuf message into the JSON
 for it and back, so the table is generated from those files rather than from the .proto files
 (which lose pointer-ness, omitempty and inlining).
 
-Usage: tools/gen_proto_schema.py SRC > src/apiserver/proto_schema.rs
+Usage: tools/gen_proto_schema.py SRC > crates/jobwright-apiserver/src/proto_schema.rs
 SRC holds k8s.io/api (api/), k8s.io/apimachinery (apimachinery/) and
 k8s.io/apiextensions-apiserver (apiext/), all at the same release (v0.33.x here), e.g.:
   git -C kubernetes/api archive v0.33.9 core/v1 batch/v1 ... | tar -x -C SRC/api

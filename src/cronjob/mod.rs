@@ -8,5 +8,5 @@
 //! - [`controller`] (shell): the kube-runtime wiring, the API calls and the events.
 
 pub mod controller;
-pub mod schedule;
+pub use jobwright_apiserver::schedule;
 pub mod sync;

@@ -14,8 +14,8 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::FieldValidation;
-use crate::apiserver::errors::StatusError;
-use crate::apiserver::registry::ResourceInfo;
+use crate::errors::StatusError;
+use crate::registry::ResourceInfo;
 
 fn roundtrip<T: DeserializeOwned + Serialize>(v: &Value) -> Result<Value, String> {
     let typed: T = serde_path_to_error::deserialize(v).map_err(|e| {
@@ -123,7 +123,7 @@ pub fn check(info: &ResourceInfo, obj: &mut Value, fv: FieldValidation) -> Resul
         }
         // A custom resource: its CRD's schema says what is known.
         None => match &info.schema {
-            Some(schema) => crate::apiserver::openapi::unknown_fields_in_schema(schema, obj)
+            Some(schema) => crate::openapi::unknown_fields_in_schema(schema, obj)
                 .into_iter()
                 .filter(|p| {
                     !matches!(p.as_str(), "apiVersion" | "kind") && p != "metadata" && !p.starts_with("metadata.")

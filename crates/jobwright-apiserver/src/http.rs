@@ -1398,7 +1398,7 @@ mod tests {
 
     #[test]
     fn watchers_see_objects_enter_and_leave_their_selection() {
-        use crate::apiserver::store::{EventType, Meta, WatchEvent};
+        use crate::store::{EventType, Meta, WatchEvent};
         let reg = Registry::builtin();
         let view = reg.get("", "v1", "configmaps").unwrap();
         let ctx = WatchCtx {

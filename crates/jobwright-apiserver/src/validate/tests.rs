@@ -4,7 +4,7 @@
 use serde_json::{Value, json};
 
 use super::*;
-use crate::apiserver::registry::{Registry, ResourceInfo};
+use crate::registry::{Registry, ResourceInfo};
 
 fn info(group: &str, resource: &str) -> ResourceInfo {
     Registry::builtin().get(group, "v1", resource).expect("builtin resource")
@@ -1000,7 +1000,7 @@ fn namespaces_nodes_leases_events_and_generic_kinds() {
 /// The Job (and CronJob) manifests of the seed documents: every fenced block, from its first
 /// `apiVersion:` line, split on `---`.
 fn seed_manifests() -> Vec<Value> {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/seeds");
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/seeds");
     let mut out = vec![];
     let mut paths: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
     paths.sort();

@@ -1,8 +1,8 @@
 use serde_json::json;
 
 use super::*;
-use crate::apiserver::patch::schema::root_for;
-use crate::apiserver::registry::Registry;
+use crate::patch::schema::root_for;
+use crate::registry::Registry;
 
 fn root(group: &str, resource: &str) -> &'static Shape {
     root_for(&Registry::builtin().get(group, "v1", resource).unwrap())

@@ -1,7 +1,7 @@
 use serde_json::json;
 
 use super::*;
-use crate::apiserver::registry::Registry;
+use crate::registry::Registry;
 
 fn pods() -> ResourceInfo {
     Registry::builtin().get("", "v1", "pods").unwrap()

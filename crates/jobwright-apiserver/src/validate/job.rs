@@ -8,7 +8,7 @@ use super::json::{arr_of, at, bool_of, child, default_field, has, index, int_of,
 use super::meta::{self, FIELD_IMMUTABLE, immutable, nonnegative, too_long_max_length, too_many};
 use super::pod::{self, semantic_eq};
 use super::{ErrorList, Operation};
-use crate::apiserver::errors::FieldError;
+use crate::errors::FieldError;
 
 /// `batch.kubernetes.io/controller-uid`.
 pub const CONTROLLER_UID_LABEL: &str = "batch.kubernetes.io/controller-uid";
@@ -538,7 +538,7 @@ fn validate_pod_failure_policy(spec: &Value, pfp: &Value, path: &str) -> ErrorLi
                 }
             }
         }
-        let omit = FieldError::new(crate::apiserver::errors::FieldErrorType::Invalid, &rp, None, "");
+        let omit = FieldError::new(crate::errors::FieldErrorType::Invalid, &rp, None, "");
         if on_exit.is_some() && !on_conds.is_empty() {
             errs.push(FieldError {
                 detail: "specifying both OnExitCodes and OnPodConditions is not supported".into(),
@@ -926,7 +926,7 @@ fn time_at(job: &Value, f: &str) -> Option<chrono::DateTime<chrono::FixedOffset>
 }
 
 fn omit(path: &str, detail: impl Into<String>) -> FieldError {
-    FieldError::new(crate::apiserver::errors::FieldErrorType::Invalid, path, None, detail)
+    FieldError::new(crate::errors::FieldErrorType::Invalid, path, None, detail)
 }
 
 /// `validateJobStatus` with the given options.

@@ -980,7 +980,7 @@ pub fn selectable_fields(info: &ResourceInfo, obj: &Value) -> BTreeMap<String, S
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::apiserver::registry::Registry;
+    use crate::registry::Registry;
     use serde_json::json;
 
     fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {

@@ -293,7 +293,7 @@ fn custom_schemas(reg: &Registry) -> super::openapi::CustomSchemas {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::apiserver::registry::VERBS;
+    use crate::registry::VERBS;
 
     #[test]
     fn aggregated_accept_detection() {

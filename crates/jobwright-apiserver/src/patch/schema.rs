@@ -293,7 +293,7 @@ pub fn root_for(info: &ResourceInfo) -> &'static Shape {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::apiserver::registry::Registry;
+    use crate::registry::Registry;
 
     fn keys_of(shape: &Shape, path: &[&str]) -> (Smp, Ssa) {
         let s = path.iter().fold(shape, |s, p| s.field(p));

@@ -20,8 +20,8 @@ use super::fields::{
 };
 use super::schema::{Shape, Ssa, root_for};
 use super::{MergeError, WriteContext};
-use crate::apiserver::errors::StatusError;
-use crate::apiserver::registry::ResourceInfo;
+use crate::errors::StatusError;
+use crate::registry::ResourceInfo;
 
 /// Upstream's manager name for a write: `?fieldManager=`, else the user agent up to its first
 /// `/`, printable characters only, at most 128 bytes (`prefixFromUserAgent`).

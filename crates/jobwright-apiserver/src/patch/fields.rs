@@ -545,8 +545,8 @@ pub fn format_time(t: DateTime<Utc>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::apiserver::patch::schema::root_for;
-    use crate::apiserver::registry::Registry;
+    use crate::patch::schema::root_for;
+    use crate::registry::Registry;
 
     fn p(s: &[&str]) -> Vec<String> {
         s.iter().map(|x| x.to_string()).collect()

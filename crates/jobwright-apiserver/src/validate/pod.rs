@@ -13,7 +13,7 @@ use super::meta::{
     self, immutable, inclusive_range_error, is_dns1123_label, is_qualified_name, is_valid_label_value, validate_labels,
 };
 use super::{ErrorList, Operation};
-use crate::apiserver::errors::{FieldError, FieldErrorType};
+use crate::errors::{FieldError, FieldErrorType};
 
 /// The toleration seconds the DefaultTolerationSeconds admission plugin gives the not-ready and
 /// unreachable taints.

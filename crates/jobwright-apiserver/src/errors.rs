@@ -332,7 +332,7 @@ impl StatusError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::apiserver::registry::Registry;
+    use crate::registry::Registry;
 
     #[test]
     fn invalid_message_matches_upstream_shape() {

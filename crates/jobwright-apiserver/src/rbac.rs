@@ -637,7 +637,7 @@ mod tests {
     /// `deploy/rbac.yaml` lets the controller's ServiceAccount do its typical calls, and no more.
     #[test]
     fn deploy_rbac_allows_the_controllers_calls_only() {
-        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/rbac.yaml")).unwrap();
+        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/rbac.yaml")).unwrap();
         let docs: Vec<Value> = serde_saphyr::from_multiple(&text).unwrap();
         let mut policy = Policy::default();
         for d in docs.into_iter().filter(|d| !d.is_null()) {

@@ -8,7 +8,7 @@ use super::json::{at, bool_of, child, default_field, has, int_of, str_at, str_of
 use super::meta::{self, nonnegative};
 use super::pod::{self, semantic_eq};
 use super::{ErrorList, Operation, job};
-use crate::apiserver::errors::FieldError;
+use crate::errors::FieldError;
 
 /// Strategy entry point for `cronjobs`.
 pub fn admit(op: Operation, obj: &mut Value, old: Option<&Value>) -> Result<Vec<String>, ErrorList> {
@@ -158,16 +158,16 @@ fn validate_time_zone(tz: Option<&str>, path: &str) -> ErrorList {
     }
     // Go's `time.LoadLocation` (kube-apiserver embeds the IANA database, as chrono-tz does here);
     // "Local" loads there, and is refused above.
-    if tz != "Local" && crate::cronjob::schedule::Zone::load(tz).is_none() {
+    if tz != "Local" && crate::schedule::Zone::load(tz).is_none() {
         errs.push(FieldError::invalid(path, json!(tz), format!("unknown time zone {tz}")));
     }
     errs
 }
 
 /// `cron.ParseStandard`'s verdict on a schedule: the CronJob controller's own parser
-/// ([`crate::cronjob::schedule`]), so the API server refuses exactly what the controller cannot run.
+/// ([`crate::schedule`]), so the API server refuses exactly what the controller cannot run.
 /// Errors use robfig/cron's wording.
 pub fn parse_standard(spec: &str) -> Result<(), String> {
-    use crate::cronjob::schedule::{self, Zone};
+    use crate::schedule::{self, Zone};
     schedule::parse_standard(spec, Zone::Named(chrono_tz::UTC)).map(|_| ())
 }

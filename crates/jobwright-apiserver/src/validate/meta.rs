@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use super::ErrorList;
 use super::json::{arr_of, at, child, index, obj_of, str_of, string_map};
-use crate::apiserver::errors::{FieldError, FieldErrorType};
+use crate::errors::{FieldError, FieldErrorType};
 
 const DNS1123_LABEL_FMT: &str = "[a-z0-9]([-a-z0-9]*[a-z0-9])?";
 const DNS1123_LABEL_ERR: &str = "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character";

@@ -13,8 +13,8 @@
 
 use serde_json::Value;
 
-use crate::apiserver::errors::{FieldError, FieldErrorType, StatusError};
-use crate::apiserver::registry::ResourceInfo;
+use crate::errors::{FieldError, FieldErrorType, StatusError};
+use crate::registry::ResourceInfo;
 
 /// Deepest nesting (objects and arrays, the object itself counting as 1) of a stored object.
 /// Leaves room for the three levels a table row adds under `serde_json`'s 127.

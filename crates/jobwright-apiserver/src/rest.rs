@@ -962,7 +962,7 @@ impl Api {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::apiserver::store::StoreConfig;
+    use crate::store::StoreConfig;
 
     fn api() -> Api {
         Api::new(Arc::new(Store::new(StoreConfig::default())), Registry::builtin())

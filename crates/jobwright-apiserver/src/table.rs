@@ -1149,7 +1149,7 @@ mod tests {
         assert_eq!(simple_jsonpath(&json!({"c": []}), ".c[-1:].t"), None);
         assert_eq!(simple_jsonpath(&o, ".c[x:].t"), None);
     }
-    use crate::apiserver::registry::{Registry, ResourceInfo};
+    use crate::registry::{Registry, ResourceInfo};
     use chrono::TimeZone;
 
     fn now() -> DateTime<Utc> {

@@ -31,6 +31,7 @@ pub mod auth;
 pub mod conn;
 pub mod crd;
 pub mod discovery;
+pub mod duration;
 pub mod errors;
 pub mod events;
 pub mod gc;
@@ -48,12 +49,22 @@ pub mod rbac;
 pub mod registry;
 pub mod rest;
 pub mod review;
+pub mod schedule;
 pub mod selector;
 pub mod store;
 pub mod streams;
 pub mod table;
 pub mod testkit;
 pub mod validate;
+
+/// Print a line to stdout; a closed stdout (`| head -1`) is not an error worth stopping for.
+#[macro_export]
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -78,9 +89,9 @@ pub async fn serve(opts: ServeOptions, shutdown: impl Future<Output = ()>) -> st
     match &opts.kubeconfig {
         Some(path) => {
             kubeconfig::write_with_token(path, &running.kubeconfig_url(), running.server.auth.admin_token())?;
-            crate::local::say!("jobwright apiserver listening on {url}; kubeconfig written to {}", path.display());
+            say!("jobwright apiserver listening on {url}; kubeconfig written to {}", path.display());
         }
-        None => crate::local::say!("jobwright apiserver listening on {url}"),
+        None => say!("jobwright apiserver listening on {url}"),
     }
     tracing::info!(%url, "apiserver started");
     shutdown.await;

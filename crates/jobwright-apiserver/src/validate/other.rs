@@ -6,8 +6,8 @@ use serde_json::{Value, json};
 use super::json::{at, child, int_of, str_at};
 use super::meta::{self, NameFn, nonnegative};
 use super::{ErrorList, Operation};
-use crate::apiserver::errors::FieldError;
-use crate::apiserver::registry::ResourceInfo;
+use crate::errors::FieldError;
+use crate::registry::ResourceInfo;
 
 fn finish(errs: ErrorList) -> Result<Vec<String>, ErrorList> {
     if errs.is_empty() { Ok(vec![]) } else { Err(errs) }
@@ -121,7 +121,7 @@ pub fn validate_taints(taints: &[Value], path: &str) -> ErrorList {
         }
         if !seen.insert((key, effect)) {
             errs.push(FieldError::new(
-                crate::apiserver::errors::FieldErrorType::Duplicate,
+                crate::errors::FieldErrorType::Duplicate,
                 &p,
                 Some(t.clone()),
                 "taints must be unique by key and effect pair",
@@ -546,7 +546,7 @@ fn validate_binding(obj: &Value, old: Option<&Value>, namespaced: bool) -> Error
             // Upstream prints the internal Go struct (`%#v`) as the value.
             let (g, k, n) = triple(role_ref);
             errs.push(FieldError::new(
-                crate::apiserver::errors::FieldErrorType::Invalid,
+                crate::errors::FieldErrorType::Invalid,
                 "roleRef",
                 None,
                 format!("rbac.RoleRef{{APIGroup:{g:?}, Kind:{k:?}, Name:{n:?}}}: cannot change roleRef"),

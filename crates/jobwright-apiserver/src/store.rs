@@ -743,7 +743,7 @@ fn unindex(inner: &mut Inner, key: &Arc<str>, id: &(String, String), meta: &Meta
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::apiserver::registry::Registry;
+    use crate::registry::Registry;
     use serde_json::json;
 
     fn cm(name: &str) -> Value {

@@ -2,8 +2,8 @@ use chrono::TimeZone;
 use serde_json::json;
 
 use super::*;
-use crate::apiserver::patch::{PatchType, apply_patch_at, record_write_at};
-use crate::apiserver::registry::Registry;
+use crate::patch::{PatchType, apply_patch_at, record_write_at};
+use crate::registry::Registry;
 
 fn jobs() -> ResourceInfo {
     Registry::builtin().get("batch", "v1", "jobs").unwrap()
@@ -426,9 +426,9 @@ proptest::proptest! {
     /// Applying any configuration twice gives the same object the second time (same timestamp
     /// too), and never panics; conflicts only arise against other managers.
     #[test]
-    fn apply_is_idempotent(spec in crate::apiserver::patch::strategic::tests::arb_json(3),
+    fn apply_is_idempotent(spec in crate::patch::strategic::tests::arb_json(3),
                            labels in proptest::collection::btree_map("[a-c]", "[x-z]", 0..3),
-                           other in crate::apiserver::patch::strategic::tests::arb_json(3)) {
+                           other in crate::patch::strategic::tests::arb_json(3)) {
         let pods = Registry::builtin().get("", "v1", "pods").unwrap();
         let live = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "labels": {"a": "q"}},
             "spec": {"containers": [{"name": "c", "image": "i", "env": [{"name": "E", "value": "1"}]}]}});
@@ -448,8 +448,8 @@ proptest::proptest! {
 
     /// Recording a write twice (the second time as a no-op) changes nothing more.
     #[test]
-    fn record_write_is_stable(spec_old in crate::apiserver::patch::strategic::tests::arb_json(3),
-                              spec_new in crate::apiserver::patch::strategic::tests::arb_json(3)) {
+    fn record_write_is_stable(spec_old in crate::patch::strategic::tests::arb_json(3),
+                              spec_new in crate::patch::strategic::tests::arb_json(3)) {
         let pods = Registry::builtin().get("", "v1", "pods").unwrap();
         let old = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": spec_old});
         let mut old_recorded = old.clone();

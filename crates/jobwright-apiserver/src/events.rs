@@ -68,7 +68,7 @@ pub fn to_storage(view: &ResourceInfo, obj: Value) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::apiserver::registry::Registry;
+    use crate::registry::Registry;
 
     #[test]
     fn events_round_trip_between_views() {
