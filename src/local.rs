@@ -187,19 +187,10 @@ pub async fn run(
     kubelet.shutdown().await;
     running.shutdown().await;
     if let Some(path) = &kubeconfig_path {
-        remove_kubeconfig(path, &url);
+        kubeconfig::remove_if_ours(path, &url);
     }
     tracing::info!("stopped");
     outcome
-}
-
-/// Remove the kubeconfig written for `url` once its server is gone, unless something else has
-/// replaced it since (e.g. another `jobwright local` on the same path).
-fn remove_kubeconfig(path: &std::path::Path, url: &str) {
-    let ours = std::fs::read_to_string(path).is_ok_and(|text| text.contains(&format!("server: {url}\n")));
-    if ours && let Err(e) = std::fs::remove_file(path) {
-        tracing::warn!(path = %path.display(), error = %e, "cannot remove the kubeconfig");
-    }
 }
 
 #[cfg(test)]

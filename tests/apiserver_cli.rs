@@ -28,6 +28,7 @@ async fn apiserver_subcommand_serves_until_sigterm() {
     assert_eq!(k.ok(&["get", "ns", "default", "-o", "name"]).await.trim(), "namespace/default");
 
     common::terminate_cleanly(child).await;
+    assert!(!kc.exists(), "the kubeconfig of a stopped server is removed");
 }
 
 #[test]

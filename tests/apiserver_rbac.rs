@@ -345,3 +345,163 @@ fn apiserver_subcommand_rejects_a_bad_token_file() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--token-auth-file") && err.contains("at least 3 columns"), "{err}");
 }
+
+/// `subject` may `verb` `resource` (group `group`) in `ns`, as the authorizer decides
+/// (a SubjectAccessReview, as `kubectl auth can-i --as` asks).
+async fn can(admin: &Client, user: &str, verb: &str, group: &str, resource: &str, ns: &str) -> bool {
+    let review = json!({"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview",
+        "spec": {"user": user, "groups": ["system:serviceaccounts", "system:authenticated"],
+            "resourceAttributes": {"verb": verb, "group": group, "resource": resource, "namespace": ns}}});
+    let req = http::Request::post("/apis/authorization.k8s.io/v1/subjectaccessreviews")
+        .header("content-type", "application/json")
+        .body(serde_json::to_vec(&review).unwrap())
+        .unwrap();
+    let out: Value = admin.request(req).await.unwrap();
+    out["status"]["allowed"].as_bool().unwrap_or(false)
+}
+
+/// The bootstrap ClusterRoles and bindings exist as on a cluster (labelled rbac-defaults), a
+/// RoleBinding to `view`/`edit`/`admin` grants what it grants upstream, and a ClusterRole labelled
+/// `aggregate-to-view` is folded into `view` (and through `edit` into `admin`) and taken out again.
+#[tokio::test]
+async fn bootstrap_roles_bind_as_on_a_cluster_and_aggregate() {
+    use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
+    use kube::runtime::wait::await_condition;
+    let server = TestApiServer::start_rbac().await;
+    let admin = server.client();
+    let roles: Api<ClusterRole> = Api::all(admin.clone());
+    for name in ["cluster-admin", "admin", "edit", "view", "system:discovery", "system:basic-user"] {
+        let r = roles.get(name).await.unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(r.labels().get("kubernetes.io/bootstrapping").map(String::as_str), Some("rbac-defaults"), "{name}");
+        assert_eq!(
+            r.annotations().get("rbac.authorization.kubernetes.io/autoupdate").map(String::as_str),
+            Some("true")
+        );
+    }
+    let crb: Api<ClusterRoleBinding> = Api::all(admin.clone());
+    let masters = crb.get("cluster-admin").await.unwrap();
+    assert_eq!(masters.subjects.unwrap()[0].name, "system:masters");
+    assert_eq!(masters.role_ref.name, "cluster-admin");
+
+    namespace(&admin, "team").await;
+    let bind = |role: &str, sa: &str| {
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+            "metadata": {"name": format!("{sa}-{role}"), "namespace": "team"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+            "subjects": [{"kind": "ServiceAccount", "name": sa, "namespace": "team"}]})
+    };
+    for (role, sa) in [("view", "viewer"), ("edit", "editor"), ("admin", "boss")] {
+        apply(&admin, bind(role, sa)).await;
+    }
+    let user = |sa: &str| format!("system:serviceaccount:team:{sa}");
+    // Aggregation runs in the server's background task: wait for `admin` to hold its rules.
+    let has_rules = |min: usize| {
+        move |r: Option<&ClusterRole>| r.and_then(|r| r.rules.as_ref()).is_some_and(|rules| rules.len() >= min)
+    };
+    tokio::time::timeout(common::WAIT, await_condition(roles.clone(), "admin", has_rules(20))).await.unwrap().unwrap();
+    let cases = [
+        ("viewer", "list", "", "pods", true),
+        ("viewer", "create", "", "pods", false),
+        ("viewer", "get", "", "secrets", false),
+        ("viewer", "get", "batch", "jobs", true),
+        ("editor", "create", "batch", "jobs", true),
+        ("editor", "get", "", "secrets", true),
+        ("editor", "create", "rbac.authorization.k8s.io", "rolebindings", false),
+        ("boss", "create", "rbac.authorization.k8s.io", "rolebindings", true),
+        ("boss", "create", "authorization.k8s.io", "localsubjectaccessreviews", true),
+        ("boss", "create", "", "nodes", false),
+    ];
+    for (sa, verb, group, resource, want) in cases {
+        assert_eq!(can(&admin, &user(sa), verb, group, resource, "team").await, want, "{sa} {verb} {group}/{resource}");
+    }
+    // The aggregation mechanism: a new role labelled aggregate-to-view reaches view, edit and admin.
+    apply(
+        &admin,
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+            "metadata": {"name": "widgets-view", "labels": {"rbac.authorization.k8s.io/aggregate-to-view": "true"}},
+            "rules": [{"apiGroups": ["example.com"], "resources": ["widgets"], "verbs": ["get"]}]}),
+    )
+    .await;
+    let grants_widgets = |want: bool| {
+        move |r: Option<&ClusterRole>| {
+            r.and_then(|r| r.rules.as_ref())
+                .is_some_and(|rules| rules.iter().any(|x| x.resources == Some(vec!["widgets".into()])) == want)
+        }
+    };
+    for role in ["view", "edit", "admin"] {
+        tokio::time::timeout(common::WAIT, await_condition(roles.clone(), role, grants_widgets(true)))
+            .await
+            .unwrap_or_else(|_| panic!("{role} never aggregated widgets-view"))
+            .unwrap();
+    }
+    assert!(can(&admin, &user("boss"), "get", "example.com", "widgets", "team").await);
+    assert!(!can(&admin, &user("boss"), "list", "example.com", "widgets", "team").await);
+    // Unlabelled, it leaves them again.
+    let p = json!({"metadata": {"labels": {"rbac.authorization.k8s.io/aggregate-to-view": null}}});
+    roles.patch("widgets-view", &PatchParams::default(), &Patch::Merge(&p)).await.unwrap();
+    for role in ["view", "edit", "admin"] {
+        tokio::time::timeout(common::WAIT, await_condition(roles.clone(), role, grants_widgets(false)))
+            .await
+            .unwrap_or_else(|_| panic!("{role} kept widgets-view"))
+            .unwrap();
+    }
+    assert!(!can(&admin, &user("viewer"), "get", "example.com", "widgets", "team").await);
+}
+
+/// LocalSubjectAccessReview: served in a namespace, to whoever may create it there (bootstrap
+/// `admin` grants it), answering for that namespace only, with upstream's errors.
+#[tokio::test]
+async fn local_subject_access_review_answers_within_its_namespace() {
+    let server = TestApiServer::start_rbac().await;
+    let admin = server.client();
+    namespace(&admin, "team").await;
+    namespace(&admin, "other").await;
+    apply(
+        &admin,
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+            "metadata": {"name": "lead-admin", "namespace": "team"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "admin"},
+            "subjects": [{"kind": "ServiceAccount", "name": "lead", "namespace": "team"}]}),
+    )
+    .await;
+    let lead = server.service_account_client("team", "lead");
+    let post = |ns: &str, body: Value| {
+        http::Request::post(format!("/apis/authorization.k8s.io/v1/namespaces/{ns}/localsubjectaccessreviews"))
+            .header("content-type", "application/json")
+            .body(serde_json::to_vec(&body).unwrap())
+            .unwrap()
+    };
+    let review = |ns: &str, verb: &str| {
+        json!({"apiVersion": "authorization.k8s.io/v1", "kind": "LocalSubjectAccessReview",
+            "spec": {"user": "system:serviceaccount:team:lead",
+                "resourceAttributes": {"namespace": ns, "verb": verb, "resource": "pods"}}})
+    };
+    // Allowed to ask in team; the answer is about team.
+    let out: Value = lead.request(post("team", review("team", "delete"))).await.unwrap();
+    assert_eq!(out["kind"], "LocalSubjectAccessReview");
+    assert_eq!(out["metadata"]["namespace"], "team");
+    assert_eq!(out["status"]["allowed"], true);
+    // Not allowed to ask in other (admin is bound in team only).
+    let s = api_error(lead.request::<Value>(post("other", review("other", "get"))).await);
+    assert_eq!(s.code, 403, "{s:?}");
+    assert!(s.message.contains("cannot create resource \"localsubjectaccessreviews\""), "{}", s.message);
+    // The attributes' namespace must be the URL's.
+    let s = api_error(lead.request::<Value>(post("team", review("other", "get"))).await);
+    assert_eq!((s.code, s.reason.as_str()), (422, "Invalid"));
+    assert!(
+        s.message
+            .contains("spec.resourceAttributes.namespace: Invalid value: \"other\": must match metadata.namespace"),
+        "{}",
+        s.message
+    );
+    let mut body = review("team", "get");
+    body["metadata"] = json!({"namespace": "other"});
+    let s = api_error(lead.request::<Value>(post("team", body)).await);
+    assert_eq!(s.code, 400);
+    assert_eq!(s.message, "the namespace of the provided object does not match the namespace sent on the request");
+    let body = json!({"kind": "LocalSubjectAccessReview", "spec": {"user": "u", "nonResourceAttributes": {"path": "/x", "verb": "get"}}});
+    let s = api_error(admin.request::<Value>(post("team", body)).await);
+    assert_eq!(s.code, 422);
+    assert!(s.message.contains("spec.nonResourceAttributes: Invalid value"), "{}", s.message);
+    assert!(s.message.contains("disallowed on this kind of request"), "{}", s.message);
+}

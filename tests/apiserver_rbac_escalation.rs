@@ -70,14 +70,13 @@ async fn setup() -> (TestApiServer, Client) {
     let server = TestApiServer::start_rbac().await;
     let admin = server.client();
     admin_ok(&admin, "POST", "/api/v1/namespaces", json!({"metadata": {"name": "team"}})).await;
-    // Upstream's bootstrap cluster-admin (jobwright stores no bootstrap roles).
-    let cluster_admin = role(
-        "ClusterRole",
-        "cluster-admin",
-        None,
-        json!([{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}, {"nonResourceURLs": ["*"], "verbs": ["*"]}]),
+    // The bootstrap cluster-admin is stored at startup, with upstream's rules.
+    let stored =
+        call(&admin, "GET", &format!("{}/cluster-admin", path("clusterroles", None)), None, &[]).await.unwrap();
+    assert_eq!(
+        stored["rules"],
+        json!([{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}, {"nonResourceURLs": ["*"], "verbs": ["*"]}])
     );
-    admin_ok(&admin, "POST", &path("clusterroles", None), cluster_admin).await;
     let reader = role(
         "ClusterRole",
         "secret-reader",

@@ -334,6 +334,21 @@ async fn every_served_builtin_type_through_protobuf() {
                          {"kind": "ServiceAccount", "name": "sa", "namespace": "default"}]}),
     )
     .await;
+    // The server aggregates ClusterRoles (kube-controller-manager's aggregation controller): the
+    // role its aggregationRule selects holds the same rules, so the stored rules stay as sent.
+    let source = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+        "metadata": {"name": "cr-source", "labels": {"agg": "true"}},
+        "rules": [{"verbs": ["get"], "nonResourceURLs": ["/logs/*"]}]});
+    let created = send(
+        &c,
+        "POST",
+        &format!("{rbac}/clusterroles"),
+        "application/json",
+        "application/json",
+        serde_json::to_vec(&source).unwrap(),
+    )
+    .await;
+    assert_eq!(created.code, 201);
     round_trip::<pb::rbac::v1::ClusterRole, pb::rbac::v1::ClusterRoleList>(
         &c,
         &format!("{rbac}/clusterroles"),

@@ -14,7 +14,9 @@
 //!   (in foreground themselves), and the finalizer is removed once no dependent with
 //!   `blockOwnerDeletion: true` is left;
 //! - a namespace is being deleted → its contents are deleted, then its `kubernetes` spec finalizer
-//!   is removed and it goes.
+//!   is removed and it goes;
+//! - a ClusterRole is written → the aggregated ClusterRoles are recomputed
+//!   ([`bootstrap::aggregate`](super::bootstrap::aggregate), the clusterrole-aggregation controller).
 
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
@@ -104,14 +106,20 @@ fn has_finalizer(obj: &Value, f: &str) -> bool {
 pub async fn run(api: Api) {
     let mut rx = api.store.subscribe_all();
     let ns_key = api.info("", "namespaces").storage_key;
+    let roles_key = api.info(super::rbac::RBAC_GROUP, "clusterroles").storage_key;
     while let Some(first) = rx.recv().await {
         let mut work = Work::default();
+        let mut roles_changed = *first.key == *roles_key;
         work.note(&api, &ns_key, &first);
         while let Ok(e) = rx.try_recv() {
+            roles_changed |= *e.key == *roles_key;
             work.note(&api, &ns_key, &e);
         }
         if !work.is_empty() {
             process(&api, &ns_key, work);
+        }
+        if roles_changed {
+            super::bootstrap::aggregate(&api);
         }
         tokio::task::yield_now().await;
     }

@@ -103,3 +103,12 @@ mod tests {
         assert_eq!(std::fs::read_to_string(&old).unwrap(), render("http://127.0.0.1:2"));
     }
 }
+
+/// Remove the kubeconfig written at `path` for the server at `url` once that server is gone,
+/// unless something else has replaced it since (e.g. another server started on the same path).
+pub fn remove_if_ours(path: &Path, url: &str) {
+    let ours = std::fs::read_to_string(path).is_ok_and(|text| text.contains(&format!("server: {url}\n")));
+    if ours && let Err(e) = std::fs::remove_file(path) {
+        tracing::warn!(path = %path.display(), error = %e, "cannot remove the kubeconfig");
+    }
+}

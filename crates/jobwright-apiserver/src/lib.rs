@@ -9,6 +9,7 @@
 //! - [`auth`]: bearer-token authentication, impersonation, RBAC enforcement (with [`rbac`]'s
 //!   evaluation and escalation prevention), the ownerReference admission check and the decision
 //!   log; off unless asked for. [`review`]: the access reviews `kubectl auth can-i` sends.
+//! - [`bootstrap`]: the RBAC bootstrap roles and bindings, and ClusterRole aggregation.
 //! - [`query`]: the query string, parsed once for the authorizer and the handler.
 //! - [`registry`]: which resources are served, shared by every other part.
 //! - [`store`]: objects, resourceVersions, watch history.
@@ -28,6 +29,7 @@
 //! - [`testkit`], [`kubeconfig`]: an in-process server for tests and the kubeconfig it writes.
 
 pub mod auth;
+pub mod bootstrap;
 pub mod conn;
 pub mod crd;
 pub mod discovery;
@@ -82,7 +84,7 @@ pub struct ServeOptions {
 }
 
 /// Serve until `shutdown` resolves: bind, write the kubeconfig, print the address, then stop
-/// gracefully.
+/// gracefully and remove the kubeconfig (a kubeconfig naming a dead port helps nobody).
 pub async fn serve(opts: ServeOptions, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
     let running = http::start(opts.listen, opts.config).await?;
     let url = running.url();
@@ -96,6 +98,10 @@ pub async fn serve(opts: ServeOptions, shutdown: impl Future<Output = ()>) -> st
     tracing::info!(%url, "apiserver started");
     shutdown.await;
     tracing::info!("apiserver shutting down");
+    let kubeconfig_url = running.kubeconfig_url();
     running.shutdown().await;
+    if let Some(path) = &opts.kubeconfig {
+        kubeconfig::remove_if_ours(path, &kubeconfig_url);
+    }
     Ok(())
 }

@@ -352,6 +352,7 @@ impl Api {
             let info = api.info("", "namespaces");
             let _ = api.create(&info, "", body, &WriteOptions::default());
         }
+        super::bootstrap::ensure(&api);
         api
     }
 

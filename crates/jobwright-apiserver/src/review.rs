@@ -4,6 +4,8 @@
 //! - `authorization.k8s.io/v1` `SelfSubjectAccessReview`: may the requesting user do this?
 //! - `authorization.k8s.io/v1` `SubjectAccessReview`: may `spec.user`/`spec.groups` do this?
 //!   (needs `create` on `subjectaccessreviews`, as upstream).
+//! - `authorization.k8s.io/v1` `LocalSubjectAccessReview`: the same, in the URL's namespace
+//!   (needs `create` on `localsubjectaccessreviews` there; bootstrap `admin` grants it).
 //! - `authorization.k8s.io/v1` `SelfSubjectRulesReview`: every rule of the requesting user in
 //!   `spec.namespace` (`kubectl auth can-i --list`).
 //! - `authentication.k8s.io/v1` `SelfSubjectReview`: who the server thinks the user is
@@ -13,7 +15,7 @@
 //! being recorded as decisions of this request. Every authenticated user may create the self
 //! reviews (upstream's `system:basic-user`, built in: [`super::rbac::authenticated_rules`]).
 //! Differences from upstream: an allowed review carries no `reason` (upstream names the binding);
-//! the resources are served but not listed in discovery; `LocalSubjectAccessReview` is not served.
+//! the resources are served but not listed in discovery.
 
 use http::Method;
 use serde_json::{Value, json};
@@ -41,7 +43,14 @@ pub fn serve(
     user: Option<&UserInfo>,
     body: impl FnOnce() -> Result<Value, StatusError>,
 ) -> Option<Result<Value, StatusError>> {
-    let kind = match path.trim_end_matches('/') {
+    let path = path.trim_end_matches('/');
+    // The namespaced one: /apis/authorization.k8s.io/v1/namespaces/{ns}/localsubjectaccessreviews.
+    let local_ns = path
+        .strip_prefix("/apis/authorization.k8s.io/v1/namespaces/")
+        .and_then(|rest| rest.strip_suffix("/localsubjectaccessreviews"))
+        .filter(|ns| !ns.is_empty() && !ns.contains('/'));
+    let kind = match path {
+        _ if local_ns.is_some() => "LocalSubjectAccessReview",
         "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews" => "SelfSubjectAccessReview",
         "/apis/authorization.k8s.io/v1/subjectaccessreviews" => "SubjectAccessReview",
         "/apis/authorization.k8s.io/v1/selfsubjectrulesreviews" => "SelfSubjectRulesReview",
@@ -60,7 +69,55 @@ pub fn serve(
         ..UserInfo::default()
     };
     let user = user.unwrap_or(&anonymous);
-    Some(body().and_then(|obj| review(api, auth, kind, user, obj)))
+    Some(body().and_then(|mut obj| {
+        if let Some(ns) = local_ns {
+            local_namespace(&mut obj, ns)?;
+        }
+        review(api, auth, kind, user, obj)
+    }))
+}
+
+/// A LocalSubjectAccessReview's namespace: the URL's, which `metadata.namespace` may only repeat,
+/// and which `spec.resourceAttributes.namespace` must equal; non-resource attributes are refused
+/// (upstream's create handler and `ValidateLocalSubjectAccessReview`).
+fn local_namespace(obj: &mut Value, ns: &str) -> Result<(), StatusError> {
+    if !obj.is_object() {
+        return Ok(()); // review() answers the malformed body
+    }
+    match obj["metadata"]["namespace"].as_str() {
+        None | Some("") => {
+            if !obj["metadata"].is_object() {
+                obj["metadata"] = json!({});
+            }
+            obj["metadata"]["namespace"] = json!(ns);
+        }
+        Some(n) if n == ns => {}
+        Some(_) => {
+            return Err(StatusError::bad_request(
+                "the namespace of the provided object does not match the namespace sent on the request",
+            ));
+        }
+    }
+    let info = info(AUTHZ, "localsubjectaccessreviews", "LocalSubjectAccessReview");
+    let spec = &obj["spec"];
+    if spec.get("nonResourceAttributes").is_some_and(|v| !v.is_null()) {
+        let e = FieldError::invalid(
+            "spec.nonResourceAttributes",
+            spec["nonResourceAttributes"].clone(),
+            "disallowed on this kind of request",
+        );
+        return Err(StatusError::invalid(&info, "", &[e]));
+    }
+    let attr_ns = &spec["resourceAttributes"]["namespace"];
+    if spec.get("resourceAttributes").is_some_and(|v| !v.is_null()) && attr_ns.as_str().unwrap_or_default() != ns {
+        let e = FieldError::invalid(
+            "spec.resourceAttributes.namespace",
+            if attr_ns.is_null() { json!("") } else { attr_ns.clone() },
+            "must match metadata.namespace",
+        );
+        return Err(StatusError::invalid(&info, "", &[e]));
+    }
+    Ok(())
 }
 
 fn review(api: &Api, auth: &Auth, kind: &str, user: &UserInfo, mut obj: Value) -> Result<Value, StatusError> {
@@ -88,8 +145,8 @@ fn review(api: &Api, auth: &Auth, kind: &str, user: &UserInfo, mut obj: Value) -
     let spec = obj.get("spec").cloned().unwrap_or(json!({}));
     let resource = format!("{}s", kind.to_lowercase());
     let status = match kind {
-        "SelfSubjectAccessReview" | "SubjectAccessReview" => {
-            let subject = if kind == "SubjectAccessReview" {
+        "SelfSubjectAccessReview" | "SubjectAccessReview" | "LocalSubjectAccessReview" => {
+            let subject = if kind != "SelfSubjectAccessReview" {
                 let u = subject_of(&spec);
                 if u.name.is_empty() && u.groups.is_empty() {
                     let errs = [FieldError::invalid(
