@@ -69,6 +69,15 @@ pub fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     f.sync_all()
 }
 
+/// Remove the kubeconfig written at `path` for the server at `url` once that server is gone,
+/// unless something else has replaced it since (e.g. another server started on the same path).
+pub fn remove_if_ours(path: &Path, url: &str) {
+    let ours = std::fs::read_to_string(path).is_ok_and(|text| text.contains(&format!("server: {url}\n")));
+    if ours && let Err(e) = std::fs::remove_file(path) {
+        tracing::warn!(path = %path.display(), error = %e, "cannot remove the kubeconfig");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -101,14 +110,5 @@ mod tests {
         write(&old, "http://127.0.0.1:2").unwrap();
         assert_eq!(mode(&old), 0o600);
         assert_eq!(std::fs::read_to_string(&old).unwrap(), render("http://127.0.0.1:2"));
-    }
-}
-
-/// Remove the kubeconfig written at `path` for the server at `url` once that server is gone,
-/// unless something else has replaced it since (e.g. another server started on the same path).
-pub fn remove_if_ours(path: &Path, url: &str) {
-    let ours = std::fs::read_to_string(path).is_ok_and(|text| text.contains(&format!("server: {url}\n")));
-    if ours && let Err(e) = std::fs::remove_file(path) {
-        tracing::warn!(path = %path.display(), error = %e, "cannot remove the kubeconfig");
     }
 }
