@@ -226,8 +226,10 @@ async fn matching_orphan_pod_is_adopted_and_counted(kind: Kind) {
     let c = s.client();
     let jobs = Jobs::new(&c, kind).await;
     let _k = kubelet(c.clone(), "default", |_, _| Outcome::Succeed).await;
-    let _ctl = start_controller(c.clone());
     // parallelism 0: the controller creates nothing, only the adopted pod can complete the Job.
+    // The controller starts once the stray pod has finished: adopted while still running, it would
+    // be an active pod beyond parallelism 0 and deleted, as upstream deletes it (that race made
+    // this test fail under load).
     let job = jobs.create(&job("adopter", json!({"parallelism": 0, "completions": 1}))).await;
     let uid = job.uid().unwrap();
     let orphan: Pod = serde_json::from_value(json!({
@@ -237,6 +239,13 @@ async fn matching_orphan_pod_is_adopted_and_counted(kind: Kind) {
     .unwrap();
     let pods: Api<Pod> = Api::default_namespaced(c.clone());
     pods.create(&Default::default(), &orphan).await.unwrap();
+    let succeeded =
+        |p: Option<&Pod>| p.and_then(|p| p.status.as_ref()).and_then(|s| s.phase.as_deref()) == Some("Succeeded");
+    tokio::time::timeout(WAIT, kube::runtime::wait::await_condition(pods.clone(), "stray", succeeded))
+        .await
+        .expect("the kubelet finishes the stray pod")
+        .unwrap();
+    let _ctl = start_controller(c.clone());
     let done = jobs.wait_condition("adopter", "Complete").await;
     assert_eq!(counts(&done), (0, 1, 0));
     let stray = pods.get("stray").await.unwrap();
