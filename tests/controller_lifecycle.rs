@@ -29,7 +29,8 @@ async fn suspended_job_creates_nothing_until_resumed(kind: Kind) {
     let s = TestApiServer::start().await;
     let c = s.client();
     let jobs = Jobs::new(&c, kind).await;
-    let k = kubelet(c.clone(), "default", |_, _| Outcome::Succeed).await;
+    let _k = kubelet(c.clone(), "default", |_, _| Outcome::Succeed).await;
+    let mut log = PodLog::start(&s, "default");
     let _ctl = start_controller(c.clone());
     let job = jobs.create(&job("sus", json!({"suspend": true, "completions": 2}))).await;
     let suspended = jobs.wait_condition("sus", "Suspended").await;
@@ -41,21 +42,22 @@ async fn suspended_job_creates_nothing_until_resumed(kind: Kind) {
     assert_eq!(counts(&done), (0, 2, 0));
     let cond = condition(&done, "Suspended");
     assert_eq!((cond.status.as_str(), cond.reason.as_deref()), ("False", Some("JobResumed")));
-    assert_eq!(k.pods_seen(), 2);
+    assert_eq!(log.created_for(&job), 2);
 }
 
 async fn work_queue_job_completes_when_a_pod_succeeds(kind: Kind) {
     let s = TestApiServer::start().await;
     let c = s.client();
     let jobs = Jobs::new(&c, kind).await;
-    let k = kubelet(c.clone(), "default", |_, _| Outcome::Succeed).await;
+    let _k = kubelet(c.clone(), "default", |_, _| Outcome::Succeed).await;
+    let mut log = PodLog::start(&s, "default");
     let _ctl = start_controller(c.clone());
-    jobs.create(&job("wq", json!({"parallelism": 3}))).await;
+    let job = jobs.create(&job("wq", json!({"parallelism": 3}))).await;
     let done = jobs.wait_condition("wq", "Complete").await;
     let (active, succeeded, failed) = counts(&done);
     assert_eq!(active, 0);
     assert!(succeeded >= 1 && failed == 0);
-    assert_eq!(succeeded as usize, k.pods_seen(), "every pod created was counted once");
+    assert_eq!(succeeded as usize, log.created_for(&job), "every pod created was counted once");
     wait_no_tracking_finalizer(&c).await;
 }
 
@@ -89,7 +91,8 @@ async fn pod_deleted_behind_the_controllers_back_is_still_counted(kind: Kind) {
     let s = TestApiServer::start().await;
     let c = s.client();
     let jobs = Jobs::new(&c, kind).await;
-    let k = kubelet(c.clone(), "default", |_, n| if n == 0 { Outcome::Run } else { Outcome::Succeed }).await;
+    let _k = kubelet(c.clone(), "default", |_, n| if n == 0 { Outcome::Run } else { Outcome::Succeed }).await;
+    let mut log = PodLog::start(&s, "default");
     let _ctl = start_controller(c.clone());
     let job = jobs.create(&job("behind", json!({"backoffLimit": 3}))).await;
     jobs.wait("behind", "one active pod", active_at_least(1)).await;
@@ -98,7 +101,7 @@ async fn pod_deleted_behind_the_controllers_back_is_still_counted(kind: Kind) {
     pods.delete(&victim.name_any(), &DeleteParams::default()).await.unwrap();
     let done = jobs.wait_condition("behind", "Complete").await;
     assert_eq!(counts(&done), (0, 1, 1), "the deleted pod is counted as failed, its replacement succeeded");
-    assert_eq!(k.pods_seen(), 2);
+    assert_eq!(log.created_for(&job), 2);
     wait_no_tracking_finalizer(&c).await;
 }
 
@@ -106,13 +109,14 @@ async fn status_conflict_storm_still_converges(kind: Kind) {
     let s = TestApiServer::start().await;
     let c = s.client();
     let jobs = Jobs::new(&c, kind).await;
-    let k = kubelet(c.clone(), "default", |_, _| Outcome::Succeed).await;
+    let _k = kubelet(c.clone(), "default", |_, _| Outcome::Succeed).await;
+    let mut log = PodLog::start(&s, "default");
     let (_ctl, metrics) = start_controller_with_metrics(c.clone());
     let conflicts = {
         let m = metrics.clone();
         move || m.reconcile_errors.get_or_create(&ErrorLabels { error: "conflict".into() }).get()
     };
-    jobs.create(&job("storm", json!({"completions": 10, "parallelism": 5}))).await;
+    let job = jobs.create(&job("storm", json!({"completions": 10, "parallelism": 5}))).await;
     // The storm: the Job is touched every 3 ms until its status writes have met 20 conflicts
     // (bounded by conflicts, not time, so a slow machine gets the same storm, not a longer one).
     let toucher = {
@@ -130,7 +134,7 @@ async fn status_conflict_storm_still_converges(kind: Kind) {
     let done = jobs.wait_condition("storm", "Complete").await;
     toucher.abort();
     assert_eq!(counts(&done), (0, 10, 0));
-    assert_eq!(k.pods_seen(), 10);
+    assert_eq!(log.created_for(&job), 10);
     assert!(done.annotations().contains_key("touched"));
     eprintln!("status writes that met a conflict during the storm: {}", conflicts());
     assert!(conflicts() >= 1, "the touches never made a status write conflict: no storm was tested");
@@ -342,14 +346,15 @@ async fn both_kinds_side_by_side_with_the_same_name() {
     let crd = Jobs::new(&c, Kind::Crd).await;
     assert!(jobwright::job::controller::crd_served(&c).await.unwrap(), "served once installed");
     let batch = Jobs::new(&c, Kind::Batch).await;
-    let k = kubelet(c.clone(), "default", |_, _| Outcome::Succeed).await;
+    let _k = kubelet(c.clone(), "default", |_, _| Outcome::Succeed).await;
+    let mut log = PodLog::start(&s, "default");
     let _ctl = start_controller(c.clone());
     let b = batch.create(&job("same", json!({"completions": 3, "parallelism": 2}))).await;
     let w = crd.create(&job("same", json!({"completions": 2, "parallelism": 2}))).await;
     assert_ne!(b.uid(), w.uid());
     assert_eq!(counts(&batch.wait_condition("same", "Complete").await), (0, 3, 0));
     assert_eq!(counts(&crd.wait_condition("same", "Complete").await), (0, 2, 0));
-    assert_eq!(k.pods_seen(), 5, "one pod per completion of each Job, no extra");
+    assert_eq!((log.created_for(&b), log.created_for(&w)), (3, 2), "one pod per completion of each Job, no extra");
     for (j, api_version, n) in [(&b, "batch/v1", 3), (&w, jobwright::crd::API_VERSION, 2)] {
         let pods = job_pods(&c, j).await;
         assert_eq!(pods.len(), n);
@@ -419,10 +424,11 @@ async fn invalid_custom_job_spec_gets_an_event_and_creates_nothing() {
     let s = TestApiServer::start().await;
     let c = s.client();
     let jobs = Jobs::new(&c, Kind::Crd).await;
-    let k = kubelet(c.clone(), "default", |_, _| Outcome::Succeed).await;
+    let _k = kubelet(c.clone(), "default", |_, _| Outcome::Succeed).await;
+    let mut log = PodLog::start(&s, "default");
     let _ctl = start_controller(c.clone());
     let bad = jobs.create(&job("bad-spec", json!({"completions": 2, "parallelism": -1}))).await;
-    jobs.create(&job("fine", json!({"completions": 2}))).await;
+    let fine = jobs.create(&job("fine", json!({"completions": 2}))).await;
     assert_eq!(counts(&jobs.wait_condition("fine", "Complete").await), (0, 2, 0));
     let reason = |e: &k8s_openapi::api::core::v1::Event| e.reason.as_deref() == Some("InvalidSpec");
     let evs = wait_events(&c, "bad-spec", |evs| evs.iter().any(reason)).await;
@@ -431,7 +437,7 @@ async fn invalid_custom_job_spec_gets_an_event_and_creates_nothing() {
     let msg = event.message.unwrap_or_default();
     assert!(msg.contains("spec.parallelism: Invalid value: -1: must be greater than or equal to 0"), "{msg}");
     assert!(job_pods(&c, &bad).await.is_empty(), "no pod from an invalid spec");
-    assert_eq!(k.pods_seen(), 2);
+    assert_eq!((log.created_for(&bad), log.created_for(&fine)), (0, 2));
     // Fixed, it runs.
     jobs.patch("bad-spec", json!({"spec": {"parallelism": 2}})).await.unwrap();
     assert_eq!(counts(&jobs.wait_condition("bad-spec", "Complete").await), (0, 2, 0));

@@ -16,8 +16,9 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 
 use jobwright::apiserver::testkit::{Kubectl, KubectlOutput};
 
-/// How long any awaited output may take before the test fails.
-const WAIT: Duration = Duration::from_secs(20);
+/// How long any awaited output may take before the test fails (a bound on a hang, generous for a
+/// loaded CI machine).
+const WAIT: Duration = Duration::from_secs(60);
 
 async fn setup() -> (TestApiServer, Kubectl) {
     let api = TestApiServer::start().await;

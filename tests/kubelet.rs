@@ -115,19 +115,32 @@ async fn deletion_kills_the_process_and_the_kubelet_confirms() {
     let pods: Api<Pod> = Api::default_namespaced(client);
     pods.create(&PostParams::default(), &pod("sleeper", "Never", &["sleep", "600"])).await.unwrap();
     wait(&pods, "sleeper", |p| phase(p).as_deref() == Some("Running")).await;
-    // Record every version of the pod until it is gone.
+    // Record every version of the pod until it is gone. The watch has listed before the delete
+    // is sent: a watch whose first list came after the pod was gone would never see its Delete.
     let cfg = watcher::Config::default().fields("metadata.name=sleeper");
-    let versions = tokio::spawn(
-        watcher(pods.clone(), cfg)
-            .take_while(|ev| futures::future::ready(!matches!(ev, Ok(watcher::Event::Delete(_)))))
-            .filter_map(|ev| async move {
+    let (listed_tx, listed) = tokio::sync::oneshot::channel();
+    let versions = tokio::spawn({
+        let pods = pods.clone();
+        async move {
+            let mut listed_tx = Some(listed_tx);
+            let mut seen = Vec::new();
+            let mut stream = std::pin::pin!(watcher(pods, cfg));
+            while let Some(ev) = stream.next().await {
                 match ev {
-                    Ok(watcher::Event::Apply(p) | watcher::Event::InitApply(p)) => Some(p),
-                    _ => None,
+                    Ok(watcher::Event::Apply(p) | watcher::Event::InitApply(p)) => seen.push(p),
+                    Ok(watcher::Event::InitDone) => {
+                        if let Some(tx) = listed_tx.take() {
+                            let _ = tx.send(());
+                        }
+                    }
+                    Ok(watcher::Event::Delete(_)) => break,
+                    _ => {}
                 }
-            })
-            .collect::<Vec<Pod>>(),
-    );
+            }
+            seen
+        }
+    });
+    tokio::time::timeout(Duration::from_secs(30), listed).await.expect("the watch listed").unwrap();
     pods.delete("sleeper", &DeleteParams::default()).await.unwrap();
     wait(&pods, "sleeper", |p| p.is_none()).await;
     let versions = tokio::time::timeout(Duration::from_secs(30), versions).await.unwrap().unwrap();

@@ -974,8 +974,10 @@ spec:
 /// The one test that waits for wall-clock minutes: seed 003's CronJob (examples/cronjob.yaml, as
 /// batch/v1) under `jobwright local` starts a Job at each of two consecutive minutes, and kubectl
 /// sees it as on a cluster: `create job --from=cronjob/...`, `get cronjobs`, `describe cronjob`.
+/// (Named to sort first: libtest starts tests in name order, so its 1-2 minutes of waiting overlap
+/// the other tests instead of running alone at the end.)
 #[test]
-fn seed_cronjob_runs_every_minute_and_kubectl_shows_it_as_a_cluster_does() {
+fn cronjob_seed_runs_every_minute_and_kubectl_shows_it_as_a_cluster_does() {
     let local = Local::start();
     local.apply("cronjob.yaml");
     let out = local.ok(&["get", "cronjobs"]);

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
+use jobwright::apiserver::testkit::TestApiServer;
 use jobwright::crd::Job as CrdJob;
 use jobwright::job::Config;
 use jobwright::job::controller::{self, Options};
@@ -22,8 +23,10 @@ use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 
-/// How long any awaited condition may take before the test fails.
-pub const WAIT: Duration = Duration::from_secs(30);
+/// How long any awaited condition may take before the test fails: only a bound that turns a hang
+/// into a failure, never waited out by a passing test, so generous (a 200-pod Job on a loaded
+/// 2-core machine, other tests running beside it, took longer than 30 s to reach 50 successes).
+pub const WAIT: Duration = Duration::from_secs(120);
 
 /// Controller settings for tests: every Job, fast pod re-creation backoff.
 pub fn test_config() -> Config {
@@ -104,9 +107,55 @@ impl Drop for Kubelet {
 }
 
 impl Kubelet {
-    /// Number of distinct pods seen.
+    /// Number of distinct pods seen so far. Not a count of the pods created: the kubelet works
+    /// through its watch at its own pace (and never counts a pod it first sees being deleted),
+    /// so when a Job's condition is observed it may not have got to every pod yet; use
+    /// [`PodLog`] for that.
     pub fn pods_seen(&self) -> usize {
         self.seen.lock().unwrap().len()
+    }
+}
+
+/// The pods the API server created, from its own record: a white-box watch on the store's pod
+/// bucket, registered before the test acts. The store queues each change to its watchers under
+/// its lock as the write commits, so draining the queue after an awaited condition sees every
+/// pod created before that condition was written (unlike any client's watch, which is read at
+/// its own pace).
+pub struct PodLog {
+    rx: tokio::sync::mpsc::Receiver<Arc<jobwright::apiserver::store::WatchEvent>>,
+    /// Controller uid of every pod created so far, by pod uid.
+    created: HashMap<String, String>,
+}
+
+impl PodLog {
+    /// Starts recording the pods created in `namespace` from now on.
+    pub fn start(server: &TestApiServer, namespace: &str) -> Self {
+        use jobwright::apiserver::store::WatchFrom;
+        let key = server.server().api.info("", "pods").storage_key;
+        let start = server.store().watch(&key, Some(namespace), WatchFrom::Now).expect("watch the pod bucket");
+        Self { rx: start.rx, created: HashMap::new() }
+    }
+
+    /// How many pods were created so far for the Job with this uid (its controller).
+    pub fn created_for(&mut self, job: &Job) -> usize {
+        use jobwright::apiserver::store::EventType;
+        use tokio::sync::mpsc::error::TryRecvError;
+        loop {
+            match self.rx.try_recv() {
+                Ok(e) if e.kind == EventType::Added => {
+                    let pod: Pod = serde_json::from_slice(&e.object).expect("stored pod");
+                    let controller = pod.owner_references().iter().find(|r| r.controller == Some(true));
+                    self.created
+                        .insert(pod.uid().unwrap_or_default(), controller.map(|r| r.uid.clone()).unwrap_or_default());
+                }
+                Ok(_) => {}
+                Err(TryRecvError::Empty) => break,
+                // The store drops a watcher whose buffer is full: the record would be incomplete.
+                Err(TryRecvError::Disconnected) => panic!("the pod record fell behind the store's watcher buffer"),
+            }
+        }
+        let uid = job.uid().expect("job uid");
+        self.created.values().filter(|c| **c == uid).count()
     }
 }
 
