@@ -356,7 +356,8 @@ fn json_value(code: StatusCode, v: &Value) -> Response {
 }
 
 pub(crate) fn error_response(e: &StatusError) -> Response {
-    json_value(StatusCode::from_u16(e.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), &e.to_status())
+    let code = StatusCode::from_u16(e.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    json_bytes(code, "application/json", Bytes::from(e.to_wire()))
 }
 
 fn text(code: StatusCode, s: &'static str) -> Response {
