@@ -1,10 +1,13 @@
 //! Required fields, from the OpenAPI schemas of the k8s-openapi types.
 //!
 //! Go decodes a missing required field as its zero value and the kind's validation then answers
-//! 422 `Required value` naming the field; serde refuses the whole object instead. When the typed
-//! round trip of [`super::strict`] fails on a missing field, [`missing`] lists every required
-//! field absent from the object (upstream's `+required` markers are the schemas' `required`
-//! lists), so the answer is upstream's 422 with one cause per field.
+//! 422 `Required value` naming the field. k8s-openapi quietly defaults most missing required
+//! fields (and serde refuses a few). For the kinds of [`crate::kinds`], which have no hand-written
+//! validation, [`super::strict`] answers with [`missing`]: every required field absent from the
+//! object (upstream's `+required` markers are the schemas' `required` lists), one 422 cause each.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use k8s_openapi::schemars::{JsonSchema, SchemaGenerator};
 use serde_json::Value;
@@ -12,8 +15,8 @@ use serde_json::Value;
 /// The upstream-style paths (`spec.template.spec.containers[0].name`) of the required fields
 /// missing (absent or `null`) from `obj`, a `T` in JSON.
 pub fn missing<T: JsonSchema>(obj: &Value) -> Vec<String> {
-    let root = SchemaGenerator::default().into_root_schema_for::<T>();
-    let root = root.as_value();
+    let root = schema_of::<T>();
+    let root = root.as_ref();
     let mut out = Vec::new();
     // Iterative: objects of any depth are walked without recursion.
     let mut stack: Vec<(&Value, &Value, String)> = vec![(root, obj, String::new())];
@@ -32,6 +35,10 @@ pub fn missing<T: JsonSchema>(obj: &Value) -> Vec<String> {
                 }
                 if let Some(props) = schema.get("properties").and_then(Value::as_object) {
                     for (k, v) in m.iter().rev() {
+                        // Status is the controllers' (reset on create, kept on update).
+                        if path.is_empty() && k == "status" {
+                            continue;
+                        }
                         if let Some(ps) = props.get(k) {
                             stack.push((ps, v, join(&path, k)));
                         }
@@ -53,6 +60,17 @@ pub fn missing<T: JsonSchema>(obj: &Value) -> Vec<String> {
         }
     }
     out
+}
+
+/// `T`'s root schema, generated once per type.
+fn schema_of<T: JsonSchema>() -> Arc<Value> {
+    static CACHE: OnceLock<Mutex<HashMap<String, Arc<Value>>>> = OnceLock::new();
+    let name = T::schema_name().into_owned();
+    let mut cache = CACHE.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
+    cache
+        .entry(name)
+        .or_insert_with(|| Arc::new(SchemaGenerator::default().into_root_schema_for::<T>().to_value()))
+        .clone()
 }
 
 fn join(path: &str, key: &str) -> String {

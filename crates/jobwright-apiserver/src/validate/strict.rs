@@ -81,7 +81,9 @@ struct Roundtrip<'a>(&'a Value);
 impl crate::kinds::TypeVisitor for Roundtrip<'_> {
     type Out = Result<Value, Rejected>;
     fn visit<T: DeserializeOwned + Serialize + k8s_openapi::schemars::JsonSchema>(self) -> Self::Out {
-        roundtrip::<T>(self.0)
+        let out = roundtrip::<T>(self.0)?;
+        let missing = super::required::missing::<T>(self.0);
+        if missing.is_empty() { Ok(out) } else { Err(Rejected::Required(missing)) }
     }
 }
 
