@@ -44,6 +44,7 @@ pub mod other;
 pub mod pod;
 pub mod required;
 pub mod strict;
+pub mod workloads;
 
 use serde_json::Value;
 
