@@ -412,6 +412,26 @@ volumeattachments  storage.k8s.io/v1 false VolumeAttachment";
         assert_eq!(webhooks.categories, ["api-machinery"]);
     }
 
+    #[test]
+    fn events_k8s_io_field_selectors_name_its_own_fields() {
+        use crate::selector::FieldSelector;
+        let reg = Registry::builtin();
+        let new = reg.get("events.k8s.io", "v1", "events").unwrap();
+        let core = reg.get("", "v1", "events").unwrap();
+        // Stored events have the core shape.
+        let ev = serde_json::json!({"metadata": {"name": "e", "namespace": "d"}, "reason": "R",
+            "involvedObject": {"kind": "Job", "name": "j"}, "reportingComponent": "c"});
+        let sel = FieldSelector::parse_str(&new, "regarding.kind=Job,regarding.name=j,reportingController=c").unwrap();
+        assert!(sel.matches_object(&new, &ev));
+        assert!(!FieldSelector::parse_str(&new, "regarding.kind=Pod").unwrap().matches_object(&new, &ev));
+        assert!(FieldSelector::parse_str(&new, "involvedObject.kind=Job").unwrap().matches_object(&new, &ev));
+        assert!(FieldSelector::parse_str(&core, "involvedObject.kind=Job").unwrap().matches_object(&core, &ev));
+        assert_eq!(
+            FieldSelector::parse_str(&core, "regarding.kind=Job").unwrap_err(),
+            "field label not supported: regarding.kind"
+        );
+    }
+
     struct Name;
     impl TypeVisitor for Name {
         type Out = String;
