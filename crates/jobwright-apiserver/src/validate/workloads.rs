@@ -18,8 +18,30 @@ use super::pod;
 use crate::errors::FieldError;
 use crate::selector::{LabelSelector, labels_of};
 
+/// The status fields Go writes even at zero (no `omitempty`), so a new object reads back with
+/// them as from kube-apiserver (clients with strict models require them).
+fn status_zeros(group: &str, version: &str, kind: &str) -> &'static [&'static str] {
+    match (group, version, kind) {
+        ("apps", _, "DaemonSet") => {
+            &["currentNumberScheduled", "numberMisscheduled", "desiredNumberScheduled", "numberReady"]
+        }
+        ("apps", _, "ReplicaSet") | ("", _, "ReplicationController") => &["replicas"],
+        ("apps", _, "StatefulSet") => &["replicas", "availableReplicas"],
+        ("autoscaling", "v1", "HorizontalPodAutoscaler") => &["currentReplicas", "desiredReplicas"],
+        ("autoscaling", _, "HorizontalPodAutoscaler") => &["desiredReplicas"],
+        _ => &[],
+    }
+}
+
 /// Sets the defaults of `obj`, of `(group, kind)`; other kinds are left alone.
 pub fn default(group: &str, version: &str, kind: &str, obj: &mut Value) {
+    let zeros = status_zeros(group, version, kind);
+    if !zeros.is_empty() && obj.is_object() {
+        let status = ensure_obj(obj, "status");
+        for k in zeros {
+            default_field(status, k, json!(0));
+        }
+    }
     match (group, kind) {
         ("apps", "Deployment") => default_deployment(obj),
         ("apps", "ReplicaSet") => {
@@ -315,6 +337,10 @@ mod tests {
             json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}})
         );
         assert_eq!(ds["spec"]["revisionHistoryLimit"], 10);
+        assert_eq!(
+            ds["status"],
+            json!({"currentNumberScheduled": 0, "numberMisscheduled": 0, "desiredNumberScheduled": 0, "numberReady": 0})
+        );
         let mut rc = json!({"metadata": {"name": "r"}, "spec": {"template": {"metadata": {"labels": {"app": "x"}}}}});
         default("", "v1", "ReplicationController", &mut rc);
         assert_eq!(rc["spec"]["selector"], json!({"app": "x"}));
