@@ -187,6 +187,13 @@ fn meta(name: &str) -> Value {
            "annotations": {"note": "é✓ \"quoted\"", "empty": ""}})
 }
 
+/// [`pod_spec`] as a Deployment's template must be: restartPolicy `Always`.
+fn workload_pod_spec() -> Value {
+    let mut p = pod_spec();
+    p["restartPolicy"] = json!("Always");
+    p
+}
+
 fn pod_spec() -> Value {
     json!({"restartPolicy": "Never", "terminationGracePeriodSeconds": 0, "activeDeadlineSeconds": 600,
         "nodeSelector": {"disk": "ssd"}, "hostname": "h", "enableServiceLinks": false,
@@ -278,7 +285,7 @@ async fn every_served_builtin_type_through_protobuf() {
         json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": meta("dep"),
             "spec": {"replicas": 0, "selector": {"matchLabels": {"app": "d"}},
                 "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": 0}},
-                "template": {"metadata": {"labels": {"app": "d"}}, "spec": pod_spec()}}}),
+                "template": {"metadata": {"labels": {"app": "d"}}, "spec": workload_pod_spec()}}}),
     )
     .await;
     round_trip::<pb::policy::v1::PodDisruptionBudget, pb::policy::v1::PodDisruptionBudgetList>(

@@ -8,8 +8,9 @@ for it and back, so the table is generated from those files rather than from the
 (which lose pointer-ness, omitempty and inlining).
 
 Usage: tools/gen_proto_schema.py SRC > crates/jobwright-apiserver/src/proto_schema.rs
-SRC holds k8s.io/api (api/), k8s.io/apimachinery (apimachinery/) and
-k8s.io/apiextensions-apiserver (apiext/), all at the same release (v0.33.x here), e.g.:
+SRC holds k8s.io/api (api/), k8s.io/apimachinery (apimachinery/),
+k8s.io/apiextensions-apiserver (apiext/) and k8s.io/kube-aggregator (agg/), all at the same
+release (v0.33.x here), e.g.:
   git -C kubernetes/api archive v0.33.9 core/v1 batch/v1 ... | tar -x -C SRC/api
 (each directory of PACKAGES below; authorization/v1 serves `kubectl auth can-i`).
 """
@@ -33,6 +34,17 @@ PACKAGES = [
     ("api/autoscaling/v1", "k8s.io/api/autoscaling/v1", "autoscaling/v1"),
     ("api/authentication/v1", "k8s.io/api/authentication/v1", "authentication.k8s.io/v1"),
     ("api/authorization/v1", "k8s.io/api/authorization/v1", "authorization.k8s.io/v1"),
+    ("api/autoscaling/v2", "k8s.io/api/autoscaling/v2", "autoscaling/v2"),
+    ("api/networking/v1", "k8s.io/api/networking/v1", "networking.k8s.io/v1"),
+    ("api/storage/v1", "k8s.io/api/storage/v1", "storage.k8s.io/v1"),
+    ("api/scheduling/v1", "k8s.io/api/scheduling/v1", "scheduling.k8s.io/v1"),
+    ("api/discovery/v1", "k8s.io/api/discovery/v1", "discovery.k8s.io/v1"),
+    ("api/certificates/v1", "k8s.io/api/certificates/v1", "certificates.k8s.io/v1"),
+    ("api/admissionregistration/v1", "k8s.io/api/admissionregistration/v1", "admissionregistration.k8s.io/v1"),
+    ("api/node/v1", "k8s.io/api/node/v1", "node.k8s.io/v1"),
+    ("api/flowcontrol/v1", "k8s.io/api/flowcontrol/v1", "flowcontrol.apiserver.k8s.io/v1"),
+    ("agg/pkg/apis/apiregistration/v1", "k8s.io/kube-aggregator/pkg/apis/apiregistration/v1",
+     "apiregistration.k8s.io/v1"),
     ("apimachinery/pkg/apis/meta/v1", "k8s.io/apimachinery/pkg/apis/meta/v1", None),
     ("apiext/pkg/apis/apiextensions/v1", "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1",
      "apiextensions.k8s.io/v1"),
@@ -80,7 +92,7 @@ class Pkg:
     def parse(self, text):
         text = re.sub(r"/\*.*?\*/", "", text, flags=re.S)
         imports = {}
-        for m in re.finditer(r'^\s*(\w+)?\s*"(k8s\.io/[^"]+)"\s*$', text, re.M):
+        for m in re.finditer(r'^\s*(?:import\s+)?(\w+)?\s*"(k8s\.io/[^"]+)"\s*$', text, re.M):
             alias = m.group(1) or m.group(2).rsplit("/", 1)[1]
             imports[alias] = m.group(2)
         lines = text.split("\n")
@@ -99,6 +111,10 @@ class Pkg:
                 depth = 1
                 while i < len(lines):
                     l = lines[i].strip()
+                    if l.startswith("//"):
+                        # Comments may show JSON (`"key": {`): they never open a block.
+                        i += 1
+                        continue
                     if l.endswith("{"):
                         depth += 1
                     if l.startswith("}"):

@@ -81,7 +81,7 @@ pub fn timeout_error() -> StatusError {
 }
 
 fn status_response(e: &StatusError) -> Response {
-    let mut r = Response::new(Body::from(serde_json::to_vec(&e.to_status()).unwrap_or_default()));
+    let mut r = Response::new(Body::from(e.to_wire()));
     *r.status_mut() = StatusCode::from_u16(e.code).unwrap_or(StatusCode::BAD_REQUEST);
     r.headers_mut().insert(header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
     r

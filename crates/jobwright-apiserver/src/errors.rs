@@ -169,6 +169,32 @@ fn status_details(name: &str, group: &str, kind: &str) -> Value {
     d
 }
 
+/// Writes object `v` with the keys of `order` first, in that order, then any others (sorted);
+/// `value` writes each value.
+fn write_ordered(out: &mut String, v: &Value, order: &[&str], value: &dyn Fn(&str, &Value, &mut String)) {
+    let Some(m) = v.as_object() else {
+        out.push_str(&v.to_string());
+        return;
+    };
+    let keys = order
+        .iter()
+        .copied()
+        .filter(|k| m.contains_key(*k))
+        .chain(m.keys().map(String::as_str).filter(|k| !order.contains(k)));
+    let mut first = true;
+    out.push('{');
+    for k in keys {
+        if !first {
+            out.push(',');
+        }
+        first = false;
+        out.push_str(&Value::from(k).to_string());
+        out.push(':');
+        value(k, &m[k], out);
+    }
+    out.push('}');
+}
+
 /// An error the API server answers with: an HTTP code and a `Status` body.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("{code} {reason}: {message}")]
@@ -216,6 +242,40 @@ impl StatusError {
             s["metadata"]["continue"] = json!(c);
         }
         s
+    }
+
+    /// The response body exactly as kube-apiserver writes it: the keys of `Status`,
+    /// `StatusDetails` and `StatusCause` in Go's field order (`kind`, `apiVersion`, `metadata`,
+    /// `status`, `message`, `reason`, `details`, `code`), then a newline (Go's `json.Encoder`).
+    pub fn to_wire(&self) -> Vec<u8> {
+        let s = self.to_status();
+        let mut out = String::new();
+        let order = ["kind", "apiVersion", "metadata", "status", "message", "reason", "details", "code"];
+        write_ordered(&mut out, &s, &order, &|k, v, out| {
+            if k == "details" {
+                let order = ["name", "group", "kind", "uid", "causes", "retryAfterSeconds"];
+                write_ordered(out, v, &order, &|k, v, out| {
+                    if k == "causes" && v.is_array() {
+                        out.push('[');
+                        for (i, c) in v.as_array().into_iter().flatten().enumerate() {
+                            if i > 0 {
+                                out.push(',');
+                            }
+                            write_ordered(out, c, &["reason", "message", "field"], &|_, v, out| {
+                                out.push_str(&v.to_string())
+                            });
+                        }
+                        out.push(']');
+                    } else {
+                        out.push_str(&v.to_string());
+                    }
+                });
+            } else {
+                out.push_str(&v.to_string());
+            }
+        });
+        out.push('\n');
+        out.into_bytes()
     }
 
     pub fn not_found(info: &ResourceInfo, name: &str) -> Self {
@@ -318,10 +378,12 @@ impl StatusError {
         Self::new(401, "Unauthorized", "Unauthorized")
     }
 
-    /// 404 for a path that names no served resource (upstream answers a bare 404 Status).
-    pub fn no_route(path: &str) -> Self {
-        Self::new(404, "NotFound", format!("the server could not find the requested resource ({path})"))
-            .with_details(json!({"causes": [{"reason": "UnexpectedServerResponse", "message": "404 page not found"}]}))
+    /// 404 for a path that names no served resource, as kube-apiserver's handler answers it
+    /// (`NewGenericServerResponse(404, ...)`): the plain message and empty details. The
+    /// `UnexpectedServerResponse` cause and the path in parentheses are added by client-go, never
+    /// sent by the server.
+    pub fn no_route(_path: &str) -> Self {
+        Self::new(404, "NotFound", "the server could not find the requested resource").with_details(json!({}))
     }
 
     pub fn internal(message: impl Into<String>) -> Self {
@@ -333,6 +395,33 @@ impl StatusError {
 mod tests {
     use super::*;
     use crate::registry::Registry;
+
+    #[test]
+    fn status_bodies_are_written_as_kube_apiserver_writes_them() {
+        let reg = Registry::builtin();
+        let pods = reg.get("", "v1", "pods").unwrap();
+        let body = String::from_utf8(StatusError::not_found(&pods, "p").to_wire()).unwrap();
+        assert_eq!(
+            body,
+            "{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"metadata\":{},\"status\":\"Failure\",\"message\":\"pods \\\"p\\\" not found\",\"reason\":\"NotFound\",\"details\":{\"name\":\"p\",\"kind\":\"pods\"},\"code\":404}\n"
+        );
+        let jobs = reg.get("batch", "v1", "jobs").unwrap();
+        let e = StatusError::invalid(&jobs, "j", &[FieldError::required("spec.template", "")]);
+        let body = String::from_utf8(e.to_wire()).unwrap();
+        assert!(
+            body.contains("\"details\":{\"name\":\"j\",\"group\":\"batch\",\"kind\":\"Job\",\"causes\":[{\"reason\":\"FieldValueRequired\",\"message\":\"Required value\",\"field\":\"spec.template\"}]},\"code\":422}\n"),
+            "{body}"
+        );
+        let parsed: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(parsed, e.to_status());
+        let nf = String::from_utf8(StatusError::no_route("/apis/x/v1/y").to_wire()).unwrap();
+        assert_eq!(
+            nf,
+            "{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"metadata\":{},\"status\":\"Failure\",\"message\":\"the server could not find the requested resource\",\"reason\":\"NotFound\",\"details\":{},\"code\":404}\n"
+        );
+        let c = StatusError::conflict(&jobs, "j").with_list_continue("t".into());
+        assert!(String::from_utf8(c.to_wire()).unwrap().starts_with("{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"metadata\":{\"continue\":\"t\"},\"status\":\"Failure\",\"message\":\"Operation cannot be fulfilled on jobs.batch \\\"j\\\": the object has been modified; please apply your changes to the latest version and try again\",\"reason\":\"Conflict\",\"details\":{\"name\":\"j\",\"group\":\"batch\",\"kind\":\"jobs\"},\"code\":409}"));
+    }
 
     #[test]
     fn invalid_message_matches_upstream_shape() {

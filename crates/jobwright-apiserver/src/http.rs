@@ -356,7 +356,8 @@ fn json_value(code: StatusCode, v: &Value) -> Response {
 }
 
 pub(crate) fn error_response(e: &StatusError) -> Response {
-    json_value(StatusCode::from_u16(e.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), &e.to_status())
+    let code = StatusCode::from_u16(e.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    json_bytes(code, "application/json", Bytes::from(e.to_wire()))
 }
 
 fn text(code: StatusCode, s: &'static str) -> Response {
@@ -786,7 +787,18 @@ async fn resource(
             uri.path()
         ))
     };
+    // Resources with fewer verbs than the usual eight (componentstatuses, bindings) answer 405.
+    let watching = t.watch_path || listopts::go_bool(q.get("watch"));
+    if t.sub.is_none() && !super::kinds::allows(&view, super::kinds::request_verb(method, t.name.is_some(), watching)) {
+        return Err(not_allowed());
+    }
     match (method.clone(), &t.name, t.sub.as_deref()) {
+        // `POST .../bindings` binds the pod the Binding names, as `pods/NAME/binding` does.
+        (Method::POST, None, None) if view.group.is_empty() && view.resource == "bindings" => {
+            let obj = parse_json_body(&body, headers)?;
+            let name = obj.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default().to_string();
+            bind(s, &ns, &name, &obj)
+        }
         (Method::GET, None, None) => {
             if t.watch_path || listopts::go_bool(q.get("watch")) {
                 watch(s, &view, &sinfo, t.namespace.as_deref(), None, q, shape)

@@ -38,6 +38,7 @@ pub mod errors;
 pub mod events;
 pub mod gc;
 pub mod http;
+pub mod kinds;
 pub mod kubeconfig;
 pub mod listopts;
 pub mod negotiate;

@@ -112,7 +112,7 @@ fn v3_document_with_hash(reg: &Registry, group: &str, version: &str, custom: &Cu
         return None;
     }
     // Built-in documents depend only on the resources served; cache them.
-    let all_builtin = infos.iter().all(|i| builtin_kind_known(&i.group, &i.kind));
+    let all_builtin = infos.iter().all(|i| builtin_kind_known(&i.group, &i.version, &i.kind));
     let key = format!(
         "{group}/{version}:{}",
         infos.iter().map(|i| format!("{}:{}", i.resource, i.subresources.join("+"))).collect::<Vec<_>>().join(",")
@@ -154,7 +154,7 @@ fn sub<T: JsonSchema>(g: &mut SchemaGenerator) -> String {
 
 /// Adds the k8s-openapi schema of a built-in kind (and its dependencies) to `g`; returns the
 /// schema name, e.g. `io.k8s.api.batch.v1.Job`.
-fn builtin_schema(g: &mut SchemaGenerator, group: &str, kind: &str) -> Option<String> {
+fn builtin_schema(g: &mut SchemaGenerator, group: &str, version: &str, kind: &str) -> Option<String> {
     use k8s_openapi::api::{apps, batch, coordination, core, events, policy, rbac};
     use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1 as apiext;
     Some(match (group, kind) {
@@ -180,12 +180,22 @@ fn builtin_schema(g: &mut SchemaGenerator, group: &str, kind: &str) -> Option<St
         ("rbac.authorization.k8s.io", "Role") => sub::<rbac::v1::Role>(g),
         ("rbac.authorization.k8s.io", "RoleBinding") => sub::<rbac::v1::RoleBinding>(g),
         ("apiextensions.k8s.io", "CustomResourceDefinition") => sub::<apiext::CustomResourceDefinition>(g),
-        _ => return None,
+        _ => return super::kinds::with_type(group, version, kind, Sub(g)),
     })
 }
 
-fn builtin_kind_known(group: &str, kind: &str) -> bool {
-    builtin_schema(&mut SchemaGenerator::new(SchemaSettings::openapi3()), group, kind).is_some()
+/// [`sub`] for the kinds of [`super::kinds`].
+struct Sub<'a>(&'a mut SchemaGenerator);
+
+impl super::kinds::TypeVisitor for Sub<'_> {
+    type Out = String;
+    fn visit<T: serde::de::DeserializeOwned + serde::Serialize + JsonSchema>(self) -> String {
+        sub::<T>(self.0)
+    }
+}
+
+fn builtin_kind_known(group: &str, version: &str, kind: &str) -> bool {
+    builtin_schema(&mut SchemaGenerator::new(SchemaSettings::openapi3()), group, version, kind).is_some()
 }
 
 /// Upstream names custom resource schemas by the reversed group: `com.example.v1.Foo`.
@@ -656,7 +666,7 @@ fn add_resource_paths(
         let sub_schema = if skind == *kind && kg == grp {
             schema.to_string()
         } else {
-            builtin_schema(g, &kg, &skind).unwrap_or_else(|| schema.to_string())
+            builtin_schema(g, &kg, &kv, &skind).unwrap_or_else(|| schema.to_string())
         };
         let cap = {
             let mut c = sub_name.chars();
@@ -730,7 +740,7 @@ fn build_document(group: &str, version: &str, infos: &[ResourceInfo], custom: &C
     let mut extra: Map<String, Value> = Map::new();
     let mut kinds: Vec<(String, String)> = Vec::new(); // (schema name, kind)
     for info in infos {
-        let (schema, strategic) = match builtin_schema(&mut g, group, &info.kind) {
+        let (schema, strategic) = match builtin_schema(&mut g, group, version, &info.kind) {
             Some(name) => (name, true),
             None => {
                 let name = custom_schema_name(group, version, &info.kind);

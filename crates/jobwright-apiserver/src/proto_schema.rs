@@ -2399,6 +2399,926 @@ pub(super) static MESSAGES: &[Msg] = &[
         Field { num: 2, json: "nonResourceURLs", card: Card::Repeated, ty: Ty::Str, omitempty: true },
     ] },
     // 337
+    Msg { name: "api/autoscaling/v2.HorizontalPodAutoscaler", fields: &[
+        Field { num: 1, json: "metadata", card: Card::Value, ty: Ty::Msg(1), omitempty: true },
+        Field { num: 2, json: "spec", card: Card::Value, ty: Ty::Msg(338), omitempty: true },
+        Field { num: 3, json: "status", card: Card::Value, ty: Ty::Msg(351), omitempty: true },
+    ] },
+    // 338
+    Msg { name: "api/autoscaling/v2.HorizontalPodAutoscalerSpec", fields: &[
+        Field { num: 1, json: "scaleTargetRef", card: Card::Value, ty: Ty::Msg(339), omitempty: false },
+        Field { num: 2, json: "minReplicas", card: Card::Pointer, ty: Ty::I32, omitempty: true },
+        Field { num: 3, json: "maxReplicas", card: Card::Value, ty: Ty::I32, omitempty: false },
+        Field { num: 4, json: "metrics", card: Card::Repeated, ty: Ty::Msg(340), omitempty: true },
+        Field { num: 5, json: "behavior", card: Card::Pointer, ty: Ty::Msg(348), omitempty: true },
+    ] },
+    // 339
+    Msg { name: "api/autoscaling/v2.CrossVersionObjectReference", fields: &[
+        Field { num: 1, json: "kind", card: Card::Value, ty: Ty::Str, omitempty: false },
+        Field { num: 2, json: "name", card: Card::Value, ty: Ty::Str, omitempty: false },
+        Field { num: 3, json: "apiVersion", card: Card::Value, ty: Ty::Str, omitempty: true },
+    ] },
+    // 340
+    Msg { name: "api/autoscaling/v2.MetricSpec", fields: &[
+        Field { num: 1, json: "type", card: Card::Value, ty: Ty::Str, omitempty: false },
+        Field { num: 2, json: "object", card: Card::Pointer, ty: Ty::Msg(341), omitempty: true },
+        Field { num: 3, json: "pods", card: Card::Pointer, ty: Ty::Msg(344), omitempty: true },
+        Field { num: 4, json: "resource", card: Card::Pointer, ty: Ty::Msg(345), omitempty: true },
+        Field { num: 5, json: "external", card: Card::Pointer, ty: Ty::Msg(347), omitempty: true },
+        Field { num: 7, json: "containerResource", card: Card::Pointer, ty: Ty::Msg(346), omitempty: true },
+    ] },
+    // 341
+    Msg { name: "api/autoscaling/v2.ObjectMetricSource", fields: &[
+        Field { num: 1, json: "describedObject", card: Card::Value, ty: Ty::Msg(339), omitempty: false },
+        Field { num: 2, json: "target", card: Card::Value, ty: Ty::Msg(342), omitempty: false },
+        Field { num: 3, json: "metric", card: Card::Value, ty: Ty::Msg(343), omitempty: false },
+    ] },
+    // 342
+    Msg { name: "api/autoscaling/v2.MetricTarget", fields: &[
+        Field { num: 1, json: "type", card: Card::Value, ty: Ty::Str, omitempty: false },
+        Field { num: 2, json: "value", card: Card::Pointer, ty: Ty::Quantity, omitempty: true },
+        Field { num: 3, json: "averageValue", card: Card::Pointer, ty: Ty::Quantity, omitempty: true },
+        Field { num: 4, json: "averageUtilization", card: Card::Pointer, ty: Ty::I32, omitempty: true },
+    ] },
+    // 343
+    Msg { name: "api/autoscaling/v2.MetricIdentifier", fields: &[
+        Field { num: 1, json: "name", card: Card::Value, ty: Ty::Str, omitempty: false },
+        Field { num: 2, json: "selector", card: Card::Pointer, ty: Ty::Msg(39), omitempty: true },
+    ] },
+    // 344
+    Msg { name: "api/autoscaling/v2.PodsMetricSource", fields: &[
+        Field { num: 1, json: "metric", card: Card::Value, ty: Ty::Msg(343), omitempty: false },
+        Field { num: 2, json: "target", card: Card::Value, ty: Ty::Msg(342), omitempty: false },
+    ] },
+    // 345
+    Msg { name: "api/autoscaling/v2.ResourceMetricSource", fields: &[
+        Field { num: 1, json: "name", card: Card::Value, ty: Ty::Str, omitempty: false },
+        Field { num: 2, json: "target", card: Card::Value, ty: Ty::Msg(342), omitempty: false },
+    ] },
+    // 346
+    Msg { name: "api/autoscaling/v2.ContainerResourceMetricSource", fields: &[
+        Field { num: 1, json: "name", card: Card::Value, ty: Ty::Str, omitempty: false },
+        Field { num: 2, json: "target", card: Card::Value, ty: Ty::Msg(342), omitempty: false },
+        Field { num: 3, json: "container", card: Card::Value, ty: Ty::Str, omitempty: false },
+    ] },
+    // 347
+    Msg { name: "api/autoscaling/v2.ExternalMetricSource", fields: &[
+        Field { num: 1, json: "metric", card: Card::Value, ty: Ty::Msg(343), omitempty: false },
+        Field { num: 2, json: "target", card: Card::Value, ty: Ty::Msg(342), omitempty: false },
+    ] },
+    // 348
+    Msg { name: "api/autoscaling/v2.HorizontalPodAutoscalerBehavior", fields: &[
+        Field { num: 1, json: "scaleUp", card: Card::Pointer, ty: Ty::Msg(349), omitempty: true },
+        Field { num: 2, json: "scaleDown", card: Card::Pointer, ty: Ty::Msg(349), omitempty: true },
+    ] },
+    // 349
+    Msg { name: "api/autoscaling/v2.HPAScalingRules", fields: &[
+        Field { num: 1, json: "selectPolicy", card: Card::Pointer, ty: Ty::Str, omitempty: true },
+        Field { num: 2, json: "policies", card: Card::Repeated, ty: Ty::Msg(350), omitempty: true },
+        Field { num: 3, json: "stabilizationWindowSeconds", card: Card::Pointer, ty: Ty::I32, omitempty: true },
+        Field { num: 4, json: "tolerance", card: Card::Pointer, ty: Ty::Quantity, omitempty: true },
+    ] },
+    // 350
+    Msg { name: "api/autoscaling/v2.HPAScalingPolicy", fields: &[
+        Field { num: 1, json: "type", card: Card::Value, ty: Ty::Str, omitempty: false },
+        Field { num: 2, json: "value", card: Card::Value, ty: Ty::I32, omitempty: false },
+        Field { num: 3, json: "periodSeconds", card: Card::Value, ty: Ty::I32, omitempty: false },
+    ] },
+    // 351
+    Msg { name: "api/autoscaling/v2.HorizontalPodAutoscalerStatus", fields: &[
+        Field { num: 1, json: "observedGeneration", card: Card::Pointer, ty: Ty::I64, omitempty: true },
+        Field { num: 2, json: "lastScaleTime", card: Card::Pointer, ty: Ty::Time, omitempty: true },
+        Field { num: 3, json: "currentReplicas", card: Card::Value, ty: Ty::I32, omitempty: true },
+        Field { num: 4, json: "desiredReplicas", card: Card::Value, ty: Ty::I32, omitempty: false },
+        Field { num: 5, json: "currentMetrics", card: Card::Repeated, ty: Ty::Msg(352), omitempty: false },
+        Field { num: 6, json: "conditions", card: Card::Repeated, ty: Ty::Msg(359), omitempty: true },
+    ] },
+    // 352
+    Msg { name: "api/autoscaling/v2.MetricStatus", fields: &[
+        Field { num: 1, json: "type", card: Card::Value, ty: Ty::Str, omitempty: false },
+        Field { num: 2, json: "object", card: Card::Pointer, ty: Ty::Msg(353), omitempty: true },
+        Field { num: 3, json: "pods", card: Card::Pointer, ty: Ty::Msg(355), omitempty: true },
+        Field { num: 4, json: "resource", card: Card::Pointer, ty: Ty::Msg(356), omitempty: true },
+        Field { num: 5, json: "external", card: Card::Pointer, ty: Ty::Msg(358), omitempty: true },
+        Field { num: 7, json: "containerResource", card: Card::Pointer, ty: Ty::Msg(357), omitempty: true },
+    ] },
+    // 353
+    Msg { name: "api/autoscaling/v2.ObjectMetricStatus", fields: &[
+        Field { num: 1, json: "metric", card: Card::Value, ty: Ty::Msg(343), omitempty: false },
+        Field { num: 2, json: "current", card: Card::Value, ty: Ty::Msg(354), omitempty: false },
+        Field { num: 3, json: "describedObject", card: Card::Value, ty: Ty::Msg(339), omitempty: false },
+    ] },
+    // 354
+    Msg { name: "api/autoscaling/v2.MetricValueStatus", fields: &[
+        Field { num: 1, json: "value", card: Card::Pointer, ty: Ty::Quantity, omitempty: true },
+        Field { num: 2, json: "averageValue", card: Card::Pointer, ty: Ty::Quantity, omitempty: true },
+        Field { num: 3, json: "averageUtilization", card: Card::Pointer, ty: Ty::I32, omitempty: true },
+    ] },
+    // 355
+    Msg { name: "api/autoscaling/v2.PodsMetricStatus", fields: &[
+        Field { num: 1, json: "metric", card: Card::Value, ty: Ty::Msg(343), omitempty: false },
+        Field { num: 2, json: "current", card: Card::Value, ty: Ty::Msg(354), omitempty: false },
+    ] },
+    // 356
+    Msg { name: "api/autoscaling/v2.ResourceMetricStatus", fields: &[
+        Field { num: 1, json: "name", card: Card::Value, ty: Ty::Str, omitempty: false },
+        Field { num: 2, json: "current", card: Card::Value, ty: Ty::Msg(354), omitempty: false },
+    ] },
+    // 357
+    Msg { name: "api/autoscaling/v2.ContainerResourceMetricStatus", fields: &[
+        Field { num: 1, json: "name", card: Card::Value, ty: Ty::Str, omitempty: false },
+        Field { num: 2, json: "current", card: Card::Value, ty: Ty::Msg(354), omitempty: false },
+        Field { num: 3, json: "container", card: Card::Value, ty: Ty::Str, omitempty: false },
+    ] },
+    // 358
+    Msg { name: "api/autoscaling/v2.ExternalMetricStatus", fields: &[
+        Field { num: 1, json: "metric", card: Card::Value, ty: Ty::Msg(343), omitempty: false },
+        Field { num: 2, json: "current", card: Card::Value, ty: Ty::Msg(354), omitempty: false },
+    ] },
+    // 359
+    Msg { name: "api/autoscaling/v2.HorizontalPodAutoscalerCondition", fields: &[
+        Field { num: 1, json: "type", card: Card::Value, ty: Ty::Str, omitempty: false },
+        Field { num: 2, json: "status", card: Card::Value, ty: Ty::Str, omitempty: false },
+        Field { num: 3, json: "lastTransitionTime", card: Card::Value, ty: Ty::Time, omitempty: true },
+        Field { num: 4, json: "reason", card: Card::Value, ty: Ty::Str, omitempty: true },
+        Field { num: 5, json: "message", card: Card::Value, ty: Ty::Str, omitempty: true },
+    ] },
+    // 360
+    Msg { name: "api/autoscaling/v2.HorizontalPodAutoscalerList", fields: &[
+        Field { num: 1, json: "metadata", card: Card::Value, ty: Ty::Msg(36), omitempty: true },
+        Field { num: 2, json: "items", card: Card::Repeated, ty: Ty::Msg(337), omitempty: false },
+    ] },
+    // 361
+    Msg { name: "api/networking/v1.NetworkPolicy", fields: &[
+        Field { num: 1, json: "metadata", card: Card::Value, ty: Ty::Msg(1), omitempty: true },
+        Field { num: 2, json: "spec", card: Card::Value, ty: Ty::Msg(362), omitempty: true },
+    ] },
+    // 362
+    Msg { name: "api/networking/v1.NetworkPolicySpec", fields: &[
+        Field { num: 1, json: "podSelector", card: Card::Value, ty: Ty::Msg(39), omitempty: false },
+        Field { num: 2, json: "ingress", card: Card::Repeated, ty: Ty::Msg(363), omitempty: true },
+        Field { num: 3, json: "egress", card: Card::Repeated, ty: Ty::Msg(367), omitempty: true },
+        Field { num: 4, json: "policyTypes", card: Card::Repeated, ty: Ty::Str, omitempty: true },
+    ] },
+    // 363
+    Msg { name: "api/networking/v1.NetworkPolicyIngressRule", fields: &[
+        Field { num: 1, json: "ports", card: Card::Repeated, ty: Ty::Msg(364), omitempty: true },
+        Field { num: 2, json: "from", card: Card::Repeated, ty: Ty::Msg(365), omitempty: true },
+    ] },
+    // 364
+    Msg { name: "api/networking/v1.NetworkPolicyPort", fields: &[
+        Field { num: 1, json: "protocol", card: Card::Pointer, ty: Ty::Str, omitempty: true },
+        Field { num: 2, json: "port", card: Card::Pointer, ty: Ty::IntOrString, omitempty: true },
+        Field { num: 3, json: "endPort", card: Card::Pointer, ty: Ty::I32, omitempty: true },
+    ] },
+    // 365
+    Msg { name: "api/networking/v1.NetworkPolicyPeer", fields: &[
+        Field { num: 1, json: "podSelector", card: Card::Pointer, ty: Ty::Msg(39), omitempty: true },
+        Field { num: 2, json: "namespaceSelector", card: Card::Pointer, ty: Ty::Msg(39), omitempty: true },
+        Field { num: 3, json: "ipBlock", card: Card::Pointer, ty: Ty::Msg(366), omitempty: true },
+    ] },
+    // 366
+    Msg { name: "api/networking/v1.IPBlock", fields: &[
+        Field { num: 1, json: "cidr", card: Card::Value, ty: Ty::Str, omitempty: false },
+        Field { num: 2, json: "except", card: Card::Repeated, ty: Ty::Str, omitempty: true },
+    ] },
+    // 367
+    Msg { name: "api/networking/v1.NetworkPolicyEgressRule", fields: &[
+        Field { num: 1, json: "ports", card: Card::Repeated, ty: Ty::Msg(364), omitempty: true },
+        Field { num: 2, json: "to", card: Card::Repeated, ty: Ty::Msg(365), omitempty: true },
+    ] },
+    // 368
+    Msg { name: "api/networking/v1.NetworkPolicyList", fields: &[
+        Field { num: 1, json: "metadata", card: Card::Value, ty: Ty::Msg(36), omitempty: true },
+        Field { num: 2, json: "items", card: Card::Repeated, ty: Ty::Msg(361), omitempty: false },
+    ] },
+    // 369
+    Msg { name: "api/networking/v1.Ingress", fields: &[
+        Field { num: 1, json: "metadata", card: Card::Value, ty: Ty::Msg(1), omitempty: true },
+        Field { num: 2, json: "spec", card: Card::Value, ty: Ty::Msg(370), omitempty: true },
+        Field { num: 3, json: "status", card: Card::Value, ty: Ty::Msg(379), omitempty: true },
+    ] },
+    // 370
+    Msg { name: "api/networking/v1.IngressSpec", fields: &[
+        Field { num: 1, json: "defaultBackend", card: Card::Pointer, ty: Ty::Msg(371), omitempty: true },
+        Field { num: 2, json: "tls", card: Card::Repeated, ty: Ty::Msg(374), omitempty: true },
+        Field { num: 3, json: "rules", card: Card::Repeated, ty: Ty::Msg(375), omitempty: true },
+        Field { num: 4, json: "ingressClassName", card: Card::Pointer, ty: Ty::Str, omitempty: true },
+    ] },
+    // 371
+    Msg { name: "api/networking/v1.IngressBackend", fields: &[
+        Field { num: 3, json: "resource", card: Card::Pointer, ty: Ty::Msg(42), omitempty: true },
+        Field { num: 4, json: "service", card: Card::Pointer, ty: Ty::Msg(372), omitempty: true },
+    ] },
+    // 372
+    Msg { name: "api/networking/v1.IngressServiceBackend", fields: &[
+        Field { num: 1, json: "name", card: Card::Value, ty: Ty::Str, omitempty: false },
+        Field { num: 2, json: "port", card: Card::Value, ty: Ty::Msg(373), omitempty: true },
+    ] },
+    // 373
+    Msg { name: "api/networking/v1.ServiceBackendPort", fields: &[
+        Field { num: 1, json: "name", card: Card::Value, ty: Ty::Str, omitempty: true },
+        Field { num: 2, json: "number", card: Card::Value, ty: Ty::I32, omitempty: true },
+    ] },
+    // 374
+    Msg { name: "api/networking/v1.IngressTLS", fields: &[
+        Field { num: 1, json: "hosts", card: Card::Repeated, ty: Ty::Str, omitempty: true },
+        Field { num: 2, json: "secretName", card: Card::Value, ty: Ty::Str, omitempty: true },
+    ] },
+    // 375
+    Msg { name: "api/networking/v1.IngressRule", fields: &[
+        Field { num: 1, json: "host", card: Card::Value, ty: Ty::Str, omitempty: true },
+        Field { num: 2, json: "", card: Card::Inline, ty: Ty::Msg(376), omitempty: false },
+    ] },
+    // 376
+    Msg { name: "api/networking/v1.IngressRuleValue", fields: &[
+        Field { num: 1, json: "http", card: Card::Pointer, ty: Ty::Msg(377), omitempty: true },
+    ] },
+    // 377
+    Msg { name: "api/networking/v1.HTTPIngressRuleValue", fields: &[
+        Field { num: 1, json: "paths", card: Card::Repeated, ty: Ty::Msg(378), omitempty: false },
+    ] },
+    // 378
+    Msg { name: "api/networking/v1.HTTPIngressPath", fields: &[
+        Field { num: 1, json: "path", card: Card::Value, ty: Ty::Str, omitempty: true },
+        Field { num: 2, json: "backend", card: Card::Value, ty: Ty::Msg(371), omitempty: false },
+        Field { num: 3, json: "pathType", card: Card::Pointer, ty: Ty::Str, omitempty: false },
+    ] },
+    // 379
+    Msg { name: "api/networking/v1.IngressStatus", fields: &[
+        Field { num: 1, json: "loadBalancer", card: Card::Value, ty: Ty::Msg(380), omitempty: true },
+    ] },
+    // 380
+    Msg { name: "api/networking/v1.IngressLoadBalancerStatus", fields: &[
+        Field { num: 1, json: "ingress", card: Card::Repeated, ty: Ty::Msg(381), omitempty: true },
+    ] },
+    // 381
+    Msg { name: "api/networking/v1.IngressLoadBalancerIngress", fields: &[
+        Field { num: 1, json: "ip", card: Card::Value, ty: Ty::Str, omitempty: true },
+        Field { num: 2, json: "hostname", card: Card::Value, ty: Ty::Str, omitempty: true },
+        Field { num: 4, json: "ports", card: Card::Repeated, ty: Ty::Msg(382), omitempty: true },
+    ] },
+    // 382
+    Msg { name: "api/networking/v1.IngressPortStatus", fields: &[
+        Field { num: 1, json: "port", card: Card::Value, ty: Ty::I32, omitempty: false },
+        Field { num: 2, json: "protocol", card: Card::Value, ty: Ty::Str, omitempty: false },
+        Field { num: 3, json: "error", card: Card::Pointer, ty: Ty::Str, omitempty: true },
+    ] },
+    // 383
+    Msg { name: "api/networking/v1.IngressList", fields: &[
+        Field { num: 1, json: "metadata", card: Card::Value, ty: Ty::Msg(36), omitempty: true },
+        Field { num: 2, json: "items", card: Card::Repeated, ty: Ty::Msg(369), omitempty: false },
+    ] },
+    // 384
+    Msg { name: "api/networking/v1.IngressClass", fields: &[
+        Field { num: 1, json: "metadata", card: Card::Value, ty: Ty::Msg(1), omitempty: true },
+        Field { num: 2, json: "spec", card: Card::Value, ty: Ty::Msg(385), omitempty: true },
+    ] },
+    // 385
+    Msg { name: "api/networking/v1.IngressClassSpec", fields: &[
+        Field { num: 1, json: "controller", card: Card::Value, ty: Ty::Str, omitempty: true },
+        Field { num: 2, json: "parameters", card: Card::Pointer, ty: Ty::Msg(386), omitempty: true },
+    ] },
+    // 386
+    Msg { name: "api/networking/v1.IngressClassParametersReference", fields: &[
+        Field { num: 1, json: "apiGroup", card: Card::Pointer, ty: Ty::Str, omitempty: true },
+        Field { num: 2, json: "kind", card: Card::Value, ty: Ty::Str, omitempty: false },
+        Field { num: 3, json: "name", card: Card::Value, ty: Ty::Str, omitempty: false },
+        Field { num: 4, json: "scope", card: Card::Pointer, ty: Ty::Str, omitempty: false },
+        Field { num: 5, json: "namespace", card: Card::Pointer, ty: Ty::Str, omitempty: true },
+    ] },
+    // 387
+    Msg { name: "api/networking/v1.IngressClassList", fields: &[
+        Field { num: 1, json: "metadata", card: Card::Value, ty: Ty::Msg(36), omitempty: true },
+        Field { num: 2, json: "items", card: Card::Repeated, ty: Ty::Msg(384), omitempty: false },
+    ] },
+    // 388
+    Msg { name: "api/networking/v1.IPAddress", fields: &[
+        Field { num: 1, json: "metadata", card: Card::Value, ty: Ty::Msg(1), omitempty: true },
+        Field { num: 2, json: "spec", card: Card::Value, ty: Ty::Msg(389), omitempty: true },
+    ] },
+    // 389
+    Msg { name: "api/networking/v1.IPAddressSpec", fields: &[
+        Field { num: 1, json: "parentRef", card: Card::Pointer, ty: Ty::Msg(390), omitempty: true },
+    ] },
+    // 390
+    Msg { name: "api/networking/v1.ParentReference", fields: &[
+        Field { num: 1, json: "group", card: Card::Value, ty: Ty::Str, omitempty: true },
+        Field { num: 2, json: "resource", card: Card::Value, ty: Ty::Str, omitempty: true },
+        Field { num: 3, json: "namespace", card: Card::Value, ty: Ty::Str, omitempty: true },
+        Field { num: 4, json: "name", card: Card::Value, ty: Ty::Str, omitempty: true },
+    ] },
+    // 391
+    Msg { name: "api/networking/v1.IPAddressList", fields: &[
+        Field { num: 1, json: "metadata", card: Card::Value, ty: Ty::Msg(36), omitempty: true },
+        Field { num: 2, json: "items", card: Card::Repeated, ty: Ty::Msg(388), omitempty: false },
+    ] },
+    // 392
+    Msg { name: "api/networking/v1.ServiceCIDR", fields: &[
+        Field { num: 1, json: "metadata", card: Card::Value, ty: Ty::Msg(1), omitempty: true },
+        Field { num: 2, json: "spec", card: Card::Value, ty: Ty::Msg(393), omitempty: true },
+        Field { num: 3, json: "status", card: Card::Value, ty: Ty::Msg(394), omitempty: true },
+    ] },
+    // 393
+    Msg { name: "api/networking/v1.ServiceCIDRSpec", fields: &[
+        Field { num: 1, json: "cidrs", card: Card::Repeated, ty: Ty::Str, omitempty: true },
+    ] },
+    // 394
+    Msg { name: "api/networking/v1.ServiceCIDRStatus", fields: &[
+        Field { num: 1, json: "conditions", card: Card::Repeated, ty: Ty::Msg(167), omitempty: true },
+    ] },
+    // 395
+    Msg { name: "api/networking/v1.ServiceCIDRList", fields: &[
+        Field { num: 1, json: "metadata", card: Card::Value, ty: Ty::Msg(36), omitempty: true },
+        Field { num: 2, json: "items", card: Card::Repeated, ty: Ty::Msg(392), omitempty: false },
+    ] },
+    // 396
+    Msg { name: "api/storage/v1.StorageClass", fields: &[
+        Field { num: 1, json: "metadata", card: Card::Value, ty: Ty::Msg(1), omitempty: true },
+        Field { num: 2, json: "provisioner", card: Card::Value, ty: Ty::Str, omitempty: false },
+        Field { num: 3, json: "parameters", card: Card::Map, ty: Ty::Str, omitempty: true },
+        Field { num: 4, json: "reclaimPolicy", card: Card::Pointer, ty: Ty::Str, omitempty: true },
+        Field { num: 5, json: "mountOptions", card: Card::Repeated, ty: Ty::Str, omitempty: true },
+        Field { num: 6, json: "allowVolumeExpansion", card: Card::Pointer, ty: Ty::Bool, omitempty: true },
+        Field { num: 7, json: "volumeBindingMode", card: Card::Pointer, ty: Ty::Str, omitempty: true },
+        Field { num: 8, json: "allowedTopologies", card: Card::Repeated, ty: Ty::Msg(397), omitempty: true },
+    ] },
+    // 397
+    Msg { name: "api/core/v1.TopologySelectorTerm", fields: &[
+        Field { num: 1, json: "matchLabelExpressions", card: Card::Repeated, ty: Ty::Msg(398), omitempty: true },
+    ] },
+    // 398
+    Msg { name: "api/core/v1.TopologySelectorLabelRequirement", fields: &[
+        Field { num: 1, json: "key", card: Card::Value, ty: Ty::Str, omitempty: false },
+        Field { num: 2, json: "values", card: Card::Repeated, ty: Ty::Str, omitempty: false },
+    ] },
+    // 399
+    Msg { name: "api/storage/v1.StorageClassList", fields: &[
+        Field { num: 1, json: "metadata", card: Card::Value, ty: Ty::Msg(36), omitempty: true },
+        Field { num: 2, json: "items", card: Card::Repeated, ty: Ty::Msg(396), omitempty: false },
+    ] },
+    // 400
+    Msg { name: "api/storage/v1.VolumeAttachment", fields: &[
+        Field { num: 1, json: "metadata", card: Card::Value, ty: Ty::Msg(1), omitempty: true },
+        Field { num: 2, json: "spec", card: Card::Value, ty: Ty::Msg(401), omitempty: false },
+        Field { num: 3, json: "status", card: Card::Value, ty: Ty::Msg(403), omitempty: true },
+    ] },
+    // 401
+    Msg { name: "api/storage/v1.VolumeAttachmentSpec", fields: &[
+        Field { num: 1, json: "attacher", card: Card::Value, ty: Ty::Str, omitempty: false },
+        Field { num: 2, json: "source", card: Card::Value, ty: Ty::Msg(402), omitempty: false },
+        Field { num: 3, json: "nodeName", card: Card::Value, ty: Ty::Str, omitempty: false },
+    ] },
+    // 402
+    Msg { name: "api/storage/v1.VolumeAttachmentSource", fields: &[
+        Field { num: 1, json: "persistentVolumeName", card: Card::Pointer, ty: Ty::Str, omitempty: true },
+        Field { num: 2, json: "inlineVolumeSpec", card: Card::Pointer, ty: Ty::Msg(4), omitempty: true },
+    ] },
+    // 403
+    Msg { name: "api/storage/v1.VolumeAttachmentStatus", fields: &[
+        Field { num: 1, json: "attached", card: Card::Value, ty: Ty::Bool, omitempty: false },
+        Field { num: 2, json: "attachmentMetadata", card: Card::Map, ty: Ty::Str, omitempty: true },
+        Field { num: 3, json: "attachError", card: Card::Pointer, ty: Ty::Msg(404), omitempty: true },
+        Field { num: 4, json: "detachError", card: Card::Pointer, ty: Ty::Msg(404), omitempty: true },
+    ] },
+    // 404
+    Msg { name: "api/storage/v1.VolumeError", fields: &[
+        Field { num: 1, json: "time", card: Card::Value, ty: Ty::Time, omitempty: true },
+        Field { num: 2, json: "message", card: Card::Value, ty: Ty::Str, omitempty: true },
+        Field { num: 3, json: "errorCode", card: Card::Pointer, ty: Ty::I32, omitempty: true },
+    ] },
+    // 405
+    Msg { name: "api/storage/v1.VolumeAttachmentList", fields: &[
+        Field { num: 1, json: "metadata", card: Card::Value, ty: Ty::Msg(36), omitempty: true },
+        Field { num: 2, json: "items", card: Card::Repeated, ty: Ty::Msg(400), omitempty: false },
+    ] },
+    // 406
+    Msg { name: "api/storage/v1.CSIDriver", fields: &[
+        Field { num: 1, json: "metadata", card: Card::Value, ty: Ty::Msg(1), omitempty: true },
+        Field { num: 2, json: "spec", card: Card::Value, ty: Ty::Msg(407), omitempty: false },
+    ] },
+    // 407
+    Msg { name: "api/storage/v1.CSIDriverSpec", fields: &[
+        Field { num: 1, json: "attachRequired", card: Card::Pointer, ty: Ty::Bool, omitempty: true },
+        Field { num: 2, json: "podInfoOnMount", card: Card::Pointer, ty: Ty::Bool, omitempty: true },
+        Field { num: 3, json: "volumeLifecycleModes", card: Card::Repeated, ty: Ty::Str, omitempty: true },
+        Field { num: 4, json: "storageCapacity", card: Card::Pointer, ty: Ty::Bool, omitempty: true },
+        Field { num: 5, json: "fsGroupPolicy", card: Card::Pointer, ty: Ty::Str, omitempty: true },
+        Field { num: 6, json: "tokenRequests", card: Card::Repeated, ty: Ty::Msg(408), omitempty: true },
+        Field { num: 7, json: "requiresRepublish", card: Card::Pointer, ty: Ty::Bool, omitempty: true },
+        Field { num: 8, json: "seLinuxMount", card: Card::Pointer, ty: Ty::Bool, omitempty: true },
+        Field { num: 9, json: "nodeAllocatableUpdatePeriodSeconds", card: Card::Pointer, ty: Ty::I64, omitempty: true },
+    ] },
+    // 408
+    Msg { name: "api/storage/v1.TokenRequest", fields: &[
+        Field { num: 1, json: "audience", card: Card::Value, ty: Ty::Str, omitempty: false },
+        Field { num: 2, json: "expirationSeconds", card: Card::Pointer, ty: Ty::I64, omitempty: true },
+    ] },
+    // 409
+    Msg { name: "api/storage/v1.CSIDriverList", fields: &[
+        Field { num: 1, json: "metadata", card: Card::Value, ty: Ty::Msg(36), omitempty: true },
+        Field { num: 2, json: "items", card: Card::Repeated, ty: Ty::Msg(406), omitempty: false },
+    ] },
+    // 410
+    Msg { name: "api/storage/v1.CSINode", fields: &[
+        Field { num: 1, json: "metadata", card: Card::Value, ty: Ty::Msg(1), omitempty: true },
+        Field { num: 2, json: "spec", card: Card::Value, ty: Ty::Msg(411), omitempty: false },
+    ] },
+    // 411
+    Msg { name: "api/storage/v1.CSINodeSpec", fields: &[
+        Field { num: 1, json: "drivers", card: Card::Repeated, ty: Ty::Msg(412), omitempty: false },
+    ] },
+    // 412
+    Msg { name: "api/storage/v1.CSINodeDriver", fields: &[
+        Field { num: 1, json: "name", card: Card::Value, ty: Ty::Str, omitempty: false },
+        Field { num: 2, json: "nodeID", card: Card::Value, ty: Ty::Str, omitempty: false },
+        Field { num: 3, json: "topologyKeys", card: Card::Repeated, ty: Ty::Str, omitempty: false },
+        Field { num: 4, json: "allocatable", card: Card::Pointer, ty: Ty::Msg(413), omitempty: true },
+    ] },
+    // 413
+    Msg { name: "api/storage/v1.VolumeNodeResources", fields: &[
+        Field { num: 1, json: "count", card: Card::Pointer, ty: Ty::I32, omitempty: true },
+    ] },
+    // 414
+    Msg { name: "api/storage/v1.CSINodeList", fields: &[
+        Field { num: 1, json: "metadata", card: Card::Value, ty: Ty::Msg(36), omitempty: true },
+        Field { num: 2, json: "items", card: Card::Repeated, ty: Ty::Msg(410), omitempty: false },
+    ] },
+    // 415
+    Msg { name: "api/storage/v1.CSIStorageCapacity", fields: &[
+        Field { num: 1, json: "metadata", card: Card::Value, ty: Ty::Msg(1), omitempty: true },
+        Field { num: 2, json: "nodeTopology", card: Card::Pointer, ty: Ty::Msg(39), omitempty: true },
+        Field { num: 3, json: "storageClassName", card: Card::Value, ty: Ty::Str, omitempty: false },
+        Field { num: 4, json: "capacity", card: Card::Pointer, ty: Ty::Quantity, omitempty: true },
+        Field { num: 5, json: "maximumVolumeSize", card: Card::Pointer, ty: Ty::Quantity, omitempty: true },
+    ] },
+    // 416
+    Msg { name: "api/storage/v1.CSIStorageCapacityList", fields: &[
+        Field { num: 1, json: "metadata", card: Card::Value, ty: Ty::Msg(36), omitempty: true },
+        Field { num: 2, json: "items", card: Card::Repeated, ty: Ty::Msg(415), omitempty: false },
+    ] },
+    // 417
+    Msg { name: "api/scheduling/v1.PriorityClass", fields: &[
+        Field { num: 1, json: "metadata", card: Card::Value, ty: Ty::Msg(1), omitempty: true },
+        Field { num: 2, json: "value", card: Card::Value, ty: Ty::I32, omitempty: false },
+        Field { num: 3, json: "globalDefault", card: Card::Value, ty: Ty::Bool, omitempty: true },
+        Field { num: 4, json: "description", card: Card::Value, ty: Ty::Str, omitempty: true },
+        Field { num: 5, json: "preemptionPolicy", card: Card::Pointer, ty: Ty::Str, omitempty: true },
+    ] },
+    // 418
+    Msg { name: "api/scheduling/v1.PriorityClassList", fields: &[
+        Field { num: 1, json: "metadata", card: Card::Value, ty: Ty::Msg(36), omitempty: true },
+        Field { num: 2, json: "items", card: Card::Repeated, ty: Ty::Msg(417), omitempty: false },
+    ] },
+    // 419
+    Msg { name: "api/discovery/v1.EndpointSlice", fields: &[
+        Field { num: 1, json: "metadata", card: Card::Value, ty: Ty::Msg(1), omitempty: true },
+        Field { num: 2, json: "endpoints", card: Card::Repeated, ty: Ty::Msg(420), omitempty: false },
+        Field { num: 3, json: "ports", card: Card::Repeated, ty: Ty::Msg(425), omitempty: false },
+        Field { num: 4, json: "addressType", card: Card::Value, ty: Ty::Str, omitempty: false },
+    ] },
+    // 420
+    Msg { name: "api/discovery/v1.Endpoint", fields: &[
+        Field { num: 1, json: "addresses", card: Card::Repeated, ty: Ty::Str, omitempty: false },
+        Field { num: 2, json: "conditions", card: Card::Value, ty: Ty::Msg(421), omitempty: true },
+        Field { num: 3, json: "hostname", card: Card::Pointer, ty: Ty::Str, omitempty: true },
+        Field { num: 4, json: "targetRef", card: Card::Pointer, ty: Ty::Msg(28), omitempty: true },
+        Field { num: 5, json: "deprecatedTopology", card: Card::Map, ty: Ty::Str, omitempty: true },
+        Field { num: 6, json: "nodeName", card: Card::Pointer, ty: Ty::Str, omitempty: true },
+        Field { num: 7, json: "zone", card: Card::Pointer, ty: Ty::Str, omitempty: true },
+        Field { num: 8, json: "hints", card: Card::Pointer, ty: Ty::Msg(422), omitempty: true },
+    ] },
+    // 421
+    Msg { name: "api/discovery/v1.EndpointConditions", fields: &[
+        Field { num: 1, json: "ready", card: Card::Pointer, ty: Ty::Bool, omitempty: true },
+        Field { num: 2, json: "serving", card: Card::Pointer, ty: Ty::Bool, omitempty: true },
+        Field { num: 3, json: "terminating", card: Card::Pointer, ty: Ty::Bool, omitempty: true },
+    ] },
+    // 422
+    Msg { name: "api/discovery/v1.EndpointHints", fields: &[
+        Field { num: 1, json: "forZones", card: Card::Repeated, ty: Ty::Msg(423), omitempty: true },
+        Field { num: 2, json: "forNodes", card: Card::Repeated, ty: Ty::Msg(424), omitempty: true },
+    ] },
+    // 423
+    Msg { name: "api/discovery/v1.ForZone", fields: &[
+        Field { num: 1, json: "name", card: Card::Value, ty: Ty::Str, omitempty: false },
+    ] },
+    // 424
+    Msg { name: "api/discovery/v1.ForNode", fields: &[
+        Field { num: 1, json: "name", card: Card::Value, ty: Ty::Str, omitempty: false },
+    ] },
+    // 425
+    Msg { name: "api/discovery/v1.EndpointPort", fields: &[
+        Field { num: 1, json: "name", card: Card::Pointer, ty: Ty::Str, omitempty: true },
+        Field { num: 2, json: "protocol", card: Card::Pointer, ty: Ty::Str, omitempty: true },
+        Field { num: 3, json: "port", card: Card::Pointer, ty: Ty::I32, omitempty: true },
+        Field { num: 4, json: "appProtocol", card: Card::Pointer, ty: Ty::Str, omitempty: true },
+    ] },
+    // 426
+    Msg { name: "api/discovery/v1.EndpointSliceList", fields: &[
+        Field { num: 1, json: "metadata", card: Card::Value, ty: Ty::Msg(36), omitempty: true },
+        Field { num: 2, json: "items", card: Card::Repeated, ty: Ty::Msg(419), omitempty: false },
+    ] },
+    // 427
+    Msg { name: "api/certificates/v1.CertificateSigningRequest", fields: &[
+        Field { num: 1, json: "metadata", card: Card::Value, ty: Ty::Msg(1), omitempty: true },
+        Field { num: 2, json: "spec", card: Card::Value, ty: Ty::Msg(428), omitempty: false },
+        Field { num: 3, json: "status", card: Card::Value, ty: Ty::Msg(429), omitempty: true },
+    ] },
+    // 428
+    Msg { name: "api/certificates/v1.CertificateSigningRequestSpec", fields: &[
+        Field { num: 1, json: "request", card: Card::Value, ty: Ty::Bytes, omitempty: false },
+        Field { num: 2, json: "username", card: Card::Value, ty: Ty::Str, omitempty: true },
+        Field { num: 3, json: "uid", card: Card::Value, ty: Ty::Str, omitempty: true },
+        Field { num: 4, json: "groups", card: Card::Repeated, ty: Ty::Str, omitempty: true },
+        Field { num: 5, json: "usages", card: Card::Repeated, ty: Ty::Str, omitempty: true },
+        Field { num: 6, json: "extra", card: Card::MapWrapped, ty: Ty::Str, omitempty: true },
+        Field { num: 7, json: "signerName", card: Card::Value, ty: Ty::Str, omitempty: false },
+        Field { num: 8, json: "expirationSeconds", card: Card::Pointer, ty: Ty::I32, omitempty: true },
+    ] },
+    // 429
+    Msg { name: "api/certificates/v1.CertificateSigningRequestStatus", fields: &[
+        Field { num: 1, json: "conditions", card: Card::Repeated, ty: Ty::Msg(430), omitempty: true },
+        Field { num: 2, json: "certificate", card: Card::Value, ty: Ty::Bytes, omitempty: true },
+    ] },
+    // 430
+    Msg { name: "api/certificates/v1.CertificateSigningRequestCondition", fields: &[
+        Field { num: 1, json: "type", card: Card::Value, ty: Ty::Str, omitempty: false },
+        Field { num: 2, json: "reason", card: Card::Value, ty: Ty::Str, omitempty: true },
+        Field { num: 3, json: "message", card: Card::Value, ty: Ty::Str, omitempty: true },
+        Field { num: 4, json: "lastUpdateTime", card: Card::Value, ty: Ty::Time, omitempty: true },
+        Field { num: 5, json: "lastTransitionTime", card: Card::Value, ty: Ty::Time, omitempty: true },
+        Field { num: 6, json: "status", card: Card::Value, ty: Ty::Str, omitempty: false },
+    ] },
+    // 431
+    Msg { name: "api/certificates/v1.CertificateSigningRequestList", fields: &[
+        Field { num: 1, json: "metadata", card: Card::Value, ty: Ty::Msg(36), omitempty: true },
+        Field { num: 2, json: "items", card: Card::Repeated, ty: Ty::Msg(427), omitempty: false },
+    ] },
+    // 432
+    Msg { name: "api/admissionregistration/v1.ValidatingAdmissionPolicy", fields: &[
+        Field { num: 1, json: "metadata", card: Card::Value, ty: Ty::Msg(1), omitempty: true },
+        Field { num: 2, json: "spec", card: Card::Value, ty: Ty::Msg(433), omitempty: true },
+        Field { num: 3, json: "status", card: Card::Value, ty: Ty::Msg(443), omitempty: true },
+    ] },
+    // 433
+    Msg { name: "api/admissionregistration/v1.ValidatingAdmissionPolicySpec", fields: &[
+        Field { num: 1, json: "paramKind", card: Card::Pointer, ty: Ty::Msg(434), omitempty: true },
+        Field { num: 2, json: "matchConstraints", card: Card::Pointer, ty: Ty::Msg(435), omitempty: true },
+        Field { num: 3, json: "validations", card: Card::Repeated, ty: Ty::Msg(439), omitempty: true },
+        Field { num: 4, json: "failurePolicy", card: Card::Pointer, ty: Ty::Str, omitempty: true },
+        Field { num: 5, json: "auditAnnotations", card: Card::Repeated, ty: Ty::Msg(440), omitempty: true },
+        Field { num: 6, json: "matchConditions", card: Card::Repeated, ty: Ty::Msg(441), omitempty: true },
+        Field { num: 7, json: "variables", card: Card::Repeated, ty: Ty::Msg(442), omitempty: true },
+    ] },
+    // 434
+    Msg { name: "api/admissionregistration/v1.ParamKind", fields: &[
+        Field { num: 1, json: "apiVersion", card: Card::Value, ty: Ty::Str, omitempty: true },
+        Field { num: 2, json: "kind", card: Card::Value, ty: Ty::Str, omitempty: true },
+    ] },
+    // 435
+    Msg { name: "api/admissionregistration/v1.MatchResources", fields: &[
+        Field { num: 1, json: "namespaceSelector", card: Card::Pointer, ty: Ty::Msg(39), omitempty: true },
+        Field { num: 2, json: "objectSelector", card: Card::Pointer, ty: Ty::Msg(39), omitempty: true },
+        Field { num: 3, json: "resourceRules", card: Card::Repeated, ty: Ty::Msg(436), omitempty: true },
+        Field { num: 4, json: "excludeResourceRules", card: Card::Repeated, ty: Ty::Msg(436), omitempty: true },
+        Field { num: 7, json: "matchPolicy", card: Card::Pointer, ty: Ty::Str, omitempty: true },
+    ] },
+    // 436
+    Msg { name: "api/admissionregistration/v1.NamedRuleWithOperations", fields: &[
+        Field { num: 1, json: "resourceNames", card: Card::Repeated, ty: Ty::Str, omitempty: true },
+        Field { num: 2, json: "", card: Card::Inline, ty: Ty::Msg(437), omitempty: false },
+    ] },
+    // 437
+    Msg { name: "api/admissionregistration/v1.RuleWithOperations", fields: &[
+        Field { num: 1, json: "operations", card: Card::Repeated, ty: Ty::Str, omitempty: true },
+        Field { num: 2, json: "", card: Card::Inline, ty: Ty::Msg(438), omitempty: false },
+    ] },
+    // 438
+    Msg { name: "api/admissionregistration/v1.Rule", fields: &[
+        Field { num: 1, json: "apiGroups", card: Card::Repeated, ty: Ty::Str, omitempty: true },
+        Field { num: 2, json: "apiVersions", card: Card::Repeated, ty: Ty::Str, omitempty: true },
+        Field { num: 3, json: "resources", card: Card::Repeated, ty: Ty::Str, omitempty: true },
+        Field { num: 4, json: "scope", card: Card::Pointer, ty: Ty::Str, omitempty: true },
+    ] },
+    // 439
+    Msg { name: "api/admissionregistration/v1.Validation", fields: &[
+        Field { num: 1, json: "expression", card: Card::Value, ty: Ty::Str, omitempty: false },
+        Field { num: 2, json: "message", card: Card::Value, ty: Ty::Str, omitempty: true },
+        Field { num: 3, json: "reason", card: Card::Pointer, ty: Ty::Str, omitempty: true },
+        Field { num: 4, json: "messageExpression", card: Card::Value, ty: Ty::Str, omitempty: true },
+    ] },
+    // 440
+    Msg { name: "api/admissionregistration/v1.AuditAnnotation", fields: &[
+        Field { num: 1, json: "key", card: Card::Value, ty: Ty::Str, omitempty: false },
+        Field { num: 2, json: "valueExpression", card: Card::Value, ty: Ty::Str, omitempty: false },
+    ] },
+    // 441
+    Msg { name: "api/admissionregistration/v1.MatchCondition", fields: &[
+        Field { num: 1, json: "name", card: Card::Value, ty: Ty::Str, omitempty: false },
+        Field { num: 2, json: "expression", card: Card::Value, ty: Ty::Str, omitempty: false },
+    ] },
+    // 442
+    Msg { name: "api/admissionregistration/v1.Variable", fields: &[
+        Field { num: 1, json: "name", card: Card::Value, ty: Ty::Str, omitempty: false },
+        Field { num: 2, json: "expression", card: Card::Value, ty: Ty::Str, omitempty: false },
+    ] },
+    // 443
+    Msg { name: "api/admissionregistration/v1.ValidatingAdmissionPolicyStatus", fields: &[
+        Field { num: 1, json: "observedGeneration", card: Card::Value, ty: Ty::I64, omitempty: true },
+        Field { num: 2, json: "typeChecking", card: Card::Pointer, ty: Ty::Msg(444), omitempty: true },
+        Field { num: 3, json: "conditions", card: Card::Repeated, ty: Ty::Msg(167), omitempty: true },
+    ] },
+    // 444
+    Msg { name: "api/admissionregistration/v1.TypeChecking", fields: &[
+        Field { num: 1, json: "expressionWarnings", card: Card::Repeated, ty: Ty::Msg(445), omitempty: true },
+    ] },
+    // 445
+    Msg { name: "api/admissionregistration/v1.ExpressionWarning", fields: &[
+        Field { num: 2, json: "fieldRef", card: Card::Value, ty: Ty::Str, omitempty: false },
+        Field { num: 3, json: "warning", card: Card::Value, ty: Ty::Str, omitempty: false },
+    ] },
+    // 446
+    Msg { name: "api/admissionregistration/v1.ValidatingAdmissionPolicyList", fields: &[
+        Field { num: 1, json: "metadata", card: Card::Value, ty: Ty::Msg(36), omitempty: true },
+        Field { num: 2, json: "items", card: Card::Repeated, ty: Ty::Msg(432), omitempty: false },
+    ] },
+    // 447
+    Msg { name: "api/admissionregistration/v1.ValidatingAdmissionPolicyBinding", fields: &[
+        Field { num: 1, json: "metadata", card: Card::Value, ty: Ty::Msg(1), omitempty: true },
+        Field { num: 2, json: "spec", card: Card::Value, ty: Ty::Msg(448), omitempty: true },
+    ] },
+    // 448
+    Msg { name: "api/admissionregistration/v1.ValidatingAdmissionPolicyBindingSpec", fields: &[
+        Field { num: 1, json: "policyName", card: Card::Value, ty: Ty::Str, omitempty: true },
+        Field { num: 2, json: "paramRef", card: Card::Pointer, ty: Ty::Msg(449), omitempty: true },
+        Field { num: 3, json: "matchResources", card: Card::Pointer, ty: Ty::Msg(435), omitempty: true },
+        Field { num: 4, json: "validationActions", card: Card::Repeated, ty: Ty::Str, omitempty: true },
+    ] },
+    // 449
+    Msg { name: "api/admissionregistration/v1.ParamRef", fields: &[
+        Field { num: 1, json: "name", card: Card::Value, ty: Ty::Str, omitempty: true },
+        Field { num: 2, json: "namespace", card: Card::Value, ty: Ty::Str, omitempty: true },
+        Field { num: 3, json: "selector", card: Card::Pointer, ty: Ty::Msg(39), omitempty: true },
+        Field { num: 4, json: "parameterNotFoundAction", card: Card::Pointer, ty: Ty::Str, omitempty: true },
+    ] },
+    // 450
+    Msg { name: "api/admissionregistration/v1.ValidatingAdmissionPolicyBindingList", fields: &[
+        Field { num: 1, json: "metadata", card: Card::Value, ty: Ty::Msg(36), omitempty: true },
+        Field { num: 2, json: "items", card: Card::Repeated, ty: Ty::Msg(447), omitempty: false },
+    ] },
+    // 451
+    Msg { name: "api/admissionregistration/v1.ValidatingWebhookConfiguration", fields: &[
+        Field { num: 1, json: "metadata", card: Card::Value, ty: Ty::Msg(1), omitempty: true },
+        Field { num: 2, json: "webhooks", card: Card::Repeated, ty: Ty::Msg(452), omitempty: true },
+    ] },
+    // 452
+    Msg { name: "api/admissionregistration/v1.ValidatingWebhook", fields: &[
+        Field { num: 1, json: "name", card: Card::Value, ty: Ty::Str, omitempty: false },
+        Field { num: 2, json: "clientConfig", card: Card::Value, ty: Ty::Msg(453), omitempty: false },
+        Field { num: 3, json: "rules", card: Card::Repeated, ty: Ty::Msg(437), omitempty: true },
+        Field { num: 4, json: "failurePolicy", card: Card::Pointer, ty: Ty::Str, omitempty: true },
+        Field { num: 5, json: "namespaceSelector", card: Card::Pointer, ty: Ty::Msg(39), omitempty: true },
+        Field { num: 6, json: "sideEffects", card: Card::Pointer, ty: Ty::Str, omitempty: false },
+        Field { num: 7, json: "timeoutSeconds", card: Card::Pointer, ty: Ty::I32, omitempty: true },
+        Field { num: 8, json: "admissionReviewVersions", card: Card::Repeated, ty: Ty::Str, omitempty: false },
+        Field { num: 9, json: "matchPolicy", card: Card::Pointer, ty: Ty::Str, omitempty: true },
+        Field { num: 10, json: "objectSelector", card: Card::Pointer, ty: Ty::Msg(39), omitempty: true },
+        Field { num: 11, json: "matchConditions", card: Card::Repeated, ty: Ty::Msg(441), omitempty: true },
+    ] },
+    // 453
+    Msg { name: "api/admissionregistration/v1.WebhookClientConfig", fields: &[
+        Field { num: 1, json: "service", card: Card::Pointer, ty: Ty::Msg(454), omitempty: true },
+        Field { num: 2, json: "caBundle", card: Card::Value, ty: Ty::Bytes, omitempty: true },
+        Field { num: 3, json: "url", card: Card::Pointer, ty: Ty::Str, omitempty: true },
+    ] },
+    // 454
+    Msg { name: "api/admissionregistration/v1.ServiceReference", fields: &[
+        Field { num: 1, json: "namespace", card: Card::Value, ty: Ty::Str, omitempty: false },
+        Field { num: 2, json: "name", card: Card::Value, ty: Ty::Str, omitempty: false },
+        Field { num: 3, json: "path", card: Card::Pointer, ty: Ty::Str, omitempty: true },
+        Field { num: 4, json: "port", card: Card::Pointer, ty: Ty::I32, omitempty: true },
+    ] },
+    // 455
+    Msg { name: "api/admissionregistration/v1.ValidatingWebhookConfigurationList", fields: &[
+        Field { num: 1, json: "metadata", card: Card::Value, ty: Ty::Msg(36), omitempty: true },
+        Field { num: 2, json: "items", card: Card::Repeated, ty: Ty::Msg(451), omitempty: false },
+    ] },
+    // 456
+    Msg { name: "api/admissionregistration/v1.MutatingWebhookConfiguration", fields: &[
+        Field { num: 1, json: "metadata", card: Card::Value, ty: Ty::Msg(1), omitempty: true },
+        Field { num: 2, json: "webhooks", card: Card::Repeated, ty: Ty::Msg(457), omitempty: true },
+    ] },
+    // 457
+    Msg { name: "api/admissionregistration/v1.MutatingWebhook", fields: &[
+        Field { num: 1, json: "name", card: Card::Value, ty: Ty::Str, omitempty: false },
+        Field { num: 2, json: "clientConfig", card: Card::Value, ty: Ty::Msg(453), omitempty: false },
+        Field { num: 3, json: "rules", card: Card::Repeated, ty: Ty::Msg(437), omitempty: true },
+        Field { num: 4, json: "failurePolicy", card: Card::Pointer, ty: Ty::Str, omitempty: true },
+        Field { num: 5, json: "namespaceSelector", card: Card::Pointer, ty: Ty::Msg(39), omitempty: true },
+        Field { num: 6, json: "sideEffects", card: Card::Pointer, ty: Ty::Str, omitempty: false },
+        Field { num: 7, json: "timeoutSeconds", card: Card::Pointer, ty: Ty::I32, omitempty: true },
+        Field { num: 8, json: "admissionReviewVersions", card: Card::Repeated, ty: Ty::Str, omitempty: false },
+        Field { num: 9, json: "matchPolicy", card: Card::Pointer, ty: Ty::Str, omitempty: true },
+        Field { num: 10, json: "reinvocationPolicy", card: Card::Pointer, ty: Ty::Str, omitempty: true },
+        Field { num: 11, json: "objectSelector", card: Card::Pointer, ty: Ty::Msg(39), omitempty: true },
+        Field { num: 12, json: "matchConditions", card: Card::Repeated, ty: Ty::Msg(441), omitempty: true },
+    ] },
+    // 458
+    Msg { name: "api/admissionregistration/v1.MutatingWebhookConfigurationList", fields: &[
+        Field { num: 1, json: "metadata", card: Card::Value, ty: Ty::Msg(36), omitempty: true },
+        Field { num: 2, json: "items", card: Card::Repeated, ty: Ty::Msg(456), omitempty: false },
+    ] },
+    // 459
+    Msg { name: "api/node/v1.RuntimeClass", fields: &[
+        Field { num: 1, json: "metadata", card: Card::Value, ty: Ty::Msg(1), omitempty: true },
+        Field { num: 2, json: "handler", card: Card::Value, ty: Ty::Str, omitempty: false },
+        Field { num: 3, json: "overhead", card: Card::Pointer, ty: Ty::Msg(460), omitempty: true },
+        Field { num: 4, json: "scheduling", card: Card::Pointer, ty: Ty::Msg(461), omitempty: true },
+    ] },
+    // 460
+    Msg { name: "api/node/v1.Overhead", fields: &[
+        Field { num: 1, json: "podFixed", card: Card::Map, ty: Ty::Quantity, omitempty: true },
+    ] },
+    // 461
+    Msg { name: "api/node/v1.Scheduling", fields: &[
+        Field { num: 1, json: "nodeSelector", card: Card::Map, ty: Ty::Str, omitempty: true },
+        Field { num: 2, json: "tolerations", card: Card::Repeated, ty: Ty::Msg(140), omitempty: true },
+    ] },
+    // 462
+    Msg { name: "api/node/v1.RuntimeClassList", fields: &[
+        Field { num: 1, json: "metadata", card: Card::Value, ty: Ty::Msg(36), omitempty: true },
+        Field { num: 2, json: "items", card: Card::Repeated, ty: Ty::Msg(459), omitempty: false },
+    ] },
+    // 463
+    Msg { name: "api/flowcontrol/v1.FlowSchema", fields: &[
+        Field { num: 1, json: "metadata", card: Card::Value, ty: Ty::Msg(1), omitempty: true },
+        Field { num: 2, json: "spec", card: Card::Value, ty: Ty::Msg(464), omitempty: true },
+        Field { num: 3, json: "status", card: Card::Value, ty: Ty::Msg(474), omitempty: true },
+    ] },
+    // 464
+    Msg { name: "api/flowcontrol/v1.FlowSchemaSpec", fields: &[
+        Field { num: 1, json: "priorityLevelConfiguration", card: Card::Value, ty: Ty::Msg(465), omitempty: false },
+        Field { num: 2, json: "matchingPrecedence", card: Card::Value, ty: Ty::I32, omitempty: false },
+        Field { num: 3, json: "distinguisherMethod", card: Card::Pointer, ty: Ty::Msg(466), omitempty: true },
+        Field { num: 4, json: "rules", card: Card::Repeated, ty: Ty::Msg(467), omitempty: true },
+    ] },
+    // 465
+    Msg { name: "api/flowcontrol/v1.PriorityLevelConfigurationReference", fields: &[
+        Field { num: 1, json: "name", card: Card::Value, ty: Ty::Str, omitempty: false },
+    ] },
+    // 466
+    Msg { name: "api/flowcontrol/v1.FlowDistinguisherMethod", fields: &[
+        Field { num: 1, json: "type", card: Card::Value, ty: Ty::Str, omitempty: false },
+    ] },
+    // 467
+    Msg { name: "api/flowcontrol/v1.PolicyRulesWithSubjects", fields: &[
+        Field { num: 1, json: "subjects", card: Card::Repeated, ty: Ty::Msg(468), omitempty: false },
+        Field { num: 2, json: "resourceRules", card: Card::Repeated, ty: Ty::Msg(472), omitempty: true },
+        Field { num: 3, json: "nonResourceRules", card: Card::Repeated, ty: Ty::Msg(473), omitempty: true },
+    ] },
+    // 468
+    Msg { name: "api/flowcontrol/v1.Subject", fields: &[
+        Field { num: 1, json: "kind", card: Card::Value, ty: Ty::Str, omitempty: false },
+        Field { num: 2, json: "user", card: Card::Pointer, ty: Ty::Msg(469), omitempty: true },
+        Field { num: 3, json: "group", card: Card::Pointer, ty: Ty::Msg(470), omitempty: true },
+        Field { num: 4, json: "serviceAccount", card: Card::Pointer, ty: Ty::Msg(471), omitempty: true },
+    ] },
+    // 469
+    Msg { name: "api/flowcontrol/v1.UserSubject", fields: &[
+        Field { num: 1, json: "name", card: Card::Value, ty: Ty::Str, omitempty: false },
+    ] },
+    // 470
+    Msg { name: "api/flowcontrol/v1.GroupSubject", fields: &[
+        Field { num: 1, json: "name", card: Card::Value, ty: Ty::Str, omitempty: false },
+    ] },
+    // 471
+    Msg { name: "api/flowcontrol/v1.ServiceAccountSubject", fields: &[
+        Field { num: 1, json: "namespace", card: Card::Value, ty: Ty::Str, omitempty: false },
+        Field { num: 2, json: "name", card: Card::Value, ty: Ty::Str, omitempty: false },
+    ] },
+    // 472
+    Msg { name: "api/flowcontrol/v1.ResourcePolicyRule", fields: &[
+        Field { num: 1, json: "verbs", card: Card::Repeated, ty: Ty::Str, omitempty: false },
+        Field { num: 2, json: "apiGroups", card: Card::Repeated, ty: Ty::Str, omitempty: false },
+        Field { num: 3, json: "resources", card: Card::Repeated, ty: Ty::Str, omitempty: false },
+        Field { num: 4, json: "clusterScope", card: Card::Value, ty: Ty::Bool, omitempty: true },
+        Field { num: 5, json: "namespaces", card: Card::Repeated, ty: Ty::Str, omitempty: false },
+    ] },
+    // 473
+    Msg { name: "api/flowcontrol/v1.NonResourcePolicyRule", fields: &[
+        Field { num: 1, json: "verbs", card: Card::Repeated, ty: Ty::Str, omitempty: false },
+        Field { num: 6, json: "nonResourceURLs", card: Card::Repeated, ty: Ty::Str, omitempty: false },
+    ] },
+    // 474
+    Msg { name: "api/flowcontrol/v1.FlowSchemaStatus", fields: &[
+        Field { num: 1, json: "conditions", card: Card::Repeated, ty: Ty::Msg(475), omitempty: true },
+    ] },
+    // 475
+    Msg { name: "api/flowcontrol/v1.FlowSchemaCondition", fields: &[
+        Field { num: 1, json: "type", card: Card::Value, ty: Ty::Str, omitempty: true },
+        Field { num: 2, json: "status", card: Card::Value, ty: Ty::Str, omitempty: true },
+        Field { num: 3, json: "lastTransitionTime", card: Card::Value, ty: Ty::Time, omitempty: true },
+        Field { num: 4, json: "reason", card: Card::Value, ty: Ty::Str, omitempty: true },
+        Field { num: 5, json: "message", card: Card::Value, ty: Ty::Str, omitempty: true },
+    ] },
+    // 476
+    Msg { name: "api/flowcontrol/v1.FlowSchemaList", fields: &[
+        Field { num: 1, json: "metadata", card: Card::Value, ty: Ty::Msg(36), omitempty: true },
+        Field { num: 2, json: "items", card: Card::Repeated, ty: Ty::Msg(463), omitempty: false },
+    ] },
+    // 477
+    Msg { name: "api/flowcontrol/v1.PriorityLevelConfiguration", fields: &[
+        Field { num: 1, json: "metadata", card: Card::Value, ty: Ty::Msg(1), omitempty: true },
+        Field { num: 2, json: "spec", card: Card::Value, ty: Ty::Msg(478), omitempty: true },
+        Field { num: 3, json: "status", card: Card::Value, ty: Ty::Msg(483), omitempty: true },
+    ] },
+    // 478
+    Msg { name: "api/flowcontrol/v1.PriorityLevelConfigurationSpec", fields: &[
+        Field { num: 1, json: "type", card: Card::Value, ty: Ty::Str, omitempty: false },
+        Field { num: 2, json: "limited", card: Card::Pointer, ty: Ty::Msg(479), omitempty: true },
+        Field { num: 3, json: "exempt", card: Card::Pointer, ty: Ty::Msg(482), omitempty: true },
+    ] },
+    // 479
+    Msg { name: "api/flowcontrol/v1.LimitedPriorityLevelConfiguration", fields: &[
+        Field { num: 1, json: "nominalConcurrencyShares", card: Card::Pointer, ty: Ty::I32, omitempty: false },
+        Field { num: 2, json: "limitResponse", card: Card::Value, ty: Ty::Msg(480), omitempty: true },
+        Field { num: 3, json: "lendablePercent", card: Card::Pointer, ty: Ty::I32, omitempty: true },
+        Field { num: 4, json: "borrowingLimitPercent", card: Card::Pointer, ty: Ty::I32, omitempty: true },
+    ] },
+    // 480
+    Msg { name: "api/flowcontrol/v1.LimitResponse", fields: &[
+        Field { num: 1, json: "type", card: Card::Value, ty: Ty::Str, omitempty: false },
+        Field { num: 2, json: "queuing", card: Card::Pointer, ty: Ty::Msg(481), omitempty: true },
+    ] },
+    // 481
+    Msg { name: "api/flowcontrol/v1.QueuingConfiguration", fields: &[
+        Field { num: 1, json: "queues", card: Card::Value, ty: Ty::I32, omitempty: false },
+        Field { num: 2, json: "handSize", card: Card::Value, ty: Ty::I32, omitempty: false },
+        Field { num: 3, json: "queueLengthLimit", card: Card::Value, ty: Ty::I32, omitempty: false },
+    ] },
+    // 482
+    Msg { name: "api/flowcontrol/v1.ExemptPriorityLevelConfiguration", fields: &[
+        Field { num: 1, json: "nominalConcurrencyShares", card: Card::Pointer, ty: Ty::I32, omitempty: true },
+        Field { num: 2, json: "lendablePercent", card: Card::Pointer, ty: Ty::I32, omitempty: true },
+    ] },
+    // 483
+    Msg { name: "api/flowcontrol/v1.PriorityLevelConfigurationStatus", fields: &[
+        Field { num: 1, json: "conditions", card: Card::Repeated, ty: Ty::Msg(484), omitempty: true },
+    ] },
+    // 484
+    Msg { name: "api/flowcontrol/v1.PriorityLevelConfigurationCondition", fields: &[
+        Field { num: 1, json: "type", card: Card::Value, ty: Ty::Str, omitempty: true },
+        Field { num: 2, json: "status", card: Card::Value, ty: Ty::Str, omitempty: true },
+        Field { num: 3, json: "lastTransitionTime", card: Card::Value, ty: Ty::Time, omitempty: true },
+        Field { num: 4, json: "reason", card: Card::Value, ty: Ty::Str, omitempty: true },
+        Field { num: 5, json: "message", card: Card::Value, ty: Ty::Str, omitempty: true },
+    ] },
+    // 485
+    Msg { name: "api/flowcontrol/v1.PriorityLevelConfigurationList", fields: &[
+        Field { num: 1, json: "metadata", card: Card::Value, ty: Ty::Msg(36), omitempty: true },
+        Field { num: 2, json: "items", card: Card::Repeated, ty: Ty::Msg(477), omitempty: false },
+    ] },
+    // 486
+    Msg { name: "kube-aggregator/pkg/apis/apiregistration/v1.APIServiceList", fields: &[
+        Field { num: 1, json: "metadata", card: Card::Value, ty: Ty::Msg(36), omitempty: true },
+        Field { num: 2, json: "items", card: Card::Repeated, ty: Ty::Msg(487), omitempty: false },
+    ] },
+    // 487
+    Msg { name: "kube-aggregator/pkg/apis/apiregistration/v1.APIService", fields: &[
+        Field { num: 1, json: "metadata", card: Card::Value, ty: Ty::Msg(1), omitempty: true },
+        Field { num: 2, json: "spec", card: Card::Value, ty: Ty::Msg(488), omitempty: true },
+        Field { num: 3, json: "status", card: Card::Value, ty: Ty::Msg(490), omitempty: true },
+    ] },
+    // 488
+    Msg { name: "kube-aggregator/pkg/apis/apiregistration/v1.APIServiceSpec", fields: &[
+        Field { num: 1, json: "service", card: Card::Pointer, ty: Ty::Msg(489), omitempty: true },
+        Field { num: 2, json: "group", card: Card::Value, ty: Ty::Str, omitempty: true },
+        Field { num: 3, json: "version", card: Card::Value, ty: Ty::Str, omitempty: true },
+        Field { num: 4, json: "insecureSkipTLSVerify", card: Card::Value, ty: Ty::Bool, omitempty: true },
+        Field { num: 5, json: "caBundle", card: Card::Value, ty: Ty::Bytes, omitempty: true },
+        Field { num: 7, json: "groupPriorityMinimum", card: Card::Value, ty: Ty::I32, omitempty: false },
+        Field { num: 8, json: "versionPriority", card: Card::Value, ty: Ty::I32, omitempty: false },
+    ] },
+    // 489
+    Msg { name: "kube-aggregator/pkg/apis/apiregistration/v1.ServiceReference", fields: &[
+        Field { num: 1, json: "namespace", card: Card::Value, ty: Ty::Str, omitempty: true },
+        Field { num: 2, json: "name", card: Card::Value, ty: Ty::Str, omitempty: true },
+        Field { num: 3, json: "port", card: Card::Pointer, ty: Ty::I32, omitempty: true },
+    ] },
+    // 490
+    Msg { name: "kube-aggregator/pkg/apis/apiregistration/v1.APIServiceStatus", fields: &[
+        Field { num: 1, json: "conditions", card: Card::Repeated, ty: Ty::Msg(491), omitempty: true },
+    ] },
+    // 491
+    Msg { name: "kube-aggregator/pkg/apis/apiregistration/v1.APIServiceCondition", fields: &[
+        Field { num: 1, json: "type", card: Card::Value, ty: Ty::Str, omitempty: false },
+        Field { num: 2, json: "status", card: Card::Value, ty: Ty::Str, omitempty: false },
+        Field { num: 3, json: "lastTransitionTime", card: Card::Value, ty: Ty::Time, omitempty: true },
+        Field { num: 4, json: "reason", card: Card::Value, ty: Ty::Str, omitempty: true },
+        Field { num: 5, json: "message", card: Card::Value, ty: Ty::Str, omitempty: true },
+    ] },
+    // 492
     Msg { name: "apimachinery/pkg/apis/meta/v1.ListOptions", fields: &[
         Field { num: 1, json: "labelSelector", card: Card::Value, ty: Ty::Str, omitempty: true },
         Field { num: 2, json: "fieldSelector", card: Card::Value, ty: Ty::Str, omitempty: true },
@@ -2411,69 +3331,69 @@ pub(super) static MESSAGES: &[Msg] = &[
         Field { num: 10, json: "resourceVersionMatch", card: Card::Value, ty: Ty::Str, omitempty: true },
         Field { num: 11, json: "sendInitialEvents", card: Card::Pointer, ty: Ty::Bool, omitempty: true },
     ] },
-    // 338
+    // 493
     Msg { name: "apimachinery/pkg/apis/meta/v1.GetOptions", fields: &[
         Field { num: 1, json: "resourceVersion", card: Card::Value, ty: Ty::Str, omitempty: true },
     ] },
-    // 339
+    // 494
     Msg { name: "apimachinery/pkg/apis/meta/v1.CreateOptions", fields: &[
         Field { num: 1, json: "dryRun", card: Card::Repeated, ty: Ty::Str, omitempty: true },
         Field { num: 3, json: "fieldManager", card: Card::Value, ty: Ty::Str, omitempty: true },
         Field { num: 4, json: "fieldValidation", card: Card::Value, ty: Ty::Str, omitempty: true },
     ] },
-    // 340
+    // 495
     Msg { name: "apimachinery/pkg/apis/meta/v1.PatchOptions", fields: &[
         Field { num: 1, json: "dryRun", card: Card::Repeated, ty: Ty::Str, omitempty: true },
         Field { num: 2, json: "force", card: Card::Pointer, ty: Ty::Bool, omitempty: true },
         Field { num: 3, json: "fieldManager", card: Card::Value, ty: Ty::Str, omitempty: true },
         Field { num: 4, json: "fieldValidation", card: Card::Value, ty: Ty::Str, omitempty: true },
     ] },
-    // 341
+    // 496
     Msg { name: "apimachinery/pkg/apis/meta/v1.UpdateOptions", fields: &[
         Field { num: 1, json: "dryRun", card: Card::Repeated, ty: Ty::Str, omitempty: true },
         Field { num: 2, json: "fieldManager", card: Card::Value, ty: Ty::Str, omitempty: true },
         Field { num: 3, json: "fieldValidation", card: Card::Value, ty: Ty::Str, omitempty: true },
     ] },
-    // 342
+    // 497
     Msg { name: "apimachinery/pkg/apis/meta/v1.Status", fields: &[
         Field { num: 1, json: "metadata", card: Card::Value, ty: Ty::Msg(36), omitempty: true },
         Field { num: 2, json: "status", card: Card::Value, ty: Ty::Str, omitempty: true },
         Field { num: 3, json: "message", card: Card::Value, ty: Ty::Str, omitempty: true },
         Field { num: 4, json: "reason", card: Card::Value, ty: Ty::Str, omitempty: true },
-        Field { num: 5, json: "details", card: Card::Pointer, ty: Ty::Msg(343), omitempty: true },
+        Field { num: 5, json: "details", card: Card::Pointer, ty: Ty::Msg(498), omitempty: true },
         Field { num: 6, json: "code", card: Card::Value, ty: Ty::I32, omitempty: true },
     ] },
-    // 343
+    // 498
     Msg { name: "apimachinery/pkg/apis/meta/v1.StatusDetails", fields: &[
         Field { num: 1, json: "name", card: Card::Value, ty: Ty::Str, omitempty: true },
         Field { num: 2, json: "group", card: Card::Value, ty: Ty::Str, omitempty: true },
         Field { num: 3, json: "kind", card: Card::Value, ty: Ty::Str, omitempty: true },
-        Field { num: 4, json: "causes", card: Card::Repeated, ty: Ty::Msg(344), omitempty: true },
+        Field { num: 4, json: "causes", card: Card::Repeated, ty: Ty::Msg(499), omitempty: true },
         Field { num: 5, json: "retryAfterSeconds", card: Card::Value, ty: Ty::I32, omitempty: true },
         Field { num: 6, json: "uid", card: Card::Value, ty: Ty::Str, omitempty: true },
     ] },
-    // 344
+    // 499
     Msg { name: "apimachinery/pkg/apis/meta/v1.StatusCause", fields: &[
         Field { num: 1, json: "reason", card: Card::Value, ty: Ty::Str, omitempty: true },
         Field { num: 2, json: "message", card: Card::Value, ty: Ty::Str, omitempty: true },
         Field { num: 3, json: "field", card: Card::Value, ty: Ty::Str, omitempty: true },
     ] },
-    // 345
+    // 500
     Msg { name: "apiextensions-apiserver/pkg/apis/apiextensions/v1.CustomResourceDefinition", fields: &[
         Field { num: 1, json: "metadata", card: Card::Value, ty: Ty::Msg(1), omitempty: true },
-        Field { num: 2, json: "spec", card: Card::Value, ty: Ty::Msg(346), omitempty: false },
-        Field { num: 3, json: "status", card: Card::Value, ty: Ty::Msg(362), omitempty: true },
+        Field { num: 2, json: "spec", card: Card::Value, ty: Ty::Msg(501), omitempty: false },
+        Field { num: 3, json: "status", card: Card::Value, ty: Ty::Msg(517), omitempty: true },
     ] },
-    // 346
+    // 501
     Msg { name: "apiextensions-apiserver/pkg/apis/apiextensions/v1.CustomResourceDefinitionSpec", fields: &[
         Field { num: 1, json: "group", card: Card::Value, ty: Ty::Str, omitempty: false },
-        Field { num: 3, json: "names", card: Card::Value, ty: Ty::Msg(347), omitempty: false },
+        Field { num: 3, json: "names", card: Card::Value, ty: Ty::Msg(502), omitempty: false },
         Field { num: 4, json: "scope", card: Card::Value, ty: Ty::Str, omitempty: false },
-        Field { num: 7, json: "versions", card: Card::Repeated, ty: Ty::Msg(348), omitempty: false },
-        Field { num: 9, json: "conversion", card: Card::Pointer, ty: Ty::Msg(358), omitempty: true },
+        Field { num: 7, json: "versions", card: Card::Repeated, ty: Ty::Msg(503), omitempty: false },
+        Field { num: 9, json: "conversion", card: Card::Pointer, ty: Ty::Msg(513), omitempty: true },
         Field { num: 10, json: "preserveUnknownFields", card: Card::Value, ty: Ty::Bool, omitempty: true },
     ] },
-    // 347
+    // 502
     Msg { name: "apiextensions-apiserver/pkg/apis/apiextensions/v1.CustomResourceDefinitionNames", fields: &[
         Field { num: 1, json: "plural", card: Card::Value, ty: Ty::Str, omitempty: false },
         Field { num: 2, json: "singular", card: Card::Value, ty: Ty::Str, omitempty: true },
@@ -2482,23 +3402,23 @@ pub(super) static MESSAGES: &[Msg] = &[
         Field { num: 5, json: "listKind", card: Card::Value, ty: Ty::Str, omitempty: true },
         Field { num: 6, json: "categories", card: Card::Repeated, ty: Ty::Str, omitempty: true },
     ] },
-    // 348
+    // 503
     Msg { name: "apiextensions-apiserver/pkg/apis/apiextensions/v1.CustomResourceDefinitionVersion", fields: &[
         Field { num: 1, json: "name", card: Card::Value, ty: Ty::Str, omitempty: false },
         Field { num: 2, json: "served", card: Card::Value, ty: Ty::Bool, omitempty: false },
         Field { num: 3, json: "storage", card: Card::Value, ty: Ty::Bool, omitempty: false },
-        Field { num: 4, json: "schema", card: Card::Pointer, ty: Ty::Msg(349), omitempty: true },
-        Field { num: 5, json: "subresources", card: Card::Pointer, ty: Ty::Msg(353), omitempty: true },
-        Field { num: 6, json: "additionalPrinterColumns", card: Card::Repeated, ty: Ty::Msg(356), omitempty: true },
+        Field { num: 4, json: "schema", card: Card::Pointer, ty: Ty::Msg(504), omitempty: true },
+        Field { num: 5, json: "subresources", card: Card::Pointer, ty: Ty::Msg(508), omitempty: true },
+        Field { num: 6, json: "additionalPrinterColumns", card: Card::Repeated, ty: Ty::Msg(511), omitempty: true },
         Field { num: 7, json: "deprecated", card: Card::Value, ty: Ty::Bool, omitempty: true },
         Field { num: 8, json: "deprecationWarning", card: Card::Pointer, ty: Ty::Str, omitempty: true },
-        Field { num: 9, json: "selectableFields", card: Card::Repeated, ty: Ty::Msg(357), omitempty: true },
+        Field { num: 9, json: "selectableFields", card: Card::Repeated, ty: Ty::Msg(512), omitempty: true },
     ] },
-    // 349
+    // 504
     Msg { name: "apiextensions-apiserver/pkg/apis/apiextensions/v1.CustomResourceValidation", fields: &[
-        Field { num: 1, json: "openAPIV3Schema", card: Card::Pointer, ty: Ty::Msg(350), omitempty: true },
+        Field { num: 1, json: "openAPIV3Schema", card: Card::Pointer, ty: Ty::Msg(505), omitempty: true },
     ] },
-    // 350
+    // 505
     Msg { name: "apiextensions-apiserver/pkg/apis/apiextensions/v1.JSONSchemaProps", fields: &[
         Field { num: 1, json: "id", card: Card::Value, ty: Ty::Str, omitempty: true },
         Field { num: 2, json: "$schema", card: Card::Value, ty: Ty::Str, omitempty: true },
@@ -2524,17 +3444,17 @@ pub(super) static MESSAGES: &[Msg] = &[
         Field { num: 22, json: "minProperties", card: Card::Pointer, ty: Ty::I64, omitempty: true },
         Field { num: 23, json: "required", card: Card::Repeated, ty: Ty::Str, omitempty: true },
         Field { num: 24, json: "items", card: Card::Pointer, ty: Ty::JspOrArray, omitempty: true },
-        Field { num: 25, json: "allOf", card: Card::Repeated, ty: Ty::Msg(350), omitempty: true },
-        Field { num: 26, json: "oneOf", card: Card::Repeated, ty: Ty::Msg(350), omitempty: true },
-        Field { num: 27, json: "anyOf", card: Card::Repeated, ty: Ty::Msg(350), omitempty: true },
-        Field { num: 28, json: "not", card: Card::Pointer, ty: Ty::Msg(350), omitempty: true },
-        Field { num: 29, json: "properties", card: Card::Map, ty: Ty::Msg(350), omitempty: true },
+        Field { num: 25, json: "allOf", card: Card::Repeated, ty: Ty::Msg(505), omitempty: true },
+        Field { num: 26, json: "oneOf", card: Card::Repeated, ty: Ty::Msg(505), omitempty: true },
+        Field { num: 27, json: "anyOf", card: Card::Repeated, ty: Ty::Msg(505), omitempty: true },
+        Field { num: 28, json: "not", card: Card::Pointer, ty: Ty::Msg(505), omitempty: true },
+        Field { num: 29, json: "properties", card: Card::Map, ty: Ty::Msg(505), omitempty: true },
         Field { num: 30, json: "additionalProperties", card: Card::Pointer, ty: Ty::JspOrBool, omitempty: true },
-        Field { num: 31, json: "patternProperties", card: Card::Map, ty: Ty::Msg(350), omitempty: true },
+        Field { num: 31, json: "patternProperties", card: Card::Map, ty: Ty::Msg(505), omitempty: true },
         Field { num: 32, json: "dependencies", card: Card::Map, ty: Ty::JspOrStringArray, omitempty: true },
         Field { num: 33, json: "additionalItems", card: Card::Pointer, ty: Ty::JspOrBool, omitempty: true },
-        Field { num: 34, json: "definitions", card: Card::Map, ty: Ty::Msg(350), omitempty: true },
-        Field { num: 35, json: "externalDocs", card: Card::Pointer, ty: Ty::Msg(351), omitempty: true },
+        Field { num: 34, json: "definitions", card: Card::Map, ty: Ty::Msg(505), omitempty: true },
+        Field { num: 35, json: "externalDocs", card: Card::Pointer, ty: Ty::Msg(506), omitempty: true },
         Field { num: 36, json: "example", card: Card::Pointer, ty: Ty::Json, omitempty: true },
         Field { num: 37, json: "nullable", card: Card::Value, ty: Ty::Bool, omitempty: true },
         Field { num: 38, json: "x-kubernetes-preserve-unknown-fields", card: Card::Pointer, ty: Ty::Bool, omitempty: true },
@@ -2543,14 +3463,14 @@ pub(super) static MESSAGES: &[Msg] = &[
         Field { num: 41, json: "x-kubernetes-list-map-keys", card: Card::Repeated, ty: Ty::Str, omitempty: true },
         Field { num: 42, json: "x-kubernetes-list-type", card: Card::Pointer, ty: Ty::Str, omitempty: true },
         Field { num: 43, json: "x-kubernetes-map-type", card: Card::Pointer, ty: Ty::Str, omitempty: true },
-        Field { num: 44, json: "x-kubernetes-validations", card: Card::Repeated, ty: Ty::Msg(352), omitempty: true },
+        Field { num: 44, json: "x-kubernetes-validations", card: Card::Repeated, ty: Ty::Msg(507), omitempty: true },
     ] },
-    // 351
+    // 506
     Msg { name: "apiextensions-apiserver/pkg/apis/apiextensions/v1.ExternalDocumentation", fields: &[
         Field { num: 1, json: "description", card: Card::Value, ty: Ty::Str, omitempty: true },
         Field { num: 2, json: "url", card: Card::Value, ty: Ty::Str, omitempty: true },
     ] },
-    // 352
+    // 507
     Msg { name: "apiextensions-apiserver/pkg/apis/apiextensions/v1.ValidationRule", fields: &[
         Field { num: 1, json: "rule", card: Card::Value, ty: Ty::Str, omitempty: false },
         Field { num: 2, json: "message", card: Card::Value, ty: Ty::Str, omitempty: true },
@@ -2559,21 +3479,21 @@ pub(super) static MESSAGES: &[Msg] = &[
         Field { num: 5, json: "fieldPath", card: Card::Value, ty: Ty::Str, omitempty: true },
         Field { num: 6, json: "optionalOldSelf", card: Card::Pointer, ty: Ty::Bool, omitempty: true },
     ] },
-    // 353
+    // 508
     Msg { name: "apiextensions-apiserver/pkg/apis/apiextensions/v1.CustomResourceSubresources", fields: &[
-        Field { num: 1, json: "status", card: Card::Pointer, ty: Ty::Msg(354), omitempty: true },
-        Field { num: 2, json: "scale", card: Card::Pointer, ty: Ty::Msg(355), omitempty: true },
+        Field { num: 1, json: "status", card: Card::Pointer, ty: Ty::Msg(509), omitempty: true },
+        Field { num: 2, json: "scale", card: Card::Pointer, ty: Ty::Msg(510), omitempty: true },
     ] },
-    // 354
+    // 509
     Msg { name: "apiextensions-apiserver/pkg/apis/apiextensions/v1.CustomResourceSubresourceStatus", fields: &[
     ] },
-    // 355
+    // 510
     Msg { name: "apiextensions-apiserver/pkg/apis/apiextensions/v1.CustomResourceSubresourceScale", fields: &[
         Field { num: 1, json: "specReplicasPath", card: Card::Value, ty: Ty::Str, omitempty: false },
         Field { num: 2, json: "statusReplicasPath", card: Card::Value, ty: Ty::Str, omitempty: false },
         Field { num: 3, json: "labelSelectorPath", card: Card::Pointer, ty: Ty::Str, omitempty: true },
     ] },
-    // 356
+    // 511
     Msg { name: "apiextensions-apiserver/pkg/apis/apiextensions/v1.CustomResourceColumnDefinition", fields: &[
         Field { num: 1, json: "name", card: Card::Value, ty: Ty::Str, omitempty: false },
         Field { num: 2, json: "type", card: Card::Value, ty: Ty::Str, omitempty: false },
@@ -2582,40 +3502,40 @@ pub(super) static MESSAGES: &[Msg] = &[
         Field { num: 5, json: "priority", card: Card::Value, ty: Ty::I32, omitempty: true },
         Field { num: 6, json: "jsonPath", card: Card::Value, ty: Ty::Str, omitempty: false },
     ] },
-    // 357
+    // 512
     Msg { name: "apiextensions-apiserver/pkg/apis/apiextensions/v1.SelectableField", fields: &[
         Field { num: 1, json: "jsonPath", card: Card::Value, ty: Ty::Str, omitempty: false },
     ] },
-    // 358
+    // 513
     Msg { name: "apiextensions-apiserver/pkg/apis/apiextensions/v1.CustomResourceConversion", fields: &[
         Field { num: 1, json: "strategy", card: Card::Value, ty: Ty::Str, omitempty: false },
-        Field { num: 2, json: "webhook", card: Card::Pointer, ty: Ty::Msg(359), omitempty: true },
+        Field { num: 2, json: "webhook", card: Card::Pointer, ty: Ty::Msg(514), omitempty: true },
     ] },
-    // 359
+    // 514
     Msg { name: "apiextensions-apiserver/pkg/apis/apiextensions/v1.WebhookConversion", fields: &[
-        Field { num: 2, json: "clientConfig", card: Card::Pointer, ty: Ty::Msg(360), omitempty: true },
+        Field { num: 2, json: "clientConfig", card: Card::Pointer, ty: Ty::Msg(515), omitempty: true },
         Field { num: 3, json: "conversionReviewVersions", card: Card::Repeated, ty: Ty::Str, omitempty: false },
     ] },
-    // 360
+    // 515
     Msg { name: "apiextensions-apiserver/pkg/apis/apiextensions/v1.WebhookClientConfig", fields: &[
-        Field { num: 1, json: "service", card: Card::Pointer, ty: Ty::Msg(361), omitempty: true },
+        Field { num: 1, json: "service", card: Card::Pointer, ty: Ty::Msg(516), omitempty: true },
         Field { num: 2, json: "caBundle", card: Card::Value, ty: Ty::Bytes, omitempty: true },
         Field { num: 3, json: "url", card: Card::Pointer, ty: Ty::Str, omitempty: true },
     ] },
-    // 361
+    // 516
     Msg { name: "apiextensions-apiserver/pkg/apis/apiextensions/v1.ServiceReference", fields: &[
         Field { num: 1, json: "namespace", card: Card::Value, ty: Ty::Str, omitempty: false },
         Field { num: 2, json: "name", card: Card::Value, ty: Ty::Str, omitempty: false },
         Field { num: 3, json: "path", card: Card::Pointer, ty: Ty::Str, omitempty: true },
         Field { num: 4, json: "port", card: Card::Pointer, ty: Ty::I32, omitempty: true },
     ] },
-    // 362
+    // 517
     Msg { name: "apiextensions-apiserver/pkg/apis/apiextensions/v1.CustomResourceDefinitionStatus", fields: &[
-        Field { num: 1, json: "conditions", card: Card::Repeated, ty: Ty::Msg(363), omitempty: false },
-        Field { num: 2, json: "acceptedNames", card: Card::Value, ty: Ty::Msg(347), omitempty: false },
+        Field { num: 1, json: "conditions", card: Card::Repeated, ty: Ty::Msg(518), omitempty: false },
+        Field { num: 2, json: "acceptedNames", card: Card::Value, ty: Ty::Msg(502), omitempty: false },
         Field { num: 3, json: "storedVersions", card: Card::Repeated, ty: Ty::Str, omitempty: false },
     ] },
-    // 363
+    // 518
     Msg { name: "apiextensions-apiserver/pkg/apis/apiextensions/v1.CustomResourceDefinitionCondition", fields: &[
         Field { num: 1, json: "type", card: Card::Value, ty: Ty::Str, omitempty: false },
         Field { num: 2, json: "status", card: Card::Value, ty: Ty::Str, omitempty: false },
@@ -2623,29 +3543,29 @@ pub(super) static MESSAGES: &[Msg] = &[
         Field { num: 4, json: "reason", card: Card::Value, ty: Ty::Str, omitempty: true },
         Field { num: 5, json: "message", card: Card::Value, ty: Ty::Str, omitempty: true },
     ] },
-    // 364
+    // 519
     Msg { name: "apiextensions-apiserver/pkg/apis/apiextensions/v1.CustomResourceDefinitionList", fields: &[
         Field { num: 1, json: "metadata", card: Card::Value, ty: Ty::Msg(36), omitempty: true },
-        Field { num: 2, json: "items", card: Card::Repeated, ty: Ty::Msg(345), omitempty: false },
+        Field { num: 2, json: "items", card: Card::Repeated, ty: Ty::Msg(500), omitempty: false },
     ] },
-    // 365
+    // 520
     Msg { name: "apiextensions-apiserver/pkg/apis/apiextensions/v1.ConversionReview", fields: &[
-        Field { num: 1, json: "request", card: Card::Pointer, ty: Ty::Msg(366), omitempty: true },
-        Field { num: 2, json: "response", card: Card::Pointer, ty: Ty::Msg(367), omitempty: true },
+        Field { num: 1, json: "request", card: Card::Pointer, ty: Ty::Msg(521), omitempty: true },
+        Field { num: 2, json: "response", card: Card::Pointer, ty: Ty::Msg(522), omitempty: true },
     ] },
-    // 366
+    // 521
     Msg { name: "apiextensions-apiserver/pkg/apis/apiextensions/v1.ConversionRequest", fields: &[
         Field { num: 1, json: "uid", card: Card::Value, ty: Ty::Str, omitempty: false },
         Field { num: 2, json: "desiredAPIVersion", card: Card::Value, ty: Ty::Str, omitempty: false },
         Field { num: 3, json: "objects", card: Card::Repeated, ty: Ty::RawExtension, omitempty: false },
     ] },
-    // 367
+    // 522
     Msg { name: "apiextensions-apiserver/pkg/apis/apiextensions/v1.ConversionResponse", fields: &[
         Field { num: 1, json: "uid", card: Card::Value, ty: Ty::Str, omitempty: false },
         Field { num: 2, json: "convertedObjects", card: Card::Repeated, ty: Ty::RawExtension, omitempty: false },
-        Field { num: 3, json: "result", card: Card::Value, ty: Ty::Msg(342), omitempty: false },
+        Field { num: 3, json: "result", card: Card::Value, ty: Ty::Msg(497), omitempty: false },
     ] },
-    // 368
+    // 523
     Msg { name: "apimachinery/pkg/apis/meta/v1.WatchEvent", fields: &[
         Field { num: 1, json: "type", card: Card::Value, ty: Ty::Str, omitempty: false },
         Field { num: 2, json: "object", card: Card::Value, ty: Ty::RawExtension, omitempty: false },
@@ -2655,17 +3575,27 @@ pub(super) static MESSAGES: &[Msg] = &[
 /// `(apiVersion, kind, message)`; `*` for meta/v1 kinds served in every group version.
 #[rustfmt::skip]
 pub(super) static KINDS: &[(&str, &str, u16)] = &[
-    ("*", "CreateOptions", 339),
+    ("*", "CreateOptions", 494),
     ("*", "DeleteOptions", 283),
-    ("*", "GetOptions", 338),
-    ("*", "ListOptions", 337),
-    ("*", "PatchOptions", 340),
-    ("*", "Status", 342),
-    ("*", "UpdateOptions", 341),
-    ("*", "WatchEvent", 368),
-    ("apiextensions.k8s.io/v1", "ConversionReview", 365),
-    ("apiextensions.k8s.io/v1", "CustomResourceDefinition", 345),
-    ("apiextensions.k8s.io/v1", "CustomResourceDefinitionList", 364),
+    ("*", "GetOptions", 493),
+    ("*", "ListOptions", 492),
+    ("*", "PatchOptions", 495),
+    ("*", "Status", 497),
+    ("*", "UpdateOptions", 496),
+    ("*", "WatchEvent", 523),
+    ("admissionregistration.k8s.io/v1", "MutatingWebhookConfiguration", 456),
+    ("admissionregistration.k8s.io/v1", "MutatingWebhookConfigurationList", 458),
+    ("admissionregistration.k8s.io/v1", "ValidatingAdmissionPolicy", 432),
+    ("admissionregistration.k8s.io/v1", "ValidatingAdmissionPolicyBinding", 447),
+    ("admissionregistration.k8s.io/v1", "ValidatingAdmissionPolicyBindingList", 450),
+    ("admissionregistration.k8s.io/v1", "ValidatingAdmissionPolicyList", 446),
+    ("admissionregistration.k8s.io/v1", "ValidatingWebhookConfiguration", 451),
+    ("admissionregistration.k8s.io/v1", "ValidatingWebhookConfigurationList", 455),
+    ("apiextensions.k8s.io/v1", "ConversionReview", 520),
+    ("apiextensions.k8s.io/v1", "CustomResourceDefinition", 500),
+    ("apiextensions.k8s.io/v1", "CustomResourceDefinitionList", 519),
+    ("apiregistration.k8s.io/v1", "APIService", 487),
+    ("apiregistration.k8s.io/v1", "APIServiceList", 486),
     ("apps/v1", "ControllerRevision", 276),
     ("apps/v1", "ControllerRevisionList", 277),
     ("apps/v1", "DaemonSet", 264),
@@ -2686,14 +3616,36 @@ pub(super) static KINDS: &[(&str, &str, u16)] = &[
     ("autoscaling/v1", "HorizontalPodAutoscaler", 303),
     ("autoscaling/v1", "HorizontalPodAutoscalerList", 307),
     ("autoscaling/v1", "Scale", 308),
+    ("autoscaling/v2", "HorizontalPodAutoscaler", 337),
+    ("autoscaling/v2", "HorizontalPodAutoscalerList", 360),
     ("batch/v1", "CronJob", 243),
     ("batch/v1", "CronJobList", 247),
     ("batch/v1", "Job", 231),
     ("batch/v1", "JobList", 242),
+    ("certificates.k8s.io/v1", "CertificateSigningRequest", 427),
+    ("certificates.k8s.io/v1", "CertificateSigningRequestList", 431),
     ("coordination.k8s.io/v1", "Lease", 297),
     ("coordination.k8s.io/v1", "LeaseList", 299),
+    ("discovery.k8s.io/v1", "EndpointSlice", 419),
+    ("discovery.k8s.io/v1", "EndpointSliceList", 426),
     ("events.k8s.io/v1", "Event", 300),
     ("events.k8s.io/v1", "EventList", 302),
+    ("flowcontrol.apiserver.k8s.io/v1", "FlowSchema", 463),
+    ("flowcontrol.apiserver.k8s.io/v1", "FlowSchemaList", 476),
+    ("flowcontrol.apiserver.k8s.io/v1", "PriorityLevelConfiguration", 477),
+    ("flowcontrol.apiserver.k8s.io/v1", "PriorityLevelConfigurationList", 485),
+    ("networking.k8s.io/v1", "IPAddress", 388),
+    ("networking.k8s.io/v1", "IPAddressList", 391),
+    ("networking.k8s.io/v1", "Ingress", 369),
+    ("networking.k8s.io/v1", "IngressClass", 384),
+    ("networking.k8s.io/v1", "IngressClassList", 387),
+    ("networking.k8s.io/v1", "IngressList", 383),
+    ("networking.k8s.io/v1", "NetworkPolicy", 361),
+    ("networking.k8s.io/v1", "NetworkPolicyList", 368),
+    ("networking.k8s.io/v1", "ServiceCIDR", 392),
+    ("networking.k8s.io/v1", "ServiceCIDRList", 395),
+    ("node.k8s.io/v1", "RuntimeClass", 459),
+    ("node.k8s.io/v1", "RuntimeClassList", 462),
     ("policy/v1", "Eviction", 282),
     ("policy/v1", "PodDisruptionBudget", 278),
     ("policy/v1", "PodDisruptionBudgetList", 281),
@@ -2705,6 +3657,18 @@ pub(super) static KINDS: &[(&str, &str, u16)] = &[
     ("rbac.authorization.k8s.io/v1", "RoleBinding", 287),
     ("rbac.authorization.k8s.io/v1", "RoleBindingList", 290),
     ("rbac.authorization.k8s.io/v1", "RoleList", 291),
+    ("scheduling.k8s.io/v1", "PriorityClass", 417),
+    ("scheduling.k8s.io/v1", "PriorityClassList", 418),
+    ("storage.k8s.io/v1", "CSIDriver", 406),
+    ("storage.k8s.io/v1", "CSIDriverList", 409),
+    ("storage.k8s.io/v1", "CSINode", 410),
+    ("storage.k8s.io/v1", "CSINodeList", 414),
+    ("storage.k8s.io/v1", "CSIStorageCapacity", 415),
+    ("storage.k8s.io/v1", "CSIStorageCapacityList", 416),
+    ("storage.k8s.io/v1", "StorageClass", 396),
+    ("storage.k8s.io/v1", "StorageClassList", 399),
+    ("storage.k8s.io/v1", "VolumeAttachment", 400),
+    ("storage.k8s.io/v1", "VolumeAttachmentList", 405),
     ("v1", "Binding", 200),
     ("v1", "ComponentStatus", 227),
     ("v1", "ComponentStatusList", 229),

@@ -88,7 +88,10 @@ impl ResourceInfo {
 
     /// The verbs discovery lists for this resource.
     pub fn verbs(&self) -> &'static [&'static str] {
-        if self.group == "metrics.k8s.io" { METRICS_VERBS } else { VERBS }
+        if self.group == "metrics.k8s.io" {
+            return METRICS_VERBS;
+        }
+        super::kinds::verbs(&self.group, &self.resource).unwrap_or(VERBS)
     }
 
     pub fn has_subresource(&self, sub: &str) -> bool {
@@ -160,6 +163,7 @@ impl Registry {
             r("metrics.k8s.io", "v1beta1", "pods", "PodMetrics", true, &[], &[], &[]),
             r("metrics.k8s.io", "v1beta1", "nodes", "NodeMetrics", false, &[], &[], &[]),
         ];
+        let list = list.into_iter().chain(super::kinds::resources()).collect();
         Self { inner: Arc::new(RwLock::new(list)) }
     }
 

@@ -649,8 +649,33 @@ pub fn supported_field_labels(info: &ResourceInfo) -> Option<&'static [&'static 
         ("", "Pod") => POD,
         ("", "Node") => &["metadata.name", "spec.unschedulable"],
         ("", "ReplicationController") => &["metadata.name", "metadata.namespace", "status.replicas"],
-        // events.k8s.io/v1 registers the same conversion (and the same core field names).
-        ("" | "events.k8s.io", "Event") => EVENT,
+        ("", "Event") => EVENT,
+        // events.k8s.io/v1 selects on the fields of its own shape (`regarding.*`,
+        // `reportingController`), mapped to the core ones by [`convert_field_label`]; the core
+        // names are accepted too (one storage, as kube-apiserver's).
+        ("events.k8s.io", "Event") => &[
+            "involvedObject.kind",
+            "involvedObject.namespace",
+            "involvedObject.name",
+            "involvedObject.uid",
+            "involvedObject.apiVersion",
+            "involvedObject.resourceVersion",
+            "involvedObject.fieldPath",
+            "reportingComponent",
+            "source",
+            "reason",
+            "regarding.kind",
+            "regarding.namespace",
+            "regarding.name",
+            "regarding.uid",
+            "regarding.apiVersion",
+            "regarding.resourceVersion",
+            "regarding.fieldPath",
+            "reportingController",
+            "type",
+            "metadata.namespace",
+            "metadata.name",
+        ],
         ("", "Namespace") => &["status.phase", "metadata.name"],
         ("", "Secret") => &["type", "metadata.namespace", "metadata.name"],
         ("", "Service") => &["metadata.namespace", "metadata.name", "spec.clusterIP", "spec.type"],
@@ -666,6 +691,13 @@ fn convert_field_label(info: &ResourceInfo, label: &str) -> Result<String, Strin
         Some(list) => {
             if label == "spec.host" && info.kind == "Pod" && info.group.is_empty() {
                 Ok("spec.nodeName".to_string())
+            } else if info.group == "events.k8s.io" && list.contains(&label) {
+                // Stored events have the core shape: select on its field names.
+                Ok(match label.strip_prefix("regarding.") {
+                    Some(sub) => format!("involvedObject.{sub}"),
+                    None if label == "reportingController" => "reportingComponent".to_string(),
+                    None => label.to_string(),
+                })
             } else if list.contains(&label) {
                 Ok(label.to_string())
             } else {
@@ -1182,8 +1214,10 @@ mod tests {
         assert!(ok("", "services", "spec.type=ClusterIP"));
         for g in ["", "events.k8s.io"] {
             assert!(ok(g, "events", "involvedObject.kind=Job,involvedObject.name=x,reason=R,type=Normal,source=s"));
-            assert!(!ok(g, "events", "regarding.kind=Job"), "{g}: events.k8s.io uses the core field names");
         }
+        // events.k8s.io/v1 also selects on its own names (kube-rs's `event_watcher --for`).
+        assert!(!ok("", "events", "regarding.kind=Job"), "core/v1 has no regarding");
+        assert!(ok("events.k8s.io", "events", "regarding.kind=Job,regarding.name=x,reportingController=c"));
         assert!(!ok("batch", "cronjobs", "spec.suspend=true"));
     }
 

@@ -25,6 +25,7 @@ use serde_json::{Value, json};
 use super::registry::ResourceInfo;
 use super::selector::LabelSelector;
 
+mod kinds;
 /// `?includeObject=` of a Table request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum IncludeObject {
@@ -153,6 +154,14 @@ pub fn to_table_with_columns(
     now: DateTime<Utc>,
     printer_columns: Option<&[Value]>,
 ) -> Value {
+    if let Some(p) = kinds::printer(&info.group, &info.kind) {
+        let rows: Vec<Value> = objects
+            .iter()
+            .map(|o| json!({"cells": kinds::row(&p, o, now), "object": row_object(o, include)}))
+            .collect();
+        return json!({"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": {},
+            "columnDefinitions": kinds::columns(&p), "rows": rows});
+    }
     let printer = Printer::for_info(info);
     let columns = match &printer {
         Printer::Custom => custom_columns(printer_columns),
@@ -195,6 +204,9 @@ pub fn crd_printer_columns(crd: &Value, version: &str) -> Vec<Value> {
 
 /// The column definitions a Table of `info`'s kind carries (the CRD default for custom resources).
 pub fn columns_for(info: &ResourceInfo) -> Vec<Value> {
+    if let Some(p) = kinds::printer(&info.group, &info.kind) {
+        return kinds::columns(&p);
+    }
     match Printer::for_info(info) {
         Printer::Custom => custom_columns(None),
         p => column_definitions(p).to_vec(),

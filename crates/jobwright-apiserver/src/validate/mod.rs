@@ -42,7 +42,9 @@ pub mod limits;
 pub mod meta;
 pub mod other;
 pub mod pod;
+pub mod required;
 pub mod strict;
+pub mod workloads;
 
 use serde_json::Value;
 

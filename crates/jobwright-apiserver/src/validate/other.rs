@@ -307,7 +307,7 @@ pub fn admit_generic(
     match kind {
         ("", "Secret") => default_secret(obj),
         (RBAC, "RoleBinding" | "ClusterRoleBinding") => default_binding(obj),
-        _ => {}
+        (g, k) => super::workloads::default(g, &info.version, k, obj),
     }
     let mut errs = meta_rules(obj, old, op, info.namespaced, name_fn);
     match kind {
@@ -317,7 +317,7 @@ pub fn admit_generic(
         (RBAC, "RoleBinding" | "ClusterRoleBinding") => {
             errs.extend(validate_binding(obj, old, info.kind == "RoleBinding"));
         }
-        _ => {}
+        (g, k) => errs.extend(super::workloads::validate(g, k, obj)),
     }
     finish(errs)
 }

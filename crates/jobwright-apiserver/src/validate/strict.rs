@@ -17,16 +17,38 @@ use super::FieldValidation;
 use crate::errors::StatusError;
 use crate::registry::ResourceInfo;
 
-fn roundtrip<T: DeserializeOwned + Serialize>(v: &Value) -> Result<Value, String> {
+/// Why a typed round trip failed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Rejected {
+    /// A value of the wrong type (a 400 from the decoder).
+    Decode(String),
+    /// Required fields are missing: Go decodes them as zero values and validation answers 422
+    /// `Required value` for each (paths upstream style).
+    Required(Vec<String>),
+}
+
+fn roundtrip<T: DeserializeOwned + Serialize + k8s_openapi::schemars::JsonSchema>(
+    v: &Value,
+) -> Result<Value, Rejected> {
     let typed: T = serde_path_to_error::deserialize(v).map_err(|e| {
+        if e.inner().to_string().starts_with("missing field") {
+            let missing = super::required::missing::<T>(v);
+            if !missing.is_empty() {
+                return Rejected::Required(missing);
+            }
+        }
         let path = e.path().to_string();
-        if path.is_empty() || path == "." { e.inner().to_string() } else { format!("{path}: {}", e.inner()) }
+        Rejected::Decode(if path.is_empty() || path == "." {
+            e.inner().to_string()
+        } else {
+            format!("{path}: {}", e.inner())
+        })
     })?;
-    serde_json::to_value(&typed).map_err(|e| e.to_string())
+    serde_json::to_value(&typed).map_err(|e| Rejected::Decode(e.to_string()))
 }
 
 /// The typed round trip for a built-in kind, `None` for kinds without a k8s-openapi type.
-pub fn typed_roundtrip(group: &str, kind: &str, v: &Value) -> Option<Result<Value, String>> {
+pub fn typed_roundtrip(group: &str, version: &str, kind: &str, v: &Value) -> Option<Result<Value, Rejected>> {
     use k8s_openapi::api::{apps, batch, coordination, core, events, policy, rbac};
     use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1 as apiext;
     Some(match (group, kind) {
@@ -49,8 +71,20 @@ pub fn typed_roundtrip(group: &str, kind: &str, v: &Value) -> Option<Result<Valu
         ("rbac.authorization.k8s.io", "Role") => roundtrip::<rbac::v1::Role>(v),
         ("rbac.authorization.k8s.io", "RoleBinding") => roundtrip::<rbac::v1::RoleBinding>(v),
         ("apiextensions.k8s.io", "CustomResourceDefinition") => roundtrip::<apiext::CustomResourceDefinition>(v),
-        _ => return None,
+        _ => return crate::kinds::with_type(group, version, kind, Roundtrip(v)),
     })
+}
+
+/// [`roundtrip`] for the kinds of [`crate::kinds`].
+struct Roundtrip<'a>(&'a Value);
+
+impl crate::kinds::TypeVisitor for Roundtrip<'_> {
+    type Out = Result<Value, Rejected>;
+    fn visit<T: DeserializeOwned + Serialize + k8s_openapi::schemars::JsonSchema>(self) -> Self::Out {
+        let out = roundtrip::<T>(self.0)?;
+        let missing = super::required::missing::<T>(self.0);
+        if missing.is_empty() { Ok(out) } else { Err(Rejected::Required(missing)) }
+    }
 }
 
 /// One step of a path into a JSON value.
@@ -111,9 +145,16 @@ fn unknown_in(input: &Value, output: &Value) -> Vec<Unknown> {
 pub fn check(info: &ResourceInfo, obj: &mut Value, fv: FieldValidation) -> Result<Vec<String>, StatusError> {
     // Typed kinds: exact paths to remove. Custom resources: printed paths from the CRD schema.
     let mut exact: Vec<Vec<Seg>> = vec![];
-    let unknown: Vec<String> = match typed_roundtrip(&info.group, &info.kind, obj) {
+    let unknown: Vec<String> = match typed_roundtrip(&info.group, &info.version, &info.kind, obj) {
         Some(rt) => {
-            let out = rt.map_err(|e| decode_error(info, obj, &e))?;
+            let out = rt.map_err(|e| match e {
+                Rejected::Decode(why) => decode_error(info, obj, &why),
+                Rejected::Required(paths) => {
+                    let name = obj.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
+                    let errs: Vec<_> = paths.into_iter().map(|p| crate::errors::FieldError::required(p, "")).collect();
+                    StatusError::invalid(info, name, &errs)
+                }
+            })?;
             let found: Vec<Unknown> = unknown_in(obj, &out)
                 .into_iter()
                 .filter(|u| u.printed != "apiVersion" && u.printed != "kind")
