@@ -92,6 +92,15 @@ pub fn admit(info: &ResourceInfo, op: Operation, obj: &mut Value, old: Option<&V
         Ok(_) => vec![],
         Err(e) => e,
     };
+    // With a status subresource, a main-resource update keeps the stored status, and none when
+    // none is stored (the generic rule would leave an empty one).
+    if op == Operation::Update
+        && info.has_subresource("status")
+        && old.is_some_and(|o| o.get("status").is_none())
+        && let Some(m) = obj.as_object_mut()
+    {
+        m.remove("status");
+    }
     let mut schema_errs = vec![];
     validate::validate(&schema, obj, "", &mut schema_errs);
     // Ratcheting (CRDValidationRatcheting, GA in 1.33): on updates, an error on a value that did
