@@ -61,7 +61,8 @@ fn widgets(client: &kube::Client, version: &str) -> Api<DynamicObject> {
 
 fn widget(name: &str, spec: Value) -> DynamicObject {
     serde_json::from_value(json!({"apiVersion": "example.com/v1", "kind": "Widget",
-        "metadata": {"name": name}, "spec": spec})).unwrap()
+        "metadata": {"name": name}, "spec": spec}))
+    .unwrap()
 }
 
 /// A raw request's status code and JSON body (for `details.causes`, which kube's error drops).
@@ -115,14 +116,22 @@ async fn schema_violations_are_422_with_upstream_messages_and_causes() {
     let client = server.client();
     install(&client, widget_crd()).await;
     let api = widgets(&client, "v1");
-    let (code, reason, msg) = api_err(api.create(&PostParams::default(), &widget("w", json!({"name": "ab"}))).await.unwrap_err());
+    let (code, reason, msg) =
+        api_err(api.create(&PostParams::default(), &widget("w", json!({"name": "ab"}))).await.unwrap_err());
     assert_eq!((code, reason.as_str()), (422, "Invalid"));
     assert_eq!(
         msg,
         "Widget.example.com \"w\" is invalid: spec.name: Invalid value: \"ab\": spec.name in body should be at least 3 chars long"
     );
-    let (code, body) = raw(&client, "POST", WIDGETS, "application/json", json!({"apiVersion": "example.com/v1", "kind": "Widget",
-        "metadata": {"name": "w"}, "spec": {"name": "abcdefghijkl", "mode": "C", "replicas": "3", "tags": ["a", "a"]}})).await;
+    let (code, body) = raw(
+        &client,
+        "POST",
+        WIDGETS,
+        "application/json",
+        json!({"apiVersion": "example.com/v1", "kind": "Widget",
+        "metadata": {"name": "w"}, "spec": {"name": "abcdefghijkl", "mode": "C", "replicas": "3", "tags": ["a", "a"]}}),
+    )
+    .await;
     assert_eq!(code, 422);
     assert_eq!(body["details"]["group"], "example.com");
     assert_eq!(body["details"]["kind"], "Widget");
@@ -130,24 +139,40 @@ async fn schema_violations_are_422_with_upstream_messages_and_causes() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|c| (c["reason"].as_str().unwrap().into(), c["field"].as_str().unwrap().into(), c["message"].as_str().unwrap().into()))
+        .map(|c| {
+            (
+                c["reason"].as_str().unwrap().into(),
+                c["field"].as_str().unwrap().into(),
+                c["message"].as_str().unwrap().into(),
+            )
+        })
         .collect();
     let want = [
         ("FieldValueNotSupported", "spec.mode", "Unsupported value: \"C\": supported values: \"A\", \"B\""),
         ("FieldValueTooLong", "spec.name", "Too long: may not be longer than 10"),
-        ("FieldValueTypeInvalid", "spec.replicas", "Invalid value: \"string\": spec.replicas in body must be of type integer: \"string\""),
+        (
+            "FieldValueTypeInvalid",
+            "spec.replicas",
+            "Invalid value: \"string\": spec.replicas in body must be of type integer: \"string\"",
+        ),
         ("FieldValueDuplicate", "spec.tags[1]", "Duplicate value: \"a\""),
     ];
     for (r, f, m) in want {
         assert!(causes.contains(&(r.into(), f.into(), m.into())), "missing {f}: {m} in {causes:?}");
     }
     // Required
-    let (code, _, msg) = api_err(api.create(&PostParams::default(), &widget("w", json!({"replicas": 2}))).await.unwrap_err());
+    let (code, _, msg) =
+        api_err(api.create(&PostParams::default(), &widget("w", json!({"replicas": 2}))).await.unwrap_err());
     assert_eq!(code, 422);
     assert!(msg.ends_with("spec.name: Required value"), "{msg}");
     // Minimum
-    let (_, _, msg) = api_err(api.create(&PostParams::default(), &widget("w", json!({"name": "abc", "replicas": -1}))).await.unwrap_err());
-    assert!(msg.ends_with("spec.replicas: Invalid value: -1: spec.replicas in body should be greater than or equal to 0"), "{msg}");
+    let (_, _, msg) = api_err(
+        api.create(&PostParams::default(), &widget("w", json!({"name": "abc", "replicas": -1}))).await.unwrap_err(),
+    );
+    assert!(
+        msg.ends_with("spec.replicas: Invalid value: -1: spec.replicas in body should be greater than or equal to 0"),
+        "{msg}"
+    );
 }
 
 #[tokio::test]
@@ -156,13 +181,20 @@ async fn cel_rules_and_transition_rules() {
     let client = server.client();
     install(&client, widget_crd()).await;
     let api = widgets(&client, "v1");
-    let (code, _, msg) = api_err(api.create(&PostParams::default(), &widget("w", json!({"name": "abc", "replicas": 6}))).await.unwrap_err());
+    let (code, _, msg) = api_err(
+        api.create(&PostParams::default(), &widget("w", json!({"name": "abc", "replicas": 6}))).await.unwrap_err(),
+    );
     assert_eq!(code, 422);
     assert_eq!(msg, "Widget.example.com \"w\" is invalid: spec: Invalid value: \"object\": at most 5 replicas");
     let (_, _, msg) = api_err(
-        api.create(&PostParams::default(), &widget("w", json!({"name": "abc", "replicas": 0, "mode": "B"}))).await.unwrap_err(),
+        api.create(&PostParams::default(), &widget("w", json!({"name": "abc", "replicas": 0, "mode": "B"})))
+            .await
+            .unwrap_err(),
     );
-    assert_eq!(msg, "Widget.example.com \"w\" is invalid: spec.replicas: Invalid value: \"object\": mode B needs replicas, got 0");
+    assert_eq!(
+        msg,
+        "Widget.example.com \"w\" is invalid: spec.replicas: Invalid value: \"object\": mode B needs replicas, got 0"
+    );
     // Transition rule: class can be set once, never changed.
     api.create(&PostParams::default(), &widget("w", json!({"name": "abc", "class": "gold"}))).await.unwrap();
     let patch = Patch::Merge(json!({"spec": {"class": "silver"}}));
@@ -180,27 +212,44 @@ async fn scale_subresource_reads_and_writes_the_replicas_paths() {
     install(&client, widget_crd()).await;
     let api = widgets(&client, "v1");
     api.create(&PostParams::default(), &widget("w", json!({"name": "abc"}))).await.unwrap();
-    api.patch_status("w", &PatchParams::default(), &Patch::Merge(json!({"status": {"replicas": 1, "selector": "app=w"}})))
-        .await
-        .unwrap();
+    api.patch_status(
+        "w",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"status": {"replicas": 1, "selector": "app=w"}})),
+    )
+    .await
+    .unwrap();
     let s = api.get_scale("w").await.unwrap();
     assert_eq!(s.spec.as_ref().unwrap().replicas, Some(1));
     assert_eq!(s.status.as_ref().unwrap().replicas, 1);
     assert_eq!(s.status.as_ref().unwrap().selector.as_deref(), Some("app=w"));
-    let s = api.patch_scale("w", &PatchParams::default(), &Patch::Merge(json!({"spec": {"replicas": 3}}))).await.unwrap();
+    let s =
+        api.patch_scale("w", &PatchParams::default(), &Patch::Merge(json!({"spec": {"replicas": 3}}))).await.unwrap();
     assert_eq!(s.spec.unwrap().replicas, Some(3));
     let w = api.get("w").await.unwrap();
     assert_eq!(w.data["spec"]["replicas"], 3);
     assert_eq!(w.metadata.generation, Some(2));
     // The schema still applies to a scale write (CEL: at most 5).
-    let (code, _, msg) =
-        api_err(api.patch_scale("w", &PatchParams::default(), &Patch::Merge(json!({"spec": {"replicas": 7}}))).await.unwrap_err());
+    let (code, _, msg) = api_err(
+        api.patch_scale("w", &PatchParams::default(), &Patch::Merge(json!({"spec": {"replicas": 7}})))
+            .await
+            .unwrap_err(),
+    );
     assert_eq!(code, 422);
     assert!(msg.ends_with("spec: Invalid value: \"object\": at most 5 replicas"), "{msg}");
-    let (code, body) = raw(&client, "PUT", &format!("{WIDGETS}/w/scale"), "application/json",
-        json!({"apiVersion": "autoscaling/v1", "kind": "Scale", "metadata": {"name": "w"}, "spec": {"replicas": -1}})).await;
+    let (code, body) = raw(
+        &client,
+        "PUT",
+        &format!("{WIDGETS}/w/scale"),
+        "application/json",
+        json!({"apiVersion": "autoscaling/v1", "kind": "Scale", "metadata": {"name": "w"}, "spec": {"replicas": -1}}),
+    )
+    .await;
     assert_eq!(code, 422);
-    assert_eq!(body["message"], "Scale.autoscaling \"w\" is invalid: spec.replicas: Invalid value: -1: must be greater than or equal to 0");
+    assert_eq!(
+        body["message"],
+        "Scale.autoscaling \"w\" is invalid: spec.replicas: Invalid value: -1: must be greater than or equal to 0"
+    );
     // A stale resourceVersion is a conflict.
     let (code, _) = raw(&client, "PUT", &format!("{WIDGETS}/w/scale"), "application/json",
         json!({"apiVersion": "autoscaling/v1", "kind": "Scale", "metadata": {"name": "w", "resourceVersion": "1"}, "spec": {"replicas": 2}})).await;
@@ -227,7 +276,8 @@ async fn versions_share_storage_and_rewrite_api_version() {
     let status = crd.status.unwrap();
     assert_eq!(status.stored_versions, Some(vec!["v1".to_string()]));
     let conds = status.conditions.unwrap();
-    let find = |t: &str| conds.iter().find(|c| c.type_ == t).map(|c| (c.status.clone(), c.reason.clone().unwrap_or_default()));
+    let find =
+        |t: &str| conds.iter().find(|c| c.type_ == t).map(|c| (c.status.clone(), c.reason.clone().unwrap_or_default()));
     assert_eq!(find("NamesAccepted"), Some(("True".into(), "NoConflicts".into())));
     assert_eq!(find("Established"), Some(("True".into(), "InitialNamesAccepted".into())));
 }
@@ -248,7 +298,8 @@ async fn crd_names_conflicts_and_structural_schemas() {
     assert_eq!(na.message.as_deref(), Some("\"Widget\" is already in use"));
     let est = conds.iter().find(|c| c.type_ == "Established").unwrap();
     assert_eq!((est.status.as_str(), est.reason.as_deref()), ("False", Some("NotAccepted")));
-    let (code, _) = raw(&client, "GET", "/apis/example.com/v1/namespaces/default/gadgets", "application/json", Value::Null).await;
+    let (code, _) =
+        raw(&client, "GET", "/apis/example.com/v1/namespaces/default/gadgets", "application/json", Value::Null).await;
     assert_eq!(code, 404);
     // A schema that is not structural is refused with upstream's path and message.
     let mut bad = widget_crd();
@@ -257,7 +308,8 @@ async fn crd_names_conflicts_and_structural_schemas() {
     bad["spec"]["versions"] = json!([{"name": "v1", "served": true, "storage": true, "schema": {"openAPIV3Schema":
         {"type": "object", "properties": {"spec": {"properties": {"a": {"type": "string"}}}}}}}]);
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let (code, _, msg) = api_err(crds.create(&PostParams::default(), &serde_json::from_value(bad).unwrap()).await.unwrap_err());
+    let (code, _, msg) =
+        api_err(crds.create(&PostParams::default(), &serde_json::from_value(bad).unwrap()).await.unwrap_err());
     assert_eq!(code, 422);
     assert_eq!(
         msg,
@@ -304,5 +356,8 @@ async fn kubectl_sees_messages_printer_columns_and_scales() {
     // With additionalPrinterColumns, only those follow NAME (no default Age column).
     assert_eq!(rows[0], ["NAME", "REPLICAS", "MODE"]);
     assert_eq!(&rows[1][..3], ["w", "2", "A"]);
-    assert_eq!(k.ok(&["get", "widgets.v1beta1.example.com", "w", "-o", "jsonpath={.apiVersion}"]).await, "example.com/v1beta1");
+    assert_eq!(
+        k.ok(&["get", "widgets.v1beta1.example.com", "w", "-o", "jsonpath={.apiVersion}"]).await,
+        "example.com/v1beta1"
+    );
 }

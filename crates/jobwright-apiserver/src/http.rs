@@ -851,7 +851,8 @@ async fn resource(
             let ptype = PatchType::from_content_type(ct).ok_or_else(|| StatusError::unsupported_media_type(ct))?;
             let opts = write_options(q, headers)?;
             super::patch::validate_patch_options(ptype, opts.field_manager.as_deref(), q.get("force").is_some())?;
-            let out = if events::converts(&view) {
+            // Custom resources patch their stored object (apply keeps its field manager).
+            let out = if events::converts(&view) && view.crd.is_none() {
                 // A view whose shape differs from storage: patch the view, store the conversion.
                 let cur = api.get(&sinfo, &ns, name).map_err(|_| StatusError::not_found(&view, name))?;
                 let cur_view = events::to_view(&view, serde_json::from_slice(&cur.bytes).unwrap_or(Value::Null));

@@ -77,7 +77,11 @@ pub fn check_rules(s: &Value, path: &str, errs: &mut Vec<FieldError>, depth: usi
                 None => errs.push(FieldError::required(format!("{rp}.rule"), "")),
                 Some(src) => {
                     if let Err(e) = compile(src) {
-                        errs.push(FieldError::invalid(format!("{rp}.rule"), r.clone(), format!("compilation failed: {e}")));
+                        errs.push(FieldError::invalid(
+                            format!("{rp}.rule"),
+                            r.clone(),
+                            format!("compilation failed: {e}"),
+                        ));
                     }
                 }
             }
@@ -206,9 +210,7 @@ fn walk(
             let olds = old.and_then(Value::as_array);
             for (i, child) in a.iter().enumerate() {
                 let oc = match (&map_keys, olds) {
-                    (Some(keys), Some(olds)) => {
-                        olds.iter().find(|o| keys.iter().all(|k| o.get(*k) == child.get(*k)))
-                    }
+                    (Some(keys), Some(olds)) => olds.iter().find(|o| keys.iter().all(|k| o.get(*k) == child.get(*k))),
                     _ => None,
                 };
                 walk(items, child, oc, &format!("{path}[{i}]"), errs, budget, depth + 1);
@@ -274,7 +276,9 @@ fn eval_rule(
                 .and_then(Value::as_str)
                 .and_then(|m| compile(m).ok())
                 .and_then(|p| match p.execute(&ctx) {
-                    Ok(cel::Value::String(s)) if !s.trim().is_empty() && !s.contains('\n') => Some(s.trim().to_string()),
+                    Ok(cel::Value::String(s)) if !s.trim().is_empty() && !s.contains('\n') => {
+                        Some(s.trim().to_string())
+                    }
                     _ => None,
                 })
                 .unwrap_or_else(default_msg);
@@ -305,15 +309,15 @@ mod tests {
     #[test]
     fn rules_messages_reasons_and_transitions() {
         let s = json!({"type": "object", "properties": {"spec": {"type": "object",
-            "x-kubernetes-validations": [
-                {"rule": "self.min <= self.max", "message": "min must not exceed max"},
-                {"rule": "self.name.startsWith('x')", "messageExpression": "'name ' + self.name + ' must start with x'", "fieldPath": ".name"},
-                {"rule": "self.max < 100", "reason": "FieldValueForbidden"},
-            ],
-            "properties": {
-                "min": {"type": "integer"}, "max": {"type": "integer"}, "name": {"type": "string"},
-                "immutable": {"type": "string", "x-kubernetes-validations": [{"rule": "self == oldSelf", "message": "Value is immutable"}]},
-            }}}});
+        "x-kubernetes-validations": [
+            {"rule": "self.min <= self.max", "message": "min must not exceed max"},
+            {"rule": "self.name.startsWith('x')", "messageExpression": "'name ' + self.name + ' must start with x'", "fieldPath": ".name"},
+            {"rule": "self.max < 100", "reason": "FieldValueForbidden"},
+        ],
+        "properties": {
+            "min": {"type": "integer"}, "max": {"type": "integer"}, "name": {"type": "string"},
+            "immutable": {"type": "string", "x-kubernetes-validations": [{"rule": "self == oldSelf", "message": "Value is immutable"}]},
+        }}}});
         let ok = json!({"spec": {"min": 1, "max": 2, "name": "xa", "immutable": "a"}});
         assert!(run(&s, ok.clone(), None).is_empty());
         assert_eq!(

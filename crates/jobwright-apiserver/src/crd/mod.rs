@@ -83,7 +83,12 @@ pub fn to_storage(view: &ResourceInfo, mut obj: Value) -> Value {
 
 /// Defaulting, validation (ObjectMeta, the OpenAPI schema, list sets and maps, CEL rules) of a
 /// custom resource write, in upstream's order; `old` on updates.
-pub fn admit(info: &ResourceInfo, op: Operation, obj: &mut Value, old: Option<&Value>) -> Result<Vec<String>, ErrorList> {
+pub fn admit(
+    info: &ResourceInfo,
+    op: Operation,
+    obj: &mut Value,
+    old: Option<&Value>,
+) -> Result<Vec<String>, ErrorList> {
     let Some(schema) = info.schema.clone() else {
         return super::validate::other::admit_generic(info, op, obj, old);
     };
@@ -118,7 +123,12 @@ pub fn admit(info: &ResourceInfo, op: Operation, obj: &mut Value, old: Option<&V
 }
 
 /// The checks a CustomResourceDefinition write gets on top of the generic ones.
-pub fn admit_crd(info: &ResourceInfo, op: Operation, obj: &mut Value, old: Option<&Value>) -> Result<Vec<String>, ErrorList> {
+pub fn admit_crd(
+    info: &ResourceInfo,
+    op: Operation,
+    obj: &mut Value,
+    old: Option<&Value>,
+) -> Result<Vec<String>, ErrorList> {
     let mut errs: ErrorList = match super::validate::other::admit_generic(info, op, obj, old) {
         Ok(_) => vec![],
         Err(e) => e,
@@ -133,7 +143,11 @@ pub fn admit_crd(info: &ResourceInfo, op: Operation, obj: &mut Value, old: Optio
     if name != format!("{plural}.{group}") {
         errs.push(FieldError::invalid("metadata.name", json!(name), "must be spec.names.plural+\".\"+spec.group"));
     }
-    for (f, v) in [("spec.group", group), ("spec.names.plural", plural), ("spec.names.kind", spec["names"]["kind"].as_str().unwrap_or_default())] {
+    for (f, v) in [
+        ("spec.group", group),
+        ("spec.names.plural", plural),
+        ("spec.names.kind", spec["names"]["kind"].as_str().unwrap_or_default()),
+    ] {
         if v.is_empty() {
             errs.push(FieldError::required(f, ""));
         }
@@ -205,11 +219,7 @@ pub fn resources(crd: &Value) -> Vec<ResourceInfo> {
                     info.categories = strs(&names["categories"]);
                     info.subresources = subs;
                     info.printer_columns = v["additionalPrinterColumns"].as_array().cloned().unwrap_or_default();
-                    info.schema = v
-                        .pointer("/schema/openAPIV3Schema")
-                        .filter(|s| s.is_object())
-                        .cloned()
-                        .map(Arc::new);
+                    info.schema = v.pointer("/schema/openAPIV3Schema").filter(|s| s.is_object()).cloned().map(Arc::new);
                     if let Some(s) = names["singular"].as_str() {
                         info.singular = s.to_string();
                     }
@@ -235,7 +245,8 @@ pub fn name_conflict(reg: &Registry, crd: &Value) -> Option<(&'static str, Strin
     let plural = names["plural"].as_str().unwrap_or_default();
     let others: Vec<ResourceInfo> =
         reg.all().into_iter().filter(|r| r.group == group && r.resource != plural && r.crd.is_some()).collect();
-    let taken = |n: &str| others.iter().any(|r| r.resource == n || r.singular == n || r.short_names.iter().any(|s| s == n));
+    let taken =
+        |n: &str| others.iter().any(|r| r.resource == n || r.singular == n || r.short_names.iter().any(|s| s == n));
     if let Some(s) = names["singular"].as_str().filter(|s| !s.is_empty() && taken(s)) {
         return Some(("SingularConflict", format!("{s:?} is already in use")));
     }

@@ -217,9 +217,7 @@ fn structural(s: &Value, lvl: Level, path: &str, errs: &mut Vec<FieldError>, dep
             let allowed = md.as_object().is_some_and(|m| {
                 m.iter().all(|(k, v)| match k.as_str() {
                     "type" | "description" => true,
-                    "properties" => v
-                        .as_object()
-                        .is_some_and(|p| p.keys().all(|n| n == "name" || n == "generateName")),
+                    "properties" => v.as_object().is_some_and(|p| p.keys().all(|n| n == "name" || n == "generateName")),
                     _ => false,
                 })
             });
@@ -315,15 +313,21 @@ mod tests {
         assert!(msgs(crd(json!({"type": "object", "properties": {"spec": {"type": "object"}}}))).is_empty());
         assert_eq!(
             msgs(crd(json!({"type": "object", "properties": {"spec": {"properties": {"a": {"type": "string"}}}}}))),
-            ["spec.versions[0].schema.openAPIV3Schema.properties[spec].type: Required value: must not be empty for specified object fields"]
+            [
+                "spec.versions[0].schema.openAPIV3Schema.properties[spec].type: Required value: must not be empty for specified object fields"
+            ]
         );
         assert_eq!(
             msgs(crd(json!({"type": "object", "properties": {"l": {"type": "array"}}}))),
             ["spec.versions[0].schema.openAPIV3Schema.properties[l].items: Required value: must be specified"]
         );
         assert_eq!(
-            msgs(crd(json!({"type": "object", "properties": {"l": {"type": "array", "uniqueItems": true, "items": {"type": "string"}}}}))),
-            ["spec.versions[0].schema.openAPIV3Schema.properties[l].uniqueItems: Forbidden: uniqueItems cannot be set to true since the runtime complexity becomes quadratic"]
+            msgs(crd(
+                json!({"type": "object", "properties": {"l": {"type": "array", "uniqueItems": true, "items": {"type": "string"}}}})
+            )),
+            [
+                "spec.versions[0].schema.openAPIV3Schema.properties[l].uniqueItems: Forbidden: uniqueItems cannot be set to true since the runtime complexity becomes quadratic"
+            ]
         );
         assert_eq!(
             msgs(crd(json!({"type": "object", "properties": {"p": {"x-kubernetes-int-or-string": true,

@@ -203,7 +203,10 @@ pub fn format_ok(format: &str, s: &str) -> bool {
             ("uuid4", r"(?i)^[0-9a-f]{8}-?[0-9a-f]{4}-?4[0-9a-f]{3}-?[89ab][0-9a-f]{3}-?[0-9a-f]{12}$"),
             ("uuid5", r"(?i)^[0-9a-f]{8}-?[0-9a-f]{4}-?5[0-9a-f]{3}-?[89ab][0-9a-f]{3}-?[0-9a-f]{12}$"),
             ("email", r"^[^@\s]+@[^@\s]+$"),
-            ("hostname", r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$"),
+            (
+                "hostname",
+                r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$",
+            ),
             ("mac", r"^([0-9A-Fa-f]{2}[:-]){5}[0-9A-Fa-f]{2}$"),
             ("hexcolor", r"^#?([0-9a-fA-F]{3}|[0-9a-fA-F]{6})$"),
             ("rgbcolor", r"^rgb\(\s*\d{1,3}\s*,\s*\d{1,3}\s*,\s*\d{1,3}\s*\)$"),
@@ -299,15 +302,13 @@ fn array(s: &Value, a: &[Value], _v: &Value, path: &str, errs: &mut Vec<FieldErr
                 .and_then(Value::as_array)
                 .map(|k| k.iter().filter_map(Value::as_str).collect())
                 .unwrap_or_default();
-            let key_of = |x: &Value| -> Vec<Value> { keys.iter().map(|k| x.get(*k).cloned().unwrap_or(Value::Null)).collect() };
+            let key_of =
+                |x: &Value| -> Vec<Value> { keys.iter().map(|k| x.get(*k).cloned().unwrap_or(Value::Null)).collect() };
             let all: Vec<Vec<Value>> = a.iter().map(key_of).collect();
             for (i, k) in all.iter().enumerate() {
                 if all[..i].contains(k) {
-                    let shown: Vec<String> = keys
-                        .iter()
-                        .zip(k)
-                        .map(|(name, val)| format!("{name:?}:{}", go_value(val)))
-                        .collect();
+                    let shown: Vec<String> =
+                        keys.iter().zip(k).map(|(name, val)| format!("{name:?}:{}", go_value(val))).collect();
                     errs.push(FieldError::new(
                         FieldErrorType::Duplicate,
                         format!("{path}[{i}]"),
@@ -376,12 +377,9 @@ fn object(s: &Value, m: &serde_json::Map<String, Value>, path: &str, errs: &mut 
             Some(ps) => node(ps, val, &child(path, k), errs, depth + 1),
             None => match additional {
                 Some(ap) if ap.is_object() => node(ap, val, &child(path, k), errs, depth + 1),
-                Some(Value::Bool(false)) => invalid(
-                    errs,
-                    path,
-                    Value::from(k.as_str()),
-                    format!("{path}.{k} in body is a forbidden property"),
-                ),
+                Some(Value::Bool(false)) => {
+                    invalid(errs, path, Value::from(k.as_str()), format!("{path}.{k} in body is a forbidden property"))
+                }
                 _ => {}
             },
         }
@@ -500,7 +498,10 @@ mod tests {
             errs(s.clone(), json!({"spec": {"ports": [{"name": "x"}, {"name": "x"}]}})),
             ["spec.ports[1]: Duplicate value: map[string]interface {}{\"name\":\"x\"}"]
         );
-        assert_eq!(errs(s.clone(), json!({"spec": {"labels": {"a": "abc"}}})), ["spec.labels.a: Too long: may not be longer than 2"]);
+        assert_eq!(
+            errs(s.clone(), json!({"spec": {"labels": {"a": "abc"}}})),
+            ["spec.labels.a: Too long: may not be longer than 2"]
+        );
         assert!(errs(s.clone(), json!({"spec": {"port": 80}})).is_empty());
         assert!(errs(s.clone(), json!({"spec": {"port": "http"}})).is_empty());
         assert_eq!(
@@ -511,7 +512,9 @@ mod tests {
 
     #[test]
     fn formats() {
-        let s = spec(json!({"when": {"type": "string", "format": "date-time"}, "ip": {"type": "string", "format": "ipv4"}}));
+        let s = spec(
+            json!({"when": {"type": "string", "format": "date-time"}, "ip": {"type": "string", "format": "ipv4"}}),
+        );
         assert!(errs(s.clone(), json!({"spec": {"when": "2024-01-02T03:04:05Z", "ip": "10.0.0.1"}})).is_empty());
         assert_eq!(
             errs(s, json!({"spec": {"when": "yesterday"}})),
