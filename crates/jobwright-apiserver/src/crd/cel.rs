@@ -13,7 +13,8 @@
 //! Known differences: no static type checking at CRD creation (a rule naming a field the schema
 //! lacks fails at evaluation, not at CRD creation), no estimated-cost rejection of CRDs, and
 //! Kubernetes' CEL libraries (lists, regex, url, quantity, IP/CIDR, format) are not available;
-//! `optionalOldSelf` rules are skipped on create as ordinary transition rules.
+//! `optionalOldSelf` rules are skipped on create as ordinary transition rules; a rule that calls
+//! a function this library lacks is skipped (not failed) when evaluated.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -290,6 +291,14 @@ fn eval_rule(
             });
         }
         Ok(Ok(_)) => errs.push(FieldError::invalid(path, sty, format!("{rule_text}: rule did not evaluate to a bool"))),
+        // A function or macro this CEL library lacks (Kubernetes' libraries, optionals): the rule
+        // cannot be judged here, and upstream's type check would have refused a rule that is
+        // really wrong when the CRD was written, so it is skipped rather than failing the write.
+        Ok(Err(
+            cel::ExecutionError::UndeclaredReference(_)
+            | cel::ExecutionError::NoSuchOverload(_)
+            | cel::ExecutionError::NotSupportedAsMethod { .. },
+        )) => tracing::debug!(rule = %rule_text, "CEL rule uses what this CEL library lacks; skipped"),
         Ok(Err(e)) => errs.push(FieldError::invalid(path, sty, format!("{rule_text}: {e}"))),
         Err(_) => errs.push(FieldError::invalid(path, sty, format!("{rule_text}: evaluation failed"))),
     }
@@ -335,6 +344,21 @@ mod tests {
             ["spec.immutable: Invalid value: \"string\": Value is immutable"]
         );
         assert!(run(&s, ok.clone(), Some(ok)).is_empty());
+    }
+
+    #[test]
+    fn missing_library_functions_skip_but_runtime_errors_fail() {
+        let s = json!({"type": "object", "properties": {"spec": {"type": "object",
+            "x-kubernetes-validations": [
+                {"rule": "self.items.isSorted()"},
+                {"rule": "oldSelf.optMap(o, o == self).orValue(true)", "optionalOldSelf": true},
+                {"rule": "self.n / self.d > 0"},
+            ],
+            "properties": {"items": {"type": "array", "items": {"type": "integer"}}, "n": {"type": "integer"}, "d": {"type": "integer"}}}}});
+        let v = json!({"spec": {"items": [2, 1], "n": 1, "d": 0}});
+        let got = run(&s, v.clone(), Some(v));
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert!(got[0].starts_with("spec: Invalid value: \"object\": self.n / self.d > 0: "), "{got:?}");
     }
 
     #[test]
