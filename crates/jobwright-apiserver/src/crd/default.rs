@@ -15,6 +15,50 @@ pub fn apply(schema: &Value, v: &mut Value) {
     walk(schema, v, 0);
 }
 
+/// Drop the fields `schema` does not know (structural pruning): keys outside `properties` of an
+/// object without `additionalProperties` or `x-kubernetes-preserve-unknown-fields`; the root's
+/// `apiVersion`, `kind` and `metadata` are kept.
+pub fn prune(schema: &Value, v: &mut Value) {
+    fn go(s: &Value, v: &mut Value, root: bool, depth: usize) {
+        if depth > MAX_DEPTH || !s.is_object() {
+            return;
+        }
+        let flag = |k: &str| s.get(k).and_then(Value::as_bool) == Some(true);
+        if flag("x-kubernetes-preserve-unknown-fields") || flag("x-kubernetes-int-or-string") {
+            return;
+        }
+        match v {
+            Value::Object(m) => {
+                if let Some(props) = s.get("properties").and_then(Value::as_object) {
+                    m.retain(|k, _| {
+                        props.contains_key(k) || (root && matches!(k.as_str(), "apiVersion" | "kind" | "metadata"))
+                    });
+                    for (k, child) in m.iter_mut() {
+                        if let Some(ps) = props.get(k) {
+                            go(ps, child, false, depth + 1);
+                        }
+                    }
+                } else if let Some(ap) = s.get("additionalProperties").filter(|a| a.is_object()) {
+                    for child in m.values_mut() {
+                        go(ap, child, false, depth + 1);
+                    }
+                } else if s.get("additionalProperties").is_none() {
+                    m.retain(|k, _| root && matches!(k.as_str(), "apiVersion" | "kind" | "metadata"));
+                }
+            }
+            Value::Array(a) => {
+                if let Some(items) = s.get("items") {
+                    for x in a.iter_mut() {
+                        go(items, x, false, depth + 1);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    go(schema, v, true, 0);
+}
+
 /// Whether `schema` has a `default` anywhere (so reads need defaulting).
 pub fn has_defaults(schema: &Value) -> bool {
     fn go(s: &Value, depth: usize) -> bool {
@@ -126,6 +170,9 @@ mod tests {
             json!({"spec": {"replicas": 1, "mode": "Auto", "nested": {"x": 7}, "ports": [{"proto": "TCP"}, {"proto": "UDP"}]}})
         );
         assert!(has_defaults(&s));
+        let mut p = json!({"apiVersion": "a/v1", "kind": "K", "metadata": {"name": "x"}, "spec": {"mode": "A", "gone": 1}, "extra": true});
+        prune(&s, &mut p);
+        assert_eq!(p, json!({"apiVersion": "a/v1", "kind": "K", "metadata": {"name": "x"}, "spec": {"mode": "A"}}));
         assert!(!has_defaults(&json!({"type": "object", "properties": {"a": {"type": "string"}}})));
     }
 }

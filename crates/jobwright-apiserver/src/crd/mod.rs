@@ -45,6 +45,8 @@ pub struct CrdVersion {
     pub defaults: bool,
     /// `subresources.scale` of this version, if any.
     pub scale: Option<Value>,
+    /// The storage version's schema: objects are pruned by it when stored.
+    pub storage_schema: Option<Arc<Value>>,
 }
 
 /// Whether objects read through `view` differ from their stored bytes (another version, or
@@ -119,7 +121,18 @@ pub fn admit(
     if errs.is_empty() {
         cel::validate(&schema, obj, old, &mut errs);
     }
-    if errs.is_empty() { Ok(vec![]) } else { Err(errs) }
+    if !errs.is_empty() {
+        return Err(errs);
+    }
+    // Stored in the storage version (the `None` conversion): its apiVersion, and pruned by its
+    // schema, as upstream converts and prunes before writing to etcd.
+    if let Some(c) = info.crd.as_ref().filter(|c| c.multi_version) {
+        obj["apiVersion"] = json!(format!("{}/{}", info.group, c.storage_version));
+        if let Some(ss) = &c.storage_schema {
+            default::prune(ss, obj);
+        }
+    }
+    Ok(vec![])
 }
 
 /// The checks a CustomResourceDefinition write gets on top of the generic ones.
@@ -228,6 +241,13 @@ pub fn resources(crd: &Value) -> Vec<ResourceInfo> {
                         multi_version,
                         defaults: info.schema.as_deref().is_some_and(default::has_defaults),
                         scale: v["subresources"]["scale"].as_object().map(|m| Value::Object(m.clone())),
+                        storage_schema: all
+                            .iter()
+                            .find(|v| v["storage"].as_bool() == Some(true))
+                            .and_then(|v| v.pointer("/schema/openAPIV3Schema"))
+                            .filter(|s| s.is_object())
+                            .cloned()
+                            .map(Arc::new),
                     }));
                     Some(info)
                 })
