@@ -29,7 +29,7 @@ const SHARED: &[&str] =
 
 /// Whether requests through `view` need converting (the events.k8s.io view).
 pub fn converts(view: &ResourceInfo) -> bool {
-    view.group == "events.k8s.io" && view.resource == "events"
+    (view.group == "events.k8s.io" && view.resource == "events") || crate::crd::converts(view)
 }
 
 fn rename(obj: &Value, api_version: &str, to_new: bool) -> Value {
@@ -57,11 +57,17 @@ fn rename(obj: &Value, api_version: &str, to_new: bool) -> Value {
 
 /// A stored (core/v1) object as `view` shows it.
 pub fn to_view(view: &ResourceInfo, stored: Value) -> Value {
+    if view.crd.is_some() {
+        return crate::crd::to_view(view, stored);
+    }
     if converts(view) { rename(&stored, "events.k8s.io/v1", true) } else { stored }
 }
 
 /// An object written through `view`, in the storage (core/v1) shape.
 pub fn to_storage(view: &ResourceInfo, obj: Value) -> Value {
+    if view.crd.is_some() {
+        return crate::crd::to_storage(view, obj);
+    }
     if converts(view) { rename(&obj, "v1", false) } else { obj }
 }
 

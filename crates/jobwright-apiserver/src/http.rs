@@ -35,7 +35,7 @@ use super::selector::{FieldSelector, LabelSelector};
 use super::store::{EventType, Meta, Store, StoreConfig, WatchEvent, WatchFrom};
 use super::table::{self, IncludeObject};
 use super::validate::FieldValidation;
-use super::{discovery, events, gc};
+use super::{crd, discovery, events, gc};
 
 /// Upstream's request body limit for JSON (etcd's 3 MiB value limit).
 pub const BODY_LIMIT: usize = 3 * 1024 * 1024;
@@ -863,13 +863,14 @@ async fn resource(
             let ptype = PatchType::from_content_type(ct).ok_or_else(|| StatusError::unsupported_media_type(ct))?;
             let opts = write_options(q, headers)?;
             super::patch::validate_patch_options(ptype, opts.field_manager.as_deref(), q.get("force").is_some())?;
-            let out = if events::converts(&view) {
+            // Custom resources patch their stored object (apply keeps its field manager).
+            let out = if events::converts(&view) && view.crd.is_none() {
                 // A view whose shape differs from storage: patch the view, store the conversion.
                 let cur = api.get(&sinfo, &ns, name).map_err(|_| StatusError::not_found(&view, name))?;
                 let cur_view = events::to_view(&view, serde_json::from_slice(&cur.bytes).unwrap_or(Value::Null));
                 let patched = super::patch::apply_patch(&view, Some(&cur_view), ptype, &body, &Default::default())?;
                 let obj = events::to_storage(&view, patched);
-                api.update(&sinfo, &ns, name, None, obj, &opts).map_err(|e| rename(e, &view))?
+                api.update(&sinfo, &ns, name, t.sub.as_deref(), obj, &opts).map_err(|e| rename(e, &view))?
             } else {
                 api.patch(&sinfo, &ns, name, t.sub.as_deref(), ptype, &body, &opts).map_err(|e| rename(e, &view))?
             };
@@ -908,6 +909,22 @@ async fn resource(
             let list = json!({"kind": format!("{}List", view.kind), "apiVersion": view.api_version(),
                               "metadata": {"resourceVersion": api.store.current_rv().to_string()}, "items": items});
             Ok(json_value(StatusCode::OK, &list))
+        }
+        (Method::GET | Method::PUT | Method::PATCH, Some(name), Some("scale"))
+            if view.crd.as_ref().is_some_and(|c| c.scale.is_some()) =>
+        {
+            let def = view.crd.as_ref().and_then(|c| c.scale.clone()).unwrap_or_default();
+            let scale = if *method == Method::GET {
+                crd::scale::get_scale(api, &sinfo, &def, &ns, name)?
+            } else if *method == Method::PUT {
+                let obj = parse_json_body(&body, headers)?;
+                crd::scale::put_scale(api, &sinfo, &def, &ns, name, &obj, &write_options(q, headers)?)?
+            } else {
+                let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+                let ptype = PatchType::from_content_type(ct).ok_or_else(|| StatusError::unsupported_media_type(ct))?;
+                crd::scale::patch_scale(api, &sinfo, &def, &ns, name, ptype, &body, &write_options(q, headers)?)?
+            };
+            Ok(json_value(StatusCode::OK, &scale))
         }
         _ => Err(not_allowed()),
     }

@@ -35,6 +35,9 @@ pub struct ResourceInfo {
     /// A custom resource's `openAPIV3Schema`, used for unknown-field checks (`None` for built-ins);
     /// shared, since a `ResourceInfo` is cloned per request and a schema can be hundreds of KiB.
     pub schema: Option<std::sync::Arc<serde_json::Value>>,
+    /// What a custom resource's CRD says beyond the above (storage version, scale paths...),
+    /// `None` for built-ins.
+    pub crd: Option<std::sync::Arc<crate::crd::CrdVersion>>,
 }
 
 /// The verbs every served resource supports.
@@ -68,6 +71,7 @@ impl ResourceInfo {
             storage_key: format!("{group}/{resource}"),
             printer_columns: Vec::new(),
             schema: None,
+            crd: None,
         }
     }
 

@@ -497,7 +497,13 @@ impl Api {
             md.remove("selfLink");
             md.remove("generation");
         }
-        if info.has_subresource("status") {
+        if info.has_subresource("status") && info.crd.is_some() {
+            // A custom resource's status is only written through the status subresource:
+            // upstream drops it on create (and keeps none).
+            if let Some(m) = obj.as_object_mut() {
+                m.remove("status");
+            }
+        } else if info.has_subresource("status") {
             obj["status"] = json!({});
             // Namespaces and nodes have a status subresource but, upstream, no generation.
             if !(info.group.is_empty() && matches!(info.resource.as_str(), "namespaces" | "nodes")) {
@@ -508,7 +514,7 @@ impl Api {
             obj["metadata"]["generation"] = json!(1);
         }
         if crd::is_crd(info) {
-            crd::accept(&mut obj);
+            crd::accept(&mut obj, &self.registry);
         }
         if info.group.is_empty() && info.resource == "namespaces" {
             obj["spec"] = json!({"finalizers": ["kubernetes"]});
@@ -575,7 +581,16 @@ impl Api {
             match sub {
                 Some("status") => {
                     let mut merged = old.clone();
-                    merged["status"] = new.get("status").cloned().unwrap_or(json!({}));
+                    match new.get("status") {
+                        Some(s) => merged["status"] = s.clone(),
+                        // A custom resource's status written as absent is removed.
+                        None if info.crd.is_some() => {
+                            if let Some(m) = merged.as_object_mut() {
+                                m.remove("status");
+                            }
+                        }
+                        None => merged["status"] = json!({}),
+                    }
                     if let Some(mf) = new["metadata"].get("managedFields") {
                         merged["metadata"]["managedFields"] = mf.clone();
                     }

@@ -163,6 +163,8 @@ pub fn admit_decoded(
         ("", "Node") => other::admit_node(op, obj, old),
         ("coordination.k8s.io", "Lease") => other::admit_lease(op, obj, old),
         ("", "Event") | ("events.k8s.io", "Event") => other::admit_event(info, op, obj, old),
+        ("apiextensions.k8s.io", "CustomResourceDefinition") => crate::crd::admit_crd(info, op, obj, old),
+        _ if info.crd.is_some() => crate::crd::admit(info, op, obj, old),
         _ => other::admit_generic(info, op, obj, old),
     };
     match result {
