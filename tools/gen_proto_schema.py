@@ -33,6 +33,7 @@ PACKAGES = [
     ("api/autoscaling/v1", "k8s.io/api/autoscaling/v1", "autoscaling/v1"),
     ("api/authentication/v1", "k8s.io/api/authentication/v1", "authentication.k8s.io/v1"),
     ("api/authorization/v1", "k8s.io/api/authorization/v1", "authorization.k8s.io/v1"),
+    ("api/discovery/v1", "k8s.io/api/discovery/v1", "discovery.k8s.io/v1"),
     ("apimachinery/pkg/apis/meta/v1", "k8s.io/apimachinery/pkg/apis/meta/v1", None),
     ("apiext/pkg/apis/apiextensions/v1", "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1",
      "apiextensions.k8s.io/v1"),

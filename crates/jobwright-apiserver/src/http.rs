@@ -69,6 +69,8 @@ pub struct ServerConfig {
     pub decision_log: usize,
     /// Connection and request bounds (timeouts, connection count, requests in flight).
     pub limits: super::conn::ConnLimits,
+    /// `--service-cluster-ip-range` and `--service-node-port-range`.
+    pub service_ranges: super::services::ServiceRanges,
 }
 
 impl Default for ServerConfig {
@@ -83,6 +85,7 @@ impl Default for ServerConfig {
             tokens: vec![],
             decision_log: super::auth::DEFAULT_DECISION_LOG,
             limits: super::conn::ConnLimits::default(),
+            service_ranges: super::services::ServiceRanges::default(),
         }
     }
 }
@@ -115,7 +118,7 @@ impl Server {
         if let Some(dir) = &config.data_dir {
             load(&store, &registry, dir)?;
         }
-        let api = Api::new(store, registry);
+        let api = Api::with_service_ranges(store, registry, config.service_ranges.clone());
         let auth = Auth::new(config.authorization_mode, &config.tokens, config.decision_log);
         Ok(Arc::new(Self { api, config, stopping: tokio_util::sync::CancellationToken::new(), auth }))
     }
@@ -222,6 +225,7 @@ pub async fn start(listen: SocketAddr, config: ServerConfig) -> std::io::Result<
 pub async fn start_with(listen: SocketAddr, server: Arc<Server>) -> std::io::Result<Running> {
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let addr = listener.local_addr()?;
+    super::services::ensure_kubernetes_service(&server.api, addr);
     let (tx, rx) = oneshot::channel::<()>();
     let gc = tokio::spawn(gc::run(server.api.clone()));
     let app = router(server.clone());

@@ -2399,6 +2399,55 @@ pub(super) static MESSAGES: &[Msg] = &[
         Field { num: 2, json: "nonResourceURLs", card: Card::Repeated, ty: Ty::Str, omitempty: true },
     ] },
     // 337
+    Msg { name: "api/discovery/v1.EndpointSlice", fields: &[
+        Field { num: 1, json: "metadata", card: Card::Value, ty: Ty::Msg(1), omitempty: true },
+        Field { num: 2, json: "endpoints", card: Card::Repeated, ty: Ty::Msg(338), omitempty: false },
+        Field { num: 3, json: "ports", card: Card::Repeated, ty: Ty::Msg(343), omitempty: false },
+        Field { num: 4, json: "addressType", card: Card::Value, ty: Ty::Str, omitempty: false },
+    ] },
+    // 338
+    Msg { name: "api/discovery/v1.Endpoint", fields: &[
+        Field { num: 1, json: "addresses", card: Card::Repeated, ty: Ty::Str, omitempty: false },
+        Field { num: 2, json: "conditions", card: Card::Value, ty: Ty::Msg(339), omitempty: true },
+        Field { num: 3, json: "hostname", card: Card::Pointer, ty: Ty::Str, omitempty: true },
+        Field { num: 4, json: "targetRef", card: Card::Pointer, ty: Ty::Msg(28), omitempty: true },
+        Field { num: 5, json: "deprecatedTopology", card: Card::Map, ty: Ty::Str, omitempty: true },
+        Field { num: 6, json: "nodeName", card: Card::Pointer, ty: Ty::Str, omitempty: true },
+        Field { num: 7, json: "zone", card: Card::Pointer, ty: Ty::Str, omitempty: true },
+        Field { num: 8, json: "hints", card: Card::Pointer, ty: Ty::Msg(340), omitempty: true },
+    ] },
+    // 339
+    Msg { name: "api/discovery/v1.EndpointConditions", fields: &[
+        Field { num: 1, json: "ready", card: Card::Pointer, ty: Ty::Bool, omitempty: true },
+        Field { num: 2, json: "serving", card: Card::Pointer, ty: Ty::Bool, omitempty: true },
+        Field { num: 3, json: "terminating", card: Card::Pointer, ty: Ty::Bool, omitempty: true },
+    ] },
+    // 340
+    Msg { name: "api/discovery/v1.EndpointHints", fields: &[
+        Field { num: 1, json: "forZones", card: Card::Repeated, ty: Ty::Msg(341), omitempty: true },
+        Field { num: 2, json: "forNodes", card: Card::Repeated, ty: Ty::Msg(342), omitempty: true },
+    ] },
+    // 341
+    Msg { name: "api/discovery/v1.ForZone", fields: &[
+        Field { num: 1, json: "name", card: Card::Value, ty: Ty::Str, omitempty: false },
+    ] },
+    // 342
+    Msg { name: "api/discovery/v1.ForNode", fields: &[
+        Field { num: 1, json: "name", card: Card::Value, ty: Ty::Str, omitempty: false },
+    ] },
+    // 343
+    Msg { name: "api/discovery/v1.EndpointPort", fields: &[
+        Field { num: 1, json: "name", card: Card::Pointer, ty: Ty::Str, omitempty: true },
+        Field { num: 2, json: "protocol", card: Card::Pointer, ty: Ty::Str, omitempty: true },
+        Field { num: 3, json: "port", card: Card::Pointer, ty: Ty::I32, omitempty: true },
+        Field { num: 4, json: "appProtocol", card: Card::Pointer, ty: Ty::Str, omitempty: true },
+    ] },
+    // 344
+    Msg { name: "api/discovery/v1.EndpointSliceList", fields: &[
+        Field { num: 1, json: "metadata", card: Card::Value, ty: Ty::Msg(36), omitempty: true },
+        Field { num: 2, json: "items", card: Card::Repeated, ty: Ty::Msg(337), omitempty: false },
+    ] },
+    // 345
     Msg { name: "apimachinery/pkg/apis/meta/v1.ListOptions", fields: &[
         Field { num: 1, json: "labelSelector", card: Card::Value, ty: Ty::Str, omitempty: true },
         Field { num: 2, json: "fieldSelector", card: Card::Value, ty: Ty::Str, omitempty: true },
@@ -2411,69 +2460,69 @@ pub(super) static MESSAGES: &[Msg] = &[
         Field { num: 10, json: "resourceVersionMatch", card: Card::Value, ty: Ty::Str, omitempty: true },
         Field { num: 11, json: "sendInitialEvents", card: Card::Pointer, ty: Ty::Bool, omitempty: true },
     ] },
-    // 338
+    // 346
     Msg { name: "apimachinery/pkg/apis/meta/v1.GetOptions", fields: &[
         Field { num: 1, json: "resourceVersion", card: Card::Value, ty: Ty::Str, omitempty: true },
     ] },
-    // 339
+    // 347
     Msg { name: "apimachinery/pkg/apis/meta/v1.CreateOptions", fields: &[
         Field { num: 1, json: "dryRun", card: Card::Repeated, ty: Ty::Str, omitempty: true },
         Field { num: 3, json: "fieldManager", card: Card::Value, ty: Ty::Str, omitempty: true },
         Field { num: 4, json: "fieldValidation", card: Card::Value, ty: Ty::Str, omitempty: true },
     ] },
-    // 340
+    // 348
     Msg { name: "apimachinery/pkg/apis/meta/v1.PatchOptions", fields: &[
         Field { num: 1, json: "dryRun", card: Card::Repeated, ty: Ty::Str, omitempty: true },
         Field { num: 2, json: "force", card: Card::Pointer, ty: Ty::Bool, omitempty: true },
         Field { num: 3, json: "fieldManager", card: Card::Value, ty: Ty::Str, omitempty: true },
         Field { num: 4, json: "fieldValidation", card: Card::Value, ty: Ty::Str, omitempty: true },
     ] },
-    // 341
+    // 349
     Msg { name: "apimachinery/pkg/apis/meta/v1.UpdateOptions", fields: &[
         Field { num: 1, json: "dryRun", card: Card::Repeated, ty: Ty::Str, omitempty: true },
         Field { num: 2, json: "fieldManager", card: Card::Value, ty: Ty::Str, omitempty: true },
         Field { num: 3, json: "fieldValidation", card: Card::Value, ty: Ty::Str, omitempty: true },
     ] },
-    // 342
+    // 350
     Msg { name: "apimachinery/pkg/apis/meta/v1.Status", fields: &[
         Field { num: 1, json: "metadata", card: Card::Value, ty: Ty::Msg(36), omitempty: true },
         Field { num: 2, json: "status", card: Card::Value, ty: Ty::Str, omitempty: true },
         Field { num: 3, json: "message", card: Card::Value, ty: Ty::Str, omitempty: true },
         Field { num: 4, json: "reason", card: Card::Value, ty: Ty::Str, omitempty: true },
-        Field { num: 5, json: "details", card: Card::Pointer, ty: Ty::Msg(343), omitempty: true },
+        Field { num: 5, json: "details", card: Card::Pointer, ty: Ty::Msg(351), omitempty: true },
         Field { num: 6, json: "code", card: Card::Value, ty: Ty::I32, omitempty: true },
     ] },
-    // 343
+    // 351
     Msg { name: "apimachinery/pkg/apis/meta/v1.StatusDetails", fields: &[
         Field { num: 1, json: "name", card: Card::Value, ty: Ty::Str, omitempty: true },
         Field { num: 2, json: "group", card: Card::Value, ty: Ty::Str, omitempty: true },
         Field { num: 3, json: "kind", card: Card::Value, ty: Ty::Str, omitempty: true },
-        Field { num: 4, json: "causes", card: Card::Repeated, ty: Ty::Msg(344), omitempty: true },
+        Field { num: 4, json: "causes", card: Card::Repeated, ty: Ty::Msg(352), omitempty: true },
         Field { num: 5, json: "retryAfterSeconds", card: Card::Value, ty: Ty::I32, omitempty: true },
         Field { num: 6, json: "uid", card: Card::Value, ty: Ty::Str, omitempty: true },
     ] },
-    // 344
+    // 352
     Msg { name: "apimachinery/pkg/apis/meta/v1.StatusCause", fields: &[
         Field { num: 1, json: "reason", card: Card::Value, ty: Ty::Str, omitempty: true },
         Field { num: 2, json: "message", card: Card::Value, ty: Ty::Str, omitempty: true },
         Field { num: 3, json: "field", card: Card::Value, ty: Ty::Str, omitempty: true },
     ] },
-    // 345
+    // 353
     Msg { name: "apiextensions-apiserver/pkg/apis/apiextensions/v1.CustomResourceDefinition", fields: &[
         Field { num: 1, json: "metadata", card: Card::Value, ty: Ty::Msg(1), omitempty: true },
-        Field { num: 2, json: "spec", card: Card::Value, ty: Ty::Msg(346), omitempty: false },
-        Field { num: 3, json: "status", card: Card::Value, ty: Ty::Msg(362), omitempty: true },
+        Field { num: 2, json: "spec", card: Card::Value, ty: Ty::Msg(354), omitempty: false },
+        Field { num: 3, json: "status", card: Card::Value, ty: Ty::Msg(370), omitempty: true },
     ] },
-    // 346
+    // 354
     Msg { name: "apiextensions-apiserver/pkg/apis/apiextensions/v1.CustomResourceDefinitionSpec", fields: &[
         Field { num: 1, json: "group", card: Card::Value, ty: Ty::Str, omitempty: false },
-        Field { num: 3, json: "names", card: Card::Value, ty: Ty::Msg(347), omitempty: false },
+        Field { num: 3, json: "names", card: Card::Value, ty: Ty::Msg(355), omitempty: false },
         Field { num: 4, json: "scope", card: Card::Value, ty: Ty::Str, omitempty: false },
-        Field { num: 7, json: "versions", card: Card::Repeated, ty: Ty::Msg(348), omitempty: false },
-        Field { num: 9, json: "conversion", card: Card::Pointer, ty: Ty::Msg(358), omitempty: true },
+        Field { num: 7, json: "versions", card: Card::Repeated, ty: Ty::Msg(356), omitempty: false },
+        Field { num: 9, json: "conversion", card: Card::Pointer, ty: Ty::Msg(366), omitempty: true },
         Field { num: 10, json: "preserveUnknownFields", card: Card::Value, ty: Ty::Bool, omitempty: true },
     ] },
-    // 347
+    // 355
     Msg { name: "apiextensions-apiserver/pkg/apis/apiextensions/v1.CustomResourceDefinitionNames", fields: &[
         Field { num: 1, json: "plural", card: Card::Value, ty: Ty::Str, omitempty: false },
         Field { num: 2, json: "singular", card: Card::Value, ty: Ty::Str, omitempty: true },
@@ -2482,23 +2531,23 @@ pub(super) static MESSAGES: &[Msg] = &[
         Field { num: 5, json: "listKind", card: Card::Value, ty: Ty::Str, omitempty: true },
         Field { num: 6, json: "categories", card: Card::Repeated, ty: Ty::Str, omitempty: true },
     ] },
-    // 348
+    // 356
     Msg { name: "apiextensions-apiserver/pkg/apis/apiextensions/v1.CustomResourceDefinitionVersion", fields: &[
         Field { num: 1, json: "name", card: Card::Value, ty: Ty::Str, omitempty: false },
         Field { num: 2, json: "served", card: Card::Value, ty: Ty::Bool, omitempty: false },
         Field { num: 3, json: "storage", card: Card::Value, ty: Ty::Bool, omitempty: false },
-        Field { num: 4, json: "schema", card: Card::Pointer, ty: Ty::Msg(349), omitempty: true },
-        Field { num: 5, json: "subresources", card: Card::Pointer, ty: Ty::Msg(353), omitempty: true },
-        Field { num: 6, json: "additionalPrinterColumns", card: Card::Repeated, ty: Ty::Msg(356), omitempty: true },
+        Field { num: 4, json: "schema", card: Card::Pointer, ty: Ty::Msg(357), omitempty: true },
+        Field { num: 5, json: "subresources", card: Card::Pointer, ty: Ty::Msg(361), omitempty: true },
+        Field { num: 6, json: "additionalPrinterColumns", card: Card::Repeated, ty: Ty::Msg(364), omitempty: true },
         Field { num: 7, json: "deprecated", card: Card::Value, ty: Ty::Bool, omitempty: true },
         Field { num: 8, json: "deprecationWarning", card: Card::Pointer, ty: Ty::Str, omitempty: true },
-        Field { num: 9, json: "selectableFields", card: Card::Repeated, ty: Ty::Msg(357), omitempty: true },
+        Field { num: 9, json: "selectableFields", card: Card::Repeated, ty: Ty::Msg(365), omitempty: true },
     ] },
-    // 349
+    // 357
     Msg { name: "apiextensions-apiserver/pkg/apis/apiextensions/v1.CustomResourceValidation", fields: &[
-        Field { num: 1, json: "openAPIV3Schema", card: Card::Pointer, ty: Ty::Msg(350), omitempty: true },
+        Field { num: 1, json: "openAPIV3Schema", card: Card::Pointer, ty: Ty::Msg(358), omitempty: true },
     ] },
-    // 350
+    // 358
     Msg { name: "apiextensions-apiserver/pkg/apis/apiextensions/v1.JSONSchemaProps", fields: &[
         Field { num: 1, json: "id", card: Card::Value, ty: Ty::Str, omitempty: true },
         Field { num: 2, json: "$schema", card: Card::Value, ty: Ty::Str, omitempty: true },
@@ -2524,17 +2573,17 @@ pub(super) static MESSAGES: &[Msg] = &[
         Field { num: 22, json: "minProperties", card: Card::Pointer, ty: Ty::I64, omitempty: true },
         Field { num: 23, json: "required", card: Card::Repeated, ty: Ty::Str, omitempty: true },
         Field { num: 24, json: "items", card: Card::Pointer, ty: Ty::JspOrArray, omitempty: true },
-        Field { num: 25, json: "allOf", card: Card::Repeated, ty: Ty::Msg(350), omitempty: true },
-        Field { num: 26, json: "oneOf", card: Card::Repeated, ty: Ty::Msg(350), omitempty: true },
-        Field { num: 27, json: "anyOf", card: Card::Repeated, ty: Ty::Msg(350), omitempty: true },
-        Field { num: 28, json: "not", card: Card::Pointer, ty: Ty::Msg(350), omitempty: true },
-        Field { num: 29, json: "properties", card: Card::Map, ty: Ty::Msg(350), omitempty: true },
+        Field { num: 25, json: "allOf", card: Card::Repeated, ty: Ty::Msg(358), omitempty: true },
+        Field { num: 26, json: "oneOf", card: Card::Repeated, ty: Ty::Msg(358), omitempty: true },
+        Field { num: 27, json: "anyOf", card: Card::Repeated, ty: Ty::Msg(358), omitempty: true },
+        Field { num: 28, json: "not", card: Card::Pointer, ty: Ty::Msg(358), omitempty: true },
+        Field { num: 29, json: "properties", card: Card::Map, ty: Ty::Msg(358), omitempty: true },
         Field { num: 30, json: "additionalProperties", card: Card::Pointer, ty: Ty::JspOrBool, omitempty: true },
-        Field { num: 31, json: "patternProperties", card: Card::Map, ty: Ty::Msg(350), omitempty: true },
+        Field { num: 31, json: "patternProperties", card: Card::Map, ty: Ty::Msg(358), omitempty: true },
         Field { num: 32, json: "dependencies", card: Card::Map, ty: Ty::JspOrStringArray, omitempty: true },
         Field { num: 33, json: "additionalItems", card: Card::Pointer, ty: Ty::JspOrBool, omitempty: true },
-        Field { num: 34, json: "definitions", card: Card::Map, ty: Ty::Msg(350), omitempty: true },
-        Field { num: 35, json: "externalDocs", card: Card::Pointer, ty: Ty::Msg(351), omitempty: true },
+        Field { num: 34, json: "definitions", card: Card::Map, ty: Ty::Msg(358), omitempty: true },
+        Field { num: 35, json: "externalDocs", card: Card::Pointer, ty: Ty::Msg(359), omitempty: true },
         Field { num: 36, json: "example", card: Card::Pointer, ty: Ty::Json, omitempty: true },
         Field { num: 37, json: "nullable", card: Card::Value, ty: Ty::Bool, omitempty: true },
         Field { num: 38, json: "x-kubernetes-preserve-unknown-fields", card: Card::Pointer, ty: Ty::Bool, omitempty: true },
@@ -2543,14 +2592,14 @@ pub(super) static MESSAGES: &[Msg] = &[
         Field { num: 41, json: "x-kubernetes-list-map-keys", card: Card::Repeated, ty: Ty::Str, omitempty: true },
         Field { num: 42, json: "x-kubernetes-list-type", card: Card::Pointer, ty: Ty::Str, omitempty: true },
         Field { num: 43, json: "x-kubernetes-map-type", card: Card::Pointer, ty: Ty::Str, omitempty: true },
-        Field { num: 44, json: "x-kubernetes-validations", card: Card::Repeated, ty: Ty::Msg(352), omitempty: true },
+        Field { num: 44, json: "x-kubernetes-validations", card: Card::Repeated, ty: Ty::Msg(360), omitempty: true },
     ] },
-    // 351
+    // 359
     Msg { name: "apiextensions-apiserver/pkg/apis/apiextensions/v1.ExternalDocumentation", fields: &[
         Field { num: 1, json: "description", card: Card::Value, ty: Ty::Str, omitempty: true },
         Field { num: 2, json: "url", card: Card::Value, ty: Ty::Str, omitempty: true },
     ] },
-    // 352
+    // 360
     Msg { name: "apiextensions-apiserver/pkg/apis/apiextensions/v1.ValidationRule", fields: &[
         Field { num: 1, json: "rule", card: Card::Value, ty: Ty::Str, omitempty: false },
         Field { num: 2, json: "message", card: Card::Value, ty: Ty::Str, omitempty: true },
@@ -2559,21 +2608,21 @@ pub(super) static MESSAGES: &[Msg] = &[
         Field { num: 5, json: "fieldPath", card: Card::Value, ty: Ty::Str, omitempty: true },
         Field { num: 6, json: "optionalOldSelf", card: Card::Pointer, ty: Ty::Bool, omitempty: true },
     ] },
-    // 353
+    // 361
     Msg { name: "apiextensions-apiserver/pkg/apis/apiextensions/v1.CustomResourceSubresources", fields: &[
-        Field { num: 1, json: "status", card: Card::Pointer, ty: Ty::Msg(354), omitempty: true },
-        Field { num: 2, json: "scale", card: Card::Pointer, ty: Ty::Msg(355), omitempty: true },
+        Field { num: 1, json: "status", card: Card::Pointer, ty: Ty::Msg(362), omitempty: true },
+        Field { num: 2, json: "scale", card: Card::Pointer, ty: Ty::Msg(363), omitempty: true },
     ] },
-    // 354
+    // 362
     Msg { name: "apiextensions-apiserver/pkg/apis/apiextensions/v1.CustomResourceSubresourceStatus", fields: &[
     ] },
-    // 355
+    // 363
     Msg { name: "apiextensions-apiserver/pkg/apis/apiextensions/v1.CustomResourceSubresourceScale", fields: &[
         Field { num: 1, json: "specReplicasPath", card: Card::Value, ty: Ty::Str, omitempty: false },
         Field { num: 2, json: "statusReplicasPath", card: Card::Value, ty: Ty::Str, omitempty: false },
         Field { num: 3, json: "labelSelectorPath", card: Card::Pointer, ty: Ty::Str, omitempty: true },
     ] },
-    // 356
+    // 364
     Msg { name: "apiextensions-apiserver/pkg/apis/apiextensions/v1.CustomResourceColumnDefinition", fields: &[
         Field { num: 1, json: "name", card: Card::Value, ty: Ty::Str, omitempty: false },
         Field { num: 2, json: "type", card: Card::Value, ty: Ty::Str, omitempty: false },
@@ -2582,40 +2631,40 @@ pub(super) static MESSAGES: &[Msg] = &[
         Field { num: 5, json: "priority", card: Card::Value, ty: Ty::I32, omitempty: true },
         Field { num: 6, json: "jsonPath", card: Card::Value, ty: Ty::Str, omitempty: false },
     ] },
-    // 357
+    // 365
     Msg { name: "apiextensions-apiserver/pkg/apis/apiextensions/v1.SelectableField", fields: &[
         Field { num: 1, json: "jsonPath", card: Card::Value, ty: Ty::Str, omitempty: false },
     ] },
-    // 358
+    // 366
     Msg { name: "apiextensions-apiserver/pkg/apis/apiextensions/v1.CustomResourceConversion", fields: &[
         Field { num: 1, json: "strategy", card: Card::Value, ty: Ty::Str, omitempty: false },
-        Field { num: 2, json: "webhook", card: Card::Pointer, ty: Ty::Msg(359), omitempty: true },
+        Field { num: 2, json: "webhook", card: Card::Pointer, ty: Ty::Msg(367), omitempty: true },
     ] },
-    // 359
+    // 367
     Msg { name: "apiextensions-apiserver/pkg/apis/apiextensions/v1.WebhookConversion", fields: &[
-        Field { num: 2, json: "clientConfig", card: Card::Pointer, ty: Ty::Msg(360), omitempty: true },
+        Field { num: 2, json: "clientConfig", card: Card::Pointer, ty: Ty::Msg(368), omitempty: true },
         Field { num: 3, json: "conversionReviewVersions", card: Card::Repeated, ty: Ty::Str, omitempty: false },
     ] },
-    // 360
+    // 368
     Msg { name: "apiextensions-apiserver/pkg/apis/apiextensions/v1.WebhookClientConfig", fields: &[
-        Field { num: 1, json: "service", card: Card::Pointer, ty: Ty::Msg(361), omitempty: true },
+        Field { num: 1, json: "service", card: Card::Pointer, ty: Ty::Msg(369), omitempty: true },
         Field { num: 2, json: "caBundle", card: Card::Value, ty: Ty::Bytes, omitempty: true },
         Field { num: 3, json: "url", card: Card::Pointer, ty: Ty::Str, omitempty: true },
     ] },
-    // 361
+    // 369
     Msg { name: "apiextensions-apiserver/pkg/apis/apiextensions/v1.ServiceReference", fields: &[
         Field { num: 1, json: "namespace", card: Card::Value, ty: Ty::Str, omitempty: false },
         Field { num: 2, json: "name", card: Card::Value, ty: Ty::Str, omitempty: false },
         Field { num: 3, json: "path", card: Card::Pointer, ty: Ty::Str, omitempty: true },
         Field { num: 4, json: "port", card: Card::Pointer, ty: Ty::I32, omitempty: true },
     ] },
-    // 362
+    // 370
     Msg { name: "apiextensions-apiserver/pkg/apis/apiextensions/v1.CustomResourceDefinitionStatus", fields: &[
-        Field { num: 1, json: "conditions", card: Card::Repeated, ty: Ty::Msg(363), omitempty: false },
-        Field { num: 2, json: "acceptedNames", card: Card::Value, ty: Ty::Msg(347), omitempty: false },
+        Field { num: 1, json: "conditions", card: Card::Repeated, ty: Ty::Msg(371), omitempty: false },
+        Field { num: 2, json: "acceptedNames", card: Card::Value, ty: Ty::Msg(355), omitempty: false },
         Field { num: 3, json: "storedVersions", card: Card::Repeated, ty: Ty::Str, omitempty: false },
     ] },
-    // 363
+    // 371
     Msg { name: "apiextensions-apiserver/pkg/apis/apiextensions/v1.CustomResourceDefinitionCondition", fields: &[
         Field { num: 1, json: "type", card: Card::Value, ty: Ty::Str, omitempty: false },
         Field { num: 2, json: "status", card: Card::Value, ty: Ty::Str, omitempty: false },
@@ -2623,29 +2672,29 @@ pub(super) static MESSAGES: &[Msg] = &[
         Field { num: 4, json: "reason", card: Card::Value, ty: Ty::Str, omitempty: true },
         Field { num: 5, json: "message", card: Card::Value, ty: Ty::Str, omitempty: true },
     ] },
-    // 364
+    // 372
     Msg { name: "apiextensions-apiserver/pkg/apis/apiextensions/v1.CustomResourceDefinitionList", fields: &[
         Field { num: 1, json: "metadata", card: Card::Value, ty: Ty::Msg(36), omitempty: true },
-        Field { num: 2, json: "items", card: Card::Repeated, ty: Ty::Msg(345), omitempty: false },
+        Field { num: 2, json: "items", card: Card::Repeated, ty: Ty::Msg(353), omitempty: false },
     ] },
-    // 365
+    // 373
     Msg { name: "apiextensions-apiserver/pkg/apis/apiextensions/v1.ConversionReview", fields: &[
-        Field { num: 1, json: "request", card: Card::Pointer, ty: Ty::Msg(366), omitempty: true },
-        Field { num: 2, json: "response", card: Card::Pointer, ty: Ty::Msg(367), omitempty: true },
+        Field { num: 1, json: "request", card: Card::Pointer, ty: Ty::Msg(374), omitempty: true },
+        Field { num: 2, json: "response", card: Card::Pointer, ty: Ty::Msg(375), omitempty: true },
     ] },
-    // 366
+    // 374
     Msg { name: "apiextensions-apiserver/pkg/apis/apiextensions/v1.ConversionRequest", fields: &[
         Field { num: 1, json: "uid", card: Card::Value, ty: Ty::Str, omitempty: false },
         Field { num: 2, json: "desiredAPIVersion", card: Card::Value, ty: Ty::Str, omitempty: false },
         Field { num: 3, json: "objects", card: Card::Repeated, ty: Ty::RawExtension, omitempty: false },
     ] },
-    // 367
+    // 375
     Msg { name: "apiextensions-apiserver/pkg/apis/apiextensions/v1.ConversionResponse", fields: &[
         Field { num: 1, json: "uid", card: Card::Value, ty: Ty::Str, omitempty: false },
         Field { num: 2, json: "convertedObjects", card: Card::Repeated, ty: Ty::RawExtension, omitempty: false },
-        Field { num: 3, json: "result", card: Card::Value, ty: Ty::Msg(342), omitempty: false },
+        Field { num: 3, json: "result", card: Card::Value, ty: Ty::Msg(350), omitempty: false },
     ] },
-    // 368
+    // 376
     Msg { name: "apimachinery/pkg/apis/meta/v1.WatchEvent", fields: &[
         Field { num: 1, json: "type", card: Card::Value, ty: Ty::Str, omitempty: false },
         Field { num: 2, json: "object", card: Card::Value, ty: Ty::RawExtension, omitempty: false },
@@ -2655,17 +2704,17 @@ pub(super) static MESSAGES: &[Msg] = &[
 /// `(apiVersion, kind, message)`; `*` for meta/v1 kinds served in every group version.
 #[rustfmt::skip]
 pub(super) static KINDS: &[(&str, &str, u16)] = &[
-    ("*", "CreateOptions", 339),
+    ("*", "CreateOptions", 347),
     ("*", "DeleteOptions", 283),
-    ("*", "GetOptions", 338),
-    ("*", "ListOptions", 337),
-    ("*", "PatchOptions", 340),
-    ("*", "Status", 342),
-    ("*", "UpdateOptions", 341),
-    ("*", "WatchEvent", 368),
-    ("apiextensions.k8s.io/v1", "ConversionReview", 365),
-    ("apiextensions.k8s.io/v1", "CustomResourceDefinition", 345),
-    ("apiextensions.k8s.io/v1", "CustomResourceDefinitionList", 364),
+    ("*", "GetOptions", 346),
+    ("*", "ListOptions", 345),
+    ("*", "PatchOptions", 348),
+    ("*", "Status", 350),
+    ("*", "UpdateOptions", 349),
+    ("*", "WatchEvent", 376),
+    ("apiextensions.k8s.io/v1", "ConversionReview", 373),
+    ("apiextensions.k8s.io/v1", "CustomResourceDefinition", 353),
+    ("apiextensions.k8s.io/v1", "CustomResourceDefinitionList", 372),
     ("apps/v1", "ControllerRevision", 276),
     ("apps/v1", "ControllerRevisionList", 277),
     ("apps/v1", "DaemonSet", 264),
@@ -2692,6 +2741,8 @@ pub(super) static KINDS: &[(&str, &str, u16)] = &[
     ("batch/v1", "JobList", 242),
     ("coordination.k8s.io/v1", "Lease", 297),
     ("coordination.k8s.io/v1", "LeaseList", 299),
+    ("discovery.k8s.io/v1", "EndpointSlice", 337),
+    ("discovery.k8s.io/v1", "EndpointSliceList", 344),
     ("events.k8s.io/v1", "Event", 300),
     ("events.k8s.io/v1", "EventList", 302),
     ("policy/v1", "Eviction", 282),

@@ -42,6 +42,7 @@ pub mod limits;
 pub mod meta;
 pub mod other;
 pub mod pod;
+pub mod service;
 pub mod strict;
 
 use serde_json::Value;
