@@ -182,8 +182,10 @@ async fn main() -> std::process::ExitCode {
             service_ranges,
             ..
         } => {
-            let mut config = jobwright::apiserver::http::ServerConfig::default();
-            config.service_ranges = service_ranges.ranges();
+            let mut config = jobwright::apiserver::http::ServerConfig {
+                service_ranges: service_ranges.ranges(),
+                ..Default::default()
+            };
             config.store.history = watch_history;
             config.data_dir = data_dir;
             config.authorization_mode = authorization_mode;

@@ -124,6 +124,12 @@ async fn endpoints_and_slices_follow_pods_selectors_and_the_service() {
     let eps: Api<Endpoints> = Api::namespaced(client.clone(), "default");
     let slices: Api<EndpointSlice> = Api::namespaced(client.clone(), "default");
 
+    // Endpoints a user writes (before their selectorless Service) are theirs: left alone.
+    let manual: Endpoints = serde_json::from_value(json!({"metadata": {"name": "manual"},
+        "subsets": [{"addresses": [{"ip": "192.0.2.1"}], "ports": [{"port": 5432}]}]}))
+    .unwrap();
+    let manual = eps.create(&PostParams::default(), &manual).await.unwrap();
+    services.create(&PostParams::default(), &svc("manual", json!({"ports": [{"port": 5432}]}))).await.unwrap();
     make_pod(&pods, "a", "web", "10.244.0.5", true).await;
     make_pod(&pods, "b", "web", "10.244.0.6", false).await;
     make_pod(&pods, "other", "db", "10.244.0.7", true).await;
@@ -201,6 +207,8 @@ async fn endpoints_and_slices_follow_pods_selectors_and_the_service() {
         })
     })
     .await;
+    let still = eps.get("manual").await.unwrap();
+    assert_eq!(still.metadata.resource_version, manual.metadata.resource_version, "a user's Endpoints were rewritten");
     // The kubernetes Service's objects (no selector) were never touched by the controllers.
     let k = eps.get("kubernetes").await.unwrap();
     assert_eq!(k.subsets.unwrap()[0].addresses.as_ref().unwrap()[0].ip, "127.0.0.1");

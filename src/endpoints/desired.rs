@@ -250,7 +250,13 @@ fn addr_key(a: &EndpointAddress) -> AddrKey {
     (a.ip.parse().ok(), a.ip.clone(), a.target_ref.as_ref().and_then(|r| r.uid.clone()).unwrap_or_default())
 }
 
-fn port_key(p: &EndpointPort) -> (String, i32, String, String) {
+/// A port's identity: name, number, protocol, appProtocol.
+type PortKey = (String, i32, String, String);
+
+/// Addresses serving one set of ports: the ports, the ready and the not-ready addresses.
+type Group = (Vec<EndpointPort>, Vec<EndpointAddress>, Vec<EndpointAddress>);
+
+fn port_key(p: &EndpointPort) -> PortKey {
     (
         p.name.clone().unwrap_or_default(),
         p.port,
@@ -263,7 +269,7 @@ fn port_key(p: &EndpointPort) -> (String, i32, String, String) {
 /// sorted by IP then pod uid, ports by name and number, subsets by their first address.
 fn repack(offers: Vec<Offer>) -> Vec<EndpointSubset> {
     let mut addrs: BTreeMap<AddrKey, (EndpointAddress, bool)> = BTreeMap::new();
-    let mut ports_of: BTreeMap<AddrKey, BTreeMap<(String, i32, String, String), EndpointPort>> = BTreeMap::new();
+    let mut ports_of: BTreeMap<AddrKey, BTreeMap<PortKey, EndpointPort>> = BTreeMap::new();
     for o in offers {
         let k = addr_key(&o.address);
         let entry = ports_of.entry(k.clone()).or_default();
@@ -274,10 +280,7 @@ fn repack(offers: Vec<Offer>) -> Vec<EndpointSubset> {
         let e = addrs.entry(k).or_insert((o.address, o.ready));
         e.1 |= o.ready;
     }
-    let mut groups: BTreeMap<
-        Vec<(String, i32, String, String)>,
-        (Vec<EndpointPort>, Vec<EndpointAddress>, Vec<EndpointAddress>),
-    > = BTreeMap::new();
+    let mut groups: BTreeMap<Vec<PortKey>, Group> = BTreeMap::new();
     for (k, (addr, ready)) in addrs {
         let ports = ports_of.remove(&k).unwrap_or_default();
         let g = groups
@@ -374,7 +377,8 @@ fn pod_endpoint(service: &Service, pod: &Pod) -> Option<Endpoint> {
     let publish = publish_not_ready(service);
     let serving = is_ready(pod);
     let terminating = pod.metadata.deletion_timestamp.is_some();
-    let ready = (publish || serving) && !(terminating && !publish);
+    // Never ready while terminating, unless not-ready addresses are published.
+    let ready = publish || (serving && !terminating);
     Some(Endpoint {
         addresses: vec![ip],
         conditions: Some(EndpointConditions {

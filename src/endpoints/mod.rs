@@ -34,6 +34,9 @@ use tokio::sync::mpsc;
 
 use desired::{LABEL_MANAGED_BY, LABEL_SERVICE_NAME, MANAGED_BY};
 
+/// The annotation of an Endpoints used as a leader-election lock (left alone).
+const LEADER_ANNOTATION: &str = "control-plane.alpha.kubernetes.io/leader";
+
 /// A Service, as `(namespace, name)`.
 type Key = (String, String);
 
@@ -91,56 +94,20 @@ pub async fn run(client: Client, shutdown: impl std::future::Future<Output = ()>
     let (tx, rx) = mpsc::unbounded_channel::<Key>();
     let cfg = watcher::Config::default;
 
-    let svc_tx = tx.clone();
-    let services =
-        reflector::reflector(svc_writer, watcher(Api::<Service>::all(client.clone()), cfg()).default_backoff())
-            .for_each(move |ev| {
-                if let Ok(ev) = ev {
-                    for s in event_objects(&ev) {
-                        let _ = svc_tx.send((s.namespace().unwrap_or_default(), s.name_any()));
-                    }
-                }
-                futures::future::ready(())
-            });
-    let pod_tx = tx.clone();
+    let services = drive(Api::<Service>::all(client.clone()), cfg(), svc_writer, tx.clone(), false, own_key::<Service>);
     let pod_caches = caches.clone();
-    let pods = reflector::reflector(pod_writer, watcher(Api::<Pod>::all(client.clone()), cfg()).default_backoff())
-        .for_each(move |ev| {
-            if let Ok(ev) = ev {
-                for p in event_objects(&ev) {
-                    for k in pod_caches.services_of_pod(p) {
-                        let _ = pod_tx.send(k);
-                    }
-                }
-            }
-            futures::future::ready(())
-        });
-    let ep_tx = tx.clone();
+    let pods = drive(Api::<Pod>::all(client.clone()), cfg(), pod_writer, tx.clone(), false, move |p| {
+        pod_caches.services_of_pod(p).into_iter().collect()
+    });
     let endpoints =
-        reflector::reflector(ep_writer, watcher(Api::<Endpoints>::all(client.clone()), cfg()).default_backoff())
-            .for_each(move |ev| {
-                if let Ok(ev) = ev {
-                    for e in event_objects(&ev) {
-                        let _ = ep_tx.send((e.namespace().unwrap_or_default(), e.name_any()));
-                    }
-                }
-                futures::future::ready(())
-            });
-    let slice_tx = tx.clone();
+        drive(Api::<Endpoints>::all(client.clone()), cfg(), ep_writer, tx.clone(), true, own_key::<Endpoints>);
     let slice_cfg = cfg().labels(&format!("{LABEL_MANAGED_BY}={MANAGED_BY}"));
-    let slices = reflector::reflector(
-        slice_writer,
-        watcher(Api::<EndpointSlice>::all(client.clone()), slice_cfg).default_backoff(),
-    )
-    .for_each(move |ev| {
-        if let Ok(ev) = ev {
-            for s in event_objects(&ev) {
-                if let Some(svc) = s.labels().get(LABEL_SERVICE_NAME) {
-                    let _ = slice_tx.send((s.namespace().unwrap_or_default(), svc.clone()));
-                }
-            }
-        }
-        futures::future::ready(())
+    let slices = drive(Api::<EndpointSlice>::all(client.clone()), slice_cfg, slice_writer, tx.clone(), false, |s| {
+        s.labels()
+            .get(LABEL_SERVICE_NAME)
+            .map(|svc| (s.namespace().unwrap_or_default(), svc.clone()))
+            .into_iter()
+            .collect()
     });
     let worker = worker(client, caches, tx, rx);
     tokio::select! {
@@ -151,6 +118,39 @@ pub async fn run(client: Client, shutdown: impl std::future::Future<Output = ()>
         _ = slices => {}
         _ = worker => {}
     }
+}
+
+/// The key of a Service or of its same-named Endpoints.
+fn own_key<K: kube::Resource>(o: &K) -> Vec<Key> {
+    vec![(o.namespace().unwrap_or_default(), o.name_any())]
+}
+
+/// Keep `writer`'s cache of `api` up to date and send the keys `keys` gives for every object an
+/// event touches (deleted ones included), or with `deletes_only` for deleted objects only.
+async fn drive<K>(
+    api: Api<K>,
+    cfg: watcher::Config,
+    writer: reflector::store::Writer<K>,
+    tx: mpsc::UnboundedSender<Key>,
+    deletes_only: bool,
+    keys: impl Fn(&K) -> Vec<Key>,
+) where
+    K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+{
+    reflector::reflector(writer, watcher(api, cfg).default_backoff())
+        .for_each(|ev| {
+            if let Ok(ev) = ev.as_ref()
+                && (!deletes_only || matches!(ev, watcher::Event::Delete(_)))
+            {
+                for o in event_objects(ev) {
+                    for k in keys(o) {
+                        let _ = tx.send(k);
+                    }
+                }
+            }
+            futures::future::ready(())
+        })
+        .await
 }
 
 fn event_objects<K>(ev: &watcher::Event<K>) -> Vec<&K> {
@@ -169,12 +169,16 @@ async fn worker(client: Client, caches: Caches, tx: mpsc::UnboundedSender<Key>, 
         caches.endpoints.wait_until_ready(),
         caches.slices.wait_until_ready()
     );
-    // Services whose Endpoints or slices exist but that are gone (deleted while we were away).
+    // Every Service, and (upstream's `checkLeftoverEndpoints`) the Endpoints whose Service went
+    // while no controller ran, except leader-election records. Later, an Endpoints event matters
+    // only when one is deleted (a user may write Endpoints before their selectorless Service).
     for s in caches.services.state() {
         let _ = tx.send((s.namespace().unwrap_or_default(), s.name_any()));
     }
     for e in caches.endpoints.state() {
-        let _ = tx.send((e.namespace().unwrap_or_default(), e.name_any()));
+        if !e.annotations().contains_key(LEADER_ANNOTATION) {
+            let _ = tx.send((e.namespace().unwrap_or_default(), e.name_any()));
+        }
     }
     while let Some(first) = rx.recv().await {
         let mut batch = BTreeSet::from([first]);

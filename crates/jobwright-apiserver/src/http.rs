@@ -588,6 +588,9 @@ fn check_type(info: &ResourceInfo, obj: &mut Value) -> Result<(), StatusError> {
 // ---------------------------------------------------------------------------------------------
 // The handler
 
+/// The warning on every response about core/v1 Endpoints (deprecated in 1.33).
+pub const ENDPOINTS_DEPRECATED: &str = "v1 Endpoints is deprecated in v1.33+; use discovery.k8s.io/v1 EndpointSlice";
+
 async fn handle(State(s): State<Arc<Server>>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     // Protobuf answers for built-in types that prefer them (see `negotiate`).
@@ -602,7 +605,13 @@ async fn handle(State(s): State<Arc<Server>>, req: Request) -> Response {
             refuse = Some(super::negotiate::not_acceptable());
         }
     }
-    let r = handle_json(&s, parts, body, refuse).await;
+    // Every request to core/v1 Endpoints carries the deprecation warning kube-apiserver 1.33 sends.
+    let deprecated = matches!(route(&s.api.registry, parts.uri.path()),
+        Ok(Route::Resource(t)) if t.info.group.is_empty() && t.info.resource == "endpoints");
+    let mut r = handle_json(&s, parts, body, refuse).await;
+    if deprecated {
+        add_warnings(&mut r, &[ENDPOINTS_DEPRECATED.to_string()]);
+    }
     match protobuf_watch {
         Some(watch) => super::negotiate::to_protobuf(r, watch).await,
         None => r,

@@ -250,6 +250,33 @@ impl Allocators {
         let state = guard.as_mut().expect("initialised");
         let mut rng = rand::rng();
         let name = svc.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_string();
+        // The families this (single-stack IPv4) cluster serves, as `initIPFamilyFields` checks
+        // them; a headless Service without selector may name both.
+        let headless_selectorless = svc.pointer("/spec/clusterIP").and_then(Value::as_str) == Some("None")
+            && svc.pointer("/spec/selector").and_then(Value::as_object).is_none_or(|m| m.is_empty());
+        if svc_type(svc) != "ExternalName" && !headless_selectorless {
+            let mut errs = vec![];
+            let policy = svc.pointer("/spec/ipFamilyPolicy").and_then(Value::as_str).unwrap_or("");
+            if policy == "RequireDualStack" {
+                errs.push(FieldError::invalid(
+                    "spec.ipFamilyPolicy",
+                    json!(policy),
+                    "this cluster is not configured for dual-stack services",
+                ));
+            }
+            for (i, f) in svc.pointer("/spec/ipFamilies").and_then(Value::as_array).into_iter().flatten().enumerate() {
+                if f.as_str() != Some("IPv4") {
+                    errs.push(FieldError::invalid(
+                        format!("spec.ipFamilies[{i}]"),
+                        f.clone(),
+                        "not configured on this cluster",
+                    ));
+                }
+            }
+            if !errs.is_empty() {
+                return Err(invalid(&name, errs));
+            }
+        }
         // Cluster IPs.
         let (old_ips, old_ports) = old.map(held).unwrap_or_default();
         let ty = svc_type(svc).to_string();
@@ -689,6 +716,28 @@ mod tests {
         );
         // Nothing was reserved by the refused writes.
         assert_eq!(api.services.in_use(&api.store, &api.info("", "services")), (0, 0));
+    }
+
+    #[test]
+    fn dual_stack_is_refused_on_this_single_stack_cluster() {
+        let api = api();
+        let mut dual = web("dual");
+        dual["spec"]["ipFamilyPolicy"] = json!("RequireDualStack");
+        let e = create(&api, dual).unwrap_err();
+        assert!(e.message.contains("spec.ipFamilyPolicy: Invalid value: \"RequireDualStack\": this cluster is not configured for dual-stack services"), "{}", e.message);
+        let mut v6 = web("v6");
+        v6["spec"]["ipFamilies"] = json!(["IPv6"]);
+        let e = create(&api, v6).unwrap_err();
+        assert!(
+            e.message.contains("spec.ipFamilies[0]: Invalid value: \"IPv6\": not configured on this cluster"),
+            "{}",
+            e.message
+        );
+        let mut prefer = web("prefer");
+        prefer["spec"]["ipFamilyPolicy"] = json!("PreferDualStack");
+        let p = create(&api, prefer).unwrap();
+        assert_eq!(p["spec"]["ipFamilies"], json!(["IPv4"]));
+        assert_eq!(p["spec"]["clusterIPs"].as_array().unwrap().len(), 1);
     }
 
     #[test]

@@ -201,11 +201,13 @@ pub fn drop_type_dependent_fields(obj: &mut Value, old: &Value) {
     let node_port_list = |v: &Value| -> Vec<i64> {
         arr_of(&v["spec"], "ports").iter().map(|p| p.get("nodePort").and_then(Value::as_i64).unwrap_or(0)).collect()
     };
-    if node_ports(&old_ty) && !node_ports(&new_ty) && node_port_list(obj) == node_port_list(old) {
-        if let Some(ports) = obj.pointer_mut("/spec/ports").and_then(Value::as_array_mut) {
-            for p in ports.iter_mut().filter_map(Value::as_object_mut) {
-                p.remove("nodePort");
-            }
+    if node_ports(&old_ty)
+        && !node_ports(&new_ty)
+        && node_port_list(obj) == node_port_list(old)
+        && let Some(ports) = obj.pointer_mut("/spec/ports").and_then(Value::as_array_mut)
+    {
+        for p in ports.iter_mut().filter_map(Value::as_object_mut) {
+            p.remove("nodePort");
         }
     }
     let needs_hc = |v: &Value| {
