@@ -9,6 +9,7 @@ pub mod admin;
 pub use jobwright_apiserver as apiserver;
 pub mod crd;
 pub mod cronjob;
+pub mod endpoints;
 pub use jobwright_apiserver::duration;
 pub mod job;
 pub mod kubelet;

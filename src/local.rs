@@ -52,9 +52,43 @@ pub struct LocalArgs {
     /// First container restart delay of the kubelet (upstream default 10s), e.g. `10s`, `200ms`.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub restart_backoff_base: Duration,
+    /// Service address ranges.
+    #[command(flatten)]
+    pub service_ranges: ServiceRangeArgs,
     /// Logging (`--log-level`, `--log-format`), as `jobwright controller` takes them.
     #[command(flatten)]
     pub telemetry: crate::telemetry::TelemetryArgs,
+}
+
+/// kube-apiserver's `--service-cluster-ip-range` and `--service-node-port-range`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServiceRangeArgs {
+    /// The IPv4 range Service cluster IPs are allocated from (its first address is the
+    /// `kubernetes` Service's), as kube-apiserver's flag; kind's default.
+    #[arg(long, default_value = "10.96.0.0/16", value_parser = parse_cidr)]
+    pub service_cluster_ip_range: String,
+    /// The node ports NodePort and LoadBalancer Services are given, as kube-apiserver's flag.
+    #[arg(long, default_value = "30000-32767", value_parser = parse_port_range)]
+    pub service_node_port_range: String,
+}
+
+impl ServiceRangeArgs {
+    /// The ranges for the server's configuration.
+    pub fn ranges(&self) -> jobwright_apiserver::services::ServiceRanges {
+        jobwright_apiserver::services::ServiceRanges::parse(
+            &self.service_cluster_ip_range,
+            &self.service_node_port_range,
+        )
+        .unwrap_or_default()
+    }
+}
+
+fn parse_cidr(s: &str) -> Result<String, String> {
+    jobwright_apiserver::services::ServiceRanges::parse_cidr(s).map(|_| s.to_string())
+}
+
+fn parse_port_range(s: &str) -> Result<String, String> {
+    jobwright_apiserver::services::ServiceRanges::parse_port_range(s).map(|_| s.to_string())
 }
 
 /// The log filter of `jobwright local` when neither `--log-level` nor `RUST_LOG` is set: quiet
@@ -91,7 +125,11 @@ pub async fn run(
     if let Some(file) = &args.run {
         crate::run::check_file(&file.display().to_string())?;
     }
-    let config = http::ServerConfig { data_dir: args.data_dir.clone(), ..Default::default() };
+    let config = http::ServerConfig {
+        data_dir: args.data_dir.clone(),
+        service_ranges: args.service_ranges.ranges(),
+        ..Default::default()
+    };
     let running = match args.listen {
         Some(addr) => http::start(addr, config).await?,
         None => match http::start(([127, 0, 0, 1], DEFAULT_PORT).into(), config.clone()).await {
@@ -146,6 +184,8 @@ pub async fn run(
     let stop_controller = tokio_util::sync::CancellationToken::new();
     let controller =
         tokio::spawn(crate::job::controller::run(client.clone(), opts, stop_controller.clone().cancelled_owned()));
+    // The Endpoints and EndpointSlice controllers (kube-controller-manager's, which a cluster runs).
+    let endpoints = tokio::spawn(crate::endpoints::run(client.clone(), stop_controller.clone().cancelled_owned()));
 
     match (&kubeconfig_path, &args.run) {
         (Some(path), _) => {
@@ -184,6 +224,7 @@ pub async fn run(
     tracing::info!("shutting down: stopping the controller, the pods, then the API server");
     stop_controller.cancel();
     let _ = controller.await;
+    let _ = endpoints.await;
     kubelet.shutdown().await;
     running.shutdown().await;
     if let Some(path) = &kubeconfig_path {

@@ -45,6 +45,9 @@ enum Command {
         /// Static bearer tokens, kube-apiserver's CSV format: token,user,uid,"group1,group2".
         #[arg(long)]
         token_auth_file: Option<PathBuf>,
+        /// Service address ranges.
+        #[command(flatten)]
+        service_ranges: jobwright::local::ServiceRangeArgs,
         /// Logging.
         #[command(flatten)]
         telemetry: jobwright::telemetry::TelemetryArgs,
@@ -170,9 +173,19 @@ async fn main() -> std::process::ExitCode {
     }
     let result = match cli.command {
         Command::Apiserver {
-            listen, kubeconfig, watch_history, data_dir, authorization_mode, token_auth_file, ..
+            listen,
+            kubeconfig,
+            watch_history,
+            data_dir,
+            authorization_mode,
+            token_auth_file,
+            service_ranges,
+            ..
         } => {
-            let mut config = jobwright::apiserver::http::ServerConfig::default();
+            let mut config = jobwright::apiserver::http::ServerConfig {
+                service_ranges: service_ranges.ranges(),
+                ..Default::default()
+            };
             config.store.history = watch_history;
             config.data_dir = data_dir;
             config.authorization_mode = authorization_mode;

@@ -908,6 +908,22 @@ spec:
     let out = String::from_utf8_lossy(&out);
     assert!(out.contains("tick 10\n"), "attach follows the output to the end: {out}");
 
+    // attach -i: a container with `stdin: true` reads what the client sends; with `stdinOnce`
+    // its stdin closes when the client's does, so `cat` ends and so does the container.
+    let reader = write_manifest(
+        dir.path(),
+        "reader",
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: reader}\nspec:\n  restartPolicy: Never\n  containers:\n  \
+         - {name: r, image: busybox, stdin: true, stdinOnce: true, command: [sh, -c, 'read line; echo \"got $line\"; cat; echo done']}\n",
+    );
+    local.ok(&["apply", "-f", &reader]);
+    local.ok(&["wait", "--for=condition=Ready", "pod/reader", "--timeout=60s"]);
+    let (code, out, err) = local.kubectl_stdin(&["attach", "-i", "reader"], b"hello\nworld\n");
+    assert_eq!(code, Some(0), "{err}");
+    let out = String::from_utf8_lossy(&out);
+    assert_eq!(out, "got hello\nworld\ndone\n", "stdin reached the container and closed after it: {err}");
+    local.ok(&["wait", "--for=jsonpath={.status.phase}=Succeeded", "pod/reader", "--timeout=60s"]);
+
     // port-forward: over SPDY in a WebSocket (kubectl's default) and over plain SPDY.
     let served = dir.path().join("served");
     std::fs::create_dir_all(&served).unwrap();

@@ -33,6 +33,9 @@ pub struct ProcessSpec {
     pub env: Vec<(String, String)>,
     /// The working directory; created if missing, like runc does.
     pub working_dir: PathBuf,
+    /// The container's `stdin: true`: the process reads a pipe that `kubectl attach -i` writes
+    /// (else `/dev/null`).
+    pub stdin: bool,
 }
 
 /// How a container run ended.
@@ -73,6 +76,7 @@ pub struct RunningProcess {
     started_at: DateTime<Utc>,
     copiers: Vec<tokio::task::JoinHandle<()>>,
     log: Arc<LogFile>,
+    stdin: Option<tokio::process::ChildStdin>,
 }
 
 impl ProcessExecutor {
@@ -106,7 +110,7 @@ impl ProcessExecutor {
         cmd.args(args)
             .env_clear()
             .current_dir(&spec.working_dir)
-            .stdin(Stdio::null())
+            .stdin(if spec.stdin { Stdio::piped() } else { Stdio::null() })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .process_group(0)
@@ -134,7 +138,8 @@ impl ProcessExecutor {
         if let Some(err) = child.stderr.take() {
             copiers.push(tokio::spawn(copy_lines(err, Stream::Stderr, log.clone())));
         }
-        Ok(RunningProcess { child, pgid, started_at: now, copiers, log })
+        let stdin = child.stdin.take();
+        Ok(RunningProcess { child, pgid, started_at: now, copiers, log, stdin })
     }
 }
 
@@ -173,6 +178,11 @@ impl RunningProcess {
     /// When the process started.
     pub fn started_at(&self) -> DateTime<Utc> {
         self.started_at
+    }
+
+    /// The write end of the process's stdin pipe (when its spec asked for one).
+    pub fn take_stdin(&mut self) -> Option<tokio::process::ChildStdin> {
+        self.stdin.take()
     }
 
     /// Wait for the process to exit. When `stop` turns to `Some(grace)`, send SIGTERM to its process
@@ -243,6 +253,7 @@ mod tests {
             argv: argv.iter().map(|s| s.to_string()).collect(),
             env: vec![("GREETING".into(), "hi there".into())],
             working_dir: dir.join("work"),
+            stdin: false,
         }
     }
 

@@ -971,7 +971,7 @@ impl ContainerTask {
             Some(w) => PathBuf::from(w),
             None => self.pod_dir.clone(),
         };
-        let spec = ProcessSpec { argv, env: envs, working_dir };
+        let spec = ProcessSpec { argv, env: envs, working_dir, stdin: self.container.stdin.unwrap_or(false) };
         let Some(log) = self.log() else {
             let now = Utc::now();
             return Some(ExitInfo {
@@ -988,7 +988,7 @@ impl ContainerTask {
         }
         let log_path = log.path().to_path_buf();
         match ProcessExecutor.start(&spec, log.clone()) {
-            Ok(p) => {
+            Ok(mut p) => {
                 let _ = self.events.send(ContainerEvent::Started { key, at: p.started_at() });
                 let meta = &self.pod.metadata;
                 let (ns, pod) = (meta.namespace.clone().unwrap_or_default(), meta.name.clone().unwrap_or_default());
@@ -1000,6 +1000,8 @@ impl ContainerTask {
                     started: std::time::Instant::now(),
                     stopped: CancellationToken::new(),
                     execs: Default::default(),
+                    stdin: tokio::sync::Mutex::new(p.take_stdin()),
+                    stdin_once: self.container.stdin_once.unwrap_or(false),
                 });
                 self.ctx.containers.register(&ns, &pod, &self.container.name, handle.clone());
                 let mut exit = p.wait(&mut self.stop).await;

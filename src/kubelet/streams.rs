@@ -66,6 +66,12 @@ pub struct ContainerHandle {
     pub stopped: CancellationToken,
     /// Processes started by exec that are still running (counted in the pod's metrics).
     pub execs: Mutex<HashSet<u32>>,
+    /// The container's stdin pipe (`stdin: true`), which `attach -i` writes; `None` when the
+    /// container reads `/dev/null` or its stdin was closed.
+    pub stdin: tokio::sync::Mutex<Option<tokio::process::ChildStdin>>,
+    /// The container's `stdinOnce`: its stdin closes when the first attached client closes its
+    /// stdin or goes away.
+    pub stdin_once: bool,
 }
 
 type Key = (String, String, String);
@@ -556,12 +562,43 @@ impl AsyncWrite for SharedWriter {
     }
 }
 
+/// Close the container's stdin (EOF for its process).
+async fn close_stdin(handle: &ContainerHandle) {
+    if let Some(mut w) = handle.stdin.lock().await.take() {
+        let _ = w.shutdown().await;
+    }
+}
+
 async fn run_attach(socket: WebSocket, handle: Arc<ContainerHandle>, opts: StreamOptions) {
     let (out, mut input, tasks) = split(socket);
-    // Nothing reads a process container's stdin: drain what the client sends.
-    let drain = tokio::spawn(async move { while input.recv().await.is_some() {} });
+    // Follow the output from now, before any input can make the process print.
     let follow = LogOptions { follow: true, tail_lines: Some(0), ..Default::default() };
     let mut rx = read_stream(handle.log.clone(), follow);
+    // `attach -i`: what the client sends goes to the container's stdin pipe (a container without
+    // `stdin: true` has none, and the input is dropped).
+    let feeder = {
+        let handle = handle.clone();
+        let use_stdin = opts.stdin;
+        tokio::spawn(async move {
+            while let Some(i) = input.recv().await {
+                match i {
+                    Input::Stdin(b) if use_stdin => {
+                        let mut g = handle.stdin.lock().await;
+                        if let Some(w) = g.as_mut()
+                            && (w.write_all(&b).await.is_err() || w.flush().await.is_err())
+                        {
+                            *g = None;
+                        }
+                    }
+                    Input::StdinClosed if use_stdin && handle.stdin_once => close_stdin(&handle).await,
+                    _ => {}
+                }
+            }
+            if use_stdin && handle.stdin_once {
+                close_stdin(&handle).await;
+            }
+        })
+    };
     loop {
         tokio::select! {
             chunk = rx.recv() => match chunk {
@@ -575,8 +612,9 @@ async fn run_attach(socket: WebSocket, handle: Arc<ContainerHandle>, opts: Strea
             _ = out.closed() => break,
         }
     }
-    drain.abort();
     finish(out, tasks, &json!({"metadata": {}, "status": "Success"})).await;
+    // The reader has ended (or was stopped): the feeder ends with it.
+    let _ = tokio::time::timeout(Duration::from_secs(5), feeder).await;
 }
 
 #[cfg(test)]

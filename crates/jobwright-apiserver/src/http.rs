@@ -69,6 +69,8 @@ pub struct ServerConfig {
     pub decision_log: usize,
     /// Connection and request bounds (timeouts, connection count, requests in flight).
     pub limits: super::conn::ConnLimits,
+    /// `--service-cluster-ip-range` and `--service-node-port-range`.
+    pub service_ranges: super::services::ServiceRanges,
 }
 
 impl Default for ServerConfig {
@@ -83,6 +85,7 @@ impl Default for ServerConfig {
             tokens: vec![],
             decision_log: super::auth::DEFAULT_DECISION_LOG,
             limits: super::conn::ConnLimits::default(),
+            service_ranges: super::services::ServiceRanges::default(),
         }
     }
 }
@@ -115,7 +118,7 @@ impl Server {
         if let Some(dir) = &config.data_dir {
             load(&store, &registry, dir)?;
         }
-        let api = Api::new(store, registry);
+        let api = Api::with_service_ranges(store, registry, config.service_ranges.clone());
         let auth = Auth::new(config.authorization_mode, &config.tokens, config.decision_log);
         Ok(Arc::new(Self { api, config, stopping: tokio_util::sync::CancellationToken::new(), auth }))
     }
@@ -222,6 +225,7 @@ pub async fn start(listen: SocketAddr, config: ServerConfig) -> std::io::Result<
 pub async fn start_with(listen: SocketAddr, server: Arc<Server>) -> std::io::Result<Running> {
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let addr = listener.local_addr()?;
+    super::services::ensure_kubernetes_service(&server.api, addr);
     let (tx, rx) = oneshot::channel::<()>();
     let gc = tokio::spawn(gc::run(server.api.clone()));
     let app = router(server.clone());
@@ -585,6 +589,9 @@ fn check_type(info: &ResourceInfo, obj: &mut Value) -> Result<(), StatusError> {
 // ---------------------------------------------------------------------------------------------
 // The handler
 
+/// The warning on every response about core/v1 Endpoints (deprecated in 1.33).
+pub const ENDPOINTS_DEPRECATED: &str = "v1 Endpoints is deprecated in v1.33+; use discovery.k8s.io/v1 EndpointSlice";
+
 async fn handle(State(s): State<Arc<Server>>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     // Protobuf answers for built-in types that prefer them (see `negotiate`).
@@ -599,7 +606,13 @@ async fn handle(State(s): State<Arc<Server>>, req: Request) -> Response {
             refuse = Some(super::negotiate::not_acceptable());
         }
     }
-    let r = handle_json(&s, parts, body, refuse).await;
+    // Every request to core/v1 Endpoints carries the deprecation warning kube-apiserver 1.33 sends.
+    let deprecated = matches!(route(&s.api.registry, parts.uri.path()),
+        Ok(Route::Resource(t)) if t.info.group.is_empty() && t.info.resource == "endpoints");
+    let mut r = handle_json(&s, parts, body, refuse).await;
+    if deprecated {
+        add_warnings(&mut r, &[ENDPOINTS_DEPRECATED.to_string()]);
+    }
     match protobuf_watch {
         Some(watch) => super::negotiate::to_protobuf(r, watch).await,
         None => r,

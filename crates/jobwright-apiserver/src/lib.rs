@@ -54,6 +54,7 @@ pub mod rest;
 pub mod review;
 pub mod schedule;
 pub mod selector;
+pub mod services;
 pub mod store;
 pub mod streams;
 pub mod table;

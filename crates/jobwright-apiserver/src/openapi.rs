@@ -163,6 +163,8 @@ fn builtin_schema(g: &mut SchemaGenerator, group: &str, version: &str, kind: &st
         ("", "Pod") => sub::<core::v1::Pod>(g),
         ("", "Event") => sub::<core::v1::Event>(g),
         ("", "Service") => sub::<core::v1::Service>(g),
+        ("", "Endpoints") => sub::<core::v1::Endpoints>(g),
+        ("discovery.k8s.io", "EndpointSlice") => sub::<k8s_openapi::api::discovery::v1::EndpointSlice>(g),
         ("", "ConfigMap") => sub::<core::v1::ConfigMap>(g),
         ("", "ServiceAccount") => sub::<core::v1::ServiceAccount>(g),
         ("", "Secret") => sub::<core::v1::Secret>(g),

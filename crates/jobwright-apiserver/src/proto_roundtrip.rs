@@ -277,6 +277,8 @@ served! {
     pod: "v1", "Pod", pb::core::v1::Pod, oa::core::v1::Pod;
     core_event: "v1", "Event", pb::core::v1::Event, oa::core::v1::Event;
     service: "v1", "Service", pb::core::v1::Service, oa::core::v1::Service;
+    endpoints: "v1", "Endpoints", pb::core::v1::Endpoints, oa::core::v1::Endpoints;
+    endpointslice: "discovery.k8s.io/v1", "EndpointSlice", pb::discovery::v1::EndpointSlice, oa::discovery::v1::EndpointSlice;
     configmap: "v1", "ConfigMap", pb::core::v1::ConfigMap, oa::core::v1::ConfigMap;
     serviceaccount: "v1", "ServiceAccount", pb::core::v1::ServiceAccount, oa::core::v1::ServiceAccount;
     secret: "v1", "Secret", pb::core::v1::Secret, oa::core::v1::Secret;

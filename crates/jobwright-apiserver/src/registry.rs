@@ -140,6 +140,8 @@ impl Registry {
             ),
             r("", "v1", "events", "Event", true, &["ev"], &[], &[]),
             r("", "v1", "services", "Service", true, &["svc"], &["all"], &["status"]),
+            r("", "v1", "endpoints", "Endpoints", true, &["ep"], &[], &[]),
+            r("discovery.k8s.io", "v1", "endpointslices", "EndpointSlice", true, &[], &[], &[]),
             r("", "v1", "configmaps", "ConfigMap", true, &["cm"], &[], &[]),
             r("", "v1", "serviceaccounts", "ServiceAccount", true, &["sa"], &[], &[]),
             r("", "v1", "secrets", "Secret", true, &[], &[], &[]),

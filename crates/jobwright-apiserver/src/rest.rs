@@ -19,6 +19,7 @@ use super::crd;
 use super::errors::{FieldError, StatusError};
 use super::patch::{self, PatchType, WriteContext};
 use super::registry::{Registry, ResourceInfo};
+use super::services::{self, Allocators, Reservation, ServiceRanges};
 use super::store::{Entry, Expect, Op, Store, WriteError, Written};
 use super::validate::{self, FieldValidation, Operation};
 
@@ -170,6 +171,8 @@ pub struct Api {
     pub store: Arc<Store>,
     /// What is served.
     pub registry: Registry,
+    /// Service cluster IPs and node ports.
+    pub services: Arc<Allocators>,
 }
 
 /// Now, the way object timestamps are written (RFC 3339, seconds, `Z`).
@@ -346,7 +349,12 @@ fn storage_key_of(info: &ResourceInfo, ns: &str, name: &str) -> String {
 impl Api {
     /// An API over a fresh store holding the four built-in namespaces.
     pub fn new(store: Arc<Store>, registry: Registry) -> Self {
-        let api = Self { store, registry };
+        Self::with_service_ranges(store, registry, ServiceRanges::default())
+    }
+
+    /// [`Api::new`] with the service cluster IP and node port ranges given.
+    pub fn with_service_ranges(store: Arc<Store>, registry: Registry, ranges: ServiceRanges) -> Self {
+        let api = Self { store, registry, services: Arc::new(Allocators::new(ranges)) };
         for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
             let body = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
             let info = api.info("", "namespaces");
@@ -409,9 +417,14 @@ impl Api {
     /// objects.
     fn commit(&self, info: &ResourceInfo, ns: &str, name: &str, expect: Expect, op: Op) -> Result<Written, WriteError> {
         let crd = crd::is_crd(info);
-        let old = if crd { self.store.get(&info.storage_key, ns, name).map(|e| parse(&e.bytes)) } else { None };
+        let svc = services::is_services(info);
+        let old = if crd || svc { self.store.get(&info.storage_key, ns, name).map(|e| parse(&e.bytes)) } else { None };
         let deleting = !matches!(op, Op::Put(_));
         let w = self.store.write(info, ns, name, expect, op)?;
+        if svc {
+            let new = if deleting { None } else { Some(w.object.clone().unwrap_or_else(|| parse(&w.bytes))) };
+            self.services.committed(&self.store, info, old.as_ref(), new.as_ref());
+        }
         if crd {
             if deleting {
                 let gone = parse(&w.bytes);
@@ -426,6 +439,21 @@ impl Api {
             }
         }
         Ok(w)
+    }
+
+    /// Reserve a Service's cluster IP and node ports (main resource writes only).
+    fn reserve_service(
+        &self,
+        info: &ResourceInfo,
+        sub: Option<&str>,
+        obj: &mut Value,
+        old: Option<&Value>,
+        dry_run: bool,
+    ) -> Result<Option<Reservation<'_>>, StatusError> {
+        if !services::is_services(info) || sub.is_some() {
+            return Ok(None);
+        }
+        self.services.allocate(&self.store, info, obj, old, dry_run).map(Some)
     }
 
     /// POST: create `obj` in namespace `ns`.
@@ -529,6 +557,7 @@ impl Api {
         }
         warnings.extend(validate::admit_decoded(info, Operation::Create, &mut obj, None)?);
         opts.admit(info, None, None, &obj)?;
+        let mut resv = self.reserve_service(info, None, &mut obj, None, opts.dry_run)?;
         if opts.dry_run {
             if self.store.get(&info.storage_key, &ns, &name).is_some() {
                 return Err(StatusError::already_exists(info, &name));
@@ -543,6 +572,9 @@ impl Api {
             let body = if retry.is_some() { obj.clone() } else { std::mem::take(&mut obj) };
             match self.commit(info, &ns, &name, Expect::Absent, Op::Put(body)) {
                 Ok(w) => {
+                    if let Some(r) = resv.take() {
+                        r.keep();
+                    }
                     return Ok(Outcome {
                         object: w.object.unwrap_or_else(|| parse(&w.bytes)),
                         warnings,
@@ -732,8 +764,14 @@ impl Api {
             let op = if sub == Some("status") { Operation::UpdateStatus } else { Operation::Update };
             warnings.extend(validate::admit_decoded(info, op, &mut new, Some(&old))?);
             opts.admit(info, sub, Some(&old), &new)?;
+            let resv = self.reserve_service(info, sub, &mut new, Some(&old), opts.dry_run)?;
             match self.commit_update(info, &ns, name, entry.rv, &old, new, opts.dry_run)? {
-                Ok(object) => return Ok(Outcome { object, warnings, created: false, bytes: None }),
+                Ok(object) => {
+                    if let Some(r) = resv {
+                        r.keep();
+                    }
+                    return Ok(Outcome { object, warnings, created: false, bytes: None });
+                }
                 Err(WriteError::NotFound) => return Err(StatusError::not_found(info, name)),
                 Err(_) if wanted_rv.is_some() => return Err(StatusError::conflict(info, name)),
                 Err(_) => continue,
@@ -792,8 +830,14 @@ impl Api {
             let op = if sub == Some("status") { Operation::UpdateStatus } else { Operation::Update };
             warnings.extend(validate::admit_decoded(info, op, &mut new, Some(&old))?);
             opts.admit(info, sub, Some(&old), &new)?;
+            let resv = self.reserve_service(info, sub, &mut new, Some(&old), opts.dry_run)?;
             match self.commit_update(info, &ns, name, entry.rv, &old, new, opts.dry_run)? {
-                Ok(object) => return Ok(Outcome { object, warnings, created: false, bytes: None }),
+                Ok(object) => {
+                    if let Some(r) = resv {
+                        r.keep();
+                    }
+                    return Ok(Outcome { object, warnings, created: false, bytes: None });
+                }
                 Err(WriteError::NotFound) => return Err(StatusError::not_found(info, name)),
                 Err(_) => continue,
             }

@@ -235,6 +235,8 @@ enum Printer {
     Namespace,
     Lease,
     Service,
+    Endpoints,
+    EndpointSlice,
     ConfigMap,
     Secret,
     ServiceAccount,
@@ -280,6 +282,8 @@ impl Printer {
             ("", "Namespace") => Self::Namespace,
             ("coordination.k8s.io", "Lease") => Self::Lease,
             ("", "Service") => Self::Service,
+            ("", "Endpoints") => Self::Endpoints,
+            ("discovery.k8s.io", "EndpointSlice") => Self::EndpointSlice,
             ("", "ConfigMap") => Self::ConfigMap,
             ("", "Secret") => Self::Secret,
             ("", "ServiceAccount") => Self::ServiceAccount,
@@ -407,6 +411,16 @@ fn build_columns(p: Printer) -> Vec<Value> {
             age_col(),
             col("Selector", "string", "", 1, doc::<core::ServiceSpec>("selector")),
         ]),
+        Printer::Endpoints => cols.extend([col("Endpoints", "string", "", 0, doc::<core::Endpoints>("subsets")), age_col()]),
+        Printer::EndpointSlice => {
+            use k8s_openapi::api::discovery::v1 as discovery;
+            cols.extend([
+                col("AddressType", "string", "", 0, doc::<discovery::EndpointSlice>("addressType")),
+                col("Ports", "string", "", 0, doc::<discovery::EndpointSlice>("ports")),
+                col("Endpoints", "string", "", 0, doc::<discovery::EndpointSlice>("endpoints")),
+                age_col(),
+            ])
+        }
         Printer::ConfigMap => cols.extend([col("Data", "string", "", 0, doc::<core::ConfigMap>("data")), age_col()]),
         Printer::Secret => cols.extend([
             col("Type", "string", "", 0, doc::<core::Secret>("type")),
@@ -609,6 +623,30 @@ fn row_cells(p: Printer, o: &Value, now: DateTime<Utc>) -> (Vec<Value>, Option<V
             vec![name(o), json!(holder), json!(age(o, now))]
         }
         Printer::Service => service_cells(o, now),
+        Printer::Endpoints => vec![name(o), json!(endpoints_cell(o)), json!(age(o, now))],
+        Printer::EndpointSlice => {
+            let ports: Vec<String> = arr(o, "/ports")
+                .iter()
+                .map(|p| match (p.get("port").and_then(Value::as_i64), p.get("name").and_then(Value::as_str)) {
+                    (Some(n), _) => n.to_string(),
+                    (None, Some(n)) => n.to_string(),
+                    (None, None) => "*".to_string(),
+                })
+                .collect();
+            let eps = arr(o, "/endpoints");
+            let addrs: Vec<String> = eps
+                .iter()
+                .flat_map(|e| arr(e, "/addresses").iter().filter_map(Value::as_str).map(String::from))
+                .collect();
+            let endpoints = if eps.is_empty() { "<unset>".to_string() } else { list_with_more(&addrs, 3) };
+            vec![
+                name(o),
+                json!(s(o, "/addressType")),
+                json!(list_with_more(&ports, 3)),
+                json!(endpoints),
+                json!(age(o, now)),
+            ]
+        }
         Printer::ConfigMap => {
             let n = o.get("data").and_then(Value::as_object).map_or(0, |m| m.len())
                 + o.get("binaryData").and_then(Value::as_object).map_or(0, |m| m.len());
@@ -975,6 +1013,36 @@ fn node_cells(o: &Value, now: DateTime<Utc>) -> Vec<Value> {
         json!(or_unknown(s(o, "/status/nodeInfo/kernelVersion"))),
         json!(or_unknown(s(o, "/status/nodeInfo/containerRuntimeVersion"))),
     ]
+}
+
+/// Upstream's `listWithMoreString`: the first `max` items, then ` + N more...`.
+fn list_with_more(items: &[String], max: usize) -> String {
+    let shown = items.iter().take(max).cloned().collect::<Vec<_>>().join(",");
+    if items.len() > max { format!("{shown} + {} more...", items.len() - max) } else { shown }
+}
+
+/// Upstream's `formatEndpoints`: `ip:port` for every ready address and port, at most three.
+fn endpoints_cell(o: &Value) -> String {
+    let subsets = arr(o, "/subsets");
+    if subsets.is_empty() {
+        return "<none>".to_string();
+    }
+    let mut list: Vec<String> = Vec::new();
+    for ss in subsets {
+        let addrs: Vec<&str> = arr(ss, "/addresses").iter().map(|a| s(a, "/ip")).collect();
+        let ports = arr(ss, "/ports");
+        if ports.is_empty() {
+            list.extend(addrs.iter().map(|a| a.to_string()));
+            continue;
+        }
+        for p in ports {
+            let port = int(p, "/port");
+            for a in &addrs {
+                list.push(if a.contains(':') { format!("[{a}]:{port}") } else { format!("{a}:{port}") });
+            }
+        }
+    }
+    list_with_more(&list, 3)
 }
 
 fn service_cells(o: &Value, now: DateTime<Utc>) -> Vec<Value> {

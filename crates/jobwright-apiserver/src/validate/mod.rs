@@ -43,6 +43,7 @@ pub mod meta;
 pub mod other;
 pub mod pod;
 pub mod required;
+pub mod service;
 pub mod strict;
 pub mod workloads;
 

@@ -309,7 +309,12 @@ pub fn admit_generic(
         (RBAC, "RoleBinding" | "ClusterRoleBinding") => default_binding(obj),
         (g, k) => super::workloads::default(g, &info.version, k, obj),
     }
+    let service_errs = match kind {
+        ("", "Service") => super::service::admit(op, obj, old).err().unwrap_or_default(),
+        _ => vec![],
+    };
     let mut errs = meta_rules(obj, old, op, info.namespaced, name_fn);
+    errs.extend(service_errs);
     match kind {
         ("", "ConfigMap") => errs.extend(validate_data_keys(obj, true)),
         ("", "Secret") => errs.extend(validate_secret(obj, old)),

@@ -57,6 +57,8 @@ pub fn typed_roundtrip(group: &str, version: &str, kind: &str, v: &Value) -> Opt
         ("", "Pod") => roundtrip::<core::v1::Pod>(v),
         ("", "Event") => roundtrip::<core::v1::Event>(v),
         ("", "Service") => roundtrip::<core::v1::Service>(v),
+        ("", "Endpoints") => roundtrip::<core::v1::Endpoints>(v),
+        ("discovery.k8s.io", "EndpointSlice") => roundtrip::<k8s_openapi::api::discovery::v1::EndpointSlice>(v),
         ("", "ConfigMap") => roundtrip::<core::v1::ConfigMap>(v),
         ("", "ServiceAccount") => roundtrip::<core::v1::ServiceAccount>(v),
         ("", "Secret") => roundtrip::<core::v1::Secret>(v),
