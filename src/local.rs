@@ -52,6 +52,15 @@ pub struct LocalArgs {
     /// First container restart delay of the kubelet (upstream default 10s), e.g. `10s`, `200ms`.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub restart_backoff_base: Duration,
+    /// The pod address range (kind's default): with the process executor and root, each
+    /// `jobwright local` takes a free /24 of it, each pod its own address, network namespace and
+    /// hostname, and an embedded cluster DNS server answers Service names.
+    #[arg(long, default_value = crate::kubelet::podnet::DEFAULT_POD_CIDR)]
+    pub pod_cidr: crate::kubelet::podnet::Ipv4Net,
+    /// Run pods on the host's network even as root (as without root: one address, shared ports,
+    /// no cluster DNS).
+    #[arg(long)]
+    pub host_network: bool,
     /// Logging (`--log-level`, `--log-format`), as `jobwright controller` takes them.
     #[command(flatten)]
     pub telemetry: crate::telemetry::TelemetryArgs,
@@ -114,6 +123,7 @@ pub async fn run(
         Some(_) => None,
     };
     let client = kube::Client::try_from(kube::Config::new(url.parse()?))?;
+    let network = start_pod_network(&args, &client).await;
     let kubelet_config = KubeletConfig {
         nodes: args.nodes,
         executor: args.executor,
@@ -122,6 +132,7 @@ pub async fn run(
             max: Duration::from_secs(300).max(args.restart_backoff_base),
         },
         data_dir: args.data_dir.as_ref().map(|d| d.join("kubelet")),
+        network: network.as_ref().map(|(n, _)| n.clone()),
         ..Default::default()
     };
     let kubelet = Kubelet::start(client.clone(), kubelet_config).await?;
@@ -185,12 +196,54 @@ pub async fn run(
     stop_controller.cancel();
     let _ = controller.await;
     kubelet.shutdown().await;
+    if let Some((net, dns)) = network {
+        dns.cancel();
+        net.shutdown();
+    }
     running.shutdown().await;
     if let Some(path) = &kubeconfig_path {
         remove_kubeconfig(path, &url);
     }
     tracing::info!("stopped");
     outcome
+}
+
+/// With the process executor and root: the pod network and its DNS server (stopped by the
+/// token). Otherwise, or when it cannot be set up, pods share the host network, and one line says
+/// so.
+async fn start_pod_network(
+    args: &LocalArgs,
+    client: &kube::Client,
+) -> Option<(std::sync::Arc<crate::kubelet::podnet::PodNetwork>, tokio_util::sync::CancellationToken)> {
+    use crate::kubelet::{dns, podnet};
+    if args.executor != ExecutorKind::Process || args.host_network {
+        return None;
+    }
+    let host_mode = "pods share the host network (one address, no cluster DNS)";
+    if let Err(why) = podnet::available() {
+        say!("jobwright local: {why}: {host_mode}; run as root for pod networking");
+        return None;
+    }
+    let cidr = args.pod_cidr;
+    let net = match tokio::task::spawn_blocking(move || podnet::PodNetwork::start(cidr)).await {
+        Ok(Ok(n)) => n,
+        Ok(Err(e)) => {
+            say!("jobwright local: cannot set up the pod network ({e}): {host_mode}");
+            return None;
+        }
+        Err(e) => {
+            say!("jobwright local: cannot set up the pod network ({e}): {host_mode}");
+            return None;
+        }
+    };
+    let stop = tokio_util::sync::CancellationToken::new();
+    let addr = std::net::SocketAddr::new(net.host_ip().into(), 53);
+    let upstreams = dns::upstreams(net.host_resolv());
+    if let Err(e) = dns::serve(client.clone(), addr, upstreams, stop.clone()).await {
+        say!("jobwright local: cannot serve cluster DNS on {addr} ({e}); pods resolve only /etc/hosts names");
+    }
+    say!("jobwright local: pod network {} on bridge {} (cluster DNS {})", net.subnet(), net.bridge(), net.host_ip());
+    Some((net, stop))
 }
 
 /// Remove the kubeconfig written for `url` once its server is gone, unless something else has

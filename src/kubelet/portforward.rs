@@ -57,7 +57,7 @@ pub async fn serve(
     let Some((_, handle)) = running else {
         return (StatusCode::NOT_FOUND, format!("pod not found ({namespace:?}/{pod:?})")).into_response();
     };
-    let target = Target { pod: pod.clone(), uid: handle.uid.clone() };
+    let target = Target { pod: pod.clone(), uid: handle.uid.clone(), ip: handle.pod_ip };
     let upgrade = req.headers().get(header::UPGRADE).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
     if upgrade == "websocket" {
         let (mut parts, _) = req.into_parts();
@@ -93,6 +93,8 @@ pub struct Target {
     pub pod: String,
     /// The pod's uid.
     pub uid: String,
+    /// Where the pod's ports are: its own address on the pod network, or 127.0.0.1.
+    pub ip: std::net::IpAddr,
 }
 
 /// Carry SPDY bytes in the WebSocket's binary messages, both ways.
@@ -390,7 +392,7 @@ async fn forward(
             return;
         }
     };
-    let conn = match tokio::net::TcpStream::connect(("127.0.0.1", port_num)).await {
+    let conn = match tokio::net::TcpStream::connect((target.ip, port_num)).await {
         Ok(c) => c,
         Err(e) => {
             end_error(Some(format!(
