@@ -123,7 +123,7 @@ pub async fn run(
         Some(_) => None,
     };
     let client = kube::Client::try_from(kube::Config::new(url.parse()?))?;
-    let network = start_pod_network(&args, &client).await;
+    let (network, network_note) = start_pod_network(&args, &client).await;
     let kubelet_config = KubeletConfig {
         nodes: args.nodes,
         executor: args.executor,
@@ -161,10 +161,16 @@ pub async fn run(
     match (&kubeconfig_path, &args.run) {
         (Some(path), _) => {
             say!("jobwright local: API server on {url} — export KUBECONFIG={}", path.display());
+            if let Some(note) = &network_note {
+                say!("jobwright local: {note}");
+            }
             tracing::info!(%url, nodes = args.nodes, executor = ?args.executor, "ready; Ctrl-C to stop");
         }
         (None, Some(file)) => {
             say!("jobwright local: running {} (API server on {url} until its Jobs finish)", file.display());
+            if let Some(note) = &network_note {
+                say!("jobwright local: {note}");
+            }
             tracing::info!(%url, nodes = args.nodes, executor = ?args.executor, "ready");
         }
         (None, None) => {}
@@ -208,42 +214,37 @@ pub async fn run(
     outcome
 }
 
-/// With the process executor and root: the pod network and its DNS server (stopped by the
-/// token). Otherwise, or when it cannot be set up, pods share the host network, and one line says
-/// so.
+/// The pod network and its DNS server (stopped by the token) with the process executor and root;
+/// otherwise, or when it cannot be set up, pods share the host network. The note (printed after
+/// the API server's line) says which.
 async fn start_pod_network(
     args: &LocalArgs,
     client: &kube::Client,
-) -> Option<(std::sync::Arc<crate::kubelet::podnet::PodNetwork>, tokio_util::sync::CancellationToken)> {
+) -> (Option<(std::sync::Arc<crate::kubelet::podnet::PodNetwork>, tokio_util::sync::CancellationToken)>, Option<String>)
+{
     use crate::kubelet::{dns, podnet};
     if args.executor != ExecutorKind::Process || args.host_network {
-        return None;
+        return (None, None);
     }
     let host_mode = "pods share the host network (one address, no cluster DNS)";
     if let Err(why) = podnet::available() {
-        say!("jobwright local: {why}: {host_mode}; run as root for pod networking");
-        return None;
+        return (None, Some(format!("{why}: {host_mode}; run as root for pod networking")));
     }
     let cidr = args.pod_cidr;
     let net = match tokio::task::spawn_blocking(move || podnet::PodNetwork::start(cidr)).await {
         Ok(Ok(n)) => n,
-        Ok(Err(e)) => {
-            say!("jobwright local: cannot set up the pod network ({e}): {host_mode}");
-            return None;
-        }
-        Err(e) => {
-            say!("jobwright local: cannot set up the pod network ({e}): {host_mode}");
-            return None;
-        }
+        Ok(Err(e)) => return (None, Some(format!("cannot set up the pod network ({e}): {host_mode}"))),
+        Err(e) => return (None, Some(format!("cannot set up the pod network ({e}): {host_mode}"))),
     };
     let stop = tokio_util::sync::CancellationToken::new();
     let addr = std::net::SocketAddr::new(net.host_ip().into(), 53);
     let upstreams = dns::upstreams(net.host_resolv());
-    if let Err(e) = dns::serve(client.clone(), addr, upstreams, stop.clone()).await {
-        say!("jobwright local: cannot serve cluster DNS on {addr} ({e}); pods resolve only /etc/hosts names");
-    }
-    say!("jobwright local: pod network {} on bridge {} (cluster DNS {})", net.subnet(), net.bridge(), net.host_ip());
-    Some((net, stop))
+    let dns_note = match dns::serve(client.clone(), addr, upstreams, stop.clone()).await {
+        Ok(_) => format!("cluster DNS on {}", net.host_ip()),
+        Err(e) => format!("no cluster DNS: cannot serve on {addr}: {e}"),
+    };
+    let note = format!("pod network {} on bridge {} ({dns_note})", net.subnet(), net.bridge());
+    (Some((net, stop)), Some(note))
 }
 
 /// Remove the kubeconfig written for `url` once its server is gone, unless something else has

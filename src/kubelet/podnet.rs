@@ -39,6 +39,9 @@ pub const POD_EXEC: &str = "pod-exec";
 /// The cluster domain (kubelet's `--cluster-domain`, kind's default).
 pub const CLUSTER_DOMAIN: &str = "cluster.local";
 
+/// Instance numbers run 0..MAX_INSTANCES (names such as `jw9999v254` stay within 15 bytes).
+pub const MAX_INSTANCES: u32 = 10_000;
+
 /// kind's default pod range.
 pub const DEFAULT_POD_CIDR: &str = "10.244.0.0/16";
 
@@ -412,7 +415,16 @@ impl PodNetwork {
                 }
             }
         }
-        let id = (0u32..).find(|i| !live.iter().any(|r| r.id == *i)).unwrap_or(0);
+        // Numbers go round (0..MAX_INSTANCES), so a dead instance's names are not reused soon: what
+        // carries its number is its own until the next start sweeps it.
+        let counter = dir.join("next");
+        let next: u32 = std::fs::read_to_string(&counter).ok().and_then(|t| t.trim().parse().ok()).unwrap_or(0);
+        let id = (0..MAX_INSTANCES)
+            .map(|k| (next + k) % MAX_INSTANCES)
+            .find(|i| !live.iter().any(|r| r.id == *i))
+            .ok_or_else(|| "too many jobwright local instances on this machine".to_string())?;
+        std::fs::write(&counter, format!("{}\n", (id + 1) % MAX_INSTANCES))
+            .map_err(|e| format!("{}: {e}", counter.display()))?;
         let subnet = (0u32..)
             .map_while(|i| pod_cidr.subnet(i))
             .find(|s| !live.iter().any(|r| r.subnet.overlaps(s)))
