@@ -279,13 +279,18 @@ pub struct Sandbox {
 }
 
 impl Sandbox {
+    /// Where the network namespace is mounted.
+    pub fn netns_path(&self) -> PathBuf {
+        PathBuf::from(format!("/run/netns/{}", self.netns))
+    }
+
     /// The `jobwright pod-exec ... --` prefix that runs a command inside this sandbox.
     pub fn exec_prefix(&self) -> Vec<String> {
         let exe = std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_else(|_| "jobwright".into());
         vec![
             exe,
             POD_EXEC.into(),
-            format!("/run/netns/{}", self.netns),
+            self.netns_path().display().to_string(),
             self.hostname.clone(),
             self.resolv_conf.display().to_string(),
             self.hosts.display().to_string(),
@@ -547,6 +552,29 @@ impl PodNetwork {
         let _ = std::fs::remove_file(&self.state_file);
         info!(bridge = %self.bridge, "pod network removed");
     }
+}
+
+/// Connect to `127.0.0.1:port` inside the network namespace mounted at `netns` (port-forward's
+/// dial). A short-lived thread enters the namespace (`setns` affects only the calling thread) and
+/// connects; the socket stays in the namespace it was made in.
+pub async fn connect_in(netns: &Path, port: u16) -> std::io::Result<tokio::net::TcpStream> {
+    let netns = netns.to_path_buf();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let result = (|| -> std::io::Result<std::net::TcpStream> {
+            let ns = std::fs::File::open(&netns)?;
+            nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET).map_err(std::io::Error::from)?;
+            let stream = std::net::TcpStream::connect_timeout(
+                &std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+                std::time::Duration::from_secs(10),
+            )?;
+            stream.set_nonblocking(true)?;
+            Ok(stream)
+        })();
+        let _ = tx.send(result);
+    });
+    let stream = rx.await.map_err(|_| std::io::Error::other("the connecting thread ended"))??;
+    tokio::net::TcpStream::from_std(stream)
 }
 
 /// `jobwright pod-exec NETNS HOSTNAME RESOLV_CONF HOSTS -- PROGRAM ARGS...`: enter the pod's

@@ -1035,7 +1035,7 @@ impl ContainerTask {
                     spec: spec.clone(),
                     log,
                     pgid: p.pgid(),
-                    pod_ip: self.sandbox.as_ref().map_or([127, 0, 0, 1].into(), |s| s.ip.into()),
+                    netns: self.sandbox.as_ref().map(|s| s.netns_path()),
                     started: std::time::Instant::now(),
                     stopped: CancellationToken::new(),
                     execs: Default::default(),

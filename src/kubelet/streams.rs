@@ -60,8 +60,9 @@ pub struct ContainerHandle {
     pub log: Arc<LogFile>,
     /// The container's process group.
     pub pgid: Option<i32>,
-    /// The pod's address (its ports are there): 127.0.0.1 on the host network.
-    pub pod_ip: std::net::IpAddr,
+    /// The pod's network namespace (`/run/netns/NAME`), when it has its own: port-forward
+    /// connects to `127.0.0.1:PORT` inside it, as the kubelet does.
+    pub netns: Option<std::path::PathBuf>,
     /// When the container started.
     pub started: std::time::Instant,
     /// Cancelled when the container stops: exec'd processes die with it.
@@ -398,7 +399,12 @@ async fn run_exec(socket: WebSocket, _v5: bool, handle: Arc<ContainerHandle>, op
     // joins the container's on a cluster.
     let mut cmd = handle.spec.command(&opts.command);
     cmd.kill_on_drop(true);
-    let spawned = if opts.tty { spawn_tty(cmd) } else { spawn_pipes(cmd, &opts) };
+    // Through the sandbox helper a missing program would only fail inside it: look it up first.
+    let found = match handle.spec.sandbox {
+        Some(_) => handle.spec.find_program(program).map_err(std::io::Error::from),
+        None => Ok(()),
+    };
+    let spawned = found.and_then(|()| if opts.tty { spawn_tty(cmd) } else { spawn_pipes(cmd, &opts) });
     let mut proc = match spawned {
         Ok(p) => p,
         Err(e) => {
