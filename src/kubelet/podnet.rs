@@ -540,7 +540,7 @@ impl PodNetwork {
             debug!(error = %e, "veth already gone");
         }
         if let Err(e) = ip(&["netns", "del", &sandbox.netns]) {
-            warn!(error = %e, "cannot remove the pod's network namespace");
+            debug!(error = %e, "the pod's network namespace is already gone");
         }
         let n = u32::from(sandbox.ip) - u32::from(self.subnet.addr);
         self.used.lock().unwrap_or_else(|e| e.into_inner()).remove(&n);

@@ -262,12 +262,14 @@ impl Worker {
         }
         if self.latest.metadata.deletion_timestamp.is_some() {
             self.begin_deletion();
-        } else if self.ctx.executor == ExecutorKind::Process && self.create_sandbox().is_err() {
-            return Outcome::Abandoned;
-        } else if self.ctx.executor == ExecutorKind::Process && self.write_status().await.is_err() {
+        } else if self.ctx.executor == ExecutorKind::Process {
             // The simulate executor skips the `Pending`/`ContainerCreating` write: its containers
             // start at once, and scale runs are bound by API writes.
-            return Outcome::Abandoned;
+            self.create_sandbox().await;
+            if self.write_status().await.is_err() {
+                self.release_sandbox();
+                return Outcome::Abandoned;
+            }
         }
         loop {
             if self.reconcile() {
@@ -625,31 +627,38 @@ impl Worker {
     /// Give the pod its own network namespace (with the pod network on, for a pod not on the host
     /// network), and record its address for the status. On failure a `FailedCreatePodSandBox`
     /// Warning event says why, and the pod runs on the host network.
-    fn create_sandbox(&mut self) -> Result<(), ()> {
-        let Some(net) = self.ctx.network.clone() else { return Ok(()) };
+    /// (The `ip` commands run on the blocking pool, off the runtime's threads.)
+    async fn create_sandbox(&mut self) {
+        let Some(net) = self.ctx.network.clone() else { return };
         if self.latest.spec.as_ref().and_then(|s| s.host_network).unwrap_or(false) || self.sandbox.is_some() {
-            return Ok(());
+            return;
         }
-        match net.create(&self.latest, &self.pod_dir.join(".jobwright")) {
+        let (pod, dir) = (self.latest.clone(), self.pod_dir.join(".jobwright"));
+        let made = tokio::task::spawn_blocking(move || net.create(&pod, &dir)).await;
+        match made.unwrap_or_else(|e| Err(e.to_string())) {
             Ok(sb) => {
                 self.run.pod_ip = Some(sb.ip.to_string());
                 self.run.host_ip = Some(sb.host_ip.to_string());
                 self.sandbox = Some(Arc::new(sb));
-                Ok(())
             }
             Err(e) => {
                 warn!(pod = %self.name, namespace = %self.namespace, error = %e, "cannot create the pod's network");
                 let note = format!("Failed to create pod sandbox: {e}");
                 self.publish(None, EventType::Warning, "FailedCreatePodSandBox", note);
-                Ok(())
             }
         }
     }
 
-    fn cleanup_dir(&mut self) {
-        if let (Some(net), Some(sb)) = (self.ctx.network.as_ref(), self.sandbox.take()) {
-            net.remove(&sb);
+    /// Remove the pod's network (its processes have stopped); the address is free again once the
+    /// namespace is gone.
+    fn release_sandbox(&mut self) {
+        if let (Some(net), Some(sb)) = (self.ctx.network.clone(), self.sandbox.take()) {
+            tokio::task::spawn_blocking(move || net.remove(&sb));
         }
+    }
+
+    fn cleanup_dir(&mut self) {
+        self.release_sandbox();
         if self.ctx.executor == ExecutorKind::Process {
             let _ = std::fs::remove_dir_all(&self.pod_dir);
         }
