@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use k8s_openapi::api::core::v1::Pod;
-use tracing::{debug, info, warn};
+use tracing::{debug, info};
 
 /// Where instances record their number, subnet and pid (so a later start can clean up after a
 /// crash), and the lock that serialises allocation.
