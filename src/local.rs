@@ -55,6 +55,15 @@ pub struct LocalArgs {
     /// Service address ranges.
     #[command(flatten)]
     pub service_ranges: ServiceRangeArgs,
+    /// The pod address range (kind's default): with the process executor and root, each
+    /// `jobwright local` takes a free /24 of it, each pod its own address, network namespace and
+    /// hostname, and an embedded cluster DNS server answers Service names.
+    #[arg(long, default_value = crate::kubelet::podnet::DEFAULT_POD_CIDR)]
+    pub pod_cidr: crate::kubelet::podnet::Ipv4Net,
+    /// Run pods on the host's network even as root (as without root: one address, shared ports,
+    /// no cluster DNS).
+    #[arg(long)]
+    pub host_network: bool,
     /// Logging (`--log-level`, `--log-format`), as `jobwright controller` takes them.
     #[command(flatten)]
     pub telemetry: crate::telemetry::TelemetryArgs,
@@ -152,6 +161,7 @@ pub async fn run(
         Some(_) => None,
     };
     let client = kube::Client::try_from(kube::Config::new(url.parse()?))?;
+    let (network, network_note) = start_pod_network(&args, &client).await;
     let kubelet_config = KubeletConfig {
         nodes: args.nodes,
         executor: args.executor,
@@ -160,6 +170,7 @@ pub async fn run(
             max: Duration::from_secs(300).max(args.restart_backoff_base),
         },
         data_dir: args.data_dir.as_ref().map(|d| d.join("kubelet")),
+        network: network.as_ref().map(|(n, _)| n.clone()),
         ..Default::default()
     };
     let kubelet = Kubelet::start(client.clone(), kubelet_config).await?;
@@ -190,10 +201,16 @@ pub async fn run(
     match (&kubeconfig_path, &args.run) {
         (Some(path), _) => {
             say!("jobwright local: API server on {url} — export KUBECONFIG={}", path.display());
+            if let Some(note) = &network_note {
+                say!("jobwright local: {note}");
+            }
             tracing::info!(%url, nodes = args.nodes, executor = ?args.executor, "ready; Ctrl-C to stop");
         }
         (None, Some(file)) => {
             say!("jobwright local: running {} (API server on {url} until its Jobs finish)", file.display());
+            if let Some(note) = &network_note {
+                say!("jobwright local: {note}");
+            }
             tracing::info!(%url, nodes = args.nodes, executor = ?args.executor, "ready");
         }
         (None, None) => {}
@@ -226,12 +243,49 @@ pub async fn run(
     let _ = controller.await;
     let _ = endpoints.await;
     kubelet.shutdown().await;
+    if let Some((net, dns)) = network {
+        dns.cancel();
+        net.shutdown();
+    }
     running.shutdown().await;
     if let Some(path) = &kubeconfig_path {
         kubeconfig::remove_if_ours(path, &url);
     }
     tracing::info!("stopped");
     outcome
+}
+
+/// The pod network and its DNS server (stopped by the token) with the process executor and root;
+/// otherwise, or when it cannot be set up, pods share the host network. The note (printed after
+/// the API server's line) says which.
+async fn start_pod_network(
+    args: &LocalArgs,
+    client: &kube::Client,
+) -> (Option<(std::sync::Arc<crate::kubelet::podnet::PodNetwork>, tokio_util::sync::CancellationToken)>, Option<String>)
+{
+    use crate::kubelet::{dns, podnet};
+    if args.executor != ExecutorKind::Process || args.host_network {
+        return (None, None);
+    }
+    let host_mode = "pods share the host network (one address, no cluster DNS)";
+    if let Err(why) = podnet::available() {
+        return (None, Some(format!("{why}: {host_mode}; run as root for pod networking")));
+    }
+    let cidr = args.pod_cidr;
+    let net = match tokio::task::spawn_blocking(move || podnet::PodNetwork::start(cidr)).await {
+        Ok(Ok(n)) => n,
+        Ok(Err(e)) => return (None, Some(format!("cannot set up the pod network ({e}): {host_mode}"))),
+        Err(e) => return (None, Some(format!("cannot set up the pod network ({e}): {host_mode}"))),
+    };
+    let stop = tokio_util::sync::CancellationToken::new();
+    let addr = std::net::SocketAddr::new(net.host_ip().into(), 53);
+    let upstreams = dns::upstreams(net.host_resolv());
+    let dns_note = match dns::serve(client.clone(), addr, upstreams, stop.clone()).await {
+        Ok(_) => format!("cluster DNS on {}", net.host_ip()),
+        Err(e) => format!("no cluster DNS: cannot serve on {addr}: {e}"),
+    };
+    let note = format!("pod network {} on bridge {} ({dns_note})", net.subnet(), net.bridge());
+    (Some((net, stop)), Some(note))
 }
 
 #[cfg(test)]

@@ -154,8 +154,23 @@ fn print_err(e: &dyn std::fmt::Display) {
     let _ = writeln!(std::io::stderr(), "error: {e}");
 }
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
+fn main() -> std::process::ExitCode {
+    // `jobwright pod-exec` (how a container enters its pod's namespaces) must stay single-threaded
+    // until it execs, so it runs before the runtime starts.
+    let mut args = std::env::args_os();
+    if args.nth(1).is_some_and(|a| a == jobwright::kubelet::podnet::POD_EXEC) {
+        return jobwright::kubelet::podnet::pod_exec_main(args.collect());
+    }
+    match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt.block_on(async_main()),
+        Err(e) => {
+            print_err(&format!("cannot start the async runtime: {e}"));
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn async_main() -> std::process::ExitCode {
     let cli = Cli::parse();
     // One logging setup for every command: `--log-level`/`--log-format` where the command takes
     // them, colours only when stderr is a terminal (and NO_COLOR is unset).

@@ -941,9 +941,13 @@ spec:
     );
     local.ok(&["apply", "-f", &web]);
     local.ok(&["wait", "--for=condition=Ready", "pod/web", "--timeout=60s"]);
-    // The pod shares the host's network: its server listens on the host's loopback once ready
-    // (a forwarded connection to a port nobody listens on ends kubectl's port-forward).
-    poll("the pod's server listening", || std::net::TcpStream::connect(("127.0.0.1", port)).ok());
+    // Its server listens on the pod's loopback once ready (a forwarded connection to a port nobody
+    // listens on ends kubectl's port-forward); asked from inside the pod, whose network is its own
+    // when `local` runs as root.
+    let probe = format!("import socket; socket.create_connection(('127.0.0.1', {port}))");
+    poll("the pod's server listening", || {
+        local.kubectl(&["exec", "web", "--", "python3", "-c", &probe]).0.then_some(())
+    });
     for websockets in ["true", "false"] {
         let (forward, local_port) = local.port_forward("web", port, websockets);
         let got = http_get(local_port, "/blob").expect("the pod's server answers through port-forward");

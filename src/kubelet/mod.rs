@@ -30,9 +30,11 @@
 //! started and waits for them.
 
 pub mod cli;
+pub mod dns;
 pub mod env;
 pub mod logs;
 pub mod node;
+pub mod podnet;
 pub mod portforward;
 pub mod process;
 pub mod runtime;
@@ -86,6 +88,9 @@ pub struct KubeletConfig {
     /// Emit events as the kubelet and scheduler do (`Scheduled`, `Pulled`, `Created`, `Started`,
     /// `Killing`, `BackOff`, `Failed`). On by default; turn off for scale runs.
     pub events: bool,
+    /// Give each process-executor pod its own network namespace, hostname and DNS files on this
+    /// pod network ([`podnet`]); `None`: pods share the host network.
+    pub network: Option<Arc<podnet::PodNetwork>>,
 }
 
 impl Default for KubeletConfig {
@@ -101,6 +106,7 @@ impl Default for KubeletConfig {
             data_dir: None,
             schedule: true,
             events: true,
+            network: None,
         }
     }
 }
@@ -197,6 +203,7 @@ impl Kubelet {
             shutdown: shutdown.clone(),
             events: config.events,
             containers,
+            network: config.network.clone(),
         });
         let (commands, commands_rx) = mpsc::unbounded_channel();
         let (bind_tx, bind_rx) = mpsc::unbounded_channel();

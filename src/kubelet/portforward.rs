@@ -57,7 +57,7 @@ pub async fn serve(
     let Some((_, handle)) = running else {
         return (StatusCode::NOT_FOUND, format!("pod not found ({namespace:?}/{pod:?})")).into_response();
     };
-    let target = Target { pod: pod.clone(), uid: handle.uid.clone() };
+    let target = Target { pod: pod.clone(), uid: handle.uid.clone(), netns: handle.netns.clone() };
     let upgrade = req.headers().get(header::UPGRADE).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
     if upgrade == "websocket" {
         let (mut parts, _) = req.into_parts();
@@ -93,6 +93,8 @@ pub struct Target {
     pub pod: String,
     /// The pod's uid.
     pub uid: String,
+    /// The pod's network namespace when it has its own; the host's otherwise.
+    pub netns: Option<std::path::PathBuf>,
 }
 
 /// Carry SPDY bytes in the WebSocket's binary messages, both ways.
@@ -365,6 +367,14 @@ pub async fn serve_spdy<IO: AsyncRead + AsyncWrite + Send + 'static>(io: IO, tar
     let _ = writer.await;
 }
 
+/// `127.0.0.1:port` in the pod's network namespace.
+async fn connect(target: &Target, port: u16) -> std::io::Result<tokio::net::TcpStream> {
+    match &target.netns {
+        Some(ns) => super::podnet::connect_in(ns, port).await,
+        None => tokio::net::TcpStream::connect(("127.0.0.1", port)).await,
+    }
+}
+
 /// One forwarded connection: `data` stream `id` to `127.0.0.1:port`.
 async fn forward(
     id: u32,
@@ -390,7 +400,7 @@ async fn forward(
             return;
         }
     };
-    let conn = match tokio::net::TcpStream::connect(("127.0.0.1", port_num)).await {
+    let conn = match connect(&target, port_num).await {
         Ok(c) => c,
         Err(e) => {
             end_error(Some(format!(

@@ -36,6 +36,53 @@ pub struct ProcessSpec {
     /// The container's `stdin: true`: the process reads a pipe that `kubectl attach -i` writes
     /// (else `/dev/null`).
     pub stdin: bool,
+    /// The pod's sandbox: the `jobwright pod-exec ... --` prefix that enters its namespaces
+    /// ([`super::podnet::Sandbox::exec_prefix`]); `None`: the host's.
+    pub sandbox: Option<Vec<String>>,
+}
+
+impl ProcessSpec {
+    /// The command for `argv` (the container's, or an exec's) in this container's environment,
+    /// working directory and sandbox. `argv` must not be empty.
+    pub fn command(&self, argv: &[String]) -> Command {
+        let full: Vec<&String> = self.sandbox.iter().flatten().chain(argv).collect();
+        let mut cmd = Command::new(full[0]);
+        cmd.args(&full[1..]).env_clear().current_dir(&self.working_dir);
+        if !self.env.iter().any(|(k, _)| k == "PATH") {
+            cmd.env("PATH", std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into()));
+        }
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
+        cmd
+    }
+
+    /// Whether `program` can be found and executed with this environment's `PATH` (a program
+    /// run through the sandbox helper would otherwise fail only inside it).
+    pub fn find_program(&self, program: &str) -> Result<(), std::io::ErrorKind> {
+        use std::os::unix::fs::PermissionsExt;
+        let check = |p: &std::path::Path| match std::fs::metadata(p) {
+            Ok(m) if m.is_file() && m.permissions().mode() & 0o111 != 0 => Ok(()),
+            Ok(_) => Err(std::io::ErrorKind::PermissionDenied),
+            Err(_) => Err(std::io::ErrorKind::NotFound),
+        };
+        if program.contains('/') {
+            return check(&self.working_dir.join(program));
+        }
+        let path = self
+            .env
+            .iter()
+            .find(|(k, _)| k == "PATH")
+            .map(|(_, v)| v.clone())
+            .unwrap_or_else(|| std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into()));
+        let mut denied = false;
+        for dir in path.split(':').filter(|d| !d.is_empty()) {
+            match check(&std::path::Path::new(dir).join(program)) {
+                Ok(()) => return Ok(()),
+                Err(std::io::ErrorKind::PermissionDenied) => denied = true,
+                Err(_) => {}
+            }
+        }
+        Err(if denied { std::io::ErrorKind::PermissionDenied } else { std::io::ErrorKind::NotFound })
+    }
 }
 
 /// How a container run ended.
@@ -97,7 +144,7 @@ impl ProcessExecutor {
                 finished_at: now,
             }
         };
-        let Some((program, args)) = spec.argv.split_first() else {
+        let Some(program) = spec.argv.first() else {
             return Err(start_error("no command specified".into()));
         };
         if let Err(e) = std::fs::create_dir_all(&spec.working_dir) {
@@ -106,29 +153,22 @@ impl ProcessExecutor {
                 spec.working_dir.display()
             )));
         }
-        let mut cmd = Command::new(program);
-        cmd.args(args)
-            .env_clear()
-            .current_dir(&spec.working_dir)
-            .stdin(if spec.stdin { Stdio::piped() } else { Stdio::null() })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0)
-            .kill_on_drop(true);
-        if !spec.env.iter().any(|(k, _)| k == "PATH") {
-            cmd.env("PATH", std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into()));
+        let spawn_error = |kind: std::io::ErrorKind, e: String| match kind {
+            std::io::ErrorKind::NotFound => format!("exec: \"{program}\": executable file not found in $PATH"),
+            std::io::ErrorKind::PermissionDenied => format!("exec: \"{program}\": permission denied"),
+            _ => format!("exec: \"{program}\": {e}"),
+        };
+        if spec.sandbox.is_some()
+            && let Err(kind) = spec.find_program(program)
+        {
+            return Err(start_error(spawn_error(kind, String::new())));
         }
-        cmd.envs(spec.env.iter().map(|(k, v)| (k, v)));
+        let mut cmd = spec.command(&spec.argv);
+        cmd.stdin(if spec.stdin { Stdio::piped() } else { Stdio::null() })
+            .stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0).kill_on_drop(true);
         let mut child = match cmd.spawn() {
             Ok(c) => c,
-            Err(e) => {
-                let msg = match e.kind() {
-                    std::io::ErrorKind::NotFound => format!("exec: \"{program}\": executable file not found in $PATH"),
-                    std::io::ErrorKind::PermissionDenied => format!("exec: \"{program}\": permission denied"),
-                    _ => format!("exec: \"{program}\": {e}"),
-                };
-                return Err(start_error(msg));
-            }
+            Err(e) => return Err(start_error(spawn_error(e.kind(), e.to_string()))),
         };
         let pgid = child.id().map(|id| Pid::from_raw(id as i32));
         let mut copiers = Vec::new();
@@ -254,6 +294,7 @@ mod tests {
             env: vec![("GREETING".into(), "hi there".into())],
             working_dir: dir.join("work"),
             stdin: false,
+            sandbox: None,
         }
     }
 

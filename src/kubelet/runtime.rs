@@ -98,6 +98,8 @@ pub struct PodContext {
     pub events: bool,
     /// Running process containers, for exec, attach and metrics.
     pub containers: Arc<super::streams::Containers>,
+    /// The pod network, when pods get their own namespaces.
+    pub network: Option<Arc<super::podnet::PodNetwork>>,
 }
 
 /// How a worker ended.
@@ -184,6 +186,8 @@ pub struct Worker {
     events_rx: mpsc::UnboundedReceiver<ContainerEvent>,
     pod_dir: PathBuf,
     recorder: Option<Recorder>,
+    /// The pod's network sandbox, when it has its own.
+    sandbox: Option<Arc<super::podnet::Sandbox>>,
 }
 
 impl Worker {
@@ -222,6 +226,7 @@ impl Worker {
             events_rx,
             pod_dir,
             latest: pod,
+            sandbox: None,
         }
     }
 
@@ -257,10 +262,14 @@ impl Worker {
         }
         if self.latest.metadata.deletion_timestamp.is_some() {
             self.begin_deletion();
-        } else if self.ctx.executor == ExecutorKind::Process && self.write_status().await.is_err() {
+        } else if self.ctx.executor == ExecutorKind::Process {
             // The simulate executor skips the `Pending`/`ContainerCreating` write: its containers
             // start at once, and scale runs are bound by API writes.
-            return Outcome::Abandoned;
+            self.create_sandbox().await;
+            if self.write_status().await.is_err() {
+                self.release_sandbox();
+                return Outcome::Abandoned;
+            }
         }
         loop {
             if self.reconcile() {
@@ -585,6 +594,7 @@ impl Worker {
             pod_dir: self.pod_dir.clone(),
             stop: stop_rx,
             events: self.events_tx.clone(),
+            sandbox: self.sandbox.clone(),
         };
         tokio::spawn(task.run());
     }
@@ -614,7 +624,41 @@ impl Worker {
         self.cleanup_dir();
     }
 
-    fn cleanup_dir(&self) {
+    /// Give the pod its own network namespace (with the pod network on, for a pod not on the host
+    /// network), and record its address for the status. On failure a `FailedCreatePodSandBox`
+    /// Warning event says why, and the pod runs on the host network.
+    /// (The `ip` commands run on the blocking pool, off the runtime's threads.)
+    async fn create_sandbox(&mut self) {
+        let Some(net) = self.ctx.network.clone() else { return };
+        if self.latest.spec.as_ref().and_then(|s| s.host_network).unwrap_or(false) || self.sandbox.is_some() {
+            return;
+        }
+        let (pod, dir) = (self.latest.clone(), self.pod_dir.join(".jobwright"));
+        let made = tokio::task::spawn_blocking(move || net.create(&pod, &dir)).await;
+        match made.unwrap_or_else(|e| Err(e.to_string())) {
+            Ok(sb) => {
+                self.run.pod_ip = Some(sb.ip.to_string());
+                self.run.host_ip = Some(sb.host_ip.to_string());
+                self.sandbox = Some(Arc::new(sb));
+            }
+            Err(e) => {
+                warn!(pod = %self.name, namespace = %self.namespace, error = %e, "cannot create the pod's network");
+                let note = format!("Failed to create pod sandbox: {e}");
+                self.publish(None, EventType::Warning, "FailedCreatePodSandBox", note);
+            }
+        }
+    }
+
+    /// Remove the pod's network (its processes have stopped); the address is free again once the
+    /// namespace is gone.
+    fn release_sandbox(&mut self) {
+        if let (Some(net), Some(sb)) = (self.ctx.network.clone(), self.sandbox.take()) {
+            tokio::task::spawn_blocking(move || net.remove(&sb));
+        }
+    }
+
+    fn cleanup_dir(&mut self) {
+        self.release_sandbox();
         if self.ctx.executor == ExecutorKind::Process {
             let _ = std::fs::remove_dir_all(&self.pod_dir);
         }
@@ -837,6 +881,7 @@ struct ContainerTask {
     pod_dir: PathBuf,
     stop: watch::Receiver<StopRequest>,
     events: mpsc::UnboundedSender<ContainerEvent>,
+    sandbox: Option<Arc<super::podnet::Sandbox>>,
 }
 
 impl ContainerTask {
@@ -958,7 +1003,8 @@ impl ContainerTask {
         let tmp = self.pod_dir.join("tmp");
         let _ = std::fs::create_dir_all(&tmp);
         let defaults = [
-            ("HOSTNAME", self.pod.metadata.name.clone().unwrap_or_default()),
+            // containerd sets HOSTNAME to the sandbox's hostname (the kubelet's pod hostname).
+            ("HOSTNAME", super::podnet::container_hostname(&self.pod)),
             ("HOME", self.pod_dir.display().to_string()),
             ("TMPDIR", tmp.display().to_string()),
         ];
@@ -971,7 +1017,9 @@ impl ContainerTask {
             Some(w) => PathBuf::from(w),
             None => self.pod_dir.clone(),
         };
-        let spec = ProcessSpec { argv, env: envs, working_dir, stdin: self.container.stdin.unwrap_or(false) };
+        let sandbox = self.sandbox.as_ref().map(|s| s.exec_prefix());
+        let stdin = self.container.stdin.unwrap_or(false);
+        let spec = ProcessSpec { argv, env: envs, working_dir, stdin, sandbox };
         let Some(log) = self.log() else {
             let now = Utc::now();
             return Some(ExitInfo {
@@ -997,6 +1045,7 @@ impl ContainerTask {
                     spec: spec.clone(),
                     log,
                     pgid: p.pgid(),
+                    netns: self.sandbox.as_ref().map(|s| s.netns_path()),
                     started: std::time::Instant::now(),
                     stopped: CancellationToken::new(),
                     execs: Default::default(),

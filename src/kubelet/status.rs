@@ -104,6 +104,10 @@ pub struct PodRun {
     pub reason: Option<(String, String)>,
     /// Conditions the executor adds (simulate's `jobwright.dev/simulate-condition`).
     pub extra_conditions: Vec<PodCondition>,
+    /// The pod's own address (pod network); `127.0.0.1` (the host's network) when `None`.
+    pub pod_ip: Option<String>,
+    /// The node's address on the pod network; `127.0.0.1` when `None`.
+    pub host_ip: Option<String>,
 }
 
 impl PodRun {
@@ -118,6 +122,8 @@ impl PodRun {
             terminal: false,
             reason: None,
             extra_conditions: Vec::new(),
+            pod_ip: None,
+            host_ip: None,
         }
     }
 
@@ -416,6 +422,8 @@ pub fn pod_status(pod: &Pod, run: &PodRun, now: DateTime<Utc>) -> PodStatus {
     let statuses = |list: &[ContainerRun], init: bool| -> Option<Vec<ContainerStatus>> {
         if list.is_empty() { None } else { Some(list.iter().map(|c| container_status(c, init)).collect()) }
     };
+    let pod_ip = run.pod_ip.clone().unwrap_or_else(|| LOCAL_IP.into());
+    let host_ip = run.host_ip.clone().unwrap_or_else(|| LOCAL_IP.into());
     PodStatus {
         phase: Some(phase),
         reason,
@@ -424,10 +432,10 @@ pub fn pod_status(pod: &Pod, run: &PodRun, now: DateTime<Utc>) -> PodStatus {
         container_statuses: statuses(&run.main, false),
         init_container_statuses: statuses(&run.init, true),
         start_time: Some(old.start_time.clone().unwrap_or(time(run.start_time))),
-        host_ip: Some(LOCAL_IP.into()),
-        host_ips: Some(vec![HostIP { ip: LOCAL_IP.into() }]),
-        pod_ip: Some(LOCAL_IP.into()),
-        pod_ips: Some(vec![PodIP { ip: LOCAL_IP.into() }]),
+        host_ip: Some(host_ip.clone()),
+        host_ips: Some(vec![HostIP { ip: host_ip }]),
+        pod_ip: Some(pod_ip.clone()),
+        pod_ips: Some(vec![PodIP { ip: pod_ip }]),
         qos_class: old.qos_class.clone().or_else(|| Some(qos_class(spec).into())),
         nominated_node_name: old.nominated_node_name.clone(),
         ..Default::default()
@@ -505,6 +513,8 @@ mod tests {
             terminal: false,
             reason: None,
             extra_conditions: vec![],
+            pod_ip: None,
+            host_ip: None,
         }
     }
 

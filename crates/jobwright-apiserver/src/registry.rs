@@ -151,6 +151,7 @@ impl Registry {
             events_new,
             r("apps", "v1", "deployments", "Deployment", true, &["deploy"], &["all"], &["status", "scale"]),
             r("policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget", true, &["pdb"], &[], &["status"]),
+            r("discovery.k8s.io", "v1", "endpointslices", "EndpointSlice", true, &[], &[], &[]),
             r("rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", false, &[], &[], &[]),
             r("rbac.authorization.k8s.io", "v1", "clusterrolebindings", "ClusterRoleBinding", false, &[], &[], &[]),
             r("rbac.authorization.k8s.io", "v1", "roles", "Role", true, &[], &[], &[]),

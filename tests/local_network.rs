@@ -1,0 +1,361 @@
+//! End-to-end tests of `jobwright local`'s pod network (issue 13): the real binary, driven by the
+//! real `kubectl`.
+//!
+//! As root (CI and the development machine), each instance takes its own bridge and /24 of the pod
+//! range, so these tests run in parallel with each other and with the rest of the suite. Without
+//! root they check the fallback instead: one line saying pods share the host network.
+//!
+//! The EndpointSlice controller is not part of this branch, so the tests write the EndpointSlices
+//! a controller would (from the pods' addresses and hostnames) — the DNS server reads them through
+//! the API exactly as CoreDNS does, whoever writes them. Readiness is always an awaited condition
+//! (a printed line, a pod phase, a Job condition), never a sleep.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+struct Local {
+    child: Child,
+    kubeconfig: PathBuf,
+    cache: tempfile::TempDir,
+    dir: tempfile::TempDir,
+    /// The second line: the pod network (or the host-network fallback).
+    note: String,
+}
+
+fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+impl Local {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let kubeconfig = dir.path().join("kc");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_jobwright"))
+            .args(["local", "--listen", "127.0.0.1:0", "--kubeconfig"])
+            .arg(&kubeconfig)
+            .args(["--pod-backoff-base", "200ms", "--restart-backoff-base", "200ms"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn jobwright local");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            for _ in 0..2 {
+                if let Some(Ok(line)) = lines.next() {
+                    let _ = tx.send(line);
+                }
+            }
+            for _ in lines {}
+        });
+        let first = rx.recv_timeout(Duration::from_secs(60)).expect("jobwright local printed its line");
+        assert!(first.contains("export KUBECONFIG="), "{first}");
+        let note = rx.recv_timeout(Duration::from_secs(60)).expect("jobwright local printed its network line");
+        Local { child, kubeconfig, cache: tempfile::tempdir().unwrap(), dir, note }
+    }
+
+    /// The bridge and subnet from "jobwright local: pod network 10.244.N.0/24 on bridge jwbrK (...)".
+    fn network(&self) -> (String, String) {
+        let rest = self.note.strip_prefix("jobwright local: pod network ").unwrap_or_else(|| panic!("{}", self.note));
+        let words: Vec<&str> = rest.split_whitespace().collect();
+        assert_eq!(words[1..3], ["on", "bridge"], "{}", self.note);
+        (words[3].to_string(), words[0].to_string())
+    }
+
+    fn kubectl(&self, args: &[&str]) -> (bool, String, String) {
+        let out = Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .args(args)
+            .env("KUBECACHEDIR", self.cache.path())
+            .output()
+            .expect("run kubectl (required)");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let (ok, out, err) = self.kubectl(args);
+        assert!(ok, "kubectl {args:?} failed: {out}{err}");
+        out
+    }
+
+    fn apply_text(&self, name: &str, yaml: &str) {
+        let path = self.dir.path().join(format!("{name}.yaml"));
+        std::fs::write(&path, yaml).unwrap();
+        self.ok(&["apply", "-f", path.to_str().unwrap()]);
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        let mut a = args.to_vec();
+        a.extend(["-o", "json"]);
+        serde_json::from_str(&self.ok(&a)).unwrap()
+    }
+
+    fn signal(&mut self, sig: nix::sys::signal::Signal) -> std::process::ExitStatus {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        nix::sys::signal::kill(pid, sig).unwrap();
+        for _ in 0..600 {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                return st;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        panic!("jobwright local did not exit within 30 s of {sig}");
+    }
+}
+
+impl Drop for Local {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+            for _ in 0..600 {
+                if !matches!(self.child.try_wait(), Ok(None)) {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Poll `f` until it gives a value (bounded: 90 s).
+fn poll<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The pods matching `selector` once `n` of them are Running with an address: (name, hostname, ip).
+fn running_pods(local: &Local, selector: &str, n: usize) -> Vec<(String, String, String)> {
+    poll(&format!("{n} running pods with addresses ({selector})"), || {
+        let list = local.json(&["get", "pods", "-l", selector]);
+        let items = list["items"].as_array()?.clone();
+        let running: Vec<_> = items
+            .iter()
+            .filter(|p| p["status"]["phase"] == "Running" && p["status"]["podIP"].is_string())
+            .map(|p| {
+                let s = |v: &Value| v.as_str().unwrap_or_default().to_string();
+                (s(&p["metadata"]["name"]), s(&p["spec"]["hostname"]), s(&p["status"]["podIP"]))
+            })
+            .collect();
+        (running.len() == n).then_some(running)
+    })
+}
+
+/// What the EndpointSlice controller writes for a headless Service over these pods (all ready).
+fn endpoint_slice(service: &str, pods: &[(String, String, String)]) -> String {
+    let mut eps = String::new();
+    for (name, hostname, ip) in pods {
+        eps += &format!(
+            "- addresses: [\"{ip}\"]\n  hostname: {hostname}\n  conditions: {{ready: true}}\n  \
+             targetRef: {{kind: Pod, name: {name}, namespace: default}}\n"
+        );
+    }
+    format!(
+        "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: {service}-test\n  labels:\n    \
+         kubernetes.io/service-name: {service}\naddressType: IPv4\nports:\n- name: rendezvous\n  port: 7000\n  \
+         protocol: TCP\nendpoints:\n{eps}"
+    )
+}
+
+fn links() -> String {
+    String::from_utf8_lossy(&Command::new("ip").args(["-o", "link", "show"]).output().unwrap().stdout).into_owned()
+}
+
+fn netns() -> String {
+    String::from_utf8_lossy(&Command::new("ip").args(["netns", "list"]).output().unwrap().stdout).into_owned()
+}
+
+/// Everything of instance `jwbrK` still on the machine: its bridge, veths, namespaces, netns mounts.
+fn leftovers(bridge: &str) -> Vec<String> {
+    let id = bridge.strip_prefix("jwbr").unwrap();
+    let veth = format!("jw{id}v");
+    let ns = format!("jw{id}-");
+    let mut out = Vec::new();
+    for line in links().lines() {
+        let name = line.split(':').nth(1).unwrap_or_default().trim().split('@').next().unwrap_or_default();
+        if name == bridge || (name.starts_with(&veth) && name[veth.len()..].chars().all(|c| c.is_ascii_digit())) {
+            out.push(format!("link {name}"));
+        }
+    }
+    for name in netns().lines().filter_map(|l| l.split_whitespace().next()) {
+        if name.starts_with(&ns) && name[ns.len()..].chars().all(|c| c.is_ascii_digit()) {
+            out.push(format!("netns {name}"));
+        }
+    }
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    for line in mounts.lines().filter(|l| l.contains(&format!("/run/netns/{ns}"))) {
+        out.push(format!("mount {line}"));
+    }
+    out
+}
+
+#[test]
+fn without_root_pods_share_the_host_network_and_it_says_so() {
+    if is_root() {
+        // Run the same binary as nobody is not possible without a setuid helper; as root, the
+        // pod network tests below cover this binary. Check the flag that forces host mode instead.
+        let dir = tempfile::tempdir().unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_jobwright"))
+            .args(["local", "--listen", "127.0.0.1:0", "--host-network", "--run"])
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/hello-world.yaml"))
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{stdout}");
+        assert!(!stdout.contains("pod network"), "--host-network: no pod network\n{stdout}");
+        return;
+    }
+    let local = Local::start();
+    assert_eq!(
+        local.note,
+        "jobwright local: not running as root: pods share the host network (one address, no cluster DNS); run as \
+         root for pod networking"
+    );
+}
+
+/// The collaborative example: 3 pods of an Indexed Job, each its own address and hostname, all
+/// listening on one port; index 0 is found by name and the others exchange data with it. Also
+/// checks what a pod sees (`hostname`, `$HOSTNAME`, /etc/hosts, /etc/resolv.conf) and the
+/// ClusterIP and headless records from inside a pod.
+#[test]
+fn collaborative_example_completes_with_names_resolving_to_pod_ips() {
+    if !is_root() {
+        return without_root_pods_share_the_host_network_and_it_says_so();
+    }
+    let local = Local::start();
+    let (_bridge, subnet) = local.network();
+    let prefix = subnet.trim_end_matches("0/24");
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/collaborative.yaml");
+    local.ok(&["apply", "-f", example.to_str().unwrap()]);
+    // All three are Running, each listening on port 7000 of its own address: the workers cannot
+    // finish before collab-0.workers resolves, which needs the EndpointSlice written below.
+    let pods = running_pods(&local, "batch.kubernetes.io/job-name=collab", 3);
+    let mut ips: Vec<&str> = pods.iter().map(|p| p.2.as_str()).collect();
+    ips.sort();
+    ips.dedup();
+    assert_eq!(ips.len(), 3, "distinct pod IPs: {pods:?}");
+    for (name, hostname, ip) in &pods {
+        assert!(ip.starts_with(prefix), "{ip} in {subnet}");
+        let pod = local.json(&["get", "pod", name]);
+        assert_eq!(pod["status"]["hostIP"], format!("{prefix}1"), "the bridge address is the hostIP");
+        assert_eq!(pod["status"]["podIPs"][0]["ip"], ip.as_str());
+        let seen =
+            local.ok(&["exec", name, "--", "sh", "-c", "hostname; echo $HOSTNAME; cat /etc/hosts /etc/resolv.conf"]);
+        let mut lines = seen.lines();
+        assert_eq!(lines.next(), Some(hostname.as_str()), "`hostname` in {name}:\n{seen}");
+        assert_eq!(lines.next(), Some(hostname.as_str()), "$HOSTNAME in {name}:\n{seen}");
+        assert!(seen.starts_with(&format!("{hostname}\n{hostname}\n# Kubernetes-managed hosts file.\n")), "{seen}");
+        assert!(
+            seen.contains(&format!("\n{ip}\t{hostname}.workers.default.svc.cluster.local\t{hostname}\n")),
+            "{seen}"
+        );
+        assert!(seen.contains("\nsearch default.svc.cluster.local svc.cluster.local cluster.local"), "{seen}");
+        assert!(seen.contains(&format!("\nnameserver {prefix}1\noptions ndots:5\n")), "{seen}");
+    }
+    // A ClusterIP Service (the address given explicitly: allocation is the Service registry's job).
+    local.apply_text(
+        "api",
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: api\nspec:\n  clusterIP: 10.96.77.7\n  ports:\n  - port: 80\n",
+    );
+    let worker = &pods.iter().find(|p| p.1 == "collab-1").expect("collab-1").0;
+    let resolved = poll("api.default.svc.cluster.local from a pod", || {
+        let (ok, out, _) = local.kubectl(&["exec", worker, "--", "getent", "hosts", "api"]);
+        ok.then_some(out)
+    });
+    assert_eq!(resolved.split_whitespace().collect::<Vec<_>>(), ["10.96.77.7", "api.default.svc.cluster.local"]);
+
+    local.apply_text("slice", &endpoint_slice("workers", &pods));
+    local.ok(&["wait", "--for=condition=Complete", "job/collab", "--timeout=120s"]);
+    let leader_ip = &pods.iter().find(|p| p.1 == "collab-0").expect("collab-0").2;
+    for (name, hostname, _) in &pods {
+        let log = local.ok(&["logs", name]);
+        assert!(log.starts_with(&format!("{hostname}: listening on port 7000\n")), "{log}");
+        if hostname == "collab-0" {
+            assert!(
+                log.contains("got 'hello from collab-1 10'") && log.contains("got 'hello from collab-2 20'"),
+                "{log}"
+            );
+            assert!(log.ends_with("collab-0: sum of the workers' numbers = 30\n"), "{log}");
+        } else {
+            let idx: u32 = hostname.trim_start_matches("collab-").parse().unwrap();
+            let want =
+                format!("{hostname}: collab-0.workers is {leader_ip}; reply: ack hello from {hostname} {}\n", idx * 10);
+            assert!(log.ends_with(&want), "{log}\nwant {want}");
+        }
+    }
+}
+
+/// SIGTERM removes the bridge, every pod's namespace and veth; after kill -9 they stay, and the
+/// next start on the machine removes them.
+#[test]
+fn nothing_is_left_after_sigterm_or_after_kill_9_and_a_restart() {
+    if !is_root() {
+        return without_root_pods_share_the_host_network_and_it_says_so();
+    }
+    let pid_dir = tempfile::tempdir().unwrap();
+    let sleeper = |local: &Local, name: &str| {
+        let pidfile = pid_dir.path().join(name);
+        local.apply_text(
+            name,
+            &format!(
+                "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n  restartPolicy: Never\n  containers:\n  \
+                 - name: c\n    image: busybox\n    command: [sh, -c, 'echo $$$$ > {}; exec sleep 300']\n",
+                pidfile.display()
+            ),
+        );
+        // (`$$$$`: the kubelet turns `$$` into `$`.)
+        poll(&format!("pod {name} running"), || {
+            let p = local.json(&["get", "pod", name]);
+            let pid = std::fs::read_to_string(&pidfile).ok()?.trim().parse::<i32>().ok()?;
+            (p["status"]["phase"] == "Running").then_some(pid)
+        })
+    };
+
+    let mut a = Local::start();
+    let (bridge_a, _) = a.network();
+    sleeper(&a, "sleeper-a");
+    sleeper(&a, "sleeper-b");
+    let before = leftovers(&bridge_a);
+    assert_eq!(before.iter().filter(|l| l.starts_with("netns")).count(), 2, "{before:?}");
+    assert!(before.contains(&format!("link {bridge_a}")), "{before:?}");
+    assert!(a.signal(nix::sys::signal::Signal::SIGTERM).success());
+    assert_eq!(leftovers(&bridge_a), Vec::<String>::new(), "after SIGTERM");
+
+    let mut b = Local::start();
+    let (bridge_b, _) = b.network();
+    let orphan = sleeper(&b, "sleeper-c");
+    b.signal(nix::sys::signal::Signal::SIGKILL);
+    // The pod process outlives a SIGKILLed jobwright (no kubelet is left to stop it).
+    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(orphan), nix::sys::signal::Signal::SIGKILL);
+    let left = leftovers(&bridge_b);
+    assert!(left.contains(&format!("link {bridge_b}")) && left.iter().any(|l| l.starts_with("netns")), "{left:?}");
+
+    // Instance numbers are not reused soon, so whatever has B's number is B's.
+    let c = Local::start();
+    let (bridge_c, _) = c.network();
+    assert_ne!(bridge_c, bridge_b);
+    assert_eq!(leftovers(&bridge_b), Vec::<String>::new(), "the next start removed the dead instance's network");
+    drop(c);
+    assert_eq!(leftovers(&bridge_c), Vec::<String>::new());
+}
