@@ -27,6 +27,7 @@ struct Row {
     subresources: &'static [&'static str],
 }
 
+#[allow(clippy::too_many_arguments)]
 const fn row(
     group: &'static str,
     version: &'static str,
