@@ -304,7 +304,6 @@ served! {
     subject_access_review: "authorization.k8s.io/v1", "SubjectAccessReview", pb::authorization::v1::SubjectAccessReview, oa::authorization::v1::SubjectAccessReview;
     self_subject_rules_review: "authorization.k8s.io/v1", "SelfSubjectRulesReview", pb::authorization::v1::SelfSubjectRulesReview, oa::authorization::v1::SelfSubjectRulesReview;
     componentstatus: "v1", "ComponentStatus", pb::core::v1::ComponentStatus, oa::core::v1::ComponentStatus;
-    endpoints: "v1", "Endpoints", pb::core::v1::Endpoints, oa::core::v1::Endpoints;
     limitrange: "v1", "LimitRange", pb::core::v1::LimitRange, oa::core::v1::LimitRange;
     pvc: "v1", "PersistentVolumeClaim", pb::core::v1::PersistentVolumeClaim, oa::core::v1::PersistentVolumeClaim;
     pv: "v1", "PersistentVolume", pb::core::v1::PersistentVolume, oa::core::v1::PersistentVolume;
@@ -322,7 +321,6 @@ served! {
     hpa_v1: "autoscaling/v1", "HorizontalPodAutoscaler", pb::autoscaling::v1::HorizontalPodAutoscaler, oa::autoscaling::v1::HorizontalPodAutoscaler;
     hpa_v2: "autoscaling/v2", "HorizontalPodAutoscaler", pb::autoscaling::v2::HorizontalPodAutoscaler, oa::autoscaling::v2::HorizontalPodAutoscaler;
     csr: "certificates.k8s.io/v1", "CertificateSigningRequest", pb::certificates::v1::CertificateSigningRequest, oa::certificates::v1::CertificateSigningRequest;
-    endpointslice: "discovery.k8s.io/v1", "EndpointSlice", pb::discovery::v1::EndpointSlice, oa::discovery::v1::EndpointSlice;
     flowschema: "flowcontrol.apiserver.k8s.io/v1", "FlowSchema", pb::flowcontrol::v1::FlowSchema, oa::flowcontrol::v1::FlowSchema;
     prioritylevelconfiguration: "flowcontrol.apiserver.k8s.io/v1", "PriorityLevelConfiguration", pb::flowcontrol::v1::PriorityLevelConfiguration, oa::flowcontrol::v1::PriorityLevelConfiguration;
     ingressclass: "networking.k8s.io/v1", "IngressClass", pb::networking::v1::IngressClass, oa::networking::v1::IngressClass;
