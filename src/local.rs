@@ -52,6 +52,14 @@ pub struct LocalArgs {
     /// First container restart delay of the kubelet (upstream default 10s), e.g. `10s`, `200ms`.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub restart_backoff_base: Duration,
+    /// Do not write the node simulator's per-pod events (the scheduler's `Scheduled`, the
+    /// kubelet's `Pulled`, `Created`, `Started`, ...): about half of the API writes of a scale run
+    /// with `--executor simulate`. The Job controller's events are written either way.
+    #[arg(long)]
+    pub no_pod_events: bool,
+    /// How long an Event is kept after its last write (kube-apiserver's `--event-ttl`).
+    #[arg(long, default_value = "1h", value_parser = parse_duration)]
+    pub event_ttl: Duration,
     /// Logging (`--log-level`, `--log-format`), as `jobwright controller` takes them.
     #[command(flatten)]
     pub telemetry: crate::telemetry::TelemetryArgs,
@@ -91,7 +99,8 @@ pub async fn run(
     if let Some(file) = &args.run {
         crate::run::check_file(&file.display().to_string())?;
     }
-    let config = http::ServerConfig { data_dir: args.data_dir.clone(), ..Default::default() };
+    let config =
+        http::ServerConfig { data_dir: args.data_dir.clone(), event_ttl: args.event_ttl, ..Default::default() };
     let running = match args.listen {
         Some(addr) => http::start(addr, config).await?,
         None => match http::start(([127, 0, 0, 1], DEFAULT_PORT).into(), config.clone()).await {
@@ -122,6 +131,7 @@ pub async fn run(
             max: Duration::from_secs(300).max(args.restart_backoff_base),
         },
         data_dir: args.data_dir.as_ref().map(|d| d.join("kubelet")),
+        events: !args.no_pod_events,
         ..Default::default()
     };
     let kubelet = Kubelet::start(client.clone(), kubelet_config).await?;

@@ -69,6 +69,8 @@ pub struct ServerConfig {
     pub decision_log: usize,
     /// Connection and request bounds (timeouts, connection count, requests in flight).
     pub limits: super::conn::ConnLimits,
+    /// How long an Event lives after its last write (`--event-ttl`, see [`super::event_ttl`]).
+    pub event_ttl: Duration,
 }
 
 impl Default for ServerConfig {
@@ -83,6 +85,7 @@ impl Default for ServerConfig {
             tokens: vec![],
             decision_log: super::auth::DEFAULT_DECISION_LOG,
             limits: super::conn::ConnLimits::default(),
+            event_ttl: super::event_ttl::DEFAULT_EVENT_TTL,
         }
     }
 }
@@ -223,7 +226,10 @@ pub async fn start_with(listen: SocketAddr, server: Arc<Server>) -> std::io::Res
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let addr = listener.local_addr()?;
     let (tx, rx) = oneshot::channel::<()>();
-    let gc = tokio::spawn(gc::run(server.api.clone()));
+    let (api, ttl) = (server.api.clone(), server.config.event_ttl);
+    let gc = tokio::spawn(async move {
+        tokio::join!(gc::run(api.clone()), super::event_ttl::run(api, ttl));
+    });
     let app = router(server.clone());
     let stopping = server.stopping.clone();
     let shutdown = async move {
