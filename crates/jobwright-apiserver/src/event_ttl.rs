@@ -69,7 +69,7 @@ pub async fn run(api: Api, ttl: Duration) {
         tokio::select! {
             ev = rx.recv() => match ev {
                 None => return,
-                Some(e) if &*e.key == key && e.kind != EventType::Deleted => {
+                Some(e) if *e.key == *key && e.kind != EventType::Deleted => {
                     expiry.written(Instant::now() + ttl, &e.namespace, &e.name, e.rv);
                 }
                 Some(_) => {}
