@@ -12,6 +12,11 @@
 //! The real binary runs as a child process on a free loopback port with a temporary kubeconfig;
 //! this process creates the Jobs with a `kube::Client` (32 requests in flight) and watches them.
 //! Pods run for 0 s (`jobwright.dev/simulate-duration: "0"`).
+//!
+//! `JOBWRIGHT_BENCH_POD_EVENTS=0` runs `jobwright local --no-pod-events` (no scheduler/kubelet
+//! events). Each phase also prints the API writes per pod: the growth of the server's global
+//! resourceVersion (one per committed write, node heartbeats included) over the pods it ran,
+//! and how many Events are stored.
 
 mod common;
 
@@ -19,6 +24,7 @@ use std::time::{Duration, Instant};
 
 use common::{ChildProc, mib};
 use k8s_openapi::api::core::v1::Node;
+use k8s_openapi::api::core::v1::{Event, Namespace};
 use kube::Client;
 use kube::api::{Api, ListParams};
 
@@ -35,15 +41,13 @@ fn main() {
     let kc = dir.path().join("kubeconfig");
     let log = dir.path().join("local.log");
     let nodes = NODES.to_string();
-    let mut local = ChildProc::spawn(
-        "jobwright local",
-        &common::jobwright_bin(),
-        &["local", "--executor", "simulate", "--listen", "127.0.0.1:0", "--nodes", &nodes, "--kubeconfig"]
-            .into_iter()
-            .chain([kc.to_str().expect("utf-8 path")])
-            .collect::<Vec<_>>(),
-        Some(&log),
-    );
+    let pod_events = std::env::var("JOBWRIGHT_BENCH_POD_EVENTS").map_or(true, |v| v != "0");
+    let mut args = vec!["local", "--executor", "simulate", "--listen", "127.0.0.1:0", "--nodes", &nodes];
+    if !pod_events {
+        args.push("--no-pod-events");
+    }
+    args.extend(["--kubeconfig", kc.to_str().expect("utf-8 path")]);
+    let mut local = ChildProc::spawn("jobwright local", &common::jobwright_bin(), &args, Some(&log));
     let pid = local.pid().to_string();
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     rt.block_on(async {
@@ -57,6 +61,7 @@ fn main() {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         let (idle, idle_rss) = common::memory(&pid);
+        let rv0 = current_rv(&client).await;
 
         let watch = {
             let client = client.clone();
@@ -70,6 +75,7 @@ fn main() {
         let singles = start.elapsed().as_secs_f64();
         common::assert_counted(&done);
         let (hwm1, rss1) = common::memory(&pid);
+        let (rv1, events1) = (current_rv(&client).await, stored_events(&client).await);
 
         let watch = {
             let client = client.clone();
@@ -84,8 +90,10 @@ fn main() {
         let want = if indexed == 1 { "0".to_string() } else { format!("0-{}", indexed - 1) };
         assert_eq!(big.status.as_ref().and_then(|s| s.completed_indexes.clone()), Some(want));
         let (hwm2, rss2) = common::memory(&pid);
+        let (rv2, events2) = (current_rv(&client).await, stored_events(&client).await);
 
-        println!("\n`jobwright local --executor simulate --nodes {NODES}` (110 pods per node), pods run 0 s.");
+        let flag = if pod_events { "" } else { " --no-pod-events" };
+        println!("\n`jobwright local --executor simulate --nodes {NODES}{flag}` (110 pods per node), pods run 0 s.");
         println!("Memory = VmHWM/VmRSS of the `jobwright local` process (API server + simulator + controllers).\n");
         println!("{:<48} {:>9} {:>9} {:>10} {:>12} {:>12}", "phase", "secs", "pods/s", "Jobs/s", "VmHWM", "VmRSS");
         println!(
@@ -113,5 +121,23 @@ fn main() {
             per_pod(rss1, jobs),
             per_pod(rss2, jobs + indexed as usize)
         );
+        println!(
+            "API writes per pod (resourceVersion growth / pods, heartbeats included): {:.2} in the single-pod Jobs, {:.2} in the Indexed Job; Events stored: {events1} after the single-pod Jobs, {events2} in all",
+            (rv1 - rv0) as f64 / jobs as f64,
+            (rv2 - rv1) as f64 / indexed as f64,
+        );
     });
+}
+
+/// The server's current resourceVersion (one per committed write), from a one-item list.
+async fn current_rv(client: &Client) -> u64 {
+    let list =
+        Api::<Namespace>::all(client.clone()).list_metadata(&ListParams::default().limit(1)).await.expect("list");
+    list.metadata.resource_version.and_then(|v| v.parse().ok()).expect("numeric resourceVersion")
+}
+
+/// How many Events the server stores (a one-item list and its remaining count).
+async fn stored_events(client: &Client) -> u64 {
+    let list = Api::<Event>::all(client.clone()).list_metadata(&ListParams::default().limit(1)).await.expect("list");
+    list.items.len() as u64 + list.metadata.remaining_item_count.unwrap_or(0).max(0) as u64
 }

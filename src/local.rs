@@ -64,6 +64,14 @@ pub struct LocalArgs {
     /// no cluster DNS).
     #[arg(long)]
     pub host_network: bool,
+    /// Do not write the node simulator's per-pod events (the scheduler's `Scheduled`, the
+    /// kubelet's `Pulled`, `Created`, `Started`, ...): about half of the API writes of a scale run
+    /// with `--executor simulate`. The Job controller's events are written either way.
+    #[arg(long)]
+    pub no_pod_events: bool,
+    /// How long an Event is kept after its last write (kube-apiserver's `--event-ttl`).
+    #[arg(long, default_value = "1h", value_parser = parse_duration)]
+    pub event_ttl: Duration,
     /// Logging (`--log-level`, `--log-format`), as `jobwright controller` takes them.
     #[command(flatten)]
     pub telemetry: crate::telemetry::TelemetryArgs,
@@ -137,6 +145,7 @@ pub async fn run(
     let config = http::ServerConfig {
         data_dir: args.data_dir.clone(),
         service_ranges: args.service_ranges.ranges(),
+        event_ttl: args.event_ttl,
         ..Default::default()
     };
     let running = match args.listen {
@@ -171,6 +180,7 @@ pub async fn run(
         },
         data_dir: args.data_dir.as_ref().map(|d| d.join("kubelet")),
         network: network.as_ref().map(|(n, _)| n.clone()),
+        events: !args.no_pod_events,
         ..Default::default()
     };
     let kubelet = Kubelet::start(client.clone(), kubelet_config).await?;

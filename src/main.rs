@@ -34,6 +34,9 @@ enum Command {
         /// How many events the watch history keeps.
         #[arg(long, default_value_t = 10_000)]
         watch_history: usize,
+        /// How long an Event is kept after its last write (kube-apiserver's default 1h).
+        #[arg(long, default_value = "1h", value_parser = jobwright::local::parse_duration)]
+        event_ttl: std::time::Duration,
         /// Keep the state in this directory (crash-safe snapshot + write-ahead log); in memory without it.
         #[arg(long)]
         data_dir: Option<PathBuf>,
@@ -191,6 +194,7 @@ async fn async_main() -> std::process::ExitCode {
             listen,
             kubeconfig,
             watch_history,
+            event_ttl,
             data_dir,
             authorization_mode,
             token_auth_file,
@@ -202,6 +206,7 @@ async fn async_main() -> std::process::ExitCode {
                 ..Default::default()
             };
             config.store.history = watch_history;
+            config.event_ttl = event_ttl;
             config.data_dir = data_dir;
             config.authorization_mode = authorization_mode;
             if let Some(path) = token_auth_file {

@@ -106,7 +106,7 @@ async fn watch_timeout_seconds_ends_the_stream() {
 }
 
 fn small_history() -> ServerConfig {
-    ServerConfig { store: StoreConfig { history: 3, watcher_buffer: 1000 }, ..Default::default() }
+    ServerConfig { store: StoreConfig { history: 3, watcher_buffer: 1000, ..Default::default() }, ..Default::default() }
 }
 
 #[tokio::test]

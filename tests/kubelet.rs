@@ -198,6 +198,47 @@ async fn simulated_pods_follow_their_annotations() {
     kubelet.shutdown().await;
 }
 
+/// A zero-length simulated run is written once, in its final state: no `Running` version
+/// before it (half the kubelet's status writes of a scale run). Many pods at once, since the
+/// old worker wrote `Running` only when it saw the start before the exit.
+#[tokio::test]
+async fn a_zero_length_simulated_pod_gets_one_status_write() {
+    let server = TestApiServer::start().await;
+    let client = server.client();
+    let kubelet = Kubelet::start(client.clone(), config(ExecutorKind::Simulate)).await.unwrap();
+    let pods: Api<Pod> = Api::default_namespaced(client);
+    let rv = pods.list_metadata(&Default::default()).await.unwrap().metadata.resource_version.unwrap();
+    let mut stream = pods.watch(&kube::api::WatchParams::default().timeout(120), &rv).await.unwrap().boxed();
+    let n = 60;
+    for i in 0..n {
+        let restart_policy = if i % 2 == 0 { "Never" } else { "OnFailure" };
+        pods.create(&PostParams::default(), &pod(&format!("once-{i}"), restart_policy, &["ignored"])).await.unwrap();
+    }
+    let mut statuses: std::collections::BTreeMap<String, Vec<Option<String>>> = Default::default();
+    let mut finished = 0;
+    while finished < n {
+        let ev = tokio::time::timeout(Duration::from_secs(60), stream.next())
+            .await
+            .expect("pods finished within 60 s")
+            .expect("watch open")
+            .unwrap();
+        if let kube::api::WatchEvent::Modified(p) = ev {
+            let st = p.status.unwrap_or_default();
+            // Versions written by the kubelet carry container statuses (binding does not).
+            if st.container_statuses.is_some() {
+                if matches!(st.phase.as_deref(), Some("Succeeded" | "Failed")) {
+                    finished += 1;
+                }
+                statuses.entry(p.metadata.name.unwrap()).or_default().push(st.phase);
+            }
+        }
+    }
+    let more: Vec<_> = statuses.iter().filter(|(_, s)| s.len() != 1).collect();
+    assert!(more.is_empty(), "pods with more than one status write: {more:?}");
+    assert!(statuses.values().all(|s| s[0].as_deref() == Some("Succeeded")));
+    kubelet.shutdown().await;
+}
+
 #[tokio::test]
 async fn follow_streams_a_running_container_through_the_api_server() {
     let server = TestApiServer::start().await;

@@ -142,7 +142,7 @@ async fn a_kube_rs_reflector_paging_through_concurrent_writes_ends_with_every_up
 }
 
 fn small_history() -> ServerConfig {
-    ServerConfig { store: StoreConfig { history: 5, watcher_buffer: 1000 }, ..Default::default() }
+    ServerConfig { store: StoreConfig { history: 5, watcher_buffer: 1000, ..Default::default() }, ..Default::default() }
 }
 
 #[tokio::test]

@@ -17,7 +17,7 @@
 //!   pod GC would: `DisruptionTarget` condition, phase `Failed`, force-deleted;
 //! - kubelet shutdown, or the pod removed from the API: processes killed, nothing written.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -125,6 +125,9 @@ pub enum ContainerEvent {
         key: (bool, usize),
         /// When.
         at: chrono::DateTime<Utc>,
+        /// The run's `Exited` follows at once (a zero-length simulated run: the container task
+        /// sends both with no await between): the worker writes no status in between.
+        exits_at_once: bool,
     },
     /// The run ended (or could not start).
     Exited {
@@ -184,6 +187,8 @@ pub struct Worker {
     sidecars_stopping: bool,
     events_tx: mpsc::UnboundedSender<ContainerEvent>,
     events_rx: mpsc::UnboundedReceiver<ContainerEvent>,
+    /// Containers that reported `Started { exits_at_once }` and whose `Exited` is still in flight.
+    exiting: HashSet<Key>,
     pod_dir: PathBuf,
     recorder: Option<Recorder>,
     /// The pod's network sandbox, when it has its own.
@@ -224,6 +229,7 @@ impl Worker {
             sidecars_stopping: false,
             events_tx,
             events_rx,
+            exiting: HashSet::new(),
             pod_dir,
             latest: pod,
             sandbox: None,
@@ -281,6 +287,11 @@ impl Worker {
                     self.apply_event(ev);
                     while let Ok(ev) = self.events_rx.try_recv() {
                         self.apply_event(ev);
+                    }
+                    // A zero-length simulated run: its exit is already on the way, and one
+                    // status write with the final state replaces `Running` then `Succeeded`.
+                    if !self.exiting.is_empty() {
+                        continue;
                     }
                     if self.write_status().await.is_err() {
                         self.kill_all().await;
@@ -408,7 +419,10 @@ impl Worker {
 
     fn apply_event(&mut self, ev: ContainerEvent) {
         match ev {
-            ContainerEvent::Started { key, at } => {
+            ContainerEvent::Started { key, at, exits_at_once } => {
+                if exits_at_once {
+                    self.exiting.insert(key);
+                }
                 self.record(key).state = RunState::Running { started_at: at };
                 let name = self.record(key).name.clone();
                 // The event names the image as written in the spec, not the normalised reference.
@@ -423,6 +437,7 @@ impl Worker {
                 self.event(key, EventType::Normal, "Started", format!("Started container {name}"));
             }
             ContainerEvent::Exited { key, exit } => {
+                self.exiting.remove(&key);
                 self.active.remove(&key);
                 self.stops.remove(&key);
                 if matches!(exit.reason.as_str(), "StartError" | "CreateContainerError") {
@@ -928,7 +943,9 @@ impl ContainerTask {
         };
         match SimulateExecutor.start(&annotations, self.restart_count, log) {
             Ok(run) => {
-                let _ = self.events.send(ContainerEvent::Started { key: self.key, at: run.started_at() });
+                let exits_at_once = run.ends_at_once();
+                let _ =
+                    self.events.send(ContainerEvent::Started { key: self.key, at: run.started_at(), exits_at_once });
                 Some(run.wait(&mut self.stop).await)
             }
             Err(exit) => Some(exit),
@@ -1037,7 +1054,7 @@ impl ContainerTask {
         let log_path = log.path().to_path_buf();
         match ProcessExecutor.start(&spec, log.clone()) {
             Ok(mut p) => {
-                let _ = self.events.send(ContainerEvent::Started { key, at: p.started_at() });
+                let _ = self.events.send(ContainerEvent::Started { key, at: p.started_at(), exits_at_once: false });
                 let meta = &self.pod.metadata;
                 let (ns, pod) = (meta.namespace.clone().unwrap_or_default(), meta.name.clone().unwrap_or_default());
                 let handle = Arc::new(super::streams::ContainerHandle {

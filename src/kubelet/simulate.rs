@@ -178,6 +178,11 @@ impl RunningSimulation {
         self.started_at
     }
 
+    /// Whether the run lasts 0 s: [`RunningSimulation::wait`] then returns without awaiting.
+    pub fn ends_at_once(&self) -> bool {
+        self.run.duration.is_zero()
+    }
+
     /// Wait for the run's duration, or a stop request (exit 143).
     pub async fn wait(self, stop: &mut watch::Receiver<StopRequest>) -> ExitInfo {
         let stopped = async {

@@ -71,6 +71,8 @@ pub struct ServerConfig {
     pub limits: super::conn::ConnLimits,
     /// `--service-cluster-ip-range` and `--service-node-port-range`.
     pub service_ranges: super::services::ServiceRanges,
+    /// How long an Event lives after its last write (`--event-ttl`, see [`super::event_ttl`]).
+    pub event_ttl: Duration,
 }
 
 impl Default for ServerConfig {
@@ -86,6 +88,7 @@ impl Default for ServerConfig {
             decision_log: super::auth::DEFAULT_DECISION_LOG,
             limits: super::conn::ConnLimits::default(),
             service_ranges: super::services::ServiceRanges::default(),
+            event_ttl: super::event_ttl::DEFAULT_EVENT_TTL,
         }
     }
 }
@@ -227,7 +230,10 @@ pub async fn start_with(listen: SocketAddr, server: Arc<Server>) -> std::io::Res
     let addr = listener.local_addr()?;
     super::services::ensure_kubernetes_service(&server.api, addr);
     let (tx, rx) = oneshot::channel::<()>();
-    let gc = tokio::spawn(gc::run(server.api.clone()));
+    let (api, ttl) = (server.api.clone(), server.config.event_ttl);
+    let gc = tokio::spawn(async move {
+        tokio::join!(gc::run(api.clone()), super::event_ttl::run(api, ttl));
+    });
     let app = router(server.clone());
     let stopping = server.stopping.clone();
     let shutdown = async move {

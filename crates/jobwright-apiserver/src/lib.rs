@@ -35,6 +35,7 @@ pub mod crd;
 pub mod discovery;
 pub mod duration;
 pub mod errors;
+pub mod event_ttl;
 pub mod events;
 pub mod gc;
 pub mod http;

@@ -32,18 +32,25 @@ use super::persist::{Record, Wal};
 use super::registry::ResourceInfo;
 use super::selector;
 
+/// [`StoreConfig::history_bytes`] by default: 64 MiB.
+pub const DEFAULT_HISTORY_BYTES: usize = 64 << 20;
+
 /// Tunables of a [`Store`].
 #[derive(Debug, Clone)]
 pub struct StoreConfig {
     /// How many events the watch history keeps (all resources together).
     pub history: usize,
+    /// How many bytes of objects the watch history keeps (each event's object and the state it
+    /// replaced); the oldest events go first, the latest one always stays. Watches and lists
+    /// from a version no longer kept get 410 `Expired`, as from a history full of events.
+    pub history_bytes: usize,
     /// How many undelivered events one watcher may have before it is closed.
     pub watcher_buffer: usize,
 }
 
 impl Default for StoreConfig {
     fn default() -> Self {
-        Self { history: 10_000, watcher_buffer: 10_000 }
+        Self { history: 10_000, history_bytes: DEFAULT_HISTORY_BYTES, watcher_buffer: 10_000 }
     }
 }
 
@@ -176,6 +183,13 @@ pub struct WatchEvent {
     pub prev_rv: u64,
 }
 
+impl WatchEvent {
+    /// The object bytes this event keeps alive: the object and the state it replaced.
+    pub fn size(&self) -> usize {
+        self.object.len() + self.prev.as_ref().map_or(0, |(bytes, _)| bytes.len())
+    }
+}
+
 /// What [`Store::write`] expects to find.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Expect {
@@ -280,6 +294,8 @@ struct Inner {
     rv: u64,
     buckets: HashMap<String, Bucket>,
     history: VecDeque<Arc<WatchEvent>>,
+    /// The bytes the history holds ([`WatchEvent::size`] summed).
+    history_size: usize,
     /// The highest resourceVersion no longer in the history.
     compacted: u64,
     /// uid -> (storage key, namespace, name)
@@ -306,6 +322,7 @@ impl Store {
                 rv: 0,
                 buckets: HashMap::new(),
                 history: VecDeque::with_capacity(config.history.min(100_000)),
+                history_size: 0,
                 compacted: 0,
                 uids: HashMap::new(),
                 dependents: HashMap::new(),
@@ -559,11 +576,16 @@ impl Store {
         let event = Arc::new(event);
         let written = Written { rv, bytes: event.object.clone(), object: stored_value };
         if self.config.history > 0 {
-            while inner.history.len() >= self.config.history {
+            let size = event.size();
+            while inner.history.len() >= self.config.history
+                || (!inner.history.is_empty() && inner.history_size + size > self.config.history_bytes)
+            {
                 if let Some(old) = inner.history.pop_front() {
+                    inner.history_size -= old.size();
                     inner.compacted = old.rv;
                 }
             }
+            inner.history_size += size;
             inner.history.push_back(event.clone());
         } else {
             inner.compacted = rv;
@@ -850,7 +872,7 @@ mod tests {
     fn lists_older_than_the_history_are_refused() {
         let reg = Registry::builtin();
         let info = reg.get("", "v1", "configmaps").unwrap();
-        let s = Store::new(StoreConfig { history: 3, watcher_buffer: 10 });
+        let s = Store::new(StoreConfig { history: 3, watcher_buffer: 10, ..Default::default() });
         for n in ["a", "b", "c", "d", "e"] {
             s.write(&info, "default", n, Expect::Absent, Op::Put(cm(n))).unwrap();
         }
@@ -866,7 +888,7 @@ mod tests {
     fn watch_from_compacted_history_is_expired() {
         let reg = Registry::builtin();
         let info = reg.get("", "v1", "configmaps").unwrap();
-        let s = Store::new(StoreConfig { history: 2, watcher_buffer: 10 });
+        let s = Store::new(StoreConfig { history: 2, watcher_buffer: 10, ..Default::default() });
         for n in ["a", "b", "c", "d"] {
             s.write(&info, "default", n, Expect::Absent, Op::Put(cm(n))).unwrap();
         }
@@ -878,10 +900,43 @@ mod tests {
     }
 
     #[test]
+    fn the_history_is_bounded_in_bytes_too() {
+        let reg = Registry::builtin();
+        let info = reg.get("", "v1", "configmaps").unwrap();
+        let big = |n: &str| json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": n}, "data": {"k": "x".repeat(1000)}});
+        // Room for about three 1 KB objects, far fewer than the 100 events the count allows.
+        let s = Store::new(StoreConfig { history: 100, history_bytes: 3_500, watcher_buffer: 10 });
+        for n in ["a", "b", "c", "d", "e"] {
+            s.write(&info, "default", n, Expect::Absent, Op::Put(big(n))).unwrap();
+        }
+        let err = s.watch(&info.storage_key, None, WatchFrom::Rv(1)).err().unwrap();
+        assert_eq!((err.code, err.message.as_str()), (410, "too old resource version: 1 (2)"));
+        let w = s.watch(&info.storage_key, None, WatchFrom::Rv(2)).unwrap();
+        assert_eq!(w.initial.iter().map(|e| e.name.as_str()).collect::<Vec<_>>(), ["c", "d", "e"]);
+        assert_eq!(
+            s.list_at(&info.storage_key, None, None, 0, &|_| true, Some(1)).unwrap_err(),
+            ListAtError::Compacted { compacted: 2 }
+        );
+        // An update keeps the replaced state alive too: it counts twice.
+        let mut e2 = big("e");
+        e2["data"]["k"] = json!("y".repeat(1000));
+        s.write(&info, "default", "e", Expect::Exists, Op::Put(e2)).unwrap();
+        let w = s.watch(&info.storage_key, None, WatchFrom::Rv(4)).unwrap();
+        assert_eq!(w.initial.iter().map(|e| e.rv).collect::<Vec<_>>(), [5, 6]);
+        assert!(s.watch(&info.storage_key, None, WatchFrom::Rv(3)).is_err());
+        // One event larger than the bound is still kept: the latest change is always watchable.
+        let s = Store::new(StoreConfig { history: 100, history_bytes: 10, watcher_buffer: 10 });
+        s.write(&info, "default", "a", Expect::Absent, Op::Put(big("a"))).unwrap();
+        s.write(&info, "default", "b", Expect::Absent, Op::Put(big("b"))).unwrap();
+        let w = s.watch(&info.storage_key, None, WatchFrom::Rv(1)).unwrap();
+        assert_eq!(w.initial.iter().map(|e| e.name.as_str()).collect::<Vec<_>>(), ["b"]);
+    }
+
+    #[test]
     fn slow_watchers_are_dropped_not_waited_for() {
         let reg = Registry::builtin();
         let info = reg.get("", "v1", "configmaps").unwrap();
-        let s = Store::new(StoreConfig { history: 100, watcher_buffer: 1 });
+        let s = Store::new(StoreConfig { history: 100, watcher_buffer: 1, ..Default::default() });
         let mut w = s.watch(&info.storage_key, None, WatchFrom::Now).unwrap();
         for n in ["a", "b", "c"] {
             s.write(&info, "default", n, Expect::Absent, Op::Put(cm(n))).unwrap();
