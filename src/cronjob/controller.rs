@@ -30,8 +30,8 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 
 use super::schedule::Zone;
-use super::triggers::Triggers;
 use super::sync::{self, Action, decide, history_to_delete, job_from_template, job_ref, observe_jobs, remove_active};
+use super::triggers::Triggers;
 use crate::job::events::JobEvent;
 use crate::job::recorder::EventSink;
 use crate::metrics::{Metrics, ReconcileResult};

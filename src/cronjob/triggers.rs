@@ -155,7 +155,9 @@ mod tests {
 
     fn status(active: &[&str]) -> CronJobStatus {
         CronJobStatus {
-            active: Some(active.iter().map(|u| ObjectReference { uid: Some(u.to_string()), ..Default::default() }).collect()),
+            active: Some(
+                active.iter().map(|u| ObjectReference { uid: Some(u.to_string()), ..Default::default() }).collect(),
+            ),
             ..Default::default()
         }
     }
