@@ -76,6 +76,10 @@ enum Command {
         /// kube-controller-manager; see the README for handing its Jobs to jobwright instead).
         #[arg(long)]
         cronjob_controller: bool,
+        /// How many CronJobs the CronJob controller syncs at once (kube-controller-manager's flag
+        /// and default).
+        #[arg(long, default_value_t = 5)]
+        concurrent_cron_job_syncs: usize,
         /// Also reconcile jobwright.dev/v1 Jobs (the CRD, `kubectl get wjob`): auto = once the API
         /// server serves them (discovery, asked again every 30 s while not), true = always,
         /// false = never.
@@ -98,6 +102,7 @@ struct ControllerArgs {
     workers: usize,
     no_ttl_controller: bool,
     cronjob_controller: bool,
+    concurrent_cron_job_syncs: usize,
     crd_jobs: jobwright::job::controller::CrdJobs,
     ops: jobwright::ops::OpsArgs,
 }
@@ -119,6 +124,7 @@ async fn run_controller(args: ControllerArgs) -> Result<(), Box<dyn std::error::
         config,
         ttl_controller: !args.no_ttl_controller,
         cronjob_controller: args.cronjob_controller,
+        cronjob_workers: args.concurrent_cron_job_syncs,
         crd_jobs: args.crd_jobs,
         ..Default::default()
     };
@@ -231,6 +237,7 @@ async fn async_main() -> std::process::ExitCode {
             workers,
             no_ttl_controller,
             cronjob_controller,
+            concurrent_cron_job_syncs,
             crd_jobs,
             ops,
         } => {
@@ -240,6 +247,7 @@ async fn async_main() -> std::process::ExitCode {
                 workers,
                 no_ttl_controller,
                 cronjob_controller,
+                concurrent_cron_job_syncs,
                 crd_jobs,
                 ops,
             };

@@ -3,14 +3,16 @@
 //! - A kube-runtime `Controller` over all batch/v1 CronJobs; a Job reflector next to it feeds
 //!   [`JobIndex`] (the Jobs by their controller's name, upstream's `getJobsToBeReconciled`) and
 //!   wakes the CronJob a Job's controller reference names (kind `CronJob`, uid checked against
-//!   the cache, upstream's `resolveControllerRef`).
+//!   the cache, upstream's `resolveControllerRef`). [`Triggers`] drops the watch events whose
+//!   sync would change nothing: our own status writes, running Jobs already listed as active.
 //! - One sync per CronJob at a time: history cleanup, the Jobs reconciled into `status.active` and
 //!   `lastSuccessfulTime` (live GETs where the cache may lag, as upstream), the [`decide`]d
 //!   action, then ONE status write (PUT `/status` with the cached resourceVersion; a 409 re-syncs).
 //!   Until the watch brings that write back, the next sync starts from what was written
 //!   ([`Written`]), not from the older cached copy.
 //! - Wake-up: the sync returns the time until the next slot (plus 100 ms); nothing polls. A change
-//!   of the CronJob re-syncs at once, so a new schedule takes effect immediately.
+//!   of the CronJob (spec, deletion, anyone else's status edit) re-syncs at once, so a new
+//!   schedule takes effect immediately.
 //! - The clock is injected ([`Options::clock`]): tests move it instead of waiting for minutes.
 
 use std::collections::{BTreeSet, HashMap};
@@ -29,12 +31,17 @@ use kube::{Client, ResourceExt};
 
 use super::schedule::Zone;
 use super::sync::{self, Action, decide, history_to_delete, job_from_template, job_ref, observe_jobs, remove_active};
+use super::triggers::Triggers;
 use crate::job::events::JobEvent;
 use crate::job::recorder::EventSink;
 use crate::metrics::{Metrics, ReconcileResult};
 
 /// The events' `reportingController` (upstream's event source component).
 pub const REPORTING_CONTROLLER: &str = "cronjob-controller";
+
+/// How many event writes may be in flight at once: events wait behind the Job creates and status
+/// writes of a busy slot rather than competing with them.
+pub const EVENT_WRITES: usize = 4;
 
 /// How many CronJobs are synced at once by default.
 pub const DEFAULT_WORKERS: usize = 64;
@@ -197,6 +204,23 @@ impl Written {
         }
     }
 
+    /// The status of `cj` as our own newer write left it, if the cache has not caught up.
+    pub fn peek(&self, cj: &CronJob) -> Option<Arc<CronJob>> {
+        let uid = cj.metadata.uid.as_deref()?;
+        let written = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let (replaced, ours) = written.get(uid)?;
+        (cj.metadata.resource_version.as_ref() == Some(replaced)).then(|| ours.clone())
+    }
+
+    /// The cache now holds `cj`: forget our write of it if the cache has caught up with it.
+    pub fn observed(&self, cj: &CronJob) {
+        let Some(uid) = cj.metadata.uid.as_deref() else { return };
+        let mut written = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        if written.get(uid).is_some_and(|(replaced, _)| cj.metadata.resource_version.as_ref() != Some(replaced)) {
+            written.remove(uid);
+        }
+    }
+
     /// Records that the status write of `before` returned `after`.
     pub fn wrote(&self, before: &CronJob, after: CronJob) {
         let (Some(uid), Some(rv)) = (before.metadata.uid.clone(), before.metadata.resource_version.clone()) else {
@@ -214,7 +238,8 @@ struct Ctx {
     recorder: EventSink,
     failures: Mutex<HashMap<String, u32>>,
     skew: Option<prometheus_client::metrics::histogram::Histogram>,
-    written: Written,
+    written: Arc<Written>,
+    triggers: Arc<Triggers>,
 }
 
 /// The reference the CronJob's events carry.
@@ -244,35 +269,86 @@ fn is_status(e: &kube::Error, code: u16) -> bool {
 /// Runs the CronJob controller until `shutdown` completes.
 pub async fn run(client: Client, opts: Options, shutdown: impl Future<Output = ()> + Send + Sync + 'static) {
     let (jobs, writer) = reflector::store::<Job>();
+    let (cj_store, cj_writer) = reflector::store::<CronJob>();
     let index = Arc::new(JobIndex::default());
+    let triggers = Arc::new(Triggers::default());
+    let written = Arc::new(Written::default());
     let cronjobs: Api<CronJob> = Api::all(client.clone());
+    let cj_watch = watcher(cronjobs, watcher::Config::default())
+        .default_backoff()
+        .modify(|c: &mut CronJob| c.metadata.managed_fields = None);
+    // upstream's addCronJob/updateCronJob, without the syncs of our own status writes.
+    let cj_stream = reflector::reflector(cj_writer, cj_watch).filter_map({
+        let (triggers, written) = (triggers.clone(), written.clone());
+        move |ev| {
+            let out = match ev {
+                Ok(watcher::Event::Apply(cj) | watcher::Event::InitApply(cj)) => {
+                    written.observed(&cj);
+                    triggers.cronjob_changed(&cj).then_some(Ok(cj))
+                }
+                Ok(watcher::Event::Delete(cj)) => {
+                    triggers.cronjob_deleted(&cj);
+                    None
+                }
+                Ok(watcher::Event::Init) => {
+                    triggers.relist_begin();
+                    None
+                }
+                Ok(watcher::Event::InitDone) => {
+                    triggers.relist_done();
+                    None
+                }
+                Err(e) => Some(Err(e)),
+            };
+            futures::future::ready(out)
+        }
+    });
     let job_watch = watcher(Api::<Job>::all(client.clone()), watcher::Config::default())
         .default_backoff()
         .modify(|j: &mut Job| j.metadata.managed_fields = None);
-    let job_stream = reflector::reflector(writer, job_watch)
-        .inspect({
-            let index = index.clone();
-            move |ev| {
-                if let Ok(ev) = ev {
-                    index.apply(ev)
-                }
+    // upstream's addJob/updateJob/deleteJob, without the syncs that find a running Job already
+    // listed as active (see [`Triggers`]); the controller reference is resolved below.
+    let job_stream = reflector::reflector(writer, job_watch).filter_map({
+        let (index, triggers, written, cj_store) = (index.clone(), triggers.clone(), written.clone(), cj_store.clone());
+        move |ev| {
+            if let Ok(ev) = &ev {
+                index.apply(ev)
             }
-        })
-        .touched_objects();
+            let out = match ev {
+                Ok(watcher::Event::Apply(job) | watcher::Event::InitApply(job)) => {
+                    let ns = job.namespace().unwrap_or_default();
+                    let wanted = match controller_name(&job) {
+                        None => false,
+                        Some(owner) => {
+                            let cached = cj_store.get(&ObjectRef::new(owner).within(&ns));
+                            let known = cached.map(|c| written.peek(&c).unwrap_or(c));
+                            let status = known.as_ref().and_then(|c| c.status.as_ref());
+                            triggers.job_changed(&(ns, owner.to_string()), &job, status)
+                        }
+                    };
+                    wanted.then_some(Ok(job))
+                }
+                Ok(watcher::Event::Delete(job)) => Some(Ok(job)),
+                Ok(watcher::Event::Init | watcher::Event::InitDone) => None,
+                Err(e) => Some(Err(e)),
+            };
+            futures::future::ready(out)
+        }
+    });
     let skew = opts.metrics.as_ref().map(|m| m.cronjob_creation_skew.clone());
     let workers = u16::try_from(opts.workers.max(1)).unwrap_or(u16::MAX);
     let ctx = Arc::new(Ctx {
-        recorder: EventSink::new(client.clone(), REPORTING_CONTROLLER),
+        recorder: EventSink::new(client.clone(), REPORTING_CONTROLLER).with_max_in_flight(EVENT_WRITES),
         client,
         opts,
         jobs,
         index,
         failures: Mutex::default(),
         skew,
-        written: Written::default(),
+        written,
+        triggers,
     });
-    let controller = Controller::new(cronjobs, watcher::Config::default());
-    let cj_store = controller.store();
+    let controller = Controller::for_stream(cj_stream, cj_store.clone());
     controller
         .watches_stream(job_stream, move |job: Job| {
             // resolveControllerRef: a CronJob controller of that name and uid in the cache.
@@ -372,11 +448,15 @@ async fn sync_cronjob(cj: &CronJob, ctx: &Ctx) -> Result<KubeAction, Error> {
 
     let outcome = sync_jobs_and_start(cj, ctx, &jobs, &mut status, &mut events, &mut update, &jobs_api, &cj_api).await;
     ctx.recorder.publish(event_ref(cj), &cj_uid, events);
-    if update {
+    let written = if update {
+        ctx.triggers.writing(cj, &status);
         copy.status = Some(status);
-        let after = cj_api.replace_status(&name, &PostParams::default(), &copy).await?;
-        ctx.written.wrote(cj, after);
-    }
+        cj_api.replace_status(&name, &PostParams::default(), &copy).await.map(|after| ctx.written.wrote(cj, after))
+    } else {
+        Ok(())
+    };
+    ctx.triggers.done_creating(&(ns, name));
+    written?;
     outcome
 }
 
@@ -450,6 +530,7 @@ async fn sync_jobs_and_start(
     }
     let request = job_from_template(cj, scheduled);
     let job_name = request.name_any();
+    ctx.triggers.creating(&(cj.namespace().unwrap_or_default(), name.clone()), &job_name);
     let created = match jobs_api.create(&PostParams::default(), &request).await {
         Ok(job) => {
             let created_at = job.metadata.creation_timestamp.as_ref().map(crate::job::pods::to_chrono);

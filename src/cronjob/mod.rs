@@ -10,3 +10,4 @@
 pub mod controller;
 pub use jobwright_apiserver::schedule;
 pub mod sync;
+pub mod triggers;

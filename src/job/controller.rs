@@ -133,6 +133,8 @@ pub struct Options {
     pub ttl_controller: bool,
     /// Run the CronJob controller too ([`crate::cronjob`]).
     pub cronjob_controller: bool,
+    /// How many CronJobs it syncs at once (`--concurrent-cron-job-syncs`).
+    pub cronjob_workers: usize,
     /// Where to record reconcile outcomes, errors and pod operations (the admin server's
     /// `/metrics`), if anywhere.
     pub metrics: Option<Metrics>,
@@ -182,6 +184,7 @@ impl Default for Options {
             config: Config::default(),
             ttl_controller: true,
             cronjob_controller: false,
+            cronjob_workers: crate::cronjob::controller::DEFAULT_WORKERS,
             metrics: None,
             caches_synced: None,
             crd_jobs: CrdJobs::Auto,
@@ -363,7 +366,11 @@ async fn run_once(
     }
     if opts.cronjob_controller {
         let c = client.clone();
-        let cron = crate::cronjob::controller::Options { metrics: opts.metrics.clone(), ..Default::default() };
+        let cron = crate::cronjob::controller::Options {
+            metrics: opts.metrics.clone(),
+            workers: opts.cronjob_workers,
+            ..Default::default()
+        };
         let s = shutdown.clone();
         ttl.push(AbortOnDrop(tokio::spawn(async move { crate::cronjob::controller::run(c, cron, s).await })));
     }

@@ -60,6 +60,8 @@ pub struct EventSink {
     controller: String,
     state: Arc<Mutex<State>>,
     seq: Arc<AtomicU64>,
+    /// At most this many event writes in flight, if limited ([`Self::with_max_in_flight`]).
+    in_flight: Option<Arc<tokio::sync::Semaphore>>,
 }
 
 /// One event to write.
@@ -75,7 +77,15 @@ impl EventSink {
     /// Events reported as `controller` (`reportingController`; also the instance, as upstream's
     /// recorder leaves no host name there).
     pub fn new(client: Client, controller: &str) -> Self {
-        Self { client, controller: controller.into(), state: Arc::default(), seq: Arc::default() }
+        Self { client, controller: controller.into(), state: Arc::default(), seq: Arc::default(), in_flight: None }
+    }
+
+    /// At most `n` event writes at once (the rest wait their turn, in order), so that a burst of
+    /// events (10,000 CronJobs starting their Jobs on one slot) does not compete with the writes
+    /// that matter for the API server's time. client-go's broadcaster writes one at a time.
+    pub fn with_max_in_flight(mut self, n: usize) -> Self {
+        self.in_flight = Some(Arc::new(tokio::sync::Semaphore::new(n.max(1))));
+        self
     }
 
     /// Forgets what was recorded about a deleted Job.
@@ -131,6 +141,10 @@ impl EventSink {
         };
         let sink = self.clone();
         tokio::spawn(async move {
+            let _permit = match &sink.in_flight {
+                Some(s) => s.clone().acquire_owned().await.ok(),
+                None => None,
+            };
             for p in pending {
                 if let Err(e) = sink.write(&regarding, p).await {
                     tracing::debug!(error = %e, "publishing an event failed");
