@@ -165,7 +165,10 @@ impl ProcessExecutor {
         }
         let mut cmd = spec.command(&spec.argv);
         cmd.stdin(if spec.stdin { Stdio::piped() } else { Stdio::null() })
-            .stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0).kill_on_drop(true);
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .kill_on_drop(true);
         let mut child = match cmd.spawn() {
             Ok(c) => c,
             Err(e) => return Err(start_error(spawn_error(e.kind(), e.to_string()))),
