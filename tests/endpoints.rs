@@ -138,8 +138,11 @@ async fn endpoints_and_slices_follow_pods_selectors_and_the_service() {
     let s = services.create(&PostParams::default(), &s).await.unwrap();
     let uid = s.metadata.uid.clone().unwrap();
 
-    let e = until(eps.clone(), "web's Endpoints", |l| {
-        l.iter().any(|e| e.metadata.name.as_deref() == Some("web") && !addresses(e, true).is_empty())
+    // The controller may write before its pod cache holds every pod: await the converged state.
+    let e = until(eps.clone(), "web's Endpoints with a ready and b not ready", |l| {
+        l.iter().any(|e| {
+            e.metadata.name.as_deref() == Some("web") && addresses(e, true) == ["a"] && addresses(e, false) == ["b"]
+        })
     })
     .await;
     let e = e.iter().find(|e| e.metadata.name.as_deref() == Some("web")).unwrap();

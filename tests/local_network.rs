@@ -5,9 +5,8 @@
 //! range, so these tests run in parallel with each other and with the rest of the suite. Without
 //! root they check the fallback instead: one line saying pods share the host network.
 //!
-//! The EndpointSlice controller is not part of this branch, so the tests write the EndpointSlices
-//! a controller would (from the pods' addresses and hostnames) — the DNS server reads them through
-//! the API exactly as CoreDNS does, whoever writes them. Readiness is always an awaited condition
+//! The EndpointSlices the DNS server reads (through the API, as CoreDNS does) are written by
+//! `local`'s EndpointSlice controller, so the example completes with nothing written by hand. Readiness is always an awaited condition
 //! (a printed line, a pod phase, a Job condition), never a sleep.
 
 use std::io::{BufRead, BufReader};
@@ -161,22 +160,6 @@ fn running_pods(local: &Local, selector: &str, n: usize) -> Vec<(String, String,
     })
 }
 
-/// What the EndpointSlice controller writes for a headless Service over these pods (all ready).
-fn endpoint_slice(service: &str, pods: &[(String, String, String)]) -> String {
-    let mut eps = String::new();
-    for (name, hostname, ip) in pods {
-        eps += &format!(
-            "- addresses: [\"{ip}\"]\n  hostname: {hostname}\n  conditions: {{ready: true}}\n  \
-             targetRef: {{kind: Pod, name: {name}, namespace: default}}\n"
-        );
-    }
-    format!(
-        "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: {service}-test\n  labels:\n    \
-         kubernetes.io/service-name: {service}\naddressType: IPv4\nports:\n- name: rendezvous\n  port: 7000\n  \
-         protocol: TCP\nendpoints:\n{eps}"
-    )
-}
-
 fn links() -> String {
     String::from_utf8_lossy(&Command::new("ip").args(["-o", "link", "show"]).output().unwrap().stdout).into_owned()
 }
@@ -246,11 +229,17 @@ fn collaborative_example_completes_with_names_resolving_to_pod_ips() {
     let local = Local::start();
     let (_bridge, subnet) = local.network();
     let prefix = subnet.trim_end_matches("0/24");
-    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/collaborative.yaml");
-    local.ok(&["apply", "-f", example.to_str().unwrap()]);
-    // All three are Running, each listening on port 7000 of its own address: the workers cannot
-    // finish before collab-0.workers resolves, which needs the EndpointSlice written below.
-    let pods = running_pods(&local, "batch.kubernetes.io/job-name=collab", 3);
+    // Long-running probe pods (an Indexed Job with `subdomain: workers`, like the example's) for
+    // the per-pod checks: the example itself completes on its own once its EndpointSlice is
+    // written by `local`'s EndpointSlice controller, too soon to exec into.
+    local.apply_text(
+        "probe",
+        "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: probe\nspec:\n  completionMode: Indexed\n  \
+         completions: 3\n  parallelism: 3\n  template:\n    spec:\n      subdomain: workers\n      \
+         restartPolicy: Never\n      containers:\n      - name: c\n        image: busybox\n        \
+         command: [sleep, '600']\n",
+    );
+    let pods = running_pods(&local, "batch.kubernetes.io/job-name=probe", 3);
     let mut ips: Vec<&str> = pods.iter().map(|p| p.2.as_str()).collect();
     ips.sort();
     ips.dedup();
@@ -273,21 +262,36 @@ fn collaborative_example_completes_with_names_resolving_to_pod_ips() {
         assert!(seen.contains("\nsearch default.svc.cluster.local svc.cluster.local cluster.local"), "{seen}");
         assert!(seen.contains(&format!("\nnameserver {prefix}1\noptions ndots:5\n")), "{seen}");
     }
-    // A ClusterIP Service (the address given explicitly: allocation is the Service registry's job).
+    // A ClusterIP Service (the address given explicitly).
     local.apply_text(
         "api",
         "apiVersion: v1\nkind: Service\nmetadata:\n  name: api\nspec:\n  clusterIP: 10.96.77.7\n  ports:\n  - port: 80\n",
     );
-    let worker = &pods.iter().find(|p| p.1 == "collab-1").expect("collab-1").0;
+    let worker = &pods.iter().find(|p| p.1 == "probe-1").expect("probe-1").0;
     let resolved = poll("api.default.svc.cluster.local from a pod", || {
         let (ok, out, _) = local.kubectl(&["exec", worker, "--", "getent", "hosts", "api"]);
         ok.then_some(out)
     });
     assert_eq!(resolved.split_whitespace().collect::<Vec<_>>(), ["10.96.77.7", "api.default.svc.cluster.local"]);
 
-    local.apply_text("slice", &endpoint_slice("workers", &pods));
+    // The example, as a user runs it: `local`'s EndpointSlice controller publishes the headless
+    // Service's endpoints, the DNS server answers collab-0.workers from them, and the Job completes.
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/collaborative.yaml");
+    local.ok(&["apply", "-f", example.to_str().unwrap()]);
     local.ok(&["wait", "--for=condition=Complete", "job/collab", "--timeout=120s"]);
+    let list = local.json(&["get", "pods", "-l", "batch.kubernetes.io/job-name=collab"]);
+    let pods: Vec<(String, String, String)> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            let s = |v: &Value| v.as_str().unwrap_or_default().to_string();
+            (s(&p["metadata"]["name"]), s(&p["spec"]["hostname"]), s(&p["status"]["podIP"]))
+        })
+        .collect();
+    assert_eq!(pods.len(), 3, "{pods:?}");
     let leader_ip = &pods.iter().find(|p| p.1 == "collab-0").expect("collab-0").2;
+    assert!(leader_ip.starts_with(prefix), "{leader_ip} in {subnet}");
     for (name, hostname, _) in &pods {
         let log = local.ok(&["logs", name]);
         assert!(log.starts_with(&format!("{hostname}: listening on port 7000\n")), "{log}");
