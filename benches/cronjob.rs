@@ -1,7 +1,8 @@
 //! CronJob controller benchmark (not a test): N CronJobs on `*/1 * * * *`, one tick.
 //!
 //! `cargo bench --bench cronjob` runs 10,000 CronJobs; without `--bench` (as `cargo test
-//! --all-targets` runs it) a smoke run of 200 checks the same things quickly.
+//! --all-targets` runs it) a smoke run of 200 checks the same things quickly. Options (after
+//! `--`): `--cronjobs N`, `--workers N` (CronJobs synced at once, default 64).
 //!
 //! `jobwright apiserver` (the real binary) holds the objects; this process creates the CronJobs,
 //! then runs the CronJob controller in-process with its instrumented client and watches the Jobs.
@@ -119,12 +120,8 @@ async fn run(client_cfg: kube::Config, n: usize, lead: i64, idle: Duration) {
 
     let metrics = Metrics::new();
     let ctl_client = jobwright::metrics::instrumented_client(client_cfg, &metrics).expect("client");
-    let opts = cron::Options {
-        clock,
-        local: Zone::Named(chrono_tz::UTC),
-        metrics: Some(metrics.clone()),
-        ..Default::default()
-    };
+    let workers = common::arg("--workers").and_then(|w| w.parse().ok()).unwrap_or(cron::DEFAULT_WORKERS);
+    let opts = cron::Options { clock, local: Zone::Named(chrono_tz::UTC), metrics: Some(metrics.clone()), workers };
     let stop = tokio_util::sync::CancellationToken::new();
     let controller = tokio::spawn(cron::run(ctl_client, opts, stop.clone().cancelled_owned()));
 
@@ -184,7 +181,10 @@ async fn run(client_cfg: kube::Config, n: usize, lead: i64, idle: Duration) {
     let _ = controller.await;
     watch.abort();
 
-    println!("cronjob bench: {n} CronJobs '*/1 * * * *' (created in {:.1}s), one slot", created_in.as_secs_f64());
+    println!(
+        "cronjob bench: {n} CronJobs '*/1 * * * *' (created in {:.1}s), one slot, {workers} workers",
+        created_in.as_secs_f64()
+    );
     println!(
         "  Job seen after its slot: max {:.3}s, p50 {:.3}s, p99 {:.3}s; within 1 s: {within_1s} of {n}",
         skews.last().copied().unwrap_or(f64::NAN),
@@ -192,6 +192,16 @@ async fn run(client_cfg: kube::Config, n: usize, lead: i64, idle: Duration) {
         pct(&skews, 0.99)
     );
     println!("  every status written {done_at:.2}s after the slot");
+    let by_verb: Vec<String> = metrics
+        .render()
+        .lines()
+        .filter(|l| l.starts_with("jobwright_api_requests_total{"))
+        .map(|l| l.trim_start_matches("jobwright_api_requests_total").to_string())
+        .collect();
+    println!(
+        "  syncs in all (start-up + the slot): {syncs0} for {n} CronJobs; API requests {reqs0}: {}",
+        by_verb.join(", ")
+    );
     println!(
         "  idle {:.1}s before the next slot: {} syncs, {} API requests, {:.2}s CPU",
         wait_ms as f64 / 1000.0,
@@ -212,6 +222,7 @@ async fn run(client_cfg: kube::Config, n: usize, lead: i64, idle: Duration) {
 fn main() {
     let (n, lead, idle) =
         if common::full_run() { (10_000, 15, Duration::from_secs(40)) } else { (200, 3, Duration::from_secs(3)) };
+    let n = common::arg("--cronjobs").and_then(|v| v.parse().ok()).unwrap_or(n);
     let dir = tempfile::tempdir().expect("tempdir");
     let kc = dir.path().join("kubeconfig");
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
