@@ -761,22 +761,43 @@ impl Api {
             let mut new = self.prepare_update(info, &old, body.clone(), sub)?;
             let mut warnings = validate::decode(info, &mut new, opts.field_validation)?;
             patch::record_write(info, Some(&old), &mut new, &opts.ctx(sub));
-            let op = if sub == Some("status") { Operation::UpdateStatus } else { Operation::Update };
-            warnings.extend(validate::admit_decoded(info, op, &mut new, Some(&old))?);
-            opts.admit(info, sub, Some(&old), &new)?;
-            let resv = self.reserve_service(info, sub, &mut new, Some(&old), opts.dry_run)?;
-            match self.commit_update(info, &ns, name, entry.rv, &old, new, opts.dry_run)? {
+            match self.admit_and_commit(info, &ns, name, sub, entry.rv, &old, new, opts)? {
                 Ok(object) => {
-                    if let Some(r) = resv {
-                        r.keep();
-                    }
-                    return Ok(Outcome { object, warnings, created: false, bytes: None });
+                    warnings.extend(object.1);
+                    return Ok(Outcome { object: object.0, warnings, created: false, bytes: None });
                 }
                 Err(WriteError::NotFound) => return Err(StatusError::not_found(info, name)),
                 Err(_) if wanted_rv.is_some() => return Err(StatusError::conflict(info, name)),
                 Err(_) => continue,
             }
         }
+    }
+
+    /// The shared end of an update and a patch: admission of the decoded object, the Service
+    /// address reservation, and the commit (whose [`WriteError`] each caller retries by its rule).
+    /// Returns the stored object and the admission warnings.
+    #[allow(clippy::too_many_arguments)]
+    fn admit_and_commit(
+        &self,
+        info: &ResourceInfo,
+        ns: &str,
+        name: &str,
+        sub: Option<&str>,
+        rv: u64,
+        old: &Value,
+        mut new: Value,
+        opts: &WriteOptions,
+    ) -> Result<Result<(Value, Vec<String>), WriteError>, StatusError> {
+        let op = if sub == Some("status") { Operation::UpdateStatus } else { Operation::Update };
+        let warnings = validate::admit_decoded(info, op, &mut new, Some(old))?;
+        opts.admit(info, sub, Some(old), &new)?;
+        let resv = self.reserve_service(info, sub, &mut new, Some(old), opts.dry_run)?;
+        Ok(self.commit_update(info, ns, name, rv, old, new, opts.dry_run)?.map(|object| {
+            if let Some(r) = resv {
+                r.keep();
+            }
+            (object, warnings)
+        }))
     }
 
     /// PATCH of the resource or the `status` subresource. An apply patch on a missing object
@@ -827,16 +848,10 @@ impl Api {
             if ptype != PatchType::Apply {
                 patch::record_write(info, Some(&old), &mut new, &opts.ctx(sub));
             }
-            let op = if sub == Some("status") { Operation::UpdateStatus } else { Operation::Update };
-            warnings.extend(validate::admit_decoded(info, op, &mut new, Some(&old))?);
-            opts.admit(info, sub, Some(&old), &new)?;
-            let resv = self.reserve_service(info, sub, &mut new, Some(&old), opts.dry_run)?;
-            match self.commit_update(info, &ns, name, entry.rv, &old, new, opts.dry_run)? {
+            match self.admit_and_commit(info, &ns, name, sub, entry.rv, &old, new, opts)? {
                 Ok(object) => {
-                    if let Some(r) = resv {
-                        r.keep();
-                    }
-                    return Ok(Outcome { object, warnings, created: false, bytes: None });
+                    warnings.extend(object.1);
+                    return Ok(Outcome { object: object.0, warnings, created: false, bytes: None });
                 }
                 Err(WriteError::NotFound) => return Err(StatusError::not_found(info, name)),
                 Err(_) => continue,
