@@ -47,6 +47,8 @@ pub struct CrdVersion {
     pub scale: Option<Value>,
     /// The storage version's schema: objects are pruned by it when stored.
     pub storage_schema: Option<Arc<Value>>,
+    /// How server-side apply merges this version's objects (list and map types of its schema).
+    pub merge_shape: Option<Arc<crate::patch::schema::Shape>>,
 }
 
 /// Whether objects read through `view` differ from their stored bytes (another version, or
@@ -248,6 +250,7 @@ pub fn resources(crd: &Value) -> Vec<ResourceInfo> {
                             .filter(|s| s.is_object())
                             .cloned()
                             .map(Arc::new),
+                        merge_shape: info.schema.as_deref().map(|s| Arc::new(crate::patch::schema::from_openapi(s))),
                     }));
                     Some(info)
                 })

@@ -18,7 +18,7 @@ use super::fields::{
     Comparison, FieldSet, ManagedEntry, compare, decode_managed_fields, format_time, item_key, path_string,
     set_managed_fields, strip_meta, to_field_set,
 };
-use super::schema::{Shape, Ssa, root_for};
+use super::schema::{Shape, Ssa, shape_for};
 use super::{MergeError, WriteContext};
 use crate::errors::StatusError;
 use crate::registry::ResourceInfo;
@@ -52,7 +52,7 @@ fn scope(info: &ResourceInfo, subresource: &str, set: &mut FieldSet) {
 }
 
 fn scoped_comparison(info: &ResourceInfo, subresource: &str, old: &Value, new: &Value) -> Comparison {
-    let mut c = compare(old, new, root_for(info));
+    let mut c = compare(old, new, shape_for(info));
     for s in [&mut c.added, &mut c.modified, &mut c.removed] {
         strip_meta(s);
         scope(info, subresource, s);
@@ -205,7 +205,7 @@ fn typed_patch_error(config: &Map<String, Value>, problem: String) -> StatusErro
 }
 
 /// Check every associative list of the configuration can be keyed, as the typed conversion does.
-fn validate_keys(v: &Value, shape: &'static Shape, path: &mut Vec<String>) -> Result<(), String> {
+fn validate_keys(v: &Value, shape: &Shape, path: &mut Vec<String>) -> Result<(), String> {
     match v {
         Value::Object(m) if !shape.is_atomic_map() => {
             for (k, c) in m {
@@ -216,10 +216,10 @@ fn validate_keys(v: &Value, shape: &'static Shape, path: &mut Vec<String>) -> Re
         }
         Value::Array(items) => {
             let list = shape.list();
-            if let Ssa::Map(keys) = list.ssa {
+            if let Some(keys) = list.ssa.map_keys() {
                 let mut seen: Vec<String> = Vec::new();
                 for (i, item) in items.iter().enumerate() {
-                    let Some(pe) = item_key(item, keys) else {
+                    let Some(pe) = item_key(item, &keys) else {
                         let missing = keys.iter().find(|(k, d)| d.is_none() && item.get(*k).is_none_or(Value::is_null));
                         let what = match (item.is_object(), missing) {
                             (true, Some((k, _))) => format!(
@@ -257,7 +257,7 @@ fn strip_nulls(v: &mut Value) {
 }
 
 /// Merge an applied configuration into the live object.
-pub fn merge_applied(live: &Value, config: &Value, shape: &'static Shape) -> Value {
+pub fn merge_applied(live: &Value, config: &Value, shape: &Shape) -> Value {
     match (live, config) {
         (Value::Object(l), Value::Object(c)) if !shape.is_atomic_map() => {
             let mut out = l.clone();
@@ -272,7 +272,7 @@ pub fn merge_applied(live: &Value, config: &Value, shape: &'static Shape) -> Val
         }
         (Value::Array(l), Value::Array(c)) => {
             let list = shape.list();
-            match list.ssa {
+            match &list.ssa {
                 Ssa::Atomic => config.clone(),
                 Ssa::Set => {
                     let mut out = l.clone();
@@ -283,9 +283,10 @@ pub fn merge_applied(live: &Value, config: &Value, shape: &'static Shape) -> Val
                     }
                     Value::Array(out)
                 }
-                Ssa::Map(keys) => {
-                    let lk: Option<Vec<String>> = l.iter().map(|v| item_key(v, keys)).collect();
-                    let ck: Option<Vec<String>> = c.iter().map(|v| item_key(v, keys)).collect();
+                Ssa::Map(_) | Ssa::Keys(_) => {
+                    let keys = list.ssa.map_keys().unwrap_or_default();
+                    let lk: Option<Vec<String>> = l.iter().map(|v| item_key(v, &keys)).collect();
+                    let ck: Option<Vec<String>> = c.iter().map(|v| item_key(v, &keys)).collect();
                     let (Some(lk), Some(ck)) = (lk, ck) else {
                         return config.clone();
                     };
@@ -299,7 +300,7 @@ pub fn merge_applied(live: &Value, config: &Value, shape: &'static Shape) -> Val
 
 /// Merge two associative lists: live items keep their place, applied items are merged into
 /// their live counterpart, new applied items come in applied order.
-fn merge_keyed(l: &[Value], lk: &[String], c: &[Value], ck: &[String], item: &'static Shape) -> Vec<Value> {
+fn merge_keyed(l: &[Value], lk: &[String], c: &[Value], ck: &[String], item: &Shape) -> Vec<Value> {
     let mut out = Vec::with_capacity(l.len() + c.len());
     let mut emitted: Vec<&str> = Vec::new();
     let merged_item = |j: usize| match lk.iter().position(|k| *k == ck[j]) {
@@ -335,8 +336,8 @@ fn merge_keyed(l: &[Value], lk: &[String], c: &[Value], ck: &[String], item: &'s
 
 /// Remove from `v` what `remove` names, unless someone (`keep`) still owns the node or anything
 /// below it. Objects this empties are removed too.
-fn prune(v: &mut Value, remove: &FieldSet, keep: Option<&FieldSet>, shape: &'static Shape) {
-    let kids: Vec<(String, &'static Shape)> = match super::fields::children(v, shape) {
+fn prune(v: &mut Value, remove: &FieldSet, keep: Option<&FieldSet>, shape: &Shape) {
+    let kids: Vec<(String, &Shape)> = match super::fields::children(v, shape) {
         Some(k) => k.into_iter().map(|(pe, _, s)| (pe, s)).collect(),
         None => return,
     };
@@ -450,7 +451,7 @@ pub fn server_side_apply(
         let (group, version) = got.rsplit_once('/').unwrap_or(("", got));
         return Err(typed_patch_error(&config, format!("no corresponding type for {group}/{version}, Kind={kind}")));
     }
-    let shape = root_for(info);
+    let shape = shape_for(info);
     let mut config_v = Value::Object(std::mem::take(&mut config));
     strip_nulls(&mut config_v);
     if let Value::Object(m) = &config_v {

@@ -206,13 +206,13 @@ pub fn path_string(path: &[String]) -> String {
 
 /// The `k:` path element of an associative list item, or `None` when a key field is missing
 /// and has no default.
-pub fn item_key(item: &Value, keys: &[(&str, Option<&str>)]) -> Option<String> {
+pub fn item_key(item: &Value, keys: &[(&str, Option<Value>)]) -> Option<String> {
     let m = item.as_object()?;
     let mut key = Map::new();
     for (name, default) in keys {
         let v = match (m.get(*name), default) {
             (Some(v), _) if !v.is_null() => v.clone(),
-            (_, Some(d)) => Value::String(d.to_string()),
+            (_, Some(d)) => d.clone(),
             _ => return None,
         };
         key.insert(name.to_string(), v);
@@ -222,20 +222,21 @@ pub fn item_key(item: &Value, keys: &[(&str, Option<&str>)]) -> Option<String> {
 
 /// The child nodes of `v` for `shape`, or `None` when `v` is a leaf (scalar, atomic list or map,
 /// or an associative list whose items cannot all be keyed uniquely).
-pub fn children<'v>(v: &'v Value, shape: &'static Shape) -> Option<Vec<(String, &'v Value, &'static Shape)>> {
+pub fn children<'v, 's>(v: &'v Value, shape: &'s Shape) -> Option<Vec<(String, &'v Value, &'s Shape)>> {
     match v {
         Value::Object(m) if !shape.is_atomic_map() => {
             Some(m.iter().map(|(k, c)| (format!("f:{k}"), c, shape.field(k))).collect())
         }
         Value::Array(items) => {
             let list = shape.list();
+            let keys = list.ssa.map_keys();
             let mut out = Vec::with_capacity(items.len());
             let mut seen = std::collections::HashSet::with_capacity(items.len());
             for item in items {
-                let pe = match list.ssa {
-                    Ssa::Atomic => return None,
-                    Ssa::Set => format!("v:{item}"),
-                    Ssa::Map(keys) => item_key(item, keys)?,
+                let pe = match (&list.ssa, &keys) {
+                    (_, Some(keys)) => item_key(item, keys)?,
+                    (Ssa::Set, None) => format!("v:{item}"),
+                    _ => return None,
                 };
                 if !seen.insert(pe.clone()) {
                     return None;
@@ -250,7 +251,7 @@ pub fn children<'v>(v: &'v Value, shape: &'static Shape) -> Option<Vec<(String, 
 
 /// Whether a node gets a member mark of its own when it appears or disappears.
 fn marks_node(pe: &str, shape: &Shape) -> bool {
-    pe.starts_with("k:") || pe.starts_with("v:") || matches!(shape, Shape::Map(_))
+    pe.starts_with("k:") || pe.starts_with("v:") || shape.is_map()
 }
 
 /// What a write changed.
@@ -265,16 +266,16 @@ pub struct Comparison {
 }
 
 /// Compare two versions of an object.
-pub fn compare(old: &Value, new: &Value, shape: &'static Shape) -> Comparison {
+pub fn compare(old: &Value, new: &Value, shape: &Shape) -> Comparison {
     let mut c = Comparison::default();
     compare_node(Some(old), Some(new), shape, &mut Vec::new(), &mut c);
     c
 }
 
-fn compare_node(
+fn compare_node<'s>(
     old: Option<&Value>,
     new: Option<&Value>,
-    shape: &'static Shape,
+    shape: &'s Shape,
     path: &mut Vec<String>,
     c: &mut Comparison,
 ) {
@@ -292,9 +293,9 @@ fn compare_node(
     let containers = !matches!(old_kids, Some(None)) && !matches!(new_kids, Some(None));
     if containers && same_kind && !(empty(&old_kids) && empty(&new_kids)) {
         // Keyed lookups: a map or list of n children costs O(n log n), not O(n^2).
-        let old_kids: BTreeMap<String, (&Value, &'static Shape)> =
+        let old_kids: BTreeMap<String, (&Value, &'s Shape)> =
             old_kids.flatten().unwrap_or_default().into_iter().map(|(k, v, s)| (k, (v, s))).collect();
-        let new_kids: BTreeMap<String, (&Value, &'static Shape)> =
+        let new_kids: BTreeMap<String, (&Value, &'s Shape)> =
             new_kids.flatten().unwrap_or_default().into_iter().map(|(k, v, s)| (k, (v, s))).collect();
         let mut keys: Vec<&String> = old_kids.keys().chain(new_kids.keys()).collect();
         keys.sort();
@@ -330,13 +331,13 @@ fn compare_node(
 }
 
 /// The fields an applied configuration sets: its leaves and list items.
-pub fn to_field_set(config: &Value, shape: &'static Shape) -> FieldSet {
+pub fn to_field_set(config: &Value, shape: &Shape) -> FieldSet {
     let mut out = FieldSet::default();
     collect_set(config, shape, &mut Vec::new(), &mut out);
     out
 }
 
-fn collect_set(v: &Value, shape: &'static Shape, path: &mut Vec<String>, out: &mut FieldSet) {
+fn collect_set(v: &Value, shape: &Shape, path: &mut Vec<String>, out: &mut FieldSet) {
     let is_item = path.last().is_some_and(|pe| pe.starts_with("k:") || pe.starts_with("v:"));
     match children(v, shape) {
         Some(kids) if !kids.is_empty() => {
@@ -600,7 +601,7 @@ mod tests {
 
     #[test]
     fn item_keys_fill_defaults_and_sort_fields() {
-        let keys = &[("containerPort", None), ("protocol", Some("TCP"))];
+        let keys = &[("containerPort", None), ("protocol", Some(json!("TCP")))];
         assert_eq!(
             item_key(&json!({"containerPort": 80}), keys).as_deref(),
             Some("k:{\"containerPort\":80,\"protocol\":\"TCP\"}")

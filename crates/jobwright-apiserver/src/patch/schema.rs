@@ -9,11 +9,16 @@
 //!
 //! Anything not listed is deduced from the value, as upstream does for schemaless custom
 //! resources: objects are merged field by field, lists are atomic, scalars are leaves.
+//!
+//! A custom resource's shape is built from its CRD's `openAPIV3Schema` ([`from_openapi`]), as
+//! structured-merge-diff does for custom resources: `x-kubernetes-list-type` (`atomic` by
+//! default, `set`, `map` with `x-kubernetes-list-map-keys`) and `x-kubernetes-map-type`
+//! (`granular` by default, `atomic`).
 
 use super::super::registry::ResourceInfo;
 
 /// The shape of one node of an object.
-#[derive(Debug)]
+#[derive(Debug, PartialEq, Eq)]
 pub enum Shape {
     /// A struct with these known fields; any other field is [`Shape::Any`].
     Struct(&'static [(&'static str, Shape)]),
@@ -26,10 +31,16 @@ pub enum Shape {
     List(&'static ListShape),
     /// Unknown: deduced from the value.
     Any,
+    /// A struct built at run time from a schema's `properties` (other fields are [`Shape::Any`]).
+    Fields(std::collections::BTreeMap<String, Shape>),
+    /// A map built at run time from a schema's `additionalProperties`.
+    Values(Box<Shape>),
+    /// A list built at run time from a schema's `items` and list type.
+    Items(Box<ListShape>),
 }
 
 /// How a list merges.
-#[derive(Debug)]
+#[derive(Debug, PartialEq, Eq)]
 pub struct ListShape {
     /// Strategic merge patch strategy (`patchStrategy`/`patchMergeKey`).
     pub smp: Smp,
@@ -51,7 +62,7 @@ pub enum Smp {
 }
 
 /// Server-side apply list type.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Ssa {
     /// `+listType=atomic` (the default).
     Atomic,
@@ -59,6 +70,20 @@ pub enum Ssa {
     Set,
     /// `+listType=map` with these key fields and their defaults.
     Map(&'static [(&'static str, Option<&'static str>)]),
+    /// `x-kubernetes-list-type: map` of a custom resource: `x-kubernetes-list-map-keys` and the
+    /// keys' schema defaults.
+    Keys(Vec<(String, Option<serde_json::Value>)>),
+}
+
+impl Ssa {
+    /// The key fields of an associative list (with their defaults), `None` for other lists.
+    pub fn map_keys(&self) -> Option<Vec<(&str, Option<serde_json::Value>)>> {
+        match self {
+            Ssa::Map(keys) => Some(keys.iter().map(|(k, d)| (*k, d.map(|d| serde_json::Value::String(d.into())))).collect()),
+            Ssa::Keys(keys) => Some(keys.iter().map(|(k, d)| (k.as_str(), d.clone())).collect()),
+            _ => None,
+        }
+    }
 }
 
 /// The shape used for anything unknown.
@@ -73,6 +98,8 @@ impl Shape {
         match self {
             Shape::Struct(fields) => fields.iter().find(|(n, _)| *n == name).map(|(_, s)| s).unwrap_or(&ANY),
             Shape::Map(elem) => elem,
+            Shape::Fields(fields) => fields.get(name).unwrap_or(&ANY),
+            Shape::Values(elem) => elem,
             _ => &ANY,
         }
     }
@@ -81,6 +108,7 @@ impl Shape {
     pub fn list(&self) -> &ListShape {
         match self {
             Shape::List(l) => l,
+            Shape::Items(l) => l,
             _ => &ATOMIC_LIST,
         }
     }
@@ -88,6 +116,68 @@ impl Shape {
     /// Whether server-side apply treats an object of this shape as one value.
     pub fn is_atomic_map(&self) -> bool {
         matches!(self, Shape::AtomicMap)
+    }
+
+    /// Whether this is a map with free-form keys (whose entries are owned one by one).
+    pub fn is_map(&self) -> bool {
+        matches!(self, Shape::Map(_) | Shape::Values(_))
+    }
+}
+
+/// The shape of a custom resource from its CRD version's `openAPIV3Schema`; `metadata` is
+/// always `ObjectMeta`'s.
+pub fn from_openapi(schema: &serde_json::Value) -> Shape {
+    let mut fields = std::collections::BTreeMap::new();
+    if let Some(props) = schema.get("properties").and_then(serde_json::Value::as_object) {
+        fields.extend(props.iter().map(|(k, v)| (k.clone(), node(v, 0))));
+    }
+    fields.insert("metadata".to_string(), OBJECT_META);
+    Shape::Fields(fields)
+}
+
+/// Schemas nest at most this deep here (deeper nodes are deduced from the value); the CRD's
+/// own depth limit is far below it.
+const MAX_SCHEMA_DEPTH: usize = 64;
+
+fn node(schema: &serde_json::Value, depth: usize) -> Shape {
+    use serde_json::Value;
+    if depth > MAX_SCHEMA_DEPTH || !schema.is_object() {
+        return Shape::Any;
+    }
+    let ext = |k: &str| schema.get(k).and_then(Value::as_str);
+    match schema.get("type").and_then(Value::as_str) {
+        Some("object") => {
+            if ext("x-kubernetes-map-type") == Some("atomic") {
+                return Shape::AtomicMap;
+            }
+            if let Some(props) = schema.get("properties").and_then(Value::as_object) {
+                return Shape::Fields(props.iter().map(|(k, v)| (k.clone(), node(v, depth + 1))).collect());
+            }
+            match schema.get("additionalProperties") {
+                Some(ap) if ap.is_object() => Shape::Values(Box::new(node(ap, depth + 1))),
+                _ => Shape::Any,
+            }
+        }
+        Some("array") => {
+            let item = schema.get("items").map(|i| node(i, depth + 1)).unwrap_or(Shape::Any);
+            let ssa = match ext("x-kubernetes-list-type") {
+                Some("set") => Ssa::Set,
+                Some("map") => {
+                    let props = schema.pointer("/items/properties");
+                    let keys = schema.get("x-kubernetes-list-map-keys").and_then(Value::as_array);
+                    let keys: Vec<(String, Option<Value>)> = keys
+                        .into_iter()
+                        .flatten()
+                        .filter_map(Value::as_str)
+                        .map(|k| (k.to_string(), props.and_then(|p| p.get(k)).and_then(|p| p.get("default")).cloned()))
+                        .collect();
+                    if keys.is_empty() { Ssa::Atomic } else { Ssa::Keys(keys) }
+                }
+                _ => Ssa::Atomic,
+            };
+            Shape::Items(Box::new(ListShape { smp: Smp::Replace, ssa, item }))
+        }
+        _ => Shape::Any,
     }
 }
 
@@ -275,7 +365,16 @@ pub fn is_builtin(info: &ResourceInfo) -> bool {
     BUILTIN_GROUPS.contains(&info.group.as_str())
 }
 
-/// The schema of a served kind: built-in kinds we know, or plain object metadata plus deduction.
+/// The schema server-side apply merges a served kind by: a custom resource's from its CRD's
+/// schema, else [`root_for`].
+pub fn shape_for(info: &ResourceInfo) -> &Shape {
+    match info.crd.as_ref().and_then(|c| c.merge_shape.as_deref()) {
+        Some(shape) => shape,
+        None => root_for(info),
+    }
+}
+
+/// The schema of a built-in kind we know, or plain object metadata plus deduction.
 pub fn root_for(info: &ResourceInfo) -> &'static Shape {
     match (info.group.as_str(), info.kind.as_str()) {
         ("", "Pod") => &POD,
@@ -297,7 +396,7 @@ mod tests {
 
     fn keys_of(shape: &Shape, path: &[&str]) -> (Smp, Ssa) {
         let s = path.iter().fold(shape, |s, p| s.field(p));
-        (s.list().smp, s.list().ssa)
+        (s.list().smp, s.list().ssa.clone())
     }
 
     #[test]
@@ -340,6 +439,31 @@ mod tests {
         assert_eq!(c.field("volumeDevices").list().smp, Smp::Merge("devicePath"));
         assert_eq!(c.field("command").list().ssa, Ssa::Atomic);
         assert!(job.field("spec").field("selector").is_atomic_map());
+    }
+
+    #[test]
+    fn custom_resource_shapes_follow_the_schema_extensions() {
+        let schema = serde_json::json!({"type": "object", "properties": {
+            "metadata": {"type": "object"},
+            "spec": {"type": "object", "properties": {
+                "set": {"type": "array", "x-kubernetes-list-type": "set", "items": {"type": "integer"}},
+                "plain": {"type": "array", "items": {"type": "string"}},
+                "map": {"type": "array", "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name", "port"],
+                    "items": {"type": "object", "properties": {"name": {"type": "string"}, "port": {"type": "integer", "default": 80}}}},
+                "atomic": {"type": "object", "x-kubernetes-map-type": "atomic", "properties": {"a": {"type": "string"}}},
+                "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+                "free": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}}});
+        let root = from_openapi(&schema);
+        let spec = root.field("spec");
+        assert_eq!(spec.field("set").list().ssa, Ssa::Set);
+        assert_eq!(spec.field("plain").list().ssa, Ssa::Atomic);
+        assert_eq!(
+            spec.field("map").list().ssa,
+            Ssa::Keys(vec![("name".into(), None), ("port".into(), Some(serde_json::json!(80)))])
+        );
+        assert!(spec.field("atomic").is_atomic_map());
+        assert!(spec.field("labels").is_map() && !spec.field("free").is_map());
+        assert_eq!(root.field("metadata").field("finalizers").list().ssa, Ssa::Set, "metadata is ObjectMeta's");
     }
 
     #[test]

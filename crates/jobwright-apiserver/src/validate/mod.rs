@@ -129,7 +129,13 @@ pub fn decode(info: &ResourceInfo, obj: &mut Value, fv: FieldValidation) -> Resu
         let why = format!("json: cannot unmarshal {} into Go value of type struct", json_type(obj));
         return Err(strict::decode_error(info, obj, &why));
     }
-    strict::check(info, obj, fv)
+    let warnings = strict::check(info, obj, fv)?;
+    // A custom resource's schema defaults are applied as it is decoded, as upstream's codec
+    // does, so the managedFields of the write own them.
+    if let (Some(_), Some(schema)) = (&info.crd, &info.schema) {
+        crate::crd::default::apply(schema, obj);
+    }
+    Ok(warnings)
 }
 
 /// Steps 2-5 of [`admit`], for an object [`decode`] has already been run on. Also refuses an
