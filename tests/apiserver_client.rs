@@ -649,6 +649,8 @@ async fn crds_serve_custom_resources_until_deleted() {
         widgets.patch("w1", &PatchParams::default(), &Patch::Merge(json!({"spec": {"size": 2}}))).await.unwrap();
     assert_eq!(patched.metadata.generation, Some(2));
     crds.delete("widgets.example.com", &DeleteParams::default()).await.unwrap();
+    // Its finalizer deletes the objects, then the CRD goes.
+    wait_for(&crds, "widgets.example.com", conditions::is_deleted(stored.metadata.uid.as_deref().unwrap())).await;
     assert_eq!(api_err(widgets.get("w1").await.unwrap_err()).0, 404);
 }
 

@@ -327,7 +327,10 @@ async fn deleting_a_crd_deletes_its_objects() {
         api.create(&PostParams::default(), &widget(n, json!({"name": "abc"}))).await.unwrap();
     }
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let uid = crds.get("widgets.example.com").await.unwrap().metadata.uid.unwrap();
     crds.delete("widgets.example.com", &DeleteParams::default()).await.unwrap();
+    // The CRD goes once its finalizer has deleted the objects (tests/crd_delete.rs has the steps).
+    common::wait_for(&crds, "widgets.example.com", kube::runtime::conditions::is_deleted(&uid)).await;
     let (code, _) = raw(&client, "GET", WIDGETS, "application/json", Value::Null).await;
     assert_eq!(code, 404, "no longer served");
     install(&client, widget_crd()).await;

@@ -232,7 +232,7 @@ pub async fn start_with(listen: SocketAddr, server: Arc<Server>) -> std::io::Res
     let (tx, rx) = oneshot::channel::<()>();
     let (api, ttl) = (server.api.clone(), server.config.event_ttl);
     let gc = tokio::spawn(async move {
-        tokio::join!(gc::run(api.clone()), super::event_ttl::run(api, ttl));
+        tokio::join!(gc::run(api.clone()), super::event_ttl::run(api.clone(), ttl), super::crd::finalizer::run(api));
     });
     let app = router(server.clone());
     let stopping = server.stopping.clone();

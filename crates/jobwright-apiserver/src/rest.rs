@@ -494,6 +494,7 @@ impl Api {
         } else if let Some(m) = obj["metadata"].as_object_mut() {
             m.remove("namespace");
         }
+        crd::finalizer::forbid_create(self, info, obj["metadata"]["name"].as_str().unwrap_or_default())?;
         let mut generate: Option<String> = None;
         let mut name = match obj["metadata"]["name"].as_str() {
             Some(n) if !n.is_empty() => n.to_string(),
@@ -940,6 +941,9 @@ impl Api {
                     fins.retain(|x| x != ORPHAN_FINALIZER && x != FOREGROUND_FINALIZER);
                     fins.push(f.to_string());
                 }
+                if crd::is_crd(info) && !fins.iter().any(|f| f == crd::finalizer::CLEANUP_FINALIZER) {
+                    fins.push(crd::finalizer::CLEANUP_FINALIZER.to_string());
+                }
             }
             let mut probe = old.clone();
             set_finalizers(&mut probe, &fins);
@@ -963,6 +967,9 @@ impl Api {
             }
             if info.group.is_empty() && info.resource == "namespaces" {
                 new["status"]["phase"] = json!("Terminating");
+            }
+            if crd::is_crd(info) && !already {
+                crd::finalizer::mark_for_deletion(&mut new);
             }
             if opts.dry_run || new == old {
                 return Ok(Deleted { object: new, gone: false });

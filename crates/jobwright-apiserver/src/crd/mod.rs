@@ -13,7 +13,8 @@
 //! - [`default`]: schema `default`s on every decode (create, update, read);
 //! - [`validate`]: OpenAPI v3 validation with upstream's messages and field paths;
 //! - [`cel`]: `x-kubernetes-validations` rules;
-//! - [`scale`]: the `scale` subresource as `autoscaling/v1` `Scale`.
+//! - [`scale`]: the `scale` subresource as `autoscaling/v1` `Scale`;
+//! - [`finalizer`]: deleting a CRD (`Terminating`, its instances deleted first).
 //!
 //! Pruning of unknown fields is done with the built-in kinds' unknown-field handling
 //! (`validate::strict`, from the schema). Versions use the `None` conversion: objects are stored
@@ -21,6 +22,7 @@
 
 pub mod cel;
 pub mod default;
+pub mod finalizer;
 pub mod scale;
 pub mod schema;
 pub mod validate;
