@@ -7,9 +7,13 @@
 //! the terminating CRD, sets `Terminating` to `InstanceDeletionInProgress`, deletes every instance
 //! through the normal delete path (so their own finalizers hold them), and once none is left sets
 //! `InstanceDeletionCompleted` (or `NeverEstablished`) and removes its finalizer, which deletes
-//! the CRD (the DELETED event) and stops serving its resources.
+//! the CRD (the DELETED event) and stops serving its resources. It starts [`SETTLE`] after the
+//! DELETE, as upstream's takes a moment to get there.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use chrono::Utc;
 use serde_json::{Value, json};
@@ -99,6 +103,13 @@ pub fn forbid_create(api: &Api, info: &ResourceInfo, name: &str) -> Result<(), S
     .with_details(json!({"name": name, "group": info.group, "kind": info.resource})))
 }
 
+/// How long after a CRD starts terminating the finalizer starts on it. Upstream's finalizer is
+/// reached through an informer and a workqueue and works through API round trips to etcd, so a
+/// client that deletes a CRD and then watches it (kube-rs's `crd_derive_schema` watches from
+/// `"0"` for the DELETED event) sees it still terminating; acting within microseconds here would
+/// let the CRD vanish before such a watch starts.
+pub const SETTLE: Duration = Duration::from_millis(200);
+
 /// Run the finalizer until the store goes away.
 pub async fn run(api: Api) {
     let mut rx = api.store.subscribe_all();
@@ -111,34 +122,47 @@ pub async fn run(api: Api) {
         .filter(|(_, n)| api.store.get(&crds.storage_key, "", n).is_some_and(|e| e.meta.deleting))
         .map(|(_, n)| n)
         .collect();
-    let mut retry: BTreeSet<String> = pending.clone();
+    // When each pending CRD is next looked at.
+    let mut due: BTreeMap<String, Instant> = pending.iter().map(|n| (n.clone(), Instant::now())).collect();
     loop {
-        for name in std::mem::take(&mut retry) {
+        let now = Instant::now();
+        let ready: Vec<String> = due.iter().filter(|(_, t)| **t <= now).map(|(n, _)| n.clone()).collect();
+        for name in ready {
+            due.remove(&name);
             if sync(&api, &crds, &name) {
                 pending.remove(&name);
             }
         }
-        let Some(first) = rx.recv().await else { return };
+        let next = due.values().min().copied();
+        let first = tokio::select! {
+            e = rx.recv() => match e { Some(e) => e, None => return },
+            _ = sleep_until_opt(next) => continue,
+        };
         let mut events = vec![first];
         while let Ok(e) = rx.try_recv() {
             events.push(e);
         }
         for e in events {
             if *e.key == *crds.storage_key {
-                if e.kind != EventType::Deleted && e.meta.deleting {
-                    pending.insert(e.name.clone());
-                    retry.insert(e.name.clone());
+                if e.kind != EventType::Deleted && e.meta.deleting && pending.insert(e.name.clone()) {
+                    due.insert(e.name.clone(), Instant::now() + SETTLE);
                 }
             } else if e.kind == EventType::Deleted {
                 // An instance of a terminating CRD went: look at its CRD again.
                 for name in &pending {
                     if name.split_once('.').is_some_and(|(plural, group)| *e.key == *format!("{group}/{plural}")) {
-                        retry.insert(name.clone());
+                        due.entry(name.clone()).or_insert_with(Instant::now);
                     }
                 }
             }
         }
-        tokio::task::yield_now().await;
+    }
+}
+
+async fn sleep_until_opt(t: Option<Instant>) {
+    match t {
+        Some(t) => tokio::time::sleep_until(t).await,
+        None => std::future::pending().await,
     }
 }
 
