@@ -4,6 +4,11 @@
 //! `status.selector` from `labelSelectorPath`. A write of the Scale is an update of the custom
 //! resource (its `metadata.resourceVersion`, when given, a precondition); a patch applies to the
 //! Scale as it is now.
+//!
+//! The built-in kinds with a `scale` subresource (Deployments, ReplicaSets, StatefulSets,
+//! ReplicationControllers) are served the same way over `.spec.replicas`, `.status.replicas` and
+//! their `.spec.selector` ([`definition`]), as kube-apiserver's `ScaleREST`s do: the selector is
+//! a `LabelSelector` (a plain label map for ReplicationControllers) printed as a string.
 
 use serde_json::{Value, json};
 
@@ -38,6 +43,20 @@ fn scale_info() -> ResourceInfo {
     ResourceInfo::new("autoscaling", "v1", "scale", "Scale", true, &[], &[], &[])
 }
 
+/// The `scale` subresource definition of `info`: its CRD's, or the built-in kinds' paths.
+pub fn definition(info: &ResourceInfo) -> Option<Value> {
+    if let Some(c) = &info.crd {
+        return c.scale.clone();
+    }
+    let selector = match (info.group.as_str(), info.resource.as_str()) {
+        ("apps", "deployments" | "replicasets" | "statefulsets") => "labelSelector",
+        ("", "replicationcontrollers") => "set",
+        _ => return None,
+    };
+    Some(json!({"specReplicasPath": ".spec.replicas", "statusReplicasPath": ".status.replicas",
+        "labelSelectorPath": ".spec.selector", "selectorType": selector}))
+}
+
 /// The Scale of `obj` under the CRD's `scale` subresource definition.
 pub fn to_scale(def: &Value, obj: &Value) -> Value {
     let md = &obj["metadata"];
@@ -52,9 +71,16 @@ pub fn to_scale(def: &Value, obj: &Value) -> Value {
     let status_replicas = get(obj, &path("statusReplicasPath")).and_then(Value::as_i64).unwrap_or(0);
     let mut status = json!({"replicas": status_replicas});
     let sel = path("labelSelectorPath");
-    if !sel.is_empty()
-        && let Some(s) = get(obj, &sel).and_then(Value::as_str)
-    {
+    let selector = match (def.get("selectorType").and_then(Value::as_str), get(obj, &sel)) {
+        _ if sel.is_empty() => None,
+        (None, Some(s)) => s.as_str().map(str::to_string),
+        (Some(kind), Some(s)) if s.is_object() => {
+            let s = if kind == "set" { json!({"matchLabels": s}) } else { s.clone() };
+            crate::selector::LabelSelector::from_label_selector(&s).ok().map(|s| s.to_string())
+        }
+        _ => None,
+    };
+    if let Some(s) = selector.filter(|s| !s.is_empty()) {
         status["selector"] = json!(s);
     }
     json!({"kind": "Scale", "apiVersion": "autoscaling/v1", "metadata": meta,
@@ -146,6 +172,17 @@ mod tests {
         assert_eq!(s["spec"]["replicas"], 3);
         assert_eq!(s["status"], json!({"replicas": 2, "selector": "app=a"}));
         assert_eq!(s["metadata"], json!({"name": "a", "namespace": "n", "resourceVersion": "5"}));
+        let deploy = json!({"metadata": {"name": "d"}, "spec": {"replicas": 3, "selector": {"matchLabels": {"b": "2", "a": "1"},
+            "matchExpressions": [{"key": "t", "operator": "In", "values": ["x", "y"]}]}}, "status": {"replicas": 1}});
+        let info = crate::registry::Registry::builtin().get("apps", "v1", "deployments").unwrap();
+        let s = to_scale(&definition(&info).unwrap(), &deploy);
+        assert_eq!(s["status"], json!({"replicas": 1, "selector": "a=1,b=2,t in (x,y)"}));
+        let rc = json!({"metadata": {"name": "r"}, "spec": {"replicas": 2, "selector": {"z": "1", "app": "r"}}});
+        let info = crate::registry::Registry::builtin().get("", "v1", "replicationcontrollers").unwrap();
+        let s = to_scale(&definition(&info).unwrap(), &rc);
+        assert_eq!((s["spec"]["replicas"].clone(), s["status"].clone()), (json!(2), json!({"replicas": 0, "selector": "app=r,z=1"})));
+        let jobs = crate::registry::Registry::builtin().get("batch", "v1", "jobs").unwrap();
+        assert!(definition(&jobs).is_none());
         let mut o = json!({});
         set(&mut o, ".spec.size", json!(4));
         assert_eq!(o, json!({"spec": {"size": 4}}));
