@@ -19,8 +19,20 @@ fn template() -> Value {
 fn kinds() -> Vec<(&'static str, &'static str, &'static str, Value, &'static str)> {
     let sel = json!({"matchLabels": {"app": "w", "tier": "web"}});
     vec![
-        ("deployments", "Deployment", "apps", json!({"replicas": 2, "selector": sel, "template": template()}), "app=w,tier=web"),
-        ("replicasets", "ReplicaSet", "apps", json!({"replicas": 2, "selector": sel, "template": template()}), "app=w,tier=web"),
+        (
+            "deployments",
+            "Deployment",
+            "apps",
+            json!({"replicas": 2, "selector": sel, "template": template()}),
+            "app=w,tier=web",
+        ),
+        (
+            "replicasets",
+            "ReplicaSet",
+            "apps",
+            json!({"replicas": 2, "selector": sel, "template": template()}),
+            "app=w,tier=web",
+        ),
         (
             "statefulsets",
             "StatefulSet",
@@ -79,7 +91,10 @@ async fn workloads_serve_scale_as_autoscaling_v1() {
             .unwrap_err();
         let (code, _, msg) = api_err(e);
         assert_eq!(code, 422, "{kind}");
-        assert_eq!(msg, "Scale.autoscaling \"w\" is invalid: spec.replicas: Invalid value: -1: must be greater than or equal to 0");
+        assert_eq!(
+            msg,
+            "Scale.autoscaling \"w\" is invalid: spec.replicas: Invalid value: -1: must be greater than or equal to 0"
+        );
     }
     let missing: Api<DynamicObject> = Api::namespaced_with(
         client.clone(),

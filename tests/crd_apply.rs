@@ -15,24 +15,24 @@ use serde_json::{Value, json};
 
 fn crd() -> Value {
     json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-        "metadata": {"name": "gadgets.example.com"},
-        "spec": {"group": "example.com", "scope": "Namespaced",
-            "names": {"plural": "gadgets", "singular": "gadget", "kind": "Gadget"},
-            "versions": [{"name": "v1", "served": true, "storage": true,
-                "schema": {"openAPIV3Schema": {"type": "object", "properties": {
-                    "spec": {"type": "object", "properties": {
-                        "tags": {"type": "array", "x-kubernetes-list-type": "set", "items": {"type": "string"}},
-                        "args": {"type": "array", "items": {"type": "integer"}},
-                        "ports": {"type": "array", "x-kubernetes-list-type": "map",
-                            "x-kubernetes-list-map-keys": ["name", "protocol"],
-                            "items": {"type": "object", "required": ["name"], "properties": {
-                                "name": {"type": "string"},
-                                "protocol": {"type": "string", "default": "TCP"},
-                                "port": {"type": "integer"}}}},
-                        "selector": {"type": "object", "x-kubernetes-map-type": "atomic",
-                            "additionalProperties": {"type": "string"}},
-                        "settings": {"type": "object", "additionalProperties": {"type": "string"}},
-                    }}}}}}]}})
+    "metadata": {"name": "gadgets.example.com"},
+    "spec": {"group": "example.com", "scope": "Namespaced",
+        "names": {"plural": "gadgets", "singular": "gadget", "kind": "Gadget"},
+        "versions": [{"name": "v1", "served": true, "storage": true,
+            "schema": {"openAPIV3Schema": {"type": "object", "properties": {
+                "spec": {"type": "object", "properties": {
+                    "tags": {"type": "array", "x-kubernetes-list-type": "set", "items": {"type": "string"}},
+                    "args": {"type": "array", "items": {"type": "integer"}},
+                    "ports": {"type": "array", "x-kubernetes-list-type": "map",
+                        "x-kubernetes-list-map-keys": ["name", "protocol"],
+                        "items": {"type": "object", "required": ["name"], "properties": {
+                            "name": {"type": "string"},
+                            "protocol": {"type": "string", "default": "TCP"},
+                            "port": {"type": "integer"}}}},
+                    "selector": {"type": "object", "x-kubernetes-map-type": "atomic",
+                        "additionalProperties": {"type": "string"}},
+                    "settings": {"type": "object", "additionalProperties": {"type": "string"}},
+                }}}}}}]}})
 }
 
 async fn setup() -> (TestApiServer, Api<DynamicObject>) {
@@ -65,10 +65,7 @@ fn fields_of(obj: &Value, manager: &str) -> Value {
 async fn set_lists_merge_as_sets_and_record_v_entries() {
     let (_server, api) = setup().await;
     let a = apply(&api, "a", false, json!({"tags": ["x", "y"], "args": [1, 2]})).await.unwrap();
-    assert_eq!(
-        fields_of(&a, "a"),
-        json!({"f:spec": {"f:args": {}, "f:tags": {"v:\"x\"": {}, "v:\"y\"": {}}}})
-    );
+    assert_eq!(fields_of(&a, "a"), json!({"f:spec": {"f:args": {}, "f:tags": {"v:\"x\"": {}, "v:\"y\"": {}}}}));
     let b = apply(&api, "b", false, json!({"tags": ["y", "z"]})).await.unwrap();
     assert_eq!(b["spec"]["tags"], json!(["x", "y", "z"]), "a set merges: live order, then new values");
     assert_eq!(fields_of(&b, "b"), json!({"f:spec": {"f:tags": {"v:\"y\"": {}, "v:\"z\"": {}}}}));
@@ -114,7 +111,10 @@ async fn map_lists_merge_by_key_with_per_entry_ownership() {
         .unwrap_err();
     let (code, _, msg) = api_err(e);
     assert_eq!(code, 409);
-    assert_eq!(msg, "Apply failed with 1 conflict: conflict with \"a\": .spec.ports[name=\"http\",protocol=\"TCP\"].port");
+    assert_eq!(
+        msg,
+        "Apply failed with 1 conflict: conflict with \"a\": .spec.ports[name=\"http\",protocol=\"TCP\"].port"
+    );
 
     // b may co-own the entry with the same value, and then a dropping it leaves it in place.
     apply(&api, "b", false, json!({"ports": [{"name": "grpc", "port": 90}, {"name": "http", "port": 80}]}))
@@ -125,10 +125,14 @@ async fn map_lists_merge_by_key_with_per_entry_ownership() {
     let b2 = apply(&api, "b", false, json!({"ports": [{"name": "http", "port": 80}]})).await.unwrap();
     assert_eq!(b2["spec"]["ports"], json!([{"name": "http", "port": 80, "protocol": "TCP"}]), "grpc went with b");
     // A protocol makes another entry.
-    let b3 =
-        apply(&api, "b", false, json!({"ports": [{"name": "http", "port": 80}, {"name": "http", "protocol": "UDP", "port": 53}]}))
-            .await
-            .unwrap();
+    let b3 = apply(
+        &api,
+        "b",
+        false,
+        json!({"ports": [{"name": "http", "port": 80}, {"name": "http", "protocol": "UDP", "port": 53}]}),
+    )
+    .await
+    .unwrap();
     assert_eq!(b3["spec"]["ports"].as_array().unwrap().len(), 2);
 }
 

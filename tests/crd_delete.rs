@@ -39,7 +39,13 @@ fn widget(name: &str, finalizers: &[&str]) -> DynamicObject {
     .unwrap()
 }
 
-fn terminating(crd: &CustomResourceDefinition) -> Option<(String, String, String)> {
+/// A `Terminating` condition: status, reason, message.
+type Cond = (String, String, String);
+
+/// A watch event as seen here: type, `Terminating`, whether a finalizer is left.
+type Seen = (String, Option<Cond>, bool);
+
+fn terminating(crd: &CustomResourceDefinition) -> Option<Cond> {
     let c = crd.status.as_ref()?.conditions.as_ref()?.iter().find(|c| c.type_ == "Terminating")?;
     Some((c.status.clone(), c.reason.clone().unwrap_or_default(), c.message.clone().unwrap_or_default()))
 }
@@ -88,10 +94,8 @@ async fn a_deleted_crd_terminates_until_its_instances_are_gone() {
     );
     wait_for(&default, "free", kube::runtime::conditions::is_deleted(&free)).await;
     wait_for(&other, "elsewhere", kube::runtime::conditions::is_deleted(&elsewhere)).await;
-    wait_for(&default, "held", |o: Option<&DynamicObject>| {
-        o.is_some_and(|o| o.metadata.deletion_timestamp.is_some())
-    })
-    .await;
+    wait_for(&default, "held", |o: Option<&DynamicObject>| o.is_some_and(|o| o.metadata.deletion_timestamp.is_some()))
+        .await;
 
     // No new instances while terminating (create and apply-create); reads and updates still work.
     let e = default.create(&PostParams::default(), &widget("late", &[])).await.unwrap_err();
@@ -108,18 +112,29 @@ async fn a_deleted_crd_terminates_until_its_instances_are_gone() {
     assert!(crds.get("widgets.example.com").await.is_ok(), "still visible");
 
     // Releasing the held instance lets the CRD go.
-    default.patch("held", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"finalizers": null}}))).await.unwrap();
+    default
+        .patch("held", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"finalizers": null}})))
+        .await
+        .unwrap();
     wait_for(&crds, "widgets.example.com", kube::runtime::conditions::is_deleted(&crd_uid)).await;
 
-    let mut seen: Vec<(String, Option<(String, String, String)>, bool)> = Vec::new();
+    let mut seen: Vec<Seen> = Vec::new();
     let collect = async {
         while let Some(ev) = events.try_next().await.unwrap() {
             match ev {
                 WatchEvent::Modified(c) => {
-                    seen.push(("MODIFIED".into(), terminating(&c), c.metadata.finalizers.is_some_and(|f| !f.is_empty())));
+                    seen.push((
+                        "MODIFIED".into(),
+                        terminating(&c),
+                        c.metadata.finalizers.is_some_and(|f| !f.is_empty()),
+                    ));
                 }
                 WatchEvent::Deleted(c) => {
-                    seen.push(("DELETED".into(), terminating(&c), c.metadata.finalizers.is_some_and(|f| !f.is_empty())));
+                    seen.push((
+                        "DELETED".into(),
+                        terminating(&c),
+                        c.metadata.finalizers.is_some_and(|f| !f.is_empty()),
+                    ));
                     return;
                 }
                 WatchEvent::Bookmark(_) => {}

@@ -929,7 +929,9 @@ async fn resource(
                               "metadata": {"resourceVersion": api.store.current_rv().to_string()}, "items": items});
             Ok(json_value(StatusCode::OK, &list))
         }
-        (Method::GET | Method::PUT | Method::PATCH, Some(name), Some("scale")) if crd::scale::definition(&view).is_some() => {
+        (Method::GET | Method::PUT | Method::PATCH, Some(name), Some("scale"))
+            if crd::scale::definition(&view).is_some() =>
+        {
             let def = crd::scale::definition(&view).unwrap_or_default();
             let scale = if *method == Method::GET {
                 crd::scale::get_scale(api, &sinfo, &def, &ns, name)?

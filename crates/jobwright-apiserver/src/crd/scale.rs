@@ -180,7 +180,10 @@ mod tests {
         let rc = json!({"metadata": {"name": "r"}, "spec": {"replicas": 2, "selector": {"z": "1", "app": "r"}}});
         let info = crate::registry::Registry::builtin().get("", "v1", "replicationcontrollers").unwrap();
         let s = to_scale(&definition(&info).unwrap(), &rc);
-        assert_eq!((s["spec"]["replicas"].clone(), s["status"].clone()), (json!(2), json!({"replicas": 0, "selector": "app=r,z=1"})));
+        assert_eq!(
+            (s["spec"]["replicas"].clone(), s["status"].clone()),
+            (json!(2), json!({"replicas": 0, "selector": "app=r,z=1"}))
+        );
         let jobs = crate::registry::Registry::builtin().get("batch", "v1", "jobs").unwrap();
         assert!(definition(&jobs).is_none());
         let mut o = json!({});

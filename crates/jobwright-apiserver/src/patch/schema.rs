@@ -79,7 +79,9 @@ impl Ssa {
     /// The key fields of an associative list (with their defaults), `None` for other lists.
     pub fn map_keys(&self) -> Option<Vec<(&str, Option<serde_json::Value>)>> {
         match self {
-            Ssa::Map(keys) => Some(keys.iter().map(|(k, d)| (*k, d.map(|d| serde_json::Value::String(d.into())))).collect()),
+            Ssa::Map(keys) => {
+                Some(keys.iter().map(|(k, d)| (*k, d.map(|d| serde_json::Value::String(d.into())))).collect())
+            }
             Ssa::Keys(keys) => Some(keys.iter().map(|(k, d)| (k.as_str(), d.clone())).collect()),
             _ => None,
         }
