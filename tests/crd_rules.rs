@@ -364,3 +364,29 @@ async fn kubectl_sees_messages_printer_columns_and_scales() {
         "example.com/v1beta1"
     );
 }
+
+#[tokio::test]
+async fn cel_rules_naming_fields_the_schema_lacks_are_refused_at_crd_create() {
+    let server = TestApiServer::start().await;
+    let client = server.client();
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let mut bad = widget_crd();
+    bad["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["x-kubernetes-validations"] =
+        json!([{"rule": "self.replicas >= 0 && self.nope > 0"}]);
+    let (code, _, msg) =
+        api_err(crds.create(&PostParams::default(), &serde_json::from_value(bad).unwrap()).await.unwrap_err());
+    assert_eq!(code, 422);
+    let want_start = "CustomResourceDefinition.apiextensions.k8s.io \"widgets.example.com\" is invalid: spec.versions[0].schema.openAPIV3Schema.properties[spec].x-kubernetes-validations[0].rule: Invalid value: ";
+    assert!(msg.starts_with(want_start), "{msg}");
+    assert!(
+        msg.ends_with(
+            "compilation failed: ERROR: <input>:1:27: undefined field 'nope'\n | self.replicas >= 0 && self.nope > 0\n | ..........................^"
+        ),
+        "{msg}"
+    );
+    // The same rule on a field that exists is accepted, and so is one under preserved unknown fields.
+    let mut good = widget_crd();
+    good["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["x-kubernetes-validations"] =
+        json!([{"rule": "self.replicas >= 0 && self.name != ''"}]);
+    install(&client, good).await;
+}

@@ -10,8 +10,8 @@
 //! visited value nodes per evaluation, stops runaway rules with upstream's "running out of cost
 //! budget" error.
 //!
-//! Known differences: no static type checking at CRD creation (a rule naming a field the schema
-//! lacks fails at evaluation, not at CRD creation), no estimated-cost rejection of CRDs, and
+//! Known differences: the only static type check at CRD creation is [`super::cel_check`]'s (a
+//! selection of a field the schema lacks), no estimated-cost rejection of CRDs, and
 //! Kubernetes' CEL libraries (lists, regex, url, quantity, IP/CIDR, format) are not available;
 //! `optionalOldSelf` rules are skipped on create as ordinary transition rules; a rule that calls
 //! a function this library lacks is skipped (not failed) when evaluated.
@@ -77,7 +77,8 @@ pub fn check_rules(s: &Value, path: &str, errs: &mut Vec<FieldError>, depth: usi
             match r.get("rule").and_then(Value::as_str).filter(|x| !x.trim().is_empty()) {
                 None => errs.push(FieldError::required(format!("{rp}.rule"), "")),
                 Some(src) => {
-                    if let Err(e) = compile(src) {
+                    let failed = compile(src).err().or_else(|| super::cel_check::undefined_field(src, s));
+                    if let Some(e) = failed {
                         errs.push(FieldError::invalid(
                             format!("{rp}.rule"),
                             r.clone(),

@@ -21,6 +21,7 @@
 //! under the storage version's `apiVersion` and shown under the requested one.
 
 pub mod cel;
+pub mod cel_check;
 pub mod default;
 pub mod finalizer;
 pub mod scale;
