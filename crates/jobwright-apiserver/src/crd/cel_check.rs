@@ -22,17 +22,24 @@ pub fn undefined_field(src: &str, schema: &Value) -> Option<String> {
     walk(&expr, schema, 0, &mut found);
     let (id, field) = found?;
     let (start, _) = info.offset_for(id)?;
-    // The offset counts characters; cel-go prints a 1-based line and column.
-    let before: String = src.chars().take(start as usize).collect();
+    // The offset counts bytes; cel-go prints a 1-based line and a column in characters.
+    let before = src.get(..start as usize)?;
     let line_no = before.matches('\n').count() + 1;
     let col0 = before.rsplit('\n').next().map(|l| l.chars().count()).unwrap_or(0);
     let line = src.split('\n').nth(line_no - 1).unwrap_or_default().replace('\t', " ");
-    Some(format!(
-        "ERROR: <input>:{line_no}:{}: undefined field '{field}'\n | {line}\n | {}^",
-        col0 + 1,
-        ".".repeat(col0)
-    ))
+    let mut out = format!("ERROR: <input>:{line_no}:{}: undefined field '{field}'", col0 + 1);
+    if line.len() <= MAX_SNIPPET {
+        // cel-go marks the column with dots, full-width ones under multi-byte characters.
+        let wide = |c: char| c.len_utf8() > 1;
+        let dots: String = line.chars().take(col0).map(|c| if wide(c) { '．' } else { '.' }).collect();
+        let caret = if line.chars().nth(col0).is_some_and(wide) { '＾' } else { '^' };
+        out.push_str(&format!("\n | {line}\n | {dots}{caret}"));
+    }
+    Some(out)
 }
+
+/// cel-go leaves out the source line when it is longer than this (bytes).
+const MAX_SNIPPET: usize = 16384;
 
 fn walk(e: &cel::IdedExpr, schema: &Value, depth: usize, found: &mut Option<(u64, String)>) {
     if found.is_some() || depth > MAX_DEPTH {
@@ -150,6 +157,10 @@ mod tests {
             Some("ERROR: <input>:2:16: undefined field 'b'\n |   oldSelf.inner.b == 'x'\n | ...............^")
         );
         assert!(undefined_field("has(self.gone)", &schema()).is_some());
+        assert_eq!(
+            undefined_field("'é' == self.nope", &schema()).as_deref(),
+            Some("ERROR: <input>:1:12: undefined field 'nope'\n | 'é' == self.nope\n | .．.........^")
+        );
         assert!(undefined_field("self.items.all(i, size(self.inner.zz) > 0)", &schema()).is_some());
     }
 
