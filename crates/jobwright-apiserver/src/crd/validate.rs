@@ -30,6 +30,10 @@ pub const MAX_ERRORS: usize = 1000;
 /// values would exhaust memory).
 const MAX_ENUM_TEXT: usize = 64 * 1024;
 
+/// Past this much error text, no further `Unsupported value` errors are added (each repeats its
+/// enum: 1,000 of them over a long enum made a 150 MB answer).
+const MAX_ENUM_ERRORS_TEXT: usize = 512 * 1024;
+
 fn child(path: &str, key: &str) -> String {
     if path.is_empty() { key.to_string() } else { format!("{path}.{key}") }
 }
@@ -59,7 +63,10 @@ fn flag(s: &Value, k: &str) -> bool {
 /// Validate `v` against `schema`; errors are appended to `errs`. `path` is the field path of `v`
 /// (`""` at the root).
 pub fn validate(schema: &Value, v: &Value, path: &str, errs: &mut Vec<FieldError>) {
+    // The schema is borrowed for this call only: the hashed enums are keyed by address.
+    ENUMS.with(|e| e.borrow_mut().clear());
     node(schema, v, path, errs, 0);
+    ENUMS.with(|e| e.borrow_mut().clear());
 }
 
 fn invalid(errs: &mut Vec<FieldError>, path: &str, value: Value, detail: String) {
@@ -159,7 +166,8 @@ fn node(s: &Value, v: &Value, path: &str, errs: &mut Vec<FieldError>, depth: usi
     // enum
     if let Some(values) = s.get("enum").and_then(Value::as_array)
         && !values.is_empty()
-        && !values.iter().any(|e| e == v || (e.as_f64().is_some() && e.as_f64() == v.as_f64()))
+        && !in_enum(values, v)
+        && errs.iter().map(|e| e.detail.len()).sum::<usize>() < MAX_ENUM_ERRORS_TEXT
     {
         let mut list: Vec<String> = vec![];
         let mut len = 0;
@@ -355,6 +363,33 @@ fn array(s: &Value, a: &[Value], _v: &Value, path: &str, errs: &mut Vec<FieldErr
         }
         _ => {}
     }
+}
+
+/// A value's identity for enum membership: numbers by their float value (`1` is `1.0`).
+fn enum_key(v: &Value) -> String {
+    match v.as_f64() {
+        Some(f) => format!("#{f}"),
+        None => v.to_string(),
+    }
+}
+
+thread_local! {
+    /// The long enums of the schema being validated, hashed, by their address in it.
+    static ENUMS: std::cell::RefCell<std::collections::HashMap<usize, std::collections::HashSet<String>>> =
+        Default::default();
+}
+
+/// Whether `v` is one of `values`. A long enum is hashed once per validation, so a long list
+/// checked against a long enum stays linear.
+fn in_enum(values: &[Value], v: &Value) -> bool {
+    if values.len() <= 16 {
+        return values.iter().any(|e| e == v || (e.as_f64().is_some() && e.as_f64() == v.as_f64()));
+    }
+    ENUMS.with(|sets| {
+        let mut sets = sets.borrow_mut();
+        let set = sets.entry(values.as_ptr() as usize).or_insert_with(|| values.iter().map(enum_key).collect());
+        set.contains(&enum_key(v))
+    })
 }
 
 /// Go's `%#v` of a JSON scalar inside an `interface{}` map.
@@ -604,9 +639,17 @@ mod tests {
         assert_eq!(got[2..], ["spec.tags[2]: Duplicate value: 1", "spec.tags[4]: Duplicate value: {\"a\":1,\"b\":2}"]);
         // 100,000 wrong values against a 20,000-value enum: bounded causes, each list cut.
         let wrong = vec!["nope"; 100_000];
-        let got = errs(s, json!({"spec": {"modes": wrong}}));
-        assert_eq!(got.len(), MAX_ERRORS);
+        let got = errs(s, json!({"spec": {"modes": wrong.clone()}}));
+        assert!(got.len() < 20, "{}", got.len());
+        assert!(got.iter().map(String::len).sum::<usize>() < 1 << 20);
         assert!(got[0].starts_with("spec.modes[0]: Unsupported value: \"nope\": supported values: \"m0\", \"m1\""), "{:.100}", got[0]);
         assert!(got[0].ends_with(", \"...\"") && got[0].len() < 80 * 1024, "{}", got[0].len());
+        let got = errs(spec(json!({"l": {"type": "array", "items": {"type": "integer"}}})), json!({"spec": {"l": wrong}}));
+        assert_eq!(got.len(), MAX_ERRORS);
+        // A long enum is hashed: 100,000 values against 50,000 entries.
+        let s = spec(json!({"l": {"type": "array", "items": {"type": "integer", "enum": (0..50_000).collect::<Vec<_>>()}}}));
+        let got = errs(s.clone(), json!({"spec": {"l": vec![1.0; 100_000]}}));
+        assert!(got.is_empty(), "{:?}", &got[..1]);
+        assert_eq!(errs(s, json!({"spec": {"l": [7, 50_000]}})).len(), 1);
     }
 }
