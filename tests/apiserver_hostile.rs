@@ -1024,6 +1024,8 @@ fn hostile_crds() -> Vec<(String, Value, Vec<Value>)> {
         ("defaults".into(), spec(json!({"m": {"type": "object", "additionalProperties": {"type": "string", "default": "x".repeat(1000)}},
             "o": {"type": "object", "default": {"a": {}}, "properties": {"a": {"type": "object", "default": {"b": 1}, "properties": {"b": {"type": "integer", "default": 2}}}}}})),
             vec![json!({"m": {"a": null, "b": "y"}}), json!({})]),
+        ("defaults amplification".into(), spec(json!({"m": {"type": "object", "additionalProperties": {"type": "string", "default": "x".repeat(1 << 20)}}})),
+            vec![json!({"m": (0..200_000).map(|i| (format!("k{i}"), Value::Null)).collect::<serde_json::Map<_, _>>()}), json!({"m": {"a": null}})]),
         ("CEL too deep".into(), rule(format!("1{} > 0", "+1".repeat(20_000)), json!({})), vec![]),
         ("CEL unparsable".into(), rule("self.a ===".into(), json!({})), vec![]),
         ("CEL deep parentheses".into(), rule(format!("{}true{}", "(".repeat(500), ")".repeat(500)), json!({})), vec![]),
@@ -1207,4 +1209,86 @@ async fn newer_kinds_and_hostile_crds_never_crash_hang_or_acknowledge_the_unread
         let v: Value = serde_json::from_slice(&r.body).unwrap();
         assert_eq!(v["items"].as_array().map(Vec::len).unwrap_or(0), n, "{l} after restart");
     }
+}
+
+/// A /29 service range has 5 addresses besides the `kubernetes` Service's: 12 concurrent creates
+/// get 5 unique addresses and 7 upstream "range is full" errors; failed creates (a taken name, a
+/// taken address) leak nothing, and deleting frees addresses for new Services.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tiny_service_range_is_exhausted_concurrently_without_duplicates_or_leaks() {
+    use jobwright::apiserver::services::ServiceRanges;
+    let config = ServerConfig {
+        service_ranges: ServiceRanges::parse("10.96.0.0/29", "30000-30002").unwrap(),
+        ..ServerConfig::default()
+    };
+    let s = TestApiServer::start_with(config).await;
+    let a = addr(&s);
+    let path = "/api/v1/namespaces/default/services";
+    let body = |name: &str, spec: Value| {
+        serde_json::to_vec(&json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": name}, "spec": spec})).unwrap()
+    };
+    let plain = json!({"ports": [{"port": 80}]});
+    let answers = futures::future::join_all((0..12).map(|i| {
+        let (a, b) = (a.clone(), body(&format!("s{i}"), plain.clone()));
+        async move { request(&a, "POST", path, JSON, &b).await }
+    }))
+    .await;
+    let mut ips = std::collections::BTreeSet::new();
+    for ans in &answers {
+        match ans.code {
+            201 => assert!(ips.insert(ans.json()["spec"]["clusterIP"].as_str().unwrap().to_string()), "a duplicate address"),
+            500 => {
+                check_status("range full", ans);
+                assert_eq!(ans.json()["message"], "Internal error occurred: failed to allocate a serviceIP: range is full");
+            }
+            c => panic!("{c} {:?}", String::from_utf8_lossy(&ans.body)),
+        }
+    }
+    assert_eq!(ips.len(), 5, "{ips:?}");
+    assert!(!ips.contains("10.96.0.1") && !ips.contains("10.96.0.0") && !ips.contains("10.96.0.7"), "{ips:?}");
+    // Failed creates: a taken address, an address outside the range.
+    let taken = ips.iter().next().unwrap().clone();
+    let created: Vec<String> =
+        answers.iter().filter(|x| x.code == 201).map(|x| x.json()["metadata"]["name"].as_str().unwrap().to_string()).collect();
+    for (spec, msg) in [
+        (json!({"clusterIP": taken, "ports": [{"port": 80}]}), format!("failed to allocate IP {taken}: provided IP is already allocated")),
+        (json!({"clusterIP": "10.96.0.9", "ports": [{"port": 80}]}), "failed to allocate IP 10.96.0.9: provided IP 10.96.0.9 is not in the valid range".into()),
+    ] {
+        let r = request(&a, "POST", path, JSON, &body("x", spec)).await;
+        assert_eq!(r.code, 422, "{:?}", String::from_utf8_lossy(&r.body));
+        check_status("taken address", &r);
+        assert!(r.json()["details"]["causes"][0]["message"].as_str().unwrap().contains(&msg), "{}", r.json());
+    }
+    // Deleting frees two addresses; creates under a taken name (allocated, then refused by the
+    // store) give theirs back, so two new Services still fit, and a third does not.
+    let freed: Vec<String> = ips.iter().filter(|ip| **ip != taken).take(1).cloned().chain([taken.clone()]).collect();
+    let mut deleted = vec![];
+    for n in &created {
+        let r = request(&a, "GET", &format!("{path}/{n}"), None, b"").await;
+        if freed.iter().any(|ip| r.json()["spec"]["clusterIP"] == json!(ip)) {
+            assert_eq!(request(&a, "DELETE", &format!("{path}/{n}"), None, b"").await.code, 200);
+            deleted.push(n.clone());
+        }
+    }
+    assert_eq!(deleted.len(), 2);
+    let survivor = created.iter().find(|n| !deleted.contains(n)).unwrap().clone();
+    for _ in 0..5 {
+        let r = request(&a, "POST", path, JSON, &body(&survivor, plain.clone())).await;
+        assert_eq!(r.code, 409, "{:?}", String::from_utf8_lossy(&r.body));
+    }
+    let r = request(&a, "POST", path, JSON, &body("named", json!({"clusterIP": taken, "ports": [{"port": 80}]}))).await;
+    assert_eq!(r.code, 201, "{:?}", String::from_utf8_lossy(&r.body));
+    let r = request(&a, "POST", path, JSON, &body("again", plain.clone())).await;
+    assert_eq!(r.code, 201, "{:?}", String::from_utf8_lossy(&r.body));
+    let r = request(&a, "POST", path, JSON, &body("full", plain.clone())).await;
+    assert_eq!(r.code, 500);
+    // Every stored Service has a distinct address.
+    let list = request(&a, "GET", path, None, b"").await.json();
+    let mut seen = std::collections::BTreeSet::new();
+    for item in list["items"].as_array().unwrap() {
+        if let Some(ip) = item["spec"]["clusterIP"].as_str().filter(|ip| *ip != "None") {
+            assert!(seen.insert(ip.to_string()), "{ip} twice");
+        }
+    }
+    assert_eq!(seen.len(), 6, "{seen:?}");
 }
