@@ -952,7 +952,11 @@ fn newer_bases() -> Vec<(&'static str, Value)> {
 
 /// The Widget CRD the custom resource base lives in: every kind of schema rule at once.
 fn widget_crd() -> Value {
-    crd_body("hostile.example.com", "widgets", "Widget", json!({"type": "object", "properties": {"spec": {"type": "object",
+    crd_body(
+        "hostile.example.com",
+        "widgets",
+        "Widget",
+        json!({"type": "object", "properties": {"spec": {"type": "object",
         "required": ["mode"],
         "x-kubernetes-validations": [{"rule": "self.items.all(i, i.v >= 0)", "message": "values must not be negative"},
             {"rule": "size(self.name) <= 10", "fieldPath": ".name"}],
@@ -966,7 +970,8 @@ fn widget_crd() -> Value {
             "limits": {"type": "object", "additionalProperties": {"x-kubernetes-int-or-string": true, "anyOf": [{"type": "integer"}, {"type": "string"}]}},
             "when": {"type": "string", "format": "date-time"},
             "ratio": {"type": "number", "maximum": 1, "exclusiveMaximum": true},
-        }}}}))
+        }}}}),
+    )
 }
 
 fn crd_body(group: &str, plural: &str, kind: &str, schema: Value) -> Value {
@@ -990,10 +995,9 @@ fn hostile_crds() -> Vec<(String, Value, Vec<Value>)> {
     }
     let mut n = json!({"type": "integer"});
     n.as_object_mut().unwrap().extend(any.as_object().unwrap().clone());
-    let spec = |props: Value| json!({"type": "object", "properties": {"spec": {"type": "object", "properties": props}}});
-    let rule = |r: String, props: Value| {
-        json!({"type": "object", "properties": {"spec": {"type": "object", "x-kubernetes-validations": [{"rule": r}], "properties": props}}})
-    };
+    let spec =
+        |props: Value| json!({"type": "object", "properties": {"spec": {"type": "object", "properties": props}}});
+    let rule = |r: String, props: Value| json!({"type": "object", "properties": {"spec": {"type": "object", "x-kubernetes-validations": [{"rule": r}], "properties": props}}});
     let ints = json!({"type": "array", "items": {"type": "integer"}});
     let many: Vec<i64> = (0..300).collect();
     vec![
@@ -1001,51 +1005,141 @@ fn hostile_crds() -> Vec<(String, Value, Vec<Value>)> {
         ("definitions".into(), json!({"type": "object", "definitions": {"a": {"type": "object"}}}), vec![]),
         ("items array".into(), spec(json!({"a": {"type": "array", "items": [{"type": "string"}]}})), vec![]),
         ("type null".into(), spec(json!({"a": {"type": "null"}})), vec![]),
-        ("conflicting types".into(), spec(json!({"a": {"type": "string", "properties": {"b": {"type": "integer"}}, "items": {"type": "string"}}})),
-            vec![json!({"a": "s"}), json!({"a": {"b": 1}}), json!({"a": ["x"]})]),
+        (
+            "conflicting types".into(),
+            spec(
+                json!({"a": {"type": "string", "properties": {"b": {"type": "integer"}}, "items": {"type": "string"}}}),
+            ),
+            vec![json!({"a": "s"}), json!({"a": {"b": 1}}), json!({"a": ["x"]})],
+        ),
         ("no type".into(), spec(json!({"a": {"properties": {"b": {"type": "integer"}}}})), vec![]),
         ("lookahead pattern".into(), spec(json!({"a": {"type": "string", "pattern": "(?=a)a"}})), vec![]),
         ("huge pattern".into(), spec(json!({"a": {"type": "string", "pattern": "(a{1000}){1000}"}})), vec![]),
-        ("ReDoS pattern".into(), spec(json!({"a": {"type": "string", "pattern": "^(a+)+$"}})),
-            vec![json!({"a": format!("{}b", "a".repeat(100_000))})]),
+        (
+            "ReDoS pattern".into(),
+            spec(json!({"a": {"type": "string", "pattern": "^(a+)+$"}})),
+            vec![json!({"a": format!("{}b", "a".repeat(100_000))})],
+        ),
         ("deep schema".into(), json!({"type": "object", "properties": {"spec": deep}}), vec![nested(44), nested(60)]),
         ("nested anyOf".into(), spec(json!({"n": n})), vec![json!({"n": 5}), json!({"n": 0})]),
-        ("huge enum".into(), spec(json!({"l": {"type": "array", "items": {"type": "string",
+        (
+            "huge enum".into(),
+            spec(json!({"l": {"type": "array", "items": {"type": "string",
             "enum": (0..50_000).map(|i| format!("value-{i}")).collect::<Vec<_>>()}}})),
-            vec![json!({"l": vec!["nope"; 100_000]}), json!({"l": ["value-7"]})]),
-        ("huge set".into(), spec(json!({"l": {"type": "array", "x-kubernetes-list-type": "set", "items": {"type": "integer"}}})),
-            vec![json!({"l": (0..200_000).collect::<Vec<_>>()}), json!({"l": vec![1; 200_000]})]),
-        ("huge list map".into(), spec(json!({"l": {"type": "array", "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["k"],
+            vec![json!({"l": vec!["nope"; 100_000]}), json!({"l": ["value-7"]})],
+        ),
+        (
+            "huge set".into(),
+            spec(json!({"l": {"type": "array", "x-kubernetes-list-type": "set", "items": {"type": "integer"}}})),
+            vec![json!({"l": (0..200_000).collect::<Vec<_>>()}), json!({"l": vec![1; 200_000]})],
+        ),
+        (
+            "huge list map".into(),
+            spec(json!({"l": {"type": "array", "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["k"],
             "items": {"type": "object", "required": ["k"], "properties": {"k": {"type": "integer"}}}}})),
-            vec![json!({"l": (0..100_000).map(|i| json!({"k": i % 50_000})).collect::<Vec<_>>()})]),
-        ("int-or-string".into(), spec(json!({"p": {"x-kubernetes-int-or-string": true, "anyOf": [{"type": "integer", "minimum": 1}, {"type": "string", "pattern": "^[a-z]+$"}]}})),
-            vec![json!({"p": 0}), json!({"p": "UP"}), json!({"p": 1.5}), json!({"p": true}), json!({"p": null}), json!({"p": 9_223_372_036_854_775_807i64}), json!({"p": 18_446_744_073_709_551_615u64}), json!({"p": -0.0}), json!({"p": "80"})]),
-        ("int-or-string with preserve".into(), spec(json!({"p": {"x-kubernetes-int-or-string": true, "x-kubernetes-preserve-unknown-fields": true}})), vec![]),
-        ("defaults".into(), spec(json!({"m": {"type": "object", "additionalProperties": {"type": "string", "default": "x".repeat(1000)}},
-            "o": {"type": "object", "default": {"a": {}}, "properties": {"a": {"type": "object", "default": {"b": 1}, "properties": {"b": {"type": "integer", "default": 2}}}}}})),
-            vec![json!({"m": {"a": null, "b": "y"}}), json!({})]),
-        ("defaults amplification".into(), spec(json!({"m": {"type": "object", "additionalProperties": {"type": "string", "default": "x".repeat(1 << 20)}}})),
-            vec![json!({"m": (0..200_000).map(|i| (format!("k{i}"), Value::Null)).collect::<serde_json::Map<_, _>>()}), json!({"m": {"a": null}})]),
+            vec![json!({"l": (0..100_000).map(|i| json!({"k": i % 50_000})).collect::<Vec<_>>()})],
+        ),
+        (
+            "int-or-string".into(),
+            spec(
+                json!({"p": {"x-kubernetes-int-or-string": true, "anyOf": [{"type": "integer", "minimum": 1}, {"type": "string", "pattern": "^[a-z]+$"}]}}),
+            ),
+            vec![
+                json!({"p": 0}),
+                json!({"p": "UP"}),
+                json!({"p": 1.5}),
+                json!({"p": true}),
+                json!({"p": null}),
+                json!({"p": 9_223_372_036_854_775_807i64}),
+                json!({"p": 18_446_744_073_709_551_615u64}),
+                json!({"p": -0.0}),
+                json!({"p": "80"}),
+            ],
+        ),
+        (
+            "int-or-string with preserve".into(),
+            spec(json!({"p": {"x-kubernetes-int-or-string": true, "x-kubernetes-preserve-unknown-fields": true}})),
+            vec![],
+        ),
+        (
+            "defaults".into(),
+            spec(
+                json!({"m": {"type": "object", "additionalProperties": {"type": "string", "default": "x".repeat(1000)}},
+            "o": {"type": "object", "default": {"a": {}}, "properties": {"a": {"type": "object", "default": {"b": 1}, "properties": {"b": {"type": "integer", "default": 2}}}}}}),
+            ),
+            vec![json!({"m": {"a": null, "b": "y"}}), json!({})],
+        ),
+        (
+            "defaults amplification".into(),
+            spec(
+                json!({"m": {"type": "object", "additionalProperties": {"type": "string", "default": "x".repeat(1 << 20)}}}),
+            ),
+            vec![
+                json!({"m": (0..200_000).map(|i| (format!("k{i}"), Value::Null)).collect::<serde_json::Map<_, _>>()}),
+                json!({"m": {"a": null}}),
+            ],
+        ),
         ("CEL too deep".into(), rule(format!("1{} > 0", "+1".repeat(20_000)), json!({})), vec![]),
         ("CEL unparsable".into(), rule("self.a ===".into(), json!({})), vec![]),
         ("CEL deep parentheses".into(), rule(format!("{}true{}", "(".repeat(500), ")".repeat(500)), json!({})), vec![]),
-        ("CEL long chain".into(), rule(format!("self.n{} > 0", " + 1".repeat(200)), json!({"n": {"type": "integer"}})),
-            vec![json!({"n": 1}), json!({"n": -1000}), json!({"n": 9_223_372_036_854_775_807i64})]),
-        ("CEL cubic".into(), rule("self.l.all(a, self.l.all(b, self.l.all(c, a + b + c >= 0)))".into(), json!({"l": ints})),
-            vec![json!({"l": many}), json!({"l": [1, 2]})]),
-        ("CEL string building".into(), rule("self.l.map(x, self.s + self.s + self.s).size() >= 0".into(), json!({"l": ints, "s": {"type": "string"}})),
-            vec![json!({"l": (0..50_000).collect::<Vec<_>>(), "s": "x".repeat(500_000)})]),
-        ("CEL list literal blowup".into(), rule(format!("[{}].all(a, [{}].all(b, [{}].all(c, true)))", vec!["1"; 1000].join(","), vec!["1"; 1000].join(","), vec!["1"; 1000].join(",")), json!({})),
-            vec![json!({})]),
-        ("CEL on huge list".into(), rule("self.l.all(x, x >= 0) && self.l.exists(x, x == 5) && size(self.l) > 0".into(), json!({"l": ints})),
-            vec![json!({"l": (0..300_000).collect::<Vec<_>>()})]),
-        ("CEL overflow and division".into(), rule("self.n * self.n > 0 && 1 / (self.n - self.n) == 0".into(), json!({"n": {"type": "integer"}})),
-            vec![json!({"n": 9_223_372_036_854_775_807i64}), json!({"n": 3})]),
-        ("CEL wrong result type".into(), rule("self.n".into(), json!({"n": {"type": "integer"}})), vec![json!({"n": 1})]),
-        ("CEL huge messageExpression".into(), json!({"type": "object", "properties": {"spec": {"type": "object",
+        (
+            "CEL long chain".into(),
+            rule(format!("self.n{} > 0", " + 1".repeat(200)), json!({"n": {"type": "integer"}})),
+            vec![json!({"n": 1}), json!({"n": -1000}), json!({"n": 9_223_372_036_854_775_807i64})],
+        ),
+        (
+            "CEL cubic".into(),
+            rule("self.l.all(a, self.l.all(b, self.l.all(c, a + b + c >= 0)))".into(), json!({"l": ints})),
+            vec![json!({"l": many}), json!({"l": [1, 2]})],
+        ),
+        (
+            "CEL string building".into(),
+            rule(
+                "self.l.map(x, self.s + self.s + self.s).size() >= 0".into(),
+                json!({"l": ints, "s": {"type": "string"}}),
+            ),
+            vec![json!({"l": (0..50_000).collect::<Vec<_>>(), "s": "x".repeat(500_000)})],
+        ),
+        (
+            "CEL list literal blowup".into(),
+            rule(
+                format!(
+                    "[{}].all(a, [{}].all(b, [{}].all(c, true)))",
+                    vec!["1"; 1000].join(","),
+                    vec!["1"; 1000].join(","),
+                    vec!["1"; 1000].join(",")
+                ),
+                json!({}),
+            ),
+            vec![json!({})],
+        ),
+        (
+            "CEL on huge list".into(),
+            rule("self.l.all(x, x >= 0) && self.l.exists(x, x == 5) && size(self.l) > 0".into(), json!({"l": ints})),
+            vec![json!({"l": (0..300_000).collect::<Vec<_>>()})],
+        ),
+        (
+            "CEL overflow and division".into(),
+            rule("self.n * self.n > 0 && 1 / (self.n - self.n) == 0".into(), json!({"n": {"type": "integer"}})),
+            vec![json!({"n": 9_223_372_036_854_775_807i64}), json!({"n": 3})],
+        ),
+        (
+            "CEL wrong result type".into(),
+            rule("self.n".into(), json!({"n": {"type": "integer"}})),
+            vec![json!({"n": 1})],
+        ),
+        (
+            "CEL huge messageExpression".into(),
+            json!({"type": "object", "properties": {"spec": {"type": "object",
             "x-kubernetes-validations": [{"rule": "false", "messageExpression": "self.l.map(a, self.l.map(b, self.l.map(c, 'x'))).size() > 0 ? 'a' : 'b'"}],
-            "properties": {"l": ints}}}}), vec![json!({"l": many})]),
-        ("CEL bad reason and newline message".into(), json!({"type": "object", "x-kubernetes-validations": [{"rule": "true", "reason": "Bogus", "message": "a\nb"}]}), vec![]),
+            "properties": {"l": ints}}}}),
+            vec![json!({"l": many})],
+        ),
+        (
+            "CEL bad reason and newline message".into(),
+            json!({"type": "object", "x-kubernetes-validations": [{"rule": "true", "reason": "Bogus", "message": "a\nb"}]}),
+            vec![],
+        ),
     ]
 }
 
@@ -1077,11 +1171,20 @@ async fn newer_kinds_and_hostile_crds_never_crash_hang_or_acknowledge_the_unread
                 if p != "/metadata/name" && p != "/metadata" {
                     obj["metadata"]["name"] = json!(format!("t{i}-{j}"));
                 }
-                all.push(req(format!("POST {path} with {p} = {}", short(&w)), "POST", path, JSON, serde_json::to_vec(&obj).unwrap()));
+                all.push(req(
+                    format!("POST {path} with {p} = {}", short(&w)),
+                    "POST",
+                    path,
+                    JSON,
+                    serde_json::to_vec(&obj).unwrap(),
+                ));
             }
         }
         // Names and labels at and past their limits.
-        for (k, name) in ["a".repeat(63), "a".repeat(64), "a".repeat(253), "a".repeat(254), "a.b".into(), "A".into()].into_iter().enumerate() {
+        for (k, name) in ["a".repeat(63), "a".repeat(64), "a".repeat(253), "a".repeat(254), "a.b".into(), "A".into()]
+            .into_iter()
+            .enumerate()
+        {
             let mut obj = base.clone();
             obj["metadata"]["name"] = json!(name);
             all.push(req(format!("POST {path} name #{k}"), "POST", path, JSON, serde_json::to_vec(&obj).unwrap()));
@@ -1153,7 +1256,12 @@ async fn newer_kinds_and_hostile_crds_never_crash_hang_or_acknowledge_the_unread
         let group = format!("g{i}.hostile.example.com");
         let body = crd_body(&group, "things", "Thing", schema);
         let ans = request(&a, "POST", crds, JSON, &serde_json::to_vec(&body).unwrap()).await;
-        assert!(ans.code == 201 || ans.code == 422, "CRD {what}: {} {:.2000}", ans.code, String::from_utf8_lossy(&ans.body));
+        assert!(
+            ans.code == 201 || ans.code == 422,
+            "CRD {what}: {} {:.2000}",
+            ans.code,
+            String::from_utf8_lossy(&ans.body)
+        );
         if ans.code == 422 {
             check_status(&format!("CRD {what}"), &ans);
             continue;
@@ -1225,7 +1333,8 @@ async fn a_tiny_service_range_is_exhausted_concurrently_without_duplicates_or_le
     let a = addr(&s);
     let path = "/api/v1/namespaces/default/services";
     let body = |name: &str, spec: Value| {
-        serde_json::to_vec(&json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": name}, "spec": spec})).unwrap()
+        serde_json::to_vec(&json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": name}, "spec": spec}))
+            .unwrap()
     };
     let plain = json!({"ports": [{"port": 80}]});
     let answers = futures::future::join_all((0..12).map(|i| {
@@ -1236,10 +1345,16 @@ async fn a_tiny_service_range_is_exhausted_concurrently_without_duplicates_or_le
     let mut ips = std::collections::BTreeSet::new();
     for ans in &answers {
         match ans.code {
-            201 => assert!(ips.insert(ans.json()["spec"]["clusterIP"].as_str().unwrap().to_string()), "a duplicate address"),
+            201 => assert!(
+                ips.insert(ans.json()["spec"]["clusterIP"].as_str().unwrap().to_string()),
+                "a duplicate address"
+            ),
             500 => {
                 check_status("range full", ans);
-                assert_eq!(ans.json()["message"], "Internal error occurred: failed to allocate a serviceIP: range is full");
+                assert_eq!(
+                    ans.json()["message"],
+                    "Internal error occurred: failed to allocate a serviceIP: range is full"
+                );
             }
             c => panic!("{c} {:?}", String::from_utf8_lossy(&ans.body)),
         }
@@ -1248,11 +1363,20 @@ async fn a_tiny_service_range_is_exhausted_concurrently_without_duplicates_or_le
     assert!(!ips.contains("10.96.0.1") && !ips.contains("10.96.0.0") && !ips.contains("10.96.0.7"), "{ips:?}");
     // Failed creates: a taken address, an address outside the range.
     let taken = ips.iter().next().unwrap().clone();
-    let created: Vec<String> =
-        answers.iter().filter(|x| x.code == 201).map(|x| x.json()["metadata"]["name"].as_str().unwrap().to_string()).collect();
+    let created: Vec<String> = answers
+        .iter()
+        .filter(|x| x.code == 201)
+        .map(|x| x.json()["metadata"]["name"].as_str().unwrap().to_string())
+        .collect();
     for (spec, msg) in [
-        (json!({"clusterIP": taken, "ports": [{"port": 80}]}), format!("failed to allocate IP {taken}: provided IP is already allocated")),
-        (json!({"clusterIP": "10.96.0.9", "ports": [{"port": 80}]}), "failed to allocate IP 10.96.0.9: provided IP 10.96.0.9 is not in the valid range".into()),
+        (
+            json!({"clusterIP": taken, "ports": [{"port": 80}]}),
+            format!("failed to allocate IP {taken}: provided IP is already allocated"),
+        ),
+        (
+            json!({"clusterIP": "10.96.0.9", "ports": [{"port": 80}]}),
+            "failed to allocate IP 10.96.0.9: provided IP 10.96.0.9 is not in the valid range".into(),
+        ),
     ] {
         let r = request(&a, "POST", path, JSON, &body("x", spec)).await;
         assert_eq!(r.code, 422, "{:?}", String::from_utf8_lossy(&r.body));

@@ -30,7 +30,9 @@ pub fn apply(schema: &Value, v: &mut Value) -> Result<(), String> {
 /// Copy a default, charging its size to `budget`; `None` when it does not fit.
 fn copy(d: &Value, budget: &mut usize) -> Option<Value> {
     let n = match d {
-        Value::Object(_) | Value::Array(_) | Value::String(_) => serde_json::to_vec(d).map(|b| b.len()).unwrap_or(usize::MAX),
+        Value::Object(_) | Value::Array(_) | Value::String(_) => {
+            serde_json::to_vec(d).map(|b| b.len()).unwrap_or(usize::MAX)
+        }
         _ => 8,
     };
     *budget = budget.checked_sub(n)?;

@@ -642,12 +642,19 @@ mod tests {
         let got = errs(s, json!({"spec": {"modes": wrong.clone()}}));
         assert!(got.len() < 20, "{}", got.len());
         assert!(got.iter().map(String::len).sum::<usize>() < 1 << 20);
-        assert!(got[0].starts_with("spec.modes[0]: Unsupported value: \"nope\": supported values: \"m0\", \"m1\""), "{:.100}", got[0]);
+        assert!(
+            got[0].starts_with("spec.modes[0]: Unsupported value: \"nope\": supported values: \"m0\", \"m1\""),
+            "{:.100}",
+            got[0]
+        );
         assert!(got[0].ends_with(", \"...\"") && got[0].len() < 80 * 1024, "{}", got[0].len());
-        let got = errs(spec(json!({"l": {"type": "array", "items": {"type": "integer"}}})), json!({"spec": {"l": wrong}}));
+        let got =
+            errs(spec(json!({"l": {"type": "array", "items": {"type": "integer"}}})), json!({"spec": {"l": wrong}}));
         assert_eq!(got.len(), MAX_ERRORS);
         // A long enum is hashed: 100,000 values against 50,000 entries.
-        let s = spec(json!({"l": {"type": "array", "items": {"type": "integer", "enum": (0..50_000).collect::<Vec<_>>()}}}));
+        let s = spec(
+            json!({"l": {"type": "array", "items": {"type": "integer", "enum": (0..50_000).collect::<Vec<_>>()}}}),
+        );
         let got = errs(s.clone(), json!({"spec": {"l": vec![1.0; 100_000]}}));
         assert!(got.is_empty(), "{:?}", &got[..1]);
         assert_eq!(errs(s, json!({"spec": {"l": [7, 50_000]}})).len(), 1);
