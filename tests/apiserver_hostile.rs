@@ -881,3 +881,538 @@ async fn request_body_over_3_mib_is_413_as_upstream() {
     assert_eq!(r.json()["reason"], "RequestEntityTooLarge");
     assert_eq!(r.json()["message"], "Request entity too large: limit is 3145728");
 }
+
+// ---------------------------------------------------------------------------------------------
+// The kinds and CustomResourceDefinitions added since the first corpus
+
+/// Valid objects of the newer built-in kinds and of a custom resource with a rich schema.
+fn newer_bases() -> Vec<(&'static str, Value)> {
+    let pod_template = json!({"metadata": {"labels": {"app": "w"}}, "spec": {"containers": [{"name": "c", "image": "busybox",
+        "ports": [{"containerPort": 80, "protocol": "TCP"}]}]}});
+    vec![
+        (
+            "/api/v1/namespaces/default/services",
+            json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "svc"}, "spec": {"type": "NodePort",
+                "selector": {"app": "w"}, "sessionAffinity": "None", "externalTrafficPolicy": "Cluster",
+                "ports": [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP", "nodePort": 30080},
+                    {"name": "m", "port": 9090, "targetPort": 9090}]}}),
+        ),
+        (
+            "/apis/apps/v1/namespaces/default/deployments",
+            json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "dep"}, "spec": {"replicas": 2,
+                "selector": {"matchLabels": {"app": "w"}}, "strategy": {"type": "RollingUpdate",
+                "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": 1}}, "revisionHistoryLimit": 3, "template": pod_template}}),
+        ),
+        (
+            "/apis/apps/v1/namespaces/default/statefulsets",
+            json!({"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "sts"}, "spec": {"replicas": 1,
+                "serviceName": "svc", "podManagementPolicy": "Parallel", "selector": {"matchLabels": {"app": "w"}},
+                "template": pod_template}}),
+        ),
+        (
+            "/apis/apps/v1/namespaces/default/daemonsets",
+            json!({"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "ds"}, "spec": {
+                "selector": {"matchLabels": {"app": "w"}}, "updateStrategy": {"type": "OnDelete"}, "template": pod_template}}),
+        ),
+        (
+            "/api/v1/namespaces/default/secrets",
+            json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "sec"}, "type": "Opaque",
+                "data": {"k": "aGk="}, "stringData": {"s": "v"}}),
+        ),
+        (
+            "/apis/rbac.authorization.k8s.io/v1/namespaces/default/roles",
+            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": {"name": "role"},
+                "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]}]}),
+        ),
+        (
+            "/apis/rbac.authorization.k8s.io/v1/namespaces/default/rolebindings",
+            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": {"name": "rb"},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "role"},
+                "subjects": [{"kind": "ServiceAccount", "name": "default", "namespace": "default"}]}),
+        ),
+        (
+            "/apis/authorization.k8s.io/v1/namespaces/default/localsubjectaccessreviews",
+            json!({"apiVersion": "authorization.k8s.io/v1", "kind": "LocalSubjectAccessReview", "spec": {"user": "u",
+                "groups": ["g"], "resourceAttributes": {"namespace": "default", "verb": "get", "resource": "pods"}}}),
+        ),
+        (
+            "/api/v1/namespaces/default/events",
+            json!({"apiVersion": "v1", "kind": "Event", "metadata": {"name": "ev"}, "reason": "R", "message": "m", "type": "Normal",
+                "count": 2, "involvedObject": {"kind": "Pod", "name": "p", "namespace": "default"},
+                "firstTimestamp": "2024-01-01T00:00:00Z", "lastTimestamp": "2024-01-01T00:00:01Z"}),
+        ),
+        (
+            "/apis/hostile.example.com/v1/namespaces/default/widgets",
+            json!({"apiVersion": "hostile.example.com/v1", "kind": "Widget", "metadata": {"name": "w"}, "spec": {
+                "port": 8080, "mode": "A", "name": "abc", "tags": ["x", "y"], "items": [{"k": "a", "v": 1}],
+                "limits": {"cpu": "1"}, "when": "2024-01-01T00:00:00Z", "ratio": 0.5}}),
+        ),
+    ]
+}
+
+/// The Widget CRD the custom resource base lives in: every kind of schema rule at once.
+fn widget_crd() -> Value {
+    crd_body(
+        "hostile.example.com",
+        "widgets",
+        "Widget",
+        json!({"type": "object", "properties": {"spec": {"type": "object",
+        "required": ["mode"],
+        "x-kubernetes-validations": [{"rule": "self.items.all(i, i.v >= 0)", "message": "values must not be negative"},
+            {"rule": "size(self.name) <= 10", "fieldPath": ".name"}],
+        "properties": {
+            "port": {"x-kubernetes-int-or-string": true},
+            "mode": {"type": "string", "enum": ["A", "B"], "default": "A"},
+            "name": {"type": "string", "pattern": "^(a+)+[a-z]*$", "maxLength": 64},
+            "tags": {"type": "array", "x-kubernetes-list-type": "set", "maxItems": 5, "items": {"type": "string"}},
+            "items": {"type": "array", "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["k"],
+                "items": {"type": "object", "required": ["k"], "properties": {"k": {"type": "string"}, "v": {"type": "integer", "minimum": 0}}}},
+            "limits": {"type": "object", "additionalProperties": {"x-kubernetes-int-or-string": true, "anyOf": [{"type": "integer"}, {"type": "string"}]}},
+            "when": {"type": "string", "format": "date-time"},
+            "ratio": {"type": "number", "maximum": 1, "exclusiveMaximum": true},
+        }}}}),
+    )
+}
+
+fn crd_body(group: &str, plural: &str, kind: &str, schema: Value) -> Value {
+    json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": format!("{plural}.{group}")},
+        "spec": {"group": group, "scope": "Namespaced", "names": {"plural": plural, "singular": kind.to_lowercase(), "kind": kind},
+            "versions": [{"name": "v1", "served": true, "storage": true, "subresources": {"status": {}},
+                "schema": {"openAPIV3Schema": schema}}]}})
+}
+
+/// Hostile CRDs: each must be refused with a 422 naming the rule, or accepted and then survive
+/// hostile custom resources.
+fn hostile_crds() -> Vec<(String, Value, Vec<Value>)> {
+    let mut deep = json!({"type": "string"});
+    for _ in 0..45 {
+        deep = json!({"type": "object", "properties": {"x": deep}});
+    }
+    let mut any = json!({"maximum": 1});
+    for _ in 0..40 {
+        any = json!({"anyOf": [any]});
+    }
+    let mut n = json!({"type": "integer"});
+    n.as_object_mut().unwrap().extend(any.as_object().unwrap().clone());
+    let spec =
+        |props: Value| json!({"type": "object", "properties": {"spec": {"type": "object", "properties": props}}});
+    let rule = |r: String, props: Value| json!({"type": "object", "properties": {"spec": {"type": "object", "x-kubernetes-validations": [{"rule": r}], "properties": props}}});
+    let ints = json!({"type": "array", "items": {"type": "integer"}});
+    let many: Vec<i64> = (0..300).collect();
+    vec![
+        ("ref".into(), spec(json!({"a": {"$ref": "#/definitions/a"}})), vec![]),
+        ("definitions".into(), json!({"type": "object", "definitions": {"a": {"type": "object"}}}), vec![]),
+        ("items array".into(), spec(json!({"a": {"type": "array", "items": [{"type": "string"}]}})), vec![]),
+        ("type null".into(), spec(json!({"a": {"type": "null"}})), vec![]),
+        (
+            "conflicting types".into(),
+            spec(
+                json!({"a": {"type": "string", "properties": {"b": {"type": "integer"}}, "items": {"type": "string"}}}),
+            ),
+            vec![json!({"a": "s"}), json!({"a": {"b": 1}}), json!({"a": ["x"]})],
+        ),
+        ("no type".into(), spec(json!({"a": {"properties": {"b": {"type": "integer"}}}})), vec![]),
+        ("lookahead pattern".into(), spec(json!({"a": {"type": "string", "pattern": "(?=a)a"}})), vec![]),
+        ("huge pattern".into(), spec(json!({"a": {"type": "string", "pattern": "(a{1000}){1000}"}})), vec![]),
+        (
+            "ReDoS pattern".into(),
+            spec(json!({"a": {"type": "string", "pattern": "^(a+)+$"}})),
+            vec![json!({"a": format!("{}b", "a".repeat(100_000))})],
+        ),
+        ("deep schema".into(), json!({"type": "object", "properties": {"spec": deep}}), vec![nested(44), nested(60)]),
+        ("nested anyOf".into(), spec(json!({"n": n})), vec![json!({"n": 5}), json!({"n": 0})]),
+        (
+            "huge enum".into(),
+            spec(json!({"l": {"type": "array", "items": {"type": "string",
+            "enum": (0..50_000).map(|i| format!("value-{i}")).collect::<Vec<_>>()}}})),
+            vec![json!({"l": vec!["nope"; 100_000]}), json!({"l": ["value-7"]})],
+        ),
+        (
+            "huge set".into(),
+            spec(json!({"l": {"type": "array", "x-kubernetes-list-type": "set", "items": {"type": "integer"}}})),
+            vec![json!({"l": (0..200_000).collect::<Vec<_>>()}), json!({"l": vec![1; 200_000]})],
+        ),
+        (
+            "huge list map".into(),
+            spec(json!({"l": {"type": "array", "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["k"],
+            "items": {"type": "object", "required": ["k"], "properties": {"k": {"type": "integer"}}}}})),
+            vec![json!({"l": (0..100_000).map(|i| json!({"k": i % 50_000})).collect::<Vec<_>>()})],
+        ),
+        (
+            "int-or-string".into(),
+            spec(
+                json!({"p": {"x-kubernetes-int-or-string": true, "anyOf": [{"type": "integer", "minimum": 1}, {"type": "string", "pattern": "^[a-z]+$"}]}}),
+            ),
+            vec![
+                json!({"p": 0}),
+                json!({"p": "UP"}),
+                json!({"p": 1.5}),
+                json!({"p": true}),
+                json!({"p": null}),
+                json!({"p": 9_223_372_036_854_775_807i64}),
+                json!({"p": 18_446_744_073_709_551_615u64}),
+                json!({"p": -0.0}),
+                json!({"p": "80"}),
+            ],
+        ),
+        (
+            "int-or-string with preserve".into(),
+            spec(json!({"p": {"x-kubernetes-int-or-string": true, "x-kubernetes-preserve-unknown-fields": true}})),
+            vec![],
+        ),
+        (
+            "defaults".into(),
+            spec(
+                json!({"m": {"type": "object", "additionalProperties": {"type": "string", "default": "x".repeat(1000)}},
+            "o": {"type": "object", "default": {"a": {}}, "properties": {"a": {"type": "object", "default": {"b": 1}, "properties": {"b": {"type": "integer", "default": 2}}}}}}),
+            ),
+            vec![json!({"m": {"a": null, "b": "y"}}), json!({})],
+        ),
+        (
+            "defaults amplification".into(),
+            spec(
+                json!({"m": {"type": "object", "additionalProperties": {"type": "string", "default": "x".repeat(1 << 20)}}}),
+            ),
+            vec![
+                json!({"m": (0..200_000).map(|i| (format!("k{i}"), Value::Null)).collect::<serde_json::Map<_, _>>()}),
+                json!({"m": {"a": null}}),
+            ],
+        ),
+        ("CEL too deep".into(), rule(format!("1{} > 0", "+1".repeat(20_000)), json!({})), vec![]),
+        ("CEL unparsable".into(), rule("self.a ===".into(), json!({})), vec![]),
+        ("CEL deep parentheses".into(), rule(format!("{}true{}", "(".repeat(500), ")".repeat(500)), json!({})), vec![]),
+        (
+            "CEL long chain".into(),
+            rule(format!("self.n{} > 0", " + 1".repeat(200)), json!({"n": {"type": "integer"}})),
+            vec![json!({"n": 1}), json!({"n": -1000}), json!({"n": 9_223_372_036_854_775_807i64})],
+        ),
+        (
+            "CEL cubic".into(),
+            rule("self.l.all(a, self.l.all(b, self.l.all(c, a + b + c >= 0)))".into(), json!({"l": ints})),
+            vec![json!({"l": many}), json!({"l": [1, 2]})],
+        ),
+        (
+            "CEL string building".into(),
+            rule(
+                "self.l.map(x, self.s + self.s + self.s).size() >= 0".into(),
+                json!({"l": ints, "s": {"type": "string"}}),
+            ),
+            vec![json!({"l": (0..50_000).collect::<Vec<_>>(), "s": "x".repeat(500_000)})],
+        ),
+        (
+            "CEL list literal blowup".into(),
+            rule(
+                format!(
+                    "[{}].all(a, [{}].all(b, [{}].all(c, true)))",
+                    vec!["1"; 1000].join(","),
+                    vec!["1"; 1000].join(","),
+                    vec!["1"; 1000].join(",")
+                ),
+                json!({}),
+            ),
+            vec![json!({})],
+        ),
+        (
+            "CEL on huge list".into(),
+            rule("self.l.all(x, x >= 0) && self.l.exists(x, x == 5) && size(self.l) > 0".into(), json!({"l": ints})),
+            vec![json!({"l": (0..300_000).collect::<Vec<_>>()})],
+        ),
+        (
+            "CEL overflow and division".into(),
+            rule("self.n * self.n > 0 && 1 / (self.n - self.n) == 0".into(), json!({"n": {"type": "integer"}})),
+            vec![json!({"n": 9_223_372_036_854_775_807i64}), json!({"n": 3})],
+        ),
+        (
+            "CEL wrong result type".into(),
+            rule("self.n".into(), json!({"n": {"type": "integer"}})),
+            vec![json!({"n": 1})],
+        ),
+        (
+            "CEL huge messageExpression".into(),
+            json!({"type": "object", "properties": {"spec": {"type": "object",
+            "x-kubernetes-validations": [{"rule": "false", "messageExpression": "self.l.map(a, self.l.map(b, self.l.map(c, 'x'))).size() > 0 ? 'a' : 'b'"}],
+            "properties": {"l": ints}}}}),
+            vec![json!({"l": many})],
+        ),
+        (
+            "CEL bad reason and newline message".into(),
+            json!({"type": "object", "x-kubernetes-validations": [{"rule": "true", "reason": "Bogus", "message": "a\nb"}]}),
+            vec![],
+        ),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn newer_kinds_and_hostile_crds_never_crash_hang_or_acknowledge_the_unreadable() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = || ServerConfig { data_dir: Some(dir.path().to_path_buf()), ..ServerConfig::default() };
+    let s = TestApiServer::start_with(config()).await;
+    let a = addr(&s);
+    let crds = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions";
+    let r = request(&a, "POST", crds, JSON, &serde_json::to_vec(&widget_crd()).unwrap()).await;
+    assert_eq!(r.code, 201, "{:?}", String::from_utf8_lossy(&r.body));
+    let mut all = Vec::new();
+    for (path, base) in newer_bases() {
+        let mut ptrs = Vec::new();
+        pointers(&base, String::new(), &mut ptrs);
+        for (i, p) in ptrs.iter().enumerate() {
+            if p == "/apiVersion" || p == "/kind" {
+                continue;
+            }
+            for (j, w) in wrong_values().into_iter().enumerate() {
+                if (i + j) % 3 != 0 {
+                    continue;
+                }
+                let mut obj = base.clone();
+                if let Some(slot) = obj.pointer_mut(p) {
+                    *slot = w.clone();
+                }
+                if p != "/metadata/name" && p != "/metadata" {
+                    obj["metadata"]["name"] = json!(format!("t{i}-{j}"));
+                }
+                all.push(req(
+                    format!("POST {path} with {p} = {}", short(&w)),
+                    "POST",
+                    path,
+                    JSON,
+                    serde_json::to_vec(&obj).unwrap(),
+                ));
+            }
+        }
+        // Names and labels at and past their limits.
+        for (k, name) in ["a".repeat(63), "a".repeat(64), "a".repeat(253), "a".repeat(254), "a.b".into(), "A".into()]
+            .into_iter()
+            .enumerate()
+        {
+            let mut obj = base.clone();
+            obj["metadata"]["name"] = json!(name);
+            all.push(req(format!("POST {path} name #{k}"), "POST", path, JSON, serde_json::to_vec(&obj).unwrap()));
+        }
+        for (k, (key, val)) in [
+            (format!("{}/{}", "p".repeat(253), "n".repeat(63)), "v".repeat(63)),
+            (format!("{}/{}", "p".repeat(254), "n"), "v".into()),
+            ("n".repeat(64), "v".into()),
+            ("k".into(), "v".repeat(64)),
+            ("k".into(), "-v".into()),
+            ("/k".into(), "v".into()),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let mut obj = base.clone();
+            obj["metadata"]["name"] = json!(format!("label-{k}"));
+            obj["metadata"]["labels"] = json!({key: val});
+            all.push(req(format!("POST {path} label #{k}"), "POST", path, JSON, serde_json::to_vec(&obj).unwrap()));
+        }
+        all.push(req(format!("POST {path} 300 KiB annotations"), "POST", path, JSON, {
+            let mut obj = base.clone();
+            obj["metadata"]["name"] = json!("bigann");
+            obj["metadata"]["annotations"] = json!({"a": "x".repeat(300 * 1024)});
+            serde_json::to_vec(&obj).unwrap()
+        }));
+    }
+    // Services: duplicate ports, node ports and cluster IPs out of range, odd types.
+    let svc = "/api/v1/namespaces/default/services";
+    for (k, spec) in [
+        json!({"ports": [{"port": 80}, {"port": 80}]}),
+        json!({"ports": [{"name": "a", "port": 80}, {"name": "a", "port": 81}]}),
+        json!({"ports": [{"name": "a", "port": 80}, {"port": 81}]}),
+        json!({"type": "NodePort", "ports": [{"port": 80, "nodePort": 29999}]}),
+        json!({"type": "NodePort", "ports": [{"port": 80, "nodePort": 65536}]}),
+        json!({"type": "NodePort", "ports": [{"port": 80, "nodePort": -1}]}),
+        json!({"type": "NodePort", "ports": [{"name": "a", "port": 80, "nodePort": 30001}, {"name": "b", "port": 81, "nodePort": 30001}]}),
+        json!({"type": "ClusterIP", "ports": [{"port": 80, "nodePort": 30002}]}),
+        json!({"clusterIP": "10.97.0.1", "ports": [{"port": 80}]}),
+        json!({"clusterIP": "10.96.255.255", "ports": [{"port": 80}]}),
+        json!({"clusterIP": "10.96.0.0", "ports": [{"port": 80}]}),
+        json!({"clusterIP": "not-an-ip", "ports": [{"port": 80}]}),
+        json!({"clusterIP": "10.96.0.1", "ports": [{"port": 80}]}),
+        json!({"clusterIP": "::1", "ports": [{"port": 80}]}),
+        json!({"clusterIPs": ["10.96.1.1", "10.96.1.2"], "clusterIP": "10.96.1.1", "ports": [{"port": 80}]}),
+        json!({"ports": [{"port": 0}]}),
+        json!({"ports": [{"port": 65536}]}),
+        json!({"ports": [{"port": 80, "targetPort": 0}]}),
+        json!({"ports": [{"port": 80, "targetPort": "UPPER_name"}]}),
+        json!({"ports": [{"port": 80, "protocol": "ICMP"}]}),
+        json!({"ports": []}),
+        json!({"type": "ExternalName"}),
+        json!({"type": "ExternalName", "externalName": "-bad-"}),
+        json!({"type": "LoadBalancer", "ports": [{"port": 80}], "loadBalancerSourceRanges": ["nope"]}),
+        json!({"type": "Bogus", "ports": [{"port": 80}]}),
+        json!({"ipFamilyPolicy": "RequireDualStack", "ports": [{"port": 80}]}),
+        json!({"ipFamilies": ["IPv6"], "ports": [{"port": 80}]}),
+        json!({"ports": (0..300).map(|i| json!({"name": format!("p{i}"), "port": 1000 + i})).collect::<Vec<_>>()}),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let body = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": format!("svc-{k}")}, "spec": spec});
+        all.push(req(format!("POST services #{k} {}", short(&spec)), "POST", svc, JSON, serde_json::to_vec(&body).unwrap()));
+    }
+    // Hostile CRDs, and custom resources against the ones accepted.
+    let mut accepted = 0;
+    for (i, (what, schema, objects)) in hostile_crds().into_iter().enumerate() {
+        let group = format!("g{i}.hostile.example.com");
+        let body = crd_body(&group, "things", "Thing", schema);
+        let ans = request(&a, "POST", crds, JSON, &serde_json::to_vec(&body).unwrap()).await;
+        assert!(
+            ans.code == 201 || ans.code == 422,
+            "CRD {what}: {} {:.2000}",
+            ans.code,
+            String::from_utf8_lossy(&ans.body)
+        );
+        if ans.code == 422 {
+            check_status(&format!("CRD {what}"), &ans);
+            continue;
+        }
+        accepted += 1;
+        for (j, spec) in objects.into_iter().enumerate() {
+            let obj = json!({"apiVersion": format!("{group}/v1"), "kind": "Thing", "metadata": {"name": format!("t{j}")}, "spec": spec});
+            let path = format!("/apis/{group}/v1/namespaces/default/things");
+            all.push(req(format!("CR of {what} #{j}"), "POST", path, JSON, serde_json::to_vec(&obj).unwrap()));
+        }
+    }
+    assert!(accepted >= 10, "only {accepted} hostile CRDs accepted");
+    let mut codes = std::collections::BTreeMap::<u16, usize>::new();
+    for r in &all {
+        eprintln!("{}", r.what);
+        let ans = request(&a, r.method, &r.path, r.content_type.as_deref(), &r.body).await;
+        *codes.entry(ans.code).or_default() += 1;
+        assert!(ans.code < 500, "{}: {} {:.2000}", r.what, ans.code, String::from_utf8_lossy(&ans.body));
+        if ans.code >= 400 {
+            check_status(&r.what, &ans);
+            assert!(ans.body.len() < 4 << 20, "{}: a {} byte error", r.what, ans.body.len());
+        } else {
+            assert!(!ans.json().is_null(), "{}: acknowledged without a readable object", r.what);
+        }
+    }
+    println!("{} requests, answers by code: {codes:?}", all.len());
+    assert_eq!(request(&a, "GET", "/healthz", None, b"").await.code, 200);
+    let lists = [
+        "/api/v1/services",
+        "/apis/apps/v1/deployments",
+        "/apis/apps/v1/statefulsets",
+        "/apis/apps/v1/daemonsets",
+        "/api/v1/secrets",
+        "/apis/rbac.authorization.k8s.io/v1/roles",
+        "/apis/rbac.authorization.k8s.io/v1/rolebindings",
+        "/api/v1/events",
+        "/apis/hostile.example.com/v1/widgets",
+        "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+    ];
+    let mut before = Vec::new();
+    for l in lists {
+        let r = request(&a, "GET", l, None, b"").await;
+        assert_eq!(r.code, 200, "{l}");
+        let v: Value = serde_json::from_slice(&r.body).unwrap_or_else(|e| panic!("{l} is not readable back: {e}"));
+        before.push(v["items"].as_array().map(Vec::len).unwrap_or(0));
+    }
+    drop(s);
+    let s = TestApiServer::start_with(config()).await;
+    let a = addr(&s);
+    for (l, n) in lists.iter().zip(before) {
+        let r = request(&a, "GET", l, None, b"").await;
+        assert_eq!(r.code, 200, "{l} after restart");
+        let v: Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(v["items"].as_array().map(Vec::len).unwrap_or(0), n, "{l} after restart");
+    }
+}
+
+/// A /29 service range has 5 addresses besides the `kubernetes` Service's: 12 concurrent creates
+/// get 5 unique addresses and 7 upstream "range is full" errors; failed creates (a taken name, a
+/// taken address) leak nothing, and deleting frees addresses for new Services.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tiny_service_range_is_exhausted_concurrently_without_duplicates_or_leaks() {
+    use jobwright::apiserver::services::ServiceRanges;
+    let config = ServerConfig {
+        service_ranges: ServiceRanges::parse("10.96.0.0/29", "30000-30002").unwrap(),
+        ..ServerConfig::default()
+    };
+    let s = TestApiServer::start_with(config).await;
+    let a = addr(&s);
+    let path = "/api/v1/namespaces/default/services";
+    let body = |name: &str, spec: Value| {
+        serde_json::to_vec(&json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": name}, "spec": spec}))
+            .unwrap()
+    };
+    let plain = json!({"ports": [{"port": 80}]});
+    let answers = futures::future::join_all((0..12).map(|i| {
+        let (a, b) = (a.clone(), body(&format!("s{i}"), plain.clone()));
+        async move { request(&a, "POST", path, JSON, &b).await }
+    }))
+    .await;
+    let mut ips = std::collections::BTreeSet::new();
+    for ans in &answers {
+        match ans.code {
+            201 => assert!(
+                ips.insert(ans.json()["spec"]["clusterIP"].as_str().unwrap().to_string()),
+                "a duplicate address"
+            ),
+            500 => {
+                check_status("range full", ans);
+                assert_eq!(
+                    ans.json()["message"],
+                    "Internal error occurred: failed to allocate a serviceIP: range is full"
+                );
+            }
+            c => panic!("{c} {:?}", String::from_utf8_lossy(&ans.body)),
+        }
+    }
+    assert_eq!(ips.len(), 5, "{ips:?}");
+    assert!(!ips.contains("10.96.0.1") && !ips.contains("10.96.0.0") && !ips.contains("10.96.0.7"), "{ips:?}");
+    // Failed creates: a taken address, an address outside the range.
+    let taken = ips.iter().next().unwrap().clone();
+    let created: Vec<String> = answers
+        .iter()
+        .filter(|x| x.code == 201)
+        .map(|x| x.json()["metadata"]["name"].as_str().unwrap().to_string())
+        .collect();
+    for (spec, msg) in [
+        (
+            json!({"clusterIP": taken, "ports": [{"port": 80}]}),
+            format!("failed to allocate IP {taken}: provided IP is already allocated"),
+        ),
+        (
+            json!({"clusterIP": "10.96.0.9", "ports": [{"port": 80}]}),
+            "failed to allocate IP 10.96.0.9: provided IP 10.96.0.9 is not in the valid range".into(),
+        ),
+    ] {
+        let r = request(&a, "POST", path, JSON, &body("x", spec)).await;
+        assert_eq!(r.code, 422, "{:?}", String::from_utf8_lossy(&r.body));
+        check_status("taken address", &r);
+        assert!(r.json()["details"]["causes"][0]["message"].as_str().unwrap().contains(&msg), "{}", r.json());
+    }
+    // Deleting frees two addresses; creates under a taken name (allocated, then refused by the
+    // store) give theirs back, so two new Services still fit, and a third does not.
+    let freed: Vec<String> = ips.iter().filter(|ip| **ip != taken).take(1).cloned().chain([taken.clone()]).collect();
+    let mut deleted = vec![];
+    for n in &created {
+        let r = request(&a, "GET", &format!("{path}/{n}"), None, b"").await;
+        if freed.iter().any(|ip| r.json()["spec"]["clusterIP"] == json!(ip)) {
+            assert_eq!(request(&a, "DELETE", &format!("{path}/{n}"), None, b"").await.code, 200);
+            deleted.push(n.clone());
+        }
+    }
+    assert_eq!(deleted.len(), 2);
+    let survivor = created.iter().find(|n| !deleted.contains(n)).unwrap().clone();
+    for _ in 0..5 {
+        let r = request(&a, "POST", path, JSON, &body(&survivor, plain.clone())).await;
+        assert_eq!(r.code, 409, "{:?}", String::from_utf8_lossy(&r.body));
+    }
+    let r = request(&a, "POST", path, JSON, &body("named", json!({"clusterIP": taken, "ports": [{"port": 80}]}))).await;
+    assert_eq!(r.code, 201, "{:?}", String::from_utf8_lossy(&r.body));
+    let r = request(&a, "POST", path, JSON, &body("again", plain.clone())).await;
+    assert_eq!(r.code, 201, "{:?}", String::from_utf8_lossy(&r.body));
+    let r = request(&a, "POST", path, JSON, &body("full", plain.clone())).await;
+    assert_eq!(r.code, 500);
+    // Every stored Service has a distinct address.
+    let list = request(&a, "GET", path, None, b"").await.json();
+    let mut seen = std::collections::BTreeSet::new();
+    for item in list["items"].as_array().unwrap() {
+        if let Some(ip) = item["spec"]["clusterIP"].as_str().filter(|ip| *ip != "None") {
+            assert!(seen.insert(ip.to_string()), "{ip} twice");
+        }
+    }
+    assert_eq!(seen.len(), 6, "{seen:?}");
+}

@@ -10,6 +10,11 @@
 //! visited value nodes per evaluation, stops runaway rules with upstream's "running out of cost
 //! budget" error.
 //!
+//! Rules run on a stack grown for them, their expression trees at most [`MAX_EXPRESSION_DEPTH`]
+//! deep, and the budget is charged the larger of the value's size and an upper bound of the
+//! rule's work on it (nested comprehensions multiply), so a rule that would run for hours or
+//! build huge lists is stopped before it starts.
+//!
 //! Known differences: the only static type check at CRD creation is [`super::cel_check`]'s (a
 //! selection of a field the schema lacks), no estimated-cost rejection of CRDs, and
 //! Kubernetes' CEL libraries (lists, regex, url, quantity, IP/CIDR, format) are not available;
@@ -19,7 +24,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use cel::{Context, Program};
+use cel::common::ast::{EntryExpr, Expr, IdedEntryExpr};
+use cel::{Context, IdedExpr, Program};
 use serde_json::{Value, json};
 
 use crate::errors::{FieldError, FieldErrorType};
@@ -28,6 +34,18 @@ use crate::errors::{FieldError, FieldErrorType};
 pub const RUNTIME_BUDGET: u64 = 10_000_000;
 
 const REASONS: &[&str] = &["FieldValueDuplicate", "FieldValueForbidden", "FieldValueInvalid", "FieldValueRequired"];
+
+/// The deepest expression tree a rule may have (cel-go's parser default recursion limit). Deeper
+/// trees are refused when the CRD is written: the parser, the interpreter and the tree's drop
+/// all recurse once per level.
+pub const MAX_EXPRESSION_DEPTH: usize = 250;
+
+/// The stack compiling and evaluating rules runs on (grown on demand, committed as touched): the
+/// interpreter needs tens of KiB per level in unoptimized builds, far past a 2 MiB worker stack.
+const RULE_STACK: usize = 64 << 20;
+/// Compiling a 64 KiB source of chained operators recurses once per operator before the depth
+/// can be checked.
+const PARSE_STACK: usize = 512 << 20;
 
 fn compile(src: &str) -> Result<Arc<Program>, String> {
     static CACHE: OnceLock<Mutex<HashMap<String, Arc<Program>>>> = OnceLock::new();
@@ -39,9 +57,16 @@ fn compile(src: &str) -> Result<Arc<Program>, String> {
     if src.len() > 64 * 1024 || nesting(src) > 64 {
         return Err("expression too deeply nested or too long".into());
     }
-    let p = std::panic::catch_unwind(|| Program::compile(src))
-        .map_err(|_| "expression could not be parsed".to_string())?
-        .map_err(|e| e.to_string())?;
+    // A deep tree is built, measured and (when refused) dropped on a stack that holds it.
+    let p = stacker::grow(PARSE_STACK, || {
+        let p = std::panic::catch_unwind(|| Program::compile(src))
+            .map_err(|_| "expression could not be parsed".to_string())?
+            .map_err(|e| e.to_string())?;
+        if expression_depth(p.expression()) > MAX_EXPRESSION_DEPTH {
+            return Err(format!("expression recursion limit exceeded: {MAX_EXPRESSION_DEPTH}"));
+        }
+        Ok(p)
+    })?;
     let p = Arc::new(p);
     let mut c = cache.lock().unwrap_or_else(|e| e.into_inner());
     if c.len() > 4096 {
@@ -49,6 +74,101 @@ fn compile(src: &str) -> Result<Arc<Program>, String> {
     }
     c.insert(src.to_string(), p.clone());
     Ok(p)
+}
+
+/// The direct subexpressions of `e`.
+fn children(e: &IdedExpr) -> Vec<&IdedExpr> {
+    match &e.expr {
+        Expr::Call(c) => c.target.as_deref().into_iter().chain(&c.args).collect(),
+        Expr::Comprehension(c) => vec![&c.iter_range, &c.accu_init, &c.loop_cond, &c.loop_step, &c.result],
+        Expr::List(l) => l.elements.iter().collect(),
+        Expr::Map(m) => m.entries.iter().flat_map(entry).collect(),
+        Expr::Struct(st) => st.entries.iter().flat_map(entry).collect(),
+        Expr::Select(sel) => vec![&*sel.operand],
+        _ => vec![],
+    }
+}
+
+fn entry(e: &IdedEntryExpr) -> Vec<&IdedExpr> {
+    match &e.expr {
+        EntryExpr::StructField(f) => vec![&f.value],
+        EntryExpr::MapEntry(m) => vec![&m.key, &m.value],
+    }
+}
+
+/// The depth of an expression tree, without recursion.
+fn expression_depth(root: &IdedExpr) -> usize {
+    let mut max = 0;
+    let mut stack = vec![(root, 1usize)];
+    while let Some((e, d)) = stack.pop() {
+        max = max.max(d);
+        stack.extend(children(e).into_iter().map(|c| (c, d + 1)));
+    }
+    max
+}
+
+/// What bounds the work of a rule on one value: its nodes, its longest list or map, its longest
+/// string.
+#[derive(Clone, Copy, Default)]
+struct Stats {
+    nodes: u64,
+    longest: u64,
+    longest_string: u64,
+}
+
+fn stats(v: &Value, into: &mut Stats) {
+    let mut stack = vec![v];
+    while let Some(x) = stack.pop() {
+        into.nodes += 1;
+        match x {
+            Value::Array(a) => {
+                into.longest = into.longest.max(a.len() as u64);
+                stack.extend(a);
+            }
+            Value::Object(m) => {
+                into.longest = into.longest.max(m.len() as u64);
+                stack.extend(m.values());
+            }
+            Value::String(s) => into.longest_string = into.longest_string.max(s.len() as u64),
+            _ => {}
+        }
+    }
+}
+
+/// An upper bound of the work evaluating `e` does, in the budget's units: one per expression
+/// node, a comprehension's body once per element of its range (a range's length bounded by the
+/// longest collection in the data, or the literal's length), and a concatenation a tenth of the
+/// longest string (cel-go's string traversal factor). Nested comprehensions multiply, so a rule
+/// that would run for hours is refused before it runs.
+fn estimate(e: &IdedExpr, st: &Stats) -> u64 {
+    match &e.expr {
+        Expr::Comprehension(c) => {
+            let body = estimate(&c.loop_cond, st).saturating_add(estimate(&c.loop_step, st));
+            estimate(&c.iter_range, st)
+                .saturating_add(estimate(&c.accu_init, st))
+                .saturating_add(range_len(&c.iter_range, st).saturating_mul(body))
+                .saturating_add(estimate(&c.result, st))
+        }
+        Expr::Call(c) => {
+            let own = if c.func_name == "_+_" { 1 + st.longest_string / 10 } else { 1 };
+            children(e).into_iter().fold(own, |acc, x| acc.saturating_add(estimate(x, st)))
+        }
+        _ => children(e).into_iter().fold(1u64, |acc, x| acc.saturating_add(estimate(x, st))),
+    }
+}
+
+/// An upper bound of the number of elements `e` yields when iterated.
+fn range_len(e: &IdedExpr, st: &Stats) -> u64 {
+    match &e.expr {
+        Expr::List(l) => l.elements.len() as u64,
+        Expr::Map(m) => m.entries.len() as u64,
+        Expr::Call(c) if c.func_name == "_+_" && c.args.len() == 2 => {
+            range_len(&c.args[0], st).saturating_add(range_len(&c.args[1], st))
+        }
+        // map and filter yield at most one element per element of their range.
+        Expr::Comprehension(c) => range_len(&c.iter_range, st),
+        _ => st.longest.max(1),
+    }
 }
 
 fn nesting(src: &str) -> usize {
@@ -142,24 +262,10 @@ pub fn to_cel(v: &Value) -> cel::Value {
     }
 }
 
-fn size(v: &Value) -> u64 {
-    let mut n = 0u64;
-    let mut stack = vec![v];
-    while let Some(x) = stack.pop() {
-        n += 1;
-        match x {
-            Value::Array(a) => stack.extend(a),
-            Value::Object(m) => stack.extend(m.values()),
-            _ => {}
-        }
-    }
-    n
-}
-
 /// Evaluate every rule under `schema` on `new` (with `old` for transition rules).
 pub fn validate(schema: &Value, new: &Value, old: Option<&Value>, errs: &mut Vec<FieldError>) {
     let mut budget = RUNTIME_BUDGET;
-    walk(schema, new, old, "", errs, &mut budget, 0);
+    stacker::grow(RULE_STACK, || walk(schema, new, old, "", errs, &mut budget, 0));
 }
 
 fn walk(
@@ -239,7 +345,12 @@ fn eval_rule(
     if transition && old.is_none() {
         return true;
     }
-    let cost = size(v) + old.map(size).unwrap_or(0);
+    let mut st = Stats::default();
+    stats(v, &mut st);
+    if let Some(o) = old {
+        stats(o, &mut st);
+    }
+    let cost = st.nodes.max(estimate(prog.expression(), &st));
     if cost > *budget {
         *budget = 0;
         errs.push(FieldError::invalid(
@@ -277,6 +388,7 @@ fn eval_rule(
                 .get("messageExpression")
                 .and_then(Value::as_str)
                 .and_then(|m| compile(m).ok())
+                .filter(|p| estimate(p.expression(), &st) <= *budget)
                 .and_then(|p| match p.execute(&ctx) {
                     Ok(cel::Value::String(s)) if !s.trim().is_empty() && !s.contains('\n') => {
                         Some(s.trim().to_string())
@@ -371,5 +483,51 @@ mod tests {
         assert!(e[0].to_string().starts_with("x.x-kubernetes-validations[0].rule: Invalid value: "), "{}", e[0]);
         assert!(e[0].to_string().contains("compilation failed: "));
         assert!(e[1].to_string().starts_with("x.x-kubernetes-validations[1].reason: Unsupported value: \"Nope\""));
+    }
+
+    #[test]
+    fn deep_expressions_are_refused_and_shallow_ones_evaluate_on_a_small_stack() {
+        // 20,000 chained additions overflowed the stack while parsing (the server aborted).
+        let deep = format!("1{} > 0", "+1".repeat(20_000));
+        let s = json!({"type": "object", "x-kubernetes-validations": [{"rule": deep}]});
+        let mut e = vec![];
+        check_rules(&s, "x", &mut e, 0);
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(e[0].to_string().contains("expression recursion limit exceeded: 250"), "{}", e[0]);
+        // 200 levels are allowed, and evaluate on a 2 MiB thread (they overflowed it before).
+        let chain = format!("self.n{} > 0", " + 1".repeat(200));
+        let s = json!({"type": "object", "properties": {"spec": {"type": "object",
+            "x-kubernetes-validations": [{"rule": chain}], "properties": {"n": {"type": "integer"}}}}});
+        let got = std::thread::Builder::new()
+            .stack_size(2 << 20)
+            .spawn(move || run(&s, json!({"spec": {"n": -500}}), None))
+            .unwrap()
+            .join()
+            .expect("evaluation overflowed the stack");
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert!(got[0].starts_with("spec: Invalid value: \"object\": failed rule: self.n + 1"), "{got:?}");
+    }
+
+    #[test]
+    fn nested_comprehensions_over_large_lists_run_out_of_budget_before_running() {
+        let s = json!({"type": "object", "properties": {"spec": {"type": "object",
+            "x-kubernetes-validations": [{"rule": "self.l.all(a, self.l.all(b, self.l.all(c, a + b + c >= 0)))"}],
+            "properties": {"l": {"type": "array", "items": {"type": "integer"}}}}}});
+        let small = json!({"spec": {"l": [1, 2, 3]}});
+        assert!(run(&s, small, None).is_empty());
+        // 300^3 iterations: hours unoptimized. Refused at once.
+        let big = json!({"spec": {"l": (0..300).collect::<Vec<_>>()}});
+        assert_eq!(
+            run(&s, big, None),
+            [
+                "spec: Invalid value: \"object\": validation failed due to running out of cost budget, no further validation rules will be run"
+            ]
+        );
+        // Building lists of huge strings: charged per concatenated string.
+        let s = json!({"type": "object", "properties": {"spec": {"type": "object",
+            "x-kubernetes-validations": [{"rule": "self.l.map(x, self.s + self.s).size() > 0"}],
+            "properties": {"l": {"type": "array", "items": {"type": "integer"}}, "s": {"type": "string"}}}}});
+        let big = json!({"spec": {"l": (0..20_000).collect::<Vec<_>>(), "s": "x".repeat(100_000)}});
+        assert_eq!(run(&s, big, None).len(), 1);
     }
 }

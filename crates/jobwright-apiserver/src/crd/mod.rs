@@ -72,7 +72,8 @@ pub fn to_view(view: &ResourceInfo, mut stored: Value) -> Value {
     if c.defaults
         && let Some(s) = &view.schema
     {
-        default::apply(s, &mut stored);
+        // Bounded: an object whose defaults no longer fit is shown as far as they did.
+        let _ = default::apply(s, &mut stored);
     }
     stored
 }
@@ -99,7 +100,12 @@ pub fn admit(
     let Some(schema) = info.schema.clone() else {
         return super::validate::other::admit_generic(info, op, obj, old);
     };
-    default::apply(&schema, obj);
+    if let Err(path) = default::apply(&schema, obj) {
+        return Err(vec![FieldError::forbidden(
+            path,
+            format!("defaulting would add more than {} bytes to the object", default::MAX_DEFAULTED_BYTES),
+        )]);
+    }
     let mut errs: ErrorList = match super::validate::other::admit_generic(info, op, obj, old) {
         Ok(_) => vec![],
         Err(e) => e,

@@ -79,10 +79,40 @@ pub fn validate_crd(crd: &Value) -> Vec<FieldError> {
     errs
 }
 
+/// The OpenAPI keywords a CRD schema may not use, at any node (upstream's
+/// `specStandardValidatorV3`): references and definitions would make a schema recursive.
+fn standard(s: &Value, path: &str, errs: &mut Vec<FieldError>) {
+    for (k, what) in [
+        ("id", "id"),
+        ("additionalItems", "additionalItems"),
+        ("patternProperties", "patternProperties"),
+        ("definitions", "definitions"),
+        ("dependencies", "dependencies"),
+        ("$ref", "$ref"),
+    ] {
+        let set = match s.get(k) {
+            None | Some(Value::Null) => false,
+            Some(Value::String(x)) => !x.is_empty(),
+            Some(Value::Object(m)) if matches!(k, "patternProperties" | "definitions") => !m.is_empty(),
+            Some(_) => true,
+        };
+        if set {
+            errs.push(FieldError::forbidden(format!("{path}.{k}"), format!("{what} is not supported")));
+        }
+    }
+    if s.get("type").and_then(Value::as_str) == Some("null") {
+        errs.push(FieldError::forbidden(format!("{path}.type"), "type cannot be set to null"));
+    }
+    if s.get("items").is_some_and(|i| i.as_array().is_some_and(|a| !a.is_empty())) {
+        errs.push(FieldError::forbidden(format!("{path}.items"), "items must be a schema object and not an array"));
+    }
+}
+
 fn structural(s: &Value, lvl: Level, path: &str, errs: &mut Vec<FieldError>, depth: usize) {
     if depth > 64 || !s.is_object() {
         return;
     }
+    standard(s, path, errs);
     let ty = s.get("type").and_then(Value::as_str).unwrap_or_default();
     if ty == "array" && s.get("items").is_none_or(|i| !i.is_object()) {
         errs.push(FieldError::required(format!("{path}.items"), "must be specified"));
@@ -242,6 +272,7 @@ fn nested(s: &Value, path: &str, errs: &mut Vec<FieldError>, int_or_string: bool
     if depth > 64 || !s.is_object() {
         return;
     }
+    standard(s, path, errs);
     if let Some(props) = s.get("properties").and_then(Value::as_object) {
         for (k, p) in props {
             if k == "metadata" {
@@ -344,5 +375,28 @@ mod tests {
             {"name": "v1", "served": true, "storage": true, "schema": {"openAPIV3Schema": {"type": "object"}}},
             {"name": "v2", "served": true, "storage": true, "schema": {"openAPIV3Schema": {"type": "object"}}}]}});
         assert!(msgs(two_storage)[0].ends_with("must have exactly one version marked as storage version"));
+    }
+
+    #[test]
+    fn references_definitions_and_other_unsupported_keywords_are_refused() {
+        let got = msgs(crd(json!({"type": "object", "definitions": {"x": {"type": "object"}}, "properties": {
+            "spec": {"type": "object", "$ref": "#/definitions/x"},
+            "l": {"type": "array", "items": [{"type": "string"}]},
+            "n": {"type": "null"},
+            "m": {"type": "object", "patternProperties": {"^a": {"type": "string"}}, "id": "x",
+                "anyOf": [{"$ref": "#/definitions/x"}]},
+        }})));
+        let p = "spec.versions[0].schema.openAPIV3Schema";
+        for want in [
+            format!("{p}.definitions: Forbidden: definitions is not supported"),
+            format!("{p}.properties[spec].$ref: Forbidden: $ref is not supported"),
+            format!("{p}.properties[l].items: Forbidden: items must be a schema object and not an array"),
+            format!("{p}.properties[n].type: Forbidden: type cannot be set to null"),
+            format!("{p}.properties[m].patternProperties: Forbidden: patternProperties is not supported"),
+            format!("{p}.properties[m].id: Forbidden: id is not supported"),
+            format!("{p}.properties[m].anyOf[0].$ref: Forbidden: $ref is not supported"),
+        ] {
+            assert!(got.contains(&want), "{want} not in {got:#?}");
+        }
     }
 }

@@ -21,6 +21,19 @@ use crate::errors::{FieldError, FieldErrorType};
 /// The deepest schema/value nesting walked (the object depth limit is checked before).
 const MAX_DEPTH: usize = 128;
 
+/// Validation stops collecting errors past this many: a 3 MiB list of wrong items would
+/// otherwise answer with hundreds of megabytes of causes.
+pub const MAX_ERRORS: usize = 1000;
+
+/// The longest list of supported values an `Unsupported value` error spells out; a longer enum
+/// is cut with `...` (each error repeats the list, so a huge enum times a long list of wrong
+/// values would exhaust memory).
+const MAX_ENUM_TEXT: usize = 64 * 1024;
+
+/// Past this much error text, no further `Unsupported value` errors are added (each repeats its
+/// enum: 1,000 of them over a long enum made a 150 MB answer).
+const MAX_ENUM_ERRORS_TEXT: usize = 512 * 1024;
+
 fn child(path: &str, key: &str) -> String {
     if path.is_empty() { key.to_string() } else { format!("{path}.{key}") }
 }
@@ -50,7 +63,10 @@ fn flag(s: &Value, k: &str) -> bool {
 /// Validate `v` against `schema`; errors are appended to `errs`. `path` is the field path of `v`
 /// (`""` at the root).
 pub fn validate(schema: &Value, v: &Value, path: &str, errs: &mut Vec<FieldError>) {
+    // The schema is borrowed for this call only: the hashed enums are keyed by address.
+    ENUMS.with(|e| e.borrow_mut().clear());
     node(schema, v, path, errs, 0);
+    ENUMS.with(|e| e.borrow_mut().clear());
 }
 
 fn invalid(errs: &mut Vec<FieldError>, path: &str, value: Value, detail: String) {
@@ -58,7 +74,7 @@ fn invalid(errs: &mut Vec<FieldError>, path: &str, value: Value, detail: String)
 }
 
 fn node(s: &Value, v: &Value, path: &str, errs: &mut Vec<FieldError>, depth: usize) {
-    if depth > MAX_DEPTH || !s.is_object() {
+    if depth > MAX_DEPTH || !s.is_object() || errs.len() >= MAX_ERRORS {
         return;
     }
     let int_or_string = flag(s, "x-kubernetes-int-or-string");
@@ -107,13 +123,27 @@ fn node(s: &Value, v: &Value, path: &str, errs: &mut Vec<FieldError>, depth: usi
     };
     if let Some(any) = s.get("anyOf").and_then(Value::as_array)
         && !any.is_empty()
-        && !any.iter().any(passes)
     {
-        // Upstream reports the failures of each branch too; the first one is the useful one.
-        let mut first = vec![];
-        node(&any[0], v, path, &mut first, depth + 1);
-        errs.extend(first);
-        invalid(errs, path, Value::from(""), format!("\"{path}\" must validate at least one schema (anyOf)"));
+        // Each branch is evaluated once (evaluating the first again for its errors doubled the
+        // work per nesting level: exponential in the schema's depth).
+        let mut first = None;
+        let mut passed = false;
+        for (i, sub) in any.iter().enumerate() {
+            let mut e = vec![];
+            node(sub, v, path, &mut e, depth + 1);
+            if e.is_empty() {
+                passed = true;
+                break;
+            }
+            if i == 0 {
+                first = Some(e);
+            }
+        }
+        if !passed {
+            // Upstream reports the failures of each branch too; the first one is the useful one.
+            errs.extend(first.unwrap_or_default());
+            invalid(errs, path, Value::from(""), format!("\"{path}\" must validate at least one schema (anyOf)"));
+        }
     }
     if let Some(one) = s.get("oneOf").and_then(Value::as_array)
         && !one.is_empty()
@@ -136,10 +166,20 @@ fn node(s: &Value, v: &Value, path: &str, errs: &mut Vec<FieldError>, depth: usi
     // enum
     if let Some(values) = s.get("enum").and_then(Value::as_array)
         && !values.is_empty()
-        && !values.iter().any(|e| e == v || (e.as_f64().is_some() && e.as_f64() == v.as_f64()))
+        && !in_enum(values, v)
+        && errs.iter().map(|e| e.detail.len()).sum::<usize>() < MAX_ENUM_ERRORS_TEXT
     {
-        let list: Vec<String> =
-            values.iter().map(|e| e.as_str().map(str::to_string).unwrap_or_else(|| e.to_string())).collect();
+        let mut list: Vec<String> = vec![];
+        let mut len = 0;
+        for e in values {
+            let text = e.as_str().map(str::to_string).unwrap_or_else(|| e.to_string());
+            len += text.len() + 4;
+            if len > MAX_ENUM_TEXT {
+                list.push("...".to_string());
+                break;
+            }
+            list.push(text);
+        }
         let refs: Vec<&str> = list.iter().map(String::as_str).collect();
         errs.push(FieldError::not_supported(path, v.clone(), &refs));
     }
@@ -285,15 +325,16 @@ fn array(s: &Value, a: &[Value], _v: &Value, path: &str, errs: &mut Vec<FieldErr
     {
         errs.push(FieldError::new(FieldErrorType::TooMany, path, Some(Value::from(n)), too_many(max)));
     }
-    if flag(s, "uniqueItems") && has_duplicates(a) {
+    if flag(s, "uniqueItems") && duplicates(a).next().is_some() {
         invalid(errs, path, Value::from(""), format!("{path} in body shouldn't contain duplicates"));
     }
     match s.get("x-kubernetes-list-type").and_then(Value::as_str) {
         Some("set") => {
-            for (i, x) in a.iter().enumerate() {
-                if a[..i].contains(x) {
-                    errs.push(FieldError::duplicate(format!("{path}[{i}]"), x.clone()));
+            for i in duplicates(a) {
+                if errs.len() >= MAX_ERRORS {
+                    break;
                 }
+                errs.push(FieldError::duplicate(format!("{path}[{i}]"), a[i].clone()));
             }
         }
         Some("map") => {
@@ -304,22 +345,51 @@ fn array(s: &Value, a: &[Value], _v: &Value, path: &str, errs: &mut Vec<FieldErr
                 .unwrap_or_default();
             let key_of =
                 |x: &Value| -> Vec<Value> { keys.iter().map(|k| x.get(*k).cloned().unwrap_or(Value::Null)).collect() };
-            let all: Vec<Vec<Value>> = a.iter().map(key_of).collect();
-            for (i, k) in all.iter().enumerate() {
-                if all[..i].contains(k) {
-                    let shown: Vec<String> =
-                        keys.iter().zip(k).map(|(name, val)| format!("{name:?}:{}", go_value(val))).collect();
-                    errs.push(FieldError::new(
-                        FieldErrorType::Duplicate,
-                        format!("{path}[{i}]"),
-                        None,
-                        format!("map[string]interface {{}}{{{}}}", shown.join(", ")),
-                    ));
+            let all: Vec<Value> = a.iter().map(|x| Value::Array(key_of(x))).collect();
+            for i in duplicates(&all) {
+                let Value::Array(k) = &all[i] else { continue };
+                if errs.len() >= MAX_ERRORS {
+                    break;
                 }
+                let shown: Vec<String> =
+                    keys.iter().zip(k).map(|(name, val)| format!("{name:?}:{}", go_value(val))).collect();
+                errs.push(FieldError::new(
+                    FieldErrorType::Duplicate,
+                    format!("{path}[{i}]"),
+                    None,
+                    format!("map[string]interface {{}}{{{}}}", shown.join(", ")),
+                ));
             }
         }
         _ => {}
     }
+}
+
+/// A value's identity for enum membership: numbers by their float value (`1` is `1.0`).
+fn enum_key(v: &Value) -> String {
+    match v.as_f64() {
+        Some(f) => format!("#{f}"),
+        None => v.to_string(),
+    }
+}
+
+thread_local! {
+    /// The long enums of the schema being validated, hashed, by their address in it.
+    static ENUMS: std::cell::RefCell<std::collections::HashMap<usize, std::collections::HashSet<String>>> =
+        Default::default();
+}
+
+/// Whether `v` is one of `values`. A long enum is hashed once per validation, so a long list
+/// checked against a long enum stays linear.
+fn in_enum(values: &[Value], v: &Value) -> bool {
+    if values.len() <= 16 {
+        return values.iter().any(|e| e == v || (e.as_f64().is_some() && e.as_f64() == v.as_f64()));
+    }
+    ENUMS.with(|sets| {
+        let mut sets = sets.borrow_mut();
+        let set = sets.entry(values.as_ptr() as usize).or_insert_with(|| values.iter().map(enum_key).collect());
+        set.contains(&enum_key(v))
+    })
 }
 
 /// Go's `%#v` of a JSON scalar inside an `interface{}` map.
@@ -338,8 +408,12 @@ pub fn too_many(max: u64) -> String {
     if max == 1 { "must have at most 1 item".to_string() } else { format!("must have at most {max} items") }
 }
 
-fn has_duplicates(a: &[Value]) -> bool {
-    a.iter().enumerate().any(|(i, x)| a[..i].contains(x))
+/// The indexes of the elements equal to an earlier one, in order: linear, by the elements'
+/// canonical JSON (object keys are sorted), as upstream's hash-based checks (a pairwise check
+/// of a 3 MiB list took hours).
+fn duplicates(a: &[Value]) -> impl Iterator<Item = usize> + '_ {
+    let mut seen = std::collections::HashSet::new();
+    a.iter().enumerate().filter_map(move |(i, x)| (!seen.insert(x.to_string())).then_some(i))
 }
 
 fn object(s: &Value, m: &serde_json::Map<String, Value>, path: &str, errs: &mut Vec<FieldError>, depth: usize) {
@@ -532,5 +606,57 @@ mod tests {
             errs(s, json!({"spec": {"template": {"kind": "Pod"}}})),
             ["spec.template.apiVersion: Required value: must not be empty"]
         );
+    }
+
+    #[test]
+    fn nested_any_of_is_linear_in_the_schema() {
+        // 40 nested anyOf evaluated each level's first branch twice: 2^40 steps.
+        let mut sub = json!({"maximum": 1});
+        for _ in 0..40 {
+            sub = json!({"anyOf": [sub]});
+        }
+        let mut n = json!({"type": "integer"});
+        n.as_object_mut().unwrap().extend(sub.as_object().unwrap().clone());
+        let got = errs(spec(json!({"n": n})), json!({"spec": {"n": 5}}));
+        assert_eq!(got.len(), 41, "{got:?}");
+        assert_eq!(got[0], "spec.n: Invalid value: 5: spec.n in body should be less than or equal to 1");
+        assert_eq!(got[1], "spec.n: Invalid value: \"\": \"spec.n\" must validate at least one schema (anyOf)");
+    }
+
+    #[test]
+    fn huge_sets_maps_and_enums_are_checked_in_linear_time_and_bounded_errors() {
+        let s = spec(json!({
+            "tags": {"type": "array", "x-kubernetes-list-type": "set", "items": {"type": "integer"}},
+            "ports": {"type": "array", "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"],
+                "items": {"type": "object", "properties": {"name": {"type": "integer"}}}},
+            "modes": {"type": "array", "items": {"type": "string", "enum": (0..20_000).map(|i| format!("m{i}")).collect::<Vec<_>>()}},
+        }));
+        // 100,000 distinct items: a pairwise check took many minutes.
+        let many: Vec<i64> = (0..100_000).collect();
+        let ports: Vec<Value> = many.iter().map(|i| json!({"name": i})).collect();
+        assert!(errs(s.clone(), json!({"spec": {"tags": many, "ports": ports}})).is_empty());
+        let got = errs(s.clone(), json!({"spec": {"tags": [1, 2, 1, {"a": 1, "b": 2}, {"b": 2, "a": 1}]}}));
+        assert_eq!(got[2..], ["spec.tags[2]: Duplicate value: 1", "spec.tags[4]: Duplicate value: {\"a\":1,\"b\":2}"]);
+        // 100,000 wrong values against a 20,000-value enum: bounded causes, each list cut.
+        let wrong = vec!["nope"; 100_000];
+        let got = errs(s, json!({"spec": {"modes": wrong.clone()}}));
+        assert!(got.len() < 20, "{}", got.len());
+        assert!(got.iter().map(String::len).sum::<usize>() < 1 << 20);
+        assert!(
+            got[0].starts_with("spec.modes[0]: Unsupported value: \"nope\": supported values: \"m0\", \"m1\""),
+            "{:.100}",
+            got[0]
+        );
+        assert!(got[0].ends_with(", \"...\"") && got[0].len() < 80 * 1024, "{}", got[0].len());
+        let got =
+            errs(spec(json!({"l": {"type": "array", "items": {"type": "integer"}}})), json!({"spec": {"l": wrong}}));
+        assert_eq!(got.len(), MAX_ERRORS);
+        // A long enum is hashed: 100,000 values against 50,000 entries.
+        let s = spec(
+            json!({"l": {"type": "array", "items": {"type": "integer", "enum": (0..50_000).collect::<Vec<_>>()}}}),
+        );
+        let got = errs(s.clone(), json!({"spec": {"l": vec![1.0; 100_000]}}));
+        assert!(got.is_empty(), "{:?}", &got[..1]);
+        assert_eq!(errs(s, json!({"spec": {"l": [7, 50_000]}})).len(), 1);
     }
 }
