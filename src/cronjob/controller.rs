@@ -635,7 +635,7 @@ async fn sync_jobs_and_start(
     let job_name = request.name_any();
     ctx.triggers.creating(&(cj.namespace().unwrap_or_default(), name.clone()), &job_name);
     let creating = ctx.gate.creating();
-    let created = jobs_api.create(&PostParams::default(), &request).await;
+    let created = create_job(&ctx.client, &request).await;
     drop(creating);
     let created = match created {
         Ok(job) => {
@@ -673,6 +673,43 @@ async fn sync_jobs_and_start(
     *update = true;
     view.status = Some(status.clone());
     Ok(sync::requeue_after(&view, now, &schedule))
+}
+
+/// What the sync reads of the Job it created.
+#[derive(serde::Deserialize)]
+struct Created {
+    metadata: CreatedMeta,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CreatedMeta {
+    name: Option<String>,
+    namespace: Option<String>,
+    uid: Option<String>,
+    resource_version: Option<String>,
+    creation_timestamp: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
+}
+
+/// `POST` the Job, as `Api::create` does, decoding from the answer only what the sync uses (the
+/// whole Job, managedFields and all, is a good part of the controller's CPU at a busy tick).
+async fn create_job(client: &Client, job: &Job) -> Result<Job, kube::Error> {
+    let ns = job.namespace().unwrap_or_default();
+    let body = serde_json::to_vec(job).map_err(kube::Error::SerdeError)?;
+    let req = kube::core::Request::new(<Job as kube::Resource>::url_path(&(), Some(&ns)))
+        .create(&PostParams::default(), body)
+        .map_err(kube::Error::BuildRequest)?;
+    let Created { metadata: m } = client.request::<Created>(req).await?;
+    let mut created = Job::default();
+    created.metadata = k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+        name: m.name,
+        namespace: m.namespace,
+        uid: m.uid,
+        resource_version: m.resource_version,
+        creation_timestamp: m.creation_timestamp,
+        ..Default::default()
+    };
+    Ok(created)
 }
 
 /// Whether a create failed because the namespace is being deleted (upstream's
