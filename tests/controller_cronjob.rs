@@ -432,3 +432,48 @@ async fn a_slot_costs_one_sync_per_cronjob_its_own_status_write_and_job_trigger_
     jobs.patch_status(&job, &PatchParams::default(), &Patch::Merge(done)).await.unwrap();
     wait_cj(&c, "one-1", "the finished Job left active", |cj| active_names(cj).is_empty()).await;
 }
+
+#[tokio::test]
+async fn at_a_tick_every_due_job_is_created_before_any_status_write() {
+    // 20 CronJobs on one slot, synced two at a time: the status writes (and events) wait until
+    // every due sync has sent its create, so the slot's Jobs go out first.
+    const N: usize = 20;
+    const LEAD: i64 = 10;
+    let s = TestApiServer::start().await;
+    let c = s.client();
+    // The slot is the next real minute after the CronJobs are created (creation must not straddle
+    // it); the controller's clock reaches it LEAD seconds after it starts.
+    if 60 - Utc::now().timestamp().rem_euclid(60) < 8 {
+        tokio::time::sleep(std::time::Duration::from_secs(9)).await;
+    }
+    let now = Utc::now().timestamp();
+    let slot = (now / 60 + 1) * 60;
+    let (_clock, clock) = TestClock::new(slot - LEAD - now);
+    let fake_now = clock.clone();
+    let metrics = Metrics::new();
+    let _cron = start_cron(c.clone(), clock, Some(metrics.clone()));
+    for i in 0..N {
+        create(&c, &cronjob(&format!("tick-{i}"), "*/1 * * * *", json!({}))).await;
+    }
+    assert_eq!(await_syncs(&metrics, N as u64).await, N as u64, "each CronJob synced once before the slot");
+    assert!(
+        fake_now().timestamp() < slot && Utc::now().timestamp() < slot,
+        "the CronJobs were created and synced before their slot (a machine too slow for {LEAD} s)"
+    );
+    let slot_time = DateTime::from_timestamp(slot, 0).unwrap();
+    for i in 0..N {
+        wait_cj(&c, &format!("tick-{i}"), "the slot started", |cj| last_schedule(cj) == Some(slot_time)).await;
+    }
+    let rv = |m: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| {
+        m.resource_version.as_deref().unwrap().parse::<u64>().unwrap()
+    };
+    let jobs = Api::<Job>::default_namespaced(c.clone()).list(&ListParams::default()).await.unwrap().items;
+    assert_eq!(jobs.len(), N, "one Job per CronJob");
+    let cronjobs = Api::<CronJob>::default_namespaced(c.clone()).list(&ListParams::default()).await.unwrap().items;
+    let last_create = jobs.iter().map(|j| rv(&j.metadata)).max().unwrap();
+    let first_status = cronjobs.iter().map(|cj| rv(&cj.metadata)).min().unwrap();
+    assert!(
+        last_create < first_status,
+        "every Job (last created at rv {last_create}) before any status write (first at rv {first_status})"
+    );
+}

@@ -29,6 +29,7 @@ use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 
+use super::deferred::{Deferred, Gate, MAX_DEFER, WRITERS};
 use super::schedule::Zone;
 use super::sync::{self, Action, decide, history_to_delete, job_from_template, job_ref, observe_jobs, remove_active};
 use super::triggers::Triggers;
@@ -230,6 +231,16 @@ impl Written {
     }
 }
 
+/// A sync's status write and events, sent once the tick's Job creates are (see [`super::deferred`]).
+struct StatusWrite {
+    /// The CronJob as the sync read it.
+    read: Arc<CronJob>,
+    /// It with the new status, if the status changed.
+    status: Option<CronJob>,
+    /// The sync's events.
+    events: Vec<JobEvent>,
+}
+
 struct Ctx {
     client: Client,
     opts: Options,
@@ -240,6 +251,10 @@ struct Ctx {
     skew: Option<prometheus_client::metrics::histogram::Histogram>,
     written: Arc<Written>,
     triggers: Arc<Triggers>,
+    gate: Arc<Gate>,
+    deferred: Deferred<StatusWrite>,
+    /// CronJobs to sync again (a deferred status write failed).
+    resync: tokio::sync::mpsc::UnboundedSender<ObjectRef<CronJob>>,
 }
 
 /// The reference the CronJob's events carry.
@@ -273,13 +288,14 @@ pub async fn run(client: Client, opts: Options, shutdown: impl Future<Output = (
     let index = Arc::new(JobIndex::default());
     let triggers = Arc::new(Triggers::default());
     let written = Arc::new(Written::default());
+    let gate = Arc::new(Gate::default());
     let cronjobs: Api<CronJob> = Api::all(client.clone());
     let cj_watch = watcher(cronjobs, watcher::Config::default())
         .default_backoff()
         .modify(|c: &mut CronJob| c.metadata.managed_fields = None);
     // upstream's addCronJob/updateCronJob, without the syncs of our own status writes.
     let cj_stream = reflector::reflector(cj_writer, cj_watch).filter_map({
-        let (triggers, written) = (triggers.clone(), written.clone());
+        let (triggers, written, gate) = (triggers.clone(), written.clone(), gate.clone());
         move |ev| {
             let out = match ev {
                 Ok(watcher::Event::Apply(cj) | watcher::Event::InitApply(cj)) => {
@@ -288,6 +304,7 @@ pub async fn run(client: Client, opts: Options, shutdown: impl Future<Output = (
                 }
                 Ok(watcher::Event::Delete(cj)) => {
                     triggers.cronjob_deleted(&cj);
+                    gate.started(&(cj.namespace().unwrap_or_default(), cj.name_any()));
                     None
                 }
                 Ok(watcher::Event::Init) => {
@@ -337,6 +354,7 @@ pub async fn run(client: Client, opts: Options, shutdown: impl Future<Output = (
     });
     let skew = opts.metrics.as_ref().map(|m| m.cronjob_creation_skew.clone());
     let workers = u16::try_from(opts.workers.max(1)).unwrap_or(u16::MAX);
+    let (resync_tx, resync_rx) = tokio::sync::mpsc::unbounded_channel();
     let ctx = Arc::new(Ctx {
         recorder: EventSink::new(client.clone(), REPORTING_CONTROLLER).with_max_in_flight(EVENT_WRITES),
         client,
@@ -347,9 +365,12 @@ pub async fn run(client: Client, opts: Options, shutdown: impl Future<Output = (
         skew,
         written,
         triggers,
+        gate,
+        deferred: Deferred::default(),
+        resync: resync_tx,
     });
-    let controller = Controller::for_stream(cj_stream, cj_store.clone());
-    controller
+    let controller = Controller::for_stream(cj_stream, cj_store.clone())
+        .reconcile_on(tokio_stream::wrappers::UnboundedReceiverStream::new(resync_rx))
         .watches_stream(job_stream, move |job: Job| {
             // resolveControllerRef: a CronJob controller of that name and uid in the cache.
             let r = job.metadata.owner_references.iter().flatten().find(|r| r.controller == Some(true))?;
@@ -362,7 +383,7 @@ pub async fn run(client: Client, opts: Options, shutdown: impl Future<Output = (
         })
         .with_config(kube::runtime::controller::Config::default().concurrency(workers))
         .graceful_shutdown_on(shutdown)
-        .run(reconcile, error_policy, ctx)
+        .run(reconcile, error_policy, ctx.clone())
         .for_each(|r| async move {
             match r {
                 Err(kube::runtime::controller::Error::ReconcilerFailed(e, obj)) => {
@@ -371,14 +392,90 @@ pub async fn run(client: Client, opts: Options, shutdown: impl Future<Output = (
                 Err(kube::runtime::controller::Error::ObjectNotFound(_)) | Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "CronJob controller error"),
             }
-        })
-        .await;
+        });
+    tokio::select! {
+        () = controller => {}
+        () = write_deferred(ctx.clone()) => {}
+    }
+    // Shut down: what is still deferred is written now.
+    for key in ctx.deferred.keys() {
+        flush(&ctx, &key).await;
+    }
+}
+
+/// Performs the deferred writes as the [`Gate`] lets them go, [`WRITERS`] at a time (never
+/// ends; dropped with the controller).
+async fn write_deferred(ctx: Arc<Ctx>) {
+    let Some(mut queue) = ctx.deferred.receiver() else { return };
+    let mut running = futures::stream::FuturesUnordered::new();
+    loop {
+        tokio::select! {
+            Some(()) = running.next(), if !running.is_empty() => {}
+            key = queue.recv(), if running.len() < WRITERS => {
+                let Some(key) = key else { return };
+                // Flushed by a sync meanwhile (if queued again, the new entry is on the queue too).
+                let Some(queued) = ctx.deferred.queued_at(&key) else { continue };
+                let ctx = ctx.clone();
+                running.push(async move {
+                    ctx.gate.wait(queued + MAX_DEFER).await;
+                    flush(&ctx, &key).await;
+                });
+            }
+        }
+    }
+}
+
+/// Performs the deferred write of `key` now, or waits for it if it is being performed.
+async fn flush(ctx: &Ctx, key: &(String, String)) {
+    if let Some(mut taken) = ctx.deferred.take(key).await
+        && let Some(w) = taken.write()
+    {
+        perform(ctx, key, w).await;
+    }
+}
+
+/// One sync's deferred events and status write. A failed write syncs the CronJob again.
+async fn perform(ctx: &Ctx, key: &(String, String), w: StatusWrite) {
+    let uid = w.read.metadata.uid.clone().unwrap_or_default();
+    ctx.recorder.publish(event_ref(&w.read), &uid, w.events);
+    if let Some(copy) = w.status {
+        if let Some(status) = &copy.status {
+            ctx.triggers.writing(&w.read, status);
+        }
+        let api: Api<CronJob> = Api::namespaced(ctx.client.clone(), &key.0);
+        match api.replace_status(&key.1, &PostParams::default(), &copy).await {
+            Ok(after) => ctx.written.wrote(&w.read, after),
+            Err(e) if is_status(&e, 404) => {}
+            Err(e) => {
+                tracing::warn!(cronjob = %format!("{}/{}", key.0, key.1), error = %e, "updating a CronJob's status failed, re-syncing");
+                let e = Error::Kube(e);
+                if let Some(m) = &ctx.opts.metrics {
+                    m.record_error(format!("cronjob_{}", e.metric_label()));
+                }
+                let delay = retry_delay(&w.read, &e, ctx);
+                let (tx, obj) = (ctx.resync.clone(), ObjectRef::from_obj(&*w.read));
+                tokio::spawn(async move {
+                    tokio::time::sleep(delay).await;
+                    let _ = tx.send(obj);
+                });
+            }
+        }
+    }
+    ctx.triggers.done_creating(key);
 }
 
 async fn reconcile(cj: Arc<CronJob>, ctx: Arc<Ctx>) -> Result<KubeAction, Error> {
     let started = std::time::Instant::now();
+    let key = (cj.namespace().unwrap_or_default(), cj.name_any());
+    ctx.gate.started(&key);
+    // The previous sync's status write goes before this sync reads.
+    flush(&ctx, &key).await;
     let cj = ctx.written.latest(cj);
     let result = sync_cronjob(&cj, &ctx).await;
+    if let Ok(Some(after)) = &result {
+        ctx.gate.expect(key, tokio::time::Instant::now() + *after);
+    }
+    let result = result.map(|after| after.map_or_else(KubeAction::await_change, KubeAction::requeue));
     if let Some(m) = &ctx.opts.metrics {
         let outcome = match &result {
             Ok(a) if *a == KubeAction::await_change() => ReconcileResult::Success,
@@ -400,22 +497,26 @@ async fn reconcile(cj: Arc<CronJob>, ctx: Arc<Ctx>) -> Result<KubeAction, Error>
 
 /// Upstream's per-item rate limiter: 5 ms doubling per failure, at most 1000 s.
 fn error_policy(cj: Arc<CronJob>, err: &Error, ctx: Arc<Ctx>) -> KubeAction {
+    KubeAction::requeue(retry_delay(&cj, err, &ctx))
+}
+
+/// When to sync `cj` again after `err` (a conflict: soon; otherwise [`error_policy`]'s backoff).
+fn retry_delay(cj: &CronJob, err: &Error, ctx: &Ctx) -> Duration {
     if err.metric_label() == "conflict" {
-        return KubeAction::requeue(Duration::from_millis(50));
+        return Duration::from_millis(50);
     }
     let uid = cj.metadata.uid.clone().unwrap_or_default();
     let mut failures = ctx.failures.lock().unwrap_or_else(|e| e.into_inner());
     let n = failures.entry(uid).or_insert(0);
     *n = n.saturating_add(1);
-    let delay = Duration::from_millis(5).saturating_mul(1u32 << (*n - 1).min(20)).min(Duration::from_secs(1000));
-    KubeAction::requeue(delay)
+    Duration::from_millis(5).saturating_mul(1u32 << (*n - 1).min(20)).min(Duration::from_secs(1000))
 }
 
-/// One sync (upstream's `sync`): cleanup, reconcile the Jobs, decide, act, one status write.
-async fn sync_cronjob(cj: &CronJob, ctx: &Ctx) -> Result<KubeAction, Error> {
+/// One sync (upstream's `sync`): cleanup, reconcile the Jobs, decide, act, one status write
+/// (deferred behind the tick's creates). `Some(d)`: sync again after `d`.
+async fn sync_cronjob(cj: &Arc<CronJob>, ctx: &Ctx) -> Result<Option<Duration>, Error> {
     let ns = cj.namespace().unwrap_or_default();
     let name = cj.name_any();
-    let cj_uid = cj.metadata.uid.clone().unwrap_or_default();
     let jobs_api: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
     let cj_api: Api<CronJob> = Api::namespaced(ctx.client.clone(), &ns);
     let owned: Vec<Arc<Job>> = ctx
@@ -426,7 +527,7 @@ async fn sync_cronjob(cj: &CronJob, ctx: &Ctx) -> Result<KubeAction, Error> {
         .filter(|j| controller_name(j) == Some(name.as_str()))
         .collect();
     let jobs: Vec<&Job> = owned.iter().map(|j| j.as_ref()).collect();
-    let mut copy = cj.clone();
+    let mut copy = CronJob::clone(cj);
     let mut status = copy.status.take().unwrap_or_default();
     let mut events: Vec<JobEvent> = vec![];
     let mut update = false;
@@ -447,16 +548,18 @@ async fn sync_cronjob(cj: &CronJob, ctx: &Ctx) -> Result<KubeAction, Error> {
     }
 
     let outcome = sync_jobs_and_start(cj, ctx, &jobs, &mut status, &mut events, &mut update, &jobs_api, &cj_api).await;
-    ctx.recorder.publish(event_ref(cj), &cj_uid, events);
-    let written = if update {
-        ctx.triggers.writing(cj, &status);
+    let status = update.then(|| {
         copy.status = Some(status);
-        cj_api.replace_status(&name, &PostParams::default(), &copy).await.map(|after| ctx.written.wrote(cj, after))
+        copy
+    });
+    let key = (ns, name);
+    if status.is_none() && events.is_empty() {
+        ctx.triggers.done_creating(&key);
     } else {
-        Ok(())
-    };
-    ctx.triggers.done_creating(&(ns, name));
-    written?;
+        // A no-op: the sync flushed its CronJob's earlier write before it read.
+        flush(ctx, &key).await;
+        ctx.deferred.defer(key, StatusWrite { read: cj.clone(), status, events });
+    }
     outcome
 }
 
@@ -470,7 +573,7 @@ async fn sync_jobs_and_start(
     update: &mut bool,
     jobs_api: &Api<Job>,
     cj_api: &Api<CronJob>,
-) -> Result<KubeAction, Error> {
+) -> Result<Option<Duration>, Error> {
     let now = (ctx.opts.clock)();
     let name = cj.name_any();
     let observed = observe_jobs(status, jobs);
@@ -501,8 +604,8 @@ async fn sync_jobs_and_start(
     let decision = decide(&view, now, ctx.opts.local);
     events.extend(decision.events);
     let (scheduled, replace, schedule) = match decision.action {
-        Action::AwaitChange => return Ok(KubeAction::await_change()),
-        Action::Requeue(d) => return Ok(KubeAction::requeue(d)),
+        Action::AwaitChange => return Ok(None),
+        Action::Requeue(d) => return Ok(Some(d)),
         Action::Start { scheduled, replace, schedule } => (scheduled, replace, schedule),
     };
     if replace {
@@ -531,7 +634,10 @@ async fn sync_jobs_and_start(
     let request = job_from_template(cj, scheduled);
     let job_name = request.name_any();
     ctx.triggers.creating(&(cj.namespace().unwrap_or_default(), name.clone()), &job_name);
-    let created = match jobs_api.create(&PostParams::default(), &request).await {
+    let creating = ctx.gate.creating();
+    let created = create_job(&ctx.client, &request).await;
+    drop(creating);
+    let created = match created {
         Ok(job) => {
             let created_at = job.metadata.creation_timestamp.as_ref().map(crate::job::pods::to_chrono);
             if let (Some(h), Some(at)) = (&ctx.skew, created_at) {
@@ -551,7 +657,7 @@ async fn sync_jobs_and_start(
                 .flatten()
                 .any(|r| r.controller == Some(true) && Some(&r.uid) == cj.metadata.uid.as_ref());
             if !ours || sync::in_active(status, job.metadata.uid.as_deref().unwrap_or_default()) {
-                return Ok(KubeAction::await_change());
+                return Ok(None);
             }
             tracing::info!(job = %job_name, "Job already exists");
             job
@@ -566,7 +672,44 @@ async fn sync_jobs_and_start(
     status.last_schedule_time = Some(crate::job::pods::to_time(scheduled));
     *update = true;
     view.status = Some(status.clone());
-    Ok(sync::requeue_after(&view, now, &schedule).map_or_else(KubeAction::await_change, KubeAction::requeue))
+    Ok(sync::requeue_after(&view, now, &schedule))
+}
+
+/// What the sync reads of the Job it created.
+#[derive(serde::Deserialize)]
+struct Created {
+    metadata: CreatedMeta,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CreatedMeta {
+    name: Option<String>,
+    namespace: Option<String>,
+    uid: Option<String>,
+    resource_version: Option<String>,
+    creation_timestamp: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
+}
+
+/// `POST` the Job, as `Api::create` does, decoding from the answer only what the sync uses (the
+/// whole Job, managedFields and all, is a good part of the controller's CPU at a busy tick).
+async fn create_job(client: &Client, job: &Job) -> Result<Job, kube::Error> {
+    let ns = job.namespace().unwrap_or_default();
+    let body = serde_json::to_vec(job).map_err(kube::Error::SerdeError)?;
+    let req = kube::core::Request::new(<Job as kube::Resource>::url_path(&(), Some(&ns)))
+        .create(&PostParams::default(), body)
+        .map_err(kube::Error::BuildRequest)?;
+    let Created { metadata: m } = client.request::<Created>(req).await?;
+    let mut created = Job::default();
+    created.metadata = k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+        name: m.name,
+        namespace: m.namespace,
+        uid: m.uid,
+        resource_version: m.resource_version,
+        creation_timestamp: m.creation_timestamp,
+        ..Default::default()
+    };
+    Ok(created)
 }
 
 /// Whether a create failed because the namespace is being deleted (upstream's

@@ -8,6 +8,7 @@
 //! - [`controller`] (shell): the kube-runtime wiring, the API calls and the events.
 
 pub mod controller;
+pub mod deferred;
 pub use jobwright_apiserver::schedule;
 pub mod sync;
 pub mod triggers;

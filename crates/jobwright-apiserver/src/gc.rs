@@ -91,7 +91,7 @@ impl Work {
 }
 
 fn info_for_key(api: &Api, key: &str) -> Option<ResourceInfo> {
-    api.registry.all().into_iter().find(|r| r.storage_key == key)
+    api.registry.find(|r| r.storage_key == key)
 }
 
 fn parse(b: &[u8]) -> Value {

@@ -186,6 +186,12 @@ impl Registry {
         self.read().clone()
     }
 
+    /// The first served resource (in registration order) that `pred` accepts, without copying
+    /// the others.
+    pub fn find(&self, pred: impl Fn(&ResourceInfo) -> bool) -> Option<ResourceInfo> {
+        self.read().iter().find(|r| pred(r)).cloned()
+    }
+
     /// Every served group version, as `(group, version)`, core first, in registration order.
     pub fn group_versions(&self) -> Vec<(String, String)> {
         let mut out: Vec<(String, String)> = Vec::new();

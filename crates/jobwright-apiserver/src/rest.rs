@@ -374,7 +374,7 @@ impl Api {
         if info.storage_key == format!("{}/{}", info.group, info.resource) {
             return info.clone();
         }
-        self.registry.all().into_iter().find(|r| r.storage_key == info.storage_key).unwrap_or_else(|| info.clone())
+        self.registry.find(|r| r.storage_key == info.storage_key).unwrap_or_else(|| info.clone())
     }
 
     fn ns_of(info: &ResourceInfo, ns: &str) -> String {
