@@ -170,10 +170,8 @@ fn wrapped_pid(wrapper: u32) -> u32 {
         let ppid = stat[close + 2..].split_whitespace().nth(1)?.parse().ok()?;
         Some((ppid, stat[open + 1..close].to_string()))
     };
-    let pids: Vec<u32> = std::fs::read_dir("/proc")
-        .expect("/proc")
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-        .collect();
+    let pids: Vec<u32> =
+        std::fs::read_dir("/proc").expect("/proc").filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect();
     let descends = |mut pid: u32| {
         while let Some((ppid, _)) = parent_and_name(pid) {
             if ppid == wrapper {
