@@ -47,11 +47,25 @@ fn main() {
         args.push("--no-pod-events");
     }
     args.extend(["--kubeconfig", kc.to_str().expect("utf-8 path")]);
-    let mut local = ChildProc::spawn("jobwright local", &common::jobwright_bin(), &args, Some(&log));
-    let pid = local.pid().to_string();
+    // `JOBWRIGHT_BENCH_WRAP="heaptrack -o FILE"` runs the binary under a wrapper (a profiler);
+    // the memory figures are then the wrapped `jobwright` process's (the wrapper's child).
+    let wrap: Vec<String> =
+        std::env::var("JOBWRIGHT_BENCH_WRAP").unwrap_or_default().split_whitespace().map(str::to_string).collect();
+    let bin = common::jobwright_bin();
+    let mut local = match wrap.split_first() {
+        None => ChildProc::spawn("jobwright local", &bin, &args, Some(&log)),
+        Some((program, rest)) => {
+            let mut all: Vec<&str> = rest.iter().map(String::as_str).collect();
+            all.push(bin.to_str().expect("utf-8 path"));
+            all.extend(&args);
+            ChildProc::spawn("jobwright local", std::path::Path::new(program), &all, Some(&log))
+        }
+    };
+    let wrapped = !wrap.is_empty();
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     rt.block_on(async {
         let cfg = common::wait_kubeconfig(&kc, &mut local).await;
+        let pid = if wrapped { wrapped_pid(local.pid()) } else { local.pid() }.to_string();
         let client = Client::try_from(cfg).expect("client");
         // The nodes register before anything is timed.
         let nodes_api: Api<Node> = Api::all(client.clone());
@@ -126,7 +140,53 @@ fn main() {
             (rv1 - rv0) as f64 / jobs as f64,
             (rv2 - rv1) as f64 / indexed as f64,
         );
+        // What the server stores of each kind, in JSON bytes (a list is its items' stored JSON).
+        let (mut stored, mut total) = (Vec::new(), 0);
+        for (what, path) in [("pods", "/api/v1/pods"), ("Jobs", "/apis/batch/v1/jobs"), ("Events", "/api/v1/events")] {
+            let req = http::Request::get(path).body(Vec::new()).expect("request");
+            let len = client.request_text(req).await.expect("list").len() as u64;
+            total += len;
+            stored.push(format!("{what} {:.1} MiB", mib(len)));
+        }
+        println!(
+            "stored JSON (list sizes): {}; {:.1} KiB per pod",
+            stored.join(", "),
+            total as f64 / 1024.0 / (jobs + indexed as usize) as f64
+        );
+        if wrapped {
+            // Killed as it is, so a heap profiler reports what is live now as "leaked"; then the
+            // wrapper finishes writing its output.
+            let _ = std::process::Command::new("kill").args(["-KILL", &pid]).status();
+            let _ = local.child.wait();
+        }
     });
+}
+
+/// The `jobwright` process a wrapper started: a descendant of `wrapper` named `jobwright`.
+fn wrapped_pid(wrapper: u32) -> u32 {
+    let parent_and_name = |pid: u32| -> Option<(u32, String)> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let (open, close) = (stat.find('(')?, stat.rfind(')')?);
+        let ppid = stat[close + 2..].split_whitespace().nth(1)?.parse().ok()?;
+        Some((ppid, stat[open + 1..close].to_string()))
+    };
+    let pids: Vec<u32> =
+        std::fs::read_dir("/proc").expect("/proc").filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect();
+    let descends = |mut pid: u32| {
+        while let Some((ppid, _)) = parent_and_name(pid) {
+            if ppid == wrapper {
+                return true;
+            }
+            if ppid <= 1 {
+                break;
+            }
+            pid = ppid;
+        }
+        false
+    };
+    pids.into_iter()
+        .find(|&p| parent_and_name(p).is_some_and(|(_, name)| name == "jobwright") && descends(p))
+        .expect("the wrapped jobwright process")
 }
 
 /// The server's current resourceVersion (one per committed write), from a one-item list.

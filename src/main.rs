@@ -7,6 +7,8 @@ use clap::{Parser, Subcommand};
 
 /// mimalloc instead of glibc's malloc: many short-lived allocations across the runtime's threads
 /// fragment glibc's per-thread arenas, and its resident memory grows well past the live heap.
+/// The `system-alloc` feature keeps glibc's, for heaptrack (it intercepts malloc).
+#[cfg(not(feature = "system-alloc"))]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -281,6 +281,17 @@ fn is_status(e: &kube::Error, code: u16) -> bool {
     matches!(e, kube::Error::Api(s) if s.code == code)
 }
 
+/// Drops what this controller never reads from a cached Job: `managedFields` and the pod
+/// template (it reads the Jobs' metadata and status; their spec comes from the CronJob's
+/// template). A template is most of a Job's size, and this cache holds every Job in the cluster.
+/// Nothing is written back from the cache.
+pub fn trim_job_for_cache(job: &mut Job) {
+    job.metadata.managed_fields = None;
+    if let Some(spec) = job.spec.as_mut() {
+        spec.template = Default::default();
+    }
+}
+
 /// Runs the CronJob controller until `shutdown` completes.
 pub async fn run(client: Client, opts: Options, shutdown: impl Future<Output = ()> + Send + Sync + 'static) {
     let (jobs, writer) = reflector::store::<Job>();
@@ -322,7 +333,7 @@ pub async fn run(client: Client, opts: Options, shutdown: impl Future<Output = (
     });
     let job_watch = watcher(Api::<Job>::all(client.clone()), watcher::Config::default())
         .default_backoff()
-        .modify(|j: &mut Job| j.metadata.managed_fields = None);
+        .modify(trim_job_for_cache);
     // upstream's addJob/updateJob/deleteJob, without the syncs that find a running Job already
     // listed as active (see [`Triggers`]); the controller reference is resolved below.
     let job_stream = reflector::reflector(writer, job_watch).filter_map({
@@ -787,5 +798,30 @@ mod tests {
         assert!(idx.get("ns", "b").is_empty());
         assert_eq!(idx.get("ns", "c"), ["c-1"]);
         assert!(idx.get("other", "c").is_empty());
+    }
+
+    #[test]
+    fn a_cached_job_keeps_its_metadata_and_status_but_not_its_template() {
+        let mut j: Job = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "hello-1", "namespace": "ns", "uid": "j1",
+                "annotations": {"batch.kubernetes.io/cronjob-scheduled-timestamp": "2026-01-01T00:00:00Z"},
+                "ownerReferences": [{"apiVersion": "batch/v1", "kind": "CronJob", "name": "hello", "uid": "c1",
+                    "controller": true}],
+                "managedFields": [{"manager": "m", "operation": "Update"}]},
+            "spec": {"backoffLimit": 2, "template": {"spec": {"restartPolicy": "Never",
+                "containers": [{"name": "c", "image": "busybox", "env": [{"name": "E", "value": "x".repeat(2048)}]}]}}},
+            "status": {"succeeded": 1, "completionTime": "2026-01-01T00:00:05Z",
+                "conditions": [{"type": "Complete", "status": "True"}]},
+        }))
+        .unwrap();
+        let before = j.clone();
+        trim_job_for_cache(&mut j);
+        assert_eq!(controller_name(&j), Some("hello"));
+        assert_eq!(j.status, before.status);
+        assert_eq!(j.metadata.annotations, before.metadata.annotations);
+        assert_eq!(j.metadata.owner_references, before.metadata.owner_references);
+        assert!(j.metadata.managed_fields.is_none());
+        assert_eq!(j.spec.as_ref().unwrap().backoff_limit, Some(2));
+        assert!(j.spec.as_ref().unwrap().template.spec.is_none(), "no pod template in the cache");
     }
 }

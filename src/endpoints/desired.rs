@@ -53,6 +53,53 @@ pub fn has_selector(service: &Service) -> bool {
     service.spec.as_ref().is_some_and(|s| s.selector.is_some())
 }
 
+/// Drops what these controllers never read from a cached pod, so the cache of every pod in the
+/// cluster (finished ones included) costs a few hundred bytes per pod instead of the whole
+/// object: kept are the name, namespace, uid, labels, creation and deletion timestamps, the
+/// hostname, subdomain, node name and the containers' names, ports and restart policies, the
+/// phase, the addresses and the `Ready` condition. Nothing is written back from the cache.
+pub fn trim_for_cache(pod: &mut Pod) {
+    use k8s_openapi::api::core::v1::{Container, PodCondition, PodSpec, PodStatus};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+    let meta = std::mem::take(&mut pod.metadata);
+    pod.metadata = ObjectMeta {
+        name: meta.name,
+        namespace: meta.namespace,
+        uid: meta.uid,
+        resource_version: meta.resource_version,
+        labels: meta.labels,
+        creation_timestamp: meta.creation_timestamp,
+        deletion_timestamp: meta.deletion_timestamp,
+        ..Default::default()
+    };
+    let ports_only = |c: Container| Container {
+        name: c.name,
+        ports: c.ports,
+        restart_policy: c.restart_policy,
+        ..Default::default()
+    };
+    pod.spec = pod.spec.take().map(|spec| PodSpec {
+        containers: spec.containers.into_iter().map(ports_only).collect(),
+        init_containers: spec.init_containers.map(|cs| cs.into_iter().map(ports_only).collect()),
+        hostname: spec.hostname,
+        subdomain: spec.subdomain,
+        node_name: spec.node_name,
+        ..Default::default()
+    });
+    pod.status = pod.status.take().map(|st| PodStatus {
+        phase: st.phase,
+        pod_ip: st.pod_ip,
+        pod_ips: st.pod_ips,
+        conditions: st.conditions.map(|cs| {
+            cs.into_iter()
+                .filter(|c| c.type_ == "Ready")
+                .map(|c| PodCondition { last_probe_time: None, message: None, reason: None, ..c })
+                .collect()
+        }),
+        ..Default::default()
+    });
+}
+
 fn pod_ip(pod: &Pod) -> Option<String> {
     let st = pod.status.as_ref()?;
     // The Service's family is IPv4 here (a single-stack cluster): the first IPv4 address.

@@ -96,9 +96,15 @@ pub async fn run(client: Client, shutdown: impl std::future::Future<Output = ()>
 
     let services = drive(Api::<Service>::all(client.clone()), cfg(), svc_writer, tx.clone(), false, own_key::<Service>);
     let pod_caches = caches.clone();
-    let pods = drive(Api::<Pod>::all(client.clone()), cfg(), pod_writer, tx.clone(), false, move |p| {
-        pod_caches.services_of_pod(p).into_iter().collect()
-    });
+    let pods = drive_trimmed(
+        Api::<Pod>::all(client.clone()),
+        cfg(),
+        desired::trim_for_cache,
+        pod_writer,
+        tx.clone(),
+        false,
+        move |p| pod_caches.services_of_pod(p).into_iter().collect(),
+    );
     let endpoints =
         drive(Api::<Endpoints>::all(client.clone()), cfg(), ep_writer, tx.clone(), true, own_key::<Endpoints>);
     let slice_cfg = cfg().labels(&format!("{LABEL_MANAGED_BY}={MANAGED_BY}"));
@@ -137,7 +143,22 @@ async fn drive<K>(
 ) where
     K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
 {
-    reflector::reflector(writer, watcher(api, cfg).default_backoff())
+    drive_trimmed(api, cfg, |_: &mut K| {}, writer, tx, deletes_only, keys).await
+}
+
+/// [`drive`], with each object passed through `trim` before it is cached.
+async fn drive_trimmed<K>(
+    api: Api<K>,
+    cfg: watcher::Config,
+    trim: impl FnMut(&mut K) + Send + 'static,
+    writer: reflector::store::Writer<K>,
+    tx: mpsc::UnboundedSender<Key>,
+    deletes_only: bool,
+    keys: impl Fn(&K) -> Vec<Key>,
+) where
+    K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+{
+    reflector::reflector(writer, watcher(api, cfg).default_backoff().modify(trim))
         .for_each(|ev| {
             if let Ok(ev) = ev.as_ref()
                 && (!deletes_only || matches!(ev, watcher::Event::Delete(_)))

@@ -261,3 +261,50 @@ fn selectors_pick_pods_of_the_namespace_only() {
     assert!(desired::selected(&selectorless, pods.iter()).is_empty());
     assert!(!desired::has_selector(&selectorless));
 }
+
+#[test]
+fn a_trimmed_pod_gives_the_same_endpoints_and_slices_and_keeps_little() {
+    let full: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "a", "namespace": "ns", "uid": "uid-a", "labels": {"app": "web"},
+            "resourceVersion": "12", "creationTimestamp": "2026-01-01T00:00:01Z",
+            "annotations": {"big": "x".repeat(4096)}, "finalizers": ["batch.kubernetes.io/job-tracking"],
+            "managedFields": [{"manager": "kubectl", "operation": "Update", "fieldsType": "FieldsV1",
+                "fieldsV1": {"f:metadata": {}}}]},
+        "spec": {"nodeName": "node-1", "hostname": "a", "subdomain": "web",
+            "initContainers": [{"name": "side", "image": "x", "restartPolicy": "Always",
+                "ports": [{"name": "metrics", "containerPort": 9090}]}],
+            "containers": [{"name": "c", "image": "x", "command": ["sleep", "1000"],
+                "env": [{"name": "E", "value": "v".repeat(1024)}],
+                "ports": [{"name": "http", "containerPort": 8080}]}]},
+        "status": {"phase": "Running", "podIP": "10.244.0.5", "podIPs": [{"ip": "10.244.0.5"}],
+            "hostIP": "10.0.0.1", "message": "m".repeat(512),
+            "conditions": [
+                {"type": "PodScheduled", "status": "True", "lastTransitionTime": "2026-01-01T00:00:02Z"},
+                {"type": "Ready", "status": "True", "lastTransitionTime": "2026-01-01T00:00:05Z"}],
+            "containerStatuses": [{"name": "c", "image": "x", "imageID": "", "ready": true, "restartCount": 0,
+                "state": {"running": {"startedAt": "2026-01-01T00:00:04Z"}}}]},
+    }))
+    .unwrap();
+    let mut trimmed = full.clone();
+    desired::trim_for_cache(&mut trimmed);
+    let svc = service(json!({"selector": {"app": "web"}, "clusterIP": "10.96.5.5", "ports": [
+        {"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"},
+        {"name": "metrics", "port": 9090, "targetPort": "metrics", "protocol": "TCP"}]}));
+    let mut headless = svc.clone();
+    headless.spec.as_mut().unwrap().cluster_ip = Some("None".into());
+    for s in [&svc, &headless] {
+        let want = desired::endpoints(s, &[&full], None).map(|e| ep_json(&e));
+        assert_eq!(desired::endpoints(s, &[&trimmed], None).map(|e| ep_json(&e)), want);
+        assert!(want.unwrap()["subsets"][0]["ports"].as_array().unwrap().len() == 2, "both named ports resolved");
+        let slices = |p: &Pod| serde_json::to_value(desired::slices(s, &[p], &[]).create).unwrap();
+        assert_eq!(slices(&trimmed), slices(&full));
+    }
+    let json = serde_json::to_value(&trimmed).unwrap();
+    for gone in [&json["metadata"]["annotations"], &json["metadata"]["managedFields"], &json["metadata"]["finalizers"]]
+    {
+        assert!(gone.is_null(), "{json}");
+    }
+    assert!(json["spec"]["containers"][0].get("env").is_none() && json["status"].get("containerStatuses").is_none());
+    assert_eq!(json["status"]["conditions"].as_array().unwrap().len(), 1, "only Ready is read");
+    assert!(json.to_string().len() < 1024, "{} bytes: {json}", json.to_string().len());
+}
