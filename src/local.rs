@@ -294,7 +294,9 @@ async fn start_pod_network(
         Ok(_) => format!("cluster DNS on {}", net.host_ip()),
         Err(e) => format!("no cluster DNS: cannot serve on {addr}: {e}"),
     };
-    let note = format!("pod network {} on bridge {} ({dns_note})", net.subnet(), net.bridge());
+    // ClusterIP and NodePort Services, proxied in userspace (kube-proxy's former userspace mode).
+    crate::kubelet::proxy::spawn(client.clone(), net.bridge().to_string(), net.host_ip(), stop.clone());
+    let note = format!("pod network {} on bridge {} ({dns_note}; Service proxy)", net.subnet(), net.bridge());
     (Some((net, stop)), Some(note))
 }
 

@@ -311,7 +311,7 @@ pub struct PodNetwork {
 }
 
 /// Run `ip ARGS`, with the error text on failure.
-fn ip(args: &[&str]) -> Result<String, String> {
+pub(crate) fn ip(args: &[&str]) -> Result<String, String> {
     let out = std::process::Command::new("ip")
         .args(args)
         .stdin(std::process::Stdio::null())
