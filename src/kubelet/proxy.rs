@@ -382,7 +382,6 @@ pub fn spawn(
     })
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
