@@ -19,6 +19,9 @@ use crate::kubelet::{Backoff, ExecutorKind, Kubelet, KubeletConfig};
 /// The port `jobwright local` prefers (kube-apiserver's secure port), when it is free.
 pub const DEFAULT_PORT: u16 = 6443;
 
+/// How long the controllers may take to finish their in-flight reconciles on shutdown.
+const CONTROLLER_DRAIN: Duration = Duration::from_secs(10);
+
 /// Arguments of `jobwright local`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct LocalArgs {
@@ -250,7 +253,14 @@ pub async fn run(
     };
     tracing::info!("shutting down: stopping the controller, the pods, then the API server");
     stop_controller.cancel();
-    let _ = controller.await;
+    // Bounded: kube-runtime 5's Controller never finishes a graceful shutdown that starts before
+    // its store's first list arrived (its runner waits for the store forever), e.g. a SIGTERM
+    // right after start. Its reconciles are safe to cut (expectations and finalizers).
+    let abort = controller.abort_handle();
+    if tokio::time::timeout(CONTROLLER_DRAIN, controller).await.is_err() {
+        tracing::warn!("the controllers did not stop within {CONTROLLER_DRAIN:?}; stopping them now");
+        abort.abort();
+    }
     let _ = endpoints.await;
     kubelet.shutdown().await;
     if let Some((net, dns)) = network {
@@ -294,7 +304,9 @@ async fn start_pod_network(
         Ok(_) => format!("cluster DNS on {}", net.host_ip()),
         Err(e) => format!("no cluster DNS: cannot serve on {addr}: {e}"),
     };
-    let note = format!("pod network {} on bridge {} ({dns_note})", net.subnet(), net.bridge());
+    // ClusterIP and NodePort Services, proxied in userspace (kube-proxy's former userspace mode).
+    crate::kubelet::proxy::spawn(client.clone(), net.bridge().to_string(), net.host_ip(), stop.clone());
+    let note = format!("pod network {} on bridge {} ({dns_note}; Service proxy)", net.subnet(), net.bridge());
     (Some((net, stop)), Some(note))
 }
 

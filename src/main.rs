@@ -134,20 +134,20 @@ async fn run_controller(args: ControllerArgs) -> Result<(), Box<dyn std::error::
     Ok(())
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("install SIGTERM handler");
+/// Installs the SIGINT and SIGTERM handlers now and returns a future that resolves on the first
+/// of them. Installing them before anything starts matters: a signal sent as soon as the process
+/// says it is ready (a test, a service manager) would otherwise find the default action and kill
+/// the process with nothing cleaned up (the pod network's bridge, the kubeconfig). Must be called
+/// inside the runtime.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("install SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("install SIGINT handler");
+    async move {
         tokio::select! {
-            _ = ctrl_c => {}
+            _ = int.recv() => {}
             _ = term.recv() => {}
         }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
     }
 }
 

@@ -12,72 +12,12 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-struct Local {
-    child: Child,
-    kubeconfig: PathBuf,
-    cache: tempfile::TempDir,
-    _dir: Option<tempfile::TempDir>,
-}
+mod common;
 
+use common::local::Local;
+
+/// What these tests add to the shared harness.
 impl Local {
-    fn start() -> Self {
-        Self::start_with(&[])
-    }
-
-    /// A fresh instance in its own temporary directory, with `extra` flags.
-    fn start_with(extra: &[&str]) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        Self::launch(dir.path().join("jobwright.kubeconfig"), extra, Some(dir))
-    }
-
-    /// Start `jobwright local` writing `kubeconfig`; ready once it prints its line.
-    fn launch(kubeconfig: PathBuf, extra: &[&str], dir: Option<tempfile::TempDir>) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_jobwright"))
-            .args(["local", "--listen", "127.0.0.1:0", "--kubeconfig"])
-            .arg(&kubeconfig)
-            .args(["--pod-backoff-base", "200ms", "--restart-backoff-base", "200ms"])
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn jobwright local");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            if let Some(Ok(line)) = lines.next() {
-                let _ = tx.send(line);
-            }
-            for _ in lines {}
-        });
-        let line = rx.recv_timeout(Duration::from_secs(60)).expect("jobwright local printed its line");
-        assert!(line.starts_with("jobwright local: API server on http://127.0.0.1:"), "{line}");
-        assert!(line.ends_with(&format!("export KUBECONFIG={}", kubeconfig.display())), "{line}");
-        assert!(kubeconfig.exists());
-        Local { child, kubeconfig, cache: tempfile::tempdir().unwrap(), _dir: dir }
-    }
-
-    fn kubectl(&self, args: &[&str]) -> (bool, String, String) {
-        let out = Command::new("kubectl")
-            .arg("--kubeconfig")
-            .arg(&self.kubeconfig)
-            .args(args)
-            .env("KUBECACHEDIR", self.cache.path())
-            .output()
-            .expect("run kubectl (required)");
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let (ok, out, err) = self.kubectl(args);
-        assert!(ok, "kubectl {args:?} failed: {out}{err}");
-        out
-    }
-
     fn apply(&self, example: &str) {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples").join(example);
         self.ok(&["apply", "-f", path.to_str().unwrap()]);
@@ -89,38 +29,6 @@ impl Local {
 
     fn jsonpath(&self, job: &str, path: &str) -> String {
         self.ok(&["get", "job", job, "-o", &format!("jsonpath={path}")])
-    }
-
-    fn sigterm(&mut self) -> std::process::ExitStatus {
-        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
-        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
-        for _ in 0..600 {
-            if let Some(st) = self.child.try_wait().unwrap() {
-                return st;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        panic!("jobwright local did not exit within 30 s of SIGTERM");
-    }
-}
-
-impl Drop for Local {
-    /// SIGTERM first, so `local` stops its pod processes (a SIGKILLed `local` would leave them
-    /// running, e.g. a busy-loop pod spinning a core for the rest of the suite); SIGKILL after 30 s.
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
-            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-            for _ in 0..600 {
-                if !matches!(self.child.try_wait(), Ok(None)) {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -37,6 +37,7 @@ pub mod node;
 pub mod podnet;
 pub mod portforward;
 pub mod process;
+pub mod proxy;
 pub mod runtime;
 pub mod scheduler;
 pub mod simulate;

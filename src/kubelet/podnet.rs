@@ -311,7 +311,7 @@ pub struct PodNetwork {
 }
 
 /// Run `ip ARGS`, with the error text on failure.
-fn ip(args: &[&str]) -> Result<String, String> {
+pub(crate) fn ip(args: &[&str]) -> Result<String, String> {
     let out = std::process::Command::new("ip")
         .args(args)
         .stdin(std::process::Stdio::null())
@@ -364,30 +364,73 @@ impl Record {
     }
 }
 
-/// Remove everything instance `id` made: its pods' namespaces and veths, and its bridge.
-fn sweep(id: u32) {
-    let ns_prefix = format!("jw{id}-");
-    if let Ok(list) = ip(&["netns", "list"]) {
-        for name in list.lines().filter_map(|l| l.split_whitespace().next()) {
-            if name.starts_with(&ns_prefix) && name[ns_prefix.len()..].chars().all(|c| c.is_ascii_digit()) {
-                let _ = ip(&["netns", "del", name]);
-            }
+/// Whether `name` is one of instance `id`'s names: `<prefix><digits>`.
+fn numbered(name: &str, prefix: &str) -> bool {
+    name.strip_prefix(prefix).is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
+}
+
+/// The network interfaces of this network namespace: `/sys/class/net` (a directory read, which
+/// never misses a link that exists throughout) and `ip link`'s list (when sysfs is not there).
+fn link_names() -> BTreeSet<String> {
+    let mut names: BTreeSet<String> = std::fs::read_dir("/sys/class/net")
+        .map(|d| d.flatten().filter_map(|e| e.file_name().into_string().ok()).collect())
+        .unwrap_or_default();
+    if let Ok(list) = ip(&["-o", "link", "show"]) {
+        names.extend(
+            list.lines()
+                .filter_map(|l| l.split(':').nth(1))
+                .map(|n| n.trim().split('@').next().unwrap_or_default().to_string()),
+        );
+    }
+    names
+}
+
+/// SIGKILL every process in the network namespaces mounted at `netns` (a pod's processes that
+/// outlived a `kill -9`ed `jobwright local`: no kubelet was left to stop them). Processes are
+/// matched by the namespace's inode, so ones that left their process group are found too.
+fn kill_processes_in(netns: &[PathBuf]) {
+    use std::os::unix::fs::MetadataExt;
+    let inodes: BTreeSet<(u64, u64)> =
+        netns.iter().filter_map(|p| std::fs::metadata(p).ok()).map(|m| (m.dev(), m.ino())).collect();
+    if inodes.is_empty() {
+        return;
+    }
+    let Ok(procs) = std::fs::read_dir("/proc") else { return };
+    for entry in procs.flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else { continue };
+        let Ok(m) = std::fs::metadata(entry.path().join("ns/net")) else { continue };
+        if inodes.contains(&(m.dev(), m.ino())) {
+            info!(pid, "killing a pod process left behind by a stopped jobwright");
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
         }
     }
+}
+
+/// Remove everything instance `id` made: its pods' processes (when it died without stopping
+/// them), namespaces and veths, and its bridge (with the Service addresses on it). The bridge is
+/// deleted by name, and checked for, rather than looked for in a listing.
+fn sweep(id: u32) {
+    let ns_prefix = format!("jw{id}-");
+    let names: Vec<String> = ip(&["netns", "list"])
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|n| numbered(n, &ns_prefix))
+        .map(str::to_string)
+        .collect();
+    kill_processes_in(&names.iter().map(|n| PathBuf::from(format!("/run/netns/{n}"))).collect::<Vec<_>>());
+    for name in &names {
+        let _ = ip(&["netns", "del", name]);
+    }
     let veth_prefix = format!("jw{id}v");
+    for name in link_names().iter().filter(|n| numbered(n, &veth_prefix)) {
+        let _ = ip(&["link", "del", name]);
+    }
     let bridge = format!("jwbr{id}");
-    if let Ok(list) = ip(&["-o", "link", "show"]) {
-        for line in list.lines() {
-            let Some(name) = line.split(':').nth(1).map(|n| n.trim().split('@').next().unwrap_or_default()) else {
-                continue;
-            };
-            let ours = (name.starts_with(&veth_prefix)
-                && name[veth_prefix.len()..].chars().all(|c| c.is_ascii_digit()))
-                || name == bridge;
-            if ours {
-                let _ = ip(&["link", "del", name]);
-            }
-        }
+    if let Err(e) = ip(&["link", "del", &bridge])
+        && ip(&["link", "show", "dev", &bridge]).is_ok()
+    {
+        tracing::warn!(%bridge, error = %e, "cannot remove the bridge");
     }
 }
 
@@ -615,6 +658,9 @@ pub fn pod_exec_main(args: Vec<std::ffi::OsString>) -> std::process::ExitCode {
     if let Err(e) = mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>) {
         return fail(format!("making / private: {e}"), 126);
     }
+    // Every pod's network namespace is a mount under /run/netns; this mount namespace's copies
+    // would keep the other pods' namespaces (and their veths) alive after those pods are gone.
+    let _ = nix::mount::umount2("/run/netns", nix::mount::MntFlags::MNT_DETACH);
     for (file, target) in [(resolv, "/etc/resolv.conf"), (hosts, "/etc/hosts")] {
         if let Err(e) = mount(Some(file.as_os_str()), target, None::<&str>, MsFlags::MS_BIND, None::<&str>) {
             return fail(format!("bind-mounting {} on {target}: {e}", Path::new(file).display()), 126);

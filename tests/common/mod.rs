@@ -1,6 +1,8 @@
 //! Shared helpers for the API server conformance tests.
 #![allow(dead_code)]
 
+pub mod local;
+
 use std::ffi::OsStr;
 use std::fmt::Debug;
 use std::io::{BufRead, BufReader};
