@@ -131,9 +131,10 @@ pub fn decode(info: &ResourceInfo, obj: &mut Value, fv: FieldValidation) -> Resu
     }
     let warnings = strict::check(info, obj, fv)?;
     // A custom resource's schema defaults are applied as it is decoded, as upstream's codec
-    // does, so the managedFields of the write own them.
+    // does, so the managedFields of the write own them. Past the defaulting limit this stops
+    // early; `crd::admit` defaults again and refuses the object with the path.
     if let (Some(_), Some(schema)) = (&info.crd, &info.schema) {
-        crate::crd::default::apply(schema, obj);
+        let _ = crate::crd::default::apply(schema, obj);
     }
     Ok(warnings)
 }
