@@ -104,8 +104,10 @@ pub fn forbid_create(api: &Api, info: &ResourceInfo, name: &str) -> Result<(), S
 /// reached through an informer and a workqueue and works through API round trips to etcd, so a
 /// client that deletes a CRD and then watches it (kube-rs's `crd_derive_schema` watches from
 /// `"0"` for the DELETED event) sees it still terminating; acting within microseconds here would
-/// let the CRD vanish before such a watch starts.
-pub const SETTLE: Duration = Duration::from_millis(200);
+/// let the CRD vanish before such a watch starts. Much longer, and a client that deletes a CRD
+/// and at once re-creates it and its objects (kube-rs's `crd_api` then `crd_apply`) meets the
+/// old one still terminating (403 on create), as it only would on a slow real server.
+pub const SETTLE: Duration = Duration::from_millis(50);
 
 /// Run the finalizer until the store goes away.
 pub async fn run(api: Api) {
