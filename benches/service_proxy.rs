@@ -50,19 +50,23 @@ async fn counting_server() -> SocketAddrV4 {
 
 /// Send `bytes` on one connection, close the sending side and read the server's count.
 async fn send(addr: SocketAddr, bytes: usize) -> u64 {
-    let mut c = TcpStream::connect(addr).await.expect("connect");
-    c.set_nodelay(true).unwrap();
+    try_send(addr, bytes).await.unwrap_or_else(|e| panic!("{addr}: {e}"))
+}
+
+async fn try_send(addr: SocketAddr, bytes: usize) -> std::io::Result<u64> {
+    let mut c = TcpStream::connect(addr).await?;
+    c.set_nodelay(true)?;
     let chunk = vec![b'x'; 256 * 1024];
     let mut left = bytes;
     while left > 0 {
         let k = left.min(chunk.len());
-        c.write_all(&chunk[..k]).await.expect("write");
+        c.write_all(&chunk[..k]).await?;
         left -= k;
     }
-    c.shutdown().await.expect("shutdown");
+    c.shutdown().await?;
     let mut reply = String::new();
-    c.read_to_string(&mut reply).await.expect("read");
-    reply.trim().parse().unwrap_or_else(|_| panic!("server reply {reply:?}"))
+    c.read_to_string(&mut reply).await?;
+    reply.trim().parse().map_err(|_| std::io::Error::other(format!("server reply {reply:?}")))
 }
 
 /// (connections/s, MB/s) to `addr`.
@@ -175,7 +179,9 @@ async fn pod(connections: usize, megabytes: usize) -> Result<((f64, f64), (f64, 
             let (Some(ip), Some(host)) = (status.pod_ip, status.host_ip) else { continue };
             let direct = SocketAddr::new(ip.parse().unwrap(), 9000);
             let node = SocketAddr::new(host.parse::<Ipv4Addr>().unwrap().into(), node_port);
-            let ok = |a| async move { tokio::time::timeout(Duration::from_secs(2), send(a, 1)).await.is_ok() };
+            let ok = |a| async move {
+                matches!(tokio::time::timeout(Duration::from_secs(2), try_send(a, 1)).await, Ok(Ok(1)))
+            };
             if ok(direct).await && ok(node).await {
                 break (direct, node);
             }

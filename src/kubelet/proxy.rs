@@ -318,6 +318,21 @@ impl Proxy {
     }
 }
 
+/// Keep `writer`'s cache of `api` current, notifying `changed` on every event.
+async fn watch<K>(api: kube::Api<K>, writer: reflector::store::Writer<K>, changed: Arc<Notify>)
+where
+    K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+{
+    watcher(api, watcher::Config::default())
+        .default_backoff()
+        .reflect(writer)
+        .for_each(|_| {
+            changed.notify_one();
+            futures::future::ready(())
+        })
+        .await
+}
+
 /// Run the Service proxy for the pods on `bridge` (whose address is `node_ip`) until `stop`.
 /// Services and EndpointSlices are watched through `client`. The addresses it adds stay until
 /// the bridge goes (they are removed as Services go while it runs).
@@ -330,26 +345,8 @@ pub fn spawn(
     let (services, svc_writer) = reflector::store::<Service>();
     let (slices, slice_writer) = reflector::store::<EndpointSlice>();
     let changed = Arc::new(Notify::new());
-    let svc_watch = watcher(kube::Api::<Service>::all(client.clone()), watcher::Config::default())
-        .default_backoff()
-        .reflect(svc_writer)
-        .for_each({
-            let changed = changed.clone();
-            move |_| {
-                changed.notify_one();
-                futures::future::ready(())
-            }
-        });
-    let slice_watch = watcher(kube::Api::<EndpointSlice>::all(client), watcher::Config::default())
-        .default_backoff()
-        .reflect(slice_writer)
-        .for_each({
-            let changed = changed.clone();
-            move |_| {
-                changed.notify_one();
-                futures::future::ready(())
-            }
-        });
+    let svc_watch = watch(kube::Api::<Service>::all(client.clone()), svc_writer, changed.clone());
+    let slice_watch = watch(kube::Api::<EndpointSlice>::all(client), slice_writer, changed.clone());
     let mut proxy = Proxy {
         bridge,
         node_ip,
