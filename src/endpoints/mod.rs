@@ -94,9 +94,10 @@ pub async fn run(client: Client, shutdown: impl std::future::Future<Output = ()>
     let (tx, rx) = mpsc::unbounded_channel::<Key>();
     let cfg = watcher::Config::default;
 
-    let services = drive(Api::<Service>::all(client.clone()), cfg(), svc_writer, tx.clone(), false, own_key::<Service>);
+    let services =
+        drive(Api::<Service>::all(client.clone()), cfg(), |_| {}, svc_writer, tx.clone(), false, own_key::<Service>);
     let pod_caches = caches.clone();
-    let pods = drive_trimmed(
+    let pods = drive(
         Api::<Pod>::all(client.clone()),
         cfg(),
         desired::trim_for_cache,
@@ -106,15 +107,23 @@ pub async fn run(client: Client, shutdown: impl std::future::Future<Output = ()>
         move |p| pod_caches.services_of_pod(p).into_iter().collect(),
     );
     let endpoints =
-        drive(Api::<Endpoints>::all(client.clone()), cfg(), ep_writer, tx.clone(), true, own_key::<Endpoints>);
+        drive(Api::<Endpoints>::all(client.clone()), cfg(), |_| {}, ep_writer, tx.clone(), true, own_key::<Endpoints>);
     let slice_cfg = cfg().labels(&format!("{LABEL_MANAGED_BY}={MANAGED_BY}"));
-    let slices = drive(Api::<EndpointSlice>::all(client.clone()), slice_cfg, slice_writer, tx.clone(), false, |s| {
-        s.labels()
-            .get(LABEL_SERVICE_NAME)
-            .map(|svc| (s.namespace().unwrap_or_default(), svc.clone()))
-            .into_iter()
-            .collect()
-    });
+    let slices = drive(
+        Api::<EndpointSlice>::all(client.clone()),
+        slice_cfg,
+        |_| {},
+        slice_writer,
+        tx.clone(),
+        false,
+        |s| {
+            s.labels()
+                .get(LABEL_SERVICE_NAME)
+                .map(|svc| (s.namespace().unwrap_or_default(), svc.clone()))
+                .into_iter()
+                .collect()
+        },
+    );
     let worker = worker(client, caches, tx, rx);
     tokio::select! {
         _ = shutdown => {}
@@ -131,23 +140,10 @@ fn own_key<K: kube::Resource>(o: &K) -> Vec<Key> {
     vec![(o.namespace().unwrap_or_default(), o.name_any())]
 }
 
-/// Keep `writer`'s cache of `api` up to date and send the keys `keys` gives for every object an
-/// event touches (deleted ones included), or with `deletes_only` for deleted objects only.
+/// Keep `writer`'s cache of `api` up to date, each object passed through `trim` first, and send
+/// the keys `keys` gives for every object an event touches (deleted ones included), or with
+/// `deletes_only` for deleted objects only.
 async fn drive<K>(
-    api: Api<K>,
-    cfg: watcher::Config,
-    writer: reflector::store::Writer<K>,
-    tx: mpsc::UnboundedSender<Key>,
-    deletes_only: bool,
-    keys: impl Fn(&K) -> Vec<Key>,
-) where
-    K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
-{
-    drive_trimmed(api, cfg, |_: &mut K| {}, writer, tx, deletes_only, keys).await
-}
-
-/// [`drive`], with each object passed through `trim` before it is cached.
-async fn drive_trimmed<K>(
     api: Api<K>,
     cfg: watcher::Config,
     trim: impl FnMut(&mut K) + Send + 'static,
