@@ -208,37 +208,44 @@ fn wrong_values() -> Vec<Value> {
     ]
 }
 
+/// POSTs of `base` with each field in turn set to every `every`-th wrong value (rotating).
+fn wrong_field_values(path: &str, base: &Value, every: usize) -> Vec<Req> {
+    let mut out = Vec::new();
+    let mut ptrs = Vec::new();
+    pointers(base, String::new(), &mut ptrs);
+    for (i, p) in ptrs.iter().enumerate() {
+        if p == "/apiVersion" || p == "/kind" {
+            continue;
+        }
+        for (j, w) in wrong_values().into_iter().enumerate() {
+            if (i + j) % every != 0 {
+                continue;
+            }
+            let mut obj = base.clone();
+            if let Some(slot) = obj.pointer_mut(p) {
+                *slot = w.clone();
+            }
+            if p != "/metadata/name" && p != "/metadata" {
+                obj["metadata"]["name"] = json!(format!("t{i}-{j}"));
+            }
+            out.push(req(
+                format!("POST {path} with {p} = {}", short(&w)),
+                "POST",
+                path,
+                JSON,
+                serde_json::to_vec(&obj).unwrap(),
+            ));
+        }
+    }
+    out
+}
+
 fn corpus() -> Vec<Req> {
     let mut out = Vec::new();
     // Wrong types and odd values per field.
     for (path, base) in bases() {
-        let mut ptrs = Vec::new();
-        pointers(&base, String::new(), &mut ptrs);
-        for (i, p) in ptrs.iter().enumerate() {
-            if p == "/apiVersion" || p == "/kind" {
-                continue;
-            }
-            // Every field gets a few of the wrong values (rotating), keeping the corpus ~600.
-            for (j, w) in wrong_values().into_iter().enumerate() {
-                if (i + j) % 4 != 0 {
-                    continue;
-                }
-                let mut obj = base.clone();
-                if let Some(slot) = obj.pointer_mut(p) {
-                    *slot = w.clone();
-                }
-                if p != "/metadata/name" && p != "/metadata" {
-                    obj["metadata"]["name"] = json!(format!("t{i}-{j}"));
-                }
-                out.push(req(
-                    format!("POST {path} with {p} = {}", short(&w)),
-                    "POST",
-                    path,
-                    JSON,
-                    serde_json::to_vec(&obj).unwrap(),
-                ));
-            }
-        }
+        // Every field gets a few of the wrong values (rotating), keeping the corpus ~600.
+        out.extend(wrong_field_values(path, &base, 4));
         // Deep, wide and huge bodies.
         for (d, what) in [
             (60, "deep known-free"),
@@ -1154,32 +1161,7 @@ async fn newer_kinds_and_hostile_crds_never_crash_hang_or_acknowledge_the_unread
     assert_eq!(r.code, 201, "{:?}", String::from_utf8_lossy(&r.body));
     let mut all = Vec::new();
     for (path, base) in newer_bases() {
-        let mut ptrs = Vec::new();
-        pointers(&base, String::new(), &mut ptrs);
-        for (i, p) in ptrs.iter().enumerate() {
-            if p == "/apiVersion" || p == "/kind" {
-                continue;
-            }
-            for (j, w) in wrong_values().into_iter().enumerate() {
-                if (i + j) % 3 != 0 {
-                    continue;
-                }
-                let mut obj = base.clone();
-                if let Some(slot) = obj.pointer_mut(p) {
-                    *slot = w.clone();
-                }
-                if p != "/metadata/name" && p != "/metadata" {
-                    obj["metadata"]["name"] = json!(format!("t{i}-{j}"));
-                }
-                all.push(req(
-                    format!("POST {path} with {p} = {}", short(&w)),
-                    "POST",
-                    path,
-                    JSON,
-                    serde_json::to_vec(&obj).unwrap(),
-                ));
-            }
-        }
+        all.extend(wrong_field_values(path, &base, 3));
         // Names and labels at and past their limits.
         for (k, name) in ["a".repeat(63), "a".repeat(64), "a".repeat(253), "a".repeat(254), "a.b".into(), "A".into()]
             .into_iter()
