@@ -240,6 +240,18 @@ fn wrong_field_values(path: &str, base: &Value, every: usize) -> Vec<Req> {
     out
 }
 
+/// How many items each list holds; each must be 200 and parse with serde_json's limits.
+async fn list_lengths(a: &str, lists: &[&str]) -> Vec<usize> {
+    let mut out = Vec::new();
+    for l in lists {
+        let r = request(a, "GET", l, None, b"").await;
+        assert_eq!(r.code, 200, "{l}");
+        let v: Value = serde_json::from_slice(&r.body).unwrap_or_else(|e| panic!("{l} is not readable back: {e}"));
+        out.push(v["items"].as_array().map(Vec::len).unwrap_or(0));
+    }
+    out
+}
+
 fn corpus() -> Vec<Req> {
     let mut out = Vec::new();
     // Wrong types and odd values per field.
@@ -596,13 +608,7 @@ async fn bad_input_corpus_never_crashes_hangs_or_acknowledges_the_unreadable() {
         "/apis/coordination.k8s.io/v1/leases",
         "/api/v1/namespaces",
     ];
-    let mut before = Vec::new();
-    for l in lists {
-        let r = request(&a, "GET", l, None, b"").await;
-        assert_eq!(r.code, 200, "{l}");
-        let v: Value = serde_json::from_slice(&r.body).unwrap_or_else(|e| panic!("{l} is not readable back: {e}"));
-        before.push(v["items"].as_array().map(Vec::len).unwrap_or(0));
-    }
+    let before = list_lengths(&a, &lists).await;
     // A restart from the data directory reads it all back.
     drop(s);
     assert!(Server::open(config()).is_ok(), "the server does not start again from its data directory");
@@ -1283,13 +1289,7 @@ async fn newer_kinds_and_hostile_crds_never_crash_hang_or_acknowledge_the_unread
         "/apis/hostile.example.com/v1/widgets",
         "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
     ];
-    let mut before = Vec::new();
-    for l in lists {
-        let r = request(&a, "GET", l, None, b"").await;
-        assert_eq!(r.code, 200, "{l}");
-        let v: Value = serde_json::from_slice(&r.body).unwrap_or_else(|e| panic!("{l} is not readable back: {e}"));
-        before.push(v["items"].as_array().map(Vec::len).unwrap_or(0));
-    }
+    let before = list_lengths(&a, &lists).await;
     drop(s);
     let s = TestApiServer::start_with(config()).await;
     let a = addr(&s);
