@@ -208,37 +208,56 @@ fn wrong_values() -> Vec<Value> {
     ]
 }
 
+/// POSTs of `base` with each field in turn set to every `every`-th wrong value (rotating).
+fn wrong_field_values(path: &str, base: &Value, every: usize) -> Vec<Req> {
+    let mut out = Vec::new();
+    let mut ptrs = Vec::new();
+    pointers(base, String::new(), &mut ptrs);
+    for (i, p) in ptrs.iter().enumerate() {
+        if p == "/apiVersion" || p == "/kind" {
+            continue;
+        }
+        for (j, w) in wrong_values().into_iter().enumerate() {
+            if (i + j) % every != 0 {
+                continue;
+            }
+            let mut obj = base.clone();
+            if let Some(slot) = obj.pointer_mut(p) {
+                *slot = w.clone();
+            }
+            if p != "/metadata/name" && p != "/metadata" {
+                obj["metadata"]["name"] = json!(format!("t{i}-{j}"));
+            }
+            out.push(req(
+                format!("POST {path} with {p} = {}", short(&w)),
+                "POST",
+                path,
+                JSON,
+                serde_json::to_vec(&obj).unwrap(),
+            ));
+        }
+    }
+    out
+}
+
+/// How many items each list holds; each must be 200 and parse with serde_json's limits.
+async fn list_lengths(a: &str, lists: &[&str]) -> Vec<usize> {
+    let mut out = Vec::new();
+    for l in lists {
+        let r = request(a, "GET", l, None, b"").await;
+        assert_eq!(r.code, 200, "{l}");
+        let v: Value = serde_json::from_slice(&r.body).unwrap_or_else(|e| panic!("{l} is not readable back: {e}"));
+        out.push(v["items"].as_array().map(Vec::len).unwrap_or(0));
+    }
+    out
+}
+
 fn corpus() -> Vec<Req> {
     let mut out = Vec::new();
     // Wrong types and odd values per field.
     for (path, base) in bases() {
-        let mut ptrs = Vec::new();
-        pointers(&base, String::new(), &mut ptrs);
-        for (i, p) in ptrs.iter().enumerate() {
-            if p == "/apiVersion" || p == "/kind" {
-                continue;
-            }
-            // Every field gets a few of the wrong values (rotating), keeping the corpus ~600.
-            for (j, w) in wrong_values().into_iter().enumerate() {
-                if (i + j) % 4 != 0 {
-                    continue;
-                }
-                let mut obj = base.clone();
-                if let Some(slot) = obj.pointer_mut(p) {
-                    *slot = w.clone();
-                }
-                if p != "/metadata/name" && p != "/metadata" {
-                    obj["metadata"]["name"] = json!(format!("t{i}-{j}"));
-                }
-                out.push(req(
-                    format!("POST {path} with {p} = {}", short(&w)),
-                    "POST",
-                    path,
-                    JSON,
-                    serde_json::to_vec(&obj).unwrap(),
-                ));
-            }
-        }
+        // Every field gets a few of the wrong values (rotating), keeping the corpus ~600.
+        out.extend(wrong_field_values(path, &base, 4));
         // Deep, wide and huge bodies.
         for (d, what) in [
             (60, "deep known-free"),
@@ -589,13 +608,7 @@ async fn bad_input_corpus_never_crashes_hangs_or_acknowledges_the_unreadable() {
         "/apis/coordination.k8s.io/v1/leases",
         "/api/v1/namespaces",
     ];
-    let mut before = Vec::new();
-    for l in lists {
-        let r = request(&a, "GET", l, None, b"").await;
-        assert_eq!(r.code, 200, "{l}");
-        let v: Value = serde_json::from_slice(&r.body).unwrap_or_else(|e| panic!("{l} is not readable back: {e}"));
-        before.push(v["items"].as_array().map(Vec::len).unwrap_or(0));
-    }
+    let before = list_lengths(&a, &lists).await;
     // A restart from the data directory reads it all back.
     drop(s);
     assert!(Server::open(config()).is_ok(), "the server does not start again from its data directory");
@@ -1154,32 +1167,7 @@ async fn newer_kinds_and_hostile_crds_never_crash_hang_or_acknowledge_the_unread
     assert_eq!(r.code, 201, "{:?}", String::from_utf8_lossy(&r.body));
     let mut all = Vec::new();
     for (path, base) in newer_bases() {
-        let mut ptrs = Vec::new();
-        pointers(&base, String::new(), &mut ptrs);
-        for (i, p) in ptrs.iter().enumerate() {
-            if p == "/apiVersion" || p == "/kind" {
-                continue;
-            }
-            for (j, w) in wrong_values().into_iter().enumerate() {
-                if (i + j) % 3 != 0 {
-                    continue;
-                }
-                let mut obj = base.clone();
-                if let Some(slot) = obj.pointer_mut(p) {
-                    *slot = w.clone();
-                }
-                if p != "/metadata/name" && p != "/metadata" {
-                    obj["metadata"]["name"] = json!(format!("t{i}-{j}"));
-                }
-                all.push(req(
-                    format!("POST {path} with {p} = {}", short(&w)),
-                    "POST",
-                    path,
-                    JSON,
-                    serde_json::to_vec(&obj).unwrap(),
-                ));
-            }
-        }
+        all.extend(wrong_field_values(path, &base, 3));
         // Names and labels at and past their limits.
         for (k, name) in ["a".repeat(63), "a".repeat(64), "a".repeat(253), "a".repeat(254), "a.b".into(), "A".into()]
             .into_iter()
@@ -1301,13 +1289,7 @@ async fn newer_kinds_and_hostile_crds_never_crash_hang_or_acknowledge_the_unread
         "/apis/hostile.example.com/v1/widgets",
         "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
     ];
-    let mut before = Vec::new();
-    for l in lists {
-        let r = request(&a, "GET", l, None, b"").await;
-        assert_eq!(r.code, 200, "{l}");
-        let v: Value = serde_json::from_slice(&r.body).unwrap_or_else(|e| panic!("{l} is not readable back: {e}"));
-        before.push(v["items"].as_array().map(Vec::len).unwrap_or(0));
-    }
+    let before = list_lengths(&a, &lists).await;
     drop(s);
     let s = TestApiServer::start_with(config()).await;
     let a = addr(&s);
