@@ -422,7 +422,13 @@ impl Api {
         let deleting = !matches!(op, Op::Put(_));
         let w = self.store.write(info, ns, name, expect, op)?;
         if svc {
-            let new = if deleting { None } else { Some(w.object.clone().unwrap_or_else(|| parse(&w.bytes))) };
+            // A delete frees what the deleted object held, not what was read before the write
+            // (a concurrent update in between may have changed its addresses).
+            let (old, new) = if deleting {
+                (Some(parse(&w.bytes)), None)
+            } else {
+                (old.clone(), Some(w.object.clone().unwrap_or_else(|| parse(&w.bytes))))
+            };
             self.services.committed(&self.store, info, old.as_ref(), new.as_ref());
         }
         if crd {
