@@ -711,8 +711,7 @@ async fn create_job(client: &Client, job: &Job) -> Result<Job, kube::Error> {
         .create(&PostParams::default(), body)
         .map_err(kube::Error::BuildRequest)?;
     let Created { metadata: m } = client.request::<Created>(req).await?;
-    let mut created = Job::default();
-    created.metadata = k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+    let metadata = k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
         name: m.name,
         namespace: m.namespace,
         uid: m.uid,
@@ -720,7 +719,7 @@ async fn create_job(client: &Client, job: &Job) -> Result<Job, kube::Error> {
         creation_timestamp: m.creation_timestamp,
         ..Default::default()
     };
-    Ok(created)
+    Ok(Job { metadata, ..Default::default() })
 }
 
 /// Whether a create failed because the namespace is being deleted (upstream's
