@@ -688,7 +688,17 @@ async fn handle_json(
     // A small create is cheap (its cost grows with its body, and there is no old object to patch
     // or compare): served on the async worker, without the blocking pool's thread hop, which
     // costs more than the create itself when thousands come at once (a CronJob tick).
-    if parts.method == Method::POST && bytes.len() <= INLINE_CREATE_BYTES {
+    // Only built-in kinds whose admission is bounded by their body (not custom resources, whose
+    // CEL rules may run up to their budget, nor CRDs, which compile rules), and only when no
+    // write waits for an fsync (`--data-dir`).
+    let inline_kind = ["/api/v1/", "/apis/batch/", "/apis/events.k8s.io/"]
+        .iter()
+        .any(|p| parts.uri.path().starts_with(p));
+    if parts.method == Method::POST
+        && bytes.len() <= INLINE_CREATE_BYTES
+        && inline_kind
+        && s.config.data_dir.is_none()
+    {
         return match dispatch(s, &parts.method, &parts.uri, &q, &parts.headers, bytes, user.as_ref()).await {
             Ok(r) => r,
             Err(e) => error_response(&e),
