@@ -627,9 +627,6 @@ async fn handle(State(s): State<Arc<Server>>, req: Request) -> Response {
 
 /// The request answered in JSON; `refuse` is a negotiation error (406) that comes after
 /// authentication and authorization, as upstream's handlers negotiate after the filters.
-/// POST bodies up to this size are handled on the async workers (see [`handle_json`]).
-const INLINE_CREATE_BYTES: usize = 16 * 1024;
-
 async fn handle_json(
     s: &Arc<Server>,
     parts: http::request::Parts,
@@ -680,25 +677,6 @@ async fn handle_json(
         return r.map_or_else(|e| error_response(&e), |v| json_value(StatusCode::CREATED, &v));
     }
     if matches!(parts.method, Method::GET | Method::HEAD) {
-        return match dispatch(s, &parts.method, &parts.uri, &q, &parts.headers, bytes, user.as_ref()).await {
-            Ok(r) => r,
-            Err(e) => error_response(&e),
-        };
-    }
-    // A small create is cheap (its cost grows with its body, and there is no old object to patch
-    // or compare): served on the async worker, without the blocking pool's thread hop, which
-    // costs more than the create itself when thousands come at once (a CronJob tick).
-    // Only built-in kinds whose admission is bounded by their body (not custom resources, whose
-    // CEL rules may run up to their budget, nor CRDs, which compile rules), and only when no
-    // write waits for an fsync (`--data-dir`).
-    let inline_kind = ["/api/v1/", "/apis/batch/", "/apis/events.k8s.io/"]
-        .iter()
-        .any(|p| parts.uri.path().starts_with(p));
-    if parts.method == Method::POST
-        && bytes.len() <= INLINE_CREATE_BYTES
-        && inline_kind
-        && s.config.data_dir.is_none()
-    {
         return match dispatch(s, &parts.method, &parts.uri, &q, &parts.headers, bytes, user.as_ref()).await {
             Ok(r) => r,
             Err(e) => error_response(&e),
