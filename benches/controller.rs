@@ -155,12 +155,7 @@ async fn scenario(cfg: kube::Config, jobs: usize, completions: i32, parallelism:
     let (hwm, rss) = common::memory("self");
     let by_resource: Vec<Value> =
         counts.lock().unwrap().iter().map(|((res, verb), n)| json!({"resource": res, "verb": verb, "n": n})).collect();
-    let codes: Vec<String> = metrics
-        .render()
-        .lines()
-        .filter(|l| l.starts_with("jobwright_api_requests_total{"))
-        .map(|l| l.trim_start_matches("jobwright_api_requests_total").to_string())
-        .collect();
+    let codes = common::api_request_lines(&metrics.render());
     println!(
         "RESULT {}",
         json!({"elapsed": elapsed, "jobs": jobs, "completions": completions, "by_resource": by_resource,

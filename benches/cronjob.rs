@@ -192,12 +192,7 @@ async fn run(client_cfg: kube::Config, n: usize, lead: i64, idle: Duration) {
         pct(&skews, 0.99)
     );
     println!("  every status written {done_at:.2}s after the slot");
-    let by_verb: Vec<String> = metrics
-        .render()
-        .lines()
-        .filter(|l| l.starts_with("jobwright_api_requests_total{"))
-        .map(|l| l.trim_start_matches("jobwright_api_requests_total").to_string())
-        .collect();
+    let by_verb = common::api_request_lines(&metrics.render());
     println!(
         "  syncs in all (start-up + the slot): {syncs0} for {n} CronJobs; API requests {reqs0}: {}",
         by_verb.join(", ")

@@ -211,3 +211,13 @@ pub fn memory(pid: &str) -> (u64, u64) {
 pub fn mib(b: u64) -> f64 {
     b as f64 / 1048576.0
 }
+
+/// The `jobwright_api_requests_total{...} N` lines of a rendered metrics registry, without the
+/// metric name: the requests by resource, verb and code that the benches print.
+pub fn api_request_lines(rendered: &str) -> Vec<String> {
+    rendered
+        .lines()
+        .filter(|l| l.starts_with("jobwright_api_requests_total{"))
+        .map(|l| l.trim_start_matches("jobwright_api_requests_total").to_string())
+        .collect()
+}
