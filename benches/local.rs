@@ -75,6 +75,7 @@ fn main() {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         let (idle, idle_rss) = common::memory(&pid);
+        let cpu0 = common::cpu_seconds(&pid);
         let rv0 = current_rv(&client).await;
 
         let watch = {
@@ -89,6 +90,7 @@ fn main() {
         let singles = start.elapsed().as_secs_f64();
         common::assert_counted(&done);
         let (hwm1, rss1) = common::memory(&pid);
+        let cpu1 = common::cpu_seconds(&pid);
         let (rv1, events1) = (current_rv(&client).await, stored_events(&client).await);
 
         let watch = {
@@ -104,6 +106,7 @@ fn main() {
         let want = if indexed == 1 { "0".to_string() } else { format!("0-{}", indexed - 1) };
         assert_eq!(big.status.as_ref().and_then(|s| s.completed_indexes.clone()), Some(want));
         let (hwm2, rss2) = common::memory(&pid);
+        let cpu2 = common::cpu_seconds(&pid);
         let (rv2, events2) = (current_rv(&client).await, stored_events(&client).await);
 
         let flag = if pod_events { "" } else { " --no-pod-events" };
@@ -139,6 +142,13 @@ fn main() {
             "API writes per pod (resourceVersion growth / pods, heartbeats included): {:.2} in the single-pod Jobs, {:.2} in the Indexed Job; Events stored: {events1} after the single-pod Jobs, {events2} in all",
             (rv1 - rv0) as f64 / jobs as f64,
             (rv2 - rv1) as f64 / indexed as f64,
+        );
+        println!(
+            "CPU of the `jobwright local` process (user + system): {:.2} ms per single-pod Job, {:.2} ms per pod of the Indexed Job (so at most {:.0} Jobs/s and {:.0} pods/s on 2 idle cores)",
+            (cpu1 - cpu0) * 1000.0 / jobs as f64,
+            (cpu2 - cpu1) * 1000.0 / indexed as f64,
+            2.0 * jobs as f64 / (cpu1 - cpu0).max(1e-9),
+            2.0 * indexed as f64 / (cpu2 - cpu1).max(1e-9),
         );
         // What the server stores of each kind, in JSON bytes (a list is its items' stored JSON).
         let (mut stored, mut total) = (Vec::new(), 0);
