@@ -9,11 +9,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::core::v1::{
-    EndpointAddress, EndpointPort, EndpointSubset, Endpoints, ObjectReference, Pod, Service, ServicePort,
+    EndpointAddress, EndpointPort, EndpointSubset, Endpoints, ObjectReference, Service, ServicePort,
 };
 use k8s_openapi::api::discovery::v1::{Endpoint, EndpointConditions, EndpointPort as SlicePort, EndpointSlice};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+pub use super::pod::EpPod;
 
 /// `kubernetes.io/service-name`: the Service an EndpointSlice belongs to.
 pub const LABEL_SERVICE_NAME: &str = "kubernetes.io/service-name";
@@ -32,17 +34,17 @@ pub const MAX_ENDPOINTS: usize = 1000;
 /// The most endpoints per EndpointSlice (`--max-endpoints-per-slice` default).
 pub const MAX_ENDPOINTS_PER_SLICE: usize = 100;
 
-fn labels_match(selector: &BTreeMap<String, String>, pod: &Pod) -> bool {
+fn labels_match(selector: &BTreeMap<String, String>, pod: &EpPod) -> bool {
     let labels = pod.metadata.labels.as_ref();
     selector.iter().all(|(k, v)| labels.and_then(|l| l.get(k)) == Some(v))
 }
 
 /// The Pods of `service`'s namespace its selector picks (a Service without a selector picks none:
 /// its endpoints are someone else's).
-pub fn selected<'a>(service: &Service, pods: impl IntoIterator<Item = &'a Pod>) -> Vec<&'a Pod> {
+pub fn selected<'a>(service: &Service, pods: impl IntoIterator<Item = &'a EpPod>) -> Vec<&'a EpPod> {
     let Some(selector) = service.spec.as_ref().and_then(|s| s.selector.as_ref()) else { return vec![] };
     let ns = service.metadata.namespace.as_deref();
-    let mut out: Vec<&Pod> =
+    let mut out: Vec<&EpPod> =
         pods.into_iter().filter(|p| p.metadata.namespace.as_deref() == ns && labels_match(selector, p)).collect();
     out.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
     out
@@ -53,76 +55,22 @@ pub fn has_selector(service: &Service) -> bool {
     service.spec.as_ref().is_some_and(|s| s.selector.is_some())
 }
 
-/// Drops what these controllers never read from a cached pod, so the cache of every pod in the
-/// cluster (finished ones included) costs a few hundred bytes per pod instead of the whole
-/// object: kept are the name, namespace, uid, labels, creation and deletion timestamps, the
-/// hostname, subdomain, node name and the containers' names, ports and restart policies, the
-/// phase, the addresses and the `Ready` condition. Nothing is written back from the cache.
-pub fn trim_for_cache(pod: &mut Pod) {
-    use k8s_openapi::api::core::v1::{Container, PodCondition, PodSpec, PodStatus};
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-    let meta = std::mem::take(&mut pod.metadata);
-    pod.metadata = ObjectMeta {
-        name: meta.name,
-        namespace: meta.namespace,
-        uid: meta.uid,
-        resource_version: meta.resource_version,
-        labels: meta.labels,
-        creation_timestamp: meta.creation_timestamp,
-        deletion_timestamp: meta.deletion_timestamp,
-        ..Default::default()
-    };
-    let ports_only = |c: Container| Container {
-        name: c.name,
-        ports: c.ports,
-        restart_policy: c.restart_policy,
-        ..Default::default()
-    };
-    pod.spec = pod.spec.take().map(|spec| PodSpec {
-        containers: spec.containers.into_iter().map(ports_only).collect(),
-        init_containers: spec.init_containers.map(|cs| cs.into_iter().map(ports_only).collect()),
-        hostname: spec.hostname,
-        subdomain: spec.subdomain,
-        node_name: spec.node_name,
-        ..Default::default()
-    });
-    pod.status = pod.status.take().map(|st| PodStatus {
-        phase: st.phase,
-        pod_ip: st.pod_ip,
-        pod_ips: st.pod_ips,
-        conditions: st.conditions.map(|cs| {
-            cs.into_iter()
-                .filter(|c| c.type_ == "Ready")
-                .map(|c| PodCondition { last_probe_time: None, message: None, reason: None, ..c })
-                .collect()
-        }),
-        ..Default::default()
-    });
-}
-
-fn pod_ip(pod: &Pod) -> Option<String> {
-    let st = pod.status.as_ref()?;
-    // The Service's family is IPv4 here (a single-stack cluster): the first IPv4 address.
-    let ips = st.pod_ips.iter().flatten().map(|p| p.ip.clone());
-    let all: Vec<String> = st.pod_ip.clone().into_iter().chain(ips).filter(|ip| !ip.is_empty()).collect();
-    all.iter().find(|ip| ip.parse::<std::net::Ipv4Addr>().is_ok()).cloned()
+fn pod_ip(pod: &EpPod) -> Option<String> {
+    pod.ip.clone()
 }
 
 /// `podutil.IsPodReady`.
-pub fn is_ready(pod: &Pod) -> bool {
-    pod.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+pub fn is_ready(pod: &EpPod) -> bool {
+    pod.ready
 }
 
-fn is_terminal(pod: &Pod) -> bool {
-    matches!(pod.status.as_ref().and_then(|s| s.phase.as_deref()), Some("Succeeded" | "Failed"))
+fn is_terminal(pod: &EpPod) -> bool {
+    pod.terminal
 }
 
 /// `ShouldPodBeInEndpoints`: an address, not finished, and (unless `include_terminating`) not
 /// being deleted.
-fn should_be_in_endpoints(pod: &Pod, include_terminating: bool) -> bool {
+fn should_be_in_endpoints(pod: &EpPod, include_terminating: bool) -> bool {
     if pod_ip(pod).is_none() || is_terminal(pod) {
         return false;
     }
@@ -130,15 +78,14 @@ fn should_be_in_endpoints(pod: &Pod, include_terminating: bool) -> bool {
 }
 
 /// `ShouldSetHostname`: the pod's `hostname` when its `subdomain` is this Service.
-fn hostname(pod: &Pod, service: &Service) -> Option<String> {
-    let spec = pod.spec.as_ref()?;
-    let h = spec.hostname.as_ref().filter(|h| !h.is_empty())?;
-    (spec.subdomain.as_deref() == service.metadata.name.as_deref()
+fn hostname(pod: &EpPod, service: &Service) -> Option<String> {
+    let h = pod.hostname.as_ref().filter(|h| !h.is_empty())?;
+    (pod.subdomain.as_deref() == service.metadata.name.as_deref()
         && pod.metadata.namespace == service.metadata.namespace)
         .then(|| h.clone())
 }
 
-fn target_ref(pod: &Pod) -> ObjectReference {
+fn target_ref(pod: &EpPod) -> ObjectReference {
     ObjectReference {
         kind: Some("Pod".into()),
         namespace: pod.metadata.namespace.clone(),
@@ -150,33 +97,23 @@ fn target_ref(pod: &Pod) -> ObjectReference {
 
 /// `podutil.FindPort`: a numeric targetPort as is; a named one resolved against the pod's
 /// containers (and restartable init containers) with the Service port's protocol.
-pub fn find_port(pod: &Pod, sp: &ServicePort) -> Option<i32> {
+pub fn find_port(pod: &EpPod, sp: &ServicePort) -> Option<i32> {
     let proto = sp.protocol.as_deref().unwrap_or("TCP");
     match sp.target_port.as_ref() {
         None => Some(sp.port),
         Some(IntOrString::Int(n)) => Some(*n),
         Some(IntOrString::String(name)) => {
-            let spec = pod.spec.as_ref()?;
-            let sidecars =
-                spec.init_containers.iter().flatten().filter(|c| c.restart_policy.as_deref() == Some("Always"));
-            spec.containers.iter().chain(sidecars).flat_map(|c| c.ports.iter().flatten()).find_map(|p| {
-                (p.name.as_deref() == Some(name.as_str()) && p.protocol.as_deref().unwrap_or("TCP") == proto)
-                    .then_some(p.container_port)
-            })
+            pod.named_ports.iter().find(|p| p.name == *name && p.protocol == proto).map(|p| p.port)
         }
     }
 }
 
 /// The latest change the Endpoints reflect: the Service's creation or a selected pod's
 /// readiness change (its creation when it has no Ready condition yet).
-fn trigger_time(service: &Service, pods: &[&Pod]) -> Option<Time> {
+fn trigger_time(service: &Service, pods: &[&EpPod]) -> Option<Time> {
     let mut t = service.metadata.creation_timestamp.clone();
     for p in pods {
-        let ready = p
-            .status
-            .as_ref()
-            .and_then(|s| s.conditions.as_ref())
-            .and_then(|cs| cs.iter().find(|c| c.type_ == "Ready").and_then(|c| c.last_transition_time.clone()));
+        let ready = p.ready_since.clone();
         let pt = ready.or_else(|| p.metadata.creation_timestamp.clone());
         if pt.as_ref().map(|x| x.0) > t.as_ref().map(|x| x.0) {
             t = pt;
@@ -221,7 +158,7 @@ struct Offer {
 /// The Endpoints `service` should have given the `pods` it selects; `current` is the stored one
 /// (its other annotations and labels are kept). Returns `None` when `current` already says the
 /// same (no write needed).
-pub fn endpoints(service: &Service, pods: &[&Pod], current: Option<&Endpoints>) -> Option<Endpoints> {
+pub fn endpoints(service: &Service, pods: &[&EpPod], current: Option<&Endpoints>) -> Option<Endpoints> {
     let tolerate = publish_not_ready(service);
     let ports = service.spec.as_ref().and_then(|s| s.ports.clone()).unwrap_or_default();
     let mut offers = Vec::new();
@@ -233,7 +170,7 @@ pub fn endpoints(service: &Service, pods: &[&Pod], current: Option<&Endpoints>) 
         let address = EndpointAddress {
             ip,
             hostname: hostname(pod, service),
-            node_name: pod.spec.as_ref().and_then(|s| s.node_name.clone()),
+            node_name: pod.node_name.clone(),
             target_ref: Some(target_ref(pod)),
         };
         let ready = tolerate || is_ready(pod);
@@ -416,7 +353,7 @@ fn slice_port_key(ports: &[SlicePort]) -> PortSet {
 }
 
 /// The endpoint a pod contributes (`podToEndpoint`), or `None` if it contributes none.
-fn pod_endpoint(service: &Service, pod: &Pod) -> Option<Endpoint> {
+fn pod_endpoint(service: &Service, pod: &EpPod) -> Option<Endpoint> {
     if !should_be_in_endpoints(pod, true) {
         return None;
     }
@@ -434,14 +371,14 @@ fn pod_endpoint(service: &Service, pod: &Pod) -> Option<Endpoint> {
             terminating: Some(terminating),
         }),
         hostname: hostname(pod, service),
-        node_name: pod.spec.as_ref().and_then(|s| s.node_name.clone()),
+        node_name: pod.node_name.clone(),
         target_ref: Some(target_ref(pod)),
         ..Default::default()
     })
 }
 
 /// `getEndpointPorts`: the Service's ports as this pod serves them (named targetPorts resolved).
-fn pod_ports(service: &Service, pod: &Pod) -> Vec<SlicePort> {
+fn pod_ports(service: &Service, pod: &EpPod) -> Vec<SlicePort> {
     let ports = service.spec.as_ref().and_then(|s| s.ports.clone()).unwrap_or_default();
     ports
         .iter()
@@ -472,7 +409,7 @@ fn slice_prefix(service: &str) -> String {
 
 /// What to write so the managed slices of `service` hold exactly the endpoints of `pods`,
 /// moving as few endpoints as possible (`existing` are the Service's managed slices).
-pub fn slices(service: &Service, pods: &[&Pod], existing: &[EndpointSlice]) -> SlicePlan {
+pub fn slices(service: &Service, pods: &[&EpPod], existing: &[EndpointSlice]) -> SlicePlan {
     let svc_name = service.metadata.name.clone().unwrap_or_default();
     // Desired endpoints grouped by the ports their pods serve.
     let mut desired: BTreeMap<PortSet, (Vec<SlicePort>, Vec<Endpoint>)> = BTreeMap::new();
@@ -619,7 +556,7 @@ pub fn slices(service: &Service, pods: &[&Pod], existing: &[EndpointSlice]) -> S
 
 /// The set of `(namespace, service)` a pod's slices mention, for mapping a pod event to the
 /// Services that held it.
-pub fn services_holding(slices: &[std::sync::Arc<EndpointSlice>], pod: &Pod) -> BTreeSet<String> {
+pub fn services_holding(slices: &[std::sync::Arc<EndpointSlice>], pod: &EpPod) -> BTreeSet<String> {
     let (ns, name) = (pod.metadata.namespace.as_deref(), pod.metadata.name.as_deref());
     slices
         .iter()

@@ -18,13 +18,14 @@
 //! Run by `jobwright local` only: against a real cluster, kube-controller-manager does this.
 
 pub mod desired;
+pub mod pod;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{Endpoints, Pod, Service};
+use k8s_openapi::api::core::v1::{Endpoints, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use kube::runtime::reflector::{self, ObjectRef, Store};
@@ -33,6 +34,7 @@ use kube::{Client, ResourceExt};
 use tokio::sync::mpsc;
 
 use desired::{LABEL_MANAGED_BY, LABEL_SERVICE_NAME, MANAGED_BY};
+use pod::EpPod;
 
 /// The annotation of an Endpoints used as a leader-election lock (left alone).
 const LEADER_ANNOTATION: &str = "control-plane.alpha.kubernetes.io/leader";
@@ -44,7 +46,7 @@ type Key = (String, String);
 #[derive(Clone)]
 struct Caches {
     services: Store<Service>,
-    pods: Store<Pod>,
+    pods: Store<EpPod>,
     endpoints: Store<Endpoints>,
     slices: Store<EndpointSlice>,
 }
@@ -55,7 +57,7 @@ impl Caches {
     }
 
     /// Keys of the Services a pod event concerns.
-    fn services_of_pod(&self, pod: &Pod) -> BTreeSet<Key> {
+    fn services_of_pod(&self, pod: &EpPod) -> BTreeSet<Key> {
         let ns = pod.namespace().unwrap_or_default();
         let mut keys: BTreeSet<Key> = self
             .services
@@ -87,7 +89,7 @@ impl Caches {
 /// Run both controllers until `shutdown` resolves.
 pub async fn run(client: Client, shutdown: impl std::future::Future<Output = ()>) {
     let (svc_reader, svc_writer) = reflector::store::<Service>();
-    let (pod_reader, pod_writer) = reflector::store::<Pod>();
+    let (pod_reader, pod_writer) = reflector::store::<EpPod>();
     let (ep_reader, ep_writer) = reflector::store::<Endpoints>();
     let (slice_reader, slice_writer) = reflector::store::<EndpointSlice>();
     let caches = Caches { services: svc_reader, pods: pod_reader, endpoints: ep_reader, slices: slice_reader };
@@ -98,9 +100,9 @@ pub async fn run(client: Client, shutdown: impl std::future::Future<Output = ()>
         drive(Api::<Service>::all(client.clone()), cfg(), |_| {}, svc_writer, tx.clone(), false, own_key::<Service>);
     let pod_caches = caches.clone();
     let pods = drive(
-        Api::<Pod>::all(client.clone()),
+        Api::<EpPod>::all(client.clone()),
         cfg(),
-        desired::trim_for_cache,
+        |_| {},
         pod_writer,
         tx.clone(),
         false,

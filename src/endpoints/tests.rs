@@ -5,6 +5,12 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use serde_json::{Value, json};
 
 use super::desired::{self, ANNOTATION_OVER_CAPACITY, MAX_ENDPOINTS_PER_SLICE};
+use super::pod::EpPod;
+
+/// The pods as the controllers' cache holds them (decoded from their JSON).
+fn cached(pods: &[Pod]) -> Vec<EpPod> {
+    pods.iter().map(EpPod::from).collect()
+}
 
 fn service(spec: Value) -> Service {
     serde_json::from_value(json!({
@@ -42,7 +48,8 @@ fn ep_json(e: &Endpoints) -> Value {
 #[test]
 fn endpoints_list_ready_and_not_ready_addresses_with_resolved_ports() {
     let pods = [pod("a", "10.244.0.5", true, 8080), pod("b", "10.244.0.6", false, 8080)];
-    let refs: Vec<&Pod> = pods.iter().collect();
+    let pods_cached = cached(&pods);
+    let refs: Vec<&EpPod> = pods_cached.iter().collect();
     let ep = ep_json(&desired::endpoints(&web(), &refs, None).unwrap());
     assert_eq!(ep["metadata"]["labels"], json!({"team": "a"}));
     assert_eq!(
@@ -64,7 +71,8 @@ fn endpoints_list_ready_and_not_ready_addresses_with_resolved_ports() {
 #[test]
 fn named_target_ports_resolve_per_pod_into_separate_subsets_and_slices() {
     let pods = [pod("a", "10.244.0.5", true, 8080), pod("b", "10.244.0.6", true, 9090)];
-    let refs: Vec<&Pod> = pods.iter().collect();
+    let pods_cached = cached(&pods);
+    let refs: Vec<&EpPod> = pods_cached.iter().collect();
     let ep = ep_json(&desired::endpoints(&web(), &refs, None).unwrap());
     let subsets = ep["subsets"].as_array().unwrap();
     assert_eq!(subsets.len(), 2);
@@ -89,7 +97,8 @@ fn pods_that_cannot_serve_are_left_out() {
     let mut no_port = pod("noport", "10.244.0.9", true, 8080);
     no_port.spec.as_mut().unwrap().containers[0].ports = None;
     let pods = [no_ip, done, deleting.clone(), no_port];
-    let refs: Vec<&Pod> = pods.iter().collect();
+    let pods_cached = cached(&pods);
+    let refs: Vec<&EpPod> = pods_cached.iter().collect();
     let ep = ep_json(&desired::endpoints(&web(), &refs, None).unwrap());
     assert!(ep.get("subsets").is_none(), "{ep}");
     // Slices keep a terminating pod (not ready; serving follows readiness), and a pod whose
@@ -109,7 +118,8 @@ fn publish_not_ready_addresses_makes_every_address_ready() {
     let mut svc = web();
     svc.spec.as_mut().unwrap().publish_not_ready_addresses = Some(true);
     let pods = [pod("a", "10.244.0.5", false, 8080)];
-    let refs: Vec<&Pod> = pods.iter().collect();
+    let pods_cached = cached(&pods);
+    let refs: Vec<&EpPod> = pods_cached.iter().collect();
     let ep = ep_json(&desired::endpoints(&svc, &refs, None).unwrap());
     assert_eq!(ep["subsets"][0]["addresses"][0]["ip"], "10.244.0.5");
     assert!(ep["subsets"][0].get("notReadyAddresses").is_none());
@@ -129,7 +139,8 @@ fn hostname_is_set_only_when_the_subdomain_is_the_service() {
     b.spec.as_mut().unwrap().hostname = Some("collab-1".into());
     b.spec.as_mut().unwrap().subdomain = Some("other".into());
     let pods = [a, b];
-    let refs: Vec<&Pod> = pods.iter().collect();
+    let pods_cached = cached(&pods);
+    let refs: Vec<&EpPod> = pods_cached.iter().collect();
     let ep = ep_json(&desired::endpoints(&svc, &refs, None).unwrap());
     // Headless without ports: addresses with no ports, and the headless label.
     assert_eq!(ep["metadata"]["labels"]["service.kubernetes.io/headless"], "");
@@ -145,12 +156,14 @@ fn hostname_is_set_only_when_the_subdomain_is_the_service() {
 #[test]
 fn an_unchanged_endpoints_needs_no_write() {
     let pods = [pod("a", "10.244.0.5", true, 8080)];
-    let refs: Vec<&Pod> = pods.iter().collect();
+    let pods_cached = cached(&pods);
+    let refs: Vec<&EpPod> = pods_cached.iter().collect();
     let mut first = desired::endpoints(&web(), &refs, None).unwrap();
     first.metadata.resource_version = Some("7".into());
     assert!(desired::endpoints(&web(), &refs, Some(&first)).is_none());
     let unready = [pod("a", "10.244.0.5", false, 8080)];
-    let refs: Vec<&Pod> = unready.iter().collect();
+    let unready_cached = cached(&unready);
+    let refs: Vec<&EpPod> = unready_cached.iter().collect();
     let next = desired::endpoints(&web(), &refs, Some(&first)).unwrap();
     assert_eq!(next.metadata.resource_version.as_deref(), Some("7"), "a replace carries the resourceVersion");
 }
@@ -162,20 +175,23 @@ fn many(n: usize, ready: impl Fn(usize) -> bool) -> Vec<Pod> {
 #[test]
 fn endpoints_are_truncated_at_1000_preferring_ready_addresses() {
     let pods = many(1200, |i| i % 2 == 0); // 600 ready, 600 not ready
-    let refs: Vec<&Pod> = pods.iter().collect();
+    let pods_cached = cached(&pods);
+    let refs: Vec<&EpPod> = pods_cached.iter().collect();
     let ep = ep_json(&desired::endpoints(&web(), &refs, None).unwrap());
     assert_eq!(ep["metadata"]["annotations"][ANNOTATION_OVER_CAPACITY], "truncated");
     let ss = &ep["subsets"][0];
     assert_eq!(ss["addresses"].as_array().unwrap().len(), 600);
     assert_eq!(ss["notReadyAddresses"].as_array().unwrap().len(), 400);
     let all_ready = many(1001, |_| true);
-    let refs: Vec<&Pod> = all_ready.iter().collect();
+    let all_ready_cached = cached(&all_ready);
+    let refs: Vec<&EpPod> = all_ready_cached.iter().collect();
     let ep = ep_json(&desired::endpoints(&web(), &refs, None).unwrap());
     assert_eq!(ep["subsets"][0]["addresses"].as_array().unwrap().len(), 1000);
     // Back under capacity: the annotation goes.
     let cur: Endpoints = serde_json::from_value(ep).unwrap();
     let fewer = many(10, |_| true);
-    let refs: Vec<&Pod> = fewer.iter().collect();
+    let fewer_cached = cached(&fewer);
+    let refs: Vec<&EpPod> = fewer_cached.iter().collect();
     let ep = ep_json(&desired::endpoints(&web(), &refs, Some(&cur)).unwrap());
     assert!(ep["metadata"]["annotations"].get(ANNOTATION_OVER_CAPACITY).is_none());
 }
@@ -195,7 +211,8 @@ fn stored(plan_create: Vec<EndpointSlice>) -> Vec<EndpointSlice> {
 #[test]
 fn slices_hold_at_most_100_and_moving_pods_touch_few_slices() {
     let pods = many(250, |_| true);
-    let refs: Vec<&Pod> = pods.iter().collect();
+    let pods_cached = cached(&pods);
+    let refs: Vec<&EpPod> = pods_cached.iter().collect();
     let plan = desired::slices(&web(), &refs, &[]);
     let sizes: Vec<usize> = plan.create.iter().map(|s| s.endpoints.len()).collect();
     assert_eq!(sizes, vec![100, 100, 50]);
@@ -214,13 +231,15 @@ fn slices_hold_at_most_100_and_moving_pods_touch_few_slices() {
     // One pod becomes unready: only its slice is rewritten.
     let mut changed = pods.clone();
     changed[5] = pod("p00005", "10.244.0.6", false, 8080);
-    let refs: Vec<&Pod> = changed.iter().collect();
+    let changed_cached = cached(&changed);
+    let refs: Vec<&EpPod> = changed_cached.iter().collect();
     let plan = desired::slices(&web(), &refs, &existing);
     assert_eq!((plan.create.len(), plan.update.len(), plan.delete.len()), (0, 1, 0));
     assert_eq!(plan.update[0].metadata.name.as_deref(), Some("web-0"));
     // Ten new pods fit into the slice with room instead of a new slice.
     let more = many(260, |_| true);
-    let refs: Vec<&Pod> = more.iter().collect();
+    let more_cached = cached(&more);
+    let refs: Vec<&EpPod> = more_cached.iter().collect();
     let plan = desired::slices(&web(), &refs, &existing);
     assert_eq!((plan.create.len(), plan.update.len()), (0, 1), "{plan:?}");
     assert_eq!(plan.update[0].endpoints.len(), 60);
@@ -240,7 +259,8 @@ fn a_service_without_pods_gets_one_placeholder_slice() {
     let existing = stored(plan.create);
     assert!(desired::slices(&web(), &[], &existing).is_empty());
     let pods = [pod("a", "10.244.0.5", true, 8080)];
-    let refs: Vec<&Pod> = pods.iter().collect();
+    let pods_cached = cached(&pods);
+    let refs: Vec<&EpPod> = pods_cached.iter().collect();
     let plan = desired::slices(&web(), &refs, &existing);
     assert_eq!((plan.create.len(), plan.delete.len()), (1, 1), "the placeholder makes way: {plan:?}");
     assert_eq!(plan.create[0].endpoints.len(), MAX_ENDPOINTS_PER_SLICE.min(1));
@@ -254,6 +274,7 @@ fn selectors_pick_pods_of_the_namespace_only() {
     unlabelled.metadata.labels = None;
     let mine = pod("z", "10.244.0.7", true, 8080);
     let pods = [other, unlabelled, mine];
+    let pods = cached(&pods);
     let picked: Vec<String> =
         desired::selected(&web(), pods.iter()).iter().map(|p| p.metadata.name.clone().unwrap()).collect();
     assert_eq!(picked, vec!["z"]);
@@ -263,48 +284,95 @@ fn selectors_pick_pods_of_the_namespace_only() {
 }
 
 #[test]
-fn a_trimmed_pod_gives_the_same_endpoints_and_slices_and_keeps_little() {
-    let full: Pod = serde_json::from_value(json!({
+fn the_cached_pod_keeps_what_endpoints_and_slices_read_and_little_else() {
+    let full = json!({
         "metadata": {"name": "a", "namespace": "ns", "uid": "uid-a", "labels": {"app": "web"},
             "resourceVersion": "12", "creationTimestamp": "2026-01-01T00:00:01Z",
             "annotations": {"big": "x".repeat(4096)}, "finalizers": ["batch.kubernetes.io/job-tracking"],
             "managedFields": [{"manager": "kubectl", "operation": "Update", "fieldsType": "FieldsV1",
                 "fieldsV1": {"f:metadata": {}}}]},
         "spec": {"nodeName": "node-1", "hostname": "a", "subdomain": "web",
-            "initContainers": [{"name": "side", "image": "x", "restartPolicy": "Always",
-                "ports": [{"name": "metrics", "containerPort": 9090}]}],
+            "initContainers": [
+                {"name": "init", "image": "x", "ports": [{"name": "metrics", "containerPort": 1111}]},
+                {"name": "side", "image": "x", "restartPolicy": "Always",
+                    "ports": [{"name": "metrics", "containerPort": 9090}, {"containerPort": 9091}]}],
             "containers": [{"name": "c", "image": "x", "command": ["sleep", "1000"],
                 "env": [{"name": "E", "value": "v".repeat(1024)}],
-                "ports": [{"name": "http", "containerPort": 8080}]}]},
-        "status": {"phase": "Running", "podIP": "10.244.0.5", "podIPs": [{"ip": "10.244.0.5"}],
+                "ports": [{"name": "http", "containerPort": 8080}, {"name": "dns", "containerPort": 53, "protocol": "UDP"}]}]},
+        "status": {"phase": "Running", "podIP": "fd00::5", "podIPs": [{"ip": "fd00::5"}, {"ip": "10.244.0.5"}],
             "hostIP": "10.0.0.1", "message": "m".repeat(512),
             "conditions": [
                 {"type": "PodScheduled", "status": "True", "lastTransitionTime": "2026-01-01T00:00:02Z"},
                 {"type": "Ready", "status": "True", "lastTransitionTime": "2026-01-01T00:00:05Z"}],
             "containerStatuses": [{"name": "c", "image": "x", "imageID": "", "ready": true, "restartCount": 0,
                 "state": {"running": {"startedAt": "2026-01-01T00:00:04Z"}}}]},
-    }))
-    .unwrap();
-    let mut trimmed = full.clone();
-    desired::trim_for_cache(&mut trimmed);
+    });
+    let pod: EpPod = serde_json::from_value(full.clone()).unwrap();
+    // What is read survives: the first IPv4 address, readiness and its time, the node, hostname
+    // and subdomain, the named ports of containers then sidecars (not of plain init containers).
+    assert_eq!(pod.ip.as_deref(), Some("10.244.0.5"));
+    assert!(pod.ready && !pod.terminal);
+    assert_eq!(serde_json::to_value(&pod.ready_since).unwrap(), "2026-01-01T00:00:05Z");
+    assert_eq!(
+        (pod.node_name.as_deref(), pod.hostname.as_deref(), pod.subdomain.as_deref()),
+        (Some("node-1"), Some("a"), Some("web"))
+    );
+    let ports: Vec<(&str, &str, i32)> =
+        pod.named_ports.iter().map(|p| (p.name.as_str(), p.protocol.as_str(), p.port)).collect();
+    assert_eq!(ports, [("http", "TCP", 8080), ("dns", "UDP", 53), ("metrics", "TCP", 9090)]);
+    let m = &pod.metadata;
+    assert_eq!(
+        (m.name.as_deref(), m.namespace.as_deref(), m.uid.as_deref(), m.resource_version.as_deref()),
+        (Some("a"), Some("ns"), Some("uid-a"), Some("12"))
+    );
+    assert_eq!(m.labels.as_ref().unwrap()["app"], "web");
+    assert!(m.annotations.is_none() && m.managed_fields.is_none() && m.finalizers.is_none(), "{m:?}");
+    // The same conversion from a typed Pod.
+    let typed: Pod = serde_json::from_value(full).unwrap();
+    assert_eq!(EpPod::from(&typed), pod);
+
     let svc = service(json!({"selector": {"app": "web"}, "clusterIP": "10.96.5.5", "ports": [
         {"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"},
-        {"name": "metrics", "port": 9090, "targetPort": "metrics", "protocol": "TCP"}]}));
+        {"name": "metrics", "port": 9090, "targetPort": "metrics", "protocol": "TCP"},
+        {"name": "dns", "port": 53, "targetPort": "dns", "protocol": "TCP"}]}));
+    let ep = ep_json(&desired::endpoints(&svc, &[&pod], None).unwrap());
+    assert_eq!(ep["subsets"][0]["addresses"][0]["ip"], "10.244.0.5");
+    assert_eq!(ep["subsets"][0]["addresses"][0]["nodeName"], "node-1");
+    let mut got: Vec<i64> =
+        ep["subsets"][0]["ports"].as_array().unwrap().iter().map(|p| p["port"].as_i64().unwrap()).collect();
+    got.sort();
+    assert_eq!(got, [8080, 9090], "both TCP named ports resolved; `dns` is UDP in the pod: {ep}");
+    assert_eq!(
+        ep["metadata"]["annotations"]["endpoints.kubernetes.io/last-change-trigger-time"],
+        "2026-01-01T00:00:05Z"
+    );
     let mut headless = svc.clone();
     headless.spec.as_mut().unwrap().cluster_ip = Some("None".into());
-    for s in [&svc, &headless] {
-        let want = desired::endpoints(s, &[&full], None).map(|e| ep_json(&e));
-        assert_eq!(desired::endpoints(s, &[&trimmed], None).map(|e| ep_json(&e)), want);
-        assert!(want.unwrap()["subsets"][0]["ports"].as_array().unwrap().len() == 2, "both named ports resolved");
-        let slices = |p: &Pod| serde_json::to_value(desired::slices(s, &[p], &[]).create).unwrap();
-        assert_eq!(slices(&trimmed), slices(&full));
+    let ep = ep_json(&desired::endpoints(&headless, &[&pod], None).unwrap());
+    assert_eq!(ep["subsets"][0]["addresses"][0]["hostname"], "a", "subdomain is the Service: {ep}");
+    let plan = desired::slices(&svc, &[&pod], &[]);
+    let e = &plan.create[0].endpoints[0];
+    assert_eq!(e.addresses, ["10.244.0.5"]);
+    assert_eq!(e.target_ref.as_ref().unwrap().uid.as_deref(), Some("uid-a"));
+
+    // A finished pod is terminal and never an endpoint.
+    let mut done: EpPod = pod.clone();
+    done.terminal = true;
+    let ep = ep_json(&desired::endpoints(&svc, &[&done], None).unwrap());
+    assert!(ep.get("subsets").is_none(), "{ep}");
+    for phase in ["Succeeded", "Failed"] {
+        let p: EpPod = serde_json::from_value(json!({"metadata": {"name": "x"}, "status": {"phase": phase}})).unwrap();
+        assert!(p.terminal, "{phase}");
     }
-    let json = serde_json::to_value(&trimmed).unwrap();
-    for gone in [&json["metadata"]["annotations"], &json["metadata"]["managedFields"], &json["metadata"]["finalizers"]]
-    {
-        assert!(gone.is_null(), "{json}");
-    }
-    assert!(json["spec"]["containers"][0].get("env").is_none() && json["status"].get("containerStatuses").is_none());
-    assert_eq!(json["status"]["conditions"].as_array().unwrap().len(), 1, "only Ready is read");
-    assert!(json.to_string().len() < 1024, "{} bytes: {json}", json.to_string().len());
+    // Nulls and absent fields decode as empty.
+    let bare: EpPod = serde_json::from_value(json!({"metadata": {"name": "x", "labels": null}, "spec": null, "status": {"conditions": null, "podIPs": null}})).unwrap();
+    assert!(bare.ip.is_none() && !bare.ready && bare.named_ports.is_empty());
+}
+
+#[test]
+fn a_cached_pod_is_small() {
+    // k8s-openapi's `Pod` is kilobytes before any field is set; the cached one is a few hundred
+    // bytes plus its strings and labels.
+    let (ours, theirs) = (std::mem::size_of::<EpPod>(), std::mem::size_of::<Pod>());
+    assert!(ours * 4 < theirs && ours < 768, "EpPod {ours} bytes, Pod {theirs} bytes");
 }
