@@ -46,6 +46,12 @@ fn main() {
     if !pod_events {
         args.push("--no-pod-events");
     }
+    // `JOBWRIGHT_BENCH_TCP=1`: the in-process components talk to the API server over loopback TCP
+    // (as before in-process clients), for comparison.
+    let tcp = std::env::var("JOBWRIGHT_BENCH_TCP").is_ok_and(|v| v == "1");
+    if tcp {
+        args.push("--tcp-clients");
+    }
     args.extend(["--kubeconfig", kc.to_str().expect("utf-8 path")]);
     // `JOBWRIGHT_BENCH_WRAP="heaptrack -o FILE"` runs the binary under a wrapper (a profiler);
     // the memory figures are then the wrapped `jobwright` process's (the wrapper's child).
@@ -76,6 +82,7 @@ fn main() {
         }
         let (idle, idle_rss) = common::memory(&pid);
         let rv0 = current_rv(&client).await;
+        let cpu0 = common::cpu_time(&pid);
 
         let watch = {
             let client = client.clone();
@@ -89,6 +96,7 @@ fn main() {
         let singles = start.elapsed().as_secs_f64();
         common::assert_counted(&done);
         let (hwm1, rss1) = common::memory(&pid);
+        let cpu1 = common::cpu_time(&pid);
         let (rv1, events1) = (current_rv(&client).await, stored_events(&client).await);
 
         let watch = {
@@ -104,9 +112,10 @@ fn main() {
         let want = if indexed == 1 { "0".to_string() } else { format!("0-{}", indexed - 1) };
         assert_eq!(big.status.as_ref().and_then(|s| s.completed_indexes.clone()), Some(want));
         let (hwm2, rss2) = common::memory(&pid);
+        let cpu2 = common::cpu_time(&pid);
         let (rv2, events2) = (current_rv(&client).await, stored_events(&client).await);
 
-        let flag = if pod_events { "" } else { " --no-pod-events" };
+        let flag = format!("{}{}", if pod_events { "" } else { " --no-pod-events" }, if tcp { " --tcp-clients" } else { "" });
         println!("\n`jobwright local --executor simulate --nodes {NODES}{flag}` (110 pods per node), pods run 0 s.");
         println!("Memory = VmHWM/VmRSS of the `jobwright local` process (API server + simulator + controllers).\n");
         println!("{:<48} {:>9} {:>9} {:>10} {:>12} {:>12}", "phase", "secs", "pods/s", "Jobs/s", "VmHWM", "VmRSS");
@@ -134,6 +143,14 @@ fn main() {
             "memory per finished pod kept (VmRSS growth from idle / pods): {:.1} KiB after the single-pod Jobs, {:.1} KiB after the Indexed Job",
             per_pod(rss1, jobs),
             per_pod(rss2, jobs + indexed as usize)
+        );
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        println!(
+            "CPU time of the `jobwright local` process (utime+stime): {:.0} ms in the single-pod Jobs, {:.2} ms per Job; {:.0} ms in the Indexed Job, {:.2} ms per pod",
+            ms(cpu1 - cpu0),
+            ms(cpu1 - cpu0) / jobs as f64,
+            ms(cpu2 - cpu1),
+            ms(cpu2 - cpu1) / indexed as f64,
         );
         println!(
             "API writes per pod (resourceVersion growth / pods, heartbeats included): {:.2} in the single-pod Jobs, {:.2} in the Indexed Job; Events stored: {events1} after the single-pod Jobs, {events2} in all",

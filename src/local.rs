@@ -1,9 +1,11 @@
 //! `jobwright local`: the API server, the node simulator and the Job (+TTL, +CronJob) controllers in one
 //! process, so a user's own Job manifests run for real on one machine and `kubectl` works against it.
 //!
-//! Design: the three parts talk to each other only through the API server over loopback HTTP,
-//! exactly as they would in a cluster (the controller and the kubelet hold ordinary `kube::Client`s
-//! built from the kubeconfig this command writes). The controller manages ALL Jobs (`manage_all`),
+//! Design: the three parts talk to each other only through the API server's HTTP API, exactly as
+//! they would in a cluster: the controllers and the kubelet hold ordinary `kube::Client`s, whose
+//! requests go through the same axum router (the same handler chain) as kubectl's, but are handed
+//! to it in process instead of over TCP and HTTP/1 ([`in_process_client`]; `--tcp-clients` for
+//! loopback TCP, as before). The controller manages ALL Jobs (`manage_all`),
 //! since there is no built-in controller to share them with, and installs the `jobwright.dev/v1`
 //! Job CRD at start so both kinds run (`kubectl get wjob`). Shutdown order on SIGINT/SIGTERM: the
 //! controller first (no new pods), then the kubelet (kills every process it started), then the
@@ -78,6 +80,11 @@ pub struct LocalArgs {
     /// Logging (`--log-level`, `--log-format`), as `jobwright controller` takes them.
     #[command(flatten)]
     pub telemetry: crate::telemetry::TelemetryArgs,
+    /// The in-process components (controllers, node simulator, `--run`) talk to the API server
+    /// over loopback TCP and HTTP/1, as kubectl does, instead of in process (for comparison
+    /// benchmarks).
+    #[arg(long, hide = true)]
+    pub tcp_clients: bool,
 }
 
 /// kube-apiserver's `--service-cluster-ip-range` and `--service-node-port-range`.
@@ -172,7 +179,11 @@ pub async fn run(
         }
         Some(_) => None,
     };
-    let client = kube::Client::try_from(kube::Config::new(url.parse()?))?;
+    let client = if args.tcp_clients {
+        kube::Client::try_from(kube::Config::new(url.parse()?))?
+    } else {
+        in_process_client(running.server.clone())
+    };
     let (network, network_note) = start_pod_network(&args, &client).await;
     let kubelet_config = KubeletConfig {
         nodes: args.nodes,
@@ -273,6 +284,39 @@ pub async fn run(
     }
     tracing::info!("stopped");
     outcome
+}
+
+/// How long an in-process request may take until its response head, as a TCP client's read
+/// timeout would bound it (the server ends watches and followed logs itself, well before).
+const IN_PROCESS_RESPONSE_TIMEOUT: Duration = Duration::from_secs(295);
+
+/// A `kube::Client` whose requests `server`'s router ([`http::router`], the handler chain TCP
+/// requests go through too) serves in this process, without TCP, HTTP/1 framing or a connection
+/// pool. Each request is served on its own task, as a connection's would be, and the client
+/// retries 429/503/504 as a `kube::Client` from a `Config` does.
+///
+/// What the connection layer (`apiserver::conn`) does for a TCP client and this does not: the
+/// header-size and header-read/body-read timeouts (requests built in this process are complete
+/// and bounded by their builder), the connection bound, and the `--max-requests-inflight` limits:
+/// the in-process components are exempt from those, as kube-apiserver's own loopback clients
+/// are (API Priority and Fairness's `exempt` level); each bounds its own concurrency (the
+/// controllers' worker counts, the kubelet's workers).
+pub fn in_process_client(server: std::sync::Arc<http::Server>) -> kube::Client {
+    use tower::ServiceExt as _;
+    let router = http::router(server);
+    let serve = tower::service_fn(move |req: ::http::Request<kube::client::Body>| {
+        let task = tokio::spawn(router.clone().oneshot(req));
+        async move {
+            match tokio::time::timeout(IN_PROCESS_RESPONSE_TIMEOUT, task).await {
+                Ok(Ok(Ok(resp))) => Ok(resp),
+                Ok(Ok(Err(never))) => match never {},
+                Ok(Err(e)) => Err(tower::BoxError::from(format!("in-process request failed: {e}"))),
+                Err(_) => Err(tower::BoxError::from("in-process request timed out before a response")),
+            }
+        }
+    });
+    let retry = tower::retry::RetryLayer::new(kube::client::retry::RetryPolicy::server_retry());
+    kube::Client::new(tower::ServiceBuilder::new().layer(retry).service(serve), "default")
 }
 
 /// The pod network and its DNS server (stopped by the token) with the process executor and root;

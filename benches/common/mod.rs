@@ -207,6 +207,16 @@ pub fn memory(pid: &str) -> (u64, u64) {
     (field("VmHWM:"), field("VmRSS:"))
 }
 
+/// CPU time the process `pid` has used so far (user + system, all threads), from
+/// `/proc/PID/stat` (`utime` + `stime`, in clock ticks of 1/100 s, Linux's `USER_HZ`).
+pub fn cpu_time(pid: &str) -> std::time::Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The fields after the command name (in parentheses, which may hold spaces): state is 3rd.
+    let rest = stat.rfind(')').map_or("", |i| &stat[i + 1..]);
+    let field = |n: usize| rest.split_whitespace().nth(n - 3).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    std::time::Duration::from_millis((field(14) + field(15)) * 10)
+}
+
 /// Bytes as MiB.
 pub fn mib(b: u64) -> f64 {
     b as f64 / 1048576.0
