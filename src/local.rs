@@ -357,6 +357,41 @@ async fn start_pod_network(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use futures::{StreamExt, TryStreamExt};
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use kube::api::{Api, PostParams, WatchEvent, WatchParams};
+
+    fn config_map(name: &str) -> ConfigMap {
+        let mut cm = ConfigMap::default();
+        cm.metadata.name = Some(name.into());
+        cm
+    }
+
+    /// The in-process client gets what a TCP client gets: objects, `Status` errors, watch events;
+    /// and its watches end when the server stops, as a TCP connection's do.
+    #[tokio::test]
+    async fn in_process_client_reads_writes_watches_and_its_watches_end_at_shutdown() {
+        let server = http::Server::new(http::ServerConfig::default());
+        let client = in_process_client(server.clone());
+        let cms: Api<ConfigMap> = Api::namespaced(client, "default");
+        let mut watch = cms.watch(&WatchParams::default(), "0").await.expect("watch").boxed();
+        let created = cms.create(&PostParams::default(), &config_map("a")).await.expect("create");
+        assert!(created.metadata.uid.is_some() && created.metadata.resource_version.is_some());
+        let first = tokio::time::timeout(Duration::from_secs(30), watch.try_next()).await.expect("an event in time");
+        match first.expect("no watch error") {
+            Some(WatchEvent::Added(cm)) => assert_eq!(cm.metadata.name.as_deref(), Some("a")),
+            other => panic!("expected Added a, got {other:?}"),
+        }
+        match cms.create(&PostParams::default(), &config_map("a")).await {
+            Err(kube::Error::Api(s)) => assert_eq!((s.code, s.reason.as_str()), (409, "AlreadyExists")),
+            other => panic!("expected a 409 AlreadyExists Status, got {other:?}"),
+        }
+        server.stopping.cancel();
+        let ended =
+            tokio::time::timeout(Duration::from_secs(30), async { while let Ok(Some(_)) = watch.try_next().await {} })
+                .await;
+        assert!(ended.is_ok(), "the watch did not end when the server stopped");
+    }
 
     #[test]
     fn durations_parse_with_units() {

@@ -795,5 +795,13 @@ mod tests {
         assert!(idx.get("ns", "b").is_empty());
         assert_eq!(idx.get("ns", "c"), ["c-1"]);
         assert!(idx.get("other", "c").is_empty());
+        // A re-list that finds a new Job under an old name: the shared informer's Delete of the
+        // old one comes before the InitDone and must not drop the new one.
+        idx.apply(&watcher::Event::Init);
+        idx.apply(&watcher::Event::InitApply(Arc::new(job("c-1", Some("d")))));
+        idx.apply(&watcher::Event::Delete(Arc::new(job("c-1", Some("c")))));
+        idx.apply(&watcher::Event::InitDone);
+        assert_eq!(idx.get("ns", "d"), ["c-1"]);
+        assert!(idx.get("ns", "c").is_empty());
     }
 }
