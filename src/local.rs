@@ -1,9 +1,11 @@
 //! `jobwright local`: the API server, the node simulator and the Job (+TTL, +CronJob) controllers in one
 //! process, so a user's own Job manifests run for real on one machine and `kubectl` works against it.
 //!
-//! Design: the three parts talk to each other only through the API server over loopback HTTP,
-//! exactly as they would in a cluster (the controller and the kubelet hold ordinary `kube::Client`s
-//! built from the kubeconfig this command writes). The controller manages ALL Jobs (`manage_all`),
+//! Design: the three parts talk to each other only through the API server's HTTP API, exactly as
+//! they would in a cluster: the controllers and the kubelet hold ordinary `kube::Client`s, whose
+//! requests go through the same axum router (the same handler chain) as kubectl's, but are handed
+//! to it in process instead of over TCP and HTTP/1 ([`in_process_client`]; `--tcp-clients` for
+//! loopback TCP, as before). The controller manages ALL Jobs (`manage_all`),
 //! since there is no built-in controller to share them with, and installs the `jobwright.dev/v1`
 //! Job CRD at start so both kinds run (`kubectl get wjob`). Shutdown order on SIGINT/SIGTERM: the
 //! controller first (no new pods), then the kubelet (kills every process it started), then the
@@ -78,6 +80,11 @@ pub struct LocalArgs {
     /// Logging (`--log-level`, `--log-format`), as `jobwright controller` takes them.
     #[command(flatten)]
     pub telemetry: crate::telemetry::TelemetryArgs,
+    /// The in-process components (controllers, node simulator, `--run`) talk to the API server
+    /// over loopback TCP and HTTP/1, as kubectl does, instead of in process (for comparison
+    /// benchmarks).
+    #[arg(long, hide = true)]
+    pub tcp_clients: bool,
 }
 
 /// kube-apiserver's `--service-cluster-ip-range` and `--service-node-port-range`.
@@ -172,7 +179,11 @@ pub async fn run(
         }
         Some(_) => None,
     };
-    let client = kube::Client::try_from(kube::Config::new(url.parse()?))?;
+    let client = if args.tcp_clients {
+        kube::Client::try_from(kube::Config::new(url.parse()?))?
+    } else {
+        in_process_client(running.server.clone())
+    };
     let (network, network_note) = start_pod_network(&args, &client).await;
     let kubelet_config = KubeletConfig {
         nodes: args.nodes,
@@ -275,6 +286,39 @@ pub async fn run(
     outcome
 }
 
+/// How long an in-process request may take until its response head, as a TCP client's read
+/// timeout would bound it (the server ends watches and followed logs itself, well before).
+const IN_PROCESS_RESPONSE_TIMEOUT: Duration = Duration::from_secs(295);
+
+/// A `kube::Client` whose requests `server`'s router ([`http::router`], the handler chain TCP
+/// requests go through too) serves in this process, without TCP, HTTP/1 framing or a connection
+/// pool. Each request is served on its own task, as a connection's would be, and the client
+/// retries 429/503/504 as a `kube::Client` from a `Config` does.
+///
+/// What the connection layer (`apiserver::conn`) does for a TCP client and this does not: the
+/// header-size and header-read/body-read timeouts (requests built in this process are complete
+/// and bounded by their builder), the connection bound, and the `--max-requests-inflight` limits:
+/// the in-process components are exempt from those, as kube-apiserver's own loopback clients
+/// are (API Priority and Fairness's `exempt` level); each bounds its own concurrency (the
+/// controllers' worker counts, the kubelet's workers).
+pub fn in_process_client(server: std::sync::Arc<http::Server>) -> kube::Client {
+    use tower::ServiceExt as _;
+    let router = http::router(server);
+    let serve = tower::service_fn(move |req: ::http::Request<kube::client::Body>| {
+        let task = tokio::spawn(router.clone().oneshot(req));
+        async move {
+            match tokio::time::timeout(IN_PROCESS_RESPONSE_TIMEOUT, task).await {
+                Ok(Ok(Ok(resp))) => Ok(resp),
+                Ok(Ok(Err(never))) => match never {},
+                Ok(Err(e)) => Err(tower::BoxError::from(format!("in-process request failed: {e}"))),
+                Err(_) => Err(tower::BoxError::from("in-process request timed out before a response")),
+            }
+        }
+    });
+    let retry = tower::retry::RetryLayer::new(kube::client::retry::RetryPolicy::server_retry());
+    kube::Client::new(tower::ServiceBuilder::new().layer(retry).service(serve), "default")
+}
+
 /// The pod network and its DNS server (stopped by the token) with the process executor and root;
 /// otherwise, or when it cannot be set up, pods share the host network. The note (printed after
 /// the API server's line) says which.
@@ -313,6 +357,41 @@ async fn start_pod_network(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use futures::{StreamExt, TryStreamExt};
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use kube::api::{Api, PostParams, WatchEvent, WatchParams};
+
+    fn config_map(name: &str) -> ConfigMap {
+        let mut cm = ConfigMap::default();
+        cm.metadata.name = Some(name.into());
+        cm
+    }
+
+    /// The in-process client gets what a TCP client gets: objects, `Status` errors, watch events;
+    /// and its watches end when the server stops, as a TCP connection's do.
+    #[tokio::test]
+    async fn in_process_client_reads_writes_watches_and_its_watches_end_at_shutdown() {
+        let server = http::Server::new(http::ServerConfig::default());
+        let client = in_process_client(server.clone());
+        let cms: Api<ConfigMap> = Api::namespaced(client, "default");
+        let mut watch = cms.watch(&WatchParams::default(), "0").await.expect("watch").boxed();
+        let created = cms.create(&PostParams::default(), &config_map("a")).await.expect("create");
+        assert!(created.metadata.uid.is_some() && created.metadata.resource_version.is_some());
+        let first = tokio::time::timeout(Duration::from_secs(30), watch.try_next()).await.expect("an event in time");
+        match first.expect("no watch error") {
+            Some(WatchEvent::Added(cm)) => assert_eq!(cm.metadata.name.as_deref(), Some("a")),
+            other => panic!("expected Added a, got {other:?}"),
+        }
+        match cms.create(&PostParams::default(), &config_map("a")).await {
+            Err(kube::Error::Api(s)) => assert_eq!((s.code, s.reason.as_str()), (409, "AlreadyExists")),
+            other => panic!("expected a 409 AlreadyExists Status, got {other:?}"),
+        }
+        server.stopping.cancel();
+        let ended =
+            tokio::time::timeout(Duration::from_secs(30), async { while let Ok(Some(_)) = watch.try_next().await {} })
+                .await;
+        assert!(ended.is_ok(), "the watch did not end when the server stopped");
+    }
 
     #[test]
     fn durations_parse_with_units() {

@@ -18,9 +18,9 @@ use futures::StreamExt;
 use k8s_openapi::api::batch::v1::Job;
 use kube::api::{Api, DeleteParams, Preconditions, PropagationPolicy};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 
+use crate::job::informer::Subscription;
 use crate::job::labels::condition;
 use crate::job::pods::to_chrono;
 use crate::job::{Config, JobKind};
@@ -62,23 +62,6 @@ pub fn time_left(job: &Job, now: DateTime<Utc>) -> Option<Duration> {
     }
     let Some(at) = expires_at(job) else { return Some(Duration::MAX) };
     if at <= now { None } else { Some((at - now).to_std().unwrap_or(Duration::ZERO)) }
-}
-
-/// Keeps of a cached Job only what [`reconcile`] reads before its live re-read: the metadata but
-/// `managedFields`, `spec.ttlSecondsAfterFinished` and `spec.managedBy`, and the status'
-/// conditions. A Job's pod template is most of its size, and this cache holds every Job.
-pub fn trim_for_cache<K: JobKind>(job: &mut K) {
-    use k8s_openapi::api::batch::v1::{JobSpec, JobStatus};
-    let mut b = job.batch().into_owned();
-    b.metadata.managed_fields = None;
-    b.metadata.annotations = None;
-    b.spec = b.spec.map(|s| JobSpec {
-        ttl_seconds_after_finished: s.ttl_seconds_after_finished,
-        managed_by: s.managed_by,
-        ..Default::default()
-    });
-    b.status = b.status.map(|s| JobStatus { conditions: s.conditions, ..Default::default() });
-    *job = K::from_batch(b);
 }
 
 struct Ctx {
@@ -135,17 +118,27 @@ pub async fn run(client: Client, config: Config, shutdown: impl Future<Output = 
     run_kind::<Job>(client, config, shutdown).await
 }
 
-/// Runs the TTL-after-finished controller for Jobs of kind `K` until `shutdown` completes.
+/// Runs the TTL-after-finished controller for Jobs of kind `K` until `shutdown` completes, with
+/// a Job informer of its own.
 pub async fn run_kind<K: JobKind>(
     client: Client,
     config: Config,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let api: Api<K> = Api::all(client.clone());
+    let (jobs, _informer) = Subscription::<K>::standalone(&client);
+    run_shared(client, config, jobs, shutdown).await
+}
+
+/// Runs the TTL-after-finished controller for Jobs of kind `K` over a shared Job informer's
+/// subscription ([`crate::job::informer`]) until `shutdown` completes.
+pub async fn run_shared<K: JobKind>(
+    client: Client,
+    config: Config,
+    jobs: Subscription<K>,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) {
     let ctx = Arc::new(Ctx { client, config: K::config(&config) });
-    let (reader, writer) = kube::runtime::reflector::store::<K>();
-    let jobs = watcher(api, watcher::Config::default()).default_backoff().modify(trim_for_cache::<K>);
-    Controller::for_stream(kube::runtime::reflector(writer, jobs).applied_objects(), reader)
+    Controller::for_shared_stream(Subscription::applied(jobs.events), jobs.store)
         .graceful_shutdown_on(shutdown)
         .run(reconcile::<K>, error_policy::<K>, ctx)
         .for_each(|r| async move {
@@ -179,25 +172,5 @@ mod tests {
         assert_eq!(time_left(&finished(Some(0), 100), at(100)), None, "0 = at once");
         assert_eq!(time_left(&finished(None, 100), at(1000)), Some(Duration::MAX), "no ttl");
         assert_eq!(time_left(&JobBuilder::new("u").build(), at(0)), Some(Duration::MAX), "unfinished");
-    }
-
-    #[test]
-    fn the_cached_job_keeps_what_the_ttl_check_reads_and_not_the_template() {
-        let mut job = finished(Some(30), 100);
-        job.spec.as_mut().unwrap().managed_by = Some("example.com/other".into());
-        job.metadata.annotations = Some([("big".to_string(), "x".repeat(4096))].into());
-        let before = job.clone();
-        assert!(!before.spec.as_ref().unwrap().template.spec.as_ref().unwrap().containers.is_empty());
-        trim_for_cache(&mut job);
-        assert_eq!(expires_at(&job), expires_at(&before));
-        assert_eq!(time_left(&job, at(110)), time_left(&before, at(110)));
-        let config = Config::default();
-        assert_eq!(config.manages(&job), config.manages(&before));
-        assert_eq!(job.metadata.name, before.metadata.name);
-        assert_eq!(job.metadata.uid, before.metadata.uid);
-        assert!(job.spec.as_ref().unwrap().template.spec.is_none(), "the pod template is not cached");
-        assert!(job.metadata.annotations.is_none());
-        let size = serde_json::to_vec(&job).unwrap().len();
-        assert!(size < 400, "{size} bytes: {}", serde_json::to_string(&job).unwrap());
     }
 }

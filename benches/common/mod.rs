@@ -207,18 +207,19 @@ pub fn memory(pid: &str) -> (u64, u64) {
     (field("VmHWM:"), field("VmRSS:"))
 }
 
-/// CPU seconds (user + system) the process has used so far, from `/proc/PID/stat`: a figure of
-/// the work done that the machine's load barely changes, unlike wall time.
-pub fn cpu_seconds(pid: &str) -> f64 {
+/// CPU time the process `pid` has used so far (user + system, all threads), from
+/// `/proc/PID/stat` (`utime` + `stime`, in clock ticks of 1/100 s, Linux's `USER_HZ`).
+pub fn cpu_time(pid: &str) -> std::time::Duration {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let ticks = |after: &str| -> f64 {
-        // Fields after the command's closing parenthesis: state is 3, utime 14, stime 15.
-        let f: Vec<&str> = after.split_whitespace().collect();
-        let n = |i: usize| f.get(i - 3).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-        n(14) + n(15)
-    };
-    let hz = 100.0; // USER_HZ, 100 on Linux on every architecture Rust supports
-    stat.rfind(')').map_or(0.0, |i| ticks(&stat[i + 2..]) / hz)
+    // The fields after the command name (in parentheses, which may hold spaces): state is 3rd.
+    let rest = stat.rfind(')').map_or("", |i| &stat[i + 1..]);
+    let field = |n: usize| rest.split_whitespace().nth(n - 3).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    std::time::Duration::from_millis((field(14) + field(15)) * 10)
+}
+
+/// [`cpu_time`] in seconds.
+pub fn cpu_seconds(pid: &str) -> f64 {
+    cpu_time(pid).as_secs_f64()
 }
 
 /// Bytes as MiB.

@@ -1,6 +1,7 @@
 //! The CronJob controller's shell: kube-runtime wiring around the pure [`super::sync`].
 //!
-//! - A kube-runtime `Controller` over all batch/v1 CronJobs; a Job reflector next to it feeds
+//! - A kube-runtime `Controller` over all batch/v1 CronJobs; the Job informer it shares with the
+//!   Job and TTL controllers ([`crate::job::informer`]; one of its own when run alone) feeds
 //!   [`JobIndex`] (the Jobs by their controller's name, upstream's `getJobsToBeReconciled`) and
 //!   wakes the CronJob a Job's controller reference names (kind `CronJob`, uid checked against
 //!   the cache, upstream's `resolveControllerRef`). [`Triggers`] drops the watch events whose
@@ -28,6 +29,8 @@ use kube::runtime::controller::{Action as KubeAction, Controller};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
+
+use crate::job::informer::Subscription;
 
 use super::deferred::{Deferred, Gate, MAX_DEFER, WRITERS};
 use super::schedule::Zone;
@@ -143,7 +146,7 @@ fn insert(by_owner: &mut ByOwner, owner_of: &mut OwnerOf, job: &Job) {
 
 impl JobIndex {
     /// Applies one watch event.
-    pub fn apply(&self, ev: &watcher::Event<Job>) {
+    pub fn apply(&self, ev: &watcher::Event<Arc<Job>>) {
         let mut st = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         let st = &mut *st;
         match ev {
@@ -281,20 +284,21 @@ fn is_status(e: &kube::Error, code: u16) -> bool {
     matches!(e, kube::Error::Api(s) if s.code == code)
 }
 
-/// Drops what this controller never reads from a cached Job: `managedFields` and the pod
-/// template (it reads the Jobs' metadata and status; their spec comes from the CronJob's
-/// template). A template is most of a Job's size, and this cache holds every Job in the cluster.
-/// Nothing is written back from the cache.
-pub fn trim_job_for_cache(job: &mut Job) {
-    job.metadata.managed_fields = None;
-    if let Some(spec) = job.spec.as_mut() {
-        spec.template = Default::default();
-    }
+/// Runs the CronJob controller until `shutdown` completes, with a Job informer of its own.
+pub async fn run(client: Client, opts: Options, shutdown: impl Future<Output = ()> + Send + Sync + 'static) {
+    let (jobs, _informer) = Subscription::<Job>::standalone(&client);
+    run_shared(client, opts, jobs, shutdown).await
 }
 
-/// Runs the CronJob controller until `shutdown` completes.
-pub async fn run(client: Client, opts: Options, shutdown: impl Future<Output = ()> + Send + Sync + 'static) {
-    let (jobs, writer) = reflector::store::<Job>();
+/// Runs the CronJob controller over a shared Job informer's subscription
+/// ([`crate::job::informer`]) until `shutdown` completes.
+pub async fn run_shared(
+    client: Client,
+    opts: Options,
+    jobs: Subscription<Job>,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) {
+    let Subscription { store: jobs, events: job_events } = jobs;
     let (cj_store, cj_writer) = reflector::store::<CronJob>();
     let index = Arc::new(JobIndex::default());
     let triggers = Arc::new(Triggers::default());
@@ -331,19 +335,14 @@ pub async fn run(client: Client, opts: Options, shutdown: impl Future<Output = (
             futures::future::ready(out)
         }
     });
-    let job_watch = watcher(Api::<Job>::all(client.clone()), watcher::Config::default())
-        .default_backoff()
-        .modify(trim_job_for_cache);
     // upstream's addJob/updateJob/deleteJob, without the syncs that find a running Job already
     // listed as active (see [`Triggers`]); the controller reference is resolved below.
-    let job_stream = reflector::reflector(writer, job_watch).filter_map({
+    let job_stream = job_events.filter_map({
         let (index, triggers, written, cj_store) = (index.clone(), triggers.clone(), written.clone(), cj_store.clone());
         move |ev| {
-            if let Ok(ev) = &ev {
-                index.apply(ev)
-            }
+            index.apply(&ev);
             let out = match ev {
-                Ok(watcher::Event::Apply(job) | watcher::Event::InitApply(job)) => {
+                watcher::Event::Apply(job) | watcher::Event::InitApply(job) => {
                     let ns = job.namespace().unwrap_or_default();
                     let wanted = match controller_name(&job) {
                         None => false,
@@ -354,11 +353,10 @@ pub async fn run(client: Client, opts: Options, shutdown: impl Future<Output = (
                             triggers.job_changed(&(ns, owner.to_string()), &job, status)
                         }
                     };
-                    wanted.then_some(Ok(job))
+                    wanted.then_some(job)
                 }
-                Ok(watcher::Event::Delete(job)) => Some(Ok(job)),
-                Ok(watcher::Event::Init | watcher::Event::InitDone) => None,
-                Err(e) => Some(Err(e)),
+                watcher::Event::Delete(job) => Some(job),
+                watcher::Event::Init | watcher::Event::InitDone => None,
             };
             futures::future::ready(out)
         }
@@ -382,7 +380,7 @@ pub async fn run(client: Client, opts: Options, shutdown: impl Future<Output = (
     });
     let controller = Controller::for_stream(cj_stream, cj_store.clone())
         .reconcile_on(tokio_stream::wrappers::UnboundedReceiverStream::new(resync_rx))
-        .watches_stream(job_stream, move |job: Job| {
+        .watches_shared_stream(job_stream, move |job: Arc<Job>| {
             // resolveControllerRef: a CronJob controller of that name and uid in the cache.
             let r = job.metadata.owner_references.iter().flatten().find(|r| r.controller == Some(true))?;
             if r.kind != "CronJob" {
@@ -781,46 +779,29 @@ mod tests {
     #[test]
     fn index_follows_controller_changes_deletes_and_relists() {
         let idx = JobIndex::default();
-        idx.apply(&watcher::Event::Apply(job("a-1", Some("a"))));
-        idx.apply(&watcher::Event::Apply(job("a-2", Some("a"))));
-        idx.apply(&watcher::Event::Apply(job("manual", None)));
+        idx.apply(&watcher::Event::Apply(Arc::new(job("a-1", Some("a")))));
+        idx.apply(&watcher::Event::Apply(Arc::new(job("a-2", Some("a")))));
+        idx.apply(&watcher::Event::Apply(Arc::new(job("manual", None))));
         assert_eq!(idx.get("ns", "a"), ["a-1", "a-2"]);
-        idx.apply(&watcher::Event::Apply(job("a-2", Some("b"))));
+        idx.apply(&watcher::Event::Apply(Arc::new(job("a-2", Some("b")))));
         assert_eq!((idx.get("ns", "a"), idx.get("ns", "b")), (vec!["a-1".to_string()], vec!["a-2".to_string()]));
-        idx.apply(&watcher::Event::Delete(job("a-1", Some("a"))));
+        idx.apply(&watcher::Event::Delete(Arc::new(job("a-1", Some("a")))));
         assert!(idx.get("ns", "a").is_empty());
         // A relist replaces everything once done; until then the old index serves.
         idx.apply(&watcher::Event::Init);
-        idx.apply(&watcher::Event::InitApply(job("c-1", Some("c"))));
+        idx.apply(&watcher::Event::InitApply(Arc::new(job("c-1", Some("c")))));
         assert_eq!(idx.get("ns", "b"), ["a-2"]);
         idx.apply(&watcher::Event::InitDone);
         assert!(idx.get("ns", "b").is_empty());
         assert_eq!(idx.get("ns", "c"), ["c-1"]);
         assert!(idx.get("other", "c").is_empty());
-    }
-
-    #[test]
-    fn a_cached_job_keeps_its_metadata_and_status_but_not_its_template() {
-        let mut j: Job = serde_json::from_value(serde_json::json!({
-            "metadata": {"name": "hello-1", "namespace": "ns", "uid": "j1",
-                "annotations": {"batch.kubernetes.io/cronjob-scheduled-timestamp": "2026-01-01T00:00:00Z"},
-                "ownerReferences": [{"apiVersion": "batch/v1", "kind": "CronJob", "name": "hello", "uid": "c1",
-                    "controller": true}],
-                "managedFields": [{"manager": "m", "operation": "Update"}]},
-            "spec": {"backoffLimit": 2, "template": {"spec": {"restartPolicy": "Never",
-                "containers": [{"name": "c", "image": "busybox", "env": [{"name": "E", "value": "x".repeat(2048)}]}]}}},
-            "status": {"succeeded": 1, "completionTime": "2026-01-01T00:00:05Z",
-                "conditions": [{"type": "Complete", "status": "True"}]},
-        }))
-        .unwrap();
-        let before = j.clone();
-        trim_job_for_cache(&mut j);
-        assert_eq!(controller_name(&j), Some("hello"));
-        assert_eq!(j.status, before.status);
-        assert_eq!(j.metadata.annotations, before.metadata.annotations);
-        assert_eq!(j.metadata.owner_references, before.metadata.owner_references);
-        assert!(j.metadata.managed_fields.is_none());
-        assert_eq!(j.spec.as_ref().unwrap().backoff_limit, Some(2));
-        assert!(j.spec.as_ref().unwrap().template.spec.is_none(), "no pod template in the cache");
+        // A re-list that finds a new Job under an old name: the shared informer's Delete of the
+        // old one comes before the InitDone and must not drop the new one.
+        idx.apply(&watcher::Event::Init);
+        idx.apply(&watcher::Event::InitApply(Arc::new(job("c-1", Some("d")))));
+        idx.apply(&watcher::Event::Delete(Arc::new(job("c-1", Some("c")))));
+        idx.apply(&watcher::Event::InitDone);
+        assert_eq!(idx.get("ns", "d"), ["c-1"]);
+        assert!(idx.get("ns", "c").is_empty());
     }
 }

@@ -1,8 +1,9 @@
 //! The Job controller's imperative shell: kube-runtime wiring around the pure [`super::plan`].
 //!
 //! - One code path for both Job kinds ([`super::kind`]): batch/v1 `Job` always, `jobwright.dev/v1`
-//!   `Job` when [`Options::crd_jobs`] says so. Each kind has its reflector and its kube-runtime
-//!   `Controller` (`for_stream`, generic over [`JobKind`]); the reconcile works on the kind's batch
+//!   `Job` when [`Options::crd_jobs`] says so. Each kind has one shared informer (one watch, one
+//!   cache: [`super::informer`]) that the TTL and CronJob controllers of the process read too, and
+//!   its kube-runtime `Controller` (`for_shared_stream`, generic over [`JobKind`]); the reconcile works on the kind's batch
 //!   view and only the API calls (status write, live reads, ownerReferences, Event `regarding`)
 //!   name the kind.
 //! - ONE pod reflector serves every kind: its hook feeds the [`PodIndex`], the [`Expectations`]
@@ -37,7 +38,7 @@ use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::reflector::{self, ObjectRef, Store, store::Writer};
+use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::runtime::{WatchStreamExt, controller};
 use kube::{Client, ResourceExt};
@@ -48,6 +49,7 @@ use super::adopt::{Claim, claim};
 use super::apply;
 use super::config::Config;
 use super::expectations::{Expectations, PodEvent};
+use super::informer::{JobInformer, Subscription};
 use super::kind::{JobKind, KindId, controller_of, job_controller_uid, owner_kind};
 use super::labels::JOB_TRACKING_FINALIZER;
 use super::plan::{SyncContext, orphan_needs_finalizer_removal, plan_with};
@@ -355,13 +357,20 @@ async fn run_once(
 ) {
     let shutdown = futures::future::FutureExt::shared(Box::pin(shutdown));
     let client = client.clone();
+    // One watch and one cache per Job kind for the Job, TTL and CronJob controllers.
+    let mut batch_jobs = JobInformer::<Job>::new();
+    let mut crd_jobs = crd.then(JobInformer::<CrdJob>::new);
     let mut ttl = vec![];
     if opts.ttl_controller {
         let (c, config, s) = (client.clone(), opts.config.clone(), shutdown.clone());
-        ttl.push(AbortOnDrop(tokio::spawn(async move { crate::ttl::run_kind::<Job>(c, config, s).await })));
-        if crd {
+        let sub = batch_jobs.subscribe();
+        ttl.push(AbortOnDrop(tokio::spawn(async move { crate::ttl::run_shared::<Job>(c, config, sub, s).await })));
+        if let Some(crd_jobs) = crd_jobs.as_mut() {
             let (c, config, s) = (client.clone(), opts.config.clone(), shutdown.clone());
-            ttl.push(AbortOnDrop(tokio::spawn(async move { crate::ttl::run_kind::<CrdJob>(c, config, s).await })));
+            let sub = crd_jobs.subscribe();
+            ttl.push(AbortOnDrop(tokio::spawn(
+                async move { crate::ttl::run_shared::<CrdJob>(c, config, sub, s).await },
+            )));
         }
     }
     if opts.cronjob_controller {
@@ -371,10 +380,15 @@ async fn run_once(
             workers: opts.cronjob_workers,
             ..Default::default()
         };
-        let s = shutdown.clone();
-        ttl.push(AbortOnDrop(tokio::spawn(async move { crate::cronjob::controller::run(c, cron, s).await })));
+        let (s, sub) = (shutdown.clone(), batch_jobs.subscribe());
+        ttl.push(AbortOnDrop(tokio::spawn(
+            async move { crate::cronjob::controller::run_shared(c, cron, sub, s).await },
+        )));
     }
-    run_kinds(client, opts, crd, shutdown).await;
+    let batch_sub = batch_jobs.subscribe();
+    let crd_sub = crd_jobs.as_mut().map(JobInformer::subscribe);
+    let _informers = (batch_jobs.spawn(&client), crd_jobs.map(|i| i.spawn(&client)));
+    run_kinds(client, opts, batch_sub, crd_sub, shutdown).await;
     for mut t in ttl {
         let _ = (&mut t.0).await;
     }
@@ -395,13 +409,13 @@ pub async fn run_job_controller(
 async fn run_kinds(
     client: Client,
     opts: Options,
-    crd: bool,
+    batch_jobs: Subscription<Job>,
+    crd_jobs: Option<Subscription<CrdJob>>,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
     let shutdown = futures::future::FutureExt::shared(Box::pin(shutdown));
-    let (batch_reader, batch_writer) = reflector::store::<Job>();
-    let (crd_reader, crd_writer) = reflector::store::<CrdJob>();
-    let owners = Owners { batch: batch_reader.clone(), crd: crd.then(|| crd_reader.clone()) };
+    let crd = crd_jobs.is_some();
+    let owners = Owners { batch: batch_jobs.store.clone(), crd: crd_jobs.as_ref().map(|s| s.store.clone()) };
     let (pod_reader, pod_writer) = reflector::store::<Pod>();
     let expectations = Arc::new(Expectations::new(opts.expectations_ttl));
     let (orphan_tx, orphan_rx) = mpsc::unbounded_channel();
@@ -506,12 +520,12 @@ async fn run_kinds(
     // jobwright.dev/v1 Job is missing from a cold cache is confirmed by a live GET anyway.
     let orphans =
         AbortOnDrop(tokio::spawn(orphan_worker(shared.clone(), owners, vec![pods_ready, batch_ready], orphan_rx)));
-    let batch = run_kind::<Job>(&shared, batch_reader, batch_writer, batch_ready_tx, batch_pods, shutdown.clone());
-    if crd {
-        let crd = run_kind::<CrdJob>(&shared, crd_reader, crd_writer, crd_ready_tx, crd_pods, shutdown);
+    let batch = run_kind::<Job>(&shared, batch_jobs, batch_ready_tx, batch_pods, shutdown.clone());
+    if let Some(crd_jobs) = crd_jobs {
+        let crd = run_kind::<CrdJob>(&shared, crd_jobs, crd_ready_tx, crd_pods, shutdown);
         futures::future::join(batch, crd).await;
     } else {
-        drop((crd_writer, crd_ready_tx, crd_pods));
+        drop((crd_ready_tx, crd_pods));
         batch.await;
     }
     drop((pod_task, orphans, synced));
@@ -582,15 +596,15 @@ impl Queue {
     }
 }
 
-/// The reflector and the kube-runtime controller of one Job kind, until shutdown.
+/// The kube-runtime controller of one Job kind over the shared Job informer, until shutdown.
 async fn run_kind<K: JobKind>(
     shared: &Shared,
-    jobs: Store<K>,
-    writer: Writer<K>,
+    subscription: Subscription<K>,
     jobs_ready_tx: watch::Sender<bool>,
     pod_triggers: mpsc::UnboundedReceiver<Arc<Pod>>,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
+    let Subscription { store: jobs, events } = subscription;
     let config = K::config(&shared.config);
     let workers = u16::try_from(config.workers.max(1)).unwrap_or(u16::MAX);
     let ctx = Arc::new(Context {
@@ -613,19 +627,13 @@ async fn run_kind<K: JobKind>(
         let exp = shared.expectations.clone();
         let events = shared.recorder.clone();
         let tx = shared.orphans.clone();
-        let store = jobs.clone();
-        let mut vanished = Vanished::default();
-        move |ev: &watcher::Event<K>| {
+        move |ev: &watcher::Event<Arc<K>>| {
             if let watcher::Event::InitDone = ev {
                 jobs_ready_tx.send_replace(true);
             }
-            // A Job a re-list dropped was deleted while the watch was down: handled as a Delete.
-            let gone = vanished.observe(ev, &store);
-            let deleted = match ev {
-                watcher::Event::Delete(job) => Some(job),
-                _ => None,
-            };
-            for job in gone.iter().map(Arc::as_ref).chain(deleted) {
+            // A Job a re-list dropped was deleted while the watch was down: the informer sends a
+            // Delete for it too.
+            if let watcher::Event::Delete(job) = ev {
                 // A deleted Job is not reconciled (kube-runtime finds it gone): no longer waiting.
                 queue.started::<K>(job.meta().namespace.as_deref(), &job.name_any());
                 let uid = job.meta().uid.clone().unwrap_or_default();
@@ -642,18 +650,14 @@ async fn run_kind<K: JobKind>(
         }
     };
     let trigger_jobs = jobs.clone();
-    let jobs_api: Api<K> = Api::all(shared.client.clone());
     // managedFields are never read, so they are not cached (nor sent back by status writes).
-    let job_watch = watcher(jobs_api, watcher::Config::default())
-        .default_backoff()
-        .modify(|j: &mut K| j.meta_mut().managed_fields = None);
-    let job_stream = reflector::reflector(writer, job_watch).inspect_ok(job_hook).applied_objects().inspect_ok({
+    let job_stream = Subscription::applied(events.inspect(job_hook)).inspect({
         let queue = shared.queue.clone();
-        move |j: &K| queue.queued::<K>(j.meta().namespace.as_deref(), &j.name_any())
+        move |j: &Arc<K>| queue.queued::<K>(j.meta().namespace.as_deref(), &j.name_any())
     });
     let trigger_queue = shared.queue.clone();
     let gone_queue = shared.queue.clone();
-    Controller::for_stream(job_stream, jobs)
+    Controller::for_shared_stream(job_stream, jobs)
         .watches_shared_stream(UnboundedReceiverStream::new(pod_triggers), move |pod: Arc<Pod>| {
             let jobs = K::triggered_by(&pod, &trigger_jobs);
             for j in &jobs {

@@ -74,6 +74,7 @@ pub mod controller;
 pub mod events;
 pub mod expectations;
 pub mod indexes;
+pub mod informer;
 pub mod kind;
 pub mod labels;
 pub mod plan;
