@@ -988,7 +988,7 @@ fn delete_options(q: &Query, body: &[u8], headers: &HeaderMap) -> Result<DeleteO
 
 /// Whether an indexed object passes both selectors (maps are only built for non-empty ones).
 fn selected(ls: &LabelSelector, fs: &FieldSelector, m: &Meta) -> bool {
-    (ls.is_empty() || ls.matches(&m.label_map())) && (fs.is_empty() || fs.matches(&m.field_map()))
+    (ls.is_empty() || m.labels_match(ls)) && (fs.is_empty() || m.fields_match(fs))
 }
 
 fn selectors(info: &ResourceInfo, q: &Query) -> Result<(LabelSelector, FieldSelector), StatusError> {
@@ -1452,7 +1452,7 @@ mod tests {
         let ctx = WatchCtx {
             view: view.clone(),
             name: None,
-            filter: Box::new(|m: &Meta| m.labels.iter().any(|(k, v)| k == "app" && v == "x")),
+            filter: Box::new(|m: &Meta| m.labels.get("app") == Some("x")),
             shape: Shape::Object,
         };
         let obj = |app: &str, rv: u64| {
