@@ -2,8 +2,11 @@
 //!
 //! # Design
 //!
-//! Objects are kept as their serialized JSON ([`Bytes`]) next to a small [`Meta`] index entry
-//! (labels, selectable fields, uid, owner references, resourceVersion). Buckets are keyed by
+//! Objects are kept as their serialized JSON, zstd-compressed at rest with a dictionary per
+//! resource ([`super::compress`]; every read decompresses to the exact bytes written), next to a
+//! small [`Meta`] index entry (labels, selectable fields, uid, owner references, resourceVersion).
+//! The watch history and watchers get the uncompressed JSON of each change (the history is
+//! bounded in bytes); the state a change replaced stays compressed in it. Buckets are keyed by
 //! [`ResourceInfo::storage_key`] and hold a `BTreeMap<(namespace, name), Entry>`, so lists come out
 //! sorted by namespace then name, as etcd's key order does.
 //!
@@ -751,7 +754,13 @@ impl Store {
                 snapshot = inner
                     .buckets
                     .get(key)
-                    .map(|b| b.objects.iter().filter(|((ns, _), _)| in_ns(ns)).map(|(id, e)| (id.clone(), e.clone())).collect())
+                    .map(|b| {
+                        b.objects
+                            .iter()
+                            .filter(|((ns, _), _)| in_ns(ns))
+                            .map(|(id, e)| (id.clone(), e.clone()))
+                            .collect()
+                    })
                     .unwrap_or_default();
                 vec![]
             }
@@ -1072,11 +1081,20 @@ mod tests {
             assert_eq!(e.json_len(), bytes.len());
         }
         let page = s.list(&info.storage_key, None, None, 0, &|_| true);
-        assert_eq!(page.items.iter().map(|e| e.bytes()).collect::<Vec<_>>(), written.values().cloned().collect::<Vec<_>>());
+        assert_eq!(
+            page.items.iter().map(|e| e.bytes()).collect::<Vec<_>>(),
+            written.values().cloned().collect::<Vec<_>>()
+        );
         let old = s.list_at(&info.storage_key, None, None, 0, &|_| true, Some(at)).unwrap();
-        assert_eq!(old.items.iter().map(|e| e.bytes()).collect::<Vec<_>>(), before.values().cloned().collect::<Vec<_>>());
+        assert_eq!(
+            old.items.iter().map(|e| e.bytes()).collect::<Vec<_>>(),
+            before.values().cloned().collect::<Vec<_>>()
+        );
         let w = s.watch(&info.storage_key, None, WatchFrom::Snapshot).unwrap();
-        assert_eq!(w.initial.iter().map(|e| e.object.clone()).collect::<Vec<_>>(), written.values().cloned().collect::<Vec<_>>());
+        assert_eq!(
+            w.initial.iter().map(|e| e.object.clone()).collect::<Vec<_>>(),
+            written.values().cloned().collect::<Vec<_>>()
+        );
         let d = s.write(&info, "default", "cm-0001", Expect::Exists, Op::Delete).unwrap();
         let mut last: Value = serde_json::from_slice(&written["cm-0001"]).unwrap();
         last["metadata"]["resourceVersion"] = json!(d.rv.to_string());
@@ -1114,11 +1132,30 @@ mod tests {
         let meta = Meta::of(&info, &pod);
         let labels = selector::labels_of(&pod);
         let fields = selector::selectable_fields(&info, &pod);
-        for sel in ["app=x", "app!=x", "app in (x,y)", "app notin (x)", "n>4", "n<5", "empty", "!empty", "empty=", "missing", "!missing", "app=x,n=5"] {
+        for sel in [
+            "app=x",
+            "app!=x",
+            "app in (x,y)",
+            "app notin (x)",
+            "n>4",
+            "n<5",
+            "empty",
+            "!empty",
+            "empty=",
+            "missing",
+            "!missing",
+            "app=x,n=5",
+        ] {
             let s = selector::LabelSelector::parse(sel).unwrap();
             assert_eq!(meta.labels_match(&s), s.matches(&labels), "{sel}");
         }
-        for sel in ["spec.nodeName=node-1", "spec.nodeName!=node-1", "status.phase=Running,metadata.name=p", "spec.nodeName=", "status.podIP="] {
+        for sel in [
+            "spec.nodeName=node-1",
+            "spec.nodeName!=node-1",
+            "status.phase=Running,metadata.name=p",
+            "spec.nodeName=",
+            "status.podIP=",
+        ] {
             let s = selector::FieldSelector::parse(&info, sel).unwrap();
             assert_eq!(meta.fields_match(&s), s.matches(&fields), "{sel}");
         }
