@@ -163,14 +163,40 @@ fn memory(n: usize) {
     let grown = rss_bytes().saturating_sub(before);
     let live = LIVE.load(Ordering::Relaxed).saturating_sub(live_before);
     let json = s.store().json_bytes() - json_before;
+    let at_rest = s.store().stored_bytes();
     println!(
-        "memory: {n} pods: heap +{:.1} MiB (RSS +{:.1} MiB), stored JSON {:.1} MiB ({} B/pod), server memory beyond the JSON {:.0} B/pod (index + watch history)",
+        "memory: {n} pods: heap +{:.1} MiB (RSS +{:.1} MiB), {:.0} B/pod; stored JSON {:.1} MiB ({} B/pod) kept in {} B/pod at rest; server memory beyond that {:.0} B/pod (index + watch history)",
         live as f64 / 1048576.0,
         grown as f64 / 1048576.0,
+        live as f64 / n as f64,
         json as f64 / 1048576.0,
         json / n,
-        live.saturating_sub(json) as f64 / n as f64
+        at_rest / n,
+        live.saturating_sub(at_rest) as f64 / n as f64
     );
+    // CPU time (this thread's) to read every object back (decompress) and to pack them again.
+    let page = s.store().list(&pods.storage_key, None, None, 0, &|_| true);
+    let t = thread_cpu_ns();
+    let jsons: Vec<bytes::Bytes> = page.items.iter().map(|e| e.bytes()).collect();
+    let read = thread_cpu_ns() - t;
+    let mut packer = jobwright::apiserver::compress::Packer::default();
+    let mut codec = jobwright::apiserver::compress::Codec::default();
+    let t = thread_cpu_ns();
+    let packed: usize = jsons.iter().map(|j| packer.pack(&mut codec, j).size()).sum();
+    let write = thread_cpu_ns() - t;
+    println!(
+        "objects at rest: {} objects, {:.1} us CPU to read one back, {:.1} us to pack one ({} B/object packed again)",
+        jsons.len(),
+        read as f64 / 1e3 / jsons.len() as f64,
+        write as f64 / 1e3 / jsons.len() as f64,
+        packed / jsons.len().max(1),
+    );
+}
+
+/// CPU time of the calling thread, in nanoseconds (`/proc/thread-self/schedstat`).
+fn thread_cpu_ns() -> u64 {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap_or_default();
+    s.split_whitespace().next().and_then(|n| n.parse().ok()).unwrap_or(0)
 }
 
 /// A ConfigMap create with `keys` data keys (managedFields and validation are linear-ish in it),
@@ -241,6 +267,11 @@ fn main() {
             let s = TestApiServer::start().await;
             wide_objects(&s, if keys.is_empty() { &[40_000, 200_000] } else { &keys }, 60_000).await;
         });
+        return;
+    }
+    // `--memory [PODS]`: only the memory and objects-at-rest figures.
+    if let Some(i) = args.iter().position(|a| a == "--memory") {
+        memory(args.get(i + 1).and_then(|n| n.parse().ok()).unwrap_or(100_000));
         return;
     }
     let smoke = args.iter().any(|a| a == "--smoke") || !args.iter().any(|a| a == "--bench");

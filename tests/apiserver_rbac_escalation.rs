@@ -658,7 +658,7 @@ data: {user: b2xk}
     assert!(got.get("stringData").is_none());
     // The stored bytes hold no stringData either.
     let stored = server.store().get("/secrets", "default", "creds").unwrap();
-    assert!(!String::from_utf8_lossy(&stored.bytes).contains("stringData"));
+    assert!(!String::from_utf8_lossy(&stored.bytes()).contains("stringData"));
 }
 
 #[tokio::test]

@@ -362,7 +362,7 @@ impl Auth {
                 .list(&info.storage_key, None, None, 0, &|_| true)
                 .items
                 .iter()
-                .filter_map(|e| serde_json::from_slice(&e.bytes).ok())
+                .filter_map(|e| serde_json::from_slice(&e.bytes()).ok())
                 .collect()
         };
         let p = Arc::new(Policy {

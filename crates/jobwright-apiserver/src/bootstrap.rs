@@ -301,7 +301,7 @@ pub fn aggregate(api: &Api) -> usize {
             .list(&info.storage_key, None, None, 0, &|_| true)
             .items
             .iter()
-            .filter_map(|e| serde_json::from_slice(&e.bytes).ok())
+            .filter_map(|e| serde_json::from_slice(&e.bytes()).ok())
             .collect();
         let mut changed = 0;
         for target in all.iter().filter(|r| r.get("aggregationRule").is_some_and(|a| !a.is_null())) {

@@ -161,7 +161,7 @@ fn attempt_to_delete(api: &Api, id: &(String, String, String)) {
         match api.store.locate_uid(&o.uid) {
             None => absent.push(o.uid.clone()),
             Some((okey, ons, oname)) => {
-                let owner = api.store.get(&okey, &ons, &oname).map(|e| parse(&e.bytes)).unwrap_or(Value::Null);
+                let owner = api.store.get(&okey, &ons, &oname).map(|e| parse(&e.bytes())).unwrap_or(Value::Null);
                 if owner["metadata"]["deletionTimestamp"].is_string() && has_finalizer(&owner, FOREGROUND_FINALIZER) {
                     waiting += 1;
                 } else {
@@ -216,7 +216,7 @@ fn process_deleting(api: &Api, id: &(String, String, String)) {
     if !entry.meta.deleting {
         return;
     }
-    let obj = parse(&entry.bytes);
+    let obj = parse(&entry.bytes());
     let uid = entry.meta.uid.clone();
     if has_finalizer(&obj, ORPHAN_FINALIZER) {
         for (dkey, dns, dname) in api.store.dependents_of(&uid) {

@@ -830,7 +830,7 @@ async fn resource(
                 return watch(s, &view, &sinfo, t.namespace.as_deref(), Some(name), q, shape);
             }
             let e = api.get(&sinfo, &ns, name).map_err(|_| StatusError::not_found(&view, name))?;
-            Ok(object_response(&view, StatusCode::OK, e.bytes, shape, &[]))
+            Ok(object_response(&view, StatusCode::OK, e.bytes(), shape, &[]))
         }
         (Method::GET, Some(name), Some("log")) => log_proxy(s, &ns, name, q).await,
         (Method::POST, None, None) => {
@@ -875,7 +875,7 @@ async fn resource(
                 true
             })?;
             let e = api.get(&sinfo, "", name)?;
-            Ok(object_response(&view, StatusCode::OK, e.bytes, shape, &[]))
+            Ok(object_response(&view, StatusCode::OK, e.bytes(), shape, &[]))
         }
         (Method::PATCH, Some(name), None | Some("status")) => {
             let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
@@ -886,7 +886,7 @@ async fn resource(
             let out = if events::converts(&view) && view.crd.is_none() {
                 // A view whose shape differs from storage: patch the view, store the conversion.
                 let cur = api.get(&sinfo, &ns, name).map_err(|_| StatusError::not_found(&view, name))?;
-                let cur_view = events::to_view(&view, serde_json::from_slice(&cur.bytes).unwrap_or(Value::Null));
+                let cur_view = events::to_view(&view, serde_json::from_slice(&cur.bytes()).unwrap_or(Value::Null));
                 let patched = super::patch::apply_patch(&view, Some(&cur_view), ptype, &body, &Default::default())?;
                 let obj = events::to_storage(&view, patched);
                 api.update(&sinfo, &ns, name, t.sub.as_deref(), obj, &opts).map_err(|e| rename(e, &view))?
@@ -916,7 +916,7 @@ async fn resource(
                 api.store.list(&sinfo.storage_key, t.namespace.as_deref(), None, 0, &|m: &Meta| selected(&ls, &fs, m));
             let mut items = Vec::new();
             for e in page.items {
-                let v: Value = serde_json::from_slice(&e.bytes).unwrap_or(Value::Null);
+                let v: Value = serde_json::from_slice(&e.bytes()).unwrap_or(Value::Null);
                 let ens = v["metadata"]["namespace"].as_str().unwrap_or_default().to_string();
                 let en = v["metadata"]["name"].as_str().unwrap_or_default().to_string();
                 match api.delete(&sinfo, &ens, &en, &opts) {
@@ -988,7 +988,7 @@ fn delete_options(q: &Query, body: &[u8], headers: &HeaderMap) -> Result<DeleteO
 
 /// Whether an indexed object passes both selectors (maps are only built for non-empty ones).
 fn selected(ls: &LabelSelector, fs: &FieldSelector, m: &Meta) -> bool {
-    (ls.is_empty() || ls.matches(&m.label_map())) && (fs.is_empty() || fs.matches(&m.field_map()))
+    (ls.is_empty() || m.labels_match(ls)) && (fs.is_empty() || m.fields_match(fs))
 }
 
 fn selectors(info: &ResourceInfo, q: &Query) -> Result<(LabelSelector, FieldSelector), StatusError> {
@@ -1074,7 +1074,7 @@ fn list(
     match shape {
         Shape::Object if !events::converts(view) => {
             // Fast path: splice the stored bytes into the list without re-serializing them.
-            let mut out = BytesMut::with_capacity(page.items.iter().map(|e| e.bytes.len() + 1).sum::<usize>() + 256);
+            let mut out = BytesMut::with_capacity(page.items.iter().map(|e| e.json_len() + 1).sum::<usize>() + 256);
             out.put_slice(
                 format!("{{\"kind\":\"{}List\",\"apiVersion\":\"{}\",\"metadata\":", view.kind, view.api_version())
                     .as_bytes(),
@@ -1085,7 +1085,7 @@ fn list(
                 if i > 0 {
                     out.put_u8(b',');
                 }
-                out.put_slice(&e.bytes);
+                out.put_slice(&e.bytes());
             }
             out.put_slice(b"]}");
             Ok(json_bytes(StatusCode::OK, "application/json", out.freeze()))
@@ -1094,7 +1094,7 @@ fn list(
             let items: Vec<Value> = page
                 .items
                 .iter()
-                .map(|e| events::to_view(view, serde_json::from_slice(&e.bytes).unwrap_or(Value::Null)))
+                .map(|e| events::to_view(view, serde_json::from_slice(&e.bytes()).unwrap_or(Value::Null)))
                 .collect();
             let doc = match shape {
                 Shape::Table(inc) => {
@@ -1162,7 +1162,7 @@ impl WatchCtx {
                     (false, true) => Some(self.line("ADDED", &e.object)),
                     (true, false) => {
                         let (prev, _) = e.prev.as_ref()?;
-                        let mut v: Value = serde_json::from_slice(prev).ok()?;
+                        let mut v: Value = serde_json::from_slice(&prev.json()).ok()?;
                         v["metadata"]["resourceVersion"] = json!(e.rv.to_string());
                         Some(self.line("DELETED", &serde_json::to_vec(&v).ok()?))
                     }
@@ -1312,7 +1312,7 @@ fn bind(s: &Arc<Server>, ns: &str, name: &str, binding: &Value) -> Result<Respon
     };
     loop {
         let e = api.get(&pods, ns, name)?;
-        let mut pod: Value = serde_json::from_slice(&e.bytes).unwrap_or(Value::Null);
+        let mut pod: Value = serde_json::from_slice(&e.bytes()).unwrap_or(Value::Null);
         if pod["metadata"]["deletionTimestamp"].is_string() {
             return Err(conflict(format!("pod {name} is being deleted, cannot be assigned to a host")));
         }
@@ -1452,7 +1452,7 @@ mod tests {
         let ctx = WatchCtx {
             view: view.clone(),
             name: None,
-            filter: Box::new(|m: &Meta| m.labels.iter().any(|(k, v)| k == "app" && v == "x")),
+            filter: Box::new(|m: &Meta| m.labels.get("app") == Some("x")),
             shape: Shape::Object,
         };
         let obj = |app: &str, rv: u64| {
@@ -1468,7 +1468,7 @@ mod tests {
                 rv,
                 object: cur.0,
                 meta: cur.1,
-                prev,
+                prev: prev.map(|(b, m)| (crate::compress::Stored::Raw(b), m)),
                 prev_rv: 0,
             };
         let line = |b: Option<Bytes>| b.map(|b| serde_json::from_slice::<Value>(&b).unwrap());

@@ -30,6 +30,7 @@
 
 pub mod auth;
 pub mod bootstrap;
+pub mod compress;
 pub mod conn;
 pub mod crd;
 pub mod discovery;

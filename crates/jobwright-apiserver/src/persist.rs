@@ -496,7 +496,7 @@ impl Wal {
             !dir.join("snapshot").exists() && read_file(&path)?.is_none_or(|data| data.is_empty() || data == header);
         if fresh {
             replace_log(dir, 0)?;
-            write_snapshot(dir, 0, std::iter::empty())?;
+            write_snapshot(dir, 0, std::iter::empty::<(&str, &str, &str, u64, &[u8])>())?;
         }
         let file = OpenOptions::new().create(true).append(true).open(&path)?;
         let size = file.metadata()?.len();
@@ -520,10 +520,10 @@ impl Wal {
 
     /// Write `live` (the whole live set at global resourceVersion `rv`) as the new snapshot and
     /// replace the log with a fresh one holding only its header.
-    pub fn compact<'a>(
+    pub fn compact<'a, B: AsRef<[u8]>>(
         &mut self,
         rv: u64,
-        live: impl Iterator<Item = (&'a str, &'a str, &'a str, u64, &'a [u8])>,
+        live: impl Iterator<Item = (&'a str, &'a str, &'a str, u64, B)>,
     ) -> io::Result<()> {
         write_snapshot(&self.dir, rv, live)?;
         // Every record in the old log is now at or below the snapshot's rv: replay would skip
@@ -538,10 +538,10 @@ impl Wal {
 
 /// Write `snapshot` (via `snapshot.tmp`, fsync, rename, directory fsync): the rv marker, the header
 /// of the log that must follow, then `live`.
-fn write_snapshot<'a>(
+fn write_snapshot<'a, B: AsRef<[u8]>>(
     dir: &Path,
     rv: u64,
-    live: impl Iterator<Item = (&'a str, &'a str, &'a str, u64, &'a [u8])>,
+    live: impl Iterator<Item = (&'a str, &'a str, &'a str, u64, B)>,
 ) -> io::Result<()> {
     let tmp = dir.join("snapshot.tmp");
     {
@@ -554,7 +554,7 @@ fn write_snapshot<'a>(
                 namespace: namespace.to_string(),
                 name: name.to_string(),
                 rv: orv,
-                object: object.to_vec(),
+                object: object.as_ref().to_vec(),
             }))?;
         }
         let f = w.into_inner().map_err(|e| e.into_error())?;

@@ -390,7 +390,7 @@ impl Api {
 
     /// Read one object as a value.
     pub fn get_value(&self, info: &ResourceInfo, ns: &str, name: &str) -> Result<Value, StatusError> {
-        Ok(parse(&self.get(info, ns, name)?.bytes))
+        Ok(parse(&self.get(info, ns, name)?.bytes()))
     }
 
     fn check_namespace(&self, info: &ResourceInfo, ns: &str, name: &str) -> Result<(), StatusError> {
@@ -418,7 +418,7 @@ impl Api {
     fn commit(&self, info: &ResourceInfo, ns: &str, name: &str, expect: Expect, op: Op) -> Result<Written, WriteError> {
         let crd = crd::is_crd(info);
         let svc = services::is_services(info);
-        let old = if crd || svc { self.store.get(&info.storage_key, ns, name).map(|e| parse(&e.bytes)) } else { None };
+        let old = if crd || svc { self.store.get(&info.storage_key, ns, name).map(|e| parse(&e.bytes())) } else { None };
         let deleting = !matches!(op, Op::Put(_));
         let w = self.store.write(info, ns, name, expect, op)?;
         if svc {
@@ -764,7 +764,7 @@ impl Api {
             {
                 return Err(StatusError::conflict(info, name));
             }
-            let old = parse(&entry.bytes);
+            let old = parse(&entry.bytes());
             let mut new = self.prepare_update(info, &old, body.clone(), sub)?;
             let mut warnings = validate::decode(info, &mut new, opts.field_validation)?;
             patch::record_write(info, Some(&old), &mut new, &opts.ctx(sub));
@@ -840,7 +840,7 @@ impl Api {
                 }
                 return Err(StatusError::not_found(info, name));
             };
-            let old = parse(&entry.bytes);
+            let old = parse(&entry.bytes());
             let patched = patch::apply_patch(info, Some(&old), ptype, body, &opts.ctx(sub))?;
             check_shape(&patched)?;
             let carried_rv = patched["metadata"]["resourceVersion"].as_str().map(str::to_string);
@@ -883,7 +883,7 @@ impl Api {
         }
         loop {
             let entry = self.get(info, &ns, name)?;
-            let old = parse(&entry.bytes);
+            let old = parse(&entry.bytes());
             if let Some(uid) = &opts.uid
                 && entry.meta.uid != *uid
             {
@@ -1007,7 +1007,7 @@ impl Api {
     ) -> Result<(), StatusError> {
         loop {
             let entry = self.get(info, ns, name)?;
-            let old = parse(&entry.bytes);
+            let old = parse(&entry.bytes());
             let mut fins = finalizers(&old);
             if !fins.iter().any(|f| f == finalizer) {
                 return Ok(());
@@ -1034,7 +1034,7 @@ impl Api {
     ) -> Result<(), StatusError> {
         loop {
             let entry = self.get(info, ns, name)?;
-            let old = parse(&entry.bytes);
+            let old = parse(&entry.bytes());
             let mut new = old.clone();
             if !f(&mut new) {
                 return Ok(());

@@ -135,10 +135,15 @@ impl Requirement {
 
     /// Upstream's `Requirement.Matches`.
     pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
-        let got = labels.get(&self.key);
+        self.matches_value(labels.get(&self.key).map(String::as_str))
+    }
+
+    /// [`matches`](Self::matches) given the value of the requirement's key (`None`: absent).
+    fn matches_value(&self, got: Option<&str>) -> bool {
+        let contains = |v: &str| self.values.iter().any(|w| w == v);
         match self.operator {
-            Operator::In | Operator::Equals | Operator::DoubleEquals => got.is_some_and(|v| self.values.contains(v)),
-            Operator::NotIn | Operator::NotEquals => got.is_none_or(|v| !self.values.contains(v)),
+            Operator::In | Operator::Equals | Operator::DoubleEquals => got.is_some_and(contains),
+            Operator::NotIn | Operator::NotEquals => got.is_none_or(|v| !contains(v)),
             Operator::Exists => got.is_some(),
             Operator::DoesNotExist => got.is_none(),
             Operator::GreaterThan | Operator::LessThan => {
@@ -299,6 +304,11 @@ impl LabelSelector {
     /// True when every requirement matches `labels`.
     pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
         !self.nothing && self.requirements.iter().all(|r| r.matches(labels))
+    }
+
+    /// [`matches`](Self::matches) with the labels given by a lookup (no map is built).
+    pub fn matches_lookup<'a>(&self, label: &dyn Fn(&str) -> Option<&'a str>) -> bool {
+        !self.nothing && self.requirements.iter().all(|r| r.matches_value(label(&r.key)))
     }
 
     /// [`matches`](Self::matches) against `metadata.labels` of a JSON object.
@@ -825,8 +835,13 @@ impl FieldSelector {
     /// `fields` holds the selectable field values of one object (see [`selectable_fields`]); a
     /// field the object does not expose has the value `""`, as upstream's `fields.Set.Get`.
     pub fn matches(&self, fields: &BTreeMap<String, String>) -> bool {
+        self.matches_lookup(&|f| fields.get(f).map(String::as_str))
+    }
+
+    /// [`matches`](Self::matches) with the fields given by a lookup (no map is built).
+    pub fn matches_lookup<'a>(&self, field: &dyn Fn(&str) -> Option<&'a str>) -> bool {
         self.terms.iter().all(|t| {
-            let have = fields.get(&t.field).map(String::as_str).unwrap_or("");
+            let have = field(&t.field).unwrap_or("");
             (have == t.value) != t.negated
         })
     }

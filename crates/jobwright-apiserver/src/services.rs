@@ -221,7 +221,7 @@ impl Allocators {
             let mut s = InUse::default();
             for (ns, name) in store.keys(&info.storage_key, None) {
                 let Some(e) = store.get(&info.storage_key, &ns, &name) else { continue };
-                let Ok(v) = serde_json::from_slice::<Value>(&e.bytes) else { continue };
+                let Ok(v) = serde_json::from_slice::<Value>(&e.bytes()) else { continue };
                 let (ips, ports) = held(&v);
                 s.ips.extend(ips);
                 s.ports.extend(ports);

@@ -2,8 +2,11 @@
 //!
 //! # Design
 //!
-//! Objects are kept as their serialized JSON ([`Bytes`]) next to a small [`Meta`] index entry
-//! (labels, selectable fields, uid, owner references, resourceVersion). Buckets are keyed by
+//! Objects are kept as their serialized JSON, zstd-compressed at rest with a dictionary per
+//! resource ([`super::compress`]; every read decompresses to the exact bytes written), next to a
+//! small [`Meta`] index entry (labels, selectable fields, uid, owner references, resourceVersion).
+//! The watch history and watchers get the uncompressed JSON of each change (the history is
+//! bounded in bytes); the state a change replaced stays compressed in it. Buckets are keyed by
 //! [`ResourceInfo::storage_key`] and hold a `BTreeMap<(namespace, name), Entry>`, so lists come out
 //! sorted by namespace then name, as etcd's key order does.
 //!
@@ -27,6 +30,7 @@ use bytes::Bytes;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
+use super::compress::{Codec, Packer, Stored};
 use super::errors::StatusError;
 use super::persist::{Record, Wal};
 use super::registry::ResourceInfo;
@@ -63,39 +67,108 @@ pub struct OwnerRef {
     pub block: bool,
 }
 
+/// String pairs sorted by key, kept in one allocation: `key NUL value NUL key NUL value`
+/// (a `(String, String)` per pair costs two allocations and 48 bytes of slot; an object's
+/// selectable fields are a dozen pairs). Pairs where a string holds a NUL itself are kept as
+/// owned pairs instead, so any string round-trips.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Pairs {
+    /// Packed, NUL-separated (an empty string for no pairs).
+    Packed(Box<str>),
+    /// Owned pairs (a string contains a NUL).
+    Owned(Box<[(String, String)]>),
+}
+
+impl Default for Pairs {
+    fn default() -> Self {
+        Self::Packed(Box::from(""))
+    }
+}
+
+impl Pairs {
+    /// From pairs sorted by key.
+    pub fn from_sorted<K: AsRef<str>, V: AsRef<str>>(pairs: impl IntoIterator<Item = (K, V)>) -> Self {
+        let pairs: Vec<(K, V)> = pairs.into_iter().collect();
+        if pairs.iter().any(|(k, v)| k.as_ref().contains('\0') || v.as_ref().contains('\0')) {
+            return Self::Owned(pairs.iter().map(|(k, v)| (k.as_ref().to_string(), v.as_ref().to_string())).collect());
+        }
+        let len = pairs.iter().map(|(k, v)| k.as_ref().len() + v.as_ref().len() + 2).sum::<usize>();
+        let mut buf = String::with_capacity(len);
+        for (i, (k, v)) in pairs.iter().enumerate() {
+            if i > 0 {
+                buf.push('\0');
+            }
+            buf.push_str(k.as_ref());
+            buf.push('\0');
+            buf.push_str(v.as_ref());
+        }
+        Self::Packed(buf.into_boxed_str())
+    }
+
+    /// The pairs, in key order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        let (packed, owned) = match self {
+            Self::Packed(s) if s.is_empty() => (None, None),
+            Self::Packed(s) => (Some(s.split('\0')), None),
+            Self::Owned(p) => (None, Some(p.iter())),
+        };
+        let mut packed = packed;
+        let mut owned = owned;
+        std::iter::from_fn(move || {
+            if let Some(it) = packed.as_mut() {
+                return Some((it.next()?, it.next()?));
+            }
+            owned.as_mut()?.next().map(|(k, v)| (k.as_str(), v.as_str()))
+        })
+    }
+
+    /// The value of `key`.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.iter().find(|(k, _)| *k == key).map(|(_, v)| v)
+    }
+
+    /// Whether there are no pairs.
+    pub fn is_empty(&self) -> bool {
+        match self {
+            Self::Packed(s) => s.is_empty(),
+            Self::Owned(p) => p.is_empty(),
+        }
+    }
+}
+
 /// The index entry of one stored object: what lists, watches and the garbage collector filter on
 /// without parsing the JSON.
 #[derive(Debug, Clone, Default)]
 pub struct Meta {
-    /// `metadata.labels`, sorted by key (a boxed slice: a `BTreeMap` node costs ~0.5 KiB).
-    pub labels: Box<[(String, String)]>,
+    /// `metadata.labels`, sorted by key.
+    pub labels: Pairs,
     /// Selectable fields (see [`selector::selectable_fields`]), sorted by key.
-    pub fields: Box<[(String, String)]>,
+    pub fields: Pairs,
     /// `metadata.uid`.
     pub uid: String,
     /// `metadata.ownerReferences`.
-    pub owners: Vec<OwnerRef>,
+    pub owners: Box<[OwnerRef]>,
     /// Whether `metadata.deletionTimestamp` is set.
     pub deleting: bool,
 }
 
 impl Meta {
-    /// The labels as a map, for [`selector::LabelSelector::matches`].
-    pub fn label_map(&self) -> BTreeMap<String, String> {
-        self.labels.iter().cloned().collect()
+    /// Whether the labels pass `sel`.
+    pub fn labels_match(&self, sel: &selector::LabelSelector) -> bool {
+        sel.matches_lookup(&|k| self.labels.get(k))
     }
 
-    /// The selectable fields as a map, for [`selector::FieldSelector::matches`].
-    pub fn field_map(&self) -> BTreeMap<String, String> {
-        self.fields.iter().cloned().collect()
+    /// Whether the selectable fields pass `sel`.
+    pub fn fields_match(&self, sel: &selector::FieldSelector) -> bool {
+        sel.matches_lookup(&|k| self.fields.get(k))
     }
 
     /// Index `obj` of resource `info`.
     pub fn of(info: &ResourceInfo, obj: &Value) -> Self {
         let md = &obj["metadata"];
-        let mut labels: Vec<(String, String)> = md["labels"]
+        let mut labels: Vec<(&str, &str)> = md["labels"]
             .as_object()
-            .map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string())).collect())
+            .map(|m| m.iter().map(|(k, v)| (k.as_str(), v.as_str().unwrap_or_default())).collect())
             .unwrap_or_default();
         labels.sort();
         let owners = md["ownerReferences"]
@@ -112,8 +185,8 @@ impl Meta {
             })
             .unwrap_or_default();
         Self {
-            labels: labels.into_boxed_slice(),
-            fields: selector::selectable_fields(info, obj).into_iter().collect(),
+            labels: Pairs::from_sorted(labels),
+            fields: Pairs::from_sorted(selector::selectable_fields(info, obj)),
             uid: md["uid"].as_str().unwrap_or_default().to_string(),
             owners,
             deleting: !md["deletionTimestamp"].is_null(),
@@ -132,12 +205,24 @@ fn json_bytes(v: &Value) -> Bytes {
 /// One stored object.
 #[derive(Debug, Clone)]
 pub struct Entry {
-    /// The object's JSON, with `metadata.resourceVersion` = `rv`.
-    pub bytes: Bytes,
+    /// The object's JSON, with `metadata.resourceVersion` = `rv`, as kept at rest (compressed).
+    stored: Stored,
     /// The resourceVersion of the last write.
     pub rv: u64,
     /// Index data.
     pub meta: Arc<Meta>,
+}
+
+impl Entry {
+    /// The object's JSON (decompressed on each call: call it once per read).
+    pub fn bytes(&self) -> Bytes {
+        self.stored.json()
+    }
+
+    /// The length of [`Entry::bytes`], without decompressing.
+    pub fn json_len(&self) -> usize {
+        self.stored.json_len()
+    }
 }
 
 /// Watch event types.
@@ -176,9 +261,10 @@ pub struct WatchEvent {
     pub object: Bytes,
     /// Index data of `object`.
     pub meta: Arc<Meta>,
-    /// The stored state this change replaced (MODIFIED and DELETED), with its index data: for
-    /// selector transitions, and to rebuild a list as it was before this change.
-    pub prev: Option<(Bytes, Arc<Meta>)>,
+    /// The stored state this change replaced (MODIFIED and DELETED), as kept at rest (read it
+    /// with [`Stored::json`]), with its index data: for selector transitions, and to rebuild a
+    /// list as it was before this change.
+    pub prev: Option<(Stored, Arc<Meta>)>,
     /// The resourceVersion of `prev` (0 without one).
     pub prev_rv: u64,
 }
@@ -186,7 +272,7 @@ pub struct WatchEvent {
 impl WatchEvent {
     /// The object bytes this event keeps alive: the object and the state it replaced.
     pub fn size(&self) -> usize {
-        self.object.len() + self.prev.as_ref().map_or(0, |(bytes, _)| bytes.len())
+        self.object.len() + self.prev.as_ref().map_or(0, |(stored, _)| stored.size())
     }
 }
 
@@ -288,6 +374,8 @@ struct Watcher {
 struct Bucket {
     objects: BTreeMap<(String, String), Entry>,
     watchers: Vec<Watcher>,
+    /// How this resource's objects are compressed at rest.
+    codec: Codec,
 }
 
 struct Inner {
@@ -306,6 +394,8 @@ struct Inner {
     listeners: Vec<mpsc::UnboundedSender<Arc<WatchEvent>>>,
     /// The write-ahead log, with `--data-dir`.
     wal: Option<Wal>,
+    /// Compresses objects at rest (writes hold the lock).
+    packer: Packer,
 }
 
 /// The object store. Cheap to share behind an `Arc`.
@@ -328,6 +418,7 @@ impl Store {
                 dependents: HashMap::new(),
                 listeners: Vec::new(),
                 wal: None,
+                packer: Packer::default(),
             }),
             config,
         }
@@ -435,8 +526,8 @@ impl Store {
             }
             let before = match e.kind {
                 EventType::Added => None,
-                EventType::Modified | EventType::Deleted => e.prev.as_ref().map(|(bytes, meta)| Entry {
-                    bytes: bytes.clone(),
+                EventType::Modified | EventType::Deleted => e.prev.as_ref().map(|(stored, meta)| Entry {
+                    stored: stored.clone(),
                     rv: e.prev_rv,
                     meta: meta.clone(),
                 }),
@@ -521,12 +612,14 @@ impl Store {
                     rv,
                     object: bytes.to_vec(),
                 });
-                let entry = Entry { bytes: bytes.clone(), rv, meta: meta.clone() };
                 if let Some(cur) = &current {
                     unindex(&mut inner, &key_arc, &id, &cur.meta);
                 }
                 index(&mut inner, &key_arc, &id, &meta);
-                inner.buckets.entry(key.to_string()).or_default().objects.insert(id.clone(), entry);
+                let Inner { buckets, packer, .. } = &mut *inner;
+                let bucket = buckets.entry(key.to_string()).or_default();
+                let stored = packer.pack(&mut bucket.codec, &bytes);
+                bucket.objects.insert(id.clone(), Entry { stored, rv, meta: meta.clone() });
                 stored_value = Some(obj);
                 WatchEvent {
                     kind: if current.is_some() { EventType::Modified } else { EventType::Added },
@@ -537,7 +630,7 @@ impl Store {
                     object: bytes,
                     meta,
                     prev_rv: current.as_ref().map_or(0, |c| c.rv),
-                    prev: current.map(|c| (c.bytes, c.meta)),
+                    prev: current.map(|c| (c.stored, c.meta)),
                 }
             }
             Op::Delete | Op::DeleteAs(_) => {
@@ -555,7 +648,7 @@ impl Store {
                 // The final state carries the deletion's resourceVersion, as upstream.
                 let mut last: Value = match op {
                     Op::DeleteAs(v) => v,
-                    _ => serde_json::from_slice(&cur.bytes).unwrap_or(Value::Null),
+                    _ => serde_json::from_slice(&cur.bytes()).unwrap_or(Value::Null),
                 };
                 last["metadata"]["resourceVersion"] = Value::String(rv.to_string());
                 let bytes = json_bytes(&last);
@@ -567,7 +660,7 @@ impl Store {
                     rv,
                     object: bytes,
                     meta: cur.meta.clone(),
-                    prev: Some((cur.bytes, cur.meta)),
+                    prev: Some((cur.stored, cur.meta)),
                     prev_rv: cur.rv,
                 }
             }
@@ -621,7 +714,10 @@ impl Store {
         let id = (namespace.to_string(), name.to_string());
         let mut inner = self.lock();
         index(&mut inner, &key_arc, &id, &meta);
-        inner.buckets.entry(info.storage_key.clone()).or_default().objects.insert(id, Entry { bytes, rv, meta });
+        let Inner { buckets, packer, .. } = &mut *inner;
+        let bucket = buckets.entry(info.storage_key.clone()).or_default();
+        let stored = packer.pack(&mut bucket.codec, &bytes);
+        bucket.objects.insert(id, Entry { stored, rv, meta });
         Ok(())
     }
 
@@ -642,7 +738,8 @@ impl Store {
         let mut inner = self.lock();
         let rv = inner.rv;
         let in_ns = |ns: &str| namespace.is_none_or(|n| n == ns);
-        let initial = match from {
+        let mut snapshot: Vec<((String, String), Entry)> = vec![];
+        let mut initial = match from {
             WatchFrom::Now => vec![],
             WatchFrom::Rv(from) => {
                 if from < inner.compacted {
@@ -654,30 +751,18 @@ impl Store {
                 inner.history.iter().filter(|e| e.rv > from && &*e.key == key && in_ns(&e.namespace)).cloned().collect()
             }
             WatchFrom::Snapshot => {
-                let key_arc: Arc<str> = Arc::from(key);
-                inner
+                snapshot = inner
                     .buckets
                     .get(key)
                     .map(|b| {
                         b.objects
                             .iter()
                             .filter(|((ns, _), _)| in_ns(ns))
-                            .map(|((ns, name), e)| {
-                                Arc::new(WatchEvent {
-                                    kind: EventType::Added,
-                                    key: key_arc.clone(),
-                                    namespace: ns.clone(),
-                                    name: name.clone(),
-                                    rv: e.rv,
-                                    object: e.bytes.clone(),
-                                    meta: e.meta.clone(),
-                                    prev: None,
-                                    prev_rv: 0,
-                                })
-                            })
+                            .map(|(id, e)| (id.clone(), e.clone()))
                             .collect()
                     })
-                    .unwrap_or_default()
+                    .unwrap_or_default();
+                vec![]
             }
         };
         let (tx, rx) = mpsc::channel(self.config.watcher_buffer.max(1));
@@ -687,6 +772,22 @@ impl Store {
             .or_default()
             .watchers
             .push(Watcher { namespace: namespace.map(str::to_string), tx });
+        drop(inner);
+        // Decompressed after the lock is released: a large snapshot does not stall writers.
+        let key_arc: Arc<str> = Arc::from(key);
+        initial.extend(snapshot.into_iter().map(|((namespace, name), e)| {
+            Arc::new(WatchEvent {
+                kind: EventType::Added,
+                key: key_arc.clone(),
+                namespace,
+                name,
+                rv: e.rv,
+                object: e.bytes(),
+                meta: e.meta,
+                prev: None,
+                prev_rv: 0,
+            })
+        }));
         Ok(WatchStart { initial, rv, rx })
     }
 
@@ -709,7 +810,12 @@ impl Store {
 
     /// Total size of the stored JSON, in bytes (for the memory benchmark).
     pub fn json_bytes(&self) -> usize {
-        self.lock().buckets.values().flat_map(|b| b.objects.values()).map(|e| e.bytes.len()).sum()
+        self.lock().buckets.values().flat_map(|b| b.objects.values()).map(|e| e.stored.json_len()).sum()
+    }
+
+    /// Total size of the stored objects as kept at rest (compressed), in bytes.
+    pub fn stored_bytes(&self) -> usize {
+        self.lock().buckets.values().flat_map(|b| b.objects.values()).map(|e| e.stored.size()).sum()
     }
 }
 
@@ -731,7 +837,7 @@ fn compact_if_due(inner: &mut Inner) {
     let Inner { wal, buckets, rv, .. } = inner;
     let Some(wal) = wal.as_mut().filter(|w| w.wants_compaction()) else { return };
     let live = buckets.iter().flat_map(|(key, b)| {
-        b.objects.iter().map(move |((ns, name), e)| (key.as_str(), ns.as_str(), name.as_str(), e.rv, &e.bytes[..]))
+        b.objects.iter().map(move |((ns, name), e)| (key.as_str(), ns.as_str(), name.as_str(), e.rv, e.bytes()))
     });
     if let Err(e) = wal.compact(*rv, live) {
         // The old snapshot and the full log are still intact: keep going, retry later.
@@ -788,7 +894,7 @@ mod tests {
             s.write(&info, "default", "a", Expect::Rv(a.rv + 100), Op::Put(cm("a"))).unwrap_err(),
             WriteError::Conflict(a.rv)
         );
-        let stored: Value = serde_json::from_slice(&s.get(&info.storage_key, "default", "a").unwrap().bytes).unwrap();
+        let stored: Value = serde_json::from_slice(&s.get(&info.storage_key, "default", "a").unwrap().bytes()).unwrap();
         assert_eq!(stored["metadata"]["resourceVersion"], a.rv.to_string());
     }
 
@@ -821,7 +927,7 @@ mod tests {
         page.items
             .iter()
             .map(|e| {
-                let v: Value = serde_json::from_slice(&e.bytes).unwrap();
+                let v: Value = serde_json::from_slice(&e.bytes()).unwrap();
                 assert_eq!(v["metadata"]["resourceVersion"], e.rv.to_string(), "an entry's rv is its bytes' rv");
                 (v["metadata"]["name"].as_str().unwrap().to_string(), v["data"]["v"].as_str().unwrap_or("").to_string())
             })
@@ -903,7 +1009,20 @@ mod tests {
     fn the_history_is_bounded_in_bytes_too() {
         let reg = Registry::builtin();
         let info = reg.get("", "v1", "configmaps").unwrap();
-        let big = |n: &str| json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": n}, "data": {"k": "x".repeat(1000)}});
+        // 1,000 characters that do not compress (the stored state a change replaced counts at its
+        // compressed size).
+        let noise = |seed: u64| -> String {
+            let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+            (0..1000)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    char::from(b'!' + (x % 90) as u8)
+                })
+                .collect()
+        };
+        let big = |n: &str| json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": n}, "data": {"k": noise(n.as_bytes()[0] as u64)}});
         // Room for about three 1 KB objects, far fewer than the 100 events the count allows.
         let s = Store::new(StoreConfig { history: 100, history_bytes: 3_500, watcher_buffer: 10 });
         for n in ["a", "b", "c", "d", "e"] {
@@ -919,7 +1038,7 @@ mod tests {
         );
         // An update keeps the replaced state alive too: it counts twice.
         let mut e2 = big("e");
-        e2["data"]["k"] = json!("y".repeat(1000));
+        e2["data"]["k"] = json!(noise(99));
         s.write(&info, "default", "e", Expect::Exists, Op::Put(e2)).unwrap();
         let w = s.watch(&info.storage_key, None, WatchFrom::Rv(4)).unwrap();
         assert_eq!(w.initial.iter().map(|e| e.rv).collect::<Vec<_>>(), [5, 6]);
@@ -930,6 +1049,118 @@ mod tests {
         s.write(&info, "default", "b", Expect::Absent, Op::Put(big("b"))).unwrap();
         let w = s.watch(&info.storage_key, None, WatchFrom::Rv(1)).unwrap();
         assert_eq!(w.initial.iter().map(|e| e.name.as_str()).collect::<Vec<_>>(), ["b"]);
+    }
+
+    #[test]
+    fn every_read_gives_back_the_written_bytes_before_and_after_the_dictionary() {
+        let reg = Registry::builtin();
+        let info = reg.get("", "v1", "configmaps").unwrap();
+        let s = Store::new(StoreConfig::default());
+        let obj = |i: usize, v: &str| {
+            json!({"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": format!("cm-{i:04}"), "namespace": "default", "uid": format!("uid-{i}"),
+                    "labels": {"app": "x", "i": i.to_string()}},
+                "data": {"v": v, "long": format!("{}-{i}", "some text that repeats ".repeat(8))}})
+        };
+        // Past the dictionary's training (64 objects), so blobs of all three kinds are stored.
+        let mut written = BTreeMap::new();
+        for i in 0..300 {
+            let w = s.write(&info, "default", &format!("cm-{i:04}"), Expect::Absent, Op::Put(obj(i, "1"))).unwrap();
+            written.insert(format!("cm-{i:04}"), w.bytes);
+        }
+        let at = s.current_rv();
+        let before = written.clone();
+        for i in (0..300).step_by(3) {
+            let w = s.write(&info, "default", &format!("cm-{i:04}"), Expect::Exists, Op::Put(obj(i, "2"))).unwrap();
+            written.insert(format!("cm-{i:04}"), w.bytes);
+        }
+        assert!(s.stored_bytes() < s.json_bytes() / 2, "objects are compressed at rest");
+        for (name, bytes) in &written {
+            let e = s.get(&info.storage_key, "default", name).unwrap();
+            assert_eq!(&e.bytes(), bytes, "get {name}");
+            assert_eq!(e.json_len(), bytes.len());
+        }
+        let page = s.list(&info.storage_key, None, None, 0, &|_| true);
+        assert_eq!(
+            page.items.iter().map(|e| e.bytes()).collect::<Vec<_>>(),
+            written.values().cloned().collect::<Vec<_>>()
+        );
+        let old = s.list_at(&info.storage_key, None, None, 0, &|_| true, Some(at)).unwrap();
+        assert_eq!(
+            old.items.iter().map(|e| e.bytes()).collect::<Vec<_>>(),
+            before.values().cloned().collect::<Vec<_>>()
+        );
+        let w = s.watch(&info.storage_key, None, WatchFrom::Snapshot).unwrap();
+        assert_eq!(
+            w.initial.iter().map(|e| e.object.clone()).collect::<Vec<_>>(),
+            written.values().cloned().collect::<Vec<_>>()
+        );
+        let d = s.write(&info, "default", "cm-0001", Expect::Exists, Op::Delete).unwrap();
+        let mut last: Value = serde_json::from_slice(&written["cm-0001"]).unwrap();
+        last["metadata"]["resourceVersion"] = json!(d.rv.to_string());
+        assert_eq!(serde_json::from_slice::<Value>(&d.bytes).unwrap(), last, "a delete reads the last state back");
+    }
+
+    #[test]
+    fn pairs_round_trip_any_strings() {
+        let cases: Vec<Vec<(&str, &str)>> = vec![
+            vec![],
+            vec![("", "")],
+            vec![("a", ""), ("b", "")],
+            vec![("", "v"), ("k", "v2")],
+            vec![("app", "x"), ("tier", "a=b,c")],
+            vec![("a", "nul\0inside"), ("b", "2")],
+            vec![("k\0", "")],
+        ];
+        for pairs in cases {
+            let p = Pairs::from_sorted(pairs.iter().copied());
+            assert_eq!(p.iter().collect::<Vec<_>>(), pairs, "{p:?}");
+            assert_eq!(p.is_empty(), pairs.is_empty());
+            for (k, v) in &pairs {
+                assert_eq!(p.get(k), Some(*v));
+            }
+            assert_eq!(p.get("absent"), None);
+        }
+    }
+
+    #[test]
+    fn index_entries_answer_selectors_as_the_maps_did() {
+        let reg = Registry::builtin();
+        let info = reg.get("", "v1", "pods").unwrap();
+        let pod = json!({"metadata": {"name": "p", "namespace": "d", "labels": {"app": "x", "n": "5", "empty": ""}},
+            "spec": {"nodeName": "node-1"}, "status": {"phase": "Running"}});
+        let meta = Meta::of(&info, &pod);
+        let labels = selector::labels_of(&pod);
+        let fields = selector::selectable_fields(&info, &pod);
+        for sel in [
+            "app=x",
+            "app!=x",
+            "app in (x,y)",
+            "app notin (x)",
+            "n>4",
+            "n<5",
+            "empty",
+            "!empty",
+            "empty=",
+            "missing",
+            "!missing",
+            "app=x,n=5",
+        ] {
+            let s = selector::LabelSelector::parse(sel).unwrap();
+            assert_eq!(meta.labels_match(&s), s.matches(&labels), "{sel}");
+        }
+        for sel in [
+            "spec.nodeName=node-1",
+            "spec.nodeName!=node-1",
+            "status.phase=Running,metadata.name=p",
+            "spec.nodeName=",
+            "status.podIP=",
+        ] {
+            let s = selector::FieldSelector::parse(&info, sel).unwrap();
+            assert_eq!(meta.fields_match(&s), s.matches(&fields), "{sel}");
+        }
+        assert!(meta.fields_match(&selector::FieldSelector::parse(&info, "spec.nodeName=node-1").unwrap()));
+        assert!(!meta.labels_match(&selector::LabelSelector::parse("app=y").unwrap()));
     }
 
     #[test]

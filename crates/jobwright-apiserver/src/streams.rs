@@ -211,7 +211,7 @@ pub fn is_metrics(path: &str) -> bool {
 fn list_values(s: &Server, resource: &str, namespace: Option<&str>) -> Vec<Value> {
     let info = s.api.storage_info(&s.api.info("", resource));
     let page = s.api.store.list(&info.storage_key, namespace, None, 0, &|_| true);
-    page.items.iter().filter_map(|e| serde_json::from_slice(&e.bytes).ok()).collect()
+    page.items.iter().filter_map(|e| serde_json::from_slice(&e.bytes()).ok()).collect()
 }
 
 /// Every running container's usage, from every node simulator that runs pods of this server.

@@ -168,7 +168,7 @@ async fn sleep_until_opt(t: Option<Instant>) {
 /// One pass of upstream's `CRDFinalizer.sync`; true when there is nothing left to do for `name`.
 fn sync(api: &Api, crds: &ResourceInfo, name: &str) -> bool {
     let Some(e) = api.store.get(&crds.storage_key, "", name) else { return true };
-    let crd: Value = serde_json::from_slice(&e.bytes).unwrap_or(Value::Null);
+    let crd: Value = serde_json::from_slice(&e.bytes()).unwrap_or(Value::Null);
     if !e.meta.deleting || !has_finalizer(&crd) {
         return true;
     }
