@@ -272,7 +272,9 @@ fn report(runs: &[Run]) {
     }
     println!("\nreq/job: every controller request but list/watch; writes: without gets and events.");
     println!("KiB/pod: the controller's VmHWM growth from idle (caches synced) to the end, per pod.");
-    println!("\nController process CPU time (utime+stime, /proc/self/stat) from caches synced to the last Job Complete:");
+    println!(
+        "\nController process CPU time (utime+stime, /proc/self/stat) from caches synced to the last Job Complete:"
+    );
     for run in runs {
         let r = &run.result;
         let jobs = r["jobs"].as_u64().unwrap_or(1) as f64;
