@@ -858,7 +858,7 @@ mod tests {
     fn removal_order_is_the_same_on_cached_pods() {
         use crate::job::testing::{PodBuilder, at};
         let job = JobBuilder::new("j").build();
-        let all = vec![
+        let all = [
             PodBuilder::for_job(&job).running().ready().node("n").build(),
             PodBuilder::for_job(&job).pending().build(),
             PodBuilder::for_job(&job).running().node("n").restarts(3).build(),

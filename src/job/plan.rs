@@ -503,17 +503,13 @@ fn sync<'a>(ctx: &Ctx<'a>, sctx: &SyncContext, owned: Vec<&'a CachedPod>) -> Pla
     let unc_succ: BTreeSet<String> = uncounted.succeeded.clone().unwrap_or_default().into_iter().collect();
     let unc_fail: BTreeSet<String> = uncounted.failed.clone().unwrap_or_default().into_iter().collect();
 
-    let active_pods: Vec<&CachedPod> = owned.iter().copied().filter(|p| pods::is_active(p)).collect();
+    let active_pods: Vec<&CachedPod> = owned.iter().copied().filter(pods::is_active).collect();
     let mut s = State {
         active: active_pods.len() as i32,
-        ready: active_pods.iter().filter(|p| pods::is_ready(p)).count() as i32,
-        terminating: owned.iter().filter(|p| pods::is_terminating(p)).count() as i32,
+        ready: active_pods.iter().filter(pods::is_ready).count() as i32,
+        terminating: owned.iter().filter(pods::is_terminating).count() as i32,
         active_pods,
-        terminating_indexes: owned
-            .iter()
-            .filter(|p| pods::is_terminating(p))
-            .filter_map(|p| pods::completion_index(p))
-            .collect(),
+        terminating_indexes: owned.iter().filter(pods::is_terminating).filter_map(pods::completion_index).collect(),
         succeeded: 0,
         failed: 0,
         prev_succeeded_indexes: Indexes::new(),
@@ -628,7 +624,7 @@ fn sync<'a>(ctx: &Ctx<'a>, sctx: &SyncContext, owned: Vec<&'a CachedPod>) -> Pla
     if s.finished.is_some() {
         // Terminate every active pod; keep finalizers so failures are counted.
         let mut victims = s.active_pods.clone();
-        victims.sort_by(|a, b| pods::removal_order(a, b));
+        victims.sort_by(pods::removal_order);
         for p in victims {
             s.deletions.push(deletion(p, DeletionReason::JobFinishing, false));
         }
@@ -710,14 +706,14 @@ fn past_backoff_limit_on_failure(spec: &JobSpec, owned: &[&CachedPod], limit: i3
         return false;
     }
     let total: i64 =
-        owned.iter().filter(|p| matches!(pods::phase(p), "Running" | "Pending")).map(|p| pods::restart_count(p)).sum();
+        owned.iter().filter(|p| matches!(pods::phase(p), "Running" | "Pending")).map(pods::restart_count).sum();
     if limit == 0 { total > 0 } else { total >= i64::from(limit) }
 }
 
 /// Upstream's `getPodsWithDelayedDeletionPerIndex`: per index still to be retried, the last failed
 /// pod, whose finalizer is kept until its replacement (which inherits its failure count) exists.
 fn delayed_per_index<'a>(ctx: &Ctx, s: &State, owned: &[&'a CachedPod]) -> BTreeMap<i32, &'a CachedPod> {
-    let active_ix: BTreeSet<i32> = s.active_pods.iter().filter_map(|p| pods::completion_index(p)).collect();
+    let active_ix: BTreeSet<i32> = s.active_pods.iter().filter_map(pods::completion_index).collect();
     let failed = s.failed_indexes.clone().unwrap_or_default();
     let mut out: BTreeMap<i32, &CachedPod> = BTreeMap::new();
     for p in owned.iter().copied() {
@@ -767,7 +763,7 @@ fn active_pods_for_removal<'a>(ctx: &Ctx, s: &State<'a>, at_least: usize) -> Vec
             }
         }
         for (_, mut group) in by_index {
-            group.sort_by(|a, b| pods::removal_order(a, b));
+            group.sort_by(pods::removal_order);
             let keep = group.pop();
             rm.extend(group.into_iter().map(|p| (p, DeletionReason::DuplicateIndex)));
             left.extend(keep);
@@ -777,7 +773,7 @@ fn active_pods_for_removal<'a>(ctx: &Ctx, s: &State<'a>, at_least: usize) -> Vec
         left = s.active_pods.clone();
     }
     if rm.len() < at_least {
-        left.sort_by(|a, b| pods::removal_order(a, b));
+        left.sort_by(pods::removal_order);
         let need = at_least - rm.len();
         rm.extend(left.into_iter().take(need).map(|p| (p, DeletionReason::ExcessActive)));
     }
@@ -793,7 +789,7 @@ fn manage_job(ctx: &Ctx, s: &mut State) {
     let parallelism = spec.parallelism.unwrap_or(1).max(0);
     if spec.suspend == Some(true) {
         let mut victims = s.active_pods.clone();
-        victims.sort_by(|a, b| pods::removal_order(a, b));
+        victims.sort_by(pods::removal_order);
         for p in victims {
             s.deletions.push(deletion(p, DeletionReason::Suspended, true));
         }
