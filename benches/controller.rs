@@ -138,6 +138,7 @@ async fn scenario(cfg: kube::Config, jobs: usize, completions: i32, parallelism:
     tokio::spawn(controller::run(ctl_client, opts, std::future::pending()));
     synced.wait_for(|s| *s).await.expect("caches synced");
     let (hwm_idle, _) = common::memory("self");
+    let cpu_idle = common::cpu_seconds("self");
 
     let watch = {
         let driver = driver.clone();
@@ -148,6 +149,9 @@ async fn scenario(cfg: kube::Config, jobs: usize, completions: i32, parallelism:
     common::create_jobs(&driver, specs, 16).await;
     let done = watch.await.expect("all Jobs complete");
     let elapsed = start.elapsed().as_secs_f64();
+    // The process's CPU time from caches synced to the last Job Complete: the controller's work
+    // (plus the driver's Job creates and watch), a figure the machine's load barely changes.
+    let cpu = common::cpu_seconds("self") - cpu_idle;
     common::assert_counted(&done);
     // Requests still in flight when the last Job turned Complete (events are published in the
     // background) land in the counts.
@@ -159,7 +163,7 @@ async fn scenario(cfg: kube::Config, jobs: usize, completions: i32, parallelism:
     println!(
         "RESULT {}",
         json!({"elapsed": elapsed, "jobs": jobs, "completions": completions, "by_resource": by_resource,
-            "codes": codes, "hwm": hwm, "rss": rss, "hwm_idle": hwm_idle})
+            "codes": codes, "hwm": hwm, "rss": rss, "hwm_idle": hwm_idle, "cpu": cpu})
     );
 }
 
@@ -268,6 +272,22 @@ fn report(runs: &[Run]) {
     }
     println!("\nreq/job: every controller request but list/watch; writes: without gets and events.");
     println!("KiB/pod: the controller's VmHWM growth from idle (caches synced) to the end, per pod.");
+    println!(
+        "\nController process CPU time (utime+stime, /proc/self/stat) from caches synced to the last Job Complete:"
+    );
+    for run in runs {
+        let r = &run.result;
+        let jobs = r["jobs"].as_u64().unwrap_or(1) as f64;
+        let pods = jobs * r["completions"].as_u64().unwrap_or(1) as f64;
+        let cpu = r["cpu"].as_f64().unwrap_or(0.0);
+        println!(
+            "  {:<34} {:>7.2} s CPU  {:>7.3} ms/pod  {:>7.0} pods per CPU-second",
+            run.name,
+            cpu,
+            cpu * 1000.0 / pods,
+            pods / cpu.max(1e-9)
+        );
+    }
     for run in runs {
         println!(
             "\n{}: controller requests by resource and verb (controller idle VmHWM {:.1} MiB)",

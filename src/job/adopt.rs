@@ -5,8 +5,9 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+
+use super::cached_pod::PodFacts;
 
 /// What to do with one pod of the Job's namespace.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -48,20 +49,21 @@ pub fn selector_matches(sel: &LabelSelector, labels: &BTreeMap<String, String>) 
 }
 
 /// Upstream's claim decision for `pod` and `job`. A Job without a selector claims nothing.
-pub fn claim(job: &Job, pod: &Pod) -> Claim {
-    if pod.metadata.namespace != job.metadata.namespace {
+pub fn claim<P: PodFacts + ?Sized>(job: &Job, pod: &P) -> Claim {
+    let meta = pod.pod_meta();
+    if meta.namespace != job.metadata.namespace {
         return Claim::Ignore;
     }
     let Some(sel) = job.spec.as_ref().and_then(|s| s.selector.as_ref()) else { return Claim::Ignore };
     let empty = BTreeMap::new();
-    let matches = selector_matches(sel, pod.metadata.labels.as_ref().unwrap_or(&empty));
-    let controller = pod.metadata.owner_references.iter().flatten().find(|r| r.controller == Some(true));
+    let matches = selector_matches(sel, meta.labels.as_ref().unwrap_or(&empty));
+    let controller = meta.owner_references.iter().flatten().find(|r| r.controller == Some(true));
     let job_deleting = job.metadata.deletion_timestamp.is_some();
     match controller {
         Some(r) if Some(r.uid.as_str()) == job.metadata.uid.as_deref() => {
             if matches {
                 Claim::Owned
-            } else if job_deleting || pod.metadata.deletion_timestamp.is_some() {
+            } else if job_deleting || meta.deletion_timestamp.is_some() {
                 // Neither a Job being deleted nor a pod being deleted is released.
                 Claim::Ignore
             } else {
@@ -69,7 +71,7 @@ pub fn claim(job: &Job, pod: &Pod) -> Claim {
             }
         }
         Some(_) => Claim::Ignore,
-        None if matches && !job_deleting && pod.metadata.deletion_timestamp.is_none() => Claim::Adopt,
+        None if matches && !job_deleting && meta.deletion_timestamp.is_none() => Claim::Adopt,
         None => Claim::Ignore,
     }
 }
@@ -78,6 +80,7 @@ pub fn claim(job: &Job, pod: &Pod) -> Claim {
 mod tests {
     use super::*;
     use crate::job::testing::{JobBuilder, PodBuilder};
+    use k8s_openapi::api::core::v1::Pod;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelectorRequirement;
 
     fn with_selector(job: Job) -> Job {

@@ -17,6 +17,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, PostParams, Preconditions};
 
+use super::cached_pod::CachedPod;
 use super::controller::{Context, Error, remove_finalizer};
 use super::events::{self, JobEvent};
 use super::kind::JobKind;
@@ -78,7 +79,7 @@ async fn write_status<K: JobKind>(
 pub async fn apply<K: JobKind>(
     ctx: &Context<K>,
     job: &Job,
-    pods: &[impl Borrow<Pod>],
+    pods: &[impl Borrow<CachedPod>],
     mut plan: Plan,
 ) -> Result<Option<Duration>, Error> {
     let ns = job.namespace().ok_or(Error::MissingMetadata("namespace"))?;

@@ -12,9 +12,9 @@
 
 use std::time::Duration;
 
+use super::cached_pod::PodFacts;
 use chrono::{DateTime, Utc};
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::Pod;
 
 use super::pods;
 
@@ -29,7 +29,7 @@ pub struct BackoffRecord {
 
 impl BackoffRecord {
     /// Builds the record from the Job's pods (all of them, counted or not).
-    pub fn from_pods(job: &Job, all: &[&Pod]) -> Self {
+    pub fn from_pods<P: PodFacts>(job: &Job, all: &[P]) -> Self {
         let last_success = all.iter().filter(|p| pods::phase(p) == "Succeeded").map(|p| pods::finished_time(p)).max();
         let mut rec = BackoffRecord::default();
         for p in all.iter().filter(|p| pods::is_pod_failed(p, job)) {
@@ -80,7 +80,12 @@ pub fn remaining_for(
 
 /// Time left before re-creating the pod of an index whose last failed pod is `last_failed`
 /// (backoffLimitPerIndex).
-pub fn remaining_for_index(last_failed: Option<&Pod>, now: DateTime<Utc>, base: Duration, cap: Duration) -> Duration {
+pub fn remaining_for_index<P: PodFacts + ?Sized>(
+    last_failed: Option<&P>,
+    now: DateTime<Utc>,
+    base: Duration,
+    cap: Duration,
+) -> Duration {
     let Some(p) = last_failed else { return Duration::ZERO };
     let failures = u32::try_from(pods::index_absolute_failure_count(p)).unwrap_or(0).saturating_add(1);
     remaining_for(failures, Some(pods::finished_time(p)), now, base, cap)
@@ -90,6 +95,7 @@ pub fn remaining_for_index(last_failed: Option<&Pod>, now: DateTime<Utc>, base: 
 mod tests {
     use super::*;
     use crate::job::testing::{JobBuilder, PodBuilder, t0};
+    use k8s_openapi::api::core::v1::Pod;
 
     const BASE: Duration = Duration::from_secs(10);
     const CAP: Duration = Duration::from_secs(600);
@@ -133,6 +139,6 @@ mod tests {
         let p = PodBuilder::for_job(&job).index(0).failed().index_failure_count(2).finished_at(t0()).build();
         // Third failure of the index: 40 s.
         assert_eq!(remaining_for_index(Some(&p), t0(), BASE, CAP), Duration::from_secs(40));
-        assert_eq!(remaining_for_index(None, t0(), BASE, CAP), Duration::ZERO);
+        assert_eq!(remaining_for_index::<Pod>(None, t0(), BASE, CAP), Duration::ZERO);
     }
 }

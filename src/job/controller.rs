@@ -47,6 +47,7 @@ use tokio_stream::wrappers::UnboundedReceiverStream;
 
 use super::adopt::{Claim, claim};
 use super::apply;
+use super::cached_pod::CachedPod;
 use super::config::Config;
 use super::expectations::{Expectations, PodEvent};
 use super::informer::{JobInformer, Subscription};
@@ -203,7 +204,7 @@ pub struct Context<K: JobKind = Job> {
     /// Controller settings, as they apply to this kind ([`JobKind::config`]).
     pub config: Config,
     /// All pods.
-    pub pods: Store<Pod>,
+    pub pods: Store<CachedPod>,
     /// All Jobs of this kind (what ties the context to its kind).
     pub jobs: Store<K>,
     /// Outstanding pod operations per Job uid.
@@ -238,7 +239,7 @@ struct Owners {
 impl Owners {
     /// Whether the pod may hold a stale tracking finalizer, judged from the Job caches: it has no
     /// controller, or its controller is a Job of a reconciled kind missing from that kind's cache.
-    fn maybe_orphan(&self, pod: &Pod) -> bool {
+    fn maybe_orphan(&self, pod: &CachedPod) -> bool {
         if !pods::has_tracking_finalizer(pod) {
             return false;
         }
@@ -266,7 +267,7 @@ async fn live_owner<K: JobKind>(client: &Client, ns: &str, r: &OwnerReference) -
 
 type OrphanTx = mpsc::UnboundedSender<(String, String)>;
 
-fn pod_key(pod: &Pod) -> (String, String) {
+fn pod_key(pod: &CachedPod) -> (String, String) {
     (pod.namespace().unwrap_or_default(), pod.name_any())
 }
 
@@ -416,7 +417,7 @@ async fn run_kinds(
     let shutdown = futures::future::FutureExt::shared(Box::pin(shutdown));
     let crd = crd_jobs.is_some();
     let owners = Owners { batch: batch_jobs.store.clone(), crd: crd_jobs.as_ref().map(|s| s.store.clone()) };
-    let (pod_reader, pod_writer) = reflector::store::<Pod>();
+    let (pod_reader, pod_writer) = reflector::store::<CachedPod>();
     let expectations = Arc::new(Expectations::new(opts.expectations_ttl));
     let (orphan_tx, orphan_rx) = mpsc::unbounded_channel();
     let index = Arc::new(PodIndex::default());
@@ -442,9 +443,10 @@ async fn run_kinds(
     });
 
     // The pod reflector, driven here and fanned out to the controllers of each kind.
-    let pods_api: Api<Pod> = Api::all(client.clone());
-    let (batch_pods_tx, batch_pods) = mpsc::unbounded_channel::<Arc<Pod>>();
-    let (crd_pods_tx, crd_pods) = mpsc::unbounded_channel::<Arc<Pod>>();
+    // Pods are decoded straight into what the controller reads of them (see `cached_pod`).
+    let pods_api: Api<CachedPod> = Api::all(client.clone());
+    let (batch_pods_tx, batch_pods) = mpsc::unbounded_channel::<Arc<CachedPod>>();
+    let (crd_pods_tx, crd_pods) = mpsc::unbounded_channel::<Arc<CachedPod>>();
     let mut pod_txs = vec![batch_pods_tx];
     if crd {
         pod_txs.push(crd_pods_tx);
@@ -456,7 +458,7 @@ async fn run_kinds(
         let tx: OrphanTx = orphan_tx.clone();
         let (store, triggers) = (pod_reader.clone(), pod_txs.clone());
         let mut vanished = Vanished::default();
-        move |ev: &watcher::Event<Pod>| {
+        move |ev: &watcher::Event<CachedPod>| {
             // The index first: once an expectation is observed, the pod is findable.
             index.apply(ev);
             // Pods a re-list dropped were deleted while the watch was down: observed as deleted,
@@ -486,7 +488,7 @@ async fn run_kinds(
             }
         }
     };
-    let pod_watch = watcher(pods_api, watcher::Config::default()).default_backoff().modify(pods::trim_for_cache);
+    let pod_watch = watcher(pods_api, watcher::Config::default()).default_backoff();
     let pod_stream = reflector::reflector(pod_writer, pod_watch).inspect_ok(pod_hook).touched_objects();
     let pod_task = AbortOnDrop(tokio::spawn(async move {
         let mut stream = std::pin::pin!(pod_stream);
@@ -537,7 +539,7 @@ struct Shared {
     client: Client,
     queue: Arc<Queue>,
     config: Config,
-    pods: Store<Pod>,
+    pods: Store<CachedPod>,
     expectations: Arc<Expectations>,
     recorder: EventSink,
     metrics: Option<Metrics>,
@@ -601,7 +603,7 @@ async fn run_kind<K: JobKind>(
     shared: &Shared,
     subscription: Subscription<K>,
     jobs_ready_tx: watch::Sender<bool>,
-    pod_triggers: mpsc::UnboundedReceiver<Arc<Pod>>,
+    pod_triggers: mpsc::UnboundedReceiver<Arc<CachedPod>>,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
     let Subscription { store: jobs, events } = subscription;
@@ -658,7 +660,7 @@ async fn run_kind<K: JobKind>(
     let trigger_queue = shared.queue.clone();
     let gone_queue = shared.queue.clone();
     Controller::for_shared_stream(job_stream, jobs)
-        .watches_shared_stream(UnboundedReceiverStream::new(pod_triggers), move |pod: Arc<Pod>| {
+        .watches_shared_stream(UnboundedReceiverStream::new(pod_triggers), move |pod: Arc<CachedPod>| {
             let jobs = K::triggered_by(&pod, &trigger_jobs);
             for j in &jobs {
                 trigger_queue.queued::<K>(j.namespace.as_deref(), &j.name);
@@ -776,7 +778,7 @@ pub async fn remove_finalizer(api: &Api<Pod>, name: &str) -> Result<(), kube::Er
 
 /// The pods of the store the Job controls (controller ownerReference and selector), found through
 /// the index.
-pub fn pods_of(job: &Job, store: &Store<Pod>, index: &PodIndex) -> Vec<Arc<Pod>> {
+pub fn pods_of(job: &Job, store: &Store<CachedPod>, index: &PodIndex) -> Vec<Arc<CachedPod>> {
     let Some(uid) = job.metadata.uid.as_deref() else { return vec![] };
     index
         .get(uid)
@@ -817,9 +819,9 @@ async fn release_mismatched<K: JobKind>(job: &Job, ctx: &Context<K>) -> Result<(
 /// `ClaimPods`): after re-reading the Job live (it must still exist with the same uid and not be
 /// deleting), a JSON patch guarded by the pod's uid and resourceVersion adds the controller
 /// ownerReference and the tracking finalizer. Returns the adopted pods.
-async fn adopt_orphans<K: JobKind>(job: &Job, ctx: &Context<K>) -> Result<Vec<Arc<Pod>>, Error> {
+async fn adopt_orphans<K: JobKind>(job: &Job, ctx: &Context<K>) -> Result<Vec<Arc<CachedPod>>, Error> {
     let ns = job.namespace().ok_or(Error::MissingMetadata("namespace"))?;
-    let orphans: Vec<Arc<Pod>> = ctx
+    let orphans: Vec<Arc<CachedPod>> = ctx
         .index
         .get(&orphan_key(&ns))
         .into_iter()
@@ -862,7 +864,7 @@ async fn adopt_orphans<K: JobKind>(job: &Job, ctx: &Context<K>) -> Result<Vec<Ar
         match api.patch(&pod.name_any(), &PatchParams::default(), &Patch::<()>::Json(patch)).await {
             Ok(p) => {
                 tracing::info!(job = %format!("{ns}/{}", job.name_any()), pod = %p.name_any(), "adopted pod");
-                adopted.push(Arc::new(p));
+                adopted.push(Arc::new(CachedPod::from(p)));
             }
             // Changed or gone since the cache saw it: the next event re-triggers the claim.
             Err(e) => tracing::debug!(pod = %pod.name_any(), error = %e, "adopting a pod failed"),

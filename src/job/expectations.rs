@@ -19,13 +19,11 @@
 //! wedge a Job. All of it is in memory: after a restart everything is re-derived from the API
 //! server (the tracking finalizer and `uncountedTerminatedPods` make that safe).
 
-use std::borrow::Borrow;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::Pod;
-
+use super::cached_pod::PodFacts;
 use super::pods;
 
 /// How long an unobserved expectation blocks a Job (upstream's `ExpectationsTimeout`).
@@ -138,12 +136,12 @@ impl Expectations {
     }
 
     /// Feeds one pod watch event for the Job `key` that controls the pod.
-    pub fn observe(&self, key: &str, pod: &Pod, event: PodEvent) {
+    pub fn observe<P: PodFacts + ?Sized>(&self, key: &str, pod: &P, event: PodEvent) {
         let uid = pods::uid(pod);
         let gone = event == PodEvent::Deleted;
         self.with(key, |e| {
             e.creations.remove(uid);
-            if gone || pod.metadata.deletion_timestamp.is_some() {
+            if gone || pod.pod_meta().deletion_timestamp.is_some() {
                 e.deletions.remove(uid);
             }
             if gone || !pods::has_tracking_finalizer(pod) {
@@ -178,15 +176,15 @@ impl Expectations {
     /// the store controlled by the Job): `before` is [`Expectations::outstanding`] taken before the
     /// snapshot was read. Drops the records the snapshot shows as done, and returns whether pod
     /// creations and deletions are all observed, and the finalizer removals still pending.
-    pub fn satisfied_after<P: Borrow<Pod>>(
+    pub fn satisfied_after<P: PodFacts>(
         &self,
         key: &str,
         before: &Outstanding,
         pods: &[P],
     ) -> (bool, BTreeSet<String>) {
-        let by_uid: HashMap<&str, &Pod> = pods.iter().map(|p| (pods::uid(p.borrow()), p.borrow())).collect();
+        let by_uid: HashMap<&str, &P> = pods.iter().map(|p| (pods::uid(p), p)).collect();
         let created = |uid: &str| by_uid.contains_key(uid);
-        let deleted = |uid: &str| by_uid.get(uid).is_none_or(|p| p.metadata.deletion_timestamp.is_some());
+        let deleted = |uid: &str| by_uid.get(uid).is_none_or(|p| p.pod_meta().deletion_timestamp.is_some());
         let finalizer_gone = |uid: &str| by_uid.get(uid).is_none_or(|p| !pods::has_tracking_finalizer(p));
         let live = self.with(key, |e| {
             e.creations.retain(|uid, _| !created(uid));
@@ -202,7 +200,7 @@ impl Expectations {
 
     /// [`Expectations::satisfied_after`] with the expectations as they are now: only correct when
     /// no pod event can be applied between reading `pods` and this call (tests, single-threaded use).
-    pub fn satisfied<P: Borrow<Pod>>(&self, key: &str, pods: &[P]) -> (bool, BTreeSet<String>) {
+    pub fn satisfied<P: PodFacts>(&self, key: &str, pods: &[P]) -> (bool, BTreeSet<String>) {
         let before = self.outstanding(key);
         self.satisfied_after(key, &before, pods)
     }
@@ -246,6 +244,7 @@ impl Expectations {
 mod tests {
     use super::*;
     use crate::job::labels::JOB_TRACKING_FINALIZER;
+    use k8s_openapi::api::core::v1::Pod;
 
     fn pod(uid: &str, finalizer: bool, deleting: bool) -> Pod {
         let mut p = Pod::default();

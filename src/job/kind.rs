@@ -21,7 +21,7 @@ use std::fmt::Debug;
 
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::batch::v1::Job as BatchJob;
-use k8s_openapi::api::core::v1::{ObjectReference, Pod};
+use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, OwnerReference};
 use kube::Resource;
 use kube::runtime::reflector::{ObjectRef, Store};
@@ -30,6 +30,7 @@ use serde::de::DeserializeOwned;
 
 use super::Config;
 use super::adopt::selector_matches;
+use super::cached_pod::PodFacts;
 
 /// Which Job kind.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -73,8 +74,9 @@ pub trait JobKind:
     /// pod of a deleted Job, or of an older Job of the same name, triggers nothing); for a pod
     /// without a controller (an adoption candidate, not being deleted), every Job of this kind in
     /// its namespace whose selector matches it (`getPodJobs`).
-    fn triggered_by(pod: &Pod, jobs: &Store<Self>) -> Vec<ObjectRef<Self>> {
-        let ns = pod.metadata.namespace.as_deref().unwrap_or_default();
+    fn triggered_by<P: PodFacts + ?Sized>(pod: &P, jobs: &Store<Self>) -> Vec<ObjectRef<Self>> {
+        let meta = pod.pod_meta();
+        let ns = meta.namespace.as_deref().unwrap_or_default();
         match controller_of(pod) {
             Some(r) if Self::owns(r) => {
                 let job = ObjectRef::new(&r.name).within(ns);
@@ -84,10 +86,10 @@ pub trait JobKind:
                 }
             }
             Some(_) => vec![],
-            None if pod.metadata.deletion_timestamp.is_some() => vec![],
+            None if meta.deletion_timestamp.is_some() => vec![],
             None => {
                 let empty = BTreeMap::new();
-                let labels = pod.metadata.labels.as_ref().unwrap_or(&empty);
+                let labels = meta.labels.as_ref().unwrap_or(&empty);
                 jobs.state()
                     .iter()
                     .filter(|j| j.meta().namespace.as_deref() == Some(ns))
@@ -187,12 +189,12 @@ pub fn owner_kind(r: &OwnerReference) -> Option<KindId> {
 }
 
 /// The pod's controller ownerReference, if any.
-pub fn controller_of(pod: &Pod) -> Option<&OwnerReference> {
-    pod.metadata.owner_references.iter().flatten().find(|r| r.controller == Some(true))
+pub fn controller_of<P: PodFacts + ?Sized>(pod: &P) -> Option<&OwnerReference> {
+    pod.pod_meta().owner_references.iter().flatten().find(|r| r.controller == Some(true))
 }
 
 /// The uid of the pod's controller if it is a Job of any kind.
-pub fn job_controller_uid(pod: &Pod) -> Option<&str> {
+pub fn job_controller_uid<P: PodFacts + ?Sized>(pod: &P) -> Option<&str> {
     controller_of(pod).filter(|r| owner_kind(r).is_some()).map(|r| r.uid.as_str())
 }
 

@@ -16,6 +16,7 @@
 //! | [`indexes`] | `"1,3-5,7"` interval sets |
 //! | [`backoff`] | pod re-creation delays |
 //! | [`pods`] | pod predicates, finish times, removal order |
+//! | [`cached_pod`] | the pod cache entry: only what the controller reads, decoded straight from JSON |
 //! | [`template`] | the pod built from the Job's template |
 //! | [`events`] | the Job's events, as upstream words them |
 //! | [`labels`] | well-known strings |
@@ -69,6 +70,7 @@
 pub mod adopt;
 pub mod apply;
 pub mod backoff;
+pub mod cached_pod;
 pub mod config;
 pub mod controller;
 pub mod events;

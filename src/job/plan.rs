@@ -26,7 +26,7 @@
 //! [`SyncContext::pending_finalizer_removals`] (a lagging cache would otherwise show a pod that was
 //! already counted with its finalizer still on).
 
-use std::borrow::Borrow;
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
@@ -35,6 +35,7 @@ use k8s_openapi::api::batch::v1::{Job, JobCondition, JobSpec, JobStatus, Uncount
 use k8s_openapi::api::core::v1::Pod;
 
 use super::backoff::{self, BackoffRecord};
+use super::cached_pod::{CachedPod, PodFacts, ToCached};
 use super::config::Config;
 use super::events::JobEvent;
 use super::indexes::Indexes;
@@ -297,11 +298,11 @@ pub fn slow_start_batches(n: usize) -> Vec<usize> {
 /// whose controller Job is gone: `None`) should be removed by the orphan handling: yes unless the
 /// owner is an unfinished Job this controller manages. Pods controlled by something other than a
 /// Job of either kind ([`super::kind`]), or by a Job another controller manages, are left alone.
-pub fn orphan_needs_finalizer_removal(pod: &Pod, owner: Option<&Job>, config: &Config) -> bool {
+pub fn orphan_needs_finalizer_removal<P: PodFacts + ?Sized>(pod: &P, owner: Option<&Job>, config: &Config) -> bool {
     if !pods::has_tracking_finalizer(pod) {
         return false;
     }
-    let ctrl = pod.metadata.owner_references.iter().flatten().find(|r| r.controller == Some(true));
+    let ctrl = pod.pod_meta().owner_references.iter().flatten().find(|r| r.controller == Some(true));
     if let Some(r) = ctrl
         && super::kind::owner_kind(r).is_none()
     {
@@ -316,14 +317,14 @@ pub fn orphan_needs_finalizer_removal(pod: &Pod, owner: Option<&Job>, config: &C
 }
 
 /// [`plan_with`] with a default context (expectations satisfied, no pending removals).
-pub fn plan<P: Borrow<Pod>>(job: &Job, pods: &[P], now: DateTime<Utc>, config: &Config) -> Plan {
+pub fn plan<P: ToCached>(job: &Job, pods: &[P], now: DateTime<Utc>, config: &Config) -> Plan {
     plan_with(job, pods, now, config, &SyncContext::default())
 }
 
-fn owned_by<'a, P: Borrow<Pod>>(job: &Job, pods: &'a [P]) -> Vec<&'a Pod> {
+fn owned_by<'a>(job: &Job, pods: &[&'a CachedPod]) -> Vec<&'a CachedPod> {
     let uid = job.metadata.uid.as_deref();
     pods.iter()
-        .map(Borrow::borrow)
+        .copied()
         .filter(|p| match uid {
             None => true,
             Some(uid) => {
@@ -346,22 +347,22 @@ struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    fn valid_index(&self, p: &Pod) -> Option<i32> {
+    fn valid_index(&self, p: &CachedPod) -> Option<i32> {
         pods::completion_index(p).filter(|ix| *ix < self.completions.unwrap_or(0))
     }
 
     /// Pods that hold the finalizer, are not pending removal and (Indexed) have a valid index.
-    fn is_tracked(&self, p: &Pod) -> bool {
+    fn is_tracked(&self, p: &CachedPod) -> bool {
         pods::has_tracking_finalizer(p)
             && !self.pending_rm.contains(pods::uid(p))
             && (!self.indexed || self.valid_index(p).is_some())
     }
 
-    fn counts_failure(&self, p: &Pod) -> bool {
+    fn counts_failure(&self, p: &CachedPod) -> bool {
         policy::match_pod_failure_policy(self.spec.pod_failure_policy.as_ref(), p).counts
     }
 
-    fn is_index_failed(&self, p: &Pod) -> bool {
+    fn is_index_failed(&self, p: &CachedPod) -> bool {
         let Some(limit) = self.per_index else { return false };
         if !pods::is_pod_failed(p, self.job) {
             return false;
@@ -376,14 +377,17 @@ impl Ctx<'_> {
 
 /// Decides one sync of `job`. `pods` are the pods the Job controls (after adoption); others are
 /// ignored.
-pub fn plan_with<P: Borrow<Pod>>(
+pub fn plan_with<P: ToCached>(
     job: &Job,
     all_pods: &[P],
     now: DateTime<Utc>,
     config: &Config,
     sctx: &SyncContext,
 ) -> Plan {
-    let mut plan = plan_unchecked(job, all_pods, now, config, sctx);
+    // Whole `Pod`s (tests) become cached pods; cached pods are only borrowed.
+    let cached: Vec<Cow<'_, CachedPod>> = all_pods.iter().map(ToCached::to_cached).collect();
+    let cached: Vec<&CachedPod> = cached.iter().map(|p| &**p).collect();
+    let mut plan = plan_unchecked(job, &cached, now, config, sctx);
     let held_back = !sctx.expectations_satisfied || !sctx.pending_finalizer_removals.is_empty();
     if let Some(left) = sctx.expectations_expire_in.filter(|_| held_back && plan.outcome != Outcome::NotManaged) {
         // Just past the expiry, so the record is gone when the sync runs.
@@ -393,13 +397,7 @@ pub fn plan_with<P: Borrow<Pod>>(
     plan
 }
 
-fn plan_unchecked<P: Borrow<Pod>>(
-    job: &Job,
-    all_pods: &[P],
-    now: DateTime<Utc>,
-    config: &Config,
-    sctx: &SyncContext,
-) -> Plan {
+fn plan_unchecked(job: &Job, all_pods: &[&CachedPod], now: DateTime<Utc>, config: &Config, sctx: &SyncContext) -> Plan {
     if !config.manages(job) {
         return Plan::skip(Outcome::NotManaged, job, now);
     }
@@ -446,11 +444,11 @@ fn plan_unchecked<P: Borrow<Pod>>(
     sync(&ctx, sctx, owned)
 }
 
-fn removal(p: &Pod, reason: FinalizerReason) -> FinalizerRemoval {
+fn removal(p: &CachedPod, reason: FinalizerReason) -> FinalizerRemoval {
     FinalizerRemoval { name: pods::name(p).to_string(), uid: pods::uid(p).to_string(), reason }
 }
 
-fn deletion(p: &Pod, reason: DeletionReason, remove_finalizer_first: bool) -> PodDeletion {
+fn deletion(p: &CachedPod, reason: DeletionReason, remove_finalizer_first: bool) -> PodDeletion {
     PodDeletion {
         name: pods::name(p).to_string(),
         uid: pods::uid(p).to_string(),
@@ -462,7 +460,7 @@ fn deletion(p: &Pod, reason: DeletionReason, remove_finalizer_first: bool) -> Po
 
 /// Mutable state of one sync, as upstream's `syncJobCtx`.
 struct State<'a> {
-    active_pods: Vec<&'a Pod>,
+    active_pods: Vec<&'a CachedPod>,
     terminating_indexes: BTreeSet<i32>,
     active: i32,
     ready: i32,
@@ -472,7 +470,7 @@ struct State<'a> {
     prev_succeeded_indexes: Indexes,
     succeeded_indexes: Indexes,
     failed_indexes: Option<Indexes>,
-    delayed_per_index: BTreeMap<i32, &'a Pod>,
+    delayed_per_index: BTreeMap<i32, &'a CachedPod>,
     backoff: BackoffRecord,
     finished: Option<JobCondition>,
     deletions: Vec<PodDeletion>,
@@ -492,7 +490,7 @@ fn failure_target(reason_s: &str, message: &str, now: DateTime<Utc>) -> JobCondi
     status::new_condition(condition::FAILURE_TARGET, "True", reason_s, message, now)
 }
 
-fn sync<'a>(ctx: &Ctx<'a>, sctx: &SyncContext, owned: Vec<&'a Pod>) -> Plan {
+fn sync<'a>(ctx: &Ctx<'a>, sctx: &SyncContext, owned: Vec<&'a CachedPod>) -> Plan {
     let job = ctx.job;
     let spec = ctx.spec;
     let now = ctx.now;
@@ -505,17 +503,13 @@ fn sync<'a>(ctx: &Ctx<'a>, sctx: &SyncContext, owned: Vec<&'a Pod>) -> Plan {
     let unc_succ: BTreeSet<String> = uncounted.succeeded.clone().unwrap_or_default().into_iter().collect();
     let unc_fail: BTreeSet<String> = uncounted.failed.clone().unwrap_or_default().into_iter().collect();
 
-    let active_pods: Vec<&Pod> = owned.iter().copied().filter(|p| pods::is_active(p)).collect();
+    let active_pods: Vec<&CachedPod> = owned.iter().copied().filter(pods::is_active).collect();
     let mut s = State {
         active: active_pods.len() as i32,
-        ready: active_pods.iter().filter(|p| pods::is_ready(p)).count() as i32,
-        terminating: owned.iter().filter(|p| pods::is_terminating(p)).count() as i32,
+        ready: active_pods.iter().filter(pods::is_ready).count() as i32,
+        terminating: owned.iter().filter(pods::is_terminating).count() as i32,
         active_pods,
-        terminating_indexes: owned
-            .iter()
-            .filter(|p| pods::is_terminating(p))
-            .filter_map(|p| pods::completion_index(p))
-            .collect(),
+        terminating_indexes: owned.iter().filter(pods::is_terminating).filter_map(pods::completion_index).collect(),
         succeeded: 0,
         failed: 0,
         prev_succeeded_indexes: Indexes::new(),
@@ -630,7 +624,7 @@ fn sync<'a>(ctx: &Ctx<'a>, sctx: &SyncContext, owned: Vec<&'a Pod>) -> Plan {
     if s.finished.is_some() {
         // Terminate every active pod; keep finalizers so failures are counted.
         let mut victims = s.active_pods.clone();
-        victims.sort_by(|a, b| pods::removal_order(a, b));
+        victims.sort_by(pods::removal_order);
         for p in victims {
             s.deletions.push(deletion(p, DeletionReason::JobFinishing, false));
         }
@@ -696,7 +690,7 @@ fn sync<'a>(ctx: &Ctx<'a>, sctx: &SyncContext, owned: Vec<&'a Pod>) -> Plan {
 }
 
 /// Upstream's `getFailJobMessage`: the first failed pod matching a `FailJob` rule.
-fn fail_job_message(ctx: &Ctx, owned: &[&Pod]) -> Option<String> {
+fn fail_job_message(ctx: &Ctx, owned: &[&CachedPod]) -> Option<String> {
     let policy = ctx.spec.pod_failure_policy.as_ref()?;
     owned
         .iter()
@@ -706,22 +700,22 @@ fn fail_job_message(ctx: &Ctx, owned: &[&Pod]) -> Option<String> {
 
 /// Upstream's `pastBackoffLimitOnFailure`: with `restartPolicy: OnFailure`, container restarts of
 /// running/pending pods count as failures.
-fn past_backoff_limit_on_failure(spec: &JobSpec, owned: &[&Pod], limit: i32) -> bool {
+fn past_backoff_limit_on_failure(spec: &JobSpec, owned: &[&CachedPod], limit: i32) -> bool {
     let restart = spec.template.spec.as_ref().and_then(|s| s.restart_policy.as_deref());
     if restart != Some("OnFailure") {
         return false;
     }
     let total: i64 =
-        owned.iter().filter(|p| matches!(pods::phase(p), "Running" | "Pending")).map(|p| pods::restart_count(p)).sum();
+        owned.iter().filter(|p| matches!(pods::phase(p), "Running" | "Pending")).map(pods::restart_count).sum();
     if limit == 0 { total > 0 } else { total >= i64::from(limit) }
 }
 
 /// Upstream's `getPodsWithDelayedDeletionPerIndex`: per index still to be retried, the last failed
 /// pod, whose finalizer is kept until its replacement (which inherits its failure count) exists.
-fn delayed_per_index<'a>(ctx: &Ctx, s: &State, owned: &[&'a Pod]) -> BTreeMap<i32, &'a Pod> {
-    let active_ix: BTreeSet<i32> = s.active_pods.iter().filter_map(|p| pods::completion_index(p)).collect();
+fn delayed_per_index<'a>(ctx: &Ctx, s: &State, owned: &[&'a CachedPod]) -> BTreeMap<i32, &'a CachedPod> {
+    let active_ix: BTreeSet<i32> = s.active_pods.iter().filter_map(pods::completion_index).collect();
     let failed = s.failed_indexes.clone().unwrap_or_default();
-    let mut out: BTreeMap<i32, &Pod> = BTreeMap::new();
+    let mut out: BTreeMap<i32, &CachedPod> = BTreeMap::new();
     for p in owned.iter().copied() {
         if !ctx.is_tracked(p) || !pods::is_pod_failed(p, ctx.job) {
             continue;
@@ -753,13 +747,13 @@ fn account_deletions(s: &mut State) {
 /// Upstream's `activePodsForRemoval`: for Indexed Jobs, pods without a valid index, beyond
 /// `completions`, of a failed index, or duplicating an index (keeping the one ranked last) first;
 /// then the active pods in removal order until `at_least` are picked.
-fn active_pods_for_removal<'a>(ctx: &Ctx, s: &State<'a>, at_least: usize) -> Vec<(&'a Pod, DeletionReason)> {
-    let mut rm: Vec<(&Pod, DeletionReason)> = vec![];
-    let mut left: Vec<&Pod> = vec![];
+fn active_pods_for_removal<'a>(ctx: &Ctx, s: &State<'a>, at_least: usize) -> Vec<(&'a CachedPod, DeletionReason)> {
+    let mut rm: Vec<(&CachedPod, DeletionReason)> = vec![];
+    let mut left: Vec<&CachedPod> = vec![];
     if ctx.indexed {
         let completions = ctx.completions.unwrap_or(0);
         let failed = s.failed_indexes.clone().unwrap_or_default();
-        let mut by_index: BTreeMap<i32, Vec<&Pod>> = BTreeMap::new();
+        let mut by_index: BTreeMap<i32, Vec<&CachedPod>> = BTreeMap::new();
         for p in s.active_pods.iter().copied() {
             match pods::completion_index(p) {
                 None => rm.push((p, DeletionReason::MissingIndex)),
@@ -769,7 +763,7 @@ fn active_pods_for_removal<'a>(ctx: &Ctx, s: &State<'a>, at_least: usize) -> Vec
             }
         }
         for (_, mut group) in by_index {
-            group.sort_by(|a, b| pods::removal_order(a, b));
+            group.sort_by(pods::removal_order);
             let keep = group.pop();
             rm.extend(group.into_iter().map(|p| (p, DeletionReason::DuplicateIndex)));
             left.extend(keep);
@@ -779,7 +773,7 @@ fn active_pods_for_removal<'a>(ctx: &Ctx, s: &State<'a>, at_least: usize) -> Vec
         left = s.active_pods.clone();
     }
     if rm.len() < at_least {
-        left.sort_by(|a, b| pods::removal_order(a, b));
+        left.sort_by(pods::removal_order);
         let need = at_least - rm.len();
         rm.extend(left.into_iter().take(need).map(|p| (p, DeletionReason::ExcessActive)));
     }
@@ -795,7 +789,7 @@ fn manage_job(ctx: &Ctx, s: &mut State) {
     let parallelism = spec.parallelism.unwrap_or(1).max(0);
     if spec.suspend == Some(true) {
         let mut victims = s.active_pods.clone();
-        victims.sort_by(|a, b| pods::removal_order(a, b));
+        victims.sort_by(pods::removal_order);
         for p in victims {
             s.deletions.push(deletion(p, DeletionReason::Suspended, true));
         }
@@ -887,7 +881,7 @@ fn manage_job(ctx: &Ctx, s: &mut State) {
 }
 
 /// Upstream's `getNewIndexFailureCounts`: the replaced pod's counts plus its own failure.
-fn new_index_failure_counts(ctx: &Ctx, replaced: Option<&Pod>) -> (i32, i32) {
+fn new_index_failure_counts(ctx: &Ctx, replaced: Option<&CachedPod>) -> (i32, i32) {
     let Some(p) = replaced else { return (0, 0) };
     let (mut counted, mut ignored) = (pods::index_failure_count(p), pods::index_ignored_failure_count(p));
     if ctx.counts_failure(p) {
@@ -904,7 +898,7 @@ fn track_status(
     s: State,
     mut st: JobStatus,
     old_status: &JobStatus,
-    mut owned: Vec<&Pod>,
+    mut owned: Vec<&CachedPod>,
     unc_succ: &BTreeSet<String>,
     unc_fail: &BTreeSet<String>,
 ) -> Plan {
@@ -1043,7 +1037,7 @@ fn normalized(st: &JobStatus) -> JobStatus {
 }
 
 /// Upstream's `canRemoveFinalizer`.
-fn can_remove_finalizer(ctx: &Ctx, s: &State, p: &Pod, considered_failed: bool) -> bool {
+fn can_remove_finalizer(ctx: &Ctx, s: &State, p: &CachedPod, considered_failed: bool) -> bool {
     if ctx.job.metadata.deletion_timestamp.is_some() || s.finished.is_some() || pods::phase(p) == "Succeeded" {
         return true;
     }

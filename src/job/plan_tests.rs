@@ -18,7 +18,7 @@ use k8s_openapi::api::core::v1::Pod;
 use super::config::Config;
 use super::labels::*;
 use super::plan::*;
-use super::pods::to_chrono;
+use super::pods::{CachedPod, to_chrono};
 use super::testing::*;
 
 #[derive(Default)]
@@ -101,6 +101,11 @@ fn run(cases: Vec<Case>) {
     for c in cases {
         let n = c.name;
         let plan = plan_with(&c.job, &c.pods, c.now, &c.config, &c.ctx);
+        // The controller plans from pods decoded from the API's JSON into its cache entries: the
+        // same pods that way give the same plan.
+        let decoded: Vec<CachedPod> =
+            c.pods.iter().map(|p| serde_json::from_value(serde_json::to_value(p).unwrap()).unwrap()).collect();
+        assert_eq!(plan_with(&c.job, &decoded, c.now, &c.config, &c.ctx), plan, "{n}: plan from decoded pods");
         let (st, events) = final_status(&plan);
         let w = &c.want;
         if let Some(o) = &w.outcome {

@@ -9,9 +9,10 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Mutex;
 
-use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
 use kube::runtime::watcher;
+
+use super::cached_pod::{CachedPod, PodFacts};
 
 /// `(namespace, name)`.
 pub type PodKey = (String, String);
@@ -34,7 +35,7 @@ impl Maps {
         }
     }
 
-    fn upsert(&mut self, pod: &Pod) {
+    fn upsert(&mut self, pod: &CachedPod) {
         let pk = (pod.namespace().unwrap_or_default(), pod.name_any());
         self.remove(&pk);
         if let Some(k) = index_key(pod) {
@@ -45,11 +46,12 @@ impl Maps {
 }
 
 /// The index key of a pod, if it is indexed.
-pub fn index_key(pod: &Pod) -> Option<String> {
-    match pod.metadata.owner_references.iter().flatten().find(|r| r.controller == Some(true)) {
+pub fn index_key<P: PodFacts + ?Sized>(pod: &P) -> Option<String> {
+    let meta = pod.pod_meta();
+    match meta.owner_references.iter().flatten().find(|r| r.controller == Some(true)) {
         Some(r) if super::kind::owner_kind(r).is_some() => Some(r.uid.clone()),
         Some(_) => None,
-        None => Some(orphan_key(&pod.namespace().unwrap_or_default())),
+        None => Some(orphan_key(meta.namespace.as_deref().unwrap_or_default())),
     }
 }
 
@@ -67,7 +69,7 @@ pub struct PodIndex {
 
 impl PodIndex {
     /// Applies one watch event.
-    pub fn apply(&self, ev: &watcher::Event<Pod>) {
+    pub fn apply(&self, ev: &watcher::Event<CachedPod>) {
         match ev {
             watcher::Event::Apply(p) => self.live.lock().unwrap_or_else(|e| e.into_inner()).upsert(p),
             watcher::Event::Delete(p) => {
@@ -100,7 +102,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn pod(name: &str, owner: Option<&str>) -> Pod {
+    fn pod(name: &str, owner: Option<&str>) -> CachedPod {
         let mut v = json!({"metadata": {"name": name, "namespace": "ns"}});
         if let Some(uid) = owner {
             v["metadata"]["ownerReferences"] =

@@ -8,7 +8,8 @@
 //! one of the patterns. The policy is only consulted for failed pods.
 
 use k8s_openapi::api::batch::v1::{PodFailurePolicy, PodFailurePolicyOnExitCodesRequirement, SuccessPolicy};
-use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
+
+use super::cached_pod::{ContainerRef, PodFacts};
 
 use super::indexes::Indexes;
 
@@ -52,23 +53,23 @@ impl FailureMatch {
     const NONE: FailureMatch = FailureMatch { action: None, counts: true, fail_job_message: None };
 }
 
-fn pod_ref(pod: &Pod) -> String {
-    format!("{}/{}", pod.metadata.namespace.as_deref().unwrap_or(""), pod.metadata.name.as_deref().unwrap_or(""))
+fn pod_ref<P: PodFacts + ?Sized>(pod: &P) -> String {
+    let meta = pod.pod_meta();
+    format!("{}/{}", meta.namespace.as_deref().unwrap_or(""), meta.name.as_deref().unwrap_or(""))
 }
 
 /// Matches a failed pod against the policy (`None` policy: counted, no action).
-pub fn match_pod_failure_policy(policy: Option<&PodFailurePolicy>, pod: &Pod) -> FailureMatch {
+pub fn match_pod_failure_policy<P: PodFacts + ?Sized>(policy: Option<&PodFailurePolicy>, pod: &P) -> FailureMatch {
     let Some(policy) = policy else { return FailureMatch::NONE };
-    let status = pod.status.as_ref();
     for (index, rule) in policy.rules.iter().enumerate() {
         let Some(action) = FailureAction::parse(&rule.action) else { continue };
         let message = if let Some(req) = &rule.on_exit_codes {
-            let containers = status.and_then(|s| s.container_statuses.as_deref()).unwrap_or(&[]);
-            let inits = status.and_then(|s| s.init_container_statuses.as_deref()).unwrap_or(&[]);
-            let Some(cs) = matching_container(containers, req).or_else(|| matching_container(inits, req)) else {
+            let Some(cs) = matching_container(pod.container_statuses(), req)
+                .or_else(|| matching_container(pod.init_container_statuses(), req))
+            else {
                 continue;
             };
-            let code = cs.state.as_ref().and_then(|s| s.terminated.as_ref()).map_or(0, |t| t.exit_code);
+            let code = cs.terminated.map_or(0, |t| t.0);
             format!(
                 "Container {} for pod {} failed with exit code {} matching {} rule at index {}",
                 cs.name,
@@ -78,9 +79,8 @@ pub fn match_pod_failure_policy(policy: Option<&PodFailurePolicy>, pod: &Pod) ->
                 index
             )
         } else if let Some(patterns) = &rule.on_pod_conditions {
-            let conditions = status.and_then(|s| s.conditions.as_deref()).unwrap_or(&[]);
             let Some(cond) =
-                conditions.iter().find(|c| patterns.iter().any(|p| p.type_ == c.type_ && p.status == c.status))
+                pod.conditions().find(|c| patterns.iter().any(|p| p.type_ == c.type_ && p.status == c.status))
             else {
                 continue;
             };
@@ -106,17 +106,17 @@ pub fn match_pod_failure_policy(policy: Option<&PodFailurePolicy>, pod: &Pod) ->
 }
 
 fn matching_container<'a>(
-    statuses: &'a [ContainerStatus],
+    mut statuses: impl Iterator<Item = ContainerRef<'a>>,
     req: &PodFailurePolicyOnExitCodesRequirement,
-) -> Option<&'a ContainerStatus> {
-    statuses.iter().find(|cs| {
-        let Some(term) = cs.state.as_ref().and_then(|s| s.terminated.as_ref()) else { return false };
-        if req.container_name.as_ref().is_some_and(|n| *n != cs.name) || term.exit_code == 0 {
+) -> Option<ContainerRef<'a>> {
+    statuses.find(|cs| {
+        let Some((exit_code, _)) = cs.terminated else { return false };
+        if req.container_name.as_ref().is_some_and(|n| *n != cs.name) || exit_code == 0 {
             return false;
         }
         match req.operator.as_str() {
-            "In" => req.values.contains(&term.exit_code),
-            "NotIn" => !req.values.contains(&term.exit_code),
+            "In" => req.values.contains(&exit_code),
+            "NotIn" => !req.values.contains(&exit_code),
             _ => false,
         }
     })
@@ -157,6 +157,7 @@ mod tests {
     use k8s_openapi::api::batch::v1::{
         PodFailurePolicyOnPodConditionsPattern, PodFailurePolicyRule, SuccessPolicyRule,
     };
+    use k8s_openapi::api::core::v1::Pod;
 
     fn exit_rule(action: &str, op: &str, values: &[i32], container: Option<&str>) -> PodFailurePolicyRule {
         PodFailurePolicyRule {
@@ -259,6 +260,12 @@ mod tests {
             assert_eq!(m.action, action, "{name}");
             assert_eq!(m.counts, counts, "{name}");
             assert_eq!(m.fail_job_message.as_deref(), msg, "{name}");
+            // The cached form and the pod decoded from its JSON decide alike.
+            let cached = crate::job::cached_pod::CachedPod::from(pod);
+            assert_eq!(match_pod_failure_policy(Some(&policy), &cached), m, "{name}: cached");
+            let decoded: crate::job::cached_pod::CachedPod =
+                serde_json::from_value(serde_json::to_value(pod).unwrap()).unwrap();
+            assert_eq!(match_pod_failure_policy(Some(&policy), &decoded), m, "{name}: decoded");
         }
     }
 

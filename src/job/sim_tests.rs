@@ -209,7 +209,7 @@ impl World {
     }
 
     fn active(&self) -> usize {
-        self.pods.values().filter(|p| pods::is_active(p)).count()
+        self.pods.values().filter(pods::is_active).count()
     }
 }
 

@@ -519,7 +519,7 @@ pub async fn wait_no_tracking_finalizer(client: &Client) {
     loop {
         let pods = api.list(&ListParams::default()).await.unwrap().items;
         let holding: Vec<_> =
-            pods.iter().filter(|p| jobwright::job::pods::has_tracking_finalizer(p)).map(|p| p.name_any()).collect();
+            pods.iter().filter(jobwright::job::pods::has_tracking_finalizer).map(|p| p.name_any()).collect();
         if holding.is_empty() {
             return;
         }
