@@ -48,14 +48,25 @@ fn cronjob(i: usize) -> CronJob {
     .expect("cronjob")
 }
 
-/// User + system CPU time of this process, in seconds.
-fn cpu_secs() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+/// User + system CPU time of process `pid` (`self` for this one), in seconds.
+fn cpu_secs(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
     let f: Vec<&str> = after.split_whitespace().collect();
     let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
     // Fields 14 and 15 (utime, stime) are the 12th and 13th after the command name.
     (ticks(11) + ticks(12)) / 100.0
+}
+
+/// The controller's writes (POST, PUT, PATCH, DELETE requests) so far.
+fn writes(metrics: &Metrics) -> u64 {
+    metrics
+        .render()
+        .lines()
+        .filter(|l| l.starts_with("jobwright_api_requests_total{"))
+        .filter(|l| ["\"create\"", "\"update\"", "\"patch\"", "\"delete\""].iter().any(|v| l.contains(v)))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
 }
 
 fn counter_sum(metrics: &Metrics, prefix: &str) -> u64 {
@@ -74,7 +85,7 @@ fn pct(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
-async fn run(client_cfg: kube::Config, n: usize, lead: i64, idle: Duration) {
+async fn run(client_cfg: kube::Config, n: usize, lead: i64, idle: Duration, apiserver: &str) {
     let client = Client::try_from(client_cfg.clone()).expect("client");
     let api: Api<CronJob> = Api::default_namespaced(client.clone());
     // Creation must not straddle a minute: wait for a fresh minute if this one is nearly over.
@@ -85,6 +96,7 @@ async fn run(client_cfg: kube::Config, n: usize, lead: i64, idle: Duration) {
     }
     let minute = Utc::now().timestamp() / 60;
     let t = Instant::now();
+    let server_cpu0 = cpu_secs(apiserver);
     futures::stream::iter(0..n)
         .map(|i| {
             let api = api.clone();
@@ -95,6 +107,7 @@ async fn run(client_cfg: kube::Config, n: usize, lead: i64, idle: Duration) {
         .await
         .expect("create CronJobs");
     let created_in = t.elapsed();
+    let server_cpu1 = cpu_secs(apiserver);
     assert_eq!(Utc::now().timestamp() / 60, minute, "creation straddled a minute; rerun");
     // The slot: the next real minute after creation, reached on the controller's clock `lead`
     // seconds after now.
@@ -166,15 +179,16 @@ async fn run(client_cfg: kube::Config, n: usize, lead: i64, idle: Duration) {
     let (syncs0, reqs0, cpu0) = (
         counter_sum(&metrics, "jobwright_reconcile_total{"),
         counter_sum(&metrics, "jobwright_api_requests_total{"),
-        cpu_secs(),
+        cpu_secs("self"),
     );
+    let (server_cpu2, tick_writes) = (cpu_secs(apiserver), writes(&metrics));
     let window_end = slot * 1000 + 57_000;
     let wait_ms = (window_end - fake_now()).clamp(0, idle.as_millis() as i64);
     tokio::time::sleep(Duration::from_millis(wait_ms as u64)).await;
     let (syncs1, reqs1, cpu1) = (
         counter_sum(&metrics, "jobwright_reconcile_total{"),
         counter_sum(&metrics, "jobwright_api_requests_total{"),
-        cpu_secs(),
+        cpu_secs("self"),
     );
     let (hwm, rss) = common::memory("self");
     stop.cancel();
@@ -192,6 +206,14 @@ async fn run(client_cfg: kube::Config, n: usize, lead: i64, idle: Duration) {
         pct(&skews, 0.99)
     );
     println!("  every status written {done_at:.2}s after the slot");
+    let per_write = |cpu: f64, writes: u64| cpu * 1e6 / writes.max(1) as f64;
+    println!(
+        "  jobwright apiserver CPU: {n} CronJob creates {:.2}s ({:.0} us per create); start-up and the tick {:.2}s for {tick_writes} controller writes ({:.0} us per write, reads and watches included)",
+        server_cpu1 - server_cpu0,
+        per_write(server_cpu1 - server_cpu0, n as u64),
+        server_cpu2 - server_cpu1,
+        per_write(server_cpu2 - server_cpu1, tick_writes),
+    );
     let by_verb = common::api_request_lines(&metrics.render());
     println!(
         "  syncs in all (start-up + the slot): {syncs0} for {n} CronJobs; API requests {reqs0}: {}",
@@ -228,7 +250,7 @@ fn main() {
         Some(&dir.path().join("apiserver.log")),
     );
     let cfg = rt.block_on(common::wait_kubeconfig(&kc, &mut apiserver));
-    rt.block_on(run(cfg, n, lead, idle));
+    rt.block_on(run(cfg, n, lead, idle, &apiserver.pid().to_string()));
     let (hwm, _) = common::memory(&apiserver.pid().to_string());
     println!("  jobwright apiserver: VmHWM {:.0} MiB", common::mib(hwm));
 }

@@ -33,6 +33,8 @@ struct Cut {
     release: watch::Sender<bool>,
     /// How many pod PATCH requests to fail with a 500 (an API server fault).
     fail_pod_patches: Arc<AtomicUsize>,
+    /// Everything the controller has read from its pod watches and lists.
+    delivered: watch::Sender<String>,
 }
 
 const EXPIRED: &str = "{\"type\":\"ERROR\",\"object\":{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"metadata\":{},\
@@ -67,13 +69,22 @@ fn cutting_client(inner: Client, cut: Cut) -> Client {
                 cut.on.store(false, Ordering::SeqCst);
             }
             let res = inner.send(req).await?;
-            if !(pods && watching) {
+            if !pods {
                 return Ok(res.map(axum::body::Body::new));
             }
-            // A pod watch: ends when the generation changes.
+            // A pod list or watch; a watch ends when the generation changes.
             let mut generation = cut.generation.subscribe();
             let (parts, body) = res.into_parts();
-            let stream = axum::body::Body::new(body).into_data_stream().take_until(async move {
+            let delivered = cut.delivered.clone();
+            let stream = axum::body::Body::new(body).into_data_stream().inspect(move |chunk| {
+                if let Ok(c) = chunk {
+                    delivered.send_modify(|d| d.push_str(&String::from_utf8_lossy(c)));
+                }
+            });
+            let stream = stream.take_until(async move {
+                if !watching {
+                    return std::future::pending().await;
+                }
                 let _ = generation.changed().await;
             });
             Ok(http::Response::from_parts(parts, axum::body::Body::from_stream(stream)))
@@ -90,7 +101,20 @@ impl Cut {
             relist_waiting: watch::channel(false).0,
             release: watch::channel(false).0,
             fail_pod_patches: Arc::new(AtomicUsize::new(0)),
+            delivered: watch::channel(String::new()).0,
         }
+    }
+
+    /// Waits until the controller has read `pod` (its uid) from a pod list or watch: cutting the
+    /// watch before then would hide the pod's creation from the controller, whose Job then waits
+    /// for its creation expectation to expire (5 minutes, as upstream), not for a re-list.
+    async fn wait_delivered(&self, pod: &Pod) {
+        let uid = format!("\"uid\":\"{}\"", pod.uid().unwrap());
+        let mut d = self.delivered.subscribe();
+        tokio::time::timeout(WAIT, d.wait_for(|d| d.contains(&uid)))
+            .await
+            .expect("the controller reads its pod")
+            .unwrap();
     }
 
     /// Ends the controller's pod watch and waits until its re-list is held.
@@ -115,6 +139,7 @@ async fn one_pod_job() -> (TestApiServer, Cut, k8s_openapi::api::batch::v1::Job,
     let controller = start_controller(cutting_client(s.client(), cut.clone()));
     let job = create_job(&s.client(), &job("one", json!({"completions": 1, "parallelism": 1}))).await;
     let pod = poll(|| async { job_pods(&s.client(), &job).await.pop() }).await.expect("the Job's pod");
+    cut.wait_delivered(&pod).await;
     (s, cut, job, pod, controller)
 }
 

@@ -421,6 +421,52 @@ mod tests {
         assert!(w.rewrite(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n").is_none());
     }
 
+    /// The server side of every accepted connection to `addr` from `peer`, found among this
+    /// process's file descriptors (the test server runs in the test's process): whether it has
+    /// `TCP_NODELAY`.
+    fn server_side_nodelay(addr: std::net::SocketAddr, peer: std::net::SocketAddr) -> Vec<bool> {
+        use std::os::fd::FromRawFd;
+        let mut found = vec![];
+        for entry in std::fs::read_dir("/proc/self/fd").unwrap().flatten() {
+            let Ok(fd) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
+            if !std::fs::read_link(entry.path()).is_ok_and(|l| l.to_string_lossy().starts_with("socket:")) {
+                continue;
+            }
+            // SAFETY: the descriptor is a socket of this process, only inspected (getsockname,
+            // getpeername, getsockopt), and never closed (ManuallyDrop).
+            let s = std::mem::ManuallyDrop::new(unsafe { std::net::TcpStream::from_raw_fd(fd) });
+            if s.local_addr().ok() == Some(addr) && s.peer_addr().ok() == Some(peer) {
+                found.push(s.nodelay().unwrap());
+            }
+        }
+        found
+    }
+
+    /// Regression: a watch event written after the response head waited for the client's delayed
+    /// ACK (Nagle's algorithm; ~40 ms on Linux): a client giving up on the watch meanwhile (a
+    /// re-list, tests/controller_relist) never saw it, and its Job waited for the expectation's
+    /// 5 minutes. Accepted connections send at once, as Go's do (plain and RBAC listeners).
+    #[tokio::test]
+    async fn accepted_connections_send_without_nagle_delay() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        for rbac in [false, true] {
+            let s = if rbac {
+                crate::testkit::TestApiServer::start_rbac().await
+            } else {
+                crate::testkit::TestApiServer::start().await
+            };
+            let addr: std::net::SocketAddr = s.url().trim_start_matches("http://").parse().unwrap();
+            let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
+            // A full exchange: the server has accepted (and, for RBAC, sniffed) the connection.
+            c.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n").await.unwrap();
+            let mut buf = [0u8; 12];
+            c.read_exact(&mut buf).await.unwrap();
+            assert_eq!(&buf[..9], b"HTTP/1.1 ", "rbac={rbac}");
+            let seen = server_side_nodelay(addr, c.local_addr().unwrap());
+            assert_eq!(seen, vec![true], "rbac={rbac}: the accepted socket has TCP_NODELAY");
+        }
+    }
+
     #[test]
     fn watches_and_followed_logs_are_long_running() {
         let req = |u: &str| Request::get(u).body(()).unwrap();

@@ -245,9 +245,20 @@ pub async fn start_with(listen: SocketAddr, server: Arc<Server>) -> std::io::Res
         let listener = DualListener::new(listener, loopback_tls()?);
         tokio::spawn(super::conn::serve(listener, app, limits, shutdown))
     } else {
+        use axum::serve::ListenerExt;
+        let listener = listener.tap_io(|tcp| no_delay(tcp));
         tokio::spawn(super::conn::serve(listener, app, limits, shutdown))
     };
     Ok(Running { addr, server, shutdown: Some(tx), task: Some(task), gc })
+}
+
+/// Every accepted connection sends without Nagle's delay, as Go's (kube-apiserver's) do: a watch
+/// event written after the response head would otherwise wait for the client's delayed ACK (up
+/// to ~40 ms on Linux), and a client that gives up on the watch meanwhile never sees it.
+fn no_delay(tcp: &tokio::net::TcpStream) {
+    if let Err(e) = tcp.set_nodelay(true) {
+        tracing::debug!(error = %e, "TCP_NODELAY not set");
+    }
 }
 
 /// The self-signed certificate (CN `jobwright-apiserver`, SANs `127.0.0.1` and `localhost`,
@@ -300,6 +311,7 @@ impl DualListener {
                         continue;
                     }
                 };
+                no_delay(&stream);
                 let (tx, tls) = (tx.clone(), tls.clone());
                 tokio::spawn(async move {
                     let sniff = async {
@@ -625,6 +637,44 @@ async fn handle(State(s): State<Arc<Server>>, req: Request) -> Response {
     }
 }
 
+/// Writes with bodies (and, for updates, stored objects) up to this size are served on the async
+/// workers (see [`served_inline`]).
+const INLINE_WRITE_BYTES: usize = 16 * 1024;
+
+/// Whether a write is served on the async worker, without the blocking pool's thread hop (which
+/// costs more than a small write itself when thousands come at once: a CronJob tick, a wide Job's
+/// pod creates and status updates). Only writes whose cost is bounded by a small body and a small
+/// stored object: creates, updates and patches of built-in core/batch/events kinds (not custom
+/// resources, whose CEL rules may run up to their budget, nor CRDs, which compile rules), and
+/// only when no write waits for an fsync (`--data-dir`). Everything else (a large body, a large
+/// stored object, deletes that may cascade, collections) stays on the blocking pool, so a heavy
+/// write never stalls other clients.
+fn served_inline(s: &Server, parts: &http::request::Parts, body: &Bytes) -> bool {
+    static BLOCKING: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    if *BLOCKING.get_or_init(|| std::env::var_os("JOBWRIGHT_BLOCKING_WRITES").is_some()) {
+        return false;
+    }
+    let path = parts.uri.path();
+    if s.config.data_dir.is_some()
+        || body.len() > INLINE_WRITE_BYTES
+        || !["/api/v1/", "/apis/batch/", "/apis/events.k8s.io/"].iter().any(|p| path.starts_with(p))
+    {
+        return false;
+    }
+    match parts.method {
+        Method::POST => true,
+        Method::PUT | Method::PATCH => match route(&s.api.registry, path) {
+            Ok(Route::Resource(t)) => t.name.as_deref().is_some_and(|name| {
+                let ns = t.namespace.as_deref().unwrap_or_default();
+                let stored = s.api.get(&s.api.storage_info(&t.info), ns, name);
+                stored.is_ok_and(|e| e.bytes.len() <= INLINE_WRITE_BYTES)
+            }),
+            _ => false,
+        },
+        _ => false,
+    }
+}
+
 /// The request answered in JSON; `refuse` is a negotiation error (406) that comes after
 /// authentication and authorization, as upstream's handlers negotiate after the filters.
 async fn handle_json(
@@ -677,6 +727,12 @@ async fn handle_json(
         return r.map_or_else(|e| error_response(&e), |v| json_value(StatusCode::CREATED, &v));
     }
     if matches!(parts.method, Method::GET | Method::HEAD) {
+        return match dispatch(s, &parts.method, &parts.uri, &q, &parts.headers, bytes, user.as_ref()).await {
+            Ok(r) => r,
+            Err(e) => error_response(&e),
+        };
+    }
+    if served_inline(s, &parts, &bytes) {
         return match dispatch(s, &parts.method, &parts.uri, &q, &parts.headers, bytes, user.as_ref()).await {
             Ok(r) => r,
             Err(e) => error_response(&e),

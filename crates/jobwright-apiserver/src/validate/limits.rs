@@ -50,6 +50,10 @@ pub fn depth(v: &Value) -> usize {
 /// The upstream-style path (`spec.a.b[3].c`) of the first container nested deeper than `limit`,
 /// or `None` when `v` is within it. The root is `<root>` when it alone is too deep (limit 0).
 pub fn too_deep_at(v: &Value, limit: usize) -> Option<String> {
+    // Every write passes: the depth alone first, paths only for an object too deep.
+    if depth(v) <= limit {
+        return None;
+    }
     // Depth-first, pre-order: `path` holds the segments of the node being visited.
     let mut path: Vec<String> = Vec::new();
     let mut stack: Vec<(&Value, usize, Option<String>)> = vec![(v, 0, None)];
@@ -169,6 +173,23 @@ mod tests {
         assert_eq!(too_deep_at(&v, 2).as_deref(), Some("spec.x"));
         assert_eq!(too_deep_at(&v, 0).as_deref(), Some("<root>"));
         assert!(too_deep_at(&nested(1000), MAX_OBJECT_DEPTH).is_some());
+    }
+
+    /// The depth pre-check answers as the path walk: an object exactly at a limit passes, one
+    /// level more (even an empty container) is named.
+    #[test]
+    fn too_deep_at_is_exact_at_the_limit() {
+        for levels in 0..12 {
+            for limit in 0..12 {
+                let v = nested(levels);
+                assert_eq!(too_deep_at(&v, limit).is_some(), levels > limit, "levels {levels} limit {limit}");
+                let mut e = json!({});
+                for _ in 0..levels {
+                    e = json!({"x": [e]});
+                }
+                assert_eq!(too_deep_at(&e, limit).is_some(), 2 * levels + 1 > limit, "empty at {levels}, {limit}");
+            }
+        }
     }
 
     #[test]

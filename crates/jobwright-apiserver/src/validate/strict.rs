@@ -30,6 +30,11 @@ pub enum Rejected {
 fn roundtrip<T: DeserializeOwned + Serialize + k8s_openapi::schemars::JsonSchema>(
     v: &Value,
 ) -> Result<Value, Rejected> {
+    // Without path tracking first (it costs as much as the decode); a failure is decoded again
+    // with it, for the path the message names.
+    if let Ok(typed) = T::deserialize(v) {
+        return serde_json::to_value(&typed).map_err(|e| Rejected::Decode(e.to_string()));
+    }
     let typed: T = serde_path_to_error::deserialize(v).map_err(|e| {
         if e.inner().to_string().starts_with("missing field") {
             let missing = super::required::missing::<T>(v);
@@ -108,31 +113,79 @@ pub fn unknown_fields(input: &Value, output: &Value) -> Vec<String> {
     unknown_in(input, output).into_iter().map(|u| u.printed).collect()
 }
 
-/// Iterative (an input of any depth is walked without recursion).
+/// A step below a container: `(parent, segment)`, the parent an index into the same arena.
+type Step<'a> = (usize, SegRef<'a>);
+
+/// A [`Seg`] borrowed from the input.
+#[derive(Clone, Copy)]
+enum SegRef<'a> {
+    Key(&'a str),
+    Index(usize),
+}
+
+/// The arena index of the root.
+const ROOT: usize = usize::MAX;
+
+/// The unknown key `key` under the container at `at`, spelt out from the arena.
+fn spell(steps: &[Step<'_>], mut at: usize, key: &str) -> Unknown {
+    let mut rev = vec![SegRef::Key(key)];
+    while at != ROOT {
+        let (parent, seg) = steps[at];
+        rev.push(seg);
+        at = parent;
+    }
+    let mut printed = String::new();
+    let mut segs = Vec::with_capacity(rev.len());
+    for seg in rev.into_iter().rev() {
+        match seg {
+            SegRef::Key(k) => {
+                if !printed.is_empty() {
+                    printed.push('.');
+                }
+                printed.push_str(k);
+                segs.push(Seg::Key(k.to_string()));
+            }
+            SegRef::Index(n) => {
+                printed.push_str(&format!("[{n}]"));
+                segs.push(Seg::Index(n));
+            }
+        }
+    }
+    Unknown { printed, segs }
+}
+
+/// Iterative (an input of any depth is walked without recursion). Paths are only spelt out for
+/// the unknown keys: the walk keeps one arena entry per container it descends into.
 fn unknown_in(input: &Value, output: &Value) -> Vec<Unknown> {
     let mut out = vec![];
-    let mut stack: Vec<(&Value, &Value, String, Vec<Seg>)> = vec![(input, output, String::new(), vec![])];
-    while let Some((input, output, path, segs)) = stack.pop() {
+    let mut steps: Vec<Step<'_>> = vec![];
+    let mut stack: Vec<(&Value, &Value, usize)> = vec![(input, output, ROOT)];
+    let descends = |i: &Value, o: &Value| {
+        matches!((i, o), (Value::Object(_), Value::Object(_)) | (Value::Array(_), Value::Array(_)))
+    };
+    while let Some((input, output, at)) = stack.pop() {
         match (input, output) {
             (Value::Object(i), Value::Object(o)) => {
                 for (k, v) in i.iter().rev() {
                     if v.is_null() {
                         continue;
                     }
-                    let p = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
-                    let mut s = segs.clone();
-                    s.push(Seg::Key(k.clone()));
                     match o.get(k) {
-                        None => out.push(Unknown { printed: p, segs: s }),
-                        Some(ov) => stack.push((v, ov, p, s)),
+                        None => out.push(spell(&steps, at, k)),
+                        Some(ov) if descends(v, ov) => {
+                            steps.push((at, SegRef::Key(k)));
+                            stack.push((v, ov, steps.len() - 1));
+                        }
+                        Some(_) => {}
                     }
                 }
             }
             (Value::Array(i), Value::Array(o)) => {
                 for (n, (a, b)) in i.iter().zip(o).enumerate().rev() {
-                    let mut s = segs.clone();
-                    s.push(Seg::Index(n));
-                    stack.push((a, b, format!("{path}[{n}]"), s));
+                    if descends(a, b) {
+                        steps.push((at, SegRef::Index(n)));
+                        stack.push((a, b, steps.len() - 1));
+                    }
                 }
             }
             _ => {}
@@ -277,5 +330,115 @@ fn remove_path(obj: &mut Value, path: &str) {
     }
     if let Some(m) = cur.as_object_mut() {
         m.remove(last.as_str());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    /// The walk before paths were spelt lazily (every key's path built as it was visited): the
+    /// reference the current one must match, paths, steps and order.
+    fn eager(input: &Value, output: &Value) -> Vec<(String, Vec<Seg>)> {
+        let mut out = vec![];
+        let mut stack: Vec<(&Value, &Value, String, Vec<Seg>)> = vec![(input, output, String::new(), vec![])];
+        while let Some((input, output, path, segs)) = stack.pop() {
+            match (input, output) {
+                (Value::Object(i), Value::Object(o)) => {
+                    for (k, v) in i.iter().rev() {
+                        if v.is_null() {
+                            continue;
+                        }
+                        let p = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                        let mut s = segs.clone();
+                        s.push(Seg::Key(k.clone()));
+                        match o.get(k) {
+                            None => out.push((p, s)),
+                            Some(ov) => stack.push((v, ov, p, s)),
+                        }
+                    }
+                }
+                (Value::Array(i), Value::Array(o)) => {
+                    for (n, (a, b)) in i.iter().zip(o).enumerate().rev() {
+                        let mut s = segs.clone();
+                        s.push(Seg::Index(n));
+                        stack.push((a, b, format!("{path}[{n}]"), s));
+                    }
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+
+    fn lazy(input: &Value, output: &Value) -> Vec<(String, Vec<Seg>)> {
+        unknown_in(input, output).into_iter().map(|u| (u.printed, u.segs)).collect()
+    }
+
+    #[test]
+    fn unknown_paths_name_keys_indexes_and_dotted_keys() {
+        let input = json!({"spec": {"a.b": {"x": 1}, "foo": 1, "list": [{"k": 1, "bar": 2}, {"k": 2}], "n": null},
+            "zzz": [1], "metadata": {"name": "x"}});
+        let output = json!({"spec": {"a.b": {}, "list": [{"k": 1}, {"k": 2}]}, "metadata": {"name": "x"}});
+        let found = lazy(&input, &output);
+        assert_eq!(found, eager(&input, &output));
+        let printed: Vec<&str> = found.iter().map(|(p, _)| p.as_str()).collect();
+        assert_eq!(printed, ["zzz", "spec.foo", "spec.a.b.x", "spec.list[0].bar"]);
+        assert_eq!(found[2].1, vec![Seg::Key("spec".into()), Seg::Key("a.b".into()), Seg::Key("x".into())]);
+        assert_eq!(
+            found[3].1,
+            vec![Seg::Key("spec".into()), Seg::Key("list".into()), Seg::Index(0), Seg::Key("bar".into())]
+        );
+    }
+
+    /// A decode error still names the path of the wrong value (the first decode runs without
+    /// path tracking; the error comes from the second).
+    #[test]
+    fn decode_errors_name_the_path() {
+        let job = json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "j"},
+            "spec": {"template": {"spec": {"containers": [{"name": "c", "image": "i", "args": [1]}]}}}});
+        let Some(Err(Rejected::Decode(why))) = typed_roundtrip("batch", "v1", "Job", &job) else {
+            panic!("a decode error")
+        };
+        assert!(why.starts_with("spec.template.spec.containers[0].args[0]: invalid type: integer `1`"), "{why}");
+        let mut ok = job.clone();
+        ok["spec"]["template"]["spec"]["containers"][0]["args"] = json!(["1"]);
+        ok["spec"]["bogus"] = json!(true);
+        let out = typed_roundtrip("batch", "v1", "Job", &ok).unwrap().unwrap();
+        assert_eq!(unknown_fields(&ok, &out), ["spec.bogus"]);
+    }
+
+    fn any_json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            "[a-c.]{0,3}".prop_map(Value::from),
+        ];
+        leaf.prop_recursive(4, 32, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                prop::collection::btree_map("[a-d.]{1,3}", inner, 0..4)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 500, .. ProptestConfig::default() })]
+        /// The lazy walk finds what the eager one found, in the same order with the same steps.
+        #[test]
+        fn lazy_paths_match_the_eager_walk(input in any_json(), output in any_json()) {
+            prop_assert_eq!(lazy(&input, &output), eager(&input, &output));
+            // Outputs that share most of the input's shape (the usual case: a round trip).
+            let mut trimmed = input.clone();
+            if let Some(m) = trimmed.as_object_mut() && let Some(k) = m.keys().next().cloned() {
+                m.remove(&k);
+            }
+            prop_assert_eq!(lazy(&input, &trimmed), eager(&input, &trimmed));
+            prop_assert_eq!(lazy(&input, &input), vec![]);
+        }
     }
 }
