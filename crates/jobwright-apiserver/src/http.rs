@@ -667,7 +667,7 @@ fn served_inline(s: &Server, parts: &http::request::Parts, body: &Bytes) -> bool
             Ok(Route::Resource(t)) => t.name.as_deref().is_some_and(|name| {
                 let ns = t.namespace.as_deref().unwrap_or_default();
                 let stored = s.api.get(&s.api.storage_info(&t.info), ns, name);
-                stored.is_ok_and(|e| e.bytes.len() <= INLINE_WRITE_BYTES)
+                stored.is_ok_and(|e| e.json_len() <= INLINE_WRITE_BYTES)
             }),
             _ => false,
         },
