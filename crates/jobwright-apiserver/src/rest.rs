@@ -418,7 +418,8 @@ impl Api {
     fn commit(&self, info: &ResourceInfo, ns: &str, name: &str, expect: Expect, op: Op) -> Result<Written, WriteError> {
         let crd = crd::is_crd(info);
         let svc = services::is_services(info);
-        let old = if crd || svc { self.store.get(&info.storage_key, ns, name).map(|e| parse(&e.bytes())) } else { None };
+        let old =
+            if crd || svc { self.store.get(&info.storage_key, ns, name).map(|e| parse(&e.bytes())) } else { None };
         let deleting = !matches!(op, Op::Put(_));
         let w = self.store.write(info, ns, name, expect, op)?;
         if svc {
