@@ -904,14 +904,14 @@ fn track_status(
 ) -> Plan {
     let job = ctx.job;
     let now = ctx.now;
+    // Only pods still holding the tracking finalizer (and not already being released) are looked
+    // at below. Keeping just those before sorting visits them in the same order (the sort is
+    // stable), and sorts the few in flight instead of every pod a large Job ever had.
+    owned.retain(|p| pods::has_tracking_finalizer(p) && !ctx.pending_rm.contains(pods::uid(p)));
     if ctx.indexed {
-        owned.sort_by_key(|p| pods::completion_index(p).unwrap_or(-1));
+        owned.sort_by_cached_key(|p| pods::completion_index(p).unwrap_or(-1));
     }
-    let uids_with_finalizer: BTreeSet<String> = owned
-        .iter()
-        .filter(|p| pods::has_tracking_finalizer(p) && !ctx.pending_rm.contains(pods::uid(p)))
-        .map(|p| pods::uid(p).to_string())
-        .collect();
+    let uids_with_finalizer: BTreeSet<String> = owned.iter().map(|p| pods::uid(p).to_string()).collect();
     status::clean_uncounted(&mut st, &uids_with_finalizer);
     let mut new_unc_succ: Vec<String> =
         st.uncounted_terminated_pods.as_ref().and_then(|u| u.succeeded.clone()).unwrap_or_default();
