@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 
+#[cfg(test)]
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use serde::Deserialize;
@@ -70,8 +71,9 @@ impl kube::Resource for EpPod {
     }
 }
 
+#[cfg(test)]
 impl From<&Pod> for EpPod {
-    /// What the watch would decode from this pod's JSON.
+    /// What the watch would decode from this pod's JSON (tests build pods as `Pod`s).
     fn from(pod: &Pod) -> Self {
         serde_json::to_value(pod).and_then(serde_json::from_value).unwrap_or_default()
     }

@@ -923,9 +923,6 @@ fn track_status(
     let failing = s.finished.as_ref().is_some_and(|c| c.type_ != condition::SUCCESS_CRITERIA_MET);
     for p in owned.iter().copied() {
         let uid = pods::uid(p);
-        if !pods::has_tracking_finalizer(p) || ctx.pending_rm.contains(uid) {
-            continue;
-        }
         let considered_failed = pods::is_pod_failed(p, job);
         if !can_remove_finalizer(ctx, &s, p, considered_failed) {
             continue;
