@@ -57,7 +57,7 @@ impl Work {
         match e.kind {
             EventType::Deleted => {
                 if !e.meta.uid.is_empty() {
-                    self.gone.insert(e.meta.uid.clone());
+                    self.gone.insert(e.meta.uid.to_string());
                 }
                 for o in &e.meta.owners {
                     self.owners.insert(o.uid.clone());
@@ -217,7 +217,7 @@ fn process_deleting(api: &Api, id: &(String, String, String)) {
         return;
     }
     let obj = parse(&entry.bytes());
-    let uid = entry.meta.uid.clone();
+    let uid = entry.meta.uid.to_string();
     if has_finalizer(&obj, ORPHAN_FINALIZER) {
         for (dkey, dns, dname) in api.store.dependents_of(&uid) {
             if let Some(dinfo) = info_for_key(api, &dkey) {

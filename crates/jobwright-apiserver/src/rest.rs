@@ -886,7 +886,7 @@ impl Api {
             let entry = self.get(info, &ns, name)?;
             let old = parse(&entry.bytes());
             if let Some(uid) = &opts.uid
-                && entry.meta.uid != *uid
+                && *entry.meta.uid != **uid
             {
                 return Err(StatusError::conflict_msg(
                     info,

@@ -5,14 +5,15 @@
 //! Objects are kept as their serialized JSON, zstd-compressed at rest with a dictionary per
 //! resource ([`super::compress`]; every read decompresses to the exact bytes written), next to a
 //! small [`Meta`] index entry (labels, selectable fields, uid, owner references, resourceVersion).
-//! The watch history and watchers get the uncompressed JSON of each change (the history is
-//! bounded in bytes); the state a change replaced stays compressed in it. Buckets are keyed by
+//! Watchers get the uncompressed JSON of each change; the watch history keeps each change as
+//! kept at rest (the blob the store holds, compressed; bounded in bytes and events) and
+//! decompresses it for a watch that replays it. Buckets are keyed by
 //! [`ResourceInfo::storage_key`] and hold a `BTreeMap<(namespace, name), Entry>`, so lists come out
 //! sorted by namespace then name, as etcd's key order does.
 //!
 //! Every mutation goes through one function, [`Store::write`]: it checks the caller's expectation
 //! (absent / at a resourceVersion / anything), stamps the next global resourceVersion into the
-//! object, serializes it once, updates the index, appends a [`WatchEvent`] to the history ring and
+//! object, serializes it once, updates the index, appends the change to the history ring and
 //! hands the same `Arc<WatchEvent>` to every watcher of that bucket. With `--data-dir` it first appends
 //! the change to the write-ahead log ([`super::persist`]) and fsyncs it, before changing anything in
 //! memory; a store rebuilt from a data directory starts with an empty watch history.
@@ -45,7 +46,7 @@ pub struct StoreConfig {
     /// How many events the watch history keeps (all resources together).
     pub history: usize,
     /// How many bytes of objects the watch history keeps (each event's object and the state it
-    /// replaced); the oldest events go first, the latest one always stays. Watches and lists
+    /// replaced, as kept at rest: compressed); the oldest events go first, the latest one always stays. Watches and lists
     /// from a version no longer kept get 410 `Expired`, as from a history full of events.
     pub history_bytes: usize,
     /// How many undelivered events one watcher may have before it is closed.
@@ -136,16 +137,106 @@ impl Pairs {
     }
 }
 
+/// Selectable field values (see [`selector::selectable_fields`]). Every object of a resource has
+/// the same field names, so they are kept once per set of names (interned for the process) and
+/// each object keeps only its values, in one allocation: `value NUL value` (an Event's names
+/// are 230 bytes of its 400). Values holding a NUL themselves are kept as owned pairs instead.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fields {
+    /// The names (sorted, interned) and the values in their order, NUL-separated.
+    Packed {
+        /// The field names.
+        names: &'static [Box<str>],
+        /// The values.
+        values: Box<str>,
+    },
+    /// Owned pairs (a value contains a NUL, or too many distinct name sets to intern).
+    Owned(Box<[(String, String)]>),
+}
+
+impl Default for Fields {
+    fn default() -> Self {
+        Self::Owned(Box::default())
+    }
+}
+
+/// Distinct name sets [`Fields`] interns at most (the built-in resources have a dozen; the
+/// bound only guards against a bug making them unbounded).
+const MAX_NAME_SETS: usize = 256;
+
+/// The interned `names`, if there is room for them.
+fn intern_names(names: &[&str]) -> Option<&'static [Box<str>]> {
+    static SETS: Mutex<Vec<&'static [Box<str>]>> = Mutex::new(Vec::new());
+    let mut sets = SETS.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(set) = sets.iter().find(|set| set.iter().map(|n| &**n).eq(names.iter().copied())) {
+        return Some(set);
+    }
+    if sets.len() >= MAX_NAME_SETS {
+        return None;
+    }
+    let set: &'static [Box<str>] = Box::leak(names.iter().map(|n| Box::from(*n)).collect());
+    sets.push(set);
+    Some(set)
+}
+
+impl Fields {
+    /// From pairs sorted by name.
+    pub fn from_sorted<K: AsRef<str>, V: AsRef<str>>(pairs: impl IntoIterator<Item = (K, V)>) -> Self {
+        let pairs: Vec<(K, V)> = pairs.into_iter().collect();
+        let names: Vec<&str> = pairs.iter().map(|(k, _)| k.as_ref()).collect();
+        let interned = if pairs.iter().any(|(_, v)| v.as_ref().contains('\0')) { None } else { intern_names(&names) };
+        let Some(names) = interned else {
+            return Self::Owned(pairs.iter().map(|(k, v)| (k.as_ref().to_string(), v.as_ref().to_string())).collect());
+        };
+        let mut values = String::with_capacity(pairs.iter().map(|(_, v)| v.as_ref().len() + 1).sum());
+        for (i, (_, v)) in pairs.iter().enumerate() {
+            if i > 0 {
+                values.push('\0');
+            }
+            values.push_str(v.as_ref());
+        }
+        Self::Packed { names, values: values.into_boxed_str() }
+    }
+
+    /// The pairs, in name order.
+    pub fn iter(&self) -> Box<dyn Iterator<Item = (&str, &str)> + '_> {
+        match self {
+            Self::Packed { names, .. } if names.is_empty() => Box::new(std::iter::empty()),
+            Self::Packed { names, values } => Box::new(names.iter().map(|n| &**n).zip(values.split('\0'))),
+            Self::Owned(p) => Box::new(p.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
+        }
+    }
+
+    /// The value of `name`.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        match self {
+            Self::Packed { names, values } => {
+                let i = names.iter().position(|n| &**n == name)?;
+                values.split('\0').nth(i)
+            }
+            Self::Owned(p) => p.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str()),
+        }
+    }
+
+    /// Whether there are no fields.
+    pub fn is_empty(&self) -> bool {
+        match self {
+            Self::Packed { names, .. } => names.is_empty(),
+            Self::Owned(p) => p.is_empty(),
+        }
+    }
+}
+
 /// The index entry of one stored object: what lists, watches and the garbage collector filter on
 /// without parsing the JSON.
 #[derive(Debug, Clone, Default)]
 pub struct Meta {
     /// `metadata.labels`, sorted by key.
     pub labels: Pairs,
-    /// Selectable fields (see [`selector::selectable_fields`]), sorted by key.
-    pub fields: Pairs,
-    /// `metadata.uid`.
-    pub uid: String,
+    /// Selectable fields (see [`selector::selectable_fields`]), sorted by name.
+    pub fields: Fields,
+    /// `metadata.uid` (shared with the store's uid index).
+    pub uid: Arc<str>,
     /// `metadata.ownerReferences`.
     pub owners: Box<[OwnerRef]>,
     /// Whether `metadata.deletionTimestamp` is set.
@@ -186,8 +277,8 @@ impl Meta {
             .unwrap_or_default();
         Self {
             labels: Pairs::from_sorted(labels),
-            fields: Pairs::from_sorted(selector::selectable_fields(info, obj)),
-            uid: md["uid"].as_str().unwrap_or_default().to_string(),
+            fields: Fields::from_sorted(selector::selectable_fields(info, obj)),
+            uid: Arc::from(md["uid"].as_str().unwrap_or_default()),
             owners,
             deleting: !md["deletionTimestamp"].is_null(),
         }
@@ -244,7 +335,7 @@ impl EventType {
     }
 }
 
-/// One change, shared by the history and every watcher.
+/// One change, shared by every watcher.
 #[derive(Debug)]
 pub struct WatchEvent {
     /// What happened.
@@ -269,10 +360,41 @@ pub struct WatchEvent {
     pub prev_rv: u64,
 }
 
-impl WatchEvent {
-    /// The object bytes this event keeps alive: the object and the state it replaced.
-    pub fn size(&self) -> usize {
-        self.object.len() + self.prev.as_ref().map_or(0, |(stored, _)| stored.size())
+/// One change as the watch history keeps it: [`WatchEvent`] with the object as kept at rest (for
+/// a put, the very blob the store holds, so the history keeps little of its own). A watch that
+/// replays the history gets it decompressed ([`Change::event`]).
+#[derive(Debug, Clone)]
+struct Change {
+    kind: EventType,
+    key: Arc<str>,
+    id: Id,
+    rv: u64,
+    object: Stored,
+    meta: Arc<Meta>,
+    prev: Option<(Stored, Arc<Meta>)>,
+    prev_rv: u64,
+}
+
+impl Change {
+    /// The object bytes this change is counted for: the object and the state it replaced, as
+    /// kept at rest.
+    fn size(&self) -> usize {
+        self.object.size() + self.prev.as_ref().map_or(0, |(stored, _)| stored.size())
+    }
+
+    /// The watch event, its object decompressed.
+    fn event(self) -> WatchEvent {
+        WatchEvent {
+            kind: self.kind,
+            key: self.key,
+            namespace: self.id.ns().to_string(),
+            name: self.id.name().to_string(),
+            rv: self.rv,
+            object: self.object.json(),
+            meta: self.meta,
+            prev: self.prev,
+            prev_rv: self.prev_rv,
+        }
     }
 }
 
@@ -370,9 +492,72 @@ struct Watcher {
     tx: mpsc::Sender<Arc<WatchEvent>>,
 }
 
+/// An object's `(namespace, name)` in one shared allocation (the two strings back to back), held
+/// by its bucket's map, the uid and owner indexes and the history without a copy each. Compares,
+/// orders and hashes as the pair, so lists come out by namespace, then name.
+#[derive(Clone)]
+struct Id {
+    joined: Arc<str>,
+    ns_len: usize,
+}
+
+impl Id {
+    fn new(namespace: &str, name: &str) -> Self {
+        Self { joined: Arc::from([namespace, name].concat()), ns_len: namespace.len() }
+    }
+
+    fn ns(&self) -> &str {
+        &self.joined[..self.ns_len]
+    }
+
+    fn name(&self) -> &str {
+        &self.joined[self.ns_len..]
+    }
+
+    fn pair(&self) -> (&str, &str) {
+        (self.ns(), self.name())
+    }
+
+    fn owned(&self) -> (String, String) {
+        (self.ns().to_string(), self.name().to_string())
+    }
+}
+
+impl PartialEq for Id {
+    fn eq(&self, other: &Self) -> bool {
+        self.pair() == other.pair()
+    }
+}
+
+impl Eq for Id {}
+
+impl PartialOrd for Id {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Id {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.pair().cmp(&other.pair())
+    }
+}
+
+impl std::hash::Hash for Id {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.pair().hash(state)
+    }
+}
+
+impl std::fmt::Debug for Id {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.pair().fmt(f)
+    }
+}
+
 #[derive(Default)]
 struct Bucket {
-    objects: BTreeMap<(String, String), Entry>,
+    objects: BTreeMap<Id, Entry>,
     watchers: Vec<Watcher>,
     /// How this resource's objects are compressed at rest.
     codec: Codec,
@@ -381,15 +566,15 @@ struct Bucket {
 struct Inner {
     rv: u64,
     buckets: HashMap<String, Bucket>,
-    history: VecDeque<Arc<WatchEvent>>,
-    /// The bytes the history holds ([`WatchEvent::size`] summed).
+    history: VecDeque<Change>,
+    /// The bytes the history's objects take at rest ([`Change::size`] summed).
     history_size: usize,
     /// The highest resourceVersion no longer in the history.
     compacted: u64,
-    /// uid -> (storage key, namespace, name)
-    uids: HashMap<String, (Arc<str>, String, String)>,
-    /// owner uid -> dependents (storage key, namespace, name)
-    dependents: HashMap<String, HashSet<(Arc<str>, String, String)>>,
+    /// uid (shared with the object's [`Meta`]) -> (storage key, namespace/name)
+    uids: HashMap<Arc<str>, (Arc<str>, Id)>,
+    /// owner uid -> dependents (storage key, namespace/name)
+    dependents: HashMap<String, HashSet<(Arc<str>, Id)>>,
     /// Listeners told about every committed write (the garbage collector).
     listeners: Vec<mpsc::UnboundedSender<Arc<WatchEvent>>>,
     /// The write-ahead log, with `--data-dir`.
@@ -436,13 +621,13 @@ impl Store {
     /// One object.
     pub fn get(&self, key: &str, namespace: &str, name: &str) -> Option<Entry> {
         let inner = self.lock();
-        inner.buckets.get(key)?.objects.get(&(namespace.to_string(), name.to_string())).cloned()
+        inner.buckets.get(key)?.objects.get(&Id::new(namespace, name)).cloned()
     }
 
     /// Where an object with this uid lives: `(storage key, namespace, name)`.
     pub fn locate_uid(&self, uid: &str) -> Option<(String, String, String)> {
         let inner = self.lock();
-        inner.uids.get(uid).map(|(k, ns, n)| (k.to_string(), ns.clone(), n.clone()))
+        inner.uids.get(uid).map(|(k, id)| (k.to_string(), id.ns().to_string(), id.name().to_string()))
     }
 
     /// The objects whose ownerReferences name `owner_uid`: `(storage key, namespace, name)`.
@@ -451,7 +636,7 @@ impl Store {
         let mut out: Vec<_> = inner
             .dependents
             .get(owner_uid)
-            .map(|s| s.iter().map(|(k, ns, n)| (k.to_string(), ns.clone(), n.clone())).collect())
+            .map(|s| s.iter().map(|(k, id)| (k.to_string(), id.ns().to_string(), id.name().to_string())).collect())
             .unwrap_or_default();
         out.sort();
         out
@@ -461,7 +646,7 @@ impl Store {
     pub fn keys(&self, key: &str, namespace: Option<&str>) -> Vec<(String, String)> {
         let inner = self.lock();
         let Some(b) = inner.buckets.get(key) else { return vec![] };
-        b.objects.keys().filter(|(ns, _)| namespace.is_none_or(|n| n == ns)).cloned().collect()
+        b.objects.keys().filter(|id| namespace.is_none_or(|n| n == id.ns())).map(Id::owned).collect()
     }
 
     /// Every bucket key that has objects.
@@ -511,16 +696,17 @@ impl Store {
             return Err(ListAtError::Compacted { compacted: inner.compacted });
         }
         let in_ns = |ns: &str| namespace.is_none_or(|n| n == ns);
-        let after_start = |id: &(String, String)| start.as_ref().is_none_or(|s| id > s);
+        let start = start.map(|(ns, name)| Id::new(&ns, &name));
+        let after_start = |id: &Id| start.as_ref().is_none_or(|s| id > s);
         // The state at `rv` of every object changed since: the state the first later change
         // replaced.
-        let mut undo: BTreeMap<(String, String), Option<Entry>> = BTreeMap::new();
+        let mut undo: BTreeMap<Id, Option<Entry>> = BTreeMap::new();
         let first_later = inner.history.partition_point(|e| e.rv <= rv);
         for e in inner.history.range(first_later..) {
-            if &*e.key != key || !in_ns(&e.namespace) {
+            if &*e.key != key || !in_ns(e.id.ns()) {
                 continue;
             }
-            let id = (e.namespace.clone(), e.name.clone());
+            let id = e.id.clone();
             if !after_start(&id) || undo.contains_key(&id) {
                 continue;
             }
@@ -538,7 +724,7 @@ impl Store {
         let objects = inner.buckets.get(key).map_or(&empty, |b| &b.objects);
         let lower = match (&start, namespace) {
             (Some(s), _) => Bound::Excluded(s.clone()),
-            (None, Some(ns)) => Bound::Included((ns.to_string(), String::new())),
+            (None, Some(ns)) => Bound::Included(Id::new(ns, "")),
             (None, None) => Bound::Unbounded,
         };
         // Current objects untouched since `rv`, merged in key order with the undone ones.
@@ -552,8 +738,8 @@ impl Store {
         let mut items = Vec::new();
         let mut next = None;
         let mut remaining = 0;
-        for ((ns, name), e) in merged {
-            if !in_ns(ns) {
+        for (id, e) in merged {
+            if !in_ns(id.ns()) {
                 break;
             }
             if !filter(&e.meta) {
@@ -565,7 +751,7 @@ impl Store {
             }
             items.push(e.clone());
             if limit > 0 && items.len() == limit {
-                next = Some((ns.clone(), name.clone()));
+                next = Some(id.owned());
             }
         }
         if remaining == 0 {
@@ -586,8 +772,12 @@ impl Store {
     ) -> Result<Written, WriteError> {
         let key = info.storage_key.as_str();
         let mut inner = self.lock();
-        let id = (namespace.to_string(), name.to_string());
-        let current = inner.buckets.get(key).and_then(|b| b.objects.get(&id)).cloned();
+        let probe = Id::new(namespace, name);
+        // The stored key when there is one: the indexes share its allocation.
+        let (id, current) = match inner.buckets.get(key).and_then(|b| b.objects.get_key_value(&probe)) {
+            Some((id, e)) => (id.clone(), Some(e.clone())),
+            None => (probe, None),
+        };
         match (expect, &current) {
             (Expect::Absent, Some(_)) => return Err(WriteError::AlreadyExists),
             (Expect::Rv(_) | Expect::Exists, None) => return Err(WriteError::NotFound),
@@ -600,11 +790,18 @@ impl Store {
         let rv = inner.rv + 1;
         let key_arc: Arc<str> = Arc::from(key);
         let mut stored_value = None;
+        // The object as kept at rest, for the history.
+        let at_rest;
         let event = match op {
             Op::Put(mut obj) => {
                 obj["metadata"]["resourceVersion"] = Value::String(rv.to_string());
                 let bytes = json_bytes(&obj);
-                let meta = Arc::new(Meta::of(info, &obj));
+                let mut meta = Meta::of(info, &obj);
+                if let Some(cur) = current.as_ref().filter(|c| c.meta.uid == meta.uid) {
+                    // One allocation for the uid, however often the object is written.
+                    meta.uid = cur.meta.uid.clone();
+                }
+                let meta = Arc::new(meta);
                 log(&mut inner, || Record::Put {
                     key: key.to_string(),
                     namespace: namespace.to_string(),
@@ -619,13 +816,14 @@ impl Store {
                 let Inner { buckets, packer, .. } = &mut *inner;
                 let bucket = buckets.entry(key.to_string()).or_default();
                 let stored = packer.pack(&mut bucket.codec, &bytes);
+                at_rest = stored.clone();
                 bucket.objects.insert(id.clone(), Entry { stored, rv, meta: meta.clone() });
                 stored_value = Some(obj);
                 WatchEvent {
                     kind: if current.is_some() { EventType::Modified } else { EventType::Added },
                     key: key_arc,
-                    namespace: id.0,
-                    name: id.1,
+                    namespace: namespace.to_string(),
+                    name: name.to_string(),
                     rv,
                     object: bytes,
                     meta,
@@ -652,11 +850,14 @@ impl Store {
                 };
                 last["metadata"]["resourceVersion"] = Value::String(rv.to_string());
                 let bytes = json_bytes(&last);
+                let Inner { buckets, packer, .. } = &mut *inner;
+                let bucket = buckets.entry(key.to_string()).or_default();
+                at_rest = packer.pack(&mut bucket.codec, &bytes);
                 WatchEvent {
                     kind: EventType::Deleted,
                     key: key_arc,
-                    namespace: id.0,
-                    name: id.1,
+                    namespace: namespace.to_string(),
+                    name: name.to_string(),
                     rv,
                     object: bytes,
                     meta: cur.meta.clone(),
@@ -669,7 +870,17 @@ impl Store {
         let event = Arc::new(event);
         let written = Written { rv, bytes: event.object.clone(), object: stored_value };
         if self.config.history > 0 {
-            let size = event.size();
+            let change = Change {
+                kind: event.kind,
+                key: event.key.clone(),
+                id,
+                rv,
+                object: at_rest,
+                meta: event.meta.clone(),
+                prev: event.prev.clone(),
+                prev_rv: event.prev_rv,
+            };
+            let size = change.size();
             while inner.history.len() >= self.config.history
                 || (!inner.history.is_empty() && inner.history_size + size > self.config.history_bytes)
             {
@@ -679,7 +890,7 @@ impl Store {
                 }
             }
             inner.history_size += size;
-            inner.history.push_back(event.clone());
+            inner.history.push_back(change);
         } else {
             inner.compacted = rv;
         }
@@ -711,7 +922,7 @@ impl Store {
             .map_err(|e| format!("{}/{namespace}/{name}: stored object is not JSON: {e}", info.storage_key))?;
         let meta = Arc::new(Meta::of(info, &obj));
         let key_arc: Arc<str> = Arc::from(info.storage_key.as_str());
-        let id = (namespace.to_string(), name.to_string());
+        let id = Id::new(namespace, name);
         let mut inner = self.lock();
         index(&mut inner, &key_arc, &id, &meta);
         let Inner { buckets, packer, .. } = &mut *inner;
@@ -738,8 +949,8 @@ impl Store {
         let mut inner = self.lock();
         let rv = inner.rv;
         let in_ns = |ns: &str| namespace.is_none_or(|n| n == ns);
-        let mut snapshot: Vec<((String, String), Entry)> = vec![];
-        let mut initial = match from {
+        let mut snapshot: Vec<(Id, Entry)> = vec![];
+        let replay: Vec<Change> = match from {
             WatchFrom::Now => vec![],
             WatchFrom::Rv(from) => {
                 if from < inner.compacted {
@@ -748,7 +959,7 @@ impl Store {
                         inner.compacted
                     )));
                 }
-                inner.history.iter().filter(|e| e.rv > from && &*e.key == key && in_ns(&e.namespace)).cloned().collect()
+                inner.history.iter().filter(|e| e.rv > from && &*e.key == key && in_ns(e.id.ns())).cloned().collect()
             }
             WatchFrom::Snapshot => {
                 snapshot = inner
@@ -757,7 +968,7 @@ impl Store {
                     .map(|b| {
                         b.objects
                             .iter()
-                            .filter(|((ns, _), _)| in_ns(ns))
+                            .filter(|(id, _)| in_ns(id.ns()))
                             .map(|(id, e)| (id.clone(), e.clone()))
                             .collect()
                     })
@@ -773,14 +984,16 @@ impl Store {
             .watchers
             .push(Watcher { namespace: namespace.map(str::to_string), tx });
         drop(inner);
-        // Decompressed after the lock is released: a large snapshot does not stall writers.
+        // Decompressed after the lock is released: a large snapshot or replay does not stall
+        // writers.
+        let mut initial: Vec<Arc<WatchEvent>> = replay.into_iter().map(|c| Arc::new(c.event())).collect();
         let key_arc: Arc<str> = Arc::from(key);
-        initial.extend(snapshot.into_iter().map(|((namespace, name), e)| {
+        initial.extend(snapshot.into_iter().map(|(id, e)| {
             Arc::new(WatchEvent {
                 kind: EventType::Added,
                 key: key_arc.clone(),
-                namespace,
-                name,
+                namespace: id.ns().to_string(),
+                name: id.name().to_string(),
                 rv: e.rv,
                 object: e.bytes(),
                 meta: e.meta,
@@ -836,31 +1049,31 @@ fn log(inner: &mut Inner, rec: impl FnOnce() -> Record) {
 fn compact_if_due(inner: &mut Inner) {
     let Inner { wal, buckets, rv, .. } = inner;
     let Some(wal) = wal.as_mut().filter(|w| w.wants_compaction()) else { return };
-    let live = buckets.iter().flat_map(|(key, b)| {
-        b.objects.iter().map(move |((ns, name), e)| (key.as_str(), ns.as_str(), name.as_str(), e.rv, e.bytes()))
-    });
+    let live = buckets
+        .iter()
+        .flat_map(|(key, b)| b.objects.iter().map(move |(id, e)| (key.as_str(), id.ns(), id.name(), e.rv, e.bytes())));
     if let Err(e) = wal.compact(*rv, live) {
         // The old snapshot and the full log are still intact: keep going, retry later.
         tracing::error!(error = %e, "log compaction failed");
     }
 }
 
-fn index(inner: &mut Inner, key: &Arc<str>, id: &(String, String), meta: &Meta) {
+fn index(inner: &mut Inner, key: &Arc<str>, id: &Id, meta: &Meta) {
     if !meta.uid.is_empty() {
-        inner.uids.insert(meta.uid.clone(), (key.clone(), id.0.clone(), id.1.clone()));
+        inner.uids.insert(meta.uid.clone(), (key.clone(), id.clone()));
     }
     for o in &meta.owners {
-        inner.dependents.entry(o.uid.clone()).or_default().insert((key.clone(), id.0.clone(), id.1.clone()));
+        inner.dependents.entry(o.uid.clone()).or_default().insert((key.clone(), id.clone()));
     }
 }
 
-fn unindex(inner: &mut Inner, key: &Arc<str>, id: &(String, String), meta: &Meta) {
+fn unindex(inner: &mut Inner, key: &Arc<str>, id: &Id, meta: &Meta) {
     if !meta.uid.is_empty() {
         inner.uids.remove(&meta.uid);
     }
     for o in &meta.owners {
         if let Some(set) = inner.dependents.get_mut(&o.uid) {
-            set.remove(&(key.clone(), id.0.clone(), id.1.clone()));
+            set.remove(&(key.clone(), id.clone()));
             if set.is_empty() {
                 inner.dependents.remove(&o.uid);
             }
@@ -1070,8 +1283,10 @@ mod tests {
         }
         let at = s.current_rv();
         let before = written.clone();
+        let mut changes = Vec::new();
         for i in (0..300).step_by(3) {
             let w = s.write(&info, "default", &format!("cm-{i:04}"), Expect::Exists, Op::Put(obj(i, "2"))).unwrap();
+            changes.push((EventType::Modified, w.bytes.clone()));
             written.insert(format!("cm-{i:04}"), w.bytes);
         }
         assert!(s.stored_bytes() < s.json_bytes() / 2, "objects are compressed at rest");
@@ -1099,6 +1314,13 @@ mod tests {
         let mut last: Value = serde_json::from_slice(&written["cm-0001"]).unwrap();
         last["metadata"]["resourceVersion"] = json!(d.rv.to_string());
         assert_eq!(serde_json::from_slice::<Value>(&d.bytes).unwrap(), last, "a delete reads the last state back");
+        changes.push((EventType::Deleted, d.bytes.clone()));
+        let d = s.write(&info, "default", "cm-0002", Expect::Exists, Op::DeleteAs(obj(2, "gone"))).unwrap();
+        changes.push((EventType::Deleted, d.bytes.clone()));
+        // A watch replaying the history (kept compressed) gets every change's bytes as sent live.
+        let w = s.watch(&info.storage_key, None, WatchFrom::Rv(at)).unwrap();
+        assert_eq!(w.initial.iter().map(|e| (e.kind, e.object.clone())).collect::<Vec<_>>(), changes);
+        assert!(w.initial.iter().all(|e| e.prev.is_some() && e.prev_rv > 0 && e.prev_rv < e.rv));
     }
 
     #[test]
@@ -1120,6 +1342,95 @@ mod tests {
                 assert_eq!(p.get(k), Some(*v));
             }
             assert_eq!(p.get("absent"), None);
+        }
+    }
+
+    #[test]
+    fn ids_are_pairs_even_when_the_strings_run_together() {
+        let reg = Registry::builtin();
+        let info = reg.get("", "v1", "configmaps").unwrap();
+        let s = Store::new(StoreConfig::default());
+        let obj = |ns: &str, n: &str| json!({"metadata": {"name": n, "namespace": ns, "uid": format!("{ns}/{n}")}});
+        // "a"+"bc" and "ab"+"c" are the same bytes back to back; "a" is a prefix of "a-b" and "ab".
+        let ids = [("ab", "c"), ("a", "bc"), ("a-b", "a"), ("a", "z"), ("", "x"), ("a", "")];
+        for (ns, n) in ids {
+            s.write(&info, ns, n, Expect::Absent, Op::Put(obj(ns, n))).unwrap();
+        }
+        let mut want: Vec<(String, String)> = ids.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
+        want.sort();
+        let names = |p: &ListPage| -> Vec<(String, String)> {
+            p.items
+                .iter()
+                .map(|e| {
+                    let v: Value = serde_json::from_slice(&e.bytes()).unwrap();
+                    (
+                        v["metadata"]["namespace"].as_str().unwrap().to_string(),
+                        v["metadata"]["name"].as_str().unwrap().to_string(),
+                    )
+                })
+                .collect()
+        };
+        assert_eq!(names(&s.list(&info.storage_key, None, None, 0, &|_| true)), want);
+        assert_eq!(s.keys(&info.storage_key, None), want);
+        let in_a: Vec<_> = want.iter().filter(|(ns, _)| ns == "a").cloned().collect();
+        assert_eq!(names(&s.list(&info.storage_key, Some("a"), None, 0, &|_| true)), in_a);
+        assert_eq!(s.keys(&info.storage_key, Some("a")), in_a);
+        // Pages of one, across namespaces, give the same order.
+        let (mut paged, mut start) = (Vec::new(), None);
+        loop {
+            let p = s.list(&info.storage_key, None, start, 1, &|_| true);
+            paged.extend(names(&p));
+            match p.next {
+                Some(n) => start = Some(n),
+                None => break,
+            }
+        }
+        assert_eq!(paged, want);
+        for (ns, n) in ids {
+            let v: Value = serde_json::from_slice(&s.get(&info.storage_key, ns, n).unwrap().bytes()).unwrap();
+            assert_eq!((v["metadata"]["namespace"].as_str(), v["metadata"]["name"].as_str()), (Some(ns), Some(n)));
+            assert_eq!(
+                s.locate_uid(&format!("{ns}/{n}")),
+                Some((info.storage_key.clone(), ns.to_string(), n.to_string()))
+            );
+        }
+        s.write(&info, "a", "bc", Expect::Exists, Op::Delete).unwrap();
+        assert!(s.get(&info.storage_key, "a", "bc").is_none());
+        assert!(s.get(&info.storage_key, "ab", "c").is_some(), "only the pair deleted goes");
+        assert_eq!(s.locate_uid("a/bc"), None);
+    }
+
+    #[test]
+    fn fields_round_trip_any_values_and_share_their_names() {
+        let cases: Vec<Vec<(&str, &str)>> = vec![
+            vec![],
+            vec![("metadata.name", "")],
+            vec![("a", ""), ("b", "")],
+            vec![("metadata.name", "p"), ("metadata.namespace", "d"), ("status.phase", "")],
+            vec![("a", "x,y=z"), ("b", "")],
+            vec![("a", "nul\0inside"), ("b", "2")],
+            vec![("a", ""), ("b", "\0")],
+        ];
+        for pairs in cases {
+            let f = Fields::from_sorted(pairs.iter().copied());
+            assert_eq!(f.iter().collect::<Vec<_>>(), pairs, "{f:?}");
+            assert_eq!(f.is_empty(), pairs.is_empty());
+            for (k, v) in &pairs {
+                assert_eq!(f.get(k), Some(*v), "{k} in {f:?}");
+            }
+            assert_eq!(f.get("absent"), None);
+            let nul = pairs.iter().any(|(_, v)| v.contains('\0'));
+            assert_eq!(matches!(f, Fields::Owned(_)), nul, "packed unless a value holds a NUL: {f:?}");
+        }
+        // Two objects of one resource share one interned set of names.
+        let a = Fields::from_sorted([("metadata.name", "a"), ("spec.x", "1")]);
+        let b = Fields::from_sorted([("metadata.name", "b"), ("spec.x", "2")]);
+        match (&a, &b) {
+            (Fields::Packed { names: na, values: va }, Fields::Packed { names: nb, .. }) => {
+                assert!(std::ptr::eq(*na, *nb), "the names are kept once");
+                assert_eq!(&**va, "a\01");
+            }
+            _ => panic!("packed: {a:?} {b:?}"),
         }
     }
 
@@ -1160,6 +1471,22 @@ mod tests {
             assert_eq!(meta.fields_match(&s), s.matches(&fields), "{sel}");
         }
         assert!(meta.fields_match(&selector::FieldSelector::parse(&info, "spec.nodeName=node-1").unwrap()));
+        let events = reg.get("", "v1", "events").unwrap();
+        let ev = json!({"metadata": {"name": "e", "namespace": "d"}, "reason": "Started", "type": "Normal",
+            "involvedObject": {"kind": "Pod", "name": "p", "namespace": "d", "uid": "u1"}, "source": {"component": "kubelet"}});
+        let meta = Meta::of(&events, &ev);
+        let fields = selector::selectable_fields(&events, &ev);
+        assert_eq!(meta.fields.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<BTreeMap<_, _>>(), fields);
+        for sel in [
+            "involvedObject.name=p",
+            "involvedObject.kind=Pod,involvedObject.uid=u1",
+            "involvedObject.fieldPath=",
+            "reason!=Started",
+            "source=kubelet,type=Normal,metadata.namespace=d",
+        ] {
+            let s = selector::FieldSelector::parse(&events, sel).unwrap();
+            assert_eq!(meta.fields_match(&s), s.matches(&fields), "{sel}");
+        }
         assert!(!meta.labels_match(&selector::LabelSelector::parse("app=y").unwrap()));
     }
 
