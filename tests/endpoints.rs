@@ -189,6 +189,18 @@ async fn endpoints_and_slices_follow_pods_selectors_and_the_service() {
     .await;
     until(slices.clone(), "a gone from the slice", |l| slice_pods(l, "web") == [("b".into(), true)]).await;
 
+    // b finishes (kept, not deleted): a finished pod is no endpoint, so it leaves both.
+    pods.patch_status("b", &PatchParams::default(), &Patch::Merge(json!({"status": {"phase": "Succeeded"}})))
+        .await
+        .unwrap();
+    until(eps.clone(), "b finished", |l| {
+        l.iter().any(|e| {
+            e.metadata.name.as_deref() == Some("web") && addresses(e, true).is_empty() && addresses(e, false).is_empty()
+        })
+    })
+    .await;
+    until(slices.clone(), "b finished, gone from the slice", |l| slice_pods(l, "web").is_empty()).await;
+
     // The selector moves to the db pod: b leaves, other joins.
     services
         .patch("web", &PatchParams::default(), &Patch::Merge(json!({"spec": {"selector": {"app": "db"}}})))

@@ -24,7 +24,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{Endpoints, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
@@ -97,35 +97,23 @@ pub async fn run(client: Client, shutdown: impl std::future::Future<Output = ()>
     let cfg = watcher::Config::default;
 
     let services =
-        drive(Api::<Service>::all(client.clone()), cfg(), |_| {}, svc_writer, tx.clone(), false, own_key::<Service>);
+        drive(Api::<Service>::all(client.clone()), cfg(), keep, svc_writer, tx.clone(), false, own_key::<Service>);
     let pod_caches = caches.clone();
-    let pods = drive(
-        Api::<EpPod>::all(client.clone()),
-        cfg(),
-        |_| {},
-        pod_writer,
-        tx.clone(),
-        false,
-        move |p| pod_caches.services_of_pod(p).into_iter().collect(),
-    );
+    let pods =
+        drive(Api::<EpPod>::all(client.clone()), cfg(), finished_as_deleted, pod_writer, tx.clone(), false, move |p| {
+            pod_caches.services_of_pod(p).into_iter().collect()
+        });
     let endpoints =
-        drive(Api::<Endpoints>::all(client.clone()), cfg(), |_| {}, ep_writer, tx.clone(), true, own_key::<Endpoints>);
+        drive(Api::<Endpoints>::all(client.clone()), cfg(), keep, ep_writer, tx.clone(), true, own_key::<Endpoints>);
     let slice_cfg = cfg().labels(&format!("{LABEL_MANAGED_BY}={MANAGED_BY}"));
-    let slices = drive(
-        Api::<EndpointSlice>::all(client.clone()),
-        slice_cfg,
-        |_| {},
-        slice_writer,
-        tx.clone(),
-        false,
-        |s| {
+    let slices =
+        drive(Api::<EndpointSlice>::all(client.clone()), slice_cfg, keep, slice_writer, tx.clone(), false, |s| {
             s.labels()
                 .get(LABEL_SERVICE_NAME)
                 .map(|svc| (s.namespace().unwrap_or_default(), svc.clone()))
                 .into_iter()
                 .collect()
-        },
-    );
+        });
     let worker = worker(client, caches, tx, rx);
     tokio::select! {
         _ = shutdown => {}
@@ -142,13 +130,29 @@ fn own_key<K: kube::Resource>(o: &K) -> Vec<Key> {
     vec![(o.namespace().unwrap_or_default(), o.name_any())]
 }
 
-/// Keep `writer`'s cache of `api` up to date, each object passed through `trim` first, and send
+/// A watch event as it comes.
+fn keep<K>(ev: watcher::Event<K>) -> watcher::Event<K> {
+    ev
+}
+
+/// A finished pod (`Succeeded` or `Failed`, which it never leaves) is never an endpoint, so the
+/// cache does not keep it: its event reaches the cache as a deletion (the same Services are
+/// told, those whose slices still hold it among them), and a finished pod costs the cache
+/// nothing however many are kept.
+fn finished_as_deleted(ev: watcher::Event<EpPod>) -> watcher::Event<EpPod> {
+    match ev {
+        watcher::Event::Apply(p) | watcher::Event::InitApply(p) if p.terminal => watcher::Event::Delete(p),
+        ev => ev,
+    }
+}
+
+/// Keep `writer`'s cache of `api` up to date, each event passed through `map` first, and send
 /// the keys `keys` gives for every object an event touches (deleted ones included), or with
 /// `deletes_only` for deleted objects only.
 async fn drive<K>(
     api: Api<K>,
     cfg: watcher::Config,
-    trim: impl FnMut(&mut K) + Send + 'static,
+    map: impl FnMut(watcher::Event<K>) -> watcher::Event<K> + Send + 'static,
     writer: reflector::store::Writer<K>,
     tx: mpsc::UnboundedSender<Key>,
     deletes_only: bool,
@@ -156,7 +160,7 @@ async fn drive<K>(
 ) where
     K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
 {
-    reflector::reflector(writer, watcher(api, cfg).default_backoff().modify(trim))
+    reflector::reflector(writer, watcher(api, cfg).default_backoff().map_ok(map))
         .for_each(|ev| {
             if let Ok(ev) = ev.as_ref()
                 && (!deletes_only || matches!(ev, watcher::Event::Delete(_)))

@@ -376,3 +376,23 @@ fn a_cached_pod_is_small() {
     let (ours, theirs) = (std::mem::size_of::<EpPod>(), std::mem::size_of::<Pod>());
     assert!(ours * 4 < theirs && ours < 768, "EpPod {ours} bytes, Pod {theirs} bytes");
 }
+
+#[test]
+fn finished_pods_reach_the_cache_as_deletions() {
+    use kube::runtime::watcher::Event;
+    let pod = |phase: &str| -> EpPod {
+        serde_json::from_value(json!({"metadata": {"name": "p", "namespace": "d"}, "status": {"phase": phase}}))
+            .unwrap()
+    };
+    for phase in ["Succeeded", "Failed"] {
+        assert!(matches!(super::finished_as_deleted(Event::Apply(pod(phase))), Event::Delete(p) if p.terminal));
+        assert!(matches!(super::finished_as_deleted(Event::InitApply(pod(phase))), Event::Delete(p) if p.terminal));
+        assert!(matches!(super::finished_as_deleted(Event::Delete(pod(phase))), Event::Delete(_)));
+    }
+    for phase in ["Pending", "Running", ""] {
+        assert!(matches!(super::finished_as_deleted(Event::Apply(pod(phase))), Event::Apply(_)));
+        assert!(matches!(super::finished_as_deleted(Event::InitApply(pod(phase))), Event::InitApply(_)));
+    }
+    assert!(matches!(super::finished_as_deleted(Event::Init), Event::Init));
+    assert!(matches!(super::finished_as_deleted(Event::InitDone), Event::InitDone));
+}
