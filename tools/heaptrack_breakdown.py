@@ -6,18 +6,19 @@ The rules match the (inlined) frame names of one release build; after code chang
 lands in "other" (N_OTHER_STACKS prints its largest stacks) and the rule order (first match wins)."""
 import sys, collections
 rules = [
- ('TTL controller: Job cache', lambda s: '(ttl.rs)' in s and 'async_stream.rs' in s),
- ('CronJob controller: Job (and CronJob) cache', lambda s: 'filter_map.rs' in s and 'async_stream.rs' in s),
- ('Job controller: Job cache', lambda s: 'join.rs' in s and 'async_stream.rs' in s),
- ('Endpoints controller: pod (and Service, Endpoints, slice) caches', lambda s: 'for_each.rs' in s and 'select.rs' in s and 'async_stream.rs' in s),
- ('Job controller: pod cache (trimmed k8s-openapi Pods)', lambda s: '(controller.rs)' in s and 'async_stream.rs' in s),
- ('API server: stored JSON (objects + old versions the watch history holds)', lambda s: 'json_bytes (store.rs)' in s),
- ('API server: index entries (Meta: labels, fields, uid, owners)', lambda s: 'of (store.rs)' in s or 'selector.rs' in s),
- ('API server: store maps, watch history events, uid/owner indexes', lambda s: 'write (store.rs)' in s or 'index (store.rs)' in s),
- ('API server: other (request handling, watch channels)', lambda s: '(rest.rs)' in s or '(http.rs)' in s),
- ('API server: Event TTL index', lambda s: 'event_ttl.rs' in s),
- ('node simulator: per-pod log state', lambda s: 'logs.rs' in s),
+ ('the bench: its final list responses, after the memory figures (response bodies, hyper write buffers)', lambda s: 'list (http.rs)' in s or 'encode_and_end' in s),
+ ('Job, TTL and CronJob controllers: the shared Job cache', lambda s: '(informer.rs)' in s),
+ ('Job controller: pod cache (CachedPod, pod index)', lambda s: 'cached_pod.rs' in s or 'pod_index.rs' in s or ('(controller.rs)' in s and 'poll_next_unpin' in s)),
+ ('Endpoints controllers: pod (and Service, Endpoints, slice) caches', lambda s: 'for_each.rs' in s and 'select.rs' in s and 'apply_watcher_event' in s),
+ ('API server: stored objects (compressed blobs)', lambda s: 'pack (compress.rs)' in s),
+ ('API server: uncompressed objects in the watch history', lambda s: 'json_bytes (store.rs)' in s),
+ ('API server: index entries (Meta: labels, selectable fields, uid, owners)', lambda s: 'of (store.rs)' in s or 'selector.rs' in s),
+ ('API server: uid and owner indexes', lambda s: 'index (store.rs)' in s),
+ ('API server: object maps, history entries, Meta and watch event headers', lambda s: 'write (store.rs)' in s or 'restore (store.rs)' in s),
+ ('API server: Event TTL queue', lambda s: 'event_ttl.rs' in s),
+ ('API server: other (request handling, watch channels, zstd contexts)', lambda s: '(rest.rs)' in s or '(http.rs)' in s or 'zstd' in s),
  ('event recorders (correlator, spam filter)', lambda s: '(events.rs)' in s or '(recorder.rs)' in s),
+ ('node simulator: per-pod log state and pod table', lambda s: '(logs.rs)' in s or 'on_pod (mod.rs)' in s),
  ('HTTP connections (hyper, buffers)', lambda s: 'hyper' in s or 'http1' in s or '(conn.rs)' in s or '(io.rs)' in s),
 ]
 agg = collections.Counter(); other = collections.Counter(); total = 0
