@@ -201,7 +201,7 @@ impl Fields {
     /// The pairs, in name order.
     pub fn iter(&self) -> Box<dyn Iterator<Item = (&str, &str)> + '_> {
         match self {
-            Self::Packed { names, .. } if names.is_empty() => Box::new(std::iter::empty()),
+            Self::Packed { names: [], .. } => Box::new(std::iter::empty()),
             Self::Packed { names, values } => Box::new(names.iter().map(|n| &**n).zip(values.split('\0'))),
             Self::Owned(p) => Box::new(p.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
         }
@@ -1428,7 +1428,7 @@ mod tests {
         match (&a, &b) {
             (Fields::Packed { names: na, values: va }, Fields::Packed { names: nb, .. }) => {
                 assert!(std::ptr::eq(*na, *nb), "the names are kept once");
-                assert_eq!(&**va, "a\01");
+                assert_eq!(&**va, "a\u{0}1");
             }
             _ => panic!("packed: {a:?} {b:?}"),
         }
