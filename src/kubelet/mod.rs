@@ -45,6 +45,7 @@ mod spdy_dictionary;
 pub mod stats;
 pub mod status;
 pub mod streams;
+pub mod wire;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::PathBuf;
@@ -343,7 +344,9 @@ impl Dispatcher {
         mut binds: mpsc::UnboundedReceiver<BindResult>,
         shutdown: CancellationToken,
     ) {
-        let pods = watcher(Api::<Pod>::all(self.client.clone()), watcher::Config::default()).default_backoff();
+        // Decoded without `managedFields`, which nothing here reads ([`wire`]).
+        let pods =
+            watcher(Api::<wire::KubeletPod>::all(self.client.clone()), watcher::Config::default()).default_backoff();
         let nodes = watcher(Api::<Node>::all(self.client.clone()), watcher::Config::default()).default_backoff();
         let mut pods = std::pin::pin!(pods);
         let mut nodes = std::pin::pin!(nodes);
@@ -404,10 +407,10 @@ impl Dispatcher {
         entry.counted = node;
     }
 
-    fn on_pod_event(&mut self, ev: watcher::Event<Pod>) {
+    fn on_pod_event(&mut self, ev: watcher::Event<wire::KubeletPod>) {
         match ev {
             watcher::Event::Init => self.relist = Some(HashSet::new()),
-            watcher::Event::InitApply(p) => {
+            watcher::Event::InitApply(wire::KubeletPod(p)) => {
                 if let (Some(seen), Some(uid)) = (self.relist.as_mut(), p.metadata.uid.clone()) {
                     seen.insert(uid);
                 }
@@ -423,8 +426,8 @@ impl Dispatcher {
                     self.ctx.logs.retain_uids(&seen);
                 }
             }
-            watcher::Event::Apply(p) => self.on_pod(p),
-            watcher::Event::Delete(p) => {
+            watcher::Event::Apply(wire::KubeletPod(p)) => self.on_pod(p),
+            watcher::Event::Delete(wire::KubeletPod(p)) => {
                 if let Some(uid) = p.metadata.uid.as_deref() {
                     self.forget(uid);
                 }
@@ -490,7 +493,9 @@ impl Dispatcher {
             return;
         }
         Self::set_count(&mut self.nodes, entry, Some(idx));
-        let (tx, rx) = watch::channel(Some(pod.clone()));
+        // The worker starts from `pod`; the channel carries the later versions only (a receiver
+        // waits for a value sent after it was made), so it starts empty instead of with a copy.
+        let (tx, rx) = watch::channel(None);
         entry.worker = Some(tx);
         let worker = runtime::Worker::new(self.ctx.clone(), pod);
         let health = self.nodes[idx].health.subscribe();
