@@ -32,6 +32,7 @@
 pub mod cli;
 pub mod dns;
 pub mod env;
+pub mod events;
 pub mod logs;
 pub mod node;
 pub mod podnet;
@@ -56,7 +57,7 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Node, ObjectReference, Pod};
 use kube::Api;
 use kube::runtime::WatchStreamExt;
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::events::{Event, EventType, Reporter};
 use kube::runtime::watcher;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::{JoinHandle, JoinSet};
@@ -326,10 +327,10 @@ struct Dispatcher {
     schedule: bool,
     /// Uids seen since a watcher (re)list began.
     relist: Option<HashSet<String>>,
-    /// The scheduler's event reporter, when events are on. Each event gets a fresh [`Recorder`]:
-    /// a pod's `Scheduled` (or `FailedScheduling`) event is written once, and one shared
-    /// recorder would keep every event of the last six minutes in its cache and scan all of them
-    /// on every publish (kube-rs's `Recorder::publish`), per-pod work growing with the pods.
+    /// The scheduler's event reporter, when events are on. Each event gets a fresh
+    /// [`events::EventWriter`]: a pod's `Scheduled` (or `FailedScheduling`) event is written
+    /// once, and one shared writer would keep every event of the last six minutes in its cache
+    /// and scan all of them on every publish, per-pod work growing with the pods.
     scheduler_events: Option<Reporter>,
     /// Heartbeats of recovered nodes.
     heartbeats: Vec<JoinHandle<()>>,
@@ -523,7 +524,7 @@ impl Dispatcher {
                     entry.node = Some(node);
                 }
                 if let Some(reporter) = self.scheduler_events.clone() {
-                    let recorder = Recorder::new(self.client.clone(), reporter);
+                    let recorder = events::EventWriter::new(self.client.clone(), reporter);
                     let reference = ObjectReference {
                         api_version: Some("v1".into()),
                         kind: Some("Pod".into()),
@@ -616,7 +617,7 @@ impl Dispatcher {
             entry.marked_unschedulable = true;
             let (client, ns, name, uid, message) =
                 (self.client.clone(), entry.namespace.clone(), entry.name.clone(), uid.clone(), message.clone());
-            let recorder = self.scheduler_events.clone().map(|r| Recorder::new(client.clone(), r));
+            let recorder = self.scheduler_events.clone().map(|r| events::EventWriter::new(client.clone(), r));
             tokio::spawn(async move {
                 scheduler::mark_unschedulable(&client, &ns, &name, &uid, &message).await;
                 if let Some(recorder) = recorder {

@@ -26,7 +26,7 @@ use chrono::Utc;
 use k8s_openapi::api::core::v1::{ConfigMap, Container, ObjectReference, Pod, PodCondition, Secret};
 use kube::Api;
 use kube::api::{DeleteParams, PostParams, Preconditions};
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::events::{Event, EventType, Reporter};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -193,7 +193,7 @@ pub struct Worker {
     /// Containers that reported `Started { exits_at_once }` and whose `Exited` is still in flight.
     exiting: HashSet<Key>,
     pod_dir: PathBuf,
-    recorder: Option<Recorder>,
+    recorder: Option<super::events::EventWriter>,
     /// The pod's network sandbox, when it has its own.
     sandbox: Option<Arc<super::podnet::Sandbox>>,
 }
@@ -213,7 +213,10 @@ impl Worker {
         let pod_dir = ctx.pods_dir.join(format!("{namespace}_{name}_{uid}"));
         let node = spec.node_name.clone().unwrap_or_default();
         let recorder = ctx.events.then(|| {
-            Recorder::new(ctx.client.clone(), Reporter { controller: "kubelet".into(), instance: Some(node) })
+            super::events::EventWriter::new(
+                ctx.client.clone(),
+                Reporter { controller: "kubelet".into(), instance: Some(node) },
+            )
         });
         Self {
             recorder,
