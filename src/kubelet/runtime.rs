@@ -783,10 +783,9 @@ impl Worker {
             let previous = self.latest.status.replace(status);
             let written =
                 self.pods.replace_subresource("status", &self.name, &PostParams::default(), &self.latest).await;
-            let written = written.map_err(|e| {
+            if written.is_err() {
                 self.latest.status = previous;
-                e
-            });
+            }
             match written {
                 Ok(KubeletPod(p)) => {
                     self.latest = p;
