@@ -32,6 +32,7 @@
 pub mod cli;
 pub mod dns;
 pub mod env;
+pub mod events;
 pub mod logs;
 pub mod node;
 pub mod podnet;
@@ -45,6 +46,7 @@ mod spdy_dictionary;
 pub mod stats;
 pub mod status;
 pub mod streams;
+pub mod wire;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::PathBuf;
@@ -55,7 +57,7 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Node, ObjectReference, Pod};
 use kube::Api;
 use kube::runtime::WatchStreamExt;
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::events::{Event, EventType, Reporter};
 use kube::runtime::watcher;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::{JoinHandle, JoinSet};
@@ -325,10 +327,10 @@ struct Dispatcher {
     schedule: bool,
     /// Uids seen since a watcher (re)list began.
     relist: Option<HashSet<String>>,
-    /// The scheduler's event reporter, when events are on. Each event gets a fresh [`Recorder`]:
-    /// a pod's `Scheduled` (or `FailedScheduling`) event is written once, and one shared
-    /// recorder would keep every event of the last six minutes in its cache and scan all of them
-    /// on every publish (kube-rs's `Recorder::publish`), per-pod work growing with the pods.
+    /// The scheduler's event reporter, when events are on. Each event gets a fresh
+    /// [`events::EventWriter`]: a pod's `Scheduled` (or `FailedScheduling`) event is written
+    /// once, and one shared writer would keep every event of the last six minutes in its cache
+    /// and scan all of them on every publish, per-pod work growing with the pods.
     scheduler_events: Option<Reporter>,
     /// Heartbeats of recovered nodes.
     heartbeats: Vec<JoinHandle<()>>,
@@ -343,7 +345,9 @@ impl Dispatcher {
         mut binds: mpsc::UnboundedReceiver<BindResult>,
         shutdown: CancellationToken,
     ) {
-        let pods = watcher(Api::<Pod>::all(self.client.clone()), watcher::Config::default()).default_backoff();
+        // Decoded without `managedFields`, which nothing here reads ([`wire`]).
+        let pods =
+            watcher(Api::<wire::KubeletPod>::all(self.client.clone()), watcher::Config::default()).default_backoff();
         let nodes = watcher(Api::<Node>::all(self.client.clone()), watcher::Config::default()).default_backoff();
         let mut pods = std::pin::pin!(pods);
         let mut nodes = std::pin::pin!(nodes);
@@ -404,10 +408,10 @@ impl Dispatcher {
         entry.counted = node;
     }
 
-    fn on_pod_event(&mut self, ev: watcher::Event<Pod>) {
+    fn on_pod_event(&mut self, ev: watcher::Event<wire::KubeletPod>) {
         match ev {
             watcher::Event::Init => self.relist = Some(HashSet::new()),
-            watcher::Event::InitApply(p) => {
+            watcher::Event::InitApply(wire::KubeletPod(p)) => {
                 if let (Some(seen), Some(uid)) = (self.relist.as_mut(), p.metadata.uid.clone()) {
                     seen.insert(uid);
                 }
@@ -423,8 +427,8 @@ impl Dispatcher {
                     self.ctx.logs.retain_uids(&seen);
                 }
             }
-            watcher::Event::Apply(p) => self.on_pod(p),
-            watcher::Event::Delete(p) => {
+            watcher::Event::Apply(wire::KubeletPod(p)) => self.on_pod(p),
+            watcher::Event::Delete(wire::KubeletPod(p)) => {
                 if let Some(uid) = p.metadata.uid.as_deref() {
                     self.forget(uid);
                 }
@@ -490,7 +494,9 @@ impl Dispatcher {
             return;
         }
         Self::set_count(&mut self.nodes, entry, Some(idx));
-        let (tx, rx) = watch::channel(Some(pod.clone()));
+        // The worker starts from `pod`; the channel carries the later versions only (a receiver
+        // waits for a value sent after it was made), so it starts empty instead of with a copy.
+        let (tx, rx) = watch::channel(None);
         entry.worker = Some(tx);
         let worker = runtime::Worker::new(self.ctx.clone(), pod);
         let health = self.nodes[idx].health.subscribe();
@@ -518,7 +524,7 @@ impl Dispatcher {
                     entry.node = Some(node);
                 }
                 if let Some(reporter) = self.scheduler_events.clone() {
-                    let recorder = Recorder::new(self.client.clone(), reporter);
+                    let recorder = events::EventWriter::new(self.client.clone(), reporter);
                     let reference = ObjectReference {
                         api_version: Some("v1".into()),
                         kind: Some("Pod".into()),
@@ -611,7 +617,7 @@ impl Dispatcher {
             entry.marked_unschedulable = true;
             let (client, ns, name, uid, message) =
                 (self.client.clone(), entry.namespace.clone(), entry.name.clone(), uid.clone(), message.clone());
-            let recorder = self.scheduler_events.clone().map(|r| Recorder::new(client.clone(), r));
+            let recorder = self.scheduler_events.clone().map(|r| events::EventWriter::new(client.clone(), r));
             tokio::spawn(async move {
                 scheduler::mark_unschedulable(&client, &ns, &name, &uid, &message).await;
                 if let Some(recorder) = recorder {

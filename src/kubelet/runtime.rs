@@ -26,7 +26,7 @@ use chrono::Utc;
 use k8s_openapi::api::core::v1::{ConfigMap, Container, ObjectReference, Pod, PodCondition, Secret};
 use kube::Api;
 use kube::api::{DeleteParams, PostParams, Preconditions};
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::events::{Event, EventType, Reporter};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -37,6 +37,7 @@ use super::logs::LogStore;
 use super::process::{ExitInfo, ProcessExecutor, ProcessSpec, StopRequest};
 use super::simulate::{self, SimulateExecutor};
 use super::status::{self, ContainerRun, DEADLINE_MESSAGE, DEADLINE_REASON, PodRun, RunState};
+use super::wire::KubeletPod;
 
 /// Which executor runs containers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -169,6 +170,8 @@ fn is_api_code(e: &kube::Error, code: u16) -> bool {
 pub struct Worker {
     ctx: Arc<PodContext>,
     api: Api<Pod>,
+    /// The same pods, read back without `managedFields` (status writes, re-reads).
+    pods: Api<KubeletPod>,
     latest: Pod,
     name: String,
     namespace: String,
@@ -190,7 +193,7 @@ pub struct Worker {
     /// Containers that reported `Started { exits_at_once }` and whose `Exited` is still in flight.
     exiting: HashSet<Key>,
     pod_dir: PathBuf,
-    recorder: Option<Recorder>,
+    recorder: Option<super::events::EventWriter>,
     /// The pod's network sandbox, when it has its own.
     sandbox: Option<Arc<super::podnet::Sandbox>>,
 }
@@ -202,6 +205,7 @@ impl Worker {
         let name = pod.metadata.name.clone().unwrap_or_default();
         let uid = pod.metadata.uid.clone().unwrap_or_default();
         let api = Api::namespaced(ctx.client.clone(), &namespace);
+        let pods = Api::namespaced(ctx.client.clone(), &namespace);
         let spec = pod.spec.clone().unwrap_or_default();
         let mut run = PodRun::new(&spec, Utc::now());
         restore(&mut run, &pod);
@@ -209,12 +213,16 @@ impl Worker {
         let pod_dir = ctx.pods_dir.join(format!("{namespace}_{name}_{uid}"));
         let node = spec.node_name.clone().unwrap_or_default();
         let recorder = ctx.events.then(|| {
-            Recorder::new(ctx.client.clone(), Reporter { controller: "kubelet".into(), instance: Some(node) })
+            super::events::EventWriter::new(
+                ctx.client.clone(),
+                Reporter { controller: "kubelet".into(), instance: Some(node) },
+            )
         });
         Self {
             recorder,
             ctx,
             api,
+            pods,
             name,
             namespace,
             uid,
@@ -760,7 +768,6 @@ impl Worker {
     async fn write_status(&mut self) -> Result<(), ()> {
         self.add_simulated_condition();
         for attempt in 0u64.. {
-            let mut desired = self.latest.clone();
             let mut status = status::pod_status(&self.latest, &self.run, Utc::now());
             if status.reason.as_deref() == Some("") {
                 status.reason = None;
@@ -769,16 +776,24 @@ impl Worker {
             if self.latest.status.as_ref() == Some(&status) {
                 return Ok(());
             }
-            desired.status = Some(status);
-            desired.metadata.managed_fields = None;
-            match self.api.replace_status(&self.name, &PostParams::default(), &desired).await {
-                Ok(p) => {
+            // The body is the pod as last read with the new status, sent without copying the pod
+            // (its status is put back if the write fails); it holds no `managedFields`, since
+            // every version the worker holds was read without them (`KubeletPod`).
+            self.latest.metadata.managed_fields = None;
+            let previous = self.latest.status.replace(status);
+            let written =
+                self.pods.replace_subresource("status", &self.name, &PostParams::default(), &self.latest).await;
+            if written.is_err() {
+                self.latest.status = previous;
+            }
+            match written {
+                Ok(KubeletPod(p)) => {
                     self.latest = p;
                     return Ok(());
                 }
                 Err(e) if is_api_code(&e, 404) => return Err(()),
-                Err(e) if is_api_code(&e, 409) => match self.api.get_opt(&self.name).await {
-                    Ok(Some(p)) if p.metadata.uid.as_deref() == Some(&self.uid) => self.latest = p,
+                Err(e) if is_api_code(&e, 409) => match self.pods.get_opt(&self.name).await {
+                    Ok(Some(KubeletPod(p))) if p.metadata.uid.as_deref() == Some(&self.uid) => self.latest = p,
                     Ok(_) => return Err(()),
                     Err(e) => {
                         debug!(pod = %self.name, error = %e, "re-reading pod after conflict failed");
