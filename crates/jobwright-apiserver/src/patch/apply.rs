@@ -345,7 +345,13 @@ impl SortKey {
 
     fn of_raw(v: &Value) -> Self {
         let s = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
-        SortKey(s("operation"), secs(v.get("time").and_then(Value::as_str)), s("manager"), s("apiVersion"), s("subresource"))
+        SortKey(
+            s("operation"),
+            secs(v.get("time").and_then(Value::as_str)),
+            s("manager"),
+            s("apiVersion"),
+            s("subresource"),
+        )
     }
 }
 

@@ -670,7 +670,13 @@ mod tests {
     /// `compare` as first written (every change inserted path by path, no subtree skipped):
     /// the reference the current one must match.
     fn compare_ref(old: &Value, new: &Value, shape: &Shape) -> Comparison {
-        fn node<'s>(old: Option<&Value>, new: Option<&Value>, shape: &'s Shape, path: &mut Vec<String>, c: &mut Comparison) {
+        fn node<'s>(
+            old: Option<&Value>,
+            new: Option<&Value>,
+            shape: &'s Shape,
+            path: &mut Vec<String>,
+            c: &mut Comparison,
+        ) {
             let old_kids = old.map(|v| children(v, shape));
             let new_kids = new.map(|v| children(v, shape));
             let same_kind = match (old, new) {
@@ -727,11 +733,21 @@ mod tests {
 
     fn any_json() -> impl proptest::strategy::Strategy<Value = Value> {
         use proptest::prelude::*;
-        let leaf = prop_oneof![Just(Value::Null), any::<bool>().prop_map(Value::from), (0i64..3).prop_map(Value::from),
-                               "[ab]{0,2}".prop_map(Value::from)];
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            (0i64..3).prop_map(Value::from),
+            "[ab]{0,2}".prop_map(Value::from)
+        ];
         leaf.prop_recursive(4, 40, 4, |inner| {
-            let keys = prop_oneof![Just("name".to_string()), Just("image".to_string()), Just("containers".to_string()),
-                                   Just("labels".to_string()), Just("type".to_string()), "[a-c]{1,2}"];
+            let keys = prop_oneof![
+                Just("name".to_string()),
+                Just("image".to_string()),
+                Just("containers".to_string()),
+                Just("labels".to_string()),
+                Just("type".to_string()),
+                "[a-c]{1,2}"
+            ];
             prop_oneof![
                 prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
                 prop::collection::btree_map(keys, inner, 0..4).prop_map(|m| Value::Object(m.into_iter().collect())),

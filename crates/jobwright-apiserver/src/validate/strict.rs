@@ -466,23 +466,43 @@ mod tests {
                           "finalizers": ["f"], "managedFields": [{"manager": "m", "operation": "Update", "apiVersion": "v1",
                               "time": "2026-01-01T00:00:00Z", "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {"f:x": {}}}}]});
         vec![
-            ("", "Pod", json!({"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": pod_spec,
+            (
+                "",
+                "Pod",
+                json!({"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": pod_spec,
                 "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True", "lastProbeTime": null}],
                            "containerStatuses": [{"name": "c", "image": "i", "imageID": "", "ready": true, "restartCount": 0,
-                                                  "state": {"terminated": {"exitCode": 0}}}]}})),
-            ("batch", "Job", json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": meta,
+                                                  "state": {"terminated": {"exitCode": 0}}}]}}),
+            ),
+            (
+                "batch",
+                "Job",
+                json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": meta,
                 "spec": {"completions": 3, "completionMode": "Indexed", "backoffLimitPerIndex": 1,
                          "podFailurePolicy": {"rules": [{"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]}]},
                          "template": {"metadata": {"labels": {"a": "b"}}, "spec": pod_spec}},
                 "status": {"active": 1, "uncountedTerminatedPods": {"succeeded": ["u"]},
-                           "conditions": [{"type": "Complete", "status": "True"}]}})),
-            ("batch", "CronJob", json!({"apiVersion": "batch/v1", "kind": "CronJob", "metadata": meta,
+                           "conditions": [{"type": "Complete", "status": "True"}]}}),
+            ),
+            (
+                "batch",
+                "CronJob",
+                json!({"apiVersion": "batch/v1", "kind": "CronJob", "metadata": meta,
                 "spec": {"schedule": "* * * * *", "jobTemplate": {"spec": {"template": {"spec": pod_spec}}}},
-                "status": {"active": [{"kind": "Job", "name": "j"}]}})),
-            ("", "Event", json!({"apiVersion": "v1", "kind": "Event", "metadata": meta, "reason": "R", "count": 2,
-                "involvedObject": {"kind": "Pod", "name": "p"}, "source": {"component": "c"}})),
-            ("coordination.k8s.io", "Lease", json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
-                "metadata": meta, "spec": {"holderIdentity": "h", "leaseDurationSeconds": 15}})),
+                "status": {"active": [{"kind": "Job", "name": "j"}]}}),
+            ),
+            (
+                "",
+                "Event",
+                json!({"apiVersion": "v1", "kind": "Event", "metadata": meta, "reason": "R", "count": 2,
+                "involvedObject": {"kind": "Pod", "name": "p"}, "source": {"component": "c"}}),
+            ),
+            (
+                "coordination.k8s.io",
+                "Lease",
+                json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                "metadata": meta, "spec": {"holderIdentity": "h", "leaseDurationSeconds": 15}}),
+            ),
         ]
     }
 

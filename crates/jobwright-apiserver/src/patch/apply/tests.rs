@@ -524,8 +524,10 @@ mod fast_path {
                 (2, 1) => j["spec"]["parallelism"] = json!(b),
                 (2, 2) => j["spec"]["completions"] = json!(3),
                 (3, 1) => j["spec"]["template"]["spec"]["containers"][0]["image"] = json!("y"),
-                (3, 2) => j["spec"]["template"]["spec"]["containers"] =
-                    json!([{"name": "c", "image": "x"}, {"name": "d", "image": "z", "args": ["a"]}]),
+                (3, 2) => {
+                    j["spec"]["template"]["spec"]["containers"] =
+                        json!([{"name": "c", "image": "x"}, {"name": "d", "image": "z", "args": ["a"]}])
+                }
                 (4, 1) => j["status"] = json!({"active": 1}),
                 (4, 2) => j["status"] = json!({"active": 0, "conditions": [{"type": "Complete", "status": "True"}]}),
                 (5, 1) => j["metadata"]["annotations"] = json!({"n": "v"}),
@@ -628,6 +630,36 @@ mod fast_path {
             assert_eq!(fast, slow, "write {i}");
             live = fast;
         }
-        assert!(live["metadata"]["managedFields"].as_array().unwrap().iter().any(|e| e["manager"] == "ancient-changes"));
+        assert!(
+            live["metadata"]["managedFields"].as_array().unwrap().iter().any(|e| e["manager"] == "ancient-changes")
+        );
     }
+}
+
+/// The lists this server writes take the fast path (so the common write does not decode them).
+#[test]
+fn written_lists_take_the_fast_path() {
+    let info = jobs();
+    let mut job = json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "pi", "labels": {"a": "b"}},
+        "spec": {"template": {"spec": {"containers": [{"name": "c", "image": "x"}]}}}});
+    record_write_at(&info, None, &mut job, &ctx("create"), t(0));
+    let old = job.clone();
+    job["status"] = json!({"active": 1});
+    let status = WriteContext { subresource: Some("status"), ..ctx("job-controller") };
+    record_write_at(&info, Some(&old), &mut job, &status, t(1));
+    let list = &job["metadata"]["managedFields"];
+    assert_eq!(list.as_array().unwrap().len(), 2);
+    let (changed, removed) = (FieldSet::default(), FieldSet::default());
+    let update = Update {
+        changed: &changed,
+        removed: &removed,
+        manager: "job-controller".into(),
+        api_version: "batch/v1".into(),
+        subresource: "status",
+        now: t(2),
+    };
+    assert_eq!(update.fast(list).as_ref(), Some(list), "nothing changed: the list as it is");
+    let mut odd = list.clone();
+    odd[0]["time"] = json!(5);
+    assert_eq!(update.fast(&odd), None, "a list not as encoding writes it goes the slow way");
 }
