@@ -23,6 +23,10 @@ use super::services::{self, Allocators, Reservation, ServiceRanges};
 use super::store::{Entry, Expect, Op, Store, WriteError, Written};
 use super::validate::{self, FieldValidation, Operation};
 
+/// An admitted and stored update: the object, its serialization when just stored, and the
+/// admission warnings.
+type Committed = (Value, Option<bytes::Bytes>, Vec<String>);
+
 /// Options of a create, update or patch request.
 #[derive(Debug, Clone, Default)]
 pub struct WriteOptions {
@@ -882,7 +886,7 @@ impl Api {
         old: &Value,
         mut new: Value,
         opts: &WriteOptions,
-    ) -> Result<Result<(Value, Option<bytes::Bytes>, Vec<String>), WriteError>, StatusError> {
+    ) -> Result<Result<Committed, WriteError>, StatusError> {
         let op = if sub == Some("status") { Operation::UpdateStatus } else { Operation::Update };
         let warnings = validate::admit_decoded(info, op, &mut new, Some(old))?;
         opts.admit(info, sub, Some(old), &new)?;
