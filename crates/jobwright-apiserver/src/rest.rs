@@ -23,6 +23,10 @@ use super::services::{self, Allocators, Reservation, ServiceRanges};
 use super::store::{Entry, Expect, Op, Store, WriteError, Written};
 use super::validate::{self, FieldValidation, Operation};
 
+/// An admitted and stored update: the object, its serialization when just stored, and the
+/// admission warnings.
+type Committed = (Value, Option<bytes::Bytes>, Vec<String>);
+
 /// Options of a create, update or patch request.
 #[derive(Debug, Clone, Default)]
 pub struct WriteOptions {
@@ -307,35 +311,119 @@ fn random_suffix() -> String {
 
 /// Whether anything other than `metadata`/`status` (and type meta) differs.
 fn spec_changed(old: &Value, new: &Value) -> bool {
-    let strip = |v: &Value| -> Value {
-        let mut v = v.clone();
-        if let Some(m) = v.as_object_mut() {
-            for k in ["metadata", "status", "apiVersion", "kind"] {
-                m.remove(k);
-            }
-        }
-        v
-    };
-    strip(old) != strip(new)
+    const IGNORED: [&str; 4] = ["metadata", "status", "apiVersion", "kind"];
+    match (old.as_object(), new.as_object()) {
+        (Some(o), Some(n)) => !map_eq_except(o, n, |k| IGNORED.contains(&k), |_, a, b| a == b),
+        _ => old != new,
+    }
 }
 
-/// Equal but for resourceVersion and managedFields timestamps: a no-op write.
+/// Whether two maps hold the same keys, `skip(key)` aside, with `eq` values.
+fn map_eq_except(
+    a: &serde_json::Map<String, Value>,
+    b: &serde_json::Map<String, Value>,
+    skip: impl Fn(&str) -> bool,
+    eq: impl Fn(&str, &Value, &Value) -> bool,
+) -> bool {
+    let kept = |m: &serde_json::Map<String, Value>| m.keys().filter(|k| !skip(k)).count();
+    kept(a) == kept(b) && a.iter().filter(|(k, _)| !skip(k)).all(|(k, v)| b.get(k).is_some_and(|w| eq(k, v, w)))
+}
+
+/// Equal but for resourceVersion and managedFields timestamps: a no-op write. (Compared in
+/// place; an object without `metadata` counts as one whose `metadata` is `null`.)
 fn same_object(old: &Value, new: &Value) -> bool {
-    let norm = |v: &Value| -> Value {
-        let mut v = v.clone();
-        if let Some(m) = v["metadata"].as_object_mut() {
-            m.remove("resourceVersion");
-            if let Some(mf) = m.get_mut("managedFields").and_then(|x| x.as_array_mut()) {
-                for e in mf {
-                    if let Some(o) = e.as_object_mut() {
-                        o.remove("time");
+    let (Some(o), Some(n)) = (old.as_object(), new.as_object()) else { return old == new };
+    fn metadata(m: &serde_json::Map<String, Value>) -> &Value {
+        m.get("metadata").unwrap_or(&Value::Null)
+    }
+    let entries_eq = |_: &str, a: &Value, b: &Value| match (a.as_array(), b.as_array()) {
+        (Some(x), Some(y)) => {
+            x.len() == y.len()
+                && x.iter().zip(y).all(|(p, q)| match (p.as_object(), q.as_object()) {
+                    (Some(p), Some(q)) => map_eq_except(p, q, |k| k == "time", |_, a, b| a == b),
+                    _ => p == q,
+                })
+        }
+        _ => a == b,
+    };
+    let metadata_eq = match (metadata(o).as_object(), metadata(n).as_object()) {
+        (Some(a), Some(b)) => map_eq_except(
+            a,
+            b,
+            |k| k == "resourceVersion",
+            |k, x, y| if k == "managedFields" { entries_eq(k, x, y) } else { x == y },
+        ),
+        _ => metadata(o) == metadata(n),
+    };
+    metadata_eq && map_eq_except(o, n, |k| k == "metadata", |_, a, b| a == b)
+}
+
+#[cfg(test)]
+mod compare_tests {
+    use super::*;
+
+    /// The comparisons as they were written first (normalised clones compared whole).
+    fn spec_changed_ref(old: &Value, new: &Value) -> bool {
+        let strip = |v: &Value| -> Value {
+            let mut v = v.clone();
+            if let Some(m) = v.as_object_mut() {
+                for k in ["metadata", "status", "apiVersion", "kind"] {
+                    m.remove(k);
+                }
+            }
+            v
+        };
+        strip(old) != strip(new)
+    }
+
+    fn same_object_ref(old: &Value, new: &Value) -> bool {
+        let norm = |v: &Value| -> Value {
+            let mut v = v.clone();
+            if let Some(m) = v["metadata"].as_object_mut() {
+                m.remove("resourceVersion");
+                if let Some(mf) = m.get_mut("managedFields").and_then(|x| x.as_array_mut()) {
+                    for e in mf {
+                        if let Some(o) = e.as_object_mut() {
+                            o.remove("time");
+                        }
                     }
                 }
             }
+            v
+        };
+        norm(old) == norm(new)
+    }
+
+    #[test]
+    fn in_place_comparisons_match_the_normalised_ones() {
+        let base = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "resourceVersion": "1",
+            "managedFields": [{"manager": "a", "time": "t1", "fieldsV1": {}}, "odd"]}, "spec": {"x": 1}, "status": {"s": 1}});
+        let variants: Vec<Value> = vec![
+            base.clone(),
+            json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "resourceVersion": "2",
+                "managedFields": [{"manager": "a", "time": "t2", "fieldsV1": {}}, "odd"]}, "spec": {"x": 1}, "status": {"s": 1}}),
+            json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p",
+                "managedFields": [{"manager": "a", "fieldsV1": {}}, "odd"]}, "spec": {"x": 1}, "status": {"s": 2}}),
+            json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "resourceVersion": "1",
+                "managedFields": [{"manager": "b", "time": "t1", "fieldsV1": {}}, "odd"]}, "spec": {"x": 1}, "status": {"s": 1}}),
+            json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "resourceVersion": "1",
+                "managedFields": [{"manager": "a", "time": "t1", "fieldsV1": {}}]}, "spec": {"x": 1}, "status": {"s": 1}}),
+            json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "managedFields": "x"}, "spec": {"x": 2}}),
+            json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "managedFields": "x"}, "spec": {"x": 2}, "extra": 1}),
+            json!({"apiVersion": "v1", "kind": "Job", "metadata": null, "spec": {"x": 1}, "status": {"s": 1}}),
+            json!({"apiVersion": "v1", "kind": "Job", "spec": {"x": 1}, "status": {"s": 1}}),
+            json!({"apiVersion": "v1", "kind": "Job", "metadata": "m", "spec": {"x": 1}}),
+            json!({"metadata": {"resourceVersion": "9"}}),
+            json!({"metadata": {}}),
+            json!({}),
+        ];
+        for a in &variants {
+            for b in &variants {
+                assert_eq!(same_object(a, b), same_object_ref(a, b), "{a} {b}");
+                assert_eq!(spec_changed(a, b), spec_changed_ref(a, b), "{a} {b}");
+            }
         }
-        v
-    };
-    norm(old) == norm(new)
+    }
 }
 
 fn storage_key_of(info: &ResourceInfo, ns: &str, name: &str) -> String {
@@ -696,7 +784,8 @@ impl Api {
     }
 
     /// Store an admitted update; an object being deleted whose last finalizer is gone (and whose
-    /// grace period is over) is deleted instead.
+    /// grace period is over) is deleted instead. Returns the object and, when it was just stored,
+    /// its serialization (which the response reuses).
     #[allow(clippy::too_many_arguments)]
     fn commit_update(
         &self,
@@ -707,21 +796,23 @@ impl Api {
         old: &Value,
         new: Value,
         dry_run: bool,
-    ) -> Result<Result<Value, WriteError>, StatusError> {
+    ) -> Result<Result<(Value, Option<bytes::Bytes>), WriteError>, StatusError> {
         let deleting = !new["metadata"]["deletionTimestamp"].is_null();
         let grace_over = new["metadata"]["deletionGracePeriodSeconds"].as_i64().unwrap_or(0) == 0;
         if same_object(old, &new) {
-            return Ok(Ok(old.clone()));
+            return Ok(Ok((old.clone(), None)));
         }
         if dry_run {
-            return Ok(Ok(new));
+            return Ok(Ok((new, None)));
         }
         if deleting && grace_over && !held(&new) {
-            return Ok(self.commit(info, ns, name, Expect::Rv(rv), Op::DeleteAs(new)).map(|w| parse(&w.bytes)));
+            return Ok(self
+                .commit(info, ns, name, Expect::Rv(rv), Op::DeleteAs(new))
+                .map(|w| (parse(&w.bytes), Some(w.bytes))));
         }
         Ok(self
             .commit(info, ns, name, Expect::Rv(rv), Op::Put(new))
-            .map(|w| w.object.unwrap_or_else(|| parse(&w.bytes))))
+            .map(|w| (w.object.unwrap_or_else(|| parse(&w.bytes)), Some(w.bytes))))
     }
 
     /// PUT of the resource (`sub` = None) or a subresource (`status`).
@@ -770,9 +861,9 @@ impl Api {
             let mut warnings = validate::decode(info, &mut new, opts.field_validation)?;
             patch::record_write(info, Some(&old), &mut new, &opts.ctx(sub));
             match self.admit_and_commit(info, &ns, name, sub, entry.rv, &old, new, opts)? {
-                Ok(object) => {
-                    warnings.extend(object.1);
-                    return Ok(Outcome { object: object.0, warnings, created: false, bytes: None });
+                Ok((object, bytes, admitted)) => {
+                    warnings.extend(admitted);
+                    return Ok(Outcome { object, warnings, created: false, bytes });
                 }
                 Err(WriteError::NotFound) => return Err(StatusError::not_found(info, name)),
                 Err(_) if wanted_rv.is_some() => return Err(StatusError::conflict(info, name)),
@@ -783,7 +874,7 @@ impl Api {
 
     /// The shared end of an update and a patch: admission of the decoded object, the Service
     /// address reservation, and the commit (whose [`WriteError`] each caller retries by its rule).
-    /// Returns the stored object and the admission warnings.
+    /// Returns the stored object, its serialization when just stored, and the admission warnings.
     #[allow(clippy::too_many_arguments)]
     fn admit_and_commit(
         &self,
@@ -795,16 +886,16 @@ impl Api {
         old: &Value,
         mut new: Value,
         opts: &WriteOptions,
-    ) -> Result<Result<(Value, Vec<String>), WriteError>, StatusError> {
+    ) -> Result<Result<Committed, WriteError>, StatusError> {
         let op = if sub == Some("status") { Operation::UpdateStatus } else { Operation::Update };
         let warnings = validate::admit_decoded(info, op, &mut new, Some(old))?;
         opts.admit(info, sub, Some(old), &new)?;
         let resv = self.reserve_service(info, sub, &mut new, Some(old), opts.dry_run)?;
-        Ok(self.commit_update(info, ns, name, rv, old, new, opts.dry_run)?.map(|object| {
+        Ok(self.commit_update(info, ns, name, rv, old, new, opts.dry_run)?.map(|(object, bytes)| {
             if let Some(r) = resv {
                 r.keep();
             }
-            (object, warnings)
+            (object, bytes, warnings)
         }))
     }
 
@@ -857,9 +948,9 @@ impl Api {
                 patch::record_write(info, Some(&old), &mut new, &opts.ctx(sub));
             }
             match self.admit_and_commit(info, &ns, name, sub, entry.rv, &old, new, opts)? {
-                Ok(object) => {
-                    warnings.extend(object.1);
-                    return Ok(Outcome { object: object.0, warnings, created: false, bytes: None });
+                Ok((object, bytes, admitted)) => {
+                    warnings.extend(admitted);
+                    return Ok(Outcome { object, warnings, created: false, bytes });
                 }
                 Err(WriteError::NotFound) => return Err(StatusError::not_found(info, name)),
                 Err(_) => continue,

@@ -11,12 +11,14 @@
 //! previous `Update` entry, and takes those fields away from every other manager; removed fields
 //! leave every manager.
 
+use std::borrow::Cow;
+
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
 
 use super::fields::{
-    Comparison, FieldSet, ManagedEntry, compare, decode_managed_fields, format_time, item_key, path_string,
-    set_managed_fields, strip_meta, to_field_set,
+    Comparison, FieldSet, ManagedEntry, compare, decode_managed_fields, decode_managed_list, encode_entry,
+    encode_managed_fields, format_time, item_key, path_string, set_managed_fields, strip_meta, to_field_set,
 };
 use super::schema::{Shape, Ssa, shape_for};
 use super::{MergeError, WriteContext};
@@ -73,8 +75,304 @@ pub fn record_update(
     let api_version = info.api_version();
     let empty = json!({});
     let old_v = old.unwrap_or(&empty);
+    let c = scoped_comparison(info, subresource, old_v, new);
+    let changed = c.added.union(&c.modified);
     // Upstream `decodeLiveOrNew`: on the main resource a client may reset managedFields (`[]` or
     // `[{}]`) or rewrite them; a request without any keeps the live ones.
+    let sent = new.pointer("/metadata/managedFields").and_then(Value::as_array);
+    let reset = sent.is_some_and(|a| a.is_empty() || (a.len() == 1 && a[0] == json!({})));
+    let old_list = || old_v.pointer("/metadata/managedFields").map_or(Cow::Owned(Value::Null), Cow::Borrowed);
+    let list: Cow<'_, Value> = if !subresource.is_empty() {
+        old_list()
+    } else if reset {
+        Cow::Owned(Value::Null)
+    } else if new.pointer("/metadata/managedFields").is_some_and(has_entries) {
+        Cow::Owned(new.pointer_mut("/metadata/managedFields").map(Value::take).unwrap_or_default())
+    } else {
+        old_list()
+    };
+    let update = Update { changed: &changed, removed: &c.removed, manager, api_version, subresource, now };
+    let encoded = match update.fast(&list) {
+        Some(encoded) => encoded,
+        None => encode_managed_fields(&update.slow(&list)),
+    };
+    let Some(meta) = new.as_object_mut().map(|root| root.entry("metadata").or_insert_with(|| json!({}))) else {
+        return;
+    };
+    let Some(meta) = meta.as_object_mut() else { return };
+    if encoded.as_array().is_some_and(|a| a.is_empty()) {
+        meta.remove("managedFields");
+    } else {
+        meta.insert("managedFields".into(), encoded);
+    }
+}
+
+/// Whether a `managedFields` list holds an entry [`decode_managed_fields`] keeps (an `Apply` or
+/// `Update` entry whose `fieldsV1`, if any, is an object tree), without decoding it.
+fn has_entries(list: &Value) -> bool {
+    fn tree(v: &Value) -> bool {
+        v.as_object().is_some_and(|m| m.iter().all(|(k, c)| k == "." || tree(c)))
+    }
+    list.as_array().is_some_and(|a| {
+        a.iter().any(|e| {
+            matches!(e.get("operation").and_then(Value::as_str), Some("Apply" | "Update"))
+                && e.get("fieldsV1").is_none_or(tree)
+        })
+    })
+}
+
+/// One `Update` write's bookkeeping: what it changed and removed, and who wrote it.
+struct Update<'a> {
+    changed: &'a FieldSet,
+    removed: &'a FieldSet,
+    manager: String,
+    api_version: String,
+    subresource: &'a str,
+    now: DateTime<Utc>,
+}
+
+impl Update<'_> {
+    /// The write applied to the entries of `list` (a `managedFields` value), decoded.
+    fn slow(&self, list: &Value) -> Vec<ManagedEntry> {
+        let mut entries = decode_managed_list(list);
+        for e in entries.iter_mut() {
+            // A set decoded from FieldsV1 has no empty subtrees, so taking away a set it does
+            // not overlap leaves it as it is: only entries the write touches are rebuilt.
+            if e.fields.overlaps(self.changed) {
+                e.fields = e.fields.difference(self.changed);
+            }
+            if e.fields.overlaps(self.removed) {
+                e.fields = e.fields.difference(self.removed);
+            }
+        }
+        if !self.changed.is_empty() {
+            let (manager, version, sub) = (&self.manager, &self.api_version, self.subresource);
+            match entries.iter_mut().find(|e| e.same_identity(manager, "Update", version, sub)) {
+                Some(e) => {
+                    e.fields = e.fields.union(self.changed);
+                    e.time = Some(format_time(self.now));
+                }
+                None => entries.push(ManagedEntry {
+                    manager: manager.clone(),
+                    operation: "Update".into(),
+                    api_version: version.clone(),
+                    time: Some(format_time(self.now)),
+                    subresource: sub.to_string(),
+                    fields: self.changed.clone(),
+                }),
+            }
+        }
+        cap_update_managers(&mut entries);
+        entries
+    }
+
+    /// [`Update::slow`] then [`encode_managed_fields`], when `list` is in the form that encoding
+    /// writes (each entry's fields canonical FieldsV1, every key present and of its type, no
+    /// identity twice), without decoding the entries the write does not touch: those are encoded
+    /// exactly as they already are. `None` when that is not shown, or when more than
+    /// [`MAX_UPDATE_MANAGERS`] entries would need capping: then the slow way decides.
+    fn fast(&self, list: &Value) -> Option<Value> {
+        let items: &[Value] = match list {
+            Value::Null => &[],
+            Value::Array(a) => a,
+            _ => return None,
+        };
+        let mut ids: Vec<RawId<'_>> = Vec::with_capacity(items.len());
+        for item in items {
+            let id = RawId::of(item)?;
+            if ids.iter().any(|o| o.same_identity(&id)) {
+                return None;
+            }
+            ids.push(id);
+        }
+        let mine = |id: &RawId<'_>| {
+            id.operation == "Update"
+                && id.manager == self.manager
+                && id.api_version == self.api_version
+                && id.subresource == self.subresource
+        };
+        let own = ids.iter().position(mine);
+        let pushes = own.is_none() && !self.changed.is_empty();
+        let updaters = ids.iter().filter(|id| id.operation == "Update").count() + usize::from(pushes);
+        if updaters > MAX_UPDATE_MANAGERS {
+            return None;
+        }
+        let mut out: Vec<ManagedEntry> = Vec::new();
+        let mut raw: Vec<(Option<usize>, Value)> = Vec::with_capacity(items.len() + 1);
+        for (i, (item, id)) in items.iter().zip(&ids).enumerate() {
+            let fields = item.get("fieldsV1")?;
+            let touched = (own == Some(i) && !self.changed.is_empty())
+                || overlaps_raw(self.changed, fields, true)
+                || overlaps_raw(self.removed, fields, true);
+            if !touched {
+                raw.push((None, item.clone()));
+                continue;
+            }
+            let mut entry = id.decode(FieldSet::from_fields_v1(fields)?);
+            if entry.fields.overlaps(self.changed) {
+                entry.fields = entry.fields.difference(self.changed);
+            }
+            if entry.fields.overlaps(self.removed) {
+                entry.fields = entry.fields.difference(self.removed);
+            }
+            if own == Some(i) && !self.changed.is_empty() {
+                entry.fields = entry.fields.union(self.changed);
+                entry.time = Some(format_time(self.now));
+            }
+            raw.push((Some(out.len()), Value::Null));
+            out.push(entry);
+        }
+        if pushes {
+            raw.push((Some(out.len()), Value::Null));
+            out.push(ManagedEntry {
+                manager: self.manager.clone(),
+                operation: "Update".into(),
+                api_version: self.api_version.clone(),
+                time: Some(format_time(self.now)),
+                subresource: self.subresource.to_string(),
+                fields: self.changed.clone(),
+            });
+        }
+        // The order and the dropping of empty entries of `encode_managed_fields`.
+        let mut keyed: Vec<(SortKey, Value)> = Vec::with_capacity(raw.len());
+        for (decoded, value) in raw {
+            match decoded {
+                None => keyed.push((SortKey::of_raw(&value), value)),
+                Some(n) => {
+                    let e = &out[n];
+                    if !e.fields.is_empty() {
+                        keyed.push((SortKey::of(e), encode_entry(e)));
+                    }
+                }
+            }
+        }
+        keyed.sort_by(|a, b| a.0.cmp(&b.0));
+        Some(Value::Array(keyed.into_iter().map(|(_, v)| v).collect()))
+    }
+}
+
+/// An entry's identity and time, read from its JSON; `None` unless the entry is exactly what
+/// [`encode_managed_fields`] would write for it (so re-encoding it is the identity).
+struct RawId<'a> {
+    manager: &'a str,
+    operation: &'a str,
+    api_version: &'a str,
+    time: Option<&'a str>,
+    subresource: &'a str,
+}
+
+impl<'a> RawId<'a> {
+    fn of(item: &'a Value) -> Option<Self> {
+        let m = item.as_object()?;
+        let s = |k: &str| m.get(k).and_then(Value::as_str);
+        let known = ["manager", "operation", "apiVersion", "time", "fieldsType", "fieldsV1", "subresource"];
+        if !m.keys().all(|k| known.contains(&k.as_str())) {
+            return None;
+        }
+        let operation = s("operation").filter(|o| matches!(*o, "Apply" | "Update"))?;
+        let time = match m.get("time") {
+            None => None,
+            Some(t) => Some(t.as_str()?),
+        };
+        let subresource = match m.get("subresource") {
+            None => "",
+            Some(v) => v.as_str().filter(|s| !s.is_empty())?,
+        };
+        let fields = m.get("fieldsV1")?;
+        if s("fieldsType") != Some("FieldsV1") || !canonical_fields_v1(fields, true) {
+            return None;
+        }
+        Some(Self { manager: s("manager")?, operation, api_version: s("apiVersion")?, time, subresource })
+    }
+
+    /// [`ManagedEntry::same_identity`].
+    fn same_identity(&self, o: &RawId<'_>) -> bool {
+        self.manager == o.manager
+            && self.operation == o.operation
+            && self.subresource == o.subresource
+            && (self.operation == "Apply" || self.api_version == o.api_version)
+    }
+
+    fn decode(&self, fields: FieldSet) -> ManagedEntry {
+        ManagedEntry {
+            manager: self.manager.to_string(),
+            operation: self.operation.to_string(),
+            api_version: self.api_version.to_string(),
+            time: self.time.map(str::to_string),
+            subresource: self.subresource.to_string(),
+            fields,
+        }
+    }
+}
+
+/// Whether `v` is FieldsV1 exactly as [`FieldSet::to_fields_v1`] writes the set it decodes to,
+/// and not empty: objects all the way down, a `"."` (holding `{}`) only beside other children.
+fn canonical_fields_v1(v: &Value, root: bool) -> bool {
+    let Some(m) = v.as_object() else { return false };
+    if root && m.is_empty() {
+        return false;
+    }
+    let kids = m.len() - usize::from(m.contains_key("."));
+    match m.get(".") {
+        Some(dot) if kids == 0 || dot.as_object().is_none_or(|d| !d.is_empty()) => return false,
+        _ => {}
+    }
+    m.iter().all(|(k, c)| k == "." || canonical_fields_v1(c, false))
+}
+
+/// [`FieldSet::overlaps`] against canonical FieldsV1 JSON, without decoding it.
+fn overlaps_raw(set: &FieldSet, raw: &Value, root: bool) -> bool {
+    let Some(m) = raw.as_object() else { return false };
+    let member = m.contains_key(".") || (!root && m.is_empty());
+    (set.member && member) || set.children.iter().any(|(k, c)| m.get(k).is_some_and(|r| overlaps_raw(c, r, false)))
+}
+
+/// The order of [`encode_managed_fields`]: operation, time (seconds), manager, apiVersion,
+/// subresource.
+#[derive(PartialEq, Eq, PartialOrd, Ord)]
+struct SortKey(String, i64, String, String, String);
+
+impl SortKey {
+    fn of(e: &ManagedEntry) -> Self {
+        SortKey(
+            e.operation.clone(),
+            secs(e.time.as_deref()),
+            e.manager.clone(),
+            e.api_version.clone(),
+            e.subresource.clone(),
+        )
+    }
+
+    fn of_raw(v: &Value) -> Self {
+        let s = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
+        SortKey(
+            s("operation"),
+            secs(v.get("time").and_then(Value::as_str)),
+            s("manager"),
+            s("apiVersion"),
+            s("subresource"),
+        )
+    }
+}
+
+fn secs(t: Option<&str>) -> i64 {
+    t.and_then(|t| DateTime::parse_from_rfc3339(t).ok()).map_or(0, |t| t.timestamp())
+}
+
+/// The reference implementation of [`record_update`] before the fast path (tests compare the two).
+#[cfg(test)]
+pub(crate) fn record_update_slow(
+    info: &ResourceInfo,
+    old: Option<&Value>,
+    new: &mut Value,
+    ctx: &WriteContext<'_>,
+    now: DateTime<Utc>,
+) {
+    let subresource = ctx.subresource.unwrap_or_default();
+    let manager = manager_name(ctx);
+    let api_version = info.api_version();
+    let empty = json!({});
+    let old_v = old.unwrap_or(&empty);
     let sent = new.pointer("/metadata/managedFields").and_then(Value::as_array);
     let reset = sent.is_some_and(|a| a.is_empty() || (a.len() == 1 && a[0] == json!({})));
     let mut entries = if !subresource.is_empty() {

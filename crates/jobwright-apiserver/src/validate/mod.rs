@@ -38,6 +38,7 @@
 pub mod cronjob;
 pub mod job;
 pub mod json;
+pub mod known;
 pub mod limits;
 pub mod meta;
 pub mod other;

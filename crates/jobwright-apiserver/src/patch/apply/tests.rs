@@ -501,3 +501,165 @@ fn record_write_resets_managed_fields_on_request() {
     record_write_at(&jobs(), Some(&job), &mut new, &ctx("edit"), t(1));
     assert_eq!(managers(&new), [("create".to_string(), "Update".to_string())]);
 }
+
+mod fast_path {
+    //! `record_update` keeps the entries a write does not touch as they are instead of decoding
+    //! and encoding them: it must write exactly what the reference (`record_update_slow`) writes,
+    //! whatever the stored and sent `managedFields` look like.
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const MANAGERS: [&str; 4] = ["kubectl", "job-controller", "kubelet", "edit"];
+
+    /// A small Job whose fields the strategy moves around.
+    fn job(variant: &[u8]) -> Value {
+        let mut j = json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "pi", "namespace": "d"},
+            "spec": {"template": {"spec": {"containers": [{"name": "c", "image": "x"}]}}}});
+        for (i, b) in variant.iter().enumerate() {
+            match (i % 8, b % 4) {
+                (0, 1) => j["metadata"]["labels"] = json!({"a": "1"}),
+                (0, 2) => j["metadata"]["labels"] = json!({"a": "2", "b": "x"}),
+                (1, 1 | 2) => j["metadata"]["finalizers"] = json!(["f"]),
+                (2, 1) => j["spec"]["parallelism"] = json!(b),
+                (2, 2) => j["spec"]["completions"] = json!(3),
+                (3, 1) => j["spec"]["template"]["spec"]["containers"][0]["image"] = json!("y"),
+                (3, 2) => {
+                    j["spec"]["template"]["spec"]["containers"] =
+                        json!([{"name": "c", "image": "x"}, {"name": "d", "image": "z", "args": ["a"]}])
+                }
+                (4, 1) => j["status"] = json!({"active": 1}),
+                (4, 2) => j["status"] = json!({"active": 0, "conditions": [{"type": "Complete", "status": "True"}]}),
+                (5, 1) => j["metadata"]["annotations"] = json!({"n": "v"}),
+                (6, 1) => j["spec"]["suspend"] = json!(true),
+                (7, 1) => j["spec"]["template"]["metadata"] = json!({"labels": {"x": "y"}}),
+                _ => {}
+            }
+        }
+        j
+    }
+
+    /// Ways a sent or stored list can differ from what encoding writes.
+    fn corrupt(list: &mut Value, how: u8) {
+        let Some(items) = list.as_array_mut() else { return };
+        let Some(first) = items.first_mut() else { return };
+        match how % 9 {
+            0 => first["fieldsV1"]["."] = json!({}),
+            1 => first["time"] = json!(5),
+            2 => first["subresource"] = json!(""),
+            3 => {
+                let dup = first.clone();
+                items.push(dup);
+            }
+            4 => items.reverse(),
+            5 => first["fieldsV1"] = json!({}),
+            6 => first["operation"] = json!("Nope"),
+            7 => first["extra"] = json!(1),
+            _ => {
+                if let Some(m) = first["fieldsV1"].as_object_mut()
+                    && let Some((_, v)) = m.iter_mut().next()
+                {
+                    *v = json!({".": {}});
+                }
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 600, .. ProptestConfig::default() })]
+        #[test]
+        fn fast_and_reference_write_the_same(
+            steps in prop::collection::vec((prop::collection::vec(any::<u8>(), 0..8), 0usize..4, any::<bool>()), 1..6),
+            last in prop::collection::vec(any::<u8>(), 0..8),
+            manager in 0usize..4,
+            status in any::<bool>(),
+            send in 0u8..4,
+            how in any::<u8>(),
+            stored_corrupt in any::<bool>(),
+        ) {
+            let info = jobs();
+            // Build a stored object through the reference, several managers and subresources.
+            let mut live: Option<Value> = None;
+            for (n, (variant, m, sub)) in steps.iter().enumerate() {
+                let mut next = job(variant);
+                let c = WriteContext { subresource: (*sub && live.is_some()).then_some("status"), ..ctx(MANAGERS[*m]) };
+                record_update_slow(&info, live.as_ref(), &mut next, &c, t(n as u32));
+                live = Some(next);
+            }
+            let mut live = live.unwrap();
+            if stored_corrupt {
+                corrupt(&mut live["metadata"]["managedFields"], how);
+            }
+            let mut new = job(&last);
+            match send {
+                1 => new["metadata"]["managedFields"] = live["metadata"]["managedFields"].clone(),
+                2 => {
+                    let mut l = live["metadata"]["managedFields"].clone();
+                    corrupt(&mut l, how.wrapping_add(1));
+                    new["metadata"]["managedFields"] = l;
+                }
+                3 => new["metadata"]["managedFields"] = json!([]),
+                _ => {}
+            }
+            let c = WriteContext { subresource: status.then_some("status"), ..ctx(MANAGERS[manager]) };
+            let (mut fast, mut slow) = (new.clone(), new);
+            record_update(&info, Some(&live), &mut fast, &c, t(30));
+            record_update_slow(&info, Some(&live), &mut slow, &c, t(30));
+            prop_assert_eq!(&fast, &slow);
+            // And a create.
+            let (mut fast, mut slow) = (job(&last), job(&last));
+            record_update(&info, None, &mut fast, &ctx(MANAGERS[manager]), t(31));
+            record_update_slow(&info, None, &mut slow, &ctx(MANAGERS[manager]), t(31));
+            prop_assert_eq!(fast, slow);
+        }
+    }
+
+    #[test]
+    fn more_than_ten_updaters_are_capped_the_same_way() {
+        let info = jobs();
+        let mut live = job(&[1, 1, 1]);
+        record_update_slow(&info, None, &mut live, &ctx("m0"), t(0));
+        for i in 1..14u8 {
+            // Each manager adds a label of its own, so each keeps an entry.
+            let mut next = live.clone();
+            next["metadata"]["labels"][format!("l{i}")] = json!("v");
+            let name = format!("m{i}");
+            let (mut fast, mut slow) = (next.clone(), next);
+            record_update(&info, Some(&live), &mut fast, &ctx(&name), t(u32::from(i)));
+            record_update_slow(&info, Some(&live), &mut slow, &ctx(&name), t(u32::from(i)));
+            assert_eq!(fast, slow, "write {i}");
+            live = fast;
+        }
+        assert!(
+            live["metadata"]["managedFields"].as_array().unwrap().iter().any(|e| e["manager"] == "ancient-changes")
+        );
+    }
+}
+
+/// The lists this server writes take the fast path (so the common write does not decode them).
+#[test]
+fn written_lists_take_the_fast_path() {
+    let info = jobs();
+    let mut job = json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "pi", "labels": {"a": "b"}},
+        "spec": {"template": {"spec": {"containers": [{"name": "c", "image": "x"}]}}}});
+    record_write_at(&info, None, &mut job, &ctx("create"), t(0));
+    let old = job.clone();
+    job["status"] = json!({"active": 1});
+    let status = WriteContext { subresource: Some("status"), ..ctx("job-controller") };
+    record_write_at(&info, Some(&old), &mut job, &status, t(1));
+    let list = &job["metadata"]["managedFields"];
+    assert_eq!(list.as_array().unwrap().len(), 2);
+    let (changed, removed) = (FieldSet::default(), FieldSet::default());
+    let update = Update {
+        changed: &changed,
+        removed: &removed,
+        manager: "job-controller".into(),
+        api_version: "batch/v1".into(),
+        subresource: "status",
+        now: t(2),
+    };
+    assert_eq!(update.fast(list).as_ref(), Some(list), "nothing changed: the list as it is");
+    let mut odd = list.clone();
+    odd[0]["time"] = json!(5);
+    assert_eq!(update.fast(&odd), None, "a list not as encoding writes it goes the slow way");
+}
