@@ -47,7 +47,7 @@ use tokio_stream::wrappers::UnboundedReceiverStream;
 
 use super::adopt::{Claim, claim};
 use super::apply;
-use super::cached_pod::CachedPod;
+use super::cached_pod::{CachedPod, PodFacts};
 use super::config::Config;
 use super::expectations::{Expectations, PodEvent};
 use super::informer::{JobInformer, Subscription};
@@ -751,7 +751,7 @@ async fn orphan_worker(
             None => (None, shared.config.clone()),
         };
         if orphan_needs_finalizer_removal(&pod, owner.as_ref(), &config) {
-            let api: Api<Pod> = Api::namespaced(shared.client.clone(), &ns);
+            let api: Api<CachedPod> = Api::namespaced(shared.client.clone(), &ns);
             match remove_finalizer(&api, &name).await {
                 Ok(()) => tracing::debug!(pod = %name, namespace = %ns, "removed finalizer of orphan pod"),
                 Err(e) => {
@@ -766,8 +766,9 @@ async fn orphan_worker(
 }
 
 /// Removes the tracking finalizer with the strategic merge patch upstream sends
-/// (`$deleteFromPrimitiveList/finalizers`); a 404 counts as done.
-pub async fn remove_finalizer(api: &Api<Pod>, name: &str) -> Result<(), kube::Error> {
+/// (`$deleteFromPrimitiveList/finalizers`); a 404 counts as done. The API is typed on
+/// [`CachedPod`] so the response (read by nobody) is not decoded into a whole `Pod`.
+pub async fn remove_finalizer(api: &Api<CachedPod>, name: &str) -> Result<(), kube::Error> {
     let patch = serde_json::json!({"metadata": {"$deleteFromPrimitiveList/finalizers": [JOB_TRACKING_FINALIZER]}});
     match api.patch(name, &PatchParams::default(), &Patch::Strategic(patch)).await {
         Ok(_) => Ok(()),
@@ -800,7 +801,7 @@ async fn release_mismatched<K: JobKind>(job: &Job, ctx: &Context<K>) -> Result<(
         if claim(job, &pod) != Claim::Release {
             continue;
         }
-        let Some(pos) = pod.metadata.owner_references.iter().flatten().position(|r| r.uid == uid) else { continue };
+        let Some(pos) = pod.owner_references().iter().position(|r| r.uid == uid) else { continue };
         let ops = serde_json::json!([
             {"op": "test", "path": "/metadata/uid", "value": pod.metadata.uid},
             {"op": "test", "path": "/metadata/resourceVersion", "value": pod.metadata.resource_version},
@@ -844,7 +845,7 @@ async fn adopt_orphans<K: JobKind>(job: &Job, ctx: &Context<K>) -> Result<Vec<Ar
             serde_json::json!({"op": "test", "path": "/metadata/uid", "value": pod.metadata.uid}),
             serde_json::json!({"op": "test", "path": "/metadata/resourceVersion", "value": pod.metadata.resource_version}),
         ];
-        if pod.metadata.owner_references.as_ref().is_none_or(|r| r.is_empty()) {
+        if pod.owner_references().is_empty() {
             ops.push(serde_json::json!({"op": "add", "path": "/metadata/ownerReferences", "value": [owner]}));
         } else {
             ops.push(serde_json::json!({"op": "add", "path": "/metadata/ownerReferences/-", "value": owner}));

@@ -302,7 +302,7 @@ pub fn orphan_needs_finalizer_removal<P: PodFacts + ?Sized>(pod: &P, owner: Opti
     if !pods::has_tracking_finalizer(pod) {
         return false;
     }
-    let ctrl = pod.pod_meta().owner_references.iter().flatten().find(|r| r.controller == Some(true));
+    let ctrl = pod.owner_references().iter().find(|r| r.controller == Some(true));
     if let Some(r) = ctrl
         && super::kind::owner_kind(r).is_none()
     {
@@ -327,9 +327,7 @@ fn owned_by<'a>(job: &Job, pods: &[&'a CachedPod]) -> Vec<&'a CachedPod> {
         .copied()
         .filter(|p| match uid {
             None => true,
-            Some(uid) => {
-                p.metadata.owner_references.iter().flatten().any(|r| r.controller == Some(true) && r.uid == uid)
-            }
+            Some(uid) => p.owner_references().iter().any(|r| r.controller == Some(true) && r.uid == uid),
         })
         .collect()
 }

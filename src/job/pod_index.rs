@@ -48,7 +48,7 @@ impl Maps {
 /// The index key of a pod, if it is indexed.
 pub fn index_key<P: PodFacts + ?Sized>(pod: &P) -> Option<String> {
     let meta = pod.pod_meta();
-    match meta.owner_references.iter().flatten().find(|r| r.controller == Some(true)) {
+    match pod.owner_references().iter().find(|r| r.controller == Some(true)) {
         Some(r) if super::kind::owner_kind(r).is_some() => Some(r.uid.clone()),
         Some(_) => None,
         None => Some(orphan_key(meta.namespace.as_deref().unwrap_or_default())),
