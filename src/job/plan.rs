@@ -382,9 +382,23 @@ pub fn plan_with<P: ToCached>(
     config: &Config,
     sctx: &SyncContext,
 ) -> Plan {
-    // Whole `Pod`s (tests) become cached pods; cached pods are only borrowed.
-    let cached: Vec<Cow<'_, CachedPod>> = all_pods.iter().map(ToCached::to_cached).collect();
-    let cached: Vec<&CachedPod> = cached.iter().map(|p| &**p).collect();
+    // Whole `Pod`s (tests) become cached pods, kept aside; cached pods are only borrowed (a
+    // `Vec<Cow<CachedPod>>` would be a whole entry's size per pod, megabytes for a wide Job).
+    let converted: Vec<CachedPod> = all_pods
+        .iter()
+        .filter_map(|p| match p.to_cached() {
+            Cow::Owned(c) => Some(c),
+            Cow::Borrowed(_) => None,
+        })
+        .collect();
+    let mut converted_iter = converted.iter();
+    let mut cached: Vec<&CachedPod> = Vec::with_capacity(all_pods.len());
+    for p in all_pods {
+        match p.to_cached() {
+            Cow::Borrowed(c) => cached.push(c),
+            Cow::Owned(_) => cached.extend(converted_iter.next()),
+        }
+    }
     let mut plan = plan_unchecked(job, &cached, now, config, sctx);
     let held_back = !sctx.expectations_satisfied || !sctx.pending_finalizer_removals.is_empty();
     if let Some(left) = sctx.expectations_expire_in.filter(|_| held_back && plan.outcome != Outcome::NotManaged) {
