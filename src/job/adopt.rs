@@ -26,17 +26,22 @@ pub enum Claim {
 /// `In`, `NotIn`, `Exists`, `DoesNotExist`). An empty selector matches everything, an unknown
 /// operator nothing, as `LabelSelectorAsSelector` does.
 pub fn selector_matches(sel: &LabelSelector, labels: &BTreeMap<String, String>) -> bool {
+    selector_matches_by(sel, |k| labels.get(k).map(String::as_str))
+}
+
+/// [`selector_matches`] with the labels read through `label` (key to value).
+pub fn selector_matches_by<'a>(sel: &LabelSelector, label: impl Fn(&str) -> Option<&'a str>) -> bool {
     for (k, v) in sel.match_labels.iter().flatten() {
-        if labels.get(k) != Some(v) {
+        if label(k) != Some(v.as_str()) {
             return false;
         }
     }
     for e in sel.match_expressions.iter().flatten() {
         let values = e.values.as_deref().unwrap_or(&[]);
-        let got = labels.get(&e.key);
+        let got = label(&e.key);
         let ok = match e.operator.as_str() {
-            "In" => got.is_some_and(|v| values.contains(v)),
-            "NotIn" => got.is_none_or(|v| !values.contains(v)),
+            "In" => got.is_some_and(|v| values.iter().any(|x| x == v)),
+            "NotIn" => got.is_none_or(|v| !values.iter().any(|x| x == v)),
             "Exists" => got.is_some(),
             "DoesNotExist" => got.is_none(),
             _ => false,
@@ -55,9 +60,8 @@ pub fn claim<P: PodFacts + ?Sized>(job: &Job, pod: &P) -> Claim {
         return Claim::Ignore;
     }
     let Some(sel) = job.spec.as_ref().and_then(|s| s.selector.as_ref()) else { return Claim::Ignore };
-    let empty = BTreeMap::new();
-    let matches = selector_matches(sel, meta.labels.as_ref().unwrap_or(&empty));
-    let controller = meta.owner_references.iter().flatten().find(|r| r.controller == Some(true));
+    let matches = selector_matches_by(sel, |k| pod.label(k));
+    let controller = pod.owner_references().iter().find(|r| r.controller == Some(true));
     let job_deleting = job.metadata.deletion_timestamp.is_some();
     match controller {
         Some(r) if Some(r.uid.as_str()) == job.metadata.uid.as_deref() => {

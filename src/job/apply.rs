@@ -73,6 +73,17 @@ async fn write_status<K: JobKind>(
     }
 }
 
+/// `Api::<Pod>::create` with the response decoded into a [`CachedPod`] (the caller reads the
+/// created pod's name and uid; a whole `Pod` with its managedFields costs far more to decode).
+async fn create_pod(client: &kube::Client, ns: &str, pp: &PostParams, pod: &Pod) -> Result<CachedPod, kube::Error> {
+    use kube::Resource;
+    let body = serde_json::to_vec(pod).map_err(kube::Error::SerdeError)?;
+    let mut req =
+        kube::core::Request::new(Pod::url_path(&(), Some(ns))).create(pp, body).map_err(kube::Error::BuildRequest)?;
+    req.extensions_mut().insert("create");
+    client.request::<CachedPod>(req).await
+}
+
 /// Executes `plan` for `job` (the batch view of a Job of kind `K`, whose controlled pods in the
 /// snapshot are `pods`); returns when to sync again. Created pods get `K`'s controller
 /// ownerReference, the status goes to `K`'s status subresource, events regard the `K` object.
@@ -104,6 +115,9 @@ pub async fn apply<K: JobKind>(
         "applying plan"
     );
     let pod_api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
+    // Finalizer removals and creations decode their responses into the cache's compact entry:
+    // only the name and uid are read.
+    let slim_api: Api<CachedPod> = Api::namespaced(ctx.client.clone(), &ns);
     let job_api: Api<K> = Api::namespaced(ctx.client.clone(), &ns);
     let mut evs: Vec<JobEvent> = vec![];
     let mut errors: Vec<String> = vec![];
@@ -111,14 +125,14 @@ pub async fn apply<K: JobKind>(
     // 1. Deletions.
     let mut not_deleted = BTreeSet::new();
     let results = futures::future::join_all(plan.deletions.iter().map(|d| {
-        let api = pod_api.clone();
+        let (api, slim) = (pod_api.clone(), slim_api.clone());
         let holds = pods
             .iter()
             .map(Borrow::borrow)
             .any(|p| p.metadata.uid.as_deref() == Some(d.uid.as_str()) && super::pods::has_tracking_finalizer(p));
         async move {
             if d.remove_finalizer_first && holds {
-                remove_finalizer(&api, &d.name).await?;
+                remove_finalizer(&slim, &d.name).await?;
             }
             let dp = DeleteParams {
                 preconditions: Some(Preconditions { uid: Some(d.uid.clone()), resource_version: None }),
@@ -170,7 +184,7 @@ pub async fn apply<K: JobKind>(
         let batch = &plan.creations[offset..offset + size];
         offset += size;
         let pp = PostParams::default();
-        let results = futures::future::join_all(batch.iter().map(|c| pod_api.create(&pp, &c.pod))).await;
+        let results = futures::future::join_all(batch.iter().map(|c| create_pod(&ctx.client, &ns, &pp, &c.pod))).await;
         let mut failed = false;
         for r in results {
             match r {
@@ -221,7 +235,7 @@ pub async fn apply<K: JobKind>(
         .finalizer_removals
         .iter()
         .map(|f| {
-            let api = pod_api.clone();
+            let api = slim_api.clone();
             let (name, pod_uid) = (f.name.clone(), f.uid.clone());
             async move {
                 let r = remove_finalizer(&api, &name).await;

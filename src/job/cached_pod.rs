@@ -38,6 +38,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference,
 use serde::Deserialize;
 use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
 
+use super::intern;
 use super::labels::{JOB_COMPLETION_INDEX, JOB_INDEX_FAILURE_COUNT, JOB_INDEX_IGNORED_FAILURE_COUNT};
 
 /// The only annotations the controller reads.
@@ -73,13 +74,25 @@ fn word(s: String) -> Word {
 }
 
 /// One pod as the Job controller caches it (see the module docs for what is kept).
+///
+/// Labels, the kept annotations and ownerReferences are not in [`CachedPod::metadata`] (whose
+/// maps would cost about 2 KiB per pod) but interned beside it ([`super::intern`]): every pod of
+/// a Job has the same ownerReferences and nearly the same labels, so they share one copy. Read
+/// them through [`PodFacts`] ([`PodFacts::label`], [`PodFacts::annotation`],
+/// [`PodFacts::owner_references`]).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct CachedPod {
     /// name, namespace, uid, resourceVersion, creation and deletion timestamps, deletion grace
-    /// period, labels, the [`KEPT_ANNOTATIONS`], finalizers and ownerReferences; nothing else.
+    /// period and finalizers; nothing else (labels, annotations and ownerReferences are `None`).
     pub metadata: ObjectMeta,
-    /// `spec.nodeName`.
-    pub node_name: Option<String>,
+    /// `metadata.labels` (all of them), sorted by key.
+    pub labels: Labels,
+    /// The [`KEPT_ANNOTATIONS`] the pod has, in [`KEPT_ANNOTATIONS`] order.
+    pub annotations: Annotations,
+    /// `metadata.ownerReferences` (all of them), in order.
+    pub owner_references: Owners,
+    /// `spec.nodeName` (shared: [`super::intern`]).
+    pub node_name: Option<Arc<str>>,
     /// The names of the init containers with `restartPolicy: Always` (sidecars).
     pub sidecars: Vec<String>,
     /// `status.phase`.
@@ -90,6 +103,64 @@ pub struct CachedPod {
     pub container_statuses: Vec<ContainerFacts>,
     /// `status.initContainerStatuses`.
     pub init_container_statuses: Vec<ContainerFacts>,
+}
+
+/// A pod's labels, sorted by key, shared with the pods that have the same ([`super::intern`]).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Labels(Option<Arc<[intern::Label]>>);
+
+impl Labels {
+    /// The shared copy of `map`.
+    pub fn new(map: BTreeMap<String, String>) -> Self {
+        Self(intern::labels(map))
+    }
+
+    /// The value of label `key`.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        let list = self.0.as_deref()?;
+        list.binary_search_by(|(k, _)| (**k).cmp(key)).ok().map(|i| &*list[i].1)
+    }
+
+    /// Every label, by key.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().flat_map(|l| l.iter()).map(|(k, v)| (&**k, &**v))
+    }
+
+    /// The labels as the API has them (`None` when there are none).
+    pub fn to_map(&self) -> Option<BTreeMap<String, String>> {
+        self.0.as_ref().map(|_| self.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
+    }
+}
+
+/// The [`KEPT_ANNOTATIONS`] a pod has, values shared ([`super::intern`]).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Annotations(Box<[(&'static str, Arc<str>)]>);
+
+impl Annotations {
+    fn new<'a>(kept: impl Iterator<Item = (&'static str, &'a str)>) -> Self {
+        Self(kept.map(|(k, v)| (k, intern::string(v))).collect())
+    }
+
+    /// The value of annotation `key` (one of the [`KEPT_ANNOTATIONS`]).
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0.iter().find(|(k, _)| *k == key).map(|(_, v)| &**v)
+    }
+}
+
+/// A pod's ownerReferences, shared with the pods that have the same ([`super::intern`]).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Owners(Option<Arc<intern::OwnerList>>);
+
+impl Owners {
+    /// The shared copy of `list`.
+    pub fn new(list: Vec<OwnerReference>) -> Self {
+        Self(intern::owners(list))
+    }
+
+    /// The references, in order.
+    pub fn as_slice(&self) -> &[OwnerReference] {
+        self.0.as_ref().map_or(&[], |l| &l.0)
+    }
 }
 
 /// One pod condition: type, status and when it last changed.
@@ -147,23 +218,17 @@ impl kube::Resource for CachedPod {
     }
 }
 
-/// The metadata the controller reads of `meta` (the same as decoding keeps).
-fn trimmed_meta(meta: ObjectMeta) -> ObjectMeta {
-    let annotations = meta
-        .annotations
-        .map(|a| a.into_iter().filter(|(k, _)| KEPT_ANNOTATIONS.contains(&k.as_str())).collect::<BTreeMap<_, _>>());
+/// The metadata kept in [`CachedPod::metadata`] (the same as decoding keeps).
+fn slim_meta(meta: &mut ObjectMeta) -> ObjectMeta {
     ObjectMeta {
-        name: meta.name,
-        namespace: meta.namespace,
-        uid: meta.uid,
-        resource_version: meta.resource_version,
-        creation_timestamp: meta.creation_timestamp,
-        deletion_timestamp: meta.deletion_timestamp,
-        deletion_grace_period_seconds: meta.deletion_grace_period_seconds,
-        labels: meta.labels,
-        annotations: annotations.filter(|a| !a.is_empty()),
-        finalizers: meta.finalizers,
-        owner_references: meta.owner_references,
+        name: meta.name.take(),
+        namespace: meta.namespace.take(),
+        uid: meta.uid.take(),
+        resource_version: meta.resource_version.take(),
+        creation_timestamp: meta.creation_timestamp.take(),
+        deletion_timestamp: meta.deletion_timestamp.take(),
+        deletion_grace_period_seconds: meta.deletion_grace_period_seconds.take(),
+        finalizers: meta.finalizers.take(),
         ..ObjectMeta::default()
     }
 }
@@ -185,9 +250,16 @@ impl From<Pod> for CachedPod {
         };
         let spec = pod.spec.unwrap_or_default();
         let status = pod.status.unwrap_or_default();
+        let mut meta = pod.metadata;
+        let annotations = meta.annotations.take().unwrap_or_default();
         CachedPod {
-            metadata: trimmed_meta(pod.metadata),
-            node_name: spec.node_name,
+            metadata: slim_meta(&mut meta),
+            labels: Labels::new(meta.labels.take().unwrap_or_default()),
+            annotations: Annotations::new(
+                KEPT_ANNOTATIONS.iter().filter_map(|k| annotations.get(*k).map(|v| (*k, v.as_str()))),
+            ),
+            owner_references: Owners::new(meta.owner_references.take().unwrap_or_default()),
+            node_name: spec.node_name.as_deref().map(intern::string),
             sidecars: spec
                 .init_containers
                 .into_iter()
@@ -359,20 +431,27 @@ fn kept_annotations<'de, D: Deserializer<'de>>(d: D) -> Result<Option<BTreeMap<S
 impl<'de> Deserialize<'de> for CachedPod {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let wire = WirePod::deserialize(d)?;
-        let meta = wire.metadata.map_or_else(ObjectMeta::default, |m| ObjectMeta {
-            name: m.name,
-            namespace: m.namespace,
-            uid: m.uid,
-            resource_version: m.resource_version,
-            creation_timestamp: m.creation_timestamp,
-            deletion_timestamp: m.deletion_timestamp,
-            deletion_grace_period_seconds: m.deletion_grace_period_seconds,
-            labels: m.labels,
-            annotations: m.annotations,
-            finalizers: m.finalizers,
-            owner_references: m.owner_references,
-            ..ObjectMeta::default()
-        });
+        let (meta, labels, annotations, owners) = match wire.metadata {
+            None => (ObjectMeta::default(), Labels::default(), Annotations::default(), Owners::default()),
+            Some(m) => (
+                ObjectMeta {
+                    name: m.name,
+                    namespace: m.namespace,
+                    uid: m.uid,
+                    resource_version: m.resource_version,
+                    creation_timestamp: m.creation_timestamp,
+                    deletion_timestamp: m.deletion_timestamp,
+                    deletion_grace_period_seconds: m.deletion_grace_period_seconds,
+                    finalizers: m.finalizers,
+                    ..ObjectMeta::default()
+                },
+                Labels::new(m.labels.unwrap_or_default()),
+                Annotations::new(
+                    KEPT_ANNOTATIONS.iter().filter_map(|k| Some((*k, m.annotations.as_ref()?.get(*k)?.as_str()))),
+                ),
+                Owners::new(m.owner_references.unwrap_or_default()),
+            ),
+        };
         let facts = |cs: Option<Vec<WireContainerStatus>>| -> Vec<ContainerFacts> {
             cs.into_iter()
                 .flatten()
@@ -399,7 +478,10 @@ impl<'de> Deserialize<'de> for CachedPod {
         };
         Ok(CachedPod {
             metadata: meta,
-            node_name,
+            labels,
+            annotations,
+            owner_references: owners,
+            node_name: node_name.as_deref().map(intern::string),
             sidecars,
             phase: phase.map(word),
             conditions: conditions
@@ -443,8 +525,16 @@ pub struct ContainerRef<'a> {
 
 /// What the Job controller reads of a pod, for a [`CachedPod`] and for a whole `Pod` alike.
 pub trait PodFacts {
-    /// The pod's metadata.
+    /// The pod's metadata: name, namespace, uid, resourceVersion, timestamps, deletion grace
+    /// period and finalizers (labels, annotations and ownerReferences through the methods below:
+    /// a [`CachedPod`] does not keep them here).
     fn pod_meta(&self) -> &ObjectMeta;
+    /// The value of label `key`.
+    fn label(&self, key: &str) -> Option<&str>;
+    /// The value of annotation `key`, one of the [`KEPT_ANNOTATIONS`] (others are not cached).
+    fn annotation(&self, key: &str) -> Option<&str>;
+    /// `metadata.ownerReferences`, in order.
+    fn owner_references(&self) -> &[OwnerReference];
     /// `status.phase`, or `""`.
     fn phase(&self) -> &str;
     /// `spec.nodeName`, or `""`.
@@ -470,6 +560,15 @@ fn container_ref(c: &ContainerFacts) -> ContainerRef<'_> {
 impl PodFacts for CachedPod {
     fn pod_meta(&self) -> &ObjectMeta {
         &self.metadata
+    }
+    fn label(&self, key: &str) -> Option<&str> {
+        self.labels.get(key)
+    }
+    fn annotation(&self, key: &str) -> Option<&str> {
+        self.annotations.get(key)
+    }
+    fn owner_references(&self) -> &[OwnerReference] {
+        self.owner_references.as_slice()
     }
     fn phase(&self) -> &str {
         self.phase.as_deref().unwrap_or("")
@@ -507,6 +606,16 @@ impl PodFacts for Pod {
     fn pod_meta(&self) -> &ObjectMeta {
         &self.metadata
     }
+    fn label(&self, key: &str) -> Option<&str> {
+        self.metadata.labels.as_ref()?.get(key).map(String::as_str)
+    }
+    fn annotation(&self, key: &str) -> Option<&str> {
+        KEPT_ANNOTATIONS.contains(&key).then_some(())?;
+        self.metadata.annotations.as_ref()?.get(key).map(String::as_str)
+    }
+    fn owner_references(&self) -> &[OwnerReference] {
+        self.metadata.owner_references.as_deref().unwrap_or(&[])
+    }
     fn phase(&self) -> &str {
         self.status.as_ref().and_then(|s| s.phase.as_deref()).unwrap_or("")
     }
@@ -540,6 +649,15 @@ macro_rules! forward_pod_facts {
         impl<T: PodFacts + ?Sized> PodFacts for $ty {
             fn pod_meta(&self) -> &ObjectMeta {
                 (**self).pod_meta()
+            }
+            fn label(&self, key: &str) -> Option<&str> {
+                (**self).label(key)
+            }
+            fn annotation(&self, key: &str) -> Option<&str> {
+                (**self).annotation(key)
+            }
+            fn owner_references(&self) -> &[OwnerReference] {
+                (**self).owner_references()
             }
             fn phase(&self) -> &str {
                 (**self).phase()
@@ -733,6 +851,8 @@ mod tests {
                 (pods::restart_count(p), pods::finished_time(p), pods::is_pod_failed(p, &job)),
                 (pods::is_pod_failed(p, &plain_job), claim(&plain_job, p), controller_of(p), job_controller_uid(p)),
                 (index_key(p), p.node_name(), p.pod_meta().resource_version.as_deref(), policy),
+                (p.label("job-name"), p.label("batch.kubernetes.io/job-completion-index"), p.label("absent")),
+                (p.owner_references(), p.annotation(JOB_COMPLETION_INDEX), p.annotation("other")),
             )
         )
     }
@@ -754,8 +874,10 @@ mod tests {
             (m.deletion_timestamp.clone(), m.deletion_grace_period_seconds),
             (Some(time("2024-05-01T10:05:30Z")), Some(30))
         );
-        assert_eq!(m.labels, pod.metadata.labels, "every label: selectors may name any of them");
-        let annotations: Vec<_> = m.annotations.iter().flatten().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        assert_eq!(decoded.labels.to_map(), pod.metadata.labels, "every label: selectors may name any of them");
+        assert_eq!(decoded.label("job-name"), Some("pi"));
+        assert_eq!((m.labels.as_ref(), m.annotations.as_ref(), m.owner_references.as_ref()), (None, None, None));
+        let annotations: Vec<_> = decoded.annotations.0.iter().map(|(k, v)| (*k, &**v)).collect();
         assert_eq!(
             annotations,
             [
@@ -765,7 +887,13 @@ mod tests {
             ]
         );
         assert_eq!(m.finalizers, pod.metadata.finalizers, "all finalizers: adoption patches append to them");
-        assert_eq!(m.owner_references, pod.metadata.owner_references, "all owners: release patches index them");
+        assert_eq!(
+            Some(decoded.owner_references().to_vec()),
+            pod.metadata.owner_references,
+            "all owners: release patches index them"
+        );
+        assert_eq!(decoded.annotation("kubectl.kubernetes.io/last-applied-configuration"), None);
+        assert_eq!(pod.annotation("kubectl.kubernetes.io/last-applied-configuration"), None, "as the cache");
         assert_eq!((m.managed_fields.as_ref(), m.generate_name.as_ref(), m.generation), (None, None, None));
         assert_eq!(decoded.node_name.as_deref(), Some("node-3"));
         assert_eq!(decoded.sidecars, ["logger"], "the init container with restartPolicy Always only");

@@ -6,7 +6,8 @@
 //!   its kube-runtime `Controller` (`for_shared_stream`, generic over [`JobKind`]); the reconcile works on the kind's batch
 //!   view and only the API calls (status write, live reads, ownerReferences, Event `regarding`)
 //!   name the kind.
-//! - ONE pod reflector serves every kind: its hook feeds the [`PodIndex`], the [`Expectations`]
+//! - ONE pod watch serves every kind: its hook feeds the pod cache ([`PodIndex`]: one entry per
+//!   pod, by name and by controller Job), the [`Expectations`]
 //!   (creations, deletions and finalizer removals observed; keyed by Job uid, unique across kinds)
 //!   and sends pods that may hold a stale tracking finalizer (no controller, or a controller Job
 //!   of a reconciled kind that is gone) to the orphan worker, which confirms with a live GET of
@@ -38,7 +39,7 @@ use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::runtime::{WatchStreamExt, controller};
 use kube::{Client, ResourceExt};
@@ -47,7 +48,7 @@ use tokio_stream::wrappers::UnboundedReceiverStream;
 
 use super::adopt::{Claim, claim};
 use super::apply;
-use super::cached_pod::CachedPod;
+use super::cached_pod::{CachedPod, PodFacts};
 use super::config::Config;
 use super::expectations::{Expectations, PodEvent};
 use super::informer::{JobInformer, Subscription};
@@ -203,8 +204,6 @@ pub struct Context<K: JobKind = Job> {
     pub client: Client,
     /// Controller settings, as they apply to this kind ([`JobKind::config`]).
     pub config: Config,
-    /// All pods.
-    pub pods: Store<CachedPod>,
     /// All Jobs of this kind (what ties the context to its kind).
     pub jobs: Store<K>,
     /// Outstanding pod operations per Job uid.
@@ -213,7 +212,7 @@ pub struct Context<K: JobKind = Job> {
     pub recorder: EventSink,
     /// Metrics, if exported.
     pub metrics: Option<Metrics>,
-    /// Pods by controller Job uid (and orphans by namespace).
+    /// All pods, by name and by controller Job uid (and orphans by namespace).
     pub index: Arc<PodIndex>,
     failures: Mutex<HashMap<String, u32>>,
     /// Becomes true once the pod store has its first full list. (Not `Store::wait_until_ready`:
@@ -417,7 +416,6 @@ async fn run_kinds(
     let shutdown = futures::future::FutureExt::shared(Box::pin(shutdown));
     let crd = crd_jobs.is_some();
     let owners = Owners { batch: batch_jobs.store.clone(), crd: crd_jobs.as_ref().map(|s| s.store.clone()) };
-    let (pod_reader, pod_writer) = reflector::store::<CachedPod>();
     let expectations = Arc::new(Expectations::new(opts.expectations_ttl));
     let (orphan_tx, orphan_rx) = mpsc::unbounded_channel();
     let index = Arc::new(PodIndex::default());
@@ -456,14 +454,24 @@ async fn run_kinds(
         let exp = expectations.clone();
         let index = index.clone();
         let tx: OrphanTx = orphan_tx.clone();
-        let (store, triggers) = (pod_reader.clone(), pod_txs.clone());
+        let triggers = pod_txs.clone();
         let mut vanished = Vanished::default();
         move |ev: &watcher::Event<CachedPod>| {
-            // The index first: once an expectation is observed, the pod is findable.
-            index.apply(ev);
+            // The cache first: once an expectation is observed, the pod is findable.
+            let stored = index.apply(ev);
             // Pods a re-list dropped were deleted while the watch was down: observed as deleted,
             // and their Jobs synced (no event of theirs will come).
-            for pod in vanished.observe(ev, &store) {
+            let gone = vanished.observe_in(
+                ev,
+                || index.state(),
+                |old| {
+                    index.pod(
+                        old.metadata.namespace.as_deref().unwrap_or_default(),
+                        old.metadata.name.as_deref().unwrap_or_default(),
+                    )
+                },
+            );
+            for pod in gone {
                 if let Some(uid) = job_controller_uid(&pod) {
                     exp.observe(uid, &pod, PodEvent::Deleted);
                 }
@@ -486,21 +494,21 @@ async fn run_kinds(
             if kind == PodEvent::Applied && owners.maybe_orphan(pod) {
                 let _ = tx.send(pod_key(pod));
             }
+            // The pod's Jobs are synced (the same entry the cache holds: no second copy queued).
+            if let Some(pod) = stored {
+                for t in &triggers {
+                    let _ = t.send(pod.clone());
+                }
+            }
         }
     };
     let pod_watch = watcher(pods_api, watcher::Config::default()).default_backoff();
-    let pod_stream = reflector::reflector(pod_writer, pod_watch).inspect_ok(pod_hook).touched_objects();
+    let pod_stream = pod_watch.inspect_ok(pod_hook);
     let pod_task = AbortOnDrop(tokio::spawn(async move {
         let mut stream = std::pin::pin!(pod_stream);
         while let Some(item) = stream.next().await {
-            match item {
-                Ok(pod) => {
-                    let pod = Arc::new(pod);
-                    for tx in &pod_txs {
-                        let _ = tx.send(pod.clone());
-                    }
-                }
-                Err(e) => tracing::warn!(error = %e, "pod watch error"),
+            if let Err(e) = item {
+                tracing::warn!(error = %e, "pod watch error");
             }
         }
     }));
@@ -509,7 +517,6 @@ async fn run_kinds(
         client: client.clone(),
         queue: Arc::new(Queue::new(opts.metrics.clone())),
         config: opts.config.clone(),
-        pods: pod_reader.clone(),
         expectations: expectations.clone(),
         recorder,
         metrics: opts.metrics.clone(),
@@ -539,7 +546,6 @@ struct Shared {
     client: Client,
     queue: Arc<Queue>,
     config: Config,
-    pods: Store<CachedPod>,
     expectations: Arc<Expectations>,
     recorder: EventSink,
     metrics: Option<Metrics>,
@@ -612,7 +618,6 @@ async fn run_kind<K: JobKind>(
     let ctx = Arc::new(Context {
         client: shared.client.clone(),
         config,
-        pods: shared.pods.clone(),
         jobs: jobs.clone(),
         expectations: shared.expectations.clone(),
         recorder: shared.recorder.clone(),
@@ -625,7 +630,6 @@ async fn run_kind<K: JobKind>(
     let job_hook = {
         let queue = shared.queue.clone();
         let index = shared.index.clone();
-        let pods = shared.pods.clone();
         let exp = shared.expectations.clone();
         let events = shared.recorder.clone();
         let tx = shared.orphans.clone();
@@ -641,11 +645,9 @@ async fn run_kind<K: JobKind>(
                 let uid = job.meta().uid.clone().unwrap_or_default();
                 exp.forget(&uid);
                 events.forget(&uid);
-                for (ns, name) in index.get(&uid) {
-                    if let Some(p) = pods.get(&ObjectRef::new(&name).within(&ns))
-                        && pods::has_tracking_finalizer(&p)
-                    {
-                        let _ = tx.send((ns, name));
+                for p in index.pods(&uid) {
+                    if pods::has_tracking_finalizer(&p) {
+                        let _ = tx.send(pod_key(&p));
                     }
                 }
             }
@@ -720,7 +722,7 @@ async fn orphan_worker(
                 let _ = tx.send(key);
             });
         };
-        let Some(pod) = shared.pods.get(&ObjectRef::new(&name).within(&ns)) else {
+        let Some(pod) = shared.index.pod(&ns, &name) else {
             failures.remove(&key);
             continue;
         };
@@ -751,7 +753,7 @@ async fn orphan_worker(
             None => (None, shared.config.clone()),
         };
         if orphan_needs_finalizer_removal(&pod, owner.as_ref(), &config) {
-            let api: Api<Pod> = Api::namespaced(shared.client.clone(), &ns);
+            let api: Api<CachedPod> = Api::namespaced(shared.client.clone(), &ns);
             match remove_finalizer(&api, &name).await {
                 Ok(()) => tracing::debug!(pod = %name, namespace = %ns, "removed finalizer of orphan pod"),
                 Err(e) => {
@@ -766,8 +768,9 @@ async fn orphan_worker(
 }
 
 /// Removes the tracking finalizer with the strategic merge patch upstream sends
-/// (`$deleteFromPrimitiveList/finalizers`); a 404 counts as done.
-pub async fn remove_finalizer(api: &Api<Pod>, name: &str) -> Result<(), kube::Error> {
+/// (`$deleteFromPrimitiveList/finalizers`); a 404 counts as done. The API is typed on
+/// [`CachedPod`] so the response (read by nobody) is not decoded into a whole `Pod`.
+pub async fn remove_finalizer(api: &Api<CachedPod>, name: &str) -> Result<(), kube::Error> {
     let patch = serde_json::json!({"metadata": {"$deleteFromPrimitiveList/finalizers": [JOB_TRACKING_FINALIZER]}});
     match api.patch(name, &PatchParams::default(), &Patch::Strategic(patch)).await {
         Ok(_) => Ok(()),
@@ -776,16 +779,12 @@ pub async fn remove_finalizer(api: &Api<Pod>, name: &str) -> Result<(), kube::Er
     }
 }
 
-/// The pods of the store the Job controls (controller ownerReference and selector), found through
-/// the index.
-pub fn pods_of(job: &Job, store: &Store<CachedPod>, index: &PodIndex) -> Vec<Arc<CachedPod>> {
+/// The cached pods the Job controls (controller ownerReference and selector).
+pub fn pods_of(job: &Job, index: &PodIndex) -> Vec<Arc<CachedPod>> {
     let Some(uid) = job.metadata.uid.as_deref() else { return vec![] };
-    index
-        .get(uid)
-        .into_iter()
-        .filter_map(|(ns, name)| store.get(&ObjectRef::new(&name).within(&ns)))
-        .filter(|p| job_controller_uid(p) == Some(uid) && claim(job, p) == Claim::Owned)
-        .collect()
+    let mut pods = index.pods(uid);
+    pods.retain(|p| job_controller_uid(p) == Some(uid) && claim(job, p) == Claim::Owned);
+    pods
 }
 
 /// Releases the pods the Job controls whose labels no longer match its selector (upstream's
@@ -795,12 +794,11 @@ async fn release_mismatched<K: JobKind>(job: &Job, ctx: &Context<K>) -> Result<(
     let Some(uid) = job.metadata.uid.as_deref() else { return Ok(()) };
     let ns = job.namespace().ok_or(Error::MissingMetadata("namespace"))?;
     let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
-    let candidates = ctx.index.get(uid);
-    for pod in candidates.into_iter().filter_map(|(ns, name)| ctx.pods.get(&ObjectRef::new(&name).within(&ns))) {
+    for pod in ctx.index.pods(uid) {
         if claim(job, &pod) != Claim::Release {
             continue;
         }
-        let Some(pos) = pod.metadata.owner_references.iter().flatten().position(|r| r.uid == uid) else { continue };
+        let Some(pos) = pod.owner_references().iter().position(|r| r.uid == uid) else { continue };
         let ops = serde_json::json!([
             {"op": "test", "path": "/metadata/uid", "value": pod.metadata.uid},
             {"op": "test", "path": "/metadata/resourceVersion", "value": pod.metadata.resource_version},
@@ -821,13 +819,8 @@ async fn release_mismatched<K: JobKind>(job: &Job, ctx: &Context<K>) -> Result<(
 /// ownerReference and the tracking finalizer. Returns the adopted pods.
 async fn adopt_orphans<K: JobKind>(job: &Job, ctx: &Context<K>) -> Result<Vec<Arc<CachedPod>>, Error> {
     let ns = job.namespace().ok_or(Error::MissingMetadata("namespace"))?;
-    let orphans: Vec<Arc<CachedPod>> = ctx
-        .index
-        .get(&orphan_key(&ns))
-        .into_iter()
-        .filter_map(|(ns, name)| ctx.pods.get(&ObjectRef::new(&name).within(&ns)))
-        .filter(|p| claim(job, p) == Claim::Adopt)
-        .collect();
+    let orphans: Vec<Arc<CachedPod>> =
+        ctx.index.pods(&orphan_key(&ns)).into_iter().filter(|p| claim(job, p) == Claim::Adopt).collect();
     if orphans.is_empty() {
         return Ok(vec![]);
     }
@@ -844,7 +837,7 @@ async fn adopt_orphans<K: JobKind>(job: &Job, ctx: &Context<K>) -> Result<Vec<Ar
             serde_json::json!({"op": "test", "path": "/metadata/uid", "value": pod.metadata.uid}),
             serde_json::json!({"op": "test", "path": "/metadata/resourceVersion", "value": pod.metadata.resource_version}),
         ];
-        if pod.metadata.owner_references.as_ref().is_none_or(|r| r.is_empty()) {
+        if pod.owner_references().is_empty() {
             ops.push(serde_json::json!({"op": "add", "path": "/metadata/ownerReferences", "value": [owner]}));
         } else {
             ops.push(serde_json::json!({"op": "add", "path": "/metadata/ownerReferences/-", "value": owner}));
@@ -918,7 +911,7 @@ async fn sync<K: JobKind>(job: Arc<K>, ctx: &Context<K>) -> Result<Action, Error
     }
     // Expectations first, then the pod snapshot (see `Expectations::outstanding`).
     let before = ctx.expectations.outstanding(&uid);
-    let mut pods = pods_of(job, &ctx.pods, &ctx.index);
+    let mut pods = pods_of(job, &ctx.index);
     pods.extend(adopt_orphans(job, ctx).await?);
     let (satisfied, pending) = ctx.expectations.satisfied_after(&uid, &before, &pods);
     let sctx = SyncContext {

@@ -16,7 +16,6 @@
 //! ([`owner_kind`]).
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
 use std::fmt::Debug;
 
 use k8s_openapi::NamespaceResourceScope;
@@ -29,7 +28,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::Config;
-use super::adopt::selector_matches;
+use super::adopt::selector_matches_by;
 use super::cached_pod::PodFacts;
 
 /// Which Job kind.
@@ -87,16 +86,13 @@ pub trait JobKind:
             }
             Some(_) => vec![],
             None if meta.deletion_timestamp.is_some() => vec![],
-            None => {
-                let empty = BTreeMap::new();
-                let labels = meta.labels.as_ref().unwrap_or(&empty);
-                jobs.state()
-                    .iter()
-                    .filter(|j| j.meta().namespace.as_deref() == Some(ns))
-                    .filter(|j| j.selector().is_some_and(|s| selector_matches(&s, labels)))
-                    .map(|j| ObjectRef::from_obj(&**j))
-                    .collect()
-            }
+            None => jobs
+                .state()
+                .iter()
+                .filter(|j| j.meta().namespace.as_deref() == Some(ns))
+                .filter(|j| j.selector().is_some_and(|s| selector_matches_by(&s, |k| pod.label(k))))
+                .map(|j| ObjectRef::from_obj(&**j))
+                .collect(),
         }
     }
 
@@ -190,7 +186,7 @@ pub fn owner_kind(r: &OwnerReference) -> Option<KindId> {
 
 /// The pod's controller ownerReference, if any.
 pub fn controller_of<P: PodFacts + ?Sized>(pod: &P) -> Option<&OwnerReference> {
-    pod.pod_meta().owner_references.iter().flatten().find(|r| r.controller == Some(true))
+    pod.owner_references().iter().find(|r| r.controller == Some(true))
 }
 
 /// The uid of the pod's controller if it is a Job of any kind.

@@ -77,6 +77,7 @@ pub mod events;
 pub mod expectations;
 pub mod indexes;
 pub mod informer;
+pub mod intern;
 pub mod kind;
 pub mod labels;
 pub mod plan;

@@ -302,7 +302,7 @@ pub fn orphan_needs_finalizer_removal<P: PodFacts + ?Sized>(pod: &P, owner: Opti
     if !pods::has_tracking_finalizer(pod) {
         return false;
     }
-    let ctrl = pod.pod_meta().owner_references.iter().flatten().find(|r| r.controller == Some(true));
+    let ctrl = pod.owner_references().iter().find(|r| r.controller == Some(true));
     if let Some(r) = ctrl
         && super::kind::owner_kind(r).is_none()
     {
@@ -327,9 +327,7 @@ fn owned_by<'a>(job: &Job, pods: &[&'a CachedPod]) -> Vec<&'a CachedPod> {
         .copied()
         .filter(|p| match uid {
             None => true,
-            Some(uid) => {
-                p.metadata.owner_references.iter().flatten().any(|r| r.controller == Some(true) && r.uid == uid)
-            }
+            Some(uid) => p.owner_references().iter().any(|r| r.controller == Some(true) && r.uid == uid),
         })
         .collect()
 }
@@ -384,9 +382,23 @@ pub fn plan_with<P: ToCached>(
     config: &Config,
     sctx: &SyncContext,
 ) -> Plan {
-    // Whole `Pod`s (tests) become cached pods; cached pods are only borrowed.
-    let cached: Vec<Cow<'_, CachedPod>> = all_pods.iter().map(ToCached::to_cached).collect();
-    let cached: Vec<&CachedPod> = cached.iter().map(|p| &**p).collect();
+    // Whole `Pod`s (tests) become cached pods, kept aside; cached pods are only borrowed (a
+    // `Vec<Cow<CachedPod>>` would be a whole entry's size per pod, megabytes for a wide Job).
+    let converted: Vec<CachedPod> = all_pods
+        .iter()
+        .filter_map(|p| match p.to_cached() {
+            Cow::Owned(c) => Some(c),
+            Cow::Borrowed(_) => None,
+        })
+        .collect();
+    let mut converted_iter = converted.iter();
+    let mut cached: Vec<&CachedPod> = Vec::with_capacity(all_pods.len());
+    for p in all_pods {
+        match p.to_cached() {
+            Cow::Borrowed(c) => cached.push(c),
+            Cow::Owned(_) => cached.extend(converted_iter.next()),
+        }
+    }
     let mut plan = plan_unchecked(job, &cached, now, config, sctx);
     let held_back = !sctx.expectations_satisfied || !sctx.pending_finalizer_removals.is_empty();
     if let Some(left) = sctx.expectations_expire_in.filter(|_| held_back && plan.outcome != Outcome::NotManaged) {

@@ -70,15 +70,12 @@ pub fn is_ready<P: PodFacts + ?Sized>(pod: &P) -> bool {
 /// The completion index from the `batch.kubernetes.io/job-completion-index` annotation; `None`
 /// when missing, unparsable or negative (upstream's `unknownCompletionIndex`).
 pub fn completion_index<P: PodFacts + ?Sized>(pod: &P) -> Option<i32> {
-    let v = pod.pod_meta().annotations.as_ref()?.get(JOB_COMPLETION_INDEX)?;
+    let v = pod.annotation(JOB_COMPLETION_INDEX)?;
     v.parse::<i32>().ok().filter(|i| *i >= 0)
 }
 
 fn annotation_i32<P: PodFacts + ?Sized>(pod: &P, key: &str) -> i32 {
-    pod.pod_meta()
-        .annotations
-        .as_ref()
-        .and_then(|a| a.get(key))
+    pod.annotation(key)
         .and_then(|v| v.parse::<i64>().ok())
         .filter(|v| (0..=i64::from(i32::MAX)).contains(v))
         .map(|v| v as i32)

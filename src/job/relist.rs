@@ -35,20 +35,28 @@ where
     /// One event, seen after the reflector applied it to `store`: at `InitDone`, the objects the
     /// store held when the re-list began that it no longer holds.
     pub fn observe(&mut self, ev: &watcher::Event<K>, store: &Store<K>) -> Vec<Arc<K>> {
+        self.observe_in(ev, || store.state(), |old| store.get(&ObjectRef::from_obj(old)))
+    }
+
+    /// [`Vanished::observe`] for a cache other than a reflector store: `state` lists it, `get`
+    /// finds an object's current version by name.
+    pub fn observe_in(
+        &mut self,
+        ev: &watcher::Event<K>,
+        state: impl FnOnce() -> Vec<Arc<K>>,
+        get: impl Fn(&K) -> Option<Arc<K>>,
+    ) -> Vec<Arc<K>> {
         match ev {
             // The reflector buffers the new list aside: the store still holds the old one.
             watcher::Event::Init => {
-                self.before = Some(store.state());
+                self.before = Some(state());
                 vec![]
             }
             watcher::Event::InitDone => {
                 let before = self.before.take().unwrap_or_default();
                 before
                     .into_iter()
-                    .filter(|old| {
-                        let now = store.get(&ObjectRef::from_obj(old.as_ref()));
-                        now.is_none_or(|n| n.meta().uid != old.meta().uid)
-                    })
+                    .filter(|old| get(old.as_ref()).is_none_or(|n| n.meta().uid != old.meta().uid))
                     .collect()
             }
             _ => vec![],
