@@ -266,10 +266,6 @@ async fn run(client_cfg: kube::Config, n: usize, lead: i64, idle: Duration, apis
     let within_1s = skews.iter().filter(|s| **s <= 1.0).count();
     let tick_cpu1 = (cpu_secs("self"), cpu_secs(apiserver));
     let tick_cpu0 = at_slot.await.expect("cpu at the slot");
-    let mut acked: Vec<f64> =
-        acks.at.lock().expect("acks").iter().map(|at| (at - slot * 1000) as f64 / 1000.0).collect();
-    acked.sort_by(|a, b| a.partial_cmp(b).expect("finite"));
-    let acked_1s = acked.iter().filter(|s| **s <= 1.0).count();
     // Every status written: lastScheduleTime is the slot.
     let done_at = loop {
         let list = api.list(&Default::default()).await.expect("list");
@@ -281,6 +277,12 @@ async fn run(client_cfg: kube::Config, n: usize, lead: i64, idle: Duration, apis
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
+    // Read only now: a watch may see a Job before its create's answer reaches the controller, but
+    // a status naming the slot is written after it.
+    let mut acked: Vec<f64> =
+        acks.at.lock().expect("acks").iter().map(|at| (at - slot * 1000) as f64 / 1000.0).collect();
+    acked.sort_by(|a, b| a.partial_cmp(b).expect("finite"));
+    let acked_1s = acked.iter().filter(|s| **s <= 1.0).count();
     // Let the syncs our own writes trigger (status, Job created) drain: the sync count holds still
     // for a second.
     let mut last = counter_sum(&metrics, "jobwright_reconcile_total{");
