@@ -14,6 +14,7 @@ pub use jobwright_apiserver::duration;
 pub mod job;
 pub mod kubelet;
 pub mod leader;
+pub mod lean;
 pub mod local;
 pub mod metrics;
 pub mod ops;

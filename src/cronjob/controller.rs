@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::api::{Api, DeleteParams, PostParams, PropagationPolicy};
@@ -31,6 +31,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 
 use crate::job::informer::Subscription;
+use crate::lean::{Lean, unlean};
 
 use super::deferred::{Deferred, Gate, MAX_DEFER, WRITERS};
 use super::schedule::Zone;
@@ -304,10 +305,9 @@ pub async fn run_shared(
     let triggers = Arc::new(Triggers::default());
     let written = Arc::new(Written::default());
     let gate = Arc::new(Gate::default());
-    let cronjobs: Api<CronJob> = Api::all(client.clone());
-    let cj_watch = watcher(cronjobs, watcher::Config::default())
-        .default_backoff()
-        .modify(|c: &mut CronJob| c.metadata.managed_fields = None);
+    // Decoded without managedFields: nothing here reads them.
+    let cronjobs: Api<Lean<CronJob>> = Api::all(client.clone());
+    let cj_watch = watcher(cronjobs, watcher::Config::default()).default_backoff().map_ok(unlean);
     // upstream's addCronJob/updateCronJob, without the syncs of our own status writes.
     let cj_stream = reflector::reflector(cj_writer, cj_watch).filter_map({
         let (triggers, written, gate) = (triggers.clone(), written.clone(), gate.clone());

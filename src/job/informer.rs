@@ -15,7 +15,7 @@
 
 use std::sync::Arc;
 
-use futures::{Stream, StreamExt};
+use futures::{Stream, StreamExt, TryStreamExt};
 use kube::Client;
 use kube::api::Api;
 use kube::runtime::reflector::{self, ObjectRef, Store, store::Writer};
@@ -25,6 +25,7 @@ use tokio_stream::wrappers::UnboundedReceiverStream;
 
 use super::kind::JobKind;
 use super::relist::Vanished;
+use crate::lean::{Lean, unlean};
 
 /// A subscriber's view: the shared cache and the events, each already applied to the cache.
 pub struct Subscription<K: JobKind> {
@@ -99,8 +100,9 @@ impl<K: JobKind> JobInformer<K> {
 
     /// Watches every Job of kind `K` through `client` on a new task, until the handle is dropped.
     pub fn spawn(self, client: &Client) -> Running {
-        let api: Api<K> = Api::all(client.clone());
-        let events = watcher(api, watcher::Config::default()).default_backoff();
+        // Decoded without managedFields (the cache drops them anyway).
+        let api: Api<Lean<K>> = Api::all(client.clone());
+        let events = watcher(api, watcher::Config::default()).default_backoff().map_ok(unlean);
         Running(tokio::spawn(self.drive(events)))
     }
 

@@ -1,0 +1,455 @@
+//! Decoding API objects without `metadata.managedFields`.
+//!
+//! Every object the API server sends carries its `managedFields`, and k8s-openapi decodes each
+//! entry's `fieldsV1` into a `serde_json::Value` tree (a map per level): for a Job that is a
+//! good part of the decode's time and allocations, and most informers throw it away right after
+//! (client-go's informers do the same with a transform). [`Lean<K>`] decodes `K` with the
+//! `managedFields` of its top-level `metadata` skipped in the parser (read past, never built),
+//! so nothing is allocated for them. Everything else decodes exactly as `K`'s own `Deserialize`
+//! does, errors included; `Api<Lean<K>>` is usable wherever `Api<K>` is (the same URLs).
+
+use std::borrow::Cow;
+use std::fmt;
+
+use kube::Resource;
+use kube::api::ObjectMeta;
+use serde::de::value::{BorrowedStrDeserializer, StringDeserializer};
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde::{Deserialize, Serialize};
+
+/// `K`, decoded without `metadata.managedFields` (see the module docs).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(transparent)]
+pub struct Lean<K>(pub K);
+
+impl<'de, K: Deserialize<'de>> Deserialize<'de> for Lean<K> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        K::deserialize(Strip { d, level: Level::Top }).map(Lean)
+    }
+}
+
+impl<K: Resource> Resource for Lean<K> {
+    type DynamicType = K::DynamicType;
+    type Scope = K::Scope;
+
+    fn kind(dt: &Self::DynamicType) -> Cow<'_, str> {
+        K::kind(dt)
+    }
+
+    fn group(dt: &Self::DynamicType) -> Cow<'_, str> {
+        K::group(dt)
+    }
+
+    fn version(dt: &Self::DynamicType) -> Cow<'_, str> {
+        K::version(dt)
+    }
+
+    fn plural(dt: &Self::DynamicType) -> Cow<'_, str> {
+        K::plural(dt)
+    }
+
+    fn meta(&self) -> &ObjectMeta {
+        self.0.meta()
+    }
+
+    fn meta_mut(&mut self) -> &mut ObjectMeta {
+        self.0.meta_mut()
+    }
+}
+
+/// A watch event of `Lean<K>` as one of `K`.
+pub fn unlean<K>(ev: kube::runtime::watcher::Event<Lean<K>>) -> kube::runtime::watcher::Event<K> {
+    use kube::runtime::watcher::Event;
+    match ev {
+        Event::Apply(Lean(k)) => Event::Apply(k),
+        Event::Delete(Lean(k)) => Event::Delete(k),
+        Event::Init => Event::Init,
+        Event::InitApply(Lean(k)) => Event::InitApply(k),
+        Event::InitDone => Event::InitDone,
+    }
+}
+
+/// Where in the object a value is: the object itself, or its `metadata`.
+#[derive(Clone, Copy)]
+enum Level {
+    Top,
+    Meta,
+}
+
+/// A deserializer that hands maps at its level to [`StripMap`] and everything else through.
+struct Strip<D> {
+    d: D,
+    level: Level,
+}
+
+macro_rules! forward {
+    ($($method:ident)*) => {$(
+        fn $method<V: Visitor<'de>>(self, v: V) -> Result<V::Value, Self::Error> {
+            self.d.$method(v)
+        }
+    )*};
+}
+
+impl<'de, D: Deserializer<'de>> Deserializer<'de> for Strip<D> {
+    type Error = D::Error;
+
+    fn deserialize_any<V: Visitor<'de>>(self, v: V) -> Result<V::Value, Self::Error> {
+        self.d.deserialize_any(StripVisitor { v, level: self.level })
+    }
+
+    fn deserialize_option<V: Visitor<'de>>(self, v: V) -> Result<V::Value, Self::Error> {
+        self.d.deserialize_option(StripVisitor { v, level: self.level })
+    }
+
+    fn deserialize_map<V: Visitor<'de>>(self, v: V) -> Result<V::Value, Self::Error> {
+        self.d.deserialize_map(StripVisitor { v, level: self.level })
+    }
+
+    fn deserialize_struct<V: Visitor<'de>>(
+        self,
+        name: &'static str,
+        fields: &'static [&'static str],
+        v: V,
+    ) -> Result<V::Value, Self::Error> {
+        self.d.deserialize_struct(name, fields, StripVisitor { v, level: self.level })
+    }
+
+    forward! {
+        deserialize_bool deserialize_i8 deserialize_i16 deserialize_i32 deserialize_i64 deserialize_i128
+        deserialize_u8 deserialize_u16 deserialize_u32 deserialize_u64 deserialize_u128
+        deserialize_f32 deserialize_f64 deserialize_char deserialize_str deserialize_string
+        deserialize_bytes deserialize_byte_buf deserialize_unit deserialize_seq
+        deserialize_identifier deserialize_ignored_any
+    }
+
+    fn deserialize_unit_struct<V: Visitor<'de>>(self, name: &'static str, v: V) -> Result<V::Value, Self::Error> {
+        self.d.deserialize_unit_struct(name, v)
+    }
+
+    fn deserialize_newtype_struct<V: Visitor<'de>>(self, name: &'static str, v: V) -> Result<V::Value, Self::Error> {
+        self.d.deserialize_newtype_struct(name, v)
+    }
+
+    fn deserialize_tuple<V: Visitor<'de>>(self, len: usize, v: V) -> Result<V::Value, Self::Error> {
+        self.d.deserialize_tuple(len, v)
+    }
+
+    fn deserialize_tuple_struct<V: Visitor<'de>>(
+        self,
+        name: &'static str,
+        len: usize,
+        v: V,
+    ) -> Result<V::Value, Self::Error> {
+        self.d.deserialize_tuple_struct(name, len, v)
+    }
+
+    fn deserialize_enum<V: Visitor<'de>>(
+        self,
+        name: &'static str,
+        variants: &'static [&'static str],
+        v: V,
+    ) -> Result<V::Value, Self::Error> {
+        self.d.deserialize_enum(name, variants, v)
+    }
+
+    fn is_human_readable(&self) -> bool {
+        self.d.is_human_readable()
+    }
+}
+
+/// The visitor of a [`Strip`]ped value: a map goes through [`StripMap`], an `Option`'s content
+/// through another [`Strip`] of the same level, anything else to `K`'s own visitor.
+struct StripVisitor<V> {
+    v: V,
+    level: Level,
+}
+
+macro_rules! forward_visit {
+    ($($method:ident($ty:ty))*) => {$(
+        fn $method<E: de::Error>(self, x: $ty) -> Result<Self::Value, E> {
+            self.v.$method(x)
+        }
+    )*};
+}
+
+impl<'de, V: Visitor<'de>> Visitor<'de> for StripVisitor<V> {
+    type Value = V::Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.v.expecting(f)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        self.v.visit_map(StripMap { map, level: self.level, metadata_next: false })
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        self.v.visit_some(Strip { d, level: self.level })
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+        self.v.visit_none()
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        self.v.visit_unit()
+    }
+
+    forward_visit! {
+        visit_bool(bool) visit_i64(i64) visit_i128(i128) visit_u64(u64) visit_u128(u128)
+        visit_f64(f64) visit_char(char) visit_str(&str) visit_borrowed_str(&'de str)
+        visit_string(String) visit_bytes(&[u8]) visit_borrowed_bytes(&'de [u8]) visit_byte_buf(Vec<u8>)
+    }
+
+    fn visit_seq<A: de::SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+        self.v.visit_seq(seq)
+    }
+
+    fn visit_newtype_struct<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        self.v.visit_newtype_struct(d)
+    }
+
+    fn visit_enum<A: de::EnumAccess<'de>>(self, data: A) -> Result<Self::Value, A::Error> {
+        self.v.visit_enum(data)
+    }
+}
+
+/// The object's map: its `metadata` value decodes at [`Level::Meta`], where `managedFields` is
+/// read past without being built.
+struct StripMap<A> {
+    map: A,
+    level: Level,
+    /// The key just read was the object's `metadata`.
+    metadata_next: bool,
+}
+
+/// A map key, borrowed from the input where the parser allows it.
+enum Key<'de> {
+    Borrowed(&'de str),
+    Owned(String),
+}
+
+impl Key<'_> {
+    fn as_str(&self) -> &str {
+        match self {
+            Key::Borrowed(s) => s,
+            Key::Owned(s) => s,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string key")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, s: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key::Borrowed(s))
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Key<'de>, E> {
+                Ok(Key::Owned(s.to_owned()))
+            }
+            fn visit_string<E: de::Error>(self, s: String) -> Result<Key<'de>, E> {
+                Ok(Key::Owned(s))
+            }
+        }
+        d.deserialize_str(KeyVisitor)
+    }
+}
+
+impl<'de, A: MapAccess<'de>> MapAccess<'de> for StripMap<A> {
+    type Error = A::Error;
+
+    fn next_key_seed<S: DeserializeSeed<'de>>(&mut self, seed: S) -> Result<Option<S::Value>, A::Error> {
+        loop {
+            let Some(key) = self.map.next_key::<Key<'de>>()? else { return Ok(None) };
+            match self.level {
+                Level::Meta if key.as_str() == "managedFields" => {
+                    self.map.next_value::<IgnoredAny>()?;
+                    continue;
+                }
+                Level::Meta => {}
+                Level::Top => self.metadata_next = key.as_str() == "metadata",
+            }
+            return match key {
+                Key::Borrowed(s) => seed.deserialize(BorrowedStrDeserializer::new(s)),
+                Key::Owned(s) => seed.deserialize(StringDeserializer::new(s)),
+            }
+            .map(Some);
+        }
+    }
+
+    fn next_value_seed<S: DeserializeSeed<'de>>(&mut self, seed: S) -> Result<S::Value, A::Error> {
+        if std::mem::take(&mut self.metadata_next) {
+            self.map.next_value_seed(MetaSeed(seed))
+        } else {
+            self.map.next_value_seed(seed)
+        }
+    }
+
+    fn size_hint(&self) -> Option<usize> {
+        self.map.size_hint()
+    }
+}
+
+/// Decodes the `metadata` value at [`Level::Meta`].
+struct MetaSeed<S>(S);
+
+impl<'de, S: DeserializeSeed<'de>> DeserializeSeed<'de> for MetaSeed<S> {
+    type Value = S::Value;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<S::Value, D::Error> {
+        self.0.deserialize(Strip { d, level: Level::Meta })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::batch::v1::{CronJob, Job};
+    use kube::api::WatchEvent;
+    use serde_json::json;
+
+    /// What `K` decodes to with its `managedFields` cleared afterwards: what `Lean<K>` must give.
+    fn expected<K: serde::de::DeserializeOwned + Resource>(text: &str) -> Result<K, String> {
+        let mut k: K = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        k.meta_mut().managed_fields = None;
+        Ok(k)
+    }
+
+    fn lean<K: serde::de::DeserializeOwned>(text: &str) -> Result<K, String> {
+        serde_json::from_str::<Lean<K>>(text).map(|l| l.0).map_err(|e| e.to_string())
+    }
+
+    fn job_json() -> serde_json::Value {
+        json!({
+            "apiVersion": "batch/v1", "kind": "Job",
+            "metadata": {
+                "name": "j", "namespace": "ns", "uid": "u-1", "resourceVersion": "7",
+                "labels": {"managedFields": "a label that must stay", "app": "x"},
+                "annotations": {"a": "b"},
+                "managedFields": [{
+                    "manager": "kubectl", "operation": "Update", "apiVersion": "batch/v1",
+                    "time": "2026-12-07T00:00:00Z", "fieldsType": "FieldsV1",
+                    "fieldsV1": {"f:spec": {"f:template": {"f:spec": {"f:containers": {"k:{\"name\":\"c\"}": {".": {}}}}}}}
+                }],
+                "ownerReferences": [{"apiVersion": "batch/v1", "kind": "CronJob", "name": "cj", "uid": "u-0", "controller": true}],
+                "creationTimestamp": "2026-12-07T00:00:00Z"
+            },
+            "spec": {"parallelism": 2, "template": {
+                "metadata": {"labels": {"x": "y"}},
+                "spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "busybox"}]}}},
+            "status": {"active": 1, "startTime": "2026-12-07T00:00:01Z"}
+        })
+    }
+
+    #[test]
+    fn a_job_decodes_as_with_managed_fields_cleared_afterwards() {
+        let text = job_json().to_string();
+        let got: Job = lean(&text).expect("decodes");
+        assert_eq!(Ok(got.clone()), expected::<Job>(&text));
+        assert!(got.metadata.managed_fields.is_none());
+        // Everything else is there, a label named like the skipped key included.
+        assert_eq!(got.metadata.labels.as_ref().unwrap()["managedFields"], "a label that must stay");
+        assert_eq!(got.spec.as_ref().unwrap().parallelism, Some(2));
+        assert_eq!(got.status.as_ref().unwrap().active, Some(1));
+        assert_eq!(got.metadata.owner_references.as_ref().unwrap()[0].name, "cj");
+    }
+
+    #[test]
+    fn key_order_escapes_and_nesting_do_not_matter() {
+        let mut v = job_json();
+        // metadata last, managedFields first in it.
+        let meta = v.as_object_mut().unwrap().remove("metadata").unwrap();
+        let mut reordered = serde_json::Map::new();
+        reordered.insert("managedFields".into(), meta["managedFields"].clone());
+        for (k, x) in meta.as_object().unwrap() {
+            reordered.entry(k.clone()).or_insert_with(|| x.clone());
+        }
+        v.as_object_mut().unwrap().insert("metadata".into(), reordered.into());
+        let text = v.to_string();
+        assert_eq!(lean::<Job>(&text), expected::<Job>(&text));
+        // Keys spelled with escapes are the same keys.
+        let escaped = text
+            .replace("\"managedFields\":[", "\"managed\\u0046ields\":[")
+            .replace("\"metadata\"", "\"meta\\u0064ata\"");
+        assert!(escaped.contains("\\u0046") && escaped.contains("\\u0064"));
+        let got: Job = lean(&escaped).expect("decodes");
+        assert!(got.metadata.managed_fields.is_none());
+        assert_eq!(Ok(got), expected::<Job>(&escaped));
+        // A `managedFields` anywhere but the object's own metadata is not touched (the pod
+        // template's metadata is a different level: k8s-openapi decodes it there as usual).
+        let mut nested = job_json();
+        nested["spec"]["template"]["metadata"]["managedFields"] = nested["metadata"]["managedFields"].clone();
+        let text = nested.to_string();
+        let got: Job = lean(&text).expect("decodes");
+        assert!(got.spec.unwrap().template.metadata.unwrap().managed_fields.is_some());
+    }
+
+    #[test]
+    fn absent_null_and_empty_metadata_decode_as_before() {
+        for text in [
+            r#"{"spec": {"template": {}}}"#,
+            r#"{"metadata": null}"#,
+            r#"{"metadata": {}}"#,
+            r#"{"metadata": {"managedFields": null, "name": "a"}}"#,
+            r#"{"metadata": {"managedFields": [], "name": "a"}}"#,
+        ] {
+            assert_eq!(lean::<Job>(text), expected::<Job>(text), "{text}");
+        }
+    }
+
+    #[test]
+    fn bad_input_fails_as_it_would_have() {
+        for text in [
+            r#"{"metadata": "a string"}"#,
+            r#"{"metadata": {"name": 5}}"#,
+            r#"{"metadata": {"managedFields": [1, 2"#,
+            r#"{"metadata": {"managedFields": [{"manager": "x"}], "name": 5}}"#,
+            r#"["not", "an", "object"]"#,
+            r#"{"spec": {"parallelism": "two"}}"#,
+            "",
+        ] {
+            let (got, want) = (lean::<Job>(text), expected::<Job>(text));
+            assert!(got.is_err(), "{text} must fail");
+            // The managedFields of the third and fourth are skipped, so only the kind of
+            // failure is compared there; elsewhere the error is the same.
+            if !text.contains("managedFields") {
+                assert_eq!(got, want, "{text}");
+            }
+        }
+        // A malformed managedFields is still malformed JSON, but a well-formed one of the wrong
+        // shape is never looked at (it is not kept either).
+        assert!(lean::<Job>(r#"{"metadata": {"managedFields": "not a list", "name": "a"}}"#).is_ok());
+    }
+
+    #[test]
+    fn watch_events_and_lists_decode_through_it() {
+        let ev = json!({"type": "ADDED", "object": job_json()}).to_string();
+        let got: WatchEvent<Lean<Job>> = serde_json::from_str(&ev).expect("event");
+        let WatchEvent::Added(Lean(job)) = got else { panic!("added") };
+        assert!(job.metadata.managed_fields.is_none());
+        assert_eq!(job.metadata.name.as_deref(), Some("j"));
+        // The object before the type (buffered by serde's adjacently tagged decoding).
+        let ev = format!(r#"{{"object": {}, "type": "MODIFIED"}}"#, job_json());
+        let got: WatchEvent<Lean<Job>> = serde_json::from_str(&ev).expect("event");
+        let WatchEvent::Modified(Lean(job)) = got else { panic!("modified") };
+        assert_eq!(Ok(job), expected::<Job>(&job_json().to_string()));
+        let cj = json!({"metadata": {"name": "c", "managedFields": [{"manager": "m"}]},
+                        "spec": {"schedule": "* * * * *", "jobTemplate": {"spec": {"template": {}}}}});
+        let list = json!({"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": "9"}, "items": [cj.clone(), cj]});
+        let got: kube::core::ObjectList<Lean<CronJob>> = serde_json::from_value(list).expect("list");
+        assert_eq!(got.items.len(), 2);
+        assert!(got.items.iter().all(|c| c.0.metadata.managed_fields.is_none() && c.0.spec.is_some()));
+    }
+
+    #[test]
+    fn the_resource_is_the_same() {
+        assert_eq!(Lean::<Job>::url_path(&(), Some("ns")), Job::url_path(&(), Some("ns")));
+        assert_eq!(Lean::<CronJob>::kind(&()), "CronJob");
+        assert_eq!(Lean::<CronJob>::api_version(&()), "batch/v1");
+    }
+}
