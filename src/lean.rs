@@ -310,6 +310,7 @@ impl<'de, S: DeserializeSeed<'de>> DeserializeSeed<'de> for MetaSeed<S> {
 mod tests {
     use super::*;
     use k8s_openapi::api::batch::v1::{CronJob, Job};
+    use k8s_openapi::api::core::v1::Pod;
     use kube::api::WatchEvent;
     use serde_json::json;
 
@@ -444,6 +445,38 @@ mod tests {
         let got: kube::core::ObjectList<Lean<CronJob>> = serde_json::from_value(list).expect("list");
         assert_eq!(got.items.len(), 2);
         assert!(got.items.iter().all(|c| c.0.metadata.managed_fields.is_none() && c.0.spec.is_some()));
+    }
+
+    /// Every field of a pod as the API server serves it survives but `managedFields` (the node
+    /// simulator reads its pods through `Lean<Pod>`).
+    #[test]
+    fn a_pod_keeps_every_field_but_managed_fields() {
+        let doc = json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {
+                "name": "p", "namespace": "ns", "uid": "u-1", "resourceVersion": "42", "generation": 3,
+                "generateName": "p-", "selfLink": "/api/v1/namespaces/ns/pods/p",
+                "creationTimestamp": "2026-12-07T00:00:00Z", "deletionTimestamp": "2026-12-07T00:01:00Z",
+                "deletionGracePeriodSeconds": 30,
+                "labels": {"a": "b"}, "annotations": {"jobwright.dev/simulate-duration": "0"},
+                "finalizers": ["batch.kubernetes.io/job-tracking"],
+                "ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job", "name": "j", "uid": "u-0", "controller": true}],
+                "managedFields": [{"manager": "m", "operation": "Update", "apiVersion": "v1",
+                                   "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {"f:containers": {}}}}]
+            },
+            "spec": {"containers": [{"name": "c", "image": "busybox", "args": ["true"]}], "nodeName": "n-0",
+                     "restartPolicy": "Never"},
+            "status": {"phase": "Succeeded", "conditions": [{"type": "Ready", "status": "False"}],
+                       "containerStatuses": [{"name": "c", "image": "busybox", "imageID": "", "ready": false,
+                                              "restartCount": 0, "state": {"terminated": {"exitCode": 0}}}]}
+        })
+        .to_string();
+        let want = expected::<Pod>(&doc).expect("decodes");
+        assert_eq!(lean::<Pod>(&doc), Ok(want.clone()));
+        assert_eq!(want.metadata.finalizers.as_ref().map(Vec::len), Some(1));
+        let bare = r#"{"metadata": {"labels": null, "managedFields": null}, "spec": null}"#;
+        assert_eq!(lean::<Pod>(bare), Ok(Pod::default()));
+        assert_eq!(lean::<Pod>("{}"), Ok(Pod::default()));
     }
 
     #[test]

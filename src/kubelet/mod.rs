@@ -46,13 +46,13 @@ mod spdy_dictionary;
 pub mod stats;
 pub mod status;
 pub mod streams;
-pub mod wire;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::lean::Lean;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Node, ObjectReference, Pod};
 use kube::Api;
@@ -345,9 +345,8 @@ impl Dispatcher {
         mut binds: mpsc::UnboundedReceiver<BindResult>,
         shutdown: CancellationToken,
     ) {
-        // Decoded without `managedFields`, which nothing here reads ([`wire`]).
-        let pods =
-            watcher(Api::<wire::KubeletPod>::all(self.client.clone()), watcher::Config::default()).default_backoff();
+        // Decoded without `managedFields`, which nothing here reads ([`crate::lean`]).
+        let pods = watcher(Api::<Lean<Pod>>::all(self.client.clone()), watcher::Config::default()).default_backoff();
         let nodes = watcher(Api::<Node>::all(self.client.clone()), watcher::Config::default()).default_backoff();
         let mut pods = std::pin::pin!(pods);
         let mut nodes = std::pin::pin!(nodes);
@@ -408,10 +407,10 @@ impl Dispatcher {
         entry.counted = node;
     }
 
-    fn on_pod_event(&mut self, ev: watcher::Event<wire::KubeletPod>) {
+    fn on_pod_event(&mut self, ev: watcher::Event<Lean<Pod>>) {
         match ev {
             watcher::Event::Init => self.relist = Some(HashSet::new()),
-            watcher::Event::InitApply(wire::KubeletPod(p)) => {
+            watcher::Event::InitApply(Lean(p)) => {
                 if let (Some(seen), Some(uid)) = (self.relist.as_mut(), p.metadata.uid.clone()) {
                     seen.insert(uid);
                 }
@@ -427,8 +426,8 @@ impl Dispatcher {
                     self.ctx.logs.retain_uids(&seen);
                 }
             }
-            watcher::Event::Apply(wire::KubeletPod(p)) => self.on_pod(p),
-            watcher::Event::Delete(wire::KubeletPod(p)) => {
+            watcher::Event::Apply(Lean(p)) => self.on_pod(p),
+            watcher::Event::Delete(Lean(p)) => {
                 if let Some(uid) = p.metadata.uid.as_deref() {
                     self.forget(uid);
                 }

@@ -37,7 +37,7 @@ use super::logs::LogStore;
 use super::process::{ExitInfo, ProcessExecutor, ProcessSpec, StopRequest};
 use super::simulate::{self, SimulateExecutor};
 use super::status::{self, ContainerRun, DEADLINE_MESSAGE, DEADLINE_REASON, PodRun, RunState};
-use super::wire::KubeletPod;
+use crate::lean::Lean;
 
 /// Which executor runs containers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -171,7 +171,7 @@ pub struct Worker {
     ctx: Arc<PodContext>,
     api: Api<Pod>,
     /// The same pods, read back without `managedFields` (status writes, re-reads).
-    pods: Api<KubeletPod>,
+    pods: Api<Lean<Pod>>,
     latest: Pod,
     name: String,
     namespace: String,
@@ -778,7 +778,7 @@ impl Worker {
             }
             // The body is the pod as last read with the new status, sent without copying the pod
             // (its status is put back if the write fails); it holds no `managedFields`, since
-            // every version the worker holds was read without them (`KubeletPod`).
+            // every version the worker holds was read without them (`Lean<Pod>`).
             self.latest.metadata.managed_fields = None;
             let previous = self.latest.status.replace(status);
             let written =
@@ -787,13 +787,13 @@ impl Worker {
                 self.latest.status = previous;
             }
             match written {
-                Ok(KubeletPod(p)) => {
+                Ok(Lean(p)) => {
                     self.latest = p;
                     return Ok(());
                 }
                 Err(e) if is_api_code(&e, 404) => return Err(()),
                 Err(e) if is_api_code(&e, 409) => match self.pods.get_opt(&self.name).await {
-                    Ok(Some(KubeletPod(p))) if p.metadata.uid.as_deref() == Some(&self.uid) => self.latest = p,
+                    Ok(Some(Lean(p))) if p.metadata.uid.as_deref() == Some(&self.uid) => self.latest = p,
                     Ok(_) => return Err(()),
                     Err(e) => {
                         debug!(pod = %self.name, error = %e, "re-reading pod after conflict failed");
