@@ -1313,16 +1313,17 @@ async fn stream_watch(
     interval: Duration,
 ) -> Option<()> {
     let deadline = tokio::time::Instant::now() + timeout;
-    let mut rx = start.rx;
-    for e in &start.initial {
-        if let Some(line) = ctx.translate(e) {
+    let super::store::WatchStart { initial, rv: start_rv, mut rx } = start;
+    let mut last_rv = start_rv.max(initial.last_rv().unwrap_or(0));
+    // Each initial event is decompressed as it is sent and dropped once sent.
+    for e in initial {
+        if let Some(line) = ctx.translate(&e) {
             tx.send(Ok(line)).await.ok()?;
         }
     }
     if send_initial {
-        tx.send(Ok(ctx.bookmark(start.rv, true))).await.ok()?;
+        tx.send(Ok(ctx.bookmark(start_rv, true))).await.ok()?;
     }
-    let mut last_rv = start.rv.max(start.initial.last().map(|e| e.rv).unwrap_or(0));
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
     loop {
         tokio::select! {

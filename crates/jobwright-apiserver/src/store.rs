@@ -458,11 +458,56 @@ pub enum WatchFrom {
 /// A registered watch: the initial events and the live channel.
 pub struct WatchStart {
     /// Initial events (synthetic ADDEDs or replayed history), filtered to the bucket/namespace.
-    pub initial: Vec<Arc<WatchEvent>>,
+    pub initial: Initial,
     /// The resourceVersion the initial events bring the watcher to.
     pub rv: u64,
     /// Live events; closes when the watcher falls behind.
     pub rx: mpsc::Receiver<Arc<WatchEvent>>,
+}
+
+/// A watch's initial events, each decompressed only when it is taken: a replay of the whole
+/// history, or the snapshot of a large bucket, is never held uncompressed at once (the history is
+/// bounded in stored, compressed bytes), and what was sent can be freed as the watch goes on.
+#[derive(Clone)]
+pub struct Initial {
+    replay: std::vec::IntoIter<Change>,
+    snapshot: std::vec::IntoIter<(Id, Entry)>,
+    key: Arc<str>,
+    last_rv: Option<u64>,
+}
+
+impl Initial {
+    /// The resourceVersion of the last initial event, if there is one.
+    pub fn last_rv(&self) -> Option<u64> {
+        self.last_rv
+    }
+}
+
+impl Iterator for Initial {
+    type Item = Arc<WatchEvent>;
+
+    fn next(&mut self) -> Option<Arc<WatchEvent>> {
+        if let Some(c) = self.replay.next() {
+            return Some(Arc::new(c.event()));
+        }
+        let (id, e) = self.snapshot.next()?;
+        Some(Arc::new(WatchEvent {
+            kind: EventType::Added,
+            key: self.key.clone(),
+            namespace: id.ns().to_string(),
+            name: id.name().to_string(),
+            rv: e.rv,
+            object: e.bytes(),
+            meta: e.meta,
+            prev: None,
+            prev_rv: 0,
+        }))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let n = self.replay.len() + self.snapshot.len();
+        (n, Some(n))
+    }
 }
 
 /// A page of a list.
@@ -984,23 +1029,11 @@ impl Store {
             .watchers
             .push(Watcher { namespace: namespace.map(str::to_string), tx });
         drop(inner);
-        // Decompressed after the lock is released: a large snapshot or replay does not stall
-        // writers.
-        let mut initial: Vec<Arc<WatchEvent>> = replay.into_iter().map(|c| Arc::new(c.event())).collect();
-        let key_arc: Arc<str> = Arc::from(key);
-        initial.extend(snapshot.into_iter().map(|(id, e)| {
-            Arc::new(WatchEvent {
-                kind: EventType::Added,
-                key: key_arc.clone(),
-                namespace: id.ns().to_string(),
-                name: id.name().to_string(),
-                rv: e.rv,
-                object: e.bytes(),
-                meta: e.meta,
-                prev: None,
-                prev_rv: 0,
-            })
-        }));
+        // Decompressed after the lock is released, one event at a time as the watch sends them:
+        // a large snapshot or replay neither stalls writers nor sits in memory uncompressed.
+        let last_rv = snapshot.last().map(|(_, e)| e.rv).or(replay.last().map(|c| c.rv));
+        let initial =
+            Initial { replay: replay.into_iter(), snapshot: snapshot.into_iter(), key: Arc::from(key), last_rv };
         Ok(WatchStart { initial, rv, rx })
     }
 
@@ -1215,7 +1248,7 @@ mod tests {
         assert_eq!(err.code, 410);
         assert_eq!(err.message, "too old resource version: 1 (2)");
         let w = s.watch(&info.storage_key, None, WatchFrom::Rv(2)).unwrap();
-        assert_eq!(w.initial.iter().map(|e| e.name.as_str()).collect::<Vec<_>>(), ["c", "d"]);
+        assert_eq!(w.initial.clone().map(|e| e.name.clone()).collect::<Vec<_>>(), ["c", "d"]);
     }
 
     #[test]
@@ -1244,7 +1277,7 @@ mod tests {
         let err = s.watch(&info.storage_key, None, WatchFrom::Rv(1)).err().unwrap();
         assert_eq!((err.code, err.message.as_str()), (410, "too old resource version: 1 (2)"));
         let w = s.watch(&info.storage_key, None, WatchFrom::Rv(2)).unwrap();
-        assert_eq!(w.initial.iter().map(|e| e.name.as_str()).collect::<Vec<_>>(), ["c", "d", "e"]);
+        assert_eq!(w.initial.clone().map(|e| e.name.clone()).collect::<Vec<_>>(), ["c", "d", "e"]);
         assert_eq!(
             s.list_at(&info.storage_key, None, None, 0, &|_| true, Some(1)).unwrap_err(),
             ListAtError::Compacted { compacted: 2 }
@@ -1254,14 +1287,14 @@ mod tests {
         e2["data"]["k"] = json!(noise(99));
         s.write(&info, "default", "e", Expect::Exists, Op::Put(e2)).unwrap();
         let w = s.watch(&info.storage_key, None, WatchFrom::Rv(4)).unwrap();
-        assert_eq!(w.initial.iter().map(|e| e.rv).collect::<Vec<_>>(), [5, 6]);
+        assert_eq!(w.initial.clone().map(|e| e.rv).collect::<Vec<_>>(), [5, 6]);
         assert!(s.watch(&info.storage_key, None, WatchFrom::Rv(3)).is_err());
         // One event larger than the bound is still kept: the latest change is always watchable.
         let s = Store::new(StoreConfig { history: 100, history_bytes: 10, watcher_buffer: 10 });
         s.write(&info, "default", "a", Expect::Absent, Op::Put(big("a"))).unwrap();
         s.write(&info, "default", "b", Expect::Absent, Op::Put(big("b"))).unwrap();
         let w = s.watch(&info.storage_key, None, WatchFrom::Rv(1)).unwrap();
-        assert_eq!(w.initial.iter().map(|e| e.name.as_str()).collect::<Vec<_>>(), ["b"]);
+        assert_eq!(w.initial.clone().map(|e| e.name.clone()).collect::<Vec<_>>(), ["b"]);
     }
 
     #[test]
@@ -1307,7 +1340,7 @@ mod tests {
         );
         let w = s.watch(&info.storage_key, None, WatchFrom::Snapshot).unwrap();
         assert_eq!(
-            w.initial.iter().map(|e| e.object.clone()).collect::<Vec<_>>(),
+            w.initial.clone().map(|e| e.object.clone()).collect::<Vec<_>>(),
             written.values().cloned().collect::<Vec<_>>()
         );
         let d = s.write(&info, "default", "cm-0001", Expect::Exists, Op::Delete).unwrap();
@@ -1319,8 +1352,8 @@ mod tests {
         changes.push((EventType::Deleted, d.bytes.clone()));
         // A watch replaying the history (kept compressed) gets every change's bytes as sent live.
         let w = s.watch(&info.storage_key, None, WatchFrom::Rv(at)).unwrap();
-        assert_eq!(w.initial.iter().map(|e| (e.kind, e.object.clone())).collect::<Vec<_>>(), changes);
-        assert!(w.initial.iter().all(|e| e.prev.is_some() && e.prev_rv > 0 && e.prev_rv < e.rv));
+        assert_eq!(w.initial.clone().map(|e| (e.kind, e.object.clone())).collect::<Vec<_>>(), changes);
+        assert!(w.initial.clone().all(|e| e.prev.is_some() && e.prev_rv > 0 && e.prev_rv < e.rv));
     }
 
     #[test]
