@@ -479,6 +479,114 @@ mod tests {
         assert_eq!(lean::<Pod>("{}"), Ok(Pod::default()));
     }
 
+    /// Arbitrary JSON: scalars (strings with quotes and backslashes), lists and maps whose keys
+    /// include the ones `Lean` looks at.
+    fn arb_json() -> impl proptest::strategy::Strategy<Value = serde_json::Value> {
+        use proptest::prelude::*;
+        use serde_json::Value;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(Value::from),
+            "[a-z\\\\\"é]{0,6}".prop_map(Value::from),
+        ];
+        leaf.prop_recursive(4, 32, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
+                prop::collection::btree_map("[a-zA-Z]{0,5}|managedFields|metadata|name|labels", inner, 0..4)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    /// Where the arbitrary value goes in a Job.
+    const PATHS: &[&[&str]] = &[
+        &["metadata", "managedFields"],
+        &["metadata", "managedFields", "0"],
+        &["metadata", "managedFields", "0", "fieldsV1"],
+        &["metadata"],
+        &["metadata", "name"],
+        &["metadata", "labels"],
+        &["metadata", "unknownKey"],
+        &["metadata", "ownerReferences"],
+        &["spec"],
+        &["spec", "template", "metadata"],
+        &["spec", "template", "metadata", "managedFields"],
+        &["status"],
+        &["kind"],
+        &["junk"],
+    ];
+
+    fn set(doc: &mut serde_json::Value, path: &[&str], v: serde_json::Value) {
+        let mut at = doc;
+        for (i, key) in path.iter().enumerate() {
+            let last = i + 1 == path.len();
+            at = match at {
+                serde_json::Value::Array(items) => {
+                    let slot = &mut items[key.parse::<usize>().expect("index")];
+                    if last {
+                        *slot = v;
+                        return;
+                    }
+                    slot
+                }
+                serde_json::Value::Object(m) if last => {
+                    m.insert((*key).to_owned(), v);
+                    return;
+                }
+                serde_json::Value::Object(m) => m.entry(*key).or_insert_with(|| json!({})),
+                _ => return,
+            };
+        }
+    }
+
+    proptest::proptest! {
+        /// Whatever a (buggy or hostile) server sends, `Lean<Job>` gives what `Job` gives for
+        /// the same document without its top-level `metadata.managedFields`: the same object, or
+        /// an error where that fails (the same error when the document had no such key).
+        #[test]
+        fn arbitrary_documents_decode_as_without_managed_fields(
+            path in 0..PATHS.len(),
+            v in arb_json(),
+        ) {
+            let mut doc = job_json();
+            set(&mut doc, PATHS[path], v);
+            let mut reference = doc.clone();
+            let had = reference
+                .get_mut("metadata")
+                .and_then(|m| m.as_object_mut())
+                .and_then(|m| m.remove("managedFields"))
+                .is_some();
+            let (got, want) = (lean::<Job>(&doc.to_string()), expected::<Job>(&reference.to_string()));
+            match (&got, &want) {
+                (Ok(a), Ok(b)) => proptest::prop_assert_eq!(a, b),
+                (Err(a), Err(b)) if !had => proptest::prop_assert_eq!(a, b),
+                (Err(_), Err(_)) => {}
+                _ => proptest::prop_assert!(false, "lean {:?} against {:?} for {}", got, want, doc),
+            }
+        }
+    }
+
+    /// Deep nesting: inside the skipped `managedFields` it is read past without recursion (no
+    /// stack overflow, nothing kept, so the object decodes); anywhere else it decodes or fails
+    /// exactly as for `Job` itself.
+    #[test]
+    fn deep_nesting_neither_crashes_nor_differs_where_kept() {
+        let deep = format!("{}{}", "[".repeat(200_000), "]".repeat(200_000));
+        let skipped = format!(r#"{{"metadata": {{"name": "a", "managedFields": {deep}}}}}"#);
+        let got: Job = lean(&skipped).expect("read past");
+        assert_eq!(got.metadata.name.as_deref(), Some("a"));
+        assert!(serde_json::from_str::<Job>(&skipped).is_err(), "plain decoding hits the recursion limit");
+        for kept in [
+            format!(r#"{{"metadata": {{"name": "a", "labels": {{"x": {deep}}}}}}}"#),
+            format!(r#"{{"spec": {{"template": {{"metadata": {{"managedFields": {deep}}}}}}}}}"#),
+            format!(r#"{{"junk": {deep}, "metadata": {{"name": "a"}}}}"#),
+        ] {
+            assert_eq!(lean::<Job>(&kept), expected::<Job>(&kept));
+        }
+    }
+
     #[test]
     fn the_resource_is_the_same() {
         assert_eq!(Lean::<Job>::url_path(&(), Some("ns")), Job::url_path(&(), Some("ns")));
