@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod agent;
 pub use jobwright_apiserver as apiserver;
 pub mod crd;
 pub mod cronjob;

@@ -179,10 +179,20 @@ pub async fn run(
         }
         Some(_) => None,
     };
-    let client = if args.tcp_clients {
-        kube::Client::try_from(kube::Config::new(url.parse()?))?
+    // The controllers and the node simulator identify themselves as in a cluster (the field
+    // managers of their writes; see `crate::agent`).
+    let (client, kubelet_client) = if args.tcp_clients {
+        let tcp = |ua| -> Result<kube::Client, Box<dyn std::error::Error>> {
+            let mut cfg = kube::Config::new(url.parse()?);
+            crate::agent::set(&mut cfg, ua);
+            Ok(kube::Client::try_from(cfg)?)
+        };
+        (tcp(crate::agent::controllers())?, tcp(crate::agent::kubelet())?)
     } else {
-        in_process_client(running.server.clone())
+        (
+            in_process_client(running.server.clone(), crate::agent::controllers()),
+            in_process_client(running.server.clone(), crate::agent::kubelet()),
+        )
     };
     let (network, network_note) = start_pod_network(&args, &client).await;
     let kubelet_config = KubeletConfig {
@@ -197,7 +207,7 @@ pub async fn run(
         events: !args.no_pod_events,
         ..Default::default()
     };
-    let kubelet = Kubelet::start(client.clone(), kubelet_config).await?;
+    let kubelet = Kubelet::start(kubelet_client, kubelet_config).await?;
 
     let job_config = crate::job::Config {
         manage_all: true,
@@ -301,10 +311,13 @@ const IN_PROCESS_RESPONSE_TIMEOUT: Duration = Duration::from_secs(295);
 /// the in-process components are exempt from those, as kube-apiserver's own loopback clients
 /// are (API Priority and Fairness's `exempt` level); each bounds its own concurrency (the
 /// controllers' worker counts, the kubelet's workers).
-pub fn in_process_client(server: std::sync::Arc<http::Server>) -> kube::Client {
+///
+/// Every request carries `user_agent`, as a TCP client's `kube::Config` headers would.
+pub fn in_process_client(server: std::sync::Arc<http::Server>, user_agent: ::http::HeaderValue) -> kube::Client {
     use tower::ServiceExt as _;
     let router = http::router(server);
-    let serve = tower::service_fn(move |req: ::http::Request<kube::client::Body>| {
+    let serve = tower::service_fn(move |mut req: ::http::Request<kube::client::Body>| {
+        req.headers_mut().insert(::http::header::USER_AGENT, user_agent.clone());
         let task = tokio::spawn(router.clone().oneshot(req));
         async move {
             match tokio::time::timeout(IN_PROCESS_RESPONSE_TIMEOUT, task).await {
@@ -364,6 +377,7 @@ mod tests {
     fn config_map(name: &str) -> ConfigMap {
         let mut cm = ConfigMap::default();
         cm.metadata.name = Some(name.into());
+        cm.data = Some([("k".to_string(), "v".to_string())].into());
         cm
     }
 
@@ -372,11 +386,14 @@ mod tests {
     #[tokio::test]
     async fn in_process_client_reads_writes_watches_and_its_watches_end_at_shutdown() {
         let server = http::Server::new(http::ServerConfig::default());
-        let client = in_process_client(server.clone());
+        let client = in_process_client(server.clone(), crate::agent::controllers());
         let cms: Api<ConfigMap> = Api::namespaced(client, "default");
         let mut watch = cms.watch(&WatchParams::default(), "0").await.expect("watch").boxed();
         let created = cms.create(&PostParams::default(), &config_map("a")).await.expect("create");
         assert!(created.metadata.uid.is_some() && created.metadata.resource_version.is_some());
+        // The client's agent names the write's field manager, as over TCP.
+        let managers: Vec<_> = created.metadata.managed_fields.iter().flatten().map(|e| e.manager.clone()).collect();
+        assert_eq!(managers, [Some("jobwright".to_string())]);
         let first = tokio::time::timeout(Duration::from_secs(30), watch.try_next()).await.expect("an event in time");
         match first.expect("no watch error") {
             Some(WatchEvent::Added(cm)) => assert_eq!(cm.metadata.name.as_deref(), Some("a")),

@@ -112,13 +112,14 @@ struct ControllerArgs {
 /// Runs the Job (and TTL, and with `--cronjob-controller` CronJob) controllers for every leadership term until SIGTERM/SIGINT
 /// ([`jobwright::ops::Ops::run_controllers`], which the RBAC proof test runs too).
 async fn run_controller(args: ControllerArgs) -> Result<(), Box<dyn std::error::Error>> {
-    let cfg = match args.kubeconfig {
+    let mut cfg = match args.kubeconfig {
         Some(path) => {
             let kc = kube::config::Kubeconfig::read_from(path)?;
             kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default()).await?
         }
         None => kube::Config::infer().await?,
     };
+    jobwright::agent::set(&mut cfg, jobwright::agent::controllers());
     let ops = jobwright::ops::Ops::start(&args.ops, cfg).await?;
     let config =
         jobwright::job::Config { manage_all: args.manage_all_jobs, workers: args.workers, ..Default::default() };

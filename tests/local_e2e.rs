@@ -106,6 +106,24 @@ fn examples_reach_their_documented_end() {
     local.wait("hello-world-job", "complete");
     assert_eq!(local.ok(&["logs", "job/hello-world-job"]).trim(), "Hello, World!");
     describe_has_events(&local, "job", "hello-world-job", &["SuccessfulCreate", "Completed"]);
+    // Field managers as a cluster names them: the controller's writes under its agent's program
+    // (`jobwright`), the node's under `kubelet`, kubectl's own.
+    let managers = |kind: &str, name: &str| -> Vec<(String, String, String)> {
+        let obj: serde_json::Value =
+            serde_json::from_str(&local.ok(&["get", kind, name, "-o", "json", "--show-managed-fields"])).unwrap();
+        let entries = obj["metadata"]["managedFields"].as_array().cloned().unwrap_or_default();
+        let field = |e: &serde_json::Value, k: &str| e[k].as_str().unwrap_or_default().to_string();
+        entries.iter().map(|e| (field(e, "manager"), field(e, "operation"), field(e, "subresource"))).collect()
+    };
+    let job = managers("job", "hello-world-job");
+    let entry = |m: &str, sub: &str| (m.to_string(), "Update".to_string(), sub.to_string());
+    assert!(job.contains(&entry("kubectl-client-side-apply", "")), "{job:?}");
+    assert!(job.contains(&entry("jobwright", "status")), "{job:?}");
+    let pod = local.ok(&["get", "pods", "-l", "job-name=hello-world-job", "-o", "jsonpath={.items[0].metadata.name}"]);
+    let pod = managers("pod", &pod);
+    assert!(pod.contains(&entry("jobwright", "")), "{pod:?}");
+    assert!(pod.contains(&entry("kubelet", "status")), "{pod:?}");
+    assert!(pod.iter().chain(&job).all(|(m, _, _)| !m.is_empty()), "an entry without a manager: {pod:?} {job:?}");
 
     // The same hello-world as a jobwright.dev/v1 Job (the CRD `jobwright local` installs).
     local.ok(&["wait", "--for=condition=Complete", "wjob/hello-world-wjob", "--timeout=90s"]);

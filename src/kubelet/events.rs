@@ -159,7 +159,7 @@ mod tests {
     #[tokio::test]
     async fn writes_events_as_the_kube_runtime_recorder_and_aggregates_repeats() {
         let server = http::Server::new(http::ServerConfig::default());
-        let client = crate::local::in_process_client(server.clone());
+        let client = crate::local::in_process_client(server.clone(), crate::agent::kubelet());
         let reporter = Reporter { controller: "kubelet".into(), instance: Some("node-0".into()) };
         let w = EventWriter::new(client.clone(), reporter);
         let c = pod_ref(Some("spec.containers{c}"));
@@ -209,7 +209,7 @@ mod tests {
     #[tokio::test]
     async fn a_refused_event_is_an_error_and_not_cached() {
         let server = http::Server::new(http::ServerConfig::default());
-        let client = crate::local::in_process_client(server.clone());
+        let client = crate::local::in_process_client(server.clone(), crate::agent::kubelet());
         let w = EventWriter::new(client, Reporter { controller: "kubelet".into(), instance: None });
         let mut missing_ns = pod_ref(None);
         missing_ns.namespace = Some("no-such-namespace".into());
