@@ -1301,6 +1301,39 @@ fn watch(
     Ok(r)
 }
 
+/// The most a watch puts in one chunk of its response when events wait to be sent.
+const WATCH_CHUNK: usize = 64 * 1024;
+
+/// Watch event lines gathered into one chunk of the response body (whole lines only, in order).
+#[derive(Default)]
+struct Chunk {
+    first: Option<Bytes>,
+    more: BytesMut,
+}
+
+impl Chunk {
+    /// Adds a line; gives the chunk back once it holds `WATCH_CHUNK` bytes or more.
+    fn push(&mut self, line: Bytes) -> Option<Bytes> {
+        match self.first.take() {
+            // One line alone is sent as it is, without a copy.
+            None if self.more.is_empty() => self.first = Some(line),
+            Some(first) => {
+                self.more.reserve(first.len() + line.len());
+                self.more.extend_from_slice(&first);
+                self.more.extend_from_slice(&line);
+            }
+            None => self.more.extend_from_slice(&line),
+        }
+        let len = self.first.as_ref().map_or(self.more.len(), Bytes::len);
+        if len >= WATCH_CHUNK { self.take() } else { None }
+    }
+
+    /// What was gathered, if anything.
+    fn take(&mut self) -> Option<Bytes> {
+        self.first.take().or_else(|| (!self.more.is_empty()).then(|| self.more.split().freeze()))
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn stream_watch(
     ctx: WatchCtx,
@@ -1315,11 +1348,18 @@ async fn stream_watch(
     let deadline = tokio::time::Instant::now() + timeout;
     let super::store::WatchStart { initial, rv: start_rv, mut rx } = start;
     let mut last_rv = start_rv.max(initial.last_rv().unwrap_or(0));
-    // Each initial event is decompressed as it is sent and dropped once sent.
+    // Each initial event is decompressed as it is sent and dropped once sent (in chunks of at
+    // most `WATCH_CHUNK` bytes).
+    let mut chunk = Chunk::default();
     for e in initial {
-        if let Some(line) = ctx.translate(&e) {
-            tx.send(Ok(line)).await.ok()?;
+        if let Some(line) = ctx.translate(&e)
+            && let Some(full) = chunk.push(line)
+        {
+            tx.send(Ok(full)).await.ok()?;
         }
+    }
+    if let Some(rest) = chunk.take() {
+        tx.send(Ok(rest)).await.ok()?;
     }
     if send_initial {
         tx.send(Ok(ctx.bookmark(start_rv, true))).await.ok()?;
@@ -1330,8 +1370,18 @@ async fn stream_watch(
             ev = rx.recv() => {
                 let e = ev?;
                 last_rv = last_rv.max(e.rv);
-                if let Some(line) = ctx.translate(&e) {
-                    tx.send(Ok(line)).await.ok()?;
+                let mut chunk = Chunk::default();
+                let mut out = ctx.translate(&e).and_then(|line| chunk.push(line));
+                // Events already waiting (a writer outpacing this watcher) go out with it as one
+                // chunk: one body frame and one socket write instead of one each. A watcher that
+                // keeps up gets each event alone, as before.
+                while out.is_none() {
+                    let Ok(e) = rx.try_recv() else { break };
+                    last_rv = last_rv.max(e.rv);
+                    out = ctx.translate(&e).and_then(|line| chunk.push(line));
+                }
+                for part in out.into_iter().chain(chunk.take()) {
+                    tx.send(Ok(part)).await.ok()?;
                 }
             }
             _ = tick.tick(), if bookmarks => {
@@ -1545,5 +1595,70 @@ mod tests {
         assert!(ctx.translate(&ev(EventType::Modified, obj("y", 5), Some(obj("z", 4)), 5)).is_none());
         assert!(ctx.translate(&ev(EventType::Added, obj("y", 6), None, 6)).is_none());
         assert_eq!(line(ctx.translate(&ev(EventType::Deleted, obj("x", 7), None, 7))).unwrap()["type"], "DELETED");
+    }
+
+    #[test]
+    fn chunks_keep_whole_lines_in_order_and_send_a_lone_line_uncopied() {
+        let mut c = Chunk::default();
+        assert_eq!(c.take(), None);
+        let a = Bytes::from_static(b"a\n");
+        assert_eq!(c.push(a.clone()), None);
+        let alone = c.take().unwrap();
+        assert_eq!(alone.as_ptr(), a.as_ptr(), "a lone line is not copied");
+        assert_eq!(c.take(), None);
+        for l in [&b"1\n"[..], b"22\n", b"333\n"] {
+            assert_eq!(c.push(Bytes::copy_from_slice(l)), None);
+        }
+        assert_eq!(c.take().unwrap(), &b"1\n22\n333\n"[..]);
+        // A chunk is given back once it reaches the limit, with whole lines only.
+        let big = Bytes::from(vec![b'x'; WATCH_CHUNK / 2]);
+        assert_eq!(c.push(big.clone()), None);
+        let full = c.push(big.clone()).expect("full");
+        assert_eq!(full.len(), WATCH_CHUNK);
+        assert_eq!(c.take(), None);
+        assert_eq!(c.push(Bytes::from(vec![b'y'; WATCH_CHUNK + 1])).map(|b| b.len()), Some(WATCH_CHUNK + 1));
+    }
+
+    /// Events that wait for a watcher go out together (a few body frames, not one per event),
+    /// every one of them, in order, each a whole line; a live event afterwards still goes alone.
+    #[tokio::test]
+    async fn a_watchers_backlog_goes_out_in_few_chunks_every_event_in_order() {
+        use tokio_stream::StreamExt as _;
+        use tower::ServiceExt as _;
+        let s = Server::new(ServerConfig::default());
+        let cms = s.api.info("", "configmaps");
+        let create = |i: usize| {
+            let obj = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": format!("cm-{i:04}")},
+                             "data": {"k": "v".repeat(i % 300)}});
+            s.api.create(&cms, "default", obj, &WriteOptions::default()).expect("create");
+        };
+        let req = Request::get("/api/v1/namespaces/default/configmaps?watch=1").body(Body::empty()).unwrap();
+        let resp = router(s.clone()).oneshot(req).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        // The watch is registered; on this single-threaded runtime its task cannot run while
+        // these writes queue up 2,000 events for it.
+        const N: usize = 2_000;
+        (0..N).for_each(create);
+        let mut body = resp.into_body().into_data_stream();
+        let (mut frames, mut buf, mut names) = (0, Vec::new(), Vec::new());
+        while names.len() < N {
+            let frame = body.next().await.expect("more").expect("a frame");
+            frames += 1;
+            buf.extend_from_slice(&frame);
+            assert_eq!(buf.last(), Some(&b'\n'), "frames end at line ends");
+            for line in buf.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+                let ev: Value = serde_json::from_slice(line).expect("a whole JSON line");
+                assert_eq!(ev["type"], "ADDED");
+                names.push(ev["object"]["metadata"]["name"].as_str().unwrap().to_string());
+            }
+            buf.clear();
+        }
+        let want: Vec<String> = (0..N).map(|i| format!("cm-{i:04}")).collect();
+        assert_eq!(names, want);
+        assert!(frames < N / 10, "{frames} frames for {N} waiting events");
+        create(N);
+        let frame = body.next().await.expect("more").expect("a frame");
+        let ev: Value = serde_json::from_slice(frame.strip_suffix(b"\n").unwrap()).unwrap();
+        assert_eq!(ev["object"]["metadata"]["name"], format!("cm-{N:04}"));
     }
 }
