@@ -281,6 +281,8 @@ impl PodLogs {
         let i = match self.runs.iter().position(|(name, _)| name == container) {
             Some(i) => i,
             None => {
+                // Room for this one only (a first push reserves four).
+                self.runs.reserve_exact(1);
                 self.runs.push((container.to_string(), ContainerRuns::default()));
                 self.runs.len() - 1
             }
