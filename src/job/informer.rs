@@ -363,12 +363,14 @@ mod tests {
             let (mut a, mut b) = (active.clone(), active);
             let (oa, ob) = (sync::observe_jobs(&mut a, &[&trimmed]), sync::observe_jobs(&mut b, &[&full]));
             assert_eq!((a, format!("{oa:?}")), (b, format!("{ob:?}")), "{name}");
-            let mut cj = k8s_openapi::api::batch::v1::CronJob::default();
-            cj.spec = Some(k8s_openapi::api::batch::v1::CronJobSpec {
-                successful_jobs_history_limit: Some(0),
-                failed_jobs_history_limit: Some(0),
+            let cj = k8s_openapi::api::batch::v1::CronJob {
+                spec: Some(k8s_openapi::api::batch::v1::CronJobSpec {
+                    successful_jobs_history_limit: Some(0),
+                    failed_jobs_history_limit: Some(0),
+                    ..Default::default()
+                }),
                 ..Default::default()
-            });
+            };
             let names = |js: Vec<&Job>| js.iter().map(|j| j.metadata.name.clone()).collect::<Vec<_>>();
             assert_eq!(names(sync::history_to_delete(&cj, &[&trimmed])), names(sync::history_to_delete(&cj, &[&full])));
         }
