@@ -11,7 +11,8 @@
 //! store it reads has already moved on by the time it sees an event.
 //!
 //! The cache keeps what the union of its readers read: the whole Job but `managedFields` (the Job
-//! controller needs the pod template; the TTL and CronJob controllers read a subset of the rest).
+//! controller needs the pod template until the Job has finished; the TTL and CronJob controllers
+//! read a subset of the rest).
 
 use std::sync::Arc;
 
@@ -79,9 +80,13 @@ impl Drop for Running {
     }
 }
 
-/// What the shared cache keeps of a Job: all but `managedFields`, which no reader reads.
+/// What the shared cache keeps of a Job: all but `managedFields`, which no reader reads, and a
+/// finished Job's pod template ([`JobKind::drop_finished_template`]: read only to create pods, and
+/// a finished Job creates none). A later version that is not finished comes whole, as every
+/// watch event carries the whole object.
 fn trim<K: JobKind>(job: &mut K) {
     job.meta_mut().managed_fields = None;
+    job.drop_finished_template();
 }
 
 impl<K: JobKind> JobInformer<K> {
@@ -237,6 +242,174 @@ mod tests {
         assert_eq!(deleted, ["gone", "replaced"], "{seen:?}");
         assert_eq!(seen[10], "initdone", "the deletions come before the re-list's InitDone");
         assert_eq!(store.len(), 2);
+    }
+
+    /// Finished Jobs of every shape the readers distinguish, and unfinished ones.
+    fn shapes() -> Vec<(Job, bool)> {
+        use crate::job::testing::{JobBuilder, at, t0};
+        let complete = |b: JobBuilder| b.condition("Complete", "True", "", "").start_time(t0());
+        let failed = |b: JobBuilder| {
+            b.condition("Failed", "True", "BackoffLimitExceeded", "Job has reached the specified backoff limit")
+        };
+        let mut ttl = complete(JobBuilder::new("ttl")).succeeded(1).build();
+        ttl.spec.as_mut().unwrap().ttl_seconds_after_finished = Some(30);
+        let mut completed_at = complete(JobBuilder::new("done-at")).succeeded(1).build();
+        completed_at.status.as_mut().unwrap().completion_time = Some(crate::job::pods::to_time(at(5)));
+        vec![
+            (complete(JobBuilder::new("done")).succeeded(1).build(), true),
+            (complete(JobBuilder::new("done-onfailure").restart_policy("OnFailure").backoff_limit(0)).build(), true),
+            (
+                failed(JobBuilder::new("failed").indexed().completions(4).backoff_limit_per_index(1)).failed(2).build(),
+                true,
+            ),
+            (failed(JobBuilder::new("failed-deleting")).deleting().build(), true),
+            (complete(JobBuilder::new("done-elsewhere")).managed_by("example.com/other").build(), true),
+            (complete(JobBuilder::new("done-manual").manual_selector()).build(), true),
+            (ttl, true),
+            (completed_at, true),
+            // Not finished: the template stays.
+            (JobBuilder::new("running").restart_policy("OnFailure").backoff_limit(1).build(), false),
+            (JobBuilder::new("failing").condition("FailureTarget", "True", "BackoffLimitExceeded", "m").build(), false),
+            (
+                JobBuilder::new("succeeding")
+                    .condition("SuccessCriteriaMet", "True", "CompletionsReached", "m")
+                    .build(),
+                false,
+            ),
+            (JobBuilder::new("not-complete").condition("Complete", "False", "", "").build(), false),
+        ]
+    }
+
+    /// Pods of `job` in every state a decision looks at.
+    fn pods_of(job: &Job) -> Vec<k8s_openapi::api::core::v1::Pod> {
+        use crate::job::testing::{PodBuilder, at};
+        let other = crate::job::testing::JobBuilder::new("other").build();
+        vec![
+            PodBuilder::for_job(job).succeeded().finished_at(at(3)).build(),
+            PodBuilder::for_job(job).failed().exit_code("main", 3).finished_at(at(4)).build(),
+            PodBuilder::for_job(job).running().ready().restarts(2).build(),
+            PodBuilder::for_job(job).pending().build(),
+            PodBuilder::for_job(job).succeeded().no_finalizer().build(),
+            PodBuilder::for_job(job).running().deleting().build(),
+            PodBuilder::for_job(job).index(1).failed().build(),
+            PodBuilder::for_job(job).orphan().build(),
+            PodBuilder::for_job(job).orphan().no_finalizer().build(),
+            PodBuilder::for_job(&other).build(),
+        ]
+    }
+
+    #[test]
+    fn a_finished_jobs_template_is_dropped_and_no_decision_changes() {
+        use crate::job::testing::{at, test_config};
+        use crate::job::{SyncContext, adopt, plan};
+        use k8s_openapi::api::batch::v1::CronJobStatus;
+        let configs = [test_config(), crate::job::Config::default()];
+        for (full, finished) in shapes() {
+            let name = full.metadata.name.clone().unwrap();
+            let mut trimmed = full.clone();
+            trim(&mut trimmed);
+            let mut want = full.clone();
+            want.metadata.managed_fields = None;
+            if finished {
+                want.spec.as_mut().unwrap().template = Default::default();
+                assert_ne!(full.spec.as_ref().unwrap().template, want.spec.as_ref().unwrap().template);
+            }
+            assert_eq!(trimmed, want, "{name}: only the finished Job's template goes");
+            let pods = pods_of(&full);
+            let uids: Vec<String> = pods.iter().filter_map(|p| p.metadata.uid.clone()).collect();
+            // All of them, none (pods to create), the restarted one (`restartPolicy: OnFailure`).
+            let pod_sets = [pods.clone(), vec![], vec![pods[2].clone()]];
+            let contexts = [
+                SyncContext::default(),
+                SyncContext { pending_finalizer_removals: [uids[0].clone()].into(), ..Default::default() },
+                SyncContext {
+                    expectations_satisfied: false,
+                    expectations_expire_in: Some(std::time::Duration::from_secs(3)),
+                    ..Default::default()
+                },
+            ];
+            // The Job controller: the plan (pods created, deleted, finalizers removed, status,
+            // events, requeue), the claim of each pod, the orphan handling.
+            for config in &configs {
+                for (sctx, pods) in contexts.iter().flat_map(|c| pod_sets.iter().map(move |p| (c, p))) {
+                    for now in [at(0), at(10), at(100_000)] {
+                        assert_eq!(
+                            plan::plan_with(&trimmed, pods, now, config, sctx),
+                            plan::plan_with(&full, pods, now, config, sctx),
+                            "{name}"
+                        );
+                    }
+                }
+                for pod in &pods {
+                    assert_eq!(
+                        plan::orphan_needs_finalizer_removal(pod, Some(&trimmed), config),
+                        plan::orphan_needs_finalizer_removal(pod, Some(&full), config),
+                        "{name}"
+                    );
+                }
+            }
+            for pod in &pods {
+                assert_eq!(adopt::claim(&trimmed, pod), adopt::claim(&full, pod), "{name}");
+            }
+            assert_eq!(<Job as JobKind>::selector(&trimmed), <Job as JobKind>::selector(&full));
+            // The TTL controller.
+            for now in [at(0), at(29), at(31), at(100_000)] {
+                assert_eq!(crate::ttl::time_left(&trimmed, now), crate::ttl::time_left(&full, now), "{name}");
+            }
+            // The CronJob controller: finished, active list, history.
+            use crate::cronjob::sync;
+            assert_eq!(sync::finished(&trimmed), sync::finished(&full));
+            let active = CronJobStatus { active: Some(vec![sync::job_ref(&full)]), ..Default::default() };
+            let (mut a, mut b) = (active.clone(), active);
+            let (oa, ob) = (sync::observe_jobs(&mut a, &[&trimmed]), sync::observe_jobs(&mut b, &[&full]));
+            assert_eq!((a, format!("{oa:?}")), (b, format!("{ob:?}")), "{name}");
+            let cj = k8s_openapi::api::batch::v1::CronJob {
+                spec: Some(k8s_openapi::api::batch::v1::CronJobSpec {
+                    successful_jobs_history_limit: Some(0),
+                    failed_jobs_history_limit: Some(0),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            };
+            let names = |js: Vec<&Job>| js.iter().map(|j| j.metadata.name.clone()).collect::<Vec<_>>();
+            assert_eq!(names(sync::history_to_delete(&cj, &[&trimmed])), names(sync::history_to_delete(&cj, &[&full])));
+        }
+    }
+
+    #[test]
+    fn a_custom_resource_job_keeps_its_template() {
+        let (full, _) = shapes().swap_remove(0);
+        let crd = <crate::crd::Job as JobKind>::from_batch(full);
+        let mut trimmed = crd.clone();
+        trim(&mut trimmed);
+        assert_eq!(trimmed.spec, crd.spec, "its spec is validated whole on every sync");
+    }
+
+    #[tokio::test]
+    async fn the_cache_holds_the_template_exactly_while_the_job_is_not_finished() {
+        let (done, _) = shapes().swap_remove(0);
+        let mut running = done.clone();
+        running.status = None;
+        let mut informer = JobInformer::<Job>::new();
+        let sub = informer.subscribe();
+        let store = sub.store.clone();
+        let (tx, rx) = mpsc::unbounded_channel();
+        let driver = tokio::spawn(informer.drive(UnboundedReceiverStream::new(rx)));
+        let mut events = sub.events;
+        let key = ObjectRef::from_obj(&done);
+        // Running, finished, then (a status writer took the condition back) running again.
+        for (job, has_template) in [(&running, true), (&done, false), (&running, true)] {
+            tx.send(Ok(watcher::Event::Apply(job.clone()))).unwrap();
+            let Some(watcher::Event::Apply(seen)) = events.next().await else { panic!("an Apply") };
+            let template = &seen.spec.as_ref().unwrap().template;
+            assert_eq!(template.spec.is_some(), has_template, "the event");
+            let want = if has_template { running.spec.as_ref().unwrap().template.clone() } else { Default::default() };
+            assert_eq!(*template, want);
+            let cached = store.get(&key).expect("cached");
+            assert!(Arc::ptr_eq(&cached, &seen), "the event is the cached object");
+        }
+        drop(tx);
+        driver.await.unwrap();
     }
 
     #[tokio::test]

@@ -133,6 +133,11 @@ pub trait JobKind:
     fn owns(r: &OwnerReference) -> bool {
         r.api_version == Self::api_version(&()) && r.kind == Self::kind(&())
     }
+
+    /// Drops from a finished Job what no reader of the shared Job cache ([`super::informer`])
+    /// reads once the Job has finished: its pod template. None by default: a `jobwright.dev/v1`
+    /// Job's whole spec is validated before each sync (nothing else validates it), finished or not.
+    fn drop_finished_template(&mut self) {}
 }
 
 impl JobKind for BatchJob {
@@ -149,6 +154,17 @@ impl JobKind for BatchJob {
 
     fn selector(&self) -> Option<LabelSelector> {
         self.spec.as_ref()?.selector.clone()
+    }
+
+    /// A finished batch/v1 Job's template: only [`super::template`] (pod creation) and
+    /// `restartPolicy` (the backoff count of running pods) read it, both for unfinished Jobs only
+    /// (the plan of a finished Job removes finalizers, nothing else); kube-apiserver validated it.
+    fn drop_finished_template(&mut self) {
+        if super::status::is_finished(self)
+            && let Some(spec) = self.spec.as_mut()
+        {
+            spec.template = Default::default();
+        }
     }
 }
 

@@ -267,7 +267,44 @@ struct PodLogs {
     uid: String,
     /// Container names in spec order (init containers first), for error messages.
     containers: Vec<String>,
-    runs: HashMap<String, ContainerRuns>,
+    /// The runs of each container that has started, by name (a pod has a few containers: a list
+    /// costs one small allocation, a hash map several times that per pod kept).
+    runs: Vec<(String, ContainerRuns)>,
+}
+
+impl PodLogs {
+    fn runs(&self, container: &str) -> Option<&ContainerRuns> {
+        self.runs.iter().find(|(name, _)| name == container).map(|(_, runs)| runs)
+    }
+
+    fn runs_mut(&mut self, container: &str) -> &mut ContainerRuns {
+        let i = match self.runs.iter().position(|(name, _)| name == container) {
+            Some(i) => i,
+            None => {
+                // Room for this one only (a first push reserves four).
+                self.runs.reserve_exact(1);
+                self.runs.push((container.to_string(), ContainerRuns::default()));
+                self.runs.len() - 1
+            }
+        };
+        &mut self.runs[i].1
+    }
+}
+
+/// The log of every run that prints nothing (the simulate executor's default): one finished,
+/// empty, file-less log shared by all of them, since nothing ever changes it (a watch channel
+/// per run was most of what a finished simulated pod kept here).
+fn silent_run() -> Arc<LogFile> {
+    static SILENT: std::sync::OnceLock<Arc<LogFile>> = std::sync::OnceLock::new();
+    SILENT
+        .get_or_init(|| {
+            Arc::new(LogFile {
+                path: PathBuf::new(),
+                file: Mutex::new(None),
+                progress: watch::channel(LogProgress { writes: 0, done: true }).0,
+            })
+        })
+        .clone()
 }
 
 /// Why a log request cannot be answered.
@@ -352,7 +389,7 @@ impl LogStore {
         if stale && let Some(old) = pods.remove(&key) {
             remove_files(&old);
         }
-        pods.entry(key).or_insert_with(|| PodLogs { uid: uid.to_string(), containers, runs: HashMap::new() });
+        pods.entry(key).or_insert_with(|| PodLogs { uid: uid.to_string(), containers, runs: Vec::new() });
     }
 
     /// Start a new run of a container: the current run becomes the previous one.
@@ -374,12 +411,7 @@ impl LogStore {
     /// Record a run that prints nothing, without touching the disk (the simulate executor's
     /// default): its log reads as empty.
     pub fn begin_silent_run(&self, namespace: &str, pod: &str, uid: &str, container: &str) {
-        let file = Arc::new(LogFile {
-            path: PathBuf::new(),
-            file: Mutex::new(None),
-            progress: watch::channel(LogProgress { writes: 0, done: true }).0,
-        });
-        self.push_run(namespace, pod, uid, container, file);
+        self.push_run(namespace, pod, uid, container, silent_run());
     }
 
     fn push_run(&self, namespace: &str, pod: &str, uid: &str, container: &str, file: Arc<LogFile>) {
@@ -387,9 +419,9 @@ impl LogStore {
         let entry = pods.entry((namespace.to_string(), pod.to_string())).or_insert_with(|| PodLogs {
             uid: uid.to_string(),
             containers: vec![container.to_string()],
-            runs: HashMap::new(),
+            runs: Vec::new(),
         });
-        let runs = entry.runs.entry(container.to_string()).or_default();
+        let runs = entry.runs_mut(container);
         if let Some(old) = runs.previous.take() {
             remove_file(&old);
         }
@@ -429,7 +461,7 @@ impl LogStore {
         if !logs.containers.contains(&container) {
             return Err(LogError::ContainerNotFound { pod: pod.into(), container });
         }
-        let runs = logs.runs.get(&container).cloned().unwrap_or_default();
+        let runs = logs.runs(&container).cloned().unwrap_or_default();
         if previous {
             runs.previous.ok_or(LogError::NoPrevious { pod: pod.into(), container })
         } else {
@@ -450,7 +482,7 @@ impl LogStore {
             let parts: Vec<&str> = name.split('_').collect();
             let [namespace, pod, uid] = parts[..] else { continue };
             let Ok(containers) = std::fs::read_dir(dir.path()) else { continue };
-            let mut logs = PodLogs { uid: uid.to_string(), containers: Vec::new(), runs: HashMap::new() };
+            let mut logs = PodLogs { uid: uid.to_string(), containers: Vec::new(), runs: Vec::new() };
             for c in containers.flatten() {
                 let cname = c.file_name().to_string_lossy().into_owned();
                 let Ok(files) = std::fs::read_dir(c.path()) else { continue };
@@ -472,7 +504,7 @@ impl LogStore {
                 let current = runs.pop().map(|(_, p)| finished(p));
                 let previous = runs.pop().map(|(_, p)| finished(p));
                 logs.containers.push(cname.clone());
-                logs.runs.insert(cname, ContainerRuns { current, previous });
+                *logs.runs_mut(&cname) = ContainerRuns { current, previous };
             }
             logs.containers.sort();
             pods.insert((namespace.to_string(), pod.to_string()), logs);
@@ -490,7 +522,7 @@ impl LogStore {
             if !keep {
                 remove_files(logs);
                 if let Some(dir) =
-                    logs.runs.values().find_map(|r| r.current.as_ref()).and_then(|f| f.path.parent()?.parent())
+                    logs.runs.iter().find_map(|(_, r)| r.current.as_ref()).and_then(|f| f.path.parent()?.parent())
                 {
                     let _ = std::fs::remove_dir_all(dir);
                 }
@@ -512,7 +544,7 @@ fn remove_file(f: &LogFile) {
 }
 
 fn remove_files(logs: &PodLogs) {
-    for runs in logs.runs.values() {
+    for (_, runs) in &logs.runs {
         for f in [&runs.current, &runs.previous].into_iter().flatten() {
             remove_file(f);
         }
@@ -744,6 +776,40 @@ mod tests {
         let mut rx = read_stream(file, LogOptions { follow: true, ..Default::default() });
         assert!(rx.recv().await.is_none());
         store.remove_pod("ns", "p", None);
+    }
+
+    #[tokio::test]
+    async fn silent_runs_share_one_finished_log_and_read_as_before() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LogStore::new(dir.path().to_path_buf());
+        store.register_pod("ns", "a", "ua", vec!["init".into(), "main".into()]);
+        store.register_pod("ns", "b", "ub", vec!["main".into()]);
+        store.begin_silent_run("ns", "a", "ua", "main");
+        assert!(matches!(store.lookup("ns", "a", Some("main"), true), Err(LogError::NoPrevious { .. })));
+        assert!(matches!(store.lookup("ns", "a", Some("init"), false), Err(LogError::NotStarted { .. })));
+        store.begin_silent_run("ns", "a", "ua", "main");
+        store.begin_silent_run("ns", "b", "ub", "main");
+        let (a, a_prev, b) = (
+            store.lookup("ns", "a", Some("main"), false).unwrap(),
+            store.lookup("ns", "a", Some("main"), true).unwrap(),
+            store.lookup("ns", "b", None, false).unwrap(),
+        );
+        assert!(Arc::ptr_eq(&a, &b) && Arc::ptr_eq(&a, &a_prev), "one log for every silent run");
+        assert!(a.is_done() && a.path().as_os_str().is_empty());
+        // A real run after silent ones: the silent one becomes the previous run.
+        let real = store.begin_run("ns", "b", "ub", "main", 1).unwrap();
+        real.write_chunk(Stream::Stdout, b"hi\n", Utc::now());
+        real.finish();
+        assert_eq!(store.lookup("ns", "b", None, false).unwrap().path(), real.path());
+        assert!(Arc::ptr_eq(&store.lookup("ns", "b", None, true).unwrap(), &a));
+        let mut rx = read_stream(store.lookup("ns", "b", None, false).unwrap(), LogOptions::default());
+        assert_eq!(rx.recv().await.unwrap().unwrap(), Bytes::from_static(b"hi\n"));
+        let mut rx = read_stream(a.clone(), LogOptions { follow: true, ..Default::default() });
+        assert!(rx.recv().await.is_none(), "a silent run reads as empty and ends at once");
+        store.remove_pod("ns", "a", None);
+        store.remove_pod("ns", "b", None);
+        assert_eq!(store.pod_count(), 0);
+        assert!(!real.path().exists());
     }
 
     #[test]
