@@ -48,10 +48,23 @@ pub(super) fn publish<K: JobKind>(sink: &EventSink, job: &Job, evs: Vec<JobEvent
     sink.publish(K::event_ref(job), job.metadata.uid.as_deref().unwrap_or_default(), evs);
 }
 
+/// What a status write's response is read for: the Job's new resourceVersion (serde skips the
+/// rest of the JSON unbuilt).
+#[derive(serde::Deserialize)]
+struct Written {
+    metadata: WrittenMeta,
+}
+
+#[derive(serde::Deserialize)]
+struct WrittenMeta {
+    #[serde(rename = "resourceVersion")]
+    resource_version: Option<String>,
+}
+
 /// Writes `status` with a full-object PUT on the status subresource (of the Job's kind) carrying
 /// `resource_version`; returns the new resourceVersion.
 async fn write_status<K: JobKind>(
-    api: &Api<K>,
+    client: &kube::Client,
     job: &Job,
     resource_version: Option<String>,
     status: &JobStatus,
@@ -60,9 +73,15 @@ async fn write_status<K: JobKind>(
     obj.metadata.resource_version = resource_version;
     obj.status = Some(status.clone());
     let name = job.name_any();
-    let key = format!("{}/{}", job.namespace().unwrap_or_default(), name);
-    match api.replace_status(&name, &PostParams::default(), &K::from_batch(obj)).await {
-        Ok(j) => Ok(j.meta().resource_version.clone()),
+    let ns = job.namespace().unwrap_or_default();
+    let key = format!("{ns}/{name}");
+    let body = serde_json::to_vec(&K::from_batch(obj))?;
+    let mut req = kube::core::Request::new(K::url_path(&(), Some(&ns)))
+        .replace_subresource("status", &name, &PostParams::default(), body)
+        .map_err(|e| Error::Kube(kube::Error::BuildRequest(e)))?;
+    req.extensions_mut().insert("replace_status");
+    match client.request::<Written>(req).await {
+        Ok(w) => Ok(w.metadata.resource_version),
         Err(kube::Error::Api(s)) if s.code == 409 => Err(Error::Conflict(key)),
         Err(kube::Error::Api(s)) if s.code == 404 => Err(Error::JobGone(key)),
         Err(kube::Error::Api(s)) if s.code == 422 => {
@@ -73,15 +92,28 @@ async fn write_status<K: JobKind>(
     }
 }
 
-/// `Api::<Pod>::create` with the response decoded into a [`CachedPod`] (the caller reads the
-/// created pod's name and uid; a whole `Pod` with its managedFields costs far more to decode).
-async fn create_pod(client: &kube::Client, ns: &str, pp: &PostParams, pod: &Pod) -> Result<CachedPod, kube::Error> {
+/// What a pod create's response is read for: the created pod's name and uid (serde skips the
+/// rest of the JSON unbuilt).
+#[derive(serde::Deserialize)]
+struct Created {
+    metadata: CreatedMeta,
+}
+
+#[derive(serde::Deserialize)]
+struct CreatedMeta {
+    name: Option<String>,
+    uid: Option<String>,
+}
+
+/// `Api::<Pod>::create`, reading only the created pod's name and uid from the response (a whole
+/// `Pod` with its managedFields costs far more to decode).
+async fn create_pod(client: &kube::Client, ns: &str, pp: &PostParams, pod: &Pod) -> Result<Created, kube::Error> {
     use kube::Resource;
     let body = serde_json::to_vec(pod).map_err(kube::Error::SerdeError)?;
     let mut req =
         kube::core::Request::new(Pod::url_path(&(), Some(ns))).create(pp, body).map_err(kube::Error::BuildRequest)?;
     req.extensions_mut().insert("create");
-    client.request::<CachedPod>(req).await
+    client.request::<Created>(req).await
 }
 
 /// Executes `plan` for `job` (the batch view of a Job of kind `K`, whose controlled pods in the
@@ -115,24 +147,23 @@ pub async fn apply<K: JobKind>(
         "applying plan"
     );
     let pod_api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
-    // Finalizer removals and creations decode their responses into the cache's compact entry:
-    // only the name and uid are read.
-    let slim_api: Api<CachedPod> = Api::namespaced(ctx.client.clone(), &ns);
-    let job_api: Api<K> = Api::namespaced(ctx.client.clone(), &ns);
+    // Creations decode their responses into the cache's compact entry (only the name and uid are
+    // read); finalizer removals skip theirs.
     let mut evs: Vec<JobEvent> = vec![];
     let mut errors: Vec<String> = vec![];
 
     // 1. Deletions.
     let mut not_deleted = BTreeSet::new();
     let results = futures::future::join_all(plan.deletions.iter().map(|d| {
-        let (api, slim) = (pod_api.clone(), slim_api.clone());
+        let api = pod_api.clone();
+        let (client, ns) = (&ctx.client, &ns);
         let holds = pods
             .iter()
             .map(Borrow::borrow)
             .any(|p| p.metadata.uid.as_deref() == Some(d.uid.as_str()) && super::pods::has_tracking_finalizer(p));
         async move {
             if d.remove_finalizer_first && holds {
-                remove_finalizer(&slim, &d.name).await?;
+                remove_finalizer(client, ns, &d.name).await?;
             }
             let dp = DeleteParams {
                 preconditions: Some(Preconditions { uid: Some(d.uid.clone()), resource_version: None }),
@@ -191,7 +222,10 @@ pub async fn apply<K: JobKind>(
                 Ok(p) => {
                     created += 1;
                     ctx.expectations.expect_creation(&uid, p.metadata.uid.as_deref().unwrap_or_default());
-                    evs.push(events::created(&p.name_any(), p.metadata.uid.as_deref()));
+                    evs.push(events::created(
+                        p.metadata.name.as_deref().unwrap_or_default(),
+                        p.metadata.uid.as_deref(),
+                    ));
                 }
                 Err(e) => {
                     failed = true;
@@ -217,7 +251,7 @@ pub async fn apply<K: JobKind>(
     // 3. First status write, with the snapshot's resourceVersion.
     let mut rv = job.metadata.resource_version.clone();
     if plan.status_changed {
-        match write_status(&job_api, job, rv.clone(), &plan.status).await {
+        match write_status::<K>(&ctx.client, job, rv.clone(), &plan.status).await {
             Ok(new_rv) => {
                 ctx.expectations.status_written(&uid, rv.as_deref(), new_rv.as_deref());
                 rv = new_rv;
@@ -235,10 +269,10 @@ pub async fn apply<K: JobKind>(
         .finalizer_removals
         .iter()
         .map(|f| {
-            let api = slim_api.clone();
+            let (client, ns) = (&ctx.client, &ns);
             let (name, pod_uid) = (f.name.clone(), f.uid.clone());
             async move {
-                let r = remove_finalizer(&api, &name).await;
+                let r = remove_finalizer(client, ns, &name).await;
                 (name, pod_uid, r)
             }
         })
@@ -256,7 +290,7 @@ pub async fn apply<K: JobKind>(
 
     // 5. Second status write.
     if let Some(fw) = plan.after_finalizers(&removed) {
-        match write_status(&job_api, job, rv.clone(), &fw.status).await {
+        match write_status::<K>(&ctx.client, job, rv.clone(), &fw.status).await {
             Ok(new_rv) => ctx.expectations.status_written(&uid, rv.as_deref(), new_rv.as_deref()),
             Err(e) => {
                 publish::<K>(&ctx.recorder, job, evs);

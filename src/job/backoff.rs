@@ -17,6 +17,7 @@ use chrono::{DateTime, Utc};
 use k8s_openapi::api::batch::v1::Job;
 
 use super::pods;
+use super::settled::Settled;
 
 /// Consecutive failures since the last success, and when the last one finished.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -30,15 +31,27 @@ pub struct BackoffRecord {
 impl BackoffRecord {
     /// Builds the record from the Job's pods (all of them, counted or not).
     pub fn from_pods<P: PodFacts>(job: &Job, all: &[P]) -> Self {
-        let last_success = all.iter().filter(|p| pods::phase(p) == "Succeeded").map(|p| pods::finished_time(p)).max();
+        Self::from_live_and_settled(job, all, &Settled::default())
+    }
+
+    /// [`BackoffRecord::from_pods`] for the pods `live` and the settled pods summarised in
+    /// `settled` (see [`super::settled`]): the same record as from all of them.
+    pub fn from_live_and_settled<P: PodFacts>(job: &Job, live: &[P], settled: &Settled) -> Self {
+        let live_success = live.iter().filter(|p| pods::phase(*p) == "Succeeded").map(|p| pods::finished_time(p)).max();
+        let last_success = live_success.max(settled.last_success);
         let mut rec = BackoffRecord::default();
-        for p in all.iter().filter(|p| pods::is_pod_failed(p, job)) {
-            let t = pods::finished_time(p);
+        let mut add = |t: DateTime<Utc>, n: u32| {
             if last_success.is_some_and(|s| t <= s) {
-                continue;
+                return;
             }
-            rec.failures_after_last_success += 1;
+            rec.failures_after_last_success += n;
             rec.last_failure_time = Some(rec.last_failure_time.map_or(t, |l: DateTime<Utc>| l.max(t)));
+        };
+        for p in live.iter().filter(|p| pods::is_pod_failed(*p, job)) {
+            add(pods::finished_time(p), 1);
+        }
+        for (t, n) in &settled.failures_after {
+            add(*t, *n);
         }
         rec
     }

@@ -54,8 +54,8 @@ use super::expectations::{Expectations, PodEvent};
 use super::informer::{JobInformer, Subscription};
 use super::kind::{JobKind, KindId, controller_of, job_controller_uid, owner_kind};
 use super::labels::JOB_TRACKING_FINALIZER;
-use super::plan::{SyncContext, orphan_needs_finalizer_removal, plan_with};
-use super::pod_index::{PodIndex, orphan_key};
+use super::plan::{SyncContext, orphan_needs_finalizer_removal, plan_split};
+use super::pod_index::{JobPods, PodIndex, orphan_key};
 use super::pods;
 use super::recorder::EventSink;
 use super::relist::Vanished;
@@ -753,8 +753,7 @@ async fn orphan_worker(
             None => (None, shared.config.clone()),
         };
         if orphan_needs_finalizer_removal(&pod, owner.as_ref(), &config) {
-            let api: Api<CachedPod> = Api::namespaced(shared.client.clone(), &ns);
-            match remove_finalizer(&api, &name).await {
+            match remove_finalizer(&shared.client, &ns, &name).await {
                 Ok(()) => tracing::debug!(pod = %name, namespace = %ns, "removed finalizer of orphan pod"),
                 Err(e) => {
                     tracing::warn!(pod = %name, error = %e, "removing the finalizer of an orphan pod failed; retrying");
@@ -768,23 +767,20 @@ async fn orphan_worker(
 }
 
 /// Removes the tracking finalizer with the strategic merge patch upstream sends
-/// (`$deleteFromPrimitiveList/finalizers`); a 404 counts as done. The API is typed on
-/// [`CachedPod`] so the response (read by nobody) is not decoded into a whole `Pod`.
-pub async fn remove_finalizer(api: &Api<CachedPod>, name: &str) -> Result<(), kube::Error> {
+/// (`$deleteFromPrimitiveList/finalizers`); a 404 counts as done. The response (read by nobody)
+/// is skipped unbuilt ([`serde::de::IgnoredAny`]).
+pub async fn remove_finalizer(client: &Client, ns: &str, name: &str) -> Result<(), kube::Error> {
+    use kube::Resource;
     let patch = serde_json::json!({"metadata": {"$deleteFromPrimitiveList/finalizers": [JOB_TRACKING_FINALIZER]}});
-    match api.patch(name, &PatchParams::default(), &Patch::Strategic(patch)).await {
+    let mut req = kube::core::Request::new(Pod::url_path(&(), Some(ns)))
+        .patch(name, &PatchParams::default(), &Patch::Strategic(patch))
+        .map_err(kube::Error::BuildRequest)?;
+    req.extensions_mut().insert("patch");
+    match client.request::<serde::de::IgnoredAny>(req).await {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
         Err(e) => Err(e),
     }
-}
-
-/// The cached pods the Job controls (controller ownerReference and selector).
-pub fn pods_of(job: &Job, index: &PodIndex) -> Vec<Arc<CachedPod>> {
-    let Some(uid) = job.metadata.uid.as_deref() else { return vec![] };
-    let mut pods = index.pods(uid);
-    pods.retain(|p| job_controller_uid(p) == Some(uid) && claim(job, p) == Claim::Owned);
-    pods
 }
 
 /// Releases the pods the Job controls whose labels no longer match its selector (upstream's
@@ -794,10 +790,7 @@ async fn release_mismatched<K: JobKind>(job: &Job, ctx: &Context<K>) -> Result<(
     let Some(uid) = job.metadata.uid.as_deref() else { return Ok(()) };
     let ns = job.namespace().ok_or(Error::MissingMetadata("namespace"))?;
     let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
-    for pod in ctx.index.pods(uid) {
-        if claim(job, &pod) != Claim::Release {
-            continue;
-        }
+    for pod in ctx.index.to_release(job, uid) {
         let Some(pos) = pod.owner_references().iter().position(|r| r.uid == uid) else { continue };
         let ops = serde_json::json!([
             {"op": "test", "path": "/metadata/uid", "value": pod.metadata.uid},
@@ -911,15 +904,17 @@ async fn sync<K: JobKind>(job: Arc<K>, ctx: &Context<K>) -> Result<Action, Error
     }
     // Expectations first, then the pod snapshot (see `Expectations::outstanding`).
     let before = ctx.expectations.outstanding(&uid);
-    let mut pods = pods_of(job, &ctx.index);
+    // The live pods and the settled ones' summary (see `super::settled`): one snapshot.
+    let with_failed = job.spec.as_ref().is_some_and(|s| s.pod_failure_policy.is_some());
+    let JobPods { live: mut pods, settled, settled_uids } = ctx.index.job_pods(job, &uid, before.uids(), with_failed);
     pods.extend(adopt_orphans(job, ctx).await?);
-    let (satisfied, pending) = ctx.expectations.satisfied_after(&uid, &before, &pods);
+    let (satisfied, pending) = ctx.expectations.satisfied_after_with(&uid, &before, &pods, &settled_uids);
     let sctx = SyncContext {
         expectations_satisfied: satisfied,
         pending_finalizer_removals: pending,
         expectations_expire_in: before.expires_in,
     };
-    let plan = plan_with(job, &pods, Utc::now(), &ctx.config, &sctx);
+    let plan = plan_split(job, &pods, &settled, Utc::now(), &ctx.config, &sctx);
     let requeue = apply::apply(ctx, job, &pods, plan).await?;
     ctx.failures.lock().unwrap_or_else(|e| e.into_inner()).remove(&uid);
     Ok(requeue.map_or_else(Action::await_change, Action::requeue))

@@ -70,6 +70,13 @@ pub struct Outstanding {
     pub expires_in: Option<Duration>,
 }
 
+impl Outstanding {
+    /// The uids of the pods concerned.
+    pub fn uids(&self) -> impl Iterator<Item = &str> {
+        self.creations.iter().chain(&self.deletions).chain(&self.finalizers).map(String::as_str)
+    }
+}
+
 /// The versions of a Job this controller replaced with its own status writes.
 #[derive(Debug)]
 struct Written {
@@ -182,9 +189,25 @@ impl Expectations {
         before: &Outstanding,
         pods: &[P],
     ) -> (bool, BTreeSet<String>) {
+        self.satisfied_after_with(key, before, pods, &HashMap::new())
+    }
+
+    /// [`Expectations::satisfied_after`] for a snapshot of the Job's live pods `pods` and, of its
+    /// settled pods (terminal, no tracking finalizer: [`super::settled`]), those whose uids are
+    /// among [`Outstanding::uids`], each with whether it is being deleted.
+    pub fn satisfied_after_with<P: PodFacts>(
+        &self,
+        key: &str,
+        before: &Outstanding,
+        pods: &[P],
+        settled: &HashMap<String, bool>,
+    ) -> (bool, BTreeSet<String>) {
         let by_uid: HashMap<&str, &P> = pods.iter().map(|p| (pods::uid(p), p)).collect();
-        let created = |uid: &str| by_uid.contains_key(uid);
-        let deleted = |uid: &str| by_uid.get(uid).is_none_or(|p| p.pod_meta().deletion_timestamp.is_some());
+        let created = |uid: &str| by_uid.contains_key(uid) || settled.contains_key(uid);
+        let deleted = |uid: &str| match by_uid.get(uid) {
+            Some(p) => p.pod_meta().deletion_timestamp.is_some(),
+            None => settled.get(uid).is_none_or(|deleting| *deleting),
+        };
         let finalizer_gone = |uid: &str| by_uid.get(uid).is_none_or(|p| !pods::has_tracking_finalizer(p));
         let live = self.with(key, |e| {
             e.creations.retain(|uid, _| !created(uid));

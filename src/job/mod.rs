@@ -26,6 +26,7 @@
 //! | [`apply`] | executes a [`Plan`] against the API server |
 //! | [`expectations`] | pod operations issued but not yet observed |
 //! | [`pod_index`] | pods by controller Job, from the watch events |
+//! | [`settled`] | what finished, uncounted-no-more pods contribute to a sync, summarised |
 //! | [`kind`] | the two Job kinds (batch/v1, jobwright.dev/v1) behind one code path |
 //!
 //! # What the shell must guarantee
@@ -88,6 +89,7 @@ pub mod pods;
 pub mod policy;
 pub mod recorder;
 pub mod relist;
+pub mod settled;
 #[cfg(test)]
 mod sim_tests;
 pub mod status;
@@ -98,5 +100,5 @@ pub use config::Config;
 pub use kind::{JobKind, KindId};
 pub use plan::{
     DeletionReason, FinalWrite, FinalizerReason, FinalizerRemoval, Outcome, Plan, PodCreation, PodDeletion,
-    SyncContext, orphan_needs_finalizer_removal, plan, plan_with, slow_start_batches,
+    SyncContext, orphan_needs_finalizer_removal, plan, plan_split, plan_with, slow_start_batches,
 };

@@ -42,6 +42,7 @@ use super::indexes::Indexes;
 use super::labels::{condition, reason};
 use super::pods::{self, to_chrono, to_time};
 use super::policy::{self, FailureAction};
+use super::settled::Settled;
 use super::status::{self, nonzero};
 use super::template;
 
@@ -382,6 +383,20 @@ pub fn plan_with<P: ToCached>(
     config: &Config,
     sctx: &SyncContext,
 ) -> Plan {
+    plan_split(job, all_pods, &Settled::default(), now, config, sctx)
+}
+
+/// [`plan_with`] for a Job whose pods are `live` plus the settled ones summarised in `settled`
+/// (see [`super::settled`]; `live` may hold settled pods too): the same plan as [`plan_with`]
+/// with every pod, at a cost proportional to `live`.
+pub fn plan_split<P: ToCached>(
+    job: &Job,
+    all_pods: &[P],
+    settled: &Settled,
+    now: DateTime<Utc>,
+    config: &Config,
+    sctx: &SyncContext,
+) -> Plan {
     // Whole `Pod`s (tests) become cached pods, kept aside; cached pods are only borrowed (a
     // `Vec<Cow<CachedPod>>` would be a whole entry's size per pod, megabytes for a wide Job).
     let converted: Vec<CachedPod> = all_pods
@@ -399,7 +414,7 @@ pub fn plan_with<P: ToCached>(
             Cow::Owned(_) => cached.extend(converted_iter.next()),
         }
     }
-    let mut plan = plan_unchecked(job, &cached, now, config, sctx);
+    let mut plan = plan_unchecked(job, &cached, settled, now, config, sctx);
     let held_back = !sctx.expectations_satisfied || !sctx.pending_finalizer_removals.is_empty();
     if let Some(left) = sctx.expectations_expire_in.filter(|_| held_back && plan.outcome != Outcome::NotManaged) {
         // Just past the expiry, so the record is gone when the sync runs.
@@ -409,7 +424,14 @@ pub fn plan_with<P: ToCached>(
     plan
 }
 
-fn plan_unchecked(job: &Job, all_pods: &[&CachedPod], now: DateTime<Utc>, config: &Config, sctx: &SyncContext) -> Plan {
+fn plan_unchecked(
+    job: &Job,
+    all_pods: &[&CachedPod],
+    settled: &Settled,
+    now: DateTime<Utc>,
+    config: &Config,
+    sctx: &SyncContext,
+) -> Plan {
     if !config.manages(job) {
         return Plan::skip(Outcome::NotManaged, job, now);
     }
@@ -453,7 +475,7 @@ fn plan_unchecked(job: &Job, all_pods: &[&CachedPod], now: DateTime<Utc>, config
         per_index: if indexed { spec.backoff_limit_per_index } else { None },
         pending_rm: &sctx.pending_finalizer_removals,
     };
-    sync(&ctx, sctx, owned)
+    sync(&ctx, sctx, owned, settled)
 }
 
 fn removal(p: &CachedPod, reason: FinalizerReason) -> FinalizerRemoval {
@@ -502,7 +524,7 @@ fn failure_target(reason_s: &str, message: &str, now: DateTime<Utc>) -> JobCondi
     status::new_condition(condition::FAILURE_TARGET, "True", reason_s, message, now)
 }
 
-fn sync<'a>(ctx: &Ctx<'a>, sctx: &SyncContext, owned: Vec<&'a CachedPod>) -> Plan {
+fn sync<'a>(ctx: &Ctx<'a>, sctx: &SyncContext, owned: Vec<&'a CachedPod>, settled: &Settled) -> Plan {
     let job = ctx.job;
     let spec = ctx.spec;
     let now = ctx.now;
@@ -528,7 +550,7 @@ fn sync<'a>(ctx: &Ctx<'a>, sctx: &SyncContext, owned: Vec<&'a CachedPod>) -> Pla
         succeeded_indexes: Indexes::new(),
         failed_indexes: None,
         delayed_per_index: BTreeMap::new(),
-        backoff: BackoffRecord::from_pods(job, &owned),
+        backoff: BackoffRecord::from_live_and_settled(job, &owned, settled),
         finished: None,
         deletions: vec![],
         creations: vec![],
@@ -560,7 +582,7 @@ fn sync<'a>(ctx: &Ctx<'a>, sctx: &SyncContext, owned: Vec<&'a CachedPod>) -> Pla
     } else if let Some(c) = status::find_true(Some(&st), condition::FAILURE_TARGET) {
         let (r, m) = (c.reason.clone().unwrap_or_default(), c.message.clone().unwrap_or_default());
         s.finished = Some(status::new_condition(condition::FAILED, "True", &r, &m, now));
-    } else if let Some(msg) = fail_job_message(ctx, &owned) {
+    } else if let Some(msg) = fail_job_message(ctx, &owned, settled) {
         s.finished = Some(failure_target(reason::POD_FAILURE_POLICY, &msg, now));
     }
     if s.finished.is_none() {
@@ -701,13 +723,23 @@ fn sync<'a>(ctx: &Ctx<'a>, sctx: &SyncContext, owned: Vec<&'a CachedPod>) -> Pla
     track_status(ctx, s, st, &old_status, owned, &unc_succ, &unc_fail)
 }
 
-/// Upstream's `getFailJobMessage`: the first failed pod matching a `FailJob` rule.
-fn fail_job_message(ctx: &Ctx, owned: &[&CachedPod]) -> Option<String> {
+/// Upstream's `getFailJobMessage`: the message of a failed pod matching a `FailJob` rule; of the
+/// pod with the smallest name (then uid) if several do (upstream takes the first of its
+/// informer's list, in no defined order), so that it does not depend on how the pods are listed
+/// or split.
+fn fail_job_message(ctx: &Ctx, owned: &[&CachedPod], settled: &Settled) -> Option<String> {
     let policy = ctx.spec.pod_failure_policy.as_ref()?;
     owned
         .iter()
-        .filter(|p| pods::is_pod_failed(p, ctx.job))
-        .find_map(|p| policy::match_pod_failure_policy(Some(policy), p).fail_job_message)
+        .copied()
+        .chain(settled.failed.iter().map(|p| &**p))
+        .filter(|p| pods::is_pod_failed(*p, ctx.job))
+        .filter_map(|p| {
+            let m = policy::match_pod_failure_policy(Some(policy), p).fail_job_message?;
+            Some(((pods::name(p), pods::uid(p)), m))
+        })
+        .min_by(|a, b| a.0.cmp(&b.0))
+        .map(|(_, m)| m)
 }
 
 /// Upstream's `pastBackoffLimitOnFailure`: with `restartPolicy: OnFailure`, container restarts of

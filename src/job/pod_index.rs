@@ -12,25 +12,203 @@
 //! other pods are kept by name only. A re-list (`Init` … `InitDone`) is built aside and swapped in
 //! at `InitDone`, as kube-runtime's reflector store does. Callers re-check ownership: the grouping
 //! only names candidates.
+//!
+//! A Job's *settled* pods (terminal, tracking finalizer gone: [`super::settled`]) are kept apart
+//! from its live ones, in a compact entry (no conditions, containers or annotations; a `Failed`
+//! pod keeps its whole entry, which a podFailurePolicy reads), with their finish times aggregated
+//! per Job. [`PodIndex::job_pods`] hands a sync the live pods and the settled pods' [`Settled`]
+//! summary: its cost follows the pods in flight, not every pod the Job ever had. Whether a settled
+//! pod still matches its Job's selector is checked once per pod and selector, not per sync.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
 
+use chrono::{DateTime, Utc};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use kube::runtime::watcher;
 
-use super::cached_pod::{CachedPod, PodFacts};
+use super::adopt::{Claim, claim, selector_matches_by};
+use super::cached_pod::{CachedPod, Labels, Owners, PodFacts};
+use super::pods;
+use super::settled::{Settled, Times, is_settled};
 
 /// `(namespace, name)`.
 pub type PodKey = (String, String);
 
 type Key = (Arc<str>, Arc<str>);
 
+/// A settled pod as the index keeps it: what the claim, the expectations, the backoff and a
+/// re-list read of it.
+#[derive(Debug)]
+struct SettledPod {
+    key: Key,
+    uid: Arc<str>,
+    resource_version: Option<Box<str>>,
+    deletion_timestamp: Option<Time>,
+    labels: Labels,
+    owners: Owners,
+    /// [`pods::finished_time`].
+    finished: DateTime<Utc>,
+    /// `Failed` (else `Succeeded`).
+    failed: bool,
+    /// A `Failed` pod's whole entry (podFailurePolicy rules read its containers and conditions).
+    full: Option<Arc<CachedPod>>,
+}
+
+impl SettledPod {
+    fn new(key: Key, pod: &Arc<CachedPod>) -> Self {
+        let failed = pods::phase(&**pod) == "Failed";
+        let meta = &pod.metadata;
+        SettledPod {
+            key,
+            uid: Arc::from(pods::uid(&**pod)),
+            resource_version: meta.resource_version.as_deref().map(Box::from),
+            deletion_timestamp: meta.deletion_timestamp.clone(),
+            labels: pod.labels.clone(),
+            owners: pod.owner_references.clone(),
+            finished: pods::finished_time(&**pod),
+            failed,
+            full: failed.then(|| pod.clone()),
+        }
+    }
+
+    /// The pod as a cache entry (whole for a `Failed` pod; else name, namespace, uid,
+    /// resourceVersion, deletionTimestamp, labels, ownerReferences and phase).
+    fn to_cached(&self) -> Arc<CachedPod> {
+        if let Some(full) = &self.full {
+            return full.clone();
+        }
+        Arc::new(CachedPod {
+            metadata: ObjectMeta {
+                namespace: Some(self.key.0.to_string()),
+                name: Some(self.key.1.to_string()),
+                uid: Some(self.uid.to_string()),
+                resource_version: self.resource_version.as_deref().map(str::to_string),
+                deletion_timestamp: self.deletion_timestamp.clone(),
+                ..ObjectMeta::default()
+            },
+            labels: self.labels.clone(),
+            owner_references: self.owners.clone(),
+            phase: Some(if self.failed { "Failed".into() } else { "Succeeded".into() }),
+            ..CachedPod::default()
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Entry {
+    Live(Arc<CachedPod>),
+    Settled(Arc<SettledPod>),
+}
+
+impl Entry {
+    fn to_cached(&self) -> Arc<CachedPod> {
+        match self {
+            Entry::Live(p) => p.clone(),
+            Entry::Settled(s) => s.to_cached(),
+        }
+    }
+}
+
+/// The pods of one group.
+#[derive(Default, Debug)]
+struct Group {
+    /// The live pods (every pod of an orphan group), by key.
+    live: BTreeMap<Key, Arc<CachedPod>>,
+    /// The settled pods, by uid.
+    settled: HashMap<Arc<str>, Arc<SettledPod>>,
+    /// Finish times of the settled `Succeeded` pods.
+    succeeded: Times,
+    /// Finish times of the settled `Failed` pods.
+    failed: Times,
+    /// The selector (and namespace) the settled pods were last checked against.
+    checked_for: Option<String>,
+    /// Settled pods not yet checked against [`Group::checked_for`].
+    unchecked: Vec<Arc<str>>,
+    /// Settled pods that did not match [`Group::checked_for`].
+    mismatched: BTreeSet<Arc<str>>,
+}
+
+impl Group {
+    fn is_empty(&self) -> bool {
+        self.live.is_empty() && self.settled.is_empty()
+    }
+
+    fn insert(&mut self, key: Key, entry: &Entry) {
+        match entry {
+            Entry::Live(p) => {
+                self.live.insert(key, p.clone());
+            }
+            Entry::Settled(s) => {
+                if s.failed {
+                    self.failed.add(s.finished);
+                } else {
+                    self.succeeded.add(s.finished);
+                }
+                self.unchecked.push(s.uid.clone());
+                self.settled.insert(s.uid.clone(), s.clone());
+                if self.unchecked.len() > 2 * self.settled.len() + 64 {
+                    // Not synced for a while (a Job of another controller): check all next time.
+                    self.unchecked.clear();
+                    self.checked_for = None;
+                }
+            }
+        }
+    }
+
+    fn remove(&mut self, key: &Key, entry: &Entry) {
+        match entry {
+            Entry::Live(_) => {
+                self.live.remove(key);
+            }
+            Entry::Settled(s) => {
+                if self.settled.remove(&s.uid).is_some() {
+                    if s.failed {
+                        self.failed.remove(s.finished);
+                    } else {
+                        self.succeeded.remove(s.finished);
+                    }
+                }
+                self.mismatched.remove(&s.uid);
+            }
+        }
+    }
+
+    /// Brings the claim check of the settled pods up to date for `job`'s selector and namespace.
+    fn check_claims(&mut self, job: &Job) {
+        let ns = job.metadata.namespace.as_deref().unwrap_or_default();
+        let sel = job.spec.as_ref().and_then(|s| s.selector.as_ref());
+        let fingerprint =
+            format!("{ns}\0{}", sel.map(|s| serde_json::to_string(s).unwrap_or_default()).unwrap_or_default());
+        let matches =
+            |p: &SettledPod| &*p.key.0 == ns && sel.is_some_and(|sel| selector_matches_by(sel, |k| p.labels.get(k)));
+        let todo: Vec<Arc<str>> = if self.checked_for.as_deref() == Some(fingerprint.as_str()) {
+            std::mem::take(&mut self.unchecked)
+        } else {
+            self.unchecked.clear();
+            self.mismatched.clear();
+            self.checked_for = Some(fingerprint);
+            self.settled.keys().cloned().collect()
+        };
+        for uid in todo {
+            if let Some(p) = self.settled.get(&uid) {
+                if matches(p) {
+                    self.mismatched.remove(&uid);
+                } else {
+                    self.mismatched.insert(uid);
+                }
+            }
+        }
+    }
+}
+
 #[derive(Default, Debug)]
 struct Maps {
     /// Every pod, and the group it is in (if any).
-    pods: HashMap<Key, (Arc<CachedPod>, Option<Arc<str>>)>,
-    /// The pods of each group, by key (in key order, as the index before it listed them).
-    groups: HashMap<Arc<str>, BTreeMap<Key, Arc<CachedPod>>>,
+    pods: HashMap<Key, (Entry, Option<Arc<str>>)>,
+    /// The pods of each group.
+    groups: HashMap<Arc<str>, Group>,
 }
 
 fn key_of(pod: &CachedPod) -> Key {
@@ -41,19 +219,23 @@ fn key_of(pod: &CachedPod) -> Key {
     )
 }
 
+/// Whether pods of the group `g` may be kept settled (not orphans: any orphan may be adopted).
+fn settles(g: &str) -> bool {
+    !g.starts_with(ORPHAN_PREFIX)
+}
+
 impl Maps {
-    fn remove(&mut self, ns: &str, name: &str) -> Option<Arc<CachedPod>> {
+    fn remove(&mut self, ns: &str, name: &str) {
         let k = (Arc::<str>::from(ns), Arc::<str>::from(name));
-        let (pod, group) = self.pods.remove(&k)?;
+        let Some((entry, group)) = self.pods.remove(&k) else { return };
         if let Some(g) = group
             && let Some(set) = self.groups.get_mut(&g)
         {
-            set.remove(&k);
+            set.remove(&k, &entry);
             if set.is_empty() {
                 self.groups.remove(&g);
             }
         }
-        Some(pod)
     }
 
     fn upsert(&mut self, pod: Arc<CachedPod>) {
@@ -65,18 +247,21 @@ impl Maps {
             None => key_of(&pod),
         };
         let group = index_key(&*pod).map(|g| super::intern::string(&g));
-        let old_group = self.pods.insert(key.clone(), (pod.clone(), group.clone())).and_then(|(_, g)| g);
-        if old_group != group
+        let entry = match &group {
+            Some(g) if settles(g) && is_settled(&*pod) => Entry::Settled(Arc::new(SettledPod::new(key.clone(), &pod))),
+            _ => Entry::Live(pod),
+        };
+        if let Some((old, old_group)) = self.pods.insert(key.clone(), (entry.clone(), group.clone()))
             && let Some(g) = old_group
             && let Some(set) = self.groups.get_mut(&g)
         {
-            set.remove(&key);
+            set.remove(&key, &old);
             if set.is_empty() {
                 self.groups.remove(&g);
             }
         }
         if let Some(g) = group {
-            self.groups.entry(g).or_default().insert(key, pod);
+            self.groups.entry(g).or_default().insert(key, &entry);
         }
     }
 }
@@ -91,9 +276,23 @@ pub fn index_key<P: PodFacts + ?Sized>(pod: &P) -> Option<String> {
     }
 }
 
+const ORPHAN_PREFIX: &str = "orphan:";
+
 /// The key of the pods without a controller in `namespace`.
 pub fn orphan_key(namespace: &str) -> String {
-    format!("orphan:{namespace}")
+    format!("{ORPHAN_PREFIX}{namespace}")
+}
+
+/// What a sync of one Job reads of its pods ([`PodIndex::job_pods`]).
+#[derive(Debug, Default)]
+pub struct JobPods {
+    /// The live pods the Job controls and claims (controller ownerReference and selector), by name.
+    pub live: Vec<Arc<CachedPod>>,
+    /// The settled pods it controls and claims, summarised.
+    pub settled: Settled,
+    /// Of the uids asked about, those of settled pods it controls and claims, and whether each is
+    /// being deleted.
+    pub settled_uids: HashMap<String, bool>,
 }
 
 /// Every pod, by name and by controller Job uid (and orphans by namespace).
@@ -105,7 +304,7 @@ pub struct PodIndex {
 
 impl PodIndex {
     /// Applies one watch event; returns the event's pod (for `Apply` and `InitApply` the entry
-    /// the cache now holds).
+    /// the cache now holds, if it holds it whole).
     pub fn apply(&self, ev: &watcher::Event<CachedPod>) -> Option<Arc<CachedPod>> {
         match ev {
             watcher::Event::Apply(p) => {
@@ -140,31 +339,101 @@ impl PodIndex {
         }
     }
 
-    /// The keys of the pods under `key`.
+    /// The keys of the live pods under `key` (every pod of an orphan group).
     pub fn get(&self, key: &str) -> Vec<PodKey> {
         let live = self.live.read().unwrap_or_else(|e| e.into_inner());
         live.groups
             .get(key)
-            .map(|s| s.keys().map(|(ns, n)| (ns.to_string(), n.to_string())).collect())
+            .map(|s| s.live.keys().map(|(ns, n)| (ns.to_string(), n.to_string())).collect())
             .unwrap_or_default()
     }
 
-    /// The pods under `key` (a Job uid or an [`orphan_key`]), by namespace and name.
+    /// The live pods under `key` (a Job uid or an [`orphan_key`]; all of an orphan group), by
+    /// namespace and name. A Job's settled pods are in [`PodIndex::job_pods`].
     pub fn pods(&self, key: &str) -> Vec<Arc<CachedPod>> {
         let live = self.live.read().unwrap_or_else(|e| e.into_inner());
-        live.groups.get(key).map(|s| s.values().cloned().collect()).unwrap_or_default()
+        live.groups.get(key).map(|s| s.live.values().cloned().collect()).unwrap_or_default()
     }
 
-    /// The pod `namespace/name`, if cached.
+    /// The pods under `key` that `job` claims (a Job uid; the live ones, and the settled ones
+    /// summarised), and of the settled ones among `uids` whether each is being deleted: one
+    /// snapshot. `with_failed`: list the settled failed pods too (a podFailurePolicy reads them).
+    pub fn job_pods<'a>(
+        &self,
+        job: &Job,
+        key: &str,
+        uids: impl IntoIterator<Item = &'a str>,
+        with_failed: bool,
+    ) -> JobPods {
+        let mut maps = self.live.write().unwrap_or_else(|e| e.into_inner());
+        let Some(group) = maps.groups.get_mut(key) else { return JobPods::default() };
+        group.check_claims(job);
+        let group = &*group;
+        let live = group.live.values().filter(|p| claim(job, &***p) == Claim::Owned).cloned().collect();
+        let claimed = |p: &SettledPod| !group.mismatched.contains(&p.uid);
+        let settled = if group.mismatched.is_empty() {
+            let last_success = group.succeeded.max();
+            let mut failed: Vec<Arc<CachedPod>> = vec![];
+            if with_failed {
+                failed = group.settled.values().filter_map(|p| p.full.clone()).collect();
+                failed.sort_by(|a, b| (pods::name(&**a), pods::uid(&**a)).cmp(&(pods::name(&**b), pods::uid(&**b))));
+            }
+            Settled { last_success, failures_after: group.failed.after(last_success), failed }
+        } else {
+            // Some settled pods are not the Job's (labels changed): summarise the others.
+            let (mut succ, mut fail) = (Times::default(), Times::default());
+            let mut failed: Vec<Arc<CachedPod>> = vec![];
+            for p in group.settled.values().filter(|p| claimed(p)) {
+                if p.failed {
+                    fail.add(p.finished);
+                    failed.extend(p.full.clone().filter(|_| with_failed));
+                } else {
+                    succ.add(p.finished);
+                }
+            }
+            failed.sort_by(|a, b| (pods::name(&**a), pods::uid(&**a)).cmp(&(pods::name(&**b), pods::uid(&**b))));
+            let last_success = succ.max();
+            Settled { last_success, failures_after: fail.after(last_success), failed }
+        };
+        let settled_uids = uids
+            .into_iter()
+            .filter_map(|u| {
+                group.settled.get(u).filter(|p| claimed(p)).map(|p| (u.to_string(), p.deletion_timestamp.is_some()))
+            })
+            .collect();
+        JobPods { live, settled, settled_uids }
+    }
+
+    /// The pods under `key` (a Job uid) that `job` controls but no longer matches: to release
+    /// (upstream's `ClaimPods`), live and settled.
+    pub fn to_release(&self, job: &Job, key: &str) -> Vec<Arc<CachedPod>> {
+        let mut maps = self.live.write().unwrap_or_else(|e| e.into_inner());
+        let Some(group) = maps.groups.get_mut(key) else { return vec![] };
+        group.check_claims(job);
+        let mut out: Vec<Arc<CachedPod>> =
+            group.live.values().filter(|p| claim(job, &***p) == Claim::Release).cloned().collect();
+        for uid in &group.mismatched {
+            if let Some(p) = group.settled.get(uid) {
+                let p = p.to_cached();
+                if claim(job, &*p) == Claim::Release {
+                    out.push(p);
+                }
+            }
+        }
+        out
+    }
+
+    /// The pod `namespace/name`, if cached (a settled pod as [`PodIndex::state`] gives it).
     pub fn pod(&self, namespace: &str, name: &str) -> Option<Arc<CachedPod>> {
         let live = self.live.read().unwrap_or_else(|e| e.into_inner());
-        live.pods.get(&(Arc::from(namespace), Arc::from(name)) as &Key).map(|(p, _)| p.clone())
+        live.pods.get(&(Arc::from(namespace), Arc::from(name)) as &Key).map(|(p, _)| p.to_cached())
     }
 
-    /// Every cached pod.
+    /// Every cached pod (a settled `Succeeded` pod rebuilt from its compact entry: metadata but
+    /// timestamps other than deletion, labels, ownerReferences, phase).
     pub fn state(&self) -> Vec<Arc<CachedPod>> {
         let live = self.live.read().unwrap_or_else(|e| e.into_inner());
-        live.pods.values().map(|(p, _)| p.clone()).collect()
+        live.pods.values().map(|(p, _)| p.to_cached()).collect()
     }
 }
 
@@ -223,7 +492,7 @@ mod tests {
         let by_job = idx.pods("u1");
         assert!(Arc::ptr_eq(&stored, &by_name) && Arc::ptr_eq(&stored, &by_job[0]));
         let mut newer = pod("a", Some("u1"));
-        newer.phase = Some("Succeeded".into());
+        newer.phase = Some("Running".into());
         idx.apply(&watcher::Event::Apply(newer.clone()));
         assert_eq!(*idx.pod("ns", "a").unwrap(), newer);
         assert_eq!(*idx.pods("u1")[0], newer, "the group sees the update");
@@ -244,5 +513,142 @@ mod tests {
         let deleted = idx.apply(&watcher::Event::Delete(newer.clone())).unwrap();
         assert_eq!(*deleted, newer);
         assert!(idx.pods("u1").is_empty() && idx.pod("ns", "a").is_none());
+    }
+
+    /// A pod of Job `u1` (selector `app=a`) for the settled-pod tests.
+    fn job_pod(name: &str, phase: &str, finalizer: bool, app: &str, fin_at: i64, exit: i32) -> CachedPod {
+        let mut v = json!({
+            "metadata": {
+                "name": name, "namespace": "ns", "uid": format!("uid-{name}"), "resourceVersion": "7",
+                "labels": {"app": app},
+                "ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job", "name": "j", "uid": "u1", "controller": true}],
+            },
+            "status": {"phase": phase, "containerStatuses": [{"name": "main", "restartCount": 0,
+                "state": {"terminated": {"exitCode": exit, "finishedAt": format!("2026-01-01T00:00:{:02}Z", fin_at % 60)}}}]},
+        });
+        if finalizer {
+            v["metadata"]["finalizers"] = json!([crate::job::labels::JOB_TRACKING_FINALIZER]);
+        }
+        serde_json::from_value(v).unwrap()
+    }
+
+    fn job_u1() -> k8s_openapi::api::batch::v1::Job {
+        serde_json::from_value(json!({
+            "metadata": {"name": "j", "namespace": "ns", "uid": "u1"},
+            "spec": {"selector": {"matchLabels": {"app": "a"}}, "template": {}},
+        }))
+        .unwrap()
+    }
+
+    /// What [`PodIndex::job_pods`] and [`PodIndex::to_release`] must give, from every pod.
+    fn reference(
+        pods: &BTreeMap<String, CachedPod>,
+        job: &k8s_openapi::api::batch::v1::Job,
+        uids: &[String],
+    ) -> (Vec<String>, Settled, HashMap<String, bool>, Vec<String>) {
+        let owned: Vec<&CachedPod> = pods.values().filter(|p| claim(job, *p) == Claim::Owned).collect();
+        let (live, settled) = Settled::split(&owned, true);
+        let live = live.iter().map(|p| pods::name(**p).to_string()).collect();
+        let settled_uids = owned
+            .iter()
+            .filter(|p| is_settled(**p) && uids.iter().any(|u| u == pods::uid(**p)))
+            .map(|p| (pods::uid(*p).to_string(), p.metadata.deletion_timestamp.is_some()))
+            .collect();
+        let release =
+            pods.values().filter(|p| claim(job, *p) == Claim::Release).map(|p| pods::name(p).to_string()).collect();
+        (live, settled, settled_uids, release)
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 300, ..Default::default() })]
+
+        /// Whatever happens to a Job's pods (finishing, losing or regaining the finalizer,
+        /// relabelled away from the selector and back, deleted, a re-list in between), the live
+        /// pods, the settled pods' summary, the settled uids and the pods to release are what
+        /// they are computed from every pod.
+        #[test]
+        fn settled_pods_are_summarised_exactly(
+            ops in proptest::collection::vec((0u8..8, 0u8..12, 0i64..50, 0i32..3), 1..60),
+            relist_at in proptest::option::of(0usize..60),
+        ) {
+            let idx = PodIndex::default();
+            let job = job_u1();
+            let mut model: BTreeMap<String, CachedPod> = BTreeMap::new();
+            let phases = ["Pending", "Running", "Succeeded", "Failed"];
+            for (step, (op, n, t, exit)) in ops.into_iter().enumerate() {
+                let name = format!("p{n:02}");
+                let cur = model.get(&name).cloned();
+                let next = match op {
+                    // create or replace: any phase, with or without the finalizer
+                    0..=2 => Some(job_pod(&name, phases[(t % 4) as usize], t % 3 != 0, "a", t, exit)),
+                    // the finalizer removed
+                    3 => cur.clone().map(|mut p| { p.metadata.finalizers = None; p }),
+                    // relabelled (away from the selector or back)
+                    4 => cur.clone().map(|p| job_pod(&name, p.phase(), pods::has_tracking_finalizer(&p), if t % 2 == 0 { "b" } else { "a" }, t, exit)),
+                    // being deleted
+                    5 => cur.clone().map(|mut p| { p.metadata.deletion_timestamp = Some(crate::job::pods::to_time(chrono::DateTime::UNIX_EPOCH)); p }),
+                    _ => None,
+                };
+                match (op, next) {
+                    (6 | 7, _) => {
+                        if let Some(p) = model.remove(&name) {
+                            idx.apply(&watcher::Event::Delete(p));
+                        }
+                    }
+                    (_, Some(p)) => {
+                        model.insert(name.clone(), p.clone());
+                        idx.apply(&watcher::Event::Apply(p));
+                    }
+                    _ => {}
+                }
+                if relist_at == Some(step) {
+                    idx.apply(&watcher::Event::Init);
+                    for p in model.values() {
+                        idx.apply(&watcher::Event::InitApply(p.clone()));
+                    }
+                    idx.apply(&watcher::Event::InitDone);
+                }
+                let uids: Vec<String> = (0..12).map(|i| format!("uid-p{i:02}")).collect();
+                let (live, settled, settled_uids, release) = reference(&model, &job, &uids);
+                let got = idx.job_pods(&job, "u1", uids.iter().map(String::as_str), true);
+                let got_live: Vec<String> = got.live.iter().map(|p| pods::name(&**p).to_string()).collect();
+                proptest::prop_assert_eq!(got_live, live);
+                proptest::prop_assert_eq!(got.settled, settled);
+                proptest::prop_assert_eq!(got.settled_uids, settled_uids);
+                let mut got_release: Vec<String> = idx.to_release(&job, "u1").iter().map(|p| pods::name(&**p).to_string()).collect();
+                got_release.sort();
+                proptest::prop_assert_eq!(got_release, release);
+                // Every pod is still found by name, with its uid, phase and owners.
+                proptest::prop_assert_eq!(idx.state().len(), model.len());
+                for p in model.values() {
+                    let c = idx.pod("ns", pods::name(p)).unwrap();
+                    proptest::prop_assert_eq!(pods::uid(&*c), pods::uid(p));
+                    proptest::prop_assert_eq!(c.phase(), p.phase());
+                    proptest::prop_assert_eq!(c.owner_references(), p.owner_references());
+                    proptest::prop_assert_eq!(pods::has_tracking_finalizer(&*c), pods::has_tracking_finalizer(p));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_settled_succeeded_pod_is_kept_compact_and_a_failed_one_whole() {
+        let idx = PodIndex::default();
+        let live = job_pod("live", "Succeeded", true, "a", 1, 0);
+        let done = job_pod("done", "Succeeded", false, "a", 2, 0);
+        let failed = job_pod("failed", "Failed", false, "a", 3, 1);
+        for p in [&live, &done, &failed] {
+            idx.apply(&watcher::Event::Apply(p.clone()));
+        }
+        let got = idx.job_pods(&job_u1(), "u1", ["uid-done", "uid-live"], true);
+        assert_eq!(got.live.len(), 1, "only the pod holding the finalizer is live");
+        assert_eq!(*got.live[0], live);
+        assert_eq!(got.settled.failed.len(), 1);
+        assert_eq!(*got.settled.failed[0], failed, "a failed pod keeps what a podFailurePolicy reads");
+        assert_eq!(got.settled_uids, HashMap::from([("uid-done".to_string(), false)]));
+        let compact = idx.pod("ns", "done").unwrap();
+        assert!(compact.container_statuses.is_empty(), "the succeeded one is kept without its containers");
+        assert_eq!(compact.metadata.resource_version.as_deref(), Some("7"));
+        assert!(idx.pods("u1").iter().all(|p| pods::name(&**p) == "live"), "`pods` lists the live ones");
     }
 }

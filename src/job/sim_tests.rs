@@ -405,3 +405,110 @@ proptest! {
         prop_assert!(p.creations.len() <= 500);
     }
 }
+
+/// A pod for [`split_plans_the_same`]: any phase, index, finalizer, deletion, finish time, exit
+/// code and Ready transition, and a name that sorts anywhere among the others.
+fn any_pod(job: &Job, spec: &(u8, i8, bool, bool, i64, i32, u8)) -> Pod {
+    let (phase, index, deleting, fin, finished, code, name) = *spec;
+    let phase = ["Pending", "Running", "Succeeded", "Failed", "Failed", "Succeeded", "Unknown"][phase as usize % 7];
+    let mut b = super::testing::PodBuilder::for_job(job)
+        .phase(phase)
+        .name(&format!("p{name:03}-{}", name.wrapping_mul(37)))
+        .uid(&format!("uid-{name}-{finished}-{code}"))
+        .finished_at(at(finished));
+    if index >= 0 {
+        b = b.index(i32::from(index) % 6).index_failure_count(i32::from(index) % 3);
+    }
+    if phase == "Failed" {
+        b = b.exit_code("main", code);
+    }
+    if code % 4 == 0 {
+        b = b.condition_at("DisruptionTarget", "True", at(finished));
+    }
+    if code % 3 == 0 {
+        b = b.condition_at("Ready", "False", at(finished - 1));
+    }
+    if deleting {
+        b = b.deleting();
+    }
+    if !fin {
+        b = b.no_finalizer();
+    }
+    b.build()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 600, ..ProptestConfig::default() })]
+
+    /// The controller plans from the live pods and the settled pods' summary (`settled`): the same
+    /// plan as from every pod, whatever the pods, the podFailurePolicy (FailJob, Ignore, Count,
+    /// FailIndex), the per-index backoff and the order the pods come in.
+    #[test]
+    fn split_plans_the_same(
+        indexed in any::<bool>(),
+        completions in 1i32..7,
+        parallelism in 1i32..5,
+        backoff_limit in 0i32..8,
+        per_index in proptest::option::of(0i32..3),
+        policy in 0u8..6,
+        succeeded in 0i32..4,
+        uncounted in any::<bool>(),
+        pods_spec in proptest::collection::vec(
+            (any::<u8>(), -2i8..8, any::<bool>(), any::<bool>(), 0i64..40, 0i32..7, any::<u8>()), 0..24),
+        now_secs in 0i64..100,
+    ) {
+        use k8s_openapi::api::batch::v1::{PodFailurePolicyOnExitCodesRequirement, PodFailurePolicyOnPodConditionsPattern, PodFailurePolicyRule};
+        let exit = |action: &str, values: &[i32]| PodFailurePolicyRule {
+            action: action.into(),
+            on_exit_codes: Some(PodFailurePolicyOnExitCodesRequirement { container_name: None, operator: "In".into(), values: values.to_vec() }),
+            on_pod_conditions: None,
+        };
+        let disruption = |action: &str| PodFailurePolicyRule {
+            action: action.into(),
+            on_exit_codes: None,
+            on_pod_conditions: Some(vec![PodFailurePolicyOnPodConditionsPattern { type_: "DisruptionTarget".into(), status: "True".into() }]),
+        };
+        let mut b = JobBuilder::new("s")
+            .completions(completions)
+            .parallelism(parallelism)
+            .backoff_limit(backoff_limit)
+            .succeeded(succeeded)
+            .start_time(at(0));
+        if uncounted {
+            b = b.uncounted(&["uid-1-1-1"], &["uid-2-2-2"]);
+        }
+        if indexed {
+            b = b.indexed();
+            if let Some(n) = per_index {
+                b = b.backoff_limit_per_index(n);
+            }
+        }
+        let fail_index = if indexed && per_index.is_some() { "FailIndex" } else { "Ignore" };
+        b = match policy {
+            0 => b,
+            1 => b.pod_failure_policy(vec![exit("FailJob", &[2, 5])]),
+            2 => b.pod_failure_policy(vec![disruption("Ignore"), exit("FailJob", &[3])]),
+            3 => b.pod_failure_policy(vec![exit("Count", &[1]), exit("FailJob", &[1, 2, 3, 4, 5, 6])]),
+            4 => b.pod_failure_policy(vec![exit(fail_index, &[4]), disruption("Count")]),
+            _ => b.pod_replacement_policy("Failed"),
+        };
+        let job = b.build();
+        let pods: Vec<Pod> = pods_spec.iter().map(|s| any_pod(&job, s)).collect();
+        let cfg = test_config();
+        let with_failed = job.spec.as_ref().is_some_and(|s| s.pod_failure_policy.is_some());
+        let (live, settled) = super::settled::Settled::split(&pods, with_failed);
+        for ctx in [SyncContext::default(), SyncContext { expectations_satisfied: false, ..SyncContext::default() }] {
+            let whole = plan_with(&job, &pods, at(now_secs), &cfg, &ctx);
+            let split = super::plan::plan_split(&job, &live, &settled, at(now_secs), &cfg, &ctx);
+            prop_assert_eq!(&whole, &split);
+            let removed: BTreeSet<String> = whole.finalizer_removals.iter().map(|r| r.uid.clone()).collect();
+            prop_assert_eq!(whole.after_finalizers(&removed), split.after_finalizers(&removed));
+            // And in reverse order (the plan may not depend on how the pods are listed).
+            let rev: Vec<Pod> = pods.iter().rev().cloned().collect();
+            let (live_rev, settled_rev) = super::settled::Settled::split(&rev, with_failed);
+            prop_assert_eq!(&settled, &settled_rev);
+            let back = super::plan::plan_split(&job, &live_rev, &settled_rev, at(now_secs), &cfg, &ctx);
+            prop_assert_eq!(plan_with(&job, &rev, at(now_secs), &cfg, &ctx), back);
+        }
+    }
+}
