@@ -1179,7 +1179,8 @@ mod tests {
         let cms = api.info("", "configmaps");
         let mut seen = std::collections::HashSet::new();
         for i in 0..200 {
-            let o = api.create(&cms, "default", json!({"metadata": {"name": format!("c{i}")}}), &WriteOptions::default());
+            let o =
+                api.create(&cms, "default", json!({"metadata": {"name": format!("c{i}")}}), &WriteOptions::default());
             let uid = o.unwrap().object["metadata"]["uid"].as_str().unwrap().to_string();
             let parsed = uuid::Uuid::parse_str(&uid).unwrap();
             // Lowercase, hyphenated, version 4, RFC 4122 variant: what `Uuid::new_v4` gave.

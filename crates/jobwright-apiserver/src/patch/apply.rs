@@ -18,7 +18,8 @@ use serde_json::{Map, Value, json};
 
 use super::fields::{
     Comparison, FieldSet, ManagedEntry, compare, decode_managed_fields, decode_managed_list, encode_entry,
-    encode_entry_with, encode_managed_fields, format_time, item_key, path_string, set_managed_fields, strip_meta, to_field_set,
+    encode_entry_with, encode_managed_fields, format_time, item_key, path_string, set_managed_fields, strip_meta,
+    to_field_set,
 };
 use super::schema::{Shape, Ssa, shape_for};
 use super::{MergeError, WriteContext};
