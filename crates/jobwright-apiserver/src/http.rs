@@ -493,9 +493,10 @@ fn route(reg: &Registry, path: &str) -> Result<Route, StatusError> {
         ["watch", r @ ..] => (true, r),
         r => (false, r),
     };
-    let ns_subs = reg.get("", "v1", "namespaces").map(|i| i.subresources).unwrap_or_default();
     let (namespace, rest) = match rest {
-        ["namespaces", ns, r @ ..] if !r.is_empty() && !ns_subs.iter().any(|s| s == r[0]) => (Some(ns.to_string()), r),
+        ["namespaces", ns, r @ ..] if !r.is_empty() && !reg.has_subresource("", "v1", "namespaces", r[0]) => {
+            (Some(ns.to_string()), r)
+        }
         r => (None, r),
     };
     let (resource, name, sub) = match rest {
@@ -615,8 +616,9 @@ async fn handle(State(s): State<Arc<Server>>, req: Request) -> Response {
     // Protobuf answers for built-in types that prefer them (see `negotiate`).
     let (mut protobuf_watch, mut refuse) = (None, None);
     let pref = super::negotiate::preferred(&parts.headers);
+    let early = route(&s.api.registry, parts.uri.path());
     if pref != super::negotiate::Preferred::Json
-        && let Ok(Route::Resource(t)) = route(&s.api.registry, parts.uri.path())
+        && let Ok(Route::Resource(t)) = &early
     {
         if super::proto::supports(&t.info.api_version(), &t.info.kind) {
             protobuf_watch = Some(t.watch_path || Query::from_uri(&parts.uri).flag("watch"));
@@ -625,8 +627,9 @@ async fn handle(State(s): State<Arc<Server>>, req: Request) -> Response {
         }
     }
     // Every request to core/v1 Endpoints carries the deprecation warning kube-apiserver 1.33 sends.
-    let deprecated = matches!(route(&s.api.registry, parts.uri.path()),
-        Ok(Route::Resource(t)) if t.info.group.is_empty() && t.info.resource == "endpoints");
+    let deprecated =
+        matches!(&early, Ok(Route::Resource(t)) if t.info.group.is_empty() && t.info.resource == "endpoints");
+    drop(early);
     let mut r = handle_json(&s, parts, body, refuse).await;
     if deprecated {
         add_warnings(&mut r, &[ENDPOINTS_DEPRECATED.to_string()]);
@@ -649,7 +652,7 @@ const INLINE_WRITE_BYTES: usize = 16 * 1024;
 /// only when no write waits for an fsync (`--data-dir`). Everything else (a large body, a large
 /// stored object, deletes that may cascade, collections) stays on the blocking pool, so a heavy
 /// write never stalls other clients.
-fn served_inline(s: &Server, parts: &http::request::Parts, body: &Bytes) -> bool {
+fn served_inline(s: &Server, parts: &http::request::Parts, body: &Bytes, routed: &Result<Route, StatusError>) -> bool {
     static BLOCKING: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     if *BLOCKING.get_or_init(|| std::env::var_os("JOBWRIGHT_BLOCKING_WRITES").is_some()) {
         return false;
@@ -663,7 +666,7 @@ fn served_inline(s: &Server, parts: &http::request::Parts, body: &Bytes) -> bool
     }
     match parts.method {
         Method::POST => true,
-        Method::PUT | Method::PATCH => match route(&s.api.registry, path) {
+        Method::PUT | Method::PATCH => match routed {
             Ok(Route::Resource(t)) => t.name.as_deref().is_some_and(|name| {
                 let ns = t.namespace.as_deref().unwrap_or_default();
                 let stored = s.api.get(&s.api.storage_info(&t.info), ns, name);
@@ -726,14 +729,16 @@ async fn handle_json(
     {
         return r.map_or_else(|e| error_response(&e), |v| json_value(StatusCode::CREATED, &v));
     }
+    // The path is routed once from here on (the registry as it is now, after the body was read).
+    let routed = route(&s.api.registry, parts.uri.path());
     if matches!(parts.method, Method::GET | Method::HEAD) {
-        return match dispatch(s, &parts.method, &parts.uri, &q, &parts.headers, bytes, user.as_ref()).await {
+        return match dispatch(s, routed, &parts.method, &parts.uri, &q, &parts.headers, bytes, user.as_ref()).await {
             Ok(r) => r,
             Err(e) => error_response(&e),
         };
     }
-    if served_inline(s, &parts, &bytes) {
-        return match dispatch(s, &parts.method, &parts.uri, &q, &parts.headers, bytes, user.as_ref()).await {
+    if served_inline(s, &parts, &bytes, &routed) {
+        return match dispatch(s, routed, &parts.method, &parts.uri, &q, &parts.headers, bytes, user.as_ref()).await {
             Ok(r) => r,
             Err(e) => error_response(&e),
         };
@@ -744,7 +749,7 @@ async fn handle_json(
     let s = s.clone();
     let run = move || {
         rt.block_on(async {
-            match dispatch(&s, &parts.method, &parts.uri, &q, &parts.headers, bytes, user.as_ref()).await {
+            match dispatch(&s, routed, &parts.method, &parts.uri, &q, &parts.headers, bytes, user.as_ref()).await {
                 Ok(r) => r,
                 Err(e) => error_response(&e),
             }
@@ -762,8 +767,10 @@ fn wants_aggregated(headers: &HeaderMap) -> bool {
         .is_some_and(|a| a.contains("as=APIGroupDiscoveryList") && a.contains("g=apidiscovery.k8s.io"))
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn dispatch(
     s: &Arc<Server>,
+    routed: Result<Route, StatusError>,
     method: &Method,
     uri: &http::Uri,
     q: &Query,
@@ -772,7 +779,7 @@ async fn dispatch(
     user: Option<&UserInfo>,
 ) -> Result<Response, StatusError> {
     let reg = &s.api.registry;
-    let route = route(reg, uri.path())?;
+    let route = routed?;
     let only_get = |r: Response| -> Result<Response, StatusError> {
         if method == Method::GET || method == Method::HEAD {
             Ok(r)

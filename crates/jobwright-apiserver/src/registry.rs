@@ -176,6 +176,14 @@ impl Registry {
         self.read().iter().find(|r| r.group == group && r.version == version && r.resource == resource).cloned()
     }
 
+    /// Whether the resource is served with that subresource (without copying its entry).
+    pub fn has_subresource(&self, group: &str, version: &str, resource: &str, sub: &str) -> bool {
+        self.read()
+            .iter()
+            .find(|r| r.group == group && r.version == version && r.resource == resource)
+            .is_some_and(|r| r.has_subresource(sub))
+    }
+
     /// Look up a resource by `apiVersion` and kind, as written in an object.
     pub fn by_kind(&self, api_version: &str, kind: &str) -> Option<ResourceInfo> {
         self.read().iter().find(|r| r.api_version() == api_version && r.kind == kind).cloned()

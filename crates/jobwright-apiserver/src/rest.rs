@@ -459,7 +459,8 @@ impl Api {
 
     /// The canonical resource for a storage key: the first registered one with that key.
     pub fn storage_info(&self, info: &ResourceInfo) -> ResourceInfo {
-        if info.storage_key == format!("{}/{}", info.group, info.resource) {
+        let own_key = info.storage_key.strip_prefix(info.group.as_str()).and_then(|k| k.strip_prefix('/'));
+        if own_key == Some(info.resource.as_str()) {
             return info.clone();
         }
         self.registry.find(|r| r.storage_key == info.storage_key).unwrap_or_else(|| info.clone())
@@ -613,7 +614,10 @@ impl Api {
         let now = Utc::now();
         {
             let md = obj["metadata"].as_object_mut().expect("object");
-            md.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
+            // A version 4 uuid from the thread's generator (`Uuid::new_v4` without uuid's
+            // `fast-rng` asks the kernel for every one).
+            let uid = uuid::Builder::from_random_bytes(rand::random()).into_uuid();
+            md.insert("uid".into(), Value::String(uid.to_string()));
             md.insert("creationTimestamp".into(), json!(timestamp(now)));
             md.remove("resourceVersion");
             md.remove("deletionTimestamp");
@@ -1167,6 +1171,24 @@ mod tests {
         assert_eq!(e.code, 409);
         let e = api.create(&jobs, "nope", job("b"), &WriteOptions::default()).unwrap_err();
         assert_eq!(e.message, "namespaces \"nope\" not found");
+    }
+
+    #[test]
+    fn uids_are_distinct_version_4_uuids() {
+        let api = api();
+        let cms = api.info("", "configmaps");
+        let mut seen = std::collections::HashSet::new();
+        for i in 0..200 {
+            let o =
+                api.create(&cms, "default", json!({"metadata": {"name": format!("c{i}")}}), &WriteOptions::default());
+            let uid = o.unwrap().object["metadata"]["uid"].as_str().unwrap().to_string();
+            let parsed = uuid::Uuid::parse_str(&uid).unwrap();
+            // Lowercase, hyphenated, version 4, RFC 4122 variant: what `Uuid::new_v4` gave.
+            assert_eq!(parsed.hyphenated().to_string(), uid);
+            assert_eq!(parsed.get_version_num(), 4, "{uid}");
+            assert_eq!(parsed.get_variant(), uuid::Variant::RFC4122, "{uid}");
+            assert!(seen.insert(uid));
+        }
     }
 
     #[test]

@@ -18,7 +18,8 @@ use serde_json::{Map, Value, json};
 
 use super::fields::{
     Comparison, FieldSet, ManagedEntry, compare, decode_managed_fields, decode_managed_list, encode_entry,
-    encode_managed_fields, format_time, item_key, path_string, set_managed_fields, strip_meta, to_field_set,
+    encode_entry_with, encode_managed_fields, format_time, item_key, path_string, set_managed_fields, strip_meta,
+    to_field_set,
 };
 use super::schema::{Shape, Ssa, shape_for};
 use super::{MergeError, WriteContext};
@@ -76,7 +77,17 @@ pub fn record_update(
     let empty = json!({});
     let old_v = old.unwrap_or(&empty);
     let c = scoped_comparison(info, subresource, old_v, new);
-    let changed = c.added.union(&c.modified);
+    // The comparison's sets are pruned (every node but the root holds a member), so a union with
+    // an empty one is the other set itself: a create (everything added, nothing modified) keeps
+    // its set instead of copying it.
+    let Comparison { added, modified, removed } = c;
+    let changed = if modified.children.is_empty() {
+        added
+    } else if added.children.is_empty() {
+        modified
+    } else {
+        added.union(&modified)
+    };
     // Upstream `decodeLiveOrNew`: on the main resource a client may reset managedFields (`[]` or
     // `[{}]`) or rewrite them; a request without any keeps the live ones.
     let sent = new.pointer("/metadata/managedFields").and_then(Value::as_array);
@@ -91,7 +102,7 @@ pub fn record_update(
     } else {
         old_list()
     };
-    let update = Update { changed: &changed, removed: &c.removed, manager, api_version, subresource, now };
+    let update = Update { changed: &changed, removed: &removed, manager, api_version, subresource, now };
     let encoded = match update.fast(&list) {
         Some(encoded) => encoded,
         None => encode_managed_fields(&update.slow(&list)),
@@ -222,19 +233,18 @@ impl Update<'_> {
             raw.push((Some(out.len()), Value::Null));
             out.push(entry);
         }
-        if pushes {
-            raw.push((Some(out.len()), Value::Null));
-            out.push(ManagedEntry {
-                manager: self.manager.clone(),
-                operation: "Update".into(),
-                api_version: self.api_version.clone(),
-                time: Some(format_time(self.now)),
-                subresource: self.subresource.to_string(),
-                fields: self.changed.clone(),
-            });
-        }
+        // The new entry of this manager: its fields are `self.changed`, encoded from there rather
+        // than copied into the entry (a create's set is the whole object's).
+        let pushed = pushes.then(|| ManagedEntry {
+            manager: self.manager.clone(),
+            operation: "Update".into(),
+            api_version: self.api_version.clone(),
+            time: Some(format_time(self.now)),
+            subresource: self.subresource.to_string(),
+            fields: FieldSet::default(),
+        });
         // The order and the dropping of empty entries of `encode_managed_fields`.
-        let mut keyed: Vec<(SortKey, Value)> = Vec::with_capacity(raw.len());
+        let mut keyed: Vec<(SortKey, Value)> = Vec::with_capacity(raw.len() + 1);
         for (decoded, value) in raw {
             match decoded {
                 None => keyed.push((SortKey::of_raw(&value), value)),
@@ -245,6 +255,10 @@ impl Update<'_> {
                     }
                 }
             }
+        }
+        if let Some(e) = &pushed {
+            // `pushes` implies a non-empty `self.changed`.
+            keyed.push((SortKey::of(e), encode_entry_with(e, self.changed)));
         }
         keyed.sort_by(|a, b| a.0.cmp(&b.0));
         Some(Value::Array(keyed.into_iter().map(|(_, v)| v).collect()))

@@ -568,6 +568,11 @@ pub fn encode_managed_fields(entries: &[ManagedEntry]) -> Value {
 
 /// One entry of [`encode_managed_fields`].
 pub fn encode_entry(e: &ManagedEntry) -> Value {
+    encode_entry_with(e, &e.fields)
+}
+
+/// [`encode_entry`] of `e` with `fields` in place of its own.
+pub fn encode_entry_with(e: &ManagedEntry, fields: &FieldSet) -> Value {
     let mut m = Map::new();
     m.insert("manager".into(), json!(e.manager));
     m.insert("operation".into(), json!(e.operation));
@@ -576,7 +581,7 @@ pub fn encode_entry(e: &ManagedEntry) -> Value {
         m.insert("time".into(), json!(t));
     }
     m.insert("fieldsType".into(), json!("FieldsV1"));
-    m.insert("fieldsV1".into(), e.fields.to_fields_v1());
+    m.insert("fieldsV1".into(), fields.to_fields_v1());
     if !e.subresource.is_empty() {
         m.insert("subresource".into(), json!(e.subresource));
     }
