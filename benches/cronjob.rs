@@ -25,11 +25,9 @@
 mod common;
 
 use std::collections::HashMap;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
@@ -37,8 +35,7 @@ use common::ChildProc;
 use futures::{StreamExt, TryStreamExt};
 use jobwright::cronjob::controller as cron;
 use jobwright::cronjob::schedule::Zone;
-use jobwright::lean::Lean;
-use jobwright::metrics::Metrics;
+use jobwright::metrics::{Metrics, ResponseHook, ResponseHookLayer};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use kube::api::{Api, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -85,60 +82,58 @@ fn counter_sum(metrics: &Metrics, prefix: &str) -> u64 {
         .sum::<f64>() as u64
 }
 
-/// Records when each `201 Created` answer to a Job create arrives, on the controller's clock.
+/// Records when each `201 Created` answer to a Job create arrives, on the controller's clock (a
+/// [`ResponseHook`] of the controller's client).
 #[derive(Clone)]
 struct Acks {
     at: Arc<Mutex<Vec<i64>>>,
     offset_ms: i64,
 }
 
-impl<S> tower::Layer<S> for Acks {
-    type Service = AckService<S>;
+impl ResponseHook for Acks {
+    /// Whether the request creates a Job.
+    type Pending = bool;
 
-    fn layer(&self, inner: S) -> Self::Service {
-        AckService { inner, acks: self.clone() }
+    fn request<B>(&self, req: &http::Request<B>) -> bool {
+        req.method() == http::Method::POST && req.uri().path().ends_with("/jobs")
+    }
+
+    fn response(&self, create: bool, status: Option<http::StatusCode>) {
+        if create && status == Some(http::StatusCode::CREATED) {
+            let at = Utc::now().timestamp_millis() + self.offset_ms;
+            self.at.lock().expect("acks").push(at);
+        }
     }
 }
 
-#[derive(Clone)]
-struct AckService<S> {
-    inner: S,
-    acks: Acks,
-}
+/// The allocator of the `jobwright` binary (`src/main.rs`), so that the controller in this
+/// process allocates as it does in `jobwright controller` (glibc's malloc costs it more).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-impl<S, ReqBody, ResBody> tower::Service<http::Request<ReqBody>> for AckService<S>
-where
-    S: tower::Service<http::Request<ReqBody>, Response = http::Response<ResBody>>,
-    S::Future: Send + 'static,
-{
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<S::Response, S::Error>> + Send>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, req: http::Request<ReqBody>) -> Self::Future {
-        let create = req.method() == http::Method::POST && req.uri().path().ends_with("/jobs");
-        let acks = self.acks.clone();
-        let fut = self.inner.call(req);
-        Box::pin(async move {
-            let result = fut.await;
-            if create && matches!(&result, Ok(r) if r.status() == http::StatusCode::CREATED) {
-                let at = Utc::now().timestamp_millis() + acks.offset_ms;
-                acks.at.lock().expect("acks").push(at);
-            }
-            result
-        })
-    }
-}
-
-/// A Job as the bench's watch decodes it (as `Lean<SeenJob>`): its metadata without
-/// managedFields, the rest of the event read past.
+/// A Job as the bench's watch decodes it: the name, namespace and resourceVersion of its
+/// metadata, the rest of the event read past.
 #[derive(Clone, Debug, serde::Deserialize)]
 struct SeenJob {
+    #[serde(deserialize_with = "names_only")]
     metadata: kube::api::ObjectMeta,
+}
+
+fn names_only<'de, D: serde::Deserializer<'de>>(d: D) -> Result<kube::api::ObjectMeta, D::Error> {
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Names {
+        name: Option<String>,
+        namespace: Option<String>,
+        resource_version: Option<String>,
+    }
+    let n = <Names as serde::Deserialize>::deserialize(d)?;
+    Ok(kube::api::ObjectMeta {
+        name: n.name,
+        namespace: n.namespace,
+        resource_version: n.resource_version,
+        ..Default::default()
+    })
 }
 
 impl kube::Resource for SeenJob {
@@ -215,12 +210,12 @@ async fn run(client_cfg: kube::Config, n: usize, lead: i64, idle: Duration, apis
 
     // The watch of the Jobs: when each slot's Job arrives, on the controller's clock. It decodes
     // only the names (the server sends each event whole, as to the controller's own informer).
-    let jobs_api: Api<Lean<SeenJob>> = Api::default_namespaced(client.clone());
+    let jobs_api: Api<SeenJob> = Api::default_namespaced(client.clone());
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(String, i64)>();
     let watch = tokio::spawn(async move {
         let mut s = watcher(jobs_api, watcher::Config::default()).default_backoff().applied_objects().boxed();
         while let Some(Ok(job)) = s.next().await {
-            let _ = tx.send((job.0.name_any(), Utc::now().timestamp_millis() + offset_ms));
+            let _ = tx.send((job.name_any(), Utc::now().timestamp_millis() + offset_ms));
         }
     });
 
@@ -229,7 +224,7 @@ async fn run(client_cfg: kube::Config, n: usize, lead: i64, idle: Duration, apis
     let ctl_client = kube::client::ClientBuilder::try_from(client_cfg)
         .expect("client")
         .with_layer(&metrics.api_layer())
-        .with_layer(&acks)
+        .with_layer(&ResponseHookLayer::new(acks.clone()))
         .build();
     let start_cpu = (cpu_secs("self"), cpu_secs(apiserver));
     // Both processes' CPU time at the slot: what the tick itself costs is measured from here.

@@ -281,7 +281,7 @@ impl Metrics {
 
     /// A `tower` layer that counts every request into `jobwright_api_requests_total`.
     pub fn api_layer(&self) -> ApiMetricsLayer {
-        ApiMetricsLayer { requests: self.api_requests.clone() }
+        ResponseHookLayer::new(CountRequests { requests: self.api_requests.clone() })
     }
 }
 
@@ -357,56 +357,116 @@ pub fn request_verb(method: &http::Method, uri: &http::Uri) -> &'static str {
     }
 }
 
-/// A `tower` [`Layer`](tower::Layer) counting requests by verb and response code; see
-/// [`Metrics::api_layer`] and [`instrumented_client`].
-#[derive(Clone, Debug)]
-pub struct ApiMetricsLayer {
-    requests: Family<ApiRequestLabels, Counter>,
+/// What a [`ResponseHookLayer`] does around each request of a client: it looks at the request as
+/// it is sent, keeps what it needs of it, and is called again with the answer's status code.
+pub trait ResponseHook: Clone {
+    /// What is kept of a request until its answer.
+    type Pending: Send + 'static;
+
+    /// The request is being sent.
+    fn request<B>(&self, req: &http::Request<B>) -> Self::Pending;
+
+    /// Its answer came with `status`, or none came (`None`: the request failed).
+    fn response(&self, pending: Self::Pending, status: Option<http::StatusCode>);
 }
 
-impl<S> tower::Layer<S> for ApiMetricsLayer {
-    type Service = ApiMetricsService<S>;
+/// A `tower` layer calling a [`ResponseHook`] with each request and its answer's status: the
+/// one shape of the client layers that observe requests ([`Metrics::api_layer`], benchmarks'
+/// probes). The response future is the inner one plus the hook, not boxed.
+#[derive(Clone, Debug)]
+pub struct ResponseHookLayer<H> {
+    hook: H,
+}
 
-    fn layer(&self, inner: S) -> Self::Service {
-        ApiMetricsService { inner, requests: self.requests.clone() }
+impl<H> ResponseHookLayer<H> {
+    /// A layer calling `hook`.
+    pub fn new(hook: H) -> Self {
+        Self { hook }
     }
 }
 
-/// The service made by [`ApiMetricsLayer`].
-#[derive(Clone, Debug)]
-pub struct ApiMetricsService<S> {
-    inner: S,
-    requests: Family<ApiRequestLabels, Counter>,
+impl<S, H: Clone> tower::Layer<S> for ResponseHookLayer<H> {
+    type Service = ResponseHookService<S, H>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        ResponseHookService { inner, hook: self.hook.clone() }
+    }
 }
 
-impl<S, ReqBody, ResBody> tower::Service<http::Request<ReqBody>> for ApiMetricsService<S>
+/// The service made by [`ResponseHookLayer`].
+#[derive(Clone, Debug)]
+pub struct ResponseHookService<S, H> {
+    inner: S,
+    hook: H,
+}
+
+impl<S, H, ReqBody, ResBody> tower::Service<http::Request<ReqBody>> for ResponseHookService<S, H>
 where
     S: tower::Service<http::Request<ReqBody>, Response = http::Response<ResBody>>,
-    S::Future: Send + 'static,
+    H: ResponseHook,
 {
     type Response = S::Response;
     type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<S::Response, S::Error>> + Send>>;
+    type Future = HookedFuture<S::Future, H>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, req: http::Request<ReqBody>) -> Self::Future {
-        let verb = request_verb(req.method(), req.uri());
-        let requests = self.requests.clone();
-        let fut = self.inner.call(req);
-        Box::pin(async move {
-            let result = fut.await;
-            let code = match &result {
-                Ok(resp) => resp.status().as_u16().to_string(),
-                Err(_) => "error".to_string(),
-            };
-            requests.get_or_create(&ApiRequestLabels { verb: verb.to_string(), code }).inc();
-            result
-        })
+        let pending = self.hook.request(&req);
+        HookedFuture { inner: self.inner.call(req), hook: Some((self.hook.clone(), pending)) }
     }
 }
+
+pin_project_lite::pin_project! {
+    /// The response future of [`ResponseHookService`].
+    pub struct HookedFuture<F, H: ResponseHook> {
+        #[pin]
+        inner: F,
+        hook: Option<(H, H::Pending)>,
+    }
+}
+
+impl<F, H, ResBody, E> Future for HookedFuture<F, H>
+where
+    F: Future<Output = Result<http::Response<ResBody>, E>>,
+    H: ResponseHook,
+{
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let result = std::task::ready!(this.inner.poll(cx));
+        if let Some((hook, pending)) = this.hook.take() {
+            hook.response(pending, result.as_ref().ok().map(|r| r.status()));
+        }
+        Poll::Ready(result)
+    }
+}
+
+/// The [`ResponseHook`] counting requests by verb and response code; see [`Metrics::api_layer`]
+/// and [`instrumented_client`].
+#[derive(Clone, Debug)]
+pub struct CountRequests {
+    requests: Family<ApiRequestLabels, Counter>,
+}
+
+impl ResponseHook for CountRequests {
+    type Pending = &'static str;
+
+    fn request<B>(&self, req: &http::Request<B>) -> &'static str {
+        request_verb(req.method(), req.uri())
+    }
+
+    fn response(&self, verb: &'static str, status: Option<http::StatusCode>) {
+        let code = status.map_or_else(|| "error".to_string(), |s| s.as_str().to_string());
+        self.requests.get_or_create(&ApiRequestLabels { verb: verb.to_string(), code }).inc();
+    }
+}
+
+/// The layer counting requests by verb and response code ([`Metrics::api_layer`]).
+pub type ApiMetricsLayer = ResponseHookLayer<CountRequests>;
 
 #[cfg(test)]
 mod tests {

@@ -35,7 +35,7 @@ use crate::lean::{Lean, unlean};
 
 use super::deferred::{Deferred, Gate, MAX_DEFER, WRITERS};
 use super::schedule::Zone;
-use super::sync::{self, Action, decide, history_to_delete, job_from_template, job_ref, observe_jobs, remove_active};
+use super::sync::{self, Action, decide, history_to_delete, job_ref, observe_jobs, remove_active};
 use super::triggers::Triggers;
 use crate::job::events::JobEvent;
 use crate::job::recorder::EventSink;
@@ -239,8 +239,9 @@ impl Written {
 struct StatusWrite {
     /// The CronJob as the sync read it.
     read: Arc<CronJob>,
-    /// It with the new status, if the status changed.
-    status: Option<CronJob>,
+    /// It with the new status, if the status changed (boxed: thousands wait in a map at a tick,
+    /// and a CronJob inline is kilobytes to move on each of its rehashes).
+    status: Option<Box<CronJob>>,
     /// The sync's events.
     events: Vec<JobEvent>,
 }
@@ -451,9 +452,10 @@ async fn perform(ctx: &Ctx, key: &(String, String), w: StatusWrite) {
         if let Some(status) = &copy.status {
             ctx.triggers.writing(&w.read, status);
         }
-        let api: Api<CronJob> = Api::namespaced(ctx.client.clone(), &key.0);
-        match api.replace_status(&key.1, &PostParams::default(), &copy).await {
-            Ok(after) => ctx.written.wrote(&w.read, after),
+        // The answer decoded without managedFields, as the watch's copies are.
+        let api: Api<Lean<CronJob>> = Api::namespaced(ctx.client.clone(), &key.0);
+        match api.replace_status(&key.1, &PostParams::default(), &Lean(*copy)).await {
+            Ok(Lean(after)) => ctx.written.wrote(&w.read, after),
             Err(e) if is_status(&e, 404) => {}
             Err(e) => {
                 tracing::warn!(cronjob = %format!("{}/{}", key.0, key.1), error = %e, "updating a CronJob's status failed, re-syncing");
@@ -477,10 +479,12 @@ async fn reconcile(cj: Arc<CronJob>, ctx: Arc<Ctx>) -> Result<KubeAction, Error>
     let started = std::time::Instant::now();
     let key = (cj.namespace().unwrap_or_default(), cj.name_any());
     ctx.gate.started(&key);
-    // The previous sync's status write goes before this sync reads.
-    flush(&ctx, &key).await;
+    // The previous sync's status write goes before this sync reads. Both futures are boxed: the
+    // sync's state is kilobytes (CronJobs, a Job, requests), and kube-runtime moves this future
+    // into a task of its own per sync, copying all of it each time if it were inline.
+    Box::pin(flush(&ctx, &key)).await;
     let cj = ctx.written.latest(cj);
-    let result = sync_cronjob(&cj, &ctx).await;
+    let result = Box::pin(sync_cronjob(&cj, &ctx)).await;
     if let Ok(Some(after)) = &result {
         ctx.gate.expect(key, tokio::time::Instant::now() + *after);
     }
@@ -556,10 +560,11 @@ async fn sync_cronjob(cj: &Arc<CronJob>, ctx: &Ctx) -> Result<Option<Duration>, 
         }
     }
 
-    let outcome = sync_jobs_and_start(cj, ctx, &jobs, &mut status, &mut events, &mut update, &jobs_api, &cj_api).await;
+    let outcome =
+        sync_jobs_and_start(cj, &mut copy, ctx, &jobs, &mut status, &mut events, &mut update, &jobs_api, &cj_api).await;
     let status = update.then(|| {
         copy.status = Some(status);
-        copy
+        Box::new(copy)
     });
     let key = (ns, name);
     if status.is_none() && events.is_empty() {
@@ -575,6 +580,7 @@ async fn sync_cronjob(cj: &Arc<CronJob>, ctx: &Ctx) -> Result<Option<Duration>, 
 #[allow(clippy::too_many_arguments)]
 async fn sync_jobs_and_start(
     cj: &CronJob,
+    view: &mut CronJob,
     ctx: &Ctx,
     jobs: &[&Job],
     status: &mut k8s_openapi::api::batch::v1::CronJobStatus,
@@ -608,9 +614,10 @@ async fn sync_jobs_and_start(
             *update = true;
         }
     }
-    let mut view = cj.clone();
+    // `view`: the CronJob as read, with the status as reconciled so far (no status otherwise).
     view.status = Some(status.clone());
-    let decision = decide(&view, now, ctx.opts.local);
+    let decision = decide(view, now, ctx.opts.local);
+    view.status = None;
     events.extend(decision.events);
     let (scheduled, replace, schedule) = match decision.action {
         Action::AwaitChange => return Ok(None),
@@ -640,11 +647,11 @@ async fn sync_jobs_and_start(
             }
         }
     }
-    let request = job_from_template(cj, scheduled);
-    let job_name = request.name_any();
+    let request = sync::job_metadata(cj, scheduled);
+    let job_name = request.name.clone().unwrap_or_default();
     ctx.triggers.creating(&(cj.namespace().unwrap_or_default(), name.clone()), &job_name);
     let creating = ctx.gate.creating();
-    let created = create_job(&ctx.client, &request).await;
+    let created = create_job(&ctx.client, &request, sync::job_spec(cj)).await;
     drop(creating);
     let created = match created {
         Ok(job) => {
@@ -652,7 +659,8 @@ async fn sync_jobs_and_start(
             if let (Some(h), Some(at)) = (&ctx.skew, created_at) {
                 h.observe((at - scheduled).num_milliseconds() as f64 / 1000.0);
             }
-            tracing::info!(cronjob = %format!("{}/{name}", cj.namespace().unwrap_or_default()), job = %job_name, "created Job");
+            // Upstream logs each create at V(4).
+            tracing::debug!(cronjob = %format!("{}/{name}", cj.namespace().unwrap_or_default()), job = %job_name, "created Job");
             events.push(JobEvent::normal("SuccessfulCreate", &format!("Created job {job_name}")));
             job
         }
@@ -681,7 +689,9 @@ async fn sync_jobs_and_start(
     status.last_schedule_time = Some(crate::job::pods::to_time(scheduled));
     *update = true;
     view.status = Some(status.clone());
-    Ok(sync::requeue_after(&view, now, &schedule))
+    let after = sync::requeue_after(view, now, &schedule);
+    view.status = None;
+    Ok(after)
 }
 
 /// What the sync reads of the Job it created.
@@ -700,12 +710,30 @@ struct CreatedMeta {
     creation_timestamp: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
 }
 
-/// `POST` the Job, as `Api::create` does, decoding from the answer only what the sync uses (the
-/// whole Job, managedFields and all, is a good part of the controller's CPU at a busy tick).
-async fn create_job(client: &Client, job: &Job) -> Result<Job, kube::Error> {
-    let ns = job.namespace().unwrap_or_default();
-    let body = serde_json::to_vec(job).map_err(kube::Error::SerdeError)?;
-    let req = kube::core::Request::new(<Job as kube::Resource>::url_path(&(), Some(&ns)))
+/// The body of a Job create: [`sync::job_from_template`]'s Job, serialized from the CronJob's own
+/// `spec.jobTemplate.spec` instead of a copy of it.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct JobBody<'a> {
+    api_version: &'static str,
+    kind: &'static str,
+    metadata: &'a k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    spec: Option<&'a k8s_openapi::api::batch::v1::JobSpec>,
+}
+
+/// `POST` the Job (`metadata`, `spec`), as `Api::create` does, decoding from the answer only what
+/// the sync uses (the whole Job, managedFields and all, is a good part of the controller's CPU at
+/// a busy tick).
+async fn create_job(
+    client: &Client,
+    metadata: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    spec: Option<&k8s_openapi::api::batch::v1::JobSpec>,
+) -> Result<Job, kube::Error> {
+    let ns = metadata.namespace.as_deref().unwrap_or_default();
+    let body = JobBody { api_version: "batch/v1", kind: "Job", metadata, spec };
+    let body = serde_json::to_vec(&body).map_err(kube::Error::SerdeError)?;
+    let req = kube::core::Request::new(<Job as kube::Resource>::url_path(&(), Some(ns)))
         .create(&PostParams::default(), body)
         .map_err(kube::Error::BuildRequest)?;
     let Created { metadata: m } = client.request::<Created>(req).await?;
@@ -760,6 +788,33 @@ mod tests {
             ..Default::default()
         });
         Arc::new(c)
+    }
+
+    #[test]
+    fn the_create_body_is_the_job_from_the_template() {
+        let cj: CronJob = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "c", "namespace": "ns", "uid": "u"},
+            "spec": {"schedule": "*/1 * * * *", "timeZone": "Europe/Paris", "jobTemplate": {
+                "metadata": {"labels": {"a": "b"}, "annotations": {"n": "v"}},
+                "spec": {"backoffLimit": 2, "template": {"spec": {"restartPolicy": "Never",
+                    "containers": [{"name": "main", "image": "busybox", "args": ["x"]}]}}}}}
+        }))
+        .unwrap();
+        let at = "2024-03-31T00:59:00Z".parse().unwrap();
+        let want = serde_json::to_value(sync::job_from_template(&cj, at)).unwrap();
+        let metadata = sync::job_metadata(&cj, at);
+        let body = JobBody { api_version: "batch/v1", kind: "Job", metadata: &metadata, spec: sync::job_spec(&cj) };
+        assert_eq!(serde_json::to_value(&body).unwrap(), want);
+        assert_eq!(want["spec"]["backoffLimit"], 2, "{want}");
+        // Without a template spec, none is sent (as the whole Job serializes it).
+        let mut bare = cj.clone();
+        bare.spec.as_mut().unwrap().job_template.spec = None;
+        let metadata = sync::job_metadata(&bare, at);
+        let body = JobBody { api_version: "batch/v1", kind: "Job", metadata: &metadata, spec: sync::job_spec(&bare) };
+        assert_eq!(
+            serde_json::to_value(&body).unwrap(),
+            serde_json::to_value(sync::job_from_template(&bare, at)).unwrap()
+        );
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use k8s_openapi::api::batch::v1::{CronJob, CronJobStatus, Job};
+use k8s_openapi::api::batch::v1::{CronJob, CronJobSpec, CronJobStatus, Job, JobSpec};
 use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 
@@ -160,7 +160,9 @@ pub fn decide(cj: &CronJob, now: DateTime<Utc>, local: Zone) -> Decision {
     if cj.metadata.deletion_timestamp.is_some() {
         return done(events, Action::AwaitChange);
     }
-    let spec = cj.spec.clone().unwrap_or_default();
+    // Borrowed, not cloned: a sync per CronJob per slot, and the spec holds the whole pod template.
+    let no_spec = CronJobSpec::default();
+    let spec = cj.spec.as_ref().unwrap_or(&no_spec);
     if let Some(tz) = &spec.time_zone
         && Zone::load(tz).is_none()
     {
@@ -213,12 +215,12 @@ pub fn decide(cj: &CronJob, now: DateTime<Utc>, local: Zone) -> Decision {
         events.push(miss_schedule(scheduled));
         return done(events, requeue(&sched));
     }
-    let status = cj.status.clone().unwrap_or_default();
+    let status = cj.status.as_ref();
     let name = job_name(cj, scheduled);
-    let active = status.active.as_deref().unwrap_or_default();
+    let active = status.and_then(|s| s.active.as_deref()).unwrap_or_default();
     let ns = cj.metadata.namespace.as_deref();
     if active.iter().any(|r| r.name.as_deref() == Some(&name) && r.namespace.as_deref() == ns)
-        || status.last_schedule_time.as_ref().map(to_chrono) == Some(scheduled)
+        || status.and_then(|s| s.last_schedule_time.as_ref()).map(to_chrono) == Some(scheduled)
     {
         return done(events, requeue(&sched));
     }
@@ -264,27 +266,31 @@ pub fn controller_ref(cj: &CronJob) -> OwnerReference {
 /// and spec, the deterministic name, the controller reference, and the scheduled time in the
 /// CronJob's `timeZone` (UTC without one, as Go's `time.LoadLocation("")`).
 pub fn job_from_template(cj: &CronJob, scheduled: DateTime<Utc>) -> Job {
-    let spec = cj.spec.clone().unwrap_or_default();
-    let template = spec.job_template;
-    let tmeta = template.metadata.unwrap_or_default();
-    let mut annotations: BTreeMap<String, String> = tmeta.annotations.unwrap_or_default();
-    let stamp = match spec.time_zone.as_deref().and_then(Zone::load) {
+    Job { metadata: job_metadata(cj, scheduled), spec: job_spec(cj).cloned(), status: None }
+}
+
+/// The metadata of the Job [`job_from_template`] makes for the slot `scheduled`.
+pub fn job_metadata(cj: &CronJob, scheduled: DateTime<Utc>) -> ObjectMeta {
+    let tmeta = cj.spec.as_ref().and_then(|s| s.job_template.metadata.as_ref());
+    let mut annotations: BTreeMap<String, String> = tmeta.and_then(|m| m.annotations.clone()).unwrap_or_default();
+    let stamp = match cj.spec.as_ref().and_then(|s| s.time_zone.as_deref()).and_then(Zone::load) {
         Some(Zone::Named(tz)) => scheduled.with_timezone(&tz).to_rfc3339_opts(SecondsFormat::Secs, true),
         _ => scheduled.to_rfc3339_opts(SecondsFormat::Secs, true),
     };
     annotations.insert(SCHEDULED_TIMESTAMP_ANNOTATION.into(), stamp);
-    Job {
-        metadata: ObjectMeta {
-            name: Some(job_name(cj, scheduled)),
-            namespace: cj.metadata.namespace.clone(),
-            labels: Some(tmeta.labels.unwrap_or_default()),
-            annotations: Some(annotations),
-            owner_references: Some(vec![controller_ref(cj)]),
-            ..Default::default()
-        },
-        spec: template.spec,
-        status: None,
+    ObjectMeta {
+        name: Some(job_name(cj, scheduled)),
+        namespace: cj.metadata.namespace.clone(),
+        labels: Some(tmeta.and_then(|m| m.labels.clone()).unwrap_or_default()),
+        annotations: Some(annotations),
+        owner_references: Some(vec![controller_ref(cj)]),
+        ..Default::default()
     }
+}
+
+/// The spec of the Jobs the CronJob starts (`spec.jobTemplate.spec`).
+pub fn job_spec(cj: &CronJob) -> Option<&JobSpec> {
+    cj.spec.as_ref()?.job_template.spec.as_ref()
 }
 
 /// The reference `status.active` keeps for a Job (`ref.GetReference`).
@@ -382,13 +388,14 @@ pub fn observe_jobs(status: &mut CronJobStatus, jobs: &[&Job]) -> Observed {
 /// `failedJobsHistoryLimit`, oldest start time first (Jobs without one last, then by name), to
 /// delete. Nothing when neither limit is set.
 pub fn history_to_delete<'a>(cj: &CronJob, jobs: &[&'a Job]) -> Vec<&'a Job> {
-    let spec = cj.spec.clone().unwrap_or_default();
-    if spec.successful_jobs_history_limit.is_none() && spec.failed_jobs_history_limit.is_none() {
+    let spec = cj.spec.as_ref();
+    let succeeded = spec.and_then(|s| s.successful_jobs_history_limit);
+    let failed = spec.and_then(|s| s.failed_jobs_history_limit);
+    if succeeded.is_none() && failed.is_none() {
         return vec![];
     }
     let mut out = vec![];
-    for (cond, limit) in [("Complete", spec.successful_jobs_history_limit), ("Failed", spec.failed_jobs_history_limit)]
-    {
+    for (cond, limit) in [("Complete", succeeded), ("Failed", failed)] {
         let Some(limit) = limit else { continue };
         let mut js: Vec<&Job> = jobs.iter().copied().filter(|j| finished(j) == Some(cond)).collect();
         let excess = js.len().saturating_sub(usize::try_from(limit).unwrap_or(0));

@@ -20,7 +20,8 @@ use std::sync::Mutex;
 
 use std::hash::{Hash, Hasher};
 
-use k8s_openapi::api::batch::v1::{CronJob, CronJobStatus, Job};
+use k8s_openapi::api::batch::v1::{CronJob, CronJobSpec, CronJobStatus, Job};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use super::sync::{finished, in_active};
 
@@ -32,16 +33,23 @@ struct Fingerprint(u64);
 
 impl Fingerprint {
     fn of(cj: &CronJob, status: Option<&CronJobStatus>) -> Self {
-        let mut c = CronJob { metadata: cj.metadata.clone(), spec: cj.spec.clone(), status: status.cloned() };
-        c.metadata.resource_version = None;
-        c.metadata.managed_fields = None;
-        if let Some(s) = c.status.as_mut()
-            && s.active.as_ref().is_some_and(Vec::is_empty)
-        {
-            s.active = None;
+        /// The CronJob as hashed: the spec and status borrowed, not copied.
+        #[derive(serde::Serialize)]
+        struct Hashed<'a> {
+            metadata: ObjectMeta,
+            spec: Option<&'a CronJobSpec>,
+            status: Option<std::borrow::Cow<'a, CronJobStatus>>,
         }
+        let metadata = ObjectMeta { resource_version: None, managed_fields: None, ..cj.metadata.clone() };
+        let status = status.map(|s| {
+            if s.active.as_ref().is_some_and(Vec::is_empty) {
+                std::borrow::Cow::Owned(CronJobStatus { active: None, ..s.clone() })
+            } else {
+                std::borrow::Cow::Borrowed(s)
+            }
+        });
         let mut h = std::collections::hash_map::DefaultHasher::new();
-        serde_json::to_vec(&c).unwrap_or_default().hash(&mut h);
+        serde_json::to_vec(&Hashed { metadata, spec: cj.spec.as_ref(), status }).unwrap_or_default().hash(&mut h);
         Self(h.finish())
     }
 }
