@@ -69,6 +69,8 @@ pub async fn client(path: Option<&std::path::Path>) -> Result<kube::Client, Stri
         }
         None => kube::Config::infer().await.map_err(|e| e.to_string())?,
     };
+    let mut config = config;
+    crate::agent::set(&mut config, crate::agent::kubelet());
     kube::Client::try_from(config).map_err(|e| e.to_string())
 }
 

@@ -1278,7 +1278,10 @@ fn watch(
     };
     let filter = Box::new(move |m: &Meta| selected(&ls, &fs, m));
     let ctx = WatchCtx { view: view.clone(), name: name.map(str::to_string), filter, shape };
-    let (tx, rx) = mpsc::channel::<Result<Bytes, Infallible>>(64);
+    // Few entries: under a backlog each is a chunk of up to `WATCH_CHUNK` bytes, so a watcher
+    // that stops reading holds at most about half a MiB here (the rest waits in the store's
+    // per-watcher queue, which closes the watch once it falls too far behind).
+    let (tx, rx) = mpsc::channel::<Result<Bytes, Infallible>>(8);
     let content_type = match shape {
         Shape::Object => "application/json",
         _ => "application/json;as=Table;v=v1;g=meta.k8s.io",
