@@ -31,7 +31,7 @@ use kube::runtime::watcher;
 use super::adopt::{Claim, claim, selector_matches_by};
 use super::cached_pod::{CachedPod, Labels, Owners, PodFacts};
 use super::pods;
-use super::settled::{Settled, Times, is_settled};
+use super::settled::{Settled, Times, is_settled, sort_by_name};
 
 /// `(namespace, name)`.
 pub type PodKey = (String, String);
@@ -376,7 +376,7 @@ impl PodIndex {
             let mut failed: Vec<Arc<CachedPod>> = vec![];
             if with_failed {
                 failed = group.settled.values().filter_map(|p| p.full.clone()).collect();
-                failed.sort_by(|a, b| (pods::name(&**a), pods::uid(&**a)).cmp(&(pods::name(&**b), pods::uid(&**b))));
+                sort_by_name(&mut failed);
             }
             Settled { last_success, failures_after: group.failed.after(last_success), failed }
         } else {
@@ -391,7 +391,7 @@ impl PodIndex {
                     succ.add(p.finished);
                 }
             }
-            failed.sort_by(|a, b| (pods::name(&**a), pods::uid(&**a)).cmp(&(pods::name(&**b), pods::uid(&**b))));
+            sort_by_name(&mut failed);
             let last_success = succ.max();
             Settled { last_success, failures_after: fail.after(last_success), failed }
         };

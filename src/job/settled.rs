@@ -88,6 +88,11 @@ impl Times {
     }
 }
 
+/// Orders failed pods as [`Settled::failed`] lists them: by name, then uid.
+pub fn sort_by_name(list: &mut [Arc<CachedPod>]) {
+    list.sort_by(|a, b| (pods::name(&**a), pods::uid(&**a)).cmp(&(pods::name(&**b), pods::uid(&**b))));
+}
+
 impl Settled {
     /// Splits `pods` into the live ones (returned, in order) and the summary of the settled ones,
     /// as the pod cache keeps them (`with_failed`: the Job has a podFailurePolicy).
@@ -110,7 +115,7 @@ impl Settled {
                 }
             }
         }
-        failed.sort_by(|a, b| (pods::name(&**a), pods::uid(&**a)).cmp(&(pods::name(&**b), pods::uid(&**b))));
+        sort_by_name(&mut failed);
         let last_success = succ.max();
         (live, Settled { last_success, failures_after: fail.after(last_success), failed })
     }
