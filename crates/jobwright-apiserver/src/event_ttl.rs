@@ -16,22 +16,22 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::rest::Api;
-use super::store::{EventType, Expect, Op};
+use super::store::{EventType, Expect, Id, Op};
 
 /// kube-apiserver's default `--event-ttl`.
 pub const DEFAULT_EVENT_TTL: Duration = Duration::from_secs(3600);
 
-/// One queued write: the Event's namespace and name back to back in one allocation (an entry
-/// per Event write, so a hundred thousand of them for a wide Job's pods within the hour).
+/// One queued write: the Event's store [`Id`] (a clone of the store's own key, so an entry per
+/// Event write, a hundred thousand of them for a wide Job's pods within the hour, holds no string
+/// of its own).
 #[derive(Debug)]
 struct Due {
     deadline: Instant,
     rv: u64,
-    id: Box<str>,
-    ns_len: usize,
+    id: Id,
 }
 
-/// The expiry queue: `(deadline, namespace, name, resourceVersion)` in write order.
+/// The expiry queue: `(deadline, namespace/name, resourceVersion)` in write order.
 #[derive(Debug, Default)]
 struct Expiry {
     queue: VecDeque<Due>,
@@ -39,8 +39,8 @@ struct Expiry {
 
 impl Expiry {
     /// An Event was written at `rv`: it expires at `deadline` unless written again.
-    fn written(&mut self, deadline: Instant, ns: &str, name: &str, rv: u64) {
-        self.queue.push_back(Due { deadline, rv, id: [ns, name].concat().into_boxed_str(), ns_len: ns.len() });
+    fn written(&mut self, deadline: Instant, id: Id, rv: u64) {
+        self.queue.push_back(Due { deadline, rv, id });
     }
 
     /// The earliest deadline queued.
@@ -49,12 +49,11 @@ impl Expiry {
     }
 
     /// The writes whose deadline has passed at `now`, oldest first.
-    fn due(&mut self, now: Instant) -> Vec<(String, String, u64)> {
+    fn due(&mut self, now: Instant) -> Vec<(Id, u64)> {
         let mut out = Vec::new();
         while self.queue.front().is_some_and(|q| q.deadline <= now) {
             if let Some(q) = self.queue.pop_front() {
-                let (ns, name) = q.id.split_at(q.ns_len);
-                out.push((ns.to_string(), name.to_string(), q.rv));
+                out.push((q.id, q.rv));
             }
         }
         out
@@ -72,7 +71,7 @@ pub async fn run(api: Api, ttl: Duration) {
     let first = Instant::now() + ttl;
     for (ns, name) in api.store.keys(&key, None) {
         if let Some(e) = api.store.get(&key, &ns, &name) {
-            expiry.written(first, &ns, &name, e.rv);
+            expiry.written(first, Id::new(&ns, &name), e.rv);
         }
     }
     loop {
@@ -81,14 +80,14 @@ pub async fn run(api: Api, ttl: Duration) {
             ev = rx.recv() => match ev {
                 None => return,
                 Some(e) if *e.key == *key && e.kind != EventType::Deleted => {
-                    expiry.written(Instant::now() + ttl, &e.namespace, &e.name, e.rv);
+                    expiry.written(Instant::now() + ttl, e.id.clone(), e.rv);
                 }
                 Some(_) => {}
             },
             _ = tokio::time::sleep_until(next.unwrap_or_else(Instant::now)), if next.is_some() => {
-                for (ns, name, rv) in expiry.due(Instant::now()) {
+                for (id, rv) in expiry.due(Instant::now()) {
                     // Only if still at that version: a later write queued a later deadline.
-                    let _ = api.store.write(&info, &ns, &name, Expect::Rv(rv), Op::Delete);
+                    let _ = api.store.write(&info, id.ns(), id.name(), Expect::Rv(rv), Op::Delete);
                 }
             }
         }
@@ -112,21 +111,25 @@ mod tests {
         let s = Duration::from_secs;
         let mut e = Expiry::default();
         assert_eq!(e.next(), None);
-        e.written(t0 + s(3600), "default", "a", 5);
-        e.written(t0 + s(3600), "default", "b", 6);
-        e.written(t0 + s(5400), "default", "b", 9);
+        let w = |e: &mut Expiry, t, ns: &str, name: &str, rv| e.written(t, Id::new(ns, name), rv);
+        let strings = |due: Vec<(Id, u64)>| -> Vec<(String, String, u64)> {
+            due.into_iter().map(|(id, rv)| (id.ns().to_string(), id.name().to_string(), rv)).collect()
+        };
+        w(&mut e, t0 + s(3600), "default", "a", 5);
+        w(&mut e, t0 + s(3600), "default", "b", 6);
+        w(&mut e, t0 + s(5400), "default", "b", 9);
         // Namespace and name are kept apart though stored back to back.
-        e.written(t0 + s(7200), "ab", "c", 10);
-        e.written(t0 + s(7200), "a", "bc", 11);
-        e.written(t0 + s(7200), "", "x", 12);
+        w(&mut e, t0 + s(7200), "ab", "c", 10);
+        w(&mut e, t0 + s(7200), "a", "bc", 11);
+        w(&mut e, t0 + s(7200), "", "x", 12);
         assert_eq!(e.next(), Some(t0 + s(3600)));
         assert!(e.due(t0 + s(3599)).is_empty());
-        let due = e.due(t0 + s(3600));
+        let due = strings(e.due(t0 + s(3600)));
         assert_eq!(due, [("default".into(), "a".into(), 5), ("default".into(), "b".into(), 6)]);
         assert_eq!(e.next(), Some(t0 + s(5400)));
-        assert_eq!(e.due(t0 + s(5400)), [("default".into(), "b".into(), 9)]);
+        assert_eq!(strings(e.due(t0 + s(5400))), [("default".into(), "b".into(), 9)]);
         assert_eq!(
-            e.due(t0 + s(9999)),
+            strings(e.due(t0 + s(9999))),
             [("ab".into(), "c".into(), 10), ("a".into(), "bc".into(), 11), ("".into(), "x".into(), 12)]
         );
         assert_eq!(e.next(), None);

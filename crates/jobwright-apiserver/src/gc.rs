@@ -53,37 +53,38 @@ impl Work {
     }
 
     fn note(&mut self, api: &Api, ns_key: &str, e: &WatchEvent) {
-        let id = (e.key.to_string(), e.namespace.clone(), e.name.clone());
+        // Built only when queued (most writes queue nothing).
+        let id = || (e.key.to_string(), e.namespace().to_string(), e.name().to_string());
         match e.kind {
             EventType::Deleted => {
                 if !e.meta.uid.is_empty() {
                     self.gone.insert(e.meta.uid.to_string());
                 }
                 for o in &e.meta.owners {
-                    self.owners.insert(o.uid.clone());
+                    self.owners.insert(o.uid.to_string());
                 }
-                if !e.namespace.is_empty() && api.store.get(ns_key, "", &e.namespace).is_some_and(|n| n.meta.deleting) {
-                    self.namespaces.insert(e.namespace.clone());
+                if !e.namespace().is_empty() && api.store.get(ns_key, "", e.namespace()).is_some_and(|n| n.meta.deleting) {
+                    self.namespaces.insert(e.namespace().to_string());
                 }
             }
             EventType::Added | EventType::Modified => {
                 let owners_changed = e.prev.as_ref().is_none_or(|(_, m)| m.owners != e.meta.owners);
                 if !e.meta.owners.is_empty() && owners_changed {
-                    self.dependents.insert(id.clone());
+                    self.dependents.insert(id());
                 }
                 if let Some((_, prev)) = &e.prev {
                     // A dependent that stopped blocking (or lost its reference) may unblock owners.
                     for o in &prev.owners {
                         if !e.meta.owners.contains(o) {
-                            self.owners.insert(o.uid.clone());
+                            self.owners.insert(o.uid.to_string());
                         }
                     }
                 }
                 if e.meta.deleting {
                     if *e.key == *ns_key {
-                        self.namespaces.insert(e.name.clone());
+                        self.namespaces.insert(e.name().to_string());
                     }
-                    self.deleting.insert(id);
+                    self.deleting.insert(id());
                 }
             }
         }
@@ -159,7 +160,7 @@ fn attempt_to_delete(api: &Api, id: &(String, String, String)) {
     let mut solid = 0;
     for o in &entry.meta.owners {
         match api.store.locate_uid(&o.uid) {
-            None => absent.push(o.uid.clone()),
+            None => absent.push(o.uid.to_string()),
             Some((okey, ons, oname)) => {
                 let owner = api.store.get(&okey, &ons, &oname).map(|e| parse(&e.bytes())).unwrap_or(Value::Null);
                 if owner["metadata"]["deletionTimestamp"].is_string() && has_finalizer(&owner, FOREGROUND_FINALIZER) {
@@ -232,7 +233,7 @@ fn process_deleting(api: &Api, id: &(String, String, String)) {
         let mut blocking = 0;
         for (dkey, dns, dname) in api.store.dependents_of(&uid) {
             let Some(dentry) = api.store.get(&dkey, &dns, &dname) else { continue };
-            if dentry.meta.owners.iter().any(|o| o.uid == uid && o.block) {
+            if dentry.meta.owners.iter().any(|o| *o.uid == *uid && o.block) {
                 blocking += 1;
             }
             if !dentry.meta.deleting

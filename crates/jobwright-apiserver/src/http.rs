@@ -1215,11 +1215,11 @@ impl WatchCtx {
     /// The line for a store event as this watcher sees it, if any: a MODIFIED that leaves the
     /// selector is a DELETED of the previous state, one that enters it an ADDED.
     fn translate(&self, e: &WatchEvent) -> Option<Bytes> {
-        let cur = self.passes(&e.name, &e.meta);
+        let cur = self.passes(e.name(), &e.meta);
         match e.kind {
             EventType::Added | EventType::Deleted => cur.then(|| self.line(e.kind.as_str(), &e.object)),
             EventType::Modified => {
-                let old = e.prev.as_ref().is_some_and(|(_, m)| self.passes(&e.name, m));
+                let old = e.prev.as_ref().is_some_and(|(_, m)| self.passes(e.name(), m));
                 match (old, cur) {
                     (true, true) => Some(self.line("MODIFIED", &e.object)),
                     (false, true) => Some(self.line("ADDED", &e.object)),
@@ -1580,8 +1580,7 @@ mod tests {
             |kind, cur: (Bytes, std::sync::Arc<Meta>), prev: Option<(Bytes, std::sync::Arc<Meta>)>, rv| WatchEvent {
                 kind,
                 key: "/configmaps".into(),
-                namespace: "d".into(),
-                name: "c".into(),
+                id: crate::store::Id::new("d", "c"),
                 rv,
                 object: cur.0,
                 meta: cur.1,

@@ -62,8 +62,8 @@ impl Default for StoreConfig {
 /// One owner reference, as indexed for the garbage collector.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OwnerRef {
-    /// `uid` of the owner.
-    pub uid: String,
+    /// `uid` of the owner (shared with the owner's own index entry when the store holds it).
+    pub uid: Arc<str>,
     /// `blockOwnerDeletion: true`.
     pub block: bool,
 }
@@ -268,7 +268,7 @@ impl Meta {
                 a.iter()
                     .filter_map(|r| {
                         Some(OwnerRef {
-                            uid: r["uid"].as_str()?.to_string(),
+                            uid: Arc::from(r["uid"].as_str()?),
                             block: r["blockOwnerDeletion"].as_bool().unwrap_or(false),
                         })
                     })
@@ -342,10 +342,8 @@ pub struct WatchEvent {
     pub kind: EventType,
     /// The bucket (storage key).
     pub key: Arc<str>,
-    /// Namespace, `""` for cluster-scoped objects.
-    pub namespace: String,
-    /// Name.
-    pub name: String,
+    /// Namespace and name: the store's own key of the object (shared, not a copy per event).
+    pub id: Id,
     /// The resourceVersion of this change.
     pub rv: u64,
     /// The object after the change (the last state for DELETED), serialized.
@@ -358,6 +356,18 @@ pub struct WatchEvent {
     pub prev: Option<(Stored, Arc<Meta>)>,
     /// The resourceVersion of `prev` (0 without one).
     pub prev_rv: u64,
+}
+
+impl WatchEvent {
+    /// Namespace, `""` for cluster-scoped objects.
+    pub fn namespace(&self) -> &str {
+        self.id.ns()
+    }
+
+    /// Name.
+    pub fn name(&self) -> &str {
+        self.id.name()
+    }
 }
 
 /// One change as the watch history keeps it: [`WatchEvent`] with the object as kept at rest (for
@@ -387,8 +397,7 @@ impl Change {
         WatchEvent {
             kind: self.kind,
             key: self.key,
-            namespace: self.id.ns().to_string(),
-            name: self.id.name().to_string(),
+            id: self.id,
             rv: self.rv,
             object: self.object.json(),
             meta: self.meta,
@@ -494,8 +503,7 @@ impl Iterator for Initial {
         Some(Arc::new(WatchEvent {
             kind: EventType::Added,
             key: self.key.clone(),
-            namespace: id.ns().to_string(),
-            name: id.name().to_string(),
+            id,
             rv: e.rv,
             object: e.bytes(),
             meta: e.meta,
@@ -538,25 +546,34 @@ struct Watcher {
 }
 
 /// An object's `(namespace, name)` in one shared allocation (the two strings back to back), held
-/// by its bucket's map, the uid and owner indexes and the history without a copy each. Compares,
-/// orders and hashes as the pair, so lists come out by namespace, then name.
+/// by its bucket's map, the uid and owner indexes, the history, the watch events and their
+/// readers (the Event TTL queue) without a copy each. Compares, orders and hashes as the pair, so
+/// lists come out by namespace, then name.
 #[derive(Clone)]
-struct Id {
+pub struct Id {
     joined: Arc<str>,
     ns_len: usize,
 }
 
 impl Id {
-    fn new(namespace: &str, name: &str) -> Self {
+    /// A new id (its own allocation; the store's ids come with its watch events).
+    pub fn new(namespace: &str, name: &str) -> Self {
         Self { joined: Arc::from([namespace, name].concat()), ns_len: namespace.len() }
     }
 
-    fn ns(&self) -> &str {
+    /// Namespace, `""` for cluster-scoped objects.
+    pub fn ns(&self) -> &str {
         &self.joined[..self.ns_len]
     }
 
-    fn name(&self) -> &str {
+    /// Name.
+    pub fn name(&self) -> &str {
         &self.joined[self.ns_len..]
+    }
+
+    /// Whether both are the same allocation (a clone of one another), not only equal.
+    pub fn shares(&self, other: &Id) -> bool {
+        Arc::ptr_eq(&self.joined, &other.joined)
     }
 
     fn pair(&self) -> (&str, &str) {
@@ -600,8 +617,11 @@ impl std::fmt::Debug for Id {
     }
 }
 
+/// Made by [`bucket_mut`] only (it sets the key).
 #[derive(Default)]
 struct Bucket {
+    /// The storage key, shared by every index and history entry of the bucket's objects.
+    key: Arc<str>,
     objects: BTreeMap<Id, Entry>,
     watchers: Vec<Watcher>,
     /// How this resource's objects are compressed at rest.
@@ -619,7 +639,7 @@ struct Inner {
     /// uid (shared with the object's [`Meta`]) -> (storage key, namespace/name)
     uids: HashMap<Arc<str>, (Arc<str>, Id)>,
     /// owner uid -> dependents (storage key, namespace/name)
-    dependents: HashMap<String, HashSet<(Arc<str>, Id)>>,
+    dependents: HashMap<Arc<str>, HashSet<(Arc<str>, Id)>>,
     /// Listeners told about every committed write (the garbage collector).
     listeners: Vec<mpsc::UnboundedSender<Arc<WatchEvent>>>,
     /// The write-ahead log, with `--data-dir`.
@@ -833,7 +853,7 @@ impl Store {
             return Err(WriteError::NotFound);
         }
         let rv = inner.rv + 1;
-        let key_arc: Arc<str> = Arc::from(key);
+        let key_arc = bucket_mut(&mut inner.buckets, key).key.clone();
         let mut stored_value = None;
         // The object as kept at rest, for the history.
         let at_rest;
@@ -846,6 +866,7 @@ impl Store {
                     // One allocation for the uid, however often the object is written.
                     meta.uid = cur.meta.uid.clone();
                 }
+                share_owner_uids(&inner, &mut meta, current.as_ref().map(|c| &*c.meta));
                 let meta = Arc::new(meta);
                 log(&mut inner, || Record::Put {
                     key: key.to_string(),
@@ -859,7 +880,7 @@ impl Store {
                 }
                 index(&mut inner, &key_arc, &id, &meta);
                 let Inner { buckets, packer, .. } = &mut *inner;
-                let bucket = buckets.entry(key.to_string()).or_default();
+                let bucket = bucket_mut(buckets, key);
                 let stored = packer.pack(&mut bucket.codec, &bytes);
                 at_rest = stored.clone();
                 bucket.objects.insert(id.clone(), Entry { stored, rv, meta: meta.clone() });
@@ -867,8 +888,7 @@ impl Store {
                 WatchEvent {
                     kind: if current.is_some() { EventType::Modified } else { EventType::Added },
                     key: key_arc,
-                    namespace: namespace.to_string(),
-                    name: name.to_string(),
+                    id: id.clone(),
                     rv,
                     object: bytes,
                     meta,
@@ -896,13 +916,12 @@ impl Store {
                 last["metadata"]["resourceVersion"] = Value::String(rv.to_string());
                 let bytes = json_bytes(&last);
                 let Inner { buckets, packer, .. } = &mut *inner;
-                let bucket = buckets.entry(key.to_string()).or_default();
+                let bucket = bucket_mut(buckets, key);
                 at_rest = packer.pack(&mut bucket.codec, &bytes);
                 WatchEvent {
                     kind: EventType::Deleted,
                     key: key_arc,
-                    namespace: namespace.to_string(),
-                    name: name.to_string(),
+                    id: id.clone(),
                     rv,
                     object: bytes,
                     meta: cur.meta.clone(),
@@ -941,7 +960,7 @@ impl Store {
         }
         if let Some(b) = inner.buckets.get_mut(key) {
             b.watchers.retain(|w| {
-                if w.namespace.as_deref().is_some_and(|ns| ns != event.namespace) {
+                if w.namespace.as_deref().is_some_and(|ns| ns != event.namespace()) {
                     return !w.tx.is_closed();
                 }
                 // A full buffer drops the watcher: writers never wait for readers.
@@ -965,13 +984,15 @@ impl Store {
     ) -> Result<(), String> {
         let obj: Value = serde_json::from_slice(&bytes)
             .map_err(|e| format!("{}/{namespace}/{name}: stored object is not JSON: {e}", info.storage_key))?;
-        let meta = Arc::new(Meta::of(info, &obj));
-        let key_arc: Arc<str> = Arc::from(info.storage_key.as_str());
+        let mut meta = Meta::of(info, &obj);
         let id = Id::new(namespace, name);
         let mut inner = self.lock();
+        share_owner_uids(&inner, &mut meta, None);
+        let meta = Arc::new(meta);
+        let key_arc = bucket_mut(&mut inner.buckets, &info.storage_key).key.clone();
         index(&mut inner, &key_arc, &id, &meta);
         let Inner { buckets, packer, .. } = &mut *inner;
-        let bucket = buckets.entry(info.storage_key.clone()).or_default();
+        let bucket = bucket_mut(buckets, &info.storage_key);
         let stored = packer.pack(&mut bucket.codec, &bytes);
         bucket.objects.insert(id, Entry { stored, rv, meta });
         Ok(())
@@ -1022,12 +1043,7 @@ impl Store {
             }
         };
         let (tx, rx) = mpsc::channel(self.config.watcher_buffer.max(1));
-        inner
-            .buckets
-            .entry(key.to_string())
-            .or_default()
-            .watchers
-            .push(Watcher { namespace: namespace.map(str::to_string), tx });
+        bucket_mut(&mut inner.buckets, key).watchers.push(Watcher { namespace: namespace.map(str::to_string), tx });
         drop(inner);
         // Decompressed after the lock is released, one event at a time as the watch sends them:
         // a large snapshot or replay neither stalls writers nor sits in memory uncompressed.
@@ -1088,6 +1104,29 @@ fn compact_if_due(inner: &mut Inner) {
     if let Err(e) = wal.compact(*rv, live) {
         // The old snapshot and the full log are still intact: keep going, retry later.
         tracing::error!(error = %e, "log compaction failed");
+    }
+}
+
+/// The bucket of `key`, made (with its shared key) if missing.
+fn bucket_mut<'a>(buckets: &'a mut HashMap<String, Bucket>, key: &str) -> &'a mut Bucket {
+    if !buckets.contains_key(key) {
+        buckets.insert(key.to_string(), Bucket { key: Arc::from(key), ..Bucket::default() });
+    }
+    buckets.get_mut(key).expect("just made")
+}
+
+/// Each owner reference's uid as one shared allocation: the owner's own when the store holds
+/// it (a wide Job's pods all name one Job), else the one the object's previous state holds.
+fn share_owner_uids(inner: &Inner, meta: &mut Meta, prev: Option<&Meta>) {
+    for o in meta.owners.iter_mut() {
+        let shared = inner
+            .uids
+            .get_key_value(&*o.uid)
+            .map(|(uid, _)| uid.clone())
+            .or_else(|| prev.and_then(|p| p.owners.iter().find(|p| p.uid == o.uid).map(|p| p.uid.clone())));
+        if let Some(uid) = shared {
+            o.uid = uid;
+        }
     }
 }
 
@@ -1248,7 +1287,7 @@ mod tests {
         assert_eq!(err.code, 410);
         assert_eq!(err.message, "too old resource version: 1 (2)");
         let w = s.watch(&info.storage_key, None, WatchFrom::Rv(2)).unwrap();
-        assert_eq!(w.initial.clone().map(|e| e.name.clone()).collect::<Vec<_>>(), ["c", "d"]);
+        assert_eq!(w.initial.clone().map(|e| e.name().to_string()).collect::<Vec<_>>(), ["c", "d"]);
     }
 
     #[test]
@@ -1277,7 +1316,7 @@ mod tests {
         let err = s.watch(&info.storage_key, None, WatchFrom::Rv(1)).err().unwrap();
         assert_eq!((err.code, err.message.as_str()), (410, "too old resource version: 1 (2)"));
         let w = s.watch(&info.storage_key, None, WatchFrom::Rv(2)).unwrap();
-        assert_eq!(w.initial.clone().map(|e| e.name.clone()).collect::<Vec<_>>(), ["c", "d", "e"]);
+        assert_eq!(w.initial.clone().map(|e| e.name().to_string()).collect::<Vec<_>>(), ["c", "d", "e"]);
         assert_eq!(
             s.list_at(&info.storage_key, None, None, 0, &|_| true, Some(1)).unwrap_err(),
             ListAtError::Compacted { compacted: 2 }
@@ -1294,7 +1333,7 @@ mod tests {
         s.write(&info, "default", "a", Expect::Absent, Op::Put(big("a"))).unwrap();
         s.write(&info, "default", "b", Expect::Absent, Op::Put(big("b"))).unwrap();
         let w = s.watch(&info.storage_key, None, WatchFrom::Rv(1)).unwrap();
-        assert_eq!(w.initial.clone().map(|e| e.name.clone()).collect::<Vec<_>>(), ["b"]);
+        assert_eq!(w.initial.clone().map(|e| e.name().to_string()).collect::<Vec<_>>(), ["b"]);
     }
 
     #[test]
@@ -1434,6 +1473,101 @@ mod tests {
     }
 
     #[test]
+    fn watch_events_carry_the_stored_id_not_a_copy() {
+        let reg = Registry::builtin();
+        let info = reg.get("", "v1", "configmaps").unwrap();
+        let s = Store::new(StoreConfig::default());
+        let mut all = s.subscribe_all();
+        let live = s.watch(&info.storage_key, None, WatchFrom::Now).unwrap();
+        let mut rx = live.rx;
+        // "a"+"bc" and "ab"+"c" run together; "" is a cluster-scoped object's namespace.
+        let ids = [("ab", "c"), ("a", "bc"), ("", "x")];
+        let mut written = Vec::new();
+        for (ns, n) in ids {
+            let obj = json!({"metadata": {"name": n, "namespace": ns, "uid": format!("{ns}/{n}")}});
+            written.push(s.write(&info, ns, n, Expect::Absent, Op::Put(obj.clone())).unwrap().rv);
+            written.push(s.write(&info, ns, n, Expect::Exists, Op::Put(obj)).unwrap().rv);
+        }
+        written.push(s.write(&info, "a", "bc", Expect::Exists, Op::Delete).unwrap().rv);
+        let mut got = Vec::new();
+        for _ in 0..written.len() {
+            let (a, w) = (all.try_recv().unwrap(), rx.try_recv().unwrap());
+            assert!(Arc::ptr_eq(&a, &w), "one event for every reader");
+            got.push(a);
+        }
+        let seen: Vec<(&str, &str, EventType, u64)> = got.iter().map(|e| (e.namespace(), e.name(), e.kind, e.rv)).collect();
+        use EventType::*;
+        let want = [
+            ("ab", "c", Added),
+            ("ab", "c", Modified),
+            ("a", "bc", Added),
+            ("a", "bc", Modified),
+            ("", "x", Added),
+            ("", "x", Modified),
+            ("a", "bc", Deleted),
+        ];
+        let want: Vec<_> = want.iter().zip(&written).map(|((ns, n, k), rv)| (*ns, *n, *k, *rv)).collect();
+        assert_eq!(seen, want);
+        // Every event of an object holds the allocation its bucket holds (a deleted one's, while
+        // anything holds it): no namespace or name copied per event.
+        let inner = s.lock();
+        let bucket = &inner.buckets[&info.storage_key];
+        for e in &got {
+            if let Some((stored, _)) = bucket.objects.get_key_value(&e.id) {
+                assert!(stored.shares(&e.id), "{e:?} copies its id");
+            }
+        }
+        assert!(got[2].id.shares(&got[3].id) && got[3].id.shares(&got[6].id), "a's events share one id");
+        // And one storage key for the bucket, made before any object by the watch.
+        assert!(got.iter().all(|e| *e.key == *info.storage_key && Arc::ptr_eq(&e.key, &bucket.key)));
+        drop(inner);
+        // The history's replay and a snapshot give the same names and share the stored ids too.
+        let replay: Vec<Arc<WatchEvent>> = s.watch(&info.storage_key, None, WatchFrom::Rv(0)).unwrap().initial.collect();
+        let replayed: Vec<_> = replay.iter().map(|e| (e.namespace(), e.name(), e.kind, e.rv)).collect();
+        assert_eq!(replayed, want);
+        assert!(replay.iter().zip(&got).all(|(r, e)| r.id.shares(&e.id)));
+        let snap: Vec<Arc<WatchEvent>> = s.watch(&info.storage_key, None, WatchFrom::Snapshot).unwrap().initial.collect();
+        let snapped: Vec<_> = snap.iter().map(|e| (e.namespace(), e.name())).collect();
+        assert_eq!(snapped, [("", "x"), ("ab", "c")]);
+        assert!(snap[0].id.shares(&got[4].id) && snap[1].id.shares(&got[0].id));
+    }
+
+    #[test]
+    fn owner_uids_are_shared_with_the_owner_and_still_index_dependents() {
+        let reg = Registry::builtin();
+        let (jobs, pods) = (reg.get("batch", "v1", "jobs").unwrap(), reg.get("", "v1", "pods").unwrap());
+        let s = Store::new(StoreConfig::default());
+        let pod = |name: &str, owner: &str| {
+            json!({"metadata": {"name": name, "namespace": "d", "uid": format!("pod-{name}"),
+                "ownerReferences": [{"uid": owner, "blockOwnerDeletion": true}]}})
+        };
+        // A dependent written before its owner exists keeps its own copy.
+        s.write(&pods, "d", "early", Expect::Absent, Op::Put(pod("early", "job-1"))).unwrap();
+        let job = json!({"metadata": {"name": "j", "namespace": "d", "uid": "job-1"}});
+        s.write(&jobs, "d", "j", Expect::Absent, Op::Put(job)).unwrap();
+        for n in ["a", "b"] {
+            s.write(&pods, "d", n, Expect::Absent, Op::Put(pod(n, "job-1"))).unwrap();
+        }
+        // Rewritten, the early one shares the owner's too (through the index); an owner nobody
+        // stores stays a copy.
+        s.write(&pods, "d", "early", Expect::Exists, Op::Put(pod("early", "job-1"))).unwrap();
+        s.write(&pods, "d", "orphan", Expect::Absent, Op::Put(pod("orphan", "gone"))).unwrap();
+        let owner_uid = s.get(&jobs.storage_key, "d", "j").unwrap().meta.uid.clone();
+        for n in ["a", "b", "early"] {
+            let meta = s.get(&pods.storage_key, "d", n).unwrap().meta;
+            assert_eq!(meta.owners.len(), 1);
+            assert!(Arc::ptr_eq(&meta.owners[0].uid, &owner_uid), "{n} copies its owner's uid");
+            assert!(meta.owners[0].block);
+        }
+        assert_eq!(&*s.get(&pods.storage_key, "d", "orphan").unwrap().meta.owners[0].uid, "gone");
+        let deps = |uid: &str| -> Vec<String> { s.dependents_of(uid).into_iter().map(|(_, _, n)| n).collect() };
+        assert_eq!(deps("job-1"), ["a", "b", "early"]);
+        assert_eq!(deps("gone"), ["orphan"]);
+        s.write(&pods, "d", "a", Expect::Exists, Op::Delete).unwrap();
+        assert_eq!(deps("job-1"), ["b", "early"]);
+    }
+
+    #[test]
     fn fields_round_trip_any_values_and_share_their_names() {
         let cases: Vec<Vec<(&str, &str)>> = vec![
             vec![],
@@ -1532,7 +1666,7 @@ mod tests {
         for n in ["a", "b", "c"] {
             s.write(&info, "default", n, Expect::Absent, Op::Put(cm(n))).unwrap();
         }
-        assert_eq!(w.rx.try_recv().unwrap().name, "a");
+        assert_eq!(w.rx.try_recv().unwrap().name(), "a");
         assert!(matches!(w.rx.try_recv(), Err(mpsc::error::TryRecvError::Disconnected)));
     }
 }

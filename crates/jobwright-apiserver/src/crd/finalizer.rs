@@ -143,8 +143,8 @@ pub async fn run(api: Api) {
         }
         for e in events {
             if *e.key == *crds.storage_key {
-                if e.kind != EventType::Deleted && e.meta.deleting && pending.insert(e.name.clone()) {
-                    due.insert(e.name.clone(), Instant::now() + SETTLE);
+                if e.kind != EventType::Deleted && e.meta.deleting && pending.insert(e.name().to_string()) {
+                    due.insert(e.name().to_string(), Instant::now() + SETTLE);
                 }
             } else if e.kind == EventType::Deleted {
                 // An instance of a terminating CRD went: look at its CRD again.
