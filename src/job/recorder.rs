@@ -45,12 +45,63 @@ struct Written {
 
 type Slot = Arc<tokio::sync::Mutex<Option<Written>>>;
 
+/// How many Jobs the recorder keeps state for: client-go's correlator keeps its spam filter's
+/// buckets, its aggregation groups and its written events in LRU caches of 4,096 entries
+/// (`maxLruCacheEntries`), whatever their age. Here the least recently published-about Jobs are
+/// dropped in batches, so between this many and a quarter more are kept.
+pub const MAX_JOBS: usize = 4096;
+
 #[derive(Default)]
 struct State {
     spam: SpamFilter,
     similar: Similar,
     /// By Job uid: its events (dropped with the Job's groups in `similar`).
     written: HashMap<String, HashMap<Key, Slot>>,
+    /// By Job uid: when it was last published about (a counter), for the LRU bound.
+    used: HashMap<String, u64>,
+    /// The counter.
+    tick: u64,
+}
+
+impl State {
+    /// `job_uid` is being published about: it becomes the most recently used Job, and once more
+    /// than [`MAX_JOBS`] and a quarter are kept, the least recently used ones are forgotten (as
+    /// client-go's LRU caches evict: a Job seen again starts afresh, with a full spam budget).
+    fn touch(&mut self, job_uid: &str) {
+        self.tick += 1;
+        match self.used.get_mut(job_uid) {
+            Some(t) => *t = self.tick,
+            None => {
+                self.used.insert(job_uid.to_string(), self.tick);
+            }
+        }
+        if self.used.len() <= MAX_JOBS + MAX_JOBS / 4 {
+            return;
+        }
+        let mut ticks: Vec<u64> = self.used.values().copied().collect();
+        let cut = ticks.len() - MAX_JOBS;
+        let (_, oldest_kept, _) = ticks.select_nth_unstable(cut);
+        let oldest_kept = *oldest_kept;
+        let mut evicted = Vec::with_capacity(cut);
+        self.used.retain(|uid, t| {
+            let keep = *t >= oldest_kept;
+            if !keep {
+                evicted.push(uid.clone());
+            }
+            keep
+        });
+        for uid in evicted {
+            self.forget(&uid);
+        }
+    }
+
+    /// Drops everything kept about `job_uid`.
+    fn forget(&mut self, job_uid: &str) {
+        self.spam.forget(job_uid);
+        self.similar.forget(job_uid);
+        self.written.remove(job_uid);
+        self.used.remove(job_uid);
+    }
 }
 
 /// The controller's event recorder; cheap to clone.
@@ -90,10 +141,7 @@ impl EventSink {
 
     /// Forgets what was recorded about a deleted Job.
     pub fn forget(&self, job_uid: &str) {
-        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        st.spam.forget(job_uid);
-        st.similar.forget(job_uid);
-        st.written.remove(job_uid);
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).forget(job_uid);
     }
 
     /// Publishes `evs` about the object `regarding` (the Job, uid `job_uid`) in the background.
@@ -109,6 +157,7 @@ impl EventSink {
                 st.written.remove(&uid);
             }
             st.spam.prune(now);
+            st.touch(job_uid);
             let before = evs.len();
             let evs: Vec<JobEvent> = evs.into_iter().filter(|ev| st.spam.allow(job_uid, ev, now)).collect();
             if evs.len() < before {
@@ -214,7 +263,47 @@ fn truncate_note(mut note: String) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::truncate_note;
+    use super::*;
+    use crate::job::events::{SPAM_BURST, created};
+
+    #[test]
+    fn the_least_recently_published_jobs_are_forgotten_beyond_the_bound() {
+        let mut st = State::default();
+        let now = Instant::now();
+        let ev = created("p", None);
+        // job-0 and job-1 spend their pod-event budget and have a written event each.
+        for job in ["job-0", "job-1"] {
+            st.touch(job);
+            for _ in 0..SPAM_BURST {
+                assert!(st.spam.allow(job, &ev, now));
+            }
+            assert!(!st.spam.allow(job, &ev, now), "{job}'s budget is spent");
+            st.written.entry(job.to_string()).or_default().insert((ev.type_, ev.reason.clone(), None), Slot::default());
+            st.similar.correlate(job, &ev, now);
+        }
+        let bound = MAX_JOBS + MAX_JOBS / 4;
+        for i in 2..bound {
+            st.touch(&format!("job-{i}"));
+            if i == bound / 2 {
+                st.touch("job-1"); // used again: now more recent than half of the others
+            }
+        }
+        assert_eq!(st.used.len(), bound);
+        assert!(!st.spam.allow("job-0", &ev, now), "nothing is forgotten up to the bound");
+        // One more Job: the least recently used go, down to MAX_JOBS.
+        st.touch("new");
+        assert_eq!(st.used.len(), MAX_JOBS);
+        assert!(st.used.contains_key("new") && st.used.contains_key("job-1"));
+        assert!(!st.used.contains_key("job-0") && !st.used.contains_key("job-2"));
+        // The oldest bound + 1 - MAX_JOBS went: job-0, then job-2 on (job-1 was used again).
+        let last_gone = bound + 1 - MAX_JOBS;
+        assert!(!st.used.contains_key(&format!("job-{last_gone}")));
+        assert!(st.used.contains_key(&format!("job-{}", last_gone + 1)));
+        assert!(!st.written.contains_key("job-0") && st.written.contains_key("job-1"));
+        // An evicted Job starts afresh, as after client-go's LRU evicts it: a full budget.
+        assert!(st.spam.allow("job-0", &ev, now), "job-0 forgotten: a full budget again");
+        assert!(!st.spam.allow("job-1", &ev, now), "job-1 kept: its budget still spent");
+    }
 
     #[test]
     fn notes_fit_the_events_api_limit() {
