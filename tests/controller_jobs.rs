@@ -415,3 +415,68 @@ async fn wide_job_records_25_pod_events_and_its_completed_event(kind: Kind) {
     let evs = wait_events(&c, "wide", |evs| completed(evs) && created(evs) >= 25).await;
     assert_eq!(created(&evs), 25, "40 pods created, 25 of them recorded");
 }
+
+/// Counts a client's pod creations in flight (called, answer not yet back) and the most at once.
+#[derive(Clone)]
+struct CountCreates<S> {
+    inner: S,
+    now: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    max: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl<S, B> tower::Service<http::Request<B>> for CountCreates<S>
+where
+    S: tower::Service<http::Request<B>>,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = futures::future::BoxFuture<'static, Result<S::Response, S::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        use std::sync::atomic::Ordering::SeqCst;
+        let create = req.method() == http::Method::POST && req.uri().path().ends_with("/pods");
+        if create {
+            let n = self.now.fetch_add(1, SeqCst) + 1;
+            self.max.fetch_max(n, SeqCst);
+        }
+        let (fut, now) = (self.inner.call(req), self.now.clone());
+        Box::pin(async move {
+            let r = fut.await;
+            if create {
+                now.fetch_sub(1, SeqCst);
+            }
+            r
+        })
+    }
+}
+
+/// A slow-start batch wider than `CREATE_CONCURRENCY` (200 pods: batches 1, 2, 4, ..., 64, 73)
+/// has at most that many creations in flight at once, and still creates every pod exactly once.
+#[tokio::test]
+async fn pod_creations_in_flight_are_bounded_within_a_batch() {
+    use jobwright::job::apply::CREATE_CONCURRENCY;
+    let s = TestApiServer::start().await;
+    let (now, max) = (std::sync::Arc::default(), std::sync::Arc::<std::sync::atomic::AtomicUsize>::default());
+    let layer = {
+        let (now, max) = (now.clone(), max.clone());
+        tower::layer::layer_fn(move |inner| CountCreates { inner, now: now.clone(), max: max.clone() })
+    };
+    let counted = kube::client::ClientBuilder::try_from(s.config_with_token(s.admin_token())).unwrap().with_layer(&layer).build();
+    let c = s.client();
+    let jobs = Jobs::batch(&c);
+    let _k = kubelet(c.clone(), "default", |_, _| Outcome::Succeed).await;
+    let mut log = PodLog::start(&s, "default");
+    let _ctl = start_controller(counted);
+    let job = jobs.create(&job("burst", json!({"completions": 200, "parallelism": 200}))).await;
+    let done = jobs.wait_condition("burst", "Complete").await;
+    assert_eq!(counts(&done), (0, 200, 0));
+    assert_eq!(log.created_for(&job), 200, "one pod per completion, no extra");
+    let max = max.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(max <= CREATE_CONCURRENCY, "{max} creations in flight at once, more than {CREATE_CONCURRENCY}");
+    assert!(max > 1, "creations of a batch run concurrently ({max} at most)");
+}
