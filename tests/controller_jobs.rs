@@ -10,6 +10,8 @@ use k8s_openapi::api::core::v1::{Event, Pod};
 use kube::ResourceExt;
 use kube::api::Api;
 use serde_json::json;
+use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
 
 fn counts(job: &k8s_openapi::api::batch::v1::Job) -> (i32, i32, i32) {
     let s = job.status.as_ref().unwrap();
@@ -420,8 +422,8 @@ async fn wide_job_records_25_pod_events_and_its_completed_event(kind: Kind) {
 #[derive(Clone)]
 struct CountCreates<S> {
     inner: S,
-    now: std::sync::Arc<std::sync::atomic::AtomicUsize>,
-    max: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    now: Arc<AtomicUsize>,
+    max: Arc<AtomicUsize>,
 }
 
 impl<S, B> tower::Service<http::Request<B>> for CountCreates<S>
@@ -461,7 +463,7 @@ where
 async fn pod_creations_in_flight_are_bounded_within_a_batch() {
     use jobwright::job::apply::CREATE_CONCURRENCY;
     let s = TestApiServer::start().await;
-    let (now, max) = (std::sync::Arc::default(), std::sync::Arc::<std::sync::atomic::AtomicUsize>::default());
+    let (now, max): (Arc<AtomicUsize>, Arc<AtomicUsize>) = Default::default();
     let layer = {
         let (now, max) = (now.clone(), max.clone());
         tower::layer::layer_fn(move |inner| CountCreates { inner, now: now.clone(), max: max.clone() })

@@ -222,10 +222,10 @@ pub async fn apply<K: JobKind>(
         let batch = &plan.creations[offset..offset + size];
         offset += size;
         let pp = PostParams::default();
-        let results: Vec<_> = futures::stream::iter(batch.iter().map(|c| create_pod(&ctx.client, &ns, &pp, &c.pod)))
-            .buffered(CREATE_CONCURRENCY)
-            .collect()
-            .await;
+        // The futures collected first: a `map` closure in the stream would make the sync's future
+        // not `Send` for every lifetime (rustc's higher-ranked check).
+        let futs: Vec<_> = batch.iter().map(|c| create_pod(&ctx.client, &ns, &pp, &c.pod)).collect();
+        let results: Vec<_> = futures::stream::iter(futs).buffered(CREATE_CONCURRENCY).collect().await;
         let mut failed = false;
         for r in results {
             match r {
