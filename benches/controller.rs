@@ -16,8 +16,7 @@
 //!   its request-counting client ([`jobwright::metrics::instrumented_client`]), creates the Jobs with
 //!   a separate client and waits for them to complete. Its `VmHWM`/`VmRSS` (from
 //!   `/proc/self/status`) are the controller's memory (plus a watch of the Jobs and the small
-//!   driver), one fresh process per scenario, with the allocator the `jobwright` binary uses
-//!   (mimalloc; glibc's with `--features system-alloc`).
+//!   driver), one fresh process per scenario.
 
 mod common;
 
@@ -36,13 +35,6 @@ use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
-
-/// The allocator `jobwright controller` ships with (mimalloc, as `src/main.rs`), so the scenario
-/// process's memory is the controller's as deployed; `--features system-alloc` keeps glibc's
-/// malloc, for heaptrack.
-#[cfg(not(feature = "system-alloc"))]
-#[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Requests by `(resource[/subresource], verb)`.
 type Counts = Arc<Mutex<BTreeMap<(String, String), u64>>>;
