@@ -468,7 +468,8 @@ async fn pod_creations_in_flight_are_bounded_within_a_batch() {
         let (now, max) = (now.clone(), max.clone());
         tower::layer::layer_fn(move |inner| CountCreates { inner, now: now.clone(), max: max.clone() })
     };
-    let counted = kube::client::ClientBuilder::try_from(s.config_with_token(s.admin_token())).unwrap().with_layer(&layer).build();
+    let counted =
+        kube::client::ClientBuilder::try_from(s.config_with_token(s.admin_token())).unwrap().with_layer(&layer).build();
     let c = s.client();
     let jobs = Jobs::batch(&c);
     let _k = kubelet(c.clone(), "default", |_, _| Outcome::Succeed).await;

@@ -63,7 +63,9 @@ impl Work {
                 for o in &e.meta.owners {
                     self.owners.insert(o.uid.to_string());
                 }
-                if !e.namespace().is_empty() && api.store.get(ns_key, "", e.namespace()).is_some_and(|n| n.meta.deleting) {
+                if !e.namespace().is_empty()
+                    && api.store.get(ns_key, "", e.namespace()).is_some_and(|n| n.meta.deleting)
+                {
                     self.namespaces.insert(e.namespace().to_string());
                 }
             }

@@ -1495,7 +1495,8 @@ mod tests {
             assert!(Arc::ptr_eq(&a, &w), "one event for every reader");
             got.push(a);
         }
-        let seen: Vec<(&str, &str, EventType, u64)> = got.iter().map(|e| (e.namespace(), e.name(), e.kind, e.rv)).collect();
+        let seen: Vec<(&str, &str, EventType, u64)> =
+            got.iter().map(|e| (e.namespace(), e.name(), e.kind, e.rv)).collect();
         use EventType::*;
         let want = [
             ("ab", "c", Added),
@@ -1522,11 +1523,13 @@ mod tests {
         assert!(got.iter().all(|e| *e.key == *info.storage_key && Arc::ptr_eq(&e.key, &bucket.key)));
         drop(inner);
         // The history's replay and a snapshot give the same names and share the stored ids too.
-        let replay: Vec<Arc<WatchEvent>> = s.watch(&info.storage_key, None, WatchFrom::Rv(0)).unwrap().initial.collect();
+        let replay: Vec<Arc<WatchEvent>> =
+            s.watch(&info.storage_key, None, WatchFrom::Rv(0)).unwrap().initial.collect();
         let replayed: Vec<_> = replay.iter().map(|e| (e.namespace(), e.name(), e.kind, e.rv)).collect();
         assert_eq!(replayed, want);
         assert!(replay.iter().zip(&got).all(|(r, e)| r.id.shares(&e.id)));
-        let snap: Vec<Arc<WatchEvent>> = s.watch(&info.storage_key, None, WatchFrom::Snapshot).unwrap().initial.collect();
+        let snap: Vec<Arc<WatchEvent>> =
+            s.watch(&info.storage_key, None, WatchFrom::Snapshot).unwrap().initial.collect();
         let snapped: Vec<_> = snap.iter().map(|e| (e.namespace(), e.name())).collect();
         assert_eq!(snapped, [("", "x"), ("ab", "c")]);
         assert!(snap[0].id.shares(&got[4].id) && snap[1].id.shares(&got[0].id));
