@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use futures::{StreamExt, TryStreamExt};
-use k8s_openapi::api::batch::v1::{CronJob, Job};
+use k8s_openapi::api::batch::v1::{CronJob, CronJobStatus, Job};
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::api::{Api, DeleteParams, PostParams, PropagationPolicy};
 use kube::runtime::controller::{Action as KubeAction, Controller};
@@ -35,7 +35,7 @@ use crate::lean::{Lean, unlean};
 
 use super::deferred::{Deferred, Gate, MAX_DEFER, WRITERS};
 use super::schedule::Zone;
-use super::sync::{self, Action, decide, history_to_delete, job_ref, observe_jobs, remove_active};
+use super::sync::{self, Action, decide_with, history_to_delete, job_ref, observe_jobs, remove_active};
 use super::triggers::Triggers;
 use crate::job::events::JobEvent;
 use crate::job::recorder::EventSink;
@@ -239,9 +239,8 @@ impl Written {
 struct StatusWrite {
     /// The CronJob as the sync read it.
     read: Arc<CronJob>,
-    /// It with the new status, if the status changed (boxed: thousands wait in a map at a tick,
-    /// and a CronJob inline is kilobytes to move on each of its rehashes).
-    status: Option<Box<CronJob>>,
+    /// The new status, if it changed: written as `read` with this status ([`StatusBody`]).
+    status: Option<CronJobStatus>,
     /// The sync's events.
     events: Vec<JobEvent>,
 }
@@ -448,13 +447,9 @@ async fn flush(ctx: &Ctx, key: &(String, String)) {
 async fn perform(ctx: &Ctx, key: &(String, String), w: StatusWrite) {
     let uid = w.read.metadata.uid.clone().unwrap_or_default();
     ctx.recorder.publish(event_ref(&w.read), &uid, w.events);
-    if let Some(copy) = w.status {
-        if let Some(status) = &copy.status {
-            ctx.triggers.writing(&w.read, status);
-        }
-        // The answer decoded without managedFields, as the watch's copies are.
-        let api: Api<Lean<CronJob>> = Api::namespaced(ctx.client.clone(), &key.0);
-        match api.replace_status(&key.1, &PostParams::default(), &Lean(*copy)).await {
+    if let Some(status) = &w.status {
+        ctx.triggers.writing(&w.read, status);
+        match replace_status(&ctx.client, key, &w.read, status).await {
             Ok(Lean(after)) => ctx.written.wrote(&w.read, after),
             Err(e) if is_status(&e, 404) => {}
             Err(e) => {
@@ -540,8 +535,7 @@ async fn sync_cronjob(cj: &Arc<CronJob>, ctx: &Ctx) -> Result<Option<Duration>, 
         .filter(|j| controller_name(j) == Some(name.as_str()))
         .collect();
     let jobs: Vec<&Job> = owned.iter().map(|j| j.as_ref()).collect();
-    let mut copy = CronJob::clone(cj);
-    let mut status = copy.status.take().unwrap_or_default();
+    let mut status = cj.status.clone().unwrap_or_default();
     let mut events: Vec<JobEvent> = vec![];
     let mut update = false;
 
@@ -560,12 +554,8 @@ async fn sync_cronjob(cj: &Arc<CronJob>, ctx: &Ctx) -> Result<Option<Duration>, 
         }
     }
 
-    let outcome =
-        sync_jobs_and_start(cj, &mut copy, ctx, &jobs, &mut status, &mut events, &mut update, &jobs_api, &cj_api).await;
-    let status = update.then(|| {
-        copy.status = Some(status);
-        Box::new(copy)
-    });
+    let outcome = sync_jobs_and_start(cj, ctx, &jobs, &mut status, &mut events, &mut update, &jobs_api, &cj_api).await;
+    let status = update.then_some(status);
     let key = (ns, name);
     if status.is_none() && events.is_empty() {
         ctx.triggers.done_creating(&key);
@@ -580,7 +570,6 @@ async fn sync_cronjob(cj: &Arc<CronJob>, ctx: &Ctx) -> Result<Option<Duration>, 
 #[allow(clippy::too_many_arguments)]
 async fn sync_jobs_and_start(
     cj: &CronJob,
-    view: &mut CronJob,
     ctx: &Ctx,
     jobs: &[&Job],
     status: &mut k8s_openapi::api::batch::v1::CronJobStatus,
@@ -614,15 +603,13 @@ async fn sync_jobs_and_start(
             *update = true;
         }
     }
-    // `view`: the CronJob as read, with the status as reconciled so far (no status otherwise).
-    view.status = Some(status.clone());
-    let decision = decide(view, now, ctx.opts.local);
-    view.status = None;
+    // The CronJob as read, with the status as reconciled so far.
+    let decision = decide_with(cj, Some(&*status), now, ctx.opts.local);
     events.extend(decision.events);
-    let (scheduled, replace, schedule) = match decision.action {
+    let (scheduled, replace, schedule, next) = match decision.action {
         Action::AwaitChange => return Ok(None),
         Action::Requeue(d) => return Ok(Some(d)),
-        Action::Start { scheduled, replace, schedule } => (scheduled, replace, schedule),
+        Action::Start { scheduled, replace, schedule, next } => (scheduled, replace, schedule, next),
     };
     if replace {
         for r in status.active.clone().unwrap_or_default() {
@@ -688,10 +675,48 @@ async fn sync_jobs_and_start(
     status.active.get_or_insert_with(Vec::new).push(job_ref(&created));
     status.last_schedule_time = Some(crate::job::pods::to_time(scheduled));
     *update = true;
-    view.status = Some(status.clone());
-    let after = sync::requeue_after(view, now, &schedule);
-    view.status = None;
-    Ok(after)
+    Ok(sync::requeue_after_start(cj, status, now, &schedule, next))
+}
+
+/// The body of a CronJob status write: the CronJob as the sync read it with the new `status`, as
+/// the whole CronJob with that status serializes (without copying the CronJob for it).
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct StatusBody<'a> {
+    api_version: &'static str,
+    kind: &'static str,
+    metadata: &'a k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    spec: Option<&'a k8s_openapi::api::batch::v1::CronJobSpec>,
+    status: &'a CronJobStatus,
+}
+
+impl<'a> StatusBody<'a> {
+    fn new(read: &'a CronJob, status: &'a CronJobStatus) -> Self {
+        StatusBody {
+            api_version: "batch/v1",
+            kind: "CronJob",
+            metadata: &read.metadata,
+            spec: read.spec.as_ref(),
+            status,
+        }
+    }
+}
+
+/// `PUT .../cronjobs/NAME/status` of `read` with `status` (`Api::replace_status`), the answer
+/// decoded without managedFields, as the watch's copies are.
+async fn replace_status(
+    client: &Client,
+    (ns, name): &(String, String),
+    read: &CronJob,
+    status: &CronJobStatus,
+) -> Result<Lean<CronJob>, kube::Error> {
+    let body = serde_json::to_vec(&StatusBody::new(read, status)).map_err(kube::Error::SerdeError)?;
+    let mut req = kube::core::Request::new(<CronJob as kube::Resource>::url_path(&(), Some(ns)))
+        .replace_subresource("status", name, &PostParams::default(), body)
+        .map_err(kube::Error::BuildRequest)?;
+    req.extensions_mut().insert("replace_status");
+    client.request::<Lean<CronJob>>(req).await
 }
 
 /// What the sync reads of the Job it created.
@@ -815,6 +840,34 @@ mod tests {
             serde_json::to_value(&body).unwrap(),
             serde_json::to_value(sync::job_from_template(&bare, at)).unwrap()
         );
+    }
+
+    #[test]
+    fn the_status_body_is_the_cronjob_with_the_new_status() {
+        let read: CronJob = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "c", "namespace": "ns", "uid": "u", "resourceVersion": "7",
+                "labels": {"a": "b"}, "annotations": {"n": "v"}},
+            "spec": {"schedule": "*/1 * * * *", "timeZone": "Europe/Paris", "jobTemplate": {
+                "spec": {"template": {"spec": {"restartPolicy": "Never",
+                    "containers": [{"name": "main", "image": "busybox"}]}}}}},
+            "status": {"lastScheduleTime": "2024-03-31T00:58:00Z"}
+        }))
+        .unwrap();
+        let status = CronJobStatus {
+            active: Some(vec![ObjectReference {
+                name: Some("c-1".into()),
+                uid: Some("j".into()),
+                ..Default::default()
+            }]),
+            last_schedule_time: Some(crate::job::pods::to_time("2024-03-31T00:59:00Z".parse().unwrap())),
+            ..Default::default()
+        };
+        for read in [read.clone(), CronJob { spec: None, ..read }] {
+            let mut copy = read.clone();
+            copy.status = Some(status.clone());
+            let body = serde_json::to_vec(&StatusBody::new(&read, &status)).unwrap();
+            assert_eq!(String::from_utf8(body).unwrap(), serde_json::to_string(&copy).unwrap());
+        }
     }
 
     #[test]

@@ -45,6 +45,9 @@ pub struct MostRecent {
     pub time: Option<DateTime<Utc>>,
     /// How many were missed.
     pub missed: Missed,
+    /// The first slot after [`MostRecent::time`], when the walk to it found one (so a requeue
+    /// after starting that slot needs no new walk).
+    pub next: Option<DateTime<Utc>>,
 }
 
 fn go_zero() -> DateTime<Utc> {
@@ -59,8 +62,19 @@ pub fn most_recent_schedule_time(
     sched: &Schedule,
     include_starting_deadline: bool,
 ) -> Result<MostRecent, (MostRecent, String)> {
+    most_recent_with(cj, cj.status.as_ref(), now, sched, include_starting_deadline)
+}
+
+/// [`most_recent_schedule_time`] of `cj` with `status` in place of its own.
+fn most_recent_with(
+    cj: &CronJob,
+    status: Option<&CronJobStatus>,
+    now: DateTime<Utc>,
+    sched: &Schedule,
+    include_starting_deadline: bool,
+) -> Result<MostRecent, (MostRecent, String)> {
     let mut earliest = cj.metadata.creation_timestamp.as_ref().map(to_chrono).unwrap_or_else(go_zero);
-    if let Some(last) = cj.status.as_ref().and_then(|s| s.last_schedule_time.as_ref()) {
+    if let Some(last) = status.and_then(|s| s.last_schedule_time.as_ref()) {
         earliest = to_chrono(last);
     }
     let sds = cj.spec.as_ref().and_then(|s| s.starting_deadline_seconds);
@@ -70,15 +84,15 @@ pub fn most_recent_schedule_time(
             earliest = deadline;
         }
     }
-    let next = |t: DateTime<Utc>| sched.next(t).unwrap_or_else(go_zero);
-    let t1 = next(earliest);
-    let t2 = next(t1);
-    let none = MostRecent { earliest, time: None, missed: Missed::None };
+    let t1 = sched.next(earliest).unwrap_or_else(go_zero);
+    let after_t1 = sched.next(t1);
+    let t2 = after_t1.unwrap_or_else(go_zero);
+    let none = MostRecent { earliest, time: None, missed: Missed::None, next: None };
     if now < t1 {
         return Ok(none);
     }
     if now < t2 {
-        return Ok(MostRecent { time: Some(t1), ..none });
+        return Ok(MostRecent { time: Some(t1), next: after_t1, ..none });
     }
     let between = (t2 - t1).num_milliseconds().saturating_add(500).div_euclid(1000);
     if between < 1 {
@@ -96,21 +110,51 @@ pub fn most_recent_schedule_time(
         t = sched.next(slot);
     }
     let missed = if missed_count > MAX_MISSED { Missed::Many } else { Missed::Few };
-    Ok(MostRecent { earliest, time: most_recent, missed })
+    // The walk stopped at the first slot after the most recent one (or found none).
+    let next = most_recent.and(t);
+    Ok(MostRecent { earliest, time: most_recent, missed, next })
 }
 
 /// `nextScheduleTimeDuration`: how long until the sync after `now` (the next slot plus
 /// [`NEXT_SCHEDULE_DELTA`]); `None` if the schedule never fires again.
 pub fn requeue_after(cj: &CronJob, now: DateTime<Utc>, sched: &Schedule) -> Option<Duration> {
-    let from = match most_recent_schedule_time(cj, now, sched, false) {
+    requeue_after_with(cj, cj.status.as_ref(), now, sched)
+}
+
+/// [`requeue_after`] of `cj` with `status` in place of its own.
+pub fn requeue_after_with(
+    cj: &CronJob,
+    status: Option<&CronJobStatus>,
+    now: DateTime<Utc>,
+    sched: &Schedule,
+) -> Option<Duration> {
+    let from = match most_recent_with(cj, status, now, sched, false) {
         Err(_) => now,
         Ok(MostRecent { time: Some(t), .. }) => t,
-        Ok(MostRecent { time: None, missed: Missed::None, earliest }) => earliest,
+        Ok(MostRecent { time: None, missed: Missed::None, earliest, .. }) => earliest,
         Ok(MostRecent { time: None, .. }) => now,
     };
     let next = sched.next(from)?;
     let wait = (next - now).to_std().unwrap_or(Duration::ZERO);
     Some(wait + NEXT_SCHEDULE_DELTA)
+}
+
+/// [`requeue_after_with`] right after the slot `scheduled` was started (`status` records it as
+/// `lastScheduleTime`), `next` being the slot after it as [`Action::Start`] names it: when `now`
+/// is before `next`, the requeue is `next - now` plus the delta without walking the schedule again
+/// (what [`requeue_after_with`] finds too: its earliest time is `scheduled`, whose next slot is
+/// `next`); otherwise (a sync late by a whole period, or no next slot known) the full walk.
+pub fn requeue_after_start(
+    cj: &CronJob,
+    status: &CronJobStatus,
+    now: DateTime<Utc>,
+    sched: &Schedule,
+    next: Option<DateTime<Utc>>,
+) -> Option<Duration> {
+    match next {
+        Some(next) if now < next => Some((next - now).to_std().unwrap_or(Duration::ZERO) + NEXT_SCHEDULE_DELTA),
+        _ => requeue_after_with(cj, Some(status), now, sched),
+    }
 }
 
 /// The zone a CronJob's schedule runs in and the schedule, as upstream's `formatSchedule` +
@@ -141,6 +185,8 @@ pub enum Action {
         replace: bool,
         /// The parsed schedule (for the requeue after the start).
         schedule: Schedule,
+        /// The slot after `scheduled`, if the decision found it ([`requeue_after_start`]).
+        next: Option<DateTime<Utc>>,
     },
 }
 
@@ -155,6 +201,12 @@ pub struct Decision {
 
 /// `syncCronJob` from the deletion check to the decision to create a Job.
 pub fn decide(cj: &CronJob, now: DateTime<Utc>, local: Zone) -> Decision {
+    decide_with(cj, cj.status.as_ref(), now, local)
+}
+
+/// [`decide`] for `cj` with `status` in place of its own (the status as the sync reconciled it so
+/// far), without a copy of the CronJob.
+pub fn decide_with(cj: &CronJob, status: Option<&CronJobStatus>, now: DateTime<Utc>, local: Zone) -> Decision {
     let mut events = vec![];
     let done = |events, action| Decision { events, action };
     if cj.metadata.deletion_timestamp.is_some() {
@@ -192,14 +244,15 @@ pub fn decide(cj: &CronJob, now: DateTime<Utc>, local: Zone) -> Decision {
         }
     };
     // nextScheduleTime
-    let recent = match most_recent_schedule_time(cj, now, &sched, true) {
+    let recent = match most_recent_with(cj, status, now, &sched, true) {
         Ok(r) => r,
         Err((_, e)) => {
             events.push(JobEvent::warning("InvalidSchedule", &format!("invalid schedule: {} : {e}", spec.schedule)));
             return done(events, Action::AwaitChange);
         }
     };
-    let requeue = |sched: &Schedule| requeue_after(cj, now, sched).map_or(Action::AwaitChange, Action::Requeue);
+    let requeue =
+        |sched: &Schedule| requeue_after_with(cj, status, now, sched).map_or(Action::AwaitChange, Action::Requeue);
     let Some(scheduled) = recent.time.filter(|t| *t <= now) else {
         return done(events, requeue(&sched));
     };
@@ -215,7 +268,6 @@ pub fn decide(cj: &CronJob, now: DateTime<Utc>, local: Zone) -> Decision {
         events.push(miss_schedule(scheduled));
         return done(events, requeue(&sched));
     }
-    let status = cj.status.as_ref();
     let name = job_name(cj, scheduled);
     let active = status.and_then(|s| s.active.as_deref()).unwrap_or_default();
     let ns = cj.metadata.namespace.as_deref();
@@ -232,7 +284,8 @@ pub fn decide(cj: &CronJob, now: DateTime<Utc>, local: Zone) -> Decision {
         ));
         return done(events, requeue(&sched));
     }
-    done(events, Action::Start { scheduled, replace: policy == "Replace" && !active.is_empty(), schedule: sched })
+    let replace = policy == "Replace" && !active.is_empty();
+    done(events, Action::Start { scheduled, replace, schedule: sched, next: recent.next })
 }
 
 /// `Warning MissSchedule` for a slot past `startingDeadlineSeconds` (RFC 1123 with a numeric zone,

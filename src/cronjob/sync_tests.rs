@@ -49,14 +49,14 @@ fn reasons(d: &Decision) -> Vec<&str> {
 }
 
 fn start(at: &str) -> Action {
-    Action::Start { scheduled: t(at), replace: false, schedule: Schedule::Every(1) }
+    Action::Start { scheduled: t(at), replace: false, schedule: Schedule::Every(1), next: None }
 }
 
-/// The action with the schedule blanked (compared by slot and replace only).
+/// The action with the schedule and the next slot blanked (compared by slot and replace only).
 fn action(d: &Decision) -> Action {
     match &d.action {
         Action::Start { scheduled, replace, .. } => {
-            Action::Start { scheduled: *scheduled, replace: *replace, schedule: Schedule::Every(1) }
+            Action::Start { scheduled: *scheduled, replace: *replace, schedule: Schedule::Every(1), next: None }
         }
         a => a.clone(),
     }
@@ -166,7 +166,12 @@ fn sync_decisions() {
                 st.active = Some(vec![active("hello-1", "u1")]);
             }),
             "2024-01-01T10:00:30Z",
-            Action::Start { scheduled: t("2024-01-01T10:00:00Z"), replace: true, schedule: Schedule::Every(1) },
+            Action::Start {
+                scheduled: t("2024-01-01T10:00:00Z"),
+                replace: true,
+                schedule: Schedule::Every(1),
+                next: None,
+            },
             vec![],
         ),
         (
@@ -393,4 +398,90 @@ fn history_limits_delete_the_oldest_finished_jobs() {
     assert_eq!(names(&c(None, Some(0))), ["f0", "f1"]);
     assert!(names(&c(None, None)).is_empty(), "no limits: nothing");
     assert!(names(&c(Some(10), Some(10))).is_empty());
+}
+
+/// Schedules, zones and sync times (on time, late, far behind, across a DST change) for the
+/// checks below.
+fn timing_cases() -> Vec<CronJob> {
+    let mut out = vec![];
+    for schedule in ["*/1 * * * *", "*/5 * * * *", "30 6-16/4 * * 1-5", "0 2 * * *", "@every 90s", "0 0 1 * *"] {
+        for zone in [None, Some("Europe/Paris"), Some("America/New_York")] {
+            for created in ["2024-03-30T22:00:00Z", "2024-03-31T00:59:30Z", "2024-11-03T05:00:10Z"] {
+                out.push(with(cj(schedule, created), |s, _| s.time_zone = zone.map(str::to_string)));
+            }
+        }
+    }
+    out
+}
+
+fn offsets() -> Vec<chrono::Duration> {
+    [0, 1, 29, 59, 60, 61, 89, 90, 300, 3_599, 3_600, 7_200, 86_400, 6_000_000]
+        .into_iter()
+        .map(chrono::Duration::seconds)
+        .chain([chrono::Duration::milliseconds(100), chrono::Duration::milliseconds(59_900)])
+        .collect()
+}
+
+#[test]
+fn the_requeue_after_a_start_is_the_full_walks() {
+    let mut checked = 0;
+    for c in timing_cases() {
+        let created = to_chrono(c.metadata.creation_timestamp.as_ref().unwrap());
+        for decided_after in offsets() {
+            let decided = created + decided_after;
+            let Action::Start { scheduled, schedule, next, .. } = decide(&c, decided, UTC).action else { continue };
+            // The next slot named is the schedule's.
+            assert_eq!(next, schedule.next(scheduled), "{:?} at {decided}", c.spec);
+            let status = CronJobStatus { last_schedule_time: Some(to_time(scheduled)), ..Default::default() };
+            let mut recorded = c.clone();
+            recorded.status = Some(status.clone());
+            // The requeue is taken after the create, which may take a while.
+            for create_took in [0, 1, 30, 59, 60, 61, 600, 90_000].map(chrono::Duration::seconds) {
+                let now = decided + create_took;
+                assert_eq!(
+                    requeue_after_start(&c, &status, now, &schedule, next),
+                    requeue_after(&recorded, now, &schedule),
+                    "{:?} created {created}, decided {decided}, requeued at {now}",
+                    c.spec
+                );
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked > 1_000, "only {checked} cases started a Job");
+}
+
+#[test]
+fn a_decision_on_a_status_aside_is_the_decision_on_the_copy() {
+    let mut checked = 0;
+    for c in timing_cases() {
+        let created = to_chrono(c.metadata.creation_timestamp.as_ref().unwrap());
+        for last in [None, Some(created + chrono::Duration::seconds(60)), Some(created + chrono::Duration::hours(3))] {
+            for policy in ["Allow", "Forbid", "Replace"] {
+                let status = CronJobStatus {
+                    last_schedule_time: last.map(to_time),
+                    active: Some(vec![active("hello-1", "u1")]),
+                    ..Default::default()
+                };
+                // The cached CronJob's own status differs from the one reconciled aside.
+                let read = with(c.clone(), |s, st| {
+                    s.concurrency_policy = Some(policy.into());
+                    st.last_schedule_time = Some(to_time(created));
+                });
+                let mut copy = read.clone();
+                copy.status = Some(status.clone());
+                for after in offsets() {
+                    let now = created + after;
+                    assert_eq!(
+                        decide_with(&read, Some(&status), now, UTC),
+                        decide(&copy, now, UTC),
+                        "{:?} {status:?} at {now}",
+                        read.spec
+                    );
+                    checked += 1;
+                }
+            }
+        }
+    }
+    assert!(checked > 1_000);
 }

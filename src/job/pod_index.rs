@@ -175,12 +175,17 @@ impl Group {
         }
     }
 
-    /// Brings the claim check of the settled pods up to date for `job`'s selector and namespace.
-    fn check_claims(&mut self, job: &Job) {
+    /// Whether the claim check of the settled pods is up to date for `fingerprint`
+    /// ([`claim_fingerprint`]): nothing for [`Group::check_claims`] to do.
+    fn claims_checked(&self, fingerprint: &str) -> bool {
+        self.unchecked.is_empty() && self.checked_for.as_deref() == Some(fingerprint)
+    }
+
+    /// Brings the claim check of the settled pods up to date for `job`'s selector and namespace
+    /// (`fingerprint`: [`claim_fingerprint`] of `job`).
+    fn check_claims(&mut self, job: &Job, fingerprint: String) {
         let ns = job.metadata.namespace.as_deref().unwrap_or_default();
         let sel = job.spec.as_ref().and_then(|s| s.selector.as_ref());
-        let fingerprint =
-            format!("{ns}\0{}", sel.map(|s| serde_json::to_string(s).unwrap_or_default()).unwrap_or_default());
         let matches =
             |p: &SettledPod| &*p.key.0 == ns && sel.is_some_and(|sel| selector_matches_by(sel, |k| p.labels.get(k)));
         let todo: Vec<Arc<str>> = if self.checked_for.as_deref() == Some(fingerprint.as_str()) {
@@ -201,6 +206,13 @@ impl Group {
             }
         }
     }
+}
+
+/// What the claim check of a Job's settled pods depends on: its namespace and selector.
+fn claim_fingerprint(job: &Job) -> String {
+    let ns = job.metadata.namespace.as_deref().unwrap_or_default();
+    let sel = job.spec.as_ref().and_then(|s| s.selector.as_ref());
+    format!("{ns}\0{}", sel.map(|s| serde_json::to_string(s).unwrap_or_default()).unwrap_or_default())
 }
 
 #[derive(Default, Debug)]
@@ -365,10 +377,36 @@ impl PodIndex {
         uids: impl IntoIterator<Item = &'a str>,
         with_failed: bool,
     ) -> JobPods {
+        self.with_checked_group(job, key, JobPods::default, |group| Self::job_pods_of(group, job, uids, with_failed))
+    }
+
+    /// Runs `f` on the group `key` with its settled pods' claim check up to date for `job`: under
+    /// the read lock when it already is (a sync with no settled pod new since the last), else
+    /// under the write lock after bringing it up to date. `none` when there is no such group.
+    fn with_checked_group<T>(&self, job: &Job, key: &str, none: impl FnOnce() -> T, f: impl FnOnce(&Group) -> T) -> T {
+        let fingerprint = claim_fingerprint(job);
+        {
+            let maps = self.live.read().unwrap_or_else(|e| e.into_inner());
+            match maps.groups.get(key) {
+                None => return none(),
+                Some(group) if group.claims_checked(&fingerprint) => return f(group),
+                Some(_) => {}
+            }
+        }
         let mut maps = self.live.write().unwrap_or_else(|e| e.into_inner());
-        let Some(group) = maps.groups.get_mut(key) else { return JobPods::default() };
-        group.check_claims(job);
-        let group = &*group;
+        let Some(group) = maps.groups.get_mut(key) else { return none() };
+        if !group.claims_checked(&fingerprint) {
+            group.check_claims(job, fingerprint);
+        }
+        f(group)
+    }
+
+    fn job_pods_of<'a>(
+        group: &Group,
+        job: &Job,
+        uids: impl IntoIterator<Item = &'a str>,
+        with_failed: bool,
+    ) -> JobPods {
         let live = group.live.values().filter(|p| claim(job, &***p) == Claim::Owned).cloned().collect();
         let claimed = |p: &SettledPod| !group.mismatched.contains(&p.uid);
         let settled = if group.mismatched.is_empty() {
@@ -407,20 +445,19 @@ impl PodIndex {
     /// The pods under `key` (a Job uid) that `job` controls but no longer matches: to release
     /// (upstream's `ClaimPods`), live and settled.
     pub fn to_release(&self, job: &Job, key: &str) -> Vec<Arc<CachedPod>> {
-        let mut maps = self.live.write().unwrap_or_else(|e| e.into_inner());
-        let Some(group) = maps.groups.get_mut(key) else { return vec![] };
-        group.check_claims(job);
-        let mut out: Vec<Arc<CachedPod>> =
-            group.live.values().filter(|p| claim(job, &***p) == Claim::Release).cloned().collect();
-        for uid in &group.mismatched {
-            if let Some(p) = group.settled.get(uid) {
-                let p = p.to_cached();
-                if claim(job, &*p) == Claim::Release {
-                    out.push(p);
+        self.with_checked_group(job, key, Vec::new, |group| {
+            let mut out: Vec<Arc<CachedPod>> =
+                group.live.values().filter(|p| claim(job, &***p) == Claim::Release).cloned().collect();
+            for uid in &group.mismatched {
+                if let Some(p) = group.settled.get(uid) {
+                    let p = p.to_cached();
+                    if claim(job, &*p) == Claim::Release {
+                        out.push(p);
+                    }
                 }
             }
-        }
-        out
+            out
+        })
     }
 
     /// The pod `namespace/name`, if cached (a settled pod as [`PodIndex::state`] gives it).
