@@ -109,15 +109,25 @@ fn header_too_large(max: usize) -> StatusError {
 
 /// The size of a request head as Go's `MaxHeaderBytes` counts it (request line and headers).
 fn head_size<B>(req: &Request<B>) -> usize {
-    let line = req.method().as_str().len() + req.uri().to_string().len() + 12;
+    let line = req.method().as_str().len() + uri_len(req.uri()) + 12;
     line + req.headers().iter().map(|(k, v)| k.as_str().len() + v.len() + 4).sum::<usize>()
+}
+
+/// The length of `uri` as written (its `Display`), without writing it.
+fn uri_len(uri: &http::Uri) -> usize {
+    uri.scheme_str().map_or(0, |s| s.len() + 3)
+        + uri.authority().map_or(0, |a| a.as_str().len())
+        + uri.path().len()
+        + uri.query().map_or(0, |q| q.len() + 1)
 }
 
 /// Watches and followed logs run as long as the client wants: upstream's long-running requests,
 /// which the in-flight limits do not count.
 fn long_running<B>(req: &Request<B>) -> bool {
     let q = req.uri().query().unwrap_or("");
-    let flag = |k: &str| q.split('&').any(|kv| kv == format!("{k}=true") || kv == format!("{k}=1"));
+    let flag = |k: &str| {
+        q.split('&').any(|kv| kv.strip_prefix(k).and_then(|v| v.strip_prefix('=')).is_some_and(|v| v == "true" || v == "1"))
+    };
     req.uri().path().contains("/watch/") || flag("watch") || (req.uri().path().ends_with("/log") && flag("follow"))
 }
 
@@ -468,6 +478,14 @@ mod tests {
     }
 
     #[test]
+    fn uri_len_is_the_written_length() {
+        for u in ["/api/v1/pods", "/api/v1/pods?watch=1&x=%20y", "http://h:8/a/b?c", "h:443", "/", "*"] {
+            let uri: http::Uri = u.parse().unwrap();
+            assert_eq!(uri_len(&uri), uri.to_string().len(), "{u}");
+        }
+    }
+
+    #[test]
     fn watches_and_followed_logs_are_long_running() {
         let req = |u: &str| Request::get(u).body(()).unwrap();
         assert!(long_running(&req("/api/v1/pods?watch=true")));
@@ -476,5 +494,7 @@ mod tests {
         assert!(long_running(&req("/api/v1/namespaces/d/pods/p/log?follow=true")));
         assert!(!long_running(&req("/api/v1/pods?limit=5")));
         assert!(!long_running(&req("/api/v1/namespaces/d/pods/p/log")));
+        assert!(!long_running(&req("/api/v1/pods?watch=false&xwatch=true&watch=truex")));
+        assert!(long_running(&req("/api/v1/pods?a=b&watch=true")));
     }
 }
