@@ -7,7 +7,7 @@
 //! |---|---|
 //! | `ReadHeaderTimeout` 32 s, `IdleTimeout` 90 s | [`ConnLimits::header_read_timeout`] (32 s): hyper's header timer also runs while a kept-alive connection waits for its next request, so an idle connection is closed after it too |
 //! | request timeout 60 s (504 `Timeout`) | [`ConnLimits::body_read_timeout`] (60 s) to read a request body, then the same 504 |
-//! | `MaxHeaderBytes` 1 MiB (431) | [`ConnLimits::max_header_bytes`] (1 MiB) and 1,024 header fields; URIs up to 65,534 bytes (hyper's limit, 414); both answered with a `Status` body |
+//! | `MaxHeaderBytes` 1 MiB (431) | [`ConnLimits::max_header_bytes`] (1 MiB) and 100 header fields (hyper's default; see [`MAX_HEADER_FIELDS`]); URIs up to 65,534 bytes (hyper's limit, 414); both answered with a `Status` body |
 //! | `--max-requests-inflight` 400, `--max-mutating-requests-inflight` 200: 429 with `Retry-After: 1` (watches exempt) | the same limits and answer, as a `Status` (reason `TooManyRequests`) where upstream writes plain text |
 //! | no connection limit (the process's file descriptors) | [`ConnLimits::max_connections`] (4,096): at the bound the connection idle the longest is closed to admit the new one; if none is idle the new one waits in the listen backlog |
 //!
@@ -67,8 +67,11 @@ impl Default for ConnLimits {
     }
 }
 
-/// Most header fields in one request.
-pub const MAX_HEADER_FIELDS: usize = 1024;
+/// Most header fields in one request: hyper's default, which it parses into arrays on the stack.
+/// Any other bound makes hyper allocate and fill two arrays of that many entries for every
+/// request (at 1,024: 64 KiB per request, a few per cent of the server's CPU per write); clients
+/// send about ten.
+pub const MAX_HEADER_FIELDS: usize = 100;
 
 /// Upstream's 504 for a request that did not complete in time.
 pub fn timeout_error() -> StatusError {
@@ -126,7 +129,8 @@ fn uri_len(uri: &http::Uri) -> usize {
 fn long_running<B>(req: &Request<B>) -> bool {
     let q = req.uri().query().unwrap_or("");
     let flag = |k: &str| {
-        q.split('&').any(|kv| kv.strip_prefix(k).and_then(|v| v.strip_prefix('=')).is_some_and(|v| v == "true" || v == "1"))
+        q.split('&')
+            .any(|kv| kv.strip_prefix(k).and_then(|v| v.strip_prefix('=')).is_some_and(|v| v == "true" || v == "1"))
     };
     req.uri().path().contains("/watch/") || flag("watch") || (req.uri().path().ends_with("/log") && flag("follow"))
 }
@@ -298,7 +302,6 @@ where
                 .timer(TokioTimer::new())
                 .header_read_timeout(limits.header_read_timeout)
                 .max_buf_size(limits.max_header_bytes.saturating_mul(2).max(8192))
-                .max_headers(MAX_HEADER_FIELDS)
                 .writev(false);
             let io = TokioIo::new(StatusBodies::new(io, limits.max_header_bytes));
             // Upgrades (exec, attach, port-forward) hand the connection to the stream proxy.
@@ -474,6 +477,31 @@ mod tests {
             assert_eq!(&buf[..9], b"HTTP/1.1 ", "rbac={rbac}");
             let seen = server_side_nodelay(addr, c.local_addr().unwrap());
             assert_eq!(seen, vec![true], "rbac={rbac}: the accepted socket has TCP_NODELAY");
+        }
+    }
+
+    /// Up to `MAX_HEADER_FIELDS` header fields are served; one more is a 431 with a `Status` body.
+    #[tokio::test]
+    async fn header_fields_are_bounded_with_a_status_answer() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let s = crate::testkit::TestApiServer::start().await;
+        let addr: std::net::SocketAddr = s.url().trim_start_matches("http://").parse().unwrap();
+        for (fields, code) in [(MAX_HEADER_FIELDS, "200"), (MAX_HEADER_FIELDS + 1, "431")] {
+            // `Host` and `Connection` plus the extra fields.
+            let extra: String = (0..fields - 2).map(|i| format!("x-h{i}: v\r\n")).collect();
+            let req = format!("GET /version HTTP/1.1\r\nhost: x\r\n{extra}connection: close\r\n\r\n");
+            let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
+            c.write_all(req.as_bytes()).await.unwrap();
+            let mut out = Vec::new();
+            c.read_to_end(&mut out).await.unwrap();
+            let text = String::from_utf8_lossy(&out);
+            assert!(text.starts_with(&format!("HTTP/1.1 {code} ")), "{fields} fields: {text}");
+            if code == "431" {
+                let body = text.split_once("\r\n\r\n").unwrap().1;
+                let st: serde_json::Value = serde_json::from_str(body).unwrap();
+                assert_eq!((st["kind"].as_str(), st["code"].as_u64()), (Some("Status"), Some(431)));
+                assert!(st["message"].as_str().unwrap().contains("100 header fields"), "{st}");
+            }
         }
     }
 

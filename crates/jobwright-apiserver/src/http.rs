@@ -1434,9 +1434,8 @@ impl http_body::Body for WatchBody {
             return Poll::Ready(None);
         }
         if let Some(every) = this.bookmarks {
-            let tick = this
-                .tick
-                .get_or_insert_with(|| tokio::time::interval_at(tokio::time::Instant::now() + every, every));
+            let tick =
+                this.tick.get_or_insert_with(|| tokio::time::interval_at(tokio::time::Instant::now() + every, every));
             if tick.poll_tick(cx).is_ready() {
                 // Every event up to the current resourceVersion was queued under the store lock,
                 // so an empty queue means this watcher has seen everything up to it.
