@@ -266,6 +266,19 @@ pub struct Decision {
     pub impersonator: Option<String>,
 }
 
+/// What identifies the RBAC objects' state without decoding them: per bucket (ClusterRoles,
+/// ClusterRoleBindings, Roles, RoleBindings), how many objects it holds and the highest
+/// resourceVersion among them. Any change moves it: a create or update gives its object a
+/// resourceVersion above every one before, and a delete alone lowers the count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct PolicyKey([(usize, u64); 4]);
+
+impl PolicyKey {
+    fn of(lists: &[Vec<super::store::Entry>; 4]) -> Self {
+        Self(lists.each_ref().map(|items| (items.len(), items.iter().map(|e| e.rv).max().unwrap_or(0))))
+    }
+}
+
 /// The authentication and authorization state of a server.
 pub struct Auth {
     mode: AuthorizationMode,
@@ -273,8 +286,8 @@ pub struct Auth {
     admin_token: Option<String>,
     decisions: Mutex<VecDeque<Decision>>,
     capacity: usize,
-    /// The RBAC objects as of a store resourceVersion.
-    policy: Mutex<Option<(u64, Arc<Policy>)>>,
+    /// The RBAC objects as of a store resourceVersion, with the [`PolicyKey`] they were read at.
+    policy: Mutex<Option<(u64, PolicyKey, Arc<Policy>)>>,
 }
 
 impl std::fmt::Debug for Auth {
@@ -348,30 +361,40 @@ impl Auth {
         self.decisions.lock().unwrap_or_else(|e| e.into_inner()).iter().cloned().collect()
     }
 
+    /// The RBAC objects now. Decoded again only when one of them changed: not at every write of
+    /// any object (a busy server changes its resourceVersion between nearly every two requests),
+    /// but when the [`PolicyKey`] of the four RBAC buckets differs from the one decoded last.
     fn policy(&self, api: &Api) -> Arc<Policy> {
         let rv = api.store.current_rv();
         let mut cached = self.policy.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((at, p)) = cached.as_ref()
+        if let Some((at, _, p)) = cached.as_ref()
             && *at == rv
         {
             return p.clone();
         }
-        let load = |resource: &str| -> Vec<Value> {
+        let list = |resource: &str| {
             let info = api.info("rbac.authorization.k8s.io", resource);
-            api.store
-                .list(&info.storage_key, None, None, 0, &|_| true)
-                .items
-                .iter()
-                .filter_map(|e| serde_json::from_slice(&e.bytes()).ok())
-                .collect()
+            api.store.list(&info.storage_key, None, None, 0, &|_| true).items
         };
+        let lists = [list("clusterroles"), list("clusterrolebindings"), list("roles"), list("rolebindings")];
+        let key = PolicyKey::of(&lists);
+        if let Some((at, k, p)) = cached.as_mut()
+            && *k == key
+        {
+            *at = rv;
+            return p.clone();
+        }
+        let decode = |items: &[super::store::Entry]| -> Vec<Value> {
+            items.iter().filter_map(|e| serde_json::from_slice(&e.bytes()).ok()).collect()
+        };
+        let [cr, crb, r, rb] = &lists;
         let p = Arc::new(Policy {
-            cluster_roles: load("clusterroles"),
-            cluster_role_bindings: load("clusterrolebindings"),
-            roles: load("roles"),
-            role_bindings: load("rolebindings"),
+            cluster_roles: decode(cr),
+            cluster_role_bindings: decode(crb),
+            roles: decode(r),
+            role_bindings: decode(rb),
         });
-        *cached = Some((rv, p.clone()));
+        *cached = Some((rv, key, p.clone()));
         p
     }
 
@@ -838,6 +861,66 @@ mod tests {
         t(Method::GET, "/api/v1", ("path", "get", "", "/", "", ""));
         t(Method::GET, "/version", ("path", "get", "", "/", "", ""));
         t(Method::POST, "/healthz", ("path", "post", "", "/", "", ""));
+    }
+
+    /// The decoded RBAC policy is reused across writes of other objects, and a change to any
+    /// Role, RoleBinding, ClusterRole or ClusterRoleBinding (create, update, delete) is seen by
+    /// the very next decision.
+    #[test]
+    fn the_cached_policy_follows_every_rbac_change() {
+        use crate::rest::{DeleteOptions, WriteOptions};
+        let s = crate::http::Server::new(crate::http::ServerConfig {
+            authorization_mode: AuthorizationMode::Rbac,
+            ..Default::default()
+        });
+        let (api, auth) = (&s.api, &s.auth);
+        let alice = UserInfo { name: "alice".into(), ..UserInfo::default() };
+        let get_cm = Attributes::resource("get", "", "configmaps", "", "default", "c");
+        let list_pods = Attributes::resource("list", "", "pods", "", "default", "");
+        let rbac = |r: &str| api.info("rbac.authorization.k8s.io", r);
+        let opts = WriteOptions::default();
+        let other_write = |i: usize| {
+            let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": format!("x{i}")}});
+            api.create(&api.info("", "configmaps"), "default", cm, &opts).unwrap();
+        };
+        let role = |verbs: &[&str]| {
+            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": {"name": "r"},
+                   "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": verbs}]})
+        };
+        assert!(!auth.evaluate(api, &alice, &get_cm));
+        other_write(0);
+        assert!(!auth.evaluate(api, &alice, &get_cm), "other writes change nothing");
+        api.create(&rbac("roles"), "default", role(&["get"]), &opts).unwrap();
+        assert!(!auth.evaluate(api, &alice, &get_cm), "a Role alone grants nothing");
+        let binding = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+            "metadata": {"name": "b"}, "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "r"},
+            "subjects": [{"kind": "User", "apiGroup": "rbac.authorization.k8s.io", "name": "alice"}]});
+        api.create(&rbac("rolebindings"), "default", binding, &opts).unwrap();
+        assert!(auth.evaluate(api, &alice, &get_cm), "a RoleBinding created: allowed");
+        other_write(1);
+        assert!(auth.evaluate(api, &alice, &get_cm), "the policy reused after another write");
+        // An update of the Role (its rules no longer allow get).
+        let mut r = role(&["list"]);
+        r["metadata"]["resourceVersion"] = json!(api.get(&rbac("roles"), "default", "r").unwrap().rv.to_string());
+        api.update(&rbac("roles"), "default", "r", None, r, &opts).unwrap();
+        assert!(!auth.evaluate(api, &alice, &get_cm), "a Role updated: denied");
+        // A ClusterRole and its ClusterRoleBinding, then the binding deleted.
+        let cr = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": "pods-reader"},
+                        "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]}]});
+        api.create(&rbac("clusterroles"), "", cr, &opts).unwrap();
+        let crb = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+            "metadata": {"name": "alice-pods"}, "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "pods-reader"},
+            "subjects": [{"kind": "User", "apiGroup": "rbac.authorization.k8s.io", "name": "alice"}]});
+        api.create(&rbac("clusterrolebindings"), "", crb, &opts).unwrap();
+        assert!(auth.evaluate(api, &alice, &list_pods));
+        other_write(2);
+        api.delete(&rbac("clusterrolebindings"), "", "alice-pods", &DeleteOptions::default()).unwrap();
+        assert!(!auth.evaluate(api, &alice, &list_pods), "a ClusterRoleBinding deleted: denied");
+        // A delete alone (no write after it) is seen too.
+        let list_cm = Attributes::resource("list", "", "configmaps", "", "default", "");
+        assert!(auth.evaluate(api, &alice, &list_cm), "the updated Role allows list");
+        api.delete(&rbac("rolebindings"), "default", "b", &DeleteOptions::default()).unwrap();
+        assert!(!auth.evaluate(api, &alice, &list_cm), "the RoleBinding deleted: denied");
     }
 
     #[test]

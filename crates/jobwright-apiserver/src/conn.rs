@@ -7,7 +7,7 @@
 //! |---|---|
 //! | `ReadHeaderTimeout` 32 s, `IdleTimeout` 90 s | [`ConnLimits::header_read_timeout`] (32 s): hyper's header timer also runs while a kept-alive connection waits for its next request, so an idle connection is closed after it too |
 //! | request timeout 60 s (504 `Timeout`) | [`ConnLimits::body_read_timeout`] (60 s) to read a request body, then the same 504 |
-//! | `MaxHeaderBytes` 1 MiB (431) | [`ConnLimits::max_header_bytes`] (1 MiB) and 1,024 header fields; URIs up to 65,534 bytes (hyper's limit, 414); both answered with a `Status` body |
+//! | `MaxHeaderBytes` 1 MiB (431) | [`ConnLimits::max_header_bytes`] (1 MiB) and 100 header fields (hyper's default; see [`MAX_HEADER_FIELDS`]); URIs up to 65,534 bytes (hyper's limit, 414); both answered with a `Status` body |
 //! | `--max-requests-inflight` 400, `--max-mutating-requests-inflight` 200: 429 with `Retry-After: 1` (watches exempt) | the same limits and answer, as a `Status` (reason `TooManyRequests`) where upstream writes plain text |
 //! | no connection limit (the process's file descriptors) | [`ConnLimits::max_connections`] (4,096): at the bound the connection idle the longest is closed to admit the new one; if none is idle the new one waits in the listen backlog |
 //!
@@ -67,8 +67,11 @@ impl Default for ConnLimits {
     }
 }
 
-/// Most header fields in one request.
-pub const MAX_HEADER_FIELDS: usize = 1024;
+/// Most header fields in one request: hyper's default, which it parses into arrays on the stack.
+/// Any other bound makes hyper allocate and fill two arrays of that many entries for every
+/// request (at 1,024: 64 KiB per request, a few per cent of the server's CPU per write); clients
+/// send about ten.
+pub const MAX_HEADER_FIELDS: usize = 100;
 
 /// Upstream's 504 for a request that did not complete in time.
 pub fn timeout_error() -> StatusError {
@@ -109,15 +112,26 @@ fn header_too_large(max: usize) -> StatusError {
 
 /// The size of a request head as Go's `MaxHeaderBytes` counts it (request line and headers).
 fn head_size<B>(req: &Request<B>) -> usize {
-    let line = req.method().as_str().len() + req.uri().to_string().len() + 12;
+    let line = req.method().as_str().len() + uri_len(req.uri()) + 12;
     line + req.headers().iter().map(|(k, v)| k.as_str().len() + v.len() + 4).sum::<usize>()
+}
+
+/// The length of `uri` as written (its `Display`), without writing it.
+fn uri_len(uri: &http::Uri) -> usize {
+    uri.scheme_str().map_or(0, |s| s.len() + 3)
+        + uri.authority().map_or(0, |a| a.as_str().len())
+        + uri.path().len()
+        + uri.query().map_or(0, |q| q.len() + 1)
 }
 
 /// Watches and followed logs run as long as the client wants: upstream's long-running requests,
 /// which the in-flight limits do not count.
 fn long_running<B>(req: &Request<B>) -> bool {
     let q = req.uri().query().unwrap_or("");
-    let flag = |k: &str| q.split('&').any(|kv| kv == format!("{k}=true") || kv == format!("{k}=1"));
+    let flag = |k: &str| {
+        q.split('&')
+            .any(|kv| kv.strip_prefix(k).and_then(|v| v.strip_prefix('=')).is_some_and(|v| v == "true" || v == "1"))
+    };
     req.uri().path().contains("/watch/") || flag("watch") || (req.uri().path().ends_with("/log") && flag("follow"))
 }
 
@@ -288,7 +302,6 @@ where
                 .timer(TokioTimer::new())
                 .header_read_timeout(limits.header_read_timeout)
                 .max_buf_size(limits.max_header_bytes.saturating_mul(2).max(8192))
-                .max_headers(MAX_HEADER_FIELDS)
                 .writev(false);
             let io = TokioIo::new(StatusBodies::new(io, limits.max_header_bytes));
             // Upgrades (exec, attach, port-forward) hand the connection to the stream proxy.
@@ -467,6 +480,39 @@ mod tests {
         }
     }
 
+    /// Up to `MAX_HEADER_FIELDS` header fields are served; one more is a 431 with a `Status` body.
+    #[tokio::test]
+    async fn header_fields_are_bounded_with_a_status_answer() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let s = crate::testkit::TestApiServer::start().await;
+        let addr: std::net::SocketAddr = s.url().trim_start_matches("http://").parse().unwrap();
+        for (fields, code) in [(MAX_HEADER_FIELDS, "200"), (MAX_HEADER_FIELDS + 1, "431")] {
+            // `Host` and `Connection` plus the extra fields.
+            let extra: String = (0..fields - 2).map(|i| format!("x-h{i}: v\r\n")).collect();
+            let req = format!("GET /version HTTP/1.1\r\nhost: x\r\n{extra}connection: close\r\n\r\n");
+            let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
+            c.write_all(req.as_bytes()).await.unwrap();
+            let mut out = Vec::new();
+            c.read_to_end(&mut out).await.unwrap();
+            let text = String::from_utf8_lossy(&out);
+            assert!(text.starts_with(&format!("HTTP/1.1 {code} ")), "{fields} fields: {text}");
+            if code == "431" {
+                let body = text.split_once("\r\n\r\n").unwrap().1;
+                let st: serde_json::Value = serde_json::from_str(body).unwrap();
+                assert_eq!((st["kind"].as_str(), st["code"].as_u64()), (Some("Status"), Some(431)));
+                assert!(st["message"].as_str().unwrap().contains("100 header fields"), "{st}");
+            }
+        }
+    }
+
+    #[test]
+    fn uri_len_is_the_written_length() {
+        for u in ["/api/v1/pods", "/api/v1/pods?watch=1&x=%20y", "http://h:8/a/b?c", "h:443", "/", "*"] {
+            let uri: http::Uri = u.parse().unwrap();
+            assert_eq!(uri_len(&uri), uri.to_string().len(), "{u}");
+        }
+    }
+
     #[test]
     fn watches_and_followed_logs_are_long_running() {
         let req = |u: &str| Request::get(u).body(()).unwrap();
@@ -476,5 +522,7 @@ mod tests {
         assert!(long_running(&req("/api/v1/namespaces/d/pods/p/log?follow=true")));
         assert!(!long_running(&req("/api/v1/pods?limit=5")));
         assert!(!long_running(&req("/api/v1/namespaces/d/pods/p/log")));
+        assert!(!long_running(&req("/api/v1/pods?watch=false&xwatch=true&watch=truex")));
+        assert!(long_running(&req("/api/v1/pods?a=b&watch=true")));
     }
 }

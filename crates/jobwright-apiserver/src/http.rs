@@ -21,7 +21,6 @@ use chrono::Utc;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
-use tokio_stream::wrappers::ReceiverStream;
 
 use super::auth::{Auth, AuthorizationMode, StaticToken};
 use super::errors::StatusError;
@@ -363,13 +362,11 @@ impl axum::serve::Listener for DualListener {
 // ---------------------------------------------------------------------------------------------
 // Responses
 
-fn json_bytes(code: StatusCode, content_type: &str, body: Bytes) -> Response {
+fn json_bytes(code: StatusCode, content_type: &'static str, body: Bytes) -> Response {
     let mut r = Response::new(Body::from(body));
     *r.status_mut() = code;
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_str(content_type).unwrap_or(HeaderValue::from_static("application/json")),
-    );
+    // A static value: no copy and no validation per response (every caller names a constant).
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     r
 }
 
@@ -440,7 +437,7 @@ fn accept_shape(headers: &HeaderMap, q: &Query) -> Shape {
 /// A parsed resource path.
 #[derive(Debug, Clone)]
 struct Target {
-    info: ResourceInfo,
+    info: Arc<ResourceInfo>,
     namespace: Option<String>,
     name: Option<String>,
     sub: Option<String>,
@@ -505,7 +502,7 @@ fn route(reg: &Registry, path: &str) -> Result<Route, StatusError> {
         [res, name, sub] => (*res, Some(name.to_string()), Some(sub.to_string())),
         _ => return Err(nf()),
     };
-    let info = reg.get(group, version, resource).ok_or_else(nf)?;
+    let info = reg.get_shared(group, version, resource).ok_or_else(nf)?;
     if let Some(s) = &sub
         && !info.has_subresource(s)
     {
@@ -669,7 +666,7 @@ fn served_inline(s: &Server, parts: &http::request::Parts, body: &Bytes, routed:
         Method::PUT | Method::PATCH => match routed {
             Ok(Route::Resource(t)) => t.name.as_deref().is_some_and(|name| {
                 let ns = t.namespace.as_deref().unwrap_or_default();
-                let stored = s.api.get(&s.api.storage_info(&t.info), ns, name);
+                let stored = s.api.get(&s.api.storage_info_shared(&t.info), ns, name);
                 stored.is_ok_and(|e| e.json_len() <= INLINE_WRITE_BYTES)
             }),
             _ => false,
@@ -860,7 +857,7 @@ async fn resource(
         Ok(opts)
     };
     let view = t.info.clone();
-    let sinfo = api.storage_info(&view);
+    let sinfo = api.storage_info_shared(&view);
     let ns = t.namespace.clone().unwrap_or_default();
     let shape = accept_shape(headers, q);
     let not_allowed = || {
@@ -1278,34 +1275,28 @@ fn watch(
     };
     let filter = Box::new(move |m: &Meta| selected(&ls, &fs, m));
     let ctx = WatchCtx { view: view.clone(), name: name.map(str::to_string), filter, shape };
-    // Few entries: under a backlog each is a chunk of up to `WATCH_CHUNK` bytes, so a watcher
-    // that stops reading holds at most about half a MiB here (the rest waits in the store's
-    // per-watcher queue, which closes the watch once it falls too far behind).
-    let (tx, rx) = mpsc::channel::<Result<Bytes, Infallible>>(8);
     let content_type = match shape {
         Shape::Object => "application/json",
         _ => "application/json;as=Table;v=v1;g=meta.k8s.io",
     };
-    match s.api.store.watch(&sinfo.storage_key, namespace, from) {
-        Ok(start) => {
-            let store = s.api.store.clone();
-            let interval = s.config.bookmark_interval;
-            let stopping = s.stopping.clone();
-            tokio::spawn(async move {
-                tokio::select! {
-                    _ = stream_watch(ctx, start, store, tx, timeout, bookmarks, send_initial, interval) => {}
-                    _ = stopping.cancelled() => {}
-                }
-            });
-        }
+    let body = match s.api.store.watch(&sinfo.storage_key, namespace, from) {
+        Ok(start) => Body::new(WatchBody::new(
+            ctx,
+            start,
+            s.api.store.clone(),
+            timeout,
+            bookmarks.then_some(s.config.bookmark_interval),
+            send_initial,
+            s.stopping.clone(),
+        )),
         Err(e) => {
-            // Upstream answers 200 and sends the 410 as an ERROR event.
+            // Upstream answers 200 and sends the 410 as an ERROR event (in a chunked stream).
             let mut line = json!({"type": "ERROR", "object": e.to_status()}).to_string();
             line.push('\n');
-            let _ = tx.try_send(Ok(Bytes::from(line)));
+            Body::from_stream(futures::stream::once(async move { Ok::<_, Infallible>(Bytes::from(line)) }))
         }
-    }
-    let mut r = Response::new(Body::from_stream(ReceiverStream::new(rx)));
+    };
+    let mut r = Response::new(body);
     r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache, private"));
     Ok(r)
@@ -1344,67 +1335,141 @@ impl Chunk {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn stream_watch(
+/// A watch's response body: the store's events for this watcher, rendered and gathered into
+/// chunks as the connection asks for them (hyper polls it when it can write). The body reads the
+/// store's per-watcher channel itself, so an event reaches the connection without a task and a
+/// channel of its own in between (one wake-up per event instead of two); a watcher that stops
+/// reading leaves its events in the store's queue, which closes the watch once it falls too far
+/// behind. Ends at the watch's timeout, at the server's shutdown, or when the store closes it.
+struct WatchBody {
     ctx: WatchCtx,
-    start: super::store::WatchStart,
+    /// The initial events not yet sent (`None` once all are).
+    initial: Option<super::store::Initial>,
+    /// The resourceVersion of the `initial-events-end` bookmark still to send after them.
+    initial_end: Option<u64>,
+    rx: mpsc::Receiver<Arc<WatchEvent>>,
     store: Arc<Store>,
-    tx: mpsc::Sender<Result<Bytes, Infallible>>,
-    timeout: Duration,
-    bookmarks: bool,
-    send_initial: bool,
-    interval: Duration,
-) -> Option<()> {
-    let deadline = tokio::time::Instant::now() + timeout;
-    let super::store::WatchStart { initial, rv: start_rv, mut rx } = start;
-    let mut last_rv = start_rv.max(initial.last_rv().unwrap_or(0));
-    // Each initial event is decompressed as it is sent and dropped once sent (in chunks of at
-    // most `WATCH_CHUNK` bytes).
-    let mut chunk = Chunk::default();
-    for e in initial {
-        if let Some(line) = ctx.translate(&e)
-            && let Some(full) = chunk.push(line)
-        {
-            tx.send(Ok(full)).await.ok()?;
+    /// The resourceVersion this watcher has seen everything up to (for bookmarks).
+    last_rv: u64,
+    /// `allowWatchBookmarks`: the interval, and its timer once the initial events are out.
+    bookmarks: Option<Duration>,
+    tick: Option<tokio::time::Interval>,
+    end: std::pin::Pin<Box<tokio::time::Sleep>>,
+    stopping: std::pin::Pin<Box<tokio_util::sync::WaitForCancellationFutureOwned>>,
+    done: bool,
+}
+
+impl WatchBody {
+    fn new(
+        ctx: WatchCtx,
+        start: super::store::WatchStart,
+        store: Arc<Store>,
+        timeout: Duration,
+        bookmarks: Option<Duration>,
+        send_initial: bool,
+        stopping: tokio_util::sync::CancellationToken,
+    ) -> Self {
+        let super::store::WatchStart { initial, rv: start_rv, rx } = start;
+        let last_rv = start_rv.max(initial.last_rv().unwrap_or(0));
+        Self {
+            ctx,
+            initial: Some(initial),
+            initial_end: send_initial.then_some(start_rv),
+            rx,
+            store,
+            last_rv,
+            bookmarks,
+            tick: None,
+            end: Box::pin(tokio::time::sleep(timeout)),
+            stopping: Box::pin(stopping.cancelled_owned()),
+            done: false,
         }
     }
-    if let Some(rest) = chunk.take() {
-        tx.send(Ok(rest)).await.ok()?;
+
+    fn frame(b: Bytes) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Infallible>>> {
+        std::task::Poll::Ready(Some(Ok(http_body::Frame::data(b))))
     }
-    if send_initial {
-        tx.send(Ok(ctx.bookmark(start_rv, true))).await.ok()?;
-    }
-    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
-    loop {
-        tokio::select! {
-            ev = rx.recv() => {
-                let e = ev?;
-                last_rv = last_rv.max(e.rv);
-                let mut chunk = Chunk::default();
-                let mut out = ctx.translate(&e).and_then(|line| chunk.push(line));
-                // Events already waiting (a writer outpacing this watcher) go out with it as one
-                // chunk: one body frame and one socket write instead of one each. A watcher that
-                // keeps up gets each event alone, as before.
-                while out.is_none() {
-                    let Ok(e) = rx.try_recv() else { break };
-                    last_rv = last_rv.max(e.rv);
-                    out = ctx.translate(&e).and_then(|line| chunk.push(line));
-                }
-                for part in out.into_iter().chain(chunk.take()) {
-                    tx.send(Ok(part)).await.ok()?;
+}
+
+impl http_body::Body for WatchBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Infallible>>> {
+        use std::future::Future;
+        use std::task::Poll;
+        let this = self.get_mut();
+        if this.done {
+            return Poll::Ready(None);
+        }
+        if this.stopping.as_mut().poll(cx).is_ready() {
+            this.done = true;
+            return Poll::Ready(None);
+        }
+        // Each initial event is decompressed as it is sent and dropped once sent (in chunks of at
+        // most `WATCH_CHUNK` bytes).
+        if let Some(initial) = &mut this.initial {
+            let mut chunk = Chunk::default();
+            for e in initial.by_ref() {
+                if let Some(line) = this.ctx.translate(&e)
+                    && let Some(full) = chunk.push(line)
+                {
+                    return Self::frame(full);
                 }
             }
-            _ = tick.tick(), if bookmarks => {
+            this.initial = None;
+            if let Some(rest) = chunk.take() {
+                return Self::frame(rest);
+            }
+        }
+        if let Some(rv) = this.initial_end.take() {
+            return Self::frame(this.ctx.bookmark(rv, true));
+        }
+        // The timeout ends the watch after its initial events, however short it is.
+        if this.end.as_mut().poll(cx).is_ready() {
+            this.done = true;
+            return Poll::Ready(None);
+        }
+        if let Some(every) = this.bookmarks {
+            let tick =
+                this.tick.get_or_insert_with(|| tokio::time::interval_at(tokio::time::Instant::now() + every, every));
+            if tick.poll_tick(cx).is_ready() {
                 // Every event up to the current resourceVersion was queued under the store lock,
                 // so an empty queue means this watcher has seen everything up to it.
-                let rv = store.current_rv();
-                if rx.is_empty() {
-                    last_rv = last_rv.max(rv);
+                let rv = this.store.current_rv();
+                if this.rx.is_empty() {
+                    this.last_rv = this.last_rv.max(rv);
                 }
-                tx.send(Ok(ctx.bookmark(last_rv, false))).await.ok()?;
+                return Self::frame(this.ctx.bookmark(this.last_rv, false));
             }
-            _ = tokio::time::sleep_until(deadline) => return Some(()),
-            _ = tx.closed() => return None,
+        }
+        loop {
+            let e = match this.rx.poll_recv(cx) {
+                Poll::Ready(Some(e)) => e,
+                Poll::Ready(None) => {
+                    this.done = true;
+                    return Poll::Ready(None);
+                }
+                Poll::Pending => return Poll::Pending,
+            };
+            this.last_rv = this.last_rv.max(e.rv);
+            let mut chunk = Chunk::default();
+            let mut out = this.ctx.translate(&e).and_then(|line| chunk.push(line));
+            // Events already waiting (a writer outpacing this watcher) go out with it as one
+            // chunk: one body frame and one socket write instead of one each. A watcher that
+            // keeps up gets each event alone.
+            while out.is_none() {
+                let Ok(e) = this.rx.try_recv() else { break };
+                this.last_rv = this.last_rv.max(e.rv);
+                out = this.ctx.translate(&e).and_then(|line| chunk.push(line));
+            }
+            // `push` empties the chunk when it hands it out, so at most one of the two is set.
+            if let Some(b) = out.or_else(|| chunk.take()) {
+                return Self::frame(b);
+            }
         }
     }
 }

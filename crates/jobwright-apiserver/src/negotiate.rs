@@ -32,6 +32,12 @@ pub enum Preferred {
 /// Read `Accept` as Go's negotiation does: ranges by descending `q`, ties in the client's order;
 /// ranges with `as=` (tables, partial metadata) are not a plain object's encoding.
 pub fn preferred(headers: &HeaderMap) -> Preferred {
+    // Only a range naming the protobuf media type prefers anything but JSON: without one (what
+    // kube-rs, kubectl's JSON requests and the in-process clients send), skip the parsing.
+    let names_protobuf = |v: &HeaderValue| v.as_bytes().windows(8).any(|w| w.eq_ignore_ascii_case(b"protobuf"));
+    if !headers.get_all(header::ACCEPT).iter().any(names_protobuf) {
+        return Preferred::Json;
+    }
     let accept = headers.get_all(header::ACCEPT).iter().filter_map(|v| v.to_str().ok()).collect::<Vec<_>>().join(",");
     let mut ranges: Vec<(f32, usize, String, bool)> = Vec::new();
     for (i, range) in accept.split(',').enumerate() {
@@ -164,6 +170,14 @@ mod tests {
         assert_eq!(pref("application/vnd.kubernetes.protobuf;q=0.1, application/json"), Preferred::Json);
         assert_eq!(pref(""), Preferred::Json);
         assert_eq!(pref("application/json"), Preferred::Json);
+        // Media types are case-insensitive, and several Accept headers are one list (the fast
+        // path for requests naming no protobuf must not miss either).
+        assert_eq!(pref("Application/VND.Kubernetes.PROTOBUF"), Preferred::OnlyProtobuf);
+        let mut h = HeaderMap::new();
+        h.append(header::ACCEPT, HeaderValue::from_static("application/json;q=0.5"));
+        h.append(header::ACCEPT, HeaderValue::from_static("application/vnd.kubernetes.protobuf"));
+        assert_eq!(preferred(&h), Preferred::Protobuf);
+        assert_eq!(preferred(&HeaderMap::new()), Preferred::Json);
         // client-go's metadata client: partial metadata first, which stays JSON.
         assert_eq!(
             pref(

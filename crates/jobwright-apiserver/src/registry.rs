@@ -116,7 +116,9 @@ impl ResourceInfo {
 /// add custom resources.
 #[derive(Debug, Clone)]
 pub struct Registry {
-    inner: Arc<RwLock<Vec<ResourceInfo>>>,
+    /// Each entry shared, so a request's lookup ([`Registry::get_shared`]) copies a pointer, not
+    /// the entry's dozen strings.
+    inner: Arc<RwLock<Vec<Arc<ResourceInfo>>>>,
 }
 
 impl Registry {
@@ -167,13 +169,23 @@ impl Registry {
             r("metrics.k8s.io", "v1beta1", "pods", "PodMetrics", true, &[], &[], &[]),
             r("metrics.k8s.io", "v1beta1", "nodes", "NodeMetrics", false, &[], &[], &[]),
         ];
-        let list = list.into_iter().chain(super::kinds::resources()).collect();
+        let list = list.into_iter().chain(super::kinds::resources()).map(Arc::new).collect();
         Self { inner: Arc::new(RwLock::new(list)) }
     }
 
     /// Look up a resource by group, version and plural name.
     pub fn get(&self, group: &str, version: &str, resource: &str) -> Option<ResourceInfo> {
+        self.get_shared(group, version, resource).map(|r| (*r).clone())
+    }
+
+    /// [`Registry::get`] without copying the entry (what a request's routing uses).
+    pub fn get_shared(&self, group: &str, version: &str, resource: &str) -> Option<Arc<ResourceInfo>> {
         self.read().iter().find(|r| r.group == group && r.version == version && r.resource == resource).cloned()
+    }
+
+    /// [`Registry::find`] without copying the entry.
+    pub fn find_shared(&self, pred: impl Fn(&ResourceInfo) -> bool) -> Option<Arc<ResourceInfo>> {
+        self.read().iter().find(|r| pred(r)).cloned()
     }
 
     /// Whether the resource is served with that subresource (without copying its entry).
@@ -186,18 +198,18 @@ impl Registry {
 
     /// Look up a resource by `apiVersion` and kind, as written in an object.
     pub fn by_kind(&self, api_version: &str, kind: &str) -> Option<ResourceInfo> {
-        self.read().iter().find(|r| r.api_version() == api_version && r.kind == kind).cloned()
+        self.read().iter().find(|r| r.api_version() == api_version && r.kind == kind).map(|r| (**r).clone())
     }
 
     /// Every served resource, in registration order.
     pub fn all(&self) -> Vec<ResourceInfo> {
-        self.read().clone()
+        self.read().iter().map(|r| (**r).clone()).collect()
     }
 
     /// The first served resource (in registration order) that `pred` accepts, without copying
     /// the others.
     pub fn find(&self, pred: impl Fn(&ResourceInfo) -> bool) -> Option<ResourceInfo> {
-        self.read().iter().find(|r| pred(r)).cloned()
+        self.find_shared(pred).map(|r| (*r).clone())
     }
 
     /// Every served group version, as `(group, version)`, core first, in registration order.
@@ -216,7 +228,7 @@ impl Registry {
     pub fn add(&self, info: ResourceInfo) {
         let mut list = self.inner.write().unwrap_or_else(|e| e.into_inner());
         list.retain(|r| !(r.group == info.group && r.version == info.version && r.resource == info.resource));
-        list.push(info);
+        list.push(Arc::new(info));
     }
 
     /// Stop serving a resource.
@@ -225,7 +237,7 @@ impl Registry {
         list.retain(|r| !(r.group == group && r.version == version && r.resource == resource));
     }
 
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, Vec<ResourceInfo>> {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Vec<Arc<ResourceInfo>>> {
         self.inner.read().unwrap_or_else(|e| e.into_inner())
     }
 }

@@ -466,6 +466,15 @@ impl Api {
         self.registry.find(|r| r.storage_key == info.storage_key).unwrap_or_else(|| info.clone())
     }
 
+    /// [`Api::storage_info`] without copying the entry (what a request's handler uses).
+    pub fn storage_info_shared(&self, info: &std::sync::Arc<ResourceInfo>) -> std::sync::Arc<ResourceInfo> {
+        let own_key = info.storage_key.strip_prefix(info.group.as_str()).and_then(|k| k.strip_prefix('/'));
+        if own_key == Some(info.resource.as_str()) {
+            return info.clone();
+        }
+        self.registry.find_shared(|r| r.storage_key == info.storage_key).unwrap_or_else(|| info.clone())
+    }
+
     fn ns_of(info: &ResourceInfo, ns: &str) -> String {
         if info.namespaced { ns.to_string() } else { String::new() }
     }
