@@ -1438,9 +1438,11 @@ impl http_body::Body for WatchBody {
                 this.tick.get_or_insert_with(|| tokio::time::interval_at(tokio::time::Instant::now() + every, every));
             if tick.poll_tick(cx).is_ready() {
                 // Every event up to the current resourceVersion was queued under the store lock,
-                // so an empty queue means this watcher has seen everything up to it.
+                // so an empty queue means this watcher has seen everything up to it; unless the
+                // store closed the queue (this watcher fell too far behind and events were not
+                // queued): then the bookmark stays at the last event sent.
                 let rv = this.store.current_rv();
-                if this.rx.is_empty() {
+                if this.rx.is_empty() && !this.rx.is_closed() {
                     this.last_rv = this.last_rv.max(rv);
                 }
                 return Self::frame(this.ctx.bookmark(this.last_rv, false));
