@@ -277,7 +277,7 @@ impl Meta {
             .unwrap_or_default();
         Self {
             labels: Pairs::from_sorted(labels),
-            fields: Fields::from_sorted(selector::selectable_fields(info, obj)),
+            fields: Fields::from_sorted(selector::selectable_field_pairs(info, obj)),
             uid: Arc::from(md["uid"].as_str().unwrap_or_default()),
             owners,
             deleting: !md["deletionTimestamp"].is_null(),

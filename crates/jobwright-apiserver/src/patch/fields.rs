@@ -290,6 +290,14 @@ fn compare_node<'s>(
     path: &mut Vec<String>,
     c: &mut Comparison,
 ) {
+    // Two objects (the common case): walked by key, the path element of a child built only for
+    // a child that differs, instead of one per key on both sides.
+    if let (Some(Value::Object(om)), Some(Value::Object(nm))) = (old, new)
+        && !shape.is_atomic_map()
+    {
+        compare_maps(om, nm, shape, path, c);
+        return;
+    }
     let old_kids = old.map(|v| children(v, shape));
     let new_kids = new.map(|v| children(v, shape));
     let same_kind = match (old, new) {
@@ -354,6 +362,40 @@ fn compare_node<'s>(
         (Some(_), None) => c.removed.insert(path),
         (Some(o), Some(n)) if o != n => c.modified.insert(path),
         _ => {}
+    }
+}
+
+/// [`compare_node`] for two objects of a non-atomic map or struct `shape`: what its general
+/// case records for them (both present, so no node mark of their own; two empty objects record
+/// nothing).
+fn compare_maps(
+    om: &Map<String, Value>,
+    nm: &Map<String, Value>,
+    shape: &Shape,
+    path: &mut Vec<String>,
+    c: &mut Comparison,
+) {
+    for (k, ov) in om {
+        match nm.get(k) {
+            Some(nv) if ov == nv => {}
+            Some(nv) => {
+                path.push(format!("f:{k}"));
+                compare_node(Some(ov), Some(nv), shape.field(k), path, c);
+                path.pop();
+            }
+            None => {
+                let pe = format!("f:{k}");
+                let sub = one_sided(ov, shape.field(k), &pe);
+                graft(&mut c.removed, path, &pe, sub);
+            }
+        }
+    }
+    for (k, nv) in nm {
+        if !om.contains_key(k) {
+            let pe = format!("f:{k}");
+            let sub = one_sided(nv, shape.field(k), &pe);
+            graft(&mut c.added, path, &pe, sub);
+        }
     }
 }
 
