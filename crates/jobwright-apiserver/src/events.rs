@@ -32,24 +32,28 @@ pub fn converts(view: &ResourceInfo) -> bool {
     (view.group == "events.k8s.io" && view.resource == "events") || crate::crd::converts(view)
 }
 
-fn rename(obj: &Value, api_version: &str, to_new: bool) -> Value {
-    let Some(src) = obj.as_object() else { return obj.clone() };
+fn rename(obj: Value, api_version: &str, to_new: bool) -> Value {
+    // The fields are moved, not copied (the names of `SHARED` and `RENAMED` are all distinct).
+    let mut src = match obj {
+        Value::Object(m) => m,
+        other => return other,
+    };
     let mut out = Map::new();
     out.insert("apiVersion".into(), json!(api_version));
     out.insert("kind".into(), json!("Event"));
     for k in SHARED {
-        if let Some(v) = src.get(*k)
+        if let Some(v) = src.remove(*k)
             && !v.is_null()
         {
-            out.insert((*k).to_string(), v.clone());
+            out.insert((*k).to_string(), v);
         }
     }
     for (core, new) in RENAMED {
         let (from, to) = if to_new { (core, new) } else { (new, core) };
-        if let Some(v) = src.get(*from)
+        if let Some(v) = src.remove(*from)
             && !v.is_null()
         {
-            out.insert((*to).to_string(), v.clone());
+            out.insert((*to).to_string(), v);
         }
     }
     Value::Object(out)
@@ -60,7 +64,7 @@ pub fn to_view(view: &ResourceInfo, stored: Value) -> Value {
     if view.crd.is_some() {
         return crate::crd::to_view(view, stored);
     }
-    if converts(view) { rename(&stored, "events.k8s.io/v1", true) } else { stored }
+    if converts(view) { rename(stored, "events.k8s.io/v1", true) } else { stored }
 }
 
 /// An object written through `view`, in the storage (core/v1) shape.
@@ -68,7 +72,7 @@ pub fn to_storage(view: &ResourceInfo, obj: Value) -> Value {
     if view.crd.is_some() {
         return crate::crd::to_storage(view, obj);
     }
-    if converts(view) { rename(&obj, "v1", false) } else { obj }
+    if converts(view) { rename(obj, "v1", false) } else { obj }
 }
 
 #[cfg(test)]

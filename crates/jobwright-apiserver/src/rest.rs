@@ -721,9 +721,15 @@ impl Api {
         if info.has_subresource("status") {
             match sub {
                 Some("status") => {
-                    let mut merged = old.clone();
-                    match new.get("status") {
-                        Some(s) => merged["status"] = s.clone(),
+                    // The stored object but its status, which the write replaces (not copied).
+                    let mut merged = match old.as_object() {
+                        Some(m) => Value::Object(
+                            m.iter().filter(|(k, _)| *k != "status").map(|(k, v)| (k.clone(), v.clone())).collect(),
+                        ),
+                        None => old.clone(),
+                    };
+                    match new.get_mut("status") {
+                        Some(s) => merged["status"] = s.take(),
                         // A custom resource's status written as absent is removed.
                         None if info.crd.is_some() => {
                             if let Some(m) = merged.as_object_mut() {
@@ -732,8 +738,8 @@ impl Api {
                         }
                         None => merged["status"] = json!({}),
                     }
-                    if let Some(mf) = new["metadata"].get("managedFields") {
-                        merged["metadata"]["managedFields"] = mf.clone();
+                    if let Some(mf) = new["metadata"].get_mut("managedFields") {
+                        merged["metadata"]["managedFields"] = mf.take();
                     }
                     new = merged;
                 }
@@ -862,6 +868,9 @@ impl Api {
                 StatusError::bad_request(format!("invalid resourceVersion {s:?}: must be an unsigned integer"))
             })?),
         };
+        // With a resourceVersion sent a failed commit is a conflict, never retried: the body is
+        // moved into the one attempt instead of copied.
+        let mut body = Some(body);
         loop {
             let entry = self.get(info, &ns, name)?;
             if let Some(w) = wanted_rv
@@ -870,7 +879,11 @@ impl Api {
                 return Err(StatusError::conflict(info, name));
             }
             let old = parse(&entry.bytes());
-            let mut new = self.prepare_update(info, &old, body.clone(), sub)?;
+            let attempt = match &body {
+                Some(b) if wanted_rv.is_none() => b.clone(),
+                _ => body.take().expect("taken only by the last attempt"),
+            };
+            let mut new = self.prepare_update(info, &old, attempt, sub)?;
             let mut warnings = validate::decode(info, &mut new, opts.field_validation)?;
             patch::record_write(info, Some(&old), &mut new, &opts.ctx(sub));
             match self.admit_and_commit(info, &ns, name, sub, entry.rv, &old, new, opts)? {

@@ -25,6 +25,7 @@
 //! so a field the conversion accepts but the strategy does not expose (pods' `status.podIPs`)
 //! matches only the empty value, as upstream.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -958,69 +959,88 @@ pub fn field_value(info: &ResourceInfo, obj: &Value, field: &str) -> Option<Stri
 /// (`status.successful`, `"0"` when unset); events of either group, stored in either shape
 /// (`involvedObject.*`, `reason`, `reportingComponent`, `source`, `type`).
 pub fn selectable_fields(info: &ResourceInfo, obj: &Value) -> BTreeMap<String, String> {
-    let mut m = BTreeMap::new();
-    let mut put = |k: &str, v: &str| {
-        m.insert(k.to_string(), v.to_string());
+    selectable_field_pairs(info, obj).into_iter().map(|(k, v)| (k.to_string(), v.into_owned())).collect()
+}
+
+/// [`selectable_fields`] as borrowed pairs sorted by name, without a map or a copy of each value
+/// (what the store's index entry of every write is built from).
+pub fn selectable_field_pairs<'a>(info: &ResourceInfo, obj: &'a Value) -> Vec<(&'static str, Cow<'a, str>)> {
+    /// The value at `path` (object keys; a step into an array takes its decimal index, as a JSON
+    /// pointer does).
+    fn at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a Value> {
+        path.iter().try_fold(v, |v, k| match v {
+            Value::Object(m) => m.get(*k),
+            Value::Array(a) => k.parse::<usize>().ok().and_then(|i| a.get(i)),
+            _ => None,
+        })
+    }
+    let s = |path: &[&str]| -> &'a str { at(obj, path).and_then(Value::as_str).unwrap_or("") };
+    let flag = |path: &[&str]| -> Cow<'a, str> {
+        Cow::Borrowed(if at(obj, path).and_then(Value::as_bool).unwrap_or(false) { "true" } else { "false" })
     };
-    put("metadata.name", str_at(obj, "/metadata/name"));
+    let mut m: Vec<(&'static str, Cow<'a, str>)> = Vec::with_capacity(12);
+    m.push(("metadata.name", Cow::Borrowed(s(&["metadata", "name"]))));
     if info.namespaced {
-        put("metadata.namespace", str_at(obj, "/metadata/namespace"));
+        m.push(("metadata.namespace", Cow::Borrowed(s(&["metadata", "namespace"]))));
     }
     match (info.group.as_str(), info.kind.as_str()) {
         ("", "Pod") => {
-            put("spec.nodeName", str_at(obj, "/spec/nodeName"));
-            put("spec.restartPolicy", str_at(obj, "/spec/restartPolicy"));
-            put("spec.schedulerName", str_at(obj, "/spec/schedulerName"));
-            put("spec.serviceAccountName", str_at(obj, "/spec/serviceAccountName"));
-            let host = obj.pointer("/spec/hostNetwork").and_then(Value::as_bool).unwrap_or(false);
-            put("spec.hostNetwork", if host { "true" } else { "false" });
-            put("status.phase", str_at(obj, "/status/phase"));
-            let ip = obj
-                .pointer("/status/podIPs/0/ip")
+            m.push(("spec.nodeName", Cow::Borrowed(s(&["spec", "nodeName"]))));
+            m.push(("spec.restartPolicy", Cow::Borrowed(s(&["spec", "restartPolicy"]))));
+            m.push(("spec.schedulerName", Cow::Borrowed(s(&["spec", "schedulerName"]))));
+            m.push(("spec.serviceAccountName", Cow::Borrowed(s(&["spec", "serviceAccountName"]))));
+            m.push(("spec.hostNetwork", flag(&["spec", "hostNetwork"])));
+            m.push(("status.phase", Cow::Borrowed(s(&["status", "phase"]))));
+            let ip = at(obj, &["status", "podIPs", "0", "ip"])
                 .and_then(Value::as_str)
-                .unwrap_or_else(|| str_at(obj, "/status/podIP"));
-            put("status.podIP", ip);
-            put("status.nominatedNodeName", str_at(obj, "/status/nominatedNodeName"));
+                .unwrap_or_else(|| s(&["status", "podIP"]));
+            m.push(("status.podIP", Cow::Borrowed(ip)));
+            m.push(("status.nominatedNodeName", Cow::Borrowed(s(&["status", "nominatedNodeName"]))));
         }
-        ("", "Node") => {
-            let u = obj.pointer("/spec/unschedulable").and_then(Value::as_bool).unwrap_or(false);
-            put("spec.unschedulable", if u { "true" } else { "false" });
-        }
-        ("", "Namespace") => put("status.phase", str_at(obj, "/status/phase")),
-        ("", "Secret") => put("type", str_at(obj, "/type")),
+        ("", "Node") => m.push(("spec.unschedulable", flag(&["spec", "unschedulable"]))),
+        ("", "Namespace") => m.push(("status.phase", Cow::Borrowed(s(&["status", "phase"])))),
+        ("", "Secret") => m.push(("type", Cow::Borrowed(s(&["type"])))),
         ("", "Service") => {
-            put("spec.clusterIP", str_at(obj, "/spec/clusterIP"));
-            put("spec.type", str_at(obj, "/spec/type"));
+            m.push(("spec.clusterIP", Cow::Borrowed(s(&["spec", "clusterIP"]))));
+            m.push(("spec.type", Cow::Borrowed(s(&["spec", "type"]))));
         }
         ("", "ReplicationController") | ("apps", "ReplicaSet") => {
-            let n = obj.pointer("/status/replicas").and_then(Value::as_i64).unwrap_or(0);
-            put("status.replicas", &n.to_string());
+            let n = at(obj, &["status", "replicas"]).and_then(Value::as_i64).unwrap_or(0);
+            m.push(("status.replicas", Cow::Owned(n.to_string())));
         }
         ("batch", "Job") => {
-            let n = obj.pointer("/status/succeeded").and_then(Value::as_i64).unwrap_or(0);
-            put("status.successful", &n.to_string());
+            let n = at(obj, &["status", "succeeded"]).and_then(Value::as_i64).unwrap_or(0);
+            m.push(("status.successful", Cow::Owned(n.to_string())));
         }
         ("" | "events.k8s.io", "Event") => {
             // Stored in either shape: core (`involvedObject`, `source`) or events.k8s.io
             // (`regarding`, `deprecatedSource`).
             let reference = if obj.get("involvedObject").is_some() { "involvedObject" } else { "regarding" };
-            for f in ["kind", "namespace", "name", "uid", "apiVersion", "resourceVersion", "fieldPath"] {
-                put(&format!("involvedObject.{f}"), str_at(obj, &format!("/{reference}/{f}")));
+            for (name, f) in [
+                ("involvedObject.kind", "kind"),
+                ("involvedObject.namespace", "namespace"),
+                ("involvedObject.name", "name"),
+                ("involvedObject.uid", "uid"),
+                ("involvedObject.apiVersion", "apiVersion"),
+                ("involvedObject.resourceVersion", "resourceVersion"),
+                ("involvedObject.fieldPath", "fieldPath"),
+            ] {
+                m.push((name, Cow::Borrowed(s(&[reference, f]))));
             }
-            put("reason", str_at(obj, "/reason"));
-            let controller = str_at(obj, "/reportingController");
-            let controller = if controller.is_empty() { str_at(obj, "/reportingComponent") } else { controller };
-            put("reportingComponent", controller);
-            let component = obj
-                .pointer("/source/component")
-                .or_else(|| obj.pointer("/deprecatedSource/component"))
+            m.push(("reason", Cow::Borrowed(s(&["reason"]))));
+            let controller = s(&["reportingController"]);
+            let controller = if controller.is_empty() { s(&["reportingComponent"]) } else { controller };
+            m.push(("reportingComponent", Cow::Borrowed(controller)));
+            let component = at(obj, &["source", "component"])
+                .or_else(|| at(obj, &["deprecatedSource", "component"]))
                 .and_then(Value::as_str)
                 .unwrap_or("");
-            put("source", if component.is_empty() { controller } else { component });
-            put("type", str_at(obj, "/type"));
+            m.push(("source", Cow::Borrowed(if component.is_empty() { controller } else { component })));
+            m.push(("type", Cow::Borrowed(s(&["type"]))));
         }
         _ => {}
     }
+    m.sort_unstable_by(|a, b| a.0.cmp(b.0));
     m
 }
 
@@ -1264,5 +1284,66 @@ mod tests {
         let f = selectable_fields(&nodes, &json!({"metadata": {"name": "n"}}));
         assert_eq!(f.len(), 2);
         assert_eq!(f["spec.unschedulable"], "false");
+    }
+
+    fn any_value() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            (-1i64..3).prop_map(Value::from),
+            "[a-b0]{0,2}".prop_map(Value::from)
+        ];
+        leaf.prop_recursive(3, 24, 3, |inner| {
+            let keys = prop_oneof![
+                Just("ip".to_string()),
+                Just("0".to_string()),
+                Just("component".to_string()),
+                Just("name".to_string()),
+                "[a-b]{1}"
+            ];
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..3).prop_map(Value::Array),
+                prop::collection::btree_map(keys, inner, 0..3).prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 500, .. Default::default() })]
+        /// The index entry's borrowed pairs give every field the value `field_value` (the
+        /// selector's own lookup by JSON pointer) gives it, for objects with any values where
+        /// the fields are read.
+        #[test]
+        fn selectable_field_pairs_agree_with_field_value(
+            kind in 0usize..8,
+            vals in proptest::collection::vec(any_value(), 24),
+        ) {
+            let reg = Registry::builtin();
+            let (group, version, resource) = [
+                ("", "v1", "pods"), ("", "v1", "events"), ("events.k8s.io", "v1", "events"), ("batch", "v1", "jobs"),
+                ("", "v1", "nodes"), ("", "v1", "namespaces"), ("", "v1", "services"), ("", "v1", "secrets"),
+            ][kind];
+            let info = reg.get(group, version, resource).unwrap();
+            let mut it = vals.into_iter();
+            let mut v = || it.next().unwrap();
+            let obj = json!({
+                "metadata": {"name": v(), "namespace": v()},
+                "spec": {"nodeName": v(), "restartPolicy": v(), "hostNetwork": v(), "unschedulable": v(), "clusterIP": v(), "type": v()},
+                "status": {"phase": v(), "podIPs": v(), "podIP": v(), "succeeded": v(), "nominatedNodeName": v()},
+                "involvedObject": if kind == 1 { v() } else { Value::Null },
+                "regarding": v(),
+                "reason": v(), "type": v(), "reportingController": v(), "reportingComponent": v(),
+                "source": v(), "deprecatedSource": v(),
+            });
+            let pairs = selectable_field_pairs(&info, &obj);
+            proptest::prop_assert!(pairs.windows(2).all(|w| w[0].0 < w[1].0), "sorted, no name twice");
+            for (name, value) in &pairs {
+                let looked_up = field_value(&info, &obj, name);
+                proptest::prop_assert_eq!(looked_up.as_deref(), Some(value.as_ref()), "{}", name);
+            }
+            let map = selectable_fields(&info, &obj);
+            proptest::prop_assert_eq!(map.len(), pairs.len());
+        }
     }
 }

@@ -277,7 +277,7 @@ impl Meta {
             .unwrap_or_default();
         Self {
             labels: Pairs::from_sorted(labels),
-            fields: Fields::from_sorted(selector::selectable_fields(info, obj)),
+            fields: Fields::from_sorted(selector::selectable_field_pairs(info, obj)),
             uid: Arc::from(md["uid"].as_str().unwrap_or_default()),
             owners,
             deleting: !md["deletionTimestamp"].is_null(),
@@ -288,9 +288,27 @@ impl Meta {
 /// `v` serialized, in an allocation of exactly its length: `Bytes::from(Vec)` keeps the vector's
 /// spare capacity (up to half of it after amortized growth) for as long as the object is stored,
 /// and `shrink_to_fit` may keep the block (mimalloc does when at least half of it is used).
+///
+/// Serialized into a buffer the thread keeps (no regrowth from 128 bytes per write, under the
+/// store's lock), then copied out once.
 fn json_bytes(v: &Value) -> Bytes {
-    let buf = serde_json::to_vec(v).unwrap_or_default();
-    if buf.capacity() == buf.len() { Bytes::from(buf) } else { Bytes::copy_from_slice(&buf) }
+    /// Largest buffer a thread keeps between writes (larger objects get a fresh one each time).
+    const KEEP: usize = 64 * 1024;
+    thread_local! {
+        static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    SCRATCH.with(|scratch| {
+        let mut buf = scratch.borrow_mut();
+        buf.clear();
+        let out = match serde_json::to_writer(&mut *buf, v) {
+            Ok(()) => Bytes::copy_from_slice(&buf),
+            Err(_) => Bytes::new(),
+        };
+        if buf.capacity() > KEEP {
+            *buf = Vec::new();
+        }
+        out
+    })
 }
 
 /// One stored object.
