@@ -16,8 +16,8 @@
 //! event at once make one event with count 2, never two events. Publishing never fails a sync:
 //! errors are logged at debug level.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -112,7 +112,28 @@ pub struct EventSink {
     state: Arc<Mutex<State>>,
     seq: Arc<AtomicU64>,
     /// At most this many event writes in flight, if limited ([`Self::with_max_in_flight`]).
-    in_flight: Option<Arc<tokio::sync::Semaphore>>,
+    in_flight: Option<Arc<Queue>>,
+}
+
+/// The publishes waiting for one of at most `max` writer tasks. Only the events' data waits
+/// here: a task spawned per publish to wait for a permit held the whole write's future (kube's
+/// request futures included) from the start, tens of KiB each, so a 10,000-CronJob slot grew the
+/// process by hundreds of MiB and spent a quarter of its CPU faulting those pages in.
+struct Queue {
+    items: Mutex<VecDeque<(ObjectReference, Vec<Pending>)>>,
+    writers: AtomicUsize,
+    max: usize,
+}
+
+impl Queue {
+    /// Counts one more writer if fewer than `max` run.
+    fn try_start(&self) -> bool {
+        self.writers.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < self.max).then_some(n + 1)).is_ok()
+    }
+
+    fn pop(&self) -> Option<(ObjectReference, Vec<Pending>)> {
+        self.items.lock().unwrap_or_else(|e| e.into_inner()).pop_front()
+    }
 }
 
 /// One event to write.
@@ -135,7 +156,7 @@ impl EventSink {
     /// events (10,000 CronJobs starting their Jobs on one slot) does not compete with the writes
     /// that matter for the API server's time. client-go's broadcaster writes one at a time.
     pub fn with_max_in_flight(mut self, n: usize) -> Self {
-        self.in_flight = Some(Arc::new(tokio::sync::Semaphore::new(n.max(1))));
+        self.in_flight = Some(Arc::new(Queue { items: Mutex::default(), writers: AtomicUsize::new(0), max: n.max(1) }));
         self
     }
 
@@ -189,17 +210,43 @@ impl EventSink {
                 .collect()
         };
         let sink = self.clone();
-        tokio::spawn(async move {
-            let _permit = match &sink.in_flight {
-                Some(s) => s.clone().acquire_owned().await.ok(),
-                None => None,
-            };
-            for p in pending {
-                if let Err(e) = sink.write(&regarding, p).await {
-                    tracing::debug!(error = %e, "publishing an event failed");
+        match &self.in_flight {
+            None => {
+                tokio::spawn(async move { sink.write_all(&regarding, pending).await });
+            }
+            Some(queue) => {
+                queue.items.lock().unwrap_or_else(|e| e.into_inner()).push_back((regarding, pending));
+                if queue.try_start() {
+                    tokio::spawn(async move { sink.drain().await });
                 }
             }
-        });
+        }
+    }
+
+    /// A writer: writes queued publishes, in order, until the queue is empty.
+    async fn drain(self) {
+        let Some(queue) = self.in_flight.clone() else { return };
+        loop {
+            if let Some((regarding, pending)) = queue.pop() {
+                self.write_all(&regarding, pending).await;
+                continue;
+            }
+            queue.writers.fetch_sub(1, Ordering::AcqRel);
+            // A publish that queued after the pop above but saw every writer still counted
+            // started none: take it over unless another writer has.
+            let waiting = !queue.items.lock().unwrap_or_else(|e| e.into_inner()).is_empty();
+            if !waiting || !queue.try_start() {
+                return;
+            }
+        }
+    }
+
+    async fn write_all(&self, regarding: &ObjectReference, pending: Vec<Pending>) {
+        for p in pending {
+            if let Err(e) = self.write(regarding, p).await {
+                tracing::debug!(error = %e, "publishing an event failed");
+            }
+        }
     }
 
     async fn write(&self, regarding: &ObjectReference, p: Pending) -> Result<(), kube::Error> {
@@ -303,6 +350,70 @@ mod tests {
         // An evicted Job starts afresh, as after client-go's LRU evicts it: a full budget.
         assert!(st.spam.allow("job-0", &ev, now), "job-0 forgotten: a full budget again");
         assert!(!st.spam.allow("job-1", &ev, now), "job-1 kept: its budget still spent");
+    }
+
+    /// Publishes over the in-flight bound wait as data, not as tasks: with the API server stalled,
+    /// 50 publishes leave at most the bound's writer tasks alive (a task per publish waiting for a
+    /// permit held its whole write future), and once it answers every event is written.
+    #[tokio::test(flavor = "current_thread")]
+    async fn publishes_over_the_bound_wait_as_data_and_are_all_written() {
+        use std::sync::atomic::AtomicUsize;
+        let gate = Arc::new(tokio::sync::Semaphore::new(0));
+        let (in_flight, most, written) =
+            (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let done = Arc::new(tokio::sync::Notify::new());
+        let svc = {
+            let (gate, in_flight, most, written, done) =
+                (gate.clone(), in_flight.clone(), most.clone(), written.clone(), done.clone());
+            tower::service_fn(move |req: http::Request<kube::client::Body>| {
+                let (gate, in_flight, most, written, done) =
+                    (gate.clone(), in_flight.clone(), most.clone(), written.clone(), done.clone());
+                async move {
+                    let n = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+                    most.fetch_max(n, Ordering::SeqCst);
+                    let _pass = gate.acquire().await.expect("gate open");
+                    let body = req.into_body().collect_bytes().await.expect("body");
+                    in_flight.fetch_sub(1, Ordering::SeqCst);
+                    written.fetch_add(1, Ordering::SeqCst);
+                    done.notify_one();
+                    Ok::<_, std::convert::Infallible>(
+                        http::Response::builder()
+                            .status(201)
+                            .body(kube::client::Body::from(body.to_vec()))
+                            .expect("response"),
+                    )
+                }
+            })
+        };
+        let client = Client::new(svc, "default");
+        let sink = EventSink::new(client, "cronjob-controller").with_max_in_flight(2);
+        let metrics = tokio::runtime::Handle::current().metrics();
+        let before = metrics.num_alive_tasks();
+        for i in 0..50 {
+            let regarding = ObjectReference {
+                kind: Some("CronJob".into()),
+                namespace: Some("default".into()),
+                name: Some(format!("cj-{i}")),
+                ..Default::default()
+            };
+            sink.publish(regarding, &format!("uid-{i}"), vec![created("p", None)]);
+        }
+        // Let the writers reach the stalled server.
+        while in_flight.load(Ordering::SeqCst) < 2 {
+            tokio::task::yield_now().await;
+        }
+        let alive = metrics.num_alive_tasks() - before;
+        assert!(alive <= 3, "{alive} tasks alive for 50 waiting publishes (writers: 2, the client's buffer: 1)");
+        gate.add_permits(1_000);
+        tokio::time::timeout(std::time::Duration::from_secs(60), async {
+            while written.load(Ordering::SeqCst) < 50 {
+                done.notified().await;
+            }
+        })
+        .await
+        .expect("every event written");
+        assert_eq!(written.load(Ordering::SeqCst), 50);
+        assert!(most.load(Ordering::SeqCst) <= 2, "at most 2 writes in flight, saw {}", most.load(Ordering::SeqCst));
     }
 
     #[test]
