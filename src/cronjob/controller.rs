@@ -678,28 +678,46 @@ async fn sync_jobs_and_start(
     Ok(sync::requeue_after_start(cj, status, now, &schedule, next))
 }
 
-/// The body of a CronJob status write: the CronJob as the sync read it with the new `status`, as
-/// the whole CronJob with that status serializes (without copying the CronJob for it).
+/// A request body serialized from borrowed parts, as the whole object serializes (no copy of the
+/// object is made for it): a Job create ([`Body::job`]) and a CronJob status write
+/// ([`Body::cronjob_status`]).
 #[derive(serde::Serialize)]
 #[serde(rename_all = "camelCase")]
-struct StatusBody<'a> {
+struct Body<'a, Spec, Status> {
     api_version: &'static str,
     kind: &'static str,
     metadata: &'a k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
     #[serde(skip_serializing_if = "Option::is_none")]
-    spec: Option<&'a k8s_openapi::api::batch::v1::CronJobSpec>,
-    status: &'a CronJobStatus,
+    spec: Option<&'a Spec>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status: Option<&'a Status>,
 }
 
+/// The body of a CronJob status write: the CronJob as the sync read it with the new `status`.
+type StatusBody<'a> = Body<'a, k8s_openapi::api::batch::v1::CronJobSpec, CronJobStatus>;
+
 impl<'a> StatusBody<'a> {
-    fn new(read: &'a CronJob, status: &'a CronJobStatus) -> Self {
-        StatusBody {
+    fn cronjob_status(read: &'a CronJob, status: &'a CronJobStatus) -> Self {
+        Body {
             api_version: "batch/v1",
             kind: "CronJob",
             metadata: &read.metadata,
             spec: read.spec.as_ref(),
-            status,
+            status: Some(status),
         }
+    }
+}
+
+/// The body of a Job create: [`sync::job_from_template`]'s Job, serialized from the CronJob's own
+/// `spec.jobTemplate.spec` instead of a copy of it.
+type JobBody<'a> = Body<'a, k8s_openapi::api::batch::v1::JobSpec, k8s_openapi::api::batch::v1::JobStatus>;
+
+impl<'a> JobBody<'a> {
+    fn job(
+        metadata: &'a k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+        spec: Option<&'a k8s_openapi::api::batch::v1::JobSpec>,
+    ) -> Self {
+        Body { api_version: "batch/v1", kind: "Job", metadata, spec, status: None }
     }
 }
 
@@ -711,7 +729,7 @@ async fn replace_status(
     read: &CronJob,
     status: &CronJobStatus,
 ) -> Result<Lean<CronJob>, kube::Error> {
-    let body = serde_json::to_vec(&StatusBody::new(read, status)).map_err(kube::Error::SerdeError)?;
+    let body = serde_json::to_vec(&StatusBody::cronjob_status(read, status)).map_err(kube::Error::SerdeError)?;
     let mut req = kube::core::Request::new(<CronJob as kube::Resource>::url_path(&(), Some(ns)))
         .replace_subresource("status", name, &PostParams::default(), body)
         .map_err(kube::Error::BuildRequest)?;
@@ -735,18 +753,6 @@ struct CreatedMeta {
     creation_timestamp: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
 }
 
-/// The body of a Job create: [`sync::job_from_template`]'s Job, serialized from the CronJob's own
-/// `spec.jobTemplate.spec` instead of a copy of it.
-#[derive(serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-struct JobBody<'a> {
-    api_version: &'static str,
-    kind: &'static str,
-    metadata: &'a k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    spec: Option<&'a k8s_openapi::api::batch::v1::JobSpec>,
-}
-
 /// `POST` the Job (`metadata`, `spec`), as `Api::create` does, decoding from the answer only what
 /// the sync uses (the whole Job, managedFields and all, is a good part of the controller's CPU at
 /// a busy tick).
@@ -756,7 +762,7 @@ async fn create_job(
     spec: Option<&k8s_openapi::api::batch::v1::JobSpec>,
 ) -> Result<Job, kube::Error> {
     let ns = metadata.namespace.as_deref().unwrap_or_default();
-    let body = JobBody { api_version: "batch/v1", kind: "Job", metadata, spec };
+    let body = JobBody::job(metadata, spec);
     let body = serde_json::to_vec(&body).map_err(kube::Error::SerdeError)?;
     let req = kube::core::Request::new(<Job as kube::Resource>::url_path(&(), Some(ns)))
         .create(&PostParams::default(), body)
@@ -828,14 +834,14 @@ mod tests {
         let at = "2024-03-31T00:59:00Z".parse().unwrap();
         let want = serde_json::to_value(sync::job_from_template(&cj, at)).unwrap();
         let metadata = sync::job_metadata(&cj, at);
-        let body = JobBody { api_version: "batch/v1", kind: "Job", metadata: &metadata, spec: sync::job_spec(&cj) };
+        let body = JobBody::job(&metadata, sync::job_spec(&cj));
         assert_eq!(serde_json::to_value(&body).unwrap(), want);
         assert_eq!(want["spec"]["backoffLimit"], 2, "{want}");
         // Without a template spec, none is sent (as the whole Job serializes it).
         let mut bare = cj.clone();
         bare.spec.as_mut().unwrap().job_template.spec = None;
         let metadata = sync::job_metadata(&bare, at);
-        let body = JobBody { api_version: "batch/v1", kind: "Job", metadata: &metadata, spec: sync::job_spec(&bare) };
+        let body = JobBody::job(&metadata, sync::job_spec(&bare));
         assert_eq!(
             serde_json::to_value(&body).unwrap(),
             serde_json::to_value(sync::job_from_template(&bare, at)).unwrap()
@@ -865,7 +871,7 @@ mod tests {
         for read in [read.clone(), CronJob { spec: None, ..read }] {
             let mut copy = read.clone();
             copy.status = Some(status.clone());
-            let body = serde_json::to_vec(&StatusBody::new(&read, &status)).unwrap();
+            let body = serde_json::to_vec(&StatusBody::cronjob_status(&read, &status)).unwrap();
             assert_eq!(String::from_utf8(body).unwrap(), serde_json::to_string(&copy).unwrap());
         }
     }

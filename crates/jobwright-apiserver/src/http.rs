@@ -1711,8 +1711,8 @@ mod tests {
         let req = Request::get("/api/v1/namespaces/default/configmaps?watch=1").body(Body::empty()).unwrap();
         let resp = router(s.clone()).oneshot(req).await.unwrap();
         assert_eq!(resp.status(), StatusCode::OK);
-        // The watch is registered; on this single-threaded runtime its task cannot run while
-        // these writes queue up 2,000 events for it.
+        // The watch is registered; its events queue in the store's per-watcher channel (10,000
+        // by default, above N) until the body is polled, so 2,000 wait there at once.
         const N: usize = 2_000;
         (0..N).for_each(create);
         let mut body = resp.into_body().into_data_stream();

@@ -190,10 +190,7 @@ impl Registry {
 
     /// Whether the resource is served with that subresource (without copying its entry).
     pub fn has_subresource(&self, group: &str, version: &str, resource: &str, sub: &str) -> bool {
-        self.read()
-            .iter()
-            .find(|r| r.group == group && r.version == version && r.resource == resource)
-            .is_some_and(|r| r.has_subresource(sub))
+        self.get_shared(group, version, resource).is_some_and(|r| r.has_subresource(sub))
     }
 
     /// Look up a resource by `apiVersion` and kind, as written in an object.
