@@ -25,7 +25,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use chrono::{DateTime, Utc};
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, Time};
 use kube::runtime::watcher;
 
 use super::adopt::{Claim, claim, selector_matches_by};
@@ -122,8 +122,8 @@ struct Group {
     succeeded: Times,
     /// Finish times of the settled `Failed` pods.
     failed: Times,
-    /// The selector (and namespace) the settled pods were last checked against.
-    checked_for: Option<String>,
+    /// The namespace and selector the settled pods were last checked against.
+    checked_for: Option<(String, Option<LabelSelector>)>,
     /// Settled pods not yet checked against [`Group::checked_for`].
     unchecked: Vec<Arc<str>>,
     /// Settled pods that did not match [`Group::checked_for`].
@@ -175,25 +175,29 @@ impl Group {
         }
     }
 
-    /// Whether the claim check of the settled pods is up to date for `fingerprint`
-    /// ([`claim_fingerprint`]): nothing for [`Group::check_claims`] to do.
-    fn claims_checked(&self, fingerprint: &str) -> bool {
-        self.unchecked.is_empty() && self.checked_for.as_deref() == Some(fingerprint)
+    /// Whether the settled pods were last checked against `job`'s namespace and selector.
+    fn checked_against(&self, job: &Job) -> bool {
+        let (ns, sel) = claim_scope(job);
+        self.checked_for.as_ref().is_some_and(|(n, s)| n == ns && s.as_ref() == sel)
     }
 
-    /// Brings the claim check of the settled pods up to date for `job`'s selector and namespace
-    /// (`fingerprint`: [`claim_fingerprint`] of `job`).
-    fn check_claims(&mut self, job: &Job, fingerprint: String) {
-        let ns = job.metadata.namespace.as_deref().unwrap_or_default();
-        let sel = job.spec.as_ref().and_then(|s| s.selector.as_ref());
+    /// Whether the claim check of the settled pods is up to date for `job`: nothing for
+    /// [`Group::check_claims`] to do.
+    fn claims_checked(&self, job: &Job) -> bool {
+        self.unchecked.is_empty() && self.checked_against(job)
+    }
+
+    /// Brings the claim check of the settled pods up to date for `job`'s selector and namespace.
+    fn check_claims(&mut self, job: &Job) {
+        let (ns, sel) = claim_scope(job);
         let matches =
             |p: &SettledPod| &*p.key.0 == ns && sel.is_some_and(|sel| selector_matches_by(sel, |k| p.labels.get(k)));
-        let todo: Vec<Arc<str>> = if self.checked_for.as_deref() == Some(fingerprint.as_str()) {
+        let todo: Vec<Arc<str>> = if self.checked_against(job) {
             std::mem::take(&mut self.unchecked)
         } else {
             self.unchecked.clear();
             self.mismatched.clear();
-            self.checked_for = Some(fingerprint);
+            self.checked_for = Some((ns.to_string(), sel.cloned()));
             self.settled.keys().cloned().collect()
         };
         for uid in todo {
@@ -209,10 +213,9 @@ impl Group {
 }
 
 /// What the claim check of a Job's settled pods depends on: its namespace and selector.
-fn claim_fingerprint(job: &Job) -> String {
+fn claim_scope(job: &Job) -> (&str, Option<&LabelSelector>) {
     let ns = job.metadata.namespace.as_deref().unwrap_or_default();
-    let sel = job.spec.as_ref().and_then(|s| s.selector.as_ref());
-    format!("{ns}\0{}", sel.map(|s| serde_json::to_string(s).unwrap_or_default()).unwrap_or_default())
+    (ns, job.spec.as_ref().and_then(|s| s.selector.as_ref()))
 }
 
 #[derive(Default, Debug)]
@@ -384,19 +387,18 @@ impl PodIndex {
     /// the read lock when it already is (a sync with no settled pod new since the last), else
     /// under the write lock after bringing it up to date. `none` when there is no such group.
     fn with_checked_group<T>(&self, job: &Job, key: &str, none: impl FnOnce() -> T, f: impl FnOnce(&Group) -> T) -> T {
-        let fingerprint = claim_fingerprint(job);
         {
             let maps = self.live.read().unwrap_or_else(|e| e.into_inner());
             match maps.groups.get(key) {
                 None => return none(),
-                Some(group) if group.claims_checked(&fingerprint) => return f(group),
+                Some(group) if group.claims_checked(job) => return f(group),
                 Some(_) => {}
             }
         }
         let mut maps = self.live.write().unwrap_or_else(|e| e.into_inner());
         let Some(group) = maps.groups.get_mut(key) else { return none() };
-        if !group.claims_checked(&fingerprint) {
-            group.check_claims(job, fingerprint);
+        if !group.claims_checked(job) {
+            group.check_claims(job);
         }
         f(group)
     }
