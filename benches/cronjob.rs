@@ -87,6 +87,8 @@ fn counter_sum(metrics: &Metrics, prefix: &str) -> u64 {
 #[derive(Clone)]
 struct Acks {
     at: Arc<Mutex<Vec<i64>>>,
+    /// When the first Job create was sent (microseconds, the controller's clock).
+    first_sent_us: Arc<AtomicI64>,
     offset_ms: i64,
 }
 
@@ -95,7 +97,12 @@ impl ResponseHook for Acks {
     type Pending = bool;
 
     fn request<B>(&self, req: &http::Request<B>) -> bool {
-        req.method() == http::Method::POST && req.uri().path().ends_with("/jobs")
+        let create = req.method() == http::Method::POST && req.uri().path().ends_with("/jobs");
+        if create {
+            let at = Utc::now().timestamp_micros() + self.offset_ms * 1000;
+            self.first_sent_us.fetch_min(at, Ordering::Relaxed);
+        }
+        create
     }
 
     fn response(&self, create: bool, status: Option<http::StatusCode>) {
@@ -220,7 +227,7 @@ async fn run(client_cfg: kube::Config, n: usize, lead: i64, idle: Duration, apis
     });
 
     let metrics = Metrics::new();
-    let acks = Acks { at: Arc::default(), offset_ms };
+    let acks = Acks { at: Arc::default(), first_sent_us: Arc::new(AtomicI64::new(i64::MAX)), offset_ms };
     let ctl_client = kube::client::ClientBuilder::try_from(client_cfg)
         .expect("client")
         .with_layer(&metrics.api_layer())
@@ -319,6 +326,10 @@ async fn run(client_cfg: kube::Config, n: usize, lead: i64, idle: Duration, apis
         pct(&acked, 0.5),
         pct(&acked, 0.99),
         acked.len()
+    );
+    println!(
+        "  first Job create sent {:.1} ms after the slot",
+        (acks.first_sent_us.load(Ordering::Relaxed) - slot * 1_000_000) as f64 / 1000.0
     );
     println!(
         "  Job seen by a watch after its slot: max {:.3}s, p50 {:.3}s, p99 {:.3}s; within 1 s: {within_1s} of {n}",

@@ -11,7 +11,8 @@
 //!   action, then ONE status write (PUT `/status` with the cached resourceVersion; a 409 re-syncs).
 //!   Until the watch brings that write back, the next sync starts from what was written
 //!   ([`Written`]), not from the older cached copy.
-//! - Wake-up: the sync returns the time until the next slot (plus 100 ms); nothing polls. A change
+//! - Wake-up: the sync names the next slot and is requeued for it (without upstream's 100 ms
+//!   pad: a sync that wakes before the slot asks again for the remainder); nothing polls. A change
 //!   of the CronJob (spec, deletion, anyone else's status edit) re-syncs at once, so a new
 //!   schedule takes effect immediately.
 //! - The clock is injected ([`Options::clock`]): tests move it instead of waiting for minutes.
@@ -480,6 +481,9 @@ async fn reconcile(cj: Arc<CronJob>, ctx: Arc<Ctx>) -> Result<KubeAction, Error>
     Box::pin(flush(&ctx, &key)).await;
     let cj = ctx.written.latest(cj);
     let result = Box::pin(sync_cronjob(&cj, &ctx)).await;
+    // The sync named the wall-clock time to wake at; kube-runtime's timer counts the requeue from
+    // when this future ends, so it is measured from now, not from when the sync decided.
+    let result = result.map(|wake| wake.map(|at| requeue_in(at, (ctx.opts.clock)())));
     if let Ok(Some(after)) = &result {
         ctx.gate.expect(key, tokio::time::Instant::now() + *after);
     }
@@ -503,6 +507,18 @@ async fn reconcile(cj: Arc<CronJob>, ctx: Arc<Ctx>) -> Result<KubeAction, Error>
     result
 }
 
+/// How long from `now` until `wake` (nothing if it has passed). A timer that fires a little before
+/// the wall clock reads `wake` is harmless: the sync then finds the slot not yet due and asks for
+/// the remainder ([`sync::requeue_after`]); it never starts a slot early.
+pub fn requeue_in(wake: DateTime<Utc>, now: DateTime<Utc>) -> Duration {
+    (wake - now).to_std().unwrap_or(Duration::ZERO)
+}
+
+/// `now + after`, the wall-clock time a requeue of `after` at `now` names.
+fn wake_at(now: DateTime<Utc>, after: Duration) -> DateTime<Utc> {
+    chrono::Duration::from_std(after).ok().and_then(|d| now.checked_add_signed(d)).unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
 /// Upstream's per-item rate limiter: 5 ms doubling per failure, at most 1000 s.
 fn error_policy(cj: Arc<CronJob>, err: &Error, ctx: Arc<Ctx>) -> KubeAction {
     KubeAction::requeue(retry_delay(&cj, err, &ctx))
@@ -521,8 +537,8 @@ fn retry_delay(cj: &CronJob, err: &Error, ctx: &Ctx) -> Duration {
 }
 
 /// One sync (upstream's `sync`): cleanup, reconcile the Jobs, decide, act, one status write
-/// (deferred behind the tick's creates). `Some(d)`: sync again after `d`.
-async fn sync_cronjob(cj: &Arc<CronJob>, ctx: &Ctx) -> Result<Option<Duration>, Error> {
+/// (deferred behind the tick's creates). `Some(t)`: sync again when the clock reads `t`.
+async fn sync_cronjob(cj: &Arc<CronJob>, ctx: &Ctx) -> Result<Option<DateTime<Utc>>, Error> {
     let ns = cj.namespace().unwrap_or_default();
     let name = cj.name_any();
     let jobs_api: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
@@ -577,7 +593,7 @@ async fn sync_jobs_and_start(
     update: &mut bool,
     jobs_api: &Api<Job>,
     cj_api: &Api<CronJob>,
-) -> Result<Option<Duration>, Error> {
+) -> Result<Option<DateTime<Utc>>, Error> {
     let now = (ctx.opts.clock)();
     let name = cj.name_any();
     let observed = observe_jobs(status, jobs);
@@ -608,7 +624,7 @@ async fn sync_jobs_and_start(
     events.extend(decision.events);
     let (scheduled, replace, schedule, next) = match decision.action {
         Action::AwaitChange => return Ok(None),
-        Action::Requeue(d) => return Ok(Some(d)),
+        Action::Requeue(d) => return Ok(Some(wake_at(now, d))),
         Action::Start { scheduled, replace, schedule, next } => (scheduled, replace, schedule, next),
     };
     if replace {
@@ -675,7 +691,7 @@ async fn sync_jobs_and_start(
     status.active.get_or_insert_with(Vec::new).push(job_ref(&created));
     status.last_schedule_time = Some(crate::job::pods::to_time(scheduled));
     *update = true;
-    Ok(sync::requeue_after_start(cj, status, now, &schedule, next))
+    Ok(sync::requeue_after_start(cj, status, now, &schedule, next).map(|d| wake_at(now, d)))
 }
 
 /// A request body serialized from borrowed parts, as the whole object serializes (no copy of the

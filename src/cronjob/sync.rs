@@ -19,9 +19,6 @@ use crate::job::pods::to_chrono;
 /// The annotation with the Job's scheduled time, RFC 3339 in the CronJob's zone.
 pub const SCHEDULED_TIMESTAMP_ANNOTATION: &str = "batch.kubernetes.io/cronjob-scheduled-timestamp";
 
-/// Upstream's `nextScheduleDelta`: requeues land this long after the slot (clock skew).
-pub const NEXT_SCHEDULE_DELTA: Duration = Duration::from_millis(100);
-
 /// More missed slots than this is "too many" (a warning; the latest still starts).
 pub const MAX_MISSED: i64 = 100;
 
@@ -115,8 +112,13 @@ fn most_recent_with(
     Ok(MostRecent { earliest, time: most_recent, missed, next })
 }
 
-/// `nextScheduleTimeDuration`: how long until the sync after `now` (the next slot plus
-/// [`NEXT_SCHEDULE_DELTA`]); `None` if the schedule never fires again.
+/// `nextScheduleTimeDuration`: how long until the sync after `now`, which is the next slot itself;
+/// `None` if the schedule never fires again.
+///
+/// Upstream adds `nextScheduleDelta` (100 ms) so that a timer firing a little before the wall
+/// clock reaches the slot does not find it not yet due. Here the requeue is the slot itself: a
+/// sync that wakes early finds the slot not yet due ([`decide_with`] never starts a slot after
+/// `now`) and asks again for the remainder, and one on time starts it without the 100 ms.
 pub fn requeue_after(cj: &CronJob, now: DateTime<Utc>, sched: &Schedule) -> Option<Duration> {
     requeue_after_with(cj, cj.status.as_ref(), now, sched)
 }
@@ -135,13 +137,12 @@ pub fn requeue_after_with(
         Ok(MostRecent { time: None, .. }) => now,
     };
     let next = sched.next(from)?;
-    let wait = (next - now).to_std().unwrap_or(Duration::ZERO);
-    Some(wait + NEXT_SCHEDULE_DELTA)
+    Some((next - now).to_std().unwrap_or(Duration::ZERO))
 }
 
 /// [`requeue_after_with`] right after the slot `scheduled` was started (`status` records it as
 /// `lastScheduleTime`), `next` being the slot after it as [`Action::Start`] names it: when `now`
-/// is before `next`, the requeue is `next - now` plus the delta without walking the schedule again
+/// is before `next`, the requeue is `next - now` without walking the schedule again
 /// (what [`requeue_after_with`] finds too: its earliest time is `scheduled`, whose next slot is
 /// `next`); otherwise (a sync late by a whole period, or no next slot known) the full walk.
 pub fn requeue_after_start(
@@ -152,7 +153,7 @@ pub fn requeue_after_start(
     next: Option<DateTime<Utc>>,
 ) -> Option<Duration> {
     match next {
-        Some(next) if now < next => Some((next - now).to_std().unwrap_or(Duration::ZERO) + NEXT_SCHEDULE_DELTA),
+        Some(next) if now < next => Some((next - now).to_std().unwrap_or(Duration::ZERO)),
         _ => requeue_after_with(cj, Some(status), now, sched),
     }
 }

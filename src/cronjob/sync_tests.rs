@@ -72,13 +72,7 @@ fn sync_decisions() {
     let created = "2024-01-01T09:30:00Z";
     // (name, cronjob, now, expected action, expected event reasons)
     let cases: Vec<(&str, CronJob, &str, Action, Vec<&str>)> = vec![
-        (
-            "not yet due: requeue at the next slot + 100ms",
-            cj(hourly, created),
-            "2024-01-01T09:45:00Z",
-            ms(15 * 60_000 + 100),
-            vec![],
-        ),
+        ("not yet due: requeue at the next slot", cj(hourly, created), "2024-01-01T09:45:00Z", ms(15 * 60_000), vec![]),
         ("due: start the slot", cj(hourly, created), "2024-01-01T10:00:05Z", start("2024-01-01T10:00:00Z"), vec![]),
         (
             "several missed: the most recent starts",
@@ -108,7 +102,7 @@ fn sync_decisions() {
             "past the starting deadline: skipped, requeue for the next slot",
             with(cj(hourly, created), |s, _| s.starting_deadline_seconds = Some(10)),
             "2024-01-01T10:00:30Z",
-            ms(59 * 60_000 + 30_000 + 100),
+            ms(59 * 60_000 + 30_000),
             vec![],
         ),
         (
@@ -122,14 +116,14 @@ fn sync_decisions() {
             "slot already processed (lastScheduleTime): requeue",
             with(cj(hourly, created), |_, st| st.last_schedule_time = Some(to_time(t("2024-01-01T10:00:00Z")))),
             "2024-01-01T10:00:30Z",
-            ms(59 * 60_000 + 30_000 + 100),
+            ms(59 * 60_000 + 30_000),
             vec![],
         ),
         (
             "slot's Job already active by name: requeue",
             with(cj(hourly, created), |_, st| st.active = Some(vec![active("hello-28401720", "u1")])),
             "2024-01-01T10:00:30Z",
-            ms(59 * 60_000 + 30_000 + 100),
+            ms(59 * 60_000 + 30_000),
             vec![],
         ),
         (
@@ -139,7 +133,7 @@ fn sync_decisions() {
                 st.active = Some(vec![active("hello-1", "u1")]);
             }),
             "2024-01-01T10:00:30Z",
-            ms(59 * 60_000 + 30_000 + 100),
+            ms(59 * 60_000 + 30_000),
             vec!["JobAlreadyActive"],
         ),
         (
@@ -290,9 +284,9 @@ fn requeue_follows_the_last_schedule_time() {
         st.last_schedule_time = Some(to_time(t("2024-01-01T10:05:00Z")))
     });
     let s = parse_schedule(&c, UTC).unwrap();
-    assert_eq!(requeue_after(&c, t("2024-01-01T10:05:01Z"), &s), Some(Duration::from_millis(299_100)));
+    assert_eq!(requeue_after(&c, t("2024-01-01T10:05:01Z"), &s), Some(Duration::from_millis(299_000)));
     // Slots missed since: from now.
-    assert_eq!(requeue_after(&c, t("2024-01-01T10:21:00Z"), &s), Some(Duration::from_millis(4 * 60_000 + 100)));
+    assert_eq!(requeue_after(&c, t("2024-01-01T10:21:00Z"), &s), Some(Duration::from_millis(4 * 60_000)));
 }
 
 #[test]
@@ -484,4 +478,108 @@ fn a_decision_on_a_status_aside_is_the_decision_on_the_copy() {
         }
     }
     assert!(checked > 1_000);
+}
+
+/// What the shell does over time with a timer that fires exactly when asked: from a first sync
+/// at `from`, each sync decides at the time its requeue named; a start records the slot (as the
+/// status write does) and requeues as the shell does after a create. Returns, for each sync,
+/// when it ran and the slot it started, if any.
+fn follow(c: &CronJob, from: DateTime<Utc>, syncs: usize) -> Vec<(DateTime<Utc>, Option<DateTime<Utc>>)> {
+    let mut status = c.status.clone().unwrap_or_default();
+    let mut now = from;
+    let mut out = vec![];
+    for _ in 0..syncs {
+        let d = decide_with(c, Some(&status), now, UTC);
+        let after = match d.action {
+            Action::Requeue(after) => {
+                out.push((now, None));
+                after
+            }
+            Action::Start { scheduled, schedule, next, .. } => {
+                out.push((now, Some(scheduled)));
+                status.last_schedule_time = Some(to_time(scheduled));
+                requeue_after_start(c, &status, now, &schedule, next).unwrap()
+            }
+            a => panic!("{a:?} at {now}"),
+        };
+        now += chrono::Duration::from_std(after).unwrap();
+    }
+    out
+}
+
+/// The starts of [`follow`]: (when the sync ran, the slot it started).
+fn starts(syncs: &[(DateTime<Utc>, Option<DateTime<Utc>>)]) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
+    syncs.iter().filter_map(|(at, slot)| slot.map(|s| (*at, s))).collect()
+}
+
+#[test]
+fn a_requeue_wakes_at_the_slot_itself() {
+    // Created mid-minute: the first sync finds nothing due and asks to wake at the next slot; from
+    // then on every sync is a start, at its slot to the nanosecond (upstream: 100 ms after it).
+    let c = cj("*/1 * * * *", "2024-01-01T10:00:30.250Z");
+    let syncs = follow(&c, t("2024-01-01T10:00:30.250Z"), 4);
+    assert_eq!(syncs[0], (t("2024-01-01T10:00:30.250Z"), None));
+    let want: Vec<_> = ["2024-01-01T10:01:00Z", "2024-01-01T10:02:00Z", "2024-01-01T10:03:00Z"]
+        .into_iter()
+        .map(|s| (t(s), t(s)))
+        .collect();
+    assert_eq!(starts(&syncs), want, "{syncs:?}");
+    assert_eq!(syncs.len(), 1 + want.len(), "one sync per slot, none in between: {syncs:?}");
+    // The first requeue is the time to the slot, nothing added.
+    assert_eq!(decide(&c, t("2024-01-01T10:00:30.250Z"), UTC).action, ms(29_750));
+}
+
+#[test]
+fn an_early_wake_asks_again_for_the_remainder_and_never_starts_early() {
+    // The timer fired, but the wall clock reads before the slot (it was stepped back, or the
+    // timer's clock runs ahead of it): not due, requeue for exactly what is left.
+    let c = cj("*/1 * * * *", "2024-01-01T10:00:30Z");
+    let slot = t("2024-01-01T10:01:00Z");
+    for early in [1, 2, 100, 999, 30_000] {
+        let now = slot - chrono::Duration::milliseconds(early);
+        let d = decide(&c, now, UTC);
+        assert_eq!((d.action, d.events), (ms(early as u64), vec![]), "{early} ms early");
+        // When the clock reaches the slot, the slot starts.
+        assert_eq!(action(&decide(&c, slot, UTC)), start("2024-01-01T10:01:00Z"));
+    }
+    let early = slot - chrono::Duration::nanoseconds(1);
+    assert_eq!(decide(&c, early, UTC).action, Action::Requeue(Duration::from_nanos(1)), "a nanosecond early");
+}
+
+#[test]
+fn a_late_wake_starts_the_slot_and_requeues_for_the_next_slot_itself() {
+    let c = cj("*/1 * * * *", "2024-01-01T10:00:30Z");
+    for late in [0, 1, 350, 59_999] {
+        let now = t("2024-01-01T10:01:00Z") + chrono::Duration::milliseconds(late);
+        let Action::Start { scheduled, schedule, next, .. } = decide(&c, now, UTC).action else { panic!("{late}") };
+        assert_eq!(scheduled, t("2024-01-01T10:01:00Z"), "{late} ms late");
+        let status = CronJobStatus { last_schedule_time: Some(to_time(scheduled)), ..Default::default() };
+        // The next wake is 10:02:00 exactly, however late this one was.
+        assert_eq!(
+            requeue_after_start(&c, &status, now, &schedule, next),
+            Some(Duration::from_millis(60_000 - late as u64))
+        );
+        let mut recorded = c.clone();
+        recorded.status = Some(status);
+        assert_eq!(requeue_after(&recorded, now, &schedule), Some(Duration::from_millis(60_000 - late as u64)));
+    }
+}
+
+#[test]
+fn across_dst_changes_the_wake_is_the_zones_slot_itself() {
+    // Paris springs forward on 2024-03-31 at 02:00 (to 03:00): 02:30 does not exist that day and
+    // is skipped (robfig), so after 2024-03-30 02:30 CET (01:30Z) the next wake is 2024-04-01
+    // 02:30 CEST (00:30Z).
+    let paris = with(cj("30 2 * * *", "2024-03-29T12:00:00Z"), |s, _| s.time_zone = Some("Europe/Paris".into()));
+    let syncs = follow(&paris, t("2024-03-29T12:00:00Z"), 4);
+    let want = ["2024-03-30T01:30:00Z", "2024-04-01T00:30:00Z", "2024-04-02T00:30:00Z"];
+    assert_eq!(starts(&syncs), want.map(|s| (t(s), t(s))), "{syncs:?}");
+    // New York falls back on 2024-11-03 at 02:00 EDT (to 01:00 EST): 01:30 comes twice, at 05:30Z
+    // and 06:30Z, and both run; the wake after the first is an hour later exactly.
+    let ny = with(cj("30 1 * * *", "2024-11-02T12:00:00Z"), |s, _| s.time_zone = Some("America/New_York".into()));
+    let syncs = follow(&ny, t("2024-11-02T12:00:00Z"), 4);
+    let want = ["2024-11-03T05:30:00Z", "2024-11-03T06:30:00Z", "2024-11-04T06:30:00Z"];
+    // Created after the 2024-11-02 slot: the first sync waits for 2024-11-03 01:30 EDT.
+    assert_eq!(starts(&syncs), want.iter().map(|s| (t(s), t(s))).collect::<Vec<_>>(), "{syncs:?}");
+    assert_eq!(syncs.len(), 4, "{syncs:?}");
 }
