@@ -36,7 +36,7 @@ use crate::lean::{Lean, unlean};
 
 use super::deferred::{Deferred, Gate, MAX_DEFER, WRITERS};
 use super::schedule::Zone;
-use super::sync::{self, Action, decide_with, history_to_delete, job_ref, observe_jobs, remove_active};
+use super::sync::{self, Action, decide_memo, history_to_delete, job_ref, observe_jobs, remove_active};
 use super::triggers::Triggers;
 use crate::job::events::JobEvent;
 use crate::job::recorder::EventSink;
@@ -244,6 +244,26 @@ struct StatusWrite {
     status: Option<CronJobStatus>,
     /// The sync's events.
     events: Vec<JobEvent>,
+    /// The slot the sync requeued for, if any: once the status is written, that slot's create is
+    /// prepared for the CronJob as written ([`prepare`]).
+    next_slot: Option<DateTime<Utc>>,
+}
+
+/// What a CronJob's syncs keep for its next sync (by CronJob uid): the schedule's memo
+/// ([`sync::Memo`]) and the create body of the Job of the slot it sleeps until, made before the
+/// slot so that the slot's sync only sends it.
+#[derive(Default)]
+struct Prepared {
+    memo: sync::Memo,
+    create: Option<PreparedCreate>,
+}
+
+/// The body of the Job create of `slot` for the CronJob at `resource_version` (its name,
+/// namespace, uid and spec are what the body is made of; any change of them changes that).
+struct PreparedCreate {
+    resource_version: String,
+    slot: DateTime<Utc>,
+    body: Vec<u8>,
 }
 
 struct Ctx {
@@ -260,6 +280,32 @@ struct Ctx {
     deferred: Deferred<StatusWrite>,
     /// CronJobs to sync again (a deferred status write failed).
     resync: tokio::sync::mpsc::UnboundedSender<ObjectRef<CronJob>>,
+    /// By CronJob uid.
+    prepared: Arc<Mutex<HashMap<String, Prepared>>>,
+}
+
+impl Ctx {
+    fn prepared(&self) -> std::sync::MutexGuard<'_, HashMap<String, Prepared>> {
+        self.prepared.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Whether the create of `cj`'s Job for `slot` is prepared for this version of `cj`.
+fn is_prepared(ctx: &Ctx, cj: &CronJob, slot: DateTime<Utc>) -> bool {
+    let prepared = ctx.prepared();
+    let Some(c) = cj.metadata.uid.as_deref().and_then(|uid| prepared.get(uid)?.create.as_ref()) else { return false };
+    c.slot == slot && cj.metadata.resource_version.as_ref() == Some(&c.resource_version)
+}
+
+/// Makes the create body of `cj`'s Job for `slot` and walks its schedule's memo past `slot`,
+/// ahead of that slot's sync (which uses them if the CronJob is still at this resourceVersion).
+fn prepare(ctx: &Ctx, cj: &CronJob, slot: DateTime<Utc>) {
+    let (Some(uid), Some(rv)) = (cj.metadata.uid.as_deref(), cj.metadata.resource_version.as_ref()) else { return };
+    let Ok(body) = create_body(cj, slot) else { return };
+    let mut prepared = ctx.prepared();
+    let p = prepared.entry(uid.to_string()).or_default();
+    p.memo.walk_from(slot);
+    p.create = Some(PreparedCreate { resource_version: rv.clone(), slot, body });
 }
 
 /// The reference the CronJob's events carry.
@@ -306,12 +352,13 @@ pub async fn run_shared(
     let triggers = Arc::new(Triggers::default());
     let written = Arc::new(Written::default());
     let gate = Arc::new(Gate::default());
+    let prepared: Arc<Mutex<HashMap<String, Prepared>>> = Arc::default();
     // Decoded without managedFields: nothing here reads them.
     let cronjobs: Api<Lean<CronJob>> = Api::all(client.clone());
     let cj_watch = watcher(cronjobs, watcher::Config::default()).default_backoff().map_ok(unlean);
     // upstream's addCronJob/updateCronJob, without the syncs of our own status writes.
     let cj_stream = reflector::reflector(cj_writer, cj_watch).filter_map({
-        let (triggers, written, gate) = (triggers.clone(), written.clone(), gate.clone());
+        let (triggers, written, gate, prepared) = (triggers.clone(), written.clone(), gate.clone(), prepared.clone());
         move |ev| {
             let out = match ev {
                 Ok(watcher::Event::Apply(cj) | watcher::Event::InitApply(cj)) => {
@@ -320,6 +367,9 @@ pub async fn run_shared(
                 }
                 Ok(watcher::Event::Delete(cj)) => {
                     triggers.cronjob_deleted(&cj);
+                    if let Some(uid) = cj.metadata.uid.as_deref() {
+                        prepared.lock().unwrap_or_else(|e| e.into_inner()).remove(uid);
+                    }
                     gate.started(&(cj.namespace().unwrap_or_default(), cj.name_any()));
                     None
                 }
@@ -378,6 +428,7 @@ pub async fn run_shared(
         gate,
         deferred: Deferred::default(),
         resync: resync_tx,
+        prepared: prepared.clone(),
     });
     let controller = Controller::for_stream(cj_stream, cj_store.clone())
         .reconcile_on(tokio_stream::wrappers::UnboundedReceiverStream::new(resync_rx))
@@ -451,7 +502,13 @@ async fn perform(ctx: &Ctx, key: &(String, String), w: StatusWrite) {
     if let Some(status) = &w.status {
         ctx.triggers.writing(&w.read, status);
         match replace_status(&ctx.client, key, &w.read, status).await {
-            Ok(Lean(after)) => ctx.written.wrote(&w.read, after),
+            Ok(Lean(after)) => {
+                if let Some(slot) = w.next_slot {
+                    // The CronJob as written (the next sync reads this version), for its next slot.
+                    prepare(ctx, &after, slot);
+                }
+                ctx.written.wrote(&w.read, after)
+            }
             Err(e) if is_status(&e, 404) => {}
             Err(e) => {
                 tracing::warn!(cronjob = %format!("{}/{}", key.0, key.1), error = %e, "updating a CronJob's status failed, re-syncing");
@@ -541,8 +598,8 @@ fn retry_delay(cj: &CronJob, err: &Error, ctx: &Ctx) -> Duration {
 async fn sync_cronjob(cj: &Arc<CronJob>, ctx: &Ctx) -> Result<Option<DateTime<Utc>>, Error> {
     let ns = cj.namespace().unwrap_or_default();
     let name = cj.name_any();
-    let jobs_api: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
-    let cj_api: Api<CronJob> = Api::namespaced(ctx.client.clone(), &ns);
+    // Made when needed: a slot's sync calls neither.
+    let jobs_api = || Api::<Job>::namespaced(ctx.client.clone(), &ns);
     let owned: Vec<Arc<Job>> = ctx
         .index
         .get(&ns, &name)
@@ -557,7 +614,7 @@ async fn sync_cronjob(cj: &Arc<CronJob>, ctx: &Ctx) -> Result<Option<DateTime<Ut
 
     // cleanupFinishedJobs
     for job in history_to_delete(cj, &jobs) {
-        match delete_job(&jobs_api, job).await {
+        match delete_job(&jobs_api(), job).await {
             Ok(()) => {
                 remove_active(&mut status, job.metadata.uid.as_deref().unwrap_or_default());
                 events.push(JobEvent::normal("SuccessfulDelete", &format!("Deleted job {}", job.name_any())));
@@ -570,7 +627,8 @@ async fn sync_cronjob(cj: &Arc<CronJob>, ctx: &Ctx) -> Result<Option<DateTime<Ut
         }
     }
 
-    let outcome = sync_jobs_and_start(cj, ctx, &jobs, &mut status, &mut events, &mut update, &jobs_api, &cj_api).await;
+    let outcome = sync_jobs_and_start(cj, ctx, &jobs, &mut status, &mut events, &mut update).await;
+    let next_slot = outcome.as_ref().ok().copied().flatten();
     let status = update.then_some(status);
     let key = (ns, name);
     if status.is_none() && events.is_empty() {
@@ -578,7 +636,7 @@ async fn sync_cronjob(cj: &Arc<CronJob>, ctx: &Ctx) -> Result<Option<DateTime<Ut
     } else {
         // A no-op: the sync flushed its CronJob's earlier write before it read.
         flush(ctx, &key).await;
-        ctx.deferred.defer(key, StatusWrite { read: cj.clone(), status, events });
+        ctx.deferred.defer(key, StatusWrite { read: cj.clone(), status, events, next_slot });
     }
     outcome
 }
@@ -591,17 +649,17 @@ async fn sync_jobs_and_start(
     status: &mut k8s_openapi::api::batch::v1::CronJobStatus,
     events: &mut Vec<JobEvent>,
     update: &mut bool,
-    jobs_api: &Api<Job>,
-    cj_api: &Api<CronJob>,
 ) -> Result<Option<DateTime<Utc>>, Error> {
     let now = (ctx.opts.clock)();
+    let ns = cj.namespace().unwrap_or_default();
+    let jobs_api = || Api::<Job>::namespaced(ctx.client.clone(), &ns);
     let name = cj.name_any();
     let observed = observe_jobs(status, jobs);
     *update |= observed.changed;
     events.extend(observed.events);
     for (job, uid) in &observed.unexpected {
         // The cached status may lag our own write: ask the API server before warning.
-        let fresh = cj_api.get(&name).await?;
+        let fresh = Api::<CronJob>::namespaced(ctx.client.clone(), &ns).get(&name).await?;
         if fresh.status.as_ref().is_some_and(|s| sync::in_active(s, uid)) {
             continue;
         }
@@ -613,31 +671,48 @@ async fn sync_jobs_and_start(
     for r in &observed.missing {
         let job = r.name.clone().unwrap_or_default();
         // Missing from the cache only when the API server still has it.
-        if jobs_api.get_opt(&job).await?.is_none() {
+        if jobs_api().get_opt(&job).await?.is_none() {
             events.push(JobEvent::normal("MissingJob", &format!("Active job went missing: {job}")));
             remove_active(status, r.uid.as_deref().unwrap_or_default());
             *update = true;
         }
     }
     // The CronJob as read, with the status as reconciled so far.
-    let decision = decide_with(cj, Some(&*status), now, ctx.opts.local);
+    let uid = cj.metadata.uid.as_deref().unwrap_or_default();
+    let decision = {
+        let mut prepared = ctx.prepared();
+        if !prepared.contains_key(uid) {
+            prepared.insert(uid.to_string(), Prepared::default());
+        }
+        let memo = prepared.get_mut(uid).map(|p| &mut p.memo);
+        decide_memo(cj, Some(&*status), now, ctx.opts.local, memo.unwrap_or(&mut sync::Memo::default()))
+    };
     events.extend(decision.events);
     let (scheduled, replace, schedule, next) = match decision.action {
         Action::AwaitChange => return Ok(None),
-        Action::Requeue(d) => return Ok(Some(wake_at(now, d))),
+        Action::Requeue(d) => {
+            let wake = wake_at(now, d);
+            // The slot it sleeps until (the requeue is that slot): its Job's create body is made
+            // now, before the slot, for the CronJob as read; or, if this sync writes the status
+            // (a new resourceVersion), for the CronJob as written, once written ([`perform`]).
+            if !*update && !is_prepared(ctx, cj, wake) {
+                prepare(ctx, cj, wake);
+            }
+            return Ok(Some(wake));
+        }
         Action::Start { scheduled, replace, schedule, next } => (scheduled, replace, schedule, next),
     };
     if replace {
         for r in status.active.clone().unwrap_or_default() {
             let job_name = r.name.clone().unwrap_or_default();
-            let job = match jobs_api.get(&job_name).await {
+            let job = match jobs_api().get(&job_name).await {
                 Ok(j) => j,
                 Err(e) => {
                     events.push(JobEvent::warning("FailedGet", &format!("Get job: {}", err_text(&e))));
                     return Err(e.into());
                 }
             };
-            match delete_job(jobs_api, &job).await {
+            match delete_job(&jobs_api(), &job).await {
                 Ok(()) => {
                     remove_active(status, job.metadata.uid.as_deref().unwrap_or_default());
                     events.push(JobEvent::normal("SuccessfulDelete", &format!("Deleted job {job_name}")));
@@ -650,11 +725,20 @@ async fn sync_jobs_and_start(
             }
         }
     }
-    let request = sync::job_metadata(cj, scheduled);
-    let job_name = request.name.clone().unwrap_or_default();
-    ctx.triggers.creating(&(cj.namespace().unwrap_or_default(), name.clone()), &job_name);
+    let job_name = sync::job_name(cj, scheduled);
+    // The body prepared before the slot, if made of this very CronJob for this slot.
+    let body = ctx
+        .prepared()
+        .get_mut(uid)
+        .and_then(|p| p.create.take())
+        .filter(|c| c.slot == scheduled && cj.metadata.resource_version.as_ref() == Some(&c.resource_version));
+    let body = match body {
+        Some(c) => c.body,
+        None => create_body(cj, scheduled).map_err(kube::Error::SerdeError)?,
+    };
+    ctx.triggers.creating(&(ns.clone(), name.clone()), &job_name);
     let creating = ctx.gate.creating();
-    let created = create_job(&ctx.client, &request, sync::job_spec(cj)).await;
+    let created = create_job(&ctx.client, &ns, body).await;
     drop(creating);
     let created = match created {
         Ok(job) => {
@@ -669,7 +753,7 @@ async fn sync_jobs_and_start(
         }
         Err(e) if is_status(&e, 409) => {
             // Created before (by us, with the status write lost) or by someone else.
-            let job = jobs_api.get(&job_name).await?;
+            let job = jobs_api().get(&job_name).await?;
             let ours = job
                 .metadata
                 .owner_references
@@ -769,17 +853,15 @@ struct CreatedMeta {
     creation_timestamp: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
 }
 
-/// `POST` the Job (`metadata`, `spec`), as `Api::create` does, decoding from the answer only what
+/// The body of the create of `cj`'s Job for `slot`: [`sync::job_from_template`]'s Job as JSON.
+fn create_body(cj: &CronJob, slot: DateTime<Utc>) -> serde_json::Result<Vec<u8>> {
+    serde_json::to_vec(&JobBody::job(&sync::job_metadata(cj, slot), sync::job_spec(cj)))
+}
+
+/// `POST` the Job (`body`, a [`JobBody`]), as `Api::create` does, decoding from the answer only what
 /// the sync uses (the whole Job, managedFields and all, is a good part of the controller's CPU at
 /// a busy tick).
-async fn create_job(
-    client: &Client,
-    metadata: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
-    spec: Option<&k8s_openapi::api::batch::v1::JobSpec>,
-) -> Result<Job, kube::Error> {
-    let ns = metadata.namespace.as_deref().unwrap_or_default();
-    let body = JobBody::job(metadata, spec);
-    let body = serde_json::to_vec(&body).map_err(kube::Error::SerdeError)?;
+async fn create_job(client: &Client, ns: &str, body: Vec<u8>) -> Result<Job, kube::Error> {
     let req = kube::core::Request::new(<Job as kube::Resource>::url_path(&(), Some(ns)))
         .create(&PostParams::default(), body)
         .map_err(kube::Error::BuildRequest)?;
@@ -849,6 +931,7 @@ mod tests {
         .unwrap();
         let at = "2024-03-31T00:59:00Z".parse().unwrap();
         let want = serde_json::to_value(sync::job_from_template(&cj, at)).unwrap();
+        assert_eq!(serde_json::from_slice::<serde_json::Value>(&create_body(&cj, at).unwrap()).unwrap(), want);
         let metadata = sync::job_metadata(&cj, at);
         let body = JobBody::job(&metadata, sync::job_spec(&cj));
         assert_eq!(serde_json::to_value(&body).unwrap(), want);

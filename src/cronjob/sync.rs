@@ -59,15 +59,90 @@ pub fn most_recent_schedule_time(
     sched: &Schedule,
     include_starting_deadline: bool,
 ) -> Result<MostRecent, (MostRecent, String)> {
-    most_recent_with(cj, cj.status.as_ref(), now, sched, include_starting_deadline)
+    most_recent_with(cj, cj.status.as_ref(), now, &mut &*sched, include_starting_deadline)
 }
 
-/// [`most_recent_schedule_time`] of `cj` with `status` in place of its own.
+/// A schedule's `next`, walked afresh ([`Schedule`]) or remembered ([`Memoized`]).
+trait Walk {
+    fn next(&mut self, t: DateTime<Utc>) -> Option<DateTime<Utc>>;
+}
+
+impl Walk for &Schedule {
+    fn next(&mut self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        Schedule::next(*self, t)
+    }
+}
+
+/// What the syncs of one CronJob can reuse from its previous sync (the shell keeps one per
+/// CronJob): the schedule as parsed, and the last two `next` walks of it. A slot's sync then
+/// parses and walks nothing when the CronJob's sync before the slot did it: that sync's
+/// [`most_recent_schedule_time`] walked `next(earliest)` (the slot) and `next(slot)`, which are
+/// the two walks the slot's sync needs. A memo only ever answers what the walk would (the
+/// schedule and zone it was parsed from must be equal); [`decide_memo`] with any memo is
+/// [`decide_with`] (pinned by a test).
+#[derive(Clone, Debug, Default)]
+pub struct Memo {
+    /// `spec.schedule`, `spec.timeZone`, the controller's zone, and the schedule they parse to.
+    parsed: Option<(String, Option<String>, Zone, Schedule)>,
+    /// `next(from)` of the parsed schedule, the latest walk last.
+    walked: [Option<(DateTime<Utc>, Option<DateTime<Utc>>)>; 2],
+}
+
+impl Memo {
+    /// [`parse_schedule`], remembered while the schedule, the zone and `local` stay the same.
+    fn parse(&mut self, cj: &CronJob, local: Zone) -> Result<Schedule, String> {
+        let spec = cj.spec.as_ref();
+        let text = spec.map(|s| s.schedule.as_str()).unwrap_or_default();
+        let tz = spec.and_then(|s| s.time_zone.as_deref());
+        if let Some((t, z, l, parsed)) = &self.parsed
+            && t == text
+            && z.as_deref() == tz
+            && *l == local
+        {
+            return Ok(parsed.clone());
+        }
+        self.parsed = None;
+        self.walked = [None, None];
+        let parsed = parse_schedule(cj, local)?;
+        self.parsed = Some((text.to_string(), tz.map(str::to_string), local, parsed.clone()));
+        Ok(parsed)
+    }
+}
+
+impl Memo {
+    /// Walks `next(from)` of the remembered schedule now, for a later sync (nothing if no
+    /// schedule was parsed yet).
+    pub fn walk_from(&mut self, from: DateTime<Utc>) {
+        if let Some((.., sched)) = &self.parsed {
+            let sched = sched.clone();
+            Memoized { sched: &sched, memo: self }.next(from);
+        }
+    }
+}
+
+/// `sched` (as [`Memo::parse`] returned it) walked through the memo's remembered walks.
+struct Memoized<'a> {
+    sched: &'a Schedule,
+    memo: &'a mut Memo,
+}
+
+impl Walk for Memoized<'_> {
+    fn next(&mut self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        if let Some((_, next)) = self.memo.walked.iter().flatten().find(|(from, _)| *from == t) {
+            return *next;
+        }
+        let next = self.sched.next(t);
+        self.memo.walked = [self.memo.walked[1], Some((t, next))];
+        next
+    }
+}
+
+/// [`most_recent_schedule_time`] of `cj` with `status` in place of its own, walking `sched`.
 fn most_recent_with(
     cj: &CronJob,
     status: Option<&CronJobStatus>,
     now: DateTime<Utc>,
-    sched: &Schedule,
+    sched: &mut impl Walk,
     include_starting_deadline: bool,
 ) -> Result<MostRecent, (MostRecent, String)> {
     let mut earliest = cj.metadata.creation_timestamp.as_ref().map(to_chrono).unwrap_or_else(go_zero);
@@ -129,6 +204,15 @@ pub fn requeue_after_with(
     status: Option<&CronJobStatus>,
     now: DateTime<Utc>,
     sched: &Schedule,
+) -> Option<Duration> {
+    requeue_walked(cj, status, now, &mut &*sched)
+}
+
+fn requeue_walked(
+    cj: &CronJob,
+    status: Option<&CronJobStatus>,
+    now: DateTime<Utc>,
+    sched: &mut impl Walk,
 ) -> Option<Duration> {
     let from = match most_recent_with(cj, status, now, sched, false) {
         Err(_) => now,
@@ -208,6 +292,18 @@ pub fn decide(cj: &CronJob, now: DateTime<Utc>, local: Zone) -> Decision {
 /// [`decide`] for `cj` with `status` in place of its own (the status as the sync reconciled it so
 /// far), without a copy of the CronJob.
 pub fn decide_with(cj: &CronJob, status: Option<&CronJobStatus>, now: DateTime<Utc>, local: Zone) -> Decision {
+    decide_memo(cj, status, now, local, &mut Memo::default())
+}
+
+/// [`decide_with`], parsing and walking the schedule through `memo` (the CronJob's, from its
+/// previous syncs; updated).
+pub fn decide_memo(
+    cj: &CronJob,
+    status: Option<&CronJobStatus>,
+    now: DateTime<Utc>,
+    local: Zone,
+    memo: &mut Memo,
+) -> Decision {
     let mut events = vec![];
     let done = |events, action| Decision { events, action };
     if cj.metadata.deletion_timestamp.is_some() {
@@ -234,7 +330,7 @@ pub fn decide_with(cj: &CronJob, status: Option<&CronJobStatus>, now: DateTime<U
             ),
         ));
     }
-    let sched = match parse_schedule(cj, local) {
+    let sched = match memo.parse(cj, local) {
         Ok(s) => s,
         Err(e) => {
             events.push(JobEvent::warning(
@@ -244,18 +340,18 @@ pub fn decide_with(cj: &CronJob, status: Option<&CronJobStatus>, now: DateTime<U
             return done(events, Action::AwaitChange);
         }
     };
+    let mut walk = Memoized { sched: &sched, memo };
     // nextScheduleTime
-    let recent = match most_recent_with(cj, status, now, &sched, true) {
+    let recent = match most_recent_with(cj, status, now, &mut walk, true) {
         Ok(r) => r,
         Err((_, e)) => {
             events.push(JobEvent::warning("InvalidSchedule", &format!("invalid schedule: {} : {e}", spec.schedule)));
             return done(events, Action::AwaitChange);
         }
     };
-    let requeue =
-        |sched: &Schedule| requeue_after_with(cj, status, now, sched).map_or(Action::AwaitChange, Action::Requeue);
+    let mut requeue = || requeue_walked(cj, status, now, &mut walk).map_or(Action::AwaitChange, Action::Requeue);
     let Some(scheduled) = recent.time.filter(|t| *t <= now) else {
-        return done(events, requeue(&sched));
+        return done(events, requeue());
     };
     if recent.missed == Missed::Many {
         events.push(JobEvent::warning(
@@ -267,7 +363,7 @@ pub fn decide_with(cj: &CronJob, status: Option<&CronJobStatus>, now: DateTime<U
         && scheduled + chrono::Duration::seconds(sds) < now
     {
         events.push(miss_schedule(scheduled));
-        return done(events, requeue(&sched));
+        return done(events, requeue());
     }
     let name = job_name(cj, scheduled);
     let active = status.and_then(|s| s.active.as_deref()).unwrap_or_default();
@@ -275,7 +371,7 @@ pub fn decide_with(cj: &CronJob, status: Option<&CronJobStatus>, now: DateTime<U
     if active.iter().any(|r| r.name.as_deref() == Some(&name) && r.namespace.as_deref() == ns)
         || status.and_then(|s| s.last_schedule_time.as_ref()).map(to_chrono) == Some(scheduled)
     {
-        return done(events, requeue(&sched));
+        return done(events, requeue());
     }
     let policy = spec.concurrency_policy.as_deref().unwrap_or("Allow");
     if policy == "Forbid" && !active.is_empty() {
@@ -283,7 +379,7 @@ pub fn decide_with(cj: &CronJob, status: Option<&CronJobStatus>, now: DateTime<U
             "JobAlreadyActive",
             "Not starting job because prior execution is running and concurrency policy is Forbid",
         ));
-        return done(events, requeue(&sched));
+        return done(events, requeue());
     }
     let replace = policy == "Replace" && !active.is_empty();
     done(events, Action::Start { scheduled, replace, schedule: sched, next: recent.next })

@@ -583,3 +583,49 @@ fn across_dst_changes_the_wake_is_the_zones_slot_itself() {
     assert_eq!(starts(&syncs), want.iter().map(|s| (t(s), t(s))).collect::<Vec<_>>(), "{syncs:?}");
     assert_eq!(syncs.len(), 4, "{syncs:?}");
 }
+
+#[test]
+fn a_decision_through_a_memo_is_the_decision_without_one() {
+    // One memo carried through every case in turn: syncs of one CronJob at later and earlier
+    // times, after a start (lastScheduleTime moves), a prepared walk past the next slot, and
+    // across schedule and zone changes (the next case), as the shell's memo of a CronJob sees.
+    let mut memo = Memo::default();
+    let mut checked = 0;
+    for c in timing_cases() {
+        let created = to_chrono(c.metadata.creation_timestamp.as_ref().unwrap());
+        for local in [UTC, Zone::Named(chrono_tz::Europe::Paris)] {
+            let mut status = c.status.clone().unwrap_or_default();
+            for after in offsets().into_iter().chain(offsets().into_iter().rev()) {
+                let now = created + after;
+                let got = decide_memo(&c, Some(&status), now, local, &mut memo);
+                assert_eq!(got, decide_with(&c, Some(&status), now, local), "{:?} at {now}", c.spec);
+                if let Action::Start { scheduled, next, .. } = got.action {
+                    status.last_schedule_time = Some(to_time(scheduled));
+                    if let Some(next) = next {
+                        memo.walk_from(next);
+                    }
+                }
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked > 1_000);
+}
+
+#[test]
+fn the_slots_sync_walks_nothing_after_the_sync_before_the_slot() {
+    let c = cj("*/1 * * * *", "2024-01-01T10:00:30Z");
+    let mut memo = Memo::default();
+    assert_eq!(decide_memo(&c, c.status.as_ref(), t("2024-01-01T10:00:30Z"), UTC, &mut memo).action, ms(30_000));
+    let (slot, next) = (t("2024-01-01T10:01:00Z"), t("2024-01-01T10:02:00Z"));
+    assert_eq!(memo.walked, [Some((t("2024-01-01T10:00:30Z"), Some(slot))), Some((slot, Some(next)))]);
+    // What the slot's sync needs is remembered: with the walk after the slot falsified in the
+    // memo, the decision names the falsified slot, so it was not walked again.
+    let fake = t("2024-01-01T10:07:00Z");
+    memo.walked[1] = Some((slot, Some(fake)));
+    let d = decide_memo(&c, c.status.as_ref(), slot, UTC, &mut memo);
+    assert!(
+        matches!(d.action, Action::Start { scheduled, next: Some(n), .. } if scheduled == slot && n == fake),
+        "{d:?}"
+    );
+}
