@@ -1077,6 +1077,11 @@ fn outcome_response(view: &ResourceInfo, out: Outcome, shape: Shape) -> Response
         add_warnings(&mut r, &out.warnings);
         return r;
     }
+    if let (Shape::Object, Some(b)) = (shape, events::view_json(view, &out.object)) {
+        let mut r = json_bytes(code, "application/json", Bytes::from(b));
+        add_warnings(&mut r, &out.warnings);
+        return r;
+    }
     let v = events::to_view(view, out.object);
     let mut r = json_value(code, &shape_one(view, v, shape));
     add_warnings(&mut r, &out.warnings);

@@ -495,7 +495,9 @@ impl Api {
         if !info.namespaced {
             return Ok(());
         }
-        let nsinfo = self.info("", "namespaces");
+        // The shared entry: no copy of the namespaces' `ResourceInfo` per create.
+        let nsinfo =
+            self.registry.get_shared("", "v1", "namespaces").unwrap_or_else(|| panic!("built-in resource /namespaces"));
         let Some(e) = self.store.get(&nsinfo.storage_key, "", ns) else {
             return Err(StatusError::not_found(&nsinfo, ns));
         };

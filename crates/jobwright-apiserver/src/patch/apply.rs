@@ -17,9 +17,9 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
 
 use super::fields::{
-    Comparison, FieldSet, ManagedEntry, compare, decode_managed_fields, decode_managed_list, encode_entry,
-    encode_entry_with, encode_managed_fields, format_time, item_key, path_string, set_managed_fields, strip_meta,
-    to_field_set,
+    Comparison, FieldSet, ManagedEntry, compare, created_fields_v1, decode_managed_fields, decode_managed_list,
+    encode_entry, encode_entry_v1, encode_entry_with, encode_managed_fields, format_time, item_key, path_string,
+    set_managed_fields, strip_meta, to_field_set,
 };
 use super::schema::{Shape, Ssa, shape_for};
 use super::{MergeError, WriteContext};
@@ -71,6 +71,9 @@ pub fn record_update(
     ctx: &WriteContext<'_>,
     now: DateTime<Utc>,
 ) {
+    if old.is_none() && record_create(info, new, ctx, now) {
+        return;
+    }
     let subresource = ctx.subresource.unwrap_or_default();
     let manager = manager_name(ctx);
     let api_version = info.api_version();
@@ -116,6 +119,58 @@ pub fn record_update(
     } else {
         meta.insert("managedFields".into(), encoded);
     }
+}
+
+/// [`record_update`] of a create (no old object), when the write keeps no entry of a list: the
+/// object sends no `managedFields` entries (or resets them), so the list is this write's entry
+/// alone, whose FieldsV1 is built in one pass from the object ([`created_fields_v1`]) instead of
+/// through a [`Comparison`]'s sets. `false` (and `new` untouched) when that is not the case.
+fn record_create(info: &ResourceInfo, new: &mut Value, ctx: &WriteContext<'_>, now: DateTime<Utc>) -> bool {
+    let subresource = ctx.subresource.unwrap_or_default();
+    let shape = shape_for(info);
+    let Some(root) = new.as_object() else { return false };
+    if shape.is_atomic_map() {
+        return false;
+    }
+    if subresource.is_empty() {
+        let sent = root.get("metadata").and_then(|m| m.get("managedFields"));
+        let reset = sent.and_then(Value::as_array).is_some_and(|a| a.is_empty() || (a.len() == 1 && a[0] == json!({})));
+        if !reset && sent.is_some_and(has_entries) {
+            return false;
+        }
+    }
+    // `scope`: the main resource of a kind with a status subresource never owns `status`, a
+    // status write owns nothing but `status`.
+    let status_sub = info.has_subresource("status");
+    let keep = |k: &str| match subresource {
+        "" => !(status_sub && k == "status"),
+        "status" => k == "status",
+        _ => true,
+    };
+    let entry = created_fields_v1(root, shape, keep).map(|fields| {
+        let e = ManagedEntry {
+            manager: manager_name(ctx),
+            operation: "Update".into(),
+            api_version: info.api_version(),
+            time: Some(format_time(now)),
+            subresource: subresource.to_string(),
+            fields: FieldSet::default(),
+        };
+        encode_entry_v1(&e, fields)
+    });
+    let Some(meta) = new.as_object_mut().map(|root| root.entry("metadata").or_insert_with(|| json!({}))) else {
+        return true;
+    };
+    let Some(meta) = meta.as_object_mut() else { return true };
+    match entry {
+        Some(e) => {
+            meta.insert("managedFields".into(), Value::Array(vec![e]));
+        }
+        None => {
+            meta.remove("managedFields");
+        }
+    }
+    true
 }
 
 /// Whether a `managedFields` list holds an entry [`decode_managed_fields`] keeps (an `Apply` or

@@ -425,6 +425,102 @@ fn one_sided(v: &Value, shape: &Shape, pe: &str) -> FieldSet {
     }
 }
 
+/// [`one_sided`] encoded as FieldsV1 straight from `v`, without building the [`FieldSet`]:
+/// what `one_sided(v, shape, pe).to_fields_v1()` is (a one-sided set is never empty: every leaf
+/// is a member).
+fn one_sided_v1(v: &Value, shape: &Shape, pe: &str) -> Value {
+    let mut out = Map::new();
+    match v {
+        Value::Object(m) if !shape.is_atomic_map() && !m.is_empty() => {
+            if marks_node(pe, shape) {
+                out.insert(".".into(), Value::Object(Map::new()));
+            }
+            for (k, child) in m {
+                let kpe = format!("f:{k}");
+                let sub = one_sided_v1(child, shape.field(k), &kpe);
+                out.insert(kpe, sub);
+            }
+        }
+        Value::Array(items) if !items.is_empty() => {
+            if let Some(kids) = children(v, shape) {
+                if marks_node(pe, shape) {
+                    out.insert(".".into(), Value::Object(Map::new()));
+                }
+                for (kpe, child, child_shape) in kids {
+                    let sub = one_sided_v1(child, child_shape, &kpe);
+                    out.insert(kpe, sub);
+                }
+            }
+        }
+        _ => {}
+    }
+    Value::Object(out)
+}
+
+/// The paths [`strip_meta`] unmarks under `f:metadata`.
+const STRIPPED_META: [&str; 9] = [
+    "f:name",
+    "f:namespace",
+    "f:creationTimestamp",
+    "f:selfLink",
+    "f:uid",
+    "f:clusterName",
+    "f:generation",
+    "f:managedFields",
+    "f:resourceVersion",
+];
+
+/// Unmark an encoded node (take its `"."` away); `false` when that leaves it empty (a leaf, which
+/// [`prune_empty`] would then drop).
+fn unmark_v1(node: &mut Value) -> bool {
+    match node.as_object_mut() {
+        Some(m) => {
+            m.remove(".");
+            !m.is_empty()
+        }
+        None => false,
+    }
+}
+
+/// What a create of `obj` (no old object) owns, as FieldsV1: the FieldsV1 of
+/// `compare({}, obj, shape).added` after [`strip_meta`] and `keep` (which top-level fields the
+/// write may own: the subresource scope), built in one pass from the object. `None` when that
+/// set is empty.
+pub fn created_fields_v1(obj: &Map<String, Value>, shape: &Shape, keep: impl Fn(&str) -> bool) -> Option<Value> {
+    let mut out = Map::new();
+    for (k, v) in obj {
+        if !keep(k) {
+            continue;
+        }
+        let pe = format!("f:{k}");
+        let mut node = one_sided_v1(v, shape.field(k), &pe);
+        match k.as_str() {
+            "apiVersion" | "kind" => {
+                if !unmark_v1(&mut node) {
+                    continue;
+                }
+            }
+            "metadata" => {
+                if let Some(m) = node.as_object_mut() {
+                    for f in STRIPPED_META {
+                        if let Some(c) = m.get_mut(f)
+                            && !unmark_v1(c)
+                        {
+                            m.remove(f);
+                        }
+                    }
+                }
+                if !unmark_v1(&mut node) {
+                    continue;
+                }
+            }
+            _ => {}
+        }
+        out.insert(pe, node);
+    }
+    (!out.is_empty()).then_some(Value::Object(out))
+}
+
 /// Put `sub` at `path` + `pe` in `set` (that node is new: each path is visited once).
 fn graft(set: &mut FieldSet, path: &[String], pe: &str, sub: FieldSet) {
     let mut node = set;
@@ -625,6 +721,11 @@ pub fn encode_entry(e: &ManagedEntry) -> Value {
 
 /// [`encode_entry`] of `e` with `fields` in place of its own.
 pub fn encode_entry_with(e: &ManagedEntry, fields: &FieldSet) -> Value {
+    encode_entry_v1(e, fields.to_fields_v1())
+}
+
+/// [`encode_entry`] of `e` with the FieldsV1 `fields_v1` in place of its own fields.
+pub fn encode_entry_v1(e: &ManagedEntry, fields_v1: Value) -> Value {
     let mut m = Map::new();
     m.insert("manager".into(), json!(e.manager));
     m.insert("operation".into(), json!(e.operation));
@@ -633,7 +734,7 @@ pub fn encode_entry_with(e: &ManagedEntry, fields: &FieldSet) -> Value {
         m.insert("time".into(), json!(t));
     }
     m.insert("fieldsType".into(), json!("FieldsV1"));
-    m.insert("fieldsV1".into(), fields.to_fields_v1());
+    m.insert("fieldsV1".into(), fields_v1);
     if !e.subresource.is_empty() {
         m.insert("subresource".into(), json!(e.subresource));
     }

@@ -4,9 +4,6 @@
 //! Message strings follow Kubernetes 1.33 (the version k8s-openapi's `v1_33` feature describes):
 //! `must be no more than 63 characters`, `a qualified name must consist of ...`.
 
-use std::sync::LazyLock;
-
-use regex::Regex;
 use serde_json::{Value, json};
 
 use super::ErrorList;
@@ -32,16 +29,48 @@ pub const FIELD_IMMUTABLE: &str = "field is immutable";
 /// Upstream's `IsNegativeErrorMsg`.
 pub const IS_NEGATIVE: &str = "must be greater than or equal to 0";
 
-fn re(fmt: &str) -> Regex {
-    Regex::new(&format!("^{fmt}$")).expect("static regex")
-}
+/// The regexes above as byte matchers (every write checks names and labels: a regex search
+/// cost more than the rest of a label's check). Tests pin each to its regex.
+mod matches {
+    fn lower_alnum(b: u8) -> bool {
+        b.is_ascii_lowercase() || b.is_ascii_digit()
+    }
 
-static DNS1123_LABEL: LazyLock<Regex> = LazyLock::new(|| re(DNS1123_LABEL_FMT));
-static DNS1123_SUBDOMAIN: LazyLock<Regex> =
-    LazyLock::new(|| re(&format!("{DNS1123_LABEL_FMT}(\\.{DNS1123_LABEL_FMT})*")));
-static DNS1035_LABEL: LazyLock<Regex> = LazyLock::new(|| re(DNS1035_LABEL_FMT));
-static QUALIFIED_NAME: LazyLock<Regex> = LazyLock::new(|| re(QUALIFIED_NAME_FMT));
-static LABEL_VALUE: LazyLock<Regex> = LazyLock::new(|| re(LABEL_VALUE_FMT));
+    /// `first`, then `mid`s, then `last` (a single byte must pass `first` and `last`).
+    fn ends_and_middle(v: &str, first: fn(u8) -> bool, mid: fn(u8) -> bool, last: fn(u8) -> bool) -> bool {
+        match v.as_bytes() {
+            [] => false,
+            [b] => first(*b) && last(*b),
+            [a, middle @ .., z] => first(*a) && last(*z) && middle.iter().all(|b| mid(*b)),
+        }
+    }
+
+    /// `^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+    pub fn dns1123_label(v: &str) -> bool {
+        ends_and_middle(v, lower_alnum, |b| lower_alnum(b) || b == b'-', lower_alnum)
+    }
+
+    /// `^L(\.L)*$` for the DNS-1123 label `L`.
+    pub fn dns1123_subdomain(v: &str) -> bool {
+        v.split('.').all(dns1123_label)
+    }
+
+    /// `^[a-z]([-a-z0-9]*[a-z0-9])?$`
+    pub fn dns1035_label(v: &str) -> bool {
+        ends_and_middle(v, |b| b.is_ascii_lowercase(), |b| lower_alnum(b) || b == b'-', lower_alnum)
+    }
+
+    /// `^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$`
+    pub fn qualified_name(v: &str) -> bool {
+        let alnum = |b: u8| b.is_ascii_alphanumeric();
+        ends_and_middle(v, alnum, |b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'), alnum)
+    }
+
+    /// `^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$`
+    pub fn label_value(v: &str) -> bool {
+        v.is_empty() || qualified_name(v)
+    }
+}
 
 /// Upstream's `RegexError`: the message, the examples and the regex.
 pub fn regex_error(msg: &str, fmt: &str, examples: &[&str]) -> String {
@@ -75,8 +104,8 @@ pub fn is_dns1123_label(v: &str) -> Vec<String> {
     if v.len() > 63 {
         errs.push(max_len_error(63));
     }
-    if !DNS1123_LABEL.is_match(v) {
-        if DNS1123_SUBDOMAIN.is_match(v) {
+    if !matches::dns1123_label(v) {
+        if matches::dns1123_subdomain(v) {
             errs.push("must not contain dots".to_string());
         } else {
             errs.push(regex_error(DNS1123_LABEL_ERR, DNS1123_LABEL_FMT, &["my-name", "123-abc"]));
@@ -91,7 +120,7 @@ pub fn is_dns1123_subdomain(v: &str) -> Vec<String> {
     if v.len() > 253 {
         errs.push(max_len_error(253));
     }
-    if !DNS1123_SUBDOMAIN.is_match(v) {
+    if !matches::dns1123_subdomain(v) {
         let fmt = format!("{DNS1123_LABEL_FMT}(\\.{DNS1123_LABEL_FMT})*");
         errs.push(regex_error(DNS1123_SUBDOMAIN_ERR, &fmt, &["example.com"]));
     }
@@ -104,7 +133,7 @@ pub fn is_dns1035_label(v: &str) -> Vec<String> {
     if v.len() > 63 {
         errs.push(max_len_error(63));
     }
-    if !DNS1035_LABEL.is_match(v) {
+    if !matches::dns1035_label(v) {
         errs.push(regex_error(DNS1035_LABEL_ERR, DNS1035_LABEL_FMT, &["my-name", "abc-123"]));
     }
     errs
@@ -136,7 +165,7 @@ pub fn is_qualified_name(v: &str) -> Vec<String> {
     } else if name.len() > 63 {
         errs.push(format!("name part {}", max_len_error(63)));
     }
-    if !QUALIFIED_NAME.is_match(name) {
+    if !matches::qualified_name(name) {
         errs.push(format!(
             "name part {}",
             regex_error(QUALIFIED_NAME_ERR, QUALIFIED_NAME_FMT, &["MyName", "my.name", "123-abc"])
@@ -151,7 +180,7 @@ pub fn is_valid_label_value(v: &str) -> Vec<String> {
     if v.len() > 63 {
         errs.push(max_len_error(63));
     }
-    if !LABEL_VALUE.is_match(v) {
+    if !matches::label_value(v) {
         errs.push(regex_error(LABEL_VALUE_ERR, LABEL_VALUE_FMT, &["MyValue", "my_value", "12345"]));
     }
     errs
@@ -458,4 +487,60 @@ pub fn labels_of(obj: &Value) -> Vec<(String, String)> {
 /// Whether `obj.metadata.labels` is a present, non-empty object.
 pub fn has_labels(obj: &Value) -> bool {
     at(obj, &["metadata"]).and_then(|m| obj_of(m, "labels")).is_some_and(|m| !m.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+    use regex::Regex;
+
+    use super::*;
+
+    /// The regexes the matchers stand for (the formats upstream's messages quote), in the
+    /// order of [`matchers`].
+    static REGEXES: std::sync::LazyLock<Vec<Regex>> = std::sync::LazyLock::new(|| {
+        let subdomain = format!("{DNS1123_LABEL_FMT}(\\.{DNS1123_LABEL_FMT})*");
+        [DNS1123_LABEL_FMT, &subdomain, DNS1035_LABEL_FMT, QUALIFIED_NAME_FMT, LABEL_VALUE_FMT]
+            .iter()
+            .map(|fmt| Regex::new(&format!("^{fmt}$")).unwrap())
+            .collect()
+    });
+
+    fn matchers() -> [fn(&str) -> bool; 5] {
+        [
+            matches::dns1123_label,
+            matches::dns1123_subdomain,
+            matches::dns1035_label,
+            matches::qualified_name,
+            matches::label_value,
+        ]
+    }
+
+    /// Each byte matcher against the regex it stands for.
+    fn same_as_the_regexes(v: &str) -> Result<(), TestCaseError> {
+        for (n, (m, r)) in matchers().iter().zip(REGEXES.iter()).enumerate() {
+            prop_assert_eq!(m(v), r.is_match(v), "matcher {} on {:?}", n, v);
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 4000, .. ProptestConfig::default() })]
+        #[test]
+        fn matchers_agree_with_the_regexes(v in "[-a-zA-Z0-9_./ \n\u{e9}\u{212a}]{0,8}") {
+            same_as_the_regexes(&v)?;
+        }
+
+        #[test]
+        fn matchers_agree_on_any_string(v in any::<String>()) {
+            same_as_the_regexes(&v)?;
+        }
+    }
+
+    #[test]
+    fn matchers_agree_on_edge_cases() {
+        for v in ["", "a", "-", "a-", "-a", "a.b", "a..b", ".a", "a.", "A", "1", "a_b", "a\n", "\u{212a}", "é"] {
+            same_as_the_regexes(v).unwrap();
+        }
+    }
 }

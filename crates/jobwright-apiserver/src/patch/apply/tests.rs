@@ -663,3 +663,158 @@ fn written_lists_take_the_fast_path() {
     odd[0]["time"] = json!(5);
     assert_eq!(update.fast(&odd), None, "a list not as encoding writes it goes the slow way");
 }
+
+mod create_path {
+    //! A create's `managedFields` built in one pass from the object (`record_create`) must be
+    //! exactly what the reference (`record_update_slow`: compare against `{}`, strip, scope,
+    //! encode) writes, for any object of any built-in kind, whatever it sends as `managedFields`.
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn any_json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            (0i64..3).prop_map(Value::from),
+            "[ab]{0,2}".prop_map(Value::from)
+        ];
+        leaf.prop_recursive(4, 40, 4, |inner| {
+            let keys = prop_oneof![
+                Just("name".to_string()),
+                Just("image".to_string()),
+                Just("containers".to_string()),
+                Just("containerPort".to_string()),
+                Just("ports".to_string()),
+                Just("labels".to_string()),
+                Just("finalizers".to_string()),
+                Just("type".to_string()),
+                Just("uid".to_string()),
+                Just("managedFields".to_string()),
+                Just(".".to_string()),
+                "[a-c]{1,2}"
+            ];
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                prop::collection::btree_map(keys, inner, 0..4).prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    const RESOURCES: [(&str, &str); 7] = [
+        ("batch", "jobs"),
+        ("", "pods"),
+        ("", "events"),
+        ("events.k8s.io", "events"),
+        ("", "namespaces"),
+        ("", "configmaps"),
+        ("coordination.k8s.io", "leases"),
+    ];
+
+    /// Where the strategy puts its values: the top level, the stripped metadata fields, lists
+    /// with keys and sets, status.
+    const PATHS: [&str; 16] = [
+        "/apiVersion",
+        "/kind",
+        "/metadata",
+        "/metadata/name",
+        "/metadata/uid",
+        "/metadata/labels",
+        "/metadata/finalizers",
+        "/metadata/managedFields",
+        "/metadata/ownerReferences",
+        "/metadata/generation",
+        "/spec",
+        "/spec/containers",
+        "/spec/template/spec/containers",
+        "/status",
+        "/status/conditions",
+        "/x",
+    ];
+
+    fn put(obj: &mut Value, path: &str, v: Value) {
+        let mut cur = obj;
+        let segs: Vec<&str> = path.split('/').skip(1).collect();
+        for (i, seg) in segs.iter().enumerate() {
+            if !cur.is_object() {
+                *cur = json!({});
+            }
+            let m = cur.as_object_mut().unwrap();
+            if i + 1 == segs.len() {
+                m.insert((*seg).to_string(), v);
+                return;
+            }
+            cur = m.entry(*seg).or_insert_with(|| json!({}));
+        }
+    }
+
+    fn base(resource: &str) -> Value {
+        json!({"apiVersion": "v1", "kind": "K", "metadata": {"name": "n", "namespace": "d", "uid": "u",
+            "creationTimestamp": "2025-01-01T00:00:00Z", "generation": 1, "labels": {"a": "b"}},
+            "spec": {"template": {"spec": {"containers": [{"name": "c", "image": "x",
+                "ports": [{"containerPort": 80}, {"containerPort": 81, "protocol": "UDP"}]}]}},
+                "containers": [{"name": "c", "image": "x"}], "holderIdentity": resource},
+            "involvedObject": {"kind": "Pod", "name": "p"}, "regarding": {"kind": "Pod"}, "data": {"k": "v"},
+            "status": {}})
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 2000, .. ProptestConfig::default() })]
+        #[test]
+        fn creates_write_what_the_reference_writes(
+            resource in 0usize..RESOURCES.len(),
+            edits in prop::collection::vec((0usize..PATHS.len(), any_json()), 0..5),
+            drop in prop::collection::vec(0usize..PATHS.len(), 0..3),
+            sent in 0u8..5,
+            sub in 0u8..4,
+            manager in 0usize..3,
+        ) {
+            let (group, res) = RESOURCES[resource];
+            let info = Registry::builtin().get(group, "v1", res).unwrap();
+            let mut obj = base(res);
+            for (p, v) in edits {
+                put(&mut obj, PATHS[p], v);
+            }
+            for p in drop {
+                let (parent, last) = PATHS[p].rsplit_once('/').unwrap();
+                if let Some(m) = obj.pointer_mut(parent).and_then(Value::as_object_mut) {
+                    m.remove(last);
+                }
+            }
+            match sent {
+                1 => put(&mut obj, "/metadata/managedFields", json!([])),
+                2 => put(&mut obj, "/metadata/managedFields", json!([{}])),
+                3 => put(&mut obj, "/metadata/managedFields", json!([{"manager": "m", "operation": "Update",
+                    "apiVersion": "v1", "fieldsType": "FieldsV1", "fieldsV1": {"f:metadata": {"f:labels": {}}}}])),
+                4 => put(&mut obj, "/metadata/managedFields", json!([{"manager": "m", "operation": "Nope"}])),
+                _ => {}
+            }
+            let subresource = [None, Some("status"), Some("scale"), None][usize::from(sub)];
+            let c = WriteContext {
+                subresource,
+                user_agent: Some("kubectl/v1.33 (linux)"),
+                field_manager: [None, Some(""), Some("job-controller")][manager],
+                ..Default::default()
+            };
+            let (mut fast, mut slow) = (obj.clone(), obj);
+            record_update(&info, None, &mut fast, &c, t(7));
+            record_update_slow(&info, None, &mut slow, &c, t(7));
+            prop_assert_eq!(fast, slow);
+        }
+    }
+
+    /// Not an object, or no `metadata` object: the same as the reference too.
+    #[test]
+    fn odd_objects_write_what_the_reference_writes() {
+        for obj in
+            [json!(null), json!([1]), json!({"metadata": "x", "spec": {"a": 1}}), json!({}), json!({"kind": "K"})]
+        {
+            for info in [jobs(), Registry::builtin().get("", "v1", "pods").unwrap()] {
+                let (mut fast, mut slow) = (obj.clone(), obj.clone());
+                record_update(&info, None, &mut fast, &ctx("m"), t(1));
+                record_update_slow(&info, None, &mut slow, &ctx("m"), t(1));
+                assert_eq!(fast, slow, "{obj}");
+            }
+        }
+    }
+}
