@@ -266,18 +266,14 @@ pub struct Decision {
     pub impersonator: Option<String>,
 }
 
-/// What identifies the RBAC objects' state without decoding them: per bucket (ClusterRoles,
-/// ClusterRoleBindings, Roles, RoleBindings), how many objects it holds and the highest
-/// resourceVersion among them. Any change moves it: a create or update gives its object a
-/// resourceVersion above every one before, and a delete alone lowers the count.
+/// What identifies the RBAC objects' state without listing them: the store's write count of
+/// each of the four buckets (ClusterRoles, ClusterRoleBindings, Roles, RoleBindings). Any
+/// change to one of them (create, update, delete) moves its count.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct PolicyKey([(usize, u64); 4]);
+struct PolicyKey([u64; 4]);
 
-impl PolicyKey {
-    fn of(lists: &[Vec<super::store::Entry>; 4]) -> Self {
-        Self(lists.each_ref().map(|items| (items.len(), items.iter().map(|e| e.rv).max().unwrap_or(0))))
-    }
-}
+/// The RBAC resources, in [`PolicyKey`]'s order.
+const RBAC_RESOURCES: [&str; 4] = ["clusterroles", "clusterrolebindings", "roles", "rolebindings"];
 
 /// The authentication and authorization state of a server.
 pub struct Auth {
@@ -372,22 +368,20 @@ impl Auth {
         {
             return p.clone();
         }
-        let list = |resource: &str| {
-            let info = api.info("rbac.authorization.k8s.io", resource);
-            api.store.list(&info.storage_key, None, None, 0, &|_| true).items
-        };
-        let lists = [list("clusterroles"), list("clusterrolebindings"), list("roles"), list("rolebindings")];
-        let key = PolicyKey::of(&lists);
+        let infos = RBAC_RESOURCES.map(|r| api.info("rbac.authorization.k8s.io", r));
+        // Counted before listing: a write in between makes the next decision decode again.
+        let key = PolicyKey(api.store.writes_of(infos.each_ref().map(|i| i.storage_key.as_str())));
         if let Some((at, k, p)) = cached.as_mut()
             && *k == key
         {
             *at = rv;
             return p.clone();
         }
-        let decode = |items: &[super::store::Entry]| -> Vec<Value> {
+        let decode = |info: &super::registry::ResourceInfo| -> Vec<Value> {
+            let items = api.store.list(&info.storage_key, None, None, 0, &|_| true).items;
             items.iter().filter_map(|e| serde_json::from_slice(&e.bytes()).ok()).collect()
         };
-        let [cr, crb, r, rb] = &lists;
+        let [cr, crb, r, rb] = &infos;
         let p = Arc::new(Policy {
             cluster_roles: decode(cr),
             cluster_role_bindings: decode(crb),

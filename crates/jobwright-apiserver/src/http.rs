@@ -613,9 +613,12 @@ async fn handle(State(s): State<Arc<Server>>, req: Request) -> Response {
     // Protobuf answers for built-in types that prefer them (see `negotiate`).
     let (mut protobuf_watch, mut refuse) = (None, None);
     let pref = super::negotiate::preferred(&parts.headers);
-    let early = route(&s.api.registry, parts.uri.path());
+    // The path is routed here only when the answer depends on it (protobuf, or a path that may
+    // name core/v1 Endpoints); `handle_json` routes it again after the body is read.
+    let early = (pref != super::negotiate::Preferred::Json || may_name_endpoints(parts.uri.path()))
+        .then(|| route(&s.api.registry, parts.uri.path()));
     if pref != super::negotiate::Preferred::Json
-        && let Ok(Route::Resource(t)) = &early
+        && let Some(Ok(Route::Resource(t))) = &early
     {
         if super::proto::supports(&t.info.api_version(), &t.info.kind) {
             protobuf_watch = Some(t.watch_path || Query::from_uri(&parts.uri).flag("watch"));
@@ -625,7 +628,7 @@ async fn handle(State(s): State<Arc<Server>>, req: Request) -> Response {
     }
     // Every request to core/v1 Endpoints carries the deprecation warning kube-apiserver 1.33 sends.
     let deprecated =
-        matches!(&early, Ok(Route::Resource(t)) if t.info.group.is_empty() && t.info.resource == "endpoints");
+        matches!(&early, Some(Ok(Route::Resource(t))) if t.info.group.is_empty() && t.info.resource == "endpoints");
     drop(early);
     let mut r = handle_json(&s, parts, body, refuse).await;
     if deprecated {
@@ -635,6 +638,11 @@ async fn handle(State(s): State<Arc<Server>>, req: Request) -> Response {
         Some(watch) => super::negotiate::to_protobuf(r, watch).await,
         None => r,
     }
+}
+
+/// Whether `path` may route to core/v1 Endpoints: it names them, or has an escape that might.
+fn may_name_endpoints(path: &str) -> bool {
+    path.contains("endpoints") || path.contains('%')
 }
 
 /// Writes with bodies (and, for updates, stored objects) up to this size are served on the async
@@ -1280,10 +1288,6 @@ fn watch(
     };
     let filter = Box::new(move |m: &Meta| selected(&ls, &fs, m));
     let ctx = WatchCtx { view: view.clone(), name: name.map(str::to_string), filter, shape };
-    let content_type = match shape {
-        Shape::Object => "application/json",
-        _ => "application/json;as=Table;v=v1;g=meta.k8s.io",
-    };
     let body = match s.api.store.watch(&sinfo.storage_key, namespace, from) {
         Ok(start) => Body::new(WatchBody::new(
             ctx,
@@ -1302,8 +1306,15 @@ fn watch(
         }
     };
     let mut r = Response::new(body);
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    // Upstream's watch handler (`serveWatchHandler`) answers with the stream serializer's media
+    // type alone, whatever `as=` transform the events carry: `application/json` for a JSON watch
+    // of objects, Tables or PartialObjectMetadata alike.
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache, private"));
+    if shape != Shape::Object {
+        // Its events are Tables or PartialObjectMetadata, which have no protobuf form here.
+        r.extensions_mut().insert(super::negotiate::Transformed);
+    }
     Ok(r)
 }
 
@@ -1633,6 +1644,49 @@ mod tests {
         assert!(route(&reg, "/api/v1/namespaces/x/pods/p/bogus").is_err());
     }
 
+    // The early routing is skipped for JSON requests whose path cannot name core/v1 Endpoints:
+    // every path that routes to them (escaped or not) must be seen as one that may.
+    proptest::proptest! {
+        #[test]
+        fn every_path_routing_to_endpoints_is_routed_early(
+            segs in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::strategy::Just("api".to_string()),
+                    proptest::strategy::Just("v1".to_string()),
+                    proptest::strategy::Just("namespaces".to_string()),
+                    proptest::strategy::Just("watch".to_string()),
+                    proptest::strategy::Just("endpoints".to_string()),
+                    proptest::strategy::Just("%65ndpoints".to_string()),
+                    proptest::strategy::Just("endpoint%73".to_string()),
+                    proptest::strategy::Just("pods".to_string()),
+                    "[a-z%0-9]{0,6}",
+                ],
+                0..7,
+            ),
+            slashes in proptest::collection::vec(1usize..3, 7),
+        ) {
+            let reg = Registry::builtin();
+            let mut path = String::new();
+            for (s, n) in segs.iter().zip(&slashes) {
+                path.push_str(&"/".repeat(*n));
+                path.push_str(s);
+            }
+            let endpoints = matches!(route(&reg, &path), Ok(Route::Resource(t)) if t.info.group.is_empty() && t.info.resource == "endpoints");
+            proptest::prop_assert!(!endpoints || may_name_endpoints(&path), "{path}");
+        }
+    }
+
+    #[test]
+    fn escaped_and_plain_paths_to_endpoints_are_routed_early() {
+        let reg = Registry::builtin();
+        for path in ["/api/v1/namespaces/d/endpoints", "/api/v1/namespaces/d/%65ndpoints/x", "/api/v1/watch/endpoints"]
+        {
+            assert!(matches!(route(&reg, path), Ok(Route::Resource(t)) if t.info.resource == "endpoints"), "{path}");
+            assert!(may_name_endpoints(path), "{path}");
+        }
+        assert!(!may_name_endpoints("/api/v1/namespaces/d/pods/p/status"));
+    }
+
     #[test]
     fn watchers_see_objects_enter_and_leave_their_selection() {
         use crate::store::{EventType, Meta, WatchEvent};
@@ -1698,6 +1752,38 @@ mod tests {
         assert_eq!(full.len(), WATCH_CHUNK);
         assert_eq!(c.take(), None);
         assert_eq!(c.push(Bytes::from(vec![b'y'; WATCH_CHUNK + 1])).map(|b| b.len()), Some(WATCH_CHUNK + 1));
+    }
+
+    /// A watch answers `Content-Type: application/json` whether its events carry the objects,
+    /// Tables or PartialObjectMetadata (upstream's `serveWatchHandler` sets the stream
+    /// serializer's media type only), and a transformed watch stays JSON when protobuf is
+    /// preferred for the objects themselves.
+    #[tokio::test]
+    async fn watches_answer_the_stream_media_type_whatever_their_transform() {
+        use tokio_stream::StreamExt as _;
+        use tower::ServiceExt as _;
+        let s = Server::new(ServerConfig::default());
+        let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}});
+        s.api.create(&s.api.info("", "configmaps"), "default", cm, &WriteOptions::default()).expect("create");
+        let partial = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1";
+        let table = "application/json;as=Table;v=v1;g=meta.k8s.io";
+        for (accept, kind) in [
+            (partial, "PartialObjectMetadata"),
+            (table, "Table"),
+            ("application/json", "ConfigMap"),
+            ("application/vnd.kubernetes.protobuf, application/json;as=Table;v=v1;g=meta.k8s.io", "Table"),
+        ] {
+            let req = Request::get("/api/v1/namespaces/default/configmaps?watch=1&timeoutSeconds=1")
+                .header(header::ACCEPT, accept)
+                .body(Body::empty())
+                .unwrap();
+            let resp = router(s.clone()).oneshot(req).await.unwrap();
+            assert_eq!(resp.status(), StatusCode::OK, "{accept}");
+            assert_eq!(resp.headers()[header::CONTENT_TYPE], "application/json", "{accept}");
+            let frame = resp.into_body().into_data_stream().next().await.expect("an event").expect("a frame");
+            let ev: Value = serde_json::from_slice(frame.strip_suffix(b"\n").expect("a line")).expect("JSON");
+            assert_eq!((ev["type"].as_str(), ev["object"]["kind"].as_str()), (Some("ADDED"), Some(kind)), "{accept}");
+        }
     }
 
     /// Events that wait for a watcher go out together (a few body frames, not one per event),

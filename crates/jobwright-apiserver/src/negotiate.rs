@@ -90,11 +90,16 @@ pub fn not_acceptable() -> StatusError {
     )
 }
 
+/// Marks a JSON answer whose objects are transformed (`as=Table`, `as=PartialObjectMetadata`)
+/// though its `Content-Type` is plain `application/json` (a watch's, as upstream's): it stays JSON.
+#[derive(Debug, Clone, Copy)]
+pub struct Transformed;
+
 /// Re-encode a handler's JSON answer for a built-in resource as protobuf. Answers that are not
 /// plain JSON (tables, text, protobuf already) pass through unchanged.
 pub async fn to_protobuf(r: Response, watch: bool) -> Response {
     let ct = r.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-    if ct != "application/json" {
+    if ct != "application/json" || r.extensions().get::<Transformed>().is_some() {
         return r;
     }
     if watch && r.status().is_success() {

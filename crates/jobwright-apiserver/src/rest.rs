@@ -881,9 +881,13 @@ impl Api {
                 return Err(StatusError::conflict(info, name));
             }
             let old = parse(&entry.bytes());
-            let attempt = match &body {
-                Some(b) if wanted_rv.is_none() => b.clone(),
-                _ => body.take().expect("taken only by the last attempt"),
+            // Only a resourceVersion sent moves the body out, and then a failed commit answers a
+            // conflict instead of coming back here; should an attempt ever find it gone, that is
+            // a conflict too (upstream's answer when the precondition no longer holds), not a
+            // panic.
+            let attempt = if wanted_rv.is_some() { body.take() } else { body.clone() };
+            let Some(attempt) = attempt else {
+                return Err(StatusError::conflict(info, name));
             };
             let mut new = self.prepare_update(info, &old, attempt, sub)?;
             let mut warnings = validate::decode(info, &mut new, opts.field_validation)?;
@@ -1332,6 +1336,43 @@ mod tests {
             (403, "namespaces \"default\" is forbidden: this namespace may not be deleted")
         );
         assert!(!api.delete(&nss, "", "kube-node-lease", &DeleteOptions::default()).unwrap().gone);
+    }
+
+    /// A PUT carrying a resourceVersion that loses the race to another write between its read
+    /// and its commit is answered 409 Conflict (never retried with the same body, never a
+    /// panic), and a PUT without one is retried and succeeds.
+    #[test]
+    fn a_put_losing_the_race_to_another_write_is_a_conflict() {
+        let api = Arc::new(api());
+        let cms = api.info("", "configmaps");
+        let c = api.create(&cms, "default", json!({"metadata": {"name": "c"}}), &WriteOptions::default()).unwrap();
+        let rv = c.object["metadata"]["resourceVersion"].as_str().unwrap().to_string();
+        // The admission hook runs between the read and the commit: it writes the object once.
+        let raced = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let hook = {
+            let (api, raced) = (Arc::downgrade(&api), raced.clone());
+            AdmitHook(Arc::new(move |info: &ResourceInfo, _: Option<&str>, _: Option<&Value>, _: &Value| {
+                if !raced.swap(true, std::sync::atomic::Ordering::SeqCst)
+                    && let Some(api) = api.upgrade()
+                {
+                    let cur = api.get(info, "default", "c").unwrap();
+                    api.store.write(info, "default", "c", Expect::Rv(cur.rv), Op::Put(parse(&cur.bytes()))).unwrap();
+                }
+                Ok(())
+            }))
+        };
+        let opts = WriteOptions { admit: Some(hook), ..Default::default() };
+        let body = json!({"metadata": {"name": "c", "resourceVersion": rv}, "data": {"k": "v"}});
+        let e = api.update(&cms, "default", "c", None, body, &opts).unwrap_err();
+        assert_eq!((e.code, &*e.reason), (409, "Conflict"));
+        assert_eq!(
+            e.message,
+            "Operation cannot be fulfilled on configmaps \"c\": the object has been modified; please apply your changes to the latest version and try again"
+        );
+        raced.store(false, std::sync::atomic::Ordering::SeqCst);
+        let body = json!({"metadata": {"name": "c"}, "data": {"k": "v"}});
+        let out = api.update(&cms, "default", "c", None, body, &opts).unwrap();
+        assert_eq!(out.object["data"]["k"], "v");
     }
 
     #[test]

@@ -644,6 +644,8 @@ struct Bucket {
     watchers: Vec<Watcher>,
     /// How this resource's objects are compressed at rest.
     codec: Codec,
+    /// How many writes (puts, deletes, restores) the bucket has had: any change moves it.
+    writes: u64,
 }
 
 struct Inner {
@@ -730,6 +732,13 @@ impl Store {
         let inner = self.lock();
         let Some(b) = inner.buckets.get(key) else { return vec![] };
         b.objects.keys().filter(|id| namespace.is_none_or(|n| n == id.ns())).map(Id::owned).collect()
+    }
+
+    /// How many writes each bucket has had ([`Store::write`]s, failed ones not counted, and
+    /// restores), read at once: equal counts mean no change to any of them in between.
+    pub fn writes_of<const N: usize>(&self, keys: [&str; N]) -> [u64; N] {
+        let inner = self.lock();
+        keys.map(|k| inner.buckets.get(k).map_or(0, |b| b.writes))
     }
 
     /// Every bucket key that has objects.
@@ -871,7 +880,9 @@ impl Store {
             return Err(WriteError::NotFound);
         }
         let rv = inner.rv + 1;
-        let key_arc = bucket_mut(&mut inner.buckets, key).key.clone();
+        let bucket = bucket_mut(&mut inner.buckets, key);
+        bucket.writes += 1;
+        let key_arc = bucket.key.clone();
         let mut stored_value = None;
         // The object as kept at rest, for the history.
         let at_rest;
@@ -1007,7 +1018,9 @@ impl Store {
         let mut inner = self.lock();
         share_owner_uids(&inner, &mut meta, None);
         let meta = Arc::new(meta);
-        let key_arc = bucket_mut(&mut inner.buckets, &info.storage_key).key.clone();
+        let bucket = bucket_mut(&mut inner.buckets, &info.storage_key);
+        bucket.writes += 1;
+        let key_arc = bucket.key.clone();
         index(&mut inner, &key_arc, &id, &meta);
         let Inner { buckets, packer, .. } = &mut *inner;
         let bucket = bucket_mut(buckets, &info.storage_key);
@@ -1689,5 +1702,30 @@ mod tests {
         }
         assert_eq!(w.rx.try_recv().unwrap().name(), "a");
         assert!(matches!(w.rx.try_recv(), Err(mpsc::error::TryRecvError::Disconnected)));
+    }
+
+    /// Every committed write of a bucket moves its count (the RBAC policy cache's key); refused
+    /// writes and other buckets' writes do not.
+    #[test]
+    fn write_counts_move_with_every_change_of_their_bucket_only() {
+        let reg = Registry::builtin();
+        let (cms, secrets) = (reg.get("", "v1", "configmaps").unwrap(), reg.get("", "v1", "secrets").unwrap());
+        let s = Store::new(StoreConfig::default());
+        let keys = [cms.storage_key.as_str(), secrets.storage_key.as_str()];
+        assert_eq!(s.writes_of(keys), [0, 0]);
+        let a = s.write(&cms, "default", "a", Expect::Absent, Op::Put(cm("a"))).unwrap();
+        assert_eq!(s.writes_of(keys), [1, 0]);
+        assert!(s.write(&cms, "default", "a", Expect::Absent, Op::Put(cm("a"))).is_err());
+        assert!(s.write(&cms, "default", "a", Expect::Rv(a.rv + 1), Op::Put(cm("a"))).is_err());
+        assert!(s.write(&cms, "default", "zz", Expect::Exists, Op::Delete).is_err());
+        assert_eq!(s.writes_of(keys), [1, 0], "refused writes change nothing");
+        s.write(&cms, "default", "a", Expect::Rv(a.rv), Op::Put(cm("a"))).unwrap();
+        assert_eq!(s.writes_of(keys), [2, 0]);
+        s.write(&secrets, "default", "s", Expect::Absent, Op::Put(cm("s"))).unwrap();
+        assert_eq!(s.writes_of(keys), [2, 1]);
+        s.write(&cms, "default", "a", Expect::Exists, Op::Delete).unwrap();
+        assert_eq!(s.writes_of(keys), [3, 1], "a delete counts");
+        s.restore(&cms, "default", "b", 9, Bytes::from(cm("b").to_string())).unwrap();
+        assert_eq!(s.writes_of(keys), [4, 1], "a restore counts");
     }
 }

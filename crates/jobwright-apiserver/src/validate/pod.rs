@@ -881,6 +881,19 @@ pub fn validate_pod_update(pod: &Value, old: &Value) -> ErrorList {
         }
         _ => {}
     }
+    // An unchanged spec (a metadata or finalizer write) has nothing to munge or compare: the
+    // munged copy would be the old spec itself, with no error (pinned by
+    // `an_unchanged_pod_spec_munges_to_itself_without_errors`).
+    if spec != old_spec {
+        errs.extend(spec_update_errors(spec, old_spec));
+    }
+    errs
+}
+
+/// What `validate_pod_update` finds in a spec update beyond the fields it checks itself: the
+/// updatable fields of the new spec are munged to the old values, then compared.
+pub(super) fn spec_update_errors(spec: &Value, old_spec: &Value) -> ErrorList {
+    let mut errs = ErrorList::new();
     // Munge the updatable fields of the new spec to the old values, then compare.
     let mut munged = spec.clone();
     if let Some(m) = munged.as_object_mut() {

@@ -1103,6 +1103,43 @@ mod garbage {
         }
     }
 
+    /// A pod spec shaped like the ones `validate_pod_update` munges: the munged fields, with
+    /// any values, among arbitrary others.
+    fn any_pod_spec() -> impl Strategy<Value = Value> {
+        let container = prop::collection::btree_map(
+            prop_oneof![Just("image".to_string()), Just("name".to_string()), "[a-z]{1,6}"],
+            any_json(),
+            0..4,
+        )
+        .prop_map(|m| Value::Object(m.into_iter().collect()));
+        let field = prop_oneof![
+            Just("containers".to_string()),
+            Just("initContainers".to_string()),
+            Just("activeDeadlineSeconds".to_string()),
+            Just("tolerations".to_string()),
+            Just("terminationGracePeriodSeconds".to_string()),
+            Just("schedulingGates".to_string()),
+            "[a-z]{1,8}",
+        ];
+        let value = prop_oneof![
+            prop::collection::vec(container, 0..3).prop_map(Value::Array),
+            (-3i64..3).prop_map(Value::from),
+            any_json(),
+        ];
+        prop::collection::btree_map(field, value, 0..7).prop_map(|m| Value::Object(m.into_iter().collect()))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 500, .. ProptestConfig::default() })]
+        /// `validate_pod_update` skips the munge and comparison when the spec is unchanged: for
+        /// any spec they would find nothing.
+        #[test]
+        fn an_unchanged_pod_spec_munges_to_itself_without_errors(spec in prop_oneof![any_pod_spec(), any_json()]) {
+            let errs = crate::validate::pod::spec_update_errors(&spec, &spec);
+            prop_assert!(errs.is_empty(), "{spec}: {errs:?}");
+        }
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig { cases: 300, .. ProptestConfig::default() })]
         #[test]
