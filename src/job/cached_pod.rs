@@ -126,6 +126,21 @@ impl Labels {
         self.0.iter().flat_map(|l| l.iter()).map(|(k, v)| (&**k, &**v))
     }
 
+    /// Every label, by key, as shared.
+    pub fn as_slice(&self) -> &[intern::Label] {
+        self.0.as_deref().unwrap_or_default()
+    }
+
+    /// These labels but the value at position `at`, which is `value` (not interned: for a
+    /// short-lived copy).
+    pub fn with_value_at(&self, at: usize, value: &Arc<str>) -> Self {
+        let mut list = self.as_slice().to_vec();
+        if let Some(slot) = list.get_mut(at) {
+            slot.1 = value.clone();
+        }
+        Self((!list.is_empty()).then(|| Arc::from(list)))
+    }
+
     /// The labels as the API has them (`None` when there are none).
     pub fn to_map(&self) -> Option<BTreeMap<String, String>> {
         self.0.as_ref().map(|_| self.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())

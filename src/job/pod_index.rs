@@ -46,7 +46,7 @@ struct SettledPod {
     uid: Arc<str>,
     resource_version: Option<Box<str>>,
     deletion_timestamp: Option<Time>,
-    labels: Labels,
+    labels: SettledLabels,
     owners: Owners,
     /// [`pods::finished_time`].
     finished: DateTime<Utc>,
@@ -56,8 +56,68 @@ struct SettledPod {
     full: Option<Arc<CachedPod>>,
 }
 
+/// A settled pod's labels: its own, or (an Indexed Job's pods differ in their completion index
+/// only) its group's [`Group::base_labels`] but one value, without a label list of its own.
+#[derive(Debug)]
+enum SettledLabels {
+    /// The pod's own (interned) list.
+    Own(Labels),
+    /// `base` (same keys, in order) but the value at `at`, which is `value`.
+    OneOff { base: Labels, at: usize, value: Arc<str> },
+}
+
+impl SettledLabels {
+    /// `labels` against the group's `base`: one value apart (the same keys, as shared) keeps only
+    /// that value.
+    fn new(labels: &Labels, base: Option<&Labels>) -> Self {
+        let own = || SettledLabels::Own(labels.clone());
+        let Some(base) = base else { return own() };
+        let (mine, theirs) = (labels.as_slice(), base.as_slice());
+        if mine.len() != theirs.len() || mine.is_empty() {
+            return own();
+        }
+        let mut differ = None;
+        for (i, (m, t)) in mine.iter().zip(theirs).enumerate() {
+            if m.0 != t.0 {
+                return own();
+            }
+            if m.1 != t.1 {
+                if differ.is_some() {
+                    return own();
+                }
+                differ = Some(i);
+            }
+        }
+        match differ {
+            // The very same labels: the base itself.
+            None => SettledLabels::Own(base.clone()),
+            Some(at) => SettledLabels::OneOff { base: base.clone(), at, value: mine[at].1.clone() },
+        }
+    }
+
+    /// The value of label `key`.
+    fn get(&self, key: &str) -> Option<&str> {
+        match self {
+            SettledLabels::Own(l) => l.get(key),
+            SettledLabels::OneOff { base, at, value } => {
+                let list = base.as_slice();
+                let i = list.binary_search_by(|(k, _)| (**k).cmp(key)).ok()?;
+                Some(if i == *at { value } else { &list[i].1 })
+            }
+        }
+    }
+
+    /// The labels as a cache entry has them.
+    fn to_labels(&self) -> Labels {
+        match self {
+            SettledLabels::Own(l) => l.clone(),
+            SettledLabels::OneOff { base, at, value } => base.with_value_at(*at, value),
+        }
+    }
+}
+
 impl SettledPod {
-    fn new(key: Key, pod: &Arc<CachedPod>) -> Self {
+    fn new(key: Key, pod: &Arc<CachedPod>, base_labels: Option<&Labels>) -> Self {
         let failed = pods::phase(&**pod) == "Failed";
         let meta = &pod.metadata;
         SettledPod {
@@ -65,7 +125,7 @@ impl SettledPod {
             uid: Arc::from(pods::uid(&**pod)),
             resource_version: meta.resource_version.as_deref().map(Box::from),
             deletion_timestamp: meta.deletion_timestamp.clone(),
-            labels: pod.labels.clone(),
+            labels: SettledLabels::new(&pod.labels, base_labels),
             owners: pod.owner_references.clone(),
             finished: pods::finished_time(&**pod),
             failed,
@@ -88,7 +148,7 @@ impl SettledPod {
                 deletion_timestamp: self.deletion_timestamp.clone(),
                 ..ObjectMeta::default()
             },
-            labels: self.labels.clone(),
+            labels: self.labels.to_labels(),
             owner_references: self.owners.clone(),
             phase: Some(if self.failed { "Failed".into() } else { "Succeeded".into() }),
             ..CachedPod::default()
@@ -128,6 +188,9 @@ struct Group {
     unchecked: Vec<Arc<str>>,
     /// Settled pods that did not match [`Group::checked_for`].
     mismatched: BTreeSet<Arc<str>>,
+    /// The labels of the first settled pod, which the others' are kept against
+    /// ([`SettledLabels`]).
+    base_labels: Option<Labels>,
 }
 
 impl Group {
@@ -141,6 +204,11 @@ impl Group {
                 self.live.insert(key, p.clone());
             }
             Entry::Settled(s) => {
+                if self.base_labels.is_none()
+                    && let SettledLabels::Own(l) = &s.labels
+                {
+                    self.base_labels = Some(l.clone());
+                }
                 if s.failed {
                     self.failed.add(s.finished);
                 } else {
@@ -263,7 +331,10 @@ impl Maps {
         };
         let group = index_key(&*pod).map(|g| super::intern::string(&g));
         let entry = match &group {
-            Some(g) if settles(g) && is_settled(&*pod) => Entry::Settled(Arc::new(SettledPod::new(key.clone(), &pod))),
+            Some(g) if settles(g) && is_settled(&*pod) => {
+                let base = self.groups.get(g).and_then(|grp| grp.base_labels.as_ref());
+                Entry::Settled(Arc::new(SettledPod::new(key.clone(), &pod, base)))
+            }
             _ => Entry::Live(pod),
         };
         if let Some((old, old_group)) = self.pods.insert(key.clone(), (entry.clone(), group.clone()))
@@ -668,6 +739,45 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn settled_pods_one_label_apart_keep_only_that_value_and_read_back_whole() {
+        let idx = PodIndex::default();
+        let indexed = |i: usize, app: &str| {
+            let mut p = job_pod(&format!("i{i}"), "Succeeded", false, app, i as i64, 0);
+            p.labels = Labels::new(
+                [("app", app), (crate::job::labels::JOB_COMPLETION_INDEX, &i.to_string()), ("z", "last")]
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            );
+            p
+        };
+        let pods: Vec<CachedPod> = (0..4).map(|i| indexed(i, "a")).chain([indexed(4, "b")]).collect();
+        for p in &pods {
+            idx.apply(&watcher::Event::Apply(p.clone()));
+        }
+        {
+            let maps = idx.live.read().unwrap();
+            let kinds: Vec<bool> = (0..5)
+                .map(|i| match &maps.pods[&(Arc::from("ns"), Arc::from(format!("i{i}").as_str())) as &Key].0 {
+                    Entry::Settled(s) => matches!(s.labels, SettledLabels::OneOff { .. }),
+                    Entry::Live(_) => panic!("i{i} is settled"),
+                })
+                .collect();
+            // The first is the base; the others differ from it in the index only; the last in two values.
+            assert_eq!(kinds, [false, true, true, true, false]);
+        }
+        for p in &pods {
+            assert_eq!(idx.pod("ns", pods::name(p)).unwrap().labels, p.labels, "{}", pods::name(p));
+        }
+        // The claim check reads the values: the pod labelled `b` is released, the others claimed.
+        let got = idx.job_pods(&job_u1(), "u1", ["uid-i0", "uid-i3", "uid-i4"], false);
+        assert_eq!(got.settled_uids.len(), 2);
+        let release: Vec<String> =
+            idx.to_release(&job_u1(), "u1").iter().map(|p| pods::name(&**p).to_string()).collect();
+        assert_eq!(release, ["i4"]);
     }
 
     #[test]

@@ -264,30 +264,68 @@ struct ContainerRuns {
 
 #[derive(Debug, Default)]
 struct PodLogs {
-    uid: String,
-    /// Container names in spec order (init containers first), for error messages.
-    containers: Vec<String>,
+    uid: Box<str>,
+    /// Container names in spec order (init containers first), for error messages; shared by the
+    /// pods that have the same list ([`Pods::list`]).
+    containers: Arc<[Arc<str>]>,
     /// The runs of each container that has started, by name (a pod has a few containers: a list
-    /// costs one small allocation, a hash map several times that per pod kept).
-    runs: Vec<(String, ContainerRuns)>,
+    /// costs one small allocation, a hash map several times that per pod kept); a name is the
+    /// [`PodLogs::containers`] entry's own allocation when it is there.
+    runs: Vec<(Arc<str>, ContainerRuns)>,
 }
 
 impl PodLogs {
     fn runs(&self, container: &str) -> Option<&ContainerRuns> {
-        self.runs.iter().find(|(name, _)| name == container).map(|(_, runs)| runs)
+        self.runs.iter().find(|(name, _)| **name == *container).map(|(_, runs)| runs)
     }
 
     fn runs_mut(&mut self, container: &str) -> &mut ContainerRuns {
-        let i = match self.runs.iter().position(|(name, _)| name == container) {
+        let i = match self.runs.iter().position(|(name, _)| **name == *container) {
             Some(i) => i,
             None => {
+                let name = match self.containers.iter().find(|c| ***c == *container) {
+                    Some(c) => c.clone(),
+                    None => Arc::from(container),
+                };
                 // Room for this one only (a first push reserves four).
                 self.runs.reserve_exact(1);
-                self.runs.push((container.to_string(), ContainerRuns::default()));
+                self.runs.push((name, ContainerRuns::default()));
                 self.runs.len() - 1
             }
         };
         &mut self.runs[i].1
+    }
+}
+
+/// Most container name lists [`Pods::list`] keeps shared (pods of one Job have the same list, a
+/// cluster has a few dozen; beyond that a list is the pod's own).
+const SHARED_LISTS: usize = 64;
+
+/// Every pod's logs, by `namespace NUL name` (one allocation per pod; Kubernetes names hold no
+/// NUL).
+#[derive(Debug, Default)]
+struct Pods {
+    by_name: HashMap<Box<str>, PodLogs>,
+    /// Container name lists, shared by the pods that have the same.
+    lists: Vec<Arc<[Arc<str>]>>,
+}
+
+impl Pods {
+    fn key(namespace: &str, pod: &str) -> Box<str> {
+        [namespace, "\0", pod].concat().into_boxed_str()
+    }
+
+    /// `names` as a shared list.
+    fn list(&mut self, names: &[String]) -> Arc<[Arc<str>]> {
+        let same = |l: &&Arc<[Arc<str>]>| l.len() == names.len() && l.iter().zip(names).all(|(a, b)| **a == **b);
+        if let Some(l) = self.lists.iter().find(same) {
+            return l.clone();
+        }
+        let l: Arc<[Arc<str>]> = names.iter().map(|n| Arc::from(n.as_str())).collect();
+        if self.lists.len() < SHARED_LISTS {
+            self.lists.push(l.clone());
+        }
+        l
     }
 }
 
@@ -371,25 +409,28 @@ impl LogError {
 #[derive(Debug)]
 pub struct LogStore {
     root: PathBuf,
-    pods: Mutex<HashMap<(String, String), PodLogs>>,
+    pods: Mutex<Pods>,
 }
 
 impl LogStore {
     /// A store writing its files under `root`.
     pub fn new(root: PathBuf) -> Arc<Self> {
-        Arc::new(Self { root, pods: Mutex::new(HashMap::new()) })
+        Arc::new(Self { root, pods: Mutex::new(Pods::default()) })
     }
 
     /// Declare a pod (and its containers, init containers first). A pod with another uid under the
     /// same name replaces the old one.
     pub fn register_pod(&self, namespace: &str, pod: &str, uid: &str, containers: Vec<String>) {
         let mut pods = self.pods.lock().unwrap_or_else(|e| e.into_inner());
-        let key = (namespace.to_string(), pod.to_string());
-        let stale = pods.get(&key).is_some_and(|p| p.uid != uid);
-        if stale && let Some(old) = pods.remove(&key) {
+        let key = Pods::key(namespace, pod);
+        let stale = pods.by_name.get(&key).is_some_and(|p| *p.uid != *uid);
+        if stale && let Some(old) = pods.by_name.remove(&key) {
             remove_files(&old);
         }
-        pods.entry(key).or_insert_with(|| PodLogs { uid: uid.to_string(), containers, runs: Vec::new() });
+        if !pods.by_name.contains_key(&key) {
+            let containers = pods.list(&containers);
+            pods.by_name.insert(key, PodLogs { uid: Box::from(uid), containers, runs: Vec::new() });
+        }
     }
 
     /// Start a new run of a container: the current run becomes the previous one.
@@ -416,11 +457,12 @@ impl LogStore {
 
     fn push_run(&self, namespace: &str, pod: &str, uid: &str, container: &str, file: Arc<LogFile>) {
         let mut pods = self.pods.lock().unwrap_or_else(|e| e.into_inner());
-        let entry = pods.entry((namespace.to_string(), pod.to_string())).or_insert_with(|| PodLogs {
-            uid: uid.to_string(),
-            containers: vec![container.to_string()],
-            runs: Vec::new(),
-        });
+        let key = Pods::key(namespace, pod);
+        if !pods.by_name.contains_key(&key) {
+            let containers = pods.list(&[container.to_string()]);
+            pods.by_name.insert(key.clone(), PodLogs { uid: Box::from(uid), containers, runs: Vec::new() });
+        }
+        let Some(entry) = pods.by_name.get_mut(&key) else { return };
         let runs = entry.runs_mut(container);
         if let Some(old) = runs.previous.take() {
             remove_file(&old);
@@ -431,9 +473,9 @@ impl LogStore {
     /// Forget a pod and delete its files (only if the uid matches, or any uid when `None`).
     pub fn remove_pod(&self, namespace: &str, pod: &str, uid: Option<&str>) {
         let mut pods = self.pods.lock().unwrap_or_else(|e| e.into_inner());
-        let key = (namespace.to_string(), pod.to_string());
-        if pods.get(&key).is_some_and(|p| uid.is_none_or(|u| u == p.uid))
-            && let Some(old) = pods.remove(&key)
+        let key = Pods::key(namespace, pod);
+        if pods.by_name.get(&key).is_some_and(|p| uid.is_none_or(|u| *u == *p.uid))
+            && let Some(old) = pods.by_name.remove(&key)
         {
             remove_files(&old);
         }
@@ -449,16 +491,18 @@ impl LogStore {
     ) -> Result<Arc<LogFile>, LogError> {
         let pods = self.pods.lock().unwrap_or_else(|e| e.into_inner());
         let logs = pods
-            .get(&(namespace.to_string(), pod.to_string()))
+            .by_name
+            .get(&Pods::key(namespace, pod))
             .ok_or_else(|| LogError::PodNotFound { namespace: namespace.into(), pod: pod.into() })?;
         let container = match container.filter(|c| !c.is_empty()) {
             Some(c) => c.to_string(),
-            None if logs.containers.len() == 1 => logs.containers[0].clone(),
+            None if logs.containers.len() == 1 => logs.containers[0].to_string(),
             None => {
-                return Err(LogError::ContainerNameRequired { pod: pod.into(), containers: logs.containers.clone() });
+                let containers = logs.containers.iter().map(|c| c.to_string()).collect();
+                return Err(LogError::ContainerNameRequired { pod: pod.into(), containers });
             }
         };
-        if !logs.containers.contains(&container) {
+        if !logs.containers.iter().any(|c| **c == *container) {
             return Err(LogError::ContainerNotFound { pod: pod.into(), container });
         }
         let runs = logs.runs(&container).cloned().unwrap_or_default();
@@ -482,7 +526,8 @@ impl LogStore {
             let parts: Vec<&str> = name.split('_').collect();
             let [namespace, pod, uid] = parts[..] else { continue };
             let Ok(containers) = std::fs::read_dir(dir.path()) else { continue };
-            let mut logs = PodLogs { uid: uid.to_string(), containers: Vec::new(), runs: Vec::new() };
+            let mut names = Vec::new();
+            let mut logs = PodLogs { uid: Box::from(uid), ..PodLogs::default() };
             for c in containers.flatten() {
                 let cname = c.file_name().to_string_lossy().into_owned();
                 let Ok(files) = std::fs::read_dir(c.path()) else { continue };
@@ -503,11 +548,12 @@ impl LogStore {
                 };
                 let current = runs.pop().map(|(_, p)| finished(p));
                 let previous = runs.pop().map(|(_, p)| finished(p));
-                logs.containers.push(cname.clone());
+                names.push(cname.clone());
                 *logs.runs_mut(&cname) = ContainerRuns { current, previous };
             }
-            logs.containers.sort();
-            pods.insert((namespace.to_string(), pod.to_string()), logs);
+            names.sort();
+            logs.containers = pods.list(&names);
+            pods.by_name.insert(Pods::key(namespace, pod), logs);
             found += 1;
         }
         found
@@ -517,8 +563,8 @@ impl LogStore {
     /// pods deleted while the kubelet was away.
     pub fn retain_uids(&self, uids: &std::collections::HashSet<String>) {
         let mut pods = self.pods.lock().unwrap_or_else(|e| e.into_inner());
-        pods.retain(|_, logs| {
-            let keep = uids.contains(&logs.uid);
+        pods.by_name.retain(|_, logs| {
+            let keep = uids.contains(&*logs.uid);
             if !keep {
                 remove_files(logs);
                 if let Some(dir) =
@@ -533,7 +579,7 @@ impl LogStore {
 
     /// Number of pods held (for tests and metrics).
     pub fn pod_count(&self) -> usize {
-        self.pods.lock().map(|p| p.len()).unwrap_or(0)
+        self.pods.lock().map(|p| p.by_name.len()).unwrap_or(0)
     }
 }
 
@@ -810,6 +856,24 @@ mod tests {
         store.remove_pod("ns", "b", None);
         assert_eq!(store.pod_count(), 0);
         assert!(!real.path().exists());
+    }
+
+    #[test]
+    fn pods_with_the_same_containers_share_one_list_and_its_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LogStore::new(dir.path().to_path_buf());
+        for (pod, uid) in [("a", "ua"), ("b", "ub")] {
+            store.register_pod("ns", pod, uid, vec!["init".into(), "main".into()]);
+            store.begin_silent_run("ns", pod, uid, "main");
+        }
+        store.begin_silent_run("ns", "c", "uc", "other");
+        let pods = store.pods.lock().unwrap();
+        let (a, b) = (&pods.by_name[&Pods::key("ns", "a")], &pods.by_name[&Pods::key("ns", "b")]);
+        assert!(Arc::ptr_eq(&a.containers, &b.containers), "one list for both pods");
+        assert!(Arc::ptr_eq(&a.runs[0].0, &a.containers[1]), "a run's name is the list's own");
+        assert_eq!(&*pods.by_name[&Pods::key("ns", "c")].containers[0], "other");
+        // Namespace and name do not run together.
+        assert!(!pods.by_name.contains_key(&Pods::key("nsa", "")) && !pods.by_name.contains_key(&Pods::key("n", "sa")));
     }
 
     #[test]

@@ -299,14 +299,18 @@ struct NodeSlot {
     marking: Option<JoinHandle<()>>,
 }
 
+/// One pod this kubelet knows of. A finished pod stays (as long as the pod exists), so the entry
+/// is kept small: namespace and name in one allocation, node indexes as `u32`.
 #[derive(Default)]
 struct PodEntry {
-    namespace: String,
-    name: String,
+    /// Namespace then name, back to back ([`PodEntry::namespace`], [`PodEntry::name`]).
+    id: Box<str>,
+    /// The namespace's length in `id`.
+    ns_len: u32,
     /// Index of our node the pod is bound to.
-    node: Option<usize>,
+    node: Option<u32>,
     /// Index of the node whose load counts this pod.
-    counted: Option<usize>,
+    counted: Option<u32>,
     worker: Option<watch::Sender<Option<Pod>>>,
     finished: bool,
     queued: bool,
@@ -315,11 +319,41 @@ struct PodEntry {
     marked_unschedulable: bool,
 }
 
+impl PodEntry {
+    fn new(pod: &Pod) -> Self {
+        let (ns, name) =
+            (pod.metadata.namespace.as_deref().unwrap_or_default(), pod.metadata.name.as_deref().unwrap_or_default());
+        match u32::try_from(ns.len()) {
+            Ok(ns_len) => Self { id: [ns, name].concat().into_boxed_str(), ns_len, ..Default::default() },
+            // A namespace of 4 GiB does not pass validation; keep the entry consistent anyway.
+            Err(_) => Self { id: Box::from(name), ..Default::default() },
+        }
+    }
+
+    fn namespace(&self) -> &str {
+        self.id.get(..self.ns_len as usize).unwrap_or_default()
+    }
+
+    fn name(&self) -> &str {
+        self.id.get(self.ns_len as usize..).unwrap_or_default()
+    }
+
+    /// The node the pod is bound to.
+    fn node(&self) -> Option<usize> {
+        self.node.map(|n| n as usize)
+    }
+}
+
+/// A node index as [`PodEntry`] keeps it (there are far fewer than 2^32 nodes).
+fn node_u32(i: usize) -> Option<u32> {
+    u32::try_from(i).ok()
+}
+
 struct Dispatcher {
     ctx: Arc<runtime::PodContext>,
     client: kube::Client,
     nodes: Vec<NodeSlot>,
-    pods: HashMap<String, PodEntry>,
+    pods: HashMap<Box<str>, PodEntry>,
     pending: VecDeque<String>,
     cursor: usize,
     workers: JoinSet<(String, Outcome)>,
@@ -395,14 +429,15 @@ impl Dispatcher {
     }
 
     fn set_count(nodes: &mut [NodeSlot], entry: &mut PodEntry, node: Option<usize>) {
+        let node = node.and_then(node_u32);
         if entry.counted == node {
             return;
         }
         if let Some(old) = entry.counted {
-            nodes[old].load = nodes[old].load.saturating_sub(1);
+            nodes[old as usize].load = nodes[old as usize].load.saturating_sub(1);
         }
         if let Some(new) = node {
-            nodes[new].load += 1;
+            nodes[new as usize].load += 1;
         }
         entry.counted = node;
     }
@@ -418,7 +453,8 @@ impl Dispatcher {
             }
             watcher::Event::InitDone => {
                 if let Some(seen) = self.relist.take() {
-                    let gone: Vec<String> = self.pods.keys().filter(|u| !seen.contains(*u)).cloned().collect();
+                    let gone: Vec<String> =
+                        self.pods.keys().filter(|u| !seen.contains(&***u)).map(|u| u.to_string()).collect();
                     for uid in gone {
                         self.forget(&uid);
                     }
@@ -441,7 +477,7 @@ impl Dispatcher {
                 tx.send_replace(None);
             }
             Self::set_count(&mut self.nodes, &mut entry, None);
-            self.ctx.logs.remove_pod(&entry.namespace, &entry.name, Some(uid));
+            self.ctx.logs.remove_pod(entry.namespace(), entry.name(), Some(uid));
         }
     }
 
@@ -452,11 +488,7 @@ impl Dispatcher {
             pod.status.as_ref().and_then(|s| s.phase.as_deref()).is_some_and(|p| p == "Succeeded" || p == "Failed");
         let Some(node_name) = node_name else {
             if self.schedule && scheduler::wants_scheduling(&pod) {
-                let entry = self.pods.entry(uid.clone()).or_insert_with(|| PodEntry {
-                    namespace: pod.metadata.namespace.clone().unwrap_or_default(),
-                    name: pod.metadata.name.clone().unwrap_or_default(),
-                    ..Default::default()
-                });
+                let entry = self.pods.entry(Box::from(uid.as_str())).or_insert_with(|| PodEntry::new(&pod));
                 if !entry.queued && !entry.binding && entry.node.is_none() {
                     entry.queued = true;
                     self.pending.push_back(uid);
@@ -466,17 +498,13 @@ impl Dispatcher {
         };
         let Some(idx) = self.node_index(&node_name) else {
             // Bound elsewhere (another kubelet, or a bind race we lost).
-            if let Some(mut entry) = self.pods.remove(&uid) {
+            if let Some(mut entry) = self.pods.remove(uid.as_str()) {
                 Self::set_count(&mut self.nodes, &mut entry, None);
             }
             return;
         };
-        let entry = self.pods.entry(uid.clone()).or_insert_with(|| PodEntry {
-            namespace: pod.metadata.namespace.clone().unwrap_or_default(),
-            name: pod.metadata.name.clone().unwrap_or_default(),
-            ..Default::default()
-        });
-        entry.node = Some(idx);
+        let entry = self.pods.entry(Box::from(uid.as_str())).or_insert_with(|| PodEntry::new(&pod));
+        entry.node = node_u32(idx);
         entry.queued = false;
         if let Some(tx) = &entry.worker {
             tx.send_replace(Some(pod));
@@ -486,8 +514,8 @@ impl Dispatcher {
             Self::set_count(&mut self.nodes, entry, None);
             if pod.metadata.deletion_timestamp.is_some() && !entry.delete_sent {
                 entry.delete_sent = true;
-                let api: Api<Pod> = Api::namespaced(self.client.clone(), &entry.namespace);
-                let name = entry.name.clone();
+                let api: Api<Pod> = Api::namespaced(self.client.clone(), entry.namespace());
+                let name = entry.name().to_string();
                 tokio::spawn(async move { runtime::confirm_delete(&api, &name, &uid).await });
             }
             return;
@@ -515,26 +543,28 @@ impl Dispatcher {
     }
 
     fn on_bound(&mut self, uid: String, node: usize, result: Result<(), kube::Error>) {
-        let Some(entry) = self.pods.get_mut(&uid) else { return };
+        let Some(entry) = self.pods.get_mut(uid.as_str()) else { return };
         entry.binding = false;
         match result {
             Ok(()) => {
                 if entry.node.is_none() {
-                    entry.node = Some(node);
+                    entry.node = node_u32(node);
                 }
                 if let Some(reporter) = self.scheduler_events.clone() {
                     let recorder = events::EventWriter::new(self.client.clone(), reporter);
                     let reference = ObjectReference {
                         api_version: Some("v1".into()),
                         kind: Some("Pod".into()),
-                        name: Some(entry.name.clone()),
-                        namespace: Some(entry.namespace.clone()),
+                        name: Some(entry.name().to_string()),
+                        namespace: Some(entry.namespace().to_string()),
                         uid: Some(uid.clone()),
                         ..Default::default()
                     };
                     let note = format!(
                         "Successfully assigned {}/{} to {}",
-                        entry.namespace, entry.name, self.nodes[node].name
+                        entry.namespace(),
+                        entry.name(),
+                        self.nodes[node].name
                     );
                     let ev = Event {
                         type_: EventType::Normal,
@@ -559,7 +589,7 @@ impl Dispatcher {
                     entry.queued = true;
                     self.pending.push_back(uid);
                 } else {
-                    debug!(pod = %entry.name, error = %e, "binding failed");
+                    debug!(pod = %entry.name(), error = %e, "binding failed");
                 }
             }
         }
@@ -567,7 +597,7 @@ impl Dispatcher {
 
     fn schedule_pending(&mut self) {
         while let Some(uid) = self.pending.front().cloned() {
-            let Some(entry) = self.pods.get(&uid) else {
+            let Some(entry) = self.pods.get(uid.as_str()) else {
                 self.pending.pop_front();
                 continue;
             };
@@ -591,12 +621,13 @@ impl Dispatcher {
             };
             self.pending.pop_front();
             self.cursor = idx + 1;
-            let Some(entry) = self.pods.get_mut(&uid) else { continue };
+            let Some(entry) = self.pods.get_mut(uid.as_str()) else { continue };
             entry.queued = false;
             entry.binding = true;
             Self::set_count(&mut self.nodes, entry, Some(idx));
             let client = self.client.clone();
-            let (ns, name, node) = (entry.namespace.clone(), entry.name.clone(), self.nodes[idx].name.clone());
+            let (ns, name, node) =
+                (entry.namespace().to_string(), entry.name().to_string(), self.nodes[idx].name.clone());
             let tx = self.bind_tx.clone();
             tokio::spawn(async move {
                 let result = scheduler::bind(&client, &ns, &name, &uid, &node).await;
@@ -609,13 +640,18 @@ impl Dispatcher {
     fn mark_unschedulable(&mut self, candidates: &[scheduler::Candidate]) {
         let message = scheduler::unschedulable_message(candidates);
         for uid in self.pending.iter().rev() {
-            let Some(entry) = self.pods.get_mut(uid) else { continue };
+            let Some(entry) = self.pods.get_mut(uid.as_str()) else { continue };
             if entry.marked_unschedulable {
                 break;
             }
             entry.marked_unschedulable = true;
-            let (client, ns, name, uid, message) =
-                (self.client.clone(), entry.namespace.clone(), entry.name.clone(), uid.clone(), message.clone());
+            let (client, ns, name, uid, message) = (
+                self.client.clone(),
+                entry.namespace().to_string(),
+                entry.name().to_string(),
+                uid.clone(),
+                message.clone(),
+            );
             let recorder = self.scheduler_events.clone().map(|r| events::EventWriter::new(client.clone(), r));
             tokio::spawn(async move {
                 scheduler::mark_unschedulable(&client, &ns, &name, &uid, &message).await;
@@ -711,10 +747,10 @@ impl Dispatcher {
         self.nodes[idx].heartbeat.cancel();
         self.nodes[idx].health.send_replace(NodeHealth::Deleted);
         for (uid, entry) in self.pods.iter_mut() {
-            if entry.node == Some(idx) && entry.worker.is_none() && !entry.delete_sent {
+            if entry.node() == Some(idx) && entry.worker.is_none() && !entry.delete_sent {
                 entry.delete_sent = true;
-                let api: Api<Pod> = Api::namespaced(self.client.clone(), &entry.namespace);
-                let (name, uid) = (entry.name.clone(), uid.clone());
+                let api: Api<Pod> = Api::namespaced(self.client.clone(), entry.namespace());
+                let (name, uid) = (entry.name().to_string(), uid.to_string());
                 tokio::spawn(async move { runtime::confirm_delete(&api, &name, &uid).await });
             }
         }
