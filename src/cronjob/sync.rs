@@ -69,7 +69,7 @@ trait Walk {
 
 impl Walk for &Schedule {
     fn next(&mut self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        Schedule::next(*self, t)
+        Schedule::next(self, t)
     }
 }
 
@@ -85,7 +85,7 @@ pub struct Memo {
     /// `spec.schedule`, `spec.timeZone`, the controller's zone, and the schedule they parse to.
     parsed: Option<(String, Option<String>, Zone, Schedule)>,
     /// `next(from)` of the parsed schedule, the latest walk last.
-    walked: [Option<(DateTime<Utc>, Option<DateTime<Utc>>)>; 2],
+    walked: [Option<Walked>; 2],
 }
 
 impl Memo {
@@ -119,6 +119,9 @@ impl Memo {
         }
     }
 }
+
+/// One remembered walk: `next(from)` is `.1` for `from` = `.0`.
+type Walked = (DateTime<Utc>, Option<DateTime<Utc>>);
 
 /// `sched` (as [`Memo::parse`] returned it) walked through the memo's remembered walks.
 struct Memoized<'a> {
