@@ -1364,7 +1364,7 @@ mod tests {
         let opts = WriteOptions { admit: Some(hook), ..Default::default() };
         let body = json!({"metadata": {"name": "c", "resourceVersion": rv}, "data": {"k": "v"}});
         let e = api.update(&cms, "default", "c", None, body, &opts).unwrap_err();
-        assert_eq!((e.code, &*e.reason), (409, "Conflict"));
+        assert_eq!((e.code, e.reason), (409, "Conflict"));
         assert_eq!(
             e.message,
             "Operation cannot be fulfilled on configmaps \"c\": the object has been modified; please apply your changes to the latest version and try again"
