@@ -245,13 +245,13 @@ struct StatusWrite {
     /// The sync's events.
     events: Vec<JobEvent>,
     /// The slot the sync requeued for, if any: once the status is written, that slot's create is
-    /// prepared for the CronJob as written ([`prepare`]).
+    /// prepared for the CronJob as written ([`PreparedMap::prepare`]).
     next_slot: Option<DateTime<Utc>>,
 }
 
 /// What a CronJob's syncs keep for its next sync (by CronJob uid): the schedule's memo
-/// ([`sync::Memo`]) and the create body of the Job of the slot it sleeps until, made before the
-/// slot so that the slot's sync only sends it.
+/// ([`sync::Memo`]) and, when its next slot is near ([`PREPARE_AHEAD`]), the create body of the
+/// Job of that slot, made before the slot so that the slot's sync only sends it.
 #[derive(Default)]
 struct Prepared {
     memo: sync::Memo,
@@ -264,6 +264,148 @@ struct PreparedCreate {
     resource_version: String,
     slot: DateTime<Utc>,
     body: Vec<u8>,
+}
+
+/// How near its slot must be for a CronJob's Job create body to be made and kept ahead of it: a
+/// farther slot's sync makes it itself, so between distant slots a CronJob keeps its memo only.
+const PREPARE_AHEAD: Duration = Duration::from_secs(5);
+
+/// [`Prepared`] by CronJob uid, for the CronJobs the reflector's store holds and no others. An
+/// entry is created or kept only under the map's lock with the store holding that uid, so none
+/// outlives its CronJob: the reflector applies a `Delete` (or a relist's `InitDone`) to the store
+/// before the controller sees the event and drops the entries ([`Self::deleted`],
+/// [`Self::relisted`]); a sync that puts an entry back later finds the CronJob gone from the store.
+struct PreparedMap {
+    cronjobs: Store<CronJob>,
+    inner: Mutex<HashMap<String, Prepared>>,
+}
+
+impl PreparedMap {
+    fn new(cronjobs: Store<CronJob>) -> Self {
+        Self { cronjobs, inner: Mutex::default() }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Prepared>> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether the store holds `cj` (a CronJob of its name with its uid).
+    fn holds(&self, cj: &CronJob) -> bool {
+        let (Some(name), Some(uid)) = (cj.metadata.name.as_deref(), cj.metadata.uid.as_deref()) else { return false };
+        let at = ObjectRef::new(name).within(cj.metadata.namespace.as_deref().unwrap_or_default());
+        self.cronjobs.get(&at).is_some_and(|c| c.metadata.uid.as_deref() == Some(uid))
+    }
+
+    /// Stores `memo` (and, if `Some`, `create`) for `cj` if the store still holds it; otherwise
+    /// drops whatever is kept for its uid.
+    fn put(&self, cj: &CronJob, memo: sync::Memo, create: Option<Option<PreparedCreate>>) {
+        let Some(uid) = cj.metadata.uid.as_deref() else { return };
+        let mut map = self.lock();
+        if !self.holds(cj) {
+            map.remove(uid);
+            return;
+        }
+        let p = map.entry(uid.to_string()).or_default();
+        p.memo = memo;
+        if let Some(create) = create {
+            p.create = create;
+        }
+    }
+
+    /// Runs `f` on `cj`'s memo, taken out of the map meanwhile (the map is not locked while `f`
+    /// runs; a memo missing or taken is an empty one, which answers the same), then puts it back.
+    fn with_memo<R>(&self, cj: &CronJob, f: impl FnOnce(&mut sync::Memo) -> R) -> R {
+        let uid = cj.metadata.uid.as_deref().unwrap_or_default();
+        let mut memo = self.lock().get_mut(uid).map(|p| std::mem::take(&mut p.memo)).unwrap_or_default();
+        let out = f(&mut memo);
+        self.put(cj, memo, None);
+        out
+    }
+
+    /// Whether the create of `cj`'s Job for `slot` is prepared for this version of `cj`.
+    fn is_prepared(&self, cj: &CronJob, slot: DateTime<Utc>) -> bool {
+        let map = self.lock();
+        let Some(c) = cj.metadata.uid.as_deref().and_then(|uid| map.get(uid)?.create.as_ref()) else { return false };
+        c.slot == slot && cj.metadata.resource_version.as_ref() == Some(&c.resource_version)
+    }
+
+    /// Walks `cj`'s memo past `slot` and, if `slot` is within [`PREPARE_AHEAD`] of `now`, makes
+    /// the create body of its Job for `slot`, ahead of that slot's sync (which uses them if the
+    /// CronJob is still at this resourceVersion); a farther slot drops any body kept.
+    fn prepare(&self, cj: &CronJob, slot: DateTime<Utc>, now: DateTime<Utc>) {
+        let Some(rv) = cj.metadata.resource_version.as_ref() else { return };
+        let near = (slot - now).to_std().map_or(true, |ahead| ahead <= PREPARE_AHEAD);
+        let create = near.then(|| create_body(cj, slot).ok()).flatten().map(|body| PreparedCreate {
+            resource_version: rv.clone(),
+            slot,
+            body,
+        });
+        let uid = cj.metadata.uid.as_deref().unwrap_or_default();
+        let mut memo = self.lock().get_mut(uid).map(|p| std::mem::take(&mut p.memo)).unwrap_or_default();
+        memo.walk_from(slot);
+        self.put(cj, memo, Some(create));
+    }
+
+    /// The create body prepared for `cj`'s Job of `slot`, if made of this very version of `cj`
+    /// (taken: a body is sent once).
+    fn take_create(&self, cj: &CronJob, slot: DateTime<Utc>) -> Option<Vec<u8>> {
+        let uid = cj.metadata.uid.as_deref()?;
+        let c = self.lock().get_mut(uid)?.create.take()?;
+        (c.slot == slot && cj.metadata.resource_version.as_ref() == Some(&c.resource_version)).then_some(c.body)
+    }
+
+    /// The CronJob of `uid` is gone (the store no longer holds it).
+    fn deleted(&self, uid: &str) {
+        self.lock().remove(uid);
+    }
+
+    /// A relist is done (the store holds what it showed): drops the CronJobs it did not show
+    /// (deleted while the watch was down, which no `Delete` event reports).
+    fn relisted(&self) {
+        let uids: std::collections::HashSet<String> =
+            self.cronjobs.state().iter().filter_map(|c| c.metadata.uid.clone()).collect();
+        self.lock().retain(|uid, _| uids.contains(uid));
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.lock().len()
+    }
+}
+
+/// What a CronJob watch event, already applied to the reflector's store, does to the
+/// controller's state, and whether it syncs the CronJob (upstream's addCronJob/updateCronJob,
+/// without the syncs of our own status writes).
+fn on_cronjob_event(
+    ev: &watcher::Event<CronJob>,
+    triggers: &Triggers,
+    written: &Written,
+    gate: &Gate,
+    prepared: &PreparedMap,
+) -> bool {
+    match ev {
+        watcher::Event::Apply(cj) | watcher::Event::InitApply(cj) => {
+            written.observed(cj);
+            triggers.cronjob_changed(cj)
+        }
+        watcher::Event::Delete(cj) => {
+            triggers.cronjob_deleted(cj);
+            if let Some(uid) = cj.metadata.uid.as_deref() {
+                prepared.deleted(uid);
+            }
+            gate.started(&(cj.namespace().unwrap_or_default(), cj.name_any()));
+            false
+        }
+        watcher::Event::Init => {
+            triggers.relist_begin();
+            false
+        }
+        watcher::Event::InitDone => {
+            triggers.relist_done();
+            prepared.relisted();
+            false
+        }
+    }
 }
 
 struct Ctx {
@@ -280,32 +422,8 @@ struct Ctx {
     deferred: Deferred<StatusWrite>,
     /// CronJobs to sync again (a deferred status write failed).
     resync: tokio::sync::mpsc::UnboundedSender<ObjectRef<CronJob>>,
-    /// By CronJob uid.
-    prepared: Arc<Mutex<HashMap<String, Prepared>>>,
-}
-
-impl Ctx {
-    fn prepared(&self) -> std::sync::MutexGuard<'_, HashMap<String, Prepared>> {
-        self.prepared.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
-/// Whether the create of `cj`'s Job for `slot` is prepared for this version of `cj`.
-fn is_prepared(ctx: &Ctx, cj: &CronJob, slot: DateTime<Utc>) -> bool {
-    let prepared = ctx.prepared();
-    let Some(c) = cj.metadata.uid.as_deref().and_then(|uid| prepared.get(uid)?.create.as_ref()) else { return false };
-    c.slot == slot && cj.metadata.resource_version.as_ref() == Some(&c.resource_version)
-}
-
-/// Makes the create body of `cj`'s Job for `slot` and walks its schedule's memo past `slot`,
-/// ahead of that slot's sync (which uses them if the CronJob is still at this resourceVersion).
-fn prepare(ctx: &Ctx, cj: &CronJob, slot: DateTime<Utc>) {
-    let (Some(uid), Some(rv)) = (cj.metadata.uid.as_deref(), cj.metadata.resource_version.as_ref()) else { return };
-    let Ok(body) = create_body(cj, slot) else { return };
-    let mut prepared = ctx.prepared();
-    let p = prepared.entry(uid.to_string()).or_default();
-    p.memo.walk_from(slot);
-    p.create = Some(PreparedCreate { resource_version: rv.clone(), slot, body });
+    /// What each CronJob's syncs keep for its next sync.
+    prepared: Arc<PreparedMap>,
 }
 
 /// The reference the CronJob's events carry.
@@ -352,7 +470,7 @@ pub async fn run_shared(
     let triggers = Arc::new(Triggers::default());
     let written = Arc::new(Written::default());
     let gate = Arc::new(Gate::default());
-    let prepared: Arc<Mutex<HashMap<String, Prepared>>> = Arc::default();
+    let prepared = Arc::new(PreparedMap::new(cj_store.clone()));
     // Decoded without managedFields: nothing here reads them.
     let cronjobs: Api<Lean<CronJob>> = Api::all(client.clone());
     let cj_watch = watcher(cronjobs, watcher::Config::default()).default_backoff().map_ok(unlean);
@@ -361,26 +479,10 @@ pub async fn run_shared(
         let (triggers, written, gate, prepared) = (triggers.clone(), written.clone(), gate.clone(), prepared.clone());
         move |ev| {
             let out = match ev {
-                Ok(watcher::Event::Apply(cj) | watcher::Event::InitApply(cj)) => {
-                    written.observed(&cj);
-                    triggers.cronjob_changed(&cj).then_some(Ok(cj))
-                }
-                Ok(watcher::Event::Delete(cj)) => {
-                    triggers.cronjob_deleted(&cj);
-                    if let Some(uid) = cj.metadata.uid.as_deref() {
-                        prepared.lock().unwrap_or_else(|e| e.into_inner()).remove(uid);
-                    }
-                    gate.started(&(cj.namespace().unwrap_or_default(), cj.name_any()));
-                    None
-                }
-                Ok(watcher::Event::Init) => {
-                    triggers.relist_begin();
-                    None
-                }
-                Ok(watcher::Event::InitDone) => {
-                    triggers.relist_done();
-                    None
-                }
+                Ok(ev) => match (on_cronjob_event(&ev, &triggers, &written, &gate, &prepared), ev) {
+                    (true, watcher::Event::Apply(cj) | watcher::Event::InitApply(cj)) => Some(Ok(cj)),
+                    _ => None,
+                },
                 Err(e) => Some(Err(e)),
             };
             futures::future::ready(out)
@@ -505,7 +607,7 @@ async fn perform(ctx: &Ctx, key: &(String, String), w: StatusWrite) {
             Ok(Lean(after)) => {
                 if let Some(slot) = w.next_slot {
                     // The CronJob as written (the next sync reads this version), for its next slot.
-                    prepare(ctx, &after, slot);
+                    ctx.prepared.prepare(&after, slot, (ctx.opts.clock)());
                 }
                 ctx.written.wrote(&w.read, after)
             }
@@ -678,25 +780,18 @@ async fn sync_jobs_and_start(
         }
     }
     // The CronJob as read, with the status as reconciled so far.
-    let uid = cj.metadata.uid.as_deref().unwrap_or_default();
-    let decision = {
-        let mut prepared = ctx.prepared();
-        if !prepared.contains_key(uid) {
-            prepared.insert(uid.to_string(), Prepared::default());
-        }
-        let memo = prepared.get_mut(uid).map(|p| &mut p.memo);
-        decide_memo(cj, Some(&*status), now, ctx.opts.local, memo.unwrap_or(&mut sync::Memo::default()))
-    };
+    let decision = ctx.prepared.with_memo(cj, |memo| decide_memo(cj, Some(&*status), now, ctx.opts.local, memo));
     events.extend(decision.events);
     let (scheduled, replace, schedule, next) = match decision.action {
         Action::AwaitChange => return Ok(None),
         Action::Requeue(d) => {
             let wake = wake_at(now, d);
-            // The slot it sleeps until (the requeue is that slot): its Job's create body is made
-            // now, before the slot, for the CronJob as read; or, if this sync writes the status
-            // (a new resourceVersion), for the CronJob as written, once written ([`perform`]).
-            if !*update && !is_prepared(ctx, cj, wake) {
-                prepare(ctx, cj, wake);
+            // The slot it sleeps until (the requeue is that slot): if near ([`PREPARE_AHEAD`]),
+            // its Job's create body is made now, before the slot, for the CronJob as read; or, if
+            // this sync writes the status (a new resourceVersion), for the CronJob as written,
+            // once written ([`perform`]).
+            if !*update && !ctx.prepared.is_prepared(cj, wake) {
+                ctx.prepared.prepare(cj, wake, now);
             }
             return Ok(Some(wake));
         }
@@ -727,13 +822,9 @@ async fn sync_jobs_and_start(
     }
     let job_name = sync::job_name(cj, scheduled);
     // The body prepared before the slot, if made of this very CronJob for this slot.
-    let body = ctx
-        .prepared()
-        .get_mut(uid)
-        .and_then(|p| p.create.take())
-        .filter(|c| c.slot == scheduled && cj.metadata.resource_version.as_ref() == Some(&c.resource_version));
+    let body = ctx.prepared.take_create(cj, scheduled);
     let body = match body {
-        Some(c) => c.body,
+        Some(body) => body,
         None => create_body(cj, scheduled).map_err(kube::Error::SerdeError)?,
     };
     ctx.triggers.creating(&(ns.clone(), name.clone()), &job_name);
@@ -1016,5 +1107,171 @@ mod tests {
         idx.apply(&watcher::Event::InitDone);
         assert_eq!(idx.get("ns", "d"), ["c-1"]);
         assert!(idx.get("ns", "c").is_empty());
+    }
+
+    /// A CronJob `name` of `uid` at resourceVersion 1, every five minutes in UTC.
+    fn named(name: &str, uid: &str) -> CronJob {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": name, "namespace": "ns", "uid": uid, "resourceVersion": "1",
+                "creationTimestamp": "2026-12-07T15:57:00Z"},
+            "spec": {"schedule": "*/5 * * * *", "timeZone": "Etc/UTC", "jobTemplate": {
+                "spec": {"template": {"spec": {"restartPolicy": "Never",
+                    "containers": [{"name": "main", "image": "busybox"}]}}}}}
+        }))
+        .unwrap()
+    }
+
+    const UTC: Zone = Zone::Named(chrono_tz::UTC);
+
+    fn at(t: &str) -> DateTime<Utc> {
+        t.parse().unwrap()
+    }
+
+    /// The CronJob watch as the controller sees it: each event applied to the reflector's store,
+    /// then to the controller's state.
+    struct Watch {
+        writer: reflector::store::Writer<CronJob>,
+        triggers: Triggers,
+        written: Written,
+        gate: Gate,
+        prepared: PreparedMap,
+    }
+
+    impl Watch {
+        fn new() -> Self {
+            let (store, writer) = reflector::store::<CronJob>();
+            let (triggers, written, gate) = Default::default();
+            Self { writer, triggers, written, gate, prepared: PreparedMap::new(store) }
+        }
+
+        fn feed(&mut self, ev: watcher::Event<CronJob>) -> bool {
+            self.writer.apply_watcher_event(&ev);
+            on_cronjob_event(&ev, &self.triggers, &self.written, &self.gate, &self.prepared)
+        }
+    }
+
+    #[test]
+    fn a_relist_drops_what_is_kept_for_cronjobs_deleted_while_unwatched() {
+        let mut w = Watch::new();
+        let (a, b) = (named("a", "ua"), named("b", "ub"));
+        let (now, slot) = (at("2026-12-07T15:59:58Z"), at("2026-12-07T16:00:00Z"));
+        assert!(w.feed(watcher::Event::Apply(a.clone())));
+        assert!(w.feed(watcher::Event::Apply(b.clone())));
+        w.prepared.prepare(&a, slot, now);
+        w.prepared.prepare(&b, slot, now);
+        assert_eq!(w.prepared.len(), 2);
+        // The watch was down while b was deleted: the relist shows a only, and no Delete of b.
+        w.feed(watcher::Event::Init);
+        w.feed(watcher::Event::InitApply(a.clone()));
+        assert_eq!(w.prepared.len(), 2, "until the relist is done");
+        w.feed(watcher::Event::InitDone);
+        assert_eq!(w.prepared.len(), 1);
+        assert!(w.prepared.is_prepared(&a, slot) && !w.prepared.is_prepared(&b, slot));
+        w.feed(watcher::Event::Delete(a.clone()));
+        assert_eq!(w.prepared.len(), 0);
+    }
+
+    #[test]
+    fn a_sync_racing_the_delete_of_its_cronjob_keeps_nothing_for_it() {
+        let mut w = Watch::new();
+        let a = named("a", "ua");
+        let (now, slot) = (at("2026-12-07T15:59:58Z"), at("2026-12-07T16:00:00Z"));
+        w.feed(watcher::Event::Apply(a.clone()));
+        // The Delete arrives while a sync decides (its memo taken out); the sync then puts the memo
+        // back and prepares the slot it sleeps until (or its status write does).
+        let decision = w.prepared.with_memo(&a, |memo| {
+            let d = decide_memo(&a, a.status.as_ref(), now, UTC, memo);
+            w.writer.apply_watcher_event(&watcher::Event::Delete(a.clone()));
+            on_cronjob_event(&watcher::Event::Delete(a.clone()), &w.triggers, &w.written, &w.gate, &w.prepared);
+            d
+        });
+        assert!(matches!(decision.action, Action::Requeue(d) if d == Duration::from_secs(2)));
+        assert_eq!(w.prepared.len(), 0, "the memo put back after the Delete");
+        w.prepared.prepare(&a, slot, now);
+        assert_eq!(w.prepared.len(), 0, "the create prepared after the Delete");
+        assert!(w.prepared.take_create(&a, slot).is_none());
+        // A new CronJob of the same name is another uid: the old one's syncs keep nothing for it.
+        let a2 = named("a", "ua2");
+        w.feed(watcher::Event::Apply(a2.clone()));
+        w.prepared.prepare(&a, slot, now);
+        assert_eq!(w.prepared.len(), 0);
+        w.prepared.prepare(&a2, slot, now);
+        assert!(w.prepared.is_prepared(&a2, slot));
+    }
+
+    #[test]
+    fn a_create_body_is_kept_only_for_a_slot_within_the_horizon() {
+        let mut w = Watch::new();
+        let a = named("a", "ua");
+        w.feed(watcher::Event::Apply(a.clone()));
+        let now = at("2026-12-07T15:58:00Z");
+        let (far, near) = (now + chrono::Duration::hours(1), now + chrono::Duration::seconds(5));
+        // An hour ahead: the memo only.
+        w.prepared.prepare(&a, far, now);
+        assert_eq!(w.prepared.len(), 1);
+        assert!(!w.prepared.is_prepared(&a, far));
+        assert!(w.prepared.take_create(&a, far).is_none());
+        // Within the horizon: the body, exactly what the slot's sync would make itself.
+        w.prepared.prepare(&a, near, now);
+        assert!(w.prepared.is_prepared(&a, near));
+        assert_eq!(w.prepared.take_create(&a, near), Some(create_body(&a, near).unwrap()));
+        assert!(w.prepared.take_create(&a, near).is_none(), "sent once");
+        // A body kept is dropped when the next slot prepared is a distant one.
+        w.prepared.prepare(&a, near, now);
+        w.prepared.prepare(&a, far, now);
+        assert!(!w.prepared.is_prepared(&a, near) && w.prepared.take_create(&a, near).is_none());
+        // A slot already due is near.
+        w.prepared.prepare(&a, now, now + chrono::Duration::milliseconds(3));
+        assert!(w.prepared.is_prepared(&a, now));
+    }
+
+    #[test]
+    fn a_decision_runs_with_the_map_unlocked_and_its_memo_is_put_back() {
+        let mut w = Watch::new();
+        let a = named("a", "ua");
+        w.feed(watcher::Event::Apply(a.clone()));
+        let now = at("2026-12-07T15:59:58Z");
+        let p = &w.prepared;
+        let d = p.with_memo(&a, |memo| {
+            assert!(p.inner.try_lock().is_ok(), "the map is locked while deciding");
+            decide_memo(&a, a.status.as_ref(), now, UTC, memo)
+        });
+        let fresh = decide_memo(&a, a.status.as_ref(), now, UTC, &mut sync::Memo::default());
+        assert_eq!(format!("{:?}", d.action), format!("{:?}", fresh.action));
+        let kept = format!("{:?}", p.lock()["ua"].memo);
+        assert_ne!(kept, format!("{:?}", sync::Memo::default()), "the memo was not put back");
+    }
+
+    #[test]
+    fn a_requeue_round_trips_the_slot_and_is_nothing_once_it_is_due() {
+        let slot = at("2026-12-07T16:00:00Z");
+        let ns = chrono::Duration::nanoseconds;
+        for now in [slot - ns(1), slot - ns(1_500_000_123), slot - chrono::Duration::days(1) + ns(7)] {
+            let after = requeue_in(slot, now);
+            assert_eq!(now + chrono::Duration::from_std(after).unwrap(), slot);
+            assert_eq!(wake_at(now, after), slot, "from {now}");
+        }
+        for now in [slot, slot + ns(1), slot + chrono::Duration::hours(1)] {
+            assert_eq!(requeue_in(slot, now), Duration::ZERO, "at {now}");
+            assert_eq!(wake_at(now, Duration::ZERO), now);
+        }
+        assert_eq!(wake_at(slot, Duration::MAX), DateTime::<Utc>::MAX_UTC);
+        // Through the decisions, as a sync uses them: the sync before the slot names the slot; the
+        // requeue is measured when the sync ends; a timer that fires early (the wall clock 1 µs short)
+        // names the slot again; at the slot, the slot starts.
+        let a = named("a", "ua");
+        let before = slot - ns(1_500_000_123);
+        let Action::Requeue(d) = sync::decide_with(&a, None, before, UTC).action else { panic!("not a requeue") };
+        let wake = wake_at(before, d);
+        assert_eq!(wake, slot);
+        let ended = before + ns(3_000_000);
+        assert_eq!(requeue_in(wake, ended), Duration::from_nanos(1_497_000_123));
+        let early = slot - ns(1_000);
+        let Action::Requeue(d) = sync::decide_with(&a, None, early, UTC).action else { panic!("started early") };
+        assert_eq!((wake_at(early, d), requeue_in(wake_at(early, d), early)), (slot, Duration::from_micros(1)));
+        assert!(
+            matches!(sync::decide_with(&a, None, slot, UTC).action, Action::Start { scheduled, .. } if scheduled == slot)
+        );
+        assert_eq!(requeue_in(wake, slot + ns(5)), Duration::ZERO, "a late wake");
     }
 }
