@@ -495,11 +495,8 @@ pub fn created_fields_v1(obj: &Map<String, Value>, shape: &Shape, keep: impl Fn(
         let pe = format!("f:{k}");
         let mut node = one_sided_v1(v, shape.field(k), &pe);
         match k.as_str() {
-            "apiVersion" | "kind" => {
-                if !unmark_v1(&mut node) {
-                    continue;
-                }
-            }
+            // The guard unmarks the node; it is dropped when that leaves it empty.
+            "apiVersion" | "kind" if !unmark_v1(&mut node) => continue,
             "metadata" => {
                 if let Some(m) = node.as_object_mut() {
                     for f in STRIPPED_META {
