@@ -302,8 +302,8 @@ const IN_PROCESS_RESPONSE_TIMEOUT: Duration = Duration::from_secs(295);
 
 /// A `kube::Client` whose requests `server`'s router ([`http::router`], the handler chain TCP
 /// requests go through too) serves in this process, without TCP, HTTP/1 framing or a connection
-/// pool. Each request is served on the task that sends it, and the client retries 429/503/504
-/// as a `kube::Client` from a `Config` does.
+/// pool. Each request is served on its own task, as a connection's would be, and the client
+/// retries 429/503/504 as a `kube::Client` from a `Config` does.
 ///
 /// What the connection layer (`apiserver::conn`) does for a TCP client and this does not: the
 /// header-size and header-read/body-read timeouts (requests built in this process are complete
@@ -314,21 +314,16 @@ const IN_PROCESS_RESPONSE_TIMEOUT: Duration = Duration::from_secs(295);
 ///
 /// Every request carries `user_agent`, as a TCP client's `kube::Config` headers would.
 pub fn in_process_client(server: std::sync::Arc<http::Server>, user_agent: ::http::HeaderValue) -> kube::Client {
-    use futures::FutureExt as _;
     use tower::ServiceExt as _;
     let router = http::router(server);
     let serve = tower::service_fn(move |mut req: ::http::Request<kube::client::Body>| {
         req.headers_mut().insert(::http::header::USER_AGENT, user_agent.clone());
-        // Served on the caller's task: a task per request cost a spawn and a wake-up each, and a
-        // write's work is synchronous either way (or on the blocking pool, which finishes it
-        // even if the caller gives up, as a spawned task would have). A handler that panics
-        // fails its request, not the caller's task, as a spawned task's panic did.
-        let serve = std::panic::AssertUnwindSafe(router.clone().oneshot(req)).catch_unwind();
+        let task = tokio::spawn(router.clone().oneshot(req));
         async move {
-            match tokio::time::timeout(IN_PROCESS_RESPONSE_TIMEOUT, serve).await {
+            match tokio::time::timeout(IN_PROCESS_RESPONSE_TIMEOUT, task).await {
                 Ok(Ok(Ok(resp))) => Ok(resp),
                 Ok(Ok(Err(never))) => match never {},
-                Ok(Err(_)) => Err(tower::BoxError::from("in-process request failed: the handler panicked")),
+                Ok(Err(e)) => Err(tower::BoxError::from(format!("in-process request failed: {e}"))),
                 Err(_) => Err(tower::BoxError::from("in-process request timed out before a response")),
             }
         }
