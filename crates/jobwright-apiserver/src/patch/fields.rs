@@ -563,17 +563,7 @@ pub fn strip_meta(set: &mut FieldSet) {
     for p in [&["f:apiVersion"][..], &["f:kind"], &["f:metadata"]] {
         unmark(set, p);
     }
-    for f in [
-        "f:name",
-        "f:namespace",
-        "f:creationTimestamp",
-        "f:selfLink",
-        "f:uid",
-        "f:clusterName",
-        "f:generation",
-        "f:managedFields",
-        "f:resourceVersion",
-    ] {
+    for f in STRIPPED_META {
         unmark(set, &["f:metadata", f]);
     }
     prune_empty(set);
