@@ -808,30 +808,23 @@ mod tests {
     #[test]
     fn settled_pods_one_label_apart_keep_only_that_value_and_read_back_whole() {
         let idx = PodIndex::default();
-        let indexed = |i: usize, app: &str| {
-            let mut p = job_pod(&format!("i{i}"), "Succeeded", false, app, i as i64, 0);
-            p.labels = Labels::new(
-                [("app", app), (crate::job::labels::JOB_COMPLETION_INDEX, &i.to_string()), ("z", "last")]
+        let labels = |app: &str, index: &str, z: &str| {
+            Labels::new(
+                [("app", app), (crate::job::labels::JOB_COMPLETION_INDEX, index), ("z", z)]
                     .into_iter()
                     .map(|(k, v)| (k.to_string(), v.to_string()))
                     .collect(),
-            );
+            )
+        };
+        let indexed = |i: usize, app: &str| {
+            let mut p = job_pod(&format!("i{i}"), "Succeeded", false, app, i as i64, 0);
+            p.labels = labels(app, &i.to_string(), "last");
             p
         };
         let mut odd = indexed(5, "a");
-        odd.labels = Labels::new(
-            [("app", "a"), (crate::job::labels::JOB_COMPLETION_INDEX, "05"), ("z", "last")]
-                .into_iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        );
+        odd.labels = labels("a", "05", "last");
         let mut elsewhere = indexed(6, "a");
-        elsewhere.labels = Labels::new(
-            [("app", "a"), (crate::job::labels::JOB_COMPLETION_INDEX, "0"), ("z", "other")]
-                .into_iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        );
+        elsewhere.labels = labels("a", "0", "other");
         let pods: Vec<CachedPod> = (0..4).map(|i| indexed(i, "a")).chain([indexed(4, "b"), odd, elsewhere]).collect();
         for p in &pods {
             idx.apply(&watcher::Event::Apply(p.clone()));
