@@ -164,7 +164,15 @@ fn attempt_to_delete(api: &Api, id: &(String, String, String)) {
         match api.store.locate_uid(&o.uid) {
             None => absent.push(o.uid.to_string()),
             Some((okey, ons, oname)) => {
-                let owner = api.store.get(&okey, &ons, &oname).map(|e| parse(&e.bytes())).unwrap_or(Value::Null);
+                // Only an owner being deleted is read whole (its finalizers): the store's index
+                // says which (`deleting`: a deletionTimestamp), so a new dependent of a live owner
+                // (every Job a CronJob creates) costs no decode of the owner.
+                let owner = api
+                    .store
+                    .get(&okey, &ons, &oname)
+                    .filter(|e| e.meta.deleting)
+                    .map(|e| parse(&e.bytes()))
+                    .unwrap_or(Value::Null);
                 if owner["metadata"]["deletionTimestamp"].is_string() && has_finalizer(&owner, FOREGROUND_FINALIZER) {
                     waiting += 1;
                 } else {
