@@ -17,18 +17,25 @@ use serde::de::value::{BorrowedStrDeserializer, StringDeserializer};
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
-/// `K`, decoded without `metadata.managedFields` (see the module docs).
+/// `K`, decoded without `metadata.managedFields` (see the module docs); with `SPEC` false, also
+/// without its top-level `spec` ([`WithoutSpec`]).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(transparent)]
-pub struct Lean<K>(pub K);
+pub struct Lean<K, const SPEC: bool = true>(pub K);
 
-impl<'de, K: Deserialize<'de>> Deserialize<'de> for Lean<K> {
+/// `K` decoded without `metadata.managedFields` and without its `spec` (read past, never built:
+/// `spec` is `None`), for a cache whose readers read only an object's metadata and status (the
+/// CronJob controller's Jobs when it runs with a Job informer of its own).
+pub type WithoutSpec<K> = Lean<K, false>;
+
+impl<'de, K: Deserialize<'de>, const SPEC: bool> Deserialize<'de> for Lean<K, SPEC> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        K::deserialize(Strip { d, level: Level::Top }).map(Lean)
+        let level = if SPEC { Level::Top } else { Level::TopWithoutSpec };
+        K::deserialize(Strip { d, level }).map(Lean)
     }
 }
 
-impl<K: Resource> Resource for Lean<K> {
+impl<K: Resource, const SPEC: bool> Resource for Lean<K, SPEC> {
     type DynamicType = K::DynamicType;
     type Scope = K::Scope;
 
@@ -58,7 +65,9 @@ impl<K: Resource> Resource for Lean<K> {
 }
 
 /// A watch event of `Lean<K>` as one of `K`.
-pub fn unlean<K>(ev: kube::runtime::watcher::Event<Lean<K>>) -> kube::runtime::watcher::Event<K> {
+pub fn unlean<K, const SPEC: bool>(
+    ev: kube::runtime::watcher::Event<Lean<K, SPEC>>,
+) -> kube::runtime::watcher::Event<K> {
     use kube::runtime::watcher::Event;
     match ev {
         Event::Apply(Lean(k)) => Event::Apply(k),
@@ -69,10 +78,12 @@ pub fn unlean<K>(ev: kube::runtime::watcher::Event<Lean<K>>) -> kube::runtime::w
     }
 }
 
-/// Where in the object a value is: the object itself, or its `metadata`.
+/// Where in the object a value is: the object itself (whose `spec` is kept or read past), or
+/// its `metadata`.
 #[derive(Clone, Copy)]
 enum Level {
     Top,
+    TopWithoutSpec,
     Meta,
 }
 
@@ -272,7 +283,11 @@ impl<'de, A: MapAccess<'de>> MapAccess<'de> for StripMap<A> {
                     continue;
                 }
                 Level::Meta => {}
-                Level::Top => self.metadata_next = key.as_str() == "metadata",
+                Level::TopWithoutSpec if key.as_str() == "spec" => {
+                    self.map.next_value::<IgnoredAny>()?;
+                    continue;
+                }
+                Level::Top | Level::TopWithoutSpec => self.metadata_next = key.as_str() == "metadata",
             }
             return match key {
                 Key::Borrowed(s) => seed.deserialize(BorrowedStrDeserializer::new(s)),
@@ -358,6 +373,32 @@ mod tests {
         assert_eq!(got.spec.as_ref().unwrap().parallelism, Some(2));
         assert_eq!(got.status.as_ref().unwrap().active, Some(1));
         assert_eq!(got.metadata.owner_references.as_ref().unwrap()[0].name, "cj");
+    }
+
+    #[test]
+    fn without_spec_a_job_decodes_as_with_its_spec_and_managed_fields_cleared_afterwards() {
+        let mut v = job_json();
+        // A `spec` key anywhere but at the top stays (the pod template has one).
+        v["status"]["spec"] = json!("not a top-level spec");
+        let text = v.to_string();
+        let got = serde_json::from_str::<WithoutSpec<Job>>(&text).map(|l| l.0).expect("decodes");
+        let mut want = expected::<Job>(&text).expect("decodes");
+        want.spec = None;
+        assert_eq!(got, want);
+        assert_eq!(got.metadata.owner_references.as_ref().unwrap()[0].name, "cj");
+        assert_eq!(got.status.as_ref().unwrap().active, Some(1));
+        // Spec first or last, escaped, null or malformed in type: read past all the same.
+        for text in [
+            r#"{"spec": {"parallelism": "two"}, "metadata": {"name": "a"}}"#,
+            r#"{"metadata": {"name": "a"}, "sp\u0065c": 5}"#,
+            r#"{"metadata": {"name": "a"}, "spec": null}"#,
+        ] {
+            let got = serde_json::from_str::<WithoutSpec<Job>>(text).map(|l| l.0).expect(text);
+            assert_eq!(got.metadata.name.as_deref(), Some("a"));
+            assert!(got.spec.is_none(), "{text}");
+        }
+        // Still JSON: a broken spec is an error.
+        assert!(serde_json::from_str::<WithoutSpec<Job>>(r#"{"spec": {"a": }"#).is_err());
     }
 
     #[test]

@@ -266,8 +266,10 @@ struct PreparedCreate {
     body: Vec<u8>,
 }
 
-/// How near its slot must be for a CronJob's Job create body to be made and kept ahead of it: a
-/// farther slot's sync makes it itself, so between distant slots a CronJob keeps its memo only.
+/// How near its slot must be for a CronJob's Job create body to be made and kept ahead of it. For
+/// a farther slot the body is made by [`prepare_ahead`] when the slot comes this near (without a
+/// sync: no request, no write), so between distant slots a CronJob keeps its memo only and a
+/// slot's sync only sends what was made before it.
 const PREPARE_AHEAD: Duration = Duration::from_secs(5);
 
 /// [`Prepared`] by CronJob uid, for the CronJobs the reflector's store holds and no others. An
@@ -278,11 +280,35 @@ const PREPARE_AHEAD: Duration = Duration::from_secs(5);
 struct PreparedMap {
     cronjobs: Store<CronJob>,
     inner: Mutex<HashMap<String, Prepared>>,
+    /// The slots too far ahead to prepare when named, with their CronJobs: each is prepared by
+    /// [`prepare_ahead`] once within [`PREPARE_AHEAD`] of it.
+    later: Mutex<std::collections::BTreeSet<(DateTime<Utc>, Key)>>,
+    /// Wakes [`prepare_ahead`] when a slot is added to `later`.
+    added: tokio::sync::Notify,
 }
 
 impl PreparedMap {
     fn new(cronjobs: Store<CronJob>) -> Self {
-        Self { cronjobs, inner: Mutex::default() }
+        Self { cronjobs, inner: Mutex::default(), later: Mutex::default(), added: tokio::sync::Notify::new() }
+    }
+
+    fn later(&self) -> std::sync::MutexGuard<'_, std::collections::BTreeSet<(DateTime<Utc>, Key)>> {
+        self.later.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// When the first slot kept for later is to be prepared ([`PREPARE_AHEAD`] before it).
+    fn next_due(&self) -> Option<DateTime<Utc>> {
+        self.later().first().map(|(slot, _)| prepare_at(*slot))
+    }
+
+    /// Takes (up to `max` of) the slots kept for later that are to be prepared by `now`.
+    fn due(&self, now: DateTime<Utc>, max: usize) -> Vec<(DateTime<Utc>, Key)> {
+        let mut later = self.later();
+        let mut due = vec![];
+        while due.len() < max && later.first().is_some_and(|(slot, _)| prepare_at(*slot) <= now) {
+            due.extend(later.pop_first());
+        }
+        due
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Prepared>> {
@@ -333,9 +359,20 @@ impl PreparedMap {
     /// the create body of its Job for `slot`, ahead of that slot's sync (which uses them if the
     /// CronJob is still at this resourceVersion); a farther slot drops any body kept.
     fn prepare(&self, cj: &CronJob, slot: DateTime<Utc>, now: DateTime<Utc>) {
-        let Some(rv) = cj.metadata.resource_version.as_ref() else { return };
         let near = (slot - now).to_std().map_or(true, |ahead| ahead <= PREPARE_AHEAD);
-        let create = near.then(|| create_body(cj, slot).ok()).flatten().map(|body| PreparedCreate {
+        if !near && let (Some(ns), Some(name)) = (cj.metadata.namespace.as_ref(), cj.metadata.name.as_ref()) {
+            // Made when the slot is near, of the CronJob as it is then.
+            self.later().insert((slot, (ns.clone(), name.clone())));
+            self.added.notify_one();
+        }
+        self.make(cj, slot, near)
+    }
+
+    /// Walks `cj`'s memo past `slot` and makes the create body of its Job for `slot` if `body`
+    /// (else drops any body kept).
+    fn make(&self, cj: &CronJob, slot: DateTime<Utc>, body: bool) {
+        let Some(rv) = cj.metadata.resource_version.as_ref() else { return };
+        let create = body.then(|| create_body(cj, slot).ok()).flatten().map(|body| PreparedCreate {
             resource_version: rv.clone(),
             slot,
             body,
@@ -370,6 +407,45 @@ impl PreparedMap {
     #[cfg(test)]
     fn len(&self) -> usize {
         self.lock().len()
+    }
+}
+
+/// When the Job create of `slot` is prepared: [`PREPARE_AHEAD`] before it.
+fn prepare_at(slot: DateTime<Utc>) -> DateTime<Utc> {
+    slot.checked_sub_signed(chrono::Duration::seconds(PREPARE_AHEAD.as_secs() as i64))
+        .unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+
+/// Makes the create bodies of the slots kept for later ([`PreparedMap::later`]) as each comes
+/// within [`PREPARE_AHEAD`], of the CronJob as the slot's sync will read it (the cached copy, or
+/// our own newer write of it): a `*/1` CronJob's sync names its next slot a minute ahead, so
+/// without this its slot's sync would serialize the body itself, in the busiest second. Nothing
+/// here creates a Job or makes a request; a body is used only by the slot's sync, only if made of
+/// the very version of the CronJob it reads ([`PreparedMap::take_create`]). Never ends.
+async fn prepare_ahead(prepared: Arc<PreparedMap>, written: Arc<Written>, clock: Clock) {
+    loop {
+        let added = prepared.added.notified();
+        let wait = prepared.next_due().map(|at| requeue_in(at, clock()));
+        match wait {
+            Some(d) if d.is_zero() => {
+                for (slot, (ns, name)) in prepared.due(clock(), 256) {
+                    let Some(cached) = prepared.cronjobs.get(&ObjectRef::new(&name).within(&ns)) else { continue };
+                    let cj = written.peek(&cached).unwrap_or(cached);
+                    if !prepared.is_prepared(&cj, slot) {
+                        prepared.make(&cj, slot, true);
+                    }
+                }
+                // Let the syncs run between batches.
+                tokio::task::yield_now().await;
+            }
+            Some(d) => {
+                tokio::select! {
+                    () = added => {}
+                    () = tokio::time::sleep(d) => {}
+                }
+            }
+            None => added.await,
+        }
     }
 }
 
@@ -450,9 +526,11 @@ fn is_status(e: &kube::Error, code: u16) -> bool {
     matches!(e, kube::Error::Api(s) if s.code == code)
 }
 
-/// Runs the CronJob controller until `shutdown` completes, with a Job informer of its own.
+/// Runs the CronJob controller until `shutdown` completes, with a Job informer of its own. The
+/// controller reads only its Jobs' metadata and status, so that informer decodes and keeps each
+/// Job without its `spec` (a shared informer, [`run_shared`], keeps what the Job controller needs).
 pub async fn run(client: Client, opts: Options, shutdown: impl Future<Output = ()> + Send + Sync + 'static) {
-    let (jobs, _informer) = Subscription::<Job>::standalone(&client);
+    let (jobs, _informer) = Subscription::<Job>::standalone_without_spec(&client);
     run_shared(client, opts, jobs, shutdown).await
 }
 
@@ -559,6 +637,7 @@ pub async fn run_shared(
     tokio::select! {
         () = controller => {}
         () = write_deferred(ctx.clone()) => {}
+        () = prepare_ahead(ctx.prepared.clone(), ctx.written.clone(), ctx.opts.clock.clone()) => {}
     }
     // Shut down: what is still deferred is written now.
     for key in ctx.deferred.keys() {
@@ -1223,6 +1302,70 @@ mod tests {
         // A slot already due is near.
         w.prepared.prepare(&a, now, now + chrono::Duration::milliseconds(3));
         assert!(w.prepared.is_prepared(&a, now));
+    }
+
+    #[test]
+    fn a_far_slot_is_kept_for_later_and_comes_due_prepare_ahead_before_it() {
+        let mut w = Watch::new();
+        let a = named("a", "ua");
+        w.feed(watcher::Event::Apply(a.clone()));
+        let now = at("2026-12-07T15:59:00Z");
+        let slot = at("2026-12-07T16:00:00Z");
+        w.prepared.prepare(&a, slot, now);
+        assert!(!w.prepared.is_prepared(&a, slot), "a minute ahead: not made now");
+        w.prepared.prepare(&a, slot, now + chrono::Duration::seconds(1));
+        let due_at = at("2026-12-07T15:59:55Z");
+        assert_eq!(w.prepared.next_due(), Some(due_at), "kept once, due PREPARE_AHEAD before the slot");
+        assert!(w.prepared.due(due_at - chrono::Duration::nanoseconds(1), 256).is_empty());
+        let key = ("ns".to_string(), "a".to_string());
+        assert_eq!(w.prepared.due(due_at, 256), [(slot, key)]);
+        assert_eq!((w.prepared.next_due(), w.prepared.due(slot, 256).len()), (None, 0), "taken once");
+        // A near slot is made at once and not kept for later.
+        w.prepared.prepare(&a, slot, due_at);
+        assert!(w.prepared.is_prepared(&a, slot));
+        assert_eq!(w.prepared.next_due(), None);
+        // The batch bound.
+        for i in 0..5 {
+            w.prepared.prepare(&a, slot + chrono::Duration::minutes(i + 1), now);
+        }
+        assert_eq!(w.prepared.due(slot + chrono::Duration::hours(1), 3).len(), 3);
+        assert_eq!(w.prepared.due(slot + chrono::Duration::hours(1), 3).len(), 2);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn prepare_ahead_makes_the_body_of_the_cronjob_as_the_slots_sync_will_read_it() {
+        let mut w = Watch::new();
+        let a = named("a", "ua");
+        w.feed(watcher::Event::Apply(a.clone()));
+        let slot = at("2026-12-07T16:00:00Z");
+        let offset = Arc::new(std::sync::atomic::AtomicI64::new(-60_000));
+        let clock: Clock = {
+            let o = offset.clone();
+            Arc::new(move || slot + chrono::Duration::milliseconds(o.load(std::sync::atomic::Ordering::SeqCst)))
+        };
+        // Our status write (version 2) is not in the cache yet: the slot's sync will read it.
+        let mut ours = a.clone();
+        ours.metadata.resource_version = Some("2".into());
+        let written = Arc::new(Written::default());
+        written.wrote(&a, ours.clone());
+        let prepared = Arc::new(std::mem::replace(&mut w.prepared, PreparedMap::new(reflector::store().0)));
+        prepared.prepare(&ours, slot, clock());
+        assert!(!prepared.is_prepared(&ours, slot));
+        let task = tokio::spawn(prepare_ahead(prepared.clone(), written, clock.clone()));
+        // The clock reaches PREPARE_AHEAD before the slot (the task sleeps a minute on its own
+        // timer: woken by hand, as a later slot kept would wake it).
+        offset.store(-5_000, std::sync::atomic::Ordering::SeqCst);
+        prepared.added.notify_one();
+        tokio::time::timeout(Duration::from_secs(60), async {
+            while !prepared.is_prepared(&ours, slot) {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await
+        .expect("prepared");
+        assert!(!prepared.is_prepared(&a, slot), "made of the cached version, not ours");
+        assert_eq!(prepared.take_create(&ours, slot), Some(create_body(&ours, slot).unwrap()));
+        task.abort();
     }
 
     #[test]

@@ -26,7 +26,7 @@ use tokio_stream::wrappers::UnboundedReceiverStream;
 
 use super::kind::JobKind;
 use super::relist::Vanished;
-use crate::lean::{Lean, unlean};
+use crate::lean::{Lean, WithoutSpec, unlean};
 
 /// A subscriber's view: the shared cache and the events, each already applied to the cache.
 pub struct Subscription<K: JobKind> {
@@ -43,6 +43,15 @@ impl<K: JobKind> Subscription<K> {
         let mut informer = JobInformer::<K>::new();
         let sub = informer.subscribe();
         (sub, informer.spawn(client))
+    }
+
+    /// As [`Self::standalone`], for a controller that reads only the Jobs' metadata and status
+    /// (the CronJob controller run on its own): the cache holds each Job without its `spec`
+    /// ([`WithoutSpec`]: not decoded, not copied into the cache, not kept).
+    pub fn standalone_without_spec(client: &Client) -> (Self, Running) {
+        let mut informer = JobInformer::<K>::new();
+        let sub = informer.subscribe();
+        (sub, informer.spawn_without_spec(client))
     }
 
     /// The objects applied (`Apply`, `InitApply`): what a kube-runtime `Controller` is triggered by.
@@ -107,6 +116,14 @@ impl<K: JobKind> JobInformer<K> {
     pub fn spawn(self, client: &Client) -> Running {
         // Decoded without managedFields (the cache drops them anyway).
         let api: Api<Lean<K>> = Api::all(client.clone());
+        let events = watcher(api, watcher::Config::default()).default_backoff().map_ok(unlean);
+        Running(tokio::spawn(self.drive(events)))
+    }
+
+    /// As [`Self::spawn`], each Job decoded without its `spec` ([`WithoutSpec`]): only for
+    /// subscribers that never read a Job's spec.
+    pub fn spawn_without_spec(self, client: &Client) -> Running {
+        let api: Api<WithoutSpec<K>> = Api::all(client.clone());
         let events = watcher(api, watcher::Config::default()).default_backoff().map_ok(unlean);
         Running(tokio::spawn(self.drive(events)))
     }
