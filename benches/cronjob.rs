@@ -101,8 +101,9 @@ impl ResponseHook for Acks {
 
     fn request<B>(&self, req: &http::Request<B>) -> bool {
         let create = req.method() == http::Method::POST && req.uri().path().ends_with("/jobs");
-        let deferred = req.method() == http::Method::PUT
-            || (req.method() == http::Method::POST && req.uri().path().ends_with("/events"));
+        let path = req.uri().path();
+        let deferred = (req.method() == http::Method::PUT && path.contains("/cronjobs/") && path.ends_with("/status"))
+            || (req.method() == http::Method::POST && path.ends_with("/events"));
         if create || deferred {
             let at = Utc::now().timestamp_micros() + self.offset_ms * 1000;
             let first = if create { &self.first_sent_us } else { &self.first_deferred_us };
@@ -348,9 +349,12 @@ async fn run(client_cfg: kube::Config, n: usize, lead: i64, idle: Duration, apis
         pct(&skews, 0.5),
         pct(&skews, 0.99)
     );
+    let first_deferred = match acks.first_deferred_us.load(Ordering::Relaxed) {
+        i64::MAX => "n/a".to_string(),
+        at => format!("{:.3}s", (at - slot * 1_000_000) as f64 / 1e6),
+    };
     println!(
-        "  first status or event write sent {:.3}s after the slot (the last Job create acknowledged {:.3}s after it); every status written {done_at:.2}s after the slot",
-        (acks.first_deferred_us.load(Ordering::Relaxed) - slot * 1_000_000) as f64 / 1e6,
+        "  first CronJob status or event write sent {first_deferred} after the slot (the last Job create acknowledged {:.3}s after it); every status written {done_at:.2}s after the slot",
         acked.last().copied().unwrap_or(f64::NAN),
     );
     println!(

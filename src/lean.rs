@@ -378,8 +378,8 @@ mod tests {
     #[test]
     fn without_spec_a_job_decodes_as_with_its_spec_and_managed_fields_cleared_afterwards() {
         let mut v = job_json();
-        // A `spec` key anywhere but at the top stays (the pod template has one).
-        v["status"]["spec"] = json!("not a top-level spec");
+        // A `spec` key anywhere but at the top stays.
+        v["metadata"]["annotations"]["spec"] = json!("not a top-level spec");
         let text = v.to_string();
         let got = serde_json::from_str::<WithoutSpec<Job>>(&text).map(|l| l.0).expect("decodes");
         let mut want = expected::<Job>(&text).expect("decodes");
@@ -387,6 +387,7 @@ mod tests {
         assert_eq!(got, want);
         assert_eq!(got.metadata.owner_references.as_ref().unwrap()[0].name, "cj");
         assert_eq!(got.status.as_ref().unwrap().active, Some(1));
+        assert_eq!(got.metadata.annotations.as_ref().unwrap()["spec"], "not a top-level spec");
         // Spec first or last, escaped, null or malformed in type: read past all the same.
         for text in [
             r#"{"spec": {"parallelism": "two"}, "metadata": {"name": "a"}}"#,

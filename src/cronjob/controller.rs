@@ -280,9 +280,9 @@ const PREPARE_AHEAD: Duration = Duration::from_secs(5);
 struct PreparedMap {
     cronjobs: Store<CronJob>,
     inner: Mutex<HashMap<String, Prepared>>,
-    /// The slots too far ahead to prepare when named, with their CronJobs: each is prepared by
-    /// [`prepare_ahead`] once within [`PREPARE_AHEAD`] of it.
-    later: Mutex<std::collections::BTreeSet<(DateTime<Utc>, Key)>>,
+    /// The slots too far ahead to prepare when named, one per CronJob (its latest): each is
+    /// prepared by [`prepare_ahead`] once within [`PREPARE_AHEAD`] of it.
+    later: Mutex<Later>,
     /// Wakes [`prepare_ahead`] when a slot is added to `later`.
     added: tokio::sync::Notify,
 }
@@ -292,21 +292,24 @@ impl PreparedMap {
         Self { cronjobs, inner: Mutex::default(), later: Mutex::default(), added: tokio::sync::Notify::new() }
     }
 
-    fn later(&self) -> std::sync::MutexGuard<'_, std::collections::BTreeSet<(DateTime<Utc>, Key)>> {
+    fn later(&self) -> std::sync::MutexGuard<'_, Later> {
         self.later.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// When the first slot kept for later is to be prepared ([`PREPARE_AHEAD`] before it).
     fn next_due(&self) -> Option<DateTime<Utc>> {
-        self.later().first().map(|(slot, _)| prepare_at(*slot))
+        self.later().by_time.first().map(|(slot, _)| prepare_at(*slot))
     }
 
     /// Takes (up to `max` of) the slots kept for later that are to be prepared by `now`.
     fn due(&self, now: DateTime<Utc>, max: usize) -> Vec<(DateTime<Utc>, Key)> {
         let mut later = self.later();
         let mut due = vec![];
-        while due.len() < max && later.first().is_some_and(|(slot, _)| prepare_at(*slot) <= now) {
-            due.extend(later.pop_first());
+        while due.len() < max && later.by_time.first().is_some_and(|(slot, _)| prepare_at(*slot) <= now) {
+            if let Some((slot, key)) = later.by_time.pop_first() {
+                later.by_key.remove(&key);
+                due.push((slot, key));
+            }
         }
         due
     }
@@ -361,9 +364,11 @@ impl PreparedMap {
     fn prepare(&self, cj: &CronJob, slot: DateTime<Utc>, now: DateTime<Utc>) {
         let near = (slot - now).to_std().map_or(true, |ahead| ahead <= PREPARE_AHEAD);
         if !near && let (Some(ns), Some(name)) = (cj.metadata.namespace.as_ref(), cj.metadata.name.as_ref()) {
-            // Made when the slot is near, of the CronJob as it is then.
-            self.later().insert((slot, (ns.clone(), name.clone())));
-            self.added.notify_one();
+            // Made when the slot is near, of the CronJob as it is then; the task is woken only
+            // when this slot comes first (it sleeps until the first).
+            if self.later().insert(slot, (ns.clone(), name.clone())) {
+                self.added.notify_one();
+            }
         }
         self.make(cj, slot, near)
     }
@@ -391,22 +396,57 @@ impl PreparedMap {
         (c.slot == slot && cj.metadata.resource_version.as_ref() == Some(&c.resource_version)).then_some(c.body)
     }
 
-    /// The CronJob of `uid` is gone (the store no longer holds it).
-    fn deleted(&self, uid: &str) {
-        self.lock().remove(uid);
+    /// `cj` is gone (the store no longer holds it).
+    fn deleted(&self, cj: &CronJob) {
+        if let Some(uid) = cj.metadata.uid.as_deref() {
+            self.lock().remove(uid);
+        }
+        self.later().remove(&(cj.namespace().unwrap_or_default(), cj.name_any()));
     }
 
     /// A relist is done (the store holds what it showed): drops the CronJobs it did not show
     /// (deleted while the watch was down, which no `Delete` event reports).
     fn relisted(&self) {
-        let uids: std::collections::HashSet<String> =
-            self.cronjobs.state().iter().filter_map(|c| c.metadata.uid.clone()).collect();
-        self.lock().retain(|uid, _| uids.contains(uid));
+        let state = self.cronjobs.state();
+        let uids: std::collections::HashSet<&str> = state.iter().filter_map(|c| c.metadata.uid.as_deref()).collect();
+        self.lock().retain(|uid, _| uids.contains(uid.as_str()));
+        let keys: std::collections::HashSet<Key> =
+            state.iter().map(|c| (c.namespace().unwrap_or_default(), c.name_any())).collect();
+        let mut later = self.later();
+        let gone: Vec<Key> = later.by_key.keys().filter(|k| !keys.contains(*k)).cloned().collect();
+        for key in gone {
+            later.remove(&key);
+        }
     }
 
     #[cfg(test)]
     fn len(&self) -> usize {
         self.lock().len()
+    }
+}
+
+/// The slots kept for later ([`PreparedMap::later`]): at most one per CronJob, in time order.
+#[derive(Default)]
+struct Later {
+    by_time: std::collections::BTreeSet<(DateTime<Utc>, Key)>,
+    by_key: HashMap<Key, DateTime<Utc>>,
+}
+
+impl Later {
+    /// Keeps `slot` for `key` in place of any other; whether it is now the first slot kept.
+    fn insert(&mut self, slot: DateTime<Utc>, key: Key) -> bool {
+        if let Some(old) = self.by_key.insert(key.clone(), slot) {
+            self.by_time.remove(&(old, key.clone()));
+        }
+        let first = self.by_time.first().is_none_or(|(t, _)| slot < *t);
+        self.by_time.insert((slot, key));
+        first
+    }
+
+    fn remove(&mut self, key: &Key) {
+        if let Some(slot) = self.by_key.remove(key) {
+            self.by_time.remove(&(slot, key.clone()));
+        }
     }
 }
 
@@ -466,9 +506,7 @@ fn on_cronjob_event(
         }
         watcher::Event::Delete(cj) => {
             triggers.cronjob_deleted(cj);
-            if let Some(uid) = cj.metadata.uid.as_deref() {
-                prepared.deleted(uid);
-            }
+            prepared.deleted(cj);
             gate.started(&(cj.namespace().unwrap_or_default(), cj.name_any()));
             false
         }
@@ -1324,12 +1362,46 @@ mod tests {
         w.prepared.prepare(&a, slot, due_at);
         assert!(w.prepared.is_prepared(&a, slot));
         assert_eq!(w.prepared.next_due(), None);
+        // One slot per CronJob: a later naming replaces the earlier one.
+        w.prepared.prepare(&a, slot + chrono::Duration::minutes(5), now);
+        w.prepared.prepare(&a, slot + chrono::Duration::minutes(1), now);
+        assert_eq!(w.prepared.next_due(), Some(due_at + chrono::Duration::minutes(1)));
+        assert_eq!(w.prepared.due(slot + chrono::Duration::hours(1), 256).len(), 1);
         // The batch bound.
-        for i in 0..5 {
-            w.prepared.prepare(&a, slot + chrono::Duration::minutes(i + 1), now);
+        let named_i: Vec<CronJob> = (0..5).map(|i| named(&format!("b{i}"), &format!("ub{i}"))).collect();
+        for b in &named_i {
+            w.feed(watcher::Event::Apply(b.clone()));
+            w.prepared.prepare(b, slot + chrono::Duration::minutes(1), now);
         }
         assert_eq!(w.prepared.due(slot + chrono::Duration::hours(1), 3).len(), 3);
         assert_eq!(w.prepared.due(slot + chrono::Duration::hours(1), 3).len(), 2);
+        // What is kept for later goes with its CronJob: on its Delete, and on a relist without it.
+        for b in &named_i {
+            w.prepared.prepare(b, slot + chrono::Duration::minutes(1), now);
+        }
+        w.feed(watcher::Event::Delete(named_i[0].clone()));
+        w.feed(watcher::Event::Init);
+        for b in &named_i[..3] {
+            w.feed(watcher::Event::InitApply(b.clone()));
+        }
+        w.feed(watcher::Event::InitDone);
+        let left: Vec<String> =
+            w.prepared.due(slot + chrono::Duration::hours(1), 256).into_iter().map(|(_, (_, n))| n).collect();
+        assert_eq!(left, ["b1", "b2"]);
+    }
+
+    #[test]
+    fn a_slot_kept_for_later_wakes_the_preparer_only_when_it_comes_first() {
+        let mut l = Later::default();
+        let key = |n: &str| ("ns".to_string(), n.to_string());
+        let t = at("2026-12-07T16:00:00Z");
+        assert!(l.insert(t, key("a")), "the first");
+        assert!(!l.insert(t + chrono::Duration::minutes(1), key("b")), "after the first");
+        assert!(!l.insert(t, key("c")), "at the first's time: already awake for it");
+        assert!(l.insert(t - chrono::Duration::seconds(1), key("b")), "moved before the first");
+        assert_eq!(l.by_time.len(), 3, "b's earlier slot replaced");
+        l.remove(&key("b"));
+        assert_eq!((l.by_time.len(), l.by_key.len()), (2, 2));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
