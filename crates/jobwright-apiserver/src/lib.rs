@@ -39,6 +39,7 @@ pub mod errors;
 pub mod event_ttl;
 pub mod events;
 pub mod gc;
+mod hot;
 pub mod http;
 pub mod kinds;
 pub mod kubeconfig;
