@@ -1090,7 +1090,7 @@ fn outcome_response(view: &ResourceInfo, out: Outcome, shape: Shape) -> Response
         add_warnings(&mut r, &out.warnings);
         return r;
     }
-    let v = events::to_view(view, Arc::unwrap_or_clone(out.object));
+    let v = events::to_view(view, out.object);
     let mut r = json_value(code, &shape_one(view, v, shape));
     add_warnings(&mut r, &out.warnings);
     r

@@ -39,7 +39,6 @@ pub mod errors;
 pub mod event_ttl;
 pub mod events;
 pub mod gc;
-mod hot;
 pub mod http;
 pub mod kinds;
 pub mod kubeconfig;

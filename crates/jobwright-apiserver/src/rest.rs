@@ -17,7 +17,6 @@ use serde_json::{Value, json};
 
 use super::crd;
 use super::errors::{FieldError, StatusError};
-use super::hot::HotObjects;
 use super::patch::{self, PatchType, WriteContext};
 use super::registry::{Registry, ResourceInfo};
 use super::services::{self, Allocators, Reservation, ServiceRanges};
@@ -26,14 +25,7 @@ use super::validate::{self, FieldValidation, Operation};
 
 /// An admitted and stored update: the object, its serialization when just stored, and the
 /// admission warnings.
-type Committed = (Arc<Value>, Option<bytes::Bytes>, Vec<String>);
-
-/// A committed write as [`Api::commit`] gives it: the stored bytes (for a delete, the final
-/// object) and, for a put, the stored object (shared with [`HotObjects`]).
-struct Done {
-    bytes: bytes::Bytes,
-    object: Option<Arc<Value>>,
-}
+type Committed = (Value, Option<bytes::Bytes>, Vec<String>);
 
 /// Options of a create, update or patch request.
 #[derive(Debug, Clone, Default)]
@@ -149,9 +141,8 @@ pub fn parse_propagation(p: &str) -> Result<Propagation, StatusError> {
 /// The result of a create, update or patch.
 #[derive(Debug, Clone)]
 pub struct Outcome {
-    /// The object as stored (or as it would be, on a dry run); shared with the recently written
-    /// objects the API keeps decoded (`Arc::unwrap_or_clone` for an owned copy).
-    pub object: Arc<Value>,
+    /// The object as stored (or as it would be, on a dry run).
+    pub object: Value,
     /// `Warning` headers.
     pub warnings: Vec<String>,
     /// Whether the object was created (201) rather than updated (200).
@@ -186,8 +177,6 @@ pub struct Api {
     pub registry: Registry,
     /// Service cluster IPs and node ports.
     pub services: Arc<Allocators>,
-    /// The objects written last, decoded (for the read-modify-write of updates and patches).
-    hot: Arc<HotObjects>,
 }
 
 /// Now, the way object timestamps are written (RFC 3339, seconds, `Z`).
@@ -453,7 +442,7 @@ impl Api {
 
     /// [`Api::new`] with the service cluster IP and node port ranges given.
     pub fn with_service_ranges(store: Arc<Store>, registry: Registry, ranges: ServiceRanges) -> Self {
-        let api = Self { store, registry, services: Arc::new(Allocators::new(ranges)), hot: Arc::default() };
+        let api = Self { store, registry, services: Arc::new(Allocators::new(ranges)) };
         for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
             let body = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
             let info = api.info("", "namespaces");
@@ -502,15 +491,6 @@ impl Api {
         Ok(parse(&self.get(info, ns, name)?.bytes()))
     }
 
-    /// The stored object of `entry` (read from `info`'s bucket), decoded: the one kept from its
-    /// write when there is one, else parsed from the stored bytes (the same value, see [`HotObjects`]).
-    fn decoded(&self, info: &ResourceInfo, ns: &str, name: &str, entry: &Entry) -> Arc<Value> {
-        match self.hot.get(&info.storage_key, ns, name, entry.rv) {
-            Some(v) => v,
-            None => Arc::new(parse(&entry.bytes())),
-        }
-    }
-
     fn check_namespace(&self, info: &ResourceInfo, ns: &str, name: &str) -> Result<(), StatusError> {
         if !info.namespaced {
             return Ok(());
@@ -535,7 +515,7 @@ impl Api {
     /// Every write of the generic registry goes through here (then [`Store::write`]); storing a
     /// CustomResourceDefinition (re)registers its resources, deleting one removes them and their
     /// objects.
-    fn commit(&self, info: &ResourceInfo, ns: &str, name: &str, expect: Expect, op: Op) -> Result<Done, WriteError> {
+    fn commit(&self, info: &ResourceInfo, ns: &str, name: &str, expect: Expect, op: Op) -> Result<Written, WriteError> {
         let crd = crd::is_crd(info);
         let svc = services::is_services(info);
         let old =
@@ -565,22 +545,7 @@ impl Api {
                 crd::register(&self.registry, old.as_ref(), &parse(&w.bytes));
             }
         }
-        Ok(self.keep(info, ns, name, w))
-    }
-
-    /// A committed write's object, kept decoded for the next read-modify-write of it.
-    fn keep(&self, info: &ResourceInfo, ns: &str, name: &str, w: Written) -> Done {
-        match w.object {
-            Some(obj) => {
-                let obj = Arc::new(obj);
-                self.hot.put(&info.storage_key, ns, name, w.rv, &obj, w.bytes.len());
-                Done { bytes: w.bytes, object: Some(obj) }
-            }
-            None => {
-                self.hot.forget(&info.storage_key, ns, name);
-                Done { bytes: w.bytes, object: None }
-            }
-        }
+        Ok(w)
     }
 
     /// Reserve a Service's cluster IP and node ports (main resource writes only).
@@ -708,7 +673,7 @@ impl Api {
             if self.store.get(&info.storage_key, &ns, &name).is_some() {
                 return Err(StatusError::already_exists(info, &name));
             }
-            return Ok(Outcome { object: Arc::new(obj), warnings, created: true, bytes: None });
+            return Ok(Outcome { object: obj, warnings, created: true, bytes: None });
         }
         // A generated name that is taken is generated again (the suffix is the same length, so
         // the validation above still holds).
@@ -722,7 +687,7 @@ impl Api {
                         r.keep();
                     }
                     return Ok(Outcome {
-                        object: w.object.unwrap_or_else(|| Arc::new(parse(&w.bytes))),
+                        object: w.object.unwrap_or_else(|| parse(&w.bytes)),
                         warnings,
                         created: true,
                         bytes: Some(w.bytes),
@@ -852,23 +817,23 @@ impl Api {
         old: &Value,
         new: Value,
         dry_run: bool,
-    ) -> Result<Result<(Arc<Value>, Option<bytes::Bytes>), WriteError>, StatusError> {
+    ) -> Result<Result<(Value, Option<bytes::Bytes>), WriteError>, StatusError> {
         let deleting = !new["metadata"]["deletionTimestamp"].is_null();
         let grace_over = new["metadata"]["deletionGracePeriodSeconds"].as_i64().unwrap_or(0) == 0;
         if same_object(old, &new) {
-            return Ok(Ok((Arc::new(old.clone()), None)));
+            return Ok(Ok((old.clone(), None)));
         }
         if dry_run {
-            return Ok(Ok((Arc::new(new), None)));
+            return Ok(Ok((new, None)));
         }
         if deleting && grace_over && !held(&new) {
             return Ok(self
                 .commit(info, ns, name, Expect::Rv(rv), Op::DeleteAs(new))
-                .map(|w| (Arc::new(parse(&w.bytes)), Some(w.bytes))));
+                .map(|w| (parse(&w.bytes), Some(w.bytes))));
         }
         Ok(self
             .commit(info, ns, name, Expect::Rv(rv), Op::Put(new))
-            .map(|w| (w.object.unwrap_or_else(|| Arc::new(parse(&w.bytes))), Some(w.bytes))))
+            .map(|w| (w.object.unwrap_or_else(|| parse(&w.bytes)), Some(w.bytes))))
     }
 
     /// PUT of the resource (`sub` = None) or a subresource (`status`).
@@ -915,7 +880,7 @@ impl Api {
             {
                 return Err(StatusError::conflict(info, name));
             }
-            let old = self.decoded(info, &ns, name, &entry);
+            let old = parse(&entry.bytes());
             // Only a resourceVersion sent moves the body out, and then a failed commit answers a
             // conflict instead of coming back here; should an attempt ever find it gone, that is
             // a conflict too (upstream's answer when the precondition no longer holds), not a
@@ -999,7 +964,7 @@ impl Api {
                 }
                 return Err(StatusError::not_found(info, name));
             };
-            let old = self.decoded(info, &ns, name, &entry);
+            let old = parse(&entry.bytes());
             let patched = patch::apply_patch(info, Some(&old), ptype, body, &opts.ctx(sub))?;
             check_shape(&patched)?;
             let carried_rv = patched["metadata"]["resourceVersion"].as_str().map(str::to_string);
@@ -1288,21 +1253,21 @@ mod tests {
         let api = api();
         let jobs = api.info("batch", "jobs");
         let o = api.create(&jobs, "default", job("a"), &WriteOptions::default()).unwrap().object;
-        let mut s = (*o).clone();
+        let mut s = o.clone();
         s["status"] = json!({"active": 1});
         s["spec"]["parallelism"] = json!(5);
         let o2 = api.update(&jobs, "default", "a", Some("status"), s, &WriteOptions::default()).unwrap().object;
         assert_eq!(o2["status"]["active"], 1);
         assert_eq!(o2["spec"]["parallelism"], o["spec"]["parallelism"], "a status write keeps the old spec");
         assert_eq!(o2["metadata"]["generation"], 1);
-        let mut m = (*o2).clone();
+        let mut m = o2.clone();
         m["status"] = json!({});
         m["spec"]["parallelism"] = json!(2);
         let o3 = api.update(&jobs, "default", "a", None, m, &WriteOptions::default()).unwrap().object;
         assert_eq!(o3["status"]["active"], 1);
         assert_eq!(o3["metadata"]["generation"], 2);
         // stale
-        let e = api.update(&jobs, "default", "a", None, (*o2).clone(), &WriteOptions::default()).unwrap_err();
+        let e = api.update(&jobs, "default", "a", None, o2, &WriteOptions::default()).unwrap_err();
         assert_eq!(e.code, 409);
     }
 
@@ -1442,119 +1407,5 @@ mod tests {
         let body = json!({"metadata": {"name": "q"}, "spec": {"containers": [{"name": "c", "image": "i"}]}});
         api.create(&pods, "default", body, &WriteOptions::default()).unwrap();
         assert!(api.delete(&pods, "default", "q", &DeleteOptions::default()).unwrap().gone);
-    }
-
-    /// The read-modify-write of an update or patch starts from the object the last write kept
-    /// decoded, when it was kept at the stored resourceVersion: that object must be the value the
-    /// reference path parses from the stored bytes, after any sequence of creates, updates,
-    /// patches of every type, status writes, deletions held by finalizers and the server's own
-    /// rewrites (`remove_finalizer`, `mutate`).
-    #[test]
-    fn kept_objects_are_what_the_stored_bytes_parse_to() {
-        use proptest::prelude::*;
-        #[derive(Debug, Clone)]
-        enum Op {
-            Create(usize, bool),
-            Labels(usize, String, Option<String>),
-            Finalizer(usize),
-            JsonAnnotation(usize, String),
-            Status(usize, String),
-            Put(usize, String),
-            Delete(usize),
-            RemoveFinalizer(usize),
-            Mutate(usize, String),
-        }
-        let name = || 0usize..3;
-        let text = || "[a-z0-9]{1,6}";
-        let op = prop_oneof![
-            (name(), any::<bool>()).prop_map(|(n, p)| Op::Create(n, p)),
-            (name(), text(), prop::option::of(text())).prop_map(|(n, k, v)| Op::Labels(n, k, v)),
-            name().prop_map(Op::Finalizer),
-            (name(), text()).prop_map(|(n, v)| Op::JsonAnnotation(n, v)),
-            (name(), prop_oneof![Just("Pending"), Just("Running"), Just("Succeeded")].prop_map(str::to_string))
-                .prop_map(|(n, p)| Op::Status(n, p)),
-            (name(), text()).prop_map(|(n, v)| Op::Put(n, v)),
-            name().prop_map(Op::Delete),
-            name().prop_map(Op::RemoveFinalizer),
-            (name(), text()).prop_map(|(n, v)| Op::Mutate(n, v)),
-        ];
-        let config = proptest::test_runner::Config { cases: 64, ..Default::default() };
-        proptest::proptest!(config, |(ops in prop::collection::vec(op, 1..40))| {
-            let api = api();
-            let pods = api.info("", "pods");
-            let cms = api.info("", "configmaps");
-            let o = WriteOptions::default();
-            let pod = |n: usize| format!("p{n}");
-            for op in ops {
-                let written: Option<(ResourceInfo, String)> = match op {
-                    Op::Create(n, true) => {
-                        let body = json!({"metadata": {"name": pod(n), "finalizers": ["x/y"]},
-                            "spec": {"containers": [{"name": "c", "image": "i", "ports": [{"containerPort": 80}]}]}});
-                        api.create(&pods, "default", body, &o).ok().map(|_| (pods.clone(), pod(n)))
-                    }
-                    Op::Create(n, false) => {
-                        let body = json!({"metadata": {"name": pod(n)}, "data": {"a": "b"}});
-                        api.create(&cms, "default", body, &o).ok().map(|_| (cms.clone(), pod(n)))
-                    }
-                    Op::Labels(n, k, v) => {
-                        let body = serde_json::to_vec(&json!({"metadata": {"labels": {k: v}}})).unwrap();
-                        let _ = api.patch(&cms, "default", &pod(n), None, PatchType::Merge, &body, &o);
-                        api.patch(&pods, "default", &pod(n), None, PatchType::Merge, &body, &o).ok().map(|_| (pods.clone(), pod(n)))
-                    }
-                    Op::Finalizer(n) => {
-                        let body = br#"{"metadata":{"$deleteFromPrimitiveList/finalizers":["x/y"]}}"#;
-                        api.patch(&pods, "default", &pod(n), None, PatchType::StrategicMerge, body, &o).ok().map(|_| (pods.clone(), pod(n)))
-                    }
-                    Op::JsonAnnotation(n, v) => {
-                        let body = serde_json::to_vec(&json!([{"op": "add", "path": "/metadata/annotations", "value": {"a": v}}])).unwrap();
-                        api.patch(&cms, "default", &pod(n), None, PatchType::Json, &body, &o).ok().map(|_| (cms.clone(), pod(n)))
-                    }
-                    Op::Status(n, phase) => {
-                        let body = serde_json::to_vec(&json!({"status": {"phase": phase, "hostIP": "10.0.0.1"}})).unwrap();
-                        api.patch(&pods, "default", &pod(n), Some("status"), PatchType::Merge, &body, &o).ok().map(|_| (pods.clone(), pod(n)))
-                    }
-                    Op::Put(n, v) => match api.get_value(&cms, "default", &pod(n)) {
-                        Ok(mut cur) => {
-                            cur["data"]["k"] = json!(v);
-                            cur["metadata"].as_object_mut().unwrap().remove("resourceVersion");
-                            api.update(&cms, "default", &pod(n), None, cur, &o).ok().map(|_| (cms.clone(), pod(n)))
-                        }
-                        Err(_) => None,
-                    },
-                    Op::Delete(n) => {
-                        let _ = api.delete(&cms, "default", &pod(n), &DeleteOptions::default());
-                        let _ = api.delete(&pods, "default", &pod(n), &DeleteOptions::default());
-                        None
-                    }
-                    Op::RemoveFinalizer(n) => {
-                        let _ = api.remove_finalizer(&pods, "default", &pod(n), "x/y");
-                        None
-                    }
-                    Op::Mutate(n, v) => {
-                        let _ = api.mutate(&pods, "default", &pod(n), &|o: &mut Value| {
-                            o["metadata"]["annotations"]["m"] = json!(v);
-                            true
-                        });
-                        None
-                    }
-                };
-                // What a write through the API stores is kept (these objects reparse exactly).
-                if let Some((info, name)) = written
-                    && let Some(e) = api.store.get(&info.storage_key, "default", &name)
-                {
-                    prop_assert!(api.hot.get(&info.storage_key, "default", &name, e.rv).is_some());
-                }
-                for info in [&pods, &cms] {
-                    for n in 0..3 {
-                        let Some(e) = api.store.get(&info.storage_key, "default", &pod(n)) else { continue };
-                        let reference = parse(&e.bytes());
-                        if let Some(kept) = api.hot.get(&info.storage_key, "default", &pod(n), e.rv) {
-                            prop_assert_eq!(&*kept, &reference);
-                        }
-                        prop_assert_eq!(&*api.decoded(info, "default", &pod(n), &e), &reference);
-                    }
-                }
-            }
-        });
     }
 }

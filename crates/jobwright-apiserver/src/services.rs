@@ -512,7 +512,7 @@ mod tests {
 
     fn create(api: &Api, svc: Value) -> Result<Value, StatusError> {
         let info = api.info("", "services");
-        api.create(&info, "default", svc, &WriteOptions::default()).map(|o| Arc::unwrap_or_clone(o.object))
+        api.create(&info, "default", svc, &WriteOptions::default()).map(|o| o.object)
     }
 
     fn svc(name: &str, spec: Value) -> Value {
@@ -527,7 +527,7 @@ mod tests {
         let info = api.info("", "services");
         let mut v = api.get_value(&info, "default", name).unwrap();
         f(&mut v);
-        api.update(&info, "default", name, None, v, &WriteOptions::default()).map(|o| Arc::unwrap_or_clone(o.object))
+        api.update(&info, "default", name, None, v, &WriteOptions::default()).map(|o| o.object)
     }
 
     fn delete(api: &Api, name: &str) {
