@@ -195,7 +195,7 @@ impl Packer {
     pub fn pack(&mut self, codec: &mut Codec, json: &Bytes) -> Stored {
         codec.writes += 1;
         let sample = if codec.trained {
-            codec.collecting && codec.writes >= codec.collect_from && codec.writes % SAMPLE_STRIDE == 0
+            codec.collecting && codec.writes >= codec.collect_from && codec.writes.is_multiple_of(SAMPLE_STRIDE)
         } else {
             true
         };
@@ -477,7 +477,7 @@ mod tests {
                 for i in 0..len {
                     n += 1;
                     // Now and then an object too small to compress, or one too large to sample.
-                    let json = if n % raw_every == 0 {
+                    let json = if n.is_multiple_of(raw_every) {
                         Bytes::from(format!(r#"{{"i":{i}}}"#))
                     } else if n % (raw_every * 7) == 1 {
                         Bytes::from(format!(r#"{{"big":"{}"}}"#, "x".repeat(MAX_SAMPLE + i as usize % 100)))
