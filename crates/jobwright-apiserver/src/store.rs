@@ -192,7 +192,9 @@ fn intern_names(names: &[&str]) -> Option<&'static [Box<str>]> {
 }
 
 /// Distinct field values [`Fields`] interns at most, for the process (each at most
-/// [`MAX_VALUE_LEN`] bytes: 256 KiB in all at most); later values are kept as themselves.
+/// [`MAX_VALUE_LEN`] bytes: 256 KiB in all at most); later values are kept as themselves. Values
+/// are never un-interned, so clients writing many distinct namespaces, node names or reasons fill
+/// the table for good: answers stay the same, only the saving is lost (accepted).
 const MAX_VALUES: usize = 4096;
 /// Longest value interned.
 const MAX_VALUE_LEN: usize = 63;
