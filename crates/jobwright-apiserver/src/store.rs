@@ -141,6 +141,18 @@ impl Pairs {
 /// the same field names, so they are kept once per set of names (interned for the process) and
 /// each object keeps only its values, in one allocation: `value NUL value` (an Event's names
 /// are 230 bytes of its 400). Values holding a NUL themselves are kept as owned pairs instead.
+///
+/// A value is written as itself, or as a short reference when that is smaller (an Event's values
+/// were about 190 bytes, most of them repeated by every Event of the cluster):
+/// - the value of a field that takes few distinct values (kind, reason, type, source,
+///   namespace, phase, node... see [`interned_field`]) as `\u{1}` and its number in a
+///   process-wide table of such values (bounded: [`MAX_VALUES`], then values are kept as
+///   themselves);
+/// - a value that is the start of another field's value (an Event's `involvedObject.name`, the
+///   start of its own name) as `\u{2}`, that field's position and the length.
+///
+/// Numbers are written as one `char` each, offset by [`REF_BASE`] (never NUL). A value starting
+/// with `\u{1}` or `\u{2}` itself makes the set owned pairs, as a NUL does.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Fields {
     /// The names (sorted, interned) and the values in their order, NUL-separated.
@@ -179,30 +191,154 @@ fn intern_names(names: &[&str]) -> Option<&'static [Box<str>]> {
     Some(set)
 }
 
+/// Distinct field values [`Fields`] interns at most, for the process (each at most
+/// [`MAX_VALUE_LEN`] bytes: 256 KiB in all at most); later values are kept as themselves. Values
+/// are never un-interned, so clients writing many distinct namespaces, node names or reasons fill
+/// the table for good: answers stay the same, only the saving is lost (accepted).
+const MAX_VALUES: usize = 4096;
+/// Longest value interned.
+const MAX_VALUE_LEN: usize = 63;
+/// Added to a number written as a `char` in [`Fields`]' values (so it is never NUL, and one byte
+/// up to 95).
+const REF_BASE: u32 = 0x20;
+/// Marks an interned value.
+const INTERNED: char = '\u{1}';
+/// Marks the start of another field's value.
+const PREFIX: char = '\u{2}';
+
+/// The interned values, by number: written once each, read without a lock.
+static VALUES: [std::sync::OnceLock<&'static str>; MAX_VALUES] = [const { std::sync::OnceLock::new() }; MAX_VALUES];
+
+/// Whether a selectable field takes few distinct values in a cluster, so its values are
+/// interned: not names, uids, resourceVersions, addresses or counts.
+fn interned_field(name: &str) -> bool {
+    matches!(
+        name,
+        "metadata.namespace"
+            | "involvedObject.kind"
+            | "involvedObject.namespace"
+            | "involvedObject.apiVersion"
+            | "involvedObject.fieldPath"
+            | "reason"
+            | "reportingComponent"
+            | "source"
+            | "type"
+            | "spec.nodeName"
+            | "spec.restartPolicy"
+            | "spec.schedulerName"
+            | "spec.serviceAccountName"
+            | "spec.hostNetwork"
+            | "spec.unschedulable"
+            | "spec.type"
+            | "status.phase"
+            | "status.nominatedNodeName"
+    )
+}
+
+/// The number of `value` in [`VALUES`], interning it if there is room.
+fn intern_value(value: &str) -> Option<usize> {
+    static INDEX: Mutex<Option<HashMap<&'static str, usize>>> = Mutex::new(None);
+    if value.len() > MAX_VALUE_LEN {
+        return None;
+    }
+    let mut index = INDEX.lock().unwrap_or_else(|e| e.into_inner());
+    let index = index.get_or_insert_with(HashMap::new);
+    if let Some(&n) = index.get(value) {
+        return Some(n);
+    }
+    let n = index.len();
+    if n >= MAX_VALUES {
+        return None;
+    }
+    let kept: &'static str = Box::leak(Box::from(value));
+    // Set before it is handed out; `n` is new, so the cell is empty.
+    let _ = VALUES[n].set(kept);
+    index.insert(kept, n);
+    Some(n)
+}
+
+/// `n` as one `char` of [`Fields`]' values.
+fn ref_char(n: usize) -> Option<char> {
+    u32::try_from(n).ok().and_then(|n| n.checked_add(REF_BASE)).filter(|c| *c < 0xD800).and_then(char::from_u32)
+}
+
+/// The number a `char` of [`Fields`]' values stands for.
+fn ref_num(c: char) -> usize {
+    (c as u32).saturating_sub(REF_BASE) as usize
+}
+
 impl Fields {
     /// From pairs sorted by name.
     pub fn from_sorted<K: AsRef<str>, V: AsRef<str>>(pairs: impl IntoIterator<Item = (K, V)>) -> Self {
         let pairs: Vec<(K, V)> = pairs.into_iter().collect();
         let names: Vec<&str> = pairs.iter().map(|(k, _)| k.as_ref()).collect();
-        let interned = if pairs.iter().any(|(_, v)| v.as_ref().contains('\0')) { None } else { intern_names(&names) };
+        let plain = |v: &str| !v.contains('\0') && !v.starts_with([INTERNED, PREFIX]);
+        let interned = if pairs.iter().all(|(_, v)| plain(v.as_ref())) { intern_names(&names) } else { None };
         let Some(names) = interned else {
             return Self::Owned(pairs.iter().map(|(k, v)| (k.as_ref().to_string(), v.as_ref().to_string())).collect());
         };
-        let mut values = String::with_capacity(pairs.iter().map(|(_, v)| v.as_ref().len() + 1).sum());
-        for (i, (_, v)) in pairs.iter().enumerate() {
+        let values: Vec<&str> = pairs.iter().map(|(_, v)| v.as_ref()).collect();
+        // Interned values first; what is left is written as itself or as the start of another
+        // value written as itself.
+        let tokens: Vec<Option<char>> = values
+            .iter()
+            .zip(names.iter())
+            .map(|(v, n)| if v.len() > 2 && interned_field(n) { intern_value(v).and_then(ref_char) } else { None })
+            .collect();
+        let literal = |j: usize| tokens[j].is_none();
+        let mut out = String::with_capacity(values.iter().map(|v| v.len() + 1).sum());
+        for (i, v) in values.iter().enumerate() {
             if i > 0 {
-                values.push('\0');
+                out.push('\0');
             }
-            values.push_str(v.as_ref());
+            if let Some(c) = tokens[i] {
+                out.push(INTERNED);
+                out.push(c);
+                continue;
+            }
+            // The start of a longer value (or of an equal one written earlier): the longest such,
+            // the first of equals, which is itself written as itself.
+            let target = (v.len() > 4)
+                .then(|| {
+                    (0..values.len())
+                        .filter(|&j| j != i && literal(j) && values[j].starts_with(v))
+                        .filter(|&j| values[j].len() > v.len() || j < i)
+                        .max_by(|&a, &b| values[a].len().cmp(&values[b].len()).then(b.cmp(&a)))
+                })
+                .flatten();
+            match target.and_then(|j| Some((ref_char(j)?, ref_char(v.len())?))) {
+                Some((j, len)) => {
+                    out.push(PREFIX);
+                    out.push(j);
+                    out.push(len);
+                }
+                None => out.push_str(v),
+            }
         }
-        Self::Packed { names, values: values.into_boxed_str() }
+        Self::Packed { names, values: out.into_boxed_str() }
+    }
+
+    /// The value of the `i`th token of packed `values`, resolved.
+    fn resolve<'a>(values: &'a str, token: &'a str) -> &'a str {
+        let mut chars = token.chars();
+        match chars.next() {
+            Some(INTERNED) => chars.next().and_then(|c| VALUES.get(ref_num(c))?.get().copied()).unwrap_or_default(),
+            Some(PREFIX) => {
+                let (Some(j), Some(len)) = (chars.next(), chars.next()) else { return "" };
+                // A target is always written as itself (made by `from_sorted`).
+                values.split('\0').nth(ref_num(j)).and_then(|t| t.get(..ref_num(len))).unwrap_or_default()
+            }
+            _ => token,
+        }
     }
 
     /// The pairs, in name order.
     pub fn iter(&self) -> Box<dyn Iterator<Item = (&str, &str)> + '_> {
         match self {
             Self::Packed { names: [], .. } => Box::new(std::iter::empty()),
-            Self::Packed { names, values } => Box::new(names.iter().map(|n| &**n).zip(values.split('\0'))),
+            Self::Packed { names, values } => {
+                Box::new(names.iter().map(|n| &**n).zip(values.split('\0').map(|t| Self::resolve(values, t))))
+            }
             Self::Owned(p) => Box::new(p.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
         }
     }
@@ -212,7 +348,7 @@ impl Fields {
         match self {
             Self::Packed { names, values } => {
                 let i = names.iter().position(|n| &**n == name)?;
-                values.split('\0').nth(i)
+                values.split('\0').nth(i).map(|t| Self::resolve(values, t))
             }
             Self::Owned(p) => p.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str()),
         }
@@ -1695,6 +1831,65 @@ mod tests {
             }
             _ => panic!("packed: {a:?} {b:?}"),
         }
+    }
+
+    proptest::proptest! {
+        /// Whatever the values (repeated, the start of one another, interned or not, starting
+        /// with the markers), every field reads back as given.
+        #[test]
+        fn packed_fields_read_back_as_given(
+            picks in proptest::collection::btree_map(0usize..12, (0usize..8, 0usize..40), 0..12),
+        ) {
+            const NAMES: [&str; 12] = [
+                "involvedObject.kind", "involvedObject.name", "involvedObject.namespace", "involvedObject.uid",
+                "metadata.name", "metadata.namespace", "reason", "source", "spec.nodeName", "status.phase",
+                "status.podIP", "type",
+            ];
+            const STEMS: [&str; 8] = [
+                "", "job-12345-abcde.187f3a2b1c4d5e6f", "default", "\u{1}x", "a\u{2}b", "Pod", "ü-ß-ç-node", "\0",
+            ];
+            let pairs: Vec<(&str, String)> = picks
+                .iter()
+                .map(|(&n, &(stem, cut))| {
+                    let s = STEMS[stem];
+                    // Cut on a char boundary at or below `cut`: prefixes of one another.
+                    let cut = (0..=cut.min(s.len())).rev().find(|&c| s.is_char_boundary(c)).unwrap_or(0);
+                    (NAMES[n], s[..cut].to_string())
+                })
+                .collect();
+            let f = Fields::from_sorted(pairs.iter().map(|(k, v)| (*k, v.as_str())));
+            let back: Vec<(&str, &str)> = f.iter().collect();
+            let want: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            proptest::prop_assert_eq!(&back, &want);
+            for (k, v) in &want {
+                proptest::prop_assert_eq!(f.get(k), Some(*v));
+            }
+            let special = pairs.iter().any(|(_, v)| v.contains('\0') || v.starts_with(['\u{1}', '\u{2}']));
+            proptest::prop_assert_eq!(matches!(f, Fields::Owned(_)), special);
+        }
+    }
+
+    /// An Event's values are kept in about half the bytes: what repeats across Events (kind,
+    /// reason, source, type, namespaces, fieldPath) is interned, its object's name is the start
+    /// of its own.
+    #[test]
+    fn an_events_values_keep_only_what_is_its_own() {
+        let reg = Registry::builtin();
+        let events = reg.get("", "v1", "events").unwrap();
+        let ev = json!({"metadata": {"name": "job-12345-abcde.187f3a2b1c4d5e6f", "namespace": "default"},
+            "reason": "Started", "type": "Normal", "reportingComponent": "kubelet",
+            "involvedObject": {"kind": "Pod", "name": "job-12345-abcde", "namespace": "default",
+                "uid": "0b9d7c66-6c0e-4a53-9d8e-2f5b4c3a2b1c", "apiVersion": "v1", "resourceVersion": "123456",
+                "fieldPath": "spec.containers{main}"},
+            "source": {"component": "kubelet", "host": "node-1"}});
+        let meta = Meta::of(&events, &ev);
+        let Fields::Packed { values, .. } = &meta.fields else { panic!("packed: {:?}", meta.fields) };
+        let plain: usize = selector::selectable_field_pairs(&events, &ev).iter().map(|(_, v)| v.len() + 1).sum();
+        // The name (32), the uid (36), the resourceVersion (6) and the 12 separators stay; the
+        // rest are references of 2 or 3 bytes.
+        assert!(values.len() <= 110 && plain >= 165, "{} bytes packed against {plain}: {values:?}", values.len());
+        let fields = selector::selectable_fields(&events, &ev);
+        assert_eq!(meta.fields.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<BTreeMap<_, _>>(), fields);
     }
 
     #[test]
