@@ -365,8 +365,11 @@ impl PreparedMap {
         let near = (slot - now).to_std().map_or(true, |ahead| ahead <= PREPARE_AHEAD);
         if !near && let (Some(ns), Some(name)) = (cj.metadata.namespace.as_ref(), cj.metadata.name.as_ref()) {
             // Made when the slot is near, of the CronJob as it is then; the task is woken only
-            // when this slot comes first (it sleeps until the first).
-            if self.later().insert(slot, (ns.clone(), name.clone())) {
+            // when this slot comes first (it sleeps until the first). Kept only while the store
+            // holds the CronJob, checked under the lock `deleted` takes after the store applied a
+            // Delete: a sync racing the delete keeps nothing for later.
+            let mut later = self.later();
+            if self.holds(cj) && later.insert(slot, (ns.clone(), name.clone())) {
                 self.added.notify_one();
             }
         }
@@ -1307,13 +1310,19 @@ mod tests {
         w.prepared.prepare(&a, slot, now);
         assert_eq!(w.prepared.len(), 0, "the create prepared after the Delete");
         assert!(w.prepared.take_create(&a, slot).is_none());
+        let far = slot + chrono::Duration::minutes(10);
+        w.prepared.prepare(&a, far, now);
+        assert_eq!(w.prepared.next_due(), None, "no far slot kept for later after the Delete");
         // A new CronJob of the same name is another uid: the old one's syncs keep nothing for it.
         let a2 = named("a", "ua2");
         w.feed(watcher::Event::Apply(a2.clone()));
         w.prepared.prepare(&a, slot, now);
-        assert_eq!(w.prepared.len(), 0);
+        w.prepared.prepare(&a, far, now);
+        assert_eq!((w.prepared.len(), w.prepared.next_due()), (0, None));
         w.prepared.prepare(&a2, slot, now);
         assert!(w.prepared.is_prepared(&a2, slot));
+        w.prepared.prepare(&a2, far, now);
+        assert_eq!(w.prepared.next_due(), Some(prepare_at(far)), "the new CronJob's far slot is kept");
     }
 
     #[test]
