@@ -414,18 +414,24 @@ mod tests {
             packer.pack(&mut codec, &shaped(0, i));
         }
         assert_eq!(codec.dictionaries_made(), 1, "trained once from the first objects, no drift");
-        let first = packer.pack(&mut codec, &shaped(1, 0)).size();
-        let mut kept = Vec::new();
-        for i in 1..(2 * RETRAIN_GAP) {
-            let json = shaped(1, i);
-            kept.push((packer.pack(&mut codec, &json), json));
-        }
+        let (first, last) = pack_second_shape(&mut packer, &mut codec, 2 * RETRAIN_GAP);
         assert_eq!(codec.dictionaries_made(), 2, "the later shape drifted: a second dictionary");
-        let last = kept.last().unwrap().0.size();
         assert!(last * 2 < first, "the new dictionary fits the new shape: {last} bytes against {first}");
+    }
+
+    /// Packs `n` objects of a second shape: the first one's size and the last one's, after
+    /// checking that every one reads back as packed.
+    fn pack_second_shape(packer: &mut Packer, codec: &mut Codec, n: u64) -> (usize, usize) {
+        let first = packer.pack(codec, &shaped(1, 0)).size();
+        let mut kept = Vec::new();
+        for i in 1..n {
+            let json = shaped(1, i);
+            kept.push((packer.pack(codec, &json), json));
+        }
         for (stored, json) in &kept {
             assert_eq!(&stored.json(), json);
         }
+        (first, kept.last().expect("objects packed").0.size())
     }
 
     #[test]
@@ -436,18 +442,10 @@ mod tests {
         for i in 0..TRAIN_SAMPLES as u64 {
             packer.pack(&mut codec, &shaped(0, i));
         }
-        let first = packer.pack(&mut codec, &shaped(1, 0)).size();
-        let mut kept = Vec::new();
-        for i in 1..(SAMPLE_DELAY + SAMPLE_STRIDE * TRAIN_SAMPLES as u64 + 1) {
-            let json = shaped(1, i);
-            kept.push((packer.pack(&mut codec, &json), json));
-        }
+        let (first, last) =
+            pack_second_shape(&mut packer, &mut codec, SAMPLE_DELAY + SAMPLE_STRIDE * TRAIN_SAMPLES as u64 + 1);
         assert_eq!(codec.dictionaries_made(), 2, "trained again from the later objects");
-        let last = kept.last().unwrap().0.size();
         assert!(last * 2 < first, "the second dictionary fits them: {last} bytes against {first}");
-        for (stored, json) in &kept {
-            assert_eq!(&stored.json(), json);
-        }
     }
 
     #[test]
