@@ -1449,6 +1449,38 @@ mod tests {
         task.abort();
     }
 
+    /// The preparer sleeps towards the first slot kept for later; a slot that comes before it,
+    /// kept meanwhile, wakes it (else it would be made only at the later slot's time).
+    #[tokio::test(flavor = "current_thread")]
+    async fn an_earlier_slot_kept_while_the_preparer_sleeps_on_a_later_one_is_prepared_in_time() {
+        let mut w = Watch::new();
+        let (a, b) = (named("a", "ua"), named("b", "ub"));
+        w.feed(watcher::Event::Apply(a.clone()));
+        w.feed(watcher::Event::Apply(b.clone()));
+        let t0 = at("2026-12-07T15:00:00Z");
+        let start = std::time::Instant::now();
+        let clock: Clock = Arc::new(move || t0 + chrono::Duration::from_std(start.elapsed()).unwrap_or_default());
+        let prepared = Arc::new(std::mem::replace(&mut w.prepared, PreparedMap::new(reflector::store().0)));
+        let far = t0 + chrono::Duration::hours(1);
+        prepared.prepare(&a, far, clock());
+        let task = tokio::spawn(prepare_ahead(prepared.clone(), Arc::new(Written::default()), clock.clone()));
+        // One thread: the preparer runs until it sleeps towards the far slot.
+        tokio::task::yield_now().await;
+        // Made 2 s from now (PREPARE_AHEAD before it), not now.
+        let near = t0 + chrono::Duration::from_std(PREPARE_AHEAD).unwrap_or_default() + chrono::Duration::seconds(2);
+        prepared.prepare(&b, near, clock());
+        assert!(!prepared.is_prepared(&b, near), "kept for later");
+        tokio::time::timeout(Duration::from_secs(60), async {
+            while !prepared.is_prepared(&b, near) {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await
+        .expect("the earlier slot is made before the far one's time");
+        assert!(!prepared.is_prepared(&a, far), "the far slot is still an hour ahead");
+        task.abort();
+    }
+
     #[test]
     fn a_decision_runs_with_the_map_unlocked_and_its_memo_is_put_back() {
         let mut w = Watch::new();
