@@ -1467,8 +1467,9 @@ mod tests {
         // One thread: the preparer runs until it sleeps towards the far slot.
         tokio::task::yield_now().await;
         // Made 2 s from now (PREPARE_AHEAD before it), not now.
-        let near = t0 + chrono::Duration::from_std(PREPARE_AHEAD).unwrap_or_default() + chrono::Duration::seconds(2);
-        prepared.prepare(&b, near, clock());
+        let now = clock();
+        let near = now + chrono::Duration::from_std(PREPARE_AHEAD).unwrap_or_default() + chrono::Duration::seconds(2);
+        prepared.prepare(&b, near, now);
         assert!(!prepared.is_prepared(&b, near), "kept for later");
         tokio::time::timeout(Duration::from_secs(60), async {
             while !prepared.is_prepared(&b, near) {
