@@ -1264,6 +1264,14 @@ mod tests {
             Self { writer, triggers, written, gate, prepared: PreparedMap::new(store) }
         }
 
+        /// A watch whose store holds one CronJob, `a` (uid `ua`), given back with it.
+        fn holding_a() -> (Self, CronJob) {
+            let mut w = Self::new();
+            let a = named("a", "ua");
+            w.feed(watcher::Event::Apply(a.clone()));
+            (w, a)
+        }
+
         fn feed(&mut self, ev: watcher::Event<CronJob>) -> bool {
             self.writer.apply_watcher_event(&ev);
             on_cronjob_event(&ev, &self.triggers, &self.written, &self.gate, &self.prepared)
@@ -1327,9 +1335,7 @@ mod tests {
 
     #[test]
     fn a_create_body_is_kept_only_for_a_slot_within_the_horizon() {
-        let mut w = Watch::new();
-        let a = named("a", "ua");
-        w.feed(watcher::Event::Apply(a.clone()));
+        let (w, a) = Watch::holding_a();
         let now = at("2026-12-07T15:58:00Z");
         let (far, near) = (now + chrono::Duration::hours(1), now + chrono::Duration::seconds(5));
         // An hour ahead: the memo only.
@@ -1353,9 +1359,7 @@ mod tests {
 
     #[test]
     fn a_far_slot_is_kept_for_later_and_comes_due_prepare_ahead_before_it() {
-        let mut w = Watch::new();
-        let a = named("a", "ua");
-        w.feed(watcher::Event::Apply(a.clone()));
+        let (mut w, a) = Watch::holding_a();
         let now = at("2026-12-07T15:59:00Z");
         let slot = at("2026-12-07T16:00:00Z");
         w.prepared.prepare(&a, slot, now);
@@ -1415,9 +1419,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn prepare_ahead_makes_the_body_of_the_cronjob_as_the_slots_sync_will_read_it() {
-        let mut w = Watch::new();
-        let a = named("a", "ua");
-        w.feed(watcher::Event::Apply(a.clone()));
+        let (mut w, a) = Watch::holding_a();
         let slot = at("2026-12-07T16:00:00Z");
         let offset = Arc::new(std::sync::atomic::AtomicI64::new(-60_000));
         let clock: Clock = {
@@ -1484,9 +1486,7 @@ mod tests {
 
     #[test]
     fn a_decision_runs_with_the_map_unlocked_and_its_memo_is_put_back() {
-        let mut w = Watch::new();
-        let a = named("a", "ua");
-        w.feed(watcher::Event::Apply(a.clone()));
+        let (w, a) = Watch::holding_a();
         let now = at("2026-12-07T15:59:58Z");
         let p = &w.prepared;
         let d = p.with_memo(&a, |memo| {

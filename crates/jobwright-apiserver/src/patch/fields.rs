@@ -877,27 +877,7 @@ mod tests {
     }
 
     fn any_json() -> impl proptest::strategy::Strategy<Value = Value> {
-        use proptest::prelude::*;
-        let leaf = prop_oneof![
-            Just(Value::Null),
-            any::<bool>().prop_map(Value::from),
-            (0i64..3).prop_map(Value::from),
-            "[ab]{0,2}".prop_map(Value::from)
-        ];
-        leaf.prop_recursive(4, 40, 4, |inner| {
-            let keys = prop_oneof![
-                Just("name".to_string()),
-                Just("image".to_string()),
-                Just("containers".to_string()),
-                Just("labels".to_string()),
-                Just("type".to_string()),
-                "[a-c]{1,2}"
-            ];
-            prop_oneof![
-                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
-                prop::collection::btree_map(keys, inner, 0..4).prop_map(|m| Value::Object(m.into_iter().collect())),
-            ]
-        })
+        crate::patch::any_json_with_keys(&["name", "image", "containers", "labels", "type"])
     }
 
     /// The encoding before [`FieldSet::encode`] (each child asked whether it is empty first).

@@ -464,3 +464,26 @@ pub fn go_json_error(e: &serde_json::Error, body: &[u8]) -> String {
 
 #[cfg(test)]
 mod tests;
+
+/// Property-test objects for the patch machinery: small JSON trees of few leaf values, whose
+/// object keys are `keys` (names that mean something to the schema) or short nonsense names.
+#[cfg(test)]
+pub(crate) fn any_json_with_keys(keys: &'static [&'static str]) -> impl proptest::strategy::Strategy<Value = Value> {
+    use proptest::prelude::*;
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::from),
+        (0i64..3).prop_map(Value::from),
+        "[ab]{0,2}".prop_map(Value::from)
+    ];
+    leaf.prop_recursive(4, 40, 4, move |inner| {
+        let key = prop_oneof![
+            keys.len() as u32 => proptest::sample::select(keys).prop_map(str::to_string),
+            1 => "[a-c]{1,2}",
+        ];
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+            prop::collection::btree_map(key, inner, 0..4).prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}

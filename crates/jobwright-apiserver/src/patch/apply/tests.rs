@@ -673,32 +673,19 @@ mod create_path {
     use super::*;
 
     fn any_json() -> impl Strategy<Value = Value> {
-        let leaf = prop_oneof![
-            Just(Value::Null),
-            any::<bool>().prop_map(Value::from),
-            (0i64..3).prop_map(Value::from),
-            "[ab]{0,2}".prop_map(Value::from)
-        ];
-        leaf.prop_recursive(4, 40, 4, |inner| {
-            let keys = prop_oneof![
-                Just("name".to_string()),
-                Just("image".to_string()),
-                Just("containers".to_string()),
-                Just("containerPort".to_string()),
-                Just("ports".to_string()),
-                Just("labels".to_string()),
-                Just("finalizers".to_string()),
-                Just("type".to_string()),
-                Just("uid".to_string()),
-                Just("managedFields".to_string()),
-                Just(".".to_string()),
-                "[a-c]{1,2}"
-            ];
-            prop_oneof![
-                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
-                prop::collection::btree_map(keys, inner, 0..4).prop_map(|m| Value::Object(m.into_iter().collect())),
-            ]
-        })
+        crate::patch::any_json_with_keys(&[
+            "name",
+            "image",
+            "containers",
+            "containerPort",
+            "ports",
+            "labels",
+            "finalizers",
+            "type",
+            "uid",
+            "managedFields",
+            ".",
+        ])
     }
 
     const RESOURCES: [(&str, &str); 7] = [
