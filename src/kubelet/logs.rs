@@ -51,6 +51,9 @@ impl Stream {
 pub struct LogProgress {
     /// Number of writes so far (only used to wake watchers).
     pub writes: u64,
+    /// Bytes in the file so far: always the end of a whole line, counted under the file's lock
+    /// with the write, so a follower can start at "now" without a race with the writer.
+    pub bytes: u64,
     /// The run has ended; no more lines will come.
     pub done: bool,
 }
@@ -94,12 +97,23 @@ impl LogFile {
         line.push(b' ');
         line.extend_from_slice(content);
         line.push(b'\n');
-        if let Ok(mut guard) = self.file.lock()
-            && let Some(f) = guard.as_mut()
-        {
-            let _ = f.write_all(&line);
-        }
-        self.progress.send_modify(|p| p.writes += 1);
+        // `bytes` moves with the write, under the file's lock, so it is always a line's end. A
+        // failed write may leave part of a line: `bytes` stays where the last whole line ended,
+        // and a follower starting there reads from the fragment on (nothing is skipped).
+        let mut guard = self.file.lock().unwrap_or_else(|e| e.into_inner());
+        let written = guard.as_mut().is_some_and(|f| f.write_all(&line).is_ok());
+        self.progress.send_modify(|p| {
+            p.writes += 1;
+            if written {
+                p.bytes += line.len() as u64;
+            }
+        });
+        drop(guard);
+    }
+
+    /// Where the file ends now (a whole line's end): [`follow_from_now`] starts there.
+    pub fn end(&self) -> u64 {
+        self.progress.borrow().bytes
     }
 
     /// Mark the run as ended: followers stop once they have read everything.
@@ -339,7 +353,7 @@ fn silent_run() -> Arc<LogFile> {
             Arc::new(LogFile {
                 path: PathBuf::new(),
                 file: Mutex::new(None),
-                progress: watch::channel(LogProgress { writes: 0, done: true }).0,
+                progress: watch::channel(LogProgress { done: true, ..Default::default() }).0,
             })
         })
         .clone()
@@ -543,7 +557,7 @@ impl LogStore {
                     Arc::new(LogFile {
                         path,
                         file: Mutex::new(None),
-                        progress: watch::channel(LogProgress { writes: 0, done: true }).0,
+                        progress: watch::channel(LogProgress { done: true, ..Default::default() }).0,
                     })
                 };
                 let current = runs.pop().map(|(_, p)| finished(p));
@@ -600,6 +614,21 @@ fn remove_files(logs: &PodLogs) {
 /// Read a run's log per `opts` as a byte stream: everything at once, or, with `follow`, also what
 /// comes later until the run ends.
 pub fn read_stream(file: Arc<LogFile>, opts: LogOptions) -> tokio::sync::mpsc::Receiver<Result<Bytes, std::io::Error>> {
+    stream_from(file, opts, None)
+}
+
+/// Follow what `file` gets from the moment of this call on (`attach`): the start is taken here,
+/// before the caller can make the process print, not when the reading task first runs.
+pub fn follow_from_now(file: Arc<LogFile>) -> tokio::sync::mpsc::Receiver<Result<Bytes, std::io::Error>> {
+    let start = file.end();
+    stream_from(file, LogOptions { follow: true, ..Default::default() }, Some(start))
+}
+
+fn stream_from(
+    file: Arc<LogFile>,
+    opts: LogOptions,
+    start: Option<u64>,
+) -> tokio::sync::mpsc::Receiver<Result<Bytes, std::io::Error>> {
     let (tx, rx) = tokio::sync::mpsc::channel(16);
     tokio::spawn(async move {
         let mut progress = file.subscribe();
@@ -616,7 +645,9 @@ pub fn read_stream(file: Arc<LogFile>, opts: LogOptions) -> tokio::sync::mpsc::R
         };
         // Only complete lines are consumed; a trailing fragment is re-read later.
         let mut offset = data.iter().rposition(|b| *b == b'\n').map_or(0, |p| p + 1);
-        let first = render(&parse_all(&data[..offset]), &opts, Utc::now());
+        // With a start, only the lines written since it are sent (all of them: they are new).
+        let from = start.map_or(0, |s| usize::try_from(s).unwrap_or(usize::MAX).min(offset));
+        let first = render(&parse_all(&data[from..offset]), &opts, Utc::now());
         let mut budget = opts.limit_bytes.filter(|l| *l >= 0).map(|l| l as usize);
         if let Some(b) = budget.as_mut() {
             *b = b.saturating_sub(first.len());
@@ -810,6 +841,27 @@ mod tests {
         store.remove_pod("ns", "p", Some("u1"));
         assert_eq!(store.pod_count(), 0);
         assert!(!third.path().exists());
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn following_from_now_starts_at_the_call_not_when_its_task_first_runs() {
+        // attach: the client's input may make the process print before the reading task runs
+        // (on one thread it cannot run before this test yields); what was printed after the
+        // call is new, what was printed before it is not.
+        let dir = tempfile::tempdir().unwrap();
+        let file = LogFile::create(dir.path().join("c.log")).unwrap();
+        file.write_chunk(Stream::Stdout, b"before\n", Utc::now());
+        file.write_chunk(Stream::Stdout, b"partial ", Utc::now());
+        let mut rx = follow_from_now(file.clone());
+        file.write_chunk(Stream::Stdout, b"got hello\n", Utc::now());
+        file.write_chunk(Stream::Stderr, b"after\n", Utc::now());
+        file.finish();
+        let mut got = Vec::new();
+        while let Some(chunk) = rx.recv().await {
+            got.extend_from_slice(&chunk.unwrap());
+        }
+        assert_eq!(String::from_utf8_lossy(&got), "got hello\nafter\n");
+        assert_eq!(file.end(), std::fs::metadata(file.path()).unwrap().len(), "end counts every byte written");
     }
 
     #[tokio::test]

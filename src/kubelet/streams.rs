@@ -36,7 +36,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::logs::{LogFile, LogOptions, read_stream};
+use super::logs::{LogFile, follow_from_now};
 use super::process::ProcessSpec;
 
 /// The WebSocket subprotocols served, most preferred first.
@@ -577,9 +577,8 @@ async fn close_stdin(handle: &ContainerHandle) {
 
 async fn run_attach(socket: WebSocket, handle: Arc<ContainerHandle>, opts: StreamOptions) {
     let (out, mut input, tasks) = split(socket);
-    // Follow the output from now, before any input can make the process print.
-    let follow = LogOptions { follow: true, tail_lines: Some(0), ..Default::default() };
-    let mut rx = read_stream(handle.log.clone(), follow);
+    // Follow the output from now: the start is taken before any input can make the process print.
+    let mut rx = follow_from_now(handle.log.clone());
     // `attach -i`: what the client sends goes to the container's stdin pipe (a container without
     // `stdin: true` has none, and the input is dropped).
     let feeder = {
