@@ -20,9 +20,13 @@ use kube::{Client, ResourceExt};
 use serde_json::json;
 use tokio::sync::watch;
 
-/// Controls the cut of the pod watch.
+/// Controls the cut of one collection's watch (the pods', unless made with [`Cut::of`]).
 #[derive(Clone)]
 struct Cut {
+    /// The collection's path (`/api/v1/pods`).
+    path: &'static str,
+    /// List requests that carried a `continue` token (pages after the first).
+    continued_lists: Arc<AtomicUsize>,
     /// Set: pod watches are ended and new ones answered 410, until a re-list is let through.
     on: Arc<AtomicBool>,
     /// Bumped to end the open pod watches.
@@ -54,8 +58,12 @@ fn cutting_client(inner: Client, cut: Cut) -> Client {
                 let r = http::Response::builder().status(500).header("content-type", "application/json");
                 return Ok(r.body(axum::body::Body::from(st.to_string())).unwrap());
             }
-            let pods = req.uri().path() == "/api/v1/pods";
-            let watching = req.uri().query().unwrap_or("").split('&').any(|kv| kv == "watch=true" || kv == "watch=1");
+            let pods = req.uri().path() == cut.path;
+            let query = req.uri().query().unwrap_or("");
+            let watching = query.split('&').any(|kv| kv == "watch=true" || kv == "watch=1");
+            if pods && !watching && query.split('&').any(|kv| kv.starts_with("continue=")) {
+                cut.continued_lists.fetch_add(1, Ordering::SeqCst);
+            }
             if pods && watching && cut.on.load(Ordering::SeqCst) {
                 let r = http::Response::builder()
                     .header("content-type", "application/json")
@@ -95,7 +103,13 @@ fn cutting_client(inner: Client, cut: Cut) -> Client {
 
 impl Cut {
     fn new() -> Self {
+        Self::of("/api/v1/pods")
+    }
+
+    fn of(path: &'static str) -> Self {
         Self {
+            path,
+            continued_lists: Arc::new(AtomicUsize::new(0)),
             on: Arc::new(AtomicBool::new(false)),
             generation: watch::channel(0).0,
             relist_waiting: watch::channel(false).0,
@@ -240,4 +254,77 @@ async fn a_created_pod_whose_events_never_arrive_blocks_its_job_only_until_the_e
         .await
         .expect("a replacement pod once the creation expectation expired");
     assert_ne!(replacement.name_any(), name);
+}
+
+/// The CronJob controller's spec-less Job informer (`standalone_without_spec`) across list pages
+/// (kube-rs lists 500 at a time) and a watch expiry: every Job is cached without its spec from a
+/// paged first list, and a paged re-list after a 410 drops what was deleted while the watch was
+/// down (as `Delete` events before its `InitDone`) and adds what was created meanwhile.
+#[tokio::test]
+async fn the_spec_less_job_informer_lists_past_a_page_and_relists_after_an_expiry() {
+    use jobwright::job::informer::Subscription;
+    use k8s_openapi::api::batch::v1::Job;
+    use kube::runtime::watcher::Event;
+
+    const JOBS: usize = 1_203;
+    let s = TestApiServer::start().await;
+    let jobs: Api<Job> = Api::default_namespaced(s.client());
+    let labelled = |name: &str, n: usize| {
+        let mut j = job(name, json!({"completions": 1}));
+        j.metadata.labels = Some([("n".to_string(), n.to_string())].into());
+        j
+    };
+    futures::stream::iter(0..JOBS)
+        .map(|i| {
+            let (jobs, j) = (jobs.clone(), labelled(&format!("j{i}"), i));
+            async move { jobs.create(&Default::default(), &j).await.unwrap() }
+        })
+        .buffer_unordered(16)
+        .count()
+        .await;
+
+    let cut = Cut::of("/apis/batch/v1/jobs");
+    let (mut sub, _running) = Subscription::<Job>::standalone_without_spec(&cutting_client(s.client(), cut.clone()));
+    // Events up to (and including) the next `InitDone`: the names applied and deleted.
+    async fn until_init_done(sub: &mut Subscription<Job>) -> (Vec<String>, Vec<String>) {
+        let (mut applied, mut deleted) = (Vec::new(), Vec::new());
+        loop {
+            let ev = tokio::time::timeout(WAIT, sub.events.next()).await.expect("informer events").expect("open");
+            match ev {
+                Event::InitApply(j) | Event::Apply(j) => applied.push(j.name_any()),
+                Event::Delete(j) => deleted.push(j.name_any()),
+                Event::Init => {}
+                Event::InitDone => return (applied, deleted),
+            }
+        }
+    }
+    let check_cache = |sub: &Subscription<Job>, want: usize| {
+        let cached = sub.store.state();
+        assert_eq!(cached.len(), want, "every Job is cached");
+        for j in &cached {
+            assert!(j.spec.is_none(), "{} kept its spec", j.name_any());
+            let n = j.labels().get("n").unwrap_or_else(|| panic!("{} lost its labels", j.name_any()));
+            assert_eq!(format!("j{n}"), j.name_any(), "metadata is the Job's own");
+        }
+    };
+    let (applied, deleted) = until_init_done(&mut sub).await;
+    assert_eq!((applied.len(), deleted.len()), (JOBS, 0));
+    check_cache(&sub, JOBS);
+    assert!(cut.continued_lists.load(Ordering::SeqCst) >= 2, "the first list came in pages");
+
+    // The watch ends and expires; while the re-list is held, two Jobs go and one comes.
+    cut.cut_and_hold().await;
+    for gone in ["j0", "j700"] {
+        jobs.delete(gone, &DeleteParams::background()).await.unwrap();
+    }
+    jobs.create(&Default::default(), &labelled(&format!("j{JOBS}"), JOBS)).await.unwrap();
+    let pages_before = cut.continued_lists.load(Ordering::SeqCst);
+    cut.release();
+    let (applied, mut deleted) = until_init_done(&mut sub).await;
+    deleted.sort();
+    assert_eq!(deleted, ["j0", "j700"], "the re-list's deletions, as Delete events");
+    assert_eq!(applied.len(), JOBS - 1);
+    assert!(applied.contains(&format!("j{JOBS}")), "the Job created while the watch was down");
+    check_cache(&sub, JOBS - 1);
+    assert!(cut.continued_lists.load(Ordering::SeqCst) >= pages_before + 2, "the re-list came in pages");
 }
