@@ -206,8 +206,51 @@ const INTERNED: char = '\u{1}';
 /// Marks the start of another field's value.
 const PREFIX: char = '\u{2}';
 
-/// The interned values, by number: written once each, read without a lock.
-static VALUES: [std::sync::OnceLock<&'static str>; MAX_VALUES] = [const { std::sync::OnceLock::new() }; MAX_VALUES];
+/// The process's interned values.
+static VALUES: Interner<MAX_VALUES> = Interner::new();
+
+// Every number of an interned value is one `char` of [`Fields`]' values (below the surrogates).
+const _: () = assert!(REF_BASE as usize + MAX_VALUES < 0xD800);
+
+/// At most `N` distinct values, each at most [`MAX_VALUE_LEN`] bytes, kept for the process and
+/// numbered in the order they came: written once each, read by number without a lock.
+struct Interner<const N: usize> {
+    values: [std::sync::OnceLock<&'static str>; N],
+    index: Mutex<Option<HashMap<&'static str, usize>>>,
+}
+
+impl<const N: usize> Interner<N> {
+    const fn new() -> Self {
+        Self { values: [const { std::sync::OnceLock::new() }; N], index: Mutex::new(None) }
+    }
+
+    /// The number of `value`, interning it if there is room (`None`: too long, or the table is
+    /// full and `value` not in it).
+    fn intern(&self, value: &str) -> Option<usize> {
+        if value.len() > MAX_VALUE_LEN {
+            return None;
+        }
+        let mut index = self.index.lock().unwrap_or_else(|e| e.into_inner());
+        let index = index.get_or_insert_with(HashMap::new);
+        if let Some(&n) = index.get(value) {
+            return Some(n);
+        }
+        let n = index.len();
+        if n >= N {
+            return None;
+        }
+        let kept: &'static str = Box::leak(Box::from(value));
+        // Set before it is handed out; `n` is new, so the cell is empty.
+        let _ = self.values[n].set(kept);
+        index.insert(kept, n);
+        Some(n)
+    }
+
+    /// The value numbered `n`, if one is.
+    fn get(&self, n: usize) -> Option<&'static str> {
+        self.values.get(n)?.get().copied()
+    }
+}
 
 /// Whether a selectable field takes few distinct values in a cluster, so its values are
 /// interned: not names, uids, resourceVersions, addresses or counts.
@@ -233,28 +276,6 @@ fn interned_field(name: &str) -> bool {
             | "status.phase"
             | "status.nominatedNodeName"
     )
-}
-
-/// The number of `value` in [`VALUES`], interning it if there is room.
-fn intern_value(value: &str) -> Option<usize> {
-    static INDEX: Mutex<Option<HashMap<&'static str, usize>>> = Mutex::new(None);
-    if value.len() > MAX_VALUE_LEN {
-        return None;
-    }
-    let mut index = INDEX.lock().unwrap_or_else(|e| e.into_inner());
-    let index = index.get_or_insert_with(HashMap::new);
-    if let Some(&n) = index.get(value) {
-        return Some(n);
-    }
-    let n = index.len();
-    if n >= MAX_VALUES {
-        return None;
-    }
-    let kept: &'static str = Box::leak(Box::from(value));
-    // Set before it is handed out; `n` is new, so the cell is empty.
-    let _ = VALUES[n].set(kept);
-    index.insert(kept, n);
-    Some(n)
 }
 
 /// `n` as one `char` of [`Fields`]' values.
@@ -283,7 +304,7 @@ impl Fields {
         let tokens: Vec<Option<char>> = values
             .iter()
             .zip(names.iter())
-            .map(|(v, n)| if v.len() > 2 && interned_field(n) { intern_value(v).and_then(ref_char) } else { None })
+            .map(|(v, n)| if v.len() > 2 && interned_field(n) { VALUES.intern(v).and_then(ref_char) } else { None })
             .collect();
         let literal = |j: usize| tokens[j].is_none();
         let mut out = String::with_capacity(values.iter().map(|v| v.len() + 1).sum());
@@ -322,7 +343,7 @@ impl Fields {
     fn resolve<'a>(values: &'a str, token: &'a str) -> &'a str {
         let mut chars = token.chars();
         match chars.next() {
-            Some(INTERNED) => chars.next().and_then(|c| VALUES.get(ref_num(c))?.get().copied()).unwrap_or_default(),
+            Some(INTERNED) => chars.next().and_then(|c| VALUES.get(ref_num(c))).unwrap_or_default(),
             Some(PREFIX) => {
                 let (Some(j), Some(len)) = (chars.next(), chars.next()) else { return "" };
                 // A target is always written as itself (made by `from_sorted`).
@@ -1867,6 +1888,21 @@ mod tests {
             let special = pairs.iter().any(|(_, v)| v.contains('\0') || v.starts_with(['\u{1}', '\u{2}']));
             proptest::prop_assert_eq!(matches!(f, Fields::Owned(_)), special);
         }
+    }
+
+    /// A full table interns nothing new and keeps what it has: a value it refuses is written as
+    /// itself by `Fields` (the literal path the property test above reads back), so a cluster
+    /// with more distinct values than the table loses only the saving.
+    #[test]
+    fn a_full_intern_table_refuses_new_values_and_keeps_its_own() {
+        static SMALL: Interner<3> = Interner::new();
+        assert_eq!(SMALL.intern(&"x".repeat(MAX_VALUE_LEN + 1)), None, "too long to intern");
+        let kept: Vec<usize> = ["Pod", "default", "kubelet"].iter().map(|v| SMALL.intern(v).unwrap()).collect();
+        assert_eq!(kept, [0, 1, 2]);
+        assert_eq!(SMALL.intern("node-1"), None, "full");
+        assert_eq!(SMALL.intern("default"), Some(1), "a value it has is still found");
+        assert_eq!((SMALL.get(0), SMALL.get(2), SMALL.get(3)), (Some("Pod"), Some("kubelet"), None));
+        assert_eq!(ref_char(MAX_VALUES - 1).map(ref_num), Some(MAX_VALUES - 1), "the last number is one char");
     }
 
     /// An Event's values are kept in about half the bytes: what repeats across Events (kind,
