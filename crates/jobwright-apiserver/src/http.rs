@@ -406,32 +406,51 @@ enum Shape {
     PartialMetadata,
 }
 
+/// The shape `Accept` asks for, read as upstream's negotiation reads it: ranges by descending
+/// `q` (ties in the client's order, `q=0` refused), ranges of media types the server cannot send
+/// skipped, and the first range left decides: a `meta.k8s.io/v1` transform it names (`as=Table`,
+/// `as=PartialObjectMetadata[List]`), or the object itself when it names none. A range whose
+/// transform is unknown (another version, another kind) is skipped, as a clause no serializer
+/// accepts.
 fn accept_shape(headers: &HeaderMap, q: &Query) -> Shape {
-    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
-    for range in accept.split(',') {
-        let params: Vec<(String, String)> = range
-            .split(';')
-            .skip(1)
-            .filter_map(|p| p.split_once('=').map(|(k, v)| (k.trim().to_string(), v.trim().to_string())))
-            .collect();
-        let get = |k: &str| params.iter().find(|(pk, _)| pk == k).map(|(_, v)| v.as_str());
-        if get("g") != Some("meta.k8s.io") || get("v") != Some("v1") {
+    let mut accept = headers.get_all(header::ACCEPT).iter().filter_map(|v| v.to_str().ok()).peekable();
+    // What kube-rs, the in-process clients and kubectl's plain requests send: no transform.
+    if accept.peek().is_none()
+        || !headers.get_all(header::ACCEPT).iter().any(|v| v.as_bytes().windows(3).any(|w| w == b"as="))
+    {
+        return Shape::Object;
+    }
+    let mut ranges: Vec<(f32, usize, Option<Shape>)> = Vec::new();
+    for (i, range) in accept.flat_map(|v| v.split(',')).enumerate() {
+        let mut parts = range.split(';');
+        let media = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+        let served = matches!(
+            media.as_str(),
+            "application/json" | "application/yaml" | "application/vnd.kubernetes.protobuf" | "application/*" | "*/*"
+        );
+        let params: Vec<(&str, &str)> =
+            parts.filter_map(|p| p.split_once('=')).map(|(k, v)| (k.trim(), v.trim())).collect();
+        let get = |k: &str| params.iter().find(|(pk, _)| *pk == k).map(|(_, v)| *v);
+        let qv = get("q").map_or(1.0, |v| v.parse::<f32>().unwrap_or(0.0));
+        // `q=0` refuses a range; a `q` that is not a finite number counts as 0.
+        if !served || !qv.is_finite() || qv <= 0.0 {
             continue;
         }
-        match get("as") {
-            Some("Table") => {
-                let include = match q.get("includeObject") {
-                    Some("None") => IncludeObject::None,
-                    Some("Object") => IncludeObject::Object,
-                    _ => IncludeObject::Metadata,
-                };
-                return Shape::Table(include);
-            }
-            Some("PartialObjectMetadata" | "PartialObjectMetadataList") => return Shape::PartialMetadata,
-            _ => {}
-        }
+        let shape = match get("as") {
+            None => Some(Shape::Object),
+            Some(_) if get("g") != Some("meta.k8s.io") || get("v") != Some("v1") => None,
+            Some("Table") => Some(Shape::Table(match q.get("includeObject") {
+                Some("None") => IncludeObject::None,
+                Some("Object") => IncludeObject::Object,
+                _ => IncludeObject::Metadata,
+            })),
+            Some("PartialObjectMetadata" | "PartialObjectMetadataList") => Some(Shape::PartialMetadata),
+            Some(_) => None,
+        };
+        ranges.push((qv, i, shape));
     }
-    Shape::Object
+    ranges.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+    ranges.into_iter().find_map(|(_, _, shape)| shape).unwrap_or(Shape::Object)
 }
 
 /// A parsed resource path.
@@ -1623,6 +1642,44 @@ async fn log_proxy(s: &Arc<Server>, ns: &str, name: &str, q: &Query) -> Result<R
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_shape_is_the_first_acceptable_range_by_q_then_the_clients_order() {
+        let shape = |accept: &[&str], query: &str| {
+            let mut h = HeaderMap::new();
+            for a in accept {
+                h.append(header::ACCEPT, a.parse().unwrap());
+            }
+            accept_shape(&h, &Query::parse(Some(query)))
+        };
+        let table = "application/json;as=Table;v=v1;g=meta.k8s.io";
+        let partial = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1";
+        let meta = Shape::Table(IncludeObject::Metadata);
+        // kubectl get's header: the Table first.
+        assert_eq!(
+            shape(&[&format!("{table},application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json")], ""),
+            meta
+        );
+        assert_eq!(shape(&[table], "includeObject=Object"), Shape::Table(IncludeObject::Object));
+        assert_eq!(shape(&[], ""), Shape::Object);
+        // Plain JSON first wins over a transform later in the list, unless `q` says otherwise.
+        assert_eq!(shape(&[&format!("application/json, {table}")], ""), Shape::Object);
+        assert_eq!(shape(&[&format!("application/json;q=0.5, {table}")], ""), meta);
+        assert_eq!(shape(&[&format!("{table};q=0.2, {partial};q=0.9")], ""), Shape::PartialMetadata);
+        // Refused, unknown or unserved ranges are skipped.
+        assert_eq!(shape(&[&format!("{table};q=0")], ""), Shape::Object);
+        assert_eq!(shape(&[&format!("text/html, {table}")], ""), meta);
+        assert_eq!(
+            shape(&[&format!("application/json;as=Table;v=v1beta1;g=meta.k8s.io, {partial}")], ""),
+            Shape::PartialMetadata
+        );
+        assert_eq!(shape(&[&format!("application/json;as=Widget;v=v1;g=meta.k8s.io, {table}")], ""), meta);
+        // Several Accept headers read as one list, in order.
+        assert_eq!(shape(&["application/json", table], ""), Shape::Object);
+        assert_eq!(shape(&[partial, "application/json"], ""), Shape::PartialMetadata);
+        // Whatever a client sends, some shape comes out.
+        assert_eq!(shape(&[";;as=,,;q=x;as=Table", "*/*;as=Table;g=meta.k8s.io;v=v1;q=nan"], ""), Shape::Object);
+    }
 
     #[test]
     fn paths_route_to_resources() {
