@@ -119,11 +119,22 @@ pub struct EventSink {
 /// here: a task spawned per publish to wait for a permit held the whole write's future (kube's
 /// request futures included) from the start, tens of KiB each, so a 10,000-CronJob slot grew the
 /// process by hundreds of MiB and spent a quarter of its CPU faulting those pages in.
+///
+/// The queue is bounded ([`MAX_QUEUED`] publishes): beyond it a publish is dropped and counted,
+/// as client-go's broadcaster drops events once its queue of 1,000 is full
+/// (`DropIfChannelFull`): events are best effort, and an API server that stopped answering must
+/// not make the controller grow without bound.
 struct Queue {
     items: Mutex<VecDeque<(ObjectReference, Vec<Pending>)>>,
     writers: AtomicUsize,
     max: usize,
+    max_queued: usize,
+    dropped: AtomicU64,
 }
+
+/// Publishes waiting at most, by default: all of a 10,000-CronJob slot's `SuccessfulCreate`s
+/// and more (a few hundred bytes each), where upstream's broadcaster keeps 1,000.
+pub const MAX_QUEUED: usize = 16_384;
 
 impl Queue {
     /// Counts one more writer if fewer than `max` run.
@@ -156,8 +167,29 @@ impl EventSink {
     /// events (10,000 CronJobs starting their Jobs on one slot) does not compete with the writes
     /// that matter for the API server's time. client-go's broadcaster writes one at a time.
     pub fn with_max_in_flight(mut self, n: usize) -> Self {
-        self.in_flight = Some(Arc::new(Queue { items: Mutex::default(), writers: AtomicUsize::new(0), max: n.max(1) }));
+        self.in_flight = Some(Arc::new(Queue {
+            items: Mutex::default(),
+            writers: AtomicUsize::new(0),
+            max: n.max(1),
+            max_queued: MAX_QUEUED,
+            dropped: AtomicU64::new(0),
+        }));
         self
+    }
+
+    /// At most `n` publishes wait for a writer (after [`Self::with_max_in_flight`]; the default
+    /// is [`MAX_QUEUED`]); more are dropped.
+    pub fn with_max_queued(mut self, n: usize) -> Self {
+        if let Some(q) = self.in_flight.take() {
+            let q = Arc::into_inner(q).map(|q| Queue { max_queued: n, ..q });
+            self.in_flight = q.map(Arc::new);
+        }
+        self
+    }
+
+    /// Publishes dropped because the queue was full.
+    pub fn dropped(&self) -> u64 {
+        self.in_flight.as_ref().map_or(0, |q| q.dropped.load(Ordering::Relaxed))
     }
 
     /// Forgets what was recorded about a deleted Job.
@@ -215,7 +247,22 @@ impl EventSink {
                 tokio::spawn(async move { sink.write_all(&regarding, pending).await });
             }
             Some(queue) => {
-                queue.items.lock().unwrap_or_else(|e| e.into_inner()).push_back((regarding, pending));
+                {
+                    let mut items = queue.items.lock().unwrap_or_else(|e| e.into_inner());
+                    if items.len() >= queue.max_queued {
+                        drop(items);
+                        let n = queue.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+                        if n.is_power_of_two() {
+                            tracing::warn!(
+                                dropped = n,
+                                queued = queue.max_queued,
+                                "event queue full: events dropped (the API server is not keeping up)"
+                            );
+                        }
+                        return;
+                    }
+                    items.push_back((regarding, pending));
+                }
                 if queue.try_start() {
                     tokio::spawn(async move { sink.drain().await });
                 }
@@ -414,6 +461,68 @@ mod tests {
         .expect("every event written");
         assert_eq!(written.load(Ordering::SeqCst), 50);
         assert!(most.load(Ordering::SeqCst) <= 2, "at most 2 writes in flight, saw {}", most.load(Ordering::SeqCst));
+    }
+
+    /// With the API server stalled, the publishes past the queue's bound are dropped and counted,
+    /// not kept: the process does not grow with an API server that stopped answering.
+    #[tokio::test(flavor = "current_thread")]
+    async fn publishes_past_the_queue_bound_are_dropped_and_counted() {
+        let gate = Arc::new(tokio::sync::Semaphore::new(0));
+        let written = Arc::new(AtomicUsize::new(0));
+        let svc = {
+            let (gate, written) = (gate.clone(), written.clone());
+            tower::service_fn(move |req: http::Request<kube::client::Body>| {
+                let (gate, written) = (gate.clone(), written.clone());
+                async move {
+                    let _pass = gate.acquire().await.expect("gate open");
+                    let body = req.into_body().collect_bytes().await.expect("body");
+                    written.fetch_add(1, Ordering::SeqCst);
+                    Ok::<_, std::convert::Infallible>(
+                        http::Response::builder()
+                            .status(201)
+                            .body(kube::client::Body::from(body.to_vec()))
+                            .expect("response"),
+                    )
+                }
+            })
+        };
+        let sink =
+            EventSink::new(Client::new(svc, "default"), "cronjob-controller").with_max_in_flight(1).with_max_queued(10);
+        let publish = |i: usize| {
+            let regarding = ObjectReference {
+                kind: Some("CronJob".into()),
+                namespace: Some("default".into()),
+                name: Some(format!("cj-{i}")),
+                ..Default::default()
+            };
+            sink.publish(regarding, &format!("uid-{i}"), vec![created("p", None)]);
+        };
+        // The writer takes the first publish only once it runs: on this one thread, after a
+        // yield. Until then the first ten wait in the queue and the rest are dropped.
+        for i in 0..25 {
+            publish(i);
+        }
+        assert_eq!(sink.dropped(), 15, "10 queued, the rest dropped");
+        let queued = sink.in_flight.as_ref().map(|q| q.items.lock().unwrap().len());
+        assert_eq!(queued, Some(10));
+        gate.add_permits(1_000);
+        tokio::time::timeout(std::time::Duration::from_secs(60), async {
+            while written.load(Ordering::SeqCst) < 10 {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await
+        .expect("the queued events written");
+        // Room again: a later publish is written, not dropped.
+        publish(99);
+        tokio::time::timeout(std::time::Duration::from_secs(60), async {
+            while written.load(Ordering::SeqCst) < 11 {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await
+        .expect("a publish after the queue drained is written");
+        assert_eq!(sink.dropped(), 15);
     }
 
     #[test]
