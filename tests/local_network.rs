@@ -340,7 +340,8 @@ fn start_time(pid: u32) -> Option<u64> {
 /// (DNS name -> ClusterIP -> proxy -> a pod), sends 1 MB and reads the reply, per connection;
 /// connections alternate between the two ready pods (round robin), each
 /// serving the named `targetPort` on its own container port; the host reaches the Service on
-/// `hostIP:nodePort`. Deleting the Service removes its address from the bridge and its listeners.
+/// `hostIP:nodePort`; UDP datagrams to `echo:5000` are flows, each to one pod. Deleting the
+/// Service removes its address from the bridge and its listeners.
 #[test]
 fn pods_reach_a_cluster_ip_service_by_name_through_the_proxy() {
     if !is_root() {
@@ -349,7 +350,14 @@ fn pods_reach_a_cluster_ip_service_by_name_through_the_proxy() {
     let local = Local::start();
     let (bridge, subnet) = local.network();
     let node_ip = format!("{}1", subnet.trim_end_matches("0/24"));
-    let server = "import os, socket\n\
+    let server = "import os, socket, threading\n\
+                  def udp():\n    \
+                      u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n    \
+                      u.bind(('0.0.0.0', 9053))\n    \
+                      while True:\n        \
+                          data, (peer, port) = u.recvfrom(2048)\n        \
+                          u.sendto(f'{socket.gethostname()} {peer} {data.decode()}'.encode(), (peer, port))\n\
+                  threading.Thread(target=udp, daemon=True).start()\n\
                   s = socket.socket()\n\
                   s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
                   s.bind(('0.0.0.0', int(os.environ['PORT'])))\n\
@@ -368,14 +376,15 @@ fn pods_reach_a_cluster_ip_service_by_name_through_the_proxy() {
             "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\n  labels: {{app: echo}}\nspec:\n  \
              restartPolicy: Never\n  containers:\n  - name: c\n    image: python:3\n    \
              command: [python3, -c, {server:?}]\n    env: [{{name: PORT, value: '{port}'}}]\n    \
-             ports: [{{name: http, containerPort: {port}}}]\n---\n"
+             ports: [{{name: http, containerPort: {port}}}, {{name: dgram, containerPort: 9053, protocol: UDP}}]\n---\n"
         )
     };
     local.apply_text(
         "echo",
         &format!(
             "{}{}apiVersion: v1\nkind: Service\nmetadata:\n  name: echo\nspec:\n  type: NodePort\n  \
-             selector: {{app: echo}}\n  ports:\n  - {{name: web, port: 80, targetPort: http}}\n---\n\
+             selector: {{app: echo}}\n  ports:\n  - {{name: web, port: 80, targetPort: http}}\n  \
+             - {{name: dgram, port: 5000, protocol: UDP, targetPort: dgram}}\n---\n\
              apiVersion: v1\nkind: Pod\nmetadata:\n  name: client\nspec:\n  restartPolicy: Never\n  \
              containers:\n  - {{name: c, image: busybox, command: [sleep, '600']}}\n",
             backend("echo-a", 8080),
@@ -407,6 +416,38 @@ fn pods_reach_a_cluster_ip_service_by_name_through_the_proxy() {
         assert_eq!(r[1], node_ip, "the backend sees the node's address (a proxied connection): {replies:?}");
         assert_eq!(r[2], "1000001", "every byte arrived: {replies:?}");
     }
+    // UDP: a client's datagrams are one flow to one pod, whose replies come from the ClusterIP;
+    // each run of the client is a new flow (a new source port), to the next pod in turn.
+    let udp_client = "import socket\n\
+                      u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
+                      u.settimeout(5)\n\
+                      for i in range(3):\n    \
+                          u.sendto(b'ping%d' % i, ('echo', 5000))\n    \
+                          data, (src, port) = u.recvfrom(2048)\n    \
+                          print(data.decode(), src, port, flush=True)\n";
+    let mut flows = Vec::new();
+    poll("two UDP flows through echo:5000, one to each pod", || {
+        let (ok, out, _) = local.kubectl(&["exec", "client", "--", "python3", "-c", udp_client]);
+        let lines: Vec<Vec<String>> = out.lines().map(|l| l.split_whitespace().map(str::to_string).collect()).collect();
+        if ok && lines.len() == 3 {
+            flows.push(lines);
+        }
+        let pods: std::collections::BTreeSet<&str> = flows.iter().map(|f| f[0][0].as_str()).collect();
+        (pods.len() == 2).then_some(())
+    });
+    for flow in &flows {
+        for (i, r) in flow.iter().enumerate() {
+            assert_eq!(r[0], flow[0][0], "one flow, one pod: {flows:?}");
+            assert_eq!(r[1], node_ip, "the pod sees the node's address: {flows:?}");
+            assert_eq!(r[2], format!("ping{i}"), "{flows:?}");
+            assert_eq!(
+                (r[3].as_str(), r[4].as_str()),
+                (cluster_ip.as_str(), "5000"),
+                "replies from the Service: {flows:?}"
+            );
+        }
+    }
+
     // NodePort from the host, on the node's address.
     let mut conn = std::net::TcpStream::connect((node_ip.as_str(), node_port as u16)).expect("connect to the nodePort");
     std::io::Write::write_all(&mut conn, b"from the host\n").unwrap();

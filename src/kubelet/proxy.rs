@@ -4,30 +4,34 @@
 //!
 //! - Every ClusterIP of a Service (`spec.clusterIP`, IPv4) is put on the instance's bridge as a
 //!   /32, so a pod's packets to it go to the host through its default route (the bridge address).
-//! - For every Service port (TCP) with at least one ready endpoint, a listener on
+//! - For every Service port (TCP or UDP) with at least one ready endpoint, a listener on
 //!   `clusterIP:port`, bound to the bridge device (`SO_BINDTODEVICE`): parallel instances that
 //!   allocate the same ClusterIP each serve their own pods. A connection goes to the next
 //!   endpoint (round robin; on a failed dial, the next one): `podIP:port` of the EndpointSlices
 //!   that the EndpointSlice controller writes, the port being the slice's port with the Service
-//!   port's name (so named `targetPort`s resolve per pod, as upstream). A port with no ready
-//!   endpoint has no listener: a connection is refused, as kube-proxy's REJECT rule does.
+//!   port's name and protocol (so named `targetPort`s resolve per pod, as upstream). A port with
+//!   no ready endpoint has no listener: a connection is refused, as kube-proxy's REJECT rule does.
+//! - UDP is forwarded per client address, as conntrack tracks a flow: a client's first datagram
+//!   picks the next endpoint, its later ones go to the same endpoint, and the endpoint's replies
+//!   come back from the Service's address, until the flow has been idle for [`UDP_IDLE`] (the
+//!   kernel's `nf_conntrack_udp_timeout`).
 //! - NodePort (and LoadBalancer) Services also listen on `hostIP:nodePort` (the node's address on
 //!   the pod network), reachable from the host and from pods.
 //!
 //! Differences from kube-proxy in iptables/nftables mode: the backend sees the connection come
 //! from the node's address (a proxied connection, no NAT, so not the client pod's address);
-//! `sessionAffinity`, traffic policies and topology hints are not applied; UDP and SCTP ports are
-//! not proxied; nodePorts are not served on 127.0.0.1 or other host addresses.
+//! `sessionAffinity`, traffic policies and topology hints are not applied; SCTP ports are not
+//! proxied; nodePorts are not served on 127.0.0.1 or other host addresses.
 //!
 //! Services and EndpointSlices are watched (reflectors, as the DNS server does); each change
 //! triggers a reconcile of the addresses and listeners. The addresses go with the bridge, so a
 //! crashed instance's are removed with its bridge by the next start's sweep; the pure part,
 //! [`frontends`], maps the watched objects to listeners and endpoints.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -35,7 +39,7 @@ use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::runtime::reflector;
 use kube::runtime::{WatchStreamExt, watcher};
-use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream, UdpSocket};
 use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
@@ -48,13 +52,46 @@ pub const DIAL_TIMEOUT: Duration = Duration::from_secs(5);
 /// Connections proxied at once, over all Services (more wait in the listen backlog).
 pub const MAX_CONNECTIONS: usize = 4096;
 
+/// How long a UDP flow is kept without a datagram either way (conntrack's
+/// `nf_conntrack_udp_timeout`, 30 s): its client's next datagram then picks an endpoint anew.
+pub const UDP_IDLE: Duration = Duration::from_secs(30);
+
+/// UDP flows kept at once per Service port (a new client's datagrams are dropped past it).
+pub const MAX_UDP_FLOWS: usize = 4096;
+
+/// The protocol of a Service port the proxy serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Protocol {
+    /// TCP (the default of a Service port).
+    Tcp,
+    /// UDP.
+    Udp,
+}
+
+impl Protocol {
+    fn of(name: Option<&str>) -> Option<Self> {
+        match name.unwrap_or("TCP") {
+            "TCP" => Some(Self::Tcp),
+            "UDP" => Some(Self::Udp),
+            _ => None,
+        }
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Tcp => "TCP",
+            Self::Udp => "UDP",
+        }
+    }
+}
+
 /// Where a proxy listens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Frontend {
     /// `clusterIP:port`, on the bridge device.
-    ClusterIp(SocketAddrV4),
+    ClusterIp(SocketAddrV4, Protocol),
     /// `nodePort` on the node's address.
-    NodePort(u16),
+    NodePort(u16, Protocol),
 }
 
 /// The ClusterIP addresses of `services` (headless and ExternalName Services have none).
@@ -71,8 +108,8 @@ fn cluster_ip(service: &Service) -> Option<Ipv4Addr> {
 }
 
 /// Every frontend with its ready endpoints (sorted, no duplicates; only frontends that have at
-/// least one). Only TCP ports; an endpoint is ready unless its `ready` condition is false (nil
-/// means ready, as the API documents).
+/// least one). TCP and UDP ports (not SCTP); an endpoint is ready unless its `ready` condition is
+/// false (nil means ready, as the API documents).
 pub fn frontends(services: &[Arc<Service>], slices: &[Arc<EndpointSlice>]) -> BTreeMap<Frontend, Vec<SocketAddrV4>> {
     let mut out: BTreeMap<Frontend, Vec<SocketAddrV4>> = BTreeMap::new();
     for service in services {
@@ -82,9 +119,7 @@ pub fn frontends(services: &[Arc<Service>], slices: &[Arc<EndpointSlice>]) -> BT
         };
         let spec = service.spec.as_ref().expect("cluster_ip found a spec");
         for sp in spec.ports.iter().flatten() {
-            if sp.protocol.as_deref().unwrap_or("TCP") != "TCP" {
-                continue;
-            }
+            let Some(protocol) = Protocol::of(sp.protocol.as_deref()) else { continue };
             let Ok(port) = u16::try_from(sp.port) else { continue };
             let port_name = sp.name.as_deref().unwrap_or_default();
             let mut backends: Vec<SocketAddrV4> = slices
@@ -101,7 +136,7 @@ pub fn frontends(services: &[Arc<Service>], slices: &[Arc<EndpointSlice>]) -> BT
                         .flatten()
                         .find(|p| {
                             p.name.as_deref().unwrap_or_default() == port_name
-                                && p.protocol.as_deref().unwrap_or("TCP") == "TCP"
+                                && p.protocol.as_deref().unwrap_or("TCP") == protocol.as_str()
                         })
                         .and_then(|p| p.port)
                         .and_then(|p| u16::try_from(p).ok());
@@ -117,9 +152,9 @@ pub fn frontends(services: &[Arc<Service>], slices: &[Arc<EndpointSlice>]) -> BT
             if backends.is_empty() {
                 continue;
             }
-            out.insert(Frontend::ClusterIp(SocketAddrV4::new(ip, port)), backends.clone());
+            out.insert(Frontend::ClusterIp(SocketAddrV4::new(ip, port), protocol), backends.clone());
             if let Some(np) = sp.node_port.and_then(|p| u16::try_from(p).ok()).filter(|p| *p != 0) {
-                out.insert(Frontend::NodePort(np), backends);
+                out.insert(Frontend::NodePort(np, protocol), backends);
             }
         }
     }
@@ -215,6 +250,102 @@ async fn proxy_connection(mut conn: TcpStream, backends: &Backends, shutdown: Ca
     let _ = conn.set_zero_linger();
 }
 
+/// One UDP flow: the socket connected to its endpoint, when it last carried a datagram (ms
+/// since the forwarder started), and whether its reader has ended (idle or stopped).
+struct Flow {
+    upstream: Arc<UdpSocket>,
+    last: Arc<AtomicU64>,
+    ended: Arc<AtomicBool>,
+}
+
+/// Forward the datagrams `socket` (a UDP frontend) receives until `stop` or `shutdown`: each
+/// client address is a flow to one endpoint of `backends` (the next in turn when the flow
+/// starts), whose replies are sent back to the client from `socket`; a flow idle for `idle` is
+/// forgotten. At most [`MAX_UDP_FLOWS`] flows: a new client's datagrams are dropped past it, as
+/// are datagrams when there is no endpoint (UDP has no refusal to give).
+pub fn spawn_udp(
+    socket: UdpSocket,
+    backends: Arc<Backends>,
+    idle: Duration,
+    stop: CancellationToken,
+    shutdown: CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let socket = Arc::new(socket);
+        let start = std::time::Instant::now();
+        let now_ms = move || u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let mut flows: HashMap<SocketAddr, Flow> = HashMap::new();
+        let mut buf = vec![0u8; 65_536];
+        loop {
+            let received = tokio::select! {
+                _ = stop.cancelled() => break,
+                _ = shutdown.cancelled() => break,
+                r = socket.recv_from(&mut buf) => r,
+            };
+            // A send of ours that the kernel answered with an ICMP error surfaces here: not fatal.
+            let Ok((n, client)) = received else { continue };
+            if flows.get(&client).is_none_or(|f| f.ended.load(Ordering::Acquire)) {
+                flows.remove(&client);
+                if flows.len() >= MAX_UDP_FLOWS {
+                    flows.retain(|_, f| !f.ended.load(Ordering::Acquire));
+                }
+                if flows.len() >= MAX_UDP_FLOWS {
+                    continue;
+                }
+                let Some(backend) = backends.order().first().copied() else { continue };
+                let upstream = match UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)).await {
+                    Ok(u) if u.connect(backend).await.is_ok() => Arc::new(u),
+                    _ => continue,
+                };
+                let flow = Flow { upstream, last: Arc::new(AtomicU64::new(now_ms())), ended: Arc::default() };
+                let (upstream, last, ended, front, stop) =
+                    (flow.upstream.clone(), flow.last.clone(), flow.ended.clone(), socket.clone(), stop.clone());
+                let shutdown = shutdown.clone();
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 65_536];
+                    loop {
+                        let quiet = now_ms().saturating_sub(last.load(Ordering::Acquire));
+                        let left = idle.saturating_sub(Duration::from_millis(quiet));
+                        if left.is_zero() {
+                            break;
+                        }
+                        tokio::select! {
+                            _ = stop.cancelled() => break,
+                            _ = shutdown.cancelled() => break,
+                            _ = tokio::time::sleep(left) => {}
+                            r = upstream.recv(&mut buf) => {
+                                // An ICMP error for an earlier datagram (nothing listens there):
+                                // the flow stays, as conntrack keeps it.
+                                let Ok(n) = r else { continue };
+                                last.store(now_ms(), Ordering::Release);
+                                let _ = front.send_to(&buf[..n], client).await;
+                            }
+                        }
+                    }
+                    ended.store(true, Ordering::Release);
+                });
+                debug!(%client, %backend, "UDP flow started");
+                flows.insert(client, flow);
+            }
+            let flow = &flows[&client];
+            flow.last.store(now_ms(), Ordering::Release);
+            let _ = flow.upstream.send(&buf[..n]).await;
+        }
+    })
+}
+
+/// A UDP socket on `addr`, bound to `device` when given.
+fn bind_udp(addr: SocketAddrV4, device: Option<&str>) -> std::io::Result<UdpSocket> {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, Some(socket2::Protocol::UDP))?;
+    socket.set_reuse_address(true)?;
+    if let Some(dev) = device {
+        socket.bind_device(Some(dev.as_bytes()))?;
+    }
+    socket.bind(&SocketAddr::V4(addr).into())?;
+    socket.set_nonblocking(true)?;
+    UdpSocket::from_std(socket.into())
+}
+
 /// Bind a listener on `addr`, bound to `device` when given.
 fn bind(addr: SocketAddrV4, device: Option<&str>) -> std::io::Result<TcpListener> {
     let socket = TcpSocket::new_v4()?;
@@ -281,16 +412,23 @@ impl Proxy {
                 l.backends.set(backends);
                 continue;
             }
-            let bound = match frontend {
-                Frontend::ClusterIp(addr) if self.addresses.contains(addr.ip()) => bind(addr, Some(&self.bridge)),
-                Frontend::ClusterIp(_) => continue,
-                Frontend::NodePort(port) => bind(SocketAddrV4::new(self.node_ip, port), None),
+            let (addr, device, protocol) = match frontend {
+                Frontend::ClusterIp(addr, p) if self.addresses.contains(addr.ip()) => (addr, Some(&*self.bridge), p),
+                Frontend::ClusterIp(..) => continue,
+                Frontend::NodePort(port, p) => (SocketAddrV4::new(self.node_ip, port), None, p),
+            };
+            let backends = Backends::new(backends);
+            let stop = CancellationToken::new();
+            let bound = match protocol {
+                Protocol::Tcp => bind(addr, device).map(|listener| {
+                    spawn_listener(listener, backends.clone(), self.limit.clone(), stop.clone(), self.shutdown.clone());
+                }),
+                Protocol::Udp => bind_udp(addr, device).map(|socket| {
+                    spawn_udp(socket, backends.clone(), UDP_IDLE, stop.clone(), self.shutdown.clone());
+                }),
             };
             match bound {
-                Ok(listener) => {
-                    let backends = Backends::new(backends);
-                    let stop = CancellationToken::new();
-                    spawn_listener(listener, backends.clone(), self.limit.clone(), stop.clone(), self.shutdown.clone());
+                Ok(()) => {
                     debug!(?frontend, "proxy listener open");
                     self.listening.insert(frontend, Listening { backends, stop });
                 }
@@ -409,7 +547,8 @@ mod tests {
                 "type": "NodePort", "ports": [
                     {"name": "http", "port": 80, "targetPort": "http", "nodePort": 30080},
                     {"name": "metrics", "port": 9090, "protocol": "TCP"},
-                    {"name": "dns", "port": 53, "protocol": "UDP"}]}})),
+                    {"name": "dns", "port": 53, "protocol": "UDP"},
+                    {"name": "sig", "port": 9999, "protocol": "SCTP"}]}})),
             svc(json!({"metadata": {"name": "headless", "namespace": "default"},
                 "spec": {"clusterIP": "None", "ports": [{"port": 80}]}})),
             svc(json!({"metadata": {"name": "empty", "namespace": "default"},
@@ -423,7 +562,8 @@ mod tests {
                 "default",
                 "web",
                 json!([{"name": "http", "port": 8080}, {"name": "metrics", "port": 9100},
-                       {"name": "dns", "port": 53, "protocol": "UDP"}]),
+                       {"name": "dns", "port": 5353, "protocol": "UDP"}, {"name": "dns", "port": 5300},
+                       {"name": "sig", "port": 9999, "protocol": "SCTP"}]),
                 json!([{"addresses": ["10.244.0.3"], "conditions": {"ready": true}},
                        {"addresses": ["10.244.0.4"]},
                        {"addresses": ["10.244.0.5"], "conditions": {"ready": false}}]),
@@ -440,14 +580,17 @@ mod tests {
         ];
         let got = frontends(&services, &slices);
         let http = vec![sa("10.244.0.3:8080"), sa("10.244.0.4:8080"), sa("10.244.0.6:8081")];
+        let (tcp, udp) = (Protocol::Tcp, Protocol::Udp);
         let want: BTreeMap<Frontend, Vec<SocketAddrV4>> = [
-            (Frontend::ClusterIp(sa("10.96.0.20:80")), http.clone()),
-            (Frontend::NodePort(30080), http),
-            (Frontend::ClusterIp(sa("10.96.0.20:9090")), vec![sa("10.244.0.3:9100"), sa("10.244.0.4:9100")]),
-            (Frontend::ClusterIp(sa("10.96.0.22:80")), vec![sa("10.244.0.8:7000")]),
+            (Frontend::ClusterIp(sa("10.96.0.20:80"), tcp), http.clone()),
+            (Frontend::NodePort(30080, tcp), http),
+            (Frontend::ClusterIp(sa("10.96.0.20:9090"), tcp), vec![sa("10.244.0.3:9100"), sa("10.244.0.4:9100")]),
+            // The slice's port of the same name and protocol (not the TCP `dns` one).
+            (Frontend::ClusterIp(sa("10.96.0.20:53"), udp), vec![sa("10.244.0.3:5353"), sa("10.244.0.4:5353")]),
+            (Frontend::ClusterIp(sa("10.96.0.22:80"), tcp), vec![sa("10.244.0.8:7000")]),
         ]
         .into();
-        assert_eq!(got, want, "no UDP, no headless, no port without ready endpoints");
+        assert_eq!(got, want, "no SCTP, no headless, no port without ready endpoints");
         let ips: Vec<Ipv4Addr> = cluster_ips(&services).into_iter().collect();
         assert_eq!(ips, ["10.96.0.20", "10.96.0.21", "10.96.0.22"].map(|s| s.parse::<Ipv4Addr>().unwrap()));
     }
@@ -510,5 +653,65 @@ mod tests {
         stop.cancel();
         task.await.unwrap();
         assert!(TcpStream::connect(front).await.is_err(), "the listener is closed once stopped");
+    }
+    /// A UDP echo backend that answers each datagram with its name and the datagram.
+    async fn udp_backend(name: &'static str) -> SocketAddrV4 {
+        let s = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let SocketAddr::V4(addr) = s.local_addr().unwrap() else { unreachable!() };
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 2048];
+            loop {
+                let (n, peer) = s.recv_from(&mut buf).await.unwrap();
+                let reply = format!("{name}:{}", String::from_utf8_lossy(&buf[..n]));
+                s.send_to(reply.as_bytes(), peer).await.unwrap();
+            }
+        });
+        addr
+    }
+
+    /// Sends `msg` from `client` to `front`; the reply and where it came from.
+    async fn udp_ask(client: &UdpSocket, front: SocketAddr, msg: &str) -> (String, SocketAddr) {
+        client.send_to(msg.as_bytes(), front).await.unwrap();
+        let mut buf = vec![0u8; 2048];
+        let (n, from) =
+            tokio::time::timeout(Duration::from_secs(30), client.recv_from(&mut buf)).await.expect("a reply").unwrap();
+        (String::from_utf8_lossy(&buf[..n]).into_owned(), from)
+    }
+
+    #[tokio::test]
+    async fn udp_flows_keep_their_endpoint_answer_from_the_service_address_and_restart_when_idle() {
+        let (a, b, c) = (udp_backend("a").await, udp_backend("b").await, udp_backend("c").await);
+        let socket = bind_udp(sa("127.0.0.1:0"), None).unwrap();
+        let front = socket.local_addr().unwrap();
+        let backends = Backends::new(vec![a, b]);
+        let (stop, shutdown) = (CancellationToken::new(), CancellationToken::new());
+        let idle = Duration::from_millis(300);
+        let task = spawn_udp(socket, backends.clone(), idle, stop.clone(), shutdown.clone());
+        let (one, two) = (UdpSocket::bind("127.0.0.1:0").await.unwrap(), UdpSocket::bind("127.0.0.1:0").await.unwrap());
+        // Each client is a flow to one endpoint, in turn; replies come from the Service's address.
+        assert_eq!(udp_ask(&one, front, "x1").await, ("a:x1".to_string(), front));
+        assert_eq!(udp_ask(&two, front, "y1").await, ("b:y1".to_string(), front));
+        for i in 2..5 {
+            assert_eq!(udp_ask(&one, front, &format!("x{i}")).await.0, format!("a:x{i}"));
+            assert_eq!(udp_ask(&two, front, &format!("y{i}")).await.0, format!("b:y{i}"));
+        }
+        // New endpoints: flows keep theirs; a new client gets one of the new list.
+        backends.set(vec![c]);
+        assert_eq!(udp_ask(&one, front, "x5").await.0, "a:x5");
+        let three = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        assert_eq!(udp_ask(&three, front, "z1").await.0, "c:z1");
+        // Once the flow has been idle, the client's next datagram starts a new one (to `c`).
+        let restarted = tokio::time::timeout(Duration::from_secs(60), async {
+            loop {
+                tokio::time::sleep(idle * 2).await;
+                if udp_ask(&one, front, "x6").await.0 == "c:x6" {
+                    return;
+                }
+            }
+        })
+        .await;
+        assert!(restarted.is_ok(), "an idle flow is forgotten");
+        stop.cancel();
+        task.await.unwrap();
     }
 }
