@@ -9,7 +9,7 @@ use jobwright::apiserver::testkit::TestApiServer;
 use serde_json::{Value, json};
 
 /// `kubectl api-resources` of kube-apiserver 1.33 (NAME, SHORTNAMES, APIVERSION, NAMESPACED,
-/// KIND), less tokenreviews and localsubjectaccessreviews (not served here).
+/// KIND), less localsubjectaccessreviews (served, not listed here).
 const UPSTREAM_ROWS: &[(&str, &str, &str, bool, &str)] = &[
     ("bindings", "", "v1", true, "Binding"),
     ("componentstatuses", "cs", "v1", false, "ComponentStatus"),
@@ -46,6 +46,7 @@ const UPSTREAM_ROWS: &[(&str, &str, &str, bool, &str)] = &[
     ("replicasets", "rs", "apps/v1", true, "ReplicaSet"),
     ("statefulsets", "sts", "apps/v1", true, "StatefulSet"),
     ("selfsubjectreviews", "", "authentication.k8s.io/v1", false, "SelfSubjectReview"),
+    ("tokenreviews", "", "authentication.k8s.io/v1", false, "TokenReview"),
     ("selfsubjectaccessreviews", "", "authorization.k8s.io/v1", false, "SelfSubjectAccessReview"),
     ("selfsubjectrulesreviews", "", "authorization.k8s.io/v1", false, "SelfSubjectRulesReview"),
     ("subjectaccessreviews", "", "authorization.k8s.io/v1", false, "SubjectAccessReview"),

@@ -505,3 +505,68 @@ async fn local_subject_access_review_answers_within_its_namespace() {
     assert!(s.message.contains("spec.nonResourceAttributes: Invalid value"), "{}", s.message);
     assert!(s.message.contains("disallowed on this kind of request"), "{}", s.message);
 }
+
+/// TokenReview (delegated authentication, as kube-rbac-proxy and controller-runtime's secured
+/// metrics send it): whom a token authenticates, for the server's audience; upstream's 400s for
+/// a namespace or no token; `create` on `tokenreviews` needed, as `system:auth-delegator` grants.
+#[tokio::test]
+async fn token_reviews_say_whom_a_token_authenticates() {
+    use jobwright::apiserver::review::API_AUDIENCE;
+    let server = TestApiServer::start_rbac().await;
+    let admin = server.client();
+    let review = |client: Client, body: Value| async move {
+        let req = http::Request::post("/apis/authentication.k8s.io/v1/tokenreviews")
+            .header("content-type", "application/json")
+            .body(serde_json::to_vec(&body).unwrap())
+            .unwrap();
+        client.request::<Value>(req).await
+    };
+    let spec = |token: &str, audiences: Value| {
+        json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview",
+            "spec": {"token": token, "audiences": audiences}})
+    };
+    let runner = server.service_account_token("team", "runner");
+    let out = review(admin.clone(), spec(&runner, json!(null))).await.unwrap();
+    assert_eq!(out["kind"], "TokenReview");
+    assert_eq!(out["status"]["authenticated"], true, "{out}");
+    assert_eq!(out["status"]["user"]["username"], SA_USER, "{out}");
+    let groups: Vec<&str> =
+        out["status"]["user"]["groups"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    assert!(groups.contains(&"system:serviceaccounts:team") && groups.contains(&"system:authenticated"), "{out}");
+    assert_eq!(out["status"]["audiences"], json!([API_AUDIENCE]));
+    // Asked for the server's audience among others: the server's.
+    let out = review(admin.clone(), spec(&runner, json!(["other", API_AUDIENCE]))).await.unwrap();
+    assert_eq!((&out["status"]["authenticated"], &out["status"]["audiences"]), (&json!(true), &json!([API_AUDIENCE])));
+    // Only another audience: not authenticated, and no error (as upstream's static tokens).
+    let out = review(admin.clone(), spec(&runner, json!(["https://other.example"]))).await.unwrap();
+    assert_eq!(out["status"], json!({"user": {}}), "{out}");
+    // A token nobody has.
+    let out = review(admin.clone(), spec("not-a-token", json!(null))).await.unwrap();
+    assert_eq!(out["status"], json!({"user": {}, "error": "invalid bearer token"}), "{out}");
+    // Upstream's 400s.
+    let e = api_error(review(admin.clone(), spec("", json!(null))).await);
+    assert_eq!((e.code, e.message.as_str()), (400, "token is required for TokenReview in authentication"));
+    let mut namespaced = spec(&runner, json!(null));
+    namespaced["metadata"] = json!({"namespace": "team"});
+    let e = api_error(review(admin.clone(), namespaced).await);
+    assert_eq!((e.code, e.message.as_str()), (400, "namespace is not allowed on this type: team"));
+    // `create` on tokenreviews is needed: the runner has none until bound to system:auth-delegator.
+    let as_runner = server.client_with_token(Some(&runner));
+    let e = api_error(review(as_runner.clone(), spec(&runner, json!(null))).await);
+    assert_eq!(e.code, 403, "{e:?}");
+    assert!(
+        e.message.contains("cannot create resource \"tokenreviews\" in API group \"authentication.k8s.io\""),
+        "{}",
+        e.message
+    );
+    apply(
+        &admin,
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+            "metadata": {"name": "runner-delegator"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "system:auth-delegator"},
+            "subjects": [{"kind": "ServiceAccount", "name": "runner", "namespace": "team"}]}),
+    )
+    .await;
+    let out = review(as_runner, spec(&runner, json!(null))).await.unwrap();
+    assert_eq!(out["status"]["user"]["username"], SA_USER, "{out}");
+}

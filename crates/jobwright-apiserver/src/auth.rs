@@ -339,17 +339,21 @@ impl Auth {
                 scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
             })
             .filter(|t| !t.is_empty());
-        let known = token.and_then(|t| self.tokens.read().unwrap_or_else(|e| e.into_inner()).get(t).cloned());
-        match known {
-            Some(mut user) => {
-                if !user.groups.iter().any(|g| g == AUTHENTICATED_GROUP) {
-                    user.groups.push(AUTHENTICATED_GROUP.into());
-                }
-                Ok(Some(user))
-            }
+        match token.and_then(|t| self.user_of(t)) {
+            Some(user) => Ok(Some(user)),
             None if self.enforcing() => Err(StatusError::unauthorized()),
             None => Ok(None),
         }
+    }
+
+    /// The user `token` authenticates (with `system:authenticated` added, as upstream's
+    /// authenticator chain adds it), if any: a request's bearer token or a TokenReview's.
+    pub fn user_of(&self, token: &str) -> Option<UserInfo> {
+        let mut user = self.tokens.read().unwrap_or_else(|e| e.into_inner()).get(token).cloned()?;
+        if !user.groups.iter().any(|g| g == AUTHENTICATED_GROUP) {
+            user.groups.push(AUTHENTICATED_GROUP.into());
+        }
+        Some(user)
     }
 
     /// Every decision kept, oldest first.

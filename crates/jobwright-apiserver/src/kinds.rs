@@ -110,6 +110,7 @@ const ROWS: &[Row] = &[
     row("apps", "v1", "statefulsets", "StatefulSet", true, &["sts"], ALL, STATUS_SCALE),
     // authentication.k8s.io/v1 and authorization.k8s.io/v1 (answered by `review`, never stored)
     row("authentication.k8s.io", "v1", "selfsubjectreviews", "SelfSubjectReview", false, NONE, NONE, NONE),
+    row("authentication.k8s.io", "v1", "tokenreviews", "TokenReview", false, NONE, NONE, NONE),
     row("authorization.k8s.io", "v1", "selfsubjectaccessreviews", "SelfSubjectAccessReview", false, NONE, NONE, NONE),
     row("authorization.k8s.io", "v1", "selfsubjectrulesreviews", "SelfSubjectRulesReview", false, NONE, NONE, NONE),
     row("authorization.k8s.io", "v1", "subjectaccessreviews", "SubjectAccessReview", false, NONE, NONE, NONE),
@@ -293,8 +294,7 @@ mod tests {
 
     /// `kubectl api-resources` of a kube-apiserver 1.33 with default feature gates (name, short
     /// names, apiVersion, namespaced, kind), less the metrics.k8s.io rows of metrics-server and
-    /// the two review resources answered without a store (tokenreviews,
-    /// localsubjectaccessreviews).
+    /// the namespaced review resource answered without a store (localsubjectaccessreviews).
     const UPSTREAM: &str = "\
 bindings  v1 true Binding
 componentstatuses cs v1 false ComponentStatus
@@ -325,6 +325,7 @@ deployments deploy apps/v1 true Deployment
 replicasets rs apps/v1 true ReplicaSet
 statefulsets sts apps/v1 true StatefulSet
 selfsubjectreviews  authentication.k8s.io/v1 false SelfSubjectReview
+tokenreviews  authentication.k8s.io/v1 false TokenReview
 selfsubjectaccessreviews  authorization.k8s.io/v1 false SelfSubjectAccessReview
 selfsubjectrulesreviews  authorization.k8s.io/v1 false SelfSubjectRulesReview
 subjectaccessreviews  authorization.k8s.io/v1 false SubjectAccessReview

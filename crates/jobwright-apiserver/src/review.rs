@@ -10,6 +10,10 @@
 //!   `spec.namespace` (`kubectl auth can-i --list`).
 //! - `authentication.k8s.io/v1` `SelfSubjectReview`: who the server thinks the user is
 //!   (impersonation included).
+//! - `authentication.k8s.io/v1` `TokenReview`: whom `spec.token` authenticates (delegated
+//!   authentication: kube-rbac-proxy, controller-runtime's secured metrics; needs `create` on
+//!   `tokenreviews`, which `system:auth-delegator` grants), for the audiences asked
+//!   (`spec.audiences`) if they include the server's ([`API_AUDIENCE`]).
 //!
 //! Decisions come from the same evaluator that authorizes requests ([`Auth::evaluate`]), without
 //! being recorded as decisions of this request. Every authenticated user may create the self
@@ -28,6 +32,10 @@ use super::rest::Api;
 
 const AUTHZ: &str = "authorization.k8s.io";
 const AUTHN: &str = "authentication.k8s.io";
+
+/// The audience the server's tokens are for (kube-apiserver's `--api-audiences`, which default
+/// to its service account issuer: this value on kind and kubeadm clusters).
+pub const API_AUDIENCE: &str = "https://kubernetes.default.svc.cluster.local";
 
 fn info(group: &str, resource: &str, kind: &str) -> ResourceInfo {
     ResourceInfo::new(group, "v1", resource, kind, false, &[], &[], &[])
@@ -55,6 +63,7 @@ pub fn serve(
         "/apis/authorization.k8s.io/v1/subjectaccessreviews" => "SubjectAccessReview",
         "/apis/authorization.k8s.io/v1/selfsubjectrulesreviews" => "SelfSubjectRulesReview",
         "/apis/authentication.k8s.io/v1/selfsubjectreviews" => "SelfSubjectReview",
+        "/apis/authentication.k8s.io/v1/tokenreviews" => "TokenReview",
         _ => return None,
     };
     if method != Method::POST {
@@ -126,7 +135,7 @@ fn review(api: &Api, auth: &Auth, kind: &str, user: &UserInfo, mut obj: Value) -
             "the object provided is unrecognized or malformed: expected a JSON object",
         ));
     }
-    let group = if kind == "SelfSubjectReview" { AUTHN } else { AUTHZ };
+    let group = if matches!(kind, "SelfSubjectReview" | "TokenReview") { AUTHN } else { AUTHZ };
     let api_version = format!("{group}/v1");
     match obj["kind"].as_str() {
         None | Some("") => {}
@@ -168,6 +177,7 @@ fn review(api: &Api, auth: &Auth, kind: &str, user: &UserInfo, mut obj: Value) -
             let ns = spec["namespace"].as_str().unwrap_or_default();
             rules_review(api, auth, user, ns)
         }
+        "TokenReview" => token_review(auth, &obj["metadata"], &spec)?,
         _ => {
             let mut info = json!({"username": user.name, "groups": user.groups});
             if !user.uid.is_empty() {
@@ -181,6 +191,37 @@ fn review(api: &Api, auth: &Auth, kind: &str, user: &UserInfo, mut obj: Value) -
     };
     obj["status"] = status;
     Ok(obj)
+}
+
+/// A TokenReview's status, as upstream's `tokenreview` storage answers: a namespace or no token
+/// is a 400; a token nobody has is `authenticated` false with the bearer authenticator's error;
+/// audiences that do not include the server's authenticate nothing (and say no error, as
+/// upstream's audience-agnostic authenticators); otherwise the user, with the audiences it is
+/// authenticated for.
+fn token_review(auth: &Auth, metadata: &Value, spec: &Value) -> Result<Value, StatusError> {
+    if let Some(ns) = metadata["namespace"].as_str().filter(|ns| !ns.is_empty()) {
+        return Err(StatusError::bad_request(format!("namespace is not allowed on this type: {ns}")));
+    }
+    let token = spec["token"].as_str().unwrap_or_default();
+    if token.is_empty() {
+        return Err(StatusError::bad_request("token is required for TokenReview in authentication"));
+    }
+    let asked: Vec<&str> =
+        spec["audiences"].as_array().map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
+    if !asked.is_empty() && !asked.contains(&API_AUDIENCE) {
+        return Ok(json!({"user": {}}));
+    }
+    let Some(user) = auth.user_of(token) else {
+        return Ok(json!({"user": {}, "error": "invalid bearer token"}));
+    };
+    let mut info = json!({"username": user.name, "groups": user.groups});
+    if !user.uid.is_empty() {
+        info["uid"] = json!(user.uid);
+    }
+    if !user.extra.is_empty() {
+        info["extra"] = json!(user.extra);
+    }
+    Ok(json!({"authenticated": true, "user": info, "audiences": [API_AUDIENCE]}))
 }
 
 /// The user a SubjectAccessReview asks about.
