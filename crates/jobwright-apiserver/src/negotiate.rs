@@ -46,17 +46,27 @@ pub fn preferred(headers: &HeaderMap) -> Preferred {
         if media.is_empty() {
             continue;
         }
-        let (mut q, mut has_as) = (1.0f32, false);
+        let (mut q, mut as_, mut g, mut v) = (1.0f32, None, None, None);
         for p in parts {
-            if let Some((k, v)) = p.split_once('=') {
+            if let Some((k, val)) = p.split_once('=') {
                 match k.trim() {
-                    "q" => q = v.trim().parse().unwrap_or(0.0),
-                    "as" => has_as = true,
+                    "q" => q = val.trim().parse().unwrap_or(0.0),
+                    "as" => as_ = Some(val.trim()),
+                    "g" => g = Some(val.trim()),
+                    "v" => v = Some(val.trim()),
                     _ => {}
                 }
             }
         }
-        if q > 0.0 {
+        // A transform the server does not know (another version or kind) is a range nobody
+        // accepts: skipped, as the handler's shape skips it.
+        let has_as = as_.is_some();
+        let known = as_.is_none_or(|a| {
+            matches!(a, "Table" | "PartialObjectMetadata" | "PartialObjectMetadataList")
+                && g == Some("meta.k8s.io")
+                && v == Some("v1")
+        });
+        if q.is_finite() && q > 0.0 && known {
             ranges.push((q, i, media, has_as));
         }
     }
@@ -183,6 +193,16 @@ mod tests {
         h.append(header::ACCEPT, HeaderValue::from_static("application/vnd.kubernetes.protobuf"));
         assert_eq!(preferred(&h), Preferred::Protobuf);
         assert_eq!(preferred(&HeaderMap::new()), Preferred::Json);
+        // A transform nobody serves is skipped, as the shape skips it: the next range decides.
+        assert_eq!(
+            pref("application/json;as=Table;v=v1beta1;g=meta.k8s.io, application/vnd.kubernetes.protobuf"),
+            Preferred::OnlyProtobuf
+        );
+        assert_eq!(
+            pref("application/json;as=Table;v=v1;g=meta.k8s.io, application/vnd.kubernetes.protobuf"),
+            Preferred::Json
+        );
+        assert_eq!(pref("application/json;q=nan, application/vnd.kubernetes.protobuf"), Preferred::OnlyProtobuf);
         // client-go's metadata client: partial metadata first, which stays JSON.
         assert_eq!(
             pref(
