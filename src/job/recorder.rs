@@ -128,7 +128,7 @@ struct Queue {
     items: Mutex<VecDeque<(ObjectReference, Vec<Pending>)>>,
     writers: AtomicUsize,
     max: usize,
-    max_queued: usize,
+    max_queued: AtomicUsize,
     dropped: AtomicU64,
 }
 
@@ -140,6 +140,10 @@ impl Queue {
     /// Counts one more writer if fewer than `max` run.
     fn try_start(&self) -> bool {
         self.writers.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < self.max).then_some(n + 1)).is_ok()
+    }
+
+    fn full(&self) -> bool {
+        self.items.lock().unwrap_or_else(|e| e.into_inner()).len() >= self.max_queued.load(Ordering::Relaxed)
     }
 
     fn pop(&self) -> Option<(ObjectReference, Vec<Pending>)> {
@@ -171,7 +175,7 @@ impl EventSink {
             items: Mutex::default(),
             writers: AtomicUsize::new(0),
             max: n.max(1),
-            max_queued: MAX_QUEUED,
+            max_queued: AtomicUsize::new(MAX_QUEUED),
             dropped: AtomicU64::new(0),
         }));
         self
@@ -179,10 +183,9 @@ impl EventSink {
 
     /// At most `n` publishes wait for a writer (after [`Self::with_max_in_flight`]; the default
     /// is [`MAX_QUEUED`]); more are dropped.
-    pub fn with_max_queued(mut self, n: usize) -> Self {
-        if let Some(q) = self.in_flight.take() {
-            let q = Arc::into_inner(q).map(|q| Queue { max_queued: n, ..q });
-            self.in_flight = q.map(Arc::new);
+    pub fn with_max_queued(self, n: usize) -> Self {
+        if let Some(q) = &self.in_flight {
+            q.max_queued.store(n, Ordering::Relaxed);
         }
         self
     }
@@ -200,6 +203,21 @@ impl EventSink {
     /// Publishes `evs` about the object `regarding` (the Job, uid `job_uid`) in the background.
     pub fn publish(&self, regarding: ObjectReference, job_uid: &str, evs: Vec<JobEvent>) {
         if evs.is_empty() {
+            return;
+        }
+        // Past the queue's bound the publish is dropped before anything is charged for it (its
+        // Job's spam budget, the correlator), as client-go drops before its correlator runs.
+        if let Some(queue) = &self.in_flight
+            && queue.full()
+        {
+            let n = queue.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+            if n.is_power_of_two() {
+                tracing::warn!(
+                    dropped = n,
+                    queued = queue.max_queued.load(Ordering::Relaxed),
+                    "event queue full: events dropped (the API server is not keeping up)"
+                );
+            }
             return;
         }
         let now = Instant::now();
@@ -247,22 +265,8 @@ impl EventSink {
                 tokio::spawn(async move { sink.write_all(&regarding, pending).await });
             }
             Some(queue) => {
-                {
-                    let mut items = queue.items.lock().unwrap_or_else(|e| e.into_inner());
-                    if items.len() >= queue.max_queued {
-                        drop(items);
-                        let n = queue.dropped.fetch_add(1, Ordering::Relaxed) + 1;
-                        if n.is_power_of_two() {
-                            tracing::warn!(
-                                dropped = n,
-                                queued = queue.max_queued,
-                                "event queue full: events dropped (the API server is not keeping up)"
-                            );
-                        }
-                        return;
-                    }
-                    items.push_back((regarding, pending));
-                }
+                // Publishes racing past the check above may take the queue a few over its bound.
+                queue.items.lock().unwrap_or_else(|e| e.into_inner()).push_back((regarding, pending));
                 if queue.try_start() {
                     tokio::spawn(async move { sink.drain().await });
                 }
@@ -503,6 +507,11 @@ mod tests {
             publish(i);
         }
         assert_eq!(sink.dropped(), 15, "10 queued, the rest dropped");
+        {
+            let state = sink.state.lock().unwrap();
+            assert!(!state.used.contains_key("uid-10"), "a dropped publish is not charged to its Job");
+            assert!(state.used.contains_key("uid-9"));
+        }
         let queued = sink.in_flight.as_ref().map(|q| q.items.lock().unwrap().len());
         assert_eq!(queued, Some(10));
         gate.add_permits(1_000);

@@ -51,8 +51,9 @@ impl Stream {
 pub struct LogProgress {
     /// Number of writes so far (only used to wake watchers).
     pub writes: u64,
-    /// Bytes in the file so far: always the end of a whole line, counted under the file's lock
-    /// with the write, so a follower can start at "now" without a race with the writer.
+    /// Bytes in the file so far (the end of a whole line unless a write failed part way),
+    /// counted under the file's lock with the write, so a follower can start at "now" without a
+    /// race with the writer.
     pub bytes: u64,
     /// The run has ended; no more lines will come.
     pub done: bool,
@@ -97,15 +98,18 @@ impl LogFile {
         line.push(b' ');
         line.extend_from_slice(content);
         line.push(b'\n');
-        // `bytes` moves with the write, under the file's lock, so it is always a line's end. A
-        // failed write may leave part of a line: `bytes` stays where the last whole line ended,
-        // and a follower starting there reads from the fragment on (nothing is skipped).
+        // `bytes` moves with the write, under the file's lock, so it is the file's end. A failed
+        // write may leave part of a line: `bytes` is then read back from the file, so the next
+        // whole line starts where a follower from "now" starts (the fragment is not sent).
         let mut guard = self.file.lock().unwrap_or_else(|e| e.into_inner());
-        let written = guard.as_mut().is_some_and(|f| f.write_all(&line).is_ok());
+        let end = guard.as_mut().and_then(|f| match f.write_all(&line) {
+            Ok(()) => Some(self.progress.borrow().bytes + line.len() as u64),
+            Err(_) => f.metadata().map(|m| m.len()).ok(),
+        });
         self.progress.send_modify(|p| {
             p.writes += 1;
-            if written {
-                p.bytes += line.len() as u64;
+            if let Some(end) = end {
+                p.bytes = end;
             }
         });
         drop(guard);

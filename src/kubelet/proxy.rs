@@ -13,8 +13,8 @@
 //!   no ready endpoint has no listener: a connection is refused, as kube-proxy's REJECT rule does.
 //! - UDP is forwarded per client address, as conntrack tracks a flow: a client's first datagram
 //!   picks the next endpoint, its later ones go to the same endpoint, and the endpoint's replies
-//!   come back from the Service's address, until the flow has been idle for [`UDP_IDLE`] (the
-//!   kernel's `nf_conntrack_udp_timeout`).
+//!   come back from the Service's address, until the flow has been idle for conntrack's timeout
+//!   ([`UdpIdle`]: 30 s unanswered, 120 s once answered) or its endpoint is gone.
 //! - NodePort (and LoadBalancer) Services also listen on `hostIP:nodePort` (the node's address on
 //!   the pod network), reachable from the host and from pods.
 //!
@@ -31,16 +31,17 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
+use bytes::Bytes;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::runtime::reflector;
 use kube::runtime::{WatchStreamExt, watcher};
 use tokio::net::{TcpListener, TcpSocket, TcpStream, UdpSocket};
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::{Notify, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
@@ -49,15 +50,9 @@ use super::dns::SERVICE_NAME_LABEL;
 /// How long a dial to an endpoint may take before the next one is tried.
 pub const DIAL_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Connections proxied at once, over all Services (more wait in the listen backlog).
+/// Connections proxied and UDP flows kept at once, over all Services (more connections wait in
+/// the listen backlog; a new UDP client's datagrams are dropped).
 pub const MAX_CONNECTIONS: usize = 4096;
-
-/// How long a UDP flow is kept without a datagram either way (conntrack's
-/// `nf_conntrack_udp_timeout`, 30 s): its client's next datagram then picks an endpoint anew.
-pub const UDP_IDLE: Duration = Duration::from_secs(30);
-
-/// UDP flows kept at once per Service port (a new client's datagrams are dropped past it).
-pub const MAX_UDP_FLOWS: usize = 4096;
 
 /// The protocol of a Service port the proxy serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -182,6 +177,11 @@ impl Backends {
         }
     }
 
+    /// Whether `backend` is one of the endpoints now.
+    fn contains(&self, backend: SocketAddrV4) -> bool {
+        self.list.read().unwrap_or_else(|e| e.into_inner()).contains(&backend)
+    }
+
     /// The endpoints to try for one connection: all of them, starting at the next in turn.
     fn order(&self) -> Vec<SocketAddrV4> {
         let list = self.list.read().unwrap_or_else(|e| e.into_inner()).clone();
@@ -250,88 +250,141 @@ async fn proxy_connection(mut conn: TcpStream, backends: &Backends, shutdown: Ca
     let _ = conn.set_zero_linger();
 }
 
-/// One UDP flow: the socket connected to its endpoint, when it last carried a datagram (ms
-/// since the forwarder started), and whether its reader has ended (idle or stopped).
-struct Flow {
-    upstream: Arc<UdpSocket>,
-    last: Arc<AtomicU64>,
-    ended: Arc<AtomicBool>,
+/// How long conntrack keeps a UDP flow without a datagram: 30 s while only the client has sent
+/// (`nf_conntrack_udp_timeout`), 120 s once the endpoint has answered
+/// (`nf_conntrack_udp_timeout_stream`).
+#[derive(Debug, Clone, Copy)]
+pub struct UdpIdle {
+    /// Before the endpoint's first reply.
+    pub unreplied: Duration,
+    /// After it.
+    pub replied: Duration,
 }
+
+impl Default for UdpIdle {
+    fn default() -> Self {
+        Self { unreplied: Duration::from_secs(30), replied: Duration::from_secs(120) }
+    }
+}
+
+/// One UDP flow, as the forwarder keeps it: where its datagrams go (its task, which owns the
+/// socket connected to the endpoint and ends when this sender is dropped), the endpoint, and
+/// when it last carried a datagram either way (ms since the forwarder started; `u64::MAX`
+/// bit set once the endpoint has replied).
+struct Flow {
+    datagrams: mpsc::Sender<Bytes>,
+    backend: SocketAddrV4,
+    last: Arc<AtomicU64>,
+}
+
+/// Set in [`Flow::last`] once the endpoint has replied.
+const REPLIED: u64 = 1 << 63;
 
 /// Forward the datagrams `socket` (a UDP frontend) receives until `stop` or `shutdown`: each
 /// client address is a flow to one endpoint of `backends` (the next in turn when the flow
-/// starts), whose replies are sent back to the client from `socket`; a flow idle for `idle` is
-/// forgotten. At most [`MAX_UDP_FLOWS`] flows: a new client's datagrams are dropped past it, as
-/// are datagrams when there is no endpoint (UDP has no refusal to give).
+/// starts), whose replies are sent back to the client from `socket`. A flow ends when it has
+/// been idle for `idle` (conntrack's timeouts) or its endpoint is no longer in `backends` (as
+/// kube-proxy clears a removed endpoint's conntrack entries); the client's next datagram then
+/// starts a new one. Each flow holds a permit of `limit` (the proxy's bound on connections and
+/// flows together): without one, or without an endpoint, a new client's datagrams are dropped
+/// (UDP has no refusal to give).
 pub fn spawn_udp(
     socket: UdpSocket,
     backends: Arc<Backends>,
-    idle: Duration,
+    idle: UdpIdle,
+    limit: Arc<Semaphore>,
     stop: CancellationToken,
     shutdown: CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let socket = Arc::new(socket);
         let start = std::time::Instant::now();
-        let now_ms = move || u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let now_ms = move || u64::try_from(start.elapsed().as_millis()).unwrap_or(REPLIED - 1);
         let mut flows: HashMap<SocketAddr, Flow> = HashMap::new();
         let mut buf = vec![0u8; 65_536];
+        let mut sweep = tokio::time::interval(idle.unreplied.min(idle.replied).min(Duration::from_secs(1)) / 2);
+        sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let received = tokio::select! {
                 _ = stop.cancelled() => break,
                 _ = shutdown.cancelled() => break,
+                _ = sweep.tick() => {
+                    // The only place a flow expires: a datagram the loop hands a flow is never
+                    // lost to its expiry.
+                    let now = now_ms();
+                    flows.retain(|_, f| {
+                        let last = f.last.load(Ordering::Acquire);
+                        let timeout = if last & REPLIED != 0 { idle.replied } else { idle.unreplied };
+                        now.saturating_sub(last & !REPLIED) < u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX)
+                    });
+                    continue;
+                }
                 r = socket.recv_from(&mut buf) => r,
             };
             // A send of ours that the kernel answered with an ICMP error surfaces here: not fatal.
             let Ok((n, client)) = received else { continue };
-            if flows.get(&client).is_none_or(|f| f.ended.load(Ordering::Acquire)) {
+            let datagram = Bytes::copy_from_slice(&buf[..n]);
+            // A flow whose endpoint went (or whose task ended) is over.
+            if flows.get(&client).is_some_and(|f| f.datagrams.is_closed() || !backends.contains(f.backend)) {
                 flows.remove(&client);
-                if flows.len() >= MAX_UDP_FLOWS {
-                    flows.retain(|_, f| !f.ended.load(Ordering::Acquire));
-                }
-                if flows.len() >= MAX_UDP_FLOWS {
-                    continue;
-                }
+            }
+            if let std::collections::hash_map::Entry::Vacant(slot) = flows.entry(client) {
+                let Ok(permit) = limit.clone().try_acquire_owned() else { continue };
                 let Some(backend) = backends.order().first().copied() else { continue };
                 let upstream = match UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)).await {
-                    Ok(u) if u.connect(backend).await.is_ok() => Arc::new(u),
+                    Ok(u) if u.connect(backend).await.is_ok() => u,
                     _ => continue,
                 };
-                let flow = Flow { upstream, last: Arc::new(AtomicU64::new(now_ms())), ended: Arc::default() };
-                let (upstream, last, ended, front, stop) =
-                    (flow.upstream.clone(), flow.last.clone(), flow.ended.clone(), socket.clone(), stop.clone());
-                let shutdown = shutdown.clone();
-                tokio::spawn(async move {
-                    let mut buf = vec![0u8; 65_536];
-                    loop {
-                        let quiet = now_ms().saturating_sub(last.load(Ordering::Acquire));
-                        let left = idle.saturating_sub(Duration::from_millis(quiet));
-                        if left.is_zero() {
-                            break;
-                        }
-                        tokio::select! {
-                            _ = stop.cancelled() => break,
-                            _ = shutdown.cancelled() => break,
-                            _ = tokio::time::sleep(left) => {}
-                            r = upstream.recv(&mut buf) => {
-                                // An ICMP error for an earlier datagram (nothing listens there):
-                                // the flow stays, as conntrack keeps it.
-                                let Ok(n) = r else { continue };
-                                last.store(now_ms(), Ordering::Release);
-                                let _ = front.send_to(&buf[..n], client).await;
-                            }
-                        }
-                    }
-                    ended.store(true, Ordering::Release);
-                });
+                let (tx, rx) = mpsc::channel(64);
+                let last = Arc::new(AtomicU64::new(now_ms()));
+                tokio::spawn(run_flow(upstream, rx, socket.clone(), client, last.clone(), now_ms, permit));
                 debug!(%client, %backend, "UDP flow started");
-                flows.insert(client, flow);
+                slot.insert(Flow { datagrams: tx, backend, last });
             }
-            let flow = &flows[&client];
-            flow.last.store(now_ms(), Ordering::Release);
-            let _ = flow.upstream.send(&buf[..n]).await;
+            if let Some(flow) = flows.get(&client) {
+                flow.last.fetch_update(Ordering::AcqRel, Ordering::Acquire, |l| Some(now_ms() | (l & REPLIED))).ok();
+                // A full queue drops the datagram, as a full socket buffer would.
+                let _ = flow.datagrams.try_send(datagram);
+            }
         }
     })
+}
+
+/// One flow's task: the client's datagrams to the endpoint, the endpoint's back to the client
+/// from the frontend socket, until the forwarder drops the flow (or stops).
+async fn run_flow(
+    upstream: UdpSocket,
+    mut datagrams: mpsc::Receiver<Bytes>,
+    front: Arc<UdpSocket>,
+    client: SocketAddr,
+    last: Arc<AtomicU64>,
+    now_ms: impl Fn() -> u64,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+) {
+    loop {
+        tokio::select! {
+            d = datagrams.recv() => match d {
+                Some(d) => {
+                    let _ = upstream.send(&d).await;
+                }
+                None => return,
+            },
+            r = upstream.readable() => {
+                if r.is_err() {
+                    return;
+                }
+                // On the stack, not in the task: no buffer is held between datagrams.
+                let mut buf = [0u8; 65_536];
+                // An error is an ICMP error for an earlier datagram (nothing listens there): the
+                // flow stays, as conntrack keeps it.
+                if let Ok(n) = upstream.try_recv(&mut buf) {
+                    last.store(now_ms() | REPLIED, Ordering::Release);
+                    // A full socket buffer drops the reply, as UDP may.
+                    let _ = front.try_send_to(&buf[..n], client);
+                }
+            }
+        }
+    }
 }
 
 /// A UDP socket on `addr`, bound to `device` when given.
@@ -424,7 +477,8 @@ impl Proxy {
                     spawn_listener(listener, backends.clone(), self.limit.clone(), stop.clone(), self.shutdown.clone());
                 }),
                 Protocol::Udp => bind_udp(addr, device).map(|socket| {
-                    spawn_udp(socket, backends.clone(), UDP_IDLE, stop.clone(), self.shutdown.clone());
+                    let idle = UdpIdle::default();
+                    spawn_udp(socket, backends.clone(), idle, self.limit.clone(), stop.clone(), self.shutdown.clone());
                 }),
             };
             match bound {
@@ -678,16 +732,33 @@ mod tests {
         (String::from_utf8_lossy(&buf[..n]).into_owned(), from)
     }
 
-    #[tokio::test]
-    async fn udp_flows_keep_their_endpoint_answer_from_the_service_address_and_restart_when_idle() {
-        let (a, b, c) = (udp_backend("a").await, udp_backend("b").await, udp_backend("c").await);
+    /// A forwarder on a fresh frontend socket: its address and handles.
+    fn udp_front(backends: &Arc<Backends>, idle: UdpIdle, limit: usize) -> (SocketAddr, CancellationToken) {
         let socket = bind_udp(sa("127.0.0.1:0"), None).unwrap();
         let front = socket.local_addr().unwrap();
+        let stop = CancellationToken::new();
+        spawn_udp(
+            socket,
+            backends.clone(),
+            idle,
+            Arc::new(Semaphore::new(limit)),
+            stop.clone(),
+            CancellationToken::new(),
+        );
+        (front, stop)
+    }
+
+    async fn client() -> UdpSocket {
+        UdpSocket::bind("127.0.0.1:0").await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn udp_flows_keep_their_endpoint_while_it_serves_and_answer_from_the_service_address() {
+        let (a, b, c) = (udp_backend("a").await, udp_backend("b").await, udp_backend("c").await);
         let backends = Backends::new(vec![a, b]);
-        let (stop, shutdown) = (CancellationToken::new(), CancellationToken::new());
-        let idle = Duration::from_millis(300);
-        let task = spawn_udp(socket, backends.clone(), idle, stop.clone(), shutdown.clone());
-        let (one, two) = (UdpSocket::bind("127.0.0.1:0").await.unwrap(), UdpSocket::bind("127.0.0.1:0").await.unwrap());
+        let hour = Duration::from_secs(3600);
+        let (front, stop) = udp_front(&backends, UdpIdle { unreplied: hour, replied: hour }, 8);
+        let (one, two) = (client().await, client().await);
         // Each client is a flow to one endpoint, in turn; replies come from the Service's address.
         assert_eq!(udp_ask(&one, front, "x1").await, ("a:x1".to_string(), front));
         assert_eq!(udp_ask(&two, front, "y1").await, ("b:y1".to_string(), front));
@@ -695,16 +766,28 @@ mod tests {
             assert_eq!(udp_ask(&one, front, &format!("x{i}")).await.0, format!("a:x{i}"));
             assert_eq!(udp_ask(&two, front, &format!("y{i}")).await.0, format!("b:y{i}"));
         }
-        // New endpoints: flows keep theirs; a new client gets one of the new list.
-        backends.set(vec![c]);
+        // `b` goes, `c` comes: the flow to `a` stays, the flow to `b` moves on to a serving one.
+        backends.set(vec![a, c]);
         assert_eq!(udp_ask(&one, front, "x5").await.0, "a:x5");
-        let three = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        assert_eq!(udp_ask(&three, front, "z1").await.0, "c:z1");
-        // Once the flow has been idle, the client's next datagram starts a new one (to `c`).
+        let moved = udp_ask(&two, front, "y5").await.0;
+        assert!(moved == "a:y5" || moved == "c:y5", "{moved}");
+        assert_eq!(udp_ask(&two, front, "y6").await.0, format!("{}:y6", &moved[..1]), "and stays there");
+        stop.cancel();
+    }
+
+    #[tokio::test]
+    async fn an_idle_udp_flow_ends_and_the_clients_next_datagram_starts_another() {
+        let (a, b) = (udp_backend("a").await, udp_backend("b").await);
+        let backends = Backends::new(vec![a, b]);
+        let short = Duration::from_millis(100);
+        let (front, stop) = udp_front(&backends, UdpIdle { unreplied: short, replied: short }, 8);
+        let one = client().await;
+        assert_eq!(udp_ask(&one, front, "x1").await.0, "a:x1");
+        // After an idle spell the next datagram is a new flow: the next endpoint in turn.
         let restarted = tokio::time::timeout(Duration::from_secs(60), async {
             loop {
-                tokio::time::sleep(idle * 2).await;
-                if udp_ask(&one, front, "x6").await.0 == "c:x6" {
+                tokio::time::sleep(short * 4).await;
+                if udp_ask(&one, front, "x2").await.0 == "b:x2" {
                     return;
                 }
             }
@@ -712,6 +795,42 @@ mod tests {
         .await;
         assert!(restarted.is_ok(), "an idle flow is forgotten");
         stop.cancel();
-        task.await.unwrap();
+    }
+
+    /// Flows hold permits of the proxy's bound: with none left, a new client's datagrams are
+    /// dropped while existing flows go on; an ended flow gives its permit back.
+    #[tokio::test]
+    async fn udp_flows_are_bounded_by_the_proxys_permits() {
+        let a = udp_backend("a").await;
+        let backends = Backends::new(vec![a]);
+        let short = Duration::from_millis(100);
+        let limit = Arc::new(Semaphore::new(1));
+        let socket = bind_udp(sa("127.0.0.1:0"), None).unwrap();
+        let front = socket.local_addr().unwrap();
+        let stop = CancellationToken::new();
+        spawn_udp(
+            socket,
+            backends,
+            UdpIdle { unreplied: short, replied: short },
+            limit.clone(),
+            stop.clone(),
+            CancellationToken::new(),
+        );
+        let (one, two) = (client().await, client().await);
+        assert_eq!(udp_ask(&one, front, "x1").await.0, "a:x1");
+        assert_eq!(limit.available_permits(), 0, "the flow holds the permit");
+        two.send_to(b"dropped", front).await.unwrap();
+        let mut buf = [0u8; 64];
+        // The flow's end gives the permit back (awaited, with the flow idle).
+        tokio::time::timeout(Duration::from_secs(60), async {
+            while limit.available_permits() == 0 {
+                tokio::time::sleep(short).await;
+            }
+        })
+        .await
+        .expect("the idle flow's permit comes back");
+        assert!(two.try_recv(&mut buf).is_err(), "nothing came back for the datagram without a permit");
+        assert_eq!(udp_ask(&two, front, "y1").await.0, "a:y1");
+        stop.cancel();
     }
 }

@@ -406,51 +406,33 @@ enum Shape {
     PartialMetadata,
 }
 
-/// The shape `Accept` asks for, read as upstream's negotiation reads it: ranges by descending
-/// `q` (ties in the client's order, `q=0` refused), ranges of media types the server cannot send
-/// skipped, and the first range left decides: a `meta.k8s.io/v1` transform it names (`as=Table`,
-/// `as=PartialObjectMetadata[List]`), or the object itself when it names none. A range whose
-/// transform is unknown (another version, another kind) is skipped, as a clause no serializer
-/// accepts.
+/// The shape `Accept` asks for, read as upstream's negotiation reads it
+/// ([`super::negotiate::accept_ranges`]: the first `Accept` header, goautoneg's order): ranges of
+/// media types the server cannot send are skipped, and the first range left decides: a
+/// `meta.k8s.io/v1` transform it names (`as=Table`, `as=PartialObjectMetadata[List]`), or the
+/// object itself when it names none. A range whose transform is unknown (another version,
+/// another kind) is skipped, as a clause no serializer accepts.
 fn accept_shape(headers: &HeaderMap, q: &Query) -> Shape {
-    let mut accept = headers.get_all(header::ACCEPT).iter().filter_map(|v| v.to_str().ok()).peekable();
     // What kube-rs, the in-process clients and kubectl's plain requests send: no transform.
-    if accept.peek().is_none()
-        || !headers.get_all(header::ACCEPT).iter().any(|v| v.as_bytes().windows(3).any(|w| w == b"as="))
-    {
+    if !headers.get(header::ACCEPT).is_some_and(|v| v.as_bytes().windows(3).any(|w| w == b"as=")) {
         return Shape::Object;
     }
-    let mut ranges: Vec<(f32, usize, Option<Shape>)> = Vec::new();
-    for (i, range) in accept.flat_map(|v| v.split(',')).enumerate() {
-        let mut parts = range.split(';');
-        let media = parts.next().unwrap_or("").trim().to_ascii_lowercase();
-        let served = matches!(
-            media.as_str(),
+    let served = |m: &str| {
+        matches!(
+            m,
             "application/json" | "application/yaml" | "application/vnd.kubernetes.protobuf" | "application/*" | "*/*"
-        );
-        let params: Vec<(&str, &str)> =
-            parts.filter_map(|p| p.split_once('=')).map(|(k, v)| (k.trim(), v.trim())).collect();
-        let get = |k: &str| params.iter().find(|(pk, _)| *pk == k).map(|(_, v)| *v);
-        let qv = get("q").map_or(1.0, |v| v.parse::<f32>().unwrap_or(0.0));
-        // `q=0` refuses a range; a `q` that is not a finite number counts as 0.
-        if !served || !qv.is_finite() || qv <= 0.0 {
-            continue;
-        }
-        let shape = match get("as") {
-            None => Some(Shape::Object),
-            Some(_) if get("g") != Some("meta.k8s.io") || get("v") != Some("v1") => None,
-            Some("Table") => Some(Shape::Table(match q.get("includeObject") {
-                Some("None") => IncludeObject::None,
-                Some("Object") => IncludeObject::Object,
-                _ => IncludeObject::Metadata,
-            })),
-            Some("PartialObjectMetadata" | "PartialObjectMetadataList") => Some(Shape::PartialMetadata),
-            Some(_) => None,
-        };
-        ranges.push((qv, i, shape));
+        )
+    };
+    let range = super::negotiate::accept_ranges(headers).into_iter().find(|r| served(&r.media) && r.known_transform());
+    match range.and_then(|r| r.as_) {
+        Some("Table") => Shape::Table(match q.get("includeObject") {
+            Some("None") => IncludeObject::None,
+            Some("Object") => IncludeObject::Object,
+            _ => IncludeObject::Metadata,
+        }),
+        Some("PartialObjectMetadata" | "PartialObjectMetadataList") => Shape::PartialMetadata,
+        _ => Shape::Object,
     }
-    ranges.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
-    ranges.into_iter().find_map(|(_, _, shape)| shape).unwrap_or(Shape::Object)
 }
 
 /// A parsed resource path.
@@ -1666,18 +1648,21 @@ mod tests {
         assert_eq!(shape(&[&format!("application/json, {table}")], ""), Shape::Object);
         assert_eq!(shape(&[&format!("application/json;q=0.5, {table}")], ""), meta);
         assert_eq!(shape(&[&format!("{table};q=0.2, {partial};q=0.9")], ""), Shape::PartialMetadata);
-        // Refused, unknown or unserved ranges are skipped.
-        assert_eq!(shape(&[&format!("{table};q=0")], ""), Shape::Object);
+        // `q=0` is still tried, last (upstream's negotiation only orders by `q`); unknown or
+        // unserved ranges are skipped; at equal `q` a concrete type comes before `*/*`.
+        assert_eq!(shape(&[&format!("{table};q=0")], ""), meta);
+        assert_eq!(shape(&[&format!("{table};q=0, application/json")], ""), Shape::Object);
         assert_eq!(shape(&[&format!("text/html, {table}")], ""), meta);
         assert_eq!(
             shape(&[&format!("application/json;as=Table;v=v1beta1;g=meta.k8s.io, {partial}")], ""),
             Shape::PartialMetadata
         );
         assert_eq!(shape(&[&format!("application/json;as=Widget;v=v1;g=meta.k8s.io, {table}")], ""), meta);
-        // Several Accept headers read as one list, in order.
+        assert_eq!(shape(&["*/*;as=Table;g=meta.k8s.io;v=v1, application/json"], ""), Shape::Object);
+        // Only the first Accept header counts (Go's `Header.Get`).
         assert_eq!(shape(&["application/json", table], ""), Shape::Object);
         assert_eq!(shape(&[partial, "application/json"], ""), Shape::PartialMetadata);
-        // Whatever a client sends, some shape comes out.
+        assert_eq!(shape(&["text/html", table], ""), Shape::Object);
         assert_eq!(shape(&[";;as=,,;q=x;as=Table", "*/*;as=Table;g=meta.k8s.io;v=v1;q=nan"], ""), Shape::Object);
     }
 

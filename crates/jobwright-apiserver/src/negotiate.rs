@@ -29,52 +29,86 @@ pub enum Preferred {
     OnlyProtobuf,
 }
 
-/// Read `Accept` as Go's negotiation does: ranges by descending `q`, ties in the client's order;
-/// ranges with `as=` (tables, partial metadata) are not a plain object's encoding.
-pub fn preferred(headers: &HeaderMap) -> Preferred {
-    // Only a range naming the protobuf media type prefers anything but JSON: without one (what
-    // kube-rs, kubectl's JSON requests and the in-process clients send), skip the parsing.
-    let names_protobuf = |v: &HeaderValue| v.as_bytes().windows(8).any(|w| w.eq_ignore_ascii_case(b"protobuf"));
-    if !headers.get_all(header::ACCEPT).iter().any(names_protobuf) {
-        return Preferred::Json;
+/// One media range of an `Accept` header.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AcceptRange<'a> {
+    /// The media type, lowercased (`application/json`, `*/*`...).
+    pub media: String,
+    /// `as=`, `g=`, `v=`: a transform asked for (`Table`, `PartialObjectMetadata`...).
+    pub as_: Option<&'a str>,
+    g: Option<&'a str>,
+    v: Option<&'a str>,
+}
+
+impl AcceptRange<'_> {
+    /// Whether the range asks for no transform or for one the server has (`meta.k8s.io/v1`
+    /// Table or PartialObjectMetadata[List]); a range asking for another is one no serializer
+    /// accepts.
+    pub fn known_transform(&self) -> bool {
+        self.as_.is_none_or(|a| {
+            matches!(a, "Table" | "PartialObjectMetadata" | "PartialObjectMetadataList")
+                && self.g == Some("meta.k8s.io")
+                && self.v == Some("v1")
+        })
     }
-    let accept = headers.get_all(header::ACCEPT).iter().filter_map(|v| v.to_str().ok()).collect::<Vec<_>>().join(",");
-    let mut ranges: Vec<(f32, usize, String, bool)> = Vec::new();
+}
+
+/// The ranges of a request's `Accept` in the order upstream's negotiation tries them: only the
+/// first `Accept` header (Go's `Header.Get`), ranges sorted by goautoneg's rule (descending `q`,
+/// then concrete types before `*`, concrete subtypes before `*`, then the client's order). A `q`
+/// that does not parse counts as 0, and a range of `q=0` is still tried, last (upstream's
+/// negotiation does not look at `q` beyond the order).
+pub fn accept_ranges(headers: &HeaderMap) -> Vec<AcceptRange<'_>> {
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let mut ranges: Vec<(f32, usize, AcceptRange<'_>)> = Vec::new();
     for (i, range) in accept.split(',').enumerate() {
         let mut parts = range.split(';');
         let media = parts.next().unwrap_or("").trim().to_ascii_lowercase();
         if media.is_empty() {
             continue;
         }
-        let (mut q, mut as_, mut g, mut v) = (1.0f32, None, None, None);
+        let mut q = 1.0f32;
+        let mut r = AcceptRange { media, as_: None, g: None, v: None };
         for p in parts {
             if let Some((k, val)) = p.split_once('=') {
                 match k.trim() {
-                    "q" => q = val.trim().parse().unwrap_or(0.0),
-                    "as" => as_ = Some(val.trim()),
-                    "g" => g = Some(val.trim()),
-                    "v" => v = Some(val.trim()),
+                    "q" => q = val.trim().parse().ok().filter(|q: &f32| q.is_finite()).unwrap_or(0.0),
+                    "as" => r.as_ = Some(val.trim()),
+                    "g" => r.g = Some(val.trim()),
+                    "v" => r.v = Some(val.trim()),
                     _ => {}
                 }
             }
         }
-        // A transform the server does not know (another version or kind) is a range nobody
-        // accepts: skipped, as the handler's shape skips it.
-        let has_as = as_.is_some();
-        let known = as_.is_none_or(|a| {
-            matches!(a, "Table" | "PartialObjectMetadata" | "PartialObjectMetadataList")
-                && g == Some("meta.k8s.io")
-                && v == Some("v1")
-        });
-        if q.is_finite() && q > 0.0 && known {
-            ranges.push((q, i, media, has_as));
-        }
+        ranges.push((q, i, r));
     }
-    ranges.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+    let wild = |r: &AcceptRange<'_>| {
+        let (t, sub) = r.media.split_once('/').unwrap_or((r.media.as_str(), ""));
+        (t == "*", sub == "*")
+    };
+    ranges.sort_by(|a, b| b.0.total_cmp(&a.0).then(wild(&a.2).cmp(&wild(&b.2))).then(a.1.cmp(&b.1)));
+    ranges.into_iter().map(|(_, _, r)| r).collect()
+}
+
+/// Read `Accept` as Go's negotiation does ([`accept_ranges`]); ranges with `as=` (tables,
+/// partial metadata) are not a plain object's encoding, and ranges with a transform nobody
+/// serves are skipped.
+pub fn preferred(headers: &HeaderMap) -> Preferred {
+    // Only a range naming the protobuf media type prefers anything but JSON: without one (what
+    // kube-rs, kubectl's JSON requests and the in-process clients send), skip the parsing.
+    let names_protobuf = |v: &HeaderValue| v.as_bytes().windows(8).any(|w| w.eq_ignore_ascii_case(b"protobuf"));
+    if !headers.get(header::ACCEPT).is_some_and(names_protobuf) {
+        return Preferred::Json;
+    }
+    let ranges: Vec<(String, bool)> = accept_ranges(headers)
+        .into_iter()
+        .filter(AcceptRange::known_transform)
+        .map(|r| (r.media, r.as_.is_some()))
+        .collect();
     let json_ok = |m: &str| matches!(m, "application/json" | "application/*" | "*/*" | "application/yaml");
-    for (_, _, media, has_as) in &ranges {
+    for (media, has_as) in &ranges {
         if media == proto::MEDIA_TYPE && !has_as {
-            let json_later = ranges.iter().any(|(_, _, m, _)| json_ok(m));
+            let json_later = ranges.iter().any(|(m, _)| json_ok(m));
             return if json_later { Preferred::Protobuf } else { Preferred::OnlyProtobuf };
         }
         if json_ok(media) || (media == proto::MEDIA_TYPE && *has_as) {
@@ -185,13 +219,13 @@ mod tests {
         assert_eq!(pref("application/vnd.kubernetes.protobuf;q=0.1, application/json"), Preferred::Json);
         assert_eq!(pref(""), Preferred::Json);
         assert_eq!(pref("application/json"), Preferred::Json);
-        // Media types are case-insensitive, and several Accept headers are one list (the fast
-        // path for requests naming no protobuf must not miss either).
+        // Media types are case-insensitive.
         assert_eq!(pref("Application/VND.Kubernetes.PROTOBUF"), Preferred::OnlyProtobuf);
+        // Only the first Accept header counts (Go's `Header.Get`).
         let mut h = HeaderMap::new();
         h.append(header::ACCEPT, HeaderValue::from_static("application/json;q=0.5"));
         h.append(header::ACCEPT, HeaderValue::from_static("application/vnd.kubernetes.protobuf"));
-        assert_eq!(preferred(&h), Preferred::Protobuf);
+        assert_eq!(preferred(&h), Preferred::Json);
         assert_eq!(preferred(&HeaderMap::new()), Preferred::Json);
         // A transform nobody serves is skipped, as the shape skips it: the next range decides.
         assert_eq!(
@@ -202,7 +236,11 @@ mod tests {
             pref("application/json;as=Table;v=v1;g=meta.k8s.io, application/vnd.kubernetes.protobuf"),
             Preferred::Json
         );
-        assert_eq!(pref("application/json;q=nan, application/vnd.kubernetes.protobuf"), Preferred::OnlyProtobuf);
+        // A `q` that does not parse is 0; `q=0` ranges are still tried, last.
+        assert_eq!(pref("application/json;q=nan, application/vnd.kubernetes.protobuf"), Preferred::Protobuf);
+        assert_eq!(pref("application/vnd.kubernetes.protobuf;q=0, application/json;q=0.1"), Preferred::Json);
+        // At equal `q`, a concrete type before `*/*`.
+        assert_eq!(pref("*/*, application/vnd.kubernetes.protobuf"), Preferred::Protobuf);
         // client-go's metadata client: partial metadata first, which stays JSON.
         assert_eq!(
             pref(

@@ -150,6 +150,13 @@ fn review(api: &Api, auth: &Auth, kind: &str, user: &UserInfo, mut obj: Value) -
     obj["apiVersion"] = json!(api_version);
     let mut metadata = obj.get("metadata").filter(|m| m.is_object()).cloned().unwrap_or(json!({}));
     metadata["creationTimestamp"] = Value::Null;
+    // A cluster-scoped create drops a namespace in the body (upstream's
+    // `EnsureObjectNamespaceMatchesRequestNamespace`); the local review's is the URL's.
+    if kind != "LocalSubjectAccessReview"
+        && let Some(m) = metadata.as_object_mut()
+    {
+        m.remove("namespace");
+    }
     obj["metadata"] = metadata;
     let spec = obj.get("spec").cloned().unwrap_or(json!({}));
     let resource = format!("{}s", kind.to_lowercase());
@@ -177,7 +184,7 @@ fn review(api: &Api, auth: &Auth, kind: &str, user: &UserInfo, mut obj: Value) -
             let ns = spec["namespace"].as_str().unwrap_or_default();
             rules_review(api, auth, user, ns)
         }
-        "TokenReview" => token_review(auth, &obj["metadata"], &spec)?,
+        "TokenReview" => token_review(auth, &spec)?,
         _ => {
             let mut info = json!({"username": user.name, "groups": user.groups});
             if !user.uid.is_empty() {
@@ -193,25 +200,20 @@ fn review(api: &Api, auth: &Auth, kind: &str, user: &UserInfo, mut obj: Value) -
     Ok(obj)
 }
 
-/// A TokenReview's status, as upstream's `tokenreview` storage answers: a namespace or no token
-/// is a 400; a token nobody has is `authenticated` false with the bearer authenticator's error;
-/// audiences that do not include the server's authenticate nothing (and say no error, as
-/// upstream's audience-agnostic authenticators); otherwise the user, with the audiences it is
-/// authenticated for.
-fn token_review(auth: &Auth, metadata: &Value, spec: &Value) -> Result<Value, StatusError> {
-    if let Some(ns) = metadata["namespace"].as_str().filter(|ns| !ns.is_empty()) {
-        return Err(StatusError::bad_request(format!("namespace is not allowed on this type: {ns}")));
-    }
+/// A TokenReview's status, as upstream's `tokenreview` storage answers: no token is a 400; a
+/// token nobody has, or asked for audiences that do not include the server's (its tokens are
+/// audience-agnostic), is `authenticated` false with the bearer authenticator's error;
+/// otherwise the user, with the audiences it is authenticated for. (A namespace in the body is
+/// dropped before, as for any cluster-scoped create.)
+fn token_review(auth: &Auth, spec: &Value) -> Result<Value, StatusError> {
     let token = spec["token"].as_str().unwrap_or_default();
     if token.is_empty() {
         return Err(StatusError::bad_request("token is required for TokenReview in authentication"));
     }
     let asked: Vec<&str> =
         spec["audiences"].as_array().map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
-    if !asked.is_empty() && !asked.contains(&API_AUDIENCE) {
-        return Ok(json!({"user": {}}));
-    }
-    let Some(user) = auth.user_of(token) else {
+    let user = auth.user_of(token).filter(|_| asked.is_empty() || asked.contains(&API_AUDIENCE));
+    let Some(user) = user else {
         return Ok(json!({"user": {}, "error": "invalid bearer token"}));
     };
     let mut info = json!({"username": user.name, "groups": user.groups});
