@@ -302,7 +302,8 @@ pub fn spawn_udp(
         let now_ms = move || u64::try_from(start.elapsed().as_millis()).unwrap_or(REPLIED - 1);
         let mut flows: HashMap<SocketAddr, Flow> = HashMap::new();
         let mut buf = vec![0u8; 65_536];
-        let mut sweep = tokio::time::interval(idle.unreplied.min(idle.replied).min(Duration::from_secs(1)) / 2);
+        let period = (idle.unreplied.min(idle.replied).min(Duration::from_secs(1)) / 2).max(Duration::from_millis(10));
+        let mut sweep = tokio::time::interval(period);
         sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let received = tokio::select! {
