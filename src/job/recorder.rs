@@ -403,6 +403,17 @@ mod tests {
         assert!(!st.spam.allow("job-1", &ev, now), "job-1 kept: its budget still spent");
     }
 
+    /// A `SuccessfulCreate` about CronJob `cj-{i}` (uid `uid-{i}`).
+    fn publish_about_cronjob(sink: &EventSink, i: usize) {
+        let regarding = ObjectReference {
+            kind: Some("CronJob".into()),
+            namespace: Some("default".into()),
+            name: Some(format!("cj-{i}")),
+            ..Default::default()
+        };
+        sink.publish(regarding, &format!("uid-{i}"), vec![created("p", None)]);
+    }
+
     /// Publishes over the in-flight bound wait as data, not as tasks: with the API server stalled,
     /// 50 publishes leave at most the bound's writer tasks alive (a task per publish waiting for a
     /// permit held its whole write future), and once it answers every event is written.
@@ -441,13 +452,7 @@ mod tests {
         let metrics = tokio::runtime::Handle::current().metrics();
         let before = metrics.num_alive_tasks();
         for i in 0..50 {
-            let regarding = ObjectReference {
-                kind: Some("CronJob".into()),
-                namespace: Some("default".into()),
-                name: Some(format!("cj-{i}")),
-                ..Default::default()
-            };
-            sink.publish(regarding, &format!("uid-{i}"), vec![created("p", None)]);
+            publish_about_cronjob(&sink, i);
         }
         // Let the writers reach the stalled server.
         while in_flight.load(Ordering::SeqCst) < 2 {
@@ -492,15 +497,7 @@ mod tests {
         };
         let sink =
             EventSink::new(Client::new(svc, "default"), "cronjob-controller").with_max_in_flight(1).with_max_queued(10);
-        let publish = |i: usize| {
-            let regarding = ObjectReference {
-                kind: Some("CronJob".into()),
-                namespace: Some("default".into()),
-                name: Some(format!("cj-{i}")),
-                ..Default::default()
-            };
-            sink.publish(regarding, &format!("uid-{i}"), vec![created("p", None)]);
-        };
+        let publish = |i: usize| publish_about_cronjob(&sink, i);
         // The writer takes the first publish only once it runs: on this one thread, after a
         // yield. Until then the first ten wait in the queue and the rest are dropped.
         for i in 0..25 {
