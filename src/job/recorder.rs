@@ -25,7 +25,7 @@ use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::api::events::v1::{Event, EventSeries};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use kube::Client;
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::api::{Patch, PatchParams, PostParams};
 
 use super::events::{Correlated, EventType, JobEvent, Similar, SpamFilter};
 
@@ -301,8 +301,9 @@ impl EventSink {
     }
 
     async fn write(&self, regarding: &ObjectReference, p: Pending) -> Result<(), kube::Error> {
+        use kube::Resource;
         let ns = regarding.namespace.clone().unwrap_or_else(|| "default".into());
-        let api: Api<Event> = Api::namespaced(self.client.clone(), &ns);
+        let request = kube::core::Request::new(Event::url_path(&(), Some(&ns)));
         let mut slot = p.slot.lock().await;
         let now = MicroTime(k8s_openapi::jiff::Timestamp::now());
         if let Some(w) = slot.as_mut() {
@@ -311,7 +312,9 @@ impl EventSink {
                 "series": EventSeries { count, last_observed_time: now.clone() },
                 "note": p.note,
             });
-            match api.patch(&w.name, &PatchParams::default(), &Patch::Merge(&patch)).await {
+            let req = request.patch(&w.name, &PatchParams::default(), &Patch::Merge(&patch));
+            // The answer (the whole Event, `managedFields` included) is read past, not built.
+            match self.send::<serde::de::IgnoredAny>(req, "patch").await {
                 Ok(_) => {
                     w.count = count;
                     return Ok(());
@@ -339,10 +342,36 @@ impl EventSink {
         // of one instant apart.
         let nanos = now.0.as_nanosecond() as u128 + u128::from(self.seq.fetch_add(1, Ordering::Relaxed));
         ev.metadata.name = Some(format!("{base}.{nanos:x}"));
-        let created = api.create(&PostParams::default(), &ev).await?;
+        let body = serde_json::to_vec(&ev).map_err(kube::Error::SerdeError)?;
+        let req = request.create(&PostParams::default(), body);
+        // Only the created Event's name is read from the answer (serde skips the rest unbuilt).
+        let created = self.send::<CreatedEvent>(req, "create").await?;
         *slot = Some(Written { name: created.metadata.name.unwrap_or_default(), count: 1 });
         Ok(())
     }
+
+    /// Sends an event write built by `kube::core::Request` (named `verb` for the client's
+    /// metrics and traces, as `Api` names its requests), reading the answer as `T`.
+    async fn send<T: serde::de::DeserializeOwned>(
+        &self,
+        req: Result<http::Request<Vec<u8>>, kube::core::request::Error>,
+        verb: &'static str,
+    ) -> Result<T, kube::Error> {
+        let mut req = req.map_err(kube::Error::BuildRequest)?;
+        req.extensions_mut().insert(verb);
+        self.client.request::<T>(req).await
+    }
+}
+
+/// What an Event create's answer is read for: the created Event's name.
+#[derive(serde::Deserialize)]
+struct CreatedEvent {
+    metadata: CreatedEventMeta,
+}
+
+#[derive(serde::Deserialize)]
+struct CreatedEventMeta {
+    name: Option<String>,
 }
 
 /// A `note` cut to the events API's limit at a character boundary, with an ellipsis, rather than an
@@ -363,6 +392,70 @@ fn truncate_note(mut note: String) -> String {
 mod tests {
     use super::*;
     use crate::job::events::{SPAM_BURST, created};
+
+    const REPORTING: &str = "job-controller";
+
+    /// The answers to the recorder's writes are read for the created Event's name only: an answer
+    /// whose other fields a whole `Event` decode refuses (here a `managedFields` entry with a bad
+    /// time) still counts as written, so the same event published again is a `series` patch of it
+    /// (with a whole decode, the create "failed" and every publish created a new Event).
+    #[tokio::test]
+    async fn event_writes_read_only_the_created_name_from_the_answer() {
+        let seen: Arc<Mutex<Vec<(String, String, serde_json::Value)>>> = Arc::default();
+        let done = Arc::new(tokio::sync::Notify::new());
+        let svc = {
+            let (seen, done) = (seen.clone(), done.clone());
+            tower::service_fn(move |req: http::Request<kube::client::Body>| {
+                let (seen, done) = (seen.clone(), done.clone());
+                async move {
+                    let (method, path) = (req.method().to_string(), req.uri().path().to_string());
+                    let body = req.into_body().collect_bytes().await.expect("body");
+                    let sent: serde_json::Value = serde_json::from_slice(&body).expect("JSON body");
+                    let name = path.rsplit('/').next().filter(|_| method == "PATCH").map(str::to_string);
+                    let mut answer = sent.clone();
+                    answer["metadata"]["name"] = name.map_or_else(|| sent["metadata"]["name"].clone(), Into::into);
+                    answer["metadata"]["managedFields"] =
+                        serde_json::json!([{"manager": "x", "operation": "Update", "time": "not a time"}]);
+                    seen.lock().unwrap().push((method, path, sent));
+                    done.notify_one();
+                    Ok::<_, std::convert::Infallible>(
+                        http::Response::builder()
+                            .status(201)
+                            .body(kube::client::Body::from(answer.to_string().into_bytes()))
+                            .expect("response"),
+                    )
+                }
+            })
+        };
+        let sink = EventSink::new(Client::new(svc, "default"), REPORTING);
+        let regarding = ObjectReference {
+            api_version: Some("batch/v1".into()),
+            kind: Some("Job".into()),
+            namespace: Some("ns".into()),
+            name: Some("j".into()),
+            uid: Some("job-uid".into()),
+            ..Default::default()
+        };
+        for n in 1..=3 {
+            sink.publish(regarding.clone(), "job-uid", vec![created("p", None)]);
+            tokio::time::timeout(std::time::Duration::from_secs(60), async {
+                while seen.lock().unwrap().len() < n {
+                    done.notified().await;
+                }
+            })
+            .await
+            .expect("the write in time");
+        }
+        let seen = seen.lock().unwrap().clone();
+        let name = seen[0].2["metadata"]["name"].as_str().expect("a created name").to_string();
+        assert_eq!((seen[0].0.as_str(), seen[0].1.as_str()), ("POST", "/apis/events.k8s.io/v1/namespaces/ns/events"));
+        assert_eq!(seen[0].2["reason"], "SuccessfulCreate");
+        for (i, (method, path, body)) in seen.iter().enumerate().skip(1) {
+            assert_eq!(method, "PATCH", "publish {} of the same event", i + 1);
+            assert_eq!(path, &format!("/apis/events.k8s.io/v1/namespaces/ns/events/{name}"));
+            assert_eq!(body["series"]["count"], i as i64 + 1);
+        }
+    }
 
     #[test]
     fn the_least_recently_published_jobs_are_forgotten_beyond_the_bound() {

@@ -127,7 +127,8 @@ pub async fn bind(
         },
         target: ObjectReference { kind: Some("Node".into()), name: Some(node.to_string()), ..Default::default() },
     };
-    let _: serde_json::Value = api.create_subresource("binding", name, &PostParams::default(), &binding).await?;
+    // The answer (a `Status`) is read past, not built.
+    let _: serde::de::IgnoredAny = api.create_subresource("binding", name, &PostParams::default(), &binding).await?;
     Ok(())
 }
 
