@@ -1543,7 +1543,17 @@ fn bind(s: &Arc<Server>, ns: &str, name: &str, binding: &Value) -> Result<Respon
         let mut conds: Vec<Value> = conds.into_iter().filter(|c| c["type"] != "PodScheduled").collect();
         conds.push(cond);
         pod["status"]["conditions"] = json!(conds);
-        match s.api.store.write(&pods, ns, name, super::store::Expect::Rv(e.rv), super::store::Op::Put(pod)) {
+        // A pod that decoded without skipping still does: a string node name, string
+        // annotations and a condition of known fields were written.
+        let known = e.meta.known
+            && binding["metadata"]["annotations"].as_object().is_none_or(|a| a.values().all(Value::is_string));
+        let op = if known {
+            debug_assert!(super::validate::strict::decodes_known(&pods, &pod), "a bound pod decodes without skipping");
+            super::store::Op::PutKnown(pod)
+        } else {
+            super::store::Op::Put(pod)
+        };
+        match s.api.store.write(&pods, ns, name, super::store::Expect::Rv(e.rv), op) {
             Ok(_) => break,
             Err(super::store::WriteError::NotFound) => return Err(StatusError::not_found(&pods, name)),
             Err(_) => continue,

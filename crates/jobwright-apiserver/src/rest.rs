@@ -184,6 +184,22 @@ pub fn timestamp(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
+/// [`Op::PutKnown`] for an object of a kind that records it ([`validate::strict::tracks_known`])
+/// shown to decode without skipping when it was decoded (`known`), [`Op::Put`] otherwise.
+/// Between that decode and here only the server's own fields were written (`managedFields`,
+/// defaults): debug builds check that the object still decodes without skipping.
+fn put(info: &ResourceInfo, obj: Value, known: bool) -> Op {
+    if known && validate::strict::tracks_known(info) {
+        debug_assert!(
+            validate::strict::decodes_known(info, &obj),
+            "an object decoded without skipping no longer does after managedFields and admission"
+        );
+        Op::PutKnown(obj)
+    } else {
+        Op::Put(obj)
+    }
+}
+
 fn parse(bytes: &[u8]) -> Value {
     serde_json::from_slice(bytes).unwrap_or(Value::Null)
 }
@@ -520,7 +536,7 @@ impl Api {
         let svc = services::is_services(info);
         let old =
             if crd || svc { self.store.get(&info.storage_key, ns, name).map(|e| parse(&e.bytes())) } else { None };
-        let deleting = !matches!(op, Op::Put(_));
+        let deleting = !matches!(op, Op::Put(_) | Op::PutKnown(_));
         let w = self.store.write(info, ns, name, expect, op)?;
         if svc {
             // A delete frees what the deleted object held, not what was read before the write
@@ -662,7 +678,7 @@ impl Api {
         }
         validate::convert(info, &mut obj);
         // Unknown fields go before managedFields are computed, as upstream decodes first.
-        let mut warnings = validate::decode(info, &mut obj, opts.field_validation)?;
+        let (mut warnings, known) = validate::decode_known(info, &mut obj, opts.field_validation, None)?;
         if record {
             patch::record_write(info, None, &mut obj, &opts.ctx(None));
         }
@@ -681,7 +697,7 @@ impl Api {
         loop {
             let retry = generate.as_deref().filter(|_| attempt < GENERATE_NAME_ATTEMPTS);
             let body = if retry.is_some() { obj.clone() } else { std::mem::take(&mut obj) };
-            match self.commit(info, &ns, &name, Expect::Absent, Op::Put(body)) {
+            match self.commit(info, &ns, &name, Expect::Absent, put(info, body, known)) {
                 Ok(w) => {
                     if let Some(r) = resv.take() {
                         r.keep();
@@ -816,6 +832,7 @@ impl Api {
         rv: u64,
         old: &Value,
         new: Value,
+        known: bool,
         dry_run: bool,
     ) -> Result<Result<(Value, Option<bytes::Bytes>), WriteError>, StatusError> {
         let deleting = !new["metadata"]["deletionTimestamp"].is_null();
@@ -832,7 +849,7 @@ impl Api {
                 .map(|w| (parse(&w.bytes), Some(w.bytes))));
         }
         Ok(self
-            .commit(info, ns, name, Expect::Rv(rv), Op::Put(new))
+            .commit(info, ns, name, Expect::Rv(rv), put(info, new, known))
             .map(|w| (w.object.unwrap_or_else(|| parse(&w.bytes)), Some(w.bytes))))
     }
 
@@ -890,9 +907,10 @@ impl Api {
                 return Err(StatusError::conflict(info, name));
             };
             let mut new = self.prepare_update(info, &old, attempt, sub)?;
-            let mut warnings = validate::decode(info, &mut new, opts.field_validation)?;
+            let (mut warnings, known) =
+                validate::decode_known(info, &mut new, opts.field_validation, entry.meta.known.then_some(&old))?;
             patch::record_write(info, Some(&old), &mut new, &opts.ctx(sub));
-            match self.admit_and_commit(info, &ns, name, sub, entry.rv, &old, new, opts)? {
+            match self.admit_and_commit(info, &ns, name, sub, entry.rv, &old, new, known, opts)? {
                 Ok((object, bytes, admitted)) => {
                     warnings.extend(admitted);
                     return Ok(Outcome { object, warnings, created: false, bytes });
@@ -917,13 +935,14 @@ impl Api {
         rv: u64,
         old: &Value,
         mut new: Value,
+        known: bool,
         opts: &WriteOptions,
     ) -> Result<Result<Committed, WriteError>, StatusError> {
         let op = if sub == Some("status") { Operation::UpdateStatus } else { Operation::Update };
         let warnings = validate::admit_decoded(info, op, &mut new, Some(old))?;
         opts.admit(info, sub, Some(old), &new)?;
         let resv = self.reserve_service(info, sub, &mut new, Some(old), opts.dry_run)?;
-        Ok(self.commit_update(info, ns, name, rv, old, new, opts.dry_run)?.map(|(object, bytes)| {
+        Ok(self.commit_update(info, ns, name, rv, old, new, known, opts.dry_run)?.map(|(object, bytes)| {
             if let Some(r) = resv {
                 r.keep();
             }
@@ -975,11 +994,12 @@ impl Api {
             }
             check_patched_name(&patched, name, &ns)?;
             let mut new = self.prepare_update(info, &old, patched, sub)?;
-            let mut warnings = validate::decode(info, &mut new, opts.field_validation)?;
+            let (mut warnings, known) =
+                validate::decode_known(info, &mut new, opts.field_validation, entry.meta.known.then_some(&old))?;
             if ptype != PatchType::Apply {
                 patch::record_write(info, Some(&old), &mut new, &opts.ctx(sub));
             }
-            match self.admit_and_commit(info, &ns, name, sub, entry.rv, &old, new, opts)? {
+            match self.admit_and_commit(info, &ns, name, sub, entry.rv, &old, new, known, opts)? {
                 Ok((object, bytes, admitted)) => {
                     warnings.extend(admitted);
                     return Ok(Outcome { object, warnings, created: false, bytes });
@@ -1139,7 +1159,7 @@ impl Api {
             fins.retain(|f| f != finalizer);
             let mut new = old.clone();
             set_finalizers(&mut new, &fins);
-            match self.commit_update(info, ns, name, entry.rv, &old, new, false)? {
+            match self.commit_update(info, ns, name, entry.rv, &old, new, false, false)? {
                 Ok(_) => return Ok(()),
                 Err(WriteError::NotFound) => return Ok(()),
                 Err(_) => continue,
@@ -1163,7 +1183,7 @@ impl Api {
             if !f(&mut new) {
                 return Ok(());
             }
-            match self.commit_update(info, ns, name, entry.rv, &old, new, false)? {
+            match self.commit_update(info, ns, name, entry.rv, &old, new, false, false)? {
                 Ok(_) | Err(WriteError::NotFound) => return Ok(()),
                 Err(_) => continue,
             }
@@ -1324,6 +1344,41 @@ mod tests {
             )
             .unwrap_err();
         assert_eq!(e.code, 400);
+    }
+
+    #[test]
+    fn patches_of_an_object_known_to_decode_still_find_what_they_add() {
+        let api = api();
+        let jobs = api.info("batch", "jobs");
+        api.create(&jobs, "default", job("a"), &WriteOptions::default()).unwrap();
+        let known = |api: &Api| api.get(&jobs, "default", "a").unwrap().meta.known;
+        assert!(known(&api), "a created Job is recorded as decoding without skipping");
+        let strict = WriteOptions { field_validation: FieldValidation::Strict, ..WriteOptions::default() };
+        let patch = |body: &[u8], sub: Option<&str>, opts: &WriteOptions| {
+            api.patch(&jobs, "default", "a", sub, PatchType::Merge, body, opts)
+        };
+        // What a patch adds is decoded: an unknown field (refused, or dropped with a warning)
+        // and a wrong type, with the answers a decode of the whole object gives.
+        let e = patch(br#"{"status":{"active":1,"foo":2}}"#, Some("status"), &strict).unwrap_err();
+        assert_eq!(
+            (e.code, e.message.as_str()),
+            (
+                400,
+                "Job in version \"v1\" cannot be handled as a Job: strict decoding error: unknown field \"status.foo\""
+            )
+        );
+        let e = patch(br#"{"metadata":{"labels":{"a":1}}}"#, None, &WriteOptions::default()).unwrap_err();
+        assert_eq!(e.code, 400, "{}", e.message);
+        let out = patch(br#"{"status":{"active":1,"foo":2}}"#, Some("status"), &WriteOptions::default()).unwrap();
+        assert_eq!(out.warnings, vec!["unknown field \"status.foo\"".to_string()]);
+        assert_eq!(out.object["status"], json!({"active": 1}));
+        // A field dropped: not shown to decode without skipping (the next write decodes whole).
+        assert!(!known(&api));
+        let out = patch(br#"{"metadata":{"finalizers":["x/y"]}}"#, None, &strict).unwrap();
+        assert_eq!(out.object["metadata"]["finalizers"], json!(["x/y"]));
+        assert!(known(&api), "known again once a write decoded without skipping");
+        patch(br#"{"status":{"active":2}}"#, Some("status"), &strict).unwrap();
+        assert!(known(&api), "still known after a patch that decoded without skipping");
     }
 
     #[test]

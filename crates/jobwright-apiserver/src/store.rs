@@ -398,6 +398,10 @@ pub struct Meta {
     pub owners: Box<[OwnerRef]>,
     /// Whether `metadata.deletionTimestamp` is set.
     pub deleting: bool,
+    /// Whether the object was shown, when written, to decode as its k8s-openapi type with no
+    /// field skipped ([`Op::PutKnown`]): an update of it then decodes only what it changes
+    /// ([`crate::validate::strict::check_known`]). `false` when not shown.
+    pub known: bool,
 }
 
 impl Meta {
@@ -438,6 +442,7 @@ impl Meta {
             uid: Arc::from(md["uid"].as_str().unwrap_or_default()),
             owners,
             deleting: !md["deletionTimestamp"].is_null(),
+            known: false,
         }
     }
 }
@@ -598,6 +603,9 @@ pub enum Expect {
 pub enum Op {
     /// Store this object (create or replace).
     Put(Value),
+    /// [`Op::Put`] of an object shown to decode as its k8s-openapi type with no field skipped
+    /// (recorded as [`Meta::known`]).
+    PutKnown(Value),
     /// Remove the object; watchers get its last stored state.
     Delete,
     /// Remove the object; watchers get this final state (an update that completes a deletion,
@@ -1066,7 +1074,7 @@ impl Store {
             (Expect::Rv(want), Some(cur)) if cur.rv != want => return Err(WriteError::Conflict(cur.rv)),
             _ => {}
         }
-        if !matches!(op, Op::Put(_)) && current.is_none() {
+        if !matches!(op, Op::Put(_) | Op::PutKnown(_)) && current.is_none() {
             return Err(WriteError::NotFound);
         }
         let rv = inner.rv + 1;
@@ -1076,11 +1084,13 @@ impl Store {
         let mut stored_value = None;
         // The object as kept at rest, for the history.
         let at_rest;
+        let known = matches!(op, Op::PutKnown(_));
         let event = match op {
-            Op::Put(mut obj) => {
+            Op::Put(mut obj) | Op::PutKnown(mut obj) => {
                 obj["metadata"]["resourceVersion"] = Value::String(rv.to_string());
                 let bytes = json_bytes(&obj);
                 let mut meta = Meta::of(info, &obj);
+                meta.known = known;
                 if let Some(cur) = current.as_ref().filter(|c| c.meta.uid == meta.uid) {
                     // One allocation for the uid, however often the object is written.
                     meta.uid = cur.meta.uid.clone();

@@ -126,18 +126,30 @@ pub fn admit(
 /// computed, as upstream's decoder runs before its field manager, so a dropped field is never
 /// recorded as owned.
 pub fn decode(info: &ResourceInfo, obj: &mut Value, fv: FieldValidation) -> Result<Vec<String>, StatusError> {
+    decode_known(info, obj, fv, None).map(|(warnings, _)| warnings)
+}
+
+/// [`decode`], also saying whether `obj` was shown to decode without skipping
+/// ([`strict::check_known`]). `old`: the stored object `obj` replaces, when that is known to
+/// decode without skipping (then only what `obj` changed is decoded, where that shows it).
+pub fn decode_known(
+    info: &ResourceInfo,
+    obj: &mut Value,
+    fv: FieldValidation,
+    old: Option<&Value>,
+) -> Result<(Vec<String>, bool), StatusError> {
     if !obj.is_object() {
         let why = format!("json: cannot unmarshal {} into Go value of type struct", json_type(obj));
         return Err(strict::decode_error(info, obj, &why));
     }
-    let warnings = strict::check(info, obj, fv)?;
+    let (warnings, known) = strict::check_known(info, obj, fv, old)?;
     // A custom resource's schema defaults are applied as it is decoded, as upstream's codec
     // does, so the managedFields of the write own them. Past the defaulting limit this stops
     // early; `crd::admit` defaults again and refuses the object with the path.
     if let (Some(_), Some(schema)) = (&info.crd, &info.schema) {
         let _ = crate::crd::default::apply(schema, obj);
     }
-    Ok(warnings)
+    Ok((warnings, known))
 }
 
 /// Steps 2-5 of [`admit`], for an object [`decode`] has already been run on. Also refuses an
