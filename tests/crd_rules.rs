@@ -390,3 +390,24 @@ async fn cel_rules_naming_fields_the_schema_lacks_are_refused_at_crd_create() {
         json!([{"rule": "self.replicas >= 0 && self.name != ''"}]);
     install(&client, good).await;
 }
+
+/// A CRD's group is a domain (upstream: "should be a domain with at least one dot"), so a CRD
+/// cannot take a built-in group's name such as `batch` and shadow its kinds.
+#[tokio::test]
+async fn a_crd_group_without_a_dot_is_refused() {
+    let s = TestApiServer::start().await;
+    let mut crd = widget_crd();
+    crd["metadata"]["name"] = json!("jobs.batch");
+    crd["spec"]["group"] = json!("batch");
+    crd["spec"]["names"] = json!({"plural": "jobs", "singular": "job", "kind": "Job"});
+    let (code, status) =
+        raw(&s.client(), "POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", "application/json", crd)
+            .await;
+    assert_eq!(code, 422, "{status}");
+    let causes = status["details"]["causes"].as_array().cloned().unwrap_or_default();
+    assert!(
+        causes.iter().any(|c| c["field"] == "spec.group"
+            && c["message"] == "Invalid value: \"batch\": should be a domain with at least one dot"),
+        "{status}"
+    );
+}

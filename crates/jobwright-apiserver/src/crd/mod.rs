@@ -176,6 +176,11 @@ pub fn admit_crd(
             errs.push(FieldError::required(f, ""));
         }
     }
+    // Upstream's `ValidateCustomResourceDefinitionSpec`: a CRD's group is a domain, so it never
+    // takes a built-in group's name (`""`, `batch`, `apps`...).
+    if !group.is_empty() && !group.contains('.') {
+        errs.push(FieldError::invalid("spec.group", json!(group), "should be a domain with at least one dot"));
+    }
     match spec["scope"].as_str() {
         Some("Namespaced" | "Cluster") => {}
         None | Some("") => errs.push(FieldError::required("spec.scope", "")),

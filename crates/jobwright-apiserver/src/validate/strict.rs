@@ -230,7 +230,7 @@ pub fn check(info: &ResourceInfo, obj: &mut Value, fv: FieldValidation) -> Resul
 /// versions, and neither their top level nor their `metadata` or `status` has a required field
 /// (a test shows it), so any subset of those fields decodes on its own.
 pub fn tracks_known(info: &ResourceInfo) -> bool {
-    matches!((info.group.as_str(), info.kind.as_str()), ("", "Pod") | ("batch", "Job"))
+    info.crd.is_none() && matches!((info.group.as_str(), info.kind.as_str()), ("", "Pod") | ("batch", "Job"))
 }
 
 /// Whether `obj` (of a kind of [`tracks_known`]) decodes as its k8s-openapi type with no
