@@ -300,6 +300,7 @@ served! {
     scale: "autoscaling/v1", "Scale", pb::autoscaling::v1::Scale, oa::autoscaling::v1::Scale;
     token_request: "authentication.k8s.io/v1", "TokenRequest", pb::authentication::v1::TokenRequest, oa::authentication::v1::TokenRequest;
     self_subject_review: "authentication.k8s.io/v1", "SelfSubjectReview", pb::authentication::v1::SelfSubjectReview, oa::authentication::v1::SelfSubjectReview;
+    token_review: "authentication.k8s.io/v1", "TokenReview", pb::authentication::v1::TokenReview, oa::authentication::v1::TokenReview;
     self_subject_access_review: "authorization.k8s.io/v1", "SelfSubjectAccessReview", pb::authorization::v1::SelfSubjectAccessReview, oa::authorization::v1::SelfSubjectAccessReview;
     subject_access_review: "authorization.k8s.io/v1", "SubjectAccessReview", pb::authorization::v1::SubjectAccessReview, oa::authorization::v1::SubjectAccessReview;
     self_subject_rules_review: "authorization.k8s.io/v1", "SelfSubjectRulesReview", pb::authorization::v1::SelfSubjectRulesReview, oa::authorization::v1::SelfSubjectRulesReview;
