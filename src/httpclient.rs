@@ -4,10 +4,12 @@
 //!
 //! Why: at a busy CronJob slot the legacy client's pool was a good part of the controller's CPU
 //! per request (its checkout, and a task spawned for every request only to put the connection
-//! back once the answer's body has been read). Here a connection goes back to the pool from the
-//! body itself when its end is read; a request takes the most recently returned connection that
-//! is still open (waiting, if need be, for hyper to take it up for the next request) or dials a
-//! new one. As the legacy client: a request that a reused connection could not start (closed by
+//! back once the answer's body has been read), and so were the wake-ups between the request's
+//! task and the connection's. Here a connection has no task of its own: the request's future
+//! drives it until the answer's head has come, then the answer's body while it is read, and the
+//! body puts it back in the pool when its end is read. A request takes the most recently
+//! returned connection that is still open (driven once, it reads a close that came meanwhile)
+//! or dials a new one. HTTP upgrades are not supported (the controllers make none). As the legacy client: a request that a reused connection could not start (closed by
 //! the server meanwhile) goes on another; idle connections close after 90 s; `Host` is set and the target sent in
 //! origin form; the connector's timeouts are kube's (`connect_timeout`, `read_timeout`,
 //! `write_timeout`). kube's per-request tracing span (debug level) is left out.
@@ -41,7 +43,29 @@ type Idle = Arc<Mutex<Vec<IdleConn>>>;
 struct IdleConn {
     key: Key,
     since: Instant,
+    conn: Conn,
+}
+
+/// An HTTP/1 connection, driven by whoever uses it: the task awaiting an answer, then the one
+/// reading its body (no task of its own, so no wake-ups between tasks per request).
+struct Conn {
     sender: http1::SendRequest<Body>,
+    driver: Pin<Box<dyn Future<Output = hyper::Result<()>> + Send>>,
+}
+
+impl Conn {
+    /// Lets the connection do what it can (write the request, read what has arrived); true when it
+    /// has ended (closed, or broken).
+    fn poll_closed(&mut self, cx: &mut Context<'_>) -> bool {
+        match self.driver.as_mut().poll(cx) {
+            Poll::Ready(Ok(())) => true,
+            Poll::Ready(Err(e)) => {
+                tracing::debug!(error = %e, "HTTP connection broken");
+                true
+            }
+            Poll::Pending => false,
+        }
+    }
 }
 
 /// The service a [`builder`] starts from (kube's `GenericService`).
@@ -95,10 +119,10 @@ impl<C> Http1<C> {
     }
 }
 
-/// The most recently returned open connection to `key`, ready for a request.
-async fn checkout(idle: &Idle, key: &Key) -> Option<http1::SendRequest<Body>> {
+/// The most recently returned connection to `key` that is still open and ready for a request.
+async fn checkout(idle: &Idle, key: &Key) -> Option<Conn> {
     loop {
-        let mut sender = {
+        let mut conn = {
             let mut idle = idle.lock().unwrap_or_else(|e| e.into_inner());
             let at = idle.iter().rposition(|c| &c.key == key)?;
             let conn = idle.remove(at);
@@ -107,15 +131,13 @@ async fn checkout(idle: &Idle, key: &Key) -> Option<http1::SendRequest<Body>> {
                 idle.drain(..at);
                 return None;
             }
-            conn.sender
+            conn.conn
         };
-        if sender.is_closed() {
-            continue;
-        }
-        // Returned when its last answer's end was read: hyper takes the connection up for the next
-        // request as soon as its task runs again (or finds it closed).
-        if sender.is_ready() || sender.ready().await.is_ok() {
-            return Some(sender);
+        // Not driven while idle: this reads what came meanwhile (a close) and takes the
+        // connection up for the next request.
+        let closed = std::future::poll_fn(|cx| Poll::Ready(conn.poll_closed(cx))).await;
+        if !closed && conn.sender.is_ready() {
+            return Some(conn);
         }
     }
 }
@@ -152,13 +174,13 @@ where
             *req.uri_mut() = Uri::from(uri.path_and_query().cloned().unwrap_or_else(|| PathAndQuery::from_static("/")));
             let key = (uri.scheme().cloned(), authority);
             loop {
-                let (mut sender, reused) = match checkout(&this.idle, &key).await {
-                    Some(s) => (s, true),
+                let (conn, reused) = match checkout(&this.idle, &key).await {
+                    Some(c) => (c, true),
                     None => (connect(this.connector.clone(), uri.clone()).await?, false),
                 };
-                match sender.try_send_request(req).await {
-                    Ok(res) => {
-                        let back = Some((sender, this.idle.clone(), key));
+                match send(conn, req).await {
+                    Ok((res, conn)) => {
+                        let back = (conn, this.idle.clone(), key);
                         return Ok(res.map(|inner| Returning::new(inner, back)));
                     }
                     Err(mut e) => match e.take_message() {
@@ -172,12 +194,32 @@ where
     }
 }
 
+/// Sends `req` on `conn`, driving the connection until the answer's head has come.
+async fn send(
+    mut conn: Conn,
+    req: Request<Body>,
+) -> Result<(Response<Incoming>, Option<Conn>), hyper::client::conn::TrySendError<Request<Body>>> {
+    let mut answer = std::pin::pin!(conn.sender.try_send_request(req));
+    let mut conn = Some(conn);
+    let res = std::future::poll_fn(|cx| {
+        if let Some(c) = &mut conn
+            && c.poll_closed(cx)
+        {
+            // Dropping it fails the request (with the request back if it was not started).
+            conn = None;
+        }
+        answer.as_mut().poll(cx)
+    })
+    .await?;
+    Ok((res, conn))
+}
+
 fn is_default_port(scheme: Option<&Scheme>, port: u16) -> bool {
     (scheme == Some(&Scheme::HTTP) && port == 80) || (scheme == Some(&Scheme::HTTPS) && port == 443)
 }
 
-/// Dials `uri`'s host and starts an HTTP/1 connection on it (its task runs until it closes).
-async fn connect<C>(connector: C, uri: Uri) -> Result<http1::SendRequest<Body>, BoxError>
+/// Dials `uri`'s host and starts an HTTP/1 connection on it.
+async fn connect<C>(connector: C, uri: Uri) -> Result<Conn, BoxError>
 where
     C: Service<Uri> + Send + 'static,
     C::Response: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
@@ -185,24 +227,20 @@ where
     C::Error: Into<BoxError>,
 {
     let io = connector.oneshot(uri).await.map_err(Into::into)?;
-    let (sender, conn) = http1::handshake(io).await?;
-    tokio::spawn(async move {
-        if let Err(e) = conn.with_upgrades().await {
-            tracing::debug!(error = %e, "HTTP connection closed");
-        }
-    });
-    Ok(sender)
+    let (sender, driver) = http1::handshake(io).await?;
+    Ok(Conn { sender, driver: Box::pin(driver) })
 }
 
-/// An answer's body; when its end is read, its connection goes back to the pool.
+/// An answer's body. It drives its connection while it is read; when its end is read, the
+/// connection goes back to the pool.
 pub struct Returning {
     inner: Incoming,
-    back: Option<(http1::SendRequest<Body>, Idle, Key)>,
+    back: Option<(Conn, Idle, Key)>,
 }
 
 impl Returning {
-    fn new(inner: Incoming, back: Option<(http1::SendRequest<Body>, Idle, Key)>) -> Self {
-        let mut body = Self { inner, back };
+    fn new(inner: Incoming, (conn, idle, key): (Option<Conn>, Idle, Key)) -> Self {
+        let mut body = Self { inner, back: conn.map(|c| (c, idle, key)) };
         if http_body::Body::is_end_stream(&body.inner) {
             body.give_back();
         }
@@ -210,11 +248,20 @@ impl Returning {
     }
 
     fn give_back(&mut self) {
-        if let Some((sender, idle, key)) = self.back.take() {
+        if let Some((conn, idle, key)) = self.back.take() {
             let mut idle = idle.lock().unwrap_or_else(|e| e.into_inner());
             if idle.len() < MAX_IDLE {
-                idle.push(IdleConn { key, since: Instant::now(), sender });
+                idle.push(IdleConn { key, since: Instant::now(), conn });
             }
+        }
+    }
+
+    /// Drives the connection (dropped once it has ended: its body then ends or fails).
+    fn drive(&mut self, cx: &mut Context<'_>) {
+        if let Some((conn, _, _)) = &mut self.back
+            && conn.poll_closed(cx)
+        {
+            self.back = None;
         }
     }
 }
@@ -227,7 +274,16 @@ impl http_body::Body for Returning {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<http_body::Frame<Bytes>, BoxError>>> {
-        let frame = ready!(Pin::new(&mut self.inner).poll_frame(cx));
+        let mut frame = Poll::Pending;
+        // Twice at most: asking the body for more lets the connection read more.
+        for _ in 0..2 {
+            self.drive(cx);
+            frame = Pin::new(&mut self.inner).poll_frame(cx);
+            if frame.is_ready() {
+                break;
+            }
+        }
+        let frame = ready!(frame);
         match &frame {
             None => self.give_back(),
             Some(Ok(_)) if http_body::Body::is_end_stream(&self.inner) => self.give_back(),

@@ -81,14 +81,36 @@ async fn requests_one_after_another_share_one_connection() {
 
 #[tokio::test]
 async fn connections_the_server_closes_are_not_reused() {
-    // Closed after each answer: the next request finds it closed (or, if the client has not yet
-    // seen the close, cannot start on it and goes on a new one).
+    // Closed after each answer: when its close comes with the answer, the connection is not
+    // put back; when it comes later, the next request finds it closed.
     let (url, accepted) = server(1).await;
     let client = client(&url);
     for _ in 0..10 {
         assert_eq!(get(&client).await, "ok");
     }
     assert_eq!(accepted.load(Ordering::SeqCst), 10);
+
+    // Closed by the server only once the client has read the answer (and pooled the connection).
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (close_tx, mut close_rx) = tokio::sync::mpsc::unbounded_channel::<tokio::sync::oneshot::Sender<()>>();
+    tokio::spawn(async move {
+        loop {
+            let (mut sock, _) = listener.accept().await.unwrap();
+            assert!(read_head(&mut sock).await);
+            sock.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok").await.unwrap();
+            let Some(closed) = close_rx.recv().await else { return };
+            drop(sock);
+            closed.send(()).unwrap();
+        }
+    });
+    let client = self::client(&url);
+    for _ in 0..5 {
+        assert_eq!(get(&client).await, "ok");
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        close_tx.send(tx).unwrap();
+        rx.await.unwrap();
+    }
 }
 
 #[tokio::test]
