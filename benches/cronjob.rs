@@ -240,7 +240,8 @@ async fn run(client_cfg: kube::Config, n: usize, lead: i64, idle: Duration, apis
         first_deferred_us: Arc::new(AtomicI64::new(i64::MAX)),
         offset_ms,
     };
-    let ctl_client = kube::client::ClientBuilder::try_from(client_cfg)
+    // The client stack of `jobwright controller` ([`jobwright::httpclient`]).
+    let ctl_client = jobwright::httpclient::builder(client_cfg)
         .expect("client")
         .with_layer(&metrics.api_layer())
         .with_layer(&ResponseHookLayer::new(acks.clone()))

@@ -11,6 +11,7 @@ pub use jobwright_apiserver as apiserver;
 pub mod crd;
 pub mod cronjob;
 pub mod endpoints;
+pub mod httpclient;
 pub use jobwright_apiserver::duration;
 pub mod job;
 pub mod kubelet;

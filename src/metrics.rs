@@ -303,7 +303,7 @@ impl ReconcileTimer {
 /// Builds a `kube::Client` from `config` whose every request is counted in
 /// `jobwright_api_requests_total`.
 pub fn instrumented_client(config: kube::Config, metrics: &Metrics) -> Result<kube::Client, kube::Error> {
-    let builder = kube::client::ClientBuilder::try_from(config)?;
+    let builder = crate::httpclient::builder(config)?;
     Ok(builder.with_layer(&metrics.api_layer()).build())
 }
 

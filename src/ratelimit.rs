@@ -176,7 +176,7 @@ pub fn limited_client(
     metrics: &crate::metrics::Metrics,
     args: &ClientArgs,
 ) -> Result<kube::Client, kube::Error> {
-    let builder = kube::client::ClientBuilder::try_from(config)?.with_layer(&metrics.api_layer());
+    let builder = crate::httpclient::builder(config)?.with_layer(&metrics.api_layer());
     Ok(match args.limiter() {
         Some(limiter) => builder.with_layer(&limiter.layer()).build(),
         None => builder.build(),
