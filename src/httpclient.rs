@@ -73,6 +73,12 @@ pub type Stack = tower::util::BoxService<Request<Body>, Response<Box<DynBody>>, 
 
 /// A `kube::Client` builder as `ClientBuilder::try_from(config)`, over [`Http1`] connections.
 pub fn builder(config: kube::Config) -> Result<ClientBuilder<Stack>, kube::Error> {
+    // As kube's builder built without its proxy features (this project's): a proxy (the
+    // kubeconfig's `proxy-url`, `HTTPS_PROXY`) is refused, never silently bypassed.
+    if let Some(proxy_url) = &config.proxy_url {
+        let protocol_feature = if proxy_url.scheme_str() == Some("socks5") { "kube/socks5" } else { "kube/http-proxy" };
+        return Err(kube::Error::ProxyProtocolDisabled { proxy_url: Box::new(proxy_url.clone()), protocol_feature });
+    }
     let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
     http.enforce_http(false);
     let https = config.rustls_https_connector_with_connector(http)?;

@@ -198,3 +198,18 @@ async fn tls_token_and_a_watch_beside_requests_against_the_api_server() {
     }
     assert_eq!(api.list(&Default::default()).await.unwrap().items.len(), 8);
 }
+
+/// A configured proxy (the kubeconfig's `proxy-url`, `HTTPS_PROXY`) is refused as kube's own
+/// builder refuses it without its proxy features: never silently bypassed by dialling direct.
+#[test]
+fn a_configured_proxy_is_refused_not_bypassed() {
+    let mut config = kube::Config::new("https://127.0.0.1:6443".parse().unwrap());
+    config.proxy_url = Some("http://proxy.example:3128".parse().unwrap());
+    match builder(config) {
+        Err(kube::Error::ProxyProtocolDisabled { protocol_feature, .. }) => {
+            assert_eq!(protocol_feature, "kube/http-proxy")
+        }
+        Err(e) => panic!("another error: {e}"),
+        Ok(_) => panic!("a client that would bypass the proxy"),
+    }
+}
