@@ -9,10 +9,13 @@
 //! drives it until the answer's head has come, then the answer's body while it is read, and the
 //! body puts it back in the pool when its end is read. A request takes the most recently
 //! returned connection that is still open (driven once, it reads a close that came meanwhile)
-//! or dials a new one. HTTP upgrades are not supported (the controllers make none). As the legacy client: a request that a reused connection could not start (closed by
-//! the server meanwhile) goes on another; idle connections close after 90 s; `Host` is set and the target sent in
-//! origin form; the connector's timeouts are kube's (`connect_timeout`, `read_timeout`,
-//! `write_timeout`). kube's per-request tracing span (debug level) is left out.
+//! or dials a new one. HTTP upgrades are not supported (the controllers make none). As the legacy
+//! client: a request that a reused connection could not start (closed by the server meanwhile)
+//! goes on another; a connection idle for 90 s is not reused (it is dropped when next looked at,
+//! so until then a server's close waits unread); `Host` is set and the target sent in origin
+//! form; the connector's timeouts are kube's (`connect_timeout`, `read_timeout`,
+//! `write_timeout`). A configured proxy is refused, as kube's builder without its proxy features
+//! refuses it. kube's per-request tracing span (debug level) and its error logs are left out.
 
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
