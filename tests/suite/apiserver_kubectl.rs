@@ -2,7 +2,7 @@
 //! test). `apply` runs with validation on, as users run it: kubectl reads the served OpenAPI and
 //! the server decodes strictly.
 
-mod common;
+use crate::common;
 
 use common::*;
 use jobwright::apiserver::testkit::{Kubectl, TestApiServer};

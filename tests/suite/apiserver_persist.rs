@@ -2,7 +2,7 @@
 //! (resourceVersion, uid, status), deletions stay deleted, resourceVersions keep increasing, and
 //! custom resources are served again.
 
-mod common;
+use crate::common;
 
 use std::process::{Child, Command};
 use std::time::Duration;

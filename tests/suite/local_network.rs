@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-mod common;
+use crate::common;
 
 /// The shared harness plus the second line `jobwright local` prints: the pod network (or the
 /// host-network fallback).

@@ -1,7 +1,7 @@
 //! `jobwright apiserver`: prints its address, writes a kubeconfig both kube-rs and kubectl read,
 //! serves, and exits 0 on SIGTERM.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 

@@ -6,7 +6,7 @@
 //! the printed object must be in what the server stored, with the same value: nothing the protobuf
 //! carried is lost or changed.
 
-mod common;
+use crate::common;
 
 use common::contains;
 

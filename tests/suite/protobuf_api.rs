@@ -4,7 +4,7 @@
 //! read back as JSON and as protobuf, update, patch, list, delete with protobuf DeleteOptions, and
 //! the Status errors on the way; watch frames; custom resources staying JSON.
 
-mod common;
+use crate::common;
 
 use common::contains;
 
@@ -171,7 +171,7 @@ async fn round_trip<P: Message + Default, L: Message + Default>(c: &Client, coll
     assert!(k == kind || k == "Status", "{kind}: delete answered {k}");
 
     // Not found: a 404 Status in protobuf, with details. (A Namespace and a CRD go only once
-    // their finalizers have run: tests/crd_delete.rs follows a CRD's.)
+    // their finalizers have run: tests/suite/crd_delete.rs follows a CRD's.)
     if kind != "Namespace" && kind != "CustomResourceDefinition" {
         let missing = send(c, "GET", &item, "", CLIENT_GO_ACCEPT, vec![]).await;
         assert_eq!(missing.code, 404, "{kind}");

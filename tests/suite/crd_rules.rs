@@ -4,7 +4,7 @@
 //! two versions with the `None` conversion, printer columns, CRD conditions and name conflicts,
 //! structural-schema refusals, and deleting a CRD deleting its objects.
 
-mod common;
+use crate::common;
 
 use common::api_err;
 use http_body_util::BodyExt;
@@ -329,7 +329,7 @@ async fn deleting_a_crd_deletes_its_objects() {
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     let uid = crds.get("widgets.example.com").await.unwrap().metadata.uid.unwrap();
     crds.delete("widgets.example.com", &DeleteParams::default()).await.unwrap();
-    // The CRD goes once its finalizer has deleted the objects (tests/crd_delete.rs has the steps).
+    // The CRD goes once its finalizer has deleted the objects (tests/suite/crd_delete.rs has the steps).
     common::wait_for(&crds, "widgets.example.com", kube::runtime::conditions::is_deleted(&uid)).await;
     let (code, _) = raw(&client, "GET", WIDGETS, "application/json", Value::Null).await;
     assert_eq!(code, 404, "no longer served");

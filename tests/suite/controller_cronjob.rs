@@ -3,7 +3,7 @@
 //! no test waits for a scheduled minute: moving the clock and touching the CronJob (any change
 //! re-syncs it at once) plays the passing of time.
 
-mod controller_support;
+use crate::controller_support;
 
 use std::future::pending;
 use std::sync::Arc;

@@ -2,7 +2,7 @@
 //! own API server: scheduling, the pod lifecycle, restarts, deletion, deadlines, node failure,
 //! logs through the kubelet endpoint, and the simulate executor's capacity accounting.
 
-mod fake_api;
+use crate::fake_api;
 
 use std::time::Duration;
 

@@ -2,7 +2,7 @@
 //! `apiVersion` changed runs to completion, `kubectl wait` and `kubectl get wjob` (the CRD's
 //! printer columns) and `kubectl describe` (the controller's events) work on it.
 
-mod controller_support;
+use crate::controller_support;
 
 use controller_support::*;
 use jobwright::apiserver::testkit::{Kubectl, TestApiServer};

@@ -6,7 +6,7 @@
 //! test has changed the world, so what happened meanwhile reaches the controller only through the
 //! re-list, deterministically.
 
-mod controller_support;
+use crate::controller_support;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

@@ -3,7 +3,7 @@
 //! `system:masters` allowed everything, the built-in discovery grant, the OwnerReferencesPermission
 //! enforcement admission check, and the decision log. Through `kube::Client` and the real kubectl.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 

@@ -3,7 +3,7 @@
 //! client-go do) misses nothing; an expired continue is upstream's 410 with a token for the rest;
 //! list/watch query parameters are decoded and validated as kube-apiserver does.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 

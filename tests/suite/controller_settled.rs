@@ -4,7 +4,7 @@
 //! page), failures among them (the re-creation backoff and the counts), a podFailurePolicy
 //! `FailJob` rule matched by a failed pod, and a settled pod relabelled out of the selector.
 
-mod controller_support;
+use crate::controller_support;
 
 use controller_support::*;
 use jobwright::apiserver::testkit::TestApiServer;

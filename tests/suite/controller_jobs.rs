@@ -1,7 +1,7 @@
 //! The Job controller against the in-process API server, with a scripted kubelet: each test names
 //! the issue 3 behaviour it covers.
 
-mod controller_support;
+use crate::controller_support;
 
 use controller_support::*;
 use jobwright::apiserver::testkit::TestApiServer;

@@ -3,7 +3,7 @@
 //! stays visible while its instances are deleted (new ones refused with upstream's 403), and
 //! goes (a DELETED watch event) once the last instance has gone.
 
-mod common;
+use crate::common;
 
 use common::{WAIT, api_err, wait_for};
 use futures::{StreamExt, TryStreamExt};

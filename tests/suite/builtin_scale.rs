@@ -3,7 +3,7 @@
 //! `.status.replicas` and the printed `.spec.selector`, through kube's scale API and
 //! `kubectl scale`.
 
-mod common;
+use crate::common;
 
 use common::api_err;
 use jobwright::apiserver::testkit::TestApiServer;

@@ -1,7 +1,7 @@
 //! `jobwright kubelet` as a user runs it: the real binary against an API server given by a
 //! kubeconfig, stopped with SIGTERM, leaving no process behind.
 
-mod fake_api;
+use crate::fake_api;
 
 use std::time::Duration;
 

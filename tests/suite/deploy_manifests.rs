@@ -185,7 +185,7 @@ fn expected(table: &[(&str, &str, &[&str])], names: &[&str]) -> BTreeSet<(String
 }
 
 /// The exact grants: changing them must be a conscious edit of this table and rbac.yaml's comments
-/// (tests/rbac_deploy.rs proves against an RBAC-enforcing server that they are sufficient and minimal).
+/// (tests/suite/rbac_deploy.rs proves against an RBAC-enforcing server that they are sufficient and minimal).
 #[test]
 fn rbac_is_exactly_the_least_privilege_set() {
     let m = Manifests::load();

@@ -5,7 +5,7 @@
 //! `x-kubernetes-map-type: atomic` objects are owned as a whole. Conflicts between managers on
 //! those entries are 409s naming the manager and the field.
 
-mod common;
+use crate::common;
 
 use common::api_err;
 use jobwright::apiserver::testkit::TestApiServer;

@@ -22,7 +22,7 @@
 //! ServiceAccount. Minimality: every (apiGroup, resource, verb, resourceName) deploy/ grants is
 //! used by at least one allowed request of the ServiceAccount.
 
-mod controller_support;
+use crate::controller_support;
 
 use clap::Parser;
 use controller_support::{

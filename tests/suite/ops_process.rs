@@ -5,7 +5,7 @@
 //! Waits are on watches, on the controllers' own `/metrics` and `/readyz`, or on process exit;
 //! `WAIT`-style bounds only turn a hang into a failure.
 
-mod controller_support;
+use crate::controller_support;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;

@@ -1,5 +1,5 @@
 //! `jobwright local` as a child process driven by the real `kubectl` (tests/local_e2e.rs,
-//! tests/local_network.rs). Readiness is the printed `export KUBECONFIG=` line, never a sleep.
+//! tests/suite/local_network.rs). Readiness is the printed `export KUBECONFIG=` line, never a sleep.
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;

@@ -1,7 +1,7 @@
 //! Conformance of the envtest-style API server through `kube::Client`: each test names the
 //! behaviour of issue 2 it covers and checks its failure case too.
 
-mod common;
+use crate::common;
 
 use common::*;
 use futures::{StreamExt, TryStreamExt};

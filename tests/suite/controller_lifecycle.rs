@@ -2,7 +2,7 @@
 //! deletion under each propagation policy, pods deleted behind the controller's back, status write
 //! conflicts, Jobs it must not (or cannot) act on.
 
-mod controller_support;
+use crate::controller_support;
 
 use std::time::Duration;
 
