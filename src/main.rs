@@ -173,6 +173,7 @@ fn main() -> std::process::ExitCode {
     if args.nth(1).is_some_and(|a| a == jobwright::kubelet::podnet::POD_EXEC) {
         return jobwright::kubelet::podnet::pod_exec_main(args.collect());
     }
+    jobwright::ops::raise_open_files_limit();
     match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt.block_on(async_main()),
         Err(e) => {

@@ -199,6 +199,27 @@ impl Ops {
     }
 }
 
+/// Raises the soft limit on open files to the hard limit, as Go's runtime does at the start of
+/// every Go program (kube-apiserver's and kube-controller-manager's included, Go 1.19+): a busy
+/// API server, `jobwright local`'s pod processes' pipes and the Service proxy's 4,096 connections
+/// need more than the 1,024 a login shell or systemd unit often gives. Returns the limits before
+/// (soft, hard) when it raised them. Processes started from ours (pods in `jobwright local`)
+/// inherit the raised limit, as containers get a high one from their runtime in clusters.
+pub fn raise_open_files_limit() -> Option<(u64, u64)> {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).ok()?;
+    if soft >= hard {
+        return None;
+    }
+    match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+        Ok(()) => Some((soft, hard)),
+        Err(e) => {
+            tracing::debug!(error = %e, soft, hard, "could not raise the open files limit");
+            None
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
