@@ -580,12 +580,12 @@ fn check_type(info: &ResourceInfo, obj: &mut Value) -> Result<(), StatusError> {
             "the object provided is unrecognized or malformed: expected a JSON object",
         ));
     }
-    let av = info.api_version();
     match obj["apiVersion"].as_str() {
-        None | Some("") => obj["apiVersion"] = json!(av),
-        Some(a) if a != av => {
+        None | Some("") => obj["apiVersion"] = json!(info.api_version()),
+        Some(a) if !info.api_version_is(a) => {
             return Err(StatusError::bad_request(format!(
-                "the API version in the data ({a}) does not match the expected API version ({av})"
+                "the API version in the data ({a}) does not match the expected API version ({})",
+                info.api_version()
             )));
         }
         _ => {}

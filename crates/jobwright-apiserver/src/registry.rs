@@ -80,6 +80,17 @@ impl ResourceInfo {
         if self.group.is_empty() { self.version.clone() } else { format!("{}/{}", self.group, self.version) }
     }
 
+    /// Whether `s` is [`Self::api_version`], without building it.
+    pub fn api_version_is(&self, s: &str) -> bool {
+        if self.group.is_empty() {
+            s == self.version
+        } else {
+            s.strip_prefix(self.group.as_str())
+                .and_then(|rest| rest.strip_prefix('/'))
+                .is_some_and(|v| v == self.version)
+        }
+    }
+
     /// `jobs.batch` or `pods`, as upstream prints a GroupResource.
     pub fn group_resource(&self) -> String {
         if self.group.is_empty() { self.resource.clone() } else { format!("{}.{}", self.resource, self.group) }
@@ -252,5 +263,22 @@ mod tests {
         assert_eq!(reg.get("batch", "v1", "jobs").unwrap().group_resource(), "jobs.batch");
         assert_eq!(reg.by_kind("batch/v1", "Job").unwrap().resource, "jobs");
         assert!(reg.get("batch", "v1", "nope").is_none());
+    }
+
+    proptest::proptest! {
+        /// `api_version_is` says what comparing with the built `api_version` says, for any
+        /// group, version and candidate (slashes, prefixes and empty strings included).
+        #[test]
+        fn api_version_is_the_built_api_version(
+            group in "(|batch|apps|a/b|x\\.io|/)",
+            version in "(|v1|v1beta1|/|v1/x)",
+            candidate in "(|v1|batch|batch/|batch/v1|/v1|a/b/v1|x\\.io/v1beta1|apps/v1/|//|/)",
+        ) {
+            let mut info = Registry::builtin().get("batch", "v1", "jobs").unwrap();
+            info.group = group;
+            info.version = version;
+            proptest::prop_assert_eq!(info.api_version_is(&candidate), candidate == info.api_version());
+            proptest::prop_assert!(info.api_version_is(&info.api_version()));
+        }
     }
 }

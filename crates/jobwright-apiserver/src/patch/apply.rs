@@ -576,7 +576,7 @@ fn validate_keys(v: &Value, shape: &Shape, path: &mut Vec<String>) -> Result<(),
     match v {
         Value::Object(m) if !shape.is_atomic_map() => {
             for (k, c) in m {
-                path.push(format!("f:{k}"));
+                path.push(super::fields::prefixed("f:", k));
                 validate_keys(c, shape.field(k), path)?;
                 path.pop();
             }

@@ -238,7 +238,28 @@ pub fn item_key(item: &Value, keys: &[(&str, Option<Value>)]) -> Option<String> 
         };
         key.insert(name.to_string(), v);
     }
-    Some(format!("k:{}", Value::Object(key)))
+    Some(json_prefixed("k:", &Value::Object(key)))
+}
+
+/// `prefix` then `name`: a path element (`f:name`), as `format!("{prefix}{name}")` makes it,
+/// without the formatting machinery (a create builds one per field of the object).
+pub(crate) fn prefixed(prefix: &str, name: &str) -> String {
+    let mut s = String::with_capacity(prefix.len() + name.len());
+    s.push_str(prefix);
+    s.push_str(name);
+    s
+}
+
+/// `prefix` then `v`'s compact JSON: `format!("{prefix}{v}")` (`Value`'s `Display` is its compact
+/// JSON) without the formatting machinery.
+fn json_prefixed(prefix: &str, v: &Value) -> String {
+    let mut buf = Vec::with_capacity(prefix.len() + 32);
+    buf.extend_from_slice(prefix.as_bytes());
+    match serde_json::to_writer(&mut buf, v) {
+        // serde_json writes UTF-8 only, and a `Value` always serializes.
+        Ok(()) => String::from_utf8(buf).unwrap_or_else(|_| format!("{prefix}{v}")),
+        Err(_) => format!("{prefix}{v}"),
+    }
 }
 
 /// The child nodes of `v` for `shape`, or `None` when `v` is a leaf (scalar, atomic list or map,
@@ -246,7 +267,7 @@ pub fn item_key(item: &Value, keys: &[(&str, Option<Value>)]) -> Option<String> 
 pub fn children<'v, 's>(v: &'v Value, shape: &'s Shape) -> Option<Vec<(String, &'v Value, &'s Shape)>> {
     match v {
         Value::Object(m) if !shape.is_atomic_map() => {
-            Some(m.iter().map(|(k, c)| (format!("f:{k}"), c, shape.field(k))).collect())
+            Some(m.iter().map(|(k, c)| (prefixed("f:", k), c, shape.field(k))).collect())
         }
         Value::Array(items) => {
             let list = shape.list();
@@ -256,7 +277,7 @@ pub fn children<'v, 's>(v: &'v Value, shape: &'s Shape) -> Option<Vec<(String, &
             for item in items {
                 let pe = match (&list.ssa, &keys) {
                     (_, Some(keys)) => item_key(item, keys)?,
-                    (Ssa::Set, None) => format!("v:{item}"),
+                    (Ssa::Set, None) => json_prefixed("v:", item),
                     _ => return None,
                 };
                 if !seen.insert(pe.clone()) {
@@ -389,12 +410,12 @@ fn compare_maps(
         match nm.get(k) {
             Some(nv) if ov == nv => {}
             Some(nv) => {
-                path.push(format!("f:{k}"));
+                path.push(prefixed("f:", k));
                 compare_node(Some(ov), Some(nv), shape.field(k), path, c);
                 path.pop();
             }
             None => {
-                let pe = format!("f:{k}");
+                let pe = prefixed("f:", k);
                 let sub = one_sided(ov, shape.field(k), &pe);
                 graft(&mut c.removed, path, &pe, sub);
             }
@@ -402,7 +423,7 @@ fn compare_maps(
     }
     for (k, nv) in nm {
         if !om.contains_key(k) {
-            let pe = format!("f:{k}");
+            let pe = prefixed("f:", k);
             let sub = one_sided(nv, shape.field(k), &pe);
             graft(&mut c.added, path, &pe, sub);
         }
@@ -436,7 +457,7 @@ fn one_sided_v1(v: &Value, shape: &Shape, pe: &str) -> Value {
                 out.insert(".".into(), Value::Object(Map::new()));
             }
             for (k, child) in m {
-                let kpe = format!("f:{k}");
+                let kpe = prefixed("f:", k);
                 let sub = one_sided_v1(child, shape.field(k), &kpe);
                 out.insert(kpe, sub);
             }
@@ -492,7 +513,7 @@ pub fn created_fields_v1(obj: &Map<String, Value>, shape: &Shape, keep: impl Fn(
         if !keep(k) {
             continue;
         }
-        let pe = format!("f:{k}");
+        let pe = prefixed("f:", k);
         let mut node = one_sided_v1(v, shape.field(k), &pe);
         match k.as_str() {
             // The guard unmarks the node; it is dropped when that leaves it empty.
@@ -758,6 +779,35 @@ mod tests {
 
     fn pod_shape() -> &'static Shape {
         root_for(&Registry::builtin().get("", "v1", "pods").unwrap())
+    }
+
+    fn arbitrary_json() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(Value::from),
+            any::<String>().prop_map(Value::from),
+        ];
+        leaf.prop_recursive(3, 24, 4, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
+                proptest::collection::btree_map(any::<String>(), inner, 0..4)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        /// The path elements are the strings `format!` made: `f:` and any name, `k:`/`v:` and
+        /// any value's compact JSON (`Value`'s `Display`).
+        #[test]
+        fn path_elements_are_the_formatted_ones(name in proptest::prelude::any::<String>(), v in arbitrary_json()) {
+            proptest::prop_assert_eq!(prefixed("f:", &name), format!("f:{name}"));
+            proptest::prop_assert_eq!(json_prefixed("k:", &v), format!("k:{v}"));
+            proptest::prop_assert_eq!(json_prefixed("v:", &v), format!("v:{v}"));
+        }
     }
 
     #[test]
