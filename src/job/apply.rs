@@ -14,6 +14,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use k8s_openapi::api::batch::v1::{Job, JobStatus};
 use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, PostParams, Preconditions};
 
@@ -21,7 +22,7 @@ use super::cached_pod::CachedPod;
 use super::controller::{Context, Error, remove_finalizer};
 use super::events::{self, JobEvent};
 use super::kind::JobKind;
-use super::plan::{DeletionReason, Plan, slow_start_batches};
+use super::plan::{DeletionReason, Plan, PodCreation, slow_start_batches};
 use super::recorder::EventSink;
 
 /// When to look again at a Job whose cached version our own status write superseded (normally
@@ -114,9 +115,21 @@ struct CreatedMeta {
 
 /// `Api::<Pod>::create`, reading only the created pod's name and uid from the response (a whole
 /// `Pod` with its managedFields costs far more to decode).
-async fn create_pod(client: &kube::Client, ns: &str, pp: &PostParams, pod: &Pod) -> Result<Created, kube::Error> {
+/// Creates the pod of `creation` (built from `job`'s template when the future first runs, so only
+/// the creations in flight hold a pod), controlled by `owner`.
+async fn create_pod(
+    client: &kube::Client,
+    ns: &str,
+    pp: &PostParams,
+    job: &Job,
+    creation: PodCreation,
+    owner: &OwnerReference,
+) -> Result<Created, kube::Error> {
     use kube::Resource;
-    let body = serde_json::to_vec(pod).map_err(kube::Error::SerdeError)?;
+    let mut pod = creation.pod(job);
+    pod.metadata.owner_references = Some(vec![owner.clone()]);
+    let body = serde_json::to_vec(&pod).map_err(kube::Error::SerdeError)?;
+    drop(pod);
     let mut req =
         kube::core::Request::new(Pod::url_path(&(), Some(ns))).create(pp, body).map_err(kube::Error::BuildRequest)?;
     req.extensions_mut().insert("create");
@@ -212,9 +225,6 @@ pub async fn apply<K: JobKind>(
 
     // 2. Creations, in slow-start batches; stop at the first batch with an error.
     let owner = K::controller_ref(job);
-    for c in &mut plan.creations {
-        c.pod.metadata.owner_references = Some(vec![owner.clone()]);
-    }
     let total = plan.creations.len();
     let mut created = 0usize;
     let mut offset = 0usize;
@@ -224,7 +234,7 @@ pub async fn apply<K: JobKind>(
         let pp = PostParams::default();
         // The futures collected first: a `map` closure in the stream would make the sync's future
         // not `Send` for every lifetime (rustc's higher-ranked check).
-        let futs: Vec<_> = batch.iter().map(|c| create_pod(&ctx.client, &ns, &pp, &c.pod)).collect();
+        let futs: Vec<_> = batch.iter().map(|c| create_pod(&ctx.client, &ns, &pp, job, *c, &owner)).collect();
         let results: Vec<_> = futures::stream::iter(futs).buffered(CREATE_CONCURRENCY).collect().await;
         let mut failed = false;
         for r in results {

@@ -81,13 +81,24 @@ pub enum Outcome {
     Invalid(String),
 }
 
-/// A pod to create.
-#[derive(Clone, Debug, PartialEq)]
+/// A pod to create: what makes it differ from the Job's other pods. The pod itself is built from
+/// the Job's template when it is created ([`PodCreation::pod`]): a sync that plans hundreds of
+/// creations (a wide Job's first batches) does not hold hundreds of whole pods, each with a copy
+/// of the template, while at most [`super::apply::CREATE_CONCURRENCY`] of them are in flight.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PodCreation {
-    /// The full pod, with `generateName`.
-    pub pod: Pod,
     /// Its completion index, for Indexed Jobs.
     pub index: Option<i32>,
+    /// The failure counts (counted, ignored) its index-failure-count annotations carry (Indexed
+    /// Jobs with `backoffLimitPerIndex`: those of the pod it replaces, plus that pod's failure).
+    pub failure_counts: Option<(i32, i32)>,
+}
+
+impl PodCreation {
+    /// The full pod, with `generateName`, from `job` (the Job the plan was made for).
+    pub fn pod(&self, job: &Job) -> Pod {
+        template::pod_for(job, self.index, self.failure_counts)
+    }
 }
 
 /// Why a pod is deleted.
@@ -919,7 +930,7 @@ fn manage_job(ctx: &Ctx, s: &mut State) {
             (Some(ix), Some(_)) => Some(new_index_failure_counts(ctx, s.delayed_per_index.get(&ix).copied())),
             _ => None,
         };
-        s.creations.push(PodCreation { pod: template::pod_for(ctx.job, ix, counts), index: ix });
+        s.creations.push(PodCreation { index: ix, failure_counts: counts });
     }
     s.active += s.creations.len() as i32;
 }

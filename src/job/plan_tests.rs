@@ -1090,7 +1090,8 @@ fn backoff_limit_per_index() {
         &test_config(),
     );
     let c = p.creations.iter().find(|c| c.index == Some(0)).expect("index 0 retried");
-    let ann = c.pod.metadata.annotations.as_ref().unwrap();
+    let pod = c.pod(&job);
+    let ann = pod.metadata.annotations.as_ref().unwrap();
     assert_eq!(ann[JOB_INDEX_FAILURE_COUNT], "1");
 }
 
@@ -1310,4 +1311,21 @@ fn edge_cases() {
         ),
     ];
     run(cases);
+}
+
+#[test]
+fn planned_creations_hold_no_pod_and_build_the_templates_pod() {
+    // A wide Job's sync plans 500 creations: each used to hold a whole pod (the template copied),
+    // all at once, while 50 at most are in flight. A creation is now its index and counts only.
+    assert!(std::mem::size_of::<PodCreation>() <= 24, "{} bytes", std::mem::size_of::<PodCreation>());
+    for job in [
+        JobBuilder::new("big").completions(1000).parallelism(1000).build(),
+        JobBuilder::new("wide").indexed().completions(600).parallelism(600).build(),
+    ] {
+        let p = plan::<Pod>(&job, &[], at(0), &test_config());
+        assert_eq!(p.creations.len(), 500);
+        for c in &p.creations {
+            assert_eq!(c.pod(&job), super::template::pod_for(&job, c.index, c.failure_counts));
+        }
+    }
 }

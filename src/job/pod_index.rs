@@ -223,7 +223,7 @@ struct Group {
     /// Finish times of the settled `Failed` pods.
     failed: Times,
     /// The namespace and selector the settled pods were last checked against.
-    checked_for: Option<(String, Option<LabelSelector>)>,
+    checked_for: Option<Scope>,
     /// Settled pods not yet checked against [`Group::checked_for`].
     unchecked: Vec<Arc<str>>,
     /// Settled pods that did not match [`Group::checked_for`].
@@ -298,7 +298,7 @@ impl Group {
     /// Whether the settled pods were last checked against `job`'s namespace and selector.
     fn checked_against(&self, job: &Job) -> bool {
         let (ns, sel) = claim_scope(job);
-        self.checked_for.as_ref().is_some_and(|(n, s)| n == ns && s.as_ref() == sel)
+        self.checked_for.as_ref().is_some_and(|scope| scope.is(ns, sel))
     }
 
     /// Whether the claim check of the settled pods is up to date for `job`: nothing for
@@ -320,7 +320,7 @@ impl Group {
         } else {
             self.unchecked.clear();
             self.mismatched.clear();
-            self.checked_for = Some((ns.to_string(), sel.cloned()));
+            self.checked_for = Some(Scope::of(ns, sel));
             self.settled.keys().cloned().collect()
         };
         for uid in todo {
@@ -332,6 +332,66 @@ impl Group {
                 }
             }
         }
+    }
+}
+
+/// A namespace and selector as [`Group::checked_for`] keeps them: the selector as its JSON, not a
+/// copy (a `LabelSelector`'s `matchLabels` is a `BTreeMap`, whose leaf node alone is about half a
+/// KiB, kept for every Job). k8s-openapi writes every field that is set, in a fixed order, and
+/// `matchLabels` in key order, so two selectors are equal exactly when their JSON is.
+#[derive(Debug)]
+struct Scope {
+    ns: Box<str>,
+    selector: ScopeSelector,
+}
+
+#[derive(Debug)]
+enum ScopeSelector {
+    None,
+    Json(Box<str>),
+    /// Not serializable (never for a `LabelSelector`): equal to nothing, so the next sync checks
+    /// every settled pod again.
+    Unknown,
+}
+
+impl Scope {
+    fn of(ns: &str, sel: Option<&LabelSelector>) -> Self {
+        let selector = match sel {
+            None => ScopeSelector::None,
+            Some(sel) => serde_json::to_string(sel).map_or(ScopeSelector::Unknown, |j| ScopeSelector::Json(j.into())),
+        };
+        Self { ns: ns.into(), selector }
+    }
+
+    /// Whether this is `ns` and `sel` (compared without a copy of `sel`).
+    fn is(&self, ns: &str, sel: Option<&LabelSelector>) -> bool {
+        /// Accepts writes while they are the next bytes of `rest`.
+        struct Prefix<'a> {
+            rest: &'a [u8],
+        }
+        impl std::io::Write for Prefix<'_> {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                match self.rest.strip_prefix(buf) {
+                    Some(rest) => {
+                        self.rest = rest;
+                        Ok(buf.len())
+                    }
+                    None => Err(std::io::Error::other("differs")),
+                }
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        &*self.ns == ns
+            && match (&self.selector, sel) {
+                (ScopeSelector::None, None) => true,
+                (ScopeSelector::Json(json), Some(sel)) => {
+                    let mut w = Prefix { rest: json.as_bytes() };
+                    serde_json::to_writer(&mut w, sel).is_ok() && w.rest.is_empty()
+                }
+                _ => false,
+            }
     }
 }
 
@@ -884,5 +944,42 @@ mod tests {
         assert!(compact.container_statuses.is_empty(), "the succeeded one is kept without its containers");
         assert_eq!(compact.metadata.resource_version.as_deref(), Some("7"));
         assert!(idx.pods("u1").iter().all(|p| pods::name(&**p) == "live"), "`pods` lists the live ones");
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 500, ..Default::default() })]
+
+        /// The kept scope (the selector as JSON) says "same" exactly when the namespace and the
+        /// selector are equal, as the copy it replaces compared them.
+        #[test]
+        fn a_kept_scope_is_the_same_exactly_when_namespace_and_selector_are_equal(
+            a in (0u8..2, proptest::option::of(selector())),
+            b in (0u8..2, proptest::option::of(selector())),
+        ) {
+            use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+            let ns = |n: u8| ["ns", "n\"s"][n as usize];
+            let (sa, sb): (Option<LabelSelector>, Option<LabelSelector>) = (a.1, b.1);
+            let kept = super::Scope::of(ns(a.0), sa.as_ref());
+            proptest::prop_assert_eq!(kept.is(ns(b.0), sb.as_ref()), ns(a.0) == ns(b.0) && sa == sb);
+            proptest::prop_assert!(kept.is(ns(a.0), sa.as_ref()));
+        }
+    }
+
+    /// Selectors from a small alphabet (so that equal ones come often), with the set-but-empty and
+    /// unset variants of each field and strings that need escaping.
+    fn selector()
+    -> impl proptest::strategy::Strategy<Value = k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector> {
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
+        use proptest::prelude::*;
+        let word = || prop::sample::select(vec!["a", "b", "ab", "a\"b", ""]).prop_map(str::to_string);
+        let labels = prop::option::of(prop::collection::btree_map(word(), word(), 0..3));
+        let req = (
+            word(),
+            prop::sample::select(vec!["In", "NotIn", "Exists"]),
+            prop::option::of(prop::collection::vec(word(), 0..3)),
+        )
+            .prop_map(|(key, op, values)| LabelSelectorRequirement { key, operator: op.to_string(), values });
+        let exprs = prop::option::of(prop::collection::vec(req, 0..3));
+        (labels, exprs).prop_map(|(match_labels, match_expressions)| LabelSelector { match_expressions, match_labels })
     }
 }

@@ -78,7 +78,7 @@ impl World {
                 return;
             }
             self.seq += 1;
-            let mut p = c.pod.clone();
+            let mut p = c.pod(&self.job);
             let name = format!("{}{:05}", p.metadata.generate_name.clone().unwrap_or_default(), self.seq);
             p.metadata.name = Some(name.clone());
             p.metadata.uid = Some(format!("uid-{}", self.seq));

@@ -62,14 +62,15 @@ fn add_index_env(c: &mut Container) {
 /// `JOB_COMPLETION_INDEX` env var in every (init) container, and with backoffLimitPerIndex the
 /// index failure counts carried over from `replaced` (the index's last failed pod).
 pub fn pod_for(job: &Job, index: Option<i32>, failure_counts: Option<(i32, i32)>) -> Pod {
-    let spec = job.spec.clone().unwrap_or_default();
-    let template = spec.template;
+    // Only the template is copied (not the selector, policies and the rest of the spec).
+    let spec = job.spec.as_ref();
+    let template = spec.map(|s| s.template.clone()).unwrap_or_default();
     let tmeta = template.metadata.unwrap_or_default();
     let job_name = job.metadata.name.clone().unwrap_or_default();
     let job_uid = job.metadata.uid.clone().unwrap_or_default();
 
     let mut labels: BTreeMap<String, String> = tmeta.labels.unwrap_or_default();
-    if spec.manual_selector != Some(true) {
+    if spec.and_then(|s| s.manual_selector) != Some(true) {
         for (k, v) in [
             (CONTROLLER_UID, &job_uid),
             (JOB_NAME, &job_name),
