@@ -382,6 +382,11 @@ fn spawn_controller(kc: &Path, dir: &Path, n: usize) -> ChildProc {
             "false",
             "--admin-listen",
             "127.0.0.1:0",
+            // Unlimited, so that progress is bounded by the processes, not by kube-controller-manager's
+            // default 20 requests/s (at which the full run's 26,000 pods take ~45 min and a Job can
+            // go a minute without a status change, which the run would call stuck).
+            "--kube-api-qps",
+            "-1",
         ],
         Some(&log),
     )
