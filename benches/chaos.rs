@@ -44,7 +44,13 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::json;
 
-/// No status change for this long after the last restart makes an unfinished Job stuck.
+/// `jobwright local --pod-backoff-base` in local mode.
+const LOCAL_POD_BACKOFF: Duration = Duration::from_millis(100);
+/// `jobwright controller`'s pod back-off base (upstream's 10 s; its pods never fail in this run).
+const CONTROLLER_POD_BACKOFF: Duration = Duration::from_secs(10);
+
+/// No status change for this long after the last restart (and beyond the pod back-off the Job
+/// may be waiting out) makes an unfinished Job stuck.
 const STUCK_AFTER: Duration = Duration::from_secs(60);
 const TRACKING_FINALIZER: &str = "batch.kubernetes.io/job-tracking";
 const COMPLETION_INDEX: &str = "batch.kubernetes.io/job-completion-index";
@@ -267,13 +273,29 @@ fn lost(acked: &BTreeMap<String, String>, jobs: &[Job]) -> Vec<String> {
         .collect()
 }
 
+/// How long a Job may rightly wait for its next pod: with no pod active after `failed` pod
+/// failures, the Job controller's pod back-off (`base` doubled per failure after the first,
+/// at most 10 min, as upstream). `failed` counts every failure, so this is never less than the
+/// back-off upstream computes from the failures since the last success.
+fn backoff_allowance(job: &Job, base: Duration) -> Duration {
+    let status = job.status.as_ref();
+    let failed = status.and_then(|s| s.failed).unwrap_or(0);
+    if failed <= 0 || status.and_then(|s| s.active).unwrap_or(0) > 0 {
+        return Duration::ZERO;
+    }
+    base.saturating_mul(1u32 << (failed - 1).min(20) as u32).min(Duration::from_secs(600))
+}
+
 /// Waits, polling every `poll`, until every Job is finished or stuck; `restarted` is the last
-/// restart. Returns the last list and the stuck Jobs' names with their status.
+/// restart. A Job is stuck when its status has not changed for [`STUCK_AFTER`] beyond the pod
+/// back-off it may be waiting out ([`backoff_allowance`] with `pod_backoff_base`). Returns the
+/// last list and the stuck Jobs' names with their status.
 async fn wait_settled(
     client: &Client,
     tracker: &mut Tracker,
     restarted: Instant,
     poll: Duration,
+    pod_backoff_base: Duration,
 ) -> (Vec<Job>, Vec<String>) {
     loop {
         let jobs = list_jobs(client).await;
@@ -285,7 +307,7 @@ async fn wait_settled(
         }
         let quiet = |j: &&Job| {
             let (_, at) = &tracker.seen[&j.name_any()];
-            now.duration_since((*at).max(restarted)) >= STUCK_AFTER
+            now.duration_since((*at).max(restarted)) >= STUCK_AFTER + backoff_allowance(j, pod_backoff_base)
         };
         if unfinished.iter().all(quiet) {
             let stuck = unfinished.iter().map(|j| format!("{}: {}", j.name_any(), progress_key(j))).collect();
@@ -494,7 +516,8 @@ async fn controller_chaos(cfg: &ControllerChaos, seed: u64, dir: &Path) -> Figur
         controller = spawn_controller(&kc, dir, starts);
         restarted = Instant::now();
     }
-    let (jobs, stuck) = wait_settled(&client, &mut tracker, restarted, Duration::from_millis(500)).await;
+    let (jobs, stuck) =
+        wait_settled(&client, &mut tracker, restarted, Duration::from_millis(500), CONTROLLER_POD_BACKOFF).await;
     controller.assert_running();
     let pods = list_pods(&client).await;
     let (wrong, duplicate) = check_counts(&jobs, &pods);
@@ -537,10 +560,11 @@ fn spawn_local(kc: &Path, data: &Path, dir: &Path, n: usize) -> ChildProc {
             "--data-dir",
             data.to_str().expect("utf-8 path"),
             // Pods running at a kill end Failed on the restart; their Job waits out the pod
-            // back-off (doubling per failure) before replacing them. From 1 s instead of 10 s
-            // a back-off never outlasts the 60 s that make a Job stuck.
+            // back-off (doubling per failure) before replacing them, which the stuck check
+            // allows for. From 100 ms instead of 10 s, so that a Job whose pods (up to 4 at once)
+            // several kills failed finishes within the run (9 failures: 25.6 s, not 256 s).
             "--pod-backoff-base",
-            "1s",
+            "100ms",
         ],
         Some(&dir.join(format!("local-{n}.log"))),
     )
@@ -611,7 +635,7 @@ async fn local_chaos(cfg: &LocalChaos, seed: u64, dir: &Path) -> Figures {
     let mut local = spawn_local(&kc, &data, dir, cfg.rounds);
     let client = Client::try_from(common::wait_kubeconfig(&kc, &mut local).await).expect("client");
     let restarted = Instant::now();
-    let (jobs, stuck) = wait_settled(&client, &mut tracker, restarted, Duration::from_secs(1)).await;
+    let (jobs, stuck) = wait_settled(&client, &mut tracker, restarted, Duration::from_secs(1), LOCAL_POD_BACKOFF).await;
     local.assert_running();
     let acked = acked.lock().unwrap().clone();
     for l in lost(&acked, &jobs) {
