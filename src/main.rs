@@ -173,9 +173,9 @@ fn main() -> std::process::ExitCode {
     if args.nth(1).is_some_and(|a| a == jobwright::kubelet::podnet::POD_EXEC) {
         return jobwright::kubelet::podnet::pod_exec_main(args.collect());
     }
-    jobwright::ops::raise_open_files_limit();
+    let nofile = jobwright::ops::raise_open_files_limit();
     match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-        Ok(rt) => rt.block_on(async_main()),
+        Ok(rt) => rt.block_on(async_main(nofile)),
         Err(e) => {
             print_err(&format!("cannot start the async runtime: {e}"));
             std::process::ExitCode::FAILURE
@@ -183,7 +183,7 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-async fn async_main() -> std::process::ExitCode {
+async fn async_main(nofile: nix::Result<Option<(u64, u64)>>) -> std::process::ExitCode {
     let cli = Cli::parse();
     // One logging setup for every command: `--log-level`/`--log-format` where the command takes
     // them, colours only when stderr is a terminal (and NO_COLOR is unset).
@@ -198,6 +198,11 @@ async fn async_main() -> std::process::ExitCode {
     if let Err(e) = jobwright::telemetry::init_with_default(telemetry, default_filter) {
         print_err(&e);
         return std::process::ExitCode::FAILURE;
+    }
+    match nofile {
+        Ok(Some((soft, hard))) => tracing::debug!(from = soft, to = hard, "open files soft limit raised"),
+        Ok(None) => {}
+        Err(e) => tracing::debug!(error = %e, "could not raise the open files soft limit"),
     }
     let result = match cli.command {
         Command::Apiserver {

@@ -203,21 +203,17 @@ impl Ops {
 /// every Go program (kube-apiserver's and kube-controller-manager's included, Go 1.19+): a busy
 /// API server, `jobwright local`'s pod processes' pipes and the Service proxy's 4,096 connections
 /// need more than the 1,024 a login shell or systemd unit often gives. Returns the limits before
-/// (soft, hard) when it raised them. Processes started from ours (pods in `jobwright local`)
-/// inherit the raised limit, as containers get a high one from their runtime in clusters.
-pub fn raise_open_files_limit() -> Option<(u64, u64)> {
+/// (soft, hard) when it raised them (the caller logs, once logging is set up). Processes started
+/// from ours (pods in `jobwright local`) inherit the raised limit, as containers get a high one
+/// from their runtime in clusters.
+pub fn raise_open_files_limit() -> nix::Result<Option<(u64, u64)>> {
     use nix::sys::resource::{Resource, getrlimit, setrlimit};
-    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).ok()?;
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE)?;
     if soft >= hard {
-        return None;
+        return Ok(None);
     }
-    match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
-        Ok(()) => Some((soft, hard)),
-        Err(e) => {
-            tracing::debug!(error = %e, soft, hard, "could not raise the open files limit");
-            None
-        }
-    }
+    setrlimit(Resource::RLIMIT_NOFILE, hard, hard)?;
+    Ok(Some((soft, hard)))
 }
 
 #[cfg(test)]

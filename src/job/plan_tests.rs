@@ -1324,8 +1324,25 @@ fn planned_creations_hold_no_pod_and_build_the_templates_pod() {
     ] {
         let p = plan::<Pod>(&job, &[], at(0), &test_config());
         assert_eq!(p.creations.len(), 500);
+        let indexed = job.spec.as_ref().and_then(|s| s.completion_mode.as_deref()) == Some("Indexed");
+        let mut indexes = BTreeSet::new();
         for c in &p.creations {
-            assert_eq!(c.pod(&job), super::template::pod_for(&job, c.index, c.failure_counts));
+            // The pod a creation builds is its index's pod of this Job's template.
+            let pod = c.pod(&job);
+            let ix = pod.metadata.annotations.as_ref().and_then(|a| a.get(JOB_COMPLETION_INDEX)).cloned();
+            assert_eq!(ix, c.index.map(|i| i.to_string()));
+            let prefix = match c.index {
+                Some(i) => format!("{}-{i}-", job.metadata.name.as_deref().unwrap_or_default()),
+                None => format!("{}-", job.metadata.name.as_deref().unwrap_or_default()),
+            };
+            assert_eq!(pod.metadata.generate_name.as_deref(), Some(prefix.as_str()));
+            assert_eq!(c.index.is_some(), indexed);
+            if let Some(i) = c.index {
+                assert!(indexes.insert(i), "index {i} planned twice");
+            }
+        }
+        if indexed {
+            assert_eq!(indexes, (0..500).collect::<BTreeSet<i32>>(), "the lowest 500 indexes");
         }
     }
 }

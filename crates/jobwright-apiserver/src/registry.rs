@@ -206,7 +206,7 @@ impl Registry {
 
     /// Look up a resource by `apiVersion` and kind, as written in an object.
     pub fn by_kind(&self, api_version: &str, kind: &str) -> Option<ResourceInfo> {
-        self.read().iter().find(|r| r.api_version() == api_version && r.kind == kind).map(|r| (**r).clone())
+        self.read().iter().find(|r| r.kind == kind && r.api_version_is(api_version)).map(|r| (**r).clone())
     }
 
     /// Every served resource, in registration order.
